@@ -1,0 +1,15 @@
+/* uid.h: UUID generation and validation (libuuid), in the canonical
+ * lower-case 36-character text form. */
+#ifndef SVC_UID_H
+#define SVC_UID_H
+
+#include <stdbool.h>
+
+#define UID_STR_LEN 36 /* without the terminating NUL */
+
+/* Write a fresh random (version 4) UUID into out (UID_STR_LEN + 1 bytes). */
+void uid_generate(char out[UID_STR_LEN + 1]);
+/* True when s is exactly a canonical UUID text (any case, hyphens at 8-13-18-23). */
+bool uid_is_valid(const char *s);
+
+#endif
