@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 struct event_base;
+struct evbuffer;
 struct hs_server;
 struct hs_req;
 struct mtr_registry;
@@ -83,6 +84,9 @@ void hs_reply_json(struct hs_req *req, int status, json_t *body);
 /* Reply {"success": false, "error": <formatted text>}. */
 void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Reply with the bytes in buf, which is drained (stays the caller's). */
+void hs_reply_buffer(struct hs_req *req, int status, const char *content_type,
+                     struct evbuffer *buf);
 /* Reply with bytes as they are (copied). */
 void hs_reply_raw(struct hs_req *req, int status, const char *content_type,
                   const char *data, size_t len);

@@ -1,1 +1,109 @@
-int main(void){return 0;}
+/* main.c: the registry executable: options, store, registry core, API,
+ * then the shared service loop until SIGINT/SIGTERM. */
+#include "api.h"
+#include "config.h"
+#include "log.h"
+#include "registry.h"
+#include "service.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REG_PORT_DEFAULT 8500
+
+int main(int argc, char **argv)
+{
+    struct cfg_common common = {REG_PORT_DEFAULT, "127.0.0.1", "", "", "info"};
+    const char *data = "./registry.db";
+    const char *backend = "sqlite";
+    int64_t cleanup_ms = 1000, deregister_ms = 0;
+    const struct cfg_option opts[] = {
+        CFG_COMMON_OPTIONS(&common),
+        {"data", "DATA_PATH", CFG_STRING, &data, 0, 0, "PATH",
+         "SQLite file (':memory:' keeps memory only)"},
+        {"backend", "STORE_BACKEND", CFG_STRING, &backend, 0, 0, "NAME",
+         "store backend: sqlite or memory"},
+        {"cleanup-interval", "CLEANUP_INTERVAL", CFG_DURATION, &cleanup_ms, 10,
+         3600 * 1000, "DUR", "how often expired instances are looked for"},
+        {"deregister-after", "DEREGISTER_AFTER", CFG_DURATION, &deregister_ms, 0,
+         7 * 86400 * 1000LL, "DUR", "remove instances critical this long (0: 3 x ttl)"},
+    };
+    struct svc svc;
+    struct store *store = NULL;
+    struct reg_registry *reg = NULL;
+    struct reg_api *api = NULL;
+    struct reg_options ropt;
+    char err[512];
+    long loaded;
+    int rc = 1;
+
+    memset(&svc, 0, sizeof(svc));
+    log_init("registry");
+    switch (cfg_parse("registry", "The service registry: registration, TTL health, discovery.",
+                      opts, sizeof(opts) / sizeof(opts[0]), argc, argv, stdout, err,
+                      sizeof(err))) {
+    case CFG_EXIT:
+        return 0;
+    case CFG_ERROR:
+        fprintf(stderr, "registry: %s (see --help)\n", err);
+        return 2;
+    case CFG_OK:
+        break;
+    }
+    if (log_set_level_name(common.log_level) != 0) {
+        fprintf(stderr, "registry: --log-level: unknown level '%s'\n", common.log_level);
+        return 2;
+    }
+    if (strcmp(backend, "memory") == 0 || strcmp(data, ":memory:") == 0) {
+        store = store_memory_open();
+        backend = "memory";
+    } else if (strcmp(backend, "sqlite") == 0) {
+        store = store_sqlite_open(data, err, sizeof(err));
+    } else {
+        fprintf(stderr, "registry: --backend: unknown backend '%s' (sqlite or memory)\n",
+                backend);
+        return 2;
+    }
+    if (!store) {
+        fprintf(stderr, "registry: %s\n", err);
+        return 1;
+    }
+    memset(&ropt, 0, sizeof(ropt));
+    ropt.deregister_after_ms = deregister_ms;
+    reg = reg_new(store, &ropt);
+    if (!reg) {
+        fprintf(stderr, "registry: out of memory\n");
+        goto cleanup;
+    }
+    loaded = reg_load(reg, err, sizeof(err));
+    if (loaded < 0) {
+        fprintf(stderr, "registry: cannot load %s: %s\n", data, err);
+        goto cleanup;
+    }
+    if (strcmp(backend, "sqlite") == 0)
+        log_info("store: sqlite %s, %ld registrations loaded", data, loaded);
+    else
+        log_info("store: memory (nothing survives a restart)");
+    if (svc_init(&svc, "registry", err, sizeof(err)) != 0) {
+        fprintf(stderr, "registry: %s\n", err);
+        goto cleanup;
+    }
+    api = reg_api_new(&svc, reg, store, cleanup_ms);
+    if (!api) {
+        fprintf(stderr, "registry: cannot set up the API\n");
+        goto cleanup;
+    }
+    if (svc_listen(&svc, common.bind, common.port, err, sizeof(err)) != 0) {
+        fprintf(stderr, "registry: %s\n", err);
+        goto cleanup;
+    }
+    rc = svc_run(&svc);
+cleanup:
+    reg_api_free(api);
+    svc_free(&svc);
+    reg_free(reg);
+    store_close(store);
+    return rc;
+}

@@ -1,0 +1,137 @@
+/* service.c: start-up, signal handling and graceful shutdown shared by all
+ * executables (see service.h). */
+#include "service.h"
+
+#include "httpserver.h"
+#include "limits.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define SVC_DRAIN_POLL_MS 20
+
+int64_t svc_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Drain timer: leave the loop once nothing is in flight or time is up. */
+static void svc_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct svc *s = arg;
+    size_t requests = hs_inflight(s->http);
+    size_t own = s->busy ? s->busy(s->hook_arg) : 0;
+    struct timeval tv = {0, SVC_DRAIN_POLL_MS * 1000};
+
+    (void)fd;
+    (void)what;
+    if (requests == 0 && own == 0) {
+        log_info("drained; exiting");
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    if (svc_now_ms() >= s->drain_deadline_ms) {
+        log_warn("grace period of %lld ms over with %zu requests and %zu calls in flight; exiting",
+                 (long long)s->grace_ms, requests, own);
+        s->stopping = 2;
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    evtimer_add(s->drain_timer, &tv);
+}
+
+void svc_shutdown(struct svc *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    if (s->on_stop)
+        s->on_stop(s->hook_arg);
+    hs_stop_accepting(s->http);
+    s->drain_deadline_ms = svc_now_ms() + s->grace_ms;
+    svc_drain_cb(-1, 0, s);
+}
+
+static void svc_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct svc *s = arg;
+
+    (void)what;
+    if (s->stopping) {
+        log_warn("%s again; exiting now", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        s->stopping = 2;
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    log_info("%s received; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    svc_shutdown(s);
+}
+
+int svc_init(struct svc *s, const char *name, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = name;
+    s->grace_ms = LIM_SHUTDOWN_GRACE_MS;
+    signal(SIGPIPE, SIG_IGN);
+    s->base = event_base_new();
+    s->metrics = mtr_new();
+    if (!s->base || !s->metrics)
+        goto fail;
+    s->http = hs_server_new(s->base, name, NULL, s->metrics);
+    s->sigint = evsignal_new(s->base, SIGINT, svc_signal_cb, s);
+    s->sigterm = evsignal_new(s->base, SIGTERM, svc_signal_cb, s);
+    s->drain_timer = evtimer_new(s->base, svc_drain_cb, s);
+    if (!s->http || !s->sigint || !s->sigterm || !s->drain_timer)
+        goto fail;
+    if (evsignal_add(s->sigint, NULL) != 0 || evsignal_add(s->sigterm, NULL) != 0)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "cannot initialise the event loop");
+    return -1;
+}
+
+int svc_listen(struct svc *s, const char *bind, long port, char *err,
+               size_t errlen)
+{
+    int bound = 0;
+    const char *shown = bind;
+
+    if (hs_listen(s->http, bind, (int)port, &bound, err, errlen) != 0)
+        return -1;
+    s->port = bound;
+    if (strchr(bind, ':'))
+        log_info("listening on http://[%s]:%d", shown, bound);
+    else
+        log_info("listening on http://%s:%d", shown, bound);
+    return 0;
+}
+
+int svc_run(struct svc *s)
+{
+    event_base_dispatch(s->base);
+    return s->stopping == 2 ? 1 : 0;
+}
+
+void svc_free(struct svc *s)
+{
+    if (s->drain_timer)
+        event_free(s->drain_timer);
+    if (s->sigint)
+        event_free(s->sigint);
+    if (s->sigterm)
+        event_free(s->sigterm);
+    hs_server_free(s->http);
+    mtr_free(s->metrics);
+    if (s->base)
+        event_base_free(s->base);
+    memset(s, 0, sizeof(*s));
+}
