@@ -5,7 +5,7 @@
  * Replies are counted in the metrics registry with their latency. */
 #include "httpserver.h"
 
-#include "limits.h"
+#include "svc_limits.h"
 #include "log.h"
 #include "metrics.h"
 

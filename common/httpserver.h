@@ -34,7 +34,7 @@ struct hs_limits {
 };
 
 /* Create a server on base (borrowed), naming service (borrowed) in logs and
- * /health. limits may be NULL for the defaults in limits.h. metrics is
+ * /health. limits may be NULL for the defaults in svc_limits.h. metrics is
  * borrowed and may be NULL. Caller frees with hs_server_free. */
 struct hs_server *hs_server_new(struct event_base *base, const char *service,
                                 const struct hs_limits *limits,

@@ -3,7 +3,7 @@
 #include "service.h"
 
 #include "httpserver.h"
-#include "limits.h"
+#include "svc_limits.h"
 #include "log.h"
 #include "metrics.h"
 

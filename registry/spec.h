@@ -4,7 +4,7 @@
 #ifndef REG_SPEC_H
 #define REG_SPEC_H
 
-#include "limits.h"
+#include "svc_limits.h"
 
 #include <jansson.h>
 #include <stdbool.h>

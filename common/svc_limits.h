@@ -1,7 +1,7 @@
-/* limits.h: every size, count and time bound the services enforce, named in
+/* svc_limits.h: every size, count and time bound the services enforce, named in
  * one place so the README, the code and the tests agree on them. */
-#ifndef SVC_LIMITS_H
-#define SVC_LIMITS_H
+#ifndef SVC_SVC_LIMITS_H
+#define SVC_SVC_LIMITS_H
 
 /* HTTP server */
 #define LIM_BODY_MAX (1024 * 1024)          /* request body accepted, bytes */
