@@ -10,11 +10,13 @@
 #include <stdio.h>
 
 enum cfg_kind {
-    CFG_STRING,   /* target: const char ** (borrowed from argv/environ) */
+    CFG_STRING,   /* target: const char ** (borrowed from argv/environ);
+                     a variable set to "" counts as set */
     CFG_INT,      /* target: long *, checked against [min, max] */
     CFG_DURATION, /* target: int64_t * milliseconds; "500ms", "10s", "1m", "2h";
                      a bare number means seconds; checked against [min, max] ms */
-    CFG_FLAG,     /* target: int *, set to 1; from env: 1/true/yes or 0/false/no */
+    CFG_FLAG,     /* target: int *, set to 1 by the flag (which takes no value);
+                     from env, any case: 1/true/yes/on or 0/false/no/off */
 };
 
 struct cfg_option {
@@ -54,8 +56,12 @@ enum cfg_result {
     CFG_ERROR = -1 /* err says what was wrong; exit non-zero */
 };
 
-/* Parse env then argv into the targets of opts[0..n). --help and --version
- * are added and print to out. Positional arguments are an error.
+/* Parse env then argv into the targets of opts[0..n). --help (-h) and
+ * --version (-V) are added and print to out (stdout when NULL); they win
+ * over everything else, and --help shows the defaults the targets hold on
+ * entry. Positional arguments are an error. On CFG_ERROR, err (may be NULL)
+ * names the flag or variable at fault, and some targets may already have
+ * been set. Borrows everything; string targets point into argv/environ.
  * Resets getopt state, so it may be called more than once (tests). */
 enum cfg_result cfg_parse(const char *prog, const char *summary,
                           const struct cfg_option *opts, size_t n, int argc,

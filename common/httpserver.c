@@ -271,7 +271,7 @@ json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
         snprintf(err, errlen, "request body is empty; expected JSON");
         return NULL;
     }
-    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root)
         snprintf(err, errlen, "invalid JSON at line %d column %d: %s",
                  jerr.line, jerr.column, jerr.text);

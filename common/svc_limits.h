@@ -12,6 +12,9 @@
 #define LIM_ROUTES_MAX 64                   /* routes per server */
 #define LIM_PATH_SEGMENTS_MAX 16            /* segments in a routed path */
 
+/* Logging */
+#define LIM_LOG_LINE_MAX 4096               /* one log line with its newline (PIPE_BUF) */
+
 /* Registry data model */
 #define LIM_NAME_MAX 128                    /* [A-Za-z0-9._-]{1,128} */
 #define LIM_TYPE_MAX 128                    /* same alphabet as names */

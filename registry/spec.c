@@ -259,7 +259,7 @@ int reg_spec_parse_text(const char *text, size_t len, struct reg_spec *spec,
                         char *err, size_t errlen)
 {
     json_error_t jerr;
-    json_t *body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *body = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     int rc;
 
     if (!body) {
