@@ -29,10 +29,12 @@ enum hc_error {
 struct hc_response {
     enum hc_error error;   /* HC_OK when status is meaningful */
     long status;           /* HTTP status, 0 when error != HC_OK */
-    const char *body;      /* NUL-terminated; borrowed, valid during the callback */
+    const char *body;      /* NUL-terminated; borrowed, valid during the callback;
+                              "" (length 0) when error != HC_OK */
     size_t body_len;
-    const char *error_msg; /* human text for error (e.g. "connection refused"); borrowed */
-    double elapsed_ms;     /* from hc_request to completion */
+    const char *error_msg; /* human text for error (e.g. "connection refused",
+                              "timeout"); "" for HC_OK; never NULL; borrowed */
+    double elapsed_ms;     /* from hc_send to completion */
 };
 
 /* Called once per request from the event loop, after the transfer is
@@ -40,32 +42,39 @@ struct hc_response {
 typedef void (*hc_done_fn)(const struct hc_response *resp, void *arg);
 
 struct hc_request {
-    const char *method;       /* "GET", "POST", "PUT", "DELETE" */
+    const char *method;       /* "GET", "POST", "PUT", "DELETE"; NULL: GET */
     const char *url;
     const char *body;         /* copied; NULL for none */
     size_t body_len;
-    const char *content_type; /* default "application/json" when body set */
-    long timeout_ms;          /* 0: HC_TIMEOUT_DEFAULT_MS */
+    const char *content_type; /* default "application/json" when body set;
+                                 no CR/LF */
+    long timeout_ms;          /* whole transfer; <= 0: HC_TIMEOUT_DEFAULT_MS */
 };
 
 /* Create a client on base (borrowed; must outlive the client).
+ * The first call also runs curl_global_init (not thread-safe: call it before
+ * starting threads); curl_global_cleanup is never called.
  * Returns NULL on failure; caller frees with hc_client_free. */
 struct hc_client *hc_client_new(struct event_base *base)
     __attribute__((warn_unused_result));
 
 /* Cancel every request still in flight (their callbacks are not called)
- * and free the client. Accepts NULL. Must not be called from a callback. */
+ * and free the client. Accepts NULL. Meant for shutdown, outside callbacks;
+ * if called from a done callback, the rest of the teardown is deferred until
+ * that callback returns (hc_send on the client then returns NULL). */
 void hc_client_free(struct hc_client *c);
 
 /* Start a request; everything in req is copied. done(resp, arg) runs later
- * from the loop, never before hc_send returns. Returns a handle valid until
- * done runs or hc_cancel is called, or NULL when the request could not be
- * started (done is then never called). */
+ * from the loop, never before hc_send returns (done may be NULL). Returns a
+ * handle valid until done returns or hc_cancel is called, or NULL when the
+ * request could not be started or req is invalid (done is then never
+ * called). */
 struct hc_call *hc_send(struct hc_client *c, const struct hc_request *req,
                         hc_done_fn done, void *arg)
     __attribute__((warn_unused_result));
 
-/* Abandon a call still in flight: its callback is not called. */
+/* Abandon a call still in flight: its callback is not called. Accepts
+ * NULL; a no-op on the call whose done is running. */
 void hc_cancel(struct hc_call *call);
 
 /* Number of calls in flight (for shutdown and tests). */

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# deps.sh: install the Debian/Ubuntu packages the build and the tests need,
+# only those missing, with sudo when not root. Sourced-safe: run it directly.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libevent-dev libcurl4-openssl-dev libjansson-dev uuid-dev libsqlite3-dev
+  uthash-dev libcmocka-dev python3 curl
+)
+if [ "${1:-}" = "--test" ]; then
+  PACKAGES+=(clang)   # the sanitizer pass and the fuzz harness
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

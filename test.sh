@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# test.sh: install what is missing, build and run every test with ctest.
+#   ./test.sh            the default build (build/)
+#   ./test.sh --sanitize the same tests under AddressSanitizer + UBSan (build-asan/)
+#   ./test.sh --fuzz N   also run the libFuzzer harness for N seconds (clang)
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/deps.sh --test
+
+dir=build type=RelWithDebInfo fuzz=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sanitize) dir=build-asan type=Asan ;;
+    --fuzz) fuzz="${2:?--fuzz needs seconds}"; shift ;;
+    *) echo "test.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DSVC_WERROR=ON >/dev/null
+cmake --build "$dir" -j"$(nproc)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd "$dir" && ctest --output-on-failure -j2)
+
+if [ "$fuzz" != 0 ]; then
+  CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSVC_FUZZ=ON -DSVC_TESTS=ON >/dev/null
+  cmake --build build-fuzz -j"$(nproc)" --target fuzz_spec
+  corpus=$(mktemp -d)
+  trap 'rm -rf "$corpus"' EXIT
+  cp tests/fuzz/corpus/* "$corpus"/
+  build-fuzz/bin/fuzz_spec -max_total_time="$fuzz" -print_final_stats=1 "$corpus"
+fi
