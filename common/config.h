@@ -38,17 +38,24 @@ struct cfg_common {
     const char *log_level;  /* --log-level / LOG_LEVEL */
 };
 
-#define CFG_COMMON_OPTIONS(c)                                                   \
+/* Options of every listening service: --port, --bind, --log-level. */
+#define CFG_SERVER_OPTIONS(c)                                                   \
     {"port", "PORT", CFG_INT, &(c)->port, 0, 65535, "PORT",                     \
      "TCP port to listen on (0: ephemeral)"},                                   \
     {"bind", "BIND", CFG_STRING, &(c)->bind, 0, 0, "ADDR",                      \
      "address to bind (containers use 0.0.0.0)"},                               \
+    {"log-level", "LOG_LEVEL", CFG_STRING, &(c)->log_level, 0, 0, "LEVEL",      \
+     "debug, info, warn or error"}
+
+/* Options of the services that register with the registry. */
+#define CFG_PEER_OPTIONS(c)                                                     \
     {"registry", "REGISTRY_URL", CFG_STRING, &(c)->registry, 0, 0, "URL[,URL]", \
      "registry base URL(s)"},                                                   \
     {"advertise", "ADVERTISE_HOST", CFG_STRING, &(c)->advertise, 0, 0, "HOST",  \
-     "host other services use to reach this one"},                              \
-    {"log-level", "LOG_LEVEL", CFG_STRING, &(c)->log_level, 0, 0, "LEVEL",      \
-     "debug, info, warn or error"}
+     "host other services use to reach this one"}
+
+/* Both sets. */
+#define CFG_COMMON_OPTIONS(c) CFG_SERVER_OPTIONS(c), CFG_PEER_OPTIONS(c)
 
 enum cfg_result {
     CFG_OK = 0,    /* options parsed; run */

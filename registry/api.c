@@ -100,7 +100,7 @@ static void api_register(struct hs_req *req, void *arg)
         hs_reply_error(req, 500, "could not register: %s", err);
         return;
     }
-    log_debug("%s %s at %s:%d (ttl %d s)", created ? "registered" : "re-registered", id,
+    log_info("%s %s at %s:%d (ttl %d s)", created ? "registered" : "re-registered", id,
               spec.host, spec.port, spec.ttl);
     reg_spec_clear(&spec);
     api_schedule_flush(api);
@@ -125,7 +125,7 @@ static void api_deregister(struct hs_req *req, void *arg)
         hs_reply_error(req, 404, "service '%.200s' not found", id);
         return;
     }
-    log_debug("deregistered %s", id);
+    log_info("deregistered %s", id);
     api_schedule_flush(api);
     api_reply_message(req, 200, "Service deregistered successfully");
 }

@@ -20,7 +20,7 @@ int main(int argc, char **argv)
     const char *backend = "sqlite";
     int64_t cleanup_ms = 1000, deregister_ms = 0;
     const struct cfg_option opts[] = {
-        CFG_COMMON_OPTIONS(&common),
+        CFG_SERVER_OPTIONS(&common),
         {"data", "DATA_PATH", CFG_STRING, &data, 0, 0, "PATH",
          "SQLite file (':memory:' keeps memory only)"},
         {"backend", "STORE_BACKEND", CFG_STRING, &backend, 0, 0, "NAME",
