@@ -1,0 +1,54 @@
+/* discovery.h: a local cache of the passing instances of the services a
+ * process calls, refreshed from the registry every refresh interval (1 s by
+ * default) with GET /v1/services?name=X&health=passing. When the registry
+ * cannot be reached the last list is kept, so traffic between services that
+ * are up survives a registry outage. */
+#ifndef SVC_DISCOVERY_H
+#define SVC_DISCOVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "svc_limits.h"
+
+struct event_base;
+struct hc_client;
+struct ru_list;
+struct disc_client;
+
+#define DISC_NAMES_MAX 8        /* services watched per process */
+#define DISC_INSTANCES_MAX 256  /* instances kept per service */
+#define DISC_REFRESH_MS_DEFAULT 1000
+
+struct disc_instance {
+    char id[LIM_ID_MAX + 1];
+    char host[LIM_HOST_MAX + 1];
+    int port;
+};
+
+/* base, hc and urls are borrowed and must outlive the client. */
+struct disc_client *disc_new(struct event_base *base, struct hc_client *hc,
+                             struct ru_list *urls, int64_t refresh_ms)
+    __attribute__((warn_unused_result));
+
+/* Keep a cache for service name (copied) from now on; the first refresh
+ * starts at once. 0, or -1 when DISC_NAMES_MAX are watched already. */
+int disc_watch(struct disc_client *d, const char *name)
+    __attribute__((warn_unused_result));
+
+/* Copy up to max cached instances of name into out; returns how many.
+ * 0 when none is known (yet). The order is the registry's. */
+size_t disc_list(const struct disc_client *d, const char *name,
+                 struct disc_instance *out, size_t max);
+
+/* Whether at least one refresh of name has succeeded. */
+bool disc_known(const struct disc_client *d, const char *name);
+
+/* Stop refreshing (for shutdown); the cache stays readable. */
+void disc_stop(struct disc_client *d);
+
+/* Cancel refreshes in flight and free. Accepts NULL. */
+void disc_free(struct disc_client *d);
+
+#endif

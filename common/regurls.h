@@ -1,0 +1,30 @@
+/* regurls.h: the registry addresses a service knows (--registry URL[,URL]),
+ * validated once, with a cursor that fails over to the next one when the
+ * current one does not answer. */
+#ifndef SVC_REGURLS_H
+#define SVC_REGURLS_H
+
+#include <stddef.h>
+
+#define RU_URLS_MAX 8
+#define RU_URL_MAX 256
+
+struct ru_list {
+    char urls[RU_URLS_MAX][RU_URL_MAX]; /* without trailing '/' */
+    size_t n;
+    size_t current;
+};
+
+/* Parse "http://host:port[,http://host:port...]" (spaces around commas
+ * allowed). Only http:// with a host; a port and a path prefix are optional.
+ * Returns 0, or -1 with err naming the bad entry. */
+int ru_parse(struct ru_list *l, const char *spec, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The URL in use (borrowed from l). */
+const char *ru_current(const struct ru_list *l);
+
+/* Move to the next URL (wrapping); returns the new current one. */
+const char *ru_failover(struct ru_list *l);
+
+#endif
