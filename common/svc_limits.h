@@ -29,4 +29,9 @@
 #define LIM_TTL_DEFAULT 30                  /* seconds */
 #define LIM_ID_MAX (LIM_NAME_MAX + 1 + 36)  /* "<name>-<uuid4>" */
 
+/* Messages (facade and logging) */
+#define LIM_MSG_MAX (64 * 1024)             /* bytes of one message text */
+#define LIM_BATCH_MAX 1024                  /* messages in one POST /logging batch */
+#define LIM_BATCH_BYTES (512 * 1024)        /* body of one batch the facade sends */
+
 #endif

@@ -1,1 +1,581 @@
-/* placeholder */
+/* replicate.c: replication of messages to logging-service instances with
+ * rendezvous placement, failover, backoff and batching (see replicate.h).
+ *
+ * Objects: a rep_msg per message being stored (refcounted: the message
+ * itself and every item queued or in flight for it); a rep_lane per logging
+ * instance (its queue of items and its batches in flight), hung on the
+ * instance's upstream record; a rep_call per batch POST. */
+#include "replicate.h"
+
+#include "discovery.h"
+#include "httpclient.h"
+#include "log.h"
+#include "rendezvous.h"
+#include "service.h"
+#include "svc_limits.h"
+#include "uid.h"
+#include "upstream.h"
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+struct rep_msg;
+struct rep_lane;
+
+/* One copy of a message queued for, or in flight to, one instance. */
+struct rep_item {
+    struct rep_msg *m;        /* holds a reference */
+    struct rep_lane *lane;    /* borrowed */
+    struct rep_item *prev, *next; /* in lane->queue while queued */
+};
+
+struct rep_msg {
+    struct rep_ctx *ctx;
+    char uuid[UID_STR_LEN + 1];
+    char *text;               /* owned */
+    size_t text_len;
+    int64_t ts;
+    int64_t deadline;         /* monotonic ms */
+    unsigned attempt;         /* failures so far */
+    int refs;
+    bool finished;
+    struct up_instance *stored[REP_INSTANCES_MAX];
+    size_t nstored;
+    struct up_instance *inflight[REP_INSTANCES_MAX];
+    size_t ninflight;
+    struct up_instance *tried[REP_INSTANCES_MAX]; /* failed this round */
+    size_t ntried;
+    char last_error[512];
+    char last_target[300];
+    struct event *timer;      /* owned: backoff wake-up or deadline */
+    rep_done_fn done;
+    void *done_arg;
+    struct rep_msg *prev, *next; /* in ctx->msgs while not finished */
+};
+
+struct rep_lane {
+    struct rep_ctx *ctx;
+    struct up_instance *up;   /* borrowed; up->user points back here */
+    char host[LIM_HOST_MAX + 1];
+    int port;
+    char url[LIM_HOST_MAX + 32];
+    struct rep_item *queue;   /* utlist DL */
+    size_t queued;
+    int calls;                /* batches in flight */
+    bool dirty;               /* in ctx->dirty */
+    struct rep_lane *dirty_next;
+};
+
+struct rep_call {
+    struct rep_lane *lane;
+    struct rep_item **items;  /* owned array */
+    size_t n;
+    struct hc_call *call;
+    struct rep_call *prev, *next; /* in ctx->calls */
+};
+
+struct rep_ctx {
+    struct event_base *base;
+    struct hc_client *hc;
+    struct disc_client *disc;
+    struct up_table *ups;
+    struct rep_options opt;
+    struct event *flush;      /* owned: sends the dirty lanes' queues */
+    struct rep_lane *dirty;   /* singly linked */
+    struct rep_msg *msgs;     /* unfinished messages (utlist DL) */
+    struct rep_call *calls;   /* batches in flight (utlist DL) */
+    size_t pending;
+};
+
+static void rep_attempt(struct rep_msg *m);
+
+/* ---------------------------------------------------------------------- */
+/* messages */
+
+static void rep_msg_unref(struct rep_msg *m)
+{
+    if (--m->refs > 0)
+        return;
+    if (m->timer)
+        event_free(m->timer);
+    free(m->text);
+    free(m);
+}
+
+/* Finish m once: reply through done, forget it in the context. */
+static void rep_finish(struct rep_msg *m, int status, const char *error)
+{
+    struct rep_ctx *r = m->ctx;
+
+    if (m->finished)
+        return;
+    m->finished = true;
+    evtimer_del(m->timer);
+    DL_DELETE(r->msgs, m);
+    r->pending--;
+    m->done(status, error, m->done_arg);
+    rep_msg_unref(m);
+}
+
+static bool rep_has(struct up_instance *const *set, size_t n, const struct up_instance *u)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (set[i] == u)
+            return true;
+    return false;
+}
+
+static void rep_remove(struct up_instance **set, size_t *n, const struct up_instance *u)
+{
+    size_t i;
+
+    for (i = 0; i < *n; i++) {
+        if (set[i] == u) {
+            set[i] = set[--*n];
+            return;
+        }
+    }
+}
+
+static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rep_msg *m = arg;
+    int64_t now = svc_now_ms();
+
+    (void)fd;
+    (void)what;
+    if (now >= m->deadline) {
+        char why[600];
+
+        snprintf(why, sizeof(why), "no logging-service instance stored it within %lld ms: %s",
+                 (long long)m->ctx->opt.deadline_ms,
+                 m->last_error[0] ? m->last_error : "no passing instance known");
+        rep_finish(m, 503, why);
+        return;
+    }
+    m->ntried = 0;
+    rep_attempt(m);
+}
+
+static void rep_arm(struct rep_msg *m, int64_t delay_ms)
+{
+    struct timeval tv;
+
+    if (delay_ms < 0)
+        delay_ms = 0;
+    tv.tv_sec = (time_t)(delay_ms / 1000);
+    tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
+    evtimer_add(m->timer, &tv);
+}
+
+/* ---------------------------------------------------------------------- */
+/* lanes and batches */
+
+static struct rep_lane *rep_lane_get(struct rep_ctx *r, const struct disc_instance *in)
+{
+    struct up_instance *u = up_get(r->ups, REP_SERVICE, in->host, in->port);
+    struct rep_lane *lane;
+
+    if (!u)
+        return NULL;
+    if (u->user)
+        return u->user;
+    lane = calloc(1, sizeof(*lane));
+    if (!lane)
+        return NULL;
+    lane->ctx = r;
+    lane->up = u;
+    snprintf(lane->host, sizeof(lane->host), "%s", in->host);
+    lane->port = in->port;
+    if (strchr(in->host, ':'))
+        snprintf(lane->url, sizeof(lane->url), "http://[%s]:%d/logging", in->host, in->port);
+    else
+        snprintf(lane->url, sizeof(lane->url), "http://%s:%d/logging", in->host, in->port);
+    u->user = lane;
+    return lane;
+}
+
+static void rep_mark_dirty(struct rep_lane *lane)
+{
+    struct rep_ctx *r = lane->ctx;
+
+    if (!lane->dirty) {
+        lane->dirty = true;
+        lane->dirty_next = r->dirty;
+        r->dirty = lane;
+    }
+    if (!event_pending(r->flush, EV_TIMEOUT, NULL))
+        event_active(r->flush, EV_TIMEOUT, 0);
+}
+
+/* The outcome of one item: a copy stored, or failed (retryable or not). */
+static void rep_item_done(struct rep_item *it, int status, const char *error)
+{
+    struct rep_msg *m = it->m;
+    struct up_instance *u = it->lane->up;
+
+    rep_remove(m->inflight, &m->ninflight, u);
+    if (!m->finished) {
+        if (status == 200 || status == 201) {
+            if (!rep_has(m->stored, m->nstored, u) && m->nstored < REP_INSTANCES_MAX)
+                m->stored[m->nstored++] = u;
+            rep_attempt(m);
+        } else if (status == 409) {
+            rep_finish(m, 409, "this uuid is already stored with a different message");
+        } else if (status == 400) {
+            char why[600];
+
+            snprintf(why, sizeof(why), "logging-service %.260s refused the message: %.200s", u->key,
+                     error ? error : "bad request");
+            rep_finish(m, 502, why);
+        } else {
+            m->attempt++;
+            u->retries++;
+            snprintf(m->last_error, sizeof(m->last_error), "%s", error ? error : "failed");
+            snprintf(m->last_target, sizeof(m->last_target), "%s", u->key);
+            if (m->ntried < REP_INSTANCES_MAX && !rep_has(m->tried, m->ntried, u))
+                m->tried[m->ntried++] = u;
+            log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s", REP_SERVICE, u->key,
+                     m->attempt, m->last_error);
+            rep_attempt(m);
+        }
+    }
+    rep_msg_unref(m);
+    free(it);
+}
+
+static void rep_call_fail_all(struct rep_call *c, const char *error)
+{
+    size_t i;
+
+    for (i = 0; i < c->n; i++)
+        rep_item_done(c->items[i], 503, error);
+}
+
+static void rep_send_lane(struct rep_lane *lane);
+
+/* Completion of one batch POST. */
+static void rep_call_done(const struct hc_response *resp, void *arg)
+{
+    struct rep_call *c = arg;
+    struct rep_lane *lane = c->lane;
+    struct rep_ctx *r = lane->ctx;
+    json_t *root = NULL, *results;
+    bool transport_ok = resp->error == HC_OK && resp->status < 500 && resp->status != 429;
+    char why[200];
+    size_t i;
+
+    DL_DELETE(r->calls, c);
+    lane->calls--;
+    up_record(r->ups, lane->up, transport_ok, resp->elapsed_ms);
+    if (resp->error != HC_OK) {
+        rep_call_fail_all(c, resp->error_msg);
+        goto out;
+    }
+    root = json_loadb(resp->body, resp->body_len, 0, NULL);
+    results = json_object_get(root, "results");
+    if (resp->status != 200 || !json_is_array(results) || json_array_size(results) != c->n) {
+        const char *err = json_string_value(json_object_get(root, "error"));
+
+        snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, err ? ": " : "",
+                 err ? err : "");
+        for (i = 0; i < c->n; i++)
+            rep_item_done(c->items[i],
+                          (resp->status >= 500 || resp->status == 429 || resp->status == 200)
+                              ? 503
+                              : 400,
+                          why);
+        goto out;
+    }
+    for (i = 0; i < c->n; i++) {
+        json_t *res = json_array_get(results, i);
+        json_int_t st = json_integer_value(json_object_get(res, "status"));
+
+        rep_item_done(c->items[i], (int)st, json_string_value(json_object_get(res, "error")));
+    }
+out:
+    json_decref(root);
+    free(c->items);
+    free(c);
+    if (lane->queued > 0)
+        rep_send_lane(lane);
+}
+
+/* Send as many batches from lane's queue as its in-flight bound allows. */
+static void rep_send_lane(struct rep_lane *lane)
+{
+    struct rep_ctx *r = lane->ctx;
+
+    while (lane->queued > 0 && lane->calls < REP_LANE_INFLIGHT) {
+        struct rep_call *c = calloc(1, sizeof(*c));
+        size_t cap = lane->queued < LIM_BATCH_MAX ? lane->queued : LIM_BATCH_MAX;
+        json_t *arr = json_array();
+        char *body = NULL;
+        size_t bytes = 2;
+        struct hc_request req;
+
+        if (!c || !arr || !(c->items = calloc(cap, sizeof(*c->items)))) {
+            free(c ? c->items : NULL);
+            free(c);
+            json_decref(arr);
+            return; /* stays queued; the next completion or store retries */
+        }
+        c->lane = lane;
+        while (lane->queue && c->n < cap && bytes < LIM_BATCH_BYTES) {
+            struct rep_item *it = lane->queue;
+
+            DL_DELETE(lane->queue, it);
+            lane->queued--;
+            c->items[c->n++] = it;
+            bytes += it->m->text_len + 100;
+            json_array_append_new(arr, json_pack("{s:s, s:s#, s:I}", "uuid", it->m->uuid,
+                                                 "msg", it->m->text, it->m->text_len, "ts",
+                                                 (json_int_t)it->m->ts));
+        }
+        if (!up_allow(r->ups, lane->up)) {
+            json_decref(arr);
+            rep_call_fail_all(c, "circuit breaker open");
+            free(c->items);
+            free(c);
+            continue;
+        }
+        body = json_dumps(arr, JSON_COMPACT);
+        json_decref(arr);
+        memset(&req, 0, sizeof(req));
+        req.method = "POST";
+        req.url = lane->url;
+        req.body = body ? body : "[]";
+        req.body_len = body ? strlen(body) : 2;
+        req.timeout_ms = REP_CALL_TIMEOUT_MS;
+        c->call = body ? hc_send(r->hc, &req, rep_call_done, c) : NULL;
+        free(body);
+        if (!c->call) {
+            up_record(r->ups, lane->up, false, 0);
+            rep_call_fail_all(c, "could not start the request");
+            free(c->items);
+            free(c);
+            continue;
+        }
+        lane->calls++;
+        DL_APPEND(r->calls, c);
+    }
+}
+
+/* End of a loop turn with copies queued: send them. */
+static void rep_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rep_ctx *r = arg;
+
+    (void)fd;
+    (void)what;
+    while (r->dirty) {
+        struct rep_lane *lane = r->dirty;
+
+        r->dirty = lane->dirty_next;
+        lane->dirty = false;
+        rep_send_lane(lane);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* placement */
+
+/* Queue a copy of m for the instance in; 0 or -1 on OOM. */
+static int rep_enqueue(struct rep_msg *m, struct rep_lane *lane)
+{
+    struct rep_item *it = calloc(1, sizeof(*it));
+
+    if (!it)
+        return -1;
+    it->m = m;
+    it->lane = lane;
+    m->refs++;
+    m->inflight[m->ninflight++] = lane->up;
+    DL_APPEND(lane->queue, it);
+    lane->queued++;
+    rep_mark_dirty(lane);
+    return 0;
+}
+
+/* Decide what m needs now: finish, send copies, or wait and retry. */
+static void rep_attempt(struct rep_msg *m)
+{
+    struct rep_ctx *r = m->ctx;
+    struct disc_instance insts[REP_INSTANCES_MAX];
+    const char *keys[REP_INSTANCES_MAX];
+    char keybuf[REP_INSTANCES_MAX][LIM_HOST_MAX + 8];
+    size_t order[REP_INSTANCES_MAX];
+    size_t n = disc_list(r->disc, REP_SERVICE, insts, REP_INSTANCES_MAX), need, i;
+    int64_t now = svc_now_ms(), delay;
+
+    if (m->finished)
+        return;
+    need = n < (size_t)r->opt.replicas ? n : (size_t)r->opt.replicas;
+    if (need > 0 && m->nstored >= need) {
+        rep_finish(m, 200, NULL);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        snprintf(keybuf[i], sizeof(keybuf[i]), "%s:%d", insts[i].host, insts[i].port);
+        keys[i] = keybuf[i];
+    }
+    rv_rank(m->uuid, keys, n, order);
+    for (i = 0; i < n && m->nstored + m->ninflight < need; i++) {
+        struct rep_lane *lane = rep_lane_get(r, &insts[order[i]]);
+
+        if (!lane)
+            break;
+        if (rep_has(m->stored, m->nstored, lane->up) ||
+            rep_has(m->inflight, m->ninflight, lane->up) ||
+            rep_has(m->tried, m->ntried, lane->up))
+            continue;
+        if (up_is_open(r->ups, lane->up)) {
+            if (m->ntried < REP_INSTANCES_MAX)
+                m->tried[m->ntried++] = lane->up;
+            snprintf(m->last_error, sizeof(m->last_error), "circuit breaker open for %.300s",
+                     lane->up->key);
+            continue;
+        }
+        if (rep_enqueue(m, lane) != 0)
+            break;
+    }
+    if (m->ninflight > 0) {
+        rep_arm(m, m->deadline - now); /* the deadline holds while copies fly */
+        return;
+    }
+    /* Nothing can take a copy now: wait, then try every instance again. */
+    if (n == 0)
+        snprintf(m->last_error, sizeof(m->last_error), "no passing %s instance known",
+                 REP_SERVICE);
+    delay = bo_next_delay_ms(&r->opt.backoff, m->attempt, now, m->deadline);
+    m->attempt++;
+    if (delay < 0) {
+        rep_arm(m, m->deadline - now);
+        return;
+    }
+    log_warn("retrying POST %s %s (attempt %u) in %lld ms: %s", REP_SERVICE,
+             m->last_target[0] ? m->last_target : "(none)", m->attempt, (long long)delay,
+             m->last_error);
+    rep_arm(m, delay);
+}
+
+/* ---------------------------------------------------------------------- */
+
+struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc,
+                        struct disc_client *disc, struct up_table *ups,
+                        const struct rep_options *opt)
+{
+    struct rep_ctx *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    r->base = base;
+    r->hc = hc;
+    r->disc = disc;
+    r->ups = ups;
+    r->opt = *opt;
+    if (r->opt.replicas < 1)
+        r->opt.replicas = 1;
+    if (r->opt.replicas > REP_REPLICAS_MAX)
+        r->opt.replicas = REP_REPLICAS_MAX;
+    r->flush = event_new(base, -1, 0, rep_flush_cb, r);
+    if (!r->flush) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len,
+              int64_t ts, rep_done_fn done, void *arg)
+{
+    struct rep_msg *m = calloc(1, sizeof(*m));
+
+    if (!m)
+        return -1;
+    m->text = malloc(msg_len + 1);
+    m->timer = evtimer_new(r->base, rep_timer_cb, m);
+    if (!m->text || !m->timer) {
+        free(m->text);
+        if (m->timer)
+            event_free(m->timer);
+        free(m);
+        return -1;
+    }
+    memcpy(m->text, msg, msg_len);
+    m->text[msg_len] = '\0';
+    m->text_len = msg_len;
+    snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
+    m->ctx = r;
+    m->ts = ts;
+    m->deadline = svc_now_ms() + r->opt.deadline_ms;
+    m->refs = 1;
+    m->done = done;
+    m->done_arg = arg;
+    DL_APPEND(r->msgs, m);
+    r->pending++;
+    /* Placement starts from the loop, so done never runs inside rep_store. */
+    rep_arm(m, 0);
+    m->ntried = 0;
+    return 0;
+}
+
+size_t rep_pending(const struct rep_ctx *r)
+{
+    return r->pending;
+}
+
+static void rep_lane_free(struct up_instance *u, void *arg)
+{
+    struct rep_lane *lane = u->user;
+    struct rep_item *it, *tmp;
+
+    (void)arg;
+    if (!lane)
+        return;
+    DL_FOREACH_SAFE(lane->queue, it, tmp)
+    {
+        DL_DELETE(lane->queue, it);
+        rep_msg_unref(it->m);
+        free(it);
+    }
+    free(lane);
+    u->user = NULL;
+}
+
+void rep_free(struct rep_ctx *r)
+{
+    struct rep_call *c, *ctmp;
+    struct rep_msg *m, *mtmp;
+    size_t i;
+
+    if (!r)
+        return;
+    DL_FOREACH_SAFE(r->calls, c, ctmp)
+    {
+        DL_DELETE(r->calls, c);
+        hc_cancel(c->call);
+        for (i = 0; i < c->n; i++) {
+            rep_msg_unref(c->items[i]->m);
+            free(c->items[i]);
+        }
+        free(c->items);
+        free(c);
+    }
+    up_foreach(r->ups, rep_lane_free, NULL);
+    DL_FOREACH_SAFE(r->msgs, m, mtmp)
+    {
+        DL_DELETE(r->msgs, m);
+        m->finished = true;
+        rep_msg_unref(m);
+    }
+    event_free(r->flush);
+    free(r);
+}

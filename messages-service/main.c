@@ -1,1 +1,78 @@
-int main(void){return 0;}
+/* main.c: messages-service: GET /messages answers a fixed message (set with
+ * --message / MESSAGE). It registers itself with the registry like every
+ * service so the facade finds it through discovery. */
+#include "config.h"
+#include "httpserver.h"
+#include "log.h"
+#include "peer.h"
+#include "service.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MSG_PORT_DEFAULT 5002
+#define MSG_TEXT_MAX 4096
+
+static const char *msg_text = "not implemented yet";
+
+/* GET /messages */
+static void msg_get(struct hs_req *req, void *arg)
+{
+    (void)arg;
+    hs_reply_json(req, 200, json_pack("{s:s}", "message", msg_text));
+}
+
+int main(int argc, char **argv)
+{
+    struct cfg_common common = {MSG_PORT_DEFAULT, "127.0.0.1", "", "", "info"};
+    int64_t ttl_ms = PEER_TTL_S_DEFAULT * 1000;
+    const struct cfg_option opts[] = {
+        CFG_COMMON_OPTIONS(&common),
+        {"ttl", "TTL", CFG_DURATION, &ttl_ms, 1000, 86400 * 1000LL, "DUR",
+         "registration lease, renewed every ttl/3"},
+        {"message", "MESSAGE", CFG_STRING, &msg_text, 0, 0, "TEXT",
+         "the text GET /messages answers"},
+    };
+    struct svc svc;
+    struct peer peer;
+    char err[512];
+    int rc = 1;
+
+    memset(&svc, 0, sizeof(svc));
+    memset(&peer, 0, sizeof(peer));
+    log_init("messages-service");
+    switch (cfg_parse("messages-service", "Answers GET /messages with a fixed message.", opts,
+                      sizeof(opts) / sizeof(opts[0]), argc, argv, stdout, err, sizeof(err))) {
+    case CFG_EXIT:
+        return 0;
+    case CFG_ERROR:
+        fprintf(stderr, "messages-service: %s (see --help)\n", err);
+        return 2;
+    case CFG_OK:
+        break;
+    }
+    if (log_set_level_name(common.log_level) != 0) {
+        fprintf(stderr, "messages-service: --log-level: unknown level '%s'\n", common.log_level);
+        return 2;
+    }
+    if (strlen(msg_text) > MSG_TEXT_MAX) {
+        fprintf(stderr, "messages-service: --message: longer than %d bytes\n", MSG_TEXT_MAX);
+        return 2;
+    }
+    if (svc_init(&svc, "messages-service", err, sizeof(err)) != 0 ||
+        hs_route(svc.http, HS_GET, "/messages", msg_get, NULL) != 0) {
+        fprintf(stderr, "messages-service: cannot set up: %s\n", err);
+        goto cleanup;
+    }
+    if (svc_listen(&svc, common.bind, common.port, err, sizeof(err)) != 0 ||
+        peer_start(&peer, &svc, &common, "messages-service", (int)(ttl_ms / 1000), err,
+                   sizeof(err)) != 0) {
+        fprintf(stderr, "messages-service: %s\n", err);
+        goto cleanup;
+    }
+    rc = svc_run(&svc);
+cleanup:
+    peer_free(&peer);
+    svc_free(&svc);
+    return rc;
+}

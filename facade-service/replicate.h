@@ -1,0 +1,57 @@
+/* replicate.h: the facade's write path. A message gets stored on `replicas`
+ * distinct passing logging-service instances chosen by rendezvous hashing of
+ * its uuid; a copy whose instance fails moves to the next instance in that
+ * order; when no instance can take a copy the message waits with
+ * exponential backoff and full jitter, up to its deadline. Copies waiting
+ * for the same instance are sent together as one batch POST per loop turn
+ * (group commit), at most REP_LANE_INFLIGHT batches in flight per instance. */
+#ifndef FC_REPLICATE_H
+#define FC_REPLICATE_H
+
+#include "backoff.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct hc_client;
+struct disc_client;
+struct up_table;
+struct rep_ctx;
+
+#define REP_SERVICE "logging-service"
+#define REP_REPLICAS_DEFAULT 2
+#define REP_REPLICAS_MAX 8
+#define REP_CALL_TIMEOUT_MS 2000   /* one batch POST */
+#define REP_LANE_INFLIGHT 2        /* batches in flight per instance */
+#define REP_INSTANCES_MAX 64       /* instances considered per message */
+
+struct rep_options {
+    int replicas;              /* copies per message, 1..REP_REPLICAS_MAX */
+    int64_t deadline_ms;       /* per message, from rep_store */
+    struct bo_policy backoff;  /* waits when no instance can take a copy */
+};
+
+/* Outcome of one message: status 200 (stored on every chosen replica),
+ * 409 (the uuid holds another message), 502 (an instance refused it) or
+ * 503 (deadline passed); error is NULL on 200, else borrowed text. */
+typedef void (*rep_done_fn)(int status, const char *error, void *arg);
+
+/* All pointers borrowed; they must outlive the context. Caller frees. */
+struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc,
+                        struct disc_client *disc, struct up_table *ups,
+                        const struct rep_options *opt)
+    __attribute__((warn_unused_result));
+
+/* Begin storing (uuid, msg, ts); msg is copied. done runs later from the
+ * loop, exactly once, never before rep_store returns. 0, or -1 on OOM. */
+int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len,
+              int64_t ts, rep_done_fn done, void *arg) __attribute__((warn_unused_result));
+
+/* Messages not finished yet (for the shutdown drain). */
+size_t rep_pending(const struct rep_ctx *r);
+
+/* Drop everything (callbacks are not called) and free. Accepts NULL. */
+void rep_free(struct rep_ctx *r);
+
+#endif

@@ -1,0 +1,31 @@
+/* routes.h: the facade's HTTP routes: POST /facade (store a message through
+ * the replicator), GET /facade (fan out to logging and messages instances and
+ * merge) and GET /stats (upstream breakers and counters). */
+#ifndef FC_ROUTES_H
+#define FC_ROUTES_H
+
+#include <stddef.h>
+
+struct svc;
+struct hc_client;
+struct disc_client;
+struct up_table;
+struct rep_ctx;
+struct fc_routes;
+
+#define FC_GET_TIMEOUT_MS 2000 /* each fan-out call of GET /facade */
+
+/* Add the routes to svc's server. Everything is borrowed and must outlive
+ * the routes. NULL on failure; caller frees with fc_routes_free. */
+struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc,
+                                struct disc_client *disc, struct up_table *ups,
+                                struct rep_ctx *rep) __attribute__((warn_unused_result));
+
+/* GET /facade requests still gathering answers. */
+size_t fc_routes_pending(const struct fc_routes *f);
+
+/* Cancel the fan-outs in flight (their requests stay unanswered and are
+ * dropped with the server) and free. Accepts NULL. */
+void fc_routes_free(struct fc_routes *f);
+
+#endif
