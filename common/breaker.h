@@ -46,18 +46,25 @@ struct brk_breaker {
 /* Fill cfg with the defaults above. */
 void brk_config_default(struct brk_config *cfg);
 
-/* Initialise b closed with cfg (NULL: defaults). */
+/* Initialise b closed with a copy of cfg (NULL: defaults). window is
+ * clamped to [1, BRK_WINDOW_MAX], min_calls to [1, window], probes to at
+ * least 1; consecutive 0 or rate_percent 0 disables that trigger. */
 void brk_init(struct brk_breaker *b, const struct brk_config *cfg);
 
 /* May a call go out now? Moves open -> half-open when the cool-down is
- * over and counts the admitted probe. A caller told true must report the
- * call's outcome with brk_record. */
+ * over and counts the admitted probe; half-open admits `probes` calls in
+ * all (outstanding + succeeded) and refuses the rest. A caller told true
+ * must report the call's outcome with brk_record, or a half-open breaker
+ * waits for it forever. */
 bool brk_allow(struct brk_breaker *b, int64_t now_ms);
 
-/* Report the outcome of an admitted call. */
+/* Report the outcome of an admitted call. While open the result is late
+ * (the call was admitted before the breaker opened) and is ignored; so is a
+ * half-open result with no probe outstanding. */
 void brk_record(struct brk_breaker *b, bool success, int64_t now_ms);
 
-/* The state as seen at now (open turns half-open once the cool-down ends). */
+/* The state as seen at now (open reads half-open once the cool-down ends);
+ * pure: b is not changed. */
 enum brk_state brk_state_at(const struct brk_breaker *b, int64_t now_ms);
 
 const char *brk_state_name(enum brk_state s); /* "closed", "open", "half_open" */

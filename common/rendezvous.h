@@ -8,11 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The weight of (key, node): a 64-bit hash of both. */
+/* The weight of (key, node): a 64-bit hash of both (FNV-1a 64 over key,
+ * a 0x00 byte and node, then the splitmix64 finaliser). Unseeded and
+ * byte-wise, so stable across runs and platforms; NULL reads as "". */
 uint64_t rv_weight(const char *key, const char *node);
 
-/* Sort order[0..n) (indexes into nodes) by descending weight for key;
- * ties broken by node string. nodes are borrowed. */
+/* Fill order[0..n) (the caller's array) with the indexes into nodes
+ * sorted by descending weight for key; ties broken by strcmp of the node
+ * strings, then by index. key and nodes are borrowed; no allocation. */
 void rv_rank(const char *key, const char *const *nodes, size_t n, size_t *order);
 
 #endif
