@@ -38,11 +38,12 @@ struct reg_bucket {
     UT_hash_handle hh;
 };
 
+/* Kept small: with 100k instances every byte counts 100k times. The strings
+ * share one allocation; metadata lives only in the stored document. */
 struct reg_instance {
-    char id[LIM_ID_MAX + 1];
-    char *name, *host, *type;   /* owned */
+    char *strs;                 /* owned: "id\0name\0host\0type\0tag\0...tag\0\0" */
+    const char *id, *name, *host, *type, *tags; /* into strs; tags ends at "" */
     int port, ttl;
-    json_t *tags, *metadata;    /* owned references */
     char *doc;                  /* owned: the stored registration, a JSON object */
     size_t doc_len;
     int64_t heartbeat_ms;
@@ -199,12 +200,8 @@ static void reg_instance_free(struct reg_instance *in)
 {
     if (!in)
         return;
-    free(in->name);
-    free(in->host);
-    free(in->type);
+    free(in->strs);
     free(in->doc);
-    json_decref(in->tags);
-    json_decref(in->metadata);
     free(in);
 }
 
@@ -221,35 +218,48 @@ static char *reg_doc_new(const char *id, const struct reg_spec *spec)
     return doc;
 }
 
-/* Fill in's registration fields from spec, taking ownership of doc.
- * On failure in is unchanged and doc is freed. */
-static int reg_instance_set(struct reg_instance *in, const struct reg_spec *spec,
-                            char *doc)
+/* Fill in's registration fields from spec under id (copied), taking
+ * ownership of doc. On failure in is unchanged and doc is freed. The
+ * instance must not be in the id table (its key lives in the strings). */
+static int reg_instance_set(struct reg_instance *in, const char *id,
+                            const struct reg_spec *spec, char *doc)
 {
-    char *name = strdup(spec->name), *host = strdup(spec->host);
-    char *type = strdup(spec->type);
-    json_t *tags = json_deep_copy(spec->tags), *meta = json_deep_copy(spec->metadata);
+    const char *fixed[4] = {id, spec->name, spec->host, spec->type};
+    const json_t *tag;
+    size_t len = 1, i, off = 0;
+    char *strs;
 
-    if (!name || !host || !type || !tags || !meta) {
-        free(name);
-        free(host);
-        free(type);
+    for (i = 0; i < 4; i++)
+        len += strlen(fixed[i]) + 1;
+    json_array_foreach(spec->tags, i, tag)
+        len += json_string_length(tag) + 1;
+    strs = malloc(len);
+    if (!strs) {
         free(doc);
-        json_decref(tags);
-        json_decref(meta);
         return -1;
     }
-    free(in->name);
-    free(in->host);
-    free(in->type);
+    for (i = 0; i < 4; i++) {
+        size_t n = strlen(fixed[i]) + 1;
+
+        memcpy(strs + off, fixed[i], n);
+        off += n;
+    }
+    json_array_foreach(spec->tags, i, tag)
+    {
+        size_t n = json_string_length(tag) + 1;
+
+        memcpy(strs + off, json_string_value(tag), n);
+        off += n;
+    }
+    strs[off] = '\0';
+    free(in->strs);
     free(in->doc);
-    json_decref(in->tags);
-    json_decref(in->metadata);
-    in->name = name;
-    in->host = host;
-    in->type = type;
-    in->tags = tags;
-    in->metadata = meta;
+    in->strs = strs;
+    in->id = strs;
+    in->name = in->id + strlen(in->id) + 1;
+    in->host = in->name + strlen(in->name) + 1;
+    in->type = in->host + strlen(in->host) + 1;
+    in->tags = in->type + strlen(in->type) + 1;
     in->doc = doc;
     in->doc_len = strlen(doc);
     in->port = spec->port;
@@ -373,31 +383,25 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec,
     if (in) {
         /* Update in place: unlink, change, link again as passing. */
         reg_unlink_all(r, in);
-        if (reg_instance_set(in, spec, doc) != 0 || reg_link(r, in, now) != 0) {
-            HASH_DEL(r->by_id, in);
-            reg_instance_free(in);
-            r->stats.instances--;
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
+        HASH_DEL(r->by_id, in);
+        r->stats.instances--;
         *created = false;
     } else {
         in = calloc(1, sizeof(*in));
-        if (!in || reg_instance_set(in, spec, doc) != 0) {
-            free(in);
+        if (!in) {
+            free(doc);
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        memcpy(in->id, id, sizeof(id));
-        if (reg_link(r, in, now) != 0) {
-            reg_instance_free(in);
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        HASH_ADD_STR(r->by_id, id, in);
-        r->stats.instances++;
         *created = true;
     }
+    if (reg_instance_set(in, id, spec, doc) != 0 || reg_link(r, in, now) != 0) {
+        reg_instance_free(in);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
+    r->stats.instances++;
     r->stats.registered++;
     memcpy(id_out, id, sizeof(id));
     return 0;
@@ -460,14 +464,11 @@ const struct reg_instance *reg_get(const struct reg_registry *r, const char *id)
 /* Whether in carries tag. */
 static bool reg_has_tag(const struct reg_instance *in, const char *tag)
 {
-    size_t i;
-    const json_t *t;
+    const char *t;
 
-    json_array_foreach(in->tags, i, t)
-    {
-        if (strcmp(json_string_value(t), tag) == 0)
+    for (t = in->tags; *t; t += strlen(t) + 1)
+        if (strcmp(t, tag) == 0)
             return true;
-    }
     return false;
 }
 
@@ -612,18 +613,22 @@ static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *a
         return in ? 0 : -1;
     }
     in = calloc(1, sizeof(*in));
-    if (!in || reg_instance_set(in, &spec, copy) != 0) {
+    if (!in) {
+        free(copy);
+        reg_spec_clear(&spec);
+        return -1;
+    }
+    if (reg_instance_set(in, id, &spec, copy) != 0) {
         free(in);
         reg_spec_clear(&spec);
         return -1;
     }
     reg_spec_clear(&spec);
-    snprintf(in->id, sizeof(in->id), "%s", id);
     if (reg_link(r, in, reg_now(r)) != 0) {
         reg_instance_free(in);
         return -1;
     }
-    HASH_ADD_STR(r->by_id, id, in);
+    HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
     r->stats.instances++;
     return 0;
 }
