@@ -27,28 +27,35 @@ struct disc_instance {
     int port;
 };
 
-/* base, hc and urls are borrowed and must outlive the client. */
+/* base, hc and urls are borrowed and must outlive the client (urls may be
+ * shared with the registry client). refresh_ms <= 0 means
+ * DISC_REFRESH_MS_DEFAULT. NULL on allocation failure. */
 struct disc_client *disc_new(struct event_base *base, struct hc_client *hc,
                              struct ru_list *urls, int64_t refresh_ms)
     __attribute__((warn_unused_result));
 
 /* Keep a cache for service name (copied) from now on; the first refresh
- * starts at once. 0, or -1 when DISC_NAMES_MAX are watched already. */
+ * starts at once. Watching a name again is a no-op. 0, or -1 when
+ * DISC_NAMES_MAX are watched already, name is empty or over LIM_NAME_MAX,
+ * or after disc_stop. */
 int disc_watch(struct disc_client *d, const char *name)
     __attribute__((warn_unused_result));
 
-/* Copy up to max cached instances of name into out; returns how many.
- * 0 when none is known (yet). The order is the registry's. */
+/* Copy up to max cached instances of name into out (the caller's);
+ * returns how many. 0 when none is known (yet) or none is passing. The
+ * order is the registry's. */
 size_t disc_list(const struct disc_client *d, const char *name,
                  struct disc_instance *out, size_t max);
 
 /* Whether at least one refresh of name has succeeded. */
 bool disc_known(const struct disc_client *d, const char *name);
 
-/* Stop refreshing (for shutdown); the cache stays readable. */
+/* Stop refreshing and cancel the refreshes in flight (for shutdown); the
+ * cache stays readable. */
 void disc_stop(struct disc_client *d);
 
-/* Cancel refreshes in flight and free. Accepts NULL. */
+/* Cancel refreshes in flight and free. Accepts NULL. Call it before
+ * hc_client_free of the client it uses, and not from inside a callback. */
 void disc_free(struct disc_client *d);
 
 #endif

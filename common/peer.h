@@ -6,10 +6,10 @@
 #define SVC_PEER_H
 
 #include "regurls.h"
+#include "service.h"
 
 #include <stddef.h>
 
-struct svc;
 struct cfg_common;
 struct hc_client;
 struct rc_client;
@@ -24,17 +24,30 @@ struct peer {
     struct rc_client *rc;       /* owned */
     struct disc_client *disc;   /* owned */
     char advertise[256];        /* host registered for this instance */
+    svc_stop_fn next_on_stop;   /* s's hooks before peer_start, chained */
+    svc_busy_fn next_busy;
+    void *next_arg;
 };
 
-/* Parse the registry URLs of c, create the client and discovery cache,
- * register s (already listening) as name with ttl_s, and hook deregistration
- * into s's shutdown. A registry that is down is not an error: registration
- * goes on in the background. Returns 0, or -1 with err (bad URL). */
+/* Parse the registry URLs of c (NULL or "": http://127.0.0.1:8500), create
+ * the client and discovery cache, register s (already listening) as name
+ * with ttl_s (<= 0: PEER_TTL_S_DEFAULT), and hook deregistration into s's
+ * shutdown: s->on_stop, s->busy and s->hook_arg point at p afterwards, and
+ * the hooks s had before are chained (called after the peer's own). The
+ * advertised host is c->advertise if set, else c->bind unless it is a
+ * wildcard, else the first non-loopback IPv4 address, else the host name.
+ * A registry that is down is not an error: registration goes on in the
+ * background. Borrows s, c and name (s must outlive p; c and name are not
+ * kept). Returns 0, or -1 with err (bad URL or option, out of memory);
+ * peer_free cleans up either way. */
 int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c,
                const char *name, int ttl_s, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Free in reverse order. Accepts a zeroed struct. */
+/* Free discovery, registration and the HTTP client, in that order (calls
+ * still in flight are cancelled), and give s its own hooks back. Call it
+ * after the loop has stopped, before svc_free. Accepts a zeroed struct;
+ * leaves p zeroed. */
 void peer_free(struct peer *p);
 
 #endif

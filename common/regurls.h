@@ -16,12 +16,14 @@ struct ru_list {
 };
 
 /* Parse "http://host:port[,http://host:port...]" (spaces around commas
- * allowed). Only http:// with a host; a port and a path prefix are optional.
- * Returns 0, or -1 with err naming the bad entry. */
+ * allowed). Only http:// with a host (name, IPv4 or [IPv6]); a port and a
+ * path prefix are optional; trailing '/' are dropped. Returns 0, or -1 with
+ * err (may be NULL) naming the bad entry, e.g. "'htp://x' is not an
+ * http:// URL", and l emptied (n == 0). */
 int ru_parse(struct ru_list *l, const char *spec, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* The URL in use (borrowed from l). */
+/* The URL in use (borrowed from l); "" for an empty list. */
 const char *ru_current(const struct ru_list *l);
 
 /* Move to the next URL (wrapping); returns the new current one. */
