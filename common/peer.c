@@ -22,7 +22,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PEER_REGISTRY_DEFAULT "http://127.0.0.1:8500"
 #define PEER_ERR_MAX 256
 
 /* svc on_stop hook: deregister, stop refreshing, then the service's own

@@ -16,6 +16,7 @@ struct rc_client;
 struct disc_client;
 
 #define PEER_TTL_S_DEFAULT 10
+#define PEER_REGISTRY_DEFAULT "http://127.0.0.1:8500"
 
 struct peer {
     struct svc *svc;            /* borrowed */

@@ -36,7 +36,7 @@ static size_t fc_busy(void *arg)
 
 int main(int argc, char **argv)
 {
-    struct cfg_common common = {FC_PORT_DEFAULT, "127.0.0.1", "", "", "info"};
+    struct cfg_common common = {FC_PORT_DEFAULT, "127.0.0.1", PEER_REGISTRY_DEFAULT, "", "info"};
     int64_t ttl_ms = PEER_TTL_S_DEFAULT * 1000;
     long replicas = REP_REPLICAS_DEFAULT;
     int64_t deadline_ms = BO_DEADLINE_MS_DEFAULT, base_ms = BO_BASE_MS_DEFAULT;

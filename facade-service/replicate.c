@@ -461,7 +461,7 @@ static void rep_attempt(struct rep_msg *m)
         return;
     }
     log_warn("retrying POST %s %s (attempt %u) in %lld ms: %s", REP_SERVICE,
-             m->last_target[0] ? m->last_target : "(none)", m->attempt, (long long)delay,
+             m->last_target[0] ? m->last_target : "(no instance)", m->attempt, (long long)delay,
              m->last_error);
     rep_arm(m, delay);
 }

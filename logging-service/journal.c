@@ -1,1 +1,611 @@
-/* placeholder */
+/* journal.c: the append-only JSON-lines journal (see journal.h).
+ *
+ * Appends are one write(2) of every new line on an O_APPEND descriptor, so
+ * a batch reaches the OS whole or, after a crash in the middle, as a prefix
+ * that replay recognises as a torn tail. A failed append is cut back off
+ * with ftruncate, so the file only ever holds acknowledged lines (plus, at
+ * worst, one torn tail that the next start removes).
+ *
+ * With --fsync everysec the fdatasync runs on a background thread woken
+ * once a second, as Redis does: an fdatasync can take a long time on a busy
+ * disk and must not stall the event loop, which only sets a "dirty" flag.
+ * Everything else runs on the caller's thread. */
+#include "journal.h"
+
+#include "lg_limits.h"
+#include "log.h"
+#include "uid.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define JN_PATH_MAX 4096
+
+struct jn_journal {
+    int fd;                      /* -1: memory only */
+    char *path;                  /* owned; "" when memory only */
+    enum jn_fsync policy;
+    off_t size;                  /* end of the last good line: where appends go */
+    bool torn;                   /* a failed append left bytes we could not cut off */
+    atomic_bool dirty;           /* appended since the last fdatasync */
+    atomic_int sync_errno;       /* last background fdatasync failure, 0 when fine */
+    atomic_uint_least64_t writes, bytes, syncs, errors;
+    /* background sync (JN_FSYNC_EVERYSEC only) */
+    pthread_t syncer;
+    bool syncer_started;
+    bool sync_ready;             /* mu and wake initialised */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;         /* CLOCK_MONOTONIC; signalled by jn_close */
+    bool stop;                   /* guarded by mu */
+};
+
+/* A growable byte buffer for the lines of one append. */
+struct jn_buf {
+    char *data; /* owned */
+    size_t len;
+    size_t cap;
+};
+
+static void jn_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Fill err (may be NULL) with a formatted message. */
+static void jn_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---------------------------------------------------------------------- */
+
+int jn_fsync_parse(const char *name, enum jn_fsync *out)
+{
+    if (!name)
+        return -1;
+    if (strcasecmp(name, "always") == 0)
+        *out = JN_FSYNC_ALWAYS;
+    else if (strcasecmp(name, "everysec") == 0)
+        *out = JN_FSYNC_EVERYSEC;
+    else if (strcasecmp(name, "no") == 0)
+        *out = JN_FSYNC_NO;
+    else
+        return -1;
+    return 0;
+}
+
+const char *jn_fsync_name(enum jn_fsync policy)
+{
+    switch (policy) {
+    case JN_FSYNC_ALWAYS: return "always";
+    case JN_FSYNC_EVERYSEC: return "everysec";
+    case JN_FSYNC_NO: return "no";
+    }
+    return "?";
+}
+
+int jn_prepare_dir(const char *dir, char *err, size_t errlen)
+{
+    char path[JN_PATH_MAX];
+    struct stat st;
+    size_t len = dir ? strlen(dir) : 0;
+    size_t i;
+
+    if (len == 0 || len >= sizeof(path)) {
+        jn_fail(err, errlen, "data directory '%s' is empty or too long", dir ? dir : "");
+        return -1;
+    }
+    memcpy(path, dir, len + 1);
+    /* mkdir -p: each parent in turn, then dir itself. */
+    for (i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        if (path[i - 1] == '/')
+            continue;
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            jn_fail(err, errlen, "cannot create data directory %s: %s", path, strerror(errno));
+            return -1;
+        }
+        path[i] = i == len ? '\0' : '/';
+    }
+    if (stat(dir, &st) != 0) {
+        jn_fail(err, errlen, "cannot use data directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        jn_fail(err, errlen, "data directory %s is not a directory", dir);
+        return -1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        jn_fail(err, errlen, "data directory %s is not writable: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+
+/* The background syncer: once a second, fdatasync if anything was written
+ * (or if the last attempt failed, to notice the recovery). */
+static void *jn_syncer_main(void *arg)
+{
+    struct jn_journal *j = arg;
+    struct timespec deadline;
+
+    pthread_mutex_lock(&j->mu);
+    while (!j->stop) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += JN_SYNC_INTERVAL_MS / 1000;
+        deadline.tv_nsec += (long)(JN_SYNC_INTERVAL_MS % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        while (!j->stop && pthread_cond_timedwait(&j->wake, &j->mu, &deadline) != ETIMEDOUT)
+            ;
+        if (j->stop)
+            break;
+        pthread_mutex_unlock(&j->mu);
+        if (atomic_exchange(&j->dirty, false) || atomic_load(&j->sync_errno) != 0) {
+            if (fdatasync(j->fd) != 0) {
+                int e = errno;
+
+                atomic_store(&j->dirty, true);
+                atomic_fetch_add(&j->errors, 1);
+                if (atomic_exchange(&j->sync_errno, e) == 0)
+                    log_error("fdatasync %s failed: %s; refusing writes until it succeeds",
+                              j->path, strerror(e));
+            } else {
+                atomic_fetch_add(&j->syncs, 1);
+                if (atomic_exchange(&j->sync_errno, 0) != 0)
+                    log_info("fdatasync %s works again; accepting writes", j->path);
+            }
+        }
+        pthread_mutex_lock(&j->mu);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* Start the syncer thread. 0, or -1 with err. */
+static int jn_syncer_start(struct jn_journal *j, char *err, size_t errlen)
+{
+    pthread_condattr_t attr;
+    int rc;
+
+    if (pthread_condattr_init(&attr) != 0) {
+        jn_fail(err, errlen, "cannot start the fsync thread");
+        return -1;
+    }
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(&j->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0) {
+        jn_fail(err, errlen, "cannot start the fsync thread");
+        return -1;
+    }
+    if (pthread_mutex_init(&j->mu, NULL) != 0) {
+        pthread_cond_destroy(&j->wake);
+        jn_fail(err, errlen, "cannot start the fsync thread");
+        return -1;
+    }
+    j->sync_ready = true;
+    rc = pthread_create(&j->syncer, NULL, jn_syncer_main, j);
+    if (rc != 0) {
+        jn_fail(err, errlen, "cannot start the fsync thread: %s", strerror(rc));
+        return -1;
+    }
+    j->syncer_started = true;
+    return 0;
+}
+
+struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync policy,
+                           char *err, size_t errlen)
+{
+    struct jn_journal *j = calloc(1, sizeof(*j));
+    struct stat st;
+    size_t dlen = dir ? strlen(dir) : 0;
+    int n;
+
+    if (!j) {
+        jn_fail(err, errlen, "out of memory");
+        return NULL;
+    }
+    j->fd = -1;
+    j->policy = policy;
+    atomic_init(&j->dirty, false);
+    atomic_init(&j->sync_errno, 0);
+    atomic_init(&j->writes, 0);
+    atomic_init(&j->bytes, 0);
+    atomic_init(&j->syncs, 0);
+    atomic_init(&j->errors, 0);
+    if (dlen == 0) {
+        j->path = strdup("");
+        if (!j->path)
+            goto oom;
+        return j;
+    }
+    j->path = malloc(JN_PATH_MAX);
+    if (!j->path)
+        goto oom;
+    n = snprintf(j->path, JN_PATH_MAX, "%s%s%s", dir, dir[dlen - 1] == '/' ? "" : "/", file);
+    if (n < 0 || n >= JN_PATH_MAX) {
+        jn_fail(err, errlen, "journal path in %s is too long", dir);
+        goto fail;
+    }
+    j->fd = open(j->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (j->fd < 0) {
+        jn_fail(err, errlen, "cannot open journal %s: %s", j->path, strerror(errno));
+        goto fail;
+    }
+    if (flock(j->fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            jn_fail(err, errlen, "journal %s is in use by another process", j->path);
+        else
+            jn_fail(err, errlen, "cannot lock journal %s: %s", j->path, strerror(errno));
+        goto fail;
+    }
+    if (fstat(j->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        jn_fail(err, errlen, "journal %s is not a regular file", j->path);
+        goto fail;
+    }
+    j->size = st.st_size;
+    if (policy == JN_FSYNC_EVERYSEC && jn_syncer_start(j, err, errlen) != 0)
+        goto fail;
+    return j;
+oom:
+    jn_fail(err, errlen, "out of memory");
+fail:
+    jn_close(j);
+    return NULL;
+}
+
+void jn_close(struct jn_journal *j)
+{
+    char err[256];
+
+    if (!j)
+        return;
+    if (j->syncer_started) {
+        pthread_mutex_lock(&j->mu);
+        j->stop = true;
+        pthread_cond_signal(&j->wake);
+        pthread_mutex_unlock(&j->mu);
+        pthread_join(j->syncer, NULL);
+    }
+    if (j->sync_ready) {
+        pthread_cond_destroy(&j->wake);
+        pthread_mutex_destroy(&j->mu);
+    }
+    if (j->fd >= 0) {
+        if (j->policy != JN_FSYNC_NO && jn_sync(j, err, sizeof(err)) != 0)
+            log_error("%s", err);
+        close(j->fd);
+    }
+    free(j->path);
+    free(j);
+}
+
+/* ---------------------------------------------------------------------- */
+
+/* Parse one line (len bytes, no newline) into *rec, whose strings then
+ * point into *root (a new reference the caller decrefs). Returns 0, or -1
+ * with why filled (and *root NULL). */
+static int jn_parse_line(const char *line, size_t len, struct jn_record *rec,
+                         json_t **root, char *why, size_t whylen)
+{
+    json_error_t jerr;
+    json_t *uuid = NULL;
+    json_t *msg = NULL;
+    json_t *ts = NULL;
+
+    *root = NULL;
+    if (len > JN_LINE_MAX) {
+        jn_fail(why, whylen, "%zu bytes, over the limit of %d", len, JN_LINE_MAX);
+        return -1;
+    }
+    *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*root) {
+        jn_fail(why, whylen, "invalid JSON at column %d: %s", jerr.column, jerr.text);
+        return -1;
+    }
+    uuid = json_object_get(*root, "uuid");
+    msg = json_object_get(*root, "msg");
+    ts = json_object_get(*root, "ts");
+    if (!json_is_object(*root))
+        jn_fail(why, whylen, "not a JSON object");
+    else if (!uid_is_valid(json_string_value(uuid)))
+        jn_fail(why, whylen, "no valid \"uuid\"");
+    else if (!json_is_string(msg) || json_string_length(msg) == 0)
+        jn_fail(why, whylen, "no non-empty string \"msg\"");
+    else if (!json_is_integer(ts))
+        jn_fail(why, whylen, "no integer \"ts\"");
+    else {
+        rec->uuid = json_string_value(uuid);
+        rec->msg = json_string_value(msg);
+        rec->len = json_string_length(msg);
+        rec->ts = (int64_t)json_integer_value(ts);
+        return 0;
+    }
+    json_decref(*root);
+    *root = NULL;
+    return -1;
+}
+
+long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err,
+               size_t errlen)
+{
+    struct stat st;
+    const char *map = NULL;
+    size_t size = 0, pos = 0, good_end = 0;
+    long count = 0, line_no = 0, bad = 0;
+    long rc = -1;
+    char why[256];
+
+    if (j->fd < 0)
+        return 0;
+    if (fstat(j->fd, &st) != 0) {
+        jn_fail(err, errlen, "cannot stat %s: %s", j->path, strerror(errno));
+        return -1;
+    }
+    size = (size_t)st.st_size;
+    if (size > 0) {
+        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, j->fd, 0);
+        if (map == MAP_FAILED) {
+            map = NULL;
+            jn_fail(err, errlen, "cannot read %s: %s", j->path, strerror(errno));
+            return -1;
+        }
+    }
+    while (pos < size) {
+        const char *start = map + pos;
+        const char *nl = memchr(start, '\n', size - pos);
+        struct jn_record rec;
+        json_t *root = NULL;
+        size_t len;
+
+        line_no++;
+        if (!nl) {
+            log_warn("%s line %ld: skipped: no newline at the end (a torn write), %zu bytes",
+                     j->path, line_no, size - pos);
+            bad++;
+            break;
+        }
+        len = (size_t)(nl - start);
+        if (jn_parse_line(start, len, &rec, &root, why, sizeof(why)) != 0) {
+            log_warn("%s line %ld: skipped: %s", j->path, line_no, why);
+            bad++;
+        } else {
+            int stop = fn(&rec, arg);
+
+            json_decref(root);
+            if (stop != 0) {
+                jn_fail(err, errlen, "replay of %s stopped at line %ld", j->path, line_no);
+                goto cleanup;
+            }
+            count++;
+            good_end = pos + len + 1;
+        }
+        pos += len + 1;
+    }
+    if (map) {
+        munmap((void *)map, size);
+        map = NULL;
+    }
+    if (good_end < size) {
+        log_warn("%s: cutting %zu bytes of torn or corrupt tail after the last good line "
+                 "(file was %zu bytes, now %zu)",
+                 j->path, size - good_end, size, good_end);
+        if (ftruncate(j->fd, (off_t)good_end) != 0) {
+            jn_fail(err, errlen, "cannot truncate %s: %s", j->path, strerror(errno));
+            goto cleanup;
+        }
+        if (fdatasync(j->fd) != 0) {
+            jn_fail(err, errlen, "fdatasync %s: %s", j->path, strerror(errno));
+            goto cleanup;
+        }
+    }
+    if (bad > 0)
+        log_warn("%s: %ld bad lines skipped, %ld good", j->path, bad, count);
+    j->size = (off_t)good_end;
+    rc = count;
+cleanup:
+    if (map)
+        munmap((void *)map, size);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+
+/* Append n bytes to b. 0, or -1 out of memory. */
+static int jn_buf_add(struct jn_buf *b, const char *data, size_t n)
+{
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 4096;
+        char *grown = NULL;
+
+        while (cap - b->len < n) {
+            if (cap > SIZE_MAX / 2)
+                return -1;
+            cap *= 2;
+        }
+        grown = realloc(b->data, cap);
+        if (!grown)
+            return -1;
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+/* json_dump_callback sink into a struct jn_buf. */
+static int jn_buf_dump(const char *data, size_t n, void *arg)
+{
+    return jn_buf_add(arg, data, n);
+}
+
+/* Append rec as one line to b. 0, or -1 with err. */
+static int jn_encode(struct jn_buf *b, const struct jn_record *rec, char *err,
+                     size_t errlen)
+{
+    json_error_t jerr;
+    json_t *obj = json_pack_ex(&jerr, 0, "{s:s, s:s%, s:I}", "uuid", rec->uuid, "msg",
+                               rec->msg, rec->len, "ts", (json_int_t)rec->ts);
+    int rc = -1;
+
+    if (!obj) {
+        jn_fail(err, errlen, "cannot encode message %.40s: %s", rec->uuid, jerr.text);
+        return -1;
+    }
+    if (json_dump_callback(obj, jn_buf_dump, b, JSON_COMPACT) != 0 ||
+        jn_buf_add(b, "\n", 1) != 0)
+        jn_fail(err, errlen, "out of memory");
+    else
+        rc = 0;
+    json_decref(obj);
+    return rc;
+}
+
+/* Cut the file back to j->size after a failed append; when that fails too,
+ * remember it so the next append starts on a fresh line. */
+static void jn_rollback(struct jn_journal *j)
+{
+    int saved = errno;
+
+    if (ftruncate(j->fd, j->size) == 0) {
+        j->torn = false;
+    } else {
+        j->torn = true;
+        log_error("cannot cut %s back to %lld bytes after a failed write: %s", j->path,
+                  (long long)j->size, strerror(errno));
+    }
+    errno = saved;
+}
+
+int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n,
+              char *err, size_t errlen)
+{
+    struct jn_buf b = {NULL, 0, 0};
+    struct stat st;
+    ssize_t w = -1;
+    size_t i;
+    int e = 0;
+    int rc = -1;
+
+    if (n == 0 || j->fd < 0)
+        return 0;
+    e = atomic_load(&j->sync_errno);
+    if (e != 0) {
+        jn_fail(err, errlen, "journal %s: background fdatasync failed: %s", j->path,
+                strerror(e));
+        goto cleanup;
+    }
+    /* Bytes a failed append could not cut off end in a newline of ours, so
+     * replay sees them as one corrupt line and the next lines stay good. */
+    if (j->torn && jn_buf_add(&b, "\n", 1) != 0) {
+        jn_fail(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    for (i = 0; i < n; i++)
+        if (jn_encode(&b, &recs[i], err, errlen) != 0)
+            goto cleanup;
+    /* One write(2) for the whole batch. A regular file only writes short
+     * when the disk or a limit is full: that is a failure, rolled back. */
+    do
+        w = write(j->fd, b.data, b.len);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 || (size_t)w != b.len) {
+        if (w >= 0)
+            errno = ENOSPC;
+        jn_fail(err, errlen, "cannot write to journal %s: %s", j->path,
+                w >= 0 ? "short write (disk full?)" : strerror(errno));
+        if (w != 0)
+            jn_rollback(j);
+        goto cleanup;
+    }
+    if (j->torn) {
+        j->torn = fstat(j->fd, &st) != 0;
+        j->size = j->torn ? j->size + (off_t)b.len : st.st_size;
+    } else {
+        j->size += (off_t)b.len;
+    }
+    atomic_fetch_add(&j->writes, 1);
+    atomic_fetch_add(&j->bytes, b.len);
+    atomic_store(&j->dirty, true);
+    if (j->policy == JN_FSYNC_ALWAYS) {
+        if (fdatasync(j->fd) != 0) {
+            jn_fail(err, errlen, "fdatasync %s: %s", j->path, strerror(errno));
+            j->size -= (off_t)b.len;
+            jn_rollback(j);
+            goto cleanup;
+        }
+        atomic_store(&j->dirty, false);
+        atomic_fetch_add(&j->syncs, 1);
+    }
+    rc = 0;
+cleanup:
+    if (rc != 0)
+        atomic_fetch_add(&j->errors, 1);
+    free(b.data);
+    return rc;
+}
+
+int jn_sync(struct jn_journal *j, char *err, size_t errlen)
+{
+    if (j->fd < 0 || !atomic_exchange(&j->dirty, false))
+        return 0;
+    if (fdatasync(j->fd) != 0) {
+        jn_fail(err, errlen, "fdatasync %s: %s", j->path, strerror(errno));
+        atomic_store(&j->dirty, true);
+        atomic_fetch_add(&j->errors, 1);
+        return -1;
+    }
+    atomic_fetch_add(&j->syncs, 1);
+    return 0;
+}
+
+const char *jn_path(const struct jn_journal *j)
+{
+    return j->path;
+}
+
+bool jn_is_memory(const struct jn_journal *j)
+{
+    return j->fd < 0;
+}
+
+enum jn_fsync jn_policy(const struct jn_journal *j)
+{
+    return j->policy;
+}
+
+void jn_get_stats(const struct jn_journal *j, struct jn_stats *out)
+{
+    /* atomic_load takes a non-const pointer in some C libraries. */
+    struct jn_journal *m = (struct jn_journal *)j;
+
+    out->writes = atomic_load(&m->writes);
+    out->bytes = atomic_load(&m->bytes);
+    out->syncs = atomic_load(&m->syncs);
+    out->errors = atomic_load(&m->errors);
+}

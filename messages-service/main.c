@@ -24,7 +24,7 @@ static void msg_get(struct hs_req *req, void *arg)
 
 int main(int argc, char **argv)
 {
-    struct cfg_common common = {MSG_PORT_DEFAULT, "127.0.0.1", "", "", "info"};
+    struct cfg_common common = {MSG_PORT_DEFAULT, "127.0.0.1", PEER_REGISTRY_DEFAULT, "", "info"};
     int64_t ttl_ms = PEER_TTL_S_DEFAULT * 1000;
     const struct cfg_option opts[] = {
         CFG_COMMON_OPTIONS(&common),

@@ -1,0 +1,104 @@
+/* journal.h: the logging-service's durability: an append-only file of JSON
+ * lines, one {"uuid": ..., "msg": ..., "ts": ...} object per line, written to
+ * the OS before a message is acknowledged, replayed on start. A torn tail (a
+ * crash in the middle of a write) is skipped and cut off; a corrupt line in
+ * the middle is skipped. The fsync policy follows Redis' appendfsync.
+ * Errors are returned (with a message in the caller's buffer); the only
+ * output is through log.h (warnings about skipped lines, sync failures). */
+#ifndef LG_JOURNAL_H
+#define LG_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct jn_journal;
+
+/* When appended lines are forced to stable storage. */
+enum jn_fsync {
+    JN_FSYNC_ALWAYS = 0, /* fdatasync in jn_append, before it returns */
+    JN_FSYNC_EVERYSEC,   /* fdatasync by a background thread once a second,
+                            when something was written (a power loss loses
+                            at most about a second; a killed process nothing) */
+    JN_FSYNC_NO,         /* never: the OS writes back when it likes */
+};
+
+/* One message as the journal stores it. Pointers are borrowed. */
+struct jn_record {
+    const char *uuid; /* NUL-terminated */
+    const char *msg;  /* len bytes of valid UTF-8 */
+    size_t len;
+    int64_t ts;       /* milliseconds since the epoch */
+};
+
+/* Counters since jn_open. */
+struct jn_stats {
+    uint64_t writes; /* write(2) calls that succeeded: one per jn_append */
+    uint64_t bytes;  /* bytes appended */
+    uint64_t syncs;  /* successful fdatasync calls */
+    uint64_t errors; /* failed appends and failed syncs */
+};
+
+/* Called by jn_replay for each good line, in file order; rec and what it
+ * points to are borrowed for the call only. Return 0 to go on, -1 to stop
+ * the replay (which then fails). */
+typedef int (*jn_record_fn)(const struct jn_record *rec, void *arg);
+
+/* "always", "everysec" or "no" (any case) into *out. Returns 0 or -1. */
+int jn_fsync_parse(const char *name, enum jn_fsync *out)
+    __attribute__((warn_unused_result));
+/* The name of policy ("always", "everysec", "no"); a static string. */
+const char *jn_fsync_name(enum jn_fsync policy);
+
+/* Create dir and its missing parents (mode 0755 less the umask) and check
+ * that files can be created in it, so that a bad --data-dir is reported
+ * before anything starts. Returns 0, or -1 with err filled. */
+int jn_prepare_dir(const char *dir, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Open (creating it) the journal dir/file (both borrowed) with policy, and
+ * lock it so a second process cannot append to it. dir NULL or "" gives a
+ * memory-only journal: appends succeed and write nothing, replay finds
+ * nothing. The directory must exist (jn_prepare_dir). Returns a journal the
+ * caller closes with jn_close, or NULL with err filled. */
+struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync policy,
+                           char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Read the whole journal and call fn(rec, arg) for each good line. Bad lines
+ * are skipped with a WARN naming the line; when the file ends with bad lines
+ * (a torn write: no final newline, or invalid JSON), it is truncated back to
+ * the end of the last good line with a WARN, so the next append starts on a
+ * clean line. Call once, before the first jn_append. Returns the number of
+ * good lines, or -1 with err filled (read or truncate failed, fn said stop). */
+long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err,
+               size_t errlen) __attribute__((warn_unused_result));
+
+/* Append recs[0..n) (borrowed) as n lines with one write(2), then, with
+ * JN_FSYNC_ALWAYS, fdatasync. Returns 0 once the lines are in the OS (and
+ * on disk with "always"). On failure (disk full, I/O error, a background
+ * sync that failed and has not recovered yet, a record that cannot be
+ * encoded) returns -1 with err filled, and the file is cut back to its
+ * length before the call: none of the records is in the journal. n == 0
+ * and memory-only journals return 0 without writing. */
+int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n,
+              char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* fdatasync now if anything was appended since the last sync (whatever the
+ * policy). Returns 0, or -1 with err filled. */
+int jn_sync(struct jn_journal *j, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The journal's path ("" for a memory-only journal), borrowed from j. */
+const char *jn_path(const struct jn_journal *j);
+/* Whether j keeps nothing on disk. */
+bool jn_is_memory(const struct jn_journal *j);
+/* The policy j was opened with. */
+enum jn_fsync jn_policy(const struct jn_journal *j);
+/* Copy the counters into *out. */
+void jn_get_stats(const struct jn_journal *j, struct jn_stats *out);
+
+/* Stop the background sync, sync what is pending (unless the policy is
+ * "no"; failures are logged), unlock and close. Accepts NULL. */
+void jn_close(struct jn_journal *j);
+
+#endif
