@@ -6,10 +6,10 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libevent-dev libcurl4-openssl-dev libjansson-dev uuid-dev libsqlite3-dev
-  uthash-dev libcmocka-dev python3 curl
+  uthash-dev libcmocka-dev python3 curl util-linux
 )
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(clang)   # the sanitizer pass and the fuzz harness
+  PACKAGES+=(clang libclang-rt-dev)   # the fuzz harness (libFuzzer runtime)
 fi
 
 missing=()
