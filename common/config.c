@@ -8,6 +8,7 @@
  * Values are only checked in steps 2 and 3, so an error names the flag or
  * the variable it came from. */
 #include "config.h"
+#include "errbuf.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -42,13 +43,11 @@ static enum cfg_result cfg_fail(char *err, size_t errlen, const char *fmt, ...)
 
 static enum cfg_result cfg_fail(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err != NULL && errlen > 0) {
-        va_list ap;
+    va_list ap;
 
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_start(ap, fmt);
+    errbuf_vset(err, errlen, fmt, ap);
+    va_end(ap);
     return CFG_ERROR;
 }
 

@@ -11,6 +11,7 @@
  * disk and must not stall the event loop, which only sets a "dirty" flag.
  * Everything else runs on the caller's thread. */
 #include "journal.h"
+#include "errbuf.h"
 
 #include "lg_limits.h"
 #include "log.h"
@@ -59,21 +60,6 @@ struct jn_buf {
     size_t cap;
 };
 
-static void jn_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Fill err (may be NULL) with a formatted message. */
-static void jn_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---------------------------------------------------------------------- */
 
 int jn_fsync_parse(const char *name, enum jn_fsync *out)
@@ -109,7 +95,7 @@ int jn_prepare_dir(const char *dir, char *err, size_t errlen)
     size_t i;
 
     if (len == 0 || len >= sizeof(path)) {
-        jn_fail(err, errlen, "data directory '%s' is empty or too long", dir ? dir : "");
+        errbuf_set(err, errlen, "data directory '%s' is empty or too long", dir ? dir : "");
         return -1;
     }
     memcpy(path, dir, len + 1);
@@ -121,21 +107,21 @@ int jn_prepare_dir(const char *dir, char *err, size_t errlen)
             continue;
         path[i] = '\0';
         if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-            jn_fail(err, errlen, "cannot create data directory %s: %s", path, strerror(errno));
+            errbuf_set(err, errlen, "cannot create data directory %s: %s", path, strerror(errno));
             return -1;
         }
         path[i] = i == len ? '\0' : '/';
     }
     if (stat(dir, &st) != 0) {
-        jn_fail(err, errlen, "cannot use data directory %s: %s", dir, strerror(errno));
+        errbuf_set(err, errlen, "cannot use data directory %s: %s", dir, strerror(errno));
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        jn_fail(err, errlen, "data directory %s is not a directory", dir);
+        errbuf_set(err, errlen, "data directory %s is not a directory", dir);
         return -1;
     }
     if (access(dir, W_OK | X_OK) != 0) {
-        jn_fail(err, errlen, "data directory %s is not writable: %s", dir, strerror(errno));
+        errbuf_set(err, errlen, "data directory %s is not writable: %s", dir, strerror(errno));
         return -1;
     }
     return 0;
@@ -192,25 +178,25 @@ static int jn_syncer_start(struct jn_journal *j, char *err, size_t errlen)
     int rc;
 
     if (pthread_condattr_init(&attr) != 0) {
-        jn_fail(err, errlen, "cannot start the fsync thread");
+        errbuf_set(err, errlen, "cannot start the fsync thread");
         return -1;
     }
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     rc = pthread_cond_init(&j->wake, &attr);
     pthread_condattr_destroy(&attr);
     if (rc != 0) {
-        jn_fail(err, errlen, "cannot start the fsync thread");
+        errbuf_set(err, errlen, "cannot start the fsync thread");
         return -1;
     }
     if (pthread_mutex_init(&j->mu, NULL) != 0) {
         pthread_cond_destroy(&j->wake);
-        jn_fail(err, errlen, "cannot start the fsync thread");
+        errbuf_set(err, errlen, "cannot start the fsync thread");
         return -1;
     }
     j->sync_ready = true;
     rc = pthread_create(&j->syncer, NULL, jn_syncer_main, j);
     if (rc != 0) {
-        jn_fail(err, errlen, "cannot start the fsync thread: %s", strerror(rc));
+        errbuf_set(err, errlen, "cannot start the fsync thread: %s", strerror(rc));
         return -1;
     }
     j->syncer_started = true;
@@ -226,7 +212,7 @@ struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync poli
     int n;
 
     if (!j) {
-        jn_fail(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     j->fd = -1;
@@ -248,23 +234,23 @@ struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync poli
         goto oom;
     n = snprintf(j->path, JN_PATH_MAX, "%s%s%s", dir, dir[dlen - 1] == '/' ? "" : "/", file);
     if (n < 0 || n >= JN_PATH_MAX) {
-        jn_fail(err, errlen, "journal path in %s is too long", dir);
+        errbuf_set(err, errlen, "journal path in %s is too long", dir);
         goto fail;
     }
     j->fd = open(j->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (j->fd < 0) {
-        jn_fail(err, errlen, "cannot open journal %s: %s", j->path, strerror(errno));
+        errbuf_set(err, errlen, "cannot open journal %s: %s", j->path, strerror(errno));
         goto fail;
     }
     if (flock(j->fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)
-            jn_fail(err, errlen, "journal %s is in use by another process", j->path);
+            errbuf_set(err, errlen, "journal %s is in use by another process", j->path);
         else
-            jn_fail(err, errlen, "cannot lock journal %s: %s", j->path, strerror(errno));
+            errbuf_set(err, errlen, "cannot lock journal %s: %s", j->path, strerror(errno));
         goto fail;
     }
     if (fstat(j->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        jn_fail(err, errlen, "journal %s is not a regular file", j->path);
+        errbuf_set(err, errlen, "journal %s is not a regular file", j->path);
         goto fail;
     }
     j->size = st.st_size;
@@ -272,7 +258,7 @@ struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync poli
         goto fail;
     return j;
 oom:
-    jn_fail(err, errlen, "out of memory");
+    errbuf_set(err, errlen, "out of memory");
 fail:
     jn_close(j);
     return NULL;
@@ -319,25 +305,25 @@ static int jn_parse_line(const char *line, size_t len, struct jn_record *rec,
 
     *root = NULL;
     if (len > JN_LINE_MAX) {
-        jn_fail(why, whylen, "%zu bytes, over the limit of %d", len, JN_LINE_MAX);
+        errbuf_set(why, whylen, "%zu bytes, over the limit of %d", len, JN_LINE_MAX);
         return -1;
     }
     *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!*root) {
-        jn_fail(why, whylen, "invalid JSON at column %d: %s", jerr.column, jerr.text);
+        errbuf_set(why, whylen, "invalid JSON at column %d: %s", jerr.column, jerr.text);
         return -1;
     }
     uuid = json_object_get(*root, "uuid");
     msg = json_object_get(*root, "msg");
     ts = json_object_get(*root, "ts");
     if (!json_is_object(*root))
-        jn_fail(why, whylen, "not a JSON object");
+        errbuf_set(why, whylen, "not a JSON object");
     else if (!uid_is_valid(json_string_value(uuid)))
-        jn_fail(why, whylen, "no valid \"uuid\"");
+        errbuf_set(why, whylen, "no valid \"uuid\"");
     else if (!json_is_string(msg) || json_string_length(msg) == 0)
-        jn_fail(why, whylen, "no non-empty string \"msg\"");
+        errbuf_set(why, whylen, "no non-empty string \"msg\"");
     else if (!json_is_integer(ts))
-        jn_fail(why, whylen, "no integer \"ts\"");
+        errbuf_set(why, whylen, "no integer \"ts\"");
     else {
         rec->uuid = json_string_value(uuid);
         rec->msg = json_string_value(msg);
@@ -363,7 +349,7 @@ long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err,
     if (j->fd < 0)
         return 0;
     if (fstat(j->fd, &st) != 0) {
-        jn_fail(err, errlen, "cannot stat %s: %s", j->path, strerror(errno));
+        errbuf_set(err, errlen, "cannot stat %s: %s", j->path, strerror(errno));
         return -1;
     }
     size = (size_t)st.st_size;
@@ -371,7 +357,7 @@ long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err,
         map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, j->fd, 0);
         if (map == MAP_FAILED) {
             map = NULL;
-            jn_fail(err, errlen, "cannot read %s: %s", j->path, strerror(errno));
+            errbuf_set(err, errlen, "cannot read %s: %s", j->path, strerror(errno));
             return -1;
         }
     }
@@ -398,7 +384,7 @@ long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err,
 
             json_decref(root);
             if (stop != 0) {
-                jn_fail(err, errlen, "replay of %s stopped at line %ld", j->path, line_no);
+                errbuf_set(err, errlen, "replay of %s stopped at line %ld", j->path, line_no);
                 goto cleanup;
             }
             count++;
@@ -415,11 +401,11 @@ long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err,
                  "(file was %zu bytes, now %zu)",
                  j->path, size - good_end, size, good_end);
         if (ftruncate(j->fd, (off_t)good_end) != 0) {
-            jn_fail(err, errlen, "cannot truncate %s: %s", j->path, strerror(errno));
+            errbuf_set(err, errlen, "cannot truncate %s: %s", j->path, strerror(errno));
             goto cleanup;
         }
         if (fdatasync(j->fd) != 0) {
-            jn_fail(err, errlen, "fdatasync %s: %s", j->path, strerror(errno));
+            errbuf_set(err, errlen, "fdatasync %s: %s", j->path, strerror(errno));
             goto cleanup;
         }
     }
@@ -474,12 +460,12 @@ static int jn_encode(struct jn_buf *b, const struct jn_record *rec, char *err,
     int rc = -1;
 
     if (!obj) {
-        jn_fail(err, errlen, "cannot encode message %.40s: %s", rec->uuid, jerr.text);
+        errbuf_set(err, errlen, "cannot encode message %.40s: %s", rec->uuid, jerr.text);
         return -1;
     }
     if (json_dump_callback(obj, jn_buf_dump, b, JSON_COMPACT) != 0 ||
         jn_buf_add(b, "\n", 1) != 0)
-        jn_fail(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
     else
         rc = 0;
     json_decref(obj);
@@ -516,14 +502,14 @@ int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n,
         return 0;
     e = atomic_load(&j->sync_errno);
     if (e != 0) {
-        jn_fail(err, errlen, "journal %s: background fdatasync failed: %s", j->path,
+        errbuf_set(err, errlen, "journal %s: background fdatasync failed: %s", j->path,
                 strerror(e));
         goto cleanup;
     }
     /* Bytes a failed append could not cut off end in a newline of ours, so
      * replay sees them as one corrupt line and the next lines stay good. */
     if (j->torn && jn_buf_add(&b, "\n", 1) != 0) {
-        jn_fail(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         goto cleanup;
     }
     for (i = 0; i < n; i++)
@@ -537,7 +523,7 @@ int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n,
     if (w < 0 || (size_t)w != b.len) {
         if (w >= 0)
             errno = ENOSPC;
-        jn_fail(err, errlen, "cannot write to journal %s: %s", j->path,
+        errbuf_set(err, errlen, "cannot write to journal %s: %s", j->path,
                 w >= 0 ? "short write (disk full?)" : strerror(errno));
         if (w != 0)
             jn_rollback(j);
@@ -554,7 +540,7 @@ int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n,
     atomic_store(&j->dirty, true);
     if (j->policy == JN_FSYNC_ALWAYS) {
         if (fdatasync(j->fd) != 0) {
-            jn_fail(err, errlen, "fdatasync %s: %s", j->path, strerror(errno));
+            errbuf_set(err, errlen, "fdatasync %s: %s", j->path, strerror(errno));
             j->size -= (off_t)b.len;
             jn_rollback(j);
             goto cleanup;
@@ -575,7 +561,7 @@ int jn_sync(struct jn_journal *j, char *err, size_t errlen)
     if (j->fd < 0 || !atomic_exchange(&j->dirty, false))
         return 0;
     if (fdatasync(j->fd) != 0) {
-        jn_fail(err, errlen, "fdatasync %s: %s", j->path, strerror(errno));
+        errbuf_set(err, errlen, "fdatasync %s: %s", j->path, strerror(errno));
         atomic_store(&j->dirty, true);
         atomic_fetch_add(&j->errors, 1);
         return -1;

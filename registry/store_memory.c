@@ -2,6 +2,7 @@
  * document. Nothing survives the process; it serves tests and a registry run
  * without persistence. Writes apply at once, so flush has nothing to do. */
 #include "store.h"
+#include "errbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,20 +26,6 @@ struct mem_store {
     struct mem_entry *entries;
     int loading; /* inside load(): calls back into the store are refused */
 };
-
-/* Format into err when the caller gave a buffer (err may be NULL). */
-static void mem_store_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void mem_store_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Free one entry (already out of the hash). Accepts NULL. */
 static void mem_entry_free(struct mem_entry *e)
@@ -78,16 +65,16 @@ static int mem_store_put(struct store *base, const char *id, const char *doc,
     int rc = -1;
 
     if (!id || !doc) {
-        mem_store_err(err, errlen, "memory store: put: NULL id or doc");
+        errbuf_set(err, errlen, "memory store: put: NULL id or doc");
         goto cleanup;
     }
     if (st->loading) {
-        mem_store_err(err, errlen, "memory store: put called during load");
+        errbuf_set(err, errlen, "memory store: put called during load");
         goto cleanup;
     }
     copy = mem_store_dup(doc, doc_len);
     if (!copy) {
-        mem_store_err(err, errlen, "memory store: out of memory");
+        errbuf_set(err, errlen, "memory store: out of memory");
         goto cleanup;
     }
 
@@ -118,7 +105,7 @@ static int mem_store_put(struct store *base, const char *id, const char *doc,
     goto cleanup;
 
 oom:
-    mem_store_err(err, errlen, "memory store: out of memory");
+    errbuf_set(err, errlen, "memory store: out of memory");
 cleanup:
     mem_entry_free(fresh);
     free(copy);
@@ -133,11 +120,11 @@ static int mem_store_del(struct store *base, const char *id, char *err,
     struct mem_entry *e = NULL;
 
     if (!id) {
-        mem_store_err(err, errlen, "memory store: del: NULL id");
+        errbuf_set(err, errlen, "memory store: del: NULL id");
         return -1;
     }
     if (st->loading) {
-        mem_store_err(err, errlen, "memory store: del called during load");
+        errbuf_set(err, errlen, "memory store: del called during load");
         return -1;
     }
     HASH_FIND_STR(st->entries, id, e);
@@ -159,17 +146,17 @@ static int mem_store_load(struct store *base, store_load_fn fn, void *arg,
     int rc = 0;
 
     if (!fn) {
-        mem_store_err(err, errlen, "memory store: load: NULL callback");
+        errbuf_set(err, errlen, "memory store: load: NULL callback");
         return -1;
     }
     if (st->loading) {
-        mem_store_err(err, errlen, "memory store: load called during load");
+        errbuf_set(err, errlen, "memory store: load called during load");
         return -1;
     }
     st->loading = 1;
     HASH_ITER(hh, st->entries, e, tmp) {
         if (fn(e->id, e->doc, e->doc_len, arg) != 0) {
-            mem_store_err(err, errlen,
+            errbuf_set(err, errlen,
                           "memory store: load stopped by callback at id %s",
                           e->id);
             rc = -1;
@@ -187,7 +174,7 @@ static int mem_store_flush(struct store *base, char *err, size_t errlen)
     struct mem_store *st = (struct mem_store *)base;
 
     if (st->loading) {
-        mem_store_err(err, errlen, "memory store: flush called during load");
+        errbuf_set(err, errlen, "memory store: flush called during load");
         return -1;
     }
     return 0;

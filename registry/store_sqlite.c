@@ -10,6 +10,7 @@
  * each. The connection is opened without SQLite's mutexes: a store belongs
  * to the one thread running the event loop. */
 #include "store.h"
+#include "errbuf.h"
 
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -63,20 +64,6 @@ static const char sqlite_store_schema[] =
     " doc TEXT NOT NULL,"
     " updated_at INTEGER NOT NULL)"; /* unix seconds */
 
-/* Format into err when the caller gave a buffer (err may be NULL). */
-static void sqlite_store_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void sqlite_store_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Free one queued write (already out of the hash). Accepts NULL. */
 static void sqlite_pending_free(struct sqlite_pending *p)
 {
@@ -109,7 +96,7 @@ static int sqlite_store_run(struct sqlite_store *st, sqlite3_stmt *stmt,
     int ret = 0;
 
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        sqlite_store_err(err, errlen, "sqlite: %s: %s: %s", st->path, what,
+        errbuf_set(err, errlen, "sqlite: %s: %s: %s", st->path, what,
                          sqlite3_errmsg(st->db));
         ret = -1;
     }
@@ -127,7 +114,7 @@ static int sqlite_store_exec(struct sqlite_store *st, const char *sql,
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
 
     if (rc != SQLITE_OK) {
-        sqlite_store_err(err, errlen, "sqlite: %s: %s: %s", st->path, what,
+        errbuf_set(err, errlen, "sqlite: %s: %s: %s", st->path, what,
                          msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
         return -1;
@@ -144,7 +131,7 @@ static int sqlite_store_prepare(struct sqlite_store *st, const char *sql,
                                 out, NULL);
 
     if (rc != SQLITE_OK) {
-        sqlite_store_err(err, errlen, "sqlite: %s: prepare \"%s\": %s",
+        errbuf_set(err, errlen, "sqlite: %s: prepare \"%s\": %s",
                          st->path, sql, sqlite3_errmsg(st->db));
         return -1;
     }
@@ -179,18 +166,18 @@ static int sqlite_store_migrate(struct sqlite_store *st, char *err,
 
     if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &stmt, NULL) !=
         SQLITE_OK) {
-        sqlite_store_err(err, errlen, "sqlite: %s: read schema version: %s",
+        errbuf_set(err, errlen, "sqlite: %s: read schema version: %s",
                          st->path, sqlite3_errmsg(st->db));
         goto cleanup;
     }
     if (sqlite3_step(stmt) != SQLITE_ROW) {
-        sqlite_store_err(err, errlen, "sqlite: %s: read schema version: %s",
+        errbuf_set(err, errlen, "sqlite: %s: read schema version: %s",
                          st->path, sqlite3_errmsg(st->db));
         goto cleanup;
     }
     version = sqlite3_column_int(stmt, 0);
     if (version > SQLITE_STORE_SCHEMA_VERSION || version < 0) {
-        sqlite_store_err(err, errlen,
+        errbuf_set(err, errlen,
                          "sqlite: %s: schema version %d is not supported "
                          "(this registry knows up to %d); refusing to open "
                          "a file written by a newer registry",
@@ -236,7 +223,7 @@ static int sqlite_store_flush(struct store *base, char *err, size_t errlen)
     int rc = -1;
 
     if (st->loading) {
-        sqlite_store_err(err, errlen, "sqlite: %s: flush called during load",
+        errbuf_set(err, errlen, "sqlite: %s: flush called during load",
                          st->path);
         return -1;
     }
@@ -289,7 +276,7 @@ static int sqlite_store_enqueue(struct sqlite_store *st, const char *id,
     int rc = -1;
 
     if (st->loading) {
-        sqlite_store_err(err, errlen, "sqlite: %s: write called during load",
+        errbuf_set(err, errlen, "sqlite: %s: write called during load",
                          st->path);
         goto cleanup;
     }
@@ -334,7 +321,7 @@ static int sqlite_store_enqueue(struct sqlite_store *st, const char *id,
     goto cleanup;
 
 oom:
-    sqlite_store_err(err, errlen, "sqlite: %s: out of memory", st->path);
+    errbuf_set(err, errlen, "sqlite: %s: out of memory", st->path);
 cleanup:
     sqlite_pending_free(fresh);
     free(copy);
@@ -349,14 +336,14 @@ static int sqlite_store_put(struct store *base, const char *id,
     struct sqlite_store *st = (struct sqlite_store *)base;
 
     if (!id || !doc) {
-        sqlite_store_err(err, errlen, "sqlite: %s: put: NULL id or doc",
+        errbuf_set(err, errlen, "sqlite: %s: put: NULL id or doc",
                          st->path);
         return -1;
     }
     /* Beyond SQLite's string limit (1e9 by default, below INT_MAX, which
      * bind_text's int length needs) the flush could never succeed. */
     if (doc_len > (size_t)sqlite3_limit(st->db, SQLITE_LIMIT_LENGTH, -1)) {
-        sqlite_store_err(err, errlen, "sqlite: %s: put %s: document too large",
+        errbuf_set(err, errlen, "sqlite: %s: put %s: document too large",
                          st->path, id);
         return -1;
     }
@@ -371,7 +358,7 @@ static int sqlite_store_del(struct store *base, const char *id, char *err,
     struct sqlite_store *st = (struct sqlite_store *)base;
 
     if (!id) {
-        sqlite_store_err(err, errlen, "sqlite: %s: del: NULL id", st->path);
+        errbuf_set(err, errlen, "sqlite: %s: del: NULL id", st->path);
         return -1;
     }
     return sqlite_store_enqueue(st, id, NULL, 0, err, errlen);
@@ -391,12 +378,12 @@ static int sqlite_store_load(struct store *base, store_load_fn fn, void *arg,
     int rc = -1;
 
     if (!fn) {
-        sqlite_store_err(err, errlen, "sqlite: %s: load: NULL callback",
+        errbuf_set(err, errlen, "sqlite: %s: load: NULL callback",
                          st->path);
         return -1;
     }
     if (st->loading) {
-        sqlite_store_err(err, errlen, "sqlite: %s: load called during load",
+        errbuf_set(err, errlen, "sqlite: %s: load called during load",
                          st->path);
         return -1;
     }
@@ -409,7 +396,7 @@ static int sqlite_store_load(struct store *base, store_load_fn fn, void *arg,
         if (step == SQLITE_DONE)
             break;
         if (step != SQLITE_ROW) {
-            sqlite_store_err(err, errlen, "sqlite: %s: load: %s", st->path,
+            errbuf_set(err, errlen, "sqlite: %s: load: %s", st->path,
                              sqlite3_errmsg(st->db));
             goto cleanup;
         }
@@ -418,12 +405,12 @@ static int sqlite_store_load(struct store *base, store_load_fn fn, void *arg,
         doc = (const char *)sqlite3_column_text(st->select_stmt, 1);
         doc_len = (size_t)sqlite3_column_bytes(st->select_stmt, 1);
         if (!id || !doc) {
-            sqlite_store_err(err, errlen, "sqlite: %s: load: out of memory",
+            errbuf_set(err, errlen, "sqlite: %s: load: out of memory",
                              st->path);
             goto cleanup;
         }
         if (fn(id, doc, doc_len, arg) != 0) {
-            sqlite_store_err(err, errlen,
+            errbuf_set(err, errlen,
                              "sqlite: %s: load stopped by callback at id %s",
                              st->path, id);
             goto cleanup;
@@ -497,7 +484,7 @@ struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
     int rc = 0;
 
     if (!path) {
-        sqlite_store_err(err, errlen, "sqlite: open: NULL path");
+        errbuf_set(err, errlen, "sqlite: open: NULL path");
         return NULL;
     }
     st = calloc(1, sizeof(*st));
@@ -513,14 +500,14 @@ struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
                              SQLITE_OPEN_NOMUTEX,
                          NULL);
     if (rc != SQLITE_OK) {
-        sqlite_store_err(err, errlen, "sqlite: cannot open %s: %s", path,
+        errbuf_set(err, errlen, "sqlite: cannot open %s: %s", path,
                          st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         goto fail;
     }
     /* SQLite quietly falls back to read-only when the file is not
      * writable; every put would then fail at flush time. Refuse now. */
     if (sqlite3_db_readonly(st->db, "main") == 1) {
-        sqlite_store_err(err, errlen,
+        errbuf_set(err, errlen,
                          "sqlite: cannot open %s: file is read-only", path);
         goto fail;
     }
@@ -559,7 +546,7 @@ struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
     return &st->base;
 
 oom:
-    sqlite_store_err(err, errlen, "sqlite: open %s: out of memory", path);
+    errbuf_set(err, errlen, "sqlite: open %s: out of memory", path);
 fail:
     sqlite_store_free(st);
     return NULL;
