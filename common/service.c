@@ -2,6 +2,7 @@
  * executables (see service.h). */
 #include "service.h"
 
+#include "config.h"
 #include "httpserver.h"
 #include "svc_limits.h"
 #include "log.h"
@@ -89,6 +90,29 @@ static struct event_base *svc_base_new(void)
     base = event_base_new_with_config(cfg);
     event_config_free(cfg);
     return base;
+}
+
+int svc_configure(const char *name, const char *summary, const struct cfg_option *opts,
+                  size_t n, int argc, char **argv, const struct cfg_common *c)
+{
+    char err[512];
+
+    log_init(name);
+    switch (cfg_parse(name, summary, opts, n, argc, argv, stdout, err, sizeof(err))) {
+    case CFG_EXIT:
+        return 0;
+    case CFG_ERROR:
+        fprintf(stderr, "%s: %s (see --help)\n", name, err);
+        return 2;
+    case CFG_OK:
+        break;
+    }
+    if (log_set_level_name(c->log_level) != 0) {
+        fprintf(stderr, "%s: --log-level: unknown level '%s' (debug, info, warn, error)\n",
+                name, c->log_level);
+        return 2;
+    }
+    return -1;
 }
 
 int svc_init(struct svc *s, const char *name, char *err, size_t errlen)

@@ -34,6 +34,17 @@ struct svc {
     int stopping;
 };
 
+struct cfg_option;
+struct cfg_common;
+
+/* The start of every main: name the log lines after name, parse the options
+ * (flags over environment), set the log level from c. Returns -1 when the
+ * service should go on, else the exit code (0 after --help/--version, 2 after
+ * a bad option, with one line on stderr). */
+int svc_configure(const char *name, const char *summary, const struct cfg_option *opts,
+                  size_t n, int argc, char **argv, const struct cfg_common *c)
+    __attribute__((warn_unused_result));
+
 /* Create the base, metrics and server (routes are added by the caller
  * before or after svc_listen). Logging must be initialised. Returns 0, or -1
  * with err filled; svc_free cleans up either way. */

@@ -57,25 +57,13 @@ int main(int argc, char **argv)
     static struct fc_app app;
     struct rep_options ropt;
     char err[512];
-    int rc = 1;
+    int rc = 1, cfg_rc;
 
-    log_init("facade-service");
-    switch (cfg_parse("facade-service",
-                      "Stores client messages on logging-service replicas; reads them back.",
-                      opts, sizeof(opts) / sizeof(opts[0]), argc, argv, stdout, err,
-                      sizeof(err))) {
-    case CFG_EXIT:
-        return 0;
-    case CFG_ERROR:
-        fprintf(stderr, "facade-service: %s (see --help)\n", err);
-        return 2;
-    case CFG_OK:
-        break;
-    }
-    if (log_set_level_name(common.log_level) != 0) {
-        fprintf(stderr, "facade-service: --log-level: unknown level '%s'\n", common.log_level);
-        return 2;
-    }
+    cfg_rc = svc_configure("facade-service",
+                           "Stores client messages on logging-service replicas; reads them back.",
+                           opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
+    if (cfg_rc >= 0)
+        return cfg_rc;
     if (svc_init(&app.svc, "facade-service", err, sizeof(err)) != 0) {
         fprintf(stderr, "facade-service: %s\n", err);
         goto cleanup;

@@ -46,26 +46,15 @@ int main(int argc, char **argv)
     char err[512];
     long replayed = 0;
     int memory_only;
-    int rc = 1;
+    int rc = 1, cfg_rc;
 
     memset(&svc, 0, sizeof(svc));
     memset(&peer, 0, sizeof(peer));
-    log_init(LG_NAME);
-    switch (cfg_parse(LG_NAME, "Stores log messages by uuid, deduplicated, in a journal.",
-                      opts, sizeof(opts) / sizeof(opts[0]), argc, argv, stdout, err,
-                      sizeof(err))) {
-    case CFG_EXIT:
-        return 0;
-    case CFG_ERROR:
-        fprintf(stderr, LG_NAME ": %s (see --help)\n", err);
-        return 2;
-    case CFG_OK:
-        break;
-    }
-    if (log_set_level_name(common.log_level) != 0) {
-        fprintf(stderr, LG_NAME ": --log-level: unknown level '%s'\n", common.log_level);
-        return 2;
-    }
+    cfg_rc = svc_configure(LG_NAME,
+                           "Stores log messages by uuid, deduplicated, in a journal.",
+                           opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
+    if (cfg_rc >= 0)
+        return cfg_rc;
     if (jn_fsync_parse(fsync_name, &policy) != 0) {
         fprintf(stderr, LG_NAME ": --fsync: unknown policy '%s' (always, everysec or no)\n",
                 fsync_name);

@@ -36,25 +36,14 @@ int main(int argc, char **argv)
     struct svc svc;
     struct peer peer;
     char err[512];
-    int rc = 1;
+    int rc = 1, cfg_rc;
 
     memset(&svc, 0, sizeof(svc));
     memset(&peer, 0, sizeof(peer));
-    log_init("messages-service");
-    switch (cfg_parse("messages-service", "Answers GET /messages with a fixed message.", opts,
-                      sizeof(opts) / sizeof(opts[0]), argc, argv, stdout, err, sizeof(err))) {
-    case CFG_EXIT:
-        return 0;
-    case CFG_ERROR:
-        fprintf(stderr, "messages-service: %s (see --help)\n", err);
-        return 2;
-    case CFG_OK:
-        break;
-    }
-    if (log_set_level_name(common.log_level) != 0) {
-        fprintf(stderr, "messages-service: --log-level: unknown level '%s'\n", common.log_level);
-        return 2;
-    }
+    cfg_rc = svc_configure("messages-service", "Answers GET /messages with a fixed message.",
+                           opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
+    if (cfg_rc >= 0)
+        return cfg_rc;
     if (strlen(msg_text) > MSG_TEXT_MAX) {
         fprintf(stderr, "messages-service: --message: longer than %d bytes\n", MSG_TEXT_MAX);
         return 2;

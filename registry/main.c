@@ -37,25 +37,14 @@ int main(int argc, char **argv)
     struct reg_options ropt;
     char err[512];
     long loaded;
-    int rc = 1;
+    int rc = 1, cfg_rc;
 
     memset(&svc, 0, sizeof(svc));
-    log_init("registry");
-    switch (cfg_parse("registry", "The service registry: registration, TTL health, discovery.",
-                      opts, sizeof(opts) / sizeof(opts[0]), argc, argv, stdout, err,
-                      sizeof(err))) {
-    case CFG_EXIT:
-        return 0;
-    case CFG_ERROR:
-        fprintf(stderr, "registry: %s (see --help)\n", err);
-        return 2;
-    case CFG_OK:
-        break;
-    }
-    if (log_set_level_name(common.log_level) != 0) {
-        fprintf(stderr, "registry: --log-level: unknown level '%s'\n", common.log_level);
-        return 2;
-    }
+    cfg_rc = svc_configure("registry",
+                           "The service registry: registration, TTL health, discovery.",
+                           opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
+    if (cfg_rc >= 0)
+        return cfg_rc;
     if (strcmp(backend, "memory") == 0 || strcmp(data, ":memory:") == 0) {
         store = store_memory_open();
         backend = "memory";
