@@ -153,7 +153,7 @@ static int lg_ingest(struct lg_service *lg, struct lg_item *items, size_t n,
         } else {
             it->status = 409;
             conflicts++;
-            snprintf(it->error, sizeof(it->error), "uuid %s is already stored with a "
+            snprintf(it->error, sizeof(it->error), "uuid %.36s is already stored with a "
                      "different msg", it->uuid);
         }
     }
