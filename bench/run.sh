@@ -149,9 +149,7 @@ fi
 # ---------------------------------------------------------------- build --
 
 echo "== building Release executables in $BUILD"
-# SVC_WERROR=OFF: at -O2 gcc's -Wformat-truncation fires where the Debug
-# build is quiet (see the notes in RESULTS.md); the warnings stay in the log.
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSVC_TESTS=OFF -DSVC_WERROR=OFF \
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSVC_TESTS=OFF \
     >"$TMP/cmake.log" 2>&1 || { cat "$TMP/cmake.log"; exit 1; }
 cmake --build "$BUILD" -j"$NPROC" >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; exit 1; }
 BUILD_WARNINGS=$(grep -c 'warning:' "$TMP/build.log" || true)
@@ -674,7 +672,7 @@ Written by \`bench/run.sh $MODE\` on $(date -u '+%Y-%m-%d %H:%M UTC'); source at
 
 \`\`\`
 bench/run.sh [registry|facade|all]       # this file comes from "all"
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DSVC_TESTS=OFF -DSVC_WERROR=OFF
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DSVC_TESTS=OFF
 cmake --build build-bench                # all four executables
 nginx -p TMP -c TMP/nginx.conf            # bench/nginx.conf.in: 1 worker, access_log off,
                                           # return 200 '<a real discover answer, ${#BODY} bytes>'
@@ -721,9 +719,7 @@ EOF
 
 ## Build
 
-- Release (-O2) with SVC_WERROR=OFF, so that a warning that only -O2 finds
-  (gcc's -Wformat-truncation fired in logging-service/routes.c on
-  2026-11-22) cannot stop the benchmark; compiler warnings in this
+- Release (-O3, -Werror as in every build); compiler warnings in this
   (possibly incremental) build: $BUILD_WARNINGS.
 EOF
 } >"$REPORT"

@@ -159,6 +159,12 @@ static void hs_finish(struct hs_req *req, int status, struct evbuffer *buf)
     hs_req_free(req);
 }
 
+void hs_buffer_free(struct evbuffer *buf)
+{
+    if (buf)
+        evbuffer_free(buf);
+}
+
 void hs_reply_buffer(struct hs_req *req, int status, const char *content_type,
                      struct evbuffer *buf)
 {
@@ -177,7 +183,7 @@ void hs_reply_raw(struct hs_req *req, int status, const char *content_type,
     if (buf && len)
         evbuffer_add(buf, data, len);
     hs_reply_buffer(req, status, content_type, buf);
-    evbuffer_free(buf);
+    hs_buffer_free(buf);
 }
 
 /* Frees the jansson dump once evhttp has written it. */
@@ -196,14 +202,14 @@ void hs_reply_json(struct hs_req *req, int status, json_t *body)
     json_decref(body);
     if (!text || !buf) {
         free(text);
-        evbuffer_free(buf);
+        hs_buffer_free(buf);
         hs_reply_raw(req, 500, "application/json",
                      "{\"success\":false,\"error\":\"out of memory\"}", 41);
         return;
     }
     evbuffer_add_reference(buf, text, strlen(text), hs_free_dump, NULL);
     hs_reply_buffer(req, status, "application/json", buf);
-    evbuffer_free(buf);
+    hs_buffer_free(buf);
 }
 
 void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
@@ -448,12 +454,12 @@ static void hs_metrics(struct hs_req *req, void *arg)
     struct evbuffer *buf = evbuffer_new();
 
     if (!buf || !srv->metrics || mtr_render(srv->metrics, buf) != 0) {
-        evbuffer_free(buf);
+        hs_buffer_free(buf);
         hs_reply_error(req, 500, "metrics unavailable");
         return;
     }
     hs_reply_buffer(req, 200, "text/plain; version=0.0.4", buf);
-    evbuffer_free(buf);
+    hs_buffer_free(buf);
 }
 
 /* ---------------------------------------------------------------------- */

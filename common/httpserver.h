@@ -87,6 +87,9 @@ void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
 /* Reply with the bytes in buf, which is drained (stays the caller's). */
 void hs_reply_buffer(struct hs_req *req, int status, const char *content_type,
                      struct evbuffer *buf);
+/* evbuffer_free that accepts NULL (libevent's does not), for the
+ * allocation-failure paths of reply building. */
+void hs_buffer_free(struct evbuffer *buf);
 /* Reply with bytes as they are (copied). */
 void hs_reply_raw(struct hs_req *req, int status, const char *content_type,
                   const char *data, size_t len);

@@ -37,21 +37,20 @@ struct rep_item {
 struct rep_msg {
     struct rep_ctx *ctx;
     char uuid[UID_STR_LEN + 1];
-    char *text;               /* owned */
-    size_t text_len;
-    int64_t ts;
+    char *item;               /* owned: {"uuid","msg","ts"} encoded once for every copy */
+    size_t item_len;
     int64_t deadline;         /* monotonic ms */
     unsigned attempt;         /* failures so far */
     int refs;
     bool finished;
-    struct up_instance *stored[REP_INSTANCES_MAX];
+    struct up_instance *stored[REP_REPLICAS_MAX];
     size_t nstored;
-    struct up_instance *inflight[REP_INSTANCES_MAX];
+    struct up_instance *inflight[REP_REPLICAS_MAX];
     size_t ninflight;
     struct up_instance *tried[REP_INSTANCES_MAX]; /* failed this round */
     size_t ntried;
-    char last_error[512];
-    char last_target[300];
+    char last_error[160];
+    const struct up_instance *last_target; /* borrowed: records live until exit */
     struct event *timer;      /* owned: backoff wake-up or deadline */
     rep_done_fn done;
     void *done_arg;
@@ -103,7 +102,7 @@ static void rep_msg_unref(struct rep_msg *m)
         return;
     if (m->timer)
         event_free(m->timer);
-    free(m->text);
+    free(m->item);
     free(m);
 }
 
@@ -224,7 +223,7 @@ static void rep_item_done(struct rep_item *it, int status, const char *error)
     rep_remove(m->inflight, &m->ninflight, u);
     if (!m->finished) {
         if (status == 200 || status == 201) {
-            if (!rep_has(m->stored, m->nstored, u) && m->nstored < REP_INSTANCES_MAX)
+            if (!rep_has(m->stored, m->nstored, u) && m->nstored < REP_REPLICAS_MAX)
                 m->stored[m->nstored++] = u;
             rep_attempt(m);
         } else if (status == 409) {
@@ -238,8 +237,8 @@ static void rep_item_done(struct rep_item *it, int status, const char *error)
         } else {
             m->attempt++;
             u->retries++;
-            snprintf(m->last_error, sizeof(m->last_error), "%s", error ? error : "failed");
-            snprintf(m->last_target, sizeof(m->last_target), "%s", u->key);
+            snprintf(m->last_error, sizeof(m->last_error), "%.150s", error ? error : "failed");
+            m->last_target = u;
             if (m->ntried < REP_INSTANCES_MAX && !rep_has(m->tried, m->ntried, u))
                 m->tried[m->ntried++] = u;
             log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s", REP_SERVICE, u->key,
@@ -316,43 +315,49 @@ static void rep_send_lane(struct rep_lane *lane)
     while (lane->queued > 0 && lane->calls < REP_LANE_INFLIGHT) {
         struct rep_call *c = calloc(1, sizeof(*c));
         size_t cap = lane->queued < LIM_BATCH_MAX ? lane->queued : LIM_BATCH_MAX;
-        json_t *arr = json_array();
         char *body = NULL;
-        size_t bytes = 2;
+        size_t bytes = 1, i;
         struct hc_request req;
 
-        if (!c || !arr || !(c->items = calloc(cap, sizeof(*c->items)))) {
-            free(c ? c->items : NULL);
+        if (!c || !(c->items = calloc(cap, sizeof(*c->items)))) {
             free(c);
-            json_decref(arr);
             return; /* stays queued; the next completion or store retries */
         }
         c->lane = lane;
-        while (lane->queue && c->n < cap && bytes < LIM_BATCH_BYTES) {
+        while (lane->queue && c->n < cap &&
+               (c->n == 0 || bytes + lane->queue->m->item_len + 1 <= LIM_BATCH_BYTES)) {
             struct rep_item *it = lane->queue;
 
             DL_DELETE(lane->queue, it);
             lane->queued--;
             c->items[c->n++] = it;
-            bytes += it->m->text_len + 100;
-            json_array_append_new(arr, json_pack("{s:s, s:s#, s:I}", "uuid", it->m->uuid,
-                                                 "msg", it->m->text, it->m->text_len, "ts",
-                                                 (json_int_t)it->m->ts));
+            bytes += it->m->item_len + 1;
+        }
+        /* The body: the items' encodings joined into one JSON array. */
+        body = malloc(bytes + 1);
+        if (body) {
+            char *p = body;
+
+            for (i = 0; i < c->n; i++) {
+                *p++ = i ? ',' : '[';
+                memcpy(p, c->items[i]->m->item, c->items[i]->m->item_len);
+                p += c->items[i]->m->item_len;
+            }
+            *p++ = ']';
+            *p = '\0';
         }
         if (!up_allow(r->ups, lane->up)) {
-            json_decref(arr);
+            free(body);
             rep_call_fail_all(c, "circuit breaker open");
             free(c->items);
             free(c);
             continue;
         }
-        body = json_dumps(arr, JSON_COMPACT);
-        json_decref(arr);
         memset(&req, 0, sizeof(req));
         req.method = "POST";
         req.url = lane->url;
-        req.body = body ? body : "[]";
-        req.body_len = body ? strlen(body) : 2;
+        req.body = body;
+        req.body_len = body ? bytes : 0;
         req.timeout_ms = REP_CALL_TIMEOUT_MS;
         c->call = body ? hc_send(r->hc, &req, rep_call_done, c) : NULL;
         free(body);
@@ -439,7 +444,7 @@ static void rep_attempt(struct rep_msg *m)
         if (up_is_open(r->ups, lane->up)) {
             if (m->ntried < REP_INSTANCES_MAX)
                 m->tried[m->ntried++] = lane->up;
-            snprintf(m->last_error, sizeof(m->last_error), "circuit breaker open for %.300s",
+            snprintf(m->last_error, sizeof(m->last_error), "circuit breaker open for %.120s",
                      lane->up->key);
             continue;
         }
@@ -461,7 +466,7 @@ static void rep_attempt(struct rep_msg *m)
         return;
     }
     log_warn("retrying POST %s %s (attempt %u) in %lld ms: %s", REP_SERVICE,
-             m->last_target[0] ? m->last_target : "(no instance)", m->attempt, (long long)delay,
+             m->last_target ? m->last_target->key : "(no instance)", m->attempt, (long long)delay,
              m->last_error);
     rep_arm(m, delay);
 }
@@ -497,24 +502,26 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
               int64_t ts, rep_done_fn done, void *arg)
 {
     struct rep_msg *m = calloc(1, sizeof(*m));
+    json_t *obj = json_pack("{s:s, s:s#, s:I}", "uuid", uuid, "msg", msg, msg_len, "ts",
+                            (json_int_t)ts);
 
-    if (!m)
-        return -1;
-    m->text = malloc(msg_len + 1);
-    m->timer = evtimer_new(r->base, rep_timer_cb, m);
-    if (!m->text || !m->timer) {
-        free(m->text);
-        if (m->timer)
-            event_free(m->timer);
+    if (m) {
+        m->item = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+        m->timer = evtimer_new(r->base, rep_timer_cb, m);
+    }
+    json_decref(obj);
+    if (!m || !m->item || !m->timer) {
+        if (m) {
+            free(m->item);
+            if (m->timer)
+                event_free(m->timer);
+        }
         free(m);
         return -1;
     }
-    memcpy(m->text, msg, msg_len);
-    m->text[msg_len] = '\0';
-    m->text_len = msg_len;
+    m->item_len = strlen(m->item);
     snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
     m->ctx = r;
-    m->ts = ts;
     m->deadline = svc_now_ms() + r->opt.deadline_ms;
     m->refs = 1;
     m->done = done;

@@ -79,9 +79,13 @@ static void fc_post_done(int status, const char *error, void *arg)
 {
     struct fc_post *p = arg;
 
-    if (status == 200)
-        hs_reply_json(p->req, 200, json_pack("{s:s, s:s}", "status", "success", "uuid", p->uuid));
-    else
+    if (status == 200) {
+        char body[96];
+        int n = snprintf(body, sizeof(body), "{\"status\":\"success\",\"uuid\":\"%s\"}",
+                         p->uuid);
+
+        hs_reply_raw(p->req, 200, "application/json", body, (size_t)n);
+    } else
         hs_reply_json(p->req, status, json_pack("{s:s, s:s, s:s}", "status", "error", "uuid",
                                                 p->uuid, "error", error));
     free(p);

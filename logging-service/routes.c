@@ -213,6 +213,12 @@ static void lg_post_one(struct lg_service *lg, struct hs_req *req, const json_t 
                                             it.uuid, "duplicate", it.status == 200));
 }
 
+/* json_dump_callback sink into an evbuffer. */
+static int lg_dump_evbuffer(const char *data, size_t n, void *arg)
+{
+    return evbuffer_add(arg, data, n);
+}
+
 /* The result object of one batch item, or NULL when out of memory. */
 static json_t *lg_result(const struct lg_item *it, const json_t *obj)
 {
@@ -242,8 +248,9 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
 {
     size_t n = json_array_size(arr);
     struct lg_item *items = NULL;
-    json_t *results = NULL;
+    struct evbuffer *buf = NULL;
     int64_t now = lg_wall_ms();
+    int bad;
     char err[256];
     size_t i;
 
@@ -257,8 +264,7 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
         return;
     }
     items = calloc(n, sizeof(*items));
-    results = json_array();
-    if (!items || !results) {
+    if (!items) {
         hs_reply_error(req, 503, "out of memory");
         goto cleanup;
     }
@@ -269,16 +275,36 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
         hs_reply_error(req, 503, "batch not stored: %s", err);
         goto cleanup;
     }
-    for (i = 0; i < n; i++) {
-        if (json_array_append_new(results, lg_result(&items[i], json_array_get(arr, i))) != 0) {
-            /* The messages are stored; only the answer could not be built. */
-            hs_reply_error(req, 503, "out of memory");
-            goto cleanup;
+    /* The common answers are written directly; the rare ones (errors, odd
+     * uuids) go through jansson for their escaping. */
+    buf = evbuffer_new();
+    bad = !buf || evbuffer_add_printf(buf, "{\"success\":true,\"results\":[") < 0;
+    for (i = 0; i < n && !bad; i++) {
+        const struct lg_item *it = &items[i];
+        json_t *res;
+
+        if (i > 0)
+            bad |= evbuffer_add(buf, ",", 1) != 0;
+        if (it->has_uuid && !it->error[0]) {
+            bad |= evbuffer_add_printf(buf, "{\"uuid\":\"%s\",\"status\":%d,\"duplicate\":%s}",
+                                       it->uuid, it->status,
+                                       it->status == 200 ? "true" : "false") < 0;
+            continue;
         }
+        res = lg_result(it, json_array_get(arr, i));
+        bad |= !res || json_dump_callback(res, lg_dump_evbuffer, buf, JSON_COMPACT) != 0;
+        json_decref(res);
     }
-    hs_reply_json(req, 200, json_pack("{s:b, s:O}", "success", 1, "results", results));
+    if (!bad)
+        bad = evbuffer_add(buf, "]}", 2) != 0;
+    if (bad) {
+        /* The messages are stored; only the answer could not be built. */
+        hs_reply_error(req, 503, "out of memory");
+        goto cleanup;
+    }
+    hs_reply_buffer(req, 200, "application/json", buf);
 cleanup:
-    json_decref(results);
+    hs_buffer_free(buf);
     free(items);
 }
 
@@ -301,12 +327,6 @@ static void lg_post(struct hs_req *req, void *arg)
         hs_reply_error(req, 400, "body must be a JSON object {\"uuid\": ..., \"msg\": ...} "
                        "or an array of them");
     json_decref(root);
-}
-
-/* json_dump_callback sink into an evbuffer. */
-static int lg_dump_evbuffer(const char *data, size_t n, void *arg)
-{
-    return evbuffer_add(arg, data, n);
 }
 
 /* GET /logging: {"success": true, "messages": [{uuid, msg, ts}...]} in the
@@ -333,12 +353,12 @@ static void lg_get(struct hs_req *req, void *arg)
     }
     if (bad || evbuffer_add_printf(buf, "]}") < 0) {
         if (buf)
-            evbuffer_free(buf);
+            hs_buffer_free(buf);
         hs_reply_error(req, 503, "out of memory");
         return;
     }
     hs_reply_buffer(req, 200, "application/json", buf);
-    evbuffer_free(buf);
+    hs_buffer_free(buf);
 }
 
 /* The service's series for GET /metrics. */

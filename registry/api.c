@@ -63,12 +63,12 @@ static void api_reply_instance(struct hs_req *req, const char *key,
 
     if (!buf || evbuffer_add_printf(buf, "{\"success\":true,\"%s\":", key) < 0 ||
         reg_write_instance(in, buf) != 0 || evbuffer_add(buf, "}", 1) != 0) {
-        evbuffer_free(buf);
+        hs_buffer_free(buf);
         hs_reply_error(req, 500, "out of memory");
         return;
     }
     hs_reply_buffer(req, 200, "application/json", buf);
-    evbuffer_free(buf);
+    hs_buffer_free(buf);
 }
 
 static void api_reply_message(struct hs_req *req, int status, const char *message)
@@ -187,12 +187,12 @@ static void api_list(struct hs_req *req, void *arg)
     buf = evbuffer_new();
     if (!buf || evbuffer_add_printf(buf, "{\"success\":true,\"services\":") < 0 ||
         reg_write_list(api->reg, &f, buf) != 0 || evbuffer_add(buf, "}", 1) != 0) {
-        evbuffer_free(buf);
+        hs_buffer_free(buf);
         hs_reply_error(req, 500, "out of memory");
         return;
     }
     hs_reply_buffer(req, 200, "application/json", buf);
-    evbuffer_free(buf);
+    hs_buffer_free(buf);
 }
 
 /* GET /v1/discover?name=X|type=Y[&strategy=random|round_robin] */
