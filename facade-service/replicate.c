@@ -52,6 +52,7 @@ struct rep_msg {
     char last_error[160];
     const struct up_instance *last_target; /* borrowed: records live until exit */
     struct event *timer;      /* owned: backoff wake-up or deadline */
+    int64_t timer_at;         /* when timer fires (monotonic ms), 0: not armed */
     rep_done_fn done;
     void *done_arg;
     struct rep_msg *prev, *next; /* in ctx->msgs while not finished */
@@ -163,10 +164,15 @@ static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
     rep_attempt(m);
 }
 
-static void rep_arm(struct rep_msg *m, int64_t delay_ms)
+/* Arm m's timer to fire at the monotonic time at_ms (now if past). */
+static void rep_arm_at(struct rep_msg *m, int64_t at_ms)
 {
     struct timeval tv;
+    int64_t delay_ms = at_ms - svc_now_ms();
 
+    if (at_ms == m->timer_at && evtimer_pending(m->timer, NULL))
+        return; /* already armed for then (the deadline, usually) */
+    m->timer_at = at_ms;
     if (delay_ms < 0)
         delay_ms = 0;
     tv.tv_sec = (time_t)(delay_ms / 1000);
@@ -452,7 +458,7 @@ static void rep_attempt(struct rep_msg *m)
             break;
     }
     if (m->ninflight > 0) {
-        rep_arm(m, m->deadline - now); /* the deadline holds while copies fly */
+        rep_arm_at(m, m->deadline); /* the deadline holds while copies fly */
         return;
     }
     /* Nothing can take a copy now: wait, then try every instance again. */
@@ -462,13 +468,13 @@ static void rep_attempt(struct rep_msg *m)
     delay = bo_next_delay_ms(&r->opt.backoff, m->attempt, now, m->deadline);
     m->attempt++;
     if (delay < 0) {
-        rep_arm(m, m->deadline - now);
+        rep_arm_at(m, m->deadline);
         return;
     }
     log_warn("retrying POST %s %s (attempt %u) in %lld ms: %s", REP_SERVICE,
              m->last_target ? m->last_target->key : "(no instance)", m->attempt, (long long)delay,
              m->last_error);
-    rep_arm(m, delay);
+    rep_arm_at(m, now + delay);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -528,9 +534,9 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
     m->done_arg = arg;
     DL_APPEND(r->msgs, m);
     r->pending++;
-    /* Placement starts from the loop, so done never runs inside rep_store. */
-    rep_arm(m, 0);
-    m->ntried = 0;
+    /* The first placement cannot finish the message (nothing is stored
+     * yet), so done never runs inside rep_store. */
+    rep_attempt(m);
     return 0;
 }
 
