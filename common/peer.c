@@ -114,6 +114,21 @@ static int peer_pick_host(struct peer *p, const struct cfg_common *c,
 
 /* See peer.h. Zeroes p first; on failure what was made stays in p for
  * peer_free. */
+int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
+{
+    struct ru_list urls;
+    const char *spec = c->registry;
+    char why[PEER_ERR_MAX];
+
+    if (spec == NULL || spec[0] == '\0')
+        spec = PEER_REGISTRY_DEFAULT;
+    if (ru_parse(&urls, spec, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "--registry: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
 int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c,
                const char *name, int ttl_s, char *err, size_t errlen)
 {

@@ -30,6 +30,12 @@ struct peer {
     void *next_arg;
 };
 
+/* Check the options peer_start will use (the registry URLs) before the
+ * service binds or opens anything, so a bad one is a clean start-up error.
+ * Returns 0, or -1 with err saying which option is wrong and why. */
+int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Parse the registry URLs of c (NULL or "": http://127.0.0.1:8500), create
  * the client and discovery cache, register s (already listening) as name
  * with ttl_s (<= 0: PEER_TTL_S_DEFAULT), and hook deregistration into s's

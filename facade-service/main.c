@@ -64,6 +64,10 @@ int main(int argc, char **argv)
                            opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
     if (cfg_rc >= 0)
         return cfg_rc;
+    if (peer_check_options(&common, err, sizeof(err)) != 0) {
+        fprintf(stderr, "facade-service: %s\n", err);
+        return 2;
+    }
     if (svc_init(&app.svc, "facade-service", err, sizeof(err)) != 0) {
         fprintf(stderr, "facade-service: %s\n", err);
         goto cleanup;

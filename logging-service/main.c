@@ -55,6 +55,10 @@ int main(int argc, char **argv)
                            opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
     if (cfg_rc >= 0)
         return cfg_rc;
+    if (peer_check_options(&common, err, sizeof(err)) != 0) {
+        fprintf(stderr, LG_NAME ": %s\n", err);
+        return 2;
+    }
     if (jn_fsync_parse(fsync_name, &policy) != 0) {
         fprintf(stderr, LG_NAME ": --fsync: unknown policy '%s' (always, everysec or no)\n",
                 fsync_name);

@@ -44,6 +44,10 @@ int main(int argc, char **argv)
                            opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
     if (cfg_rc >= 0)
         return cfg_rc;
+    if (peer_check_options(&common, err, sizeof(err)) != 0) {
+        fprintf(stderr, "messages-service: %s\n", err);
+        return 2;
+    }
     if (strlen(msg_text) > MSG_TEXT_MAX) {
         fprintf(stderr, "messages-service: --message: longer than %d bytes\n", MSG_TEXT_MAX);
         return 2;
