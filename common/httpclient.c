@@ -571,10 +571,12 @@ static int hc_setup_easy(struct hc_call *call, const struct hc_request *req)
     const char *method = req->method != NULL ? req->method : "GET";
     long timeout = req->timeout_ms > 0 ? req->timeout_ms
                                        : (long)HC_TIMEOUT_DEFAULT_MS;
-    long connect_timeout = timeout < HC_CONNECT_TIMEOUT_MS
-                               ? timeout
-                               : HC_CONNECT_TIMEOUT_MS;
+    long connect_timeout = req->connect_timeout_ms > 0 ? req->connect_timeout_ms
+                                                       : HC_CONNECT_TIMEOUT_MS;
     int is_get = strcmp(method, "GET") == 0;
+
+    if (connect_timeout > timeout)
+        connect_timeout = timeout;
     int is_post = strcmp(method, "POST") == 0;
     int is_put = strcmp(method, "PUT") == 0;
     /* POST and PUT always send a body (maybe empty) so that libcurl never

@@ -365,6 +365,7 @@ static void rep_send_lane(struct rep_lane *lane)
         req.body = body;
         req.body_len = body ? bytes : 0;
         req.timeout_ms = REP_CALL_TIMEOUT_MS;
+        req.connect_timeout_ms = REP_CONNECT_TIMEOUT_MS;
         c->call = body ? hc_send(r->hc, &req, rep_call_done, c) : NULL;
         free(body);
         if (!c->call) {

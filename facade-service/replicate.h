@@ -23,6 +23,8 @@ struct rep_ctx;
 #define REP_REPLICAS_DEFAULT 2
 #define REP_REPLICAS_MAX 8
 #define REP_CALL_TIMEOUT_MS 2000   /* one batch POST */
+#define REP_CONNECT_TIMEOUT_MS 500 /* a replica that does not even accept the
+                                      connection (host gone) is left quickly */
 #define REP_LANE_INFLIGHT 2        /* batches in flight per instance */
 #define REP_INSTANCES_MAX 64       /* instances considered per message */
 

@@ -300,6 +300,7 @@ static void fc_leg_start(struct fc_get *g, const char *service,
     req.method = "GET";
     req.url = url;
     req.timeout_ms = FC_GET_TIMEOUT_MS;
+    req.connect_timeout_ms = REP_CONNECT_TIMEOUT_MS;
     leg->call = hc_send(f->hc, &req, fc_leg_done, leg);
     if (!leg->call) {
         up_record(f->ups, leg->up, false, 0);
