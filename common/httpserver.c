@@ -55,7 +55,7 @@ struct hs_req {
     const char *route_label;     /* pattern of the matched route, or a fixed label */
     const char *method_label;
     enum hs_method method;
-    char *path;                  /* owned, decoded path */
+    char *path;                  /* owned, decoded path; made on first use */
     const char *param_names[HS_PARAMS_MAX];
     char *param_values[HS_PARAMS_MAX]; /* owned, decoded */
     int nparams;
@@ -226,7 +226,17 @@ void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
 
 /* ---------------------------------------------------------------------- */
 
-const char *hs_req_path(const struct hs_req *req) { return req->path; }
+const char *hs_req_path(const struct hs_req *req)
+{
+    struct hs_req *mut = (struct hs_req *)req; /* lazy decode is invisible */
+    const char *raw;
+
+    if (!mut->path) {
+        raw = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req->ev));
+        mut->path = evhttp_uridecode(raw && *raw ? raw : "/", 0, NULL);
+    }
+    return mut->path ? mut->path : "/";
+}
 enum hs_method hs_req_method(const struct hs_req *req) { return req->method; }
 
 const char *hs_req_param(const struct hs_req *req, const char *name)
@@ -378,7 +388,8 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     struct hs_server *srv = arg;
     struct hs_req *req = calloc(1, sizeof(*req));
     const char *raw_path;
-    char *scratch = NULL;
+    char stack_path[256];
+    char *scratch = NULL, *split;
     char *segs[LIM_PATH_SEGMENTS_MAX];
     unsigned allowed = 0;
     int nsegs, i;
@@ -400,15 +411,22 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(ev));
     if (!raw_path || !*raw_path)
         raw_path = "/";
-    req->path = evhttp_uridecode(raw_path, 0, NULL);
-    scratch = strdup(raw_path);
-    if (!req->path || !scratch) {
-        hs_reply_error(req, 500, "out of memory");
-        goto cleanup;
+    /* Split a copy of the path: on the stack when it fits (the common case,
+     * no allocation), else on the heap. */
+    if (strlen(raw_path) < sizeof(stack_path)) {
+        strcpy(stack_path, raw_path);
+        split = stack_path;
+    } else {
+        scratch = strdup(raw_path);
+        if (!scratch) {
+            hs_reply_error(req, 500, "out of memory");
+            goto cleanup;
+        }
+        split = scratch;
     }
-    nsegs = hs_split(scratch, segs, LIM_PATH_SEGMENTS_MAX);
+    nsegs = hs_split(split, segs, LIM_PATH_SEGMENTS_MAX);
     if (nsegs < 0) {
-        hs_reply_error(req, 404, "no route for %s", req->path);
+        hs_reply_error(req, 404, "no route for %s", hs_req_path(req));
         goto cleanup;
     }
     /* Later routes win, so a service may override a built-in one. */
@@ -422,7 +440,7 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
             continue;
         req->route_label = route->pattern;
         if (!hs_match(route, segs, nsegs, req)) {
-            hs_reply_error(req, 400, "malformed path %s", req->path);
+            hs_reply_error(req, 400, "malformed path %s", hs_req_path(req));
             goto cleanup;
         }
         if (hs_take_body(req) == 0)
@@ -431,10 +449,10 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     }
     if (allowed) {
         hs_reply_error(req, 405, "method %s not allowed on %s", req->method_label,
-                       req->path);
+                       hs_req_path(req));
         goto cleanup;
     }
-    hs_reply_error(req, 404, "no route for %s", req->path);
+    hs_reply_error(req, 404, "no route for %s", hs_req_path(req));
 cleanup:
     free(scratch);
 }
