@@ -165,25 +165,30 @@ void hs_buffer_free(struct evbuffer *buf)
         evbuffer_free(buf);
 }
 
+struct evbuffer *hs_req_output(struct hs_req *req)
+{
+    return evhttp_request_get_output_buffer(req->ev);
+}
+
 void hs_reply_buffer(struct hs_req *req, int status, const char *content_type,
                      struct evbuffer *buf)
 {
     struct evkeyvalq *headers = evhttp_request_get_output_headers(req->ev);
 
-    evhttp_remove_header(headers, "Content-Type");
-    evhttp_add_header(headers, "Content-Type", content_type);
+    /* application/json is evhttp's default here: no header work for it. */
+    if (strcmp(content_type, "application/json") != 0) {
+        evhttp_remove_header(headers, "Content-Type");
+        evhttp_add_header(headers, "Content-Type", content_type);
+    }
     hs_finish(req, status, buf);
 }
 
 void hs_reply_raw(struct hs_req *req, int status, const char *content_type,
                   const char *data, size_t len)
 {
-    struct evbuffer *buf = evbuffer_new();
-
-    if (buf && len)
-        evbuffer_add(buf, data, len);
-    hs_reply_buffer(req, status, content_type, buf);
-    hs_buffer_free(buf);
+    if (len)
+        evbuffer_add(hs_req_output(req), data, len);
+    hs_reply_buffer(req, status, content_type, NULL);
 }
 
 /* Frees the jansson dump once evhttp has written it. */
@@ -196,20 +201,17 @@ static void hs_free_dump(const void *data, size_t len, void *arg)
 
 void hs_reply_json(struct hs_req *req, int status, json_t *body)
 {
-    struct evbuffer *buf = evbuffer_new();
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
     json_decref(body);
-    if (!text || !buf) {
+    if (!text || evbuffer_add_reference(hs_req_output(req), text, strlen(text),
+                                        hs_free_dump, NULL) != 0) {
         free(text);
-        hs_buffer_free(buf);
         hs_reply_raw(req, 500, "application/json",
                      "{\"success\":false,\"error\":\"out of memory\"}", 41);
         return;
     }
-    evbuffer_add_reference(buf, text, strlen(text), hs_free_dump, NULL);
-    hs_reply_buffer(req, status, "application/json", buf);
-    hs_buffer_free(buf);
+    hs_reply_buffer(req, status, "application/json", NULL);
 }
 
 void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)

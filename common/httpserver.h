@@ -84,7 +84,11 @@ void hs_reply_json(struct hs_req *req, int status, json_t *body);
 /* Reply {"success": false, "error": <formatted text>}. */
 void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Reply with the bytes in buf, which is drained (stays the caller's). */
+/* The request's own reply buffer: a handler may write its body there and
+ * answer with hs_reply_buffer(req, status, type, NULL), saving a copy. */
+struct evbuffer *hs_req_output(struct hs_req *req);
+/* Reply with the bytes in buf, which is drained (stays the caller's), or
+ * with what was written to hs_req_output(req) when buf is NULL. */
 void hs_reply_buffer(struct hs_req *req, int status, const char *content_type,
                      struct evbuffer *buf);
 /* evbuffer_free that accepts NULL (libevent's does not), for the

@@ -59,16 +59,15 @@ static void api_tick_cb(evutil_socket_t fd, short what, void *arg)
 static void api_reply_instance(struct hs_req *req, const char *key,
                                const struct reg_instance *in)
 {
-    struct evbuffer *buf = evbuffer_new();
+    struct evbuffer *out = hs_req_output(req);
 
-    if (!buf || evbuffer_add_printf(buf, "{\"success\":true,\"%s\":", key) < 0 ||
-        reg_write_instance(in, buf) != 0 || evbuffer_add(buf, "}", 1) != 0) {
-        hs_buffer_free(buf);
+    if (evbuffer_add_printf(out, "{\"success\":true,\"%s\":", key) < 0 ||
+        reg_write_instance(in, out) != 0 || evbuffer_add(out, "}", 1) != 0) {
+        evbuffer_drain(out, evbuffer_get_length(out));
         hs_reply_error(req, 500, "out of memory");
         return;
     }
-    hs_reply_buffer(req, 200, "application/json", buf);
-    hs_buffer_free(buf);
+    hs_reply_buffer(req, 200, "application/json", NULL);
 }
 
 static void api_reply_message(struct hs_req *req, int status, const char *message)
