@@ -26,6 +26,7 @@
 #include <utlist.h>
 
 #define HS_PARAMS_MAX 4 /* "{name}" segments per route */
+#define HS_QUERY_MAX 16 /* query parameters looked at per request */
 
 struct hs_route {
     unsigned methods;
@@ -59,7 +60,9 @@ struct hs_req {
     const char *param_names[HS_PARAMS_MAX];
     char *param_values[HS_PARAMS_MAX]; /* owned, decoded */
     int nparams;
-    struct evkeyvalq query;      /* parsed lazily */
+    char *query;                 /* owned: the query string, decoded in place, lazily */
+    const char *qkeys[HS_QUERY_MAX], *qvalues[HS_QUERY_MAX]; /* into query */
+    int nquery;
     bool query_parsed;
     char *body;                  /* owned, NUL-terminated copy, NULL when empty */
     size_t body_len;
@@ -136,8 +139,7 @@ static void hs_req_free(struct hs_req *req)
 
     if (!req)
         return;
-    if (req->query_parsed)
-        evhttp_clear_headers(&req->query);
+    free(req->query);
     for (i = 0; i < req->nparams; i++)
         free(req->param_values[i]);
     free(req->path);
@@ -251,21 +253,78 @@ const char *hs_req_param(const struct hs_req *req, const char *name)
     return NULL;
 }
 
+/* Value of one hex digit, or -1. */
+static int hs_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode a form-encoded query component in place ('+' is a space, %XX a
+ * byte; a malformed escape stays as it is). */
+static void hs_form_decode(char *s)
+{
+    char *out = s;
+
+    for (; *s; s++) {
+        if (*s == '+') {
+            *out++ = ' ';
+        } else if (*s == '%' && hs_hex(s[1]) >= 0 && hs_hex(s[2]) >= 0) {
+            *out++ = (char)(hs_hex(s[1]) * 16 + hs_hex(s[2]));
+            s += 2;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* Split the query string once into decoded key/value pairs, all in one
+ * allocation: a lookup costs no allocation per parameter. */
+static void hs_query_parse(struct hs_req *req)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->ev));
+    char *p, *next;
+
+    req->query_parsed = true;
+    if (!q || !*q)
+        return;
+    req->query = strdup(q);
+    for (p = req->query; p && req->nquery < HS_QUERY_MAX; p = next) {
+        char *eq;
+
+        next = strchr(p, '&');
+        if (next)
+            *next++ = '\0';
+        if (!*p)
+            continue;
+        eq = strchr(p, '=');
+        if (eq)
+            *eq++ = '\0';
+        hs_form_decode(p);
+        if (eq)
+            hs_form_decode(eq);
+        req->qkeys[req->nquery] = p;
+        req->qvalues[req->nquery++] = eq ? eq : "";
+    }
+}
+
 const char *hs_req_query(const struct hs_req *req, const char *key)
 {
     struct hs_req *mut = (struct hs_req *)req; /* lazy parse is invisible */
-    const char *q;
+    int i;
 
-    if (!mut->query_parsed) {
-        TAILQ_INIT(&mut->query);
-        mut->query_parsed = true;
-        q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->ev));
-        if (q && evhttp_parse_query_str(q, &mut->query) != 0) {
-            evhttp_clear_headers(&mut->query);
-            TAILQ_INIT(&mut->query);
-        }
-    }
-    return evhttp_find_header(&mut->query, key);
+    if (!mut->query_parsed)
+        hs_query_parse(mut);
+    for (i = 0; i < mut->nquery; i++)
+        if (strcmp(mut->qkeys[i], key) == 0)
+            return mut->qvalues[i];
+    return NULL;
 }
 
 const char *hs_req_header(const struct hs_req *req, const char *name)

@@ -777,6 +777,16 @@ class QueryTest(RegistryTestCase):
                 self.assertJsonError(
                     svc.request("GET", "/v1/services?health=" + bad), 400,
                     "health=%r" % bad)
+        # Query values are form-decoded (%XX and '+'), the first of a
+        # repeated key counts, and empty or valueless parameters are ignored.
+        for raw, expected in (("name=%6Frders&tag=%65u", {a, b}),
+                              ("name=orders&name=billing", {a, b, d}),
+                              ("&&name=billing&flag", {c}),
+                              ("tag=no+such", set())):
+            with self.subTest(raw=raw):
+                status, _, body = svc.request("GET", "/v1/services?" + raw)
+                self.assertEqual(status, 200, body)
+                self.assertEqual({x["id"] for x in body["services"]}, expected)
 
     def test_discover_by_name_and_by_type(self):
         """GET /v1/discover?name=X or ?type=Y answers one passing instance
