@@ -40,7 +40,9 @@ struct rep_msg {
     char *item;               /* owned: {"uuid","msg","ts"} encoded once for every copy */
     size_t item_len;
     int64_t deadline;         /* monotonic ms */
-    unsigned attempt;         /* failures so far */
+    unsigned attempt;         /* retries so far (failovers and waits) */
+    unsigned waits;           /* backoff waits so far: the backoff exponent */
+    bool failed;              /* a copy failed since the last retry was logged */
     int refs;
     bool finished;
     struct up_instance *stored[REP_REPLICAS_MAX];
@@ -241,14 +243,13 @@ static void rep_item_done(struct rep_item *it, int status, const char *error)
                      error ? error : "bad request");
             rep_finish(m, 502, why);
         } else {
-            m->attempt++;
+            /* rep_attempt logs the retry: a failover, or a wait. */
             u->retries++;
             snprintf(m->last_error, sizeof(m->last_error), "%.150s", error ? error : "failed");
             m->last_target = u;
+            m->failed = true;
             if (m->ntried < REP_INSTANCES_MAX && !rep_has(m->tried, m->ntried, u))
                 m->tried[m->ntried++] = u;
-            log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s", REP_SERVICE, u->key,
-                     m->attempt, m->last_error);
             rep_attempt(m);
         }
     }
@@ -425,6 +426,7 @@ static void rep_attempt(struct rep_msg *m)
     char keybuf[REP_INSTANCES_MAX][LIM_HOST_MAX + 8];
     size_t order[REP_INSTANCES_MAX];
     size_t n = disc_list(r->disc, REP_SERVICE, insts, REP_INSTANCES_MAX), need, i;
+    const struct rep_lane *first_new = NULL; /* first instance given a copy now */
     int64_t now = svc_now_ms(), delay;
 
     if (m->finished)
@@ -457,6 +459,14 @@ static void rep_attempt(struct rep_msg *m)
         }
         if (rep_enqueue(m, lane) != 0)
             break;
+        if (!first_new)
+            first_new = lane;
+    }
+    if (m->failed && first_new) {
+        m->failed = false;
+        m->attempt++;
+        log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s", REP_SERVICE,
+                 first_new->up->key, m->attempt, m->last_error);
     }
     if (m->ninflight > 0) {
         rep_arm_at(m, m->deadline); /* the deadline holds while copies fly */
@@ -466,8 +476,10 @@ static void rep_attempt(struct rep_msg *m)
     if (n == 0)
         snprintf(m->last_error, sizeof(m->last_error), "no passing %s instance known",
                  REP_SERVICE);
-    delay = bo_next_delay_ms(&r->opt.backoff, m->attempt, now, m->deadline);
+    delay = bo_next_delay_ms(&r->opt.backoff, m->waits, now, m->deadline);
+    m->waits++;
     m->attempt++;
+    m->failed = false;
     if (delay < 0) {
         rep_arm_at(m, m->deadline);
         return;
