@@ -37,10 +37,13 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+import unittest
 import urllib.parse
 
 __all__ = [
@@ -500,3 +503,99 @@ class Service:
 
     def __repr__(self):
         return "<Service %s pid=%s url=%s>" % (self.name, self.pid, self.url)
+
+
+# --- helpers shared by the test modules ----------------------------------------
+
+def closed_port():
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(binary_name, args, cwd, env=None, timeout_s=10):
+    """Run bin_dir()/binary_name with args to completion (for options that
+    exit at once); returns CompletedProcess with text stdout/stderr. The
+    SERVICE_ENV_VARS of the caller's shell are removed, then env is applied.
+    A service that starts serving instead of exiting is killed by
+    subprocess.run and reported as a timeout."""
+    child_env = dict(os.environ)
+    for var in SERVICE_ENV_VARS:
+        child_env.pop(var, None)
+    child_env.update(env or {})
+    return subprocess.run([binary_path(binary_name)] + list(args), cwd=cwd,
+                          env=child_env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True,
+                          timeout=timeout(timeout_s))
+
+
+class ServiceTestCase(unittest.TestCase):
+    """A TestCase that checks the services it started when it ends, and
+    asserts on the JSON replies every service gives.
+
+    Register each started Service with addCleanup(self.finish_service, svc):
+    after a passing test SIGTERM must end it with code 0; after a failing
+    one it is killed and its log printed for the reader."""
+
+    maxDiff = None
+
+    def setUp(self):
+        self._problems_at_start = self._problem_count()
+
+    def _problem_count(self):
+        """Failures and errors the test result has recorded so far (the
+        result object is the only place that still knows during cleanups)."""
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        return (len(getattr(result, "failures", ()))
+                + len(getattr(result, "errors", ())))
+
+    def _test_failed(self):
+        return self._problem_count() > self._problems_at_start
+
+    def finish_service(self, svc):
+        """The end-of-test check described in the class comment."""
+        if svc.proc is None:
+            return
+        if self._test_failed():
+            svc.kill()
+            sys.stderr.write("\n" + svc.describe() + "\n")
+            return
+        if not svc.running():
+            code = svc.returncode
+            if code != 0 and not svc.signalled:
+                self.fail("%s exited with code %s during the test\n%s"
+                          % (svc.name, code, svc.describe()))
+            return
+        code = svc.stop(signal.SIGTERM)
+        if code != 0:
+            self.fail("%s exited with code %s on SIGTERM at the end of the test\n%s"
+                      % (svc.name, code, svc.describe()))
+
+    def assertJsonContentType(self, headers, msg=""):
+        ctype = headers.get("Content-Type") or ""
+        self.assertEqual(ctype.split(";")[0].strip().lower(), "application/json",
+                         "Content-Type is %r. %s" % (ctype, msg))
+
+    def assertJsonOk(self, reply, status=200, what=""):
+        """reply is a 'status' JSON reply with "success": true; returns body."""
+        got, headers, body = reply
+        msg = "%s: got %s %r" % (what, got, body)
+        self.assertEqual(got, status, msg)
+        self.assertJsonContentType(headers, msg)
+        self.assertIsInstance(body, dict, msg)
+        self.assertIs(body.get("success"), True, msg)
+        return body
+
+    def assertJsonError(self, reply, status, what=""):
+        """reply is a 'status' reply with body {"success": false, "error":
+        "<non-empty text>"} and Content-Type application/json."""
+        got, headers, body = reply
+        msg = "%s: got %s %r" % (what, got, body)
+        self.assertEqual(got, status, msg)
+        self.assertJsonContentType(headers, msg)
+        self.assertIsInstance(body, dict, msg)
+        self.assertIs(body.get("success"), False, msg)
+        self.assertIsInstance(body.get("error"), str, msg)
+        self.assertTrue(body["error"].strip(), msg)
+        return body

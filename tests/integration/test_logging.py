@@ -21,8 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,10 +39,6 @@ NAME = "logging-service"
 BODY_MAX = 1024 * 1024  # LIM_BODY_MAX in common/svc_limits.h
 MSG_MAX = 64 * 1024     # LG_MSG_MAX in logging-service/lg_limits.h
 BATCH_MAX = 1024        # LG_BATCH_MAX in logging-service/lg_limits.h
-# Variables the logging-service reads besides svctest.SERVICE_ENV_VARS: the
-# tests remove them so a developer's shell cannot change what runs.
-OWN_ENV = {"TTL": None, "DATA_DIR": None, "IN_MEMORY": None, "FSYNC": None}
-
 _registry = None  # the module's registry Service, see setUpModule
 
 
@@ -67,35 +61,22 @@ def new_uuid():
     return str(uuid.uuid4())
 
 
-def closed_port():
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+closed_port = svctest.closed_port
 
 
 def run_cli(args, cwd, env=None, timeout=10):
-    """Run the logging-service with args to completion; returns
-    CompletedProcess with text stdout/stderr."""
-    child_env = dict(os.environ)
-    for var in list(svctest.SERVICE_ENV_VARS) + list(OWN_ENV):
-        child_env.pop(var, None)
-    child_env.update(env or {})
-    return subprocess.run([svctest.binary_path(NAME)] + list(args), cwd=cwd,
-                          env=child_env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=T(timeout))
+    """Run the logging-service with args to completion (svctest.run_cli)."""
+    return svctest.run_cli(NAME, args, cwd, env=env, timeout_s=timeout)
 
 
-class LoggingTestCase(unittest.TestCase):
+class LoggingTestCase(svctest.ServiceTestCase):
     """Starts logging-services and gives assertions on the JSON API."""
 
-    maxDiff = None
-
     def setUp(self):
+        super().setUp()
         self.tmp = tempfile.mkdtemp(prefix="logging-it-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.data_dir = os.path.join(self.tmp, "data")
-        self._problems_at_start = self._problem_count()
 
     # --- processes -----------------------------------------------------------
 
@@ -116,10 +97,8 @@ class LoggingTestCase(unittest.TestCase):
         argv += list(args)
         svc = Service()
         self.addCleanup(svc.close)
-        self.addCleanup(self._finish_service, svc)
-        child_env = dict(OWN_ENV)
-        child_env.update(env or {})
-        svc.start(binary, argv, env=child_env, cwd=self.tmp)
+        self.addCleanup(self.finish_service, svc)
+        svc.start(binary, argv, env=env, cwd=self.tmp)
         return svc
 
     def restart(self, svc, *args, sig=signal.SIGTERM, **kw):
@@ -131,55 +110,10 @@ class LoggingTestCase(unittest.TestCase):
             self.assertEqual(code, -sig, svc.describe())
         return self.start_logging(*args, port=svc.port, **kw)
 
-    def _problem_count(self):
-        result = getattr(getattr(self, "_outcome", None), "result", None)
-        return (len(getattr(result, "failures", ()))
-                + len(getattr(result, "errors", ())))
-
-    def _test_failed(self):
-        return self._problem_count() > self._problems_at_start
-
-    def _finish_service(self, svc):
-        """On success: SIGTERM must end the service with code 0. On failure:
-        kill it and print its log to help the reader."""
-        if svc.proc is None:
-            return
-        if self._test_failed():
-            svc.kill()
-            sys.stderr.write("\n" + svc.describe() + "\n")
-            return
-        if not svc.running():
-            code = svc.returncode
-            if code != 0 and not svc.signalled:
-                self.fail("%s exited with code %s during the test\n%s"
-                          % (svc.name, code, svc.describe()))
-            return
-        code = svc.stop(signal.SIGTERM)
-        if code != 0:
-            self.fail("%s exited with code %s on SIGTERM at the end of the test\n%s"
-                      % (svc.name, code, svc.describe()))
-
     def journal_path(self, svc):
         return os.path.join(self.data_dir, "logging-%d.jsonl" % svc.port)
 
     # --- API helpers ----------------------------------------------------------
-
-    def assertJsonContentType(self, headers, msg=""):
-        ctype = headers.get("Content-Type") or ""
-        self.assertEqual(ctype.split(";")[0].strip().lower(), "application/json",
-                         "Content-Type is %r. %s" % (ctype, msg))
-
-    def assertJsonError(self, reply, status, what=""):
-        """reply is a 'status' reply with {"success": false, "error": "..."}."""
-        got, headers, body = reply
-        msg = "%s: got %s %r" % (what, got, body)
-        self.assertEqual(got, status, msg)
-        self.assertJsonContentType(headers, msg)
-        self.assertIsInstance(body, dict, msg)
-        self.assertIs(body.get("success"), False, msg)
-        self.assertIsInstance(body.get("error"), str, msg)
-        self.assertTrue(body["error"].strip(), msg)
-        return body
 
     def post(self, svc, body):
         return svc.request("POST", "/logging", body)

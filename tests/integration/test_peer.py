@@ -13,7 +13,6 @@ Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_peer.py
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,10 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import svctest  # noqa: E402
-from svctest import Service, wait_until  # noqa: E402
+from svctest import Service, closed_port, wait_until  # noqa: E402
 
 NAME = "messages-service"
 REGISTRY_ARGS = ["--backend", "memory", "--cleanup-interval", "100ms"]
-
-
-def free_port():
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PeerTest(unittest.TestCase):
@@ -92,7 +84,7 @@ class PeerTest(unittest.TestCase):
     def test_registry_down_at_start(self):
         """The service starts and serves while the registry is down, warns
         once, and registers as soon as the registry comes up."""
-        port = free_port()
+        port = closed_port()
         url = "http://127.0.0.1:%d" % port
         svc = self.start_service(url)
         svc.wait_for_log(r"WARN .*registry %s: connection refused; "
@@ -113,7 +105,7 @@ class PeerTest(unittest.TestCase):
     def test_registry_restart_forgets(self):
         """A registry restarted without its data answers the renewal 404; the
         service registers again under the same id."""
-        port = free_port()
+        port = closed_port()
         reg = self.start_registry(port)
         svc = self.start_service(reg.url)
         inst_id = self.registered_id(svc)
@@ -133,7 +125,7 @@ class PeerTest(unittest.TestCase):
         """With --registry DEAD,LIVE the service ends up registered with
         LIVE."""
         reg = self.start_registry()
-        dead = "http://127.0.0.1:%d" % free_port()
+        dead = "http://127.0.0.1:%d" % closed_port()
         svc = self.start_service(dead + "," + reg.url)
         inst_id = self.registered_id(svc)
         wait_until(lambda: [i["id"] for i in self.instances(reg, "passing")]

@@ -21,7 +21,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -76,27 +75,18 @@ def registration(instance):
 
 
 def run_cli(args, cwd, timeout=10):
-    """Run the registry with args to completion; returns CompletedProcess
-    with text stdout/stderr. A registry that starts serving instead of
-    exiting is killed by subprocess.run and reported as a timeout."""
-    env = dict(os.environ)
-    for var in svctest.SERVICE_ENV_VARS:
-        env.pop(var, None)
-    return subprocess.run([svctest.binary_path("registry")] + list(args),
-                          cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=T(timeout))
+    """Run the registry with args to completion (svctest.run_cli)."""
+    return svctest.run_cli("registry", args, cwd, timeout_s=timeout)
 
 
-class RegistryTestCase(unittest.TestCase):
+class RegistryTestCase(svctest.ServiceTestCase):
     """Starts registries and gives assertions on the JSON API."""
 
-    maxDiff = None
-
     def setUp(self):
+        super().setUp()
         self.tmp = tempfile.mkdtemp(prefix="registry-it-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.db_path = os.path.join(self.tmp, "registry.db")
-        self._problems_at_start = self._problem_count()
 
     # --- processes -----------------------------------------------------------
 
@@ -112,69 +102,11 @@ class RegistryTestCase(unittest.TestCase):
         argv += list(args)
         svc = Service()
         self.addCleanup(svc.close)
-        self.addCleanup(self._finish_service, svc)
+        self.addCleanup(self.finish_service, svc)
         svc.start("registry", argv, env=env)
         return svc
 
-    def _problem_count(self):
-        """Failures and errors the test result has recorded so far (the
-        result object is the only place that still knows during cleanups)."""
-        result = getattr(getattr(self, "_outcome", None), "result", None)
-        return (len(getattr(result, "failures", ()))
-                + len(getattr(result, "errors", ())))
-
-    def _test_failed(self):
-        return self._problem_count() > self._problems_at_start
-
-    def _finish_service(self, svc):
-        """On success: SIGTERM must end the registry with code 0. On
-        failure: kill it and print its log to help the reader."""
-        if svc.proc is None:
-            return
-        if self._test_failed():
-            svc.kill()
-            sys.stderr.write("\n" + svc.describe() + "\n")
-            return
-        if not svc.running():
-            code = svc.returncode
-            if code != 0 and not svc.signalled:
-                self.fail("registry exited with code %s during the test\n%s"
-                          % (code, svc.describe()))
-            return
-        code = svc.stop(signal.SIGTERM)
-        if code != 0:
-            self.fail("registry exited with code %s on SIGTERM at the end of "
-                      "the test\n%s" % (code, svc.describe()))
-
     # --- API helpers ----------------------------------------------------------
-
-    def assertJsonContentType(self, headers, msg=""):
-        ctype = headers.get("Content-Type") or ""
-        self.assertEqual(ctype.split(";")[0].strip().lower(), "application/json",
-                         "Content-Type is %r. %s" % (ctype, msg))
-
-    def assertJsonOk(self, reply, status=200, what=""):
-        """reply is a 'status' JSON reply with "success": true; returns body."""
-        got, headers, body = reply
-        msg = "%s: got %s %r" % (what, got, body)
-        self.assertEqual(got, status, msg)
-        self.assertJsonContentType(headers, msg)
-        self.assertIsInstance(body, dict, msg)
-        self.assertIs(body.get("success"), True, msg)
-        return body
-
-    def assertJsonError(self, reply, status, what=""):
-        """reply is a 'status' reply with body {"success": false, "error":
-        "<non-empty text>"} and Content-Type application/json."""
-        got, headers, body = reply
-        msg = "%s: got %s %r" % (what, got, body)
-        self.assertEqual(got, status, msg)
-        self.assertJsonContentType(headers, msg)
-        self.assertIsInstance(body, dict, msg)
-        self.assertIs(body.get("success"), False, msg)
-        self.assertIsInstance(body.get("error"), str, msg)
-        self.assertTrue(body["error"].strip(), msg)
-        return body
 
     def register(self, svc, status=201, **fields):
         """POST /v1/services with host/port defaults; returns service_id."""
@@ -310,7 +242,7 @@ class CommandLineTest(RegistryTestCase):
         env_db = os.path.join(self.tmp, "from-env.db")
         svc = Service()
         self.addCleanup(svc.close)
-        self.addCleanup(self._finish_service, svc)
+        self.addCleanup(self.finish_service, svc)
         svc.start("registry", [], env={
             "PORT": "0", "BIND": "127.0.0.1", "DATA_PATH": env_db,
             "STORE_BACKEND": "sqlite", "CLEANUP_INTERVAL": "100ms",

@@ -6,9 +6,7 @@ facade, stop logging-service and watch the retries, resend with an
 Idempotency-Key, kill a replica under load, kill the registry.
 """
 
-import json
 import os
-import signal
 import sys
 import tempfile
 import threading
