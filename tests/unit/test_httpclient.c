@@ -33,6 +33,7 @@
 #include <event2/listener.h>
 
 #include "httpclient.h"
+#include "support.h"
 
 #define SAFETY_MS 10000          /* no single loop run may take longer */
 #define CONCURRENT_CALLS 200
@@ -321,34 +322,11 @@ static struct hc_call *send_simple(struct fixture *fx, const char *method,
     return call;
 }
 
-/* A port on 127.0.0.1 where nothing listens: bound, then closed. */
-static int closed_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int port = -1;
-
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
 /* ---- fixture ---- */
 
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
-    struct evhttp_bound_socket *bound = NULL;
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
 
     if (fx == NULL)
         return -1;
@@ -365,14 +343,9 @@ static int setup(void **state)
     evhttp_set_max_body_size(fx->http, 4 * 1024 * 1024);
     evhttp_set_gencb(fx->http, srv_dispatch, fx);
     evhttp_set_bevcb(fx->http, srv_new_bev, fx);
-    bound = evhttp_bind_socket_with_handle(fx->http, "127.0.0.1", 0);
-    if (bound == NULL)
+    fx->port = ts_evhttp_listen(fx->http, 0);
+    if (fx->port < 0)
         return -1;
-    if (getsockname(evconnlistener_get_fd(
-                        evhttp_bound_socket_get_listener(bound)),
-                    (struct sockaddr *)&sa, &len) != 0)
-        return -1;
-    fx->port = ntohs(sa.sin_port);
     fx->client = hc_client_new(fx->base);
     if (fx->client == NULL)
         return -1;
@@ -552,7 +525,7 @@ static void test_connect_refused(void **state)
     struct result res = {0};
     struct hc_request req = {0};
     char url[64];
-    int port = closed_port();
+    int port = ts_closed_port();
 
     assert_true(port > 0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);

@@ -14,7 +14,8 @@ static ssize_t counted_write(int fd, const void *buf, size_t n);
 #include "logging-service/journal.c"
 #undef write
 
-#include <dirent.h>
+#include "support.h"
+
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -93,29 +94,6 @@ static void seen_free(struct seen *s)
     free(s);
 }
 
-/* Remove every file in dir (one level of subdirectories too), then dir. */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *ent = NULL;
-    char file[PATH_LEN];
-
-    if (d) {
-        for (;;) {
-            ent = readdir(d);
-            if (!ent)
-                break;
-            if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
-                continue;
-            snprintf(file, sizeof(file), "%s/%s", dir, ent->d_name);
-            if (unlink(file) != 0)
-                remove_tree(file);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
@@ -145,7 +123,7 @@ static int teardown(void **state)
         dup2(fx->saved_stderr, STDERR_FILENO);
         close(fx->saved_stderr);
     }
-    remove_tree(fx->dir);
+    ts_remove_tree(fx->dir);
     free(fx);
     return 0;
 }
@@ -707,7 +685,6 @@ static void test_prepare_dir(void **state)
     assert_int_equal(jn_prepare_dir(under_file, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "plain"));
     assert_int_equal(jn_prepare_dir("", err, sizeof(err)), -1);
-    /* remove_tree goes one level deep; clean the nested dirs here. */
     snprintf(nested, sizeof(nested), "%s/a/b/c", fx->dir);
     rmdir(nested);
     snprintf(nested, sizeof(nested), "%s/a/b", fx->dir);

@@ -39,6 +39,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "support.h"
 #include "discovery.h"
 #include "httpclient.h"
 #include "log.h"
@@ -339,24 +340,14 @@ static void fake_dispatch(struct evhttp_request *req, void *arg)
 /* Listen on port (0: ephemeral) and remember the real one. 0 or -1. */
 static int fake_listen(struct fake *f, int port)
 {
-    struct evhttp_bound_socket *bound = NULL;
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-
     f->http = evhttp_new(f->base);
     if (f->http == NULL)
         return -1;
     evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
     evhttp_set_gencb(f->http, fake_dispatch, f);
-    bound = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", (ev_uint16_t)port);
-    if (bound == NULL)
-        return -1;
-    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sa,
-                    &len) != 0)
-        return -1;
-    f->port = ntohs(sa.sin_port);
-    return 0;
+    f->port = ts_evhttp_listen(f->http, port);
+    return f->port < 0 ? -1 : 0;
 }
 
 /* Close the fake's port (connections are refused from now on). Pending
@@ -382,26 +373,6 @@ static int fake_start(struct fake *f, struct event_base *base)
     f->get_status = 200;
     snprintf(f->list, sizeof(f->list), "{\"success\":true,\"services\":[]}");
     return fake_listen(f, 0);
-}
-
-/* A port on 127.0.0.1 where nothing listens: bound, then closed. */
-static int closed_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int port = -1;
-
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
 }
 
 /* ---- loop control ---- */
@@ -517,7 +488,7 @@ static void make_rc(struct fixture *fx, int ttl_s)
 static void urls_closed_then_fake(struct fixture *fx)
 {
     char spec[256];
-    int dead = closed_port();
+    int dead = ts_closed_port();
 
     assert_true(dead > 0);
     snprintf(spec, sizeof(spec), "http://127.0.0.1:%d, %s", dead, fx->url);
@@ -715,7 +686,7 @@ static void test_stop_while_down(void **state)
     struct fixture *fx = *state;
     char spec[64];
 
-    snprintf(spec, sizeof(spec), "http://127.0.0.1:%d", closed_port());
+    snprintf(spec, sizeof(spec), "http://127.0.0.1:%d", ts_closed_port());
     assert_int_equal(ru_parse(&fx->urls, spec, NULL, 0), 0);
     make_rc(fx, 10);
     rc_start(fx->rc);

@@ -4,8 +4,8 @@
  * its bound, and the files the SQLite backend must refuse. SQLite files live
  * in a mkdtemp directory per test, removed by the teardown. */
 #include "store.h"
+#include "support.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -59,31 +59,6 @@ static struct store *open_sqlite(const char *path, char *err, size_t errlen)
 static const struct backend backend_memory = {"memory", open_memory};
 static const struct backend backend_sqlite = {"sqlite", open_sqlite};
 
-/* Remove every file in dir, then dir itself. Accepts an empty string. */
-static void remove_dir(const char *dir)
-{
-    DIR *d = NULL;
-    struct dirent *ent = NULL;
-    char file[PATH_LEN];
-
-    if (!dir[0])
-        return;
-    d = opendir(dir);
-    if (d) {
-        for (;;) {
-            ent = readdir(d);
-            if (!ent)
-                break;
-            if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
-                continue;
-            snprintf(file, sizeof(file), "%s/%s", dir, ent->d_name);
-            unlink(file);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 /* Prestate is the backend; makes the temp dir and opens the store. */
 static int setup(void **state)
 {
@@ -106,7 +81,7 @@ static int setup(void **state)
     fx->st = be->open(fx->path, err, sizeof(err));
     if (!fx->st) {
         print_error("open %s: %s\n", be->name, err);
-        remove_dir(fx->dir);
+        ts_remove_tree(fx->dir);
         free(fx);
         return -1;
     }
@@ -119,7 +94,7 @@ static int teardown(void **state)
     struct fixture *fx = *state;
 
     store_close(fx->st);
-    remove_dir(fx->dir);
+    ts_remove_tree(fx->dir);
     free(fx);
     return 0;
 }
