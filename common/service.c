@@ -24,6 +24,14 @@ int64_t svc_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t svc_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Drain timer: leave the loop once nothing is in flight or time is up. */
 static void svc_drain_cb(evutil_socket_t fd, short what, void *arg)
 {

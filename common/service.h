@@ -68,4 +68,7 @@ void svc_free(struct svc *s);
 /* Monotonic milliseconds (for timers and elapsed times). */
 int64_t svc_now_ms(void);
 
+/* Wall-clock milliseconds since the Unix epoch (for timestamps). */
+int64_t svc_wall_ms(void);
+
 #endif

@@ -40,3 +40,12 @@ bool uid_is_valid(const char *s)
     }
     return s[UID_STR_LEN] == '\0';
 }
+
+void uid_normalize(const char *s, char out[UID_STR_LEN + 1])
+{
+    size_t i;
+
+    for (i = 0; i < UID_STR_LEN; i++)
+        out[i] = (s[i] >= 'A' && s[i] <= 'F') ? (char)(s[i] - 'A' + 'a') : s[i];
+    out[UID_STR_LEN] = '\0';
+}

@@ -12,4 +12,8 @@ void uid_generate(char out[UID_STR_LEN + 1]);
 /* True when s is exactly a canonical UUID text (any case, hyphens at 8-13-18-23). */
 bool uid_is_valid(const char *s);
 
+/* Copy a valid UUID text (see uid_is_valid) into out in lower case: UUIDs
+ * are case-insensitive, so "ABC..." and "abc..." name one message. */
+void uid_normalize(const char *s, char out[UID_STR_LEN + 1]);
+
 #endif

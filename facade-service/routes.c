@@ -14,7 +14,6 @@
 #include "uid.h"
 #include "upstream.h"
 
-#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,14 +56,6 @@ struct fc_routes {
     size_t ngets;
 };
 
-static int64_t fc_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---------------------------------------------------------------------- */
 /* POST /facade */
 
@@ -106,7 +97,7 @@ static void fc_post(struct hs_req *req, void *arg)
     struct fc_post *p = NULL;
     char uuid[UID_STR_LEN + 1], err[300];
     const char *msg = NULL;
-    size_t len = 0, i;
+    size_t len = 0;
     json_t *body = NULL;
 
     if (key) {
@@ -114,8 +105,7 @@ static void fc_post(struct hs_req *req, void *arg)
             hs_reply_error(req, 400, "Idempotency-Key must be a UUID");
             return;
         }
-        for (i = 0; i <= UID_STR_LEN; i++)
-            uuid[i] = (char)tolower((unsigned char)key[i]);
+        uid_normalize(key, uuid);
     } else {
         uid_generate(uuid);
     }
@@ -150,7 +140,7 @@ static void fc_post(struct hs_req *req, void *arg)
         return;
     }
     p = calloc(1, sizeof(*p));
-    if (!p || rep_store(f->rep, uuid, msg, len, fc_wall_ms(), fc_post_done, p) != 0) {
+    if (!p || rep_store(f->rep, uuid, msg, len, svc_wall_ms(), fc_post_done, p) != 0) {
         free(p);
         json_decref(body);
         hs_reply_error(req, 500, "out of memory");

@@ -45,26 +45,6 @@ struct lg_item {
     char error[LG_ERROR_MAX];   /* for 400 and 409 */
 };
 
-/* Milliseconds since the epoch: the timestamp of messages posted without one. */
-static int64_t lg_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Copy the canonical uuid text s (valid per uid_is_valid) into out in lower
- * case: UUIDs are case-insensitive, so "ABC..." and "abc..." are one key. */
-static void lg_uuid_lower(const char *s, char out[UID_STR_LEN + 1])
-{
-    size_t i;
-
-    for (i = 0; i < UID_STR_LEN; i++)
-        out[i] = (s[i] >= 'A' && s[i] <= 'F') ? (char)(s[i] - 'A' + 'a') : s[i];
-    out[UID_STR_LEN] = '\0';
-}
-
 /* Validate one posted object into *it (strings borrowed from obj). Returns
  * 0, or -1 with it->status 400 and it->error saying what is wrong. */
 static int lg_parse_item(const json_t *obj, int64_t now, struct lg_item *it)
@@ -84,7 +64,7 @@ static int lg_parse_item(const json_t *obj, int64_t now, struct lg_item *it)
     msg = json_object_get(obj, "msg");
     ts = json_object_get(obj, "ts");
     if (json_is_string(uuid) && uid_is_valid(json_string_value(uuid))) {
-        lg_uuid_lower(json_string_value(uuid), it->uuid);
+        uid_normalize(json_string_value(uuid), it->uuid);
         it->has_uuid = true;
     }
     if (!uuid) {
@@ -195,7 +175,7 @@ static void lg_post_one(struct lg_service *lg, struct hs_req *req, const json_t 
     struct lg_item it;
     char err[256];
 
-    if (lg_parse_item(obj, lg_wall_ms(), &it) != 0) {
+    if (lg_parse_item(obj, svc_wall_ms(), &it) != 0) {
         hs_reply_error(req, 400, "%s", it.error);
         return;
     }
@@ -249,7 +229,7 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
     size_t n = json_array_size(arr);
     struct lg_item *items = NULL;
     struct evbuffer *buf = NULL;
-    int64_t now = lg_wall_ms();
+    int64_t now = svc_wall_ms();
     int bad;
     char err[256];
     size_t i;
@@ -429,7 +409,7 @@ static int lg_replay_record(const struct jn_record *rec, void *arg)
     enum ms_outcome outcome;
     char uuid[UID_STR_LEN + 1];
 
-    lg_uuid_lower(rec->uuid, uuid);
+    uid_normalize(rec->uuid, uuid);
     if (ms_put(ctx->store, uuid, rec->msg, rec->len, rec->ts, &outcome) != 0)
         return -1;
     if (outcome == MS_DUPLICATE)

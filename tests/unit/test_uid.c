@@ -102,6 +102,18 @@ static void test_no_overread(void **state)
     free(s);
 }
 
+/* uid_normalize lower-cases the hex digits and keeps the hyphens. */
+static void test_normalize(void **state)
+{
+    char out[UID_STR_LEN + 1];
+
+    (void)state;
+    uid_normalize("ABCDEF01-2345-4789-AbCd-0123456789EF", out);
+    assert_string_equal(out, "abcdef01-2345-4789-abcd-0123456789ef");
+    uid_normalize("abcdef01-2345-4789-abcd-0123456789ef", out);
+    assert_string_equal(out, "abcdef01-2345-4789-abcd-0123456789ef");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +121,7 @@ int main(void)
         cmocka_unit_test(test_generate_distinct),
         cmocka_unit_test(test_validity_table),
         cmocka_unit_test(test_no_overread),
+        cmocka_unit_test(test_normalize),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
