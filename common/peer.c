@@ -114,36 +114,39 @@ static int peer_pick_host(struct peer *p, const struct cfg_common *c,
 
 /* See peer.h. Zeroes p first; on failure what was made stays in p for
  * peer_free. */
-int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
+/* Parse c's registry URLs (NULL or "": the default) into urls. 0, or -1
+ * with err naming the option. */
+static int peer_parse_urls(struct ru_list *urls, const struct cfg_common *c,
+                           char *err, size_t errlen)
 {
-    struct ru_list urls;
     const char *spec = c->registry;
     char why[PEER_ERR_MAX];
 
     if (spec == NULL || spec[0] == '\0')
         spec = PEER_REGISTRY_DEFAULT;
-    if (ru_parse(&urls, spec, why, sizeof(why)) != 0) {
+    if (ru_parse(urls, spec, why, sizeof(why)) != 0) {
         snprintf(err, errlen, "--registry: %s", why);
         return -1;
     }
     return 0;
 }
 
+int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
+{
+    struct ru_list urls;
+
+    return peer_parse_urls(&urls, c, err, errlen);
+}
+
 int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c,
                const char *name, int ttl_s, char *err, size_t errlen)
 {
-    const char *spec = c->registry;
-    char why[PEER_ERR_MAX];
     struct rc_options opt;
 
     memset(p, 0, sizeof(*p));
     p->svc = s;
-    if (spec == NULL || spec[0] == '\0')
-        spec = PEER_REGISTRY_DEFAULT;
-    if (ru_parse(&p->urls, spec, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "--registry: %s", why);
+    if (peer_parse_urls(&p->urls, c, err, errlen) != 0)
         goto fail;
-    }
     if (ttl_s <= 0)
         ttl_s = PEER_TTL_S_DEFAULT;
     if (ttl_s > LIM_TTL_MAX) {
