@@ -12,8 +12,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <sys/queue.h>
 #include <event2/listener.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -353,11 +351,6 @@ json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
         snprintf(err, errlen, "invalid JSON at line %d column %d: %s",
                  jerr.line, jerr.column, jerr.text);
     return root;
-}
-
-int hs_req_client_gone(const struct hs_req *req)
-{
-    return evhttp_request_get_connection(req->ev) == NULL;
 }
 
 /* ---------------------------------------------------------------------- */

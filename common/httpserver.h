@@ -75,8 +75,6 @@ const char *hs_req_body(const struct hs_req *req, size_t *len);
  * with a message in err (empty body, invalid JSON with position). */
 json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
     __attribute__((warn_unused_result));
-/* Whether the client connection is gone (late replies are then dropped). */
-int hs_req_client_gone(const struct hs_req *req);
 
 /* --- replies: exactly one per request; each frees req --- */
 /* Reply with body serialised compactly; steals the reference to body. */

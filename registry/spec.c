@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-bool reg_name_valid(const char *s)
+/* A name or type: [A-Za-z0-9._-]{1,128}. */
+static bool reg_name_valid(const char *s)
 {
     size_t n = 0;
 
@@ -41,7 +42,8 @@ static bool reg_label_valid(const char *s, size_t len)
     return true;
 }
 
-bool reg_host_valid(const char *s)
+/* A DNS name, IPv4 or IPv6 literal of at most LIM_HOST_MAX characters. */
+static bool reg_host_valid(const char *s)
 {
     unsigned char addr[16];
     size_t len = strlen(s);
@@ -65,7 +67,8 @@ bool reg_host_valid(const char *s)
     }
 }
 
-bool reg_id_valid_for(const char *id, const char *name)
+/* An id of the form "<name>-<uuid>" for this name. */
+static bool reg_id_valid_for(const char *id, const char *name)
 {
     size_t n = strlen(name);
 

@@ -39,9 +39,4 @@ int reg_spec_parse_text(const char *text, size_t len, struct reg_spec *spec,
 /* Release the references spec holds. Safe on a zeroed or cleared spec. */
 void reg_spec_clear(struct reg_spec *spec);
 
-/* Input rules, exposed for the API's path parameters and the tests. */
-bool reg_name_valid(const char *s);   /* [A-Za-z0-9._-]{1,128} */
-bool reg_host_valid(const char *s);   /* DNS name, IPv4 or IPv6 literal, <= 253 */
-bool reg_id_valid_for(const char *id, const char *name); /* "<name>-<uuid>" */
-
 #endif
