@@ -425,13 +425,22 @@ static void rep_attempt(struct rep_msg *m)
     const char *keys[REP_INSTANCES_MAX];
     char keybuf[REP_INSTANCES_MAX][LIM_HOST_MAX + 8];
     size_t order[REP_INSTANCES_MAX];
-    size_t n = disc_list(r->disc, REP_SERVICE, insts, REP_INSTANCES_MAX), need, i;
+    size_t replicas = (size_t)r->opt.replicas, n, need, i;
     const struct rep_lane *first_new = NULL; /* first instance given a copy now */
     int64_t now = svc_now_ms(), delay;
 
     if (m->finished)
         return;
-    need = n < (size_t)r->opt.replicas ? n : (size_t)r->opt.replicas;
+    /* Every replica stored, or every copy on its way with nothing failed:
+     * no need to look at the instances (the common case on completions). */
+    if (m->nstored >= replicas) {
+        rep_finish(m, 200, NULL);
+        return;
+    }
+    if (!m->failed && m->nstored + m->ninflight >= replicas)
+        return;
+    n = disc_list(r->disc, REP_SERVICE, insts, REP_INSTANCES_MAX);
+    need = n < replicas ? n : replicas;
     if (need > 0 && m->nstored >= need) {
         rep_finish(m, 200, NULL);
         return;
