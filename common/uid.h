@@ -1,5 +1,6 @@
-/* uid.h: UUID generation and validation (libuuid), in the canonical
- * lower-case 36-character text form. */
+/* uid.h: UUID generation (random version 4, from getrandom; libuuid as
+ * the fallback) and validation, in the canonical lower-case 36-character
+ * text form. */
 #ifndef SVC_UID_H
 #define SVC_UID_H
 
@@ -7,7 +8,8 @@
 
 #define UID_STR_LEN 36 /* without the terminating NUL */
 
-/* Write a fresh random (version 4) UUID into out (UID_STR_LEN + 1 bytes). */
+/* Write a fresh random (version 4) UUID into out (UID_STR_LEN + 1 bytes).
+ * For the event-loop thread only: not thread-safe. */
 void uid_generate(char out[UID_STR_LEN + 1]);
 /* True when s is exactly a canonical UUID text (any case, hyphens at 8-13-18-23). */
 bool uid_is_valid(const char *s);
