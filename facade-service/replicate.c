@@ -9,6 +9,7 @@
 
 #include "discovery.h"
 #include "httpclient.h"
+#include "jsonw.h"
 #include "log.h"
 #include "rendezvous.h"
 #include "service.h"
@@ -530,14 +531,12 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
               int64_t ts, rep_done_fn done, void *arg)
 {
     struct rep_msg *m = calloc(1, sizeof(*m));
-    json_t *obj = json_pack("{s:s, s:s#, s:I}", "uuid", uuid, "msg", msg, msg_len, "ts",
-                            (json_int_t)ts);
 
     if (m) {
-        m->item = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+        /* encoded by hand: jansson's pack and dump were ~10% of a POST */
+        m->item = malloc(jw_message_len(uuid, msg, msg_len));
         m->timer = evtimer_new(r->base, rep_timer_cb, m);
     }
-    json_decref(obj);
     if (!m || !m->item || !m->timer) {
         if (m) {
             free(m->item);
@@ -547,7 +546,7 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
         free(m);
         return -1;
     }
-    m->item_len = strlen(m->item);
+    m->item_len = (size_t)(jw_message_put(m->item, uuid, msg, msg_len, ts) - m->item);
     snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
     m->ctx = r;
     m->deadline = svc_now_ms() + r->opt.deadline_ms;

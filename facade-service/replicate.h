@@ -45,8 +45,9 @@ struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc,
                         const struct rep_options *opt)
     __attribute__((warn_unused_result));
 
-/* Begin storing (uuid, msg, ts); msg is copied. done runs later from the
- * loop, exactly once, never before rep_store returns. 0, or -1 on OOM. */
+/* Begin storing (uuid, msg, ts); uuid is a canonical UUID, msg valid UTF-8
+ * without NUL bytes (the caller checks), both copied. done runs later from
+ * the loop, exactly once, never before rep_store returns. 0, or -1 on OOM. */
 int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len,
               int64_t ts, rep_done_fn done, void *arg) __attribute__((warn_unused_result));
 

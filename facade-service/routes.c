@@ -13,6 +13,7 @@
 #include "svc_limits.h"
 #include "uid.h"
 #include "upstream.h"
+#include "utf8.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -111,6 +112,10 @@ static void fc_post(struct hs_req *req, void *arg)
     }
     if (fc_is_text(req)) {
         msg = hs_req_body(req, &len);
+        if (msg && (memchr(msg, '\0', len) || !utf8_valid(msg, len))) {
+            hs_reply_error(req, 400, "a text/plain msg must be UTF-8 text without NUL bytes");
+            return;
+        }
     } else {
         const json_t *m;
 

@@ -171,9 +171,22 @@ class WalkThrough(unittest.TestCase):
                                                  headers=headers)
                 self.assertEqual(status, want, body)
                 self.assertIn("error", body)
+        for raw in (b"bad \xff\xfe bytes", b"nul \x00 inside", b"\xed\xa0\x80"):
+            with self.subTest(text=raw):
+                status, _, body = request("POST", s.facade.url + "/facade", raw,
+                                          headers={"Content-Type": "text/plain"})
+                self.assertEqual(status, 400, body)
+                self.assertIn("UTF-8", body["error"])
+        # Text that needs escaping survives the trip through the facade's
+        # encoder and logging's store, byte for byte.
+        tricky = 'quote " backslash \\ slash / nl \n tab \t bell \x07 caf\u00e9 \u20ac \U0001f600'
+        self.assertEqual(s.post(tricky)[0], 200)
+        status, _, body = request("POST", s.facade.url + "/facade", tricky.encode() + b" (text)",
+                                  headers={"Content-Type": "text/plain"})
+        self.assertEqual(status, 200, body)
         self.assertEqual(request("GET", s.facade.url + "/nope")[0], 404)
         self.assertEqual(request("DELETE", s.facade.url + "/facade")[0], 405)
-        self.assertEqual(s.get()["logs"], ["plain text"])
+        self.assertEqual(s.get()["logs"], ["plain text", tricky, tricky + " (text)"])
 
 
 class Retries(unittest.TestCase):
@@ -305,13 +318,14 @@ class Durability(unittest.TestCase):
     def test_logging_restart_keeps_messages(self):
         """A restarted logging instance answers with everything it had."""
         s = full_suite(self, loggings=1)
-        for text in ("a", "b"):
+        texts = ["a", 'needs "escaping" \\ \n\t\x01 caf\u00e9 \U0001f600', "b"]
+        for text in texts:
             self.assertEqual(s.post(text)[0], 200)
         lg = s.loggings[0]
         lg.kill()
         lg2 = s.start_logging(data_dir=lg.data_dir, port=lg.port)
         _, _, got = lg2.request("GET", "/logging")
-        self.assertEqual([m["msg"] for m in got["messages"]], ["a", "b"])
+        self.assertEqual([m["msg"] for m in got["messages"]], texts)
 
 
 if __name__ == "__main__":
