@@ -7,6 +7,7 @@
 
 #include "httpserver.h"
 #include "journal.h"
+#include "jsonw.h"
 #include "lg_limits.h"
 #include "log.h"
 #include "metrics.h"
@@ -221,6 +222,41 @@ static json_t *lg_result(const struct lg_item *it, const json_t *obj)
     return res;
 }
 
+#define LG_BATCH_HEAD "{\"success\":true,\"results\":["
+/* Longest common result: a comma, the object with a 36-character uuid, a
+ * three-digit status and "false". */
+#define LG_RESULT_MAX 96
+
+/* Write the result of an item that has a canonical uuid and no error at
+ * dst (LG_RESULT_MAX bytes), after a comma when comma; returns its length.
+ * The same text jansson would write for lg_result's object. */
+static size_t lg_result_put(char *dst, bool comma, const struct lg_item *it)
+{
+    static const char head[] = "{\"uuid\":\"";
+    static const char mid[] = "\",\"status\":";
+    static const char dup[] = ",\"duplicate\":true}";
+    static const char nodup[] = ",\"duplicate\":false}";
+    char *p = dst;
+
+    if (comma)
+        *p++ = ',';
+    memcpy(p, head, sizeof(head) - 1);
+    p += sizeof(head) - 1;
+    memcpy(p, it->uuid, UID_STR_LEN);
+    p += UID_STR_LEN;
+    memcpy(p, mid, sizeof(mid) - 1);
+    p += sizeof(mid) - 1;
+    p = jw_int_put(p, it->status);
+    if (it->status == 200) {
+        memcpy(p, dup, sizeof(dup) - 1);
+        p += sizeof(dup) - 1;
+    } else {
+        memcpy(p, nodup, sizeof(nodup) - 1);
+        p += sizeof(nodup) - 1;
+    }
+    return (size_t)(p - dst);
+}
+
 /* POST /logging with an array: 200 with one result per item, in order;
  * 400 for an empty array, 413 past LG_BATCH_MAX items, 503 when the
  * journal write fails (then nothing of the batch is stored). */
@@ -228,7 +264,7 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
 {
     size_t n = json_array_size(arr);
     struct lg_item *items = NULL;
-    struct evbuffer *buf = NULL;
+    struct evbuffer *out = NULL;
     int64_t now = svc_wall_ms();
     int bad;
     char err[256];
@@ -255,36 +291,36 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
         hs_reply_error(req, 503, "batch not stored: %s", err);
         goto cleanup;
     }
-    /* The common answers are written directly; the rare ones (errors, odd
-     * uuids) go through jansson for their escaping. */
-    buf = evbuffer_new();
-    bad = !buf || evbuffer_add_printf(buf, "{\"success\":true,\"results\":[") < 0;
+    /* Straight into the reply: the common results written by hand, the rare
+     * ones (errors, odd uuids) through jansson for their escaping. */
+    out = hs_req_output(req);
+    bad = evbuffer_add(out, LG_BATCH_HEAD, sizeof(LG_BATCH_HEAD) - 1) != 0;
     for (i = 0; i < n && !bad; i++) {
         const struct lg_item *it = &items[i];
         json_t *res;
 
-        if (i > 0)
-            bad |= evbuffer_add(buf, ",", 1) != 0;
         if (it->has_uuid && !it->error[0]) {
-            bad |= evbuffer_add_printf(buf, "{\"uuid\":\"%s\",\"status\":%d,\"duplicate\":%s}",
-                                       it->uuid, it->status,
-                                       it->status == 200 ? "true" : "false") < 0;
+            char tmp[LG_RESULT_MAX];
+
+            bad |= evbuffer_add(out, tmp, lg_result_put(tmp, i > 0, it)) != 0;
             continue;
         }
+        if (i > 0)
+            bad |= evbuffer_add(out, ",", 1) != 0;
         res = lg_result(it, json_array_get(arr, i));
-        bad |= !res || json_dump_callback(res, lg_dump_evbuffer, buf, JSON_COMPACT) != 0;
+        bad |= !res || json_dump_callback(res, lg_dump_evbuffer, out, JSON_COMPACT) != 0;
         json_decref(res);
     }
     if (!bad)
-        bad = evbuffer_add(buf, "]}", 2) != 0;
+        bad = evbuffer_add(out, "]}", 2) != 0;
     if (bad) {
         /* The messages are stored; only the answer could not be built. */
+        evbuffer_drain(out, evbuffer_get_length(out));
         hs_reply_error(req, 503, "out of memory");
         goto cleanup;
     }
-    hs_reply_buffer(req, 200, "application/json", buf);
+    hs_reply_buffer(req, 200, "application/json", NULL);
 cleanup:
-    hs_buffer_free(buf);
     free(items);
 }
 
