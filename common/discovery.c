@@ -38,6 +38,7 @@ struct disc_entry {
     struct disc_instance *list;     /* owned; n instances */
     size_t n;
     bool known;                     /* one refresh has succeeded */
+    uint64_t version;               /* bumped when the list changes */
     bool failing;                   /* failing since the last success */
     unsigned failures;              /* of the current outage */
     struct event *timer;            /* persistent, refresh_ms; owned */
@@ -199,6 +200,22 @@ static void disc_failed(struct disc_entry *e, const char *why)
         ru_failover(d->urls);
 }
 
+/* Whether two instance lists hold the same instances in the same order. */
+static bool disc_same(const struct disc_instance *a, size_t na,
+                      const struct disc_instance *b, size_t nb)
+{
+    size_t i = 0;
+
+    if (na != nb)
+        return false;
+    for (i = 0; i < na; i++) {
+        if (a[i].port != b[i].port || strcmp(a[i].host, b[i].host) != 0 ||
+            strcmp(a[i].id, b[i].id) != 0)
+            return false;
+    }
+    return true;
+}
+
 /* Completion of a refresh: replace the list, or keep it on failure. */
 static void disc_on_list(const struct hc_response *resp, void *arg)
 {
@@ -225,6 +242,8 @@ static void disc_on_list(const struct hc_response *resp, void *arg)
     if (e->failing)
         log_info("registry %s answers again; %zu instances of %s",
                  disc_url_at(e->d, e->call_url), n, e->name);
+    if (!disc_same(e->list, e->n, list, n))
+        e->version++;
     free(e->list);
     e->list = list;
     e->n = n;
@@ -340,6 +359,17 @@ size_t disc_list(const struct disc_client *d, const char *name,
     if (n > 0)
         memcpy(out, e->list, n * sizeof(*out));
     return n;
+}
+
+/* The version of name's list: it changes whenever the list does. */
+uint64_t disc_version(const struct disc_client *d, const char *name)
+{
+    const struct disc_entry *e = NULL;
+
+    if (d == NULL || name == NULL)
+        return 0;
+    e = disc_find(d, name);
+    return e != NULL ? e->version : 0;
 }
 
 /* Whether a refresh of name has succeeded once. */

@@ -47,6 +47,11 @@ int disc_watch(struct disc_client *d, const char *name)
 size_t disc_list(const struct disc_client *d, const char *name,
                  struct disc_instance *out, size_t max);
 
+/* A number that changes whenever the cached list of name changes (0 for
+ * a name not watched): callers that derive something from the list
+ * rebuild it only when this moves. */
+uint64_t disc_version(const struct disc_client *d, const char *name);
+
 /* Whether at least one refresh of name has succeeded. */
 bool disc_known(const struct disc_client *d, const char *name);
 

@@ -82,6 +82,17 @@ struct rep_call {
     struct rep_call *prev, *next; /* in ctx->calls */
 };
 
+/* The logging instances of one discovery version with their lanes and
+ * rendezvous keys, so a placement does not format and look up every
+ * instance again: rebuilt only when the discovery list changes. */
+struct rep_view {
+    bool valid;               /* built, and for version */
+    uint64_t version;         /* disc_version when built */
+    size_t n;
+    struct rep_lane *lanes[REP_INSTANCES_MAX];  /* borrowed from the upstream records */
+    const char *keys[REP_INSTANCES_MAX];        /* lanes[i]->up->key: "host:port" */
+};
+
 struct rep_ctx {
     struct event_base *base;
     struct hc_client *hc;
@@ -93,6 +104,8 @@ struct rep_ctx {
     struct rep_msg *msgs;     /* unfinished messages (utlist DL) */
     struct rep_call *calls;   /* batches in flight (utlist DL) */
     size_t pending;
+    struct rep_view view;
+    struct disc_instance scratch[REP_INSTANCES_MAX]; /* for rebuilding the view */
 };
 
 static void rep_attempt(struct rep_msg *m);
@@ -418,13 +431,40 @@ static int rep_enqueue(struct rep_msg *m, struct rep_lane *lane)
     return 0;
 }
 
+/* The current view of the logging instances (see struct rep_view). An
+ * instance whose lane cannot be made (out of memory) is left out of this
+ * view, which is then rebuilt next time. */
+static const struct rep_view *rep_view_get(struct rep_ctx *r)
+{
+    struct rep_view *v = &r->view;
+    uint64_t version = disc_version(r->disc, REP_SERVICE);
+    size_t n, i;
+
+    if (v->valid && v->version == version)
+        return v;
+    n = disc_list(r->disc, REP_SERVICE, r->scratch, REP_INSTANCES_MAX);
+    v->valid = true;
+    v->version = version;
+    v->n = 0;
+    for (i = 0; i < n; i++) {
+        struct rep_lane *lane = rep_lane_get(r, &r->scratch[i]);
+
+        if (!lane) {
+            v->valid = false;
+            continue;
+        }
+        v->lanes[v->n] = lane;
+        v->keys[v->n] = lane->up->key;
+        v->n++;
+    }
+    return v;
+}
+
 /* Decide what m needs now: finish, send copies, or wait and retry. */
 static void rep_attempt(struct rep_msg *m)
 {
     struct rep_ctx *r = m->ctx;
-    struct disc_instance insts[REP_INSTANCES_MAX];
-    const char *keys[REP_INSTANCES_MAX];
-    char keybuf[REP_INSTANCES_MAX][LIM_HOST_MAX + 8];
+    const struct rep_view *v = NULL;
     size_t order[REP_INSTANCES_MAX];
     size_t replicas = (size_t)r->opt.replicas, n, need, i;
     const struct rep_lane *first_new = NULL; /* first instance given a copy now */
@@ -440,22 +480,17 @@ static void rep_attempt(struct rep_msg *m)
     }
     if (!m->failed && m->nstored + m->ninflight >= replicas)
         return;
-    n = disc_list(r->disc, REP_SERVICE, insts, REP_INSTANCES_MAX);
+    v = rep_view_get(r);
+    n = v->n;
     need = n < replicas ? n : replicas;
     if (need > 0 && m->nstored >= need) {
         rep_finish(m, 200, NULL);
         return;
     }
-    for (i = 0; i < n; i++) {
-        snprintf(keybuf[i], sizeof(keybuf[i]), "%s:%d", insts[i].host, insts[i].port);
-        keys[i] = keybuf[i];
-    }
-    rv_rank(m->uuid, keys, n, order);
+    rv_rank(m->uuid, v->keys, n, order);
     for (i = 0; i < n && m->nstored + m->ninflight < need; i++) {
-        struct rep_lane *lane = rep_lane_get(r, &insts[order[i]]);
+        struct rep_lane *lane = v->lanes[order[i]];
 
-        if (!lane)
-            break;
         if (rep_has(m->stored, m->nstored, lane->up) ||
             rep_has(m->inflight, m->ninflight, lane->up) ||
             rep_has(m->tried, m->ntried, lane->up))
