@@ -800,6 +800,7 @@ static void test_discovery_cache(void **state)
 {
     struct fixture *fx = *state;
     struct disc_instance out[4];
+    uint64_t version = 0;
     int gets = 0;
 
     snprintf(fx->fake.list, sizeof(fx->fake.list), "%s", LIST_TWO);
@@ -819,6 +820,14 @@ static void test_discovery_cache(void **state)
     assert_int_equal(out[1].port, 5011);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 1), 1);
     assert_string_equal(out[0].id, "logging-service-1");
+    /* refreshes with the same list leave the version alone */
+    version = disc_version(fx->disc, "logging-service");
+    assert_true(version != 0);
+    gets = fx->fake.gets;
+    run_for(fx, 250);
+    assert_true(fx->fake.gets >= gets + 1);
+    assert_true(disc_version(fx->disc, "logging-service") == version);
+    assert_true(disc_version(fx->disc, "unknown") == 0);
 
     /* failing registry: the last list is kept */
     fx->fake.fail_503 = 1;
@@ -845,6 +854,8 @@ static void test_discovery_cache(void **state)
     assert_string_equal(out[0].id, "logging-service-3");
     assert_string_equal(out[0].host, "h3");
     assert_int_equal(out[0].port, 7);
+    assert_true(disc_version(fx->disc, "logging-service") != version);
+    version = disc_version(fx->disc, "logging-service");
 
     /* nothing passing any more: an empty list is an answer too */
     snprintf(fx->fake.list, sizeof(fx->fake.list),
@@ -854,6 +865,7 @@ static void test_discovery_cache(void **state)
     assert_true(fx->fake.gets > gets);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 0);
     assert_true(disc_known(fx->disc, "logging-service"));
+    assert_true(disc_version(fx->disc, "logging-service") != version);
 }
 
 static void test_discovery_fails_over(void **state)
