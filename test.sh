@@ -2,7 +2,7 @@
 # test.sh: install what is missing, build and run every test with ctest.
 #   ./test.sh            the default build (build/)
 #   ./test.sh --sanitize the same tests under AddressSanitizer + UBSan (build-asan/)
-#   ./test.sh --fuzz N   only the libFuzzer harness, for N seconds (clang)
+#   ./test.sh --fuzz N   only the libFuzzer harnesses, N seconds split between them (clang)
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/deps.sh --test
@@ -25,9 +25,16 @@ if [ "$fuzz" = 0 ]; then
   (cd "$dir" && ctest --output-on-failure -j2)
 else
   CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSVC_FUZZ=ON -DSVC_TESTS=ON >/dev/null
-  cmake --build build-fuzz -j"$(nproc)" --target fuzz_spec
-  corpus=$(mktemp -d)
-  trap 'rm -rf "$corpus"' EXIT
-  cp tests/fuzz/corpus/* "$corpus"/
-  build-fuzz/bin/fuzz_spec -max_total_time="$fuzz" -print_final_stats=1 "$corpus"
+  cmake --build build-fuzz -j"$(nproc)" --target fuzz_spec fuzz_jsonflat
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  # fuzz_one NAME SEED_DIR SECONDS: run fuzz_NAME on a scratch copy of its
+  # seed corpus (at least 1 s: libFuzzer reads 0 as "no limit").
+  fuzz_one() {
+    mkdir "$work/$1"
+    cp tests/fuzz/"$2"/* "$work/$1"/
+    build-fuzz/bin/fuzz_"$1" -max_total_time="$(($3 > 0 ? $3 : 1))" -print_final_stats=1 "$work/$1"
+  }
+  fuzz_one spec corpus $((fuzz / 2))
+  fuzz_one jsonflat corpus_jsonflat $((fuzz - fuzz / 2))
 fi
