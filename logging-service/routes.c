@@ -7,6 +7,7 @@
 
 #include "httpserver.h"
 #include "journal.h"
+#include "jsonflat.h"
 #include "jsonw.h"
 #include "lg_limits.h"
 #include "log.h"
@@ -25,6 +26,10 @@
 #include <time.h>
 
 #define LG_ERROR_MAX 192 /* bytes of one item's error text */
+/* Tokens of the largest batch the fast path reads: the array, and per item
+ * an object with three keys and their values. Bigger bodies (more keys)
+ * take jansson's path. */
+#define LG_TOKS_MAX (1 + (size_t)LG_BATCH_MAX * 7)
 
 struct lg_service {
     struct svc *svc;            /* borrowed */
@@ -33,6 +38,7 @@ struct lg_service {
     uint64_t duplicates;        /* posts answered "duplicate" */
     uint64_t conflicts;         /* posts refused with 409 */
     uint64_t write_failures;    /* posts refused with 503 */
+    struct jf_tok *toks;        /* owned: LG_TOKS_MAX tokens for the fast path */
 };
 
 /* One posted message on its way through validation and the store. */
@@ -46,59 +52,130 @@ struct lg_item {
     char error[LG_ERROR_MAX];   /* for 400 and 409 */
 };
 
-/* Validate one posted object into *it (strings borrowed from obj). Returns
- * 0, or -1 with it->status 400 and it->error saying what is wrong. */
-static int lg_parse_item(const json_t *obj, int64_t now, struct lg_item *it)
+/* The fields of one posted item as read by jansson or by jsonflat, so that
+ * both paths share one set of rules and error texts. */
+enum lg_kind { LG_ABSENT, LG_STR, LG_INT, LG_WRONG };
+
+struct lg_fields {
+    bool is_object;
+    enum lg_kind uuid_kind, msg_kind, ts_kind; /* uuid and msg: LG_STR or not */
+    const char *uuid;           /* borrowed; uuid_len bytes, maybe not NUL-terminated */
+    size_t uuid_len;
+    const char *msg;            /* borrowed; msg_len bytes of valid UTF-8 */
+    size_t msg_len;
+    int64_t ts;                 /* when ts_kind is LG_INT */
+};
+
+/* The fields of obj (borrowed: the strings point into it). */
+static void lg_fields_json(const json_t *obj, struct lg_fields *f)
 {
-    const json_t *uuid = NULL;
-    const json_t *msg = NULL;
-    const json_t *ts = NULL;
+    const json_t *uuid = json_object_get(obj, "uuid");
+    const json_t *msg = json_object_get(obj, "msg");
+    const json_t *ts = json_object_get(obj, "ts");
+
+    memset(f, 0, sizeof(*f));
+    f->is_object = json_is_object(obj);
+    f->uuid_kind = !uuid ? LG_ABSENT : json_is_string(uuid) ? LG_STR : LG_WRONG;
+    f->msg_kind = !msg ? LG_ABSENT : json_is_string(msg) ? LG_STR : LG_WRONG;
+    f->ts_kind = !ts ? LG_ABSENT : json_is_integer(ts) ? LG_INT : LG_WRONG;
+    if (f->uuid_kind == LG_STR) {
+        f->uuid = json_string_value(uuid);
+        f->uuid_len = json_string_length(uuid);
+    }
+    if (f->msg_kind == LG_STR) {
+        f->msg = json_string_value(msg);
+        f->msg_len = json_string_length(msg);
+    }
+    if (f->ts_kind == LG_INT)
+        f->ts = (int64_t)json_integer_value(ts);
+}
+
+/* The fields of the object at toks[obj] (strings borrowed from the body). */
+static void lg_fields_flat(const struct jf_tok *toks, size_t obj, struct lg_fields *f)
+{
+    long uuid = jf_get(toks, obj, "uuid");
+    long msg = jf_get(toks, obj, "msg");
+    long ts = jf_get(toks, obj, "ts");
+
+    memset(f, 0, sizeof(*f));
+    f->is_object = toks[obj].type == JF_OBJECT;
+    f->uuid_kind = uuid < 0 ? LG_ABSENT : toks[uuid].type == JF_STRING ? LG_STR : LG_WRONG;
+    f->msg_kind = msg < 0 ? LG_ABSENT : toks[msg].type == JF_STRING ? LG_STR : LG_WRONG;
+    f->ts_kind = ts < 0 ? LG_ABSENT : toks[ts].type == JF_INT ? LG_INT : LG_WRONG;
+    if (f->uuid_kind == LG_STR) {
+        f->uuid = toks[uuid].str;
+        f->uuid_len = toks[uuid].len;
+    }
+    if (f->msg_kind == LG_STR) {
+        f->msg = toks[msg].str;
+        f->msg_len = toks[msg].len;
+    }
+    if (f->ts_kind == LG_INT)
+        f->ts = toks[ts].num;
+}
+
+/* Validate one posted item into *it (strings borrowed from f). Returns 0,
+ * or -1 with it->status 400 and it->error saying what is wrong. */
+static int lg_check_item(const struct lg_fields *f, int64_t now, struct lg_item *it)
+{
+    char uuid[UID_STR_LEN + 1];
 
     memset(it, 0, sizeof(*it));
     it->status = 400;
-    if (!json_is_object(obj)) {
+    if (!f->is_object) {
         snprintf(it->error, sizeof(it->error), "a message must be a JSON object with "
                  "\"uuid\" and \"msg\"");
         return -1;
     }
-    uuid = json_object_get(obj, "uuid");
-    msg = json_object_get(obj, "msg");
-    ts = json_object_get(obj, "ts");
-    if (json_is_string(uuid) && uid_is_valid(json_string_value(uuid))) {
-        uid_normalize(json_string_value(uuid), it->uuid);
-        it->has_uuid = true;
+    if (f->uuid_kind == LG_STR && f->uuid_len == UID_STR_LEN) {
+        memcpy(uuid, f->uuid, UID_STR_LEN);
+        uuid[UID_STR_LEN] = '\0';
+        if (uid_is_valid(uuid)) {
+            uid_normalize(uuid, it->uuid);
+            it->has_uuid = true;
+        }
     }
-    if (!uuid) {
+    if (f->uuid_kind == LG_ABSENT) {
         snprintf(it->error, sizeof(it->error), "field 'uuid' is required");
-    } else if (!json_is_string(uuid)) {
+    } else if (f->uuid_kind != LG_STR) {
         snprintf(it->error, sizeof(it->error), "field 'uuid' must be a string");
     } else if (!it->has_uuid) {
         snprintf(it->error, sizeof(it->error), "field 'uuid' must be a canonical UUID "
-                 "(8-4-4-4-12 hex digits), got '%.64s'", json_string_value(uuid));
-    } else if (!msg) {
+                 "(8-4-4-4-12 hex digits), got '%.*s'",
+                 (int)(f->uuid_len < 64 ? f->uuid_len : 64), f->uuid);
+    } else if (f->msg_kind == LG_ABSENT) {
         snprintf(it->error, sizeof(it->error), "field 'msg' is required");
-    } else if (!json_is_string(msg)) {
+    } else if (f->msg_kind != LG_STR) {
         snprintf(it->error, sizeof(it->error), "field 'msg' must be a string");
-    } else if (json_string_length(msg) == 0) {
+    } else if (f->msg_len == 0) {
         snprintf(it->error, sizeof(it->error), "field 'msg' must not be empty");
-    } else if (json_string_length(msg) > LG_MSG_MAX) {
+    } else if (f->msg_len > LG_MSG_MAX) {
         snprintf(it->error, sizeof(it->error), "field 'msg' is %zu bytes, over the limit "
-                 "of %d", json_string_length(msg), LG_MSG_MAX);
-    } else if (ts && !json_is_integer(ts)) {
+                 "of %d", f->msg_len, LG_MSG_MAX);
+    } else if (f->ts_kind == LG_WRONG) {
         snprintf(it->error, sizeof(it->error), "field 'ts' must be an integer "
                  "(milliseconds since the epoch)");
-    } else if (ts && (json_integer_value(ts) < 0 || json_integer_value(ts) > LG_TS_MAX)) {
+    } else if (f->ts_kind == LG_INT && (f->ts < 0 || f->ts > LG_TS_MAX)) {
         snprintf(it->error, sizeof(it->error), "field 'ts' must be between 0 and %lld, "
-                 "got %" JSON_INTEGER_FORMAT, LG_TS_MAX, json_integer_value(ts));
+                 "got %" PRId64, LG_TS_MAX, f->ts);
     } else {
-        it->msg = json_string_value(msg);
-        it->len = json_string_length(msg);
-        it->ts = ts ? (int64_t)json_integer_value(ts) : now;
+        it->msg = f->msg;
+        it->len = f->msg_len;
+        it->ts = f->ts_kind == LG_INT ? f->ts : now;
         it->status = 0;
         it->error[0] = '\0';
         return 0;
     }
     return -1;
+}
+
+/* lg_check_item of a jansson value. */
+static int lg_parse_item(const json_t *obj, int64_t now, struct lg_item *it)
+{
+    struct lg_fields f;
+
+    lg_fields_json(obj, &f);
+    return lg_check_item(&f, now, it);
 }
 
 /* Apply the valid items of items[0..n) to the store, then append the new
@@ -170,28 +247,35 @@ cleanup:
     return rc;
 }
 
+/* Store one valid item and answer: 201, 200 (duplicate), 409 or 503. */
+static void lg_answer_one(struct lg_service *lg, struct hs_req *req, struct lg_item *it)
+{
+    char err[256];
+
+    if (lg_ingest(lg, it, 1, err, sizeof(err)) != 0) {
+        log_error("message %s not stored: %s", it->uuid, err);
+        hs_reply_error(req, 503, "message not stored: %s", err);
+        return;
+    }
+    if (it->status == 409) {
+        hs_reply_json(req, 409, json_pack("{s:b, s:s, s:s}", "success", 0, "error",
+                                          it->error, "uuid", it->uuid));
+        return;
+    }
+    hs_reply_json(req, it->status, json_pack("{s:b, s:s, s:b}", "success", 1, "uuid",
+                                             it->uuid, "duplicate", it->status == 200));
+}
+
 /* POST /logging with one object: 201, 200 (duplicate), 409, 400 or 503. */
 static void lg_post_one(struct lg_service *lg, struct hs_req *req, const json_t *obj)
 {
     struct lg_item it;
-    char err[256];
 
     if (lg_parse_item(obj, svc_wall_ms(), &it) != 0) {
         hs_reply_error(req, 400, "%s", it.error);
         return;
     }
-    if (lg_ingest(lg, &it, 1, err, sizeof(err)) != 0) {
-        log_error("message %s not stored: %s", it.uuid, err);
-        hs_reply_error(req, 503, "message not stored: %s", err);
-        return;
-    }
-    if (it.status == 409) {
-        hs_reply_json(req, 409, json_pack("{s:b, s:s, s:s}", "success", 0, "error",
-                                          it.error, "uuid", it.uuid));
-        return;
-    }
-    hs_reply_json(req, it.status, json_pack("{s:b, s:s, s:b}", "success", 1, "uuid",
-                                            it.uuid, "duplicate", it.status == 200));
+    lg_answer_one(lg, req, &it);
 }
 
 /* json_dump_callback sink into an evbuffer. */
@@ -257,39 +341,23 @@ static size_t lg_result_put(char *dst, bool comma, const struct lg_item *it)
     return (size_t)(p - dst);
 }
 
-/* POST /logging with an array: 200 with one result per item, in order;
- * 400 for an empty array, 413 past LG_BATCH_MAX items, 503 when the
- * journal write fails (then nothing of the batch is stored). */
-static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_t *arr)
+/* Store the valid ones of items[0..n) (checked: invalid ones carry their
+ * 400) and answer 200 with one result per item, in order, or 503 when the
+ * journal write fails (then nothing of the batch is stored). arr is the
+ * posted array when jansson read it (its items' given uuids are echoed in
+ * the rare results), or NULL. */
+static void lg_answer_batch(struct lg_service *lg, struct hs_req *req, struct lg_item *items,
+                            size_t n, const json_t *arr)
 {
-    size_t n = json_array_size(arr);
-    struct lg_item *items = NULL;
     struct evbuffer *out = NULL;
-    int64_t now = svc_wall_ms();
-    int bad;
     char err[256];
     size_t i;
+    int bad;
 
-    if (n == 0) {
-        hs_reply_error(req, 400, "empty batch: send at least one message");
-        return;
-    }
-    if (n > LG_BATCH_MAX) {
-        hs_reply_error(req, 413, "batch of %zu messages is over the limit of %d", n,
-                       LG_BATCH_MAX);
-        return;
-    }
-    items = calloc(n, sizeof(*items));
-    if (!items) {
-        hs_reply_error(req, 503, "out of memory");
-        goto cleanup;
-    }
-    for (i = 0; i < n; i++)
-        (void)lg_parse_item(json_array_get(arr, i), now, &items[i]);
     if (lg_ingest(lg, items, n, err, sizeof(err)) != 0) {
         log_error("batch of %zu messages not stored: %s", n, err);
         hs_reply_error(req, 503, "batch not stored: %s", err);
-        goto cleanup;
+        return;
     }
     /* Straight into the reply: the common results written by hand, the rare
      * ones (errors, odd uuids) through jansson for their escaping. */
@@ -307,7 +375,7 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
         }
         if (i > 0)
             bad |= evbuffer_add(out, ",", 1) != 0;
-        res = lg_result(it, json_array_get(arr, i));
+        res = lg_result(it, arr ? json_array_get(arr, i) : NULL);
         bad |= !res || json_dump_callback(res, lg_dump_evbuffer, out, JSON_COMPACT) != 0;
         json_decref(res);
     }
@@ -317,11 +385,87 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
         /* The messages are stored; only the answer could not be built. */
         evbuffer_drain(out, evbuffer_get_length(out));
         hs_reply_error(req, 503, "out of memory");
-        goto cleanup;
+        return;
     }
     hs_reply_buffer(req, 200, "application/json", NULL);
-cleanup:
+}
+
+/* The batch-size rules of POST /logging: 400 for an empty array, 413 past
+ * LG_BATCH_MAX items. Returns true when n is fine, else has answered. */
+static bool lg_batch_size_ok(struct hs_req *req, size_t n)
+{
+    if (n == 0) {
+        hs_reply_error(req, 400, "empty batch: send at least one message");
+        return false;
+    }
+    if (n > LG_BATCH_MAX) {
+        hs_reply_error(req, 413, "batch of %zu messages is over the limit of %d", n,
+                       LG_BATCH_MAX);
+        return false;
+    }
+    return true;
+}
+
+/* POST /logging with an array read by jansson (see lg_answer_batch). */
+static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    struct lg_item *items = NULL;
+    int64_t now = svc_wall_ms();
+    size_t i;
+
+    if (!lg_batch_size_ok(req, n))
+        return;
+    items = calloc(n, sizeof(*items));
+    if (!items) {
+        hs_reply_error(req, 503, "out of memory");
+        return;
+    }
+    for (i = 0; i < n; i++)
+        (void)lg_parse_item(json_array_get(arr, i), now, &items[i]);
+    lg_answer_batch(lg, req, items, n, arr);
     free(items);
+}
+
+/* The fast path of POST /logging: a body in jsonflat's subset (an object,
+ * or an array of objects, within the size rules) whose items are all valid
+ * is stored and answered here, without building a jansson tree. Returns
+ * false, having answered nothing, for anything else: jansson then reads
+ * the body, and every error is reported by one code path. */
+static bool lg_post_flat(struct lg_service *lg, struct hs_req *req)
+{
+    const struct jf_tok *toks = lg->toks;
+    struct lg_item one, *items = NULL;
+    struct lg_fields f;
+    int64_t now = svc_wall_ms();
+    size_t len = 0, n, i, k;
+    const char *body = hs_req_body(req, &len);
+
+    if (!body || jf_parse(body, len, lg->toks, LG_TOKS_MAX, NULL) != JF_OK)
+        return false;
+    if (toks[0].type == JF_OBJECT) {
+        lg_fields_flat(toks, 0, &f);
+        if (lg_check_item(&f, now, &one) != 0)
+            return false;
+        lg_answer_one(lg, req, &one);
+        return true;
+    }
+    n = toks[0].count;
+    if (n == 0 || n > LG_BATCH_MAX)
+        return false;
+    items = calloc(n, sizeof(*items));
+    if (!items)
+        return false;
+    for (i = 0, k = 1; i < n; i++, k = toks[k].end) {
+        lg_fields_flat(toks, k, &f);
+        if (lg_check_item(&f, now, &items[i]) != 0) {
+            free(items);
+            return false;
+        }
+    }
+    lg_answer_batch(lg, req, items, n, NULL);
+    free(items);
+    return true;
 }
 
 /* POST /logging: one message object or an array of them. */
@@ -329,8 +473,11 @@ static void lg_post(struct hs_req *req, void *arg)
 {
     struct lg_service *lg = arg;
     char err[256];
-    json_t *root = hs_req_json(req, err, sizeof(err));
+    json_t *root = NULL;
 
+    if (lg_post_flat(lg, req))
+        return;
+    root = hs_req_json(req, err, sizeof(err));
     if (!root) {
         hs_reply_error(req, 400, "%s", err);
         return;
@@ -418,7 +565,9 @@ struct lg_service *lg_new(struct svc *svc, struct ms_store *store,
     lg->svc = svc;
     lg->store = store;
     lg->journal = journal;
-    if (hs_route(svc->http, HS_POST, "/logging", lg_post, lg) != 0 ||
+    lg->toks = malloc(LG_TOKS_MAX * sizeof(*lg->toks));
+    if (!lg->toks ||
+        hs_route(svc->http, HS_POST, "/logging", lg_post, lg) != 0 ||
         hs_route(svc->http, HS_GET, "/logging", lg_get, lg) != 0 ||
         mtr_add_collector(svc->metrics, lg_collect, lg) != 0) {
         lg_free(lg);
@@ -429,6 +578,8 @@ struct lg_service *lg_new(struct svc *svc, struct ms_store *store,
 
 void lg_free(struct lg_service *lg)
 {
+    if (lg)
+        free(lg->toks);
     free(lg);
 }
 

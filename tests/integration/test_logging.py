@@ -344,6 +344,42 @@ class BatchTest(LoggingTestCase):
         for uid, msg in ((a, "first"), (b, "second")):
             svc.wait_for_log(r"stored %s: %s$" % (uid, msg))
 
+    def test_both_readers_answer_alike(self):
+        """A body in the fast reader's subset (raw UTF-8, no escapes) and the
+        same body with escapes (read by jansson) get the same answers and
+        store the same messages, for batches and single objects."""
+        answers = []
+        for escaped in (False, True):
+            svc = self.start_logging()
+            known, a, one = new_uuid(), new_uuid(), new_uuid()
+            self.store(svc, known, "caf\u00e9")
+            batch = [
+                {"uuid": a, "msg": "caf\u00e9 \U0001f600", "ts": 10},
+                {"uuid": known, "msg": "caf\u00e9"},
+                {"uuid": known, "msg": "other"},
+                {"uuid": a.upper(), "msg": "caf\u00e9 \U0001f600", "extra": [1, {"k": None}]},
+            ]
+            raw = json.dumps(batch, ensure_ascii=escaped).encode()
+            self.assertEqual(b"\\u" in raw, escaped)
+            got, _, body = svc.request("POST", "/logging", raw,
+                                       headers={"Content-Type": "application/json"})
+            self.assertEqual(got, 200, body)
+            results = [(r["uuid"] == a, r["uuid"] == known, r["status"], r["duplicate"],
+                        "error" in r) for r in body["results"]]
+            raw = json.dumps({"uuid": one, "msg": "\u00fcber"}, ensure_ascii=escaped).encode()
+            single = [svc.request("POST", "/logging", raw,
+                                  headers={"Content-Type": "application/json"})[0]
+                      for _ in range(2)]
+            stored = [(m["msg"], m["ts"] if m["uuid"] == a else None)
+                      for m in self.messages(svc)]
+            answers.append((results, single, stored))
+        self.assertEqual(answers[0], answers[1])
+        self.assertEqual(answers[0][0], [(True, False, 201, False, False),
+                                         (False, True, 200, True, False),
+                                         (False, True, 409, False, True),
+                                         (True, False, 200, True, False)])
+        self.assertEqual(answers[0][1], [201, 200])
+
     def test_batch_is_one_journal_write(self):
         """The new lines of a batch reach the journal in one write(2)."""
         svc = self.start_logging()
