@@ -9,6 +9,7 @@
 
 #include "discovery.h"
 #include "httpclient.h"
+#include "jsonflat.h"
 #include "jsonw.h"
 #include "log.h"
 #include "rendezvous.h"
@@ -24,6 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <utlist.h>
+
+/* Tokens of the largest batch answer the fast path reads: the object, its
+ * "success" and "results" pairs, and per item an object of up to four
+ * pairs (uuid, status, duplicate, error). */
+#define REP_RESULT_TOKS (5 + (size_t)LIM_BATCH_MAX * 9)
 
 struct rep_msg;
 struct rep_lane;
@@ -106,6 +112,7 @@ struct rep_ctx {
     size_t pending;
     struct rep_view view;
     struct disc_instance scratch[REP_INSTANCES_MAX]; /* for rebuilding the view */
+    struct jf_tok toks[REP_RESULT_TOKS]; /* for reading batch answers */
 };
 
 static void rep_attempt(struct rep_msg *m);
@@ -281,6 +288,44 @@ static void rep_call_fail_all(struct rep_call *c, const char *error)
 
 static void rep_send_lane(struct rep_lane *lane);
 
+/* The fast path for a batch answer of 200 {"results": [...]} with one
+ * object per item holding an integer "status" (and maybe a string "error"),
+ * read without jansson: hands every item its outcome and returns true.
+ * Returns false, having done nothing, for any other answer (jansson then
+ * reads it). */
+static bool rep_results_flat(struct rep_call *c, const struct hc_response *resp)
+{
+    struct rep_ctx *r = c->lane->ctx;
+    const struct jf_tok *t = r->toks;
+    size_t i, k;
+    long res;
+
+    if (resp->status != 200 ||
+        jf_parse(resp->body, resp->body_len, r->toks, REP_RESULT_TOKS, NULL) != JF_OK ||
+        t[0].type != JF_OBJECT)
+        return false;
+    res = jf_get(t, 0, "results");
+    if (res < 0 || t[res].type != JF_ARRAY || t[res].count != c->n)
+        return false;
+    for (i = 0, k = (size_t)res + 1; i < c->n; i++, k = t[k].end) {
+        long st = jf_get(t, k, "status"); /* -1 when t[k] is not an object */
+        long er = jf_get(t, k, "error");
+
+        if (st < 0 || t[st].type != JF_INT || (er >= 0 && t[er].type != JF_STRING))
+            return false;
+    }
+    for (i = 0, k = (size_t)res + 1; i < c->n; i++, k = t[k].end) {
+        long st = jf_get(t, k, "status");
+        long er = jf_get(t, k, "error");
+        char why[200];
+
+        if (er >= 0)
+            snprintf(why, sizeof(why), "%.*s", (int)t[er].len, t[er].str);
+        rep_item_done(c->items[i], (int)t[st].num, er >= 0 ? why : NULL);
+    }
+    return true;
+}
+
 /* Completion of one batch POST. */
 static void rep_call_done(const struct hc_response *resp, void *arg)
 {
@@ -299,6 +344,8 @@ static void rep_call_done(const struct hc_response *resp, void *arg)
         rep_call_fail_all(c, resp->error_msg);
         goto out;
     }
+    if (rep_results_flat(c, resp))
+        goto out;
     root = json_loadb(resp->body, resp->body_len, 0, NULL);
     results = json_object_get(root, "results");
     if (resp->status != 200 || !json_is_array(results) || json_array_size(results) != c->n) {
