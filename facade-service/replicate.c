@@ -34,19 +34,20 @@
 struct rep_msg;
 struct rep_lane;
 
-/* One copy of a message queued for, or in flight to, one instance. */
+/* One copy of a message queued for, or in flight to, one instance: a slot
+ * of the message itself (a message has at most `replicas` copies out at
+ * once, one per instance in m->inflight), so copies cost no allocation. */
 struct rep_item {
-    struct rep_msg *m;        /* holds a reference */
+    struct rep_msg *m;        /* holds a reference while used */
     struct rep_lane *lane;    /* borrowed */
+    bool used;
     struct rep_item *prev, *next; /* in lane->queue while queued */
 };
 
 struct rep_msg {
     struct rep_ctx *ctx;
     char uuid[UID_STR_LEN + 1];
-    char *item;               /* owned: {"uuid","msg","ts"} encoded once for every copy */
-    size_t item_len;
-    int64_t deadline;         /* monotonic ms */
+    int64_t deadline;         /* monotonic ms; rep_ctx's deadline timer enforces it */
     unsigned attempt;         /* retries so far (failovers and waits) */
     unsigned waits;           /* backoff waits so far: the backoff exponent */
     bool failed;              /* a copy failed since the last retry was logged */
@@ -60,11 +61,13 @@ struct rep_msg {
     size_t ntried;
     char last_error[160];
     const struct up_instance *last_target; /* borrowed: records live until exit */
-    struct event *timer;      /* owned: backoff wake-up or deadline */
-    int64_t timer_at;         /* when timer fires (monotonic ms), 0: not armed */
+    struct event *timer;      /* owned: backoff wake-up, made at the first wait */
     rep_done_fn done;
     void *done_arg;
     struct rep_msg *prev, *next; /* in ctx->msgs while not finished */
+    struct rep_item copies[REP_REPLICAS_MAX];
+    size_t item_len;
+    char item[];              /* {"uuid","msg","ts"}, encoded once for every copy */
 };
 
 struct rep_lane {
@@ -107,7 +110,10 @@ struct rep_ctx {
     struct rep_options opt;
     struct event *flush;      /* owned: sends the dirty lanes' queues */
     struct rep_lane *dirty;   /* singly linked */
-    struct rep_msg *msgs;     /* unfinished messages (utlist DL) */
+    struct rep_msg *msgs;     /* unfinished messages (utlist DL), oldest first:
+                                 every deadline is store time + opt.deadline_ms,
+                                 so this is also deadline order */
+    struct event *deadlines;  /* owned: fires at (or after) the oldest deadline */
     struct rep_call *calls;   /* batches in flight (utlist DL) */
     size_t pending;
     struct rep_view view;
@@ -126,7 +132,6 @@ static void rep_msg_unref(struct rep_msg *m)
         return;
     if (m->timer)
         event_free(m->timer);
-    free(m->item);
     free(m);
 }
 
@@ -138,10 +143,11 @@ static void rep_finish(struct rep_msg *m, int status, const char *error)
     if (m->finished)
         return;
     m->finished = true;
-    evtimer_del(m->timer);
+    if (m->timer)
+        evtimer_del(m->timer);
     DL_DELETE(r->msgs, m);
     r->pending--;
-    m->done(status, error, m->done_arg);
+    m->done(status, error, m->uuid, m->done_arg);
     rep_msg_unref(m);
 }
 
@@ -167,40 +173,76 @@ static void rep_remove(struct up_instance **set, size_t *n, const struct up_inst
     }
 }
 
+/* Finish m with 503: its deadline passed. */
+static void rep_expire(struct rep_msg *m)
+{
+    char why[600];
+
+    snprintf(why, sizeof(why), "no logging-service instance stored it within %lld ms: %s",
+             (long long)m->ctx->opt.deadline_ms,
+             m->last_error[0] ? m->last_error : "no passing instance known");
+    rep_finish(m, 503, why);
+}
+
+/* A backoff wait is over: try again (unless the deadline passed). */
 static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rep_msg *m = arg;
-    int64_t now = svc_now_ms();
 
     (void)fd;
     (void)what;
-    if (now >= m->deadline) {
-        char why[600];
-
-        snprintf(why, sizeof(why), "no logging-service instance stored it within %lld ms: %s",
-                 (long long)m->ctx->opt.deadline_ms,
-                 m->last_error[0] ? m->last_error : "no passing instance known");
-        rep_finish(m, 503, why);
+    if (svc_now_ms() >= m->deadline) {
+        rep_expire(m);
         return;
     }
     m->ntried = 0;
     rep_attempt(m);
 }
 
-/* Arm m's timer to fire at the monotonic time at_ms (now if past). */
-static void rep_arm_at(struct rep_msg *m, int64_t at_ms)
+/* Arm r's deadline timer for its oldest message. Messages finish mostly in
+ * order, so the timer is not moved when the oldest one finishes: it fires
+ * at an old deadline, finds that message gone and is armed again. */
+static void rep_deadlines_arm(struct rep_ctx *r)
 {
     struct timeval tv;
-    int64_t delay_ms = at_ms - svc_now_ms();
+    int64_t delay_ms;
 
-    if (at_ms == m->timer_at && evtimer_pending(m->timer, NULL))
-        return; /* already armed for then (the deadline, usually) */
-    m->timer_at = at_ms;
+    if (!r->msgs)
+        return;
+    delay_ms = r->msgs->deadline - svc_now_ms();
     if (delay_ms < 0)
         delay_ms = 0;
     tv.tv_sec = (time_t)(delay_ms / 1000);
     tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
-    evtimer_add(m->timer, &tv);
+    evtimer_add(r->deadlines, &tv);
+}
+
+/* The deadline timer: every message whose deadline passed answers 503. */
+static void rep_deadlines_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rep_ctx *r = arg;
+    int64_t now = svc_now_ms();
+
+    (void)fd;
+    (void)what;
+    while (r->msgs && r->msgs->deadline <= now)
+        rep_expire(r->msgs);
+    rep_deadlines_arm(r);
+}
+
+/* Arm m's own timer to wake it after delay_ms for another attempt. 0, or
+ * -1 out of memory (then the deadline timer ends it). */
+static int rep_wait(struct rep_msg *m, int64_t delay_ms)
+{
+    struct timeval tv;
+
+    if (!m->timer)
+        m->timer = evtimer_new(m->ctx->base, rep_timer_cb, m);
+    if (!m->timer)
+        return -1;
+    tv.tv_sec = (time_t)(delay_ms / 1000);
+    tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
+    return evtimer_add(m->timer, &tv);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -249,6 +291,8 @@ static void rep_item_done(struct rep_item *it, int status, const char *error)
     struct rep_msg *m = it->m;
     struct up_instance *u = it->lane->up;
 
+    /* the slot is free again before rep_attempt may want one */
+    it->used = false;
     rep_remove(m->inflight, &m->ninflight, u);
     if (!m->finished) {
         if (status == 200 || status == 201) {
@@ -275,7 +319,6 @@ static void rep_item_done(struct rep_item *it, int status, const char *error)
         }
     }
     rep_msg_unref(m);
-    free(it);
 }
 
 static void rep_call_fail_all(struct rep_call *c, const char *error)
@@ -464,12 +507,17 @@ static void rep_flush_cb(evutil_socket_t fd, short what, void *arg)
 /* Queue a copy of m for the instance in; 0 or -1 on OOM. */
 static int rep_enqueue(struct rep_msg *m, struct rep_lane *lane)
 {
-    struct rep_item *it = calloc(1, sizeof(*it));
+    struct rep_item *it = NULL;
+    size_t i;
 
+    for (i = 0; i < REP_REPLICAS_MAX && !it; i++)
+        if (!m->copies[i].used)
+            it = &m->copies[i];
     if (!it)
-        return -1;
+        return -1; /* cannot happen: one slot per copy in m->inflight */
     it->m = m;
     it->lane = lane;
+    it->used = true;
     m->refs++;
     m->inflight[m->ninflight++] = lane->up;
     DL_APPEND(lane->queue, it);
@@ -560,10 +608,8 @@ static void rep_attempt(struct rep_msg *m)
         log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s", REP_SERVICE,
                  first_new->up->key, m->attempt, m->last_error);
     }
-    if (m->ninflight > 0) {
-        rep_arm_at(m, m->deadline); /* the deadline holds while copies fly */
-        return;
-    }
+    if (m->ninflight > 0)
+        return; /* the deadline timer holds while copies fly */
     /* Nothing can take a copy now: wait, then try every instance again. */
     if (n == 0)
         snprintf(m->last_error, sizeof(m->last_error), "no passing %s instance known",
@@ -572,14 +618,13 @@ static void rep_attempt(struct rep_msg *m)
     m->waits++;
     m->attempt++;
     m->failed = false;
-    if (delay < 0) {
-        rep_arm_at(m, m->deadline);
-        return;
-    }
+    if (delay < 0)
+        return; /* no time left for a wait: the deadline timer ends it */
     log_warn("retrying POST %s %s (attempt %u) in %lld ms: %s", REP_SERVICE,
              m->last_target ? m->last_target->key : "(no instance)", m->attempt, (long long)delay,
              m->last_error);
-    rep_arm_at(m, now + delay);
+    if (rep_wait(m, delay) != 0)
+        log_error("message %s: cannot arm its retry timer; it fails at its deadline", m->uuid);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -602,7 +647,12 @@ struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc,
     if (r->opt.replicas > REP_REPLICAS_MAX)
         r->opt.replicas = REP_REPLICAS_MAX;
     r->flush = event_new(base, -1, 0, rep_flush_cb, r);
-    if (!r->flush) {
+    r->deadlines = evtimer_new(base, rep_deadlines_cb, r);
+    if (!r->flush || !r->deadlines) {
+        if (r->flush)
+            event_free(r->flush);
+        if (r->deadlines)
+            event_free(r->deadlines);
         free(r);
         return NULL;
     }
@@ -612,22 +662,14 @@ struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc,
 int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len,
               int64_t ts, rep_done_fn done, void *arg)
 {
-    struct rep_msg *m = calloc(1, sizeof(*m));
+    /* One allocation holds the message, its copies and its encoding, which
+     * is written by hand (jansson's pack and dump were ~10% of a POST). */
+    struct rep_msg *m = malloc(sizeof(*m) + jw_message_len(uuid, msg, msg_len));
+    bool first = r->msgs == NULL;
 
-    if (m) {
-        /* encoded by hand: jansson's pack and dump were ~10% of a POST */
-        m->item = malloc(jw_message_len(uuid, msg, msg_len));
-        m->timer = evtimer_new(r->base, rep_timer_cb, m);
-    }
-    if (!m || !m->item || !m->timer) {
-        if (m) {
-            free(m->item);
-            if (m->timer)
-                event_free(m->timer);
-        }
-        free(m);
+    if (!m)
         return -1;
-    }
+    memset(m, 0, sizeof(*m));
     m->item_len = (size_t)(jw_message_put(m->item, uuid, msg, msg_len, ts) - m->item);
     snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
     m->ctx = r;
@@ -637,6 +679,8 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
     m->done_arg = arg;
     DL_APPEND(r->msgs, m);
     r->pending++;
+    if (first)
+        rep_deadlines_arm(r);
     /* The first placement cannot finish the message (nothing is stored
      * yet), so done never runs inside rep_store. */
     rep_attempt(m);
@@ -659,8 +703,8 @@ static void rep_lane_free(struct up_instance *u, void *arg)
     DL_FOREACH_SAFE(lane->queue, it, tmp)
     {
         DL_DELETE(lane->queue, it);
+        it->used = false;
         rep_msg_unref(it->m);
-        free(it);
     }
     free(lane);
     u->user = NULL;
@@ -679,8 +723,8 @@ void rep_free(struct rep_ctx *r)
         DL_DELETE(r->calls, c);
         hc_cancel(c->call);
         for (i = 0; i < c->n; i++) {
+            c->items[i]->used = false;
             rep_msg_unref(c->items[i]->m);
-            free(c->items[i]);
         }
         free(c->items);
         free(c);
@@ -693,5 +737,6 @@ void rep_free(struct rep_ctx *r)
         rep_msg_unref(m);
     }
     event_free(r->flush);
+    event_free(r->deadlines);
     free(r);
 }

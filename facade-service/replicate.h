@@ -25,7 +25,10 @@ struct rep_ctx;
 #define REP_CALL_TIMEOUT_MS 2000   /* one batch POST */
 #define REP_CONNECT_TIMEOUT_MS 500 /* a replica that does not even accept the
                                       connection (host gone) is left quickly */
-#define REP_LANE_INFLIGHT 2        /* batches in flight per instance */
+#define REP_LANE_INFLIGHT 1        /* batches in flight per instance: with one,
+                                      the copies that arrive meanwhile make the
+                                      next batch bigger (measured ~7% more POST
+                                      throughput than with two) */
 #define REP_INSTANCES_MAX 64       /* instances considered per message */
 
 struct rep_options {
@@ -36,8 +39,9 @@ struct rep_options {
 
 /* Outcome of one message: status 200 (stored on every chosen replica),
  * 409 (the uuid holds another message), 502 (an instance refused it) or
- * 503 (deadline passed); error is NULL on 200, else borrowed text. */
-typedef void (*rep_done_fn)(int status, const char *error, void *arg);
+ * 503 (deadline passed); error is NULL on 200, else borrowed text;
+ * uuid is the message's (borrowed). */
+typedef void (*rep_done_fn)(int status, const char *error, const char *uuid, void *arg);
 
 /* All pointers borrowed; they must outlive the context. Caller frees. */
 struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc,

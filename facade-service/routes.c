@@ -62,27 +62,20 @@ struct fc_routes {
 /* ---------------------------------------------------------------------- */
 /* POST /facade */
 
-/* One POST waiting for the replicator. */
-struct fc_post {
-    struct hs_req *req;
-    char uuid[UID_STR_LEN + 1];
-};
-
-/* The replicator's verdict for one POST: the reply. Frees p. */
-static void fc_post_done(int status, const char *error, void *arg)
+/* The replicator's verdict for one POST (arg: its request): the reply. */
+static void fc_post_done(int status, const char *error, const char *uuid, void *arg)
 {
-    struct fc_post *p = arg;
+    struct hs_req *req = arg;
 
     if (status == 200) {
         char body[96];
         int n = snprintf(body, sizeof(body), "{\"status\":\"success\",\"uuid\":\"%s\"}",
-                         p->uuid);
+                         uuid);
 
-        hs_reply_raw(p->req, 200, "application/json", body, (size_t)n);
+        hs_reply_raw(req, 200, "application/json", body, (size_t)n);
     } else
-        hs_reply_json(p->req, status, json_pack("{s:s, s:s, s:s}", "status", "error", "uuid",
-                                                p->uuid, "error", error));
-    free(p);
+        hs_reply_json(req, status, json_pack("{s:s, s:s, s:s}", "status", "error", "uuid",
+                                             uuid, "error", error));
 }
 
 /* Whether the request's Content-Type is text/plain. */
@@ -119,7 +112,6 @@ static void fc_post(struct hs_req *req, void *arg)
 {
     struct fc_routes *f = arg;
     const char *key = hs_req_header(req, "Idempotency-Key");
-    struct fc_post *p = NULL;
     char uuid[UID_STR_LEN + 1], err[300];
     const char *msg = NULL;
     size_t len = 0;
@@ -170,15 +162,12 @@ static void fc_post(struct hs_req *req, void *arg)
                        LIM_MSG_MAX);
         return;
     }
-    p = calloc(1, sizeof(*p));
-    if (!p || rep_store(f->rep, uuid, msg, len, svc_wall_ms(), fc_post_done, p) != 0) {
-        free(p);
+    /* req stays valid until its reply: fc_post_done answers it */
+    if (rep_store(f->rep, uuid, msg, len, svc_wall_ms(), fc_post_done, req) != 0) {
         json_decref(body);
         hs_reply_error(req, 500, "out of memory");
         return;
     }
-    p->req = req;
-    memcpy(p->uuid, uuid, sizeof(uuid));
     json_decref(body);
 }
 
