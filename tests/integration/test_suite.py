@@ -7,6 +7,7 @@ Idempotency-Key, kill a replica under load, kill the registry.
 """
 
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -239,6 +240,28 @@ class Retries(unittest.TestCase):
         self.assertIn("error", body)
         self.assertGreater(elapsed, 1.5)
         self.assertLess(elapsed, timeout(6))
+
+
+    def test_hung_instance_ends_at_the_deadline(self):
+        """A logging instance that takes the connection but never answers
+        (SIGSTOP) holds a copy in flight: the POST still answers 503 at
+        its deadline, before the batch call's own 2 s timeout, and the
+        late answer after SIGCONT changes nothing."""
+        s = full_suite(self, loggings=1, facade_args=("--retry-deadline", "1s"))
+        lg = s.loggings[0]
+        self.assertEqual(s.post("before")[0], 200)
+        lg.proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.time()
+            status, _, body = s.post("into the void")
+            elapsed = time.time() - t0
+        finally:
+            lg.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(status, 503, body)
+        self.assertGreater(elapsed, 0.9)
+        self.assertLess(elapsed, timeout(1.9))
+        self.assertEqual(s.post("after")[0], 200)
+        self.assertEqual(request("GET", s.facade.url + "/health")[0], 200)
 
 
 class Idempotency(unittest.TestCase):
