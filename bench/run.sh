@@ -134,8 +134,11 @@ stop_pid() { # stop_pid PID: SIGTERM and a bounded wait (6 s), then SIGKILL
 }
 
 # CPU pinning: on a 2-core box the servers get CPU 1 and the load generator
-# CPU 0, the same for nginx and our services, so both compete alike. In the
-# facade part all five services share CPU 1, as nginx's one worker does.
+# CPU 0, the same for nginx and our services, so both compete alike. The
+# facade part measures in two layouts (set_layout): "free", its target's
+# layout, where nginx's worker, the five services and wrk are all scheduled
+# freely on every CPU, and "pinned", shown for information, where all five
+# services share CPU 1 as nginx's one worker does.
 NPROC=$(nproc)
 PIN=${BENCH_PIN:-$([ "$NPROC" -ge 2 ] && echo 1 || echo 0)}
 if [ "$PIN" = 1 ]; then
@@ -211,6 +214,24 @@ register_one() { # register_one PORT NAME SVCPORT
     curl -fsS -X POST "http://127.0.0.1:$1/v1/services" -H 'Content-Type: application/json' \
         -d "{\"name\":\"$2\",\"host\":\"127.0.0.1\",\"port\":$3,\"ttl\":$TTL,\"tags\":[\"bench\",\"v1\"],\"metadata\":{\"zone\":\"local\",\"version\":\"1.0.0\"}}" |
         sed -n 's/.*"service_id":"\([^"]*\)".*/\1/p'
+}
+
+# set_layout free|pinned: the CPUs of the servers started from now on, of
+# the load generator and of the running nginx (master and worker).
+set_layout() {
+    local cpus p
+    if [ "$1" = pinned ] && [ "$PIN" = 1 ]; then
+        SRV_PIN=(taskset -c 1)
+        GEN_PIN=(taskset -c 0)
+        cpus=1
+    else
+        SRV_PIN=()
+        GEN_PIN=()
+        cpus=0-$((NPROC - 1))
+    fi
+    for p in "$NGINX_PID" $(pgrep -P "$NGINX_PID" || true); do
+        taskset -p -c "$cpus" "$p" >/dev/null
+    done
 }
 
 # run_wrk LABEL URL [wrk args...]: wrk -t1 -cCONNS -dDURATION --latency;
@@ -495,6 +516,8 @@ facade_part() {
     # does not run.
     if kill -0 "$SMALL_PID" 2>/dev/null; then stop_pid "$SMALL_PID"; fi
 
+    set_layout free
+    echo "== [facade] layout free: nginx, the services and wrk on any CPU"
     echo "== [facade] 1. nginx fixed 200 (ceiling), run 1 of 3"
     nginx_run nginx-f1
     n1=$NRPS p1=$NP99
@@ -565,6 +588,28 @@ facade_part() {
     nginx_run nginx-f3
     n3=$NRPS p3=$NP99
 
+    # The same POST run with the whole stack on one CPU, for information.
+    local pin_rows=() pn1 pn2 pngx ppost ppost99 ppost_reqs
+    if [ "$PIN" = 1 ]; then
+        set_layout pinned
+        echo "== [facade] layout pinned: nginx's worker, or all five services, on CPU 1; wrk on CPU 0"
+        echo "== [facade] 4. nginx fixed 200 (ceiling, pinned), run 1 of 2"
+        nginx_run nginx-p1
+        pn1=$NRPS
+        echo "== [facade] 5. POST /facade (stack C: fresh, pinned)"
+        start_stack C
+        run_wrk facade-post-pinned "$STK_FACADE/facade" -s "$ROOT/bench/facade_post.lua"
+        ppost=$RPS ppost99=$P99 ppost_reqs=$REQS
+        stop_stack
+        echo "== [facade] 4. nginx fixed 200 (ceiling, pinned), run 2 of 2"
+        nginx_run nginx-p2
+        pn2=$NRPS
+        pngx=$(awk -v a="$pn1" -v b="$pn2" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+        pin_rows+=("| nginx fixed 200, pinned layout (worker on CPU 1; mean of 2 runs: $(fmt "$pn1" %.0f), $(fmt "$pn2" %.0f)) | $pngx | - | 1.00 | reference for the next row | - |")
+        pin_rows+=("| POST /facade, pinned layout (all five services on CPU 1; $ppost_reqs POSTs) | $(fmt "$ppost" %.0f) | $(fmt "$ppost99" %.2f) ms | $(ratio "$ppost" "$pngx") | none (information) | - |")
+        set_layout free
+    fi
+
     local ngx ngx99 spread runs p99s post_r get_r rows=() rrows=() k a b c d
     ngx=$(median3 "$n1" "$n2" "$n3")
     ngx99=$(median3 "$p1" "$p2" "$p3")
@@ -573,10 +618,11 @@ facade_part() {
     p99s="$(fmt "$p1" %.2f), $(fmt "$p2" %.2f), $(fmt "$p3" %.2f)"
     post_r=$(ratio "$post" "$ngx")
     get_r=$(ratio "$get" "$ngx")
-    rows+=("| nginx fixed 200 (ceiling; median of 3 runs: $runs) | $(fmt "$ngx" %.0f) | $(fmt "$ngx99" %.2f) ms (runs: $p99s) | 1.00 | reference | - |")
+    rows+=("| nginx fixed 200 (ceiling, free layout; median of 3 runs: $runs) | $(fmt "$ngx" %.0f) | $(fmt "$ngx99" %.2f) ms (runs: $p99s) | 1.00 | reference | - |")
     rows+=("| POST /facade {\"msg\"} 66 B, --replicas 2 | $(fmt "$post" %.0f) | $(fmt "$post99" %.2f) ms | $post_r | >= 0.25 x nginx | $(verdict ge "$post_r" 0.25) |")
     rows+=("| POST /facade p99 | - | $(fmt "$post99" %.2f) ms | - | p99 < 10 ms | $(verdict lt "$post99" 10) |")
     rows+=("| GET /facade, $N_MSG messages ($get_bytes B answer) | $(fmt "$get" %.0f) | $(fmt "$get99" %.2f) ms | $get_r | none | - |")
+    rows+=("${pin_rows[@]}")
     FAC_TABLE=$(
         echo "| scenario | requests/s | p99 | ratio to nginx | target | result |"
         echo "| --- | ---: | ---: | ---: | --- | --- |"
@@ -604,10 +650,13 @@ facade_part() {
 - ratio = requests/s of the row over the median nginx requests/s of this part
   (nginx ran before stack A, between the stacks and after stack B:
   $runs req/s, a spread of ${spread}% of the median; nginx p99s $p99s ms).
-- the five services of a stack all run on CPU 1 (as nginx's one worker does),
-  wrk on CPU 0; a POST costs the facade, two logging-service instances (each
-  writing its journal in TMP/<stack>/data, fsync everysec) and the loopback
-  traffic between them, all on that one CPU.
+- layouts: the target rows ran in the free layout: nginx's one worker, or
+  the five services of a stack, and wrk all scheduled freely on the
+  $NPROC CPUs, the same for both. A POST costs the facade, two
+  logging-service instances (each writing its journal in TMP/<stack>/data,
+  fsync everysec) and the loopback traffic between them. The pinned rows
+  (when there are 2+ CPUs) put all five services on CPU 1, as nginx's worker,
+  and wrk on CPU 0: a stricter comparison, shown for information.
 - POST: wrk completed $post_reqs POSTs, all 200; afterwards each
   logging-service reported logging_messages_stored $st1 and $st2 (>= the
   POSTs: each 200 means stored on both replicas; a few more were in flight at
@@ -663,7 +712,7 @@ Written by \`bench/run.sh $MODE\` on $(date -u '+%Y-%m-%d %H:%M UTC'); source at
 - memory: $MEM
 - kernel: $(uname -r)
 - wrk $WRK_V, nginx $NGINX_V, libevent $LIBEVENT_V, SQLite $SQLITE_V, libcurl $CURL_V, jansson $JANSSON_V
-- CPU pinning: $([ "$PIN" = 1 ] && echo "servers (nginx, or the registry, or all five services of a stack) on CPU 1, load generator on CPU 0" || echo none)
+- CPU pinning: registry part $([ "$PIN" = 1 ] && echo "servers (nginx, or the registry) on CPU 1, load generator on CPU 0" || echo none); facade part: the free layout (nothing pinned) for the targets$([ "$PIN" = 1 ] && echo ", and the pinned layout (nginx's worker, or all five services, on CPU 1, wrk on CPU 0) for information")
 - load average at the end of the run: $LOADAVG
 - the machine is shared (other tenants' processes run on the same 2 CPUs):
   compare the ratios, not the absolute numbers
@@ -693,7 +742,8 @@ IDS_FILE=ids.txt wrk -t1 -c$CONNS -d${DURATION}s --latency -s bench/renew.lua ht
 \`\`\`
 
 Facade part (ports found free by the script; stack A for POST, a fresh stack
-B for GET):
+B for GET, both in the free layout; a fresh stack C for POST in the pinned
+layout):
 
 \`\`\`
 registry         --port R --backend memory --log-level warn
@@ -706,6 +756,7 @@ facade-service   --port F --registry http://127.0.0.1:R --replicas 2 --log-level
 wrk -t1 -c$CONNS -d${DURATION}s --latency -s bench/facade_post.lua http://127.0.0.1:F/facade   # stack A
 curl -K seed.curl                         # stack B: $N_MSG x POST /facade {"msg":"seed message NNNNN"}
 wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:F/facade                             # stack B
+wrk -t1 -c$CONNS -d${DURATION}s --latency -s bench/facade_post.lua http://127.0.0.1:F/facade   # stack C
 \`\`\`
 EOF
     if want registry; then
