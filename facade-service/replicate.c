@@ -57,7 +57,10 @@ struct rep_msg {
     size_t nstored;
     struct up_instance *inflight[REP_REPLICAS_MAX];
     size_t ninflight;
-    struct up_instance *tried[REP_INSTANCES_MAX]; /* failed this round */
+    struct up_instance **tried; /* owned, REP_INSTANCES_MAX slots, made at the
+                                   first failure: the instances failed this
+                                   round (kept out of the message's common
+                                   case, which stays one small allocation) */
     size_t ntried;
     char last_error[160];
     const struct up_instance *last_target; /* borrowed: records live until exit */
@@ -132,6 +135,7 @@ static void rep_msg_unref(struct rep_msg *m)
         return;
     if (m->timer)
         event_free(m->timer);
+    free(m->tried);
     free(m);
 }
 
@@ -185,6 +189,17 @@ static void rep_expire(struct rep_msg *m)
 }
 
 /* A backoff wait is over: try again (unless the deadline passed). */
+/* Remember that u failed m this round, so placement skips it. Out of
+ * memory, it is not remembered: placement may pick it again, and its
+ * breaker still counts the failure. */
+static void rep_tried(struct rep_msg *m, struct up_instance *u)
+{
+    if (!m->tried)
+        m->tried = calloc(REP_INSTANCES_MAX, sizeof(*m->tried));
+    if (m->tried && m->ntried < REP_INSTANCES_MAX && !rep_has(m->tried, m->ntried, u))
+        m->tried[m->ntried++] = u;
+}
+
 static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rep_msg *m = arg;
@@ -313,8 +328,7 @@ static void rep_item_done(struct rep_item *it, int status, const char *error)
             snprintf(m->last_error, sizeof(m->last_error), "%.150s", error ? error : "failed");
             m->last_target = u;
             m->failed = true;
-            if (m->ntried < REP_INSTANCES_MAX && !rep_has(m->tried, m->ntried, u))
-                m->tried[m->ntried++] = u;
+            rep_tried(m, u);
             rep_attempt(m);
         }
     }
@@ -591,8 +605,7 @@ static void rep_attempt(struct rep_msg *m)
             rep_has(m->tried, m->ntried, lane->up))
             continue;
         if (up_is_open(r->ups, lane->up)) {
-            if (m->ntried < REP_INSTANCES_MAX)
-                m->tried[m->ntried++] = lane->up;
+            rep_tried(m, lane->up);
             snprintf(m->last_error, sizeof(m->last_error), "circuit breaker open for %.120s",
                      lane->up->key);
             continue;
