@@ -443,6 +443,19 @@ static void hc_on_timer_event(evutil_socket_t fd, short what, void *arg)
     hc_drain(c);
 }
 
+void hc_kick(struct hc_client *c)
+{
+    int running = 0;
+
+    /* libcurl arms a 0 ms timeout for every handle added: pending means
+     * there is something to start. The timer stays armed; libcurl moves it
+     * to its next deadline from inside the action. */
+    if (c == NULL || c->dispatching || c->freeing || !evtimer_pending(c->timer, NULL))
+        return;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    hc_drain(c);
+}
+
 /* Create a client on base (borrowed). Initialises libcurl's global state on
  * first use (see the file comment). Returns NULL on failure; caller frees
  * with hc_client_free. */

@@ -74,6 +74,14 @@ struct hc_call *hc_send(struct hc_client *c, const struct hc_request *req,
                         hc_done_fn done, void *arg)
     __attribute__((warn_unused_result));
 
+/* Put the requests sent since the last loop turn on the wire now, instead
+ * of from libcurl's timer, which fires only after every other event of the
+ * next turn. For a caller that sends a burst at the end of a turn (a
+ * batch flush). Done callbacks may run from here (a transfer that fails at
+ * once), so call it only where one may run; a no-op inside a done callback
+ * or with nothing to start. */
+void hc_kick(struct hc_client *c);
+
 /* Abandon a call still in flight: its callback is not called. Accepts
  * NULL; a no-op on the call whose done is running. */
 void hc_cancel(struct hc_call *call);

@@ -513,6 +513,8 @@ static void rep_flush_cb(evutil_socket_t fd, short what, void *arg)
         lane->dirty = false;
         rep_send_lane(lane);
     }
+    /* the batches leave now, not after the next turn's events */
+    hc_kick(r->hc);
 }
 
 /* ---------------------------------------------------------------------- */

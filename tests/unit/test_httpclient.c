@@ -703,6 +703,46 @@ static void test_keepalive_reuse(void **state)
     assert_true(fx->conns <= 2);
 }
 
+/* hc_kick puts a request on the wire at once: before it, libcurl has not
+ * even connected (it waits for its timer, at the next loop turn); after
+ * it, the connection waits in the listener's queue without the loop having
+ * run. Kicking with nothing to start does nothing. */
+static void test_kick_connects_at_once(void **state)
+{
+    struct fixture *fx = *state;
+    struct sockaddr_in addr;
+    socklen_t alen = sizeof(addr);
+    struct hc_request req;
+    struct hc_call *call = NULL;
+    char url[64];
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int cfd = -1;
+
+    assert_true(lfd >= 0);
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/kick", ntohs(addr.sin_port));
+    memset(&req, 0, sizeof(req));
+    req.url = url;
+    req.timeout_ms = 2000;
+    call = hc_send(fx->client, &req, NULL, NULL);
+    assert_non_null(call);
+    assert_true(accept(lfd, NULL, NULL) < 0); /* not connected yet */
+    hc_kick(fx->client);
+    cfd = accept(lfd, NULL, NULL);
+    assert_true(cfd >= 0);
+    hc_cancel(call);
+    assert_int_equal(hc_inflight(fx->client), 0);
+    hc_kick(fx->client); /* nothing to start */
+    hc_kick(NULL);
+    close(cfd);
+    close(lfd);
+}
+
 static void test_cancel(void **state)
 {
     struct fixture *fx = *state;
@@ -868,6 +908,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chained_from_callback, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kick_connects_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_from_callback, setup,
                                         teardown),
