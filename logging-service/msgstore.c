@@ -77,10 +77,13 @@ int ms_put(struct ms_store *s, const char *uuid, const char *msg, size_t len,
 {
     struct ms_entry *e = NULL;
     size_t klen = strlen(uuid);
+    unsigned hashv = 0;
 
     if (klen == 0 || klen > MS_KEY_MAX)
         return -1;
-    HASH_FIND(hh, s->table, uuid, klen, e);
+    /* hashed once for the lookup and the insertion */
+    HASH_VALUE(uuid, klen, hashv);
+    HASH_FIND_BYHASHVALUE(hh, s->table, uuid, klen, hashv, e);
     if (e) {
         *outcome = (e->len == len && memcmp(e->msg, msg, len) == 0) ? MS_DUPLICATE
                                                                     : MS_CONFLICT;
@@ -97,7 +100,7 @@ int ms_put(struct ms_store *s, const char *uuid, const char *msg, size_t len,
     e->len = len;
     memcpy(e->msg, msg, len);
     e->msg[len] = '\0';
-    HASH_ADD(hh, s->table, uuid, klen, e);
+    HASH_ADD_BYHASHVALUE(hh, s->table, uuid, klen, hashv, e);
     if (e->oom) {
         free(e);
         return -1;

@@ -39,6 +39,8 @@ struct lg_service {
     uint64_t conflicts;         /* posts refused with 409 */
     uint64_t write_failures;    /* posts refused with 503 */
     struct jf_tok *toks;        /* owned: LG_TOKS_MAX tokens for the fast path */
+    struct lg_item *items;      /* owned: LG_BATCH_MAX items, scratch of one POST */
+    bool items_busy;            /* items is lent out (see lg_items_new) */
 };
 
 /* One posted message on its way through validation and the store. */
@@ -390,6 +392,26 @@ static void lg_answer_batch(struct lg_service *lg, struct hs_req *req, struct lg
     hs_reply_buffer(req, 200, "application/json", NULL);
 }
 
+/* Room for n items (n <= LG_BATCH_MAX): the service's scratch array when
+ * it is free (requests are handled one at a time, so it always is), else
+ * a fresh one. Give it back with lg_items_free. */
+static struct lg_item *lg_items_new(struct lg_service *lg, size_t n)
+{
+    if (!lg->items_busy && lg->items) {
+        lg->items_busy = true;
+        return lg->items;
+    }
+    return calloc(n, sizeof(struct lg_item));
+}
+
+static void lg_items_free(struct lg_service *lg, struct lg_item *items)
+{
+    if (items == lg->items)
+        lg->items_busy = false;
+    else
+        free(items);
+}
+
 /* The batch-size rules of POST /logging: 400 for an empty array, 413 past
  * LG_BATCH_MAX items. Returns true when n is fine, else has answered. */
 static bool lg_batch_size_ok(struct hs_req *req, size_t n)
@@ -416,7 +438,7 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
 
     if (!lg_batch_size_ok(req, n))
         return;
-    items = calloc(n, sizeof(*items));
+    items = lg_items_new(lg, n);
     if (!items) {
         hs_reply_error(req, 503, "out of memory");
         return;
@@ -424,7 +446,7 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
     for (i = 0; i < n; i++)
         (void)lg_parse_item(json_array_get(arr, i), now, &items[i]);
     lg_answer_batch(lg, req, items, n, arr);
-    free(items);
+    lg_items_free(lg, items);
 }
 
 /* The fast path of POST /logging: a body in jsonflat's subset (an object,
@@ -453,18 +475,18 @@ static bool lg_post_flat(struct lg_service *lg, struct hs_req *req)
     n = toks[0].count;
     if (n == 0 || n > LG_BATCH_MAX)
         return false;
-    items = calloc(n, sizeof(*items));
+    items = lg_items_new(lg, n);
     if (!items)
         return false;
     for (i = 0, k = 1; i < n; i++, k = toks[k].end) {
         lg_fields_flat(toks, k, &f);
         if (lg_check_item(&f, now, &items[i]) != 0) {
-            free(items);
+            lg_items_free(lg, items);
             return false;
         }
     }
     lg_answer_batch(lg, req, items, n, NULL);
-    free(items);
+    lg_items_free(lg, items);
     return true;
 }
 
@@ -566,7 +588,8 @@ struct lg_service *lg_new(struct svc *svc, struct ms_store *store,
     lg->store = store;
     lg->journal = journal;
     lg->toks = malloc(LG_TOKS_MAX * sizeof(*lg->toks));
-    if (!lg->toks ||
+    lg->items = malloc(LG_BATCH_MAX * sizeof(*lg->items));
+    if (!lg->toks || !lg->items ||
         hs_route(svc->http, HS_POST, "/logging", lg_post, lg) != 0 ||
         hs_route(svc->http, HS_GET, "/logging", lg_get, lg) != 0 ||
         mtr_add_collector(svc->metrics, lg_collect, lg) != 0) {
@@ -578,8 +601,10 @@ struct lg_service *lg_new(struct svc *svc, struct ms_store *store,
 
 void lg_free(struct lg_service *lg)
 {
-    if (lg)
+    if (lg) {
         free(lg->toks);
+        free(lg->items);
+    }
     free(lg);
 }
 
