@@ -188,7 +188,6 @@ static void rep_expire(struct rep_msg *m)
     rep_finish(m, 503, why);
 }
 
-/* A backoff wait is over: try again (unless the deadline passed). */
 /* Remember that u failed m this round, so placement skips it. Out of
  * memory, it is not remembered: placement may pick it again, and its
  * breaker still counts the failure. */
@@ -200,6 +199,7 @@ static void rep_tried(struct rep_msg *m, struct up_instance *u)
         m->tried[m->ntried++] = u;
 }
 
+/* A backoff wait is over: try again (unless the deadline passed). */
 static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rep_msg *m = arg;
