@@ -40,7 +40,7 @@ struct fc_leg {
 struct fc_get {
     struct fc_routes *f;
     struct hs_req *req;
-    json_t *by_uuid;          /* uuid -> [ts, msg] */
+    json_t *by_uuid;          /* uuid -> [ts, msg, position in an instance's list] */
     json_t *message;          /* the messages-service answer, or NULL */
     json_t *errors;           /* array of strings */
     struct fc_leg legs[FC_FANOUT_MAX];
@@ -174,17 +174,24 @@ static void fc_post(struct hs_req *req, void *arg)
 /* ---------------------------------------------------------------------- */
 /* GET /facade */
 
-/* qsort order of [ts, msg, uuid] triples: by ts, then uuid. */
+/* qsort order of [ts, msg, position, uuid] entries: by ts; messages of
+ * the same millisecond by their position in a logging instance's list
+ * (the order they were stored in, which is the order the facade sent
+ * them), then by uuid. */
 static int fc_cmp_entries(const void *a, const void *b)
 {
     const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
     json_int_t tx = json_integer_value(json_array_get(x, 0));
     json_int_t ty = json_integer_value(json_array_get(y, 0));
+    json_int_t px = json_integer_value(json_array_get(x, 2));
+    json_int_t py = json_integer_value(json_array_get(y, 2));
 
     if (tx != ty)
         return tx < ty ? -1 : 1;
-    return strcmp(json_string_value(json_array_get(x, 2)),
-                  json_string_value(json_array_get(y, 2)));
+    if (px != py)
+        return px < py ? -1 : 1;
+    return strcmp(json_string_value(json_array_get(x, 3)),
+                  json_string_value(json_array_get(y, 3)));
 }
 
 static void fc_get_finish(struct fc_get *g)
@@ -236,10 +243,19 @@ static int fc_merge_logs(struct fc_get *g, const struct hc_response *resp)
         json_t *msg = json_object_get(item, "msg");
         json_t *ts = json_object_get(item, "ts");
 
-        if (!uuid || !json_is_string(msg) || json_object_get(g->by_uuid, uuid))
+        json_t *seen = NULL;
+
+        if (!uuid || !json_is_string(msg))
             continue;
+        seen = json_object_get(g->by_uuid, uuid);
+        if (seen) {
+            /* keep the earliest position any instance gives it */
+            if ((json_int_t)i < json_integer_value(json_array_get(seen, 2)))
+                json_array_set_new(seen, 2, json_integer((json_int_t)i));
+            continue;
+        }
         json_object_set_new(g->by_uuid, uuid,
-                            json_pack("[I, O]", json_integer_value(ts), msg));
+                            json_pack("[I, O, I]", json_integer_value(ts), msg, (json_int_t)i));
     }
     json_decref(root);
     return 0;
