@@ -20,6 +20,7 @@
 #include "httpclient.h"
 #include "log.h"
 #include "regurls.h"
+#include "service.h"
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -315,7 +316,6 @@ struct disc_client *disc_new(struct event_base *base, struct hc_client *hc,
 int disc_watch(struct disc_client *d, const char *name)
 {
     struct disc_entry *e = NULL;
-    struct timeval tv;
 
     if (d == NULL || name == NULL || name[0] == '\0' ||
         strlen(name) > LIM_NAME_MAX || d->stopped)
@@ -331,9 +331,7 @@ int disc_watch(struct disc_client *d, const char *name)
     e->timer = event_new(d->base, -1, EV_PERSIST, disc_on_timer, e);
     if (e->timer == NULL)
         return -1;
-    tv.tv_sec = (time_t)(d->refresh_ms / 1000);
-    tv.tv_usec = (suseconds_t)((d->refresh_ms % 1000) * 1000);
-    if (event_add(e->timer, &tv) != 0) {
+    if (svc_timer_in(e->timer, d->refresh_ms) != 0) {
         event_free(e->timer);
         e->timer = NULL;
         return -1;

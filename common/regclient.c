@@ -29,6 +29,7 @@
 #include "httpclient.h"
 #include "log.h"
 #include "regurls.h"
+#include "service.h"
 #include "svc_limits.h"
 #include "uid.h"
 
@@ -87,14 +88,8 @@ static const char *rc_call_url(const struct rc_client *rc, size_t i)
 /* Arm the timer to start step after ms. */
 static void rc_schedule(struct rc_client *rc, enum rc_step step, int64_t ms)
 {
-    struct timeval tv;
-
-    if (ms < 0)
-        ms = 0;
-    tv.tv_sec = (time_t)(ms / 1000);
-    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
     rc->next = step;
-    evtimer_add(rc->timer, &tv);
+    svc_timer_in(rc->timer, ms);
 }
 
 /* The renewal period: a third of the ttl, so two renewals may be lost

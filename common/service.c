@@ -183,3 +183,14 @@ void svc_free(struct svc *s)
         event_base_free(s->base);
     memset(s, 0, sizeof(*s));
 }
+
+int svc_timer_in(struct event *ev, int64_t ms)
+{
+    struct timeval tv;
+
+    if (ms < 0)
+        ms = 0;
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    return event_add(ev, &tv);
+}

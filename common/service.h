@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct event;
+
 struct event_base;
 struct hs_server;
 struct mtr_registry;
@@ -70,5 +72,9 @@ int64_t svc_now_ms(void);
 
 /* Wall-clock milliseconds since the Unix epoch (for timestamps). */
 int64_t svc_wall_ms(void);
+
+/* event_add ev (borrowed; a timer or a persistent timer) to fire after ms
+ * milliseconds, a negative ms counting as 0. Returns event_add's 0 or -1. */
+int svc_timer_in(struct event *ev, int64_t ms);
 
 #endif

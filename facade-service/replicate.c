@@ -219,17 +219,8 @@ static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
  * at an old deadline, finds that message gone and is armed again. */
 static void rep_deadlines_arm(struct rep_ctx *r)
 {
-    struct timeval tv;
-    int64_t delay_ms;
-
-    if (!r->msgs)
-        return;
-    delay_ms = r->msgs->deadline - svc_now_ms();
-    if (delay_ms < 0)
-        delay_ms = 0;
-    tv.tv_sec = (time_t)(delay_ms / 1000);
-    tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
-    evtimer_add(r->deadlines, &tv);
+    if (r->msgs)
+        svc_timer_in(r->deadlines, r->msgs->deadline - svc_now_ms());
 }
 
 /* The deadline timer: every message whose deadline passed answers 503. */
@@ -249,15 +240,11 @@ static void rep_deadlines_cb(evutil_socket_t fd, short what, void *arg)
  * -1 out of memory (then the deadline timer ends it). */
 static int rep_wait(struct rep_msg *m, int64_t delay_ms)
 {
-    struct timeval tv;
-
     if (!m->timer)
         m->timer = evtimer_new(m->ctx->base, rep_timer_cb, m);
     if (!m->timer)
         return -1;
-    tv.tv_sec = (time_t)(delay_ms / 1000);
-    tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
-    return evtimer_add(m->timer, &tv);
+    return svc_timer_in(m->timer, delay_ms);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -251,7 +251,6 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r,
                             struct store *st, int64_t cleanup_ms)
 {
     struct reg_api *api = calloc(1, sizeof(*api));
-    struct timeval tv;
 
     if (!api)
         return NULL;
@@ -262,9 +261,7 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r,
     api->flush = evtimer_new(svc->base, api_flush_cb, api);
     if (!api->tick || !api->flush)
         goto fail;
-    tv.tv_sec = (time_t)(cleanup_ms / 1000);
-    tv.tv_usec = (suseconds_t)(cleanup_ms % 1000) * 1000;
-    if (event_add(api->tick, &tv) != 0)
+    if (svc_timer_in(api->tick, cleanup_ms) != 0)
         goto fail;
     if (hs_route(svc->http, HS_POST, "/v1/services", api_register, api) != 0 ||
         hs_route(svc->http, HS_GET, "/v1/services", api_list, api) != 0 ||
