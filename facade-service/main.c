@@ -1,13 +1,13 @@
 /* main.c: facade-service: accepts messages from clients, stores them on
  * logging-service instances found through the registry (replicated, with
  * retries), and answers reads by fanning out to logging and messages. */
-#include "config.h"
-#include "discovery.h"
-#include "log.h"
-#include "peer.h"
+#include "core/config.h"
+#include "regclient/discovery.h"
+#include "core/log.h"
+#include "regclient/peer.h"
 #include "replicate.h"
 #include "routes.h"
-#include "service.h"
+#include "core/service.h"
 #include "upstream.h"
 
 #include <stdio.h>

@@ -7,15 +7,15 @@
  * instance's upstream record; a rep_call per batch POST. */
 #include "replicate.h"
 
-#include "discovery.h"
-#include "httpclient.h"
-#include "jsonflat.h"
-#include "jsonw.h"
-#include "log.h"
-#include "rendezvous.h"
-#include "service.h"
-#include "svc_limits.h"
-#include "uid.h"
+#include "regclient/discovery.h"
+#include "http/client.h"
+#include "codec/jsonflat.h"
+#include "codec/jsonw.h"
+#include "core/log.h"
+#include "resilience/rendezvous.h"
+#include "core/service.h"
+#include "core/limits.h"
+#include "codec/uid.h"
 #include "upstream.h"
 
 #include <event2/event.h>

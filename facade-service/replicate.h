@@ -8,7 +8,7 @@
 #ifndef FC_REPLICATE_H
 #define FC_REPLICATE_H
 
-#include "backoff.h"
+#include "resilience/backoff.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -4,17 +4,17 @@
  * logs by uuid in the facade's timestamp order. */
 #include "routes.h"
 
-#include "discovery.h"
-#include "httpclient.h"
-#include "httpserver.h"
-#include "jsonflat.h"
-#include "log.h"
+#include "regclient/discovery.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "codec/jsonflat.h"
+#include "core/log.h"
 #include "replicate.h"
-#include "service.h"
-#include "svc_limits.h"
-#include "uid.h"
+#include "core/service.h"
+#include "core/limits.h"
+#include "codec/uid.h"
 #include "upstream.h"
-#include "utf8.h"
+#include "codec/utf8.h"
 
 #include <stdbool.h>
 #include <stdio.h>

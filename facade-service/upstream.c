@@ -1,7 +1,7 @@
 /* upstream.c: per-instance breakers and counters (see upstream.h). */
 #include "upstream.h"
 
-#include "service.h"
+#include "core/service.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #ifndef FC_UPSTREAM_H
 #define FC_UPSTREAM_H
 
-#include "breaker.h"
+#include "resilience/breaker.h"
 
 #include <jansson.h>
 #include <stdbool.h>

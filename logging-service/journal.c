@@ -12,12 +12,12 @@
  * Everything else runs on the caller's thread. */
 #include "journal.h"
 
-#include "errbuf.h"
-#include "jsonw.h"
+#include "core/errbuf.h"
+#include "codec/jsonw.h"
 #include "lg_limits.h"
-#include "log.h"
-#include "uid.h"
-#include "utf8.h"
+#include "core/log.h"
+#include "codec/uid.h"
+#include "codec/utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>

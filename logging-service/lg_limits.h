@@ -1,10 +1,10 @@
 /* lg_limits.h: the bounds the logging-service enforces on top of the shared
- * ones in common/svc_limits.h (request body 1 MiB, headers, timeouts), named
+ * ones in common/core/limits.h (request body 1 MiB, headers, timeouts), named
  * in one place so the code, the tests and the docs agree on them. */
 #ifndef LG_LIMITS_H
 #define LG_LIMITS_H
 
-#include "svc_limits.h" /* the message and batch bounds the facade shares */
+#include "core/limits.h" /* the message and batch bounds the facade shares */
 
 #define LG_PORT_DEFAULT 5001        /* --port default */
 #define LG_TTL_MS_DEFAULT 10000     /* --ttl default: registration lease */

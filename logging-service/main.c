@@ -2,14 +2,14 @@
  * the listening server, the journal of this instance's port replayed into
  * the message store, the /logging routes, self-registration with the
  * registry, then the shared service loop until SIGINT/SIGTERM. */
-#include "config.h"
+#include "core/config.h"
 #include "journal.h"
 #include "lg_limits.h"
-#include "log.h"
+#include "core/log.h"
 #include "msgstore.h"
-#include "peer.h"
+#include "regclient/peer.h"
 #include "routes.h"
-#include "service.h"
+#include "core/service.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -5,16 +5,16 @@
  * client gets 503, so memory and disk always agree. */
 #include "routes.h"
 
-#include "httpserver.h"
+#include "http/server.h"
 #include "journal.h"
-#include "jsonflat.h"
-#include "jsonw.h"
+#include "codec/jsonflat.h"
+#include "codec/jsonw.h"
 #include "lg_limits.h"
-#include "log.h"
-#include "metrics.h"
+#include "core/log.h"
+#include "http/metrics.h"
 #include "msgstore.h"
-#include "service.h"
-#include "uid.h"
+#include "core/service.h"
+#include "codec/uid.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>

@@ -1,11 +1,11 @@
 /* main.c: messages-service: GET /messages answers a fixed message (set with
  * --message / MESSAGE). It registers itself with the registry like every
  * service so the facade finds it through discovery. */
-#include "config.h"
-#include "httpserver.h"
-#include "log.h"
-#include "peer.h"
-#include "service.h"
+#include "core/config.h"
+#include "http/server.h"
+#include "core/log.h"
+#include "regclient/peer.h"
+#include "core/service.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,11 +1,11 @@
 /* main.c: the registry executable: options, store, registry core, API,
  * then the shared service loop until SIGINT/SIGTERM. */
-#include "api.h"
-#include "config.h"
-#include "log.h"
-#include "registry.h"
-#include "service.h"
-#include "store.h"
+#include "api/api.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/catalog.h"
+#include "core/service.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
  *     and a tiny array fails exactly when the document needs more.
  * Any breach abort()s so libFuzzer records the input. jf_parse answering
  * JF_OTHER for valid JSON is allowed (the subset is narrow) and not checked. */
-#include "jsonflat.h"
+#include "codec/jsonflat.h"
 
 #include <jansson.h>
 #include <stddef.h>

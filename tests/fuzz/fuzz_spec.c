@@ -1,7 +1,7 @@
 /* fuzz_spec.c: libFuzzer harness for the registration body parser: any
  * bytes must be either accepted (and released) or refused with a message,
  * never crash or leak. */
-#include "spec.h"
+#include "registry/core/spec.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -36,7 +36,7 @@ from svctest import Service, wait_until  # noqa: E402
 T = svctest.timeout  # scale a deadline for slow builds
 
 NAME = "logging-service"
-BODY_MAX = 1024 * 1024  # LIM_BODY_MAX in common/svc_limits.h
+BODY_MAX = 1024 * 1024  # LIM_BODY_MAX in common/core/limits.h
 MSG_MAX = 64 * 1024     # LG_MSG_MAX in logging-service/lg_limits.h
 BATCH_MAX = 1024        # LG_BATCH_MAX in logging-service/lg_limits.h
 _registry = None  # the module's registry Service, see setUpModule

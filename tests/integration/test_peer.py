@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Integration tests of self-registration (common/peer.c, regclient.c) with
+"""Integration tests of self-registration (common/regclient/peer.c, register.c) with
 the real registry: a service registers on start, renews its lease, comes
 back under the same id after the registry lost it, keeps serving while the
 registry is down, and deregisters on SIGTERM.

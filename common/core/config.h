@@ -1,0 +1,84 @@
+/* config.h: options from command-line flags and environment variables of
+ * the same meaning (flag wins over variable, variable over default), with
+ * --help and --version. Each service lists its options in a table; the
+ * options every service shares come from CFG_COMMON_OPTIONS. */
+#ifndef SVC_CORE_CONFIG_H
+#define SVC_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum cfg_kind {
+    CFG_STRING,   /* target: const char ** (borrowed from argv/environ);
+                     a variable set to "" counts as set */
+    CFG_INT,      /* target: long *, checked against [min, max] */
+    CFG_DURATION, /* target: int64_t * milliseconds; "500ms", "10s", "1m", "2h";
+                     a bare number means seconds; checked against [min, max] ms */
+    CFG_FLAG,     /* target: int *, set to 1 by the flag (which takes no value);
+                     from env, any case: 1/true/yes/on or 0/false/no/off */
+};
+
+struct cfg_option {
+    const char *name;    /* long flag without "--" */
+    const char *env;     /* environment variable, or NULL */
+    enum cfg_kind kind;
+    void *target;        /* see enum cfg_kind; holds the default on entry */
+    int64_t min, max;    /* range for CFG_INT and CFG_DURATION (ms) */
+    const char *metavar; /* shown in --help, e.g. "PORT" */
+    const char *help;    /* one line for --help */
+};
+
+/* The options every service shares. */
+struct cfg_common {
+    long port;              /* --port / PORT; 0 binds an ephemeral port */
+    const char *bind;       /* --bind / BIND, default 127.0.0.1 */
+    const char *registry;   /* --registry / REGISTRY_URL */
+    const char *advertise;  /* --advertise / ADVERTISE_HOST */
+    const char *log_level;  /* --log-level / LOG_LEVEL */
+};
+
+/* Options of every listening service: --port, --bind, --log-level. */
+#define CFG_SERVER_OPTIONS(c)                                                   \
+    {"port", "PORT", CFG_INT, &(c)->port, 0, 65535, "PORT",                     \
+     "TCP port to listen on (0: ephemeral)"},                                   \
+    {"bind", "BIND", CFG_STRING, &(c)->bind, 0, 0, "ADDR",                      \
+     "address to bind (containers use 0.0.0.0)"},                               \
+    {"log-level", "LOG_LEVEL", CFG_STRING, &(c)->log_level, 0, 0, "LEVEL",      \
+     "debug, info, warn or error"}
+
+/* Options of the services that register with the registry. */
+#define CFG_PEER_OPTIONS(c)                                                     \
+    {"registry", "REGISTRY_URL", CFG_STRING, &(c)->registry, 0, 0, "URL[,URL]", \
+     "registry base URL(s)"},                                                   \
+    {"advertise", "ADVERTISE_HOST", CFG_STRING, &(c)->advertise, 0, 0, "HOST",  \
+     "host other services use to reach this one"}
+
+/* Both sets. */
+#define CFG_COMMON_OPTIONS(c) CFG_SERVER_OPTIONS(c), CFG_PEER_OPTIONS(c)
+
+enum cfg_result {
+    CFG_OK = 0,    /* options parsed; run */
+    CFG_EXIT = 1,  /* --help or --version printed to out; exit 0 */
+    CFG_ERROR = -1 /* err says what was wrong; exit non-zero */
+};
+
+/* Parse env then argv into the targets of opts[0..n). --help (-h) and
+ * --version (-V) are added and print to out (stdout when NULL); they win
+ * over everything else, and --help shows the defaults the targets hold on
+ * entry. Positional arguments are an error. On CFG_ERROR, err (may be NULL)
+ * names the flag or variable at fault, and some targets may already have
+ * been set. Borrows everything; string targets point into argv/environ.
+ * Resets getopt state, so it may be called more than once (tests). */
+enum cfg_result cfg_parse(const char *prog, const char *summary,
+                          const struct cfg_option *opts, size_t n, int argc,
+                          char **argv, FILE *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Parse a duration ("250ms", "10s", "1m", "2h", bare number = seconds,
+ * whole numbers only) into milliseconds. Returns 0 or -1 on malformed or
+ * overflowing input. */
+int cfg_parse_duration_ms(const char *s, int64_t *out_ms)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,30 @@
+/* log.h: levelled logging to stderr, one line per event:
+ *   2026-11-22T05:46:27.123Z INFO registry listening on http://127.0.0.1:8500
+ * (UTC). Each line is one write(2) of at most 4096 bytes: longer messages
+ * end in "...", and newlines and other control characters in the message
+ * become spaces. Process-wide state: the service name and the minimum
+ * level (default info), set from main before logging starts. */
+#ifndef SVC_CORE_LOG_H
+#define SVC_CORE_LOG_H
+
+enum log_level { LOGL_DEBUG = 0, LOGL_INFO, LOGL_WARN, LOGL_ERROR };
+
+/* Set the service name printed on every line (borrowed: must outlive logging). */
+void log_init(const char *service);
+/* Set the minimum level from a name (debug, info, warn or warning, error;
+ * any case).
+ * Returns 0, or -1 for an unknown name (level unchanged). */
+int log_set_level_name(const char *name) __attribute__((warn_unused_result));
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Write one line at level if it is at least the minimum (below it nothing
+ * is formatted). errno is preserved. */
+void log_write(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_write(LOGL_DEBUG, __VA_ARGS__)
+#define log_info(...) log_write(LOGL_INFO, __VA_ARGS__)
+#define log_warn(...) log_write(LOGL_WARN, __VA_ARGS__)
+#define log_error(...) log_write(LOGL_ERROR, __VA_ARGS__)
+
+#endif

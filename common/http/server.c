@@ -1,0 +1,676 @@
+/* server.c: the evhttp wrapper every service runs. One generic callback
+ * receives every request, matches it against the route table (404 for an
+ * unknown path, 405 for a known path with another method), enforces the body
+ * limit with a JSON 413, and hands a struct hs_req to the route's handler.
+ * Replies are counted in the metrics registry with their latency. */
+#include "http/server.h"
+
+#include "core/limits.h"
+#include "core/log.h"
+#include "http/metrics.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <utlist.h>
+
+#define HS_PARAMS_MAX 4 /* "{name}" segments per route */
+#define HS_QUERY_MAX 16 /* query parameters looked at per request */
+
+struct hs_route {
+    unsigned methods;
+    const char *pattern; /* borrowed; also the metrics label */
+    char *segments[LIM_PATH_SEGMENTS_MAX]; /* owned copies of the pattern's segments */
+    int nsegments;
+    hs_handler_fn fn;
+    void *arg;
+};
+
+struct hs_server {
+    struct event_base *base;     /* borrowed */
+    struct evhttp *http;         /* owned */
+    struct evhttp_bound_socket *listener; /* owned by http */
+    const char *service;         /* borrowed */
+    struct hs_limits limits;
+    struct mtr_registry *metrics; /* borrowed, may be NULL */
+    struct hs_route routes[LIM_ROUTES_MAX];
+    int nroutes;
+    size_t inflight;             /* requests received, not yet answered */
+    struct hs_req *pending;      /* those requests (utlist DL), freed with the server */
+};
+
+struct hs_req {
+    struct hs_server *srv;
+    struct evhttp_request *ev;   /* owned by evhttp; valid until our reply */
+    const char *route_label;     /* pattern of the matched route, or a fixed label */
+    const char *method_label;
+    enum hs_method method;
+    char *path;                  /* owned, decoded path; made on first use */
+    const char *param_names[HS_PARAMS_MAX];
+    char *param_values[HS_PARAMS_MAX]; /* owned, decoded */
+    int nparams;
+    char *query;                 /* owned: the query string, decoded in place, lazily */
+    const char *qkeys[HS_QUERY_MAX], *qvalues[HS_QUERY_MAX]; /* into query */
+    int nquery;
+    bool query_parsed;
+    char *body;                  /* owned, NUL-terminated copy, NULL when empty */
+    size_t body_len;
+    struct timespec start;
+    struct hs_req *prev, *next;  /* in srv->pending */
+};
+
+/* ---------------------------------------------------------------------- */
+
+static double hs_elapsed(const struct timespec *start)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) +
+           (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* The standard reason phrase for the statuses the services use. */
+static const char *hs_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 400 ? "OK" : "Error";
+    }
+}
+
+static const char *hs_method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    default: return "OTHER";
+    }
+}
+
+static enum hs_method hs_method_bit(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return HS_GET;
+    case EVHTTP_REQ_POST: return HS_POST;
+    case EVHTTP_REQ_PUT: return HS_PUT;
+    case EVHTTP_REQ_DELETE: return HS_DELETE;
+    case EVHTTP_REQ_HEAD: return HS_HEAD;
+    default: return 0;
+    }
+}
+
+/* Frees req and everything it owns; the evhttp request is not touched. */
+static void hs_req_free(struct hs_req *req)
+{
+    int i;
+
+    if (!req)
+        return;
+    free(req->query);
+    for (i = 0; i < req->nparams; i++)
+        free(req->param_values[i]);
+    free(req->path);
+    free(req->body);
+    free(req);
+}
+
+/* Sends status with the bytes in buf (which evhttp drains), counts the
+ * request and frees req. The single exit of every request. */
+static void hs_finish(struct hs_req *req, int status, struct evbuffer *buf)
+{
+    struct hs_server *srv = req->srv;
+
+    evhttp_send_reply(req->ev, status, hs_reason(status), buf);
+    mtr_observe(srv->metrics, req->method_label, req->route_label, status,
+                hs_elapsed(&req->start));
+    srv->inflight--;
+    DL_DELETE(srv->pending, req);
+    hs_req_free(req);
+}
+
+void hs_buffer_free(struct evbuffer *buf)
+{
+    if (buf)
+        evbuffer_free(buf);
+}
+
+struct evbuffer *hs_req_output(struct hs_req *req)
+{
+    return evhttp_request_get_output_buffer(req->ev);
+}
+
+void hs_reply_buffer(struct hs_req *req, int status, const char *content_type,
+                     struct evbuffer *buf)
+{
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(req->ev);
+
+    /* application/json is evhttp's default here: no header work for it. */
+    if (strcmp(content_type, "application/json") != 0) {
+        evhttp_remove_header(headers, "Content-Type");
+        evhttp_add_header(headers, "Content-Type", content_type);
+    }
+    hs_finish(req, status, buf);
+}
+
+void hs_reply_raw(struct hs_req *req, int status, const char *content_type,
+                  const char *data, size_t len)
+{
+    if (len)
+        evbuffer_add(hs_req_output(req), data, len);
+    hs_reply_buffer(req, status, content_type, NULL);
+}
+
+/* Frees the jansson dump once evhttp has written it. */
+static void hs_free_dump(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
+void hs_reply_json(struct hs_req *req, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+    json_decref(body);
+    if (!text || evbuffer_add_reference(hs_req_output(req), text, strlen(text),
+                                        hs_free_dump, NULL) != 0) {
+        free(text);
+        hs_reply_raw(req, 500, "application/json",
+                     "{\"success\":false,\"error\":\"out of memory\"}", 41);
+        return;
+    }
+    hs_reply_buffer(req, status, "application/json", NULL);
+}
+
+void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    hs_reply_json(req, status,
+                  json_pack("{s:b, s:s}", "success", 0, "error", msg));
+}
+
+/* ---------------------------------------------------------------------- */
+
+const char *hs_req_path(const struct hs_req *req)
+{
+    struct hs_req *mut = (struct hs_req *)req; /* lazy decode is invisible */
+    const char *raw;
+
+    if (!mut->path) {
+        raw = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req->ev));
+        mut->path = evhttp_uridecode(raw && *raw ? raw : "/", 0, NULL);
+    }
+    return mut->path ? mut->path : "/";
+}
+enum hs_method hs_req_method(const struct hs_req *req) { return req->method; }
+
+const char *hs_req_param(const struct hs_req *req, const char *name)
+{
+    int i;
+
+    for (i = 0; i < req->nparams; i++)
+        if (strcmp(req->param_names[i], name) == 0)
+            return req->param_values[i];
+    return NULL;
+}
+
+/* Value of one hex digit, or -1. */
+static int hs_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode a form-encoded query component in place ('+' is a space, %XX a
+ * byte; a malformed escape stays as it is). */
+static void hs_form_decode(char *s)
+{
+    char *out = s;
+
+    for (; *s; s++) {
+        if (*s == '+') {
+            *out++ = ' ';
+        } else if (*s == '%' && hs_hex(s[1]) >= 0 && hs_hex(s[2]) >= 0) {
+            *out++ = (char)(hs_hex(s[1]) * 16 + hs_hex(s[2]));
+            s += 2;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* Split the query string once into decoded key/value pairs, all in one
+ * allocation: a lookup costs no allocation per parameter. */
+static void hs_query_parse(struct hs_req *req)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->ev));
+    char *p, *next;
+
+    req->query_parsed = true;
+    if (!q || !*q)
+        return;
+    req->query = strdup(q);
+    for (p = req->query; p && req->nquery < HS_QUERY_MAX; p = next) {
+        char *eq;
+
+        next = strchr(p, '&');
+        if (next)
+            *next++ = '\0';
+        if (!*p)
+            continue;
+        eq = strchr(p, '=');
+        if (eq)
+            *eq++ = '\0';
+        hs_form_decode(p);
+        if (eq)
+            hs_form_decode(eq);
+        req->qkeys[req->nquery] = p;
+        req->qvalues[req->nquery++] = eq ? eq : "";
+    }
+}
+
+const char *hs_req_query(const struct hs_req *req, const char *key)
+{
+    struct hs_req *mut = (struct hs_req *)req; /* lazy parse is invisible */
+    int i;
+
+    if (!mut->query_parsed)
+        hs_query_parse(mut);
+    for (i = 0; i < mut->nquery; i++)
+        if (strcmp(mut->qkeys[i], key) == 0)
+            return mut->qvalues[i];
+    return NULL;
+}
+
+const char *hs_req_header(const struct hs_req *req, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+}
+
+const char *hs_req_body(const struct hs_req *req, size_t *len)
+{
+    if (len)
+        *len = req->body_len;
+    return req->body ? req->body : "";
+}
+
+json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root;
+
+    if (req->body_len == 0) {
+        snprintf(err, errlen, "request body is empty; expected JSON");
+        return NULL;
+    }
+    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!root)
+        snprintf(err, errlen, "invalid JSON at line %d column %d: %s",
+                 jerr.line, jerr.column, jerr.text);
+    return root;
+}
+
+/* ---------------------------------------------------------------------- */
+
+/* Splits path (modified in place) into at most max segments. Returns the
+ * count, or -1 when there are more. "/" has zero segments. */
+static int hs_split(char *path, char **segs, int max)
+{
+    int n = 0;
+    char *p = path;
+
+    while (*p == '/')
+        p++;
+    while (*p) {
+        char *end = strchr(p, '/');
+
+        if (n == max)
+            return -1;
+        segs[n++] = p;
+        if (!end)
+            break;
+        *end = '\0';
+        p = end + 1;
+    }
+    return n;
+}
+
+static bool hs_is_param(const char *seg)
+{
+    size_t len = strlen(seg);
+
+    return len > 2 && seg[0] == '{' && seg[len - 1] == '}';
+}
+
+/* Whether route's segments match segs; fills req's params when they do. */
+static bool hs_match(const struct hs_route *route, char **segs, int nsegs,
+                     struct hs_req *req)
+{
+    int i;
+
+    if (route->nsegments != nsegs)
+        return false;
+    for (i = 0; i < nsegs; i++) {
+        if (!hs_is_param(route->segments[i]) && strcmp(route->segments[i], segs[i]) != 0)
+            return false;
+    }
+    if (!req)
+        return true;
+    for (i = 0; i < nsegs && req->nparams < HS_PARAMS_MAX; i++) {
+        if (hs_is_param(route->segments[i])) {
+            char *value = evhttp_uridecode(segs[i], 0, NULL);
+
+            if (!value)
+                return false;
+            req->param_names[req->nparams] = route->segments[i];
+            req->param_values[req->nparams++] = value;
+        }
+    }
+    return true;
+}
+
+/* Copies the request body into req, or answers 413 and returns -1. */
+static int hs_take_body(struct hs_req *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req->ev);
+    size_t len = evbuffer_get_length(in);
+
+    if (len > req->srv->limits.body_max) {
+        hs_reply_error(req, 413, "request body of %zu bytes is over the limit of %zu bytes",
+                       len, req->srv->limits.body_max);
+        return -1;
+    }
+    if (len == 0)
+        return 0;
+    req->body = malloc(len + 1);
+    if (!req->body) {
+        hs_reply_error(req, 500, "out of memory");
+        return -1;
+    }
+    evbuffer_remove(in, req->body, len);
+    req->body[len] = '\0';
+    req->body_len = len;
+    return 0;
+}
+
+/* evhttp's generic callback: every request enters here. */
+static void hs_dispatch(struct evhttp_request *ev, void *arg)
+{
+    struct hs_server *srv = arg;
+    struct hs_req *req = calloc(1, sizeof(*req));
+    const char *raw_path;
+    char stack_path[256];
+    char *scratch = NULL, *split;
+    char *segs[LIM_PATH_SEGMENTS_MAX];
+    unsigned allowed = 0;
+    int nsegs, i;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(ev);
+
+    if (!req) {
+        evhttp_send_error(ev, 500, "out of memory");
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &req->start);
+    req->srv = srv;
+    req->ev = ev;
+    req->method = hs_method_bit(cmd);
+    req->method_label = hs_method_name(cmd);
+    req->route_label = "unmatched";
+    srv->inflight++;
+    DL_APPEND(srv->pending, req);
+
+    raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(ev));
+    if (!raw_path || !*raw_path)
+        raw_path = "/";
+    /* Split a copy of the path: on the stack when it fits (the common case,
+     * no allocation), else on the heap. */
+    if (strlen(raw_path) < sizeof(stack_path)) {
+        strcpy(stack_path, raw_path);
+        split = stack_path;
+    } else {
+        scratch = strdup(raw_path);
+        if (!scratch) {
+            hs_reply_error(req, 500, "out of memory");
+            goto cleanup;
+        }
+        split = scratch;
+    }
+    nsegs = hs_split(split, segs, LIM_PATH_SEGMENTS_MAX);
+    if (nsegs < 0) {
+        hs_reply_error(req, 404, "no route for %s", hs_req_path(req));
+        goto cleanup;
+    }
+    /* Later routes win, so a service may override a built-in one. */
+    for (i = srv->nroutes - 1; i >= 0; i--) {
+        const struct hs_route *route = &srv->routes[i];
+
+        if (!hs_match(route, segs, nsegs, NULL))
+            continue;
+        allowed |= route->methods;
+        if (!(route->methods & req->method))
+            continue;
+        req->route_label = route->pattern;
+        if (!hs_match(route, segs, nsegs, req)) {
+            hs_reply_error(req, 400, "malformed path %s", hs_req_path(req));
+            goto cleanup;
+        }
+        if (hs_take_body(req) == 0)
+            route->fn(req, route->arg);
+        goto cleanup;
+    }
+    if (allowed) {
+        hs_reply_error(req, 405, "method %s not allowed on %s", req->method_label,
+                       hs_req_path(req));
+        goto cleanup;
+    }
+    hs_reply_error(req, 404, "no route for %s", hs_req_path(req));
+cleanup:
+    free(scratch);
+}
+
+/* Built-in GET /health. */
+static void hs_health(struct hs_req *req, void *arg)
+{
+    (void)arg;
+    hs_reply_json(req, 200, json_pack("{s:b, s:s, s:I}", "success", 1, "status",
+                                      "ok", "timestamp", (json_int_t)time(NULL)));
+}
+
+/* Built-in GET /metrics. */
+static void hs_metrics(struct hs_req *req, void *arg)
+{
+    struct hs_server *srv = arg;
+    struct evbuffer *buf = evbuffer_new();
+
+    if (!buf || !srv->metrics || mtr_render(srv->metrics, buf) != 0) {
+        hs_buffer_free(buf);
+        hs_reply_error(req, 500, "metrics unavailable");
+        return;
+    }
+    hs_reply_buffer(req, 200, "text/plain; version=0.0.4", buf);
+    hs_buffer_free(buf);
+}
+
+/* ---------------------------------------------------------------------- */
+
+struct hs_server *hs_server_new(struct event_base *base, const char *service,
+                                const struct hs_limits *limits,
+                                struct mtr_registry *metrics)
+{
+    struct hs_server *srv = calloc(1, sizeof(*srv));
+
+    if (!srv)
+        return NULL;
+    srv->base = base;
+    srv->service = service;
+    srv->metrics = metrics;
+    srv->limits.body_max = LIM_BODY_MAX;
+    srv->limits.headers_max = LIM_HEADERS_MAX;
+    srv->limits.timeout_s = LIM_REQUEST_TIMEOUT_S;
+    if (limits)
+        srv->limits = *limits;
+    srv->http = evhttp_new(base);
+    if (!srv->http)
+        goto fail;
+    /* evhttp answers oversize bodies itself (with an HTML page) only past
+     * the read ceiling; below it hs_take_body answers a JSON 413. */
+    evhttp_set_max_body_size(srv->http, (ev_ssize_t)(srv->limits.body_max > LIM_BODY_READ_CEILING
+                                                         ? srv->limits.body_max
+                                                         : LIM_BODY_READ_CEILING));
+    evhttp_set_max_headers_size(srv->http, (ev_ssize_t)srv->limits.headers_max);
+    evhttp_set_timeout(srv->http, srv->limits.timeout_s);
+    evhttp_set_default_content_type(srv->http, "application/json");
+    /* Accept every method so unknown ones get our JSON 405, not evhttp's 501. */
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                              EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS |
+                                              EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE);
+    evhttp_set_gencb(srv->http, hs_dispatch, srv);
+    if (hs_route(srv, HS_GET | HS_HEAD, "/health", hs_health, srv) != 0 ||
+        hs_route(srv, HS_GET, "/metrics", hs_metrics, srv) != 0)
+        goto fail;
+    return srv;
+fail:
+    hs_server_free(srv);
+    return NULL;
+}
+
+int hs_route(struct hs_server *s, unsigned methods, const char *pattern,
+             hs_handler_fn fn, void *arg)
+{
+    struct hs_route *route;
+    char *copy = NULL;
+    char *segs[LIM_PATH_SEGMENTS_MAX];
+    int n, i;
+
+    if (s->nroutes >= LIM_ROUTES_MAX || pattern[0] != '/')
+        return -1;
+    copy = strdup(pattern);
+    if (!copy)
+        return -1;
+    n = hs_split(copy, segs, LIM_PATH_SEGMENTS_MAX);
+    if (n < 0) {
+        free(copy);
+        return -1;
+    }
+    route = &s->routes[s->nroutes];
+    memset(route, 0, sizeof(*route));
+    for (i = 0; i < n; i++) {
+        route->segments[i] = strdup(segs[i]);
+        if (!route->segments[i]) {
+            while (i-- > 0)
+                free(route->segments[i]);
+            free(copy);
+            return -1;
+        }
+    }
+    free(copy);
+    route->nsegments = n;
+    route->methods = methods;
+    route->pattern = pattern;
+    route->fn = fn;
+    route->arg = arg;
+    s->nroutes++;
+    return 0;
+}
+
+int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port,
+              char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    evutil_socket_t fd;
+
+    s->listener = evhttp_bind_socket_with_handle(s->http, addr, (ev_uint16_t)port);
+    if (!s->listener) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port,
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return -1;
+    }
+    fd = evhttp_bound_socket_get_fd(s->listener);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+        snprintf(err, errlen, "getsockname failed");
+        return -1;
+    }
+    if (ss.ss_family == AF_INET6)
+        *bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    else
+        *bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+void hs_stop_accepting(struct hs_server *s)
+{
+    if (s->listener) {
+        evhttp_del_accept_socket(s->http, s->listener);
+        s->listener = NULL;
+    }
+}
+
+size_t hs_inflight(const struct hs_server *s)
+{
+    return s->inflight;
+}
+
+void hs_server_free(struct hs_server *s)
+{
+    struct hs_req *req, *tmp;
+    int i, j;
+
+    if (!s)
+        return;
+    DL_FOREACH_SAFE(s->pending, req, tmp)
+    {
+        DL_DELETE(s->pending, req);
+        hs_req_free(req);
+    }
+    if (s->http)
+        evhttp_free(s->http);
+    for (i = 0; i < s->nroutes; i++)
+        for (j = 0; j < s->routes[i].nsegments; j++)
+            free(s->routes[i].segments[j]);
+    free(s);
+}

@@ -1,0 +1,99 @@
+/* server.h: the HTTP server every service runs, on libevent's evhttp.
+ * A route table (method + path with "{name}" segments), JSON replies, one
+ * uniform JSON error body {"success": false, "error": "..."}, explicit
+ * limits, GET /health and GET /metrics built in, and request metrics. */
+#ifndef SVC_HTTP_SERVER_H
+#define SVC_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+struct event_base;
+struct evbuffer;
+struct hs_server;
+struct hs_req;
+struct mtr_registry;
+
+/* Method bits for routes. */
+enum hs_method {
+    HS_GET = 1 << 0,
+    HS_POST = 1 << 1,
+    HS_PUT = 1 << 2,
+    HS_DELETE = 1 << 3,
+    HS_HEAD = 1 << 4,
+};
+
+/* A handler must end with exactly one hs_reply_* call on req, now or later
+ * (from a timer or client callback); req is freed by that call. */
+typedef void (*hs_handler_fn)(struct hs_req *req, void *arg);
+
+struct hs_limits {
+    size_t body_max;    /* larger bodies get 413 with a JSON error */
+    size_t headers_max; /* larger header blocks are refused by evhttp */
+    int timeout_s;      /* idle connection timeout */
+};
+
+/* Create a server on base (borrowed), naming service (borrowed) in logs and
+ * /health. limits may be NULL for the defaults in core/limits.h. metrics is
+ * borrowed and may be NULL. Caller frees with hs_server_free. */
+struct hs_server *hs_server_new(struct event_base *base, const char *service,
+                                const struct hs_limits *limits,
+                                struct mtr_registry *metrics)
+    __attribute__((warn_unused_result));
+
+/* Add a route: methods is a mask of enum hs_method, pattern a path such as
+ * "/v1/services/{id}/renew" (borrowed, must be a literal or outlive the
+ * server). Routes added later override the built-in /health.
+ * Returns 0, or -1 when the table is full or the pattern malformed. */
+int hs_route(struct hs_server *s, unsigned methods, const char *pattern,
+             hs_handler_fn fn, void *arg) __attribute__((warn_unused_result));
+
+/* Bind and listen on addr:port (port 0: ephemeral). On success stores the
+ * real port in *bound_port and returns 0; on failure fills err, returns -1. */
+int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port,
+              char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Stop accepting new connections (in-flight requests go on). */
+void hs_stop_accepting(struct hs_server *s);
+/* Number of requests received and not yet answered. */
+size_t hs_inflight(const struct hs_server *s);
+/* Free the server; requests not answered yet are dropped. Accepts NULL. */
+void hs_server_free(struct hs_server *s);
+
+/* --- request accessors (all returned pointers borrowed from req) --- */
+const char *hs_req_path(const struct hs_req *req);
+enum hs_method hs_req_method(const struct hs_req *req);
+/* Value of path parameter "{name}", or NULL. */
+const char *hs_req_param(const struct hs_req *req, const char *name);
+/* Value of query parameter key (decoded), or NULL. */
+const char *hs_req_query(const struct hs_req *req, const char *key);
+/* Value of request header, or NULL. */
+const char *hs_req_header(const struct hs_req *req, const char *name);
+/* The body, NUL-terminated (len excludes the NUL). */
+const char *hs_req_body(const struct hs_req *req, size_t *len);
+/* Parse the body as JSON. Returns a new reference (caller decrefs), or NULL
+ * with a message in err (empty body, invalid JSON with position). */
+json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* --- replies: exactly one per request; each frees req --- */
+/* Reply with body serialised compactly; steals the reference to body. */
+void hs_reply_json(struct hs_req *req, int status, json_t *body);
+/* Reply {"success": false, "error": <formatted text>}. */
+void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The request's own reply buffer: a handler may write its body there and
+ * answer with hs_reply_buffer(req, status, type, NULL), saving a copy. */
+struct evbuffer *hs_req_output(struct hs_req *req);
+/* Reply with the bytes in buf, which is drained (stays the caller's), or
+ * with what was written to hs_req_output(req) when buf is NULL. */
+void hs_reply_buffer(struct hs_req *req, int status, const char *content_type,
+                     struct evbuffer *buf);
+/* evbuffer_free that accepts NULL (libevent's does not), for the
+ * allocation-failure paths of reply building. */
+void hs_buffer_free(struct evbuffer *buf);
+/* Reply with bytes as they are (copied). */
+void hs_reply_raw(struct hs_req *req, int status, const char *content_type,
+                  const char *data, size_t len);
+
+#endif

@@ -1,0 +1,414 @@
+/* discovery.c: the discovery cache behind discovery.h.
+ *
+ * Each watched name has a persistent timer of refresh_ms and at most one
+ * GET /v1/services?name=X&health=passing in flight: a tick that finds the
+ * previous refresh still running skips (a slow registry is not piled up
+ * on). A successful answer replaces the cached list, an empty one
+ * included (nothing is passing); a failed one (transport error, non-200
+ * status, a body that is not the expected JSON) keeps the last list and
+ * fails over to the next registry URL. The first failure of an outage is
+ * logged at WARN, the following ones at DEBUG, the recovery at INFO.
+ *
+ * Like register.c, a failure only moves the shared URL cursor if nobody
+ * moved it since the call was sent.
+ *
+ * Ownership: the client borrows base, hc and urls; it owns the names, the
+ * cached lists, the timers and the calls. disc_free must run before
+ * hc_client_free. */
+#include "regclient/discovery.h"
+
+#include "http/client.h"
+#include "core/log.h"
+#include "regclient/urls.h"
+#include "core/service.h"
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DISC_CALL_TIMEOUT_MS 2000
+#define DISC_REFRESH_MIN_MS 10
+#define DISC_URL_MAX (RU_URL_MAX + 3 * LIM_NAME_MAX + 64)
+#define DISC_WHY_MAX 256
+
+struct disc_entry {
+    struct disc_client *d;          /* back pointer for the callbacks */
+    char name[LIM_NAME_MAX + 1];
+    struct disc_instance *list;     /* owned; n instances */
+    size_t n;
+    bool known;                     /* one refresh has succeeded */
+    uint64_t version;               /* bumped when the list changes */
+    bool failing;                   /* failing since the last success */
+    unsigned failures;              /* of the current outage */
+    struct event *timer;            /* persistent, refresh_ms; owned */
+    struct hc_call *call;           /* the refresh in flight */
+    size_t call_url;                /* urls->current when call was sent */
+};
+
+struct disc_client {
+    struct event_base *base;        /* borrowed */
+    struct hc_client *hc;           /* borrowed */
+    struct ru_list *urls;           /* borrowed, shared with regclient */
+    int64_t refresh_ms;
+    struct disc_entry entries[DISC_NAMES_MAX];
+    size_t n;
+    bool stopped;
+};
+
+/* The entry of name, or NULL. */
+static const struct disc_entry *disc_find(const struct disc_client *d,
+                                          const char *name)
+{
+    size_t i = 0;
+
+    for (i = 0; i < d->n; i++) {
+        if (strcmp(d->entries[i].name, name) == 0)
+            return &d->entries[i];
+    }
+    return NULL;
+}
+
+/* The URL at index i of the list (borrowed), for messages. */
+static const char *disc_url_at(const struct disc_client *d, size_t i)
+{
+    if (d->urls->n == 0)
+        return "";
+    return d->urls->urls[i % d->urls->n];
+}
+
+/* Append name to out (cap bytes, NUL-terminated) percent-encoded: service
+ * names are [A-Za-z0-9._-] and pass as they are, anything else is escaped
+ * so it cannot change the query. Returns 0, or -1 when it does not fit. */
+static int disc_encode(const char *name, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t used = strlen(out);
+    const unsigned char *p = (const unsigned char *)name;
+
+    for (; *p != '\0'; p++) {
+        unsigned char c = *p;
+        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                    c == '-' || c == '~';
+
+        if (used + (plain ? 1 : 3) >= cap)
+            return -1;
+        if (plain) {
+            out[used++] = (char)c;
+        } else {
+            out[used++] = '%';
+            out[used++] = hex[c >> 4];
+            out[used++] = hex[c & 0x0f];
+        }
+    }
+    out[used] = '\0';
+    return 0;
+}
+
+/* Parse a list answer {"success":true,"services":[{"id","host","port"},
+ * ...]} into a new array (caller frees *out; *out is NULL when there are no
+ * instances). Members with a missing or wrong-typed id, host or port, or
+ * too long for struct disc_instance, are skipped; past DISC_INSTANCES_MAX
+ * the rest is dropped. Returns 0, or -1 with why filled when the body is
+ * not such an answer (or memory runs out). Borrows body. */
+static int disc_parse(const char *body, size_t len, struct disc_instance **out,
+                      size_t *n_out, char *why, size_t whylen)
+{
+    json_t *doc = NULL;
+    json_t *services = NULL;
+    json_error_t jerr;
+    struct disc_instance *list = NULL;
+    size_t n = 0;
+    size_t i = 0;
+    int rc = -1;
+
+    *out = NULL;
+    *n_out = 0;
+    doc = json_loadb(body, len, 0, &jerr);
+    if (doc == NULL) {
+        snprintf(why, whylen, "invalid JSON in the answer: %s", jerr.text);
+        goto cleanup;
+    }
+    services = json_object_get(doc, "services");
+    if (!json_is_true(json_object_get(doc, "success")) ||
+        !json_is_array(services)) {
+        snprintf(why, whylen, "the answer has no 'services' array");
+        goto cleanup;
+    }
+    if (json_array_size(services) > 0) {
+        size_t cap = json_array_size(services);
+
+        if (cap > DISC_INSTANCES_MAX)
+            cap = DISC_INSTANCES_MAX;
+        list = calloc(cap, sizeof(*list));
+        if (list == NULL) {
+            snprintf(why, whylen, "out of memory");
+            goto cleanup;
+        }
+        for (i = 0; i < json_array_size(services) && n < cap; i++) {
+            json_t *s = json_array_get(services, i);
+            const char *id = json_string_value(json_object_get(s, "id"));
+            const char *host = json_string_value(json_object_get(s, "host"));
+            json_t *port = json_object_get(s, "port");
+
+            if (id == NULL || host == NULL || !json_is_integer(port) ||
+                strlen(id) > LIM_ID_MAX || strlen(host) > LIM_HOST_MAX ||
+                host[0] == '\0' || json_integer_value(port) < 1 ||
+                json_integer_value(port) > 65535)
+                continue;
+            memcpy(list[n].id, id, strlen(id) + 1);
+            memcpy(list[n].host, host, strlen(host) + 1);
+            list[n].port = (int)json_integer_value(port);
+            n++;
+        }
+        if (json_array_size(services) > cap)
+            log_debug("discovery: kept %d of %zu instances", DISC_INSTANCES_MAX,
+                      json_array_size(services));
+    }
+    *out = list;
+    *n_out = n;
+    list = NULL;
+    rc = 0;
+
+cleanup:
+    free(list);
+    json_decref(doc);
+    return rc;
+}
+
+/* A refresh of e failed (why: borrowed): keep the list, fail over, log. */
+static void disc_failed(struct disc_entry *e, const char *why)
+{
+    struct disc_client *d = e->d;
+    const char *failed = disc_url_at(d, e->call_url);
+
+    e->failures++;
+    if (!e->failing) {
+        e->failing = true;
+        if (e->known)
+            log_warn("registry %s: %s; keeping the last %zu instances of %s",
+                     failed, why, e->n, e->name);
+        else
+            log_warn("registry %s: %s; no instances of %s known yet", failed,
+                     why, e->name);
+    } else {
+        log_debug("registry %s: %s; still %zu instances of %s (failure %u)",
+                  failed, why, e->n, e->name, e->failures);
+    }
+    if (d->urls->current == e->call_url)
+        ru_failover(d->urls);
+}
+
+/* Whether two instance lists hold the same instances in the same order. */
+static bool disc_same(const struct disc_instance *a, size_t na,
+                      const struct disc_instance *b, size_t nb)
+{
+    size_t i = 0;
+
+    if (na != nb)
+        return false;
+    for (i = 0; i < na; i++) {
+        if (a[i].port != b[i].port || strcmp(a[i].host, b[i].host) != 0 ||
+            strcmp(a[i].id, b[i].id) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Completion of a refresh: replace the list, or keep it on failure. */
+static void disc_on_list(const struct hc_response *resp, void *arg)
+{
+    struct disc_entry *e = arg;
+    struct disc_instance *list = NULL;
+    size_t n = 0;
+    char why[DISC_WHY_MAX];
+
+    e->call = NULL;
+    if (resp->error != HC_OK) {
+        disc_failed(e, resp->error_msg);
+        return;
+    }
+    if (resp->status != 200) {
+        snprintf(why, sizeof(why), "HTTP %ld", resp->status);
+        disc_failed(e, why);
+        return;
+    }
+    if (disc_parse(resp->body, resp->body_len, &list, &n, why,
+                   sizeof(why)) != 0) {
+        disc_failed(e, why);
+        return;
+    }
+    if (e->failing)
+        log_info("registry %s answers again; %zu instances of %s",
+                 disc_url_at(e->d, e->call_url), n, e->name);
+    if (!disc_same(e->list, e->n, list, n))
+        e->version++;
+    free(e->list);
+    e->list = list;
+    e->n = n;
+    e->known = true;
+    e->failing = false;
+    e->failures = 0;
+}
+
+/* Start a refresh of e unless one is in flight or the client stopped. */
+static void disc_refresh(struct disc_entry *e)
+{
+    struct disc_client *d = e->d;
+    char url[DISC_URL_MAX];
+    struct hc_request req;
+
+    if (d->stopped || e->call != NULL)
+        return;
+    snprintf(url, sizeof(url), "%s/v1/services?name=", ru_current(d->urls));
+    if (disc_encode(e->name, url, sizeof(url)) != 0 ||
+        strlen(url) + sizeof("&health=passing") > sizeof(url))
+        return; /* cannot happen: url is sized for the longest name */
+    strcat(url, "&health=passing");
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = url;
+    req.timeout_ms = DISC_CALL_TIMEOUT_MS;
+    e->call_url = d->urls->current;
+    e->call = hc_send(d->hc, &req, disc_on_list, e);
+    if (e->call == NULL)
+        disc_failed(e, "cannot start the request");
+}
+
+/* Persistent timer of one entry. */
+static void disc_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    disc_refresh(arg);
+}
+
+/* Create the client (see discovery.h); refresh_ms <= 0 means
+ * DISC_REFRESH_MS_DEFAULT. Borrows base, hc and urls. Returns NULL on bad
+ * arguments or allocation failure; caller frees with disc_free. */
+struct disc_client *disc_new(struct event_base *base, struct hc_client *hc,
+                             struct ru_list *urls, int64_t refresh_ms)
+{
+    struct disc_client *d = NULL;
+
+    if (base == NULL || hc == NULL || urls == NULL)
+        return NULL;
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    d->base = base;
+    d->hc = hc;
+    d->urls = urls;
+    if (refresh_ms <= 0)
+        refresh_ms = DISC_REFRESH_MS_DEFAULT;
+    if (refresh_ms < DISC_REFRESH_MIN_MS)
+        refresh_ms = DISC_REFRESH_MIN_MS;
+    d->refresh_ms = refresh_ms;
+    return d;
+}
+
+/* Watch name (copied): refresh it now and every refresh_ms. Watching a
+ * name again is a no-op returning 0. Returns -1 when DISC_NAMES_MAX names
+ * are watched, name is empty or longer than LIM_NAME_MAX, after disc_stop,
+ * or when the timer cannot be set. */
+int disc_watch(struct disc_client *d, const char *name)
+{
+    struct disc_entry *e = NULL;
+
+    if (d == NULL || name == NULL || name[0] == '\0' ||
+        strlen(name) > LIM_NAME_MAX || d->stopped)
+        return -1;
+    if (disc_find(d, name) != NULL)
+        return 0;
+    if (d->n == DISC_NAMES_MAX)
+        return -1;
+    e = &d->entries[d->n];
+    memset(e, 0, sizeof(*e));
+    e->d = d;
+    memcpy(e->name, name, strlen(name) + 1);
+    e->timer = event_new(d->base, -1, EV_PERSIST, disc_on_timer, e);
+    if (e->timer == NULL)
+        return -1;
+    if (svc_timer_in(e->timer, d->refresh_ms) != 0) {
+        event_free(e->timer);
+        e->timer = NULL;
+        return -1;
+    }
+    d->n++;
+    disc_refresh(e);
+    return 0;
+}
+
+/* Copy up to max instances of name into out (borrowed; caller's). */
+size_t disc_list(const struct disc_client *d, const char *name,
+                 struct disc_instance *out, size_t max)
+{
+    const struct disc_entry *e = NULL;
+    size_t n = 0;
+
+    if (d == NULL || name == NULL)
+        return 0;
+    e = disc_find(d, name);
+    if (e == NULL || out == NULL)
+        return 0;
+    n = e->n < max ? e->n : max;
+    if (n > 0)
+        memcpy(out, e->list, n * sizeof(*out));
+    return n;
+}
+
+/* The version of name's list: it changes whenever the list does. */
+uint64_t disc_version(const struct disc_client *d, const char *name)
+{
+    const struct disc_entry *e = NULL;
+
+    if (d == NULL || name == NULL)
+        return 0;
+    e = disc_find(d, name);
+    return e != NULL ? e->version : 0;
+}
+
+/* Whether a refresh of name has succeeded once. */
+bool disc_known(const struct disc_client *d, const char *name)
+{
+    const struct disc_entry *e = NULL;
+
+    if (d == NULL || name == NULL)
+        return false;
+    e = disc_find(d, name);
+    return e != NULL && e->known;
+}
+
+/* Stop the timers and cancel the refreshes in flight (they would only
+ * delay the shutdown drain); the lists stay readable. */
+void disc_stop(struct disc_client *d)
+{
+    size_t i = 0;
+
+    if (d == NULL || d->stopped)
+        return;
+    d->stopped = true;
+    for (i = 0; i < d->n; i++) {
+        evtimer_del(d->entries[i].timer);
+        hc_cancel(d->entries[i].call);
+        d->entries[i].call = NULL;
+    }
+}
+
+/* Cancel everything and free. Accepts NULL. Must run before hc_client_free
+ * of the borrowed client and not from a callback of d. */
+void disc_free(struct disc_client *d)
+{
+    size_t i = 0;
+
+    if (d == NULL)
+        return;
+    for (i = 0; i < d->n; i++) {
+        event_free(d->entries[i].timer);
+        hc_cancel(d->entries[i].call);
+        free(d->entries[i].list);
+    }
+    free(d);
+}

@@ -1,0 +1,403 @@
+/* register.c: self-registration with the registry (see register.h).
+ *
+ * One state machine on the event loop, driven by one timer and at most one
+ * registry call at a time (plus the final DELETE):
+ *
+ *   register --201/200--> wait ttl/3 --> renew --200--> wait ttl/3 --> ...
+ *      ^                                   |
+ *      +---------------- 404 --------------+   "registry forgot us"
+ *
+ * Any other failure (connection refused, timeout, 5xx, an unexpected
+ * status) retries the same step after a backoff delay with full jitter
+ * (BO base 100 ms, cap 2 s), on the next registry URL of the list. The
+ * first failure of an outage is logged at WARN, the following attempts at
+ * DEBUG, and the recovery at INFO, so a registry down for hours costs three
+ * lines, not thousands.
+ *
+ * The URL list is shared with the discovery cache (peer.c): a failure only
+ * moves the cursor if nobody moved it since the call was sent, so two
+ * clients failing on the same dead registry advance it once, not twice
+ * (with two URLs, twice would land back on the dead one).
+ *
+ * Ownership: the client borrows base, hc and urls; it owns its timer and
+ * its calls. Callbacks clear the call pointer first thing, so hc_cancel is
+ * never given a call whose done is running. rc_free must run before
+ * hc_client_free (it cancels its calls on the client). */
+#include "regclient/register.h"
+
+#include "resilience/backoff.h"
+#include "http/client.h"
+#include "core/log.h"
+#include "regclient/urls.h"
+#include "core/service.h"
+#include "core/limits.h"
+#include "codec/uid.h"
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RC_CALL_TIMEOUT_MS 2000    /* register and renew */
+#define RC_DEREGISTER_TIMEOUT_MS 1000
+#define RC_RENEW_MIN_MS 100        /* floor of ttl/3 */
+#define RC_RETRY_BASE_MS BO_BASE_MS_DEFAULT
+#define RC_RETRY_CAP_MS BO_CAP_MS_DEFAULT
+#define RC_ATTEMPT_MAX 32          /* the ceiling is at the cap long before */
+#define RC_URL_MAX (RU_URL_MAX + LIM_ID_MAX + 32)
+#define RC_WHY_MAX 256             /* text describing one failure */
+
+enum rc_step {
+    RC_STEP_REGISTER, /* POST /v1/services */
+    RC_STEP_RENEW,    /* PUT /v1/services/{id}/renew */
+};
+
+struct rc_client {
+    struct event_base *base;     /* borrowed */
+    struct hc_client *hc;        /* borrowed */
+    struct ru_list *urls;        /* borrowed, shared with discovery */
+    char id[LIM_ID_MAX + 1];
+    char *body;                  /* registration JSON, owned */
+    int ttl_s;
+    struct event *timer;         /* next renew or retry; owned */
+    enum rc_step next;           /* what the timer starts */
+    struct hc_call *call;        /* register or renew in flight */
+    size_t call_url;             /* urls->current when call was sent */
+    struct hc_call *dereg;       /* the DELETE in flight */
+    size_t dereg_url;            /* urls->current when dereg was sent */
+    unsigned attempt;            /* consecutive failures */
+    bool outage;                 /* failing since the last success */
+    bool registered;             /* acknowledged, not forgotten since */
+    bool started;
+    bool stopped;
+    struct bo_policy retry;
+};
+
+static void rc_send(struct rc_client *rc, enum rc_step step);
+
+/* The URL at index i of the list (borrowed), for messages about a call
+ * sent there: the shared cursor may have moved since. */
+static const char *rc_call_url(const struct rc_client *rc, size_t i)
+{
+    if (rc->urls->n == 0)
+        return "";
+    return rc->urls->urls[i % rc->urls->n];
+}
+
+/* Arm the timer to start step after ms. */
+static void rc_schedule(struct rc_client *rc, enum rc_step step, int64_t ms)
+{
+    rc->next = step;
+    svc_timer_in(rc->timer, ms);
+}
+
+/* The renewal period: a third of the ttl, so two renewals may be lost
+ * before the registry marks us critical. */
+static int64_t rc_renew_ms(const struct rc_client *rc)
+{
+    int64_t ms = (int64_t)rc->ttl_s * 1000 / 3;
+
+    return ms < RC_RENEW_MIN_MS ? RC_RENEW_MIN_MS : ms;
+}
+
+/* Describe a failed response into why (cap bytes): the transport error, or
+ * the status with the registry's "error" text when the body carries one.
+ * Borrows resp. */
+static void rc_describe(const struct hc_response *resp, char *why, size_t cap)
+{
+    json_t *doc = NULL;
+    const char *text = NULL;
+
+    if (resp->error != HC_OK) {
+        snprintf(why, cap, "%s", resp->error_msg);
+        return;
+    }
+    doc = json_loadb(resp->body, resp->body_len, 0, NULL);
+    text = json_string_value(json_object_get(doc, "error"));
+    if (text != NULL)
+        snprintf(why, cap, "HTTP %ld: %s", resp->status, text);
+    else
+        snprintf(why, cap, "HTTP %ld", resp->status);
+    json_decref(doc);
+}
+
+/* A step failed (why: borrowed text). Fail over if the cursor has not moved
+ * since the call was sent, log (WARN once per outage), and retry the same
+ * step after a backoff delay. */
+static void rc_retry(struct rc_client *rc, enum rc_step step, const char *why)
+{
+    const char *failed = rc_call_url(rc, rc->call_url);
+    int64_t delay = bo_delay_ms(&rc->retry, rc->attempt);
+
+    if (rc->urls->current == rc->call_url)
+        ru_failover(rc->urls);
+    if (rc->attempt < RC_ATTEMPT_MAX)
+        rc->attempt++;
+    if (!rc->outage) {
+        rc->outage = true;
+        if (rc->urls->n > 1)
+            log_warn("registry %s: %s; retrying in %lld ms with %s", failed,
+                     why, (long long)delay, ru_current(rc->urls));
+        else
+            log_warn("registry %s: %s; retrying in %lld ms", failed, why,
+                     (long long)delay);
+    } else {
+        log_debug("registry %s: %s; retrying in %lld ms (attempt %u)",
+                  failed, why, (long long)delay, rc->attempt);
+    }
+    rc_schedule(rc, step, delay);
+}
+
+/* A call succeeded: end an outage (logging the recovery) and reset the
+ * backoff. */
+static void rc_recovered(struct rc_client *rc)
+{
+    if (rc->outage)
+        log_info("registry %s answers again after %u failures",
+                 rc_call_url(rc, rc->call_url), rc->attempt);
+    rc->outage = false;
+    rc->attempt = 0;
+}
+
+/* Completion of POST /v1/services. 200/201: registered, renew in ttl/3;
+ * anything else: retry. */
+static void rc_on_register(const struct hc_response *resp, void *arg)
+{
+    struct rc_client *rc = arg;
+    char why[RC_WHY_MAX];
+
+    rc->call = NULL;
+    if (resp->error == HC_OK && (resp->status == 201 || resp->status == 200)) {
+        rc_recovered(rc);
+        if (!rc->registered)
+            log_info("registered as %s with %s", rc->id,
+                     rc_call_url(rc, rc->call_url));
+        rc->registered = true;
+        rc_schedule(rc, RC_STEP_RENEW, rc_renew_ms(rc));
+        return;
+    }
+    rc_describe(resp, why, sizeof(why));
+    rc_retry(rc, RC_STEP_REGISTER, why);
+}
+
+/* Completion of PUT /v1/services/{id}/renew. 200: renew again in ttl/3;
+ * 404: the registry lost us (restart, expiry, another replica): register
+ * again at once under the same id; anything else: retry the renewal. */
+static void rc_on_renew(const struct hc_response *resp, void *arg)
+{
+    struct rc_client *rc = arg;
+    char why[RC_WHY_MAX];
+
+    rc->call = NULL;
+    if (resp->error == HC_OK && resp->status == 200) {
+        rc_recovered(rc);
+        rc_schedule(rc, RC_STEP_RENEW, rc_renew_ms(rc));
+        return;
+    }
+    if (resp->error == HC_OK && resp->status == 404) {
+        rc_recovered(rc);
+        log_info("registry forgot us; registering again as %s", rc->id);
+        rc->registered = false;
+        rc_send(rc, RC_STEP_REGISTER);
+        return;
+    }
+    rc_describe(resp, why, sizeof(why));
+    rc_retry(rc, RC_STEP_RENEW, why);
+}
+
+/* Send the request of step to the current registry URL. A request that
+ * cannot even be started counts as a failure (retried with backoff). */
+static void rc_send(struct rc_client *rc, enum rc_step step)
+{
+    char url[RC_URL_MAX];
+    struct hc_request req;
+
+    memset(&req, 0, sizeof(req));
+    req.timeout_ms = RC_CALL_TIMEOUT_MS;
+    rc->call_url = rc->urls->current;
+    if (step == RC_STEP_REGISTER) {
+        snprintf(url, sizeof(url), "%s/v1/services", ru_current(rc->urls));
+        req.method = "POST";
+        req.body = rc->body;
+        req.body_len = strlen(rc->body);
+    } else {
+        snprintf(url, sizeof(url), "%s/v1/services/%s/renew",
+                 ru_current(rc->urls), rc->id);
+        req.method = "PUT";
+    }
+    req.url = url;
+    rc->call = hc_send(rc->hc, &req,
+                       step == RC_STEP_REGISTER ? rc_on_register : rc_on_renew,
+                       rc);
+    if (rc->call == NULL)
+        rc_retry(rc, step, "cannot start the request");
+}
+
+/* Timer: start the scheduled step. */
+static void rc_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct rc_client *rc = arg;
+
+    (void)fd;
+    (void)what;
+    if (rc->stopped || rc->call != NULL)
+        return;
+    rc_send(rc, rc->next);
+}
+
+/* Completion of DELETE /v1/services/{id}: log the outcome. */
+static void rc_on_deregister(const struct hc_response *resp, void *arg)
+{
+    struct rc_client *rc = arg;
+    char why[RC_WHY_MAX];
+
+    rc->dereg = NULL;
+    rc->registered = false;
+    if (resp->error == HC_OK && resp->status == 200) {
+        log_info("deregistered %s", rc->id);
+        return;
+    }
+    if (resp->error == HC_OK && resp->status == 404) {
+        log_info("deregistered %s (the registry did not know it)", rc->id);
+        return;
+    }
+    rc_describe(resp, why, sizeof(why));
+    log_warn("registry %s: %s; could not deregister %s (it expires after its ttl)",
+             rc_call_url(rc, rc->dereg_url), why, rc->id);
+}
+
+/* Build the registration body (caller frees), or NULL when out of memory. */
+static char *rc_body_new(const struct rc_client *rc, const char *name,
+                         const char *type, const char *host, int port)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:i, s:s, s:i}", "id", rc->id,
+                            "name", name, "host", host, "port", port, "type",
+                            type, "ttl", rc->ttl_s);
+    char *out = NULL;
+
+    if (doc == NULL)
+        return NULL;
+    out = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return out;
+}
+
+/* Create the client (see register.h). Borrows base, hc, urls and opt
+ * (whose strings are copied into the registration body). Returns NULL when
+ * out of memory or when opt is out of range (no name, name over
+ * LIM_NAME_MAX, no host, port outside 1..65535, ttl outside
+ * LIM_TTL_MIN..LIM_TTL_MAX); caller frees with rc_free. */
+struct rc_client *rc_new(struct event_base *base, struct hc_client *hc,
+                         struct ru_list *urls, const struct rc_options *opt)
+{
+    struct rc_client *rc = NULL;
+    char uuid[UID_STR_LEN + 1];
+    const char *type = NULL;
+
+    if (base == NULL || hc == NULL || urls == NULL || opt == NULL ||
+        opt->name == NULL || opt->name[0] == '\0' ||
+        strlen(opt->name) > LIM_NAME_MAX || opt->host == NULL ||
+        opt->host[0] == '\0' || opt->port < 1 || opt->port > 65535 ||
+        opt->ttl_s < LIM_TTL_MIN || opt->ttl_s > LIM_TTL_MAX)
+        goto cleanup;
+    type = opt->type != NULL ? opt->type : opt->name;
+    rc = calloc(1, sizeof(*rc));
+    if (rc == NULL)
+        goto cleanup;
+    rc->base = base;
+    rc->hc = hc;
+    rc->urls = urls;
+    rc->ttl_s = opt->ttl_s;
+    rc->retry.base_ms = RC_RETRY_BASE_MS;
+    rc->retry.cap_ms = RC_RETRY_CAP_MS;
+    uid_generate(uuid);
+    snprintf(rc->id, sizeof(rc->id), "%s-%s", opt->name, uuid);
+    rc->body = rc_body_new(rc, opt->name, type, opt->host, opt->port);
+    if (rc->body == NULL)
+        goto cleanup;
+    rc->timer = evtimer_new(base, rc_on_timer, rc);
+    if (rc->timer == NULL)
+        goto cleanup;
+    return rc;
+
+cleanup:
+    rc_free(rc);
+    return NULL;
+}
+
+/* Register now; the renewals and retries follow from the loop. Only the
+ * first call does anything, and none after rc_stop. */
+void rc_start(struct rc_client *rc)
+{
+    if (rc == NULL || rc->started || rc->stopped)
+        return;
+    rc->started = true;
+    rc_send(rc, RC_STEP_REGISTER);
+}
+
+/* Stop the timer and the call in flight, then send DELETE (short timeout)
+ * when rc_start ran: even an unacknowledged registration may have reached
+ * the registry, and a 404 costs nothing. Only the first call does
+ * anything. */
+void rc_stop(struct rc_client *rc)
+{
+    char url[RC_URL_MAX];
+    struct hc_request req;
+
+    if (rc == NULL || rc->stopped)
+        return;
+    rc->stopped = true;
+    evtimer_del(rc->timer);
+    hc_cancel(rc->call);
+    rc->call = NULL;
+    if (!rc->started)
+        return;
+    memset(&req, 0, sizeof(req));
+    rc->dereg_url = rc->urls->current;
+    snprintf(url, sizeof(url), "%s/v1/services/%s", ru_current(rc->urls),
+             rc->id);
+    req.method = "DELETE";
+    req.url = url;
+    req.timeout_ms = RC_DEREGISTER_TIMEOUT_MS;
+    rc->dereg = hc_send(rc->hc, &req, rc_on_deregister, rc);
+    if (rc->dereg == NULL)
+        log_warn("could not send the deregistration of %s", rc->id);
+}
+
+/* Calls in flight: the register/renew call and the DELETE. */
+size_t rc_busy(const struct rc_client *rc)
+{
+    if (rc == NULL)
+        return 0;
+    return (rc->call != NULL ? 1u : 0u) + (rc->dereg != NULL ? 1u : 0u);
+}
+
+/* The instance id, borrowed from rc (lives as long as rc). */
+const char *rc_id(const struct rc_client *rc)
+{
+    if (rc == NULL)
+        return "";
+    return rc->id;
+}
+
+/* Whether the last answer about our registration acknowledged it. */
+bool rc_registered(const struct rc_client *rc)
+{
+    return rc != NULL && rc->registered;
+}
+
+/* Cancel the timer and the calls in flight (no callback runs) and free.
+ * Accepts NULL. Must run before hc_client_free of the borrowed client and
+ * not from one of rc's own callbacks. */
+void rc_free(struct rc_client *rc)
+{
+    if (rc == NULL)
+        return;
+    if (rc->timer != NULL)
+        event_free(rc->timer);
+    hc_cancel(rc->call);
+    hc_cancel(rc->dereg);
+    free(rc->body);
+    free(rc);
+}

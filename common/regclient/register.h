@@ -1,0 +1,61 @@
+/* register.h: self-registration of a service with the registry. On start
+ * it registers (name, advertised host, real port, ttl), then renews every
+ * ttl/3. A renewal answered 404 (the registry forgot us) registers again
+ * under the same id; a registry that is down is retried with backoff in the
+ * background (the service serves meanwhile), failing over between the
+ * registry URLs. rc_stop deregisters. Everything runs on the event loop
+ * through the asynchronous HTTP client. */
+#ifndef SVC_REGCLIENT_REGISTER_H
+#define SVC_REGCLIENT_REGISTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct hc_client;
+struct ru_list;
+struct rc_client;
+
+struct rc_options {
+    const char *name;   /* service name, e.g. "logging-service" (copied) */
+    const char *type;   /* NULL: same as name (copied) */
+    const char *host;   /* advertised host (copied) */
+    int port;           /* the real bound port */
+    int ttl_s;          /* lease; renewed every ttl/3 */
+};
+
+/* Create the client; base, hc and urls are borrowed and must outlive it
+ * (urls may be shared with a discovery cache: both move its cursor). The
+ * strings of opt are copied. Nothing is sent before rc_start. NULL on
+ * allocation failure or when opt is out of range (name empty or over
+ * LIM_NAME_MAX, host empty, port outside 1..65535, ttl_s outside
+ * LIM_TTL_MIN..LIM_TTL_MAX). */
+struct rc_client *rc_new(struct event_base *base, struct hc_client *hc,
+                         struct ru_list *urls, const struct rc_options *opt)
+    __attribute__((warn_unused_result));
+
+/* Begin: register now (asynchronously) and keep the lease alive. Only the
+ * first call does anything, and nothing after rc_stop. */
+void rc_start(struct rc_client *rc);
+
+/* Stop renewing and send the deregistration (asynchronously, with a short
+ * timeout; only if rc_start ran). Calls in flight are counted by rc_busy
+ * until they finish. Only the first call does anything. */
+void rc_stop(struct rc_client *rc);
+
+/* Registry calls in flight (for the shutdown drain). */
+size_t rc_busy(const struct rc_client *rc);
+
+/* The instance id ("<name>-<uuid>", chosen at rc_new; borrowed from rc) and
+ * whether the registry has acknowledged it (false again after a renewal
+ * answered 404 until the re-registration is acknowledged, and after the
+ * deregistration). */
+const char *rc_id(const struct rc_client *rc);
+bool rc_registered(const struct rc_client *rc);
+
+/* Cancel whatever is in flight and free. Accepts NULL. Call it before
+ * hc_client_free of the client it uses, and not from inside a callback. */
+void rc_free(struct rc_client *rc);
+
+#endif

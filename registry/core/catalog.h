@@ -1,0 +1,107 @@
+/* catalog.h: the registry's domain: service instances with their health,
+ * indexed for discovery, expired by TTL, persisted through a store. No I/O
+ * of its own but the store, and time comes from an injected clock, so the
+ * unit tests drive expiry without sleeping.
+ *
+ * Expiry costs nothing per healthy instance: instances sit in one list per
+ * ttl value ordered by last heartbeat (a renewal moves one to the tail), so a
+ * tick looks only at list heads, and at the instances that are due. */
+#ifndef REG_CORE_CATALOG_H
+#define REG_CORE_CATALOG_H
+
+#include "spec.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct evbuffer;
+struct reg_registry;
+struct reg_instance;
+
+/* Wall-clock time in milliseconds since the Unix epoch. */
+typedef int64_t (*reg_clock_fn)(void *arg);
+
+enum reg_health { REG_PASSING = 0, REG_CRITICAL = 1 };
+enum reg_strategy { REG_RANDOM = 0, REG_ROUND_ROBIN = 1 };
+
+struct reg_options {
+    int64_t deregister_after_ms; /* critical this long -> removed; 0: 3 x ttl */
+    reg_clock_fn clock;          /* NULL: the real clock */
+    void *clock_arg;
+    unsigned int seed;           /* random discovery; 0: seeded from time */
+};
+
+/* Filters for listing; NULL members match everything. */
+struct reg_filter {
+    const char *name;
+    const char *type;
+    const char *tag;
+    int health; /* -1: any, else enum reg_health */
+};
+
+/* Counters for /metrics and the tests. */
+struct reg_stats {
+    size_t instances, passing, critical;
+    uint64_t registered, deregistered, renewed, expired, removed;
+};
+
+/* Create a registry over store (borrowed; must outlive it). Caller frees. */
+struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
+    __attribute__((warn_unused_result));
+void reg_free(struct reg_registry *r);
+
+/* Load every stored registration; each gets a fresh ttl window from now.
+ * Returns the number loaded, or -1 with err. Bad records are skipped with a
+ * warning in the log. */
+long reg_load(struct reg_registry *r, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Register spec (borrowed; its tags and metadata are copied). With an id
+ * that exists the instance is updated in place and *created is false.
+ * Copies the id into id_out (LIM_ID_MAX + 1 bytes). Returns 0, or -1 with
+ * err when the store refuses the write (nothing changed). */
+int reg_register(struct reg_registry *r, const struct reg_spec *spec,
+                 char *id_out, bool *created, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Remove id. Returns 0, 1 when unknown, -1 with err on a store failure. */
+int reg_deregister(struct reg_registry *r, const char *id, char *err,
+                   size_t errlen) __attribute__((warn_unused_result));
+
+/* Record a heartbeat for id (critical -> passing). 0, or 1 when unknown. */
+int reg_renew(struct reg_registry *r, const char *id)
+    __attribute__((warn_unused_result));
+
+/* Borrowed instance, valid until the next mutating call; NULL if unknown. */
+const struct reg_instance *reg_get(const struct reg_registry *r, const char *id);
+
+/* One passing instance chosen by strategy among those with the given name
+ * and/or type (at least one non-NULL), or NULL when none is passing. */
+const struct reg_instance *reg_discover(struct reg_registry *r, const char *name,
+                                        const char *type,
+                                        enum reg_strategy strategy);
+
+/* Append to out a JSON array of the instances matching f. 0 or -1. */
+int reg_write_list(const struct reg_registry *r, const struct reg_filter *f,
+                   struct evbuffer *out) __attribute__((warn_unused_result));
+
+/* Append the instance's JSON object to out. 0 or -1. */
+int reg_write_instance(const struct reg_instance *in, struct evbuffer *out)
+    __attribute__((warn_unused_result));
+
+/* Turn overdue instances critical and remove those critical too long.
+ * Returns the number of instances that changed. */
+size_t reg_tick(struct reg_registry *r);
+
+void reg_get_stats(const struct reg_registry *r, struct reg_stats *out);
+
+/* Accessors for the tests and the API. */
+const char *reg_instance_id(const struct reg_instance *in);
+const char *reg_instance_name(const struct reg_instance *in);
+int reg_instance_port(const struct reg_instance *in);
+enum reg_health reg_instance_health(const struct reg_instance *in);
+int64_t reg_instance_heartbeat_ms(const struct reg_instance *in);
+
+#endif

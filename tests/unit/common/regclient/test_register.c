@@ -1,0 +1,1109 @@
+/* test_register.c: unit tests for the registry side of a service:
+ * common/regclient/register.c (self-registration), discovery.c (the cache of
+ * passing instances) and common/peer.c (wiring into the service's life
+ * cycle). They share one fake registry, which is why they live in one
+ * binary.
+ *
+ * Each test gets a fresh event_base with a fake registry (evhttp on
+ * 127.0.0.1, ephemeral port) and an hc_client on the same base, so clients
+ * and fake run in one loop. The fake records every call and can be told to
+ * answer 503 to everything, to forget every registration (so renewals get
+ * 404), to be absent (its port closed) and to come back on the same port,
+ * or to answer GET slowly. Every loop run is bounded: a broken client fails
+ * the test instead of hanging it.
+ *
+ * Fake routes:
+ *   POST   /v1/services              record; 201 new id, 200 known id
+ *   PUT    /v1/services/{id}/renew   200 known, 404 unknown
+ *   DELETE /v1/services/{id}         200 known (forgotten), 404 unknown
+ *   GET    /v1/services?...          200 with fake.list (or get_status)
+ * Log lines are captured (stderr redirected to a file) where a test checks
+ * what was logged; they are written back to stderr afterwards. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "core/config.h"
+#include "support.h"
+#include "regclient/discovery.h"
+#include "http/client.h"
+#include "core/log.h"
+#include "regclient/peer.h"
+#include "regclient/register.h"
+#include "regclient/urls.h"
+#include "core/service.h"
+#include "core/limits.h"
+#include "codec/uid.h"
+
+#define SAFETY_MS 5000        /* no single loop run may take longer */
+#define POLL_MS 5             /* how often run_until checks its condition */
+#define FAKE_IDS_MAX 32       /* registrations the fake remembers */
+#define FAKE_BODY_MAX 4096    /* bytes of a request body kept */
+#define FAKE_LIST_MAX 8192    /* GET answer */
+#define LOG_CAPTURE_MAX 65536 /* captured log bytes kept */
+#define NAME "test-svc"
+
+struct fake;
+
+/* A GET the fake answers later (get_delay_ms). */
+struct slow_get {
+    struct fake *f;
+    struct evhttp_request *req; /* replied to exactly once, or abandoned */
+    struct event *timer;
+    struct slow_get *next;
+};
+
+/* The fake registry. */
+struct fake {
+    struct event_base *base;   /* borrowed */
+    struct evhttp *http;       /* NULL while absent */
+    int port;
+    int posts, renews, deletes, gets; /* calls received */
+    int fail_503;              /* answer 503 to everything */
+    int get_status;            /* status of GET answers (200) */
+    int get_delay_ms;          /* answer GET this late (0: at once) */
+    int gets_pending, gets_pending_max;
+    char ids[FAKE_IDS_MAX][LIM_ID_MAX + 1]; /* registered ids */
+    size_t nids;
+    char post_body[FAKE_BODY_MAX]; /* last POST body */
+    char post_ids[8][LIM_ID_MAX + 1]; /* ids of the first POSTs */
+    char renew_id[LIM_ID_MAX + 1];   /* last renewed id */
+    int renew_wrong;           /* renewals of an id never POSTed */
+    char delete_id[LIM_ID_MAX + 1];
+    char get_uri[512];         /* last GET's URI */
+    char list[FAKE_LIST_MAX];  /* GET answer body */
+    struct slow_get *slow;
+};
+
+struct fixture {
+    struct event_base *base;
+    struct fake fake;
+    struct hc_client *hc;
+    struct ru_list urls;
+    struct rc_client *rc;
+    struct disc_client *disc;
+    int timed_out;
+    char url[128];
+};
+
+/* ---- log capture ---- */
+
+static FILE *cap_file;
+static int cap_saved = -1;
+
+/* Send stderr (our log) to a temporary file until capture_end. */
+static void capture_begin(void)
+{
+    fflush(stderr);
+    cap_file = tmpfile();
+    assert_non_null(cap_file);
+    cap_saved = dup(2);
+    assert_true(cap_saved >= 0);
+    assert_true(dup2(fileno(cap_file), 2) >= 0);
+}
+
+/* Restore stderr, copy what was logged into buf (cap bytes) and echo it to
+ * the real stderr so the test output still shows it. */
+static void capture_end(char *buf, size_t cap)
+{
+    size_t n = 0;
+
+    if (cap_file == NULL)
+        return;
+    fflush(stderr);
+    dup2(cap_saved, 2);
+    close(cap_saved);
+    cap_saved = -1;
+    rewind(cap_file);
+    n = fread(buf, 1, cap - 1, cap_file);
+    buf[n] = '\0';
+    fclose(cap_file);
+    cap_file = NULL;
+    if (n > 0 && write(2, buf, n) < 0)
+        n = 0;
+}
+
+/* Occurrences of needle in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    const char *p = strstr(hay, needle);
+
+    while (p != NULL) {
+        n++;
+        p = strstr(p + 1, needle);
+    }
+    return n;
+}
+
+/* ---- the fake registry ---- */
+
+static int fake_known(const struct fake *f, const char *id)
+{
+    size_t i = 0;
+
+    for (i = 0; i < f->nids; i++) {
+        if (strcmp(f->ids[i], id) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Reply status with a JSON body (copied). */
+static void fake_reply(struct evhttp_request *req, int status, const char *json)
+{
+    struct evbuffer *out = evbuffer_new();
+
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json");
+    evbuffer_add(out, json, strlen(json));
+    evhttp_send_reply(req, status, status < 300 ? "OK" : "Error", out);
+    evbuffer_free(out);
+}
+
+static void fake_post(struct fake *f, struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    json_t *doc = NULL;
+    const char *id = NULL;
+    char answer[512];
+
+    if (len >= sizeof(f->post_body))
+        len = sizeof(f->post_body) - 1;
+    evbuffer_copyout(in, f->post_body, len);
+    f->post_body[len] = '\0';
+    doc = json_loads(f->post_body, 0, NULL);
+    id = json_string_value(json_object_get(doc, "id"));
+    if (id == NULL || strlen(id) > LIM_ID_MAX) {
+        fake_reply(req, 400, "{\"success\":false,\"error\":\"no id\"}");
+        goto cleanup;
+    }
+    if (f->posts < 8)
+        snprintf(f->post_ids[f->posts], sizeof(f->post_ids[0]), "%s", id);
+    f->posts++;
+    snprintf(answer, sizeof(answer), "{\"success\":true,\"service_id\":\"%s\"}", id);
+    if (fake_known(f, id) >= 0) {
+        fake_reply(req, 200, answer);
+        goto cleanup;
+    }
+    if (f->nids < FAKE_IDS_MAX)
+        snprintf(f->ids[f->nids++], sizeof(f->ids[0]), "%s", id);
+    fake_reply(req, 201, answer);
+cleanup:
+    json_decref(doc);
+}
+
+/* Copy the {id} of path after prefix (up to suffix) into out. */
+static void fake_path_id(const char *path, const char *suffix, char *out,
+                         size_t cap)
+{
+    const char *id = path + strlen("/v1/services/");
+    size_t n = strlen(id) - strlen(suffix);
+
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, id, n);
+    out[n] = '\0';
+}
+
+static void fake_renew(struct fake *f, struct evhttp_request *req,
+                       const char *path)
+{
+    int i = 0;
+    int ever = 0;
+
+    f->renews++;
+    fake_path_id(path, "/renew", f->renew_id, sizeof(f->renew_id));
+    for (i = 0; i < f->posts && i < 8; i++)
+        ever |= strcmp(f->post_ids[i], f->renew_id) == 0;
+    if (!ever)
+        f->renew_wrong++;
+    if (fake_known(f, f->renew_id) < 0) {
+        fake_reply(req, 404, "{\"success\":false,\"error\":\"unknown id\"}");
+        return;
+    }
+    fake_reply(req, 200, "{\"success\":true}");
+}
+
+static void fake_delete(struct fake *f, struct evhttp_request *req,
+                        const char *path)
+{
+    int i = 0;
+
+    f->deletes++;
+    fake_path_id(path, "", f->delete_id, sizeof(f->delete_id));
+    i = fake_known(f, f->delete_id);
+    if (i < 0) {
+        fake_reply(req, 404, "{\"success\":false,\"error\":\"unknown id\"}");
+        return;
+    }
+    f->nids--;
+    memmove(f->ids[i], f->ids[f->nids], sizeof(f->ids[0]));
+    fake_reply(req, 200, "{\"success\":true}");
+}
+
+/* Unlink g from the pending list and free it. */
+static void fake_slow_forget(struct slow_get *g)
+{
+    struct slow_get **p = &g->f->slow;
+
+    while (*p != g)
+        p = &(*p)->next;
+    *p = g->next;
+    event_free(g->timer);
+    free(g);
+}
+
+static void fake_slow_fire(evutil_socket_t fd, short what, void *arg)
+{
+    struct slow_get *g = arg;
+
+    (void)fd;
+    (void)what;
+    g->f->gets_pending--;
+    fake_reply(g->req, g->f->get_status, g->f->list);
+    fake_slow_forget(g);
+}
+
+static void fake_get(struct fake *f, struct evhttp_request *req)
+{
+    struct slow_get *g = NULL;
+    struct timeval tv;
+
+    f->gets++;
+    snprintf(f->get_uri, sizeof(f->get_uri), "%s", evhttp_request_get_uri(req));
+    if (f->get_delay_ms <= 0) {
+        fake_reply(req, f->get_status, f->list);
+        return;
+    }
+    g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    g->f = f;
+    g->req = req;
+    g->timer = evtimer_new(f->base, fake_slow_fire, g);
+    assert_non_null(g->timer);
+    g->next = f->slow;
+    f->slow = g;
+    f->gets_pending++;
+    if (f->gets_pending > f->gets_pending_max)
+        f->gets_pending_max = f->gets_pending;
+    tv.tv_sec = f->get_delay_ms / 1000;
+    tv.tv_usec = (f->get_delay_ms % 1000) * 1000;
+    evtimer_add(g->timer, &tv);
+}
+
+static void fake_dispatch(struct evhttp_request *req, void *arg)
+{
+    struct fake *f = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    size_t len = 0;
+
+    if (path == NULL)
+        path = "";
+    len = strlen(path);
+    if (f->fail_503) {
+        /* GETs are counted even then: discovery tests look at attempts */
+        if (cmd == EVHTTP_REQ_GET)
+            f->gets++;
+        fake_reply(req, 503, "{\"success\":false,\"error\":\"overloaded\"}");
+    } else if (cmd == EVHTTP_REQ_POST && strcmp(path, "/v1/services") == 0) {
+        fake_post(f, req);
+    } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/v1/services") == 0) {
+        fake_get(f, req);
+    } else if (cmd == EVHTTP_REQ_PUT && strncmp(path, "/v1/services/", 13) == 0 &&
+               len > 19 && strcmp(path + len - 6, "/renew") == 0) {
+        fake_renew(f, req, path);
+    } else if (cmd == EVHTTP_REQ_DELETE && strncmp(path, "/v1/services/", 13) == 0) {
+        fake_delete(f, req, path);
+    } else {
+        fake_reply(req, 404, "{\"success\":false,\"error\":\"no route\"}");
+    }
+}
+
+/* Listen on port (0: ephemeral) and remember the real one. 0 or -1. */
+static int fake_listen(struct fake *f, int port)
+{
+    f->http = evhttp_new(f->base);
+    if (f->http == NULL)
+        return -1;
+    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+    evhttp_set_gencb(f->http, fake_dispatch, f);
+    f->port = ts_evhttp_listen(f->http, port);
+    return f->port < 0 ? -1 : 0;
+}
+
+/* Close the fake's port (connections are refused from now on). Pending
+ * slow GETs are answered 503 first: a request whose client left is only
+ * freed by its reply. */
+static void fake_close(struct fake *f)
+{
+    while (f->slow != NULL) {
+        fake_reply(f->slow->req, 503, "{\"success\":false,\"error\":\"closing\"}");
+        fake_slow_forget(f->slow);
+    }
+    f->gets_pending = 0;
+    if (f->http != NULL)
+        evhttp_free(f->http);
+    f->http = NULL;
+}
+
+/* Start a fake on base; 0 or -1. */
+static int fake_start(struct fake *f, struct event_base *base)
+{
+    memset(f, 0, sizeof(*f));
+    f->base = base;
+    f->get_status = 200;
+    snprintf(f->list, sizeof(f->list), "{\"success\":true,\"services\":[]}");
+    return fake_listen(f, 0);
+}
+
+/* ---- loop control ---- */
+
+typedef int (*cond_fn)(struct fixture *fx);
+
+static void safety_fire(evutil_socket_t fd, short what, void *arg)
+{
+    struct fixture *fx = arg;
+
+    (void)fd;
+    (void)what;
+    fx->timed_out = 1;
+}
+
+/* Run base until cond(fx) holds or ms pass (cond NULL: run ms).
+ * Returns 1 when cond held, 0 on timeout. */
+static int run_base_until(struct fixture *fx, struct event_base *base,
+                          cond_fn cond, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval poll = {0, POLL_MS * 1000};
+    struct event *safety = evtimer_new(base, safety_fire, fx);
+    int held = 0;
+
+    assert_non_null(safety);
+    fx->timed_out = 0;
+    evtimer_add(safety, &tv);
+    for (;;) {
+        if (cond != NULL && cond(fx)) {
+            held = 1;
+            break;
+        }
+        if (fx->timed_out)
+            break;
+        /* one poll interval at most, so cond is looked at often */
+        event_base_loopexit(base, &poll);
+        event_base_dispatch(base);
+    }
+    event_free(safety);
+    return held;
+}
+
+static int run_until(struct fixture *fx, cond_fn cond, int ms)
+{
+    return run_base_until(fx, fx->base, cond, ms);
+}
+
+static void run_for(struct fixture *fx, int ms)
+{
+    (void)run_until(fx, NULL, ms);
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+
+    if (fx == NULL)
+        return -1;
+    *state = fx;
+    fx->base = event_base_new();
+    if (fx->base == NULL || fake_start(&fx->fake, fx->base) != 0)
+        return -1;
+    fx->hc = hc_client_new(fx->base);
+    if (fx->hc == NULL)
+        return -1;
+    snprintf(fx->url, sizeof(fx->url), "http://127.0.0.1:%d", fx->fake.port);
+    if (ru_parse(&fx->urls, fx->url, NULL, 0) != 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+
+    if (fx == NULL)
+        return 0;
+    if (cap_file != NULL) {
+        char *buf = malloc(LOG_CAPTURE_MAX);
+
+        if (buf != NULL)
+            capture_end(buf, LOG_CAPTURE_MAX);
+        free(buf);
+    }
+    disc_free(fx->disc);
+    rc_free(fx->rc);
+    hc_client_free(fx->hc);
+    fake_close(&fx->fake);
+    if (fx->base != NULL)
+        event_base_free(fx->base);
+    free(fx);
+    return 0;
+}
+
+/* Create fx->rc with ttl_s and the fixture's URL list. */
+static void make_rc(struct fixture *fx, int ttl_s)
+{
+    struct rc_options opt;
+
+    memset(&opt, 0, sizeof(opt));
+    opt.name = NAME;
+    opt.host = "10.1.2.3";
+    opt.port = 5001;
+    opt.ttl_s = ttl_s;
+    fx->rc = rc_new(fx->base, fx->hc, &fx->urls, &opt);
+    assert_non_null(fx->rc);
+}
+
+/* Point the URL list at a closed port first and the fake second. */
+static void urls_closed_then_fake(struct fixture *fx)
+{
+    char spec[256];
+    int dead = ts_closed_port();
+
+    assert_true(dead > 0);
+    snprintf(spec, sizeof(spec), "http://127.0.0.1:%d, %s", dead, fx->url);
+    assert_int_equal(ru_parse(&fx->urls, spec, NULL, 0), 0);
+}
+
+static int is_registered(struct fixture *fx) { return rc_registered(fx->rc); }
+static int two_posts(struct fixture *fx) { return fx->fake.posts >= 2; }
+static int rc_idle(struct fixture *fx) { return rc_busy(fx->rc) == 0; }
+static int three_renews(struct fixture *fx) { return fx->fake.renews >= 3; }
+
+/* ---- regclient ---- */
+
+static void test_registers_with_its_id(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *body = NULL;
+    const char *id = NULL;
+
+    make_rc(fx, 10);
+    id = rc_id(fx->rc);
+    assert_true(strncmp(id, NAME "-", strlen(NAME) + 1) == 0);
+    assert_true(uid_is_valid(id + strlen(NAME) + 1));
+    assert_false(rc_registered(fx->rc));
+    assert_int_equal(rc_busy(fx->rc), 0);
+    rc_start(fx->rc);
+    assert_int_equal(rc_busy(fx->rc), 1);
+    rc_start(fx->rc); /* a second start does nothing */
+    assert_true(run_until(fx, is_registered, 2000));
+    assert_int_equal(fx->fake.posts, 1);
+    assert_int_equal(rc_busy(fx->rc), 0);
+    body = json_loads(fx->fake.post_body, 0, NULL);
+    assert_non_null(body);
+    assert_string_equal(json_string_value(json_object_get(body, "id")), id);
+    assert_string_equal(json_string_value(json_object_get(body, "name")), NAME);
+    assert_string_equal(json_string_value(json_object_get(body, "type")), NAME);
+    assert_string_equal(json_string_value(json_object_get(body, "host")), "10.1.2.3");
+    assert_int_equal(json_integer_value(json_object_get(body, "port")), 5001);
+    assert_int_equal(json_integer_value(json_object_get(body, "ttl")), 10);
+    json_decref(body);
+}
+
+static void test_renews_every_third_of_ttl(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t0 = 0;
+    int64_t took = 0;
+
+    make_rc(fx, 1); /* renew every 333 ms */
+    rc_start(fx->rc);
+    assert_true(run_until(fx, is_registered, 2000));
+    t0 = svc_now_ms();
+    assert_true(run_until(fx, three_renews, 2000));
+    took = svc_now_ms() - t0;
+    /* three periods of 333 ms, with slack for a loaded sanitizer build */
+    assert_true(took >= 900);
+    assert_true(took < 1600);
+    assert_int_equal(fx->fake.posts, 1);
+    assert_int_equal(fx->fake.renew_wrong, 0);
+    assert_string_equal(fx->fake.renew_id, rc_id(fx->rc));
+    assert_true(rc_registered(fx->rc));
+}
+
+static void test_renew_404_registers_again(void **state)
+{
+    struct fixture *fx = *state;
+    char *log = malloc(LOG_CAPTURE_MAX);
+    char want[256];
+
+    assert_non_null(log);
+    make_rc(fx, 1);
+    rc_start(fx->rc);
+    assert_true(run_until(fx, is_registered, 2000));
+    capture_begin();
+    fx->fake.nids = 0; /* the registry forgets us: the next renewal is 404 */
+    (void)run_until(fx, two_posts, 2000);
+    capture_end(log, LOG_CAPTURE_MAX);
+    assert_int_equal(fx->fake.posts, 2);
+    assert_string_equal(fx->fake.post_ids[0], rc_id(fx->rc));
+    assert_string_equal(fx->fake.post_ids[1], rc_id(fx->rc));
+    snprintf(want, sizeof(want), "INFO test registry forgot us; registering again as %s",
+             rc_id(fx->rc));
+    assert_non_null(strstr(log, want));
+    assert_int_equal(count_of(log, " WARN "), 0);
+    assert_true(run_until(fx, is_registered, 1000));
+    assert_int_equal(fake_known(&fx->fake, rc_id(fx->rc)), 0);
+    free(log);
+}
+
+static void test_down_at_start_fails_over(void **state)
+{
+    struct fixture *fx = *state;
+    char *log = malloc(LOG_CAPTURE_MAX);
+    char dead[RU_URL_MAX];
+
+    assert_non_null(log);
+    urls_closed_then_fake(fx);
+    snprintf(dead, sizeof(dead), "%s", ru_current(&fx->urls));
+    make_rc(fx, 10);
+    capture_begin();
+    rc_start(fx->rc);
+    (void)run_until(fx, is_registered, 3000);
+    capture_end(log, LOG_CAPTURE_MAX);
+    assert_true(rc_registered(fx->rc));
+    assert_int_equal(fx->fake.posts, 1);
+    assert_string_equal(ru_current(&fx->urls), fx->url);
+    assert_int_equal(count_of(log, " WARN "), 1);
+    assert_non_null(strstr(log, dead));
+    assert_non_null(strstr(log, "connection refused; retrying in "));
+    assert_non_null(strstr(log, "answers again"));
+    free(log);
+}
+
+static void test_503_retried_with_one_warning(void **state)
+{
+    struct fixture *fx = *state;
+    char *log = malloc(LOG_CAPTURE_MAX);
+
+    assert_non_null(log);
+    fx->fake.fail_503 = 1;
+    make_rc(fx, 10);
+    capture_begin();
+    rc_start(fx->rc);
+    run_for(fx, 700); /* several attempts: 100, 200, 400 ms ceilings */
+    fx->fake.fail_503 = 0;
+    (void)run_until(fx, is_registered, 3000);
+    capture_end(log, LOG_CAPTURE_MAX);
+    assert_true(rc_registered(fx->rc));
+    assert_int_equal(fx->fake.posts, 1);
+    assert_int_equal(count_of(log, " WARN "), 1);
+    assert_non_null(strstr(log, "HTTP 503: overloaded; retrying in "));
+    free(log);
+}
+
+static int fake_has_us(struct fixture *fx)
+{
+    return fake_known(&fx->fake, rc_id(fx->rc)) >= 0;
+}
+
+static void test_registry_restarts_empty(void **state)
+{
+    struct fixture *fx = *state;
+    int port = fx->fake.port;
+
+    make_rc(fx, 1);
+    rc_start(fx->rc);
+    assert_true(run_until(fx, is_registered, 2000));
+    fake_close(&fx->fake); /* down: renewals are refused */
+    run_for(fx, 600);
+    assert_true(rc_registered(fx->rc)); /* not known otherwise */
+    fx->fake.nids = 0;      /* back on the same port, memory lost */
+    fx->fake.posts = 0;
+    assert_int_equal(fake_listen(&fx->fake, port), 0);
+    assert_true(run_until(fx, fake_has_us, 3000));
+    assert_int_equal(fx->fake.posts, 1);
+    assert_string_equal(fx->fake.post_ids[0], rc_id(fx->rc));
+}
+
+static void test_stop_deregisters(void **state)
+{
+    struct fixture *fx = *state;
+    char *log = malloc(LOG_CAPTURE_MAX);
+    char want[256];
+    int renews = 0;
+
+    assert_non_null(log);
+    make_rc(fx, 1);
+    rc_start(fx->rc);
+    assert_true(run_until(fx, is_registered, 2000));
+    capture_begin();
+    rc_stop(fx->rc);
+    assert_int_equal(rc_busy(fx->rc), 1);
+    rc_stop(fx->rc); /* a second stop does nothing */
+    assert_int_equal(rc_busy(fx->rc), 1);
+    (void)run_until(fx, rc_idle, 2000);
+    capture_end(log, LOG_CAPTURE_MAX);
+    assert_int_equal(rc_busy(fx->rc), 0);
+    assert_int_equal(fx->fake.deletes, 1);
+    assert_string_equal(fx->fake.delete_id, rc_id(fx->rc));
+    assert_int_equal(fake_known(&fx->fake, rc_id(fx->rc)), -1);
+    assert_false(rc_registered(fx->rc));
+    snprintf(want, sizeof(want), "deregistered %s", rc_id(fx->rc));
+    assert_non_null(strstr(log, want));
+    renews = fx->fake.renews;
+    run_for(fx, 500); /* nothing more after a stop */
+    assert_int_equal(fx->fake.renews, renews);
+    assert_int_equal(fx->fake.posts, 1);
+    rc_start(fx->rc); /* no restart after a stop */
+    assert_int_equal(rc_busy(fx->rc), 0);
+    free(log);
+}
+
+static void test_stop_while_down(void **state)
+{
+    struct fixture *fx = *state;
+    char spec[64];
+
+    snprintf(spec, sizeof(spec), "http://127.0.0.1:%d", ts_closed_port());
+    assert_int_equal(ru_parse(&fx->urls, spec, NULL, 0), 0);
+    make_rc(fx, 10);
+    rc_start(fx->rc);
+    run_for(fx, 200);
+    assert_false(rc_registered(fx->rc));
+    rc_stop(fx->rc);
+    assert_true(rc_busy(fx->rc) <= 1);
+    assert_true(run_until(fx, rc_idle, 1500));
+    assert_int_equal(hc_inflight(fx->hc), 0);
+}
+
+static void test_stop_before_start(void **state)
+{
+    struct fixture *fx = *state;
+
+    make_rc(fx, 10);
+    rc_stop(fx->rc);
+    assert_int_equal(rc_busy(fx->rc), 0);
+    run_for(fx, 100);
+    assert_int_equal(fx->fake.posts + fx->fake.deletes, 0);
+}
+
+static void test_free_in_flight(void **state)
+{
+    struct fixture *fx = *state;
+
+    make_rc(fx, 10);
+    rc_start(fx->rc);
+    rc_free(fx->rc); /* the POST is cancelled, no callback runs */
+    fx->rc = NULL;
+    assert_int_equal(hc_inflight(fx->hc), 0);
+    run_for(fx, 100);
+    rc_free(NULL);
+}
+
+static void test_rc_new_rejects(void **state)
+{
+    struct fixture *fx = *state;
+    struct rc_options opt;
+    char longname[LIM_NAME_MAX + 2];
+
+    memset(&opt, 0, sizeof(opt));
+    opt.name = NAME;
+    opt.host = "h";
+    opt.port = 1;
+    opt.ttl_s = 1;
+    fx->rc = rc_new(fx->base, fx->hc, &fx->urls, &opt);
+    assert_non_null(fx->rc);
+    opt.port = 0;
+    assert_null(rc_new(fx->base, fx->hc, &fx->urls, &opt));
+    opt.port = 65536;
+    assert_null(rc_new(fx->base, fx->hc, &fx->urls, &opt));
+    opt.port = 80;
+    opt.ttl_s = 0;
+    assert_null(rc_new(fx->base, fx->hc, &fx->urls, &opt));
+    opt.ttl_s = LIM_TTL_MAX + 1;
+    assert_null(rc_new(fx->base, fx->hc, &fx->urls, &opt));
+    opt.ttl_s = 5;
+    opt.host = "";
+    assert_null(rc_new(fx->base, fx->hc, &fx->urls, &opt));
+    opt.host = "h";
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    opt.name = longname;
+    assert_null(rc_new(fx->base, fx->hc, &fx->urls, &opt));
+    opt.name = NULL;
+    assert_null(rc_new(fx->base, fx->hc, &fx->urls, &opt));
+    assert_null(rc_new(fx->base, NULL, &fx->urls, &opt));
+    assert_int_equal(rc_busy(NULL), 0);
+    assert_false(rc_registered(NULL));
+}
+
+/* ---- discovery ---- */
+
+#define LIST_TWO                                                              \
+    "{\"success\":true,\"services\":["                                        \
+    "{\"id\":\"logging-service-1\",\"name\":\"logging-service\","             \
+    "\"host\":\"10.0.0.1\",\"port\":5001,\"health\":\"passing\"},"            \
+    "{\"id\":\"logging-service-2\",\"name\":\"logging-service\","             \
+    "\"host\":\"10.0.0.2\",\"port\":5011,\"health\":\"passing\"}]}"
+#define LIST_ONE                                                              \
+    "{\"success\":true,\"services\":["                                        \
+    "{\"id\":\"logging-service-3\",\"host\":\"h3\",\"port\":7}]}"
+
+static void make_disc(struct fixture *fx, int64_t refresh_ms)
+{
+    fx->disc = disc_new(fx->base, fx->hc, &fx->urls, refresh_ms);
+    assert_non_null(fx->disc);
+}
+
+static int known_logging(struct fixture *fx)
+{
+    return disc_known(fx->disc, "logging-service");
+}
+
+static int one_instance(struct fixture *fx)
+{
+    struct disc_instance out[4];
+
+    return disc_list(fx->disc, "logging-service", out, 4) == 1;
+}
+
+static int several_gets(struct fixture *fx) { return fx->fake.gets >= 3; }
+
+static int known_messages(struct fixture *fx)
+{
+    return disc_known(fx->disc, "messages-service");
+}
+
+static void test_discovery_cache(void **state)
+{
+    struct fixture *fx = *state;
+    struct disc_instance out[4];
+    uint64_t version = 0;
+    int gets = 0;
+
+    snprintf(fx->fake.list, sizeof(fx->fake.list), "%s", LIST_TWO);
+    make_disc(fx, 100);
+    assert_false(disc_known(fx->disc, "logging-service"));
+    assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 0);
+    assert_int_equal(disc_watch(fx->disc, "logging-service"), 0);
+    assert_true(run_until(fx, known_logging, 2000));
+    assert_string_equal(fx->fake.get_uri,
+                        "/v1/services?name=logging-service&health=passing");
+    assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
+    assert_string_equal(out[0].id, "logging-service-1");
+    assert_string_equal(out[0].host, "10.0.0.1");
+    assert_int_equal(out[0].port, 5001);
+    assert_string_equal(out[1].id, "logging-service-2");
+    assert_string_equal(out[1].host, "10.0.0.2");
+    assert_int_equal(out[1].port, 5011);
+    assert_int_equal(disc_list(fx->disc, "logging-service", out, 1), 1);
+    assert_string_equal(out[0].id, "logging-service-1");
+    /* refreshes with the same list leave the version alone */
+    version = disc_version(fx->disc, "logging-service");
+    assert_true(version != 0);
+    gets = fx->fake.gets;
+    run_for(fx, 250);
+    assert_true(fx->fake.gets >= gets + 1);
+    assert_true(disc_version(fx->disc, "logging-service") == version);
+    assert_true(disc_version(fx->disc, "unknown") == 0);
+
+    /* failing registry: the last list is kept */
+    fx->fake.fail_503 = 1;
+    gets = fx->fake.gets;
+    run_for(fx, 350);
+    assert_true(fx->fake.gets >= gets + 2);
+    assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
+    fx->fake.fail_503 = 0;
+    snprintf(fx->fake.list, sizeof(fx->fake.list), "not json");
+    gets = fx->fake.gets;
+    run_for(fx, 250);
+    assert_true(fx->fake.gets >= gets + 1);
+    assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
+    fake_close(&fx->fake);
+    run_for(fx, 250);
+    assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
+    assert_true(disc_known(fx->disc, "logging-service"));
+
+    /* back, with another list: updated */
+    assert_int_equal(fake_listen(&fx->fake, fx->fake.port), 0);
+    snprintf(fx->fake.list, sizeof(fx->fake.list), "%s", LIST_ONE);
+    assert_true(run_until(fx, one_instance, 2000));
+    assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 1);
+    assert_string_equal(out[0].id, "logging-service-3");
+    assert_string_equal(out[0].host, "h3");
+    assert_int_equal(out[0].port, 7);
+    assert_true(disc_version(fx->disc, "logging-service") != version);
+    version = disc_version(fx->disc, "logging-service");
+
+    /* nothing passing any more: an empty list is an answer too */
+    snprintf(fx->fake.list, sizeof(fx->fake.list),
+             "{\"success\":true,\"services\":[]}");
+    gets = fx->fake.gets;
+    run_for(fx, 250);
+    assert_true(fx->fake.gets > gets);
+    assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 0);
+    assert_true(disc_known(fx->disc, "logging-service"));
+    assert_true(disc_version(fx->disc, "logging-service") != version);
+}
+
+static void test_discovery_fails_over(void **state)
+{
+    struct fixture *fx = *state;
+    struct disc_instance out[4];
+
+    urls_closed_then_fake(fx);
+    snprintf(fx->fake.list, sizeof(fx->fake.list), "%s", LIST_TWO);
+    make_disc(fx, 50);
+    assert_int_equal(disc_watch(fx->disc, "logging-service"), 0);
+    assert_true(run_until(fx, known_logging, 2000));
+    assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
+    assert_string_equal(ru_current(&fx->urls), fx->url);
+}
+
+static void test_discovery_skips_bad_members(void **state)
+{
+    struct fixture *fx = *state;
+    struct disc_instance out[4];
+
+    snprintf(fx->fake.list, sizeof(fx->fake.list),
+             "{\"success\":true,\"services\":[{\"id\":1,\"host\":\"a\",\"port\":1},"
+             "{\"id\":\"x\",\"host\":\"a\",\"port\":\"80\"},"
+             "{\"id\":\"y\",\"host\":\"a\",\"port\":70000},"
+             "{\"host\":\"a\",\"port\":1},7,"
+             "{\"id\":\"ok\",\"host\":\"b\",\"port\":2}]}");
+    make_disc(fx, 1000);
+    assert_int_equal(disc_watch(fx->disc, "messages-service"), 0);
+    assert_true(run_until(fx, known_messages, 2000));
+    assert_int_equal(disc_list(fx->disc, "messages-service", out, 4), 1);
+    assert_string_equal(out[0].id, "ok");
+    assert_string_equal(out[0].host, "b");
+    assert_int_equal(out[0].port, 2);
+}
+
+static void test_discovery_one_refresh_in_flight(void **state)
+{
+    struct fixture *fx = *state;
+
+    fx->fake.get_delay_ms = 300; /* slower than the refresh interval */
+    make_disc(fx, 20);
+    assert_int_equal(disc_watch(fx->disc, "a"), 0);
+    assert_int_equal(disc_watch(fx->disc, "b"), 0);
+    assert_true(run_until(fx, several_gets, 2000));
+    run_for(fx, 300);
+    assert_true(disc_known(fx->disc, "a"));
+    /* one GET per name at a time: two names, two at most */
+    assert_int_equal(fx->fake.gets_pending_max, 2);
+    disc_stop(fx->disc);
+    assert_int_equal(hc_inflight(fx->hc), 0);
+    run_for(fx, 100);
+    assert_true(disc_known(fx->disc, "a"));
+}
+
+static void test_discovery_limits(void **state)
+{
+    struct fixture *fx = *state;
+    struct disc_instance out[2];
+    char name[16];
+    char longname[LIM_NAME_MAX + 2];
+    int i = 0;
+
+    make_disc(fx, 0); /* the default interval */
+    for (i = 0; i < DISC_NAMES_MAX; i++) {
+        snprintf(name, sizeof(name), "svc%d", i);
+        assert_int_equal(disc_watch(fx->disc, name), 0);
+    }
+    assert_int_equal(disc_watch(fx->disc, "svc0"), 0); /* already watched */
+    assert_int_equal(disc_watch(fx->disc, "one-too-many"), -1);
+    assert_int_equal(disc_watch(fx->disc, ""), -1);
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_int_equal(disc_watch(fx->disc, longname), -1);
+    assert_int_equal(disc_list(fx->disc, "unknown", out, 2), 0);
+    assert_false(disc_known(fx->disc, "unknown"));
+    assert_int_equal(hc_inflight(fx->hc), DISC_NAMES_MAX);
+    disc_stop(fx->disc);
+    assert_int_equal(hc_inflight(fx->hc), 0);
+    assert_int_equal(disc_watch(fx->disc, "late"), -1);
+    disc_free(NULL);
+}
+
+/* ---- peer ---- */
+
+static int own_stop_calls;
+
+static void own_on_stop(void *arg)
+{
+    (void)arg;
+    own_stop_calls++;
+}
+
+static size_t own_busy(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int peer_fake_posted(struct fixture *fx) { return fx->fake.posts >= 1; }
+
+static void test_peer_lifecycle(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc s;
+    struct peer p;
+    struct cfg_common c = {0, "127.0.0.1", NULL, "", "info"};
+    struct fake *f = &fx->fake;
+    char url[128];
+    char err[256] = "";
+    char *log = malloc(LOG_CAPTURE_MAX);
+    json_t *body = NULL;
+
+    assert_non_null(log);
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(svc_init(&s, "peer-test", err, sizeof(err)), 0);
+    s.grace_ms = 2000;
+    assert_int_equal(svc_listen(&s, "127.0.0.1", 0, err, sizeof(err)), 0);
+    /* the fixture's fake runs on another base: start one on the service's */
+    fake_close(f);
+    assert_int_equal(fake_start(f, s.base), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->port);
+    c.registry = url;
+    s.on_stop = own_on_stop;
+    s.busy = own_busy;
+    own_stop_calls = 0;
+    capture_begin();
+    assert_int_equal(peer_start(&p, &s, &c, "peer-test", 1, err, sizeof(err)), 0);
+    assert_true(run_base_until(fx, s.base, peer_fake_posted, 2000));
+    capture_end(log, LOG_CAPTURE_MAX);
+    assert_string_equal(p.advertise, "127.0.0.1");
+    assert_true(s.hook_arg == &p);
+    assert_non_null(strstr(log, "registering as peer-test-"));
+    assert_non_null(strstr(log, " at 127.0.0.1:"));
+    assert_non_null(strstr(log, " with http://127.0.0.1:"));
+    body = json_loads(f->post_body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(body, "port")), s.port);
+    assert_int_equal(json_integer_value(json_object_get(body, "ttl")), 1);
+    assert_string_equal(json_string_value(json_object_get(body, "host")), "127.0.0.1");
+    json_decref(body);
+
+    /* shutdown: deregister, drain until the DELETE is answered */
+    svc_shutdown(&s);
+    assert_int_equal(own_stop_calls, 1);
+    assert_int_equal(svc_run(&s), 0);
+    assert_int_equal(f->deletes, 1);
+    assert_int_equal(f->nids, 0);
+
+    fake_close(f); /* before its base goes */
+    peer_free(&p);
+    assert_true(s.on_stop == own_on_stop);
+    assert_true(s.busy == own_busy);
+    peer_free(&p); /* zeroed: a no-op */
+    svc_free(&s);
+    free(log);
+}
+
+static void test_peer_bad_url(void **state)
+{
+    struct svc s;
+    struct peer p;
+    struct cfg_common c = {0, "127.0.0.1", "htp://x", "", "info"};
+    char err[256] = "";
+
+    (void)state;
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(svc_init(&s, "peer-test", err, sizeof(err)), 0);
+    assert_int_equal(peer_start(&p, &s, &c, "peer-test", 10, err, sizeof(err)), -1);
+    assert_string_equal(err, "--registry: 'htp://x' is not an http:// URL");
+    assert_null(s.on_stop);
+    peer_free(&p);
+    svc_free(&s);
+}
+
+static void test_peer_advertise(void **state)
+{
+    struct svc s;
+    struct peer p;
+    struct cfg_common c = {0, "0.0.0.0", "", "", "info"};
+    char err[256] = "";
+
+    (void)state;
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(svc_init(&s, "peer-test", err, sizeof(err)), 0);
+    s.port = 5002; /* not listening: nothing is sent before the loop runs */
+
+    /* wildcard bind: an interface address or the host name, never 0.0.0.0 */
+    assert_int_equal(peer_start(&p, &s, &c, "peer-test", 0, err, sizeof(err)), 0);
+    assert_string_not_equal(p.advertise, "0.0.0.0");
+    assert_true(strlen(p.advertise) > 0);
+    assert_string_equal(ru_current(&p.urls), "http://127.0.0.1:8500");
+    assert_true(s.busy(s.hook_arg) >= 1); /* the POST is in flight */
+    peer_free(&p);
+    assert_null(s.on_stop);
+
+    c.bind = "::";
+    c.advertise = "svc.example.com";
+    assert_int_equal(peer_start(&p, &s, &c, "peer-test", 10, err, sizeof(err)), 0);
+    assert_string_equal(p.advertise, "svc.example.com");
+    peer_free(&p);
+
+    c.bind = "10.9.8.7";
+    c.advertise = NULL;
+    c.registry = NULL;
+    assert_int_equal(peer_start(&p, &s, &c, "peer-test", 10, err, sizeof(err)), 0);
+    assert_string_equal(p.advertise, "10.9.8.7");
+    peer_free(&p);
+
+    assert_int_equal(peer_start(&p, &s, &c, "peer-test", LIM_TTL_MAX + 1, err,
+                                sizeof(err)), -1);
+    peer_free(&p);
+    svc_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_registers_with_its_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renews_every_third_of_ttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renew_404_registers_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_down_at_start_fails_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_503_retried_with_one_warning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_restarts_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_deregisters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_while_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_before_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rc_new_rejects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discovery_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discovery_fails_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discovery_skips_bad_members, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discovery_one_refresh_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discovery_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_lifecycle, setup, teardown),
+        cmocka_unit_test(test_peer_bad_url),
+        cmocka_unit_test(test_peer_advertise),
+    };
+
+    log_init("test");
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,449 @@
+/* test_catalog.c: the registry core with an injected clock over the memory
+ * store: registration, re-registration, expiry to critical, removal,
+ * renewal, filters, discovery strategies and reload from a store. */
+#include "registry/core/catalog.h"
+#include "registry/store/store.h"
+
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+struct fixture {
+    struct store *store;
+    struct reg_registry *reg;
+    int64_t now_ms;
+};
+
+static int64_t fake_clock(void *arg)
+{
+    return ((struct fixture *)arg)->now_ms;
+}
+
+static struct reg_registry *make_registry(struct fixture *f, int64_t dereg_ms)
+{
+    struct reg_options opt;
+
+    memset(&opt, 0, sizeof(opt));
+    opt.clock = fake_clock;
+    opt.clock_arg = f;
+    opt.seed = 12345;
+    opt.deregister_after_ms = dereg_ms;
+    return reg_new(f->store, &opt);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    if (!f)
+        return -1;
+    f->now_ms = 1700000000000LL;
+    f->store = store_memory_open();
+    f->reg = f->store ? make_registry(f, 0) : NULL;
+    if (!f->reg)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    reg_free(f->reg);
+    store_close(f->store);
+    free(f);
+    return 0;
+}
+
+/* Register from a JSON text; returns the new id in id (LIM_ID_MAX + 1). */
+static bool do_register(struct fixture *f, const char *json, char *id)
+{
+    struct reg_spec spec;
+    char err[256];
+    bool created = false;
+
+    assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(f->reg, &spec, id, &created, err, sizeof(err)), 0);
+    reg_spec_clear(&spec);
+    return created;
+}
+
+static void register_n(struct fixture *f, const char *name, const char *type, int n,
+                       int ttl, char ids[][LIM_ID_MAX + 1])
+{
+    char body[512];
+    int i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(body, sizeof(body),
+                 "{\"name\":\"%s\",\"host\":\"10.0.0.%d\",\"port\":%d,\"type\":\"%s\","
+                 "\"ttl\":%d,\"tags\":[\"t%d\",\"all\"]}",
+                 name, i + 1, 5000 + i, type, ttl, i);
+        assert_true(do_register(f, body, ids[i]));
+    }
+}
+
+/* Count the entries of a listing under filter. */
+static size_t count_listed(struct fixture *f, const struct reg_filter *flt)
+{
+    struct evbuffer *buf = evbuffer_new();
+    size_t len, n;
+    json_t *arr;
+
+    assert_int_equal(reg_write_list(f->reg, flt, buf), 0);
+    len = evbuffer_get_length(buf);
+    arr = json_loadb((const char *)evbuffer_pullup(buf, -1), len, 0, NULL);
+    assert_non_null(arr);
+    n = json_array_size(arr);
+    json_decref(arr);
+    evbuffer_free(buf);
+    return n;
+}
+
+static void test_register_get_deregister(void **state)
+{
+    struct fixture *f = *state;
+    char id[LIM_ID_MAX + 1], err[128];
+    const struct reg_instance *in;
+    struct reg_stats st;
+
+    assert_true(do_register(f, "{\"name\":\"logging-service\",\"host\":\"127.0.0.1\",\"port\":5001}", id));
+    assert_int_equal(strncmp(id, "logging-service-", 16), 0);
+    assert_int_equal(strlen(id), 16 + 36);
+    in = reg_get(f->reg, id);
+    assert_non_null(in);
+    assert_string_equal(reg_instance_name(in), "logging-service");
+    assert_int_equal(reg_instance_port(in), 5001);
+    assert_int_equal(reg_instance_health(in), REG_PASSING);
+    assert_int_equal(reg_instance_heartbeat_ms(in), f->now_ms);
+    reg_get_stats(f->reg, &st);
+    assert_int_equal(st.instances, 1);
+    assert_int_equal(st.passing, 1);
+
+    assert_int_equal(reg_deregister(f->reg, id, err, sizeof(err)), 0);
+    assert_null(reg_get(f->reg, id));
+    assert_int_equal(reg_deregister(f->reg, id, err, sizeof(err)), 1);
+    assert_int_equal(reg_renew(f->reg, id), 1);
+    reg_get_stats(f->reg, &st);
+    assert_int_equal(st.instances, 0);
+    assert_int_equal(st.passing, 0);
+    assert_null(reg_discover(f->reg, "logging-service", NULL, REG_RANDOM));
+}
+
+static void test_instance_json(void **state)
+{
+    struct fixture *f = *state;
+    char id[LIM_ID_MAX + 1];
+    struct evbuffer *buf = evbuffer_new();
+    json_t *obj;
+
+    do_register(f, "{\"name\":\"a\",\"host\":\"h.example\",\"port\":1,\"type\":\"t\","
+                   "\"tags\":[\"x\"],\"metadata\":{\"k\":\"v\"},\"ttl\":7}",
+                id);
+    assert_int_equal(reg_write_instance(reg_get(f->reg, id), buf), 0);
+    obj = json_loadb((const char *)evbuffer_pullup(buf, -1), evbuffer_get_length(buf), 0, NULL);
+    assert_non_null(obj);
+    assert_string_equal(json_string_value(json_object_get(obj, "id")), id);
+    assert_string_equal(json_string_value(json_object_get(obj, "host")), "h.example");
+    assert_string_equal(json_string_value(json_object_get(obj, "type")), "t");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(obj, "tags"), 0)), "x");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(obj, "metadata"), "k")), "v");
+    assert_int_equal(json_integer_value(json_object_get(obj, "ttl")), 7);
+    assert_int_equal(json_integer_value(json_object_get(obj, "last_heartbeat")), f->now_ms / 1000);
+    assert_string_equal(json_string_value(json_object_get(obj, "health")), "passing");
+    json_decref(obj);
+    evbuffer_free(buf);
+}
+
+static void test_reregister_same_id(void **state)
+{
+    struct fixture *f = *state;
+    char id[LIM_ID_MAX + 1], id2[LIM_ID_MAX + 1], body[512];
+    struct reg_stats st;
+
+    do_register(f, "{\"name\":\"svc\",\"host\":\"127.0.0.1\",\"port\":5001,\"type\":\"a\"}", id);
+    snprintf(body, sizeof(body),
+             "{\"id\":\"%s\",\"name\":\"svc\",\"host\":\"127.0.0.1\",\"port\":6001,\"type\":\"b\"}", id);
+    assert_false(do_register(f, body, id2));
+    assert_string_equal(id, id2);
+    assert_int_equal(reg_instance_port(reg_get(f->reg, id)), 6001);
+    reg_get_stats(f->reg, &st);
+    assert_int_equal(st.instances, 1);
+    assert_int_equal(st.passing, 1);
+    /* The type index followed the change. */
+    assert_null(reg_discover(f->reg, NULL, "a", REG_RANDOM));
+    assert_non_null(reg_discover(f->reg, NULL, "b", REG_RANDOM));
+
+    /* An unknown id of the right form is registered under that id. */
+    snprintf(body, sizeof(body),
+             "{\"id\":\"svc-00000000-0000-4000-8000-000000000001\",\"name\":\"svc\","
+             "\"host\":\"127.0.0.1\",\"port\":7001}");
+    assert_true(do_register(f, body, id2));
+    assert_string_equal(id2, "svc-00000000-0000-4000-8000-000000000001");
+}
+
+static void test_expiry_critical_then_removed(void **state)
+{
+    struct fixture *f = *state;
+    char ids[2][LIM_ID_MAX + 1];
+    struct reg_stats st;
+    struct reg_filter passing = {NULL, NULL, NULL, REG_PASSING};
+
+    register_n(f, "svc", "t", 2, 10, ids);
+    f->now_ms += 9999;
+    assert_int_equal(reg_tick(f->reg), 0);
+    assert_int_equal(reg_renew(f->reg, ids[1]), 0);
+    f->now_ms += 1; /* ids[0] is now exactly ttl old */
+    assert_int_equal(reg_tick(f->reg), 1);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, ids[0])), REG_CRITICAL);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, ids[1])), REG_PASSING);
+    assert_int_equal(count_listed(f, &passing), 1);
+    /* Discovery never hands out the critical one. */
+    for (int i = 0; i < 50; i++)
+        assert_string_equal(reg_instance_id(reg_discover(f->reg, "svc", NULL, REG_RANDOM)), ids[1]);
+
+    /* Default removal delay is 3 x ttl after turning critical. */
+    f->now_ms += 29999;
+    reg_tick(f->reg);
+    assert_non_null(reg_get(f->reg, ids[0]));
+    f->now_ms += 1;
+    reg_tick(f->reg);
+    assert_null(reg_get(f->reg, ids[0]));
+    reg_get_stats(f->reg, &st);
+    assert_int_equal(st.expired, 2); /* ids[1] expired meanwhile too */
+    assert_int_equal(st.removed, 1);
+    assert_int_equal(st.instances, 1);
+}
+
+static void test_renew_brings_back(void **state)
+{
+    struct fixture *f = *state;
+    char ids[1][LIM_ID_MAX + 1];
+    struct reg_stats st;
+
+    register_n(f, "svc", "t", 1, 1, ids);
+    f->now_ms += 1500;
+    assert_int_equal(reg_tick(f->reg), 1);
+    assert_null(reg_discover(f->reg, "svc", NULL, REG_RANDOM));
+    assert_int_equal(reg_renew(f->reg, ids[0]), 0);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, ids[0])), REG_PASSING);
+    assert_int_equal(reg_instance_heartbeat_ms(reg_get(f->reg, ids[0])), f->now_ms);
+    assert_non_null(reg_discover(f->reg, "svc", NULL, REG_RANDOM));
+    reg_get_stats(f->reg, &st);
+    assert_int_equal(st.passing, 1);
+    assert_int_equal(st.critical, 0);
+    /* And it expires again one ttl after that renewal, not before. */
+    f->now_ms += 999;
+    assert_int_equal(reg_tick(f->reg), 0);
+    f->now_ms += 1;
+    assert_int_equal(reg_tick(f->reg), 1);
+}
+
+static void test_configured_deregister_delay(void **state)
+{
+    struct fixture *f = *state;
+    char ids[1][LIM_ID_MAX + 1];
+
+    reg_free(f->reg);
+    f->reg = make_registry(f, 500);
+    register_n(f, "svc", "t", 1, 2, ids);
+    f->now_ms += 2000;
+    reg_tick(f->reg);
+    f->now_ms += 499;
+    reg_tick(f->reg);
+    assert_non_null(reg_get(f->reg, ids[0]));
+    f->now_ms += 1;
+    reg_tick(f->reg);
+    assert_null(reg_get(f->reg, ids[0]));
+}
+
+static void test_mixed_ttls_expire_in_order(void **state)
+{
+    struct fixture *f = *state;
+    char a[3][LIM_ID_MAX + 1], b[3][LIM_ID_MAX + 1];
+    struct reg_stats st;
+
+    register_n(f, "short", "t", 3, 1, a);
+    register_n(f, "long", "t", 3, 100, b);
+    f->now_ms += 1000;
+    assert_int_equal(reg_tick(f->reg), 3);
+    reg_get_stats(f->reg, &st);
+    assert_int_equal(st.passing, 3);
+    assert_int_equal(st.critical, 3);
+    f->now_ms += 3000; /* the short ones are removed after 3 x 1 s */
+    reg_tick(f->reg);
+    reg_get_stats(f->reg, &st);
+    assert_int_equal(st.instances, 3);
+    assert_non_null(reg_discover(f->reg, "long", NULL, REG_RANDOM));
+}
+
+static void test_filters(void **state)
+{
+    struct fixture *f = *state;
+    char x[3][LIM_ID_MAX + 1], y[2][LIM_ID_MAX + 1];
+    struct reg_filter all = {NULL, NULL, NULL, -1};
+    struct reg_filter by_name = {"x", NULL, NULL, -1};
+    struct reg_filter by_type = {NULL, "ty", NULL, -1};
+    struct reg_filter by_tag = {NULL, NULL, "t1", -1};
+    struct reg_filter combined = {"x", "tx", "all", REG_PASSING};
+    struct reg_filter critical = {NULL, NULL, NULL, REG_CRITICAL};
+    struct reg_filter none = {"nope", NULL, NULL, -1};
+
+    register_n(f, "x", "tx", 3, 5, x);
+    register_n(f, "y", "ty", 2, 50, y);
+    assert_int_equal(count_listed(f, &all), 5);
+    assert_int_equal(count_listed(f, &by_name), 3);
+    assert_int_equal(count_listed(f, &by_type), 2);
+    assert_int_equal(count_listed(f, &by_tag), 2); /* x[1] and y[1] */
+    assert_int_equal(count_listed(f, &combined), 3);
+    assert_int_equal(count_listed(f, &none), 0);
+    f->now_ms += 5000;
+    reg_tick(f->reg);
+    assert_int_equal(count_listed(f, &combined), 0);
+    assert_int_equal(count_listed(f, &critical), 3);
+}
+
+static void test_discover_random_distribution(void **state)
+{
+    struct fixture *f = *state;
+    char ids[4][LIM_ID_MAX + 1];
+    int hits[4] = {0}, i, j;
+
+    register_n(f, "svc", "t", 4, 30, ids);
+    for (i = 0; i < 4000; i++) {
+        const char *got = reg_instance_id(reg_discover(f->reg, "svc", NULL, REG_RANDOM));
+
+        for (j = 0; j < 4; j++)
+            if (strcmp(got, ids[j]) == 0)
+                hits[j]++;
+    }
+    /* Uniform: each near 1000; far outside 800..1200 would be a broken picker. */
+    for (j = 0; j < 4; j++) {
+        assert_true(hits[j] > 800);
+        assert_true(hits[j] < 1200);
+    }
+}
+
+static void test_discover_round_robin(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3][LIM_ID_MAX + 1];
+    int hits[3] = {0}, i, j;
+    const char *prev = NULL;
+
+    register_n(f, "svc", "t", 3, 30, ids);
+    for (i = 0; i < 30; i++) {
+        const char *got = reg_instance_id(reg_discover(f->reg, "svc", NULL, REG_ROUND_ROBIN));
+
+        assert_true(prev == NULL || strcmp(prev, got) != 0);
+        prev = got;
+        for (j = 0; j < 3; j++)
+            if (strcmp(got, ids[j]) == 0)
+                hits[j]++;
+    }
+    for (j = 0; j < 3; j++)
+        assert_int_equal(hits[j], 10);
+}
+
+static void test_discover_by_type_and_both(void **state)
+{
+    struct fixture *f = *state;
+    char a[2][LIM_ID_MAX + 1], b[2][LIM_ID_MAX + 1];
+    const struct reg_instance *in;
+    int i;
+
+    register_n(f, "svc", "alpha", 2, 30, a);
+    register_n(f, "svc", "beta", 2, 30, b);
+    for (i = 0; i < 20; i++) {
+        in = reg_discover(f->reg, "svc", "beta", REG_RANDOM);
+        assert_non_null(in);
+        assert_true(strcmp(reg_instance_id(in), b[0]) == 0 || strcmp(reg_instance_id(in), b[1]) == 0);
+        in = reg_discover(f->reg, NULL, "alpha", REG_ROUND_ROBIN);
+        assert_true(strcmp(reg_instance_id(in), a[0]) == 0 || strcmp(reg_instance_id(in), a[1]) == 0);
+    }
+    assert_null(reg_discover(f->reg, "svc", "gamma", REG_RANDOM));
+    assert_null(reg_discover(f->reg, "other", NULL, REG_RANDOM));
+}
+
+/* Stored registrations come back with their ids and a fresh ttl window. */
+static void test_reload_from_store(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3][LIM_ID_MAX + 1], err[128];
+    const struct reg_instance *in;
+    int i;
+
+    register_n(f, "svc", "t", 3, 10, ids);
+    assert_int_equal(reg_deregister(f->reg, ids[2], err, sizeof(err)), 0);
+    reg_free(f->reg);
+    f->now_ms += 60000; /* far past every ttl */
+    f->reg = make_registry(f, 0);
+    assert_int_equal(reg_load(f->reg, err, sizeof(err)), 2);
+    for (i = 0; i < 2; i++) {
+        in = reg_get(f->reg, ids[i]);
+        assert_non_null(in);
+        assert_int_equal(reg_instance_health(in), REG_PASSING);
+        assert_int_equal(reg_instance_heartbeat_ms(in), f->now_ms);
+        assert_int_equal(reg_instance_port(in), 5000 + i);
+    }
+    assert_null(reg_get(f->reg, ids[2]));
+    assert_int_equal(reg_tick(f->reg), 0);
+}
+
+/* Many instances: the structure stays consistent through churn. */
+static void test_many_instances_churn(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 5000 };
+    char (*ids)[LIM_ID_MAX + 1] = calloc(N, LIM_ID_MAX + 1);
+    struct reg_stats st;
+    char err[128];
+    int i;
+
+    assert_non_null(ids);
+    register_n(f, "svc", "t", N, 10, ids);
+    f->now_ms += 5000;
+    for (i = 0; i < N; i += 2)
+        assert_int_equal(reg_renew(f->reg, ids[i]), 0);
+    f->now_ms += 5000;
+    assert_int_equal(reg_tick(f->reg), N / 2);
+    for (i = 0; i < N; i += 4)
+        assert_int_equal(reg_deregister(f->reg, ids[i], err, sizeof(err)), 0);
+    reg_get_stats(f->reg, &st);
+    assert_int_equal(st.instances, N - N / 4);
+    assert_int_equal(st.passing, N / 2 - N / 4);
+    assert_int_equal(st.critical, N / 2);
+    for (i = 0; i < 1000; i++)
+        assert_int_equal(reg_instance_health(reg_discover(f->reg, "svc", NULL, REG_RANDOM)),
+                         REG_PASSING);
+    free(ids);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_register_get_deregister, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reregister_same_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_critical_then_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renew_brings_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_configured_deregister_delay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mixed_ttls_expire_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discover_random_distribution, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discover_round_robin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discover_by_type_and_both, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_from_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_instances_churn, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
