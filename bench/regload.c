@@ -35,9 +35,9 @@
 
 struct conn {
     int fd;
-    long req;            /* index of the outstanding request, -1 if none */
-    double sent_at;      /* when it was sent (s) */
-    char buf[BUF_CAP];   /* response bytes received so far */
+    long req;          /* index of the outstanding request, -1 if none */
+    double sent_at;    /* when it was sent (s) */
+    char buf[BUF_CAP]; /* response bytes received so far */
     size_t len;
 };
 
@@ -182,8 +182,8 @@ int main(int argc, char **argv)
         int k, nev;
 
         if (now_s() - t0 > deadline_s) {
-            fprintf(stderr, "regload: deadline of %.0f s reached after %ld responses\n",
-                    deadline_s, done);
+            fprintf(stderr, "regload: deadline of %.0f s reached after %ld responses\n", deadline_s,
+                    done);
             break;
         }
         nev = epoll_wait(ep, evs, 256, 1000);
@@ -244,8 +244,7 @@ int main(int argc, char **argv)
         die("write ids");
     qsort(lat, (size_t)done, sizeof(*lat), cmp_double);
     printf("ok=%ld fail=%ld elapsed_s=%.3f rps=%.0f p50_ms=%.3f p99_ms=%.3f\n", ok, fail,
-           t_end - t0, (double)done / (t_end - t0),
-           done ? lat[done / 2] * 1e3 : 0.0,
+           t_end - t0, (double)done / (t_end - t0), done ? lat[done / 2] * 1e3 : 0.0,
            done ? lat[(size_t)((double)done * 0.99)] * 1e3 : 0.0);
     free(lat);
     free(conns);

@@ -2,12 +2,12 @@
  * logging-service instances found through the registry (replicated, with
  * retries), and answers reads by fanning out to logging and messages. */
 #include "core/config.h"
-#include "regclient/discovery.h"
 #include "core/log.h"
+#include "core/service.h"
+#include "regclient/discovery.h"
 #include "regclient/peer.h"
 #include "replicate.h"
 #include "routes.h"
-#include "core/service.h"
 #include "upstream.h"
 
 #include <stdio.h>
@@ -47,8 +47,8 @@ int main(int argc, char **argv)
          "registration lease, renewed every ttl/3"},
         {"replicas", "REPLICAS", CFG_INT, &replicas, 1, REP_REPLICAS_MAX, "N",
          "logging-service instances that store each message"},
-        {"retry-deadline", "RETRY_DEADLINE", CFG_DURATION, &deadline_ms, 100,
-         3600 * 1000LL, "DUR", "how long a POST may retry before answering 503"},
+        {"retry-deadline", "RETRY_DEADLINE", CFG_DURATION, &deadline_ms, 100, 3600 * 1000LL, "DUR",
+         "how long a POST may retry before answering 503"},
         {"retry-base", "RETRY_BASE", CFG_DURATION, &base_ms, 1, 60 * 1000LL, "DUR",
          "first backoff ceiling"},
         {"retry-cap", "RETRY_CAP", CFG_DURATION, &cap_ms, 1, 600 * 1000LL, "DUR",
@@ -92,8 +92,8 @@ int main(int argc, char **argv)
     ropt.backoff.cap_ms = cap_ms;
     app.ups = up_new(NULL);
     app.rep = app.ups ? rep_new(app.svc.base, app.peer.hc, app.peer.disc, app.ups, &ropt) : NULL;
-    app.routes = app.rep ? fc_routes_new(&app.svc, app.peer.hc, app.peer.disc, app.ups, app.rep)
-                         : NULL;
+    app.routes =
+        app.rep ? fc_routes_new(&app.svc, app.peer.hc, app.peer.disc, app.ups, app.rep) : NULL;
     if (!app.routes) {
         fprintf(stderr, "facade-service: cannot set up the routes\n");
         goto cleanup;

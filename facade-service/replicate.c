@@ -7,15 +7,15 @@
  * instance's upstream record; a rep_call per batch POST. */
 #include "replicate.h"
 
-#include "regclient/discovery.h"
-#include "http/client.h"
 #include "codec/jsonflat.h"
 #include "codec/jsonw.h"
-#include "core/log.h"
-#include "resilience/rendezvous.h"
-#include "core/service.h"
-#include "core/limits.h"
 #include "codec/uid.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "core/service.h"
+#include "http/client.h"
+#include "regclient/discovery.h"
+#include "resilience/rendezvous.h"
 #include "upstream.h"
 
 #include <event2/event.h>
@@ -38,8 +38,8 @@ struct rep_lane;
  * of the message itself (a message has at most `replicas` copies out at
  * once, one per instance in m->inflight), so copies cost no allocation. */
 struct rep_item {
-    struct rep_msg *m;        /* holds a reference while used */
-    struct rep_lane *lane;    /* borrowed */
+    struct rep_msg *m;     /* holds a reference while used */
+    struct rep_lane *lane; /* borrowed */
     bool used;
     struct rep_item *prev, *next; /* in lane->queue while queued */
 };
@@ -47,10 +47,10 @@ struct rep_item {
 struct rep_msg {
     struct rep_ctx *ctx;
     char uuid[UID_STR_LEN + 1];
-    int64_t deadline;         /* monotonic ms; rep_ctx's deadline timer enforces it */
-    unsigned attempt;         /* retries so far (failovers and waits) */
-    unsigned waits;           /* backoff waits so far: the backoff exponent */
-    bool failed;              /* a copy failed since the last retry was logged */
+    int64_t deadline; /* monotonic ms; rep_ctx's deadline timer enforces it */
+    unsigned attempt; /* retries so far (failovers and waits) */
+    unsigned waits;   /* backoff waits so far: the backoff exponent */
+    bool failed;      /* a copy failed since the last retry was logged */
     int refs;
     bool finished;
     struct up_instance *stored[REP_REPLICAS_MAX];
@@ -64,31 +64,31 @@ struct rep_msg {
     size_t ntried;
     char last_error[160];
     const struct up_instance *last_target; /* borrowed: records live until exit */
-    struct event *timer;      /* owned: backoff wake-up, made at the first wait */
+    struct event *timer;                   /* owned: backoff wake-up, made at the first wait */
     rep_done_fn done;
     void *done_arg;
     struct rep_msg *prev, *next; /* in ctx->msgs while not finished */
     struct rep_item copies[REP_REPLICAS_MAX];
     size_t item_len;
-    char item[];              /* {"uuid","msg","ts"}, encoded once for every copy */
+    char item[]; /* {"uuid","msg","ts"}, encoded once for every copy */
 };
 
 struct rep_lane {
     struct rep_ctx *ctx;
-    struct up_instance *up;   /* borrowed; up->user points back here */
+    struct up_instance *up; /* borrowed; up->user points back here */
     char host[LIM_HOST_MAX + 1];
     int port;
     char url[LIM_HOST_MAX + 32];
-    struct rep_item *queue;   /* utlist DL */
+    struct rep_item *queue; /* utlist DL */
     size_t queued;
-    int calls;                /* batches in flight */
-    bool dirty;               /* in ctx->dirty */
+    int calls;  /* batches in flight */
+    bool dirty; /* in ctx->dirty */
     struct rep_lane *dirty_next;
 };
 
 struct rep_call {
     struct rep_lane *lane;
-    struct rep_item **items;  /* owned array */
+    struct rep_item **items; /* owned array */
     size_t n;
     struct hc_call *call;
     struct rep_call *prev, *next; /* in ctx->calls */
@@ -98,11 +98,11 @@ struct rep_call {
  * rendezvous keys, so a placement does not format and look up every
  * instance again: rebuilt only when the discovery list changes. */
 struct rep_view {
-    bool valid;               /* built, and for version */
-    uint64_t version;         /* disc_version when built */
+    bool valid;       /* built, and for version */
+    uint64_t version; /* disc_version when built */
     size_t n;
-    struct rep_lane *lanes[REP_INSTANCES_MAX];  /* borrowed from the upstream records */
-    const char *keys[REP_INSTANCES_MAX];        /* lanes[i]->up->key: "host:port" */
+    struct rep_lane *lanes[REP_INSTANCES_MAX]; /* borrowed from the upstream records */
+    const char *keys[REP_INSTANCES_MAX];       /* lanes[i]->up->key: "host:port" */
 };
 
 struct rep_ctx {
@@ -111,17 +111,17 @@ struct rep_ctx {
     struct disc_client *disc;
     struct up_table *ups;
     struct rep_options opt;
-    struct event *flush;      /* owned: sends the dirty lanes' queues */
-    struct rep_lane *dirty;   /* singly linked */
-    struct rep_msg *msgs;     /* unfinished messages (utlist DL), oldest first:
+    struct event *flush;     /* owned: sends the dirty lanes' queues */
+    struct rep_lane *dirty;  /* singly linked */
+    struct rep_msg *msgs;    /* unfinished messages (utlist DL), oldest first:
                                  every deadline is store time + opt.deadline_ms,
                                  so this is also deadline order */
-    struct event *deadlines;  /* owned: fires at (or after) the oldest deadline */
-    struct rep_call *calls;   /* batches in flight (utlist DL) */
+    struct event *deadlines; /* owned: fires at (or after) the oldest deadline */
+    struct rep_call *calls;  /* batches in flight (utlist DL) */
     size_t pending;
     struct rep_view view;
     struct disc_instance scratch[REP_INSTANCES_MAX]; /* for rebuilding the view */
-    struct jf_tok toks[REP_RESULT_TOKS]; /* for reading batch answers */
+    struct jf_tok toks[REP_RESULT_TOKS];             /* for reading batch answers */
 };
 
 static void rep_attempt(struct rep_msg *m);
@@ -395,13 +395,11 @@ static void rep_call_done(const struct hc_response *resp, void *arg)
     if (resp->status != 200 || !json_is_array(results) || json_array_size(results) != c->n) {
         const char *err = json_string_value(json_object_get(root, "error"));
 
-        snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, err ? ": " : "",
-                 err ? err : "");
+        snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, err ? ": " : "", err ? err : "");
         for (i = 0; i < c->n; i++)
             rep_item_done(c->items[i],
-                          (resp->status >= 500 || resp->status == 429 || resp->status == 200)
-                              ? 503
-                              : 400,
+                          (resp->status >= 500 || resp->status == 429 || resp->status == 200) ? 503
+                                                                                              : 400,
                           why);
         goto out;
     }
@@ -590,8 +588,7 @@ static void rep_attempt(struct rep_msg *m)
         struct rep_lane *lane = v->lanes[order[i]];
 
         if (rep_has(m->stored, m->nstored, lane->up) ||
-            rep_has(m->inflight, m->ninflight, lane->up) ||
-            rep_has(m->tried, m->ntried, lane->up))
+            rep_has(m->inflight, m->ninflight, lane->up) || rep_has(m->tried, m->ntried, lane->up))
             continue;
         if (up_is_open(r->ups, lane->up)) {
             rep_tried(m, lane->up);
@@ -607,15 +604,14 @@ static void rep_attempt(struct rep_msg *m)
     if (m->failed && first_new) {
         m->failed = false;
         m->attempt++;
-        log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s", REP_SERVICE,
-                 first_new->up->key, m->attempt, m->last_error);
+        log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s", REP_SERVICE, first_new->up->key,
+                 m->attempt, m->last_error);
     }
     if (m->ninflight > 0)
         return; /* the deadline timer holds while copies fly */
     /* Nothing can take a copy now: wait, then try every instance again. */
     if (n == 0)
-        snprintf(m->last_error, sizeof(m->last_error), "no passing %s instance known",
-                 REP_SERVICE);
+        snprintf(m->last_error, sizeof(m->last_error), "no passing %s instance known", REP_SERVICE);
     delay = bo_next_delay_ms(&r->opt.backoff, m->waits, now, m->deadline);
     m->waits++;
     m->attempt++;
@@ -631,9 +627,8 @@ static void rep_attempt(struct rep_msg *m)
 
 /* ---------------------------------------------------------------------- */
 
-struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc,
-                        struct disc_client *disc, struct up_table *ups,
-                        const struct rep_options *opt)
+struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc, struct disc_client *disc,
+                        struct up_table *ups, const struct rep_options *opt)
 {
     struct rep_ctx *r = calloc(1, sizeof(*r));
 
@@ -661,8 +656,8 @@ struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc,
     return r;
 }
 
-int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len,
-              int64_t ts, rep_done_fn done, void *arg)
+int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len, int64_t ts,
+              rep_done_fn done, void *arg)
 {
     /* One allocation holds the message, its copies and its encoding, which
      * is written by hand (jansson's pack and dump were ~10% of a POST). */
@@ -689,10 +684,7 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
     return 0;
 }
 
-size_t rep_pending(const struct rep_ctx *r)
-{
-    return r->pending;
-}
+size_t rep_pending(const struct rep_ctx *r) { return r->pending; }
 
 static void rep_lane_free(struct up_instance *u, void *arg)
 {
@@ -702,8 +694,7 @@ static void rep_lane_free(struct up_instance *u, void *arg)
     (void)arg;
     if (!lane)
         return;
-    DL_FOREACH_SAFE(lane->queue, it, tmp)
-    {
+    DL_FOREACH_SAFE (lane->queue, it, tmp) {
         DL_DELETE(lane->queue, it);
         it->used = false;
         rep_msg_unref(it->m);
@@ -720,8 +711,7 @@ void rep_free(struct rep_ctx *r)
 
     if (!r)
         return;
-    DL_FOREACH_SAFE(r->calls, c, ctmp)
-    {
+    DL_FOREACH_SAFE (r->calls, c, ctmp) {
         DL_DELETE(r->calls, c);
         hc_cancel(c->call);
         for (i = 0; i < c->n; i++) {
@@ -732,8 +722,7 @@ void rep_free(struct rep_ctx *r)
         free(c);
     }
     up_foreach(r->ups, rep_lane_free, NULL);
-    DL_FOREACH_SAFE(r->msgs, m, mtmp)
-    {
+    DL_FOREACH_SAFE (r->msgs, m, mtmp) {
         DL_DELETE(r->msgs, m);
         m->finished = true;
         rep_msg_unref(m);

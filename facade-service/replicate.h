@@ -19,22 +19,24 @@ struct disc_client;
 struct up_table;
 struct rep_ctx;
 
-#define REP_SERVICE "logging-service"
+#define REP_SERVICE          "logging-service"
 #define REP_REPLICAS_DEFAULT 2
-#define REP_REPLICAS_MAX 8
-#define REP_CALL_TIMEOUT_MS 2000   /* one batch POST */
-#define REP_CONNECT_TIMEOUT_MS 500 /* a replica that does not even accept the
+#define REP_REPLICAS_MAX     8
+#define REP_CALL_TIMEOUT_MS  2000 /* one batch POST */
+#define REP_CONNECT_TIMEOUT_MS                                                                     \
+    500 /* a replica that does not even accept the
                                       connection (host gone) is left quickly */
-#define REP_LANE_INFLIGHT 1        /* batches in flight per instance: with one,
+#define REP_LANE_INFLIGHT                                                                          \
+    1                        /* batches in flight per instance: with one,
                                       the copies that arrive meanwhile make the
                                       next batch bigger (measured ~7% more POST
                                       throughput than with two) */
-#define REP_INSTANCES_MAX 64       /* instances considered per message */
+#define REP_INSTANCES_MAX 64 /* instances considered per message */
 
 struct rep_options {
-    int replicas;              /* copies per message, 1..REP_REPLICAS_MAX */
-    int64_t deadline_ms;       /* per message, from rep_store */
-    struct bo_policy backoff;  /* waits when no instance can take a copy */
+    int replicas;             /* copies per message, 1..REP_REPLICAS_MAX */
+    int64_t deadline_ms;      /* per message, from rep_store */
+    struct bo_policy backoff; /* waits when no instance can take a copy */
 };
 
 /* Outcome of one message: status 200 (stored on every chosen replica),
@@ -44,16 +46,15 @@ struct rep_options {
 typedef void (*rep_done_fn)(int status, const char *error, const char *uuid, void *arg);
 
 /* All pointers borrowed; they must outlive the context. Caller frees. */
-struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc,
-                        struct disc_client *disc, struct up_table *ups,
-                        const struct rep_options *opt)
+struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc, struct disc_client *disc,
+                        struct up_table *ups, const struct rep_options *opt)
     __attribute__((warn_unused_result));
 
 /* Begin storing (uuid, msg, ts); uuid is a canonical UUID, msg valid UTF-8
  * without NUL bytes (the caller checks), both copied. done runs later from
  * the loop, exactly once, never before rep_store returns. 0, or -1 on OOM. */
-int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len,
-              int64_t ts, rep_done_fn done, void *arg) __attribute__((warn_unused_result));
+int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len, int64_t ts,
+              rep_done_fn done, void *arg) __attribute__((warn_unused_result));
 
 /* Messages not finished yet (for the shutdown drain). */
 size_t rep_pending(const struct rep_ctx *r);

@@ -4,17 +4,17 @@
  * logs by uuid in the facade's timestamp order. */
 #include "routes.h"
 
-#include "regclient/discovery.h"
+#include "codec/jsonflat.h"
+#include "codec/uid.h"
+#include "codec/utf8.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "core/service.h"
 #include "http/client.h"
 #include "http/server.h"
-#include "codec/jsonflat.h"
-#include "core/log.h"
+#include "regclient/discovery.h"
 #include "replicate.h"
-#include "core/service.h"
-#include "core/limits.h"
-#include "codec/uid.h"
 #include "upstream.h"
-#include "codec/utf8.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,14 +25,14 @@
 #include <utlist.h>
 
 #define FC_FANOUT_MAX (DISC_INSTANCES_MAX + 1)
-#define FC_POST_TOKS 16 /* tokens of a POST body the fast path reads */
+#define FC_POST_TOKS  16 /* tokens of a POST body the fast path reads */
 
 struct fc_get;
 
 /* One call of a GET fan-out. */
 struct fc_leg {
     struct fc_get *get;
-    struct up_instance *up;   /* borrowed */
+    struct up_instance *up; /* borrowed */
     struct hc_call *call;
     bool is_messages;
 };
@@ -40,9 +40,9 @@ struct fc_leg {
 struct fc_get {
     struct fc_routes *f;
     struct hs_req *req;
-    json_t *by_uuid;          /* uuid -> [ts, msg, position in an instance's list] */
-    json_t *message;          /* the messages-service answer, or NULL */
-    json_t *errors;           /* array of strings */
+    json_t *by_uuid; /* uuid -> [ts, msg, position in an instance's list] */
+    json_t *message; /* the messages-service answer, or NULL */
+    json_t *errors;  /* array of strings */
     struct fc_leg legs[FC_FANOUT_MAX];
     size_t nlegs, outstanding;
     struct fc_get *prev, *next;
@@ -54,8 +54,8 @@ struct fc_routes {
     struct disc_client *disc;
     struct up_table *ups;
     struct rep_ctx *rep;
-    unsigned messages_rr;     /* round robin over messages instances */
-    struct fc_get *gets;      /* fan-outs in flight (utlist DL) */
+    unsigned messages_rr; /* round robin over messages instances */
+    struct fc_get *gets;  /* fan-outs in flight (utlist DL) */
     size_t ngets;
 };
 
@@ -69,13 +69,13 @@ static void fc_post_done(int status, const char *error, const char *uuid, void *
 
     if (status == 200) {
         char body[96];
-        int n = snprintf(body, sizeof(body), "{\"status\":\"success\",\"uuid\":\"%s\"}",
-                         uuid);
+        int n = snprintf(body, sizeof(body), "{\"status\":\"success\",\"uuid\":\"%s\"}", uuid);
 
         hs_reply_raw(req, 200, "application/json", body, (size_t)n);
     } else
-        hs_reply_json(req, status, json_pack("{s:s, s:s, s:s}", "status", "error", "uuid",
-                                             uuid, "error", error));
+        hs_reply_json(
+            req, status,
+            json_pack("{s:s, s:s, s:s}", "status", "error", "uuid", uuid, "error", error));
 }
 
 /* Whether the request's Content-Type is text/plain. */
@@ -190,8 +190,7 @@ static int fc_cmp_entries(const void *a, const void *b)
         return tx < ty ? -1 : 1;
     if (px != py)
         return px < py ? -1 : 1;
-    return strcmp(json_string_value(json_array_get(x, 3)),
-                  json_string_value(json_array_get(y, 3)));
+    return strcmp(json_string_value(json_array_get(x, 3)), json_string_value(json_array_get(y, 3)));
 }
 
 static void fc_get_finish(struct fc_get *g)
@@ -203,8 +202,7 @@ static void fc_get_finish(struct fc_get *g)
     const char *uuid;
     json_t *v;
 
-    json_object_foreach(g->by_uuid, uuid, v)
-    {
+    json_object_foreach (g->by_uuid, uuid, v) {
         json_array_append_new(v, json_string(uuid));
         entries[i++] = v;
     }
@@ -213,8 +211,7 @@ static void fc_get_finish(struct fc_get *g)
     for (n = 0; entries && n < i; n++)
         json_array_append(logs, json_array_get(entries[n], 1));
     free(entries);
-    reply = json_pack("{s:o, s:O}", "logs", logs, "message",
-                      g->message ? g->message : json_null());
+    reply = json_pack("{s:o, s:O}", "logs", logs, "message", g->message ? g->message : json_null());
     if (json_array_size(g->errors) > 0)
         json_object_set(reply, "errors", g->errors);
     DL_DELETE(f->gets, g);
@@ -237,8 +234,7 @@ static int fc_merge_logs(struct fc_get *g, const struct hc_response *resp)
         json_decref(root);
         return -1;
     }
-    json_array_foreach(msgs, i, item)
-    {
+    json_array_foreach (msgs, i, item) {
         const char *uuid = json_string_value(json_object_get(item, "uuid"));
         json_t *msg = json_object_get(item, "msg");
         json_t *ts = json_object_get(item, "ts");
@@ -300,8 +296,8 @@ static void fc_leg_done(const struct hc_response *resp, void *arg)
 }
 
 /* Start one leg to instance in of service, at path. */
-static void fc_leg_start(struct fc_get *g, const char *service,
-                         const struct disc_instance *in, const char *path, bool is_messages)
+static void fc_leg_start(struct fc_get *g, const char *service, const struct disc_instance *in,
+                         const char *path, bool is_messages)
 {
     struct fc_routes *f = g->f;
     struct fc_leg *leg = &g->legs[g->nlegs];
@@ -378,9 +374,8 @@ static void fc_stats(struct hs_req *req, void *arg)
     hs_reply_json(req, 200, up_stats_json(f->ups));
 }
 
-struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc,
-                                struct disc_client *disc, struct up_table *ups,
-                                struct rep_ctx *rep)
+struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct disc_client *disc,
+                                struct up_table *ups, struct rep_ctx *rep)
 {
     struct fc_routes *f = calloc(1, sizeof(*f));
 
@@ -400,10 +395,7 @@ struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc,
     return f;
 }
 
-size_t fc_routes_pending(const struct fc_routes *f)
-{
-    return f->ngets;
-}
+size_t fc_routes_pending(const struct fc_routes *f) { return f->ngets; }
 
 void fc_routes_free(struct fc_routes *f)
 {
@@ -412,8 +404,7 @@ void fc_routes_free(struct fc_routes *f)
 
     if (!f)
         return;
-    DL_FOREACH_SAFE(f->gets, g, tmp)
-    {
+    DL_FOREACH_SAFE (f->gets, g, tmp) {
         DL_DELETE(f->gets, g);
         for (i = 0; i < g->nlegs; i++)
             if (g->legs[i].call)

@@ -17,9 +17,9 @@ struct fc_routes;
 
 /* Add the routes to svc's server. Everything is borrowed and must outlive
  * the routes. NULL on failure; caller frees with fc_routes_free. */
-struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc,
-                                struct disc_client *disc, struct up_table *ups,
-                                struct rep_ctx *rep) __attribute__((warn_unused_result));
+struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct disc_client *disc,
+                                struct up_table *ups, struct rep_ctx *rep)
+    __attribute__((warn_unused_result));
 
 /* GET /facade requests still gathering answers. */
 size_t fc_routes_pending(const struct fc_routes *f);

@@ -33,16 +33,14 @@ void up_free(struct up_table *t)
 
     if (!t)
         return;
-    HASH_ITER(hh, t->entries, e, tmp)
-    {
+    HASH_ITER (hh, t->entries, e, tmp) {
         HASH_DEL(t->entries, e);
         free(e);
     }
     free(t);
 }
 
-struct up_instance *up_get(struct up_table *t, const char *service,
-                           const char *host, int port)
+struct up_instance *up_get(struct up_table *t, const char *service, const char *host, int port)
 {
     char key[sizeof(((struct up_instance *)0)->key)];
     struct up_entry *e = NULL;
@@ -92,13 +90,13 @@ json_t *up_stats_json(struct up_table *t)
         const struct up_instance *u = &e->u;
 
         json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f}", "service", u->service,
-                           "instance", u->key, "breaker",
-                           brk_state_name(brk_state_at(&u->breaker, now)), "total_requests",
-                           (json_int_t)u->total, "successful_requests", (json_int_t)u->ok,
-                           "failure_requests", (json_int_t)u->failed, "retries",
-                           (json_int_t)u->retries, "mean_latency_ms",
-                           u->total ? u->latency_ms_sum / (double)u->total : 0.0));
+            arr,
+            json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f}", "service", u->service, "instance",
+                      u->key, "breaker", brk_state_name(brk_state_at(&u->breaker, now)),
+                      "total_requests", (json_int_t)u->total, "successful_requests",
+                      (json_int_t)u->ok, "failure_requests", (json_int_t)u->failed, "retries",
+                      (json_int_t)u->retries, "mean_latency_ms",
+                      u->total ? u->latency_ms_sum / (double)u->total : 0.0));
     }
     return json_pack("{s:o}", "upstreams", arr);
 }

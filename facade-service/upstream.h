@@ -13,12 +13,12 @@
 struct up_table;
 
 struct up_instance {
-    char key[300];          /* "host:port" */
-    char service[64];       /* e.g. "logging-service" */
+    char key[300];    /* "host:port" */
+    char service[64]; /* e.g. "logging-service" */
     struct brk_breaker breaker;
     uint64_t total, ok, failed, retries;
-    double latency_ms_sum;  /* over total */
-    void *user;             /* the owner's per-instance state (borrowed) */
+    double latency_ms_sum; /* over total */
+    void *user;            /* the owner's per-instance state (borrowed) */
 };
 
 /* clock: monotonic ms, NULL for the real one. Caller frees. */
@@ -26,8 +26,7 @@ struct up_table *up_new(int64_t (*clock)(void)) __attribute__((warn_unused_resul
 void up_free(struct up_table *t);
 
 /* Find or create the record of service at host:port. NULL on OOM. */
-struct up_instance *up_get(struct up_table *t, const char *service,
-                           const char *host, int port);
+struct up_instance *up_get(struct up_table *t, const char *service, const char *host, int port);
 
 /* Whether a call may go to u now (see brk_allow). */
 bool up_allow(struct up_table *t, struct up_instance *u);

@@ -12,12 +12,12 @@
  * Everything else runs on the caller's thread. */
 #include "journal.h"
 
-#include "core/errbuf.h"
 #include "codec/jsonw.h"
-#include "lg_limits.h"
-#include "core/log.h"
 #include "codec/uid.h"
 #include "codec/utf8.h"
+#include "core/errbuf.h"
+#include "core/log.h"
+#include "lg_limits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,21 +38,21 @@
 #define JN_PATH_MAX 4096
 
 struct jn_journal {
-    int fd;                      /* -1: memory only */
-    char *path;                  /* owned; "" when memory only */
+    int fd;     /* -1: memory only */
+    char *path; /* owned; "" when memory only */
     enum jn_fsync policy;
-    off_t size;                  /* end of the last good line: where appends go */
-    bool torn;                   /* a failed append left bytes we could not cut off */
-    atomic_bool dirty;           /* appended since the last fdatasync */
-    atomic_int sync_errno;       /* last background fdatasync failure, 0 when fine */
+    off_t size;            /* end of the last good line: where appends go */
+    bool torn;             /* a failed append left bytes we could not cut off */
+    atomic_bool dirty;     /* appended since the last fdatasync */
+    atomic_int sync_errno; /* last background fdatasync failure, 0 when fine */
     atomic_uint_least64_t writes, bytes, syncs, errors;
     /* background sync (JN_FSYNC_EVERYSEC only) */
     pthread_t syncer;
     bool syncer_started;
-    bool sync_ready;             /* mu and wake initialised */
+    bool sync_ready; /* mu and wake initialised */
     pthread_mutex_t mu;
-    pthread_cond_t wake;         /* CLOCK_MONOTONIC; signalled by jn_close */
-    bool stop;                   /* guarded by mu */
+    pthread_cond_t wake; /* CLOCK_MONOTONIC; signalled by jn_close */
+    bool stop;           /* guarded by mu */
 };
 
 /* A growable byte buffer for the lines of one append. */
@@ -82,9 +82,12 @@ int jn_fsync_parse(const char *name, enum jn_fsync *out)
 const char *jn_fsync_name(enum jn_fsync policy)
 {
     switch (policy) {
-    case JN_FSYNC_ALWAYS: return "always";
-    case JN_FSYNC_EVERYSEC: return "everysec";
-    case JN_FSYNC_NO: return "no";
+    case JN_FSYNC_ALWAYS:
+        return "always";
+    case JN_FSYNC_EVERYSEC:
+        return "everysec";
+    case JN_FSYNC_NO:
+        return "no";
     }
     return "?";
 }
@@ -159,8 +162,8 @@ static void *jn_syncer_main(void *arg)
                 atomic_store(&j->dirty, true);
                 atomic_fetch_add(&j->errors, 1);
                 if (atomic_exchange(&j->sync_errno, e) == 0)
-                    log_error("fdatasync %s failed: %s; refusing writes until it succeeds",
-                              j->path, strerror(e));
+                    log_error("fdatasync %s failed: %s; refusing writes until it succeeds", j->path,
+                              strerror(e));
             } else {
                 atomic_fetch_add(&j->syncs, 1);
                 if (atomic_exchange(&j->sync_errno, 0) != 0)
@@ -205,8 +208,8 @@ static int jn_syncer_start(struct jn_journal *j, char *err, size_t errlen)
     return 0;
 }
 
-struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync policy,
-                           char *err, size_t errlen)
+struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync policy, char *err,
+                           size_t errlen)
 {
     struct jn_journal *j = calloc(1, sizeof(*j));
     struct stat st;
@@ -297,8 +300,8 @@ void jn_close(struct jn_journal *j)
 /* Parse one line (len bytes, no newline) into *rec, whose strings then
  * point into *root (a new reference the caller decrefs). Returns 0, or -1
  * with why filled (and *root NULL). */
-static int jn_parse_line(const char *line, size_t len, struct jn_record *rec,
-                         json_t **root, char *why, size_t whylen)
+static int jn_parse_line(const char *line, size_t len, struct jn_record *rec, json_t **root,
+                         char *why, size_t whylen)
 {
     json_error_t jerr;
     json_t *uuid = NULL;
@@ -338,8 +341,7 @@ static int jn_parse_line(const char *line, size_t len, struct jn_record *rec,
     return -1;
 }
 
-long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err,
-               size_t errlen)
+long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err, size_t errlen)
 {
     struct stat st;
     const char *map = NULL;
@@ -456,8 +458,7 @@ static int jn_buf_add(struct jn_buf *b, const char *data, size_t n)
 
 /* Append rec as one line to b, written by hand (jsonw: the same bytes
  * jansson would write, at a fraction of the cost). 0, or -1 with err. */
-static int jn_encode(struct jn_buf *b, const struct jn_record *rec, char *err,
-                     size_t errlen)
+static int jn_encode(struct jn_buf *b, const struct jn_record *rec, char *err, size_t errlen)
 {
     size_t need = 0;
 
@@ -470,8 +471,8 @@ static int jn_encode(struct jn_buf *b, const struct jn_record *rec, char *err,
         errbuf_set(err, errlen, "out of memory");
         return -1;
     }
-    b->len = (size_t)(jw_message_put(b->data + b->len, rec->uuid, rec->msg, rec->len,
-                                     rec->ts) - b->data);
+    b->len = (size_t)(jw_message_put(b->data + b->len, rec->uuid, rec->msg, rec->len, rec->ts) -
+                      b->data);
     b->data[b->len++] = '\n';
     return 0;
 }
@@ -492,8 +493,8 @@ static void jn_rollback(struct jn_journal *j)
     errno = saved;
 }
 
-int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n,
-              char *err, size_t errlen)
+int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n, char *err,
+              size_t errlen)
 {
     struct jn_buf b = {NULL, 0, 0};
     struct stat st;
@@ -507,7 +508,7 @@ int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n,
     e = atomic_load(&j->sync_errno);
     if (e != 0) {
         errbuf_set(err, errlen, "journal %s: background fdatasync failed: %s", j->path,
-                strerror(e));
+                   strerror(e));
         goto cleanup;
     }
     /* Bytes a failed append could not cut off end in a newline of ours, so
@@ -528,7 +529,7 @@ int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n,
         if (w >= 0)
             errno = ENOSPC;
         errbuf_set(err, errlen, "cannot write to journal %s: %s", j->path,
-                w >= 0 ? "short write (disk full?)" : strerror(errno));
+                   w >= 0 ? "short write (disk full?)" : strerror(errno));
         if (w != 0)
             jn_rollback(j);
         goto cleanup;
@@ -574,20 +575,11 @@ int jn_sync(struct jn_journal *j, char *err, size_t errlen)
     return 0;
 }
 
-const char *jn_path(const struct jn_journal *j)
-{
-    return j->path;
-}
+const char *jn_path(const struct jn_journal *j) { return j->path; }
 
-bool jn_is_memory(const struct jn_journal *j)
-{
-    return j->fd < 0;
-}
+bool jn_is_memory(const struct jn_journal *j) { return j->fd < 0; }
 
-enum jn_fsync jn_policy(const struct jn_journal *j)
-{
-    return j->policy;
-}
+enum jn_fsync jn_policy(const struct jn_journal *j) { return j->policy; }
 
 void jn_get_stats(const struct jn_journal *j, struct jn_stats *out)
 {

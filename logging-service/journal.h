@@ -28,7 +28,7 @@ struct jn_record {
     const char *uuid; /* NUL-terminated */
     const char *msg;  /* len bytes of valid UTF-8 */
     size_t len;
-    int64_t ts;       /* milliseconds since the epoch */
+    int64_t ts; /* milliseconds since the epoch */
 };
 
 /* Counters since jn_open. */
@@ -45,24 +45,22 @@ struct jn_stats {
 typedef int (*jn_record_fn)(const struct jn_record *rec, void *arg);
 
 /* "always", "everysec" or "no" (any case) into *out. Returns 0 or -1. */
-int jn_fsync_parse(const char *name, enum jn_fsync *out)
-    __attribute__((warn_unused_result));
+int jn_fsync_parse(const char *name, enum jn_fsync *out) __attribute__((warn_unused_result));
 /* The name of policy ("always", "everysec", "no"); a static string. */
 const char *jn_fsync_name(enum jn_fsync policy);
 
 /* Create dir and its missing parents (mode 0755 less the umask) and check
  * that files can be created in it, so that a bad --data-dir is reported
  * before anything starts. Returns 0, or -1 with err filled. */
-int jn_prepare_dir(const char *dir, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int jn_prepare_dir(const char *dir, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Open (creating it) the journal dir/file (both borrowed) with policy, and
  * lock it so a second process cannot append to it. dir NULL or "" gives a
  * memory-only journal: appends succeed and write nothing, replay finds
  * nothing. The directory must exist (jn_prepare_dir). Returns a journal the
  * caller closes with jn_close, or NULL with err filled. */
-struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync policy,
-                           char *err, size_t errlen) __attribute__((warn_unused_result));
+struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync policy, char *err,
+                           size_t errlen) __attribute__((warn_unused_result));
 
 /* Read the whole journal and call fn(rec, arg) for each good line. Bad lines
  * are skipped with a WARN naming the line; when the file ends with bad lines
@@ -70,8 +68,8 @@ struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync poli
  * the end of the last good line with a WARN, so the next append starts on a
  * clean line. Call once, before the first jn_append. Returns the number of
  * good lines, or -1 with err filled (read or truncate failed, fn said stop). */
-long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err,
-               size_t errlen) __attribute__((warn_unused_result));
+long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Append recs[0..n) (borrowed) as n lines with one write(2), then, with
  * JN_FSYNC_ALWAYS, fdatasync. Returns 0 once the lines are in the OS (and
@@ -80,13 +78,12 @@ long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err,
  * encoded) returns -1 with err filled, and the file is cut back to its
  * length before the call: none of the records is in the journal. n == 0
  * and memory-only journals return 0 without writing. */
-int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n,
-              char *err, size_t errlen) __attribute__((warn_unused_result));
+int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n, char *err,
+              size_t errlen) __attribute__((warn_unused_result));
 
 /* fdatasync now if anything was appended since the last sync (whatever the
  * policy). Returns 0, or -1 with err filled. */
-int jn_sync(struct jn_journal *j, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int jn_sync(struct jn_journal *j, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* The journal's path ("" for a memory-only journal), borrowed from j. */
 const char *jn_path(const struct jn_journal *j);

@@ -3,13 +3,13 @@
  * the message store, the /logging routes, self-registration with the
  * registry, then the shared service loop until SIGINT/SIGTERM. */
 #include "core/config.h"
+#include "core/log.h"
+#include "core/service.h"
 #include "journal.h"
 #include "lg_limits.h"
-#include "core/log.h"
 #include "msgstore.h"
 #include "regclient/peer.h"
 #include "routes.h"
-#include "core/service.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -19,8 +19,7 @@
 
 int main(int argc, char **argv)
 {
-    struct cfg_common common = {LG_PORT_DEFAULT, "127.0.0.1", PEER_REGISTRY_DEFAULT, "",
-                                "info"};
+    struct cfg_common common = {LG_PORT_DEFAULT, "127.0.0.1", PEER_REGISTRY_DEFAULT, "", "info"};
     int64_t ttl_ms = LG_TTL_MS_DEFAULT;
     const char *data_dir = "./data";
     int in_memory = 0;
@@ -50,8 +49,7 @@ int main(int argc, char **argv)
 
     memset(&svc, 0, sizeof(svc));
     memset(&peer, 0, sizeof(peer));
-    cfg_rc = svc_configure(LG_NAME,
-                           "Stores log messages by uuid, deduplicated, in a journal.",
+    cfg_rc = svc_configure(LG_NAME, "Stores log messages by uuid, deduplicated, in a journal.",
                            opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
     if (cfg_rc >= 0)
         return cfg_rc;
@@ -108,8 +106,8 @@ int main(int argc, char **argv)
     }
     /* A registry that is down is no error: registration goes on in the
      * background while the service serves. */
-    if (peer_start(&peer, &svc, &common, LG_NAME, (int)((ttl_ms + 999) / 1000), err,
-                   sizeof(err)) != 0) {
+    if (peer_start(&peer, &svc, &common, LG_NAME, (int)((ttl_ms + 999) / 1000), err, sizeof(err)) !=
+        0) {
         fprintf(stderr, LG_NAME ": %s\n", err);
         rc = 2;
         goto cleanup;

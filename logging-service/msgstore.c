@@ -9,7 +9,7 @@
 /* An allocation failure inside uthash becomes a clean -1 from ms_put
  * instead of exit(): HASH_ADD then leaves the table as it was and flags the
  * entry it could not add (uthash >= 2.1). */
-#define HASH_NONFATAL_OOM 1
+#define HASH_NONFATAL_OOM        1
 #define uthash_nonfatal_oom(obj) ((obj)->oom = true)
 #include <uthash.h>
 
@@ -20,8 +20,8 @@ struct ms_entry {
     char uuid[MS_KEY_MAX + 1]; /* the hash key, NUL-terminated */
     bool oom;                  /* set by uthash when adding it failed */
     int64_t ts;
-    size_t len;                /* bytes of msg, without the NUL */
-    char msg[];                /* NUL-terminated copy */
+    size_t len; /* bytes of msg, without the NUL */
+    char msg[]; /* NUL-terminated copy */
 };
 
 struct ms_store {
@@ -39,10 +39,7 @@ static void ms_fill(const struct ms_entry *e, struct ms_view *out)
     out->ts = e->ts;
 }
 
-struct ms_store *ms_new(void)
-{
-    return calloc(1, sizeof(struct ms_store));
-}
+struct ms_store *ms_new(void) { return calloc(1, sizeof(struct ms_store)); }
 
 void ms_free(struct ms_store *s)
 {
@@ -72,8 +69,8 @@ static int ms_reserve(struct ms_store *s)
     return 0;
 }
 
-int ms_put(struct ms_store *s, const char *uuid, const char *msg, size_t len,
-           int64_t ts, enum ms_outcome *outcome)
+int ms_put(struct ms_store *s, const char *uuid, const char *msg, size_t len, int64_t ts,
+           enum ms_outcome *outcome)
 {
     struct ms_entry *e = NULL;
     size_t klen = strlen(uuid);
@@ -85,8 +82,7 @@ int ms_put(struct ms_store *s, const char *uuid, const char *msg, size_t len,
     HASH_VALUE(uuid, klen, hashv);
     HASH_FIND_BYHASHVALUE(hh, s->table, uuid, klen, hashv, e);
     if (e) {
-        *outcome = (e->len == len && memcmp(e->msg, msg, len) == 0) ? MS_DUPLICATE
-                                                                    : MS_CONFLICT;
+        *outcome = (e->len == len && memcmp(e->msg, msg, len) == 0) ? MS_DUPLICATE : MS_CONFLICT;
         return 0;
     }
     if (len > SIZE_MAX - sizeof(*e) - 1 || ms_reserve(s) != 0)
@@ -125,10 +121,7 @@ bool ms_get(const struct ms_store *s, const char *uuid, struct ms_view *out)
     return true;
 }
 
-size_t ms_count(const struct ms_store *s)
-{
-    return s->count;
-}
+size_t ms_count(const struct ms_store *s) { return s->count; }
 
 bool ms_at(const struct ms_store *s, size_t i, struct ms_view *out)
 {

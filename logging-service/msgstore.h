@@ -42,8 +42,8 @@ void ms_free(struct ms_store *s);
  * with timestamp ts, unless uuid is known. *outcome says which it was.
  * Returns 0, or -1 (nothing changed) when uuid is empty or too long or
  * memory runs out. */
-int ms_put(struct ms_store *s, const char *uuid, const char *msg, size_t len,
-           int64_t ts, enum ms_outcome *outcome) __attribute__((warn_unused_result));
+int ms_put(struct ms_store *s, const char *uuid, const char *msg, size_t len, int64_t ts,
+           enum ms_outcome *outcome) __attribute__((warn_unused_result));
 
 /* Look uuid up. Fills *out (may be NULL) and returns true when it is known. */
 bool ms_get(const struct ms_store *s, const char *uuid, struct ms_view *out);

@@ -5,16 +5,17 @@
  * client gets 503, so memory and disk always agree. */
 #include "routes.h"
 
-#include "http/server.h"
-#include "journal.h"
 #include "codec/jsonflat.h"
 #include "codec/jsonw.h"
-#include "lg_limits.h"
-#include "core/log.h"
-#include "http/metrics.h"
-#include "msgstore.h"
-#include "core/service.h"
 #include "codec/uid.h"
+#include "core/errbuf.h"
+#include "core/log.h"
+#include "core/service.h"
+#include "http/metrics.h"
+#include "http/server.h"
+#include "journal.h"
+#include "lg_limits.h"
+#include "msgstore.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -50,8 +51,8 @@ struct lg_item {
     const char *msg;            /* borrowed from the request's JSON */
     size_t len;
     int64_t ts;
-    int status;                 /* 0 until decided; then 201, 200, 409 or 400 */
-    char error[LG_ERROR_MAX];   /* for 400 and 409 */
+    int status;               /* 0 until decided; then 201, 200, 409 or 400 */
+    char error[LG_ERROR_MAX]; /* for 400 and 409 */
 };
 
 /* The fields of one posted item as read by jansson or by jsonflat, so that
@@ -61,11 +62,11 @@ enum lg_kind { LG_ABSENT, LG_STR, LG_INT, LG_WRONG };
 struct lg_fields {
     bool is_object;
     enum lg_kind uuid_kind, msg_kind, ts_kind; /* uuid and msg: LG_STR or not */
-    const char *uuid;           /* borrowed; uuid_len bytes, maybe not NUL-terminated */
+    const char *uuid; /* borrowed; uuid_len bytes, maybe not NUL-terminated */
     size_t uuid_len;
-    const char *msg;            /* borrowed; msg_len bytes of valid UTF-8 */
+    const char *msg; /* borrowed; msg_len bytes of valid UTF-8 */
     size_t msg_len;
-    int64_t ts;                 /* when ts_kind is LG_INT */
+    int64_t ts; /* when ts_kind is LG_INT */
 };
 
 /* The fields of obj (borrowed: the strings point into it). */
@@ -125,7 +126,8 @@ static int lg_check_item(const struct lg_fields *f, int64_t now, struct lg_item 
     memset(it, 0, sizeof(*it));
     it->status = 400;
     if (!f->is_object) {
-        snprintf(it->error, sizeof(it->error), "a message must be a JSON object with "
+        snprintf(it->error, sizeof(it->error),
+                 "a message must be a JSON object with "
                  "\"uuid\" and \"msg\"");
         return -1;
     }
@@ -142,7 +144,8 @@ static int lg_check_item(const struct lg_fields *f, int64_t now, struct lg_item 
     } else if (f->uuid_kind != LG_STR) {
         snprintf(it->error, sizeof(it->error), "field 'uuid' must be a string");
     } else if (!it->has_uuid) {
-        snprintf(it->error, sizeof(it->error), "field 'uuid' must be a canonical UUID "
+        snprintf(it->error, sizeof(it->error),
+                 "field 'uuid' must be a canonical UUID "
                  "(8-4-4-4-12 hex digits), got '%.*s'",
                  (int)(f->uuid_len < 64 ? f->uuid_len : 64), f->uuid);
     } else if (f->msg_kind == LG_ABSENT) {
@@ -152,14 +155,19 @@ static int lg_check_item(const struct lg_fields *f, int64_t now, struct lg_item 
     } else if (f->msg_len == 0) {
         snprintf(it->error, sizeof(it->error), "field 'msg' must not be empty");
     } else if (f->msg_len > LG_MSG_MAX) {
-        snprintf(it->error, sizeof(it->error), "field 'msg' is %zu bytes, over the limit "
-                 "of %d", f->msg_len, LG_MSG_MAX);
+        snprintf(it->error, sizeof(it->error),
+                 "field 'msg' is %zu bytes, over the limit "
+                 "of %d",
+                 f->msg_len, LG_MSG_MAX);
     } else if (f->ts_kind == LG_WRONG) {
-        snprintf(it->error, sizeof(it->error), "field 'ts' must be an integer "
+        snprintf(it->error, sizeof(it->error),
+                 "field 'ts' must be an integer "
                  "(milliseconds since the epoch)");
     } else if (f->ts_kind == LG_INT && (f->ts < 0 || f->ts > LG_TS_MAX)) {
-        snprintf(it->error, sizeof(it->error), "field 'ts' must be between 0 and %lld, "
-                 "got %" PRId64, LG_TS_MAX, f->ts);
+        snprintf(it->error, sizeof(it->error),
+                 "field 'ts' must be between 0 and %lld, "
+                 "got %" PRId64,
+                 LG_TS_MAX, f->ts);
     } else {
         it->msg = f->msg;
         it->len = f->msg_len;
@@ -185,8 +193,8 @@ static int lg_parse_item(const json_t *obj, int64_t now, struct lg_item *it)
  * status (201 stored, 200 duplicate, 409 conflict) and 0 is returned. On
  * failure (journal write, memory) the store is as it was before the call
  * and -1 is returned with err filled. */
-static int lg_ingest(struct lg_service *lg, struct lg_item *items, size_t n,
-                     char *err, size_t errlen)
+static int lg_ingest(struct lg_service *lg, struct lg_item *items, size_t n, char *err,
+                     size_t errlen)
 {
     size_t before = ms_count(lg->store);
     struct jn_record *recs = NULL;
@@ -202,7 +210,7 @@ static int lg_ingest(struct lg_service *lg, struct lg_item *items, size_t n,
         if (it->status != 0)
             continue;
         if (ms_put(lg->store, it->uuid, it->msg, it->len, it->ts, &outcome) != 0) {
-            snprintf(err, errlen, "out of memory");
+            errbuf_set(err, errlen, "out of memory");
             goto cleanup;
         }
         if (outcome == MS_STORED) {
@@ -213,15 +221,17 @@ static int lg_ingest(struct lg_service *lg, struct lg_item *items, size_t n,
         } else {
             it->status = 409;
             conflicts++;
-            snprintf(it->error, sizeof(it->error), "uuid %.36s is already stored with a "
-                     "different msg", it->uuid);
+            snprintf(it->error, sizeof(it->error),
+                     "uuid %.36s is already stored with a "
+                     "different msg",
+                     it->uuid);
         }
     }
     added = ms_count(lg->store) - before;
     if (added > 0) {
         recs = calloc(added, sizeof(*recs));
         if (!recs) {
-            snprintf(err, errlen, "out of memory");
+            errbuf_set(err, errlen, "out of memory");
             goto cleanup;
         }
         for (i = 0; i < added; i++) {
@@ -260,12 +270,14 @@ static void lg_answer_one(struct lg_service *lg, struct hs_req *req, struct lg_i
         return;
     }
     if (it->status == 409) {
-        hs_reply_json(req, 409, json_pack("{s:b, s:s, s:s}", "success", 0, "error",
-                                          it->error, "uuid", it->uuid));
+        hs_reply_json(
+            req, 409,
+            json_pack("{s:b, s:s, s:s}", "success", 0, "error", it->error, "uuid", it->uuid));
         return;
     }
-    hs_reply_json(req, it->status, json_pack("{s:b, s:s, s:b}", "success", 1, "uuid",
-                                             it->uuid, "duplicate", it->status == 200));
+    hs_reply_json(req, it->status,
+                  json_pack("{s:b, s:s, s:b}", "success", 1, "uuid", it->uuid, "duplicate",
+                            it->status == 200));
 }
 
 /* POST /logging with one object: 201, 200 (duplicate), 409, 400 or 503. */
@@ -421,8 +433,7 @@ static bool lg_batch_size_ok(struct hs_req *req, size_t n)
         return false;
     }
     if (n > LG_BATCH_MAX) {
-        hs_reply_error(req, 413, "batch of %zu messages is over the limit of %d", n,
-                       LG_BATCH_MAX);
+        hs_reply_error(req, 413, "batch of %zu messages is over the limit of %d", n, LG_BATCH_MAX);
         return false;
     }
     return true;
@@ -509,7 +520,8 @@ static void lg_post(struct hs_req *req, void *arg)
     else if (json_is_array(root))
         lg_post_batch(lg, req, root);
     else
-        hs_reply_error(req, 400, "body must be a JSON object {\"uuid\": ..., \"msg\": ...} "
+        hs_reply_error(req, 400,
+                       "body must be a JSON object {\"uuid\": ..., \"msg\": ...} "
                        "or an array of them");
     json_decref(root);
 }
@@ -577,8 +589,7 @@ static void lg_collect(struct evbuffer *out, void *arg)
         st.syncs);
 }
 
-struct lg_service *lg_new(struct svc *svc, struct ms_store *store,
-                          struct jn_journal *journal)
+struct lg_service *lg_new(struct svc *svc, struct ms_store *store, struct jn_journal *journal)
 {
     struct lg_service *lg = calloc(1, sizeof(*lg));
 
@@ -589,8 +600,7 @@ struct lg_service *lg_new(struct svc *svc, struct ms_store *store,
     lg->journal = journal;
     lg->toks = malloc(LG_TOKS_MAX * sizeof(*lg->toks));
     lg->items = malloc(LG_BATCH_MAX * sizeof(*lg->items));
-    if (!lg->toks || !lg->items ||
-        hs_route(svc->http, HS_POST, "/logging", lg_post, lg) != 0 ||
+    if (!lg->toks || !lg->items || hs_route(svc->http, HS_POST, "/logging", lg_post, lg) != 0 ||
         hs_route(svc->http, HS_GET, "/logging", lg_get, lg) != 0 ||
         mtr_add_collector(svc->metrics, lg_collect, lg) != 0) {
         lg_free(lg);
@@ -631,8 +641,7 @@ static int lg_replay_record(const struct jn_record *rec, void *arg)
     return 0;
 }
 
-long lg_replay(struct ms_store *store, struct jn_journal *journal, char *err,
-               size_t errlen)
+long lg_replay(struct ms_store *store, struct jn_journal *journal, char *err, size_t errlen)
 {
     struct lg_replay_ctx ctx = {store, 0};
     size_t before = ms_count(store);

@@ -19,8 +19,8 @@ struct lg_service;
  * returned object, which the caller frees with lg_free after svc_free (or
  * before svc_run, on a start-up failure). NULL when out of memory or the
  * route table is full. */
-struct lg_service *lg_new(struct svc *svc, struct ms_store *store,
-                          struct jn_journal *journal) __attribute__((warn_unused_result));
+struct lg_service *lg_new(struct svc *svc, struct ms_store *store, struct jn_journal *journal)
+    __attribute__((warn_unused_result));
 
 /* Free. Accepts NULL. */
 void lg_free(struct lg_service *lg);
@@ -29,7 +29,7 @@ void lg_free(struct lg_service *lg);
  * been posted again: a uuid seen twice keeps its first message. Returns the
  * number of messages stored, or -1 with err filled (read error, out of
  * memory). */
-long lg_replay(struct ms_store *store, struct jn_journal *journal, char *err,
-               size_t errlen) __attribute__((warn_unused_result));
+long lg_replay(struct ms_store *store, struct jn_journal *journal, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -2,16 +2,16 @@
  * --message / MESSAGE). It registers itself with the registry like every
  * service so the facade finds it through discovery. */
 #include "core/config.h"
-#include "http/server.h"
 #include "core/log.h"
-#include "regclient/peer.h"
 #include "core/service.h"
+#include "http/server.h"
+#include "regclient/peer.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define MSG_PORT_DEFAULT 5002
-#define MSG_TEXT_MAX 4096
+#define MSG_TEXT_MAX     4096
 
 static const char *msg_text = "not implemented yet";
 
@@ -40,8 +40,8 @@ int main(int argc, char **argv)
 
     memset(&svc, 0, sizeof(svc));
     memset(&peer, 0, sizeof(peer));
-    cfg_rc = svc_configure("messages-service", "Answers GET /messages with a fixed message.",
-                           opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
+    cfg_rc = svc_configure("messages-service", "Answers GET /messages with a fixed message.", opts,
+                           sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
     if (cfg_rc >= 0)
         return cfg_rc;
     if (peer_check_options(&common, err, sizeof(err)) != 0) {

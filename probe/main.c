@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PROBE_NAME "svc-probe"
+#define PROBE_NAME       "svc-probe"
 #define PROBE_TIMEOUT_MS 2000L
-#define PROBE_URL_MAX 2048 /* longer URLs are refused, not truncated */
+#define PROBE_URL_MAX    2048 /* longer URLs are refused, not truncated */
 
 /* Discard the body: only the status matters. Returns the size taken. */
 static size_t probe_discard(char *data, size_t size, size_t nmemb, void *arg)

@@ -1,9 +1,9 @@
 /* main.c: the registry executable: options, store, registry core, API,
  * then the shared service loop until SIGINT/SIGTERM. */
 #include "api/api.h"
+#include "core/catalog.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "core/catalog.h"
 #include "core/service.h"
 #include "store/store.h"
 
@@ -25,8 +25,8 @@ int main(int argc, char **argv)
          "SQLite file (':memory:' keeps memory only)"},
         {"backend", "STORE_BACKEND", CFG_STRING, &backend, 0, 0, "NAME",
          "store backend: sqlite or memory"},
-        {"cleanup-interval", "CLEANUP_INTERVAL", CFG_DURATION, &cleanup_ms, 10,
-         3600 * 1000, "DUR", "how often expired instances are looked for"},
+        {"cleanup-interval", "CLEANUP_INTERVAL", CFG_DURATION, &cleanup_ms, 10, 3600 * 1000, "DUR",
+         "how often expired instances are looked for"},
         {"deregister-after", "DEREGISTER_AFTER", CFG_DURATION, &deregister_ms, 0,
          7 * 86400 * 1000LL, "DUR", "remove instances critical this long (0: 3 x ttl)"},
     };
@@ -40,8 +40,7 @@ int main(int argc, char **argv)
     int rc = 1, cfg_rc;
 
     memset(&svc, 0, sizeof(svc));
-    cfg_rc = svc_configure("registry",
-                           "The service registry: registration, TTL health, discovery.",
+    cfg_rc = svc_configure("registry", "The service registry: registration, TTL health, discovery.",
                            opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
     if (cfg_rc >= 0)
         return cfg_rc;
@@ -51,8 +50,7 @@ int main(int argc, char **argv)
     } else if (strcmp(backend, "sqlite") == 0) {
         store = store_sqlite_open(data, err, sizeof(err));
     } else {
-        fprintf(stderr, "registry: --backend: unknown backend '%s' (sqlite or memory)\n",
-                backend);
+        fprintf(stderr, "registry: --backend: unknown backend '%s' (sqlite or memory)\n", backend);
         return 2;
     }
     if (!store) {

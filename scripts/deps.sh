@@ -9,7 +9,7 @@ PACKAGES=(
   uthash-dev libcmocka-dev python3 curl util-linux
 )
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(clang libclang-rt-dev)   # the fuzz harness (libFuzzer runtime)
+  PACKAGES+=(clang libclang-rt-dev clang-format)   # fuzz harnesses (libFuzzer runtime), style check
 fi
 
 missing=()

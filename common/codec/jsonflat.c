@@ -11,16 +11,16 @@
 
 #include <string.h>
 
-#define JF_ONES UINT64_C(0x0101010101010101)
+#define JF_ONES  UINT64_C(0x0101010101010101)
 #define JF_HIGHS UINT64_C(0x8080808080808080)
 
 /* The cursor and the output of one jf_parse call. */
 struct jf_parser {
-    const char *p;        /* next byte to read; never beyond end */
-    const char *end;      /* buf + len: one past the last readable byte */
-    struct jf_tok *toks;  /* borrowed from the caller */
-    size_t cap;           /* entries in toks */
-    size_t n;             /* entries used */
+    const char *p;       /* next byte to read; never beyond end */
+    const char *end;     /* buf + len: one past the last readable byte */
+    struct jf_tok *toks; /* borrowed from the caller */
+    size_t cap;          /* entries in toks */
+    size_t n;            /* entries used */
 };
 
 /* The byte at the cursor as 0..255, or -1 at the end of the input. */
@@ -30,15 +30,9 @@ static int jf_peek(const struct jf_parser *ps)
 }
 
 /* JSON whitespace, exactly jansson's set: no \f or \v. */
-static bool jf_is_ws(int c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
+static bool jf_is_ws(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-static bool jf_is_digit(int c)
-{
-    return c >= '0' && c <= '9';
-}
+static bool jf_is_digit(int c) { return c >= '0' && c <= '9'; }
 
 static void jf_skip_ws(struct jf_parser *ps)
 {
@@ -49,10 +43,7 @@ static void jf_skip_ws(struct jf_parser *ps)
 /* Scalars must be followed by one of these. Jansson would reject the rest
  * too ("12abc", "truex", "1.5" is a real we do not read), and the container
  * check after the value would catch them; checking here says it plainly. */
-static bool jf_is_delim(int c)
-{
-    return jf_is_ws(c) || c == ',' || c == ']' || c == '}';
-}
+static bool jf_is_delim(int c) { return jf_is_ws(c) || c == ',' || c == ']' || c == '}'; }
 
 /* Append a token of the given type with every other field zero and `end`
  * just past itself (containers fix it up when they close). Returns its

@@ -53,24 +53,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JF_OK 0
+#define JF_OK    0
 #define JF_OTHER (-1) /* outside the subset or invalid: ask jansson */
 
-#define JF_DEPTH_MAX 4       /* containers deep, the root counting as 1 */
-#define JF_KEYS_MAX 32       /* keys in one object (bounds the duplicate check) */
-#define JF_LEN_MAX INT32_MAX /* input bytes: every length and index fits the
+#define JF_DEPTH_MAX 4  /* containers deep, the root counting as 1 */
+#define JF_KEYS_MAX  32 /* keys in one object (bounds the duplicate check) */
+#define JF_LEN_MAX                                                                                 \
+    INT32_MAX /* input bytes: every length and index fits the
                               * uint32_t fields and jf_get's long */
 
 enum jf_type { JF_OBJECT, JF_ARRAY, JF_STRING, JF_INT, JF_TRUE, JF_FALSE, JF_NULL };
 
 /* One value (or object key). 32 bytes on LP64, two per cache line. */
 struct jf_tok {
-    const char *str;   /* JF_STRING: first byte of the content (no quotes,
+    const char *str; /* JF_STRING: first byte of the content (no quotes,
                         * not NUL-terminated, borrowed from the input); else NULL */
-    int64_t num;       /* JF_INT: the value; else 0 */
-    uint32_t len;      /* JF_STRING: bytes of content; else 0 */
-    uint32_t count;    /* JF_OBJECT: key/value pairs; JF_ARRAY: elements; else 0 */
-    uint32_t end;      /* index of the first token after this value and all its children */
+    int64_t num;     /* JF_INT: the value; else 0 */
+    uint32_t len;    /* JF_STRING: bytes of content; else 0 */
+    uint32_t count;  /* JF_OBJECT: key/value pairs; JF_ARRAY: elements; else 0 */
+    uint32_t end;    /* index of the first token after this value and all its children */
     enum jf_type type;
 };
 

@@ -11,13 +11,20 @@ static const char *jw_escape(unsigned char c, char tmp[7])
     static const char hex[] = "0123456789ABCDEF";
 
     switch (c) {
-    case '"': return "\\\"";
-    case '\\': return "\\\\";
-    case '\b': return "\\b";
-    case '\f': return "\\f";
-    case '\n': return "\\n";
-    case '\r': return "\\r";
-    case '\t': return "\\t";
+    case '"':
+        return "\\\"";
+    case '\\':
+        return "\\\\";
+    case '\b':
+        return "\\b";
+    case '\f':
+        return "\\f";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    case '\t':
+        return "\\t";
     default:
         break;
     }
@@ -91,8 +98,8 @@ char *jw_int_put(char *dst, int64_t v)
 }
 
 #define JW_MSG_HEAD "{\"uuid\":"
-#define JW_MSG_MID ",\"msg\":"
-#define JW_MSG_TS ",\"ts\":"
+#define JW_MSG_MID  ",\"msg\":"
+#define JW_MSG_TS   ",\"ts\":"
 
 size_t jw_message_len(const char *uuid, const char *msg, size_t len)
 {

@@ -12,7 +12,7 @@
 #include <sys/random.h>
 #include <uuid/uuid.h>
 
-#define UID_BYTES 16
+#define UID_BYTES      16
 #define UID_POOL_BYTES 4096 /* 256 UUIDs per getrandom call */
 
 /* Random bytes not handed out yet are pool[used..UID_POOL_BYTES). The pool

@@ -143,8 +143,7 @@ static int cfg_parse_bool(const char *s)
  * target of opt. dashes + source ("--" + name, or "" + variable) names the
  * origin in the error message. value is NULL for a flag given in argv. */
 static enum cfg_result cfg_apply(const struct cfg_option *opt, const char *dashes,
-                                 const char *source, const char *value, char *err,
-                                 size_t errlen)
+                                 const char *source, const char *value, char *err, size_t errlen)
 {
     long long n = 0;
     int64_t ms = 0;
@@ -166,9 +165,8 @@ static enum cfg_result cfg_apply(const struct cfg_option *opt, const char *dashe
         return CFG_OK;
     case CFG_DURATION:
         if (cfg_parse_duration_ms(value, &ms) != 0)
-            return cfg_fail(err, errlen,
-                            "%s%s: '%s' is not a duration (e.g. 500ms, 10s, 1m)", dashes, source,
-                            value);
+            return cfg_fail(err, errlen, "%s%s: '%s' is not a duration (e.g. 500ms, 10s, 1m)",
+                            dashes, source, value);
         if (ms < opt->min || ms > opt->max) {
             char lo[CFG_NUMBER_TEXT_MAX];
             char hi[CFG_NUMBER_TEXT_MAX];
@@ -188,8 +186,8 @@ static enum cfg_result cfg_apply(const struct cfg_option *opt, const char *dashe
         rc = cfg_parse_bool(value);
         if (rc < 0)
             return cfg_fail(err, errlen,
-                            "%s%s: '%s' is not a boolean (1/true/yes/on or 0/false/no/off)",
-                            dashes, source, value);
+                            "%s%s: '%s' is not a boolean (1/true/yes/on or 0/false/no/off)", dashes,
+                            source, value);
         *(int *)opt->target = rc;
         return CFG_OK;
     }
@@ -243,8 +241,8 @@ static int cfg_usage_width(const struct cfg_option *opt)
 
 /* Print --help to out (borrowed): a usage line, the summary, then one
  * aligned line per option with its variable and current default. */
-static void cfg_print_help(const char *prog, const char *summary,
-                           const struct cfg_option *opts, size_t n, FILE *out)
+static void cfg_print_help(const char *prog, const char *summary, const struct cfg_option *opts,
+                           size_t n, FILE *out)
 {
     int width = (int)strlen("-V, --version");
     size_t i;
@@ -278,8 +276,8 @@ static void cfg_print_help(const char *prog, const char *summary,
 /* Report the option getopt_long rejected with '?': unknown, ambiguous, or a
  * value given to an option that takes none. arg (borrowed, may be NULL) is
  * the argv element getopt_long consumed last; optopt says which it was. */
-static enum cfg_result cfg_fail_unknown(const struct cfg_option *opts, size_t n,
-                                        const char *arg, char *err, size_t errlen)
+static enum cfg_result cfg_fail_unknown(const struct cfg_option *opts, size_t n, const char *arg,
+                                        char *err, size_t errlen)
 {
     size_t len;
     size_t i;
@@ -314,9 +312,8 @@ static enum cfg_result cfg_fail_unknown(const struct cfg_option *opts, size_t n,
 
 /* Parse env then argv into the targets (see config.h). Borrows everything;
  * string targets end up pointing into argv or environ. */
-enum cfg_result cfg_parse(const char *prog, const char *summary,
-                          const struct cfg_option *opts, size_t n, int argc,
-                          char **argv, FILE *out, char *err, size_t errlen)
+enum cfg_result cfg_parse(const char *prog, const char *summary, const struct cfg_option *opts,
+                          size_t n, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
     /* '+': stop at the first positional argument (reported as unexpected)
      * instead of permuting argv; ':': return ':' for a missing value. */
@@ -375,15 +372,14 @@ enum cfg_result cfg_parse(const char *prog, const char *summary,
         }
         if (c == ':') {
             if (optopt >= CFG_VAL_BASE && (size_t)(optopt - CFG_VAL_BASE) < n)
-                cfg_fail(err, errlen, "--%s requires a value",
-                         opts[optopt - CFG_VAL_BASE].name);
+                cfg_fail(err, errlen, "--%s requires a value", opts[optopt - CFG_VAL_BASE].name);
             else
                 cfg_fail(err, errlen, "option requires a value");
             goto cleanup;
         }
         if (c == '?' || c < CFG_VAL_BASE || (size_t)(c - CFG_VAL_BASE) >= n) {
-            cfg_fail_unknown(opts, n, optind > 0 && optind <= argc ? argv[optind - 1] : NULL,
-                             err, errlen);
+            cfg_fail_unknown(opts, n, optind > 0 && optind <= argc ? argv[optind - 1] : NULL, err,
+                             errlen);
             goto cleanup;
         }
         seen[nseen].opt = (size_t)(c - CFG_VAL_BASE);

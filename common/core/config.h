@@ -20,8 +20,8 @@ enum cfg_kind {
 };
 
 struct cfg_option {
-    const char *name;    /* long flag without "--" */
-    const char *env;     /* environment variable, or NULL */
+    const char *name; /* long flag without "--" */
+    const char *env;  /* environment variable, or NULL */
     enum cfg_kind kind;
     void *target;        /* see enum cfg_kind; holds the default on entry */
     int64_t min, max;    /* range for CFG_INT and CFG_DURATION (ms) */
@@ -31,28 +31,33 @@ struct cfg_option {
 
 /* The options every service shares. */
 struct cfg_common {
-    long port;              /* --port / PORT; 0 binds an ephemeral port */
-    const char *bind;       /* --bind / BIND, default 127.0.0.1 */
-    const char *registry;   /* --registry / REGISTRY_URL */
-    const char *advertise;  /* --advertise / ADVERTISE_HOST */
-    const char *log_level;  /* --log-level / LOG_LEVEL */
+    long port;             /* --port / PORT; 0 binds an ephemeral port */
+    const char *bind;      /* --bind / BIND, default 127.0.0.1 */
+    const char *registry;  /* --registry / REGISTRY_URL */
+    const char *advertise; /* --advertise / ADVERTISE_HOST */
+    const char *log_level; /* --log-level / LOG_LEVEL */
 };
 
 /* Options of every listening service: --port, --bind, --log-level. */
-#define CFG_SERVER_OPTIONS(c)                                                   \
-    {"port", "PORT", CFG_INT, &(c)->port, 0, 65535, "PORT",                     \
-     "TCP port to listen on (0: ephemeral)"},                                   \
-    {"bind", "BIND", CFG_STRING, &(c)->bind, 0, 0, "ADDR",                      \
-     "address to bind (containers use 0.0.0.0)"},                               \
-    {"log-level", "LOG_LEVEL", CFG_STRING, &(c)->log_level, 0, 0, "LEVEL",      \
-     "debug, info, warn or error"}
+#define CFG_SERVER_OPTIONS(c)                                                                      \
+    {                                                                                              \
+        "port", "PORT", CFG_INT, &(c)->port,                                                       \
+        0,      65535,  "PORT",  "TCP port to listen on (0: ephemeral)"},                          \
+        {"bind", "BIND", CFG_STRING, &(c)->bind,                                                   \
+         0,      0,      "ADDR",     "address to bind (containers use 0.0.0.0)"},                  \
+    {                                                                                              \
+        "log-level", "LOG_LEVEL", CFG_STRING, &(c)->log_level, 0, 0, "LEVEL",                      \
+            "debug, info, warn or error"                                                           \
+    }
 
 /* Options of the services that register with the registry. */
-#define CFG_PEER_OPTIONS(c)                                                     \
-    {"registry", "REGISTRY_URL", CFG_STRING, &(c)->registry, 0, 0, "URL[,URL]", \
-     "registry base URL(s)"},                                                   \
-    {"advertise", "ADVERTISE_HOST", CFG_STRING, &(c)->advertise, 0, 0, "HOST",  \
-     "host other services use to reach this one"}
+#define CFG_PEER_OPTIONS(c)                                                                        \
+    {"registry",  "REGISTRY_URL",        CFG_STRING, &(c)->registry, 0, 0,                         \
+     "URL[,URL]", "registry base URL(s)"},                                                         \
+    {                                                                                              \
+        "advertise", "ADVERTISE_HOST", CFG_STRING, &(c)->advertise, 0, 0, "HOST",                  \
+            "host other services use to reach this one"                                            \
+    }
 
 /* Both sets. */
 #define CFG_COMMON_OPTIONS(c) CFG_SERVER_OPTIONS(c), CFG_PEER_OPTIONS(c)
@@ -70,15 +75,13 @@ enum cfg_result {
  * names the flag or variable at fault, and some targets may already have
  * been set. Borrows everything; string targets point into argv/environ.
  * Resets getopt state, so it may be called more than once (tests). */
-enum cfg_result cfg_parse(const char *prog, const char *summary,
-                          const struct cfg_option *opts, size_t n, int argc,
-                          char **argv, FILE *out, char *err, size_t errlen)
+enum cfg_result cfg_parse(const char *prog, const char *summary, const struct cfg_option *opts,
+                          size_t n, int argc, char **argv, FILE *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Parse a duration ("250ms", "10s", "1m", "2h", bare number = seconds,
  * whole numbers only) into milliseconds. Returns 0 or -1 on malformed or
  * overflowing input. */
-int cfg_parse_duration_ms(const char *s, int64_t *out_ms)
-    __attribute__((warn_unused_result));
+int cfg_parse_duration_ms(const char *s, int64_t *out_ms) __attribute__((warn_unused_result));
 
 #endif

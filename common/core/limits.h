@@ -4,34 +4,34 @@
 #define SVC_CORE_LIMITS_H
 
 /* HTTP server */
-#define LIM_BODY_MAX (1024 * 1024)          /* request body accepted, bytes */
+#define LIM_BODY_MAX          (1024 * 1024)      /* request body accepted, bytes */
 #define LIM_BODY_READ_CEILING (4 * LIM_BODY_MAX) /* evhttp stops reading here */
-#define LIM_HEADERS_MAX (16 * 1024)         /* all request headers, bytes */
-#define LIM_REQUEST_TIMEOUT_S 30            /* idle read/write timeout */
-#define LIM_SHUTDOWN_GRACE_MS 5000          /* in-flight drain on SIGTERM */
-#define LIM_ROUTES_MAX 64                   /* routes per server */
-#define LIM_PATH_SEGMENTS_MAX 16            /* segments in a routed path */
+#define LIM_HEADERS_MAX       (16 * 1024)        /* all request headers, bytes */
+#define LIM_REQUEST_TIMEOUT_S 30                 /* idle read/write timeout */
+#define LIM_SHUTDOWN_GRACE_MS 5000               /* in-flight drain on SIGTERM */
+#define LIM_ROUTES_MAX        64                 /* routes per server */
+#define LIM_PATH_SEGMENTS_MAX 16                 /* segments in a routed path */
 
 /* Logging */
-#define LIM_LOG_LINE_MAX 4096               /* one log line with its newline (PIPE_BUF) */
+#define LIM_LOG_LINE_MAX 4096 /* one log line with its newline (PIPE_BUF) */
 
 /* Registry data model */
-#define LIM_NAME_MAX 128                    /* [A-Za-z0-9._-]{1,128} */
-#define LIM_TYPE_MAX 128                    /* same alphabet as names */
-#define LIM_HOST_MAX 253                    /* DNS name or IP literal */
-#define LIM_TAGS_MAX 64                     /* tags per instance */
-#define LIM_TAG_LEN_MAX 256                 /* bytes per tag */
-#define LIM_META_MAX 64                     /* metadata keys per instance */
-#define LIM_META_KEY_MAX 128                /* bytes per metadata key */
-#define LIM_META_VALUE_MAX 1024             /* bytes per metadata value */
-#define LIM_TTL_MIN 1                       /* seconds */
-#define LIM_TTL_MAX 86400                   /* seconds */
-#define LIM_TTL_DEFAULT 30                  /* seconds */
-#define LIM_ID_MAX (LIM_NAME_MAX + 1 + 36)  /* "<name>-<uuid4>" */
+#define LIM_NAME_MAX       128                     /* [A-Za-z0-9._-]{1,128} */
+#define LIM_TYPE_MAX       128                     /* same alphabet as names */
+#define LIM_HOST_MAX       253                     /* DNS name or IP literal */
+#define LIM_TAGS_MAX       64                      /* tags per instance */
+#define LIM_TAG_LEN_MAX    256                     /* bytes per tag */
+#define LIM_META_MAX       64                      /* metadata keys per instance */
+#define LIM_META_KEY_MAX   128                     /* bytes per metadata key */
+#define LIM_META_VALUE_MAX 1024                    /* bytes per metadata value */
+#define LIM_TTL_MIN        1                       /* seconds */
+#define LIM_TTL_MAX        86400                   /* seconds */
+#define LIM_TTL_DEFAULT    30                      /* seconds */
+#define LIM_ID_MAX         (LIM_NAME_MAX + 1 + 36) /* "<name>-<uuid4>" */
 
 /* Messages (facade and logging) */
-#define LIM_MSG_MAX (64 * 1024)             /* bytes of one message text */
-#define LIM_BATCH_MAX 1024                  /* messages in one POST /logging batch */
-#define LIM_BATCH_BYTES (512 * 1024)        /* body of one batch the facade sends */
+#define LIM_MSG_MAX     (64 * 1024)  /* bytes of one message text */
+#define LIM_BATCH_MAX   1024         /* messages in one POST /logging batch */
+#define LIM_BATCH_BYTES (512 * 1024) /* body of one batch the facade sends */
 
 #endif

@@ -26,10 +26,7 @@ static enum log_level log_min = LOGL_INFO;
 static const char *const log_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
 /* Set the service name (borrowed; NULL means none). */
-void log_init(const char *service)
-{
-    log_service = service != NULL ? service : "";
-}
+void log_init(const char *service) { log_service = service != NULL ? service : ""; }
 
 /* Set the minimum level from a name, any case; "warning" means warn.
  * Borrows name. Returns 0, or -1 (level unchanged) for an unknown name. */
@@ -57,10 +54,7 @@ void log_set_level(enum log_level level)
 }
 
 /* The current minimum level. */
-enum log_level log_get_level(void)
-{
-    return log_min;
-}
+enum log_level log_get_level(void) { return log_min; }
 
 /* Write "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC, now) into buf; returns its length,
  * or 0 when the clock or the conversion fails. */

@@ -19,12 +19,11 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Write one line at level if it is at least the minimum (below it nothing
  * is formatted). errno is preserved. */
-void log_write(enum log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) log_write(LOGL_DEBUG, __VA_ARGS__)
-#define log_info(...) log_write(LOGL_INFO, __VA_ARGS__)
-#define log_warn(...) log_write(LOGL_WARN, __VA_ARGS__)
+#define log_info(...)  log_write(LOGL_INFO, __VA_ARGS__)
+#define log_warn(...)  log_write(LOGL_WARN, __VA_ARGS__)
 #define log_error(...) log_write(LOGL_ERROR, __VA_ARGS__)
 
 #endif

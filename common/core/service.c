@@ -3,10 +3,11 @@
 #include "core/service.h"
 
 #include "core/config.h"
-#include "http/server.h"
+#include "core/errbuf.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/metrics.h"
+#include "http/server.h"
 
 #include <event2/event.h>
 #include <signal.h>
@@ -100,8 +101,8 @@ static struct event_base *svc_base_new(void)
     return base;
 }
 
-int svc_configure(const char *name, const char *summary, const struct cfg_option *opts,
-                  size_t n, int argc, char **argv, const struct cfg_common *c)
+int svc_configure(const char *name, const char *summary, const struct cfg_option *opts, size_t n,
+                  int argc, char **argv, const struct cfg_common *c)
 {
     char err[512];
 
@@ -116,8 +117,8 @@ int svc_configure(const char *name, const char *summary, const struct cfg_option
         break;
     }
     if (log_set_level_name(c->log_level) != 0) {
-        fprintf(stderr, "%s: --log-level: unknown level '%s' (debug, info, warn, error)\n",
-                name, c->log_level);
+        fprintf(stderr, "%s: --log-level: unknown level '%s' (debug, info, warn, error)\n", name,
+                c->log_level);
         return 2;
     }
     return -1;
@@ -143,12 +144,11 @@ int svc_init(struct svc *s, const char *name, char *err, size_t errlen)
         goto fail;
     return 0;
 fail:
-    snprintf(err, errlen, "cannot initialise the event loop");
+    errbuf_set(err, errlen, "cannot initialise the event loop");
     return -1;
 }
 
-int svc_listen(struct svc *s, const char *bind, long port, char *err,
-               size_t errlen)
+int svc_listen(struct svc *s, const char *bind, long port, char *err, size_t errlen)
 {
     int bound = 0;
     const char *shown = bind;

@@ -22,12 +22,12 @@ typedef void (*svc_stop_fn)(void *arg);
 typedef size_t (*svc_busy_fn)(void *arg);
 
 struct svc {
-    const char *name;           /* borrowed: service name for logs */
-    struct event_base *base;    /* owned */
+    const char *name;             /* borrowed: service name for logs */
+    struct event_base *base;      /* owned */
     struct mtr_registry *metrics; /* owned */
-    struct hs_server *http;     /* owned */
-    int port;                   /* the port actually bound */
-    int64_t grace_ms;           /* bound on the drain */
+    struct hs_server *http;       /* owned */
+    int port;                     /* the port actually bound */
+    int64_t grace_ms;             /* bound on the drain */
     svc_stop_fn on_stop;
     svc_busy_fn busy;
     void *hook_arg;
@@ -43,8 +43,8 @@ struct cfg_common;
  * (flags over environment), set the log level from c. Returns -1 when the
  * service should go on, else the exit code (0 after --help/--version, 2 after
  * a bad option, with one line on stderr). */
-int svc_configure(const char *name, const char *summary, const struct cfg_option *opts,
-                  size_t n, int argc, char **argv, const struct cfg_common *c)
+int svc_configure(const char *name, const char *summary, const struct cfg_option *opts, size_t n,
+                  int argc, char **argv, const struct cfg_common *c)
     __attribute__((warn_unused_result));
 
 /* Create the base, metrics and server (routes are added by the caller
@@ -54,8 +54,8 @@ int svc_init(struct svc *s, const char *name, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Listen on bind:port and log "listening on http://HOST:PORT". 0 or -1. */
-int svc_listen(struct svc *s, const char *bind, long port, char *err,
-               size_t errlen) __attribute__((warn_unused_result));
+int svc_listen(struct svc *s, const char *bind, long port, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Run the loop until a signal has drained the service (or svc_shutdown).
  * Returns 0 after a clean drain, 1 if the grace period ran out. */

@@ -43,14 +43,14 @@
  * still allows one SYN retransmission (initial RTO is 1 s). The request's
  * own timeout wins when it is shorter. */
 #define HC_CONNECT_TIMEOUT_MS 2000L
-#define HC_POOL_MAX 16             /* idle easy handles kept for reuse */
-#define HC_BODY_INITIAL 4096       /* first response buffer allocation */
-#define HC_SOCKS_INITIAL 64        /* first size of the fd -> event table */
+#define HC_POOL_MAX           16   /* idle easy handles kept for reuse */
+#define HC_BODY_INITIAL       4096 /* first response buffer allocation */
+#define HC_SOCKS_INITIAL      64   /* first size of the fd -> event table */
 
 struct hc_call {
     struct hc_client *client;
-    CURL *easy;                   /* owned; back to the pool when done */
-    struct curl_slist *headers;   /* owned; libcurl borrows it meanwhile */
+    CURL *easy;                 /* owned; back to the pool when done */
+    struct curl_slist *headers; /* owned; libcurl borrows it meanwhile */
     hc_done_fn done;
     void *arg;
     char *buf;                    /* response body, NUL-terminated */
@@ -66,17 +66,17 @@ struct hc_call {
 };
 
 struct hc_client {
-    struct event_base *base;  /* borrowed */
+    struct event_base *base; /* borrowed */
     CURLM *multi;
-    struct event *timer;      /* libcurl's single timeout */
-    struct event **socks;     /* indexed by fd: the event watching it */
-    size_t nsocks;            /* slots in socks */
-    struct hc_call *calls;    /* in flight (attached to multi) */
+    struct event *timer;   /* libcurl's single timeout */
+    struct event **socks;  /* indexed by fd: the event watching it */
+    size_t nsocks;         /* slots in socks */
+    struct hc_call *calls; /* in flight (attached to multi) */
     size_t inflight;
-    CURL *pool[HC_POOL_MAX];  /* idle easy handles, already reset */
+    CURL *pool[HC_POOL_MAX]; /* idle easy handles, already reset */
     size_t npool;
-    int dispatching;          /* a done callback is running */
-    int freeing;              /* hc_client_free ran inside a done callback */
+    int dispatching; /* a done callback is running */
+    int freeing;     /* hc_client_free ran inside a done callback */
 };
 
 static int hc_global_ready; /* curl_global_init done (process-wide) */
@@ -176,8 +176,7 @@ static int hc_sock_reserve(struct hc_client *c, curl_socket_t fd)
  * watched). Keeps one persistent event per fd, re-assigned when the interest
  * changes. Only libevent calls here. Returns 0, or -1 on failure (libcurl
  * then fails the transfers on that socket). */
-static int hc_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
-                        void *socketp)
+static int hc_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     struct hc_client *c = userp;
     struct event *ev = NULL;
@@ -282,9 +281,7 @@ static void hc_call_unlink(struct hc_call *call)
 static void hc_map_error(struct hc_call *call, CURLcode result, long os_errno,
                          struct hc_response *resp)
 {
-    const char *detail = call->errbuf[0] != '\0'
-                             ? call->errbuf
-                             : curl_easy_strerror(result);
+    const char *detail = call->errbuf[0] != '\0' ? call->errbuf : curl_easy_strerror(result);
 
     switch (result) {
     case CURLE_OK:
@@ -293,8 +290,7 @@ static void hc_map_error(struct hc_call *call, CURLcode result, long os_errno,
         break;
     case CURLE_COULDNT_CONNECT:
         resp->error = HC_ECONNECT;
-        resp->error_msg = os_errno == ECONNREFUSED ? "connection refused"
-                                                   : detail;
+        resp->error_msg = os_errno == ECONNREFUSED ? "connection refused" : detail;
         break;
     case CURLE_OPERATION_TIMEDOUT:
         resp->error = HC_ETIMEOUT;
@@ -328,19 +324,16 @@ static void hc_map_error(struct hc_call *call, CURLcode result, long os_errno,
  * user's callback (which may hc_send, hc_cancel other calls, or even
  * hc_client_free), then free the call. Called only from hc_drain, outside
  * any libcurl callback. */
-static void hc_finish(struct hc_client *c, struct hc_call *call,
-                      CURLcode result)
+static void hc_finish(struct hc_client *c, struct hc_call *call, CURLcode result)
 {
     struct hc_response resp;
     long status = 0;
     long os_errno = 0;
 
     memset(&resp, 0, sizeof(resp));
-    if (curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status) !=
-        CURLE_OK)
+    if (curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
         status = 0;
-    if (curl_easy_getinfo(call->easy, CURLINFO_OS_ERRNO, &os_errno) !=
-        CURLE_OK)
+    if (curl_easy_getinfo(call->easy, CURLINFO_OS_ERRNO, &os_errno) != CURLE_OK)
         os_errno = 0;
     curl_multi_remove_handle(c->multi, call->easy);
     hc_call_unlink(call);
@@ -407,8 +400,7 @@ static void hc_drain(struct hc_client *c)
         /* msg dies in curl_multi_remove_handle: copy what we need first */
         easy = msg->easy_handle;
         result = msg->data.result;
-        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK ||
-            priv == NULL)
+        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || priv == NULL)
             continue; /* not ours; cannot happen */
         hc_finish(c, (struct hc_call *)(void *)priv, result);
         if (c->freeing)
@@ -481,14 +473,11 @@ struct hc_client *hc_client_new(struct event_base *base)
     c->multi = curl_multi_init();
     if (c->multi == NULL)
         goto cleanup;
-    bad |= curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION,
-                             hc_on_socket) != CURLM_OK;
+    bad |= curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, hc_on_socket) != CURLM_OK;
     bad |= curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK;
-    bad |= curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION,
-                             hc_on_timer_set) != CURLM_OK;
+    bad |= curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, hc_on_timer_set) != CURLM_OK;
     bad |= curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK;
-    bad |= curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
-                             (long)HC_CONNECTIONS_MAX) != CURLM_OK;
+    bad |= curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)HC_CONNECTIONS_MAX) != CURLM_OK;
     if (bad)
         goto cleanup;
     return c;
@@ -547,8 +536,7 @@ static int hc_method_ok(const char *method)
  * 100-continue round trip; a bodiless POST/PUT gets an empty Content-Type
  * so libcurl does not invent application/x-www-form-urlencoded. Returns 0,
  * or -1 when out of memory or content_type would break the header. */
-static int hc_build_headers(const struct hc_request *req, int has_body,
-                            struct curl_slist **out)
+static int hc_build_headers(const struct hc_request *req, int has_body, struct curl_slist **out)
 {
     const char *ct = req->content_type;
     char line[256];
@@ -582,10 +570,9 @@ static int hc_setup_easy(struct hc_call *call, const struct hc_request *req)
 {
     CURL *e = call->easy;
     const char *method = req->method != NULL ? req->method : "GET";
-    long timeout = req->timeout_ms > 0 ? req->timeout_ms
-                                       : (long)HC_TIMEOUT_DEFAULT_MS;
-    long connect_timeout = req->connect_timeout_ms > 0 ? req->connect_timeout_ms
-                                                       : HC_CONNECT_TIMEOUT_MS;
+    long timeout = req->timeout_ms > 0 ? req->timeout_ms : (long)HC_TIMEOUT_DEFAULT_MS;
+    long connect_timeout =
+        req->connect_timeout_ms > 0 ? req->connect_timeout_ms : HC_CONNECT_TIMEOUT_MS;
     int is_get = strcmp(method, "GET") == 0;
 
     if (connect_timeout > timeout)
@@ -602,38 +589,29 @@ static int hc_setup_easy(struct hc_call *call, const struct hc_request *req)
     bad |= curl_easy_setopt(e, CURLOPT_URL, req->url) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, call) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, hc_on_write) !=
-           CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, hc_on_write) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, call) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-                            (curl_off_t)HC_RESPONSE_MAX) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HC_RESPONSE_MAX) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout) !=
-           CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout) != CURLE_OK;
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85.0 deprecated CURLOPT_PROTOCOLS */
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") !=
-           CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
 #else
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS,
-                            (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) !=
+    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) !=
            CURLE_OK;
 #endif
     bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers) != CURLE_OK;
     if (has_body) {
         /* the size must be set before COPYPOSTFIELDS, which copies it */
         bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                                (curl_off_t)(req->body != NULL
-                                                 ? req->body_len
-                                                 : 0)) != CURLE_OK;
-        bad |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS,
-                                req->body != NULL ? req->body : "") !=
+                                (curl_off_t)(req->body != NULL ? req->body_len : 0)) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body != NULL ? req->body : "") !=
                CURLE_OK;
         if (!is_post)
-            bad |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) !=
-                   CURLE_OK;
+            bad |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK;
     } else if (is_get) {
         bad |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK;
     } else {
@@ -648,13 +626,12 @@ static int hc_setup_easy(struct hc_call *call, const struct hc_request *req)
  * starts from the loop. Returns NULL for bad arguments (NULL client, request
  * or url; a method other than GET/POST/PUT/DELETE; a content_type with CR or
  * LF) or when the request could not be set up. */
-struct hc_call *hc_send(struct hc_client *c, const struct hc_request *req,
-                        hc_done_fn done, void *arg)
+struct hc_call *hc_send(struct hc_client *c, const struct hc_request *req, hc_done_fn done,
+                        void *arg)
 {
     struct hc_call *call = NULL;
 
-    if (c == NULL || c->freeing || req == NULL || req->url == NULL ||
-        !hc_method_ok(req->method))
+    if (c == NULL || c->freeing || req == NULL || req->url == NULL || !hc_method_ok(req->method))
         goto cleanup;
     call = calloc(1, sizeof(*call));
     if (call == NULL)
@@ -703,7 +680,4 @@ void hc_cancel(struct hc_call *call)
 }
 
 /* Number of calls in flight: sent and neither completed nor cancelled. */
-size_t hc_inflight(const struct hc_client *c)
-{
-    return c != NULL ? c->inflight : 0;
-}
+size_t hc_inflight(const struct hc_client *c) { return c != NULL ? c->inflight : 0; }

@@ -13,23 +13,23 @@ struct event_base;
 struct hc_client;
 struct hc_call;
 
-#define HC_RESPONSE_MAX (8 * 1024 * 1024) /* response body kept, bytes */
-#define HC_CONNECTIONS_MAX 64             /* keep-alive connection cache */
+#define HC_RESPONSE_MAX       (8 * 1024 * 1024) /* response body kept, bytes */
+#define HC_CONNECTIONS_MAX    64                /* keep-alive connection cache */
 #define HC_TIMEOUT_DEFAULT_MS 5000
 
 enum hc_error {
-    HC_OK = 0,        /* an HTTP response arrived (any status) */
-    HC_ECONNECT,      /* connection refused / host unreachable */
-    HC_ETIMEOUT,      /* no complete response within the timeout */
-    HC_ERESOLVE,      /* host name did not resolve */
-    HC_ETOOBIG,       /* response body over HC_RESPONSE_MAX */
-    HC_EOTHER,        /* any other transport failure */
+    HC_OK = 0,   /* an HTTP response arrived (any status) */
+    HC_ECONNECT, /* connection refused / host unreachable */
+    HC_ETIMEOUT, /* no complete response within the timeout */
+    HC_ERESOLVE, /* host name did not resolve */
+    HC_ETOOBIG,  /* response body over HC_RESPONSE_MAX */
+    HC_EOTHER,   /* any other transport failure */
 };
 
 struct hc_response {
-    enum hc_error error;   /* HC_OK when status is meaningful */
-    long status;           /* HTTP status, 0 when error != HC_OK */
-    const char *body;      /* NUL-terminated; borrowed, valid during the callback;
+    enum hc_error error; /* HC_OK when status is meaningful */
+    long status;         /* HTTP status, 0 when error != HC_OK */
+    const char *body;    /* NUL-terminated; borrowed, valid during the callback;
                               "" (length 0) when error != HC_OK */
     size_t body_len;
     const char *error_msg; /* human text for error (e.g. "connection refused",
@@ -42,9 +42,9 @@ struct hc_response {
 typedef void (*hc_done_fn)(const struct hc_response *resp, void *arg);
 
 struct hc_request {
-    const char *method;       /* "GET", "POST", "PUT", "DELETE"; NULL: GET */
+    const char *method; /* "GET", "POST", "PUT", "DELETE"; NULL: GET */
     const char *url;
-    const char *body;         /* copied; NULL for none */
+    const char *body; /* copied; NULL for none */
     size_t body_len;
     const char *content_type; /* default "application/json" when body set;
                                  no CR/LF */
@@ -56,8 +56,7 @@ struct hc_request {
  * The first call also runs curl_global_init (not thread-safe: call it before
  * starting threads); curl_global_cleanup is never called.
  * Returns NULL on failure; caller frees with hc_client_free. */
-struct hc_client *hc_client_new(struct event_base *base)
-    __attribute__((warn_unused_result));
+struct hc_client *hc_client_new(struct event_base *base) __attribute__((warn_unused_result));
 
 /* Cancel every request still in flight (their callbacks are not called)
  * and free the client. Accepts NULL. Meant for shutdown, outside callbacks;
@@ -70,9 +69,8 @@ void hc_client_free(struct hc_client *c);
  * handle valid until done returns or hc_cancel is called, or NULL when the
  * request could not be started or req is invalid (done is then never
  * called). */
-struct hc_call *hc_send(struct hc_client *c, const struct hc_request *req,
-                        hc_done_fn done, void *arg)
-    __attribute__((warn_unused_result));
+struct hc_call *hc_send(struct hc_client *c, const struct hc_request *req, hc_done_fn done,
+                        void *arg) __attribute__((warn_unused_result));
 
 /* Put the requests sent since the last loop turn on the wire now, instead
  * of from libcurl's timer, which fires only after every other event of the

@@ -11,9 +11,8 @@
 #include <uthash.h>
 
 /* Latency bucket upper bounds, seconds. */
-static const double mtr_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                     0.005,  0.01,    0.025,  0.05,  0.1,
-                                     0.25,   0.5,     1,      2.5,   5};
+static const double mtr_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                     0.05,   0.1,     0.25,   0.5,   1,      2.5,   5};
 #define MTR_NBUCKETS (sizeof(mtr_buckets) / sizeof(mtr_buckets[0]))
 
 /* Key of a counter: pointers are compared, so callers pass stable strings. */
@@ -52,10 +51,7 @@ struct mtr_registry {
     int ncollectors;
 };
 
-struct mtr_registry *mtr_new(void)
-{
-    return calloc(1, sizeof(struct mtr_registry));
-}
+struct mtr_registry *mtr_new(void) { return calloc(1, sizeof(struct mtr_registry)); }
 
 void mtr_free(struct mtr_registry *m)
 {
@@ -64,21 +60,19 @@ void mtr_free(struct mtr_registry *m)
 
     if (!m)
         return;
-    HASH_ITER(hh, m->counts, c, ctmp)
-    {
+    HASH_ITER (hh, m->counts, c, ctmp) {
         HASH_DEL(m->counts, c);
         free(c);
     }
-    HASH_ITER(hh, m->hists, h, htmp)
-    {
+    HASH_ITER (hh, m->hists, h, htmp) {
         HASH_DEL(m->hists, h);
         free(h);
     }
     free(m);
 }
 
-void mtr_observe(struct mtr_registry *m, const char *method, const char *route,
-                 int status, double seconds)
+void mtr_observe(struct mtr_registry *m, const char *method, const char *route, int status,
+                 double seconds)
 {
     struct mtr_count_key ck;
     struct mtr_hist_key hk;
@@ -153,42 +147,47 @@ int mtr_render(const struct mtr_registry *m, struct evbuffer *out)
     int rc = 0, i;
     size_t b;
 
-    rc |= evbuffer_add_printf(out,
-                              "# HELP http_requests_total HTTP requests answered, by route, method and status.\n"
-                              "# TYPE http_requests_total counter\n") < 0;
+    rc |=
+        evbuffer_add_printf(
+            out, "# HELP http_requests_total HTTP requests answered, by route, method and status.\n"
+                 "# TYPE http_requests_total counter\n") < 0;
     for (c = m->counts; c; c = c->hh.next)
-        rc |= evbuffer_add_printf(out,
-                                  "http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %llu\n",
-                                  c->key.route, c->key.method, c->key.status,
-                                  (unsigned long long)c->n) < 0;
+        rc |= evbuffer_add_printf(
+                  out, "http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %llu\n",
+                  c->key.route, c->key.method, c->key.status, (unsigned long long)c->n) < 0;
 
-    rc |= evbuffer_add_printf(out,
-                              "# HELP http_request_duration_seconds Time from request received to reply queued.\n"
-                              "# TYPE http_request_duration_seconds histogram\n") < 0;
+    rc |= evbuffer_add_printf(
+              out,
+              "# HELP http_request_duration_seconds Time from request received to reply queued.\n"
+              "# TYPE http_request_duration_seconds histogram\n") < 0;
     for (h = m->hists; h; h = h->hh.next) {
         uint64_t cumulative = 0;
 
         for (b = 0; b < MTR_NBUCKETS; b++) {
             cumulative += h->buckets[b];
             rc |= evbuffer_add_printf(out,
-                                      "http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"%g\"} %llu\n",
+                                      "http_request_duration_seconds_bucket{route=\"%s\",method=\"%"
+                                      "s\",le=\"%g\"} %llu\n",
                                       h->key.route, h->key.method, mtr_buckets[b],
                                       (unsigned long long)cumulative) < 0;
         }
-        rc |= evbuffer_add_printf(out,
-                                  "http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} %llu\n"
-                                  "http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n"
-                                  "http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %llu\n",
-                                  h->key.route, h->key.method, (unsigned long long)h->count,
-                                  h->key.route, h->key.method, h->sum, h->key.route,
-                                  h->key.method, (unsigned long long)h->count) < 0;
+        rc |= evbuffer_add_printf(
+                  out,
+                  "http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} "
+                  "%llu\n"
+                  "http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n"
+                  "http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %llu\n",
+                  h->key.route, h->key.method, (unsigned long long)h->count, h->key.route,
+                  h->key.method, h->sum, h->key.route, h->key.method,
+                  (unsigned long long)h->count) < 0;
     }
 
-    rc |= evbuffer_add_printf(out,
-                              "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-                              "# TYPE process_resident_memory_bytes gauge\n"
-                              "process_resident_memory_bytes %lu\n",
-                              mtr_process_rss()) < 0;
+    rc |=
+        evbuffer_add_printf(out,
+                            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                            "# TYPE process_resident_memory_bytes gauge\n"
+                            "process_resident_memory_bytes %lu\n",
+                            mtr_process_rss()) < 0;
     for (i = 0; i < m->ncollectors; i++)
         m->collectors[i].fn(out, m->collectors[i].arg);
     return rc ? -1 : 0;

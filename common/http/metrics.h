@@ -18,8 +18,8 @@ void mtr_free(struct mtr_registry *m);
 
 /* Count one answered request. method and route are borrowed and must stay
  * valid for the registry's life (literals or route patterns). */
-void mtr_observe(struct mtr_registry *m, const char *method, const char *route,
-                 int status, double seconds);
+void mtr_observe(struct mtr_registry *m, const char *method, const char *route, int status,
+                 double seconds);
 
 /* Register a collector called on every render. 0, or -1 when full. */
 int mtr_add_collector(struct mtr_registry *m, mtr_collect_fn fn, void *arg)

@@ -5,6 +5,7 @@
  * Replies are counted in the metrics registry with their latency. */
 #include "http/server.h"
 
+#include "core/errbuf.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/metrics.h"
@@ -13,22 +14,22 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
 #include <time.h>
 #include <utlist.h>
 
-#define HS_PARAMS_MAX 4 /* "{name}" segments per route */
-#define HS_QUERY_MAX 16 /* query parameters looked at per request */
+#define HS_PARAMS_MAX 4  /* "{name}" segments per route */
+#define HS_QUERY_MAX  16 /* query parameters looked at per request */
 
 struct hs_route {
     unsigned methods;
-    const char *pattern; /* borrowed; also the metrics label */
+    const char *pattern;                   /* borrowed; also the metrics label */
     char *segments[LIM_PATH_SEGMENTS_MAX]; /* owned copies of the pattern's segments */
     int nsegments;
     hs_handler_fn fn;
@@ -36,36 +37,36 @@ struct hs_route {
 };
 
 struct hs_server {
-    struct event_base *base;     /* borrowed */
-    struct evhttp *http;         /* owned */
+    struct event_base *base;              /* borrowed */
+    struct evhttp *http;                  /* owned */
     struct evhttp_bound_socket *listener; /* owned by http */
-    const char *service;         /* borrowed */
+    const char *service;                  /* borrowed */
     struct hs_limits limits;
     struct mtr_registry *metrics; /* borrowed, may be NULL */
     struct hs_route routes[LIM_ROUTES_MAX];
     int nroutes;
-    size_t inflight;             /* requests received, not yet answered */
-    struct hs_req *pending;      /* those requests (utlist DL), freed with the server */
+    size_t inflight;        /* requests received, not yet answered */
+    struct hs_req *pending; /* those requests (utlist DL), freed with the server */
 };
 
 struct hs_req {
     struct hs_server *srv;
-    struct evhttp_request *ev;   /* owned by evhttp; valid until our reply */
-    const char *route_label;     /* pattern of the matched route, or a fixed label */
+    struct evhttp_request *ev; /* owned by evhttp; valid until our reply */
+    const char *route_label;   /* pattern of the matched route, or a fixed label */
     const char *method_label;
     enum hs_method method;
-    char *path;                  /* owned, decoded path; made on first use */
+    char *path; /* owned, decoded path; made on first use */
     const char *param_names[HS_PARAMS_MAX];
     char *param_values[HS_PARAMS_MAX]; /* owned, decoded */
     int nparams;
-    char *query;                 /* owned: the query string, decoded in place, lazily */
+    char *query; /* owned: the query string, decoded in place, lazily */
     const char *qkeys[HS_QUERY_MAX], *qvalues[HS_QUERY_MAX]; /* into query */
     int nquery;
     bool query_parsed;
-    char *body;                  /* owned, NUL-terminated copy, NULL when empty */
+    char *body; /* owned, NUL-terminated copy, NULL when empty */
     size_t body_len;
     struct timespec start;
-    struct hs_req *prev, *next;  /* in srv->pending */
+    struct hs_req *prev, *next; /* in srv->pending */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -75,58 +76,89 @@ static double hs_elapsed(const struct timespec *start)
     struct timespec now;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) +
-           (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
 /* The standard reason phrase for the statuses the services use. */
 static const char *hs_reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 400 ? "OK" : "Error";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return status < 400 ? "OK" : "Error";
     }
 }
 
 static const char *hs_method_name(enum evhttp_cmd_type cmd)
 {
     switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    default: return "OTHER";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    default:
+        return "OTHER";
     }
 }
 
 static enum hs_method hs_method_bit(enum evhttp_cmd_type cmd)
 {
     switch (cmd) {
-    case EVHTTP_REQ_GET: return HS_GET;
-    case EVHTTP_REQ_POST: return HS_POST;
-    case EVHTTP_REQ_PUT: return HS_PUT;
-    case EVHTTP_REQ_DELETE: return HS_DELETE;
-    case EVHTTP_REQ_HEAD: return HS_HEAD;
-    default: return 0;
+    case EVHTTP_REQ_GET:
+        return HS_GET;
+    case EVHTTP_REQ_POST:
+        return HS_POST;
+    case EVHTTP_REQ_PUT:
+        return HS_PUT;
+    case EVHTTP_REQ_DELETE:
+        return HS_DELETE;
+    case EVHTTP_REQ_HEAD:
+        return HS_HEAD;
+    default:
+        return 0;
     }
 }
 
@@ -152,8 +184,7 @@ static void hs_finish(struct hs_req *req, int status, struct evbuffer *buf)
     struct hs_server *srv = req->srv;
 
     evhttp_send_reply(req->ev, status, hs_reason(status), buf);
-    mtr_observe(srv->metrics, req->method_label, req->route_label, status,
-                hs_elapsed(&req->start));
+    mtr_observe(srv->metrics, req->method_label, req->route_label, status, hs_elapsed(&req->start));
     srv->inflight--;
     DL_DELETE(srv->pending, req);
     hs_req_free(req);
@@ -170,8 +201,7 @@ struct evbuffer *hs_req_output(struct hs_req *req)
     return evhttp_request_get_output_buffer(req->ev);
 }
 
-void hs_reply_buffer(struct hs_req *req, int status, const char *content_type,
-                     struct evbuffer *buf)
+void hs_reply_buffer(struct hs_req *req, int status, const char *content_type, struct evbuffer *buf)
 {
     struct evkeyvalq *headers = evhttp_request_get_output_headers(req->ev);
 
@@ -183,8 +213,8 @@ void hs_reply_buffer(struct hs_req *req, int status, const char *content_type,
     hs_finish(req, status, buf);
 }
 
-void hs_reply_raw(struct hs_req *req, int status, const char *content_type,
-                  const char *data, size_t len)
+void hs_reply_raw(struct hs_req *req, int status, const char *content_type, const char *data,
+                  size_t len)
 {
     if (len)
         evbuffer_add(hs_req_output(req), data, len);
@@ -204,8 +234,8 @@ void hs_reply_json(struct hs_req *req, int status, json_t *body)
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
     json_decref(body);
-    if (!text || evbuffer_add_reference(hs_req_output(req), text, strlen(text),
-                                        hs_free_dump, NULL) != 0) {
+    if (!text ||
+        evbuffer_add_reference(hs_req_output(req), text, strlen(text), hs_free_dump, NULL) != 0) {
         free(text);
         hs_reply_raw(req, 500, "application/json",
                      "{\"success\":false,\"error\":\"out of memory\"}", 41);
@@ -222,8 +252,7 @@ void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    hs_reply_json(req, status,
-                  json_pack("{s:b, s:s}", "success", 0, "error", msg));
+    hs_reply_json(req, status, json_pack("{s:b, s:s}", "success", 0, "error", msg));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -343,13 +372,13 @@ json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
     json_t *root;
 
     if (req->body_len == 0) {
-        snprintf(err, errlen, "request body is empty; expected JSON");
+        errbuf_set(err, errlen, "request body is empty; expected JSON");
         return NULL;
     }
     root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root)
-        snprintf(err, errlen, "invalid JSON at line %d column %d: %s",
-                 jerr.line, jerr.column, jerr.text);
+        errbuf_set(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                   jerr.text);
     return root;
 }
 
@@ -386,8 +415,7 @@ static bool hs_is_param(const char *seg)
 }
 
 /* Whether route's segments match segs; fills req's params when they do. */
-static bool hs_match(const struct hs_route *route, char **segs, int nsegs,
-                     struct hs_req *req)
+static bool hs_match(const struct hs_route *route, char **segs, int nsegs, struct hs_req *req)
 {
     int i;
 
@@ -419,8 +447,8 @@ static int hs_take_body(struct hs_req *req)
     size_t len = evbuffer_get_length(in);
 
     if (len > req->srv->limits.body_max) {
-        hs_reply_error(req, 413, "request body of %zu bytes is over the limit of %zu bytes",
-                       len, req->srv->limits.body_max);
+        hs_reply_error(req, 413, "request body of %zu bytes is over the limit of %zu bytes", len,
+                       req->srv->limits.body_max);
         return -1;
     }
     if (len == 0)
@@ -515,8 +543,9 @@ cleanup:
 static void hs_health(struct hs_req *req, void *arg)
 {
     (void)arg;
-    hs_reply_json(req, 200, json_pack("{s:b, s:s, s:I}", "success", 1, "status",
-                                      "ok", "timestamp", (json_int_t)time(NULL)));
+    hs_reply_json(req, 200,
+                  json_pack("{s:b, s:s, s:I}", "success", 1, "status", "ok", "timestamp",
+                            (json_int_t)time(NULL)));
 }
 
 /* Built-in GET /metrics. */
@@ -537,8 +566,7 @@ static void hs_metrics(struct hs_req *req, void *arg)
 /* ---------------------------------------------------------------------- */
 
 struct hs_server *hs_server_new(struct event_base *base, const char *service,
-                                const struct hs_limits *limits,
-                                struct mtr_registry *metrics)
+                                const struct hs_limits *limits, struct mtr_registry *metrics)
 {
     struct hs_server *srv = calloc(1, sizeof(*srv));
 
@@ -564,10 +592,9 @@ struct hs_server *hs_server_new(struct event_base *base, const char *service,
     evhttp_set_timeout(srv->http, srv->limits.timeout_s);
     evhttp_set_default_content_type(srv->http, "application/json");
     /* Accept every method so unknown ones get our JSON 405, not evhttp's 501. */
-    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                              EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS |
-                                              EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE);
+    evhttp_set_allowed_methods(
+        srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                       EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE);
     evhttp_set_gencb(srv->http, hs_dispatch, srv);
     if (hs_route(srv, HS_GET | HS_HEAD, "/health", hs_health, srv) != 0 ||
         hs_route(srv, HS_GET, "/metrics", hs_metrics, srv) != 0)
@@ -578,8 +605,8 @@ fail:
     return NULL;
 }
 
-int hs_route(struct hs_server *s, unsigned methods, const char *pattern,
-             hs_handler_fn fn, void *arg)
+int hs_route(struct hs_server *s, unsigned methods, const char *pattern, hs_handler_fn fn,
+             void *arg)
 {
     struct hs_route *route;
     char *copy = NULL;
@@ -617,8 +644,8 @@ int hs_route(struct hs_server *s, unsigned methods, const char *pattern,
     return 0;
 }
 
-int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port,
-              char *err, size_t errlen)
+int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port, char *err,
+              size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
@@ -626,13 +653,13 @@ int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port,
 
     s->listener = evhttp_bind_socket_with_handle(s->http, addr, (ev_uint16_t)port);
     if (!s->listener) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port,
-                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        errbuf_set(err, errlen, "cannot listen on %s:%d: %s", addr, port,
+                   evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         return -1;
     }
     fd = evhttp_bound_socket_get_fd(s->listener);
     if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
-        snprintf(err, errlen, "getsockname failed");
+        errbuf_set(err, errlen, "getsockname failed");
         return -1;
     }
     if (ss.ss_family == AF_INET6)
@@ -650,10 +677,7 @@ void hs_stop_accepting(struct hs_server *s)
     }
 }
 
-size_t hs_inflight(const struct hs_server *s)
-{
-    return s->inflight;
-}
+size_t hs_inflight(const struct hs_server *s) { return s->inflight; }
 
 void hs_server_free(struct hs_server *s)
 {
@@ -662,8 +686,7 @@ void hs_server_free(struct hs_server *s)
 
     if (!s)
         return;
-    DL_FOREACH_SAFE(s->pending, req, tmp)
-    {
+    DL_FOREACH_SAFE (s->pending, req, tmp) {
         DL_DELETE(s->pending, req);
         hs_req_free(req);
     }

@@ -5,8 +5,8 @@
 #ifndef SVC_HTTP_SERVER_H
 #define SVC_HTTP_SERVER_H
 
-#include <stddef.h>
 #include <jansson.h>
+#include <stddef.h>
 
 struct event_base;
 struct evbuffer;
@@ -37,21 +37,20 @@ struct hs_limits {
  * /health. limits may be NULL for the defaults in core/limits.h. metrics is
  * borrowed and may be NULL. Caller frees with hs_server_free. */
 struct hs_server *hs_server_new(struct event_base *base, const char *service,
-                                const struct hs_limits *limits,
-                                struct mtr_registry *metrics)
+                                const struct hs_limits *limits, struct mtr_registry *metrics)
     __attribute__((warn_unused_result));
 
 /* Add a route: methods is a mask of enum hs_method, pattern a path such as
  * "/v1/services/{id}/renew" (borrowed, must be a literal or outlive the
  * server). Routes added later override the built-in /health.
  * Returns 0, or -1 when the table is full or the pattern malformed. */
-int hs_route(struct hs_server *s, unsigned methods, const char *pattern,
-             hs_handler_fn fn, void *arg) __attribute__((warn_unused_result));
+int hs_route(struct hs_server *s, unsigned methods, const char *pattern, hs_handler_fn fn,
+             void *arg) __attribute__((warn_unused_result));
 
 /* Bind and listen on addr:port (port 0: ephemeral). On success stores the
  * real port in *bound_port and returns 0; on failure fills err, returns -1. */
-int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port,
-              char *err, size_t errlen) __attribute__((warn_unused_result));
+int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port, char *err,
+              size_t errlen) __attribute__((warn_unused_result));
 
 /* Stop accepting new connections (in-flight requests go on). */
 void hs_stop_accepting(struct hs_server *s);
@@ -93,7 +92,7 @@ void hs_reply_buffer(struct hs_req *req, int status, const char *content_type,
  * allocation-failure paths of reply building. */
 void hs_buffer_free(struct evbuffer *buf);
 /* Reply with bytes as they are (copied). */
-void hs_reply_raw(struct hs_req *req, int status, const char *content_type,
-                  const char *data, size_t len);
+void hs_reply_raw(struct hs_req *req, int status, const char *content_type, const char *data,
+                  size_t len);
 
 #endif

@@ -17,10 +17,11 @@
  * hc_client_free. */
 #include "regclient/discovery.h"
 
-#include "http/client.h"
+#include "core/errbuf.h"
 #include "core/log.h"
-#include "regclient/urls.h"
 #include "core/service.h"
+#include "http/client.h"
+#include "regclient/urls.h"
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -29,28 +30,28 @@
 #include <string.h>
 
 #define DISC_CALL_TIMEOUT_MS 2000
-#define DISC_REFRESH_MIN_MS 10
-#define DISC_URL_MAX (RU_URL_MAX + 3 * LIM_NAME_MAX + 64)
-#define DISC_WHY_MAX 256
+#define DISC_REFRESH_MIN_MS  10
+#define DISC_URL_MAX         (RU_URL_MAX + 3 * LIM_NAME_MAX + 64)
+#define DISC_WHY_MAX         256
 
 struct disc_entry {
-    struct disc_client *d;          /* back pointer for the callbacks */
+    struct disc_client *d; /* back pointer for the callbacks */
     char name[LIM_NAME_MAX + 1];
-    struct disc_instance *list;     /* owned; n instances */
+    struct disc_instance *list; /* owned; n instances */
     size_t n;
-    bool known;                     /* one refresh has succeeded */
-    uint64_t version;               /* bumped when the list changes */
-    bool failing;                   /* failing since the last success */
-    unsigned failures;              /* of the current outage */
-    struct event *timer;            /* persistent, refresh_ms; owned */
-    struct hc_call *call;           /* the refresh in flight */
-    size_t call_url;                /* urls->current when call was sent */
+    bool known;           /* one refresh has succeeded */
+    uint64_t version;     /* bumped when the list changes */
+    bool failing;         /* failing since the last success */
+    unsigned failures;    /* of the current outage */
+    struct event *timer;  /* persistent, refresh_ms; owned */
+    struct hc_call *call; /* the refresh in flight */
+    size_t call_url;      /* urls->current when call was sent */
 };
 
 struct disc_client {
-    struct event_base *base;        /* borrowed */
-    struct hc_client *hc;           /* borrowed */
-    struct ru_list *urls;           /* borrowed, shared with regclient */
+    struct event_base *base; /* borrowed */
+    struct hc_client *hc;    /* borrowed */
+    struct ru_list *urls;    /* borrowed, shared with regclient */
     int64_t refresh_ms;
     struct disc_entry entries[DISC_NAMES_MAX];
     size_t n;
@@ -58,8 +59,7 @@ struct disc_client {
 };
 
 /* The entry of name, or NULL. */
-static const struct disc_entry *disc_find(const struct disc_client *d,
-                                          const char *name)
+static const struct disc_entry *disc_find(const struct disc_client *d, const char *name)
 {
     size_t i = 0;
 
@@ -89,9 +89,8 @@ static int disc_encode(const char *name, char *out, size_t cap)
 
     for (; *p != '\0'; p++) {
         unsigned char c = *p;
-        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-                    c == '-' || c == '~';
+        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-' || c == '~';
 
         if (used + (plain ? 1 : 3) >= cap)
             return -1;
@@ -113,8 +112,8 @@ static int disc_encode(const char *name, char *out, size_t cap)
  * too long for struct disc_instance, are skipped; past DISC_INSTANCES_MAX
  * the rest is dropped. Returns 0, or -1 with why filled when the body is
  * not such an answer (or memory runs out). Borrows body. */
-static int disc_parse(const char *body, size_t len, struct disc_instance **out,
-                      size_t *n_out, char *why, size_t whylen)
+static int disc_parse(const char *body, size_t len, struct disc_instance **out, size_t *n_out,
+                      char *why, size_t whylen)
 {
     json_t *doc = NULL;
     json_t *services = NULL;
@@ -128,13 +127,12 @@ static int disc_parse(const char *body, size_t len, struct disc_instance **out,
     *n_out = 0;
     doc = json_loadb(body, len, 0, &jerr);
     if (doc == NULL) {
-        snprintf(why, whylen, "invalid JSON in the answer: %s", jerr.text);
+        errbuf_set(why, whylen, "invalid JSON in the answer: %s", jerr.text);
         goto cleanup;
     }
     services = json_object_get(doc, "services");
-    if (!json_is_true(json_object_get(doc, "success")) ||
-        !json_is_array(services)) {
-        snprintf(why, whylen, "the answer has no 'services' array");
+    if (!json_is_true(json_object_get(doc, "success")) || !json_is_array(services)) {
+        errbuf_set(why, whylen, "the answer has no 'services' array");
         goto cleanup;
     }
     if (json_array_size(services) > 0) {
@@ -144,7 +142,7 @@ static int disc_parse(const char *body, size_t len, struct disc_instance **out,
             cap = DISC_INSTANCES_MAX;
         list = calloc(cap, sizeof(*list));
         if (list == NULL) {
-            snprintf(why, whylen, "out of memory");
+            errbuf_set(why, whylen, "out of memory");
             goto cleanup;
         }
         for (i = 0; i < json_array_size(services) && n < cap; i++) {
@@ -153,9 +151,8 @@ static int disc_parse(const char *body, size_t len, struct disc_instance **out,
             const char *host = json_string_value(json_object_get(s, "host"));
             json_t *port = json_object_get(s, "port");
 
-            if (id == NULL || host == NULL || !json_is_integer(port) ||
-                strlen(id) > LIM_ID_MAX || strlen(host) > LIM_HOST_MAX ||
-                host[0] == '\0' || json_integer_value(port) < 1 ||
+            if (id == NULL || host == NULL || !json_is_integer(port) || strlen(id) > LIM_ID_MAX ||
+                strlen(host) > LIM_HOST_MAX || host[0] == '\0' || json_integer_value(port) < 1 ||
                 json_integer_value(port) > 65535)
                 continue;
             memcpy(list[n].id, id, strlen(id) + 1);
@@ -188,22 +185,21 @@ static void disc_failed(struct disc_entry *e, const char *why)
     if (!e->failing) {
         e->failing = true;
         if (e->known)
-            log_warn("registry %s: %s; keeping the last %zu instances of %s",
-                     failed, why, e->n, e->name);
+            log_warn("registry %s: %s; keeping the last %zu instances of %s", failed, why, e->n,
+                     e->name);
         else
-            log_warn("registry %s: %s; no instances of %s known yet", failed,
-                     why, e->name);
+            log_warn("registry %s: %s; no instances of %s known yet", failed, why, e->name);
     } else {
-        log_debug("registry %s: %s; still %zu instances of %s (failure %u)",
-                  failed, why, e->n, e->name, e->failures);
+        log_debug("registry %s: %s; still %zu instances of %s (failure %u)", failed, why, e->n,
+                  e->name, e->failures);
     }
     if (d->urls->current == e->call_url)
         ru_failover(d->urls);
 }
 
 /* Whether two instance lists hold the same instances in the same order. */
-static bool disc_same(const struct disc_instance *a, size_t na,
-                      const struct disc_instance *b, size_t nb)
+static bool disc_same(const struct disc_instance *a, size_t na, const struct disc_instance *b,
+                      size_t nb)
 {
     size_t i = 0;
 
@@ -235,14 +231,13 @@ static void disc_on_list(const struct hc_response *resp, void *arg)
         disc_failed(e, why);
         return;
     }
-    if (disc_parse(resp->body, resp->body_len, &list, &n, why,
-                   sizeof(why)) != 0) {
+    if (disc_parse(resp->body, resp->body_len, &list, &n, why, sizeof(why)) != 0) {
         disc_failed(e, why);
         return;
     }
     if (e->failing)
-        log_info("registry %s answers again; %zu instances of %s",
-                 disc_url_at(e->d, e->call_url), n, e->name);
+        log_info("registry %s answers again; %zu instances of %s", disc_url_at(e->d, e->call_url),
+                 n, e->name);
     if (!disc_same(e->list, e->n, list, n))
         e->version++;
     free(e->list);
@@ -288,8 +283,8 @@ static void disc_on_timer(evutil_socket_t fd, short what, void *arg)
 /* Create the client (see discovery.h); refresh_ms <= 0 means
  * DISC_REFRESH_MS_DEFAULT. Borrows base, hc and urls. Returns NULL on bad
  * arguments or allocation failure; caller frees with disc_free. */
-struct disc_client *disc_new(struct event_base *base, struct hc_client *hc,
-                             struct ru_list *urls, int64_t refresh_ms)
+struct disc_client *disc_new(struct event_base *base, struct hc_client *hc, struct ru_list *urls,
+                             int64_t refresh_ms)
 {
     struct disc_client *d = NULL;
 
@@ -317,8 +312,7 @@ int disc_watch(struct disc_client *d, const char *name)
 {
     struct disc_entry *e = NULL;
 
-    if (d == NULL || name == NULL || name[0] == '\0' ||
-        strlen(name) > LIM_NAME_MAX || d->stopped)
+    if (d == NULL || name == NULL || name[0] == '\0' || strlen(name) > LIM_NAME_MAX || d->stopped)
         return -1;
     if (disc_find(d, name) != NULL)
         return 0;
@@ -342,8 +336,8 @@ int disc_watch(struct disc_client *d, const char *name)
 }
 
 /* Copy up to max instances of name into out (borrowed; caller's). */
-size_t disc_list(const struct disc_client *d, const char *name,
-                 struct disc_instance *out, size_t max)
+size_t disc_list(const struct disc_client *d, const char *name, struct disc_instance *out,
+                 size_t max)
 {
     const struct disc_entry *e = NULL;
     size_t n = 0;

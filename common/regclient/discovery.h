@@ -17,8 +17,8 @@ struct hc_client;
 struct ru_list;
 struct disc_client;
 
-#define DISC_NAMES_MAX 8        /* services watched per process */
-#define DISC_INSTANCES_MAX 256  /* instances kept per service */
+#define DISC_NAMES_MAX          8   /* services watched per process */
+#define DISC_INSTANCES_MAX      256 /* instances kept per service */
 #define DISC_REFRESH_MS_DEFAULT 1000
 
 struct disc_instance {
@@ -30,22 +30,20 @@ struct disc_instance {
 /* base, hc and urls are borrowed and must outlive the client (urls may be
  * shared with the registry client). refresh_ms <= 0 means
  * DISC_REFRESH_MS_DEFAULT. NULL on allocation failure. */
-struct disc_client *disc_new(struct event_base *base, struct hc_client *hc,
-                             struct ru_list *urls, int64_t refresh_ms)
-    __attribute__((warn_unused_result));
+struct disc_client *disc_new(struct event_base *base, struct hc_client *hc, struct ru_list *urls,
+                             int64_t refresh_ms) __attribute__((warn_unused_result));
 
 /* Keep a cache for service name (copied) from now on; the first refresh
  * starts at once. Watching a name again is a no-op. 0, or -1 when
  * DISC_NAMES_MAX are watched already, name is empty or over LIM_NAME_MAX,
  * or after disc_stop. */
-int disc_watch(struct disc_client *d, const char *name)
-    __attribute__((warn_unused_result));
+int disc_watch(struct disc_client *d, const char *name) __attribute__((warn_unused_result));
 
 /* Copy up to max cached instances of name into out (the caller's);
  * returns how many. 0 when none is known (yet) or none is passing. The
  * order is the registry's. */
-size_t disc_list(const struct disc_client *d, const char *name,
-                 struct disc_instance *out, size_t max);
+size_t disc_list(const struct disc_client *d, const char *name, struct disc_instance *out,
+                 size_t max);
 
 /* A number that changes whenever the cached list of name changes (0 for
  * a name not watched): callers that derive something from the list

@@ -6,12 +6,13 @@
 #include "regclient/peer.h"
 
 #include "core/config.h"
-#include "regclient/discovery.h"
-#include "http/client.h"
-#include "core/log.h"
-#include "regclient/register.h"
-#include "core/service.h"
+#include "core/errbuf.h"
 #include "core/limits.h"
+#include "core/log.h"
+#include "core/service.h"
+#include "http/client.h"
+#include "regclient/discovery.h"
+#include "regclient/register.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -84,15 +85,13 @@ static int peer_first_ipv4(char *out, size_t cap)
 
 /* Choose the host to register into p->advertise (see peer.h for the order
  * of preference). Returns 0, or -1 with err when --advertise is too long. */
-static int peer_pick_host(struct peer *p, const struct cfg_common *c,
-                          char *err, size_t errlen)
+static int peer_pick_host(struct peer *p, const struct cfg_common *c, char *err, size_t errlen)
 {
     size_t cap = sizeof(p->advertise);
 
     if (c->advertise != NULL && c->advertise[0] != '\0') {
         if (strlen(c->advertise) > LIM_HOST_MAX) {
-            snprintf(err, errlen, "--advertise: longer than %d bytes",
-                     LIM_HOST_MAX);
+            errbuf_set(err, errlen, "--advertise: longer than %d bytes", LIM_HOST_MAX);
             return -1;
         }
         snprintf(p->advertise, cap, "%s", c->advertise);
@@ -116,8 +115,8 @@ static int peer_pick_host(struct peer *p, const struct cfg_common *c,
  * peer_free. */
 /* Parse c's registry URLs (NULL or "": the default) into urls. 0, or -1
  * with err naming the option. */
-static int peer_parse_urls(struct ru_list *urls, const struct cfg_common *c,
-                           char *err, size_t errlen)
+static int peer_parse_urls(struct ru_list *urls, const struct cfg_common *c, char *err,
+                           size_t errlen)
 {
     const char *spec = c->registry;
     char why[PEER_ERR_MAX];
@@ -125,7 +124,7 @@ static int peer_parse_urls(struct ru_list *urls, const struct cfg_common *c,
     if (spec == NULL || spec[0] == '\0')
         spec = PEER_REGISTRY_DEFAULT;
     if (ru_parse(urls, spec, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "--registry: %s", why);
+        errbuf_set(err, errlen, "--registry: %s", why);
         return -1;
     }
     return 0;
@@ -138,8 +137,8 @@ int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
     return peer_parse_urls(&urls, c, err, errlen);
 }
 
-int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c,
-               const char *name, int ttl_s, char *err, size_t errlen)
+int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c, const char *name,
+               int ttl_s, char *err, size_t errlen)
 {
     struct rc_options opt;
 
@@ -150,8 +149,8 @@ int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c,
     if (ttl_s <= 0)
         ttl_s = PEER_TTL_S_DEFAULT;
     if (ttl_s > LIM_TTL_MAX) {
-        snprintf(err, errlen, "ttl: %d s is over the registry's limit of %d s",
-                 ttl_s, LIM_TTL_MAX);
+        errbuf_set(err, errlen, "ttl: %d s is over the registry's limit of %d s", ttl_s,
+                   LIM_TTL_MAX);
         goto fail;
     }
     if (peer_pick_host(p, c, err, errlen) != 0)
@@ -164,18 +163,18 @@ int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c,
     opt.ttl_s = ttl_s;
     p->hc = hc_client_new(s->base);
     if (p->hc == NULL) {
-        snprintf(err, errlen, "cannot create the HTTP client");
+        errbuf_set(err, errlen, "cannot create the HTTP client");
         goto fail;
     }
     p->rc = rc_new(s->base, p->hc, &p->urls, &opt);
     if (p->rc == NULL) {
-        snprintf(err, errlen, "cannot create the registry client for '%s' port %d",
-                 name, s->port);
+        errbuf_set(err, errlen, "cannot create the registry client for '%s' port %d", name,
+                   s->port);
         goto fail;
     }
     p->disc = disc_new(s->base, p->hc, &p->urls, DISC_REFRESH_MS_DEFAULT);
     if (p->disc == NULL) {
-        snprintf(err, errlen, "cannot create the discovery cache");
+        errbuf_set(err, errlen, "cannot create the discovery cache");
         goto fail;
     }
     p->next_on_stop = s->on_stop;
@@ -185,11 +184,11 @@ int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c,
     s->busy = peer_busy;
     s->hook_arg = p;
     if (strchr(p->advertise, ':') != NULL)
-        log_info("registering as %s at [%s]:%d with %s", rc_id(p->rc),
-                 p->advertise, s->port, ru_current(&p->urls));
+        log_info("registering as %s at [%s]:%d with %s", rc_id(p->rc), p->advertise, s->port,
+                 ru_current(&p->urls));
     else
-        log_info("registering as %s at %s:%d with %s", rc_id(p->rc),
-                 p->advertise, s->port, ru_current(&p->urls));
+        log_info("registering as %s at %s:%d with %s", rc_id(p->rc), p->advertise, s->port,
+                 ru_current(&p->urls));
     rc_start(p->rc);
     return 0;
 
@@ -202,8 +201,7 @@ void peer_free(struct peer *p)
 {
     if (p == NULL)
         return;
-    if (p->svc != NULL && p->svc->hook_arg == p &&
-        p->svc->on_stop == peer_on_stop) {
+    if (p->svc != NULL && p->svc->hook_arg == p && p->svc->on_stop == peer_on_stop) {
         p->svc->on_stop = p->next_on_stop;
         p->svc->busy = p->next_busy;
         p->svc->hook_arg = p->next_arg;

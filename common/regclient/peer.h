@@ -5,8 +5,8 @@
 #ifndef SVC_REGCLIENT_PEER_H
 #define SVC_REGCLIENT_PEER_H
 
-#include "regclient/urls.h"
 #include "core/service.h"
+#include "regclient/urls.h"
 
 #include <stddef.h>
 
@@ -15,17 +15,17 @@ struct hc_client;
 struct rc_client;
 struct disc_client;
 
-#define PEER_TTL_S_DEFAULT 10
+#define PEER_TTL_S_DEFAULT    10
 #define PEER_REGISTRY_DEFAULT "http://127.0.0.1:8500"
 
 struct peer {
-    struct svc *svc;            /* borrowed */
-    struct hc_client *hc;       /* owned */
+    struct svc *svc;      /* borrowed */
+    struct hc_client *hc; /* owned */
     struct ru_list urls;
-    struct rc_client *rc;       /* owned */
-    struct disc_client *disc;   /* owned */
-    char advertise[256];        /* host registered for this instance */
-    svc_stop_fn next_on_stop;   /* s's hooks before peer_start, chained */
+    struct rc_client *rc;     /* owned */
+    struct disc_client *disc; /* owned */
+    char advertise[256];      /* host registered for this instance */
+    svc_stop_fn next_on_stop; /* s's hooks before peer_start, chained */
     svc_busy_fn next_busy;
     void *next_arg;
 };
@@ -47,9 +47,8 @@ int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
  * background. Borrows s, c and name (s must outlive p; c and name are not
  * kept). Returns 0, or -1 with err (bad URL or option, out of memory);
  * peer_free cleans up either way. */
-int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c,
-               const char *name, int ttl_s, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c, const char *name,
+               int ttl_s, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Free discovery, registration and the HTTP client, in that order (calls
  * still in flight are cancelled), and give s its own hooks back. Call it

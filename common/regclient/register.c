@@ -25,13 +25,14 @@
  * hc_client_free (it cancels its calls on the client). */
 #include "regclient/register.h"
 
-#include "resilience/backoff.h"
-#include "http/client.h"
-#include "core/log.h"
-#include "regclient/urls.h"
-#include "core/service.h"
-#include "core/limits.h"
 #include "codec/uid.h"
+#include "core/errbuf.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "core/service.h"
+#include "http/client.h"
+#include "regclient/urls.h"
+#include "resilience/backoff.h"
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -39,14 +40,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RC_CALL_TIMEOUT_MS 2000    /* register and renew */
+#define RC_CALL_TIMEOUT_MS       2000 /* register and renew */
 #define RC_DEREGISTER_TIMEOUT_MS 1000
-#define RC_RENEW_MIN_MS 100        /* floor of ttl/3 */
-#define RC_RETRY_BASE_MS BO_BASE_MS_DEFAULT
-#define RC_RETRY_CAP_MS BO_CAP_MS_DEFAULT
-#define RC_ATTEMPT_MAX 32          /* the ceiling is at the cap long before */
-#define RC_URL_MAX (RU_URL_MAX + LIM_ID_MAX + 32)
-#define RC_WHY_MAX 256             /* text describing one failure */
+#define RC_RENEW_MIN_MS          100 /* floor of ttl/3 */
+#define RC_RETRY_BASE_MS         BO_BASE_MS_DEFAULT
+#define RC_RETRY_CAP_MS          BO_CAP_MS_DEFAULT
+#define RC_ATTEMPT_MAX           32 /* the ceiling is at the cap long before */
+#define RC_URL_MAX               (RU_URL_MAX + LIM_ID_MAX + 32)
+#define RC_WHY_MAX               256 /* text describing one failure */
 
 enum rc_step {
     RC_STEP_REGISTER, /* POST /v1/services */
@@ -54,21 +55,21 @@ enum rc_step {
 };
 
 struct rc_client {
-    struct event_base *base;     /* borrowed */
-    struct hc_client *hc;        /* borrowed */
-    struct ru_list *urls;        /* borrowed, shared with discovery */
+    struct event_base *base; /* borrowed */
+    struct hc_client *hc;    /* borrowed */
+    struct ru_list *urls;    /* borrowed, shared with discovery */
     char id[LIM_ID_MAX + 1];
-    char *body;                  /* registration JSON, owned */
+    char *body; /* registration JSON, owned */
     int ttl_s;
-    struct event *timer;         /* next renew or retry; owned */
-    enum rc_step next;           /* what the timer starts */
-    struct hc_call *call;        /* register or renew in flight */
-    size_t call_url;             /* urls->current when call was sent */
-    struct hc_call *dereg;       /* the DELETE in flight */
-    size_t dereg_url;            /* urls->current when dereg was sent */
-    unsigned attempt;            /* consecutive failures */
-    bool outage;                 /* failing since the last success */
-    bool registered;             /* acknowledged, not forgotten since */
+    struct event *timer;   /* next renew or retry; owned */
+    enum rc_step next;     /* what the timer starts */
+    struct hc_call *call;  /* register or renew in flight */
+    size_t call_url;       /* urls->current when call was sent */
+    struct hc_call *dereg; /* the DELETE in flight */
+    size_t dereg_url;      /* urls->current when dereg was sent */
+    unsigned attempt;      /* consecutive failures */
+    bool outage;           /* failing since the last success */
+    bool registered;       /* acknowledged, not forgotten since */
     bool started;
     bool stopped;
     struct bo_policy retry;
@@ -110,15 +111,15 @@ static void rc_describe(const struct hc_response *resp, char *why, size_t cap)
     const char *text = NULL;
 
     if (resp->error != HC_OK) {
-        snprintf(why, cap, "%s", resp->error_msg);
+        errbuf_set(why, cap, "%s", resp->error_msg);
         return;
     }
     doc = json_loadb(resp->body, resp->body_len, 0, NULL);
     text = json_string_value(json_object_get(doc, "error"));
     if (text != NULL)
-        snprintf(why, cap, "HTTP %ld: %s", resp->status, text);
+        errbuf_set(why, cap, "HTTP %ld: %s", resp->status, text);
     else
-        snprintf(why, cap, "HTTP %ld", resp->status);
+        errbuf_set(why, cap, "HTTP %ld", resp->status);
     json_decref(doc);
 }
 
@@ -137,14 +138,13 @@ static void rc_retry(struct rc_client *rc, enum rc_step step, const char *why)
     if (!rc->outage) {
         rc->outage = true;
         if (rc->urls->n > 1)
-            log_warn("registry %s: %s; retrying in %lld ms with %s", failed,
-                     why, (long long)delay, ru_current(rc->urls));
+            log_warn("registry %s: %s; retrying in %lld ms with %s", failed, why, (long long)delay,
+                     ru_current(rc->urls));
         else
-            log_warn("registry %s: %s; retrying in %lld ms", failed, why,
-                     (long long)delay);
+            log_warn("registry %s: %s; retrying in %lld ms", failed, why, (long long)delay);
     } else {
-        log_debug("registry %s: %s; retrying in %lld ms (attempt %u)",
-                  failed, why, (long long)delay, rc->attempt);
+        log_debug("registry %s: %s; retrying in %lld ms (attempt %u)", failed, why,
+                  (long long)delay, rc->attempt);
     }
     rc_schedule(rc, step, delay);
 }
@@ -154,8 +154,8 @@ static void rc_retry(struct rc_client *rc, enum rc_step step, const char *why)
 static void rc_recovered(struct rc_client *rc)
 {
     if (rc->outage)
-        log_info("registry %s answers again after %u failures",
-                 rc_call_url(rc, rc->call_url), rc->attempt);
+        log_info("registry %s answers again after %u failures", rc_call_url(rc, rc->call_url),
+                 rc->attempt);
     rc->outage = false;
     rc->attempt = 0;
 }
@@ -171,8 +171,7 @@ static void rc_on_register(const struct hc_response *resp, void *arg)
     if (resp->error == HC_OK && (resp->status == 201 || resp->status == 200)) {
         rc_recovered(rc);
         if (!rc->registered)
-            log_info("registered as %s with %s", rc->id,
-                     rc_call_url(rc, rc->call_url));
+            log_info("registered as %s with %s", rc->id, rc_call_url(rc, rc->call_url));
         rc->registered = true;
         rc_schedule(rc, RC_STEP_RENEW, rc_renew_ms(rc));
         return;
@@ -222,14 +221,11 @@ static void rc_send(struct rc_client *rc, enum rc_step step)
         req.body = rc->body;
         req.body_len = strlen(rc->body);
     } else {
-        snprintf(url, sizeof(url), "%s/v1/services/%s/renew",
-                 ru_current(rc->urls), rc->id);
+        snprintf(url, sizeof(url), "%s/v1/services/%s/renew", ru_current(rc->urls), rc->id);
         req.method = "PUT";
     }
     req.url = url;
-    rc->call = hc_send(rc->hc, &req,
-                       step == RC_STEP_REGISTER ? rc_on_register : rc_on_renew,
-                       rc);
+    rc->call = hc_send(rc->hc, &req, step == RC_STEP_REGISTER ? rc_on_register : rc_on_renew, rc);
     if (rc->call == NULL)
         rc_retry(rc, step, "cannot start the request");
 }
@@ -268,12 +264,11 @@ static void rc_on_deregister(const struct hc_response *resp, void *arg)
 }
 
 /* Build the registration body (caller frees), or NULL when out of memory. */
-static char *rc_body_new(const struct rc_client *rc, const char *name,
-                         const char *type, const char *host, int port)
+static char *rc_body_new(const struct rc_client *rc, const char *name, const char *type,
+                         const char *host, int port)
 {
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:i, s:s, s:i}", "id", rc->id,
-                            "name", name, "host", host, "port", port, "type",
-                            type, "ttl", rc->ttl_s);
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:i, s:s, s:i}", "id", rc->id, "name", name, "host",
+                            host, "port", port, "type", type, "ttl", rc->ttl_s);
     char *out = NULL;
 
     if (doc == NULL)
@@ -288,18 +283,17 @@ static char *rc_body_new(const struct rc_client *rc, const char *name,
  * out of memory or when opt is out of range (no name, name over
  * LIM_NAME_MAX, no host, port outside 1..65535, ttl outside
  * LIM_TTL_MIN..LIM_TTL_MAX); caller frees with rc_free. */
-struct rc_client *rc_new(struct event_base *base, struct hc_client *hc,
-                         struct ru_list *urls, const struct rc_options *opt)
+struct rc_client *rc_new(struct event_base *base, struct hc_client *hc, struct ru_list *urls,
+                         const struct rc_options *opt)
 {
     struct rc_client *rc = NULL;
     char uuid[UID_STR_LEN + 1];
     const char *type = NULL;
 
-    if (base == NULL || hc == NULL || urls == NULL || opt == NULL ||
-        opt->name == NULL || opt->name[0] == '\0' ||
-        strlen(opt->name) > LIM_NAME_MAX || opt->host == NULL ||
-        opt->host[0] == '\0' || opt->port < 1 || opt->port > 65535 ||
-        opt->ttl_s < LIM_TTL_MIN || opt->ttl_s > LIM_TTL_MAX)
+    if (base == NULL || hc == NULL || urls == NULL || opt == NULL || opt->name == NULL ||
+        opt->name[0] == '\0' || strlen(opt->name) > LIM_NAME_MAX || opt->host == NULL ||
+        opt->host[0] == '\0' || opt->port < 1 || opt->port > 65535 || opt->ttl_s < LIM_TTL_MIN ||
+        opt->ttl_s > LIM_TTL_MAX)
         goto cleanup;
     type = opt->type != NULL ? opt->type : opt->name;
     rc = calloc(1, sizeof(*rc));
@@ -355,8 +349,7 @@ void rc_stop(struct rc_client *rc)
         return;
     memset(&req, 0, sizeof(req));
     rc->dereg_url = rc->urls->current;
-    snprintf(url, sizeof(url), "%s/v1/services/%s", ru_current(rc->urls),
-             rc->id);
+    snprintf(url, sizeof(url), "%s/v1/services/%s", ru_current(rc->urls), rc->id);
     req.method = "DELETE";
     req.url = url;
     req.timeout_ms = RC_DEREGISTER_TIMEOUT_MS;
@@ -382,10 +375,7 @@ const char *rc_id(const struct rc_client *rc)
 }
 
 /* Whether the last answer about our registration acknowledged it. */
-bool rc_registered(const struct rc_client *rc)
-{
-    return rc != NULL && rc->registered;
-}
+bool rc_registered(const struct rc_client *rc) { return rc != NULL && rc->registered; }
 
 /* Cancel the timer and the calls in flight (no callback runs) and free.
  * Accepts NULL. Must run before hc_client_free of the borrowed client and

@@ -18,11 +18,11 @@ struct ru_list;
 struct rc_client;
 
 struct rc_options {
-    const char *name;   /* service name, e.g. "logging-service" (copied) */
-    const char *type;   /* NULL: same as name (copied) */
-    const char *host;   /* advertised host (copied) */
-    int port;           /* the real bound port */
-    int ttl_s;          /* lease; renewed every ttl/3 */
+    const char *name; /* service name, e.g. "logging-service" (copied) */
+    const char *type; /* NULL: same as name (copied) */
+    const char *host; /* advertised host (copied) */
+    int port;         /* the real bound port */
+    int ttl_s;        /* lease; renewed every ttl/3 */
 };
 
 /* Create the client; base, hc and urls are borrowed and must outlive it
@@ -31,9 +31,8 @@ struct rc_options {
  * allocation failure or when opt is out of range (name empty or over
  * LIM_NAME_MAX, host empty, port outside 1..65535, ttl_s outside
  * LIM_TTL_MIN..LIM_TTL_MAX). */
-struct rc_client *rc_new(struct event_base *base, struct hc_client *hc,
-                         struct ru_list *urls, const struct rc_options *opt)
-    __attribute__((warn_unused_result));
+struct rc_client *rc_new(struct event_base *base, struct hc_client *hc, struct ru_list *urls,
+                         const struct rc_options *opt) __attribute__((warn_unused_result));
 
 /* Begin: register now (asynchronously) and keep the lease alive. Only the
  * first call does anything, and nothing after rc_stop. */

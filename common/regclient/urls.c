@@ -5,49 +5,46 @@
  * and the discovery cache use; ru_failover moves it when a URL does not
  * answer. */
 #include "regclient/urls.h"
+#include "core/errbuf.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#define RU_SCHEME "http://"
+#define RU_SCHEME     "http://"
 #define RU_SCHEME_LEN (sizeof(RU_SCHEME) - 1)
-#define RU_SHOWN_MAX 64 /* bytes of a bad entry quoted in an error */
+#define RU_SHOWN_MAX  64 /* bytes of a bad entry quoted in an error */
 
 /* Is c allowed in a host name or IPv4 literal? */
 static bool ru_host_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_';
 }
 
 /* Is c allowed inside the brackets of an IPv6 literal? (hex, ':', '.' for
  * an embedded IPv4, '%' for a zone) */
 static bool ru_ipv6_char(char c)
 {
-    return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-           (c >= '0' && c <= '9') || c == ':' || c == '.' || c == '%';
+    return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9') || c == ':' ||
+           c == '.' || c == '%';
 }
 
 /* Is c allowed in the path prefix? Printable ASCII without space, and
  * without '?' and '#': a query or fragment cannot prefix "/v1/...". */
-static bool ru_path_char(char c)
-{
-    return c > ' ' && c < 0x7f && c != '?' && c != '#';
-}
+static bool ru_path_char(char c) { return c > ' ' && c < 0x7f && c != '?' && c != '#'; }
 
 /* Fill err with "'<entry>' <why>", quoting at most RU_SHOWN_MAX bytes of
  * the entry (borrowed: entry[0..len)). */
-static void ru_fail(char *err, size_t errlen, const char *entry, size_t len,
-                    const char *why)
+static void ru_fail(char *err, size_t errlen, const char *entry, size_t len, const char *why)
 {
     if (err == NULL || errlen == 0)
         return;
     if (len > RU_SHOWN_MAX)
-        snprintf(err, errlen, "'%.*s...' %s", RU_SHOWN_MAX, entry, why);
+        errbuf_set(err, errlen, "'%.*s...' %s", RU_SHOWN_MAX, entry, why);
     else
-        snprintf(err, errlen, "'%.*s' %s", (int)len, entry, why);
+        errbuf_set(err, errlen, "'%.*s' %s", (int)len, entry, why);
 }
 
 /* Check one entry s[0..len) (already trimmed) and return NULL when it is a
@@ -107,7 +104,7 @@ int ru_parse(struct ru_list *l, const char *spec, char *err, size_t errlen)
     memset(l, 0, sizeof(*l));
     if (spec == NULL || spec[strspn(spec, " \t")] == '\0') {
         if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "no URL given");
+            errbuf_set(err, errlen, "no URL given");
         goto fail;
     }
     for (;;) {
@@ -122,7 +119,7 @@ int ru_parse(struct ru_list *l, const char *spec, char *err, size_t errlen)
             len--;
         if (len == 0) {
             if (err != NULL && errlen > 0)
-                snprintf(err, errlen, "'%s' has an empty entry", spec);
+                errbuf_set(err, errlen, "'%s' has an empty entry", spec);
             goto fail;
         }
         why = ru_check(p, len);
@@ -138,7 +135,7 @@ int ru_parse(struct ru_list *l, const char *spec, char *err, size_t errlen)
         }
         if (l->n == RU_URLS_MAX) {
             if (err != NULL && errlen > 0)
-                snprintf(err, errlen, "more than %d URLs", RU_URLS_MAX);
+                errbuf_set(err, errlen, "more than %d URLs", RU_URLS_MAX);
             goto fail;
         }
         memcpy(l->urls[l->n], p, len);

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #define RU_URLS_MAX 8
-#define RU_URL_MAX 256
+#define RU_URL_MAX  256
 
 struct ru_list {
     char urls[RU_URLS_MAX][RU_URL_MAX]; /* without trailing '/' */

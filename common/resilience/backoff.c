@@ -76,8 +76,7 @@ static uint64_t bo_prng_uniform(uint64_t bound, void *arg)
 /* The policy to use: p (borrowed) or, for NULL, the defaults. */
 static const struct bo_policy *bo_policy_or_default(const struct bo_policy *p)
 {
-    static const struct bo_policy defaults = {
-        BO_BASE_MS_DEFAULT, BO_CAP_MS_DEFAULT, NULL, NULL};
+    static const struct bo_policy defaults = {BO_BASE_MS_DEFAULT, BO_CAP_MS_DEFAULT, NULL, NULL};
 
     return p != NULL ? p : &defaults;
 }
@@ -126,8 +125,8 @@ int64_t bo_delay_ms(const struct bo_policy *p, unsigned attempt)
  * not shortened to the time left: a retry squeezed against the deadline
  * would have no time to run, so giving up is the simpler and honest answer.
  * A deadline already passed gives -1 without drawing. Never overflows. */
-int64_t bo_next_delay_ms(const struct bo_policy *p, unsigned attempt,
-                         int64_t now_ms, int64_t deadline_ms)
+int64_t bo_next_delay_ms(const struct bo_policy *p, unsigned attempt, int64_t now_ms,
+                         int64_t deadline_ms)
 {
     int64_t delay;
 

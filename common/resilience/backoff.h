@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define BO_BASE_MS_DEFAULT 100
-#define BO_CAP_MS_DEFAULT 2000
+#define BO_BASE_MS_DEFAULT     100
+#define BO_CAP_MS_DEFAULT      2000
 #define BO_DEADLINE_MS_DEFAULT 10000
 
 /* Uniform random number in [0, bound] inclusive (an answer above bound is
@@ -33,7 +33,7 @@ int64_t bo_delay_ms(const struct bo_policy *p, unsigned attempt);
  * returns the drawn delay when now + delay <= deadline (equal is allowed),
  * or -1 when waiting it would pass the deadline (the caller gives up). A
  * drawn delay that does not fit is not shortened to the time left. */
-int64_t bo_next_delay_ms(const struct bo_policy *p, unsigned attempt,
-                         int64_t now_ms, int64_t deadline_ms);
+int64_t bo_next_delay_ms(const struct bo_policy *p, unsigned attempt, int64_t now_ms,
+                         int64_t deadline_ms);
 
 #endif

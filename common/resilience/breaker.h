@@ -14,33 +14,33 @@
 #include <stdint.h>
 
 #define BRK_CONSECUTIVE_DEFAULT 5
-#define BRK_WINDOW_DEFAULT 20
-#define BRK_MIN_CALLS_DEFAULT 10
-#define BRK_RATE_DEFAULT 50
-#define BRK_OPEN_MS_DEFAULT 5000
-#define BRK_PROBES_DEFAULT 3
-#define BRK_WINDOW_MAX 64
+#define BRK_WINDOW_DEFAULT      20
+#define BRK_MIN_CALLS_DEFAULT   10
+#define BRK_RATE_DEFAULT        50
+#define BRK_OPEN_MS_DEFAULT     5000
+#define BRK_PROBES_DEFAULT      3
+#define BRK_WINDOW_MAX          64
 
 enum brk_state { BRK_CLOSED = 0, BRK_OPEN, BRK_HALF_OPEN };
 
 struct brk_config {
-    unsigned consecutive;   /* consecutive failures that open it */
-    unsigned window;        /* calls in the rate window (<= BRK_WINDOW_MAX) */
-    unsigned min_calls;     /* calls needed before the rate counts */
-    unsigned rate_percent;  /* failure rate that opens it */
-    int64_t open_ms;        /* cool-down before half-open */
-    unsigned probes;        /* calls let through half-open */
+    unsigned consecutive;  /* consecutive failures that open it */
+    unsigned window;       /* calls in the rate window (<= BRK_WINDOW_MAX) */
+    unsigned min_calls;    /* calls needed before the rate counts */
+    unsigned rate_percent; /* failure rate that opens it */
+    int64_t open_ms;       /* cool-down before half-open */
+    unsigned probes;       /* calls let through half-open */
 };
 
 struct brk_breaker {
     struct brk_config cfg;
     enum brk_state state;
     unsigned consecutive_failures;
-    uint64_t window_bits;   /* 1 = failure, newest in bit 0 */
-    unsigned window_fill;   /* calls recorded in the window, <= cfg.window */
+    uint64_t window_bits; /* 1 = failure, newest in bit 0 */
+    unsigned window_fill; /* calls recorded in the window, <= cfg.window */
     int64_t opened_at_ms;
-    unsigned probes_out;    /* half-open calls admitted, not yet reported */
-    unsigned probes_ok;     /* half-open successes */
+    unsigned probes_out; /* half-open calls admitted, not yet reported */
+    unsigned probes_ok;  /* half-open successes */
 };
 
 /* Fill cfg with the defaults above. */

@@ -8,14 +8,11 @@
 #include <string.h>
 
 #define RV_FNV_OFFSET UINT64_C(0xcbf29ce484222325)
-#define RV_FNV_PRIME UINT64_C(0x100000001b3)
-#define RV_CACHE_MAX 64 /* nodes whose weights rv_rank keeps on the stack */
+#define RV_FNV_PRIME  UINT64_C(0x100000001b3)
+#define RV_CACHE_MAX  64 /* nodes whose weights rv_rank keeps on the stack */
 
 /* s, or "" for NULL, so a NULL name ranks like an empty one. */
-static const char *rv_str(const char *s)
-{
-    return s != NULL ? s : "";
-}
+static const char *rv_str(const char *s) { return s != NULL ? s : ""; }
 
 /* Fold the bytes of s (borrowed) into the FNV-1a state h. */
 static uint64_t rv_fnv1a(uint64_t h, const char *s)

@@ -3,13 +3,13 @@
  * requests of one event-loop turn are committed together at its end. */
 #include "api.h"
 
-#include "http/server.h"
-#include "core/log.h"
-#include "http/metrics.h"
 #include "../core/catalog.h"
-#include "core/service.h"
 #include "../core/spec.h"
 #include "../store/store.h"
+#include "core/log.h"
+#include "core/service.h"
+#include "http/metrics.h"
+#include "http/server.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -17,11 +17,11 @@
 #include <string.h>
 
 struct reg_api {
-    struct svc *svc;            /* borrowed */
-    struct reg_registry *reg;   /* borrowed */
-    struct store *store;        /* borrowed */
-    struct event *tick;         /* owned: persistent expiry timer */
-    struct event *flush;        /* owned: activated after a write */
+    struct svc *svc;          /* borrowed */
+    struct reg_registry *reg; /* borrowed */
+    struct store *store;      /* borrowed */
+    struct event *tick;       /* owned: persistent expiry timer */
+    struct event *flush;      /* owned: activated after a write */
 };
 
 /* Queue the commit of this turn's writes (runs once per loop turn). */
@@ -56,8 +56,7 @@ static void api_tick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Reply {"success": true, "<key>": <instance>}. */
-static void api_reply_instance(struct hs_req *req, const char *key,
-                               const struct reg_instance *in)
+static void api_reply_instance(struct hs_req *req, const char *key, const struct reg_instance *in)
 {
     struct evbuffer *out = hs_req_output(req);
 
@@ -99,8 +98,8 @@ static void api_register(struct hs_req *req, void *arg)
         hs_reply_error(req, 500, "could not register: %s", err);
         return;
     }
-    log_info("%s %s at %s:%d (ttl %d s)", created ? "registered" : "re-registered", id,
-              spec.host, spec.port, spec.ttl);
+    log_info("%s %s at %s:%d (ttl %d s)", created ? "registered" : "re-registered", id, spec.host,
+             spec.port, spec.ttl);
     reg_spec_clear(&spec);
     api_schedule_flush(api);
     hs_reply_json(req, created ? 201 : 200,
@@ -247,8 +246,8 @@ static void api_collect(struct evbuffer *out, void *arg)
                         (unsigned long long)st.expired, (unsigned long long)st.removed);
 }
 
-struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r,
-                            struct store *st, int64_t cleanup_ms)
+struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct store *st,
+                            int64_t cleanup_ms)
 {
     struct reg_api *api = calloc(1, sizeof(*api));
 

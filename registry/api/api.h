@@ -14,9 +14,8 @@ struct reg_api;
 /* Add the /v1 routes to svc's server and start the cleanup timer every
  * cleanup_ms. svc, r and st are borrowed and must outlive the API.
  * Returns NULL on failure; caller frees with reg_api_free. */
-struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r,
-                            struct store *st, int64_t cleanup_ms)
-    __attribute__((warn_unused_result));
+struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct store *st,
+                            int64_t cleanup_ms) __attribute__((warn_unused_result));
 
 /* Stop the timers, commit what is pending, free. Accepts NULL. */
 void reg_api_free(struct reg_api *api);

@@ -7,10 +7,11 @@
  *     by last heartbeat, so expiry only ever looks at list heads. */
 #include "catalog.h"
 
-#include "core/log.h"
-#include "core/service.h"
 #include "../store/store.h"
 #include "codec/uid.h"
+#include "core/errbuf.h"
+#include "core/log.h"
+#include "core/service.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -22,11 +23,11 @@
 
 /* Instances of one name or one type; items holds the passing ones. */
 struct reg_group {
-    char *key;                  /* owned */
+    char *key;                   /* owned */
     struct reg_instance **items; /* owned array of borrowed pointers */
     size_t n, cap;
-    size_t members;             /* instances referring to the group, any health */
-    uint64_t rr;                /* round-robin cursor */
+    size_t members; /* instances referring to the group, any health */
+    uint64_t rr;    /* round-robin cursor */
     UT_hash_handle hh;
 };
 
@@ -42,22 +43,22 @@ struct reg_bucket {
 /* Kept small: with 100k instances every byte counts 100k times. The strings
  * share one allocation; metadata lives only in the stored document. */
 struct reg_instance {
-    char *strs;                 /* owned: "id\0name\0host\0type\0tag\0...tag\0\0" */
+    char *strs;                                 /* owned: "id\0name\0host\0type\0tag\0...tag\0\0" */
     const char *id, *name, *host, *type, *tags; /* into strs; tags ends at "" */
     int port, ttl;
-    char *doc;                  /* owned: the stored registration, a JSON object */
+    char *doc; /* owned: the stored registration, a JSON object */
     size_t doc_len;
     int64_t heartbeat_ms;
     enum reg_health health;
-    struct reg_bucket *bucket;  /* borrowed */
-    struct reg_instance *prev, *next; /* in bucket->passing or bucket->critical */
+    struct reg_bucket *bucket;           /* borrowed */
+    struct reg_instance *prev, *next;    /* in bucket->passing or bucket->critical */
     struct reg_group *by_name, *by_type; /* borrowed */
-    size_t name_pos, type_pos;  /* index in the groups' items while passing */
+    size_t name_pos, type_pos;           /* index in the groups' items while passing */
     UT_hash_handle hh;
 };
 
 struct reg_registry {
-    struct store *store;        /* borrowed */
+    struct store *store; /* borrowed */
     struct reg_options opt;
     struct reg_instance *by_id; /* uthash head; owns the instances */
     struct reg_group *names;    /* uthash head */
@@ -89,8 +90,7 @@ static int64_t reg_now(struct reg_registry *r)
 
 static int64_t reg_deregister_after(const struct reg_registry *r, int ttl)
 {
-    return r->opt.deregister_after_ms > 0 ? r->opt.deregister_after_ms
-                                          : (int64_t)ttl * 3000;
+    return r->opt.deregister_after_ms > 0 ? r->opt.deregister_after_ms : (int64_t)ttl * 3000;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -207,10 +207,9 @@ static void reg_instance_free(struct reg_instance *in)
 /* Serialise the registration part of spec under id; caller frees. */
 static char *reg_doc_new(const char *id, const struct reg_spec *spec)
 {
-    json_t *obj = json_pack("{s:s, s:s, s:s, s:i, s:s, s:O, s:O, s:i}", "id", id,
-                            "name", spec->name, "host", spec->host, "port",
-                            spec->port, "type", spec->type, "tags", spec->tags,
-                            "metadata", spec->metadata, "ttl", spec->ttl);
+    json_t *obj = json_pack("{s:s, s:s, s:s, s:i, s:s, s:O, s:O, s:i}", "id", id, "name",
+                            spec->name, "host", spec->host, "port", spec->port, "type", spec->type,
+                            "tags", spec->tags, "metadata", spec->metadata, "ttl", spec->ttl);
     char *doc = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
 
     json_decref(obj);
@@ -220,8 +219,8 @@ static char *reg_doc_new(const char *id, const struct reg_spec *spec)
 /* Fill in's registration fields from spec under id (copied), taking
  * ownership of doc. On failure in is unchanged and doc is freed. The
  * instance must not be in the id table (its key lives in the strings). */
-static int reg_instance_set(struct reg_instance *in, const char *id,
-                            const struct reg_spec *spec, char *doc)
+static int reg_instance_set(struct reg_instance *in, const char *id, const struct reg_spec *spec,
+                            char *doc)
 {
     const char *fixed[4] = {id, spec->name, spec->host, spec->type};
     const json_t *tag;
@@ -230,7 +229,7 @@ static int reg_instance_set(struct reg_instance *in, const char *id,
 
     for (i = 0; i < 4; i++)
         len += strlen(fixed[i]) + 1;
-    json_array_foreach(spec->tags, i, tag)
+    json_array_foreach (spec->tags, i, tag)
         len += json_string_length(tag) + 1;
     strs = malloc(len);
     if (!strs) {
@@ -243,8 +242,7 @@ static int reg_instance_set(struct reg_instance *in, const char *id,
         memcpy(strs + off, fixed[i], n);
         off += n;
     }
-    json_array_foreach(spec->tags, i, tag)
-    {
+    json_array_foreach (spec->tags, i, tag) {
         size_t n = json_string_length(tag) + 1;
 
         memcpy(strs + off, json_string_value(tag), n);
@@ -345,8 +343,7 @@ void reg_free(struct reg_registry *r)
 
     if (!r)
         return;
-    HASH_ITER(hh, r->by_id, in, tmp)
-    {
+    HASH_ITER (hh, r->by_id, in, tmp) {
         reg_unlink_all(r, in);
         HASH_DEL(r->by_id, in);
         reg_instance_free(in);
@@ -354,8 +351,8 @@ void reg_free(struct reg_registry *r)
     free(r);
 }
 
-int reg_register(struct reg_registry *r, const struct reg_spec *spec,
-                 char *id_out, bool *created, char *err, size_t errlen)
+int reg_register(struct reg_registry *r, const struct reg_spec *spec, char *id_out, bool *created,
+                 char *err, size_t errlen)
 {
     struct reg_instance *in = NULL;
     char id[LIM_ID_MAX + 1];
@@ -372,7 +369,7 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec,
     }
     doc = reg_doc_new(id, spec);
     if (!doc) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return -1;
     }
     if (store_put(r->store, id, doc, strlen(doc), err, errlen) != 0) {
@@ -389,14 +386,14 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec,
         in = calloc(1, sizeof(*in));
         if (!in) {
             free(doc);
-            snprintf(err, errlen, "out of memory");
+            errbuf_set(err, errlen, "out of memory");
             return -1;
         }
         *created = true;
     }
     if (reg_instance_set(in, id, spec, doc) != 0 || reg_link(r, in, now) != 0) {
         reg_instance_free(in);
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return -1;
     }
     HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
@@ -415,8 +412,7 @@ static void reg_drop(struct reg_registry *r, struct reg_instance *in)
     r->stats.instances--;
 }
 
-int reg_deregister(struct reg_registry *r, const char *id, char *err,
-                   size_t errlen)
+int reg_deregister(struct reg_registry *r, const char *id, char *err, size_t errlen)
 {
     struct reg_instance *in = NULL;
 
@@ -474,13 +470,11 @@ static bool reg_has_tag(const struct reg_instance *in, const char *tag)
 static bool reg_matches(const struct reg_instance *in, const struct reg_filter *f)
 {
     return (!f->name || strcmp(in->name, f->name) == 0) &&
-           (!f->type || strcmp(in->type, f->type) == 0) &&
-           (!f->tag || reg_has_tag(in, f->tag)) &&
+           (!f->type || strcmp(in->type, f->type) == 0) && (!f->tag || reg_has_tag(in, f->tag)) &&
            (f->health < 0 || (int)in->health == f->health);
 }
 
-const struct reg_instance *reg_discover(struct reg_registry *r, const char *name,
-                                        const char *type,
+const struct reg_instance *reg_discover(struct reg_registry *r, const char *name, const char *type,
                                         enum reg_strategy strategy)
 {
     struct reg_group *g = NULL;
@@ -493,8 +487,8 @@ const struct reg_instance *reg_discover(struct reg_registry *r, const char *name
         HASH_FIND_STR(r->types, type, g);
     if (!g || g->n == 0)
         return NULL;
-    start = strategy == REG_ROUND_ROBIN ? (size_t)(g->rr++ % g->n)
-                                        : (size_t)rand_r(&r->seed) % g->n;
+    start =
+        strategy == REG_ROUND_ROBIN ? (size_t)(g->rr++ % g->n) : (size_t)rand_r(&r->seed) % g->n;
     if (!name || !type)
         return g->items[start];
     /* Both given: from start on, the first instance of the name that also
@@ -520,8 +514,7 @@ int reg_write_instance(const struct reg_instance *in, struct evbuffer *out)
                : 0;
 }
 
-int reg_write_list(const struct reg_registry *r, const struct reg_filter *f,
-                   struct evbuffer *out)
+int reg_write_list(const struct reg_registry *r, const struct reg_filter *f, struct evbuffer *out)
 {
     const struct reg_instance *in;
     int first = 1;
@@ -547,8 +540,7 @@ size_t reg_tick(struct reg_registry *r)
     int64_t now = reg_now(r);
     char err[256];
 
-    HASH_ITER(hh, r->buckets, b, btmp)
-    {
+    HASH_ITER (hh, r->buckets, b, btmp) {
         int64_t ttl_ms = (int64_t)b->ttl * 1000;
         int64_t grace = reg_deregister_after(r, b->ttl);
         struct reg_instance *in;
@@ -578,8 +570,7 @@ size_t reg_tick(struct reg_registry *r)
             DL_APPEND(b->critical, in);
             r->stats.expired++;
             changed++;
-            log_warn("instance %s is critical: no renewal within its ttl of %d s", in->id,
-                     b->ttl);
+            log_warn("instance %s is critical: no renewal within its ttl of %d s", in->id, b->ttl);
         }
     next_bucket:;
     }
@@ -641,10 +632,7 @@ long reg_load(struct reg_registry *r, char *err, size_t errlen)
     return (long)(r->stats.instances - before);
 }
 
-void reg_get_stats(const struct reg_registry *r, struct reg_stats *out)
-{
-    *out = r->stats;
-}
+void reg_get_stats(const struct reg_registry *r, struct reg_stats *out) { *out = r->stats; }
 
 const char *reg_instance_id(const struct reg_instance *in) { return in->id; }
 const char *reg_instance_name(const struct reg_instance *in) { return in->name; }

@@ -30,7 +30,7 @@ struct reg_options {
     int64_t deregister_after_ms; /* critical this long -> removed; 0: 3 x ttl */
     reg_clock_fn clock;          /* NULL: the real clock */
     void *clock_arg;
-    unsigned int seed;           /* random discovery; 0: seeded from time */
+    unsigned int seed; /* random discovery; 0: seeded from time */
 };
 
 /* Filters for listing; NULL members match everything. */
@@ -55,37 +55,33 @@ void reg_free(struct reg_registry *r);
 /* Load every stored registration; each gets a fresh ttl window from now.
  * Returns the number loaded, or -1 with err. Bad records are skipped with a
  * warning in the log. */
-long reg_load(struct reg_registry *r, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+long reg_load(struct reg_registry *r, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Register spec (borrowed; its tags and metadata are copied). With an id
  * that exists the instance is updated in place and *created is false.
  * Copies the id into id_out (LIM_ID_MAX + 1 bytes). Returns 0, or -1 with
  * err when the store refuses the write (nothing changed). */
-int reg_register(struct reg_registry *r, const struct reg_spec *spec,
-                 char *id_out, bool *created, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int reg_register(struct reg_registry *r, const struct reg_spec *spec, char *id_out, bool *created,
+                 char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Remove id. Returns 0, 1 when unknown, -1 with err on a store failure. */
-int reg_deregister(struct reg_registry *r, const char *id, char *err,
-                   size_t errlen) __attribute__((warn_unused_result));
+int reg_deregister(struct reg_registry *r, const char *id, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Record a heartbeat for id (critical -> passing). 0, or 1 when unknown. */
-int reg_renew(struct reg_registry *r, const char *id)
-    __attribute__((warn_unused_result));
+int reg_renew(struct reg_registry *r, const char *id) __attribute__((warn_unused_result));
 
 /* Borrowed instance, valid until the next mutating call; NULL if unknown. */
 const struct reg_instance *reg_get(const struct reg_registry *r, const char *id);
 
 /* One passing instance chosen by strategy among those with the given name
  * and/or type (at least one non-NULL), or NULL when none is passing. */
-const struct reg_instance *reg_discover(struct reg_registry *r, const char *name,
-                                        const char *type,
+const struct reg_instance *reg_discover(struct reg_registry *r, const char *name, const char *type,
                                         enum reg_strategy strategy);
 
 /* Append to out a JSON array of the instances matching f. 0 or -1. */
-int reg_write_list(const struct reg_registry *r, const struct reg_filter *f,
-                   struct evbuffer *out) __attribute__((warn_unused_result));
+int reg_write_list(const struct reg_registry *r, const struct reg_filter *f, struct evbuffer *out)
+    __attribute__((warn_unused_result));
 
 /* Append the instance's JSON object to out. 0 or -1. */
 int reg_write_instance(const struct reg_instance *in, struct evbuffer *out)

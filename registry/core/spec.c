@@ -2,6 +2,7 @@
 #include "spec.h"
 
 #include "codec/uid.h"
+#include "core/errbuf.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -17,8 +18,8 @@ static bool reg_name_valid(const char *s)
 
         if (n >= LIM_NAME_MAX)
             return false;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
             return false;
     }
     return n > 0;
@@ -35,8 +36,8 @@ static bool reg_label_valid(const char *s, size_t len)
     for (i = 0; i < len; i++) {
         char c = s[i];
 
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
             return false;
     }
     return true;
@@ -77,27 +78,27 @@ static bool reg_id_valid_for(const char *id, const char *name)
 
 /* Copy a string member into dst (cap bytes with the NUL) after checking
  * it; a missing optional member leaves dst as it is. */
-static int reg_take_string(const json_t *body, const char *key, bool required,
-                           char *dst, size_t cap, char *err, size_t errlen)
+static int reg_take_string(const json_t *body, const char *key, bool required, char *dst,
+                           size_t cap, char *err, size_t errlen)
 {
     const json_t *v = json_object_get(body, key);
     size_t len;
 
     if (!v) {
         if (required) {
-            snprintf(err, errlen, "missing required field '%s'", key);
+            errbuf_set(err, errlen, "missing required field '%s'", key);
             return -1;
         }
         return 0;
     }
     if (!json_is_string(v)) {
-        snprintf(err, errlen, "field '%s' must be a string", key);
+        errbuf_set(err, errlen, "field '%s' must be a string", key);
         return -1;
     }
     len = json_string_length(v);
     if (len >= cap || strlen(json_string_value(v)) != len) {
-        snprintf(err, errlen, "field '%s' is longer than %zu characters or holds a NUL",
-                 key, cap - 1);
+        errbuf_set(err, errlen, "field '%s' is longer than %zu characters or holds a NUL", key,
+                   cap - 1);
         return -1;
     }
     memcpy(dst, json_string_value(v), len + 1);
@@ -105,35 +106,34 @@ static int reg_take_string(const json_t *body, const char *key, bool required,
 }
 
 /* Read an integer member into *out, checking [min, max]. */
-static int reg_take_int(const json_t *body, const char *key, bool required,
-                        long min, long max, int *out, char *err, size_t errlen)
+static int reg_take_int(const json_t *body, const char *key, bool required, long min, long max,
+                        int *out, char *err, size_t errlen)
 {
     const json_t *v = json_object_get(body, key);
     json_int_t x;
 
     if (!v) {
         if (required) {
-            snprintf(err, errlen, "missing required field '%s'", key);
+            errbuf_set(err, errlen, "missing required field '%s'", key);
             return -1;
         }
         return 0;
     }
     if (!json_is_integer(v)) {
-        snprintf(err, errlen, "field '%s' must be an integer", key);
+        errbuf_set(err, errlen, "field '%s' must be an integer", key);
         return -1;
     }
     x = json_integer_value(v);
     if (x < min || x > max) {
-        snprintf(err, errlen, "field '%s' must be between %ld and %ld, got %lld", key,
-                 min, max, (long long)x);
+        errbuf_set(err, errlen, "field '%s' must be between %ld and %ld, got %lld", key, min, max,
+                   (long long)x);
         return -1;
     }
     *out = (int)x;
     return 0;
 }
 
-static int reg_take_tags(const json_t *body, struct reg_spec *spec, char *err,
-                         size_t errlen)
+static int reg_take_tags(const json_t *body, struct reg_spec *spec, char *err, size_t errlen)
 {
     const json_t *v = json_object_get(body, "tags");
     const json_t *tag;
@@ -144,23 +144,22 @@ static int reg_take_tags(const json_t *body, struct reg_spec *spec, char *err,
         return spec->tags ? 0 : -1;
     }
     if (!json_is_array(v)) {
-        snprintf(err, errlen, "field 'tags' must be an array of strings");
+        errbuf_set(err, errlen, "field 'tags' must be an array of strings");
         return -1;
     }
     if (json_array_size(v) > LIM_TAGS_MAX) {
-        snprintf(err, errlen, "field 'tags' has %zu tags; at most %d are allowed",
-                 json_array_size(v), LIM_TAGS_MAX);
+        errbuf_set(err, errlen, "field 'tags' has %zu tags; at most %d are allowed",
+                   json_array_size(v), LIM_TAGS_MAX);
         return -1;
     }
-    json_array_foreach(v, i, tag)
-    {
+    json_array_foreach (v, i, tag) {
         if (!json_is_string(tag)) {
-            snprintf(err, errlen, "tags[%zu] must be a string", i);
+            errbuf_set(err, errlen, "tags[%zu] must be a string", i);
             return -1;
         }
         if (json_string_length(tag) == 0 || json_string_length(tag) > LIM_TAG_LEN_MAX) {
-            snprintf(err, errlen, "tags[%zu] must be 1 to %d characters long", i,
-                     LIM_TAG_LEN_MAX);
+            errbuf_set(err, errlen, "tags[%zu] must be 1 to %d characters long", i,
+                       LIM_TAG_LEN_MAX);
             return -1;
         }
     }
@@ -168,8 +167,7 @@ static int reg_take_tags(const json_t *body, struct reg_spec *spec, char *err,
     return spec->tags ? 0 : -1;
 }
 
-static int reg_take_metadata(const json_t *body, struct reg_spec *spec,
-                             char *err, size_t errlen)
+static int reg_take_metadata(const json_t *body, struct reg_spec *spec, char *err, size_t errlen)
 {
     const json_t *v = json_object_get(body, "metadata");
     const char *key;
@@ -180,28 +178,27 @@ static int reg_take_metadata(const json_t *body, struct reg_spec *spec,
         return spec->metadata ? 0 : -1;
     }
     if (!json_is_object(v)) {
-        snprintf(err, errlen, "field 'metadata' must be an object of string values");
+        errbuf_set(err, errlen, "field 'metadata' must be an object of string values");
         return -1;
     }
     if (json_object_size(v) > LIM_META_MAX) {
-        snprintf(err, errlen, "field 'metadata' has %zu keys; at most %d are allowed",
-                 json_object_size(v), LIM_META_MAX);
+        errbuf_set(err, errlen, "field 'metadata' has %zu keys; at most %d are allowed",
+                   json_object_size(v), LIM_META_MAX);
         return -1;
     }
-    json_object_foreach((json_t *)v, key, value)
-    {
+    json_object_foreach ((json_t *)v, key, value) {
         if (strlen(key) == 0 || strlen(key) > LIM_META_KEY_MAX) {
-            snprintf(err, errlen, "metadata keys must be 1 to %d characters long",
-                     LIM_META_KEY_MAX);
+            errbuf_set(err, errlen, "metadata keys must be 1 to %d characters long",
+                       LIM_META_KEY_MAX);
             return -1;
         }
         if (!json_is_string(value)) {
-            snprintf(err, errlen, "metadata['%.64s'] must be a string", key);
+            errbuf_set(err, errlen, "metadata['%.64s'] must be a string", key);
             return -1;
         }
         if (json_string_length(value) > LIM_META_VALUE_MAX) {
-            snprintf(err, errlen, "metadata['%.64s'] is longer than %d characters", key,
-                     LIM_META_VALUE_MAX);
+            errbuf_set(err, errlen, "metadata['%.64s'] is longer than %d characters", key,
+                       LIM_META_VALUE_MAX);
             return -1;
         }
     }
@@ -209,13 +206,12 @@ static int reg_take_metadata(const json_t *body, struct reg_spec *spec,
     return spec->metadata ? 0 : -1;
 }
 
-int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err,
-                   size_t errlen)
+int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err, size_t errlen)
 {
     memset(spec, 0, sizeof(*spec));
-    snprintf(err, errlen, "out of memory");
+    errbuf_set(err, errlen, "out of memory");
     if (!json_is_object(body)) {
-        snprintf(err, errlen, "request body must be a JSON object");
+        errbuf_set(err, errlen, "request body must be a JSON object");
         return -1;
     }
     strcpy(spec->type, REG_TYPE_DEFAULT);
@@ -227,25 +223,24 @@ int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err,
         reg_take_int(body, "ttl", false, LIM_TTL_MIN, LIM_TTL_MAX, &spec->ttl, err, errlen))
         goto fail;
     if (!reg_name_valid(spec->name)) {
-        snprintf(err, errlen, "field 'name' must match [A-Za-z0-9._-]{1,%d}", LIM_NAME_MAX);
+        errbuf_set(err, errlen, "field 'name' must match [A-Za-z0-9._-]{1,%d}", LIM_NAME_MAX);
         goto fail;
     }
     if (!reg_name_valid(spec->type)) {
-        snprintf(err, errlen, "field 'type' must match [A-Za-z0-9._-]{1,%d}", LIM_TYPE_MAX);
+        errbuf_set(err, errlen, "field 'type' must match [A-Za-z0-9._-]{1,%d}", LIM_TYPE_MAX);
         goto fail;
     }
     if (!reg_host_valid(spec->host)) {
-        snprintf(err, errlen,
-                 "field 'host' must be a hostname or an IP address of at most %d characters",
-                 LIM_HOST_MAX);
+        errbuf_set(err, errlen,
+                   "field 'host' must be a hostname or an IP address of at most %d characters",
+                   LIM_HOST_MAX);
         goto fail;
     }
     if (json_object_get(body, "id")) {
         if (reg_take_string(body, "id", false, spec->id, sizeof(spec->id), err, errlen))
             goto fail;
         if (!reg_id_valid_for(spec->id, spec->name)) {
-            snprintf(err, errlen, "field 'id' must be '<name>-<uuid>' for name '%s'",
-                     spec->name);
+            errbuf_set(err, errlen, "field 'id' must be '<name>-<uuid>' for name '%s'", spec->name);
             goto fail;
         }
         spec->has_id = true;
@@ -258,8 +253,8 @@ fail:
     return -1;
 }
 
-int reg_spec_parse_text(const char *text, size_t len, struct reg_spec *spec,
-                        char *err, size_t errlen)
+int reg_spec_parse_text(const char *text, size_t len, struct reg_spec *spec, char *err,
+                        size_t errlen)
 {
     json_error_t jerr;
     json_t *body = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
@@ -267,8 +262,8 @@ int reg_spec_parse_text(const char *text, size_t len, struct reg_spec *spec,
 
     if (!body) {
         memset(spec, 0, sizeof(*spec));
-        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
+        errbuf_set(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                   jerr.text);
         return -1;
     }
     rc = reg_spec_parse(body, spec, err, errlen);

@@ -1,8 +1,8 @@
 /* memory.c: the in-memory store backend, a uthash map of id -> JSON
  * document. Nothing survives the process; it serves tests and a registry run
  * without persistence. Writes apply at once, so flush has nothing to do. */
-#include "store.h"
 #include "core/errbuf.h"
+#include "store.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,8 +15,8 @@
 #include <uthash.h>
 
 struct mem_entry {
-    char *id;       /* owned, NUL-terminated; the hash key */
-    char *doc;      /* owned, NUL-terminated at doc_len */
+    char *id;  /* owned, NUL-terminated; the hash key */
+    char *doc; /* owned, NUL-terminated at doc_len */
     size_t doc_len;
     UT_hash_handle hh;
 };
@@ -55,8 +55,8 @@ static char *mem_store_dup(const char *doc, size_t doc_len)
 
 /* Insert or replace id -> doc; both borrowed and copied. On failure the
  * previous document, if any, stays. */
-static int mem_store_put(struct store *base, const char *id, const char *doc,
-                         size_t doc_len, char *err, size_t errlen)
+static int mem_store_put(struct store *base, const char *id, const char *doc, size_t doc_len,
+                         char *err, size_t errlen)
 {
     struct mem_store *st = (struct mem_store *)base;
     struct mem_entry *e = NULL;
@@ -113,8 +113,7 @@ cleanup:
 }
 
 /* Remove id if present (borrowed); an unknown id is not an error. */
-static int mem_store_del(struct store *base, const char *id, char *err,
-                         size_t errlen)
+static int mem_store_del(struct store *base, const char *id, char *err, size_t errlen)
 {
     struct mem_store *st = (struct mem_store *)base;
     struct mem_entry *e = NULL;
@@ -137,8 +136,7 @@ static int mem_store_del(struct store *base, const char *id, char *err,
 
 /* Call fn on every entry in insertion order; id and doc are lent to fn for
  * the call only. -1 if fn asks to stop. */
-static int mem_store_load(struct store *base, store_load_fn fn, void *arg,
-                          char *err, size_t errlen)
+static int mem_store_load(struct store *base, store_load_fn fn, void *arg, char *err, size_t errlen)
 {
     struct mem_store *st = (struct mem_store *)base;
     struct mem_entry *e = NULL;
@@ -154,11 +152,9 @@ static int mem_store_load(struct store *base, store_load_fn fn, void *arg,
         return -1;
     }
     st->loading = 1;
-    HASH_ITER(hh, st->entries, e, tmp) {
+    HASH_ITER (hh, st->entries, e, tmp) {
         if (fn(e->id, e->doc, e->doc_len, arg) != 0) {
-            errbuf_set(err, errlen,
-                          "memory store: load stopped by callback at id %s",
-                          e->id);
+            errbuf_set(err, errlen, "memory store: load stopped by callback at id %s", e->id);
             rc = -1;
             break;
         }
@@ -194,7 +190,7 @@ static void mem_store_close(struct store *base)
     struct mem_entry *e = NULL;
     struct mem_entry *tmp = NULL;
 
-    HASH_ITER(hh, st->entries, e, tmp) {
+    HASH_ITER (hh, st->entries, e, tmp) {
         HASH_DEL(st->entries, e);
         mem_entry_free(e);
     }

@@ -9,8 +9,8 @@
  * of registrations into a few commits (group commit) instead of one fsync
  * each. The connection is opened without SQLite's mutexes: a store belongs
  * to the one thread running the event loop. */
-#include "store.h"
 #include "core/errbuf.h"
+#include "store.h"
 
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -37,8 +37,8 @@
  * replaces the entry in place, which is safe because writes to distinct ids
  * commute. */
 struct sqlite_pending {
-    char *id;              /* owned; the hash key */
-    char *doc;             /* owned; NULL for a delete */
+    char *id;  /* owned; the hash key */
+    char *doc; /* owned; NULL for a delete */
     size_t doc_len;
     sqlite3_int64 updated_at; /* unix seconds when the write was queued */
     UT_hash_handle hh;
@@ -47,7 +47,7 @@ struct sqlite_pending {
 struct sqlite_store {
     struct store base; /* must stay first: struct store * casts to this */
     sqlite3 *db;
-    char *path;        /* owned copy, for error messages */
+    char *path; /* owned copy, for error messages */
     sqlite3_stmt *put_stmt;
     sqlite3_stmt *del_stmt;
     sqlite3_stmt *select_stmt;
@@ -55,14 +55,13 @@ struct sqlite_store {
     sqlite3_stmt *commit_stmt;
     sqlite3_stmt *rollback_stmt;
     struct sqlite_pending *pending; /* uthash head */
-    int loading; /* inside load(): calls back into the store are refused */
+    int loading;                    /* inside load(): calls back into the store are refused */
 };
 
-static const char sqlite_store_schema[] =
-    "CREATE TABLE IF NOT EXISTS services ("
-    " id TEXT PRIMARY KEY,"
-    " doc TEXT NOT NULL,"
-    " updated_at INTEGER NOT NULL)"; /* unix seconds */
+static const char sqlite_store_schema[] = "CREATE TABLE IF NOT EXISTS services ("
+                                          " id TEXT PRIMARY KEY,"
+                                          " doc TEXT NOT NULL,"
+                                          " updated_at INTEGER NOT NULL)"; /* unix seconds */
 
 /* Free one queued write (already out of the hash). Accepts NULL. */
 static void sqlite_pending_free(struct sqlite_pending *p)
@@ -80,7 +79,7 @@ static void sqlite_store_clear_pending(struct sqlite_store *st)
     struct sqlite_pending *p = NULL;
     struct sqlite_pending *tmp = NULL;
 
-    HASH_ITER(hh, st->pending, p, tmp) {
+    HASH_ITER (hh, st->pending, p, tmp) {
         HASH_DEL(st->pending, p);
         sqlite_pending_free(p);
     }
@@ -89,15 +88,14 @@ static void sqlite_store_clear_pending(struct sqlite_store *st)
 /* Step a statement that returns no row (or whose rows are ignored), then
  * reset it and drop its bindings (they may point at memory about to be
  * freed). 0, or -1 with err "sqlite: <path>: <what>: <errmsg>". */
-static int sqlite_store_run(struct sqlite_store *st, sqlite3_stmt *stmt,
-                            const char *what, char *err, size_t errlen)
+static int sqlite_store_run(struct sqlite_store *st, sqlite3_stmt *stmt, const char *what,
+                            char *err, size_t errlen)
 {
     int rc = sqlite3_step(stmt);
     int ret = 0;
 
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        errbuf_set(err, errlen, "sqlite: %s: %s: %s", st->path, what,
-                         sqlite3_errmsg(st->db));
+        errbuf_set(err, errlen, "sqlite: %s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
         ret = -1;
     }
     sqlite3_reset(stmt);
@@ -107,15 +105,15 @@ static int sqlite_store_run(struct sqlite_store *st, sqlite3_stmt *stmt,
 
 /* sqlite3_exec one or more statements that are not kept (setup only).
  * 0, or -1 with err. */
-static int sqlite_store_exec(struct sqlite_store *st, const char *sql,
-                             const char *what, char *err, size_t errlen)
+static int sqlite_store_exec(struct sqlite_store *st, const char *sql, const char *what, char *err,
+                             size_t errlen)
 {
     char *msg = NULL;
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
 
     if (rc != SQLITE_OK) {
         errbuf_set(err, errlen, "sqlite: %s: %s: %s", st->path, what,
-                         msg ? msg : sqlite3_errstr(rc));
+                   msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
         return -1;
     }
@@ -124,15 +122,14 @@ static int sqlite_store_exec(struct sqlite_store *st, const char *sql,
 
 /* Prepare a statement that lives as long as the store; *out owned by st.
  * 0, or -1 with err. */
-static int sqlite_store_prepare(struct sqlite_store *st, const char *sql,
-                                sqlite3_stmt **out, char *err, size_t errlen)
+static int sqlite_store_prepare(struct sqlite_store *st, const char *sql, sqlite3_stmt **out,
+                                char *err, size_t errlen)
 {
-    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                out, NULL);
+    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
 
     if (rc != SQLITE_OK) {
-        errbuf_set(err, errlen, "sqlite: %s: prepare \"%s\": %s",
-                         st->path, sql, sqlite3_errmsg(st->db));
+        errbuf_set(err, errlen, "sqlite: %s: prepare \"%s\": %s", st->path, sql,
+                   sqlite3_errmsg(st->db));
         return -1;
     }
     return 0;
@@ -151,8 +148,7 @@ static void sqlite_store_rollback(struct sqlite_store *st)
 /* Create the schema or check the file's one, in one write transaction so
  * two registries opening a fresh file at once cannot interleave. Refuses a
  * version newer than SQLITE_STORE_SCHEMA_VERSION. 0, or -1 with err. */
-static int sqlite_store_migrate(struct sqlite_store *st, char *err,
-                                size_t errlen)
+static int sqlite_store_migrate(struct sqlite_store *st, char *err, size_t errlen)
 {
     sqlite3_stmt *stmt = NULL;
     char sql[64];
@@ -164,35 +160,32 @@ static int sqlite_store_migrate(struct sqlite_store *st, char *err,
         goto cleanup;
     in_tx = 1;
 
-    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &stmt, NULL) !=
-        SQLITE_OK) {
-        errbuf_set(err, errlen, "sqlite: %s: read schema version: %s",
-                         st->path, sqlite3_errmsg(st->db));
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK) {
+        errbuf_set(err, errlen, "sqlite: %s: read schema version: %s", st->path,
+                   sqlite3_errmsg(st->db));
         goto cleanup;
     }
     if (sqlite3_step(stmt) != SQLITE_ROW) {
-        errbuf_set(err, errlen, "sqlite: %s: read schema version: %s",
-                         st->path, sqlite3_errmsg(st->db));
+        errbuf_set(err, errlen, "sqlite: %s: read schema version: %s", st->path,
+                   sqlite3_errmsg(st->db));
         goto cleanup;
     }
     version = sqlite3_column_int(stmt, 0);
     if (version > SQLITE_STORE_SCHEMA_VERSION || version < 0) {
         errbuf_set(err, errlen,
-                         "sqlite: %s: schema version %d is not supported "
-                         "(this registry knows up to %d); refusing to open "
-                         "a file written by a newer registry",
-                         st->path, version, SQLITE_STORE_SCHEMA_VERSION);
+                   "sqlite: %s: schema version %d is not supported "
+                   "(this registry knows up to %d); refusing to open "
+                   "a file written by a newer registry",
+                   st->path, version, SQLITE_STORE_SCHEMA_VERSION);
         goto cleanup;
     }
 
     /* Version 0 is a fresh (or empty) file. Future migrations go here,
      * one step per version, before user_version is raised. */
-    if (sqlite_store_exec(st, sqlite_store_schema, "create schema", err,
-                          errlen) < 0)
+    if (sqlite_store_exec(st, sqlite_store_schema, "create schema", err, errlen) < 0)
         goto cleanup;
     if (version < SQLITE_STORE_SCHEMA_VERSION) {
-        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
-                 SQLITE_STORE_SCHEMA_VERSION);
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SQLITE_STORE_SCHEMA_VERSION);
         if (sqlite_store_exec(st, sql, "set schema version", err, errlen) < 0)
             goto cleanup;
     }
@@ -223,8 +216,7 @@ static int sqlite_store_flush(struct store *base, char *err, size_t errlen)
     int rc = -1;
 
     if (st->loading) {
-        errbuf_set(err, errlen, "sqlite: %s: flush called during load",
-                         st->path);
+        errbuf_set(err, errlen, "sqlite: %s: flush called during load", st->path);
         return -1;
     }
     if (!st->pending)
@@ -234,12 +226,11 @@ static int sqlite_store_flush(struct store *base, char *err, size_t errlen)
         goto cleanup;
     in_tx = 1;
 
-    HASH_ITER(hh, st->pending, p, tmp) {
+    HASH_ITER (hh, st->pending, p, tmp) {
         if (p->doc) {
             /* SQLITE_STATIC: p outlives the step; run() clears bindings. */
             sqlite3_bind_text(st->put_stmt, 1, p->id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st->put_stmt, 2, p->doc, (int)p->doc_len,
-                              SQLITE_STATIC);
+            sqlite3_bind_text(st->put_stmt, 2, p->doc, (int)p->doc_len, SQLITE_STATIC);
             sqlite3_bind_int64(st->put_stmt, 3, p->updated_at);
             if (sqlite_store_run(st, st->put_stmt, "put", err, errlen) < 0)
                 goto cleanup;
@@ -266,9 +257,8 @@ cleanup:
  * borrowed, copied here). Replaces a queued write to the same id; flushes
  * first if a new entry would exceed STORE_PENDING_MAX. On failure nothing is
  * queued or changed. 0, or -1 with err. */
-static int sqlite_store_enqueue(struct sqlite_store *st, const char *id,
-                                const char *doc, size_t doc_len, char *err,
-                                size_t errlen)
+static int sqlite_store_enqueue(struct sqlite_store *st, const char *id, const char *doc,
+                                size_t doc_len, char *err, size_t errlen)
 {
     struct sqlite_pending *p = NULL;
     struct sqlite_pending *fresh = NULL;
@@ -276,8 +266,7 @@ static int sqlite_store_enqueue(struct sqlite_store *st, const char *id,
     int rc = -1;
 
     if (st->loading) {
-        errbuf_set(err, errlen, "sqlite: %s: write called during load",
-                         st->path);
+        errbuf_set(err, errlen, "sqlite: %s: write called during load", st->path);
         goto cleanup;
     }
     if (doc) {
@@ -329,22 +318,19 @@ cleanup:
 }
 
 /* Queue id -> doc (both borrowed, copied). See sqlite_store_enqueue. */
-static int sqlite_store_put(struct store *base, const char *id,
-                            const char *doc, size_t doc_len, char *err,
-                            size_t errlen)
+static int sqlite_store_put(struct store *base, const char *id, const char *doc, size_t doc_len,
+                            char *err, size_t errlen)
 {
     struct sqlite_store *st = (struct sqlite_store *)base;
 
     if (!id || !doc) {
-        errbuf_set(err, errlen, "sqlite: %s: put: NULL id or doc",
-                         st->path);
+        errbuf_set(err, errlen, "sqlite: %s: put: NULL id or doc", st->path);
         return -1;
     }
     /* Beyond SQLite's string limit (1e9 by default, below INT_MAX, which
      * bind_text's int length needs) the flush could never succeed. */
     if (doc_len > (size_t)sqlite3_limit(st->db, SQLITE_LIMIT_LENGTH, -1)) {
-        errbuf_set(err, errlen, "sqlite: %s: put %s: document too large",
-                         st->path, id);
+        errbuf_set(err, errlen, "sqlite: %s: put %s: document too large", st->path, id);
         return -1;
     }
     return sqlite_store_enqueue(st, id, doc, doc_len, err, errlen);
@@ -352,8 +338,7 @@ static int sqlite_store_put(struct store *base, const char *id,
 
 /* Queue the deletion of id (borrowed). An unknown id is not an error: the
  * DELETE then simply matches nothing. */
-static int sqlite_store_del(struct store *base, const char *id, char *err,
-                            size_t errlen)
+static int sqlite_store_del(struct store *base, const char *id, char *err, size_t errlen)
 {
     struct sqlite_store *st = (struct sqlite_store *)base;
 
@@ -367,8 +352,8 @@ static int sqlite_store_del(struct store *base, const char *id, char *err,
 /* Flush, then call fn on every stored record; id and doc are lent to fn for
  * the call only. -1 with err if the flush or the read fails or fn asks to
  * stop. */
-static int sqlite_store_load(struct store *base, store_load_fn fn, void *arg,
-                             char *err, size_t errlen)
+static int sqlite_store_load(struct store *base, store_load_fn fn, void *arg, char *err,
+                             size_t errlen)
 {
     struct sqlite_store *st = (struct sqlite_store *)base;
     const char *id = NULL;
@@ -378,13 +363,11 @@ static int sqlite_store_load(struct store *base, store_load_fn fn, void *arg,
     int rc = -1;
 
     if (!fn) {
-        errbuf_set(err, errlen, "sqlite: %s: load: NULL callback",
-                         st->path);
+        errbuf_set(err, errlen, "sqlite: %s: load: NULL callback", st->path);
         return -1;
     }
     if (st->loading) {
-        errbuf_set(err, errlen, "sqlite: %s: load called during load",
-                         st->path);
+        errbuf_set(err, errlen, "sqlite: %s: load called during load", st->path);
         return -1;
     }
     if (sqlite_store_flush(base, err, errlen) < 0)
@@ -396,8 +379,7 @@ static int sqlite_store_load(struct store *base, store_load_fn fn, void *arg,
         if (step == SQLITE_DONE)
             break;
         if (step != SQLITE_ROW) {
-            errbuf_set(err, errlen, "sqlite: %s: load: %s", st->path,
-                             sqlite3_errmsg(st->db));
+            errbuf_set(err, errlen, "sqlite: %s: load: %s", st->path, sqlite3_errmsg(st->db));
             goto cleanup;
         }
         /* The SELECT excludes NULLs, so NULL here means out of memory. */
@@ -405,14 +387,11 @@ static int sqlite_store_load(struct store *base, store_load_fn fn, void *arg,
         doc = (const char *)sqlite3_column_text(st->select_stmt, 1);
         doc_len = (size_t)sqlite3_column_bytes(st->select_stmt, 1);
         if (!id || !doc) {
-            errbuf_set(err, errlen, "sqlite: %s: load: out of memory",
-                             st->path);
+            errbuf_set(err, errlen, "sqlite: %s: load: out of memory", st->path);
             goto cleanup;
         }
         if (fn(id, doc, doc_len, arg) != 0) {
-            errbuf_set(err, errlen,
-                             "sqlite: %s: load stopped by callback at id %s",
-                             st->path, id);
+            errbuf_set(err, errlen, "sqlite: %s: load stopped by callback at id %s", st->path, id);
             goto cleanup;
         }
     }
@@ -496,29 +475,24 @@ struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
         goto oom;
 
     rc = sqlite3_open_v2(path, &st->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                             SQLITE_OPEN_NOMUTEX,
-                         NULL);
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         errbuf_set(err, errlen, "sqlite: cannot open %s: %s", path,
-                         st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+                   st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         goto fail;
     }
     /* SQLite quietly falls back to read-only when the file is not
      * writable; every put would then fail at flush time. Refuse now. */
     if (sqlite3_db_readonly(st->db, "main") == 1) {
-        errbuf_set(err, errlen,
-                         "sqlite: cannot open %s: file is read-only", path);
+        errbuf_set(err, errlen, "sqlite: cannot open %s: file is read-only", path);
         goto fail;
     }
     sqlite3_busy_timeout(st->db, SQLITE_STORE_BUSY_TIMEOUT_MS);
 
     /* The first statement reads the file: a non-database fails here. */
-    if (sqlite_store_exec(st, "PRAGMA journal_mode = WAL", "set WAL journal",
-                          err, errlen) < 0)
+    if (sqlite_store_exec(st, "PRAGMA journal_mode = WAL", "set WAL journal", err, errlen) < 0)
         goto fail;
-    if (sqlite_store_exec(st, "PRAGMA synchronous = NORMAL",
-                          "set synchronous", err, errlen) < 0)
+    if (sqlite_store_exec(st, "PRAGMA synchronous = NORMAL", "set synchronous", err, errlen) < 0)
         goto fail;
     if (sqlite_store_migrate(st, err, errlen) < 0)
         goto fail;
@@ -529,18 +503,15 @@ struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
                              "SET doc = excluded.doc, "
                              "updated_at = excluded.updated_at",
                              &st->put_stmt, err, errlen) < 0 ||
-        sqlite_store_prepare(st, "DELETE FROM services WHERE id = ?1",
-                             &st->del_stmt, err, errlen) < 0 ||
+        sqlite_store_prepare(st, "DELETE FROM services WHERE id = ?1", &st->del_stmt, err, errlen) <
+            0 ||
         sqlite_store_prepare(st,
                              "SELECT id, doc FROM services "
                              "WHERE id IS NOT NULL",
                              &st->select_stmt, err, errlen) < 0 ||
-        sqlite_store_prepare(st, "BEGIN IMMEDIATE", &st->begin_stmt, err,
-                             errlen) < 0 ||
-        sqlite_store_prepare(st, "COMMIT", &st->commit_stmt, err, errlen) <
-            0 ||
-        sqlite_store_prepare(st, "ROLLBACK", &st->rollback_stmt, err,
-                             errlen) < 0)
+        sqlite_store_prepare(st, "BEGIN IMMEDIATE", &st->begin_stmt, err, errlen) < 0 ||
+        sqlite_store_prepare(st, "COMMIT", &st->commit_stmt, err, errlen) < 0 ||
+        sqlite_store_prepare(st, "ROLLBACK", &st->rollback_stmt, err, errlen) < 0)
         goto fail;
 
     return &st->base;

@@ -25,16 +25,14 @@ struct store;
  * the duration of the call (doc is also NUL-terminated at doc_len). Return 0
  * to go on, -1 to stop loading; store_load then returns -1 too. fn must not
  * call put, del, flush or load on the same store (they fail with -1). */
-typedef int (*store_load_fn)(const char *id, const char *doc, size_t doc_len,
-                             void *arg);
+typedef int (*store_load_fn)(const char *id, const char *doc, size_t doc_len, void *arg);
 
 struct store_ops {
     const char *name; /* "sqlite", "memory" */
-    int (*put)(struct store *st, const char *id, const char *doc,
-               size_t doc_len, char *err, size_t errlen);
+    int (*put)(struct store *st, const char *id, const char *doc, size_t doc_len, char *err,
+               size_t errlen);
     int (*del)(struct store *st, const char *id, char *err, size_t errlen);
-    int (*load)(struct store *st, store_load_fn fn, void *arg, char *err,
-                size_t errlen);
+    int (*load)(struct store *st, store_load_fn fn, void *arg, char *err, size_t errlen);
     int (*flush)(struct store *st, char *err, size_t errlen);
     size_t (*pending)(const struct store *st);
     void (*close)(struct store *st);
@@ -56,16 +54,15 @@ struct store *store_memory_open(void) __attribute__((warn_unused_result));
 /* Insert or replace the document for id (both copied; the caller keeps
  * its buffers). May flush first when STORE_PENDING_MAX writes are buffered.
  * 0, or -1 with err and nothing changed. */
-static inline int store_put(struct store *st, const char *id, const char *doc,
-                            size_t doc_len, char *err, size_t errlen)
+static inline int store_put(struct store *st, const char *id, const char *doc, size_t doc_len,
+                            char *err, size_t errlen)
 {
     return st->ops->put(st, id, doc, doc_len, err, errlen);
 }
 
 /* Delete id; deleting an unknown id is not an error. May flush first like
  * store_put. 0, or -1 with err and nothing changed. */
-static inline int store_del(struct store *st, const char *id, char *err,
-                            size_t errlen)
+static inline int store_del(struct store *st, const char *id, char *err, size_t errlen)
 {
     return st->ops->del(st, id, err, errlen);
 }
@@ -73,8 +70,8 @@ static inline int store_del(struct store *st, const char *id, char *err,
 /* Call fn for every record, in no particular order; buffered writes are
  * included (the SQLite backend flushes them first). 0, or -1 with err if the
  * store failed or fn asked to stop. */
-static inline int store_load(struct store *st, store_load_fn fn, void *arg,
-                             char *err, size_t errlen)
+static inline int store_load(struct store *st, store_load_fn fn, void *arg, char *err,
+                             size_t errlen)
 {
     return st->ops->load(st, fn, arg, err, errlen);
 }
@@ -87,10 +84,7 @@ static inline int store_flush(struct store *st, char *err, size_t errlen)
 }
 
 /* Number of writes buffered and not yet flushed. */
-static inline size_t store_pending(const struct store *st)
-{
-    return st->ops->pending(st);
-}
+static inline size_t store_pending(const struct store *st) { return st->ops->pending(st); }
 
 /* Flush what is pending (best effort: writes that fail to commit here are
  * lost, so call store_flush first to learn of errors) and free the store.

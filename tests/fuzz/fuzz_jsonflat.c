@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FZ_CAP 256
+#define FZ_CAP      256
 #define FZ_TINY_CAP 4
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -78,8 +78,8 @@ static json_t *fz_build(const struct jf_tok *toks, size_t i)
 
 /* Check the token tree at toks[i], which must end exactly at `limit`
  * (its parent's bound), against the input [buf, buf + size). */
-static void fz_check_tree(const struct jf_tok *toks, size_t i, size_t limit,
-                          const char *buf, size_t size, unsigned depth)
+static void fz_check_tree(const struct jf_tok *toks, size_t i, size_t limit, const char *buf,
+                          size_t size, unsigned depth)
 {
     const struct jf_tok *t = &toks[i];
     size_t k;
@@ -175,8 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_check_tree(toks, 0, n, buf, size, 1);
 
     /* Exactly n tokens suffice and give the same tokens; n - 1 do not. */
-    if (jf_parse(buf, size, again, n, &n2) != JF_OK || n2 != n ||
-        !fz_same_tokens(again, toks, n))
+    if (jf_parse(buf, size, again, n, &n2) != JF_OK || n2 != n || !fz_same_tokens(again, toks, n))
         abort();
     if (jf_parse(buf, size, again, n - 1, &n2) != JF_OTHER)
         abort();

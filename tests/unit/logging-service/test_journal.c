@@ -30,11 +30,11 @@ static ssize_t counted_write(int fd, const void *buf, size_t n);
 
 #include <cmocka.h>
 
-#define ERRLEN 512
-#define DIR_LEN 256
-#define PATH_LEN 512
+#define ERRLEN    512
+#define DIR_LEN   256
+#define PATH_LEN  512
 #define FILE_NAME "logging-5001.jsonl"
-#define SEEN_MAX 1024
+#define SEEN_MAX  1024
 
 #define U1 "11111111-1111-4111-8111-111111111111"
 #define U2 "22222222-2222-4222-8222-222222222222"
@@ -63,7 +63,7 @@ struct seen {
     char *msg[SEEN_MAX];
     size_t len[SEEN_MAX];
     int64_t ts[SEEN_MAX];
-    int stop_at;         /* > 0: return -1 for this record number (1-based) */
+    int stop_at; /* > 0: return -1 for this record number (1-based) */
 };
 
 static int seen_cb(const struct jn_record *rec, void *arg)
@@ -102,8 +102,7 @@ static int setup(void **state)
     if (!fx)
         return -1;
     fx->saved_stderr = -1;
-    snprintf(fx->dir, sizeof(fx->dir), "%s/test_journal.XXXXXX",
-             tmp && tmp[0] ? tmp : "/tmp");
+    snprintf(fx->dir, sizeof(fx->dir), "%s/test_journal.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
     if (!mkdtemp(fx->dir)) {
         free(fx);
         return -1;
@@ -436,13 +435,12 @@ static void test_corrupt_middle_lines_skipped(void **state)
 
     append_ok(j, &r1, 1);
     jn_close(j);
-    append_raw(fx->path,
-               "this is not json\n"                                       /* line 2 */
-               "{\"uuid\":\"not-a-uuid\",\"msg\":\"x\",\"ts\":1}\n"       /* line 3 */
-               "{\"uuid\":\"" U3 "\",\"msg\":\"no ts\"}\n"                /* line 4 */
-               "{\"uuid\":\"" U3 "\",\"msg\":\"\",\"ts\":1}\n"            /* line 5 */
-               "[1,2,3]\n"                                                /* line 6 */
-               "\n");                                                     /* line 7 */
+    append_raw(fx->path, "this is not json\n"                                 /* line 2 */
+                         "{\"uuid\":\"not-a-uuid\",\"msg\":\"x\",\"ts\":1}\n" /* line 3 */
+                         "{\"uuid\":\"" U3 "\",\"msg\":\"no ts\"}\n"          /* line 4 */
+                         "{\"uuid\":\"" U3 "\",\"msg\":\"\",\"ts\":1}\n"      /* line 5 */
+                         "[1,2,3]\n"                                          /* line 6 */
+                         "\n");                                               /* line 7 */
     j = open_ok(fx, JN_FSYNC_NO);
     append_ok(j, &r2, 1);
     jn_close(j);

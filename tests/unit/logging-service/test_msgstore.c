@@ -36,8 +36,7 @@ static int teardown(void **state)
 }
 
 /* Put and assert that ms_put succeeded; returns the outcome. */
-static enum ms_outcome put(struct ms_store *s, const char *uuid, const char *msg,
-                           int64_t ts)
+static enum ms_outcome put(struct ms_store *s, const char *uuid, const char *msg, int64_t ts)
 {
     enum ms_outcome out = MS_CONFLICT;
 
@@ -258,8 +257,8 @@ static void test_many(void **state)
         assert_int_equal(put(s, uuid, msg, 0), MS_DUPLICATE);
     }
     assert_int_equal(ms_count(s), n);
-    print_message("[  BENCH   ] %u inserts: first half %.3f s, second half %.3f s\n", n,
-                  t1 - t0, t2 - t1);
+    print_message("[  BENCH   ] %u inserts: first half %.3f s, second half %.3f s\n", n, t1 - t0,
+                  t2 - t1);
     /* Generous bound (sanitizers, noisy machines); a linear scan would be
      * thousands of times slower in the second half. */
     assert_true(t2 - t1 < 10 * (t1 - t0) + 0.5);

@@ -6,13 +6,14 @@
 
 #include <event2/buffer.h>
 #include <jansson.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 struct fixture {
@@ -21,10 +22,7 @@ struct fixture {
     int64_t now_ms;
 };
 
-static int64_t fake_clock(void *arg)
-{
-    return ((struct fixture *)arg)->now_ms;
-}
+static int64_t fake_clock(void *arg) { return ((struct fixture *)arg)->now_ms; }
 
 static struct reg_registry *make_registry(struct fixture *f, int64_t dereg_ms)
 {
@@ -76,8 +74,8 @@ static bool do_register(struct fixture *f, const char *json, char *id)
     return created;
 }
 
-static void register_n(struct fixture *f, const char *name, const char *type, int n,
-                       int ttl, char ids[][LIM_ID_MAX + 1])
+static void register_n(struct fixture *f, const char *name, const char *type, int n, int ttl,
+                       char ids[][LIM_ID_MAX + 1])
 {
     char body[512];
     int i;
@@ -115,7 +113,8 @@ static void test_register_get_deregister(void **state)
     const struct reg_instance *in;
     struct reg_stats st;
 
-    assert_true(do_register(f, "{\"name\":\"logging-service\",\"host\":\"127.0.0.1\",\"port\":5001}", id));
+    assert_true(
+        do_register(f, "{\"name\":\"logging-service\",\"host\":\"127.0.0.1\",\"port\":5001}", id));
     assert_int_equal(strncmp(id, "logging-service-", 16), 0);
     assert_int_equal(strlen(id), 16 + 36);
     in = reg_get(f->reg, id);
@@ -145,8 +144,9 @@ static void test_instance_json(void **state)
     struct evbuffer *buf = evbuffer_new();
     json_t *obj;
 
-    do_register(f, "{\"name\":\"a\",\"host\":\"h.example\",\"port\":1,\"type\":\"t\","
-                   "\"tags\":[\"x\"],\"metadata\":{\"k\":\"v\"},\"ttl\":7}",
+    do_register(f,
+                "{\"name\":\"a\",\"host\":\"h.example\",\"port\":1,\"type\":\"t\","
+                "\"tags\":[\"x\"],\"metadata\":{\"k\":\"v\"},\"ttl\":7}",
                 id);
     assert_int_equal(reg_write_instance(reg_get(f->reg, id), buf), 0);
     obj = json_loadb((const char *)evbuffer_pullup(buf, -1), evbuffer_get_length(buf), 0, NULL);
@@ -155,7 +155,8 @@ static void test_instance_json(void **state)
     assert_string_equal(json_string_value(json_object_get(obj, "host")), "h.example");
     assert_string_equal(json_string_value(json_object_get(obj, "type")), "t");
     assert_string_equal(json_string_value(json_array_get(json_object_get(obj, "tags"), 0)), "x");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(obj, "metadata"), "k")), "v");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(obj, "metadata"), "k")),
+                        "v");
     assert_int_equal(json_integer_value(json_object_get(obj, "ttl")), 7);
     assert_int_equal(json_integer_value(json_object_get(obj, "last_heartbeat")), f->now_ms / 1000);
     assert_string_equal(json_string_value(json_object_get(obj, "health")), "passing");
@@ -171,7 +172,8 @@ static void test_reregister_same_id(void **state)
 
     do_register(f, "{\"name\":\"svc\",\"host\":\"127.0.0.1\",\"port\":5001,\"type\":\"a\"}", id);
     snprintf(body, sizeof(body),
-             "{\"id\":\"%s\",\"name\":\"svc\",\"host\":\"127.0.0.1\",\"port\":6001,\"type\":\"b\"}", id);
+             "{\"id\":\"%s\",\"name\":\"svc\",\"host\":\"127.0.0.1\",\"port\":6001,\"type\":\"b\"}",
+             id);
     assert_false(do_register(f, body, id2));
     assert_string_equal(id, id2);
     assert_int_equal(reg_instance_port(reg_get(f->reg, id)), 6001);
@@ -365,9 +367,11 @@ static void test_discover_by_type_and_both(void **state)
     for (i = 0; i < 20; i++) {
         in = reg_discover(f->reg, "svc", "beta", REG_RANDOM);
         assert_non_null(in);
-        assert_true(strcmp(reg_instance_id(in), b[0]) == 0 || strcmp(reg_instance_id(in), b[1]) == 0);
+        assert_true(strcmp(reg_instance_id(in), b[0]) == 0 ||
+                    strcmp(reg_instance_id(in), b[1]) == 0);
         in = reg_discover(f->reg, NULL, "alpha", REG_ROUND_ROBIN);
-        assert_true(strcmp(reg_instance_id(in), a[0]) == 0 || strcmp(reg_instance_id(in), a[1]) == 0);
+        assert_true(strcmp(reg_instance_id(in), a[0]) == 0 ||
+                    strcmp(reg_instance_id(in), a[1]) == 0);
     }
     assert_null(reg_discover(f->reg, "svc", "gamma", REG_RANDOM));
     assert_null(reg_discover(f->reg, "other", NULL, REG_RANDOM));
@@ -403,7 +407,7 @@ static void test_many_instances_churn(void **state)
 {
     struct fixture *f = *state;
     enum { N = 5000 };
-    char (*ids)[LIM_ID_MAX + 1] = calloc(N, LIM_ID_MAX + 1);
+    char(*ids)[LIM_ID_MAX + 1] = calloc(N, LIM_ID_MAX + 1);
     struct reg_stats st;
     char err[128];
     int i;

@@ -2,13 +2,14 @@
  * be accepted or refused with a message naming what was wrong. */
 #include "registry/core/spec.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 struct spec_case {
@@ -48,8 +49,10 @@ static const struct spec_case spec_cases[] = {
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"tags\":[1]}", "tags[0] must be a string"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"tags\":[\"\"]}", "tags[0] must be 1 to 256"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"metadata\":[]}", "'metadata' must be an object"},
-    {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"metadata\":{\"k\":1}}", "metadata['k'] must be a string"},
-    {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"id\":\"b-00000000-0000-4000-8000-000000000000\"}", "'id' must be '<name>-<uuid>'"},
+    {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"metadata\":{\"k\":1}}",
+     "metadata['k'] must be a string"},
+    {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"id\":\"b-00000000-0000-4000-8000-000000000000\"}",
+     "'id' must be '<name>-<uuid>'"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"id\":\"a-zz\"}", "'id'"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"id\":7}", "'id' must be a string"},
 };

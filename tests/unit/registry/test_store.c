@@ -7,10 +7,10 @@
 #include "support.h"
 
 #include <errno.h>
+#include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +23,7 @@
 
 #define ERRLEN 256
 /* mkdtemp names are short; paths below add a short file name. */
-#define DIR_LEN 256
+#define DIR_LEN  256
 #define PATH_LEN 512
 
 struct backend {
@@ -71,8 +71,7 @@ static int setup(void **state)
     if (!fx)
         return -1;
     fx->be = be;
-    snprintf(fx->dir, sizeof(fx->dir), "%s/test_store.XXXXXX",
-             tmp && tmp[0] ? tmp : "/tmp");
+    snprintf(fx->dir, sizeof(fx->dir), "%s/test_store.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
     if (!mkdtemp(fx->dir)) {
         free(fx);
         return -1;
@@ -116,9 +115,9 @@ struct seen {
     const char *want_id; /* borrowed; NULL to only count */
     size_t count;
     size_t want_hits;
-    char *want_doc;      /* owned copy of the last doc seen for want_id */
+    char *want_doc; /* owned copy of the last doc seen for want_id */
     size_t want_len;
-    int stop_after;      /* > 0: ask to stop after this many records */
+    int stop_after; /* > 0: ask to stop after this many records */
 };
 
 static int seen_cb(const char *id, const char *doc, size_t doc_len, void *arg)
@@ -335,15 +334,13 @@ static void test_load_stops_on_callback(void **state)
 }
 
 /* A load callback that tries to write to the store it is loading. */
-static int writing_cb(const char *id, const char *doc, size_t doc_len,
-                      void *arg)
+static int writing_cb(const char *id, const char *doc, size_t doc_len, void *arg)
 {
     struct store *st = arg;
     char err[ERRLEN] = "";
 
     (void)id;
-    assert_int_equal(store_put(st, "svc-new", doc, doc_len, err, sizeof(err)),
-                     -1);
+    assert_int_equal(store_put(st, "svc-new", doc, doc_len, err, sizeof(err)), -1);
     assert_int_equal(store_del(st, "svc-a", err, sizeof(err)), -1);
     assert_int_equal(store_flush(st, err, sizeof(err)), -1);
     assert_true(err[0] != '\0');
@@ -356,8 +353,7 @@ static void test_writes_during_load_refused(void **state)
     char err[ERRLEN] = "";
 
     put_ok(fx->st, "svc-a", "{}");
-    assert_int_equal(store_load(fx->st, writing_cb, fx->st, err, sizeof(err)),
-                     0);
+    assert_int_equal(store_load(fx->st, writing_cb, fx->st, err, sizeof(err)), 0);
     assert_int_equal(load_all(fx->st, NULL, NULL), 1);
 }
 
@@ -499,9 +495,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
 
     /* The refused file is left as it was. */
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL),
-        SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(stmt, 0), 99);
     sqlite3_finalize(stmt);
@@ -516,9 +510,7 @@ static void test_sqlite_stamps_schema_version(void **state)
     sqlite3_stmt *stmt = NULL;
 
     assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL),
-        SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(stmt, 0), 1);
     sqlite3_finalize(stmt);
@@ -577,8 +569,7 @@ static void test_sqlite_flush_failure_keeps_pending(void **state)
 
     fill_queue(fx->st);
     assert_int_equal(sqlite3_open(fx->path, &locker), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 
     assert_int_equal(store_flush(fx->st, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "locked"));
@@ -586,15 +577,13 @@ static void test_sqlite_flush_failure_keeps_pending(void **state)
     assert_int_equal(store_pending(fx->st), STORE_PENDING_MAX);
 
     err[0] = '\0';
-    assert_int_equal(
-        store_put(fx->st, "svc-overflow", "{}", 2, err, sizeof(err)), -1);
+    assert_int_equal(store_put(fx->st, "svc-overflow", "{}", 2, err, sizeof(err)), -1);
     assert_true(err[0] != '\0');
     assert_int_equal(store_pending(fx->st), STORE_PENDING_MAX);
     /* Replacing a queued id needs no flush, so it still works. */
     put_ok(fx->st, "svc-1", "{\"v\":2}");
 
-    assert_int_equal(sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_close(locker), SQLITE_OK);
 
     flush_ok(fx->st);
@@ -638,9 +627,11 @@ static void test_bench_100k(void **state)
 }
 
 /* One table entry per backend, named "<backend>: <test>" in the output. */
-#define ON(be, f)                                                           \
-    {#be ": " #f, f, setup, teardown, (void *)&backend_##be}
-#define BOTH(f) ON(memory, f), ON(sqlite, f)
+#define ON(be, f)                                                                                  \
+    {                                                                                              \
+#be ": " #f, f, setup, teardown, (void *)&backend_##be                                     \
+    }
+#define BOTH(f)   ON(memory, f), ON(sqlite, f)
 #define SQLITE(f) ON(sqlite, f)
 
 int main(void)

@@ -5,10 +5,11 @@
  * about each refused case so the table says which are merely narrow; every
  * input sits in a heap buffer of its exact size, with no NUL after it, so
  * AddressSanitizer catches any read past the end. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
+
 #include <cmocka.h>
 
 #include <jansson.h>
@@ -35,8 +36,8 @@ static char *dup_exact(const char *s, size_t len)
 /* jf_parse of s[0..len) copied to an exact-size heap buffer. The tokens
  * point into that buffer, so it is returned in *keep for the caller to
  * free once done with them. */
-static int parse_exact(const char *s, size_t len, struct jf_tok *toks, size_t cap,
-                       size_t *ntoks, char **keep)
+static int parse_exact(const char *s, size_t len, struct jf_tok *toks, size_t cap, size_t *ntoks,
+                       char **keep)
 {
     char *b = dup_exact(s, len);
     int rc = jf_parse(b, len, toks, cap, ntoks);
@@ -107,10 +108,9 @@ static void test_single_message(void **state)
 
 static void test_array_of_messages(void **state)
 {
-    static const char doc[] =
-        "[{\"uuid\":\"u1\",\"msg\":\"one\",\"ts\":1700000000001},"
-        "{\"uuid\":\"u2\",\"msg\":\"two\",\"ts\":1700000000002},"
-        "{\"ts\":1700000000003,\"msg\":\"three\",\"uuid\":\"u3\"}]";
+    static const char doc[] = "[{\"uuid\":\"u1\",\"msg\":\"one\",\"ts\":1700000000001},"
+                              "{\"uuid\":\"u2\",\"msg\":\"two\",\"ts\":1700000000002},"
+                              "{\"ts\":1700000000003,\"msg\":\"three\",\"uuid\":\"u3\"}]";
     static const char *const uuids[] = {"u1", "u2", "u3"};
     static const char *const msgs[] = {"one", "two", "three"};
     struct jf_tok toks[TOKS_CAP];
@@ -254,18 +254,18 @@ static void test_utf8_accepted(void **state)
     /* Every boundary of every sequence length, DEL, and a long string so
      * multi-byte sequences straddle the scanner's 8-byte words. */
     static const char *const strs[] = {
-        "\xc3\xa9",                 /* e acute, 2 bytes */
-        "\xe2\x82\xac",             /* euro sign, 3 bytes */
-        "\xf0\x9f\x98\x80",         /* emoji, 4 bytes */
-        "\xc2\x80",                 /* U+0080, smallest 2-byte */
-        "\xdf\xbf",                 /* U+07FF */
-        "\xe0\xa0\x80",             /* U+0800, smallest 3-byte */
-        "\xed\x9f\xbf",             /* U+D7FF, just below the surrogates */
-        "\xee\x80\x80",             /* U+E000, just above them */
-        "\xef\xbf\xbf",             /* U+FFFF */
-        "\xf0\x90\x80\x80",         /* U+10000, smallest 4-byte */
-        "\xf4\x8f\xbf\xbf",         /* U+10FFFF, the last code point */
-        "\x7f",                     /* DEL: not a control byte for JSON */
+        "\xc3\xa9",         /* e acute, 2 bytes */
+        "\xe2\x82\xac",     /* euro sign, 3 bytes */
+        "\xf0\x9f\x98\x80", /* emoji, 4 bytes */
+        "\xc2\x80",         /* U+0080, smallest 2-byte */
+        "\xdf\xbf",         /* U+07FF */
+        "\xe0\xa0\x80",     /* U+0800, smallest 3-byte */
+        "\xed\x9f\xbf",     /* U+D7FF, just below the surrogates */
+        "\xee\x80\x80",     /* U+E000, just above them */
+        "\xef\xbf\xbf",     /* U+FFFF */
+        "\xf0\x90\x80\x80", /* U+10000, smallest 4-byte */
+        "\xf4\x8f\xbf\xbf", /* U+10FFFF, the last code point */
+        "\x7f",             /* DEL: not a control byte for JSON */
         "abcdefg\xc3\xa9hijklmn\xe2\x82\xacopqrstu\xf0\x9f\x98\x80vwxyz 0123456789",
     };
     size_t i;
@@ -355,8 +355,8 @@ static void test_keys_limit(void **state)
         pos = 0;
         doc[pos++] = '{';
         for (k = 0; k < keys; k++)
-            pos += (size_t)snprintf(doc + pos, sizeof doc - pos, "%s\"k%d\":%d",
-                                    k > 0 ? "," : "", k, k);
+            pos += (size_t)snprintf(doc + pos, sizeof doc - pos, "%s\"k%d\":%d", k > 0 ? "," : "",
+                                    k, k);
         doc[pos++] = '}';
         assert_true(pos < sizeof doc);
         rc = parse_exact(doc, pos, toks, TOKS_CAP, &n, &b);
@@ -435,7 +435,8 @@ static void test_every_prefix_is_refused(void **state)
      * error rather than a lucky NUL. The full text still parses. */
     static const char *const docs[] = {
         "{\"msg\":\"hi\"}",
-        "[{\"uuid\":\"9b2e\",\"msg\":\"h\xc3\xa9llo w\xf0\x9f\x98\x80rld\",\"ts\":-12},null,true,false,[]]",
+        "[{\"uuid\":\"9b2e\",\"msg\":\"h\xc3\xa9llo "
+        "w\xf0\x9f\x98\x80rld\",\"ts\":-12},null,true,false,[]]",
         "{\"success\":true,\"results\":[{\"uuid\":\"a\",\"status\":201,\"duplicate\":false}]}",
     };
     size_t d;
@@ -466,8 +467,14 @@ struct refused {
     bool valid;
 };
 
-#define R(name, text, valid) {name, text, 0, valid}
-#define RN(name, text, valid) {name, text, sizeof(text) - 1, valid} /* embedded NUL */
+#define R(name, text, valid)                                                                       \
+    {                                                                                              \
+        name, text, 0, valid                                                                       \
+    }
+#define RN(name, text, valid)                                                                      \
+    {                                                                                              \
+        name, text, sizeof(text) - 1, valid                                                        \
+    } /* embedded NUL */
 
 static const struct refused refused_cases[] = {
     /* escapes: valid JSON, jansson's job */
@@ -478,7 +485,10 @@ static const struct refused refused_cases[] = {
     R("escape in key", "{\"a\\tb\":1}", true),
     R("bad escape", "[\"\\q\"]", false),
     /* control bytes inside strings */
-    R("raw 0x01", "[\"a\x01" "b\"]", false),
+    R("raw 0x01",
+      "[\"a\x01"
+      "b\"]",
+      false),
     R("raw tab", "[\"a\tb\"]", false),
     R("raw newline", "[\"a\nb\"]", false),
     R("raw 0x1f", "{\"\x1f\":1}", false),
@@ -486,7 +496,10 @@ static const struct refused refused_cases[] = {
     RN("NUL after root", "[]\0", false),
     /* ill-formed UTF-8, each family */
     R("stray continuation 0x80", "[\"\x80\"]", false),
-    R("stray continuation 0xbf", "[\"a\xbf" "b\"]", false),
+    R("stray continuation 0xbf",
+      "[\"a\xbf"
+      "b\"]",
+      false),
     R("overlong C0", "[\"\xc0\xaf\"]", false),
     R("overlong C1", "[\"\xc1\xbf\"]", false),
     R("overlong 3-byte", "[\"\xe0\x80\xaf\"]", false),
@@ -503,7 +516,10 @@ static const struct refused refused_cases[] = {
     R("truncated 2-byte", "[\"\xc3\"]", false),
     R("truncated 3-byte", "[\"\xe2\x82\"]", false),
     R("truncated 4-byte", "[\"\xf0\x9f\x98\"]", false),
-    R("ASCII where continuation due", "[\"\xe2" "ab\"]", false),
+    R("ASCII where continuation due",
+      "[\"\xe2"
+      "ab\"]",
+      false),
     R("truncated at buffer end", "[\"\xe2\x82", false),
     R("UTF-8 outside a string", "[\xc3\xa9]", false),
     /* numbers outside the integer subset */

@@ -1,12 +1,13 @@
 /* test_jsonw.c: unit tests for common/jsonw: every string, integer and
  * message it writes is byte for byte what jansson's compact dump writes for
  * the same value, and the length functions bound what is written. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include <jansson.h>
@@ -68,7 +69,7 @@ static void test_strings(void **state)
         "quote \" backslash \\ slash / tab \t newline \n cr \r",
         "\"\"\"\\\\\\",
         "\x01\x02\x1f\x7f",
-        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",   /* 2, 3 and 4 byte UTF-8 */
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", /* 2, 3 and 4 byte UTF-8 */
         "\xe2\x80\xa8 line separator stays as it is",
         "ends with an escape\n",
         "\nstarts with one",
@@ -95,7 +96,7 @@ static void test_long_string(void **state)
 
 static void test_integers(void **state)
 {
-    static const int64_t cases[] = {0, 1, -1, 9, 10, -10, 1700000000000LL,
+    static const int64_t cases[] = {0,         1,         -1,           9, 10, -10, 1700000000000LL,
                                     INT64_MAX, INT64_MIN, INT64_MIN + 1};
     char got[JW_INT_MAX_LEN + 1];
     char want[32];
@@ -142,10 +143,8 @@ static void test_message(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_ascii_byte),
-        cmocka_unit_test(test_strings),
-        cmocka_unit_test(test_long_string),
-        cmocka_unit_test(test_integers),
+        cmocka_unit_test(test_every_ascii_byte), cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_long_string),      cmocka_unit_test(test_integers),
         cmocka_unit_test(test_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,12 +1,13 @@
 /* test_uid.c: unit tests for common/uid through the public header:
  * generated UUIDs are canonical version-4 text and distinct, and the
  * validity check accepts exactly the canonical 8-4-4-4-12 form. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "codec/uid.h"
@@ -25,18 +26,15 @@ static void test_generate_valid(void **state)
         uid_generate(id);
         assert_int_equal(strlen(id), UID_STR_LEN);
         assert_true(uid_is_valid(id));
-        assert_int_equal(id[14], '4');                 /* version 4 */
-        assert_non_null(strchr("89ab", id[19]));       /* RFC 4122 variant */
+        assert_int_equal(id[14], '4');           /* version 4 */
+        assert_non_null(strchr("89ab", id[19])); /* RFC 4122 variant */
         for (i = 0; i < UID_STR_LEN; i++)
             assert_true(id[i] == '-' || (id[i] >= '0' && id[i] <= '9') ||
                         (id[i] >= 'a' && id[i] <= 'f')); /* lower case */
     }
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-    return strcmp((const char *)a, (const char *)b);
-}
+static int cmp_id(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
 
 static void test_generate_distinct(void **state)
 {
@@ -63,11 +61,11 @@ static void test_validity_table(void **state)
         bool ok;
     } cases[] = {
         {"123e4567-e89b-42d3-a456-426614174000", true},
-        {"123E4567-E89B-42D3-A456-426614174000", true},  /* any case */
-        {"123e4567-E89b-42d3-A456-426614174000", true},  /* mixed case */
-        {"00000000-0000-0000-0000-000000000000", true},  /* nil */
+        {"123E4567-E89B-42D3-A456-426614174000", true}, /* any case */
+        {"123e4567-E89b-42d3-A456-426614174000", true}, /* mixed case */
+        {"00000000-0000-0000-0000-000000000000", true}, /* nil */
         {"ffffffff-ffff-ffff-ffff-ffffffffffff", true},
-        {"123e4567-e89b-12d3-a456-426614174000", true},  /* version 1 */
+        {"123e4567-e89b-12d3-a456-426614174000", true}, /* version 1 */
         {"", false},
         {"123e4567-e89b-42d3-a456-42661417400", false},   /* 35 chars */
         {"123e4567-e89b-42d3-a456-4266141740000", false}, /* 37 chars */
@@ -117,10 +115,8 @@ static void test_normalize(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_generate_valid),
-        cmocka_unit_test(test_generate_distinct),
-        cmocka_unit_test(test_validity_table),
-        cmocka_unit_test(test_no_overread),
+        cmocka_unit_test(test_generate_valid), cmocka_unit_test(test_generate_distinct),
+        cmocka_unit_test(test_validity_table), cmocka_unit_test(test_no_overread),
         cmocka_unit_test(test_normalize),
     };
 

@@ -2,12 +2,13 @@
  * (json_stringn refuses exactly the ill-formed strings) on every two-byte
  * string, on the edges of every three- and four-byte lead, and on random
  * strings built from the bytes where the rules change. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include <jansson.h>
@@ -30,8 +31,9 @@ static void agree(const unsigned char *s, size_t len)
 
     if (utf8_valid((const char *)s, len) != want)
         fail_msg("utf8_valid disagrees with jansson on %zu bytes %02x %02x %02x %02x: "
-                 "jansson says %d", len, len > 0 ? s[0] : 0, len > 1 ? s[1] : 0,
-                 len > 2 ? s[2] : 0, len > 3 ? s[3] : 0, want);
+                 "jansson says %d",
+                 len, len > 0 ? s[0] : 0, len > 1 ? s[1] : 0, len > 2 ? s[2] : 0,
+                 len > 3 ? s[3] : 0, want);
 }
 
 static void test_every_two_bytes(void **state)
@@ -52,8 +54,8 @@ static void test_every_two_bytes(void **state)
 
 static void test_long_sequences(void **state)
 {
-    static const unsigned char tails[] = {0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f,
-                                          0xa0, 0xbf, 0xc0, 0xff};
+    static const unsigned char tails[] = {0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90,
+                                          0x9f, 0xa0, 0xbf, 0xc0, 0xff};
     unsigned char s[4];
     unsigned lead, b;
     size_t t, u;
@@ -80,20 +82,20 @@ static void test_known_cases(void **state)
     (void)state;
     assert_true(utf8_valid("", 0));
     assert_true(utf8_valid("plain ascii, long enough for the fast path", 43));
-    assert_true(utf8_valid("a\0b", 3));                              /* NUL is a character */
+    assert_true(utf8_valid("a\0b", 3)); /* NUL is a character */
     assert_true(utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14));
-    assert_true(utf8_valid("\xf4\x8f\xbf\xbf", 4));                   /* U+10FFFF */
-    assert_false(utf8_valid("\xf4\x90\x80\x80", 4));                  /* U+110000 */
-    assert_false(utf8_valid("\xed\xa0\x80", 3));                      /* U+D800 */
-    assert_false(utf8_valid("\xc0\xaf", 2));                          /* overlong '/' */
-    assert_false(utf8_valid("\xe0\x80\xaf", 3));                      /* overlong */
-    assert_false(utf8_valid("abcdefgh\xc3", 9));                      /* truncated */
-    assert_false(utf8_valid("abcdefghijklmnop\x80qrstuvwx", 25));     /* stray continuation */
+    assert_true(utf8_valid("\xf4\x8f\xbf\xbf", 4));               /* U+10FFFF */
+    assert_false(utf8_valid("\xf4\x90\x80\x80", 4));              /* U+110000 */
+    assert_false(utf8_valid("\xed\xa0\x80", 3));                  /* U+D800 */
+    assert_false(utf8_valid("\xc0\xaf", 2));                      /* overlong '/' */
+    assert_false(utf8_valid("\xe0\x80\xaf", 3));                  /* overlong */
+    assert_false(utf8_valid("abcdefgh\xc3", 9));                  /* truncated */
+    assert_false(utf8_valid("abcdefghijklmnop\x80qrstuvwx", 25)); /* stray continuation */
 }
 
 static void test_random_strings(void **state)
 {
-    static const unsigned char bytes[] = {'a', 0x00, 0x7f, 0x80, 0x9f, 0xa0, 0xbf, 0xc1, 0xc2,
+    static const unsigned char bytes[] = {'a',  0x00, 0x7f, 0x80, 0x9f, 0xa0, 0xbf, 0xc1, 0xc2,
                                           0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff};
     unsigned char s[24];
     size_t len, i;

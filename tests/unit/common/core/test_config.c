@@ -3,13 +3,14 @@
  * environment, precedence, every error message, --help and --version.
  * The environment variables the tests touch are saved by the group setup,
  * cleared before each test and restored by the group teardown. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "core/config.h"
@@ -25,8 +26,8 @@ static const char *g_data_dir;
 
 static const struct cfg_option g_opts[] = {
     CFG_COMMON_OPTIONS(&g_common),
-    {"cleanup-interval", "CLEANUP_INTERVAL", CFG_DURATION, &g_interval, 1000, 3600000,
-     "DUR", "how often expired instances are swept"},
+    {"cleanup-interval", "CLEANUP_INTERVAL", CFG_DURATION, &g_interval, 1000, 3600000, "DUR",
+     "how often expired instances are swept"},
     {"verbose", "VERBOSE", CFG_FLAG, &g_verbose, 0, 0, NULL, "log more"},
     {"data-dir", "DATA_DIR", CFG_STRING, &g_data_dir, 0, 0, "DIR", "where data is kept"},
 };
@@ -34,8 +35,8 @@ static const struct cfg_option g_opts[] = {
 
 /* Every variable the table reads, with its value before the tests ran. */
 static const char *const g_env_names[] = {
-    "PORT", "BIND", "REGISTRY_URL", "ADVERTISE_HOST", "LOG_LEVEL",
-    "CLEANUP_INTERVAL", "VERBOSE", "DATA_DIR",
+    "PORT",    "BIND",     "REGISTRY_URL", "ADVERTISE_HOST", "LOG_LEVEL", "CLEANUP_INTERVAL",
+    "VERBOSE", "DATA_DIR",
 };
 #define N_ENV (sizeof g_env_names / sizeof g_env_names[0])
 static char *g_env_saved[N_ENV];
@@ -125,10 +126,22 @@ static void test_defaults_kept(void **state)
 
 static void test_flags_parse(void **state)
 {
-    char *argv[] = {"registry", "--port", "9000", "--bind=0.0.0.0",
-                    "--registry", "http://a:1,http://b:2", "--advertise", "reg1",
-                    "--log-level", "debug", "--cleanup-interval", "500000ms",
-                    "--verbose", "--data-dir", "/tmp/x", NULL};
+    char *argv[] = {"registry",
+                    "--port",
+                    "9000",
+                    "--bind=0.0.0.0",
+                    "--registry",
+                    "http://a:1,http://b:2",
+                    "--advertise",
+                    "reg1",
+                    "--log-level",
+                    "debug",
+                    "--cleanup-interval",
+                    "500000ms",
+                    "--verbose",
+                    "--data-dir",
+                    "/tmp/x",
+                    NULL};
     char err[ERR_MAX];
 
     (void)state;
@@ -167,8 +180,8 @@ static void test_env_parse(void **state)
 
 static void test_flag_overrides_env(void **state)
 {
-    char *argv[] = {"registry", "--port", "9002", "--cleanup-interval", "1m",
-                    "--bind", "10.0.0.1", NULL};
+    char *argv[] = {"registry", "--port", "9002",     "--cleanup-interval",
+                    "1m",       "--bind", "10.0.0.1", NULL};
     char err[ERR_MAX];
 
     (void)state;
@@ -241,8 +254,8 @@ static void test_flag_options(void **state)
         int initial;
         int want;
     } cases[] = {
-        {"1", 0, 1},    {"true", 0, 1},  {"YES", 0, 1}, {"On", 0, 1},
-        {"0", 1, 0},    {"false", 1, 0}, {"No", 1, 0},  {"OFF", 1, 0},
+        {"1", 0, 1}, {"true", 0, 1},  {"YES", 0, 1}, {"On", 0, 1},
+        {"0", 1, 0}, {"false", 1, 0}, {"No", 1, 0},  {"OFF", 1, 0},
     };
     char *none[] = {"registry", NULL};
     char *flag[] = {"registry", "--verbose", NULL};
@@ -279,7 +292,9 @@ static void test_errors(void **state)
     static const struct err_case cases[] = {
         {NULL, NULL, {"--port", "70000"}, "--port: '70000' is out of range 0..65535"},
         {NULL, NULL, {"--port", "-1"}, "--port: '-1' is out of range 0..65535"},
-        {NULL, NULL, {"--port", "99999999999999999999"},
+        {NULL,
+         NULL,
+         {"--port", "99999999999999999999"},
          "--port: '99999999999999999999' is out of range 0..65535"},
         {NULL, NULL, {"--port", "80x"}, "--port: '80x' is not a number"},
         {NULL, NULL, {"--port", " 80"}, "--port: ' 80' is not a number"},
@@ -287,13 +302,21 @@ static void test_errors(void **state)
         {"PORT", "abc", {NULL}, "PORT: 'abc' is not a number"},
         {"PORT", "", {NULL}, "PORT: '' is not a number"},
         {"PORT", "70000", {NULL}, "PORT: '70000' is out of range 0..65535"},
-        {NULL, NULL, {"--cleanup-interval", "5x"},
+        {NULL,
+         NULL,
+         {"--cleanup-interval", "5x"},
          "--cleanup-interval: '5x' is not a duration (e.g. 500ms, 10s, 1m)"},
-        {NULL, NULL, {"--cleanup-interval", "500ms"},
+        {NULL,
+         NULL,
+         {"--cleanup-interval", "500ms"},
          "--cleanup-interval: '500ms' is out of range 1s..1h"},
-        {NULL, NULL, {"--cleanup-interval", "2h"},
+        {NULL,
+         NULL,
+         {"--cleanup-interval", "2h"},
          "--cleanup-interval: '2h' is out of range 1s..1h"},
-        {"CLEANUP_INTERVAL", "1.5s", {NULL},
+        {"CLEANUP_INTERVAL",
+         "1.5s",
+         {NULL},
          "CLEANUP_INTERVAL: '1.5s' is not a duration (e.g. 500ms, 10s, 1m)"},
         {"VERBOSE", "maybe", {NULL}, "VERBOSE: 'maybe' is not a boolean"},
         {"VERBOSE", "", {NULL}, "VERBOSE: '' is not a boolean"},
@@ -340,13 +363,12 @@ static void test_error_buffer_optional(void **state)
     char small[8];
 
     (void)state;
-    assert_int_equal(cfg_parse("registry", NULL, g_opts, N_OPTS, ARGC(argv), argv, NULL,
-                               NULL, 0),
+    assert_int_equal(cfg_parse("registry", NULL, g_opts, N_OPTS, ARGC(argv), argv, NULL, NULL, 0),
                      CFG_ERROR);
     /* a short buffer is truncated, never overrun */
-    assert_int_equal(cfg_parse("registry", NULL, g_opts, N_OPTS, ARGC(argv), argv, NULL,
-                               small, sizeof small),
-                     CFG_ERROR);
+    assert_int_equal(
+        cfg_parse("registry", NULL, g_opts, N_OPTS, ARGC(argv), argv, NULL, small, sizeof small),
+        CFG_ERROR);
     assert_int_equal(strlen(small), sizeof small - 1);
 }
 

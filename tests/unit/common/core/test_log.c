@@ -3,12 +3,12 @@
  * before any assertion, so cmocka's own messages stay visible); the lines
  * are checked with a regex: format, levels, filtering, one event per line,
  * truncation, errno, and no interleaving between concurrent processes. */
+#include <errno.h>
+#include <regex.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
-#include <errno.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,16 +16,17 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
-#include "core/log.h"
 #include "core/limits.h"
+#include "core/log.h"
 
 #define SERVICE "testsvc"
 /* The line cap (PIPE_BUF); lines never exceed it. */
 #define LINE_MAX_BYTES LIM_LOG_LINE_MAX
-#define LINE_RE                                                                   \
-    "^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})\\.[0-9]{3}Z "     \
+#define LINE_RE                                                                                    \
+    "^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})\\.[0-9]{3}Z "                        \
     "(DEBUG|INFO|WARN|ERROR) " SERVICE " ([^\n]*)\n$"
 
 static int g_saved_fd = -1; /* the real stderr while capturing */
@@ -193,10 +194,10 @@ static void test_level_names(void **state)
         int rc;
         enum log_level level;
     } cases[] = {
-        {"debug", 0, LOGL_DEBUG},   {"DEBUG", 0, LOGL_DEBUG}, {"Info", 0, LOGL_INFO},
-        {"warn", 0, LOGL_WARN},     {"WARNING", 0, LOGL_WARN}, {"warning", 0, LOGL_WARN},
-        {"eRRoR", 0, LOGL_ERROR},   {"", -1, LOGL_INFO},       {"verbose", -1, LOGL_INFO},
-        {"warn ", -1, LOGL_INFO},   {"err", -1, LOGL_INFO},    {"fatal", -1, LOGL_INFO},
+        {"debug", 0, LOGL_DEBUG}, {"DEBUG", 0, LOGL_DEBUG},  {"Info", 0, LOGL_INFO},
+        {"warn", 0, LOGL_WARN},   {"WARNING", 0, LOGL_WARN}, {"warning", 0, LOGL_WARN},
+        {"eRRoR", 0, LOGL_ERROR}, {"", -1, LOGL_INFO},       {"verbose", -1, LOGL_INFO},
+        {"warn ", -1, LOGL_INFO}, {"err", -1, LOGL_INFO},    {"fatal", -1, LOGL_INFO},
     };
     size_t i;
 
@@ -241,7 +242,7 @@ static void test_truncation(void **state)
     out = end_capture(&len);
     free(big);
     assert_true(len <= LINE_MAX_BYTES);
-    assert_true(len > LINE_MAX_BYTES - 100); /* cut at the cap, not earlier */
+    assert_true(len > LINE_MAX_BYTES - 100);                       /* cut at the cap, not earlier */
     assert_int_equal(strchr(out, '\n') - out, (ptrdiff_t)len - 1); /* one line */
     assert_memory_equal(out + len - 4, "...\n", 4);
     check_line(out, "ERROR", NULL);

@@ -35,10 +35,10 @@
 #include "http/client.h"
 #include "support.h"
 
-#define SAFETY_MS 10000          /* no single loop run may take longer */
+#define SAFETY_MS        10000 /* no single loop run may take longer */
 #define CONCURRENT_CALLS 200
 #define SEQUENTIAL_CALLS 50
-#define BODY_COPY_MAX (64 * 1024) /* bytes of a response kept by tests */
+#define BODY_COPY_MAX    (64 * 1024) /* bytes of a response kept by tests */
 
 struct fixture;
 
@@ -58,7 +58,7 @@ struct result {
     long status;
     char body[BODY_COPY_MAX + 1];
     size_t body_len;
-    int body_ok;   /* /big: every byte matched the pattern */
+    int body_ok; /* /big: every byte matched the pattern */
     char msg[256];
     double elapsed_ms;
 };
@@ -68,12 +68,12 @@ struct fixture {
     struct evhttp *http;
     struct hc_client *client;
     int port;
-    int conns;                 /* connections the server accepted */
-    int done_count;            /* completions seen by on_done */
-    int done_target;           /* break the loop at this count */
-    int timed_out;             /* the safety timer fired */
-    struct slow_reply *slow;   /* pending /slow replies */
-    char url[128];             /* scratch for make_url */
+    int conns;               /* connections the server accepted */
+    int done_count;          /* completions seen by on_done */
+    int done_target;         /* break the loop at this count */
+    int timed_out;           /* the safety timer fired */
+    struct slow_reply *slow; /* pending /slow replies */
+    char url[128];           /* scratch for make_url */
 };
 
 /* ---- test server ---- */
@@ -82,12 +82,18 @@ struct fixture {
 static const char *method_name(enum evhttp_cmd_type cmd)
 {
     switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    default: return "OTHER";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    default:
+        return "OTHER";
     }
 }
 
@@ -117,9 +123,9 @@ static void srv_echo(struct evhttp_request *req)
     const char *expect = evhttp_find_header(in, "Expect");
     struct evbuffer *out = evbuffer_new();
 
-    evbuffer_add_printf(out, "method=%s\nct=%s\nexpect=%s\nbody=",
-                        method_name(evhttp_request_get_command(req)),
-                        ct != NULL ? ct : "-", expect != NULL ? expect : "-");
+    evbuffer_add_printf(
+        out, "method=%s\nct=%s\nexpect=%s\nbody=", method_name(evhttp_request_get_command(req)),
+        ct != NULL ? ct : "-", expect != NULL ? expect : "-");
     evbuffer_add_buffer(out, evhttp_request_get_input_buffer(req));
     evhttp_send_reply(req, 200, "OK", out);
     evbuffer_free(out);
@@ -139,8 +145,7 @@ static void srv_big(struct evhttp_request *req)
     if (chunked)
         evhttp_send_reply_start(req, 200, "OK");
     while (sent < n) {
-        size_t len = (size_t)(n - sent) < sizeof(block) ? (size_t)(n - sent)
-                                                        : sizeof(block);
+        size_t len = (size_t)(n - sent) < sizeof(block) ? (size_t)(n - sent) : sizeof(block);
 
         evbuffer_add(out, block, len);
         sent += (long)len;
@@ -267,8 +272,7 @@ static int run_until(struct fixture *fx, int target)
 static void on_done(const struct hc_response *resp, void *arg)
 {
     struct result *res = arg;
-    size_t keep = resp->body_len < BODY_COPY_MAX ? resp->body_len
-                                                 : BODY_COPY_MAX;
+    size_t keep = resp->body_len < BODY_COPY_MAX ? resp->body_len : BODY_COPY_MAX;
     size_t i = 0;
 
     res->called++;
@@ -297,15 +301,13 @@ static void on_done_forbidden(const struct hc_response *resp, void *arg)
 /* "http://127.0.0.1:<port><path>" in fx's scratch buffer. */
 static const char *make_url(struct fixture *fx, const char *path)
 {
-    snprintf(fx->url, sizeof(fx->url), "http://127.0.0.1:%d%s", fx->port,
-             path);
+    snprintf(fx->url, sizeof(fx->url), "http://127.0.0.1:%d%s", fx->port, path);
     return fx->url;
 }
 
 /* Send method path body with on_done into res; asserts it started. */
-static struct hc_call *send_simple(struct fixture *fx, const char *method,
-                                   const char *path, const char *body,
-                                   long timeout_ms, struct result *res)
+static struct hc_call *send_simple(struct fixture *fx, const char *method, const char *path,
+                                   const char *body, long timeout_ms, struct result *res)
 {
     struct hc_request req = {0};
     struct hc_call *call = NULL;
@@ -337,8 +339,7 @@ static int setup(void **state)
     fx->http = evhttp_new(fx->base);
     if (fx->http == NULL)
         return -1;
-    evhttp_set_allowed_methods(fx->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-                                             EVHTTP_REQ_PUT |
+    evhttp_set_allowed_methods(fx->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE);
     evhttp_set_max_body_size(fx->http, 4 * 1024 * 1024);
     evhttp_set_gencb(fx->http, srv_dispatch, fx);
@@ -462,9 +463,9 @@ static void test_post_large_body_no_expect(void **state)
     assert_int_equal(res.status, 200);
     assert_non_null(strstr(res.body, "method=PUT\n"));
     assert_non_null(strstr(res.body, "expect=-\n"));
-    assert_int_equal(res.body_len,
-                     strlen("method=PUT\nct=application/json\nexpect=-\n"
-                            "body=") + n);
+    assert_int_equal(res.body_len, strlen("method=PUT\nct=application/json\nexpect=-\n"
+                                          "body=") +
+                                       n);
 }
 
 static void test_put_delete_methods(void **state)
@@ -479,8 +480,7 @@ static void test_put_delete_methods(void **state)
     send_simple(fx, "POST", "/echo", NULL, 0, &post);
     assert_int_equal(run_until(fx, 3), 0);
     assert_int_equal(put.error, HC_OK);
-    assert_string_equal(put.body,
-                        "method=PUT\nct=application/json\nexpect=-\nbody={}");
+    assert_string_equal(put.body, "method=PUT\nct=application/json\nexpect=-\nbody={}");
     assert_int_equal(del.error, HC_OK);
     assert_string_equal(del.body, "method=DELETE\nct=-\nexpect=-\nbody=");
     /* a bodiless POST carries no invented form content type */
@@ -606,7 +606,7 @@ static void test_body_at_and_over_cap(void **state)
     assert_int_equal(at.error, HC_OK);
     assert_int_equal(at.body_len, HC_RESPONSE_MAX);
     assert_true(at.body_ok);
-    assert_int_equal(over.error, HC_ETOOBIG);   /* Content-Length check */
+    assert_int_equal(over.error, HC_ETOOBIG); /* Content-Length check */
     assert_int_equal(over.status, 0);
     assert_int_equal(over_chunked.error, HC_ETOOBIG); /* write cap */
     assert_int_equal(over_chunked.body_len, 0);
@@ -643,9 +643,9 @@ static void test_many_concurrent(void **state)
  * completion. */
 struct chain {
     struct fixture *fx;
-    int left;      /* requests still to start */
+    int left; /* requests still to start */
     int completed;
-    int failures;  /* completions that were not 200 */
+    int failures; /* completions that were not 200 */
 };
 
 static void chain_next(struct chain *ch);
@@ -884,40 +884,27 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_get_ok, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_null_method_is_get, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_post_echo_default_content_type,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_post_binary_body_copied, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_post_large_body_no_expect, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_put_delete_methods, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_status_passthrough, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_null_method_is_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_echo_default_content_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_binary_body_copied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_large_body_no_expect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_delete_methods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_passthrough, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_failure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unsupported_scheme, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unsupported_scheme, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_body, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_body_at_and_over_cap, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_body_at_and_over_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chained_from_callback, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_chained_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kick_connects_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_from_callback, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_free_with_inflight, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_free_from_callback, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_arguments, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_from_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_inflight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
     };
 
     /* the server writes into connections the client dropped */

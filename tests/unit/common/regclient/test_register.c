@@ -38,25 +38,25 @@
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "codec/uid.h"
 #include "core/config.h"
-#include "support.h"
-#include "regclient/discovery.h"
-#include "http/client.h"
+#include "core/limits.h"
 #include "core/log.h"
+#include "core/service.h"
+#include "http/client.h"
+#include "regclient/discovery.h"
 #include "regclient/peer.h"
 #include "regclient/register.h"
 #include "regclient/urls.h"
-#include "core/service.h"
-#include "core/limits.h"
-#include "codec/uid.h"
+#include "support.h"
 
-#define SAFETY_MS 5000        /* no single loop run may take longer */
-#define POLL_MS 5             /* how often run_until checks its condition */
-#define FAKE_IDS_MAX 32       /* registrations the fake remembers */
-#define FAKE_BODY_MAX 4096    /* bytes of a request body kept */
-#define FAKE_LIST_MAX 8192    /* GET answer */
+#define SAFETY_MS       5000  /* no single loop run may take longer */
+#define POLL_MS         5     /* how often run_until checks its condition */
+#define FAKE_IDS_MAX    32    /* registrations the fake remembers */
+#define FAKE_BODY_MAX   4096  /* bytes of a request body kept */
+#define FAKE_LIST_MAX   8192  /* GET answer */
 #define LOG_CAPTURE_MAX 65536 /* captured log bytes kept */
-#define NAME "test-svc"
+#define NAME            "test-svc"
 
 struct fake;
 
@@ -70,23 +70,23 @@ struct slow_get {
 
 /* The fake registry. */
 struct fake {
-    struct event_base *base;   /* borrowed */
-    struct evhttp *http;       /* NULL while absent */
+    struct event_base *base; /* borrowed */
+    struct evhttp *http;     /* NULL while absent */
     int port;
     int posts, renews, deletes, gets; /* calls received */
-    int fail_503;              /* answer 503 to everything */
-    int get_status;            /* status of GET answers (200) */
-    int get_delay_ms;          /* answer GET this late (0: at once) */
+    int fail_503;                     /* answer 503 to everything */
+    int get_status;                   /* status of GET answers (200) */
+    int get_delay_ms;                 /* answer GET this late (0: at once) */
     int gets_pending, gets_pending_max;
     char ids[FAKE_IDS_MAX][LIM_ID_MAX + 1]; /* registered ids */
     size_t nids;
-    char post_body[FAKE_BODY_MAX]; /* last POST body */
+    char post_body[FAKE_BODY_MAX];    /* last POST body */
     char post_ids[8][LIM_ID_MAX + 1]; /* ids of the first POSTs */
-    char renew_id[LIM_ID_MAX + 1];   /* last renewed id */
-    int renew_wrong;           /* renewals of an id never POSTed */
+    char renew_id[LIM_ID_MAX + 1];    /* last renewed id */
+    int renew_wrong;                  /* renewals of an id never POSTed */
     char delete_id[LIM_ID_MAX + 1];
-    char get_uri[512];         /* last GET's URI */
-    char list[FAKE_LIST_MAX];  /* GET answer body */
+    char get_uri[512];        /* last GET's URI */
+    char list[FAKE_LIST_MAX]; /* GET answer body */
     struct slow_get *slow;
 };
 
@@ -169,8 +169,7 @@ static void fake_reply(struct evhttp_request *req, int status, const char *json)
 {
     struct evbuffer *out = evbuffer_new();
 
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evbuffer_add(out, json, strlen(json));
     evhttp_send_reply(req, status, status < 300 ? "OK" : "Error", out);
     evbuffer_free(out);
@@ -210,8 +209,7 @@ cleanup:
 }
 
 /* Copy the {id} of path after prefix (up to suffix) into out. */
-static void fake_path_id(const char *path, const char *suffix, char *out,
-                         size_t cap)
+static void fake_path_id(const char *path, const char *suffix, char *out, size_t cap)
 {
     const char *id = path + strlen("/v1/services/");
     size_t n = strlen(id) - strlen(suffix);
@@ -222,8 +220,7 @@ static void fake_path_id(const char *path, const char *suffix, char *out,
     out[n] = '\0';
 }
 
-static void fake_renew(struct fake *f, struct evhttp_request *req,
-                       const char *path)
+static void fake_renew(struct fake *f, struct evhttp_request *req, const char *path)
 {
     int i = 0;
     int ever = 0;
@@ -241,8 +238,7 @@ static void fake_renew(struct fake *f, struct evhttp_request *req,
     fake_reply(req, 200, "{\"success\":true}");
 }
 
-static void fake_delete(struct fake *f, struct evhttp_request *req,
-                        const char *path)
+static void fake_delete(struct fake *f, struct evhttp_request *req, const char *path)
 {
     int i = 0;
 
@@ -327,8 +323,8 @@ static void fake_dispatch(struct evhttp_request *req, void *arg)
         fake_post(f, req);
     } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/v1/services") == 0) {
         fake_get(f, req);
-    } else if (cmd == EVHTTP_REQ_PUT && strncmp(path, "/v1/services/", 13) == 0 &&
-               len > 19 && strcmp(path + len - 6, "/renew") == 0) {
+    } else if (cmd == EVHTTP_REQ_PUT && strncmp(path, "/v1/services/", 13) == 0 && len > 19 &&
+               strcmp(path + len - 6, "/renew") == 0) {
         fake_renew(f, req, path);
     } else if (cmd == EVHTTP_REQ_DELETE && strncmp(path, "/v1/services/", 13) == 0) {
         fake_delete(f, req, path);
@@ -343,8 +339,8 @@ static int fake_listen(struct fake *f, int port)
     f->http = evhttp_new(f->base);
     if (f->http == NULL)
         return -1;
-    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_DELETE);
     evhttp_set_gencb(f->http, fake_dispatch, f);
     f->port = ts_evhttp_listen(f->http, port);
     return f->port < 0 ? -1 : 0;
@@ -390,8 +386,7 @@ static void safety_fire(evutil_socket_t fd, short what, void *arg)
 
 /* Run base until cond(fx) holds or ms pass (cond NULL: run ms).
  * Returns 1 when cond held, 0 on timeout. */
-static int run_base_until(struct fixture *fx, struct event_base *base,
-                          cond_fn cond, int ms)
+static int run_base_until(struct fixture *fx, struct event_base *base, cond_fn cond, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     struct timeval poll = {0, POLL_MS * 1000};
@@ -421,10 +416,7 @@ static int run_until(struct fixture *fx, cond_fn cond, int ms)
     return run_base_until(fx, fx->base, cond, ms);
 }
 
-static void run_for(struct fixture *fx, int ms)
-{
-    (void)run_until(fx, NULL, ms);
-}
+static void run_for(struct fixture *fx, int ms) { (void)run_until(fx, NULL, ms); }
 
 /* ---- fixture ---- */
 
@@ -623,10 +615,7 @@ static void test_503_retried_with_one_warning(void **state)
     free(log);
 }
 
-static int fake_has_us(struct fixture *fx)
-{
-    return fake_known(&fx->fake, rc_id(fx->rc)) >= 0;
-}
+static int fake_has_us(struct fixture *fx) { return fake_known(&fx->fake, rc_id(fx->rc)) >= 0; }
 
 static void test_registry_restarts_empty(void **state)
 {
@@ -639,7 +628,7 @@ static void test_registry_restarts_empty(void **state)
     fake_close(&fx->fake); /* down: renewals are refused */
     run_for(fx, 600);
     assert_true(rc_registered(fx->rc)); /* not known otherwise */
-    fx->fake.nids = 0;      /* back on the same port, memory lost */
+    fx->fake.nids = 0;                  /* back on the same port, memory lost */
     fx->fake.posts = 0;
     assert_int_equal(fake_listen(&fx->fake, port), 0);
     assert_true(run_until(fx, fake_has_us, 3000));
@@ -761,14 +750,14 @@ static void test_rc_new_rejects(void **state)
 
 /* ---- discovery ---- */
 
-#define LIST_TWO                                                              \
-    "{\"success\":true,\"services\":["                                        \
-    "{\"id\":\"logging-service-1\",\"name\":\"logging-service\","             \
-    "\"host\":\"10.0.0.1\",\"port\":5001,\"health\":\"passing\"},"            \
-    "{\"id\":\"logging-service-2\",\"name\":\"logging-service\","             \
+#define LIST_TWO                                                                                   \
+    "{\"success\":true,\"services\":["                                                             \
+    "{\"id\":\"logging-service-1\",\"name\":\"logging-service\","                                  \
+    "\"host\":\"10.0.0.1\",\"port\":5001,\"health\":\"passing\"},"                                 \
+    "{\"id\":\"logging-service-2\",\"name\":\"logging-service\","                                  \
     "\"host\":\"10.0.0.2\",\"port\":5011,\"health\":\"passing\"}]}"
-#define LIST_ONE                                                              \
-    "{\"success\":true,\"services\":["                                        \
+#define LIST_ONE                                                                                   \
+    "{\"success\":true,\"services\":["                                                             \
     "{\"id\":\"logging-service-3\",\"host\":\"h3\",\"port\":7}]}"
 
 static void make_disc(struct fixture *fx, int64_t refresh_ms)
@@ -777,10 +766,7 @@ static void make_disc(struct fixture *fx, int64_t refresh_ms)
     assert_non_null(fx->disc);
 }
 
-static int known_logging(struct fixture *fx)
-{
-    return disc_known(fx->disc, "logging-service");
-}
+static int known_logging(struct fixture *fx) { return disc_known(fx->disc, "logging-service"); }
 
 static int one_instance(struct fixture *fx)
 {
@@ -791,10 +777,7 @@ static int one_instance(struct fixture *fx)
 
 static int several_gets(struct fixture *fx) { return fx->fake.gets >= 3; }
 
-static int known_messages(struct fixture *fx)
-{
-    return disc_known(fx->disc, "messages-service");
-}
+static int known_messages(struct fixture *fx) { return disc_known(fx->disc, "messages-service"); }
 
 static void test_discovery_cache(void **state)
 {
@@ -809,8 +792,7 @@ static void test_discovery_cache(void **state)
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 0);
     assert_int_equal(disc_watch(fx->disc, "logging-service"), 0);
     assert_true(run_until(fx, known_logging, 2000));
-    assert_string_equal(fx->fake.get_uri,
-                        "/v1/services?name=logging-service&health=passing");
+    assert_string_equal(fx->fake.get_uri, "/v1/services?name=logging-service&health=passing");
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
     assert_string_equal(out[0].id, "logging-service-1");
     assert_string_equal(out[0].host, "10.0.0.1");
@@ -858,8 +840,7 @@ static void test_discovery_cache(void **state)
     version = disc_version(fx->disc, "logging-service");
 
     /* nothing passing any more: an empty list is an answer too */
-    snprintf(fx->fake.list, sizeof(fx->fake.list),
-             "{\"success\":true,\"services\":[]}");
+    snprintf(fx->fake.list, sizeof(fx->fake.list), "{\"success\":true,\"services\":[]}");
     gets = fx->fake.gets;
     run_for(fx, 250);
     assert_true(fx->fake.gets > gets);
@@ -1074,8 +1055,7 @@ static void test_peer_advertise(void **state)
     assert_string_equal(p.advertise, "10.9.8.7");
     peer_free(&p);
 
-    assert_int_equal(peer_start(&p, &s, &c, "peer-test", LIM_TTL_MAX + 1, err,
-                                sizeof(err)), -1);
+    assert_int_equal(peer_start(&p, &s, &c, "peer-test", LIM_TTL_MAX + 1, err, sizeof(err)), -1);
     peer_free(&p);
     svc_free(&s);
 }

@@ -29,8 +29,9 @@ static void test_list_trimmed(void **state)
     char err[256] = "";
 
     (void)state;
-    assert_int_equal(ru_parse(&l, " http://a:1/ ,http://b.example.com:8500 , "
-                                  "http://[::1]:9000/prefix/,HTTP://c",
+    assert_int_equal(ru_parse(&l,
+                              " http://a:1/ ,http://b.example.com:8500 , "
+                              "http://[::1]:9000/prefix/,HTTP://c",
                               err, sizeof(err)),
                      0);
     assert_int_equal(l.n, 4);
@@ -50,8 +51,7 @@ static void expect_bad(const char *spec, const char *want)
     if (ru_parse(&l, spec, err, sizeof(err)) != -1)
         fail_msg("accepted '%s'", spec != NULL ? spec : "(null)");
     if (strstr(err, want) == NULL)
-        fail_msg("'%s': error '%s' lacks '%s'", spec != NULL ? spec : "(null)",
-                 err, want);
+        fail_msg("'%s': error '%s' lacks '%s'", spec != NULL ? spec : "(null)", err, want);
     assert_int_equal(l.n, 0);
     assert_string_equal(ru_current(&l), "");
 }
@@ -137,10 +137,8 @@ static void test_failover_wraps(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_single),
-        cmocka_unit_test(test_list_trimmed),
-        cmocka_unit_test(test_invalid),
-        cmocka_unit_test(test_at_limits),
+        cmocka_unit_test(test_single),         cmocka_unit_test(test_list_trimmed),
+        cmocka_unit_test(test_invalid),        cmocka_unit_test(test_at_limits),
         cmocka_unit_test(test_failover_wraps),
     };
 

@@ -2,10 +2,11 @@
  * the ceiling doubles then caps and never overflows, draws stay inside
  * [0, ceiling] and really spread, an injected random source reaches both
  * ends exactly, and the deadline check allows landing exactly on it. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
+
 #include <cmocka.h>
 
 #include "resilience/backoff.h"
@@ -190,7 +191,7 @@ static void test_deadline(void **state)
     assert_int_equal(bo_next_delay_ms(&p, 2, 1000, 1300), 300); /* equal: ok */
     assert_int_equal(bo_next_delay_ms(&p, 2, 1000, 1299), -1);
     assert_int_equal(bo_next_delay_ms(&p, 2, 1000, 1000), -1);
-    assert_int_equal(bo_next_delay_ms(&p, 2, 1000, 900), -1);  /* already past */
+    assert_int_equal(bo_next_delay_ms(&p, 2, 1000, 900), -1); /* already past */
     v = 0;
     assert_int_equal(bo_next_delay_ms(&p, 2, 1000, 1000), 0);
     /* Extreme clocks do not overflow. */

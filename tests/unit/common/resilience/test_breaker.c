@@ -3,11 +3,12 @@
  * the cool-down, half-open probing (exactly `probes` admitted; all succeed
  * closes, one failure reopens with a fresh cool-down), the pure state view,
  * the names, and late results arriving while open. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "resilience/breaker.h"

@@ -3,19 +3,20 @@
  * service instance has to agree on it), rankings that are deterministic
  * permutations in descending weight, an even spread of first choices, and
  * minimal disruption when one node is removed. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "resilience/rendezvous.h"
 
 #define N_NODES 5
-#define N_KEYS 10000
-#define N_BIG 100 /* more nodes than rv_rank caches on the stack */
+#define N_KEYS  10000
+#define N_BIG   100 /* more nodes than rv_rank caches on the stack */
 
 static const char *const nodes5[N_NODES] = {
     "10.0.0.1:8001", "10.0.0.2:8001", "10.0.0.3:8001", "10.0.0.4:8001", "10.0.0.5:8001",
@@ -23,8 +24,7 @@ static const char *const nodes5[N_NODES] = {
 
 /* Check that order[0..n) is a permutation of 0..n-1 ranked by descending
  * weight for key, equal weights by strcmp of the names. */
-static void check_ranked(const char *key, const char *const *nodes, size_t n,
-                         const size_t *order)
+static void check_ranked(const char *key, const char *const *nodes, size_t n, const size_t *order)
 {
     unsigned char seen[N_BIG];
     size_t i;
