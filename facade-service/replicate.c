@@ -10,9 +10,9 @@
 #include "codec/jsonflat.h"
 #include "codec/jsonw.h"
 #include "codec/uid.h"
+#include "core/clock.h"
 #include "core/limits.h"
 #include "core/log.h"
-#include "core/service.h"
 #include "http/client.h"
 #include "regclient/discovery.h"
 #include "resilience/rendezvous.h"
@@ -206,7 +206,7 @@ static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (svc_now_ms() >= m->deadline) {
+    if (clk_now_ms() >= m->deadline) {
         rep_expire(m);
         return;
     }
@@ -220,14 +220,14 @@ static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void rep_deadlines_arm(struct rep_ctx *r)
 {
     if (r->msgs)
-        svc_timer_in(r->deadlines, r->msgs->deadline - svc_now_ms());
+        clk_timer_in(r->deadlines, r->msgs->deadline - clk_now_ms());
 }
 
 /* The deadline timer: every message whose deadline passed answers 503. */
 static void rep_deadlines_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rep_ctx *r = arg;
-    int64_t now = svc_now_ms();
+    int64_t now = clk_now_ms();
 
     (void)fd;
     (void)what;
@@ -244,7 +244,7 @@ static int rep_wait(struct rep_msg *m, int64_t delay_ms)
         m->timer = evtimer_new(m->ctx->base, rep_timer_cb, m);
     if (!m->timer)
         return -1;
-    return svc_timer_in(m->timer, delay_ms);
+    return clk_timer_in(m->timer, delay_ms);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -564,7 +564,7 @@ static void rep_attempt(struct rep_msg *m)
     size_t order[REP_INSTANCES_MAX];
     size_t replicas = (size_t)r->opt.replicas, n, need, i;
     const struct rep_lane *first_new = NULL; /* first instance given a copy now */
-    int64_t now = svc_now_ms(), delay;
+    int64_t now = clk_now_ms(), delay;
 
     if (m->finished)
         return;
@@ -670,7 +670,7 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
     m->item_len = (size_t)(jw_message_put(m->item, uuid, msg, msg_len, ts) - m->item);
     snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
     m->ctx = r;
-    m->deadline = svc_now_ms() + r->opt.deadline_ms;
+    m->deadline = clk_now_ms() + r->opt.deadline_ms;
     m->refs = 1;
     m->done = done;
     m->done_arg = arg;

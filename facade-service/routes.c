@@ -7,11 +7,12 @@
 #include "codec/jsonflat.h"
 #include "codec/uid.h"
 #include "codec/utf8.h"
+#include "core/clock.h"
 #include "core/limits.h"
 #include "core/log.h"
-#include "core/service.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "http/service.h"
 #include "regclient/discovery.h"
 #include "replicate.h"
 #include "upstream.h"
@@ -163,7 +164,7 @@ static void fc_post(struct hs_req *req, void *arg)
         return;
     }
     /* req stays valid until its reply: fc_post_done answers it */
-    if (rep_store(f->rep, uuid, msg, len, svc_wall_ms(), fc_post_done, req) != 0) {
+    if (rep_store(f->rep, uuid, msg, len, clk_wall_ms(), fc_post_done, req) != 0) {
         json_decref(body);
         hs_reply_error(req, 500, "out of memory");
         return;
@@ -386,9 +387,9 @@ struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct di
     f->disc = disc;
     f->ups = ups;
     f->rep = rep;
-    if (hs_route(svc->http, HS_POST, "/facade", fc_post, f) != 0 ||
-        hs_route(svc->http, HS_GET, "/facade", fc_get, f) != 0 ||
-        hs_route(svc->http, HS_GET, "/stats", fc_stats, f) != 0) {
+    if (hs_route(svc_http(svc), HS_POST, "/facade", fc_post, f) != 0 ||
+        hs_route(svc_http(svc), HS_GET, "/facade", fc_get, f) != 0 ||
+        hs_route(svc_http(svc), HS_GET, "/stats", fc_stats, f) != 0) {
         free(f);
         return NULL;
     }

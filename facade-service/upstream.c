@@ -1,7 +1,7 @@
 /* upstream.c: per-instance breakers and counters (see upstream.h). */
 #include "upstream.h"
 
-#include "core/service.h"
+#include "core/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +23,7 @@ struct up_table *up_new(int64_t (*clock)(void))
     struct up_table *t = calloc(1, sizeof(*t));
 
     if (t)
-        t->clock = clock ? clock : svc_now_ms;
+        t->clock = clock ? clock : clk_now_ms;
     return t;
 }
 

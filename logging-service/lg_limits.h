@@ -6,11 +6,10 @@
 
 #include "core/limits.h" /* the message and batch bounds the facade shares */
 
-#define LG_PORT_DEFAULT   5001              /* --port default */
-#define LG_TTL_MS_DEFAULT 10000             /* --ttl default: registration lease */
-#define LG_MSG_MAX        LIM_MSG_MAX       /* bytes (UTF-8) of one "msg"; longer: 400 */
-#define LG_BATCH_MAX      LIM_BATCH_MAX     /* items of one POST /logging array; more: 413 */
-#define LG_TS_MAX         253402300799999LL /* "ts" in ms, at most 9999-12-31T23:59:59.999Z */
+#define LG_PORT_DEFAULT 5001              /* --port default */
+#define LG_MSG_MAX      LIM_MSG_MAX       /* bytes (UTF-8) of one "msg"; longer: 400 */
+#define LG_BATCH_MAX    LIM_BATCH_MAX     /* items of one POST /logging array; more: 413 */
+#define LG_TS_MAX       253402300799999LL /* "ts" in ms, at most 9999-12-31T23:59:59.999Z */
 
 /* Longest journal line replay accepts: one message of LG_MSG_MAX bytes all
  * escaped as \uXXXX (6 bytes each) plus the uuid, ts and punctuation. A longer

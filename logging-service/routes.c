@@ -8,11 +8,12 @@
 #include "codec/jsonflat.h"
 #include "codec/jsonw.h"
 #include "codec/uid.h"
+#include "core/clock.h"
 #include "core/errbuf.h"
 #include "core/log.h"
-#include "core/service.h"
 #include "http/metrics.h"
 #include "http/server.h"
+#include "http/service.h"
 #include "journal.h"
 #include "lg_limits.h"
 #include "msgstore.h"
@@ -285,7 +286,7 @@ static void lg_post_one(struct lg_service *lg, struct hs_req *req, const json_t 
 {
     struct lg_item it;
 
-    if (lg_parse_item(obj, svc_wall_ms(), &it) != 0) {
+    if (lg_parse_item(obj, clk_wall_ms(), &it) != 0) {
         hs_reply_error(req, 400, "%s", it.error);
         return;
     }
@@ -444,7 +445,7 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
 {
     size_t n = json_array_size(arr);
     struct lg_item *items = NULL;
-    int64_t now = svc_wall_ms();
+    int64_t now = clk_wall_ms();
     size_t i;
 
     if (!lg_batch_size_ok(req, n))
@@ -470,7 +471,7 @@ static bool lg_post_flat(struct lg_service *lg, struct hs_req *req)
     const struct jf_tok *toks = lg->toks;
     struct lg_item one, *items = NULL;
     struct lg_fields f;
-    int64_t now = svc_wall_ms();
+    int64_t now = clk_wall_ms();
     size_t len = 0, n, i, k;
     const char *body = hs_req_body(req, &len);
 
@@ -600,9 +601,9 @@ struct lg_service *lg_new(struct svc *svc, struct ms_store *store, struct jn_jou
     lg->journal = journal;
     lg->toks = malloc(LG_TOKS_MAX * sizeof(*lg->toks));
     lg->items = malloc(LG_BATCH_MAX * sizeof(*lg->items));
-    if (!lg->toks || !lg->items || hs_route(svc->http, HS_POST, "/logging", lg_post, lg) != 0 ||
-        hs_route(svc->http, HS_GET, "/logging", lg_get, lg) != 0 ||
-        mtr_add_collector(svc->metrics, lg_collect, lg) != 0) {
+    if (!lg->toks || !lg->items || hs_route(svc_http(svc), HS_POST, "/logging", lg_post, lg) != 0 ||
+        hs_route(svc_http(svc), HS_GET, "/logging", lg_get, lg) != 0 ||
+        mtr_add_collector(svc_metrics(svc), lg_collect, lg) != 0) {
         lg_free(lg);
         return NULL;
     }

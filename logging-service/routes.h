@@ -16,8 +16,8 @@ struct lg_service;
 
 /* Add the /logging routes to svc's server and the metrics collector to its
  * registry. svc, store and journal are borrowed and must outlive the
- * returned object, which the caller frees with lg_free after svc_free (or
- * before svc_run, on a start-up failure). NULL when out of memory or the
+ * returned object, which the caller frees with lg_free once the loop has
+ * stopped (or before svc_run, on a start-up failure). NULL when out of memory or the
  * route table is full. */
 struct lg_service *lg_new(struct svc *svc, struct ms_store *store, struct jn_journal *journal)
     __attribute__((warn_unused_result));

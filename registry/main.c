@@ -4,7 +4,7 @@
 #include "core/catalog.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "core/service.h"
+#include "http/service.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -15,7 +15,7 @@
 
 int main(int argc, char **argv)
 {
-    struct cfg_common common = {REG_PORT_DEFAULT, "127.0.0.1", "", "", "info"};
+    struct cfg_common common = {REG_PORT_DEFAULT, "127.0.0.1", "", "", "info", 0};
     const char *data = "./registry.db";
     const char *backend = "sqlite";
     int64_t cleanup_ms = 1000, deregister_ms = 0;
@@ -30,7 +30,7 @@ int main(int argc, char **argv)
         {"deregister-after", "DEREGISTER_AFTER", CFG_DURATION, &deregister_ms, 0,
          7 * 86400 * 1000LL, "DUR", "remove instances critical this long (0: 3 x ttl)"},
     };
-    struct svc svc;
+    struct svc *svc = NULL;
     struct store *store = NULL;
     struct reg_registry *reg = NULL;
     struct reg_api *api = NULL;
@@ -39,7 +39,6 @@ int main(int argc, char **argv)
     long loaded;
     int rc = 1, cfg_rc;
 
-    memset(&svc, 0, sizeof(svc));
     cfg_rc = svc_configure("registry", "The service registry: registration, TTL health, discovery.",
                            opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
     if (cfg_rc >= 0)
@@ -73,23 +72,24 @@ int main(int argc, char **argv)
         log_info("store: sqlite %s, %ld registrations loaded", data, loaded);
     else
         log_info("store: memory (nothing survives a restart)");
-    if (svc_init(&svc, "registry", err, sizeof(err)) != 0) {
+    svc = svc_new("registry", err, sizeof(err));
+    if (!svc) {
         fprintf(stderr, "registry: %s\n", err);
         goto cleanup;
     }
-    api = reg_api_new(&svc, reg, store, cleanup_ms);
+    api = reg_api_new(svc, reg, store, cleanup_ms);
     if (!api) {
         fprintf(stderr, "registry: cannot set up the API\n");
         goto cleanup;
     }
-    if (svc_listen(&svc, common.bind, common.port, err, sizeof(err)) != 0) {
+    if (svc_listen(svc, common.bind, common.port, err, sizeof(err)) != 0) {
         fprintf(stderr, "registry: %s\n", err);
         goto cleanup;
     }
-    rc = svc_run(&svc);
+    rc = svc_run(svc);
 cleanup:
     reg_api_free(api);
-    svc_free(&svc);
+    svc_free(svc);
     reg_free(reg);
     store_close(store);
     return rc;

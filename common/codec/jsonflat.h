@@ -58,9 +58,9 @@
 
 #define JF_DEPTH_MAX 4  /* containers deep, the root counting as 1 */
 #define JF_KEYS_MAX  32 /* keys in one object (bounds the duplicate check) */
-#define JF_LEN_MAX                                                                                 \
-    INT32_MAX /* input bytes: every length and index fits the
-                              * uint32_t fields and jf_get's long */
+/* Input bytes: every length and index fits the uint32_t fields and jf_get's
+ * long. */
+#define JF_LEN_MAX INT32_MAX
 
 enum jf_type { JF_OBJECT, JF_ARRAY, JF_STRING, JF_INT, JF_TRUE, JF_FALSE, JF_NULL };
 

@@ -36,28 +36,30 @@ struct cfg_common {
     const char *registry;  /* --registry / REGISTRY_URL */
     const char *advertise; /* --advertise / ADVERTISE_HOST */
     const char *log_level; /* --log-level / LOG_LEVEL */
+    int64_t ttl_ms;        /* --ttl / TTL, registration lease (peers only) */
 };
 
+/* clang-format off */
 /* Options of every listening service: --port, --bind, --log-level. */
-#define CFG_SERVER_OPTIONS(c)                                                                      \
-    {                                                                                              \
-        "port", "PORT", CFG_INT, &(c)->port,                                                       \
-        0,      65535,  "PORT",  "TCP port to listen on (0: ephemeral)"},                          \
-        {"bind", "BIND", CFG_STRING, &(c)->bind,                                                   \
-         0,      0,      "ADDR",     "address to bind (containers use 0.0.0.0)"},                  \
-    {                                                                                              \
-        "log-level", "LOG_LEVEL", CFG_STRING, &(c)->log_level, 0, 0, "LEVEL",                      \
-            "debug, info, warn or error"                                                           \
-    }
+#define CFG_SERVER_OPTIONS(c)                                                         \
+    {"port", "PORT", CFG_INT, &(c)->port, 0, 65535, "PORT",                            \
+     "TCP port to listen on (0: ephemeral)"},                                          \
+    {"bind", "BIND", CFG_STRING, &(c)->bind, 0, 0, "ADDR",                             \
+     "address to bind (containers use 0.0.0.0)"},                                      \
+    {"log-level", "LOG_LEVEL", CFG_STRING, &(c)->log_level, 0, 0, "LEVEL",             \
+     "debug, info, warn or error"}
 
-/* Options of the services that register with the registry. */
-#define CFG_PEER_OPTIONS(c)                                                                        \
-    {"registry",  "REGISTRY_URL",        CFG_STRING, &(c)->registry, 0, 0,                         \
-     "URL[,URL]", "registry base URL(s)"},                                                         \
-    {                                                                                              \
-        "advertise", "ADVERTISE_HOST", CFG_STRING, &(c)->advertise, 0, 0, "HOST",                  \
-            "host other services use to reach this one"                                            \
-    }
+/* Options of the services that register with the registry: --registry,
+ * --advertise, --ttl (the registry keeps whole seconds: a ttl that is not
+ * one is rounded up, so 1500ms registers a lease of 2 s). */
+#define CFG_PEER_OPTIONS(c)                                                           \
+    {"registry", "REGISTRY_URL", CFG_STRING, &(c)->registry, 0, 0, "URL[,URL]",        \
+     "registry base URL(s)"},                                                          \
+    {"advertise", "ADVERTISE_HOST", CFG_STRING, &(c)->advertise, 0, 0, "HOST",         \
+     "host other services use to reach this one"},                                     \
+    {"ttl", "TTL", CFG_DURATION, &(c)->ttl_ms, 1000, 86400 * 1000LL, "DUR",            \
+     "registration lease (whole seconds, rounded up), renewed every ttl/3"}
+/* clang-format on */
 
 /* Both sets. */
 #define CFG_COMMON_OPTIONS(c) CFG_SERVER_OPTIONS(c), CFG_PEER_OPTIONS(c)

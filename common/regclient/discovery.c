@@ -17,9 +17,9 @@
  * hc_client_free. */
 #include "regclient/discovery.h"
 
+#include "core/clock.h"
 #include "core/errbuf.h"
 #include "core/log.h"
-#include "core/service.h"
 #include "http/client.h"
 #include "regclient/urls.h"
 
@@ -325,7 +325,7 @@ int disc_watch(struct disc_client *d, const char *name)
     e->timer = event_new(d->base, -1, EV_PERSIST, disc_on_timer, e);
     if (e->timer == NULL)
         return -1;
-    if (svc_timer_in(e->timer, d->refresh_ms) != 0) {
+    if (clk_timer_in(e->timer, d->refresh_ms) != 0) {
         event_free(e->timer);
         e->timer = NULL;
         return -1;

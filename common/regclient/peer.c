@@ -9,8 +9,8 @@
 #include "core/errbuf.h"
 #include "core/limits.h"
 #include "core/log.h"
-#include "core/service.h"
 #include "http/client.h"
+#include "http/service.h"
 #include "regclient/discovery.h"
 #include "regclient/register.h"
 
@@ -19,34 +19,28 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define PEER_ERR_MAX 256
 
-/* svc on_stop hook: deregister, stop refreshing, then the service's own
- * hook if it had one. */
+/* Stop hook: deregister, stop refreshing. */
 static void peer_on_stop(void *arg)
 {
     struct peer *p = arg;
 
     rc_stop(p->rc);
     disc_stop(p->disc);
-    if (p->next_on_stop != NULL)
-        p->next_on_stop(p->next_arg);
 }
 
-/* svc busy hook: registry calls and outgoing calls in flight, plus the
- * service's own count if it had a hook. */
+/* Busy hook: registry calls and outgoing calls in flight. */
 static size_t peer_busy(void *arg)
 {
-    struct peer *p = arg;
-    size_t n = rc_busy(p->rc) + hc_inflight(p->hc);
+    const struct peer *p = arg;
 
-    if (p->next_busy != NULL)
-        n += p->next_busy(p->next_arg);
-    return n;
+    return rc_busy(p->rc) + hc_inflight(p->hc);
 }
 
 /* Is bind an address that names no host (empty, 0.0.0.0, ::)? */
@@ -111,8 +105,6 @@ static int peer_pick_host(struct peer *p, const struct cfg_common *c, char *err,
     return 0;
 }
 
-/* See peer.h. Zeroes p first; on failure what was made stays in p for
- * peer_free. */
 /* Parse c's registry URLs (NULL or "": the default) into urls. 0, or -1
  * with err naming the option. */
 static int peer_parse_urls(struct ru_list *urls, const struct cfg_common *c, char *err,
@@ -137,6 +129,8 @@ int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
     return peer_parse_urls(&urls, c, err, errlen);
 }
 
+/* See peer.h. Zeroes p first; on failure what was made stays in p for
+ * peer_free. */
 int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c, const char *name,
                int ttl_s, char *err, size_t errlen)
 {
@@ -159,35 +153,33 @@ int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c, const 
     opt.name = name;
     opt.type = name;
     opt.host = p->advertise;
-    opt.port = s->port;
+    opt.port = svc_port(s);
     opt.ttl_s = ttl_s;
-    p->hc = hc_client_new(s->base);
+    p->hc = hc_client_new(svc_base(s));
     if (p->hc == NULL) {
         errbuf_set(err, errlen, "cannot create the HTTP client");
         goto fail;
     }
-    p->rc = rc_new(s->base, p->hc, &p->urls, &opt);
+    p->rc = rc_new(svc_base(s), p->hc, &p->urls, &opt);
     if (p->rc == NULL) {
         errbuf_set(err, errlen, "cannot create the registry client for '%s' port %d", name,
-                   s->port);
+                   svc_port(s));
         goto fail;
     }
-    p->disc = disc_new(s->base, p->hc, &p->urls, DISC_REFRESH_MS_DEFAULT);
+    p->disc = disc_new(svc_base(s), p->hc, &p->urls, DISC_REFRESH_MS_DEFAULT);
     if (p->disc == NULL) {
         errbuf_set(err, errlen, "cannot create the discovery cache");
         goto fail;
     }
-    p->next_on_stop = s->on_stop;
-    p->next_busy = s->busy;
-    p->next_arg = s->hook_arg;
-    s->on_stop = peer_on_stop;
-    s->busy = peer_busy;
-    s->hook_arg = p;
+    if (svc_on_stop(s, peer_on_stop, p) != 0 || svc_on_busy(s, peer_busy, p) != 0) {
+        errbuf_set(err, errlen, "too many shutdown hooks");
+        goto fail;
+    }
     if (strchr(p->advertise, ':') != NULL)
-        log_info("registering as %s at [%s]:%d with %s", rc_id(p->rc), p->advertise, s->port,
+        log_info("registering as %s at [%s]:%d with %s", rc_id(p->rc), p->advertise, svc_port(s),
                  ru_current(&p->urls));
     else
-        log_info("registering as %s at %s:%d with %s", rc_id(p->rc), p->advertise, s->port,
+        log_info("registering as %s at %s:%d with %s", rc_id(p->rc), p->advertise, svc_port(s),
                  ru_current(&p->urls));
     rc_start(p->rc);
     return 0;
@@ -201,13 +193,71 @@ void peer_free(struct peer *p)
 {
     if (p == NULL)
         return;
-    if (p->svc != NULL && p->svc->hook_arg == p && p->svc->on_stop == peer_on_stop) {
-        p->svc->on_stop = p->next_on_stop;
-        p->svc->busy = p->next_busy;
-        p->svc->hook_arg = p->next_arg;
-    }
+    if (p->svc != NULL)
+        svc_remove_hooks(p->svc, p);
     disc_free(p->disc);
     rc_free(p->rc);
     hc_client_free(p->hc);
     memset(p, 0, sizeof(*p));
+}
+
+/* The registration lease of c in whole seconds, rounded up (the registry
+ * keeps seconds; see CFG_PEER_OPTIONS). */
+static int peer_ttl_s(const struct cfg_common *c)
+{
+    return c->ttl_ms > 0 ? (int)((c->ttl_ms + 999) / 1000) : PEER_TTL_S_DEFAULT;
+}
+
+int peer_main(const struct peer_app *app, int argc, char **argv)
+{
+    struct cfg_common common = {
+        app->port_default,        "127.0.0.1", PEER_REGISTRY_DEFAULT, "", "info",
+        PEER_TTL_S_DEFAULT * 1000};
+    const struct cfg_option shared[] = {CFG_COMMON_OPTIONS(&common)};
+    size_t nshared = sizeof(shared) / sizeof(shared[0]);
+    struct cfg_option *opts = calloc(nshared + app->nopts, sizeof(*opts));
+    struct svc *svc = NULL;
+    struct peer peer;
+    char err[512] = "";
+    int rc = 1, cfg_rc;
+
+    memset(&peer, 0, sizeof(peer));
+    if (!opts) {
+        fprintf(stderr, "%s: out of memory\n", app->name);
+        return 1;
+    }
+    memcpy(opts, shared, sizeof(shared));
+    if (app->nopts > 0)
+        memcpy(opts + nshared, app->opts, app->nopts * sizeof(*opts));
+    cfg_rc =
+        svc_configure(app->name, app->summary, opts, nshared + app->nopts, argc, argv, &common);
+    free(opts);
+    if (cfg_rc >= 0)
+        return cfg_rc;
+    if (peer_check_options(&common, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", app->name, err);
+        return 2;
+    }
+    if (app->check) {
+        rc = app->check(app->arg, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "%s: %s\n", app->name, err);
+            return rc;
+        }
+        rc = 1;
+    }
+    svc = svc_new(app->name, err, sizeof(err));
+    if (!svc || svc_listen(svc, common.bind, common.port, err, sizeof(err)) != 0 ||
+        peer_start(&peer, svc, &common, app->name, peer_ttl_s(&common), err, sizeof(err)) != 0 ||
+        app->start(svc, &peer, app->arg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", app->name, err);
+        goto cleanup;
+    }
+    rc = svc_run(svc);
+cleanup:
+    if (app->stop)
+        app->stop(app->arg);
+    peer_free(&peer);
+    svc_free(svc);
+    return rc;
 }

@@ -5,7 +5,7 @@
 #ifndef SVC_REGCLIENT_PEER_H
 #define SVC_REGCLIENT_PEER_H
 
-#include "core/service.h"
+#include "http/service.h"
 #include "regclient/urls.h"
 
 #include <stddef.h>
@@ -25,9 +25,6 @@ struct peer {
     struct rc_client *rc;     /* owned */
     struct disc_client *disc; /* owned */
     char advertise[256];      /* host registered for this instance */
-    svc_stop_fn next_on_stop; /* s's hooks before peer_start, chained */
-    svc_busy_fn next_busy;
-    void *next_arg;
 };
 
 /* Check the options peer_start will use (the registry URLs) before the
@@ -39,8 +36,9 @@ int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
 /* Parse the registry URLs of c (NULL or "": http://127.0.0.1:8500), create
  * the client and discovery cache, register s (already listening) as name
  * with ttl_s (<= 0: PEER_TTL_S_DEFAULT), and hook deregistration into s's
- * shutdown: s->on_stop, s->busy and s->hook_arg point at p afterwards, and
- * the hooks s had before are chained (called after the peer's own). The
+ * shutdown: a stop hook (deregister, stop refreshing) and a busy hook (the
+ * registry and outgoing calls in flight), registered last so that they run
+ * before the hooks of what the service set up earlier. The
  * advertised host is c->advertise if set, else c->bind unless it is a
  * wildcard, else the first non-loopback IPv4 address, else the host name.
  * A registry that is down is not an error: registration goes on in the
@@ -51,9 +49,39 @@ int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c, const 
                int ttl_s, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Free discovery, registration and the HTTP client, in that order (calls
- * still in flight are cancelled), and give s its own hooks back. Call it
+ * still in flight are cancelled), and remove the peer's hooks from s. Call it
  * after the loop has stopped, before svc_free. Accepts a zeroed struct;
  * leaves p zeroed. */
 void peer_free(struct peer *p);
+
+/* What differs between the services that register with the registry; one
+ * main (peer_main) does the rest the same way for all of them. */
+struct peer_app {
+    const char *name;              /* service name: log lines, registration */
+    const char *summary;           /* the line under --help's usage */
+    long port_default;             /* --port when not given */
+    const struct cfg_option *opts; /* the service's own options (borrowed) */
+    size_t nopts;
+    /* After the options are parsed, before anything is bound: check the
+     * service's own and prepare what must exist first. 0, or the exit code
+     * with err filled (2: a bad option, 1: anything else). May be NULL. */
+    int (*check)(void *arg, char *err, size_t errlen);
+    /* Listening, registration started (it goes out once the loop runs),
+     * the loop not running yet: set up routes and the rest, on svc and
+     * peer (both borrowed). 0, or -1 with err (exit 1). */
+    int (*start)(struct svc *svc, struct peer *peer, void *arg, char *err, size_t errlen);
+    /* After the loop, before the peer and the service are freed: free
+     * what start made (also after a failed start). May be NULL. */
+    void (*stop)(void *arg);
+    void *arg; /* passed to the three */
+};
+
+/* The main of a service that registers: options (the shared ones of
+ * CFG_COMMON_OPTIONS, then app's), checks, svc_new, svc_listen, peer_start,
+ * app->start, the loop, then app->stop and cleanup in reverse. Errors before
+ * the loop print one line "NAME: what" on stderr. Returns the exit code: 0
+ * (also after --help), 1 when the drain ran out or set-up failed, 2 on a bad
+ * option. */
+int peer_main(const struct peer_app *app, int argc, char **argv);
 
 #endif

@@ -26,10 +26,10 @@
 #include "regclient/register.h"
 
 #include "codec/uid.h"
+#include "core/clock.h"
 #include "core/errbuf.h"
 #include "core/limits.h"
 #include "core/log.h"
-#include "core/service.h"
 #include "http/client.h"
 #include "regclient/urls.h"
 #include "resilience/backoff.h"
@@ -90,7 +90,7 @@ static const char *rc_call_url(const struct rc_client *rc, size_t i)
 static void rc_schedule(struct rc_client *rc, enum rc_step step, int64_t ms)
 {
     rc->next = step;
-    svc_timer_in(rc->timer, ms);
+    clk_timer_in(rc->timer, ms);
 }
 
 /* The renewal period: a third of the ttl, so two renewals may be lost

@@ -6,10 +6,11 @@
 #include "../core/catalog.h"
 #include "../core/spec.h"
 #include "../store/store.h"
+#include "core/clock.h"
 #include "core/log.h"
-#include "core/service.h"
 #include "http/metrics.h"
 #include "http/server.h"
+#include "http/service.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -256,19 +257,19 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct stor
     api->svc = svc;
     api->reg = r;
     api->store = st;
-    api->tick = event_new(svc->base, -1, EV_PERSIST, api_tick_cb, api);
-    api->flush = evtimer_new(svc->base, api_flush_cb, api);
+    api->tick = event_new(svc_base(svc), -1, EV_PERSIST, api_tick_cb, api);
+    api->flush = evtimer_new(svc_base(svc), api_flush_cb, api);
     if (!api->tick || !api->flush)
         goto fail;
-    if (svc_timer_in(api->tick, cleanup_ms) != 0)
+    if (clk_timer_in(api->tick, cleanup_ms) != 0)
         goto fail;
-    if (hs_route(svc->http, HS_POST, "/v1/services", api_register, api) != 0 ||
-        hs_route(svc->http, HS_GET, "/v1/services", api_list, api) != 0 ||
-        hs_route(svc->http, HS_GET, "/v1/services/{id}", api_get, api) != 0 ||
-        hs_route(svc->http, HS_DELETE, "/v1/services/{id}", api_deregister, api) != 0 ||
-        hs_route(svc->http, HS_PUT, "/v1/services/{id}/renew", api_renew, api) != 0 ||
-        hs_route(svc->http, HS_GET, "/v1/discover", api_discover, api) != 0 ||
-        mtr_add_collector(svc->metrics, api_collect, api) != 0)
+    if (hs_route(svc_http(svc), HS_POST, "/v1/services", api_register, api) != 0 ||
+        hs_route(svc_http(svc), HS_GET, "/v1/services", api_list, api) != 0 ||
+        hs_route(svc_http(svc), HS_GET, "/v1/services/{id}", api_get, api) != 0 ||
+        hs_route(svc_http(svc), HS_DELETE, "/v1/services/{id}", api_deregister, api) != 0 ||
+        hs_route(svc_http(svc), HS_PUT, "/v1/services/{id}/renew", api_renew, api) != 0 ||
+        hs_route(svc_http(svc), HS_GET, "/v1/discover", api_discover, api) != 0 ||
+        mtr_add_collector(svc_metrics(svc), api_collect, api) != 0)
         goto fail;
     return api;
 fail:

@@ -9,9 +9,9 @@
 
 #include "../store/store.h"
 #include "codec/uid.h"
+#include "core/clock.h"
 #include "core/errbuf.h"
 #include "core/log.h"
-#include "core/service.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -73,7 +73,7 @@ struct reg_registry {
 static int64_t reg_real_clock(void *arg)
 {
     (void)arg;
-    return svc_wall_ms();
+    return clk_wall_ms();
 }
 
 /* Current time, clamped so that heartbeats stay ordered in their lists even

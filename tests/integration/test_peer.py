@@ -144,5 +144,25 @@ class PeerTest(unittest.TestCase):
                       proc.stderr)
 
 
+    def test_ttl_rounds_up_to_whole_seconds_for_every_service(self):
+        """--ttl 1500ms registers a lease of 2 s, whichever of the three
+        services asks (one rule in peer_main, no per-service copy)."""
+        reg = self.start_registry()
+        extra = {"logging-service": ["--in-memory"], "facade-service": [],
+                 "messages-service": []}
+        for name, args in extra.items():
+            svc = Service().start(name, ["--port", "0", "--registry", reg.url,
+                                         "--ttl", "1500ms"] + args)
+            self.addCleanup(svc.close)
+
+            def listed(name=name):
+                status, _, body = reg.request("GET", "/v1/services?name=" + name)
+                self.assertEqual(status, 200, body)
+                return body["services"] or None
+            inst = wait_until(listed, 5, message=name + " listed")[0]
+            self.assertEqual(inst["ttl"], 2, name)
+            self.stop_ok(svc)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

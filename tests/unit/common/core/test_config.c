@@ -36,7 +36,7 @@ static const struct cfg_option g_opts[] = {
 /* Every variable the table reads, with its value before the tests ran. */
 static const char *const g_env_names[] = {
     "PORT",    "BIND",     "REGISTRY_URL", "ADVERTISE_HOST", "LOG_LEVEL", "CLEANUP_INTERVAL",
-    "VERBOSE", "DATA_DIR",
+    "VERBOSE", "DATA_DIR", "TTL",
 };
 #define N_ENV (sizeof g_env_names / sizeof g_env_names[0])
 static char *g_env_saved[N_ENV];

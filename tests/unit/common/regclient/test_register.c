@@ -39,11 +39,12 @@
 #include <jansson.h>
 
 #include "codec/uid.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/limits.h"
 #include "core/log.h"
-#include "core/service.h"
 #include "http/client.h"
+#include "http/service.h"
 #include "regclient/discovery.h"
 #include "regclient/peer.h"
 #include "regclient/register.h"
@@ -532,9 +533,9 @@ static void test_renews_every_third_of_ttl(void **state)
     make_rc(fx, 1); /* renew every 333 ms */
     rc_start(fx->rc);
     assert_true(run_until(fx, is_registered, 2000));
-    t0 = svc_now_ms();
+    t0 = clk_now_ms();
     assert_true(run_until(fx, three_renews, 2000));
-    took = svc_now_ms() - t0;
+    took = clk_now_ms() - t0;
     /* three periods of 333 ms, with slack for a loaded sanitizer build */
     assert_true(took >= 900);
     assert_true(took < 1600);
@@ -951,9 +952,9 @@ static int peer_fake_posted(struct fixture *fx) { return fx->fake.posts >= 1; }
 static void test_peer_lifecycle(void **state)
 {
     struct fixture *fx = *state;
-    struct svc s;
+    struct svc *s = NULL;
     struct peer p;
-    struct cfg_common c = {0, "127.0.0.1", NULL, "", "info"};
+    struct cfg_common c = {0, "127.0.0.1", NULL, "", "info", 0};
     struct fake *f = &fx->fake;
     char url[128];
     char err[256] = "";
@@ -962,102 +963,104 @@ static void test_peer_lifecycle(void **state)
 
     assert_non_null(log);
     memset(&p, 0, sizeof(p));
-    assert_int_equal(svc_init(&s, "peer-test", err, sizeof(err)), 0);
-    s.grace_ms = 2000;
-    assert_int_equal(svc_listen(&s, "127.0.0.1", 0, err, sizeof(err)), 0);
+    s = svc_new("peer-test", err, sizeof(err));
+    assert_non_null(s);
+    svc_set_grace_ms(s, 2000);
+    assert_int_equal(svc_listen(s, "127.0.0.1", 0, err, sizeof(err)), 0);
     /* the fixture's fake runs on another base: start one on the service's */
     fake_close(f);
-    assert_int_equal(fake_start(f, s.base), 0);
+    assert_int_equal(fake_start(f, svc_base(s)), 0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->port);
     c.registry = url;
-    s.on_stop = own_on_stop;
-    s.busy = own_busy;
+    assert_int_equal(svc_on_stop(s, own_on_stop, NULL), 0);
+    assert_int_equal(svc_on_busy(s, own_busy, NULL), 0);
     own_stop_calls = 0;
     capture_begin();
-    assert_int_equal(peer_start(&p, &s, &c, "peer-test", 1, err, sizeof(err)), 0);
-    assert_true(run_base_until(fx, s.base, peer_fake_posted, 2000));
+    assert_int_equal(peer_start(&p, s, &c, "peer-test", 1, err, sizeof(err)), 0);
+    assert_true(svc_busy(s) >= 1); /* the peer's hook counts the POST in flight */
+    assert_true(run_base_until(fx, svc_base(s), peer_fake_posted, 2000));
     capture_end(log, LOG_CAPTURE_MAX);
     assert_string_equal(p.advertise, "127.0.0.1");
-    assert_true(s.hook_arg == &p);
     assert_non_null(strstr(log, "registering as peer-test-"));
     assert_non_null(strstr(log, " at 127.0.0.1:"));
     assert_non_null(strstr(log, " with http://127.0.0.1:"));
     body = json_loads(f->post_body, 0, NULL);
-    assert_int_equal(json_integer_value(json_object_get(body, "port")), s.port);
+    assert_int_equal(json_integer_value(json_object_get(body, "port")), svc_port(s));
     assert_int_equal(json_integer_value(json_object_get(body, "ttl")), 1);
     assert_string_equal(json_string_value(json_object_get(body, "host")), "127.0.0.1");
     json_decref(body);
 
     /* shutdown: deregister, drain until the DELETE is answered */
-    svc_shutdown(&s);
+    svc_shutdown(s);
     assert_int_equal(own_stop_calls, 1);
-    assert_int_equal(svc_run(&s), 0);
+    assert_int_equal(svc_run(s), 0);
     assert_int_equal(f->deletes, 1);
     assert_int_equal(f->nids, 0);
 
     fake_close(f); /* before its base goes */
     peer_free(&p);
-    assert_true(s.on_stop == own_on_stop);
-    assert_true(s.busy == own_busy);
     peer_free(&p); /* zeroed: a no-op */
-    svc_free(&s);
+    svc_free(s);
     free(log);
 }
 
 static void test_peer_bad_url(void **state)
 {
-    struct svc s;
+    struct svc *s;
     struct peer p;
-    struct cfg_common c = {0, "127.0.0.1", "htp://x", "", "info"};
+    struct cfg_common c = {0, "127.0.0.1", "htp://x", "", "info", 0};
     char err[256] = "";
 
     (void)state;
     memset(&p, 0, sizeof(p));
-    assert_int_equal(svc_init(&s, "peer-test", err, sizeof(err)), 0);
-    assert_int_equal(peer_start(&p, &s, &c, "peer-test", 10, err, sizeof(err)), -1);
+    s = svc_new("peer-test", err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(peer_start(&p, s, &c, "peer-test", 10, err, sizeof(err)), -1);
     assert_string_equal(err, "--registry: 'htp://x' is not an http:// URL");
-    assert_null(s.on_stop);
     peer_free(&p);
-    svc_free(&s);
+    svc_free(s);
 }
 
 static void test_peer_advertise(void **state)
 {
-    struct svc s;
+    struct svc *s;
     struct peer p;
-    struct cfg_common c = {0, "0.0.0.0", "", "", "info"};
+    struct cfg_common c = {0, "0.0.0.0", "", "", "info", 0};
     char err[256] = "";
 
     (void)state;
     memset(&p, 0, sizeof(p));
-    assert_int_equal(svc_init(&s, "peer-test", err, sizeof(err)), 0);
-    s.port = 5002; /* not listening: nothing is sent before the loop runs */
+    s = svc_new("peer-test", err, sizeof(err));
+    assert_non_null(s);
+    /* listening, but nothing is sent before the loop runs */
+    assert_int_equal(svc_listen(s, "127.0.0.1", 0, err, sizeof(err)), 0);
 
     /* wildcard bind: an interface address or the host name, never 0.0.0.0 */
-    assert_int_equal(peer_start(&p, &s, &c, "peer-test", 0, err, sizeof(err)), 0);
+    assert_int_equal(peer_start(&p, s, &c, "peer-test", 0, err, sizeof(err)), 0);
     assert_string_not_equal(p.advertise, "0.0.0.0");
     assert_true(strlen(p.advertise) > 0);
     assert_string_equal(ru_current(&p.urls), "http://127.0.0.1:8500");
-    assert_true(s.busy(s.hook_arg) >= 1); /* the POST is in flight */
+    assert_true(svc_busy(s) >= 1); /* the POST is in flight */
     peer_free(&p);
-    assert_null(s.on_stop);
+    assert_int_equal(svc_busy(s), 0); /* the peer's hooks left with it */
 
     c.bind = "::";
     c.advertise = "svc.example.com";
-    assert_int_equal(peer_start(&p, &s, &c, "peer-test", 10, err, sizeof(err)), 0);
+    assert_int_equal(peer_start(&p, s, &c, "peer-test", 10, err, sizeof(err)), 0);
     assert_string_equal(p.advertise, "svc.example.com");
     peer_free(&p);
 
     c.bind = "10.9.8.7";
     c.advertise = NULL;
     c.registry = NULL;
-    assert_int_equal(peer_start(&p, &s, &c, "peer-test", 10, err, sizeof(err)), 0);
+    assert_int_equal(peer_start(&p, s, &c, "peer-test", 10, err, sizeof(err)), 0);
     assert_string_equal(p.advertise, "10.9.8.7");
     peer_free(&p);
 
-    assert_int_equal(peer_start(&p, &s, &c, "peer-test", LIM_TTL_MAX + 1, err, sizeof(err)), -1);
+    assert_int_equal(peer_start(&p, s, &c, "peer-test", LIM_TTL_MAX + 1, err, sizeof(err)), -1);
     peer_free(&p);
-    svc_free(&s);
+    svc_shutdown(s); /* no hook of a freed peer is left to run */
+    svc_free(s);
 }
 
 int main(void)

@@ -1,7 +1,10 @@
 /* service.c: start-up, signal handling and graceful shutdown shared by all
- * executables (see service.h). */
-#include "core/service.h"
+ * executables (see service.h). The HTTP server is the first thing made and
+ * the last thing stopped: svc_shutdown runs the hooks of what was built on
+ * top of it first, then stops accepting. */
+#include "http/service.h"
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/errbuf.h"
 #include "core/limits.h"
@@ -12,25 +15,44 @@
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SVC_DRAIN_POLL_MS 20
 
-int64_t svc_now_ms(void)
+struct svc_stop_hook {
+    svc_stop_fn fn;
+    void *arg;
+};
+
+struct svc_busy_hook {
+    svc_busy_fn fn;
+    void *arg;
+};
+
+struct svc {
+    const char *name;             /* borrowed: service name for logs */
+    struct event_base *base;      /* owned */
+    struct mtr_registry *metrics; /* owned */
+    struct hs_server *http;       /* owned */
+    int port;                     /* the port actually bound */
+    int64_t grace_ms;             /* bound on the drain */
+    struct svc_stop_hook stops[SVC_HOOKS_MAX];
+    struct svc_busy_hook busies[SVC_HOOKS_MAX];
+    int nstops, nbusies;
+    struct event *sigint, *sigterm, *drain_timer; /* owned */
+    int64_t drain_deadline_ms;
+    int stopping; /* 0 running, 1 draining, 2 leaving without a clean drain */
+};
+
+size_t svc_busy(const struct svc *s)
 {
-    struct timespec ts;
+    size_t n = 0;
+    int i;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t svc_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    for (i = 0; i < s->nbusies; i++)
+        n += s->busies[i].fn(s->busies[i].arg);
+    return n;
 }
 
 /* Drain timer: leave the loop once nothing is in flight or time is up. */
@@ -38,8 +60,7 @@ static void svc_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct svc *s = arg;
     size_t requests = hs_inflight(s->http);
-    size_t own = s->busy ? s->busy(s->hook_arg) : 0;
-    struct timeval tv = {0, SVC_DRAIN_POLL_MS * 1000};
+    size_t own = svc_busy(s);
 
     (void)fd;
     (void)what;
@@ -48,25 +69,27 @@ static void svc_drain_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(s->base, NULL);
         return;
     }
-    if (svc_now_ms() >= s->drain_deadline_ms) {
+    if (clk_now_ms() >= s->drain_deadline_ms) {
         log_warn("grace period of %lld ms over with %zu requests and %zu calls in flight; exiting",
                  (long long)s->grace_ms, requests, own);
         s->stopping = 2;
         event_base_loopexit(s->base, NULL);
         return;
     }
-    evtimer_add(s->drain_timer, &tv);
+    clk_timer_in(s->drain_timer, SVC_DRAIN_POLL_MS);
 }
 
 void svc_shutdown(struct svc *s)
 {
+    int i;
+
     if (s->stopping)
         return;
     s->stopping = 1;
-    if (s->on_stop)
-        s->on_stop(s->hook_arg);
+    for (i = s->nstops - 1; i >= 0; i--)
+        s->stops[i].fn(s->stops[i].arg);
     hs_stop_accepting(s->http);
-    s->drain_deadline_ms = svc_now_ms() + s->grace_ms;
+    s->drain_deadline_ms = clk_now_ms() + s->grace_ms;
     svc_drain_cb(-1, 0, s);
 }
 
@@ -124,9 +147,14 @@ int svc_configure(const char *name, const char *summary, const struct cfg_option
     return -1;
 }
 
-int svc_init(struct svc *s, const char *name, char *err, size_t errlen)
+struct svc *svc_new(const char *name, char *err, size_t errlen)
 {
-    memset(s, 0, sizeof(*s));
+    struct svc *s = calloc(1, sizeof(*s));
+
+    if (!s) {
+        errbuf_set(err, errlen, "out of memory");
+        return NULL;
+    }
     s->name = name;
     s->grace_ms = LIM_SHUTDOWN_GRACE_MS;
     signal(SIGPIPE, SIG_IGN);
@@ -142,26 +170,65 @@ int svc_init(struct svc *s, const char *name, char *err, size_t errlen)
         goto fail;
     if (evsignal_add(s->sigint, NULL) != 0 || evsignal_add(s->sigterm, NULL) != 0)
         goto fail;
-    return 0;
+    return s;
 fail:
     errbuf_set(err, errlen, "cannot initialise the event loop");
-    return -1;
+    svc_free(s);
+    return NULL;
 }
 
 int svc_listen(struct svc *s, const char *bind, long port, char *err, size_t errlen)
 {
     int bound = 0;
-    const char *shown = bind;
 
     if (hs_listen(s->http, bind, (int)port, &bound, err, errlen) != 0)
         return -1;
     s->port = bound;
     if (strchr(bind, ':'))
-        log_info("listening on http://[%s]:%d", shown, bound);
+        log_info("listening on http://[%s]:%d", bind, bound);
     else
-        log_info("listening on http://%s:%d", shown, bound);
+        log_info("listening on http://%s:%d", bind, bound);
     return 0;
 }
+
+int svc_on_stop(struct svc *s, svc_stop_fn fn, void *arg)
+{
+    if (s->nstops == SVC_HOOKS_MAX)
+        return -1;
+    s->stops[s->nstops].fn = fn;
+    s->stops[s->nstops].arg = arg;
+    s->nstops++;
+    return 0;
+}
+
+int svc_on_busy(struct svc *s, svc_busy_fn fn, void *arg)
+{
+    if (s->nbusies == SVC_HOOKS_MAX)
+        return -1;
+    s->busies[s->nbusies].fn = fn;
+    s->busies[s->nbusies].arg = arg;
+    s->nbusies++;
+    return 0;
+}
+
+void svc_remove_hooks(struct svc *s, const void *arg)
+{
+    int i, n = 0;
+
+    if (!s)
+        return;
+    for (i = 0; i < s->nstops; i++)
+        if (s->stops[i].arg != arg)
+            s->stops[n++] = s->stops[i];
+    s->nstops = n;
+    n = 0;
+    for (i = 0; i < s->nbusies; i++)
+        if (s->busies[i].arg != arg)
+            s->busies[n++] = s->busies[i];
+    s->nbusies = n;
+}
+
+void svc_set_grace_ms(struct svc *s, int64_t ms) { s->grace_ms = ms; }
 
 int svc_run(struct svc *s)
 {
@@ -171,6 +238,8 @@ int svc_run(struct svc *s)
 
 void svc_free(struct svc *s)
 {
+    if (!s)
+        return;
     if (s->drain_timer)
         event_free(s->drain_timer);
     if (s->sigint)
@@ -181,16 +250,11 @@ void svc_free(struct svc *s)
     mtr_free(s->metrics);
     if (s->base)
         event_base_free(s->base);
-    memset(s, 0, sizeof(*s));
+    free(s);
 }
 
-int svc_timer_in(struct event *ev, int64_t ms)
-{
-    struct timeval tv;
-
-    if (ms < 0)
-        ms = 0;
-    tv.tv_sec = (time_t)(ms / 1000);
-    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-    return event_add(ev, &tv);
-}
+struct event_base *svc_base(const struct svc *s) { return s->base; }
+struct hs_server *svc_http(const struct svc *s) { return s->http; }
+struct mtr_registry *svc_metrics(const struct svc *s) { return s->metrics; }
+const char *svc_name(const struct svc *s) { return s->name; }
+int svc_port(const struct svc *s) { return s->port; }
