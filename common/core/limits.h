@@ -13,6 +13,11 @@
 #define LIM_STREAM_OUT_MAX    (4 * 1024 * 1024)  /* bytes a stream holds for a slow client */
 #define LIM_PATH_SEGMENTS_MAX 16                 /* segments in a routed path */
 
+/* Outgoing calls: one name per timeout, used by every client of the suite */
+#define LIM_CALL_TIMEOUT_MS       2000 /* one call to the registry or to a peer service */
+#define LIM_CONNECT_TIMEOUT_MS    500 /* TCP connect to a peer replica: a gone host is left quickly */
+#define LIM_DEREGISTER_TIMEOUT_MS 1000 /* the DELETE of a shutdown, well inside its drain */
+
 /* Logging */
 #define LIM_LOG_LINE_MAX 4096 /* one log line with its newline (PIPE_BUF) */
 

@@ -6,11 +6,10 @@
  * on). A successful answer replaces the cached list, an empty one
  * included (nothing is passing); a failed one (transport error, non-200
  * status, a body that is not the expected JSON) keeps the last list and
- * fails over to the next registry URL. The first failure of an outage is
- * logged at WARN, the following ones at DEBUG, the recovery at INFO.
+ * fails over to the next registry URL.
  *
- * Like register.c, a failure only moves the shared URL cursor if nobody
- * moved it since the call was sent.
+ * Which URL, and how an outage is logged, is the shared policy of
+ * failover.h (the list is shared with the registration).
  *
  * Ownership: the client borrows base, hc and urls; it owns the names, the
  * cached lists, the timers and the calls. disc_free must run before
@@ -21,6 +20,8 @@
 #include "core/errbuf.h"
 #include "core/log.h"
 #include "http/client.h"
+#include "proto/registry_v1.h"
+#include "regclient/failover.h"
 #include "regclient/urls.h"
 
 #include <event2/event.h>
@@ -29,10 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DISC_CALL_TIMEOUT_MS 2000
-#define DISC_REFRESH_MIN_MS  10
-#define DISC_URL_MAX         (RU_URL_MAX + 3 * LIM_NAME_MAX + 64)
-#define DISC_WHY_MAX         256
+#define DISC_HEALTH_QUERY   "&" REGV1_Q_HEALTH "=" REGV1_PASSING
+#define DISC_REFRESH_MIN_MS 10
+#define DISC_URL_MAX        (RU_URL_MAX + 3 * LIM_NAME_MAX + 64)
+#define DISC_WHY_MAX        256
 
 struct disc_entry {
     struct disc_client *d; /* back pointer for the callbacks */
@@ -41,11 +42,9 @@ struct disc_entry {
     size_t n;
     bool known;           /* one refresh has succeeded */
     uint64_t version;     /* bumped when the list changes */
-    bool failing;         /* failing since the last success */
-    unsigned failures;    /* of the current outage */
     struct event *timer;  /* persistent, refresh_ms; owned */
     struct hc_call *call; /* the refresh in flight */
-    size_t call_url;      /* urls->current when call was sent */
+    struct fo_caller fo;  /* where call went, the outage it belongs to */
 };
 
 struct disc_client {
@@ -68,14 +67,6 @@ static const struct disc_entry *disc_find(const struct disc_client *d, const cha
             return &d->entries[i];
     }
     return NULL;
-}
-
-/* The URL at index i of the list (borrowed), for messages. */
-static const char *disc_url_at(const struct disc_client *d, size_t i)
-{
-    if (d->urls->n == 0)
-        return "";
-    return d->urls->urls[i % d->urls->n];
 }
 
 /* Append name to out (cap bytes, NUL-terminated) percent-encoded: service
@@ -130,7 +121,7 @@ static int disc_parse(const char *body, size_t len, struct disc_instance **out, 
         errbuf_set(why, whylen, "invalid JSON in the answer: %s", jerr.text);
         goto cleanup;
     }
-    services = json_object_get(doc, "services");
+    services = json_object_get(doc, REGV1_F_SERVICES);
     if (!json_is_true(json_object_get(doc, "success")) || !json_is_array(services)) {
         errbuf_set(why, whylen, "the answer has no 'services' array");
         goto cleanup;
@@ -147,9 +138,9 @@ static int disc_parse(const char *body, size_t len, struct disc_instance **out, 
         }
         for (i = 0; i < json_array_size(services) && n < cap; i++) {
             json_t *s = json_array_get(services, i);
-            const char *id = json_string_value(json_object_get(s, "id"));
-            const char *host = json_string_value(json_object_get(s, "host"));
-            json_t *port = json_object_get(s, "port");
+            const char *id = json_string_value(json_object_get(s, REGV1_F_ID));
+            const char *host = json_string_value(json_object_get(s, REGV1_F_HOST));
+            json_t *port = json_object_get(s, REGV1_F_PORT);
 
             if (id == NULL || host == NULL || !json_is_integer(port) || strlen(id) > LIM_ID_MAX ||
                 strlen(host) > LIM_HOST_MAX || host[0] == '\0' || json_integer_value(port) < 1 ||
@@ -175,26 +166,14 @@ cleanup:
     return rc;
 }
 
-/* A refresh of e failed (why: borrowed): keep the list, fail over, log. */
+/* A refresh of e failed (why: borrowed): keep the list; fail over and log
+ * by the shared policy. */
 static void disc_failed(struct disc_entry *e, const char *why)
 {
-    struct disc_client *d = e->d;
-    const char *failed = disc_url_at(d, e->call_url);
-
-    e->failures++;
-    if (!e->failing) {
-        e->failing = true;
-        if (e->known)
-            log_warn("registry %s: %s; keeping the last %zu instances of %s", failed, why, e->n,
-                     e->name);
-        else
-            log_warn("registry %s: %s; no instances of %s known yet", failed, why, e->name);
-    } else {
-        log_debug("registry %s: %s; still %zu instances of %s (failure %u)", failed, why, e->n,
-                  e->name, e->failures);
-    }
-    if (d->urls->current == e->call_url)
-        ru_failover(d->urls);
+    if (e->known)
+        fo_failed(&e->fo, why, "keeping the last %zu instances of %s", e->n, e->name);
+    else
+        fo_failed(&e->fo, why, "no instances of %s known yet", e->name);
 }
 
 /* Whether two instance lists hold the same instances in the same order. */
@@ -235,17 +214,13 @@ static void disc_on_list(const struct hc_response *resp, void *arg)
         disc_failed(e, why);
         return;
     }
-    if (e->failing)
-        log_info("registry %s answers again; %zu instances of %s", disc_url_at(e->d, e->call_url),
-                 n, e->name);
+    fo_succeeded(&e->fo, "%zu instances of %s", n, e->name);
     if (!disc_same(e->list, e->n, list, n))
         e->version++;
     free(e->list);
     e->list = list;
     e->n = n;
     e->known = true;
-    e->failing = false;
-    e->failures = 0;
 }
 
 /* Start a refresh of e unless one is in flight or the client stopped. */
@@ -257,16 +232,15 @@ static void disc_refresh(struct disc_entry *e)
 
     if (d->stopped || e->call != NULL)
         return;
-    snprintf(url, sizeof(url), "%s/v1/services?name=", ru_current(d->urls));
+    snprintf(url, sizeof(url), "%s" REGV1_SERVICES "?" REGV1_Q_NAME "=", fo_send(&e->fo));
     if (disc_encode(e->name, url, sizeof(url)) != 0 ||
-        strlen(url) + sizeof("&health=passing") > sizeof(url))
+        strlen(url) + sizeof(DISC_HEALTH_QUERY) > sizeof(url))
         return; /* cannot happen: url is sized for the longest name */
-    strcat(url, "&health=passing");
+    strcat(url, DISC_HEALTH_QUERY);
     memset(&req, 0, sizeof(req));
     req.method = "GET";
     req.url = url;
-    req.timeout_ms = DISC_CALL_TIMEOUT_MS;
-    e->call_url = d->urls->current;
+    req.timeout_ms = LIM_CALL_TIMEOUT_MS;
     e->call = hc_send(d->hc, &req, disc_on_list, e);
     if (e->call == NULL)
         disc_failed(e, "cannot start the request");
@@ -321,6 +295,7 @@ int disc_watch(struct disc_client *d, const char *name)
     e = &d->entries[d->n];
     memset(e, 0, sizeof(*e));
     e->d = d;
+    fo_init(&e->fo, d->urls);
     memcpy(e->name, name, strlen(name) + 1);
     e->timer = event_new(d->base, -1, EV_PERSIST, disc_on_timer, e);
     if (e->timer == NULL)

@@ -9,15 +9,9 @@
  *
  * Any other failure (connection refused, timeout, 5xx, an unexpected
  * status) retries the same step after a backoff delay with full jitter
- * (BO base 100 ms, cap 2 s), on the next registry URL of the list. The
- * first failure of an outage is logged at WARN, the following attempts at
- * DEBUG, and the recovery at INFO, so a registry down for hours costs three
- * lines, not thousands.
- *
- * The URL list is shared with the discovery cache (peer.c): a failure only
- * moves the cursor if nobody moved it since the call was sent, so two
- * clients failing on the same dead registry advance it once, not twice
- * (with two URLs, twice would land back on the dead one).
+ * (BO base 100 ms, cap 2 s), on the next registry URL of the list. Which
+ * URL, and how an outage is logged, is the shared policy of failover.h
+ * (the list is shared with the discovery cache).
  *
  * Ownership: the client borrows base, hc and urls; it owns its timer and
  * its calls. Callbacks clear the call pointer first thing, so hc_cancel is
@@ -31,6 +25,8 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/client.h"
+#include "proto/registry_v1.h"
+#include "regclient/failover.h"
 #include "regclient/urls.h"
 #include "resilience/backoff.h"
 
@@ -40,14 +36,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RC_CALL_TIMEOUT_MS       2000 /* register and renew */
-#define RC_DEREGISTER_TIMEOUT_MS 1000
-#define RC_RENEW_MIN_MS          100 /* floor of ttl/3 */
-#define RC_RETRY_BASE_MS         BO_BASE_MS_DEFAULT
-#define RC_RETRY_CAP_MS          BO_CAP_MS_DEFAULT
-#define RC_ATTEMPT_MAX           32 /* the ceiling is at the cap long before */
-#define RC_URL_MAX               (RU_URL_MAX + LIM_ID_MAX + 32)
-#define RC_WHY_MAX               256 /* text describing one failure */
+#define RC_RENEW_MIN_MS  100 /* floor of ttl/3 */
+#define RC_RETRY_BASE_MS BO_BASE_MS_DEFAULT
+#define RC_RETRY_CAP_MS  BO_CAP_MS_DEFAULT
+#define RC_ATTEMPT_MAX   32 /* the ceiling is at the cap long before */
+#define RC_URL_MAX       (RU_URL_MAX + LIM_ID_MAX + 32)
+#define RC_WHY_MAX       256 /* text describing one failure */
 
 enum rc_step {
     RC_STEP_REGISTER, /* POST /v1/services */
@@ -64,11 +58,9 @@ struct rc_client {
     struct event *timer;   /* next renew or retry; owned */
     enum rc_step next;     /* what the timer starts */
     struct hc_call *call;  /* register or renew in flight */
-    size_t call_url;       /* urls->current when call was sent */
+    struct fo_caller fo;   /* where call went, the outage it belongs to */
     struct hc_call *dereg; /* the DELETE in flight */
     size_t dereg_url;      /* urls->current when dereg was sent */
-    unsigned attempt;      /* consecutive failures */
-    bool outage;           /* failing since the last success */
     bool registered;       /* acknowledged, not forgotten since */
     bool started;
     bool stopped;
@@ -115,7 +107,7 @@ static void rc_describe(const struct hc_response *resp, char *why, size_t cap)
         return;
     }
     doc = json_loadb(resp->body, resp->body_len, 0, NULL);
-    text = json_string_value(json_object_get(doc, "error"));
+    text = json_string_value(json_object_get(doc, REGV1_F_ERROR));
     if (text != NULL)
         errbuf_set(why, cap, "HTTP %ld: %s", resp->status, text);
     else
@@ -123,41 +115,15 @@ static void rc_describe(const struct hc_response *resp, char *why, size_t cap)
     json_decref(doc);
 }
 
-/* A step failed (why: borrowed text). Fail over if the cursor has not moved
- * since the call was sent, log (WARN once per outage), and retry the same
- * step after a backoff delay. */
+/* A step failed (why: borrowed text): fail over and log by the shared
+ * policy, and retry the same step after a backoff delay. */
 static void rc_retry(struct rc_client *rc, enum rc_step step, const char *why)
 {
-    const char *failed = rc_call_url(rc, rc->call_url);
-    int64_t delay = bo_delay_ms(&rc->retry, rc->attempt);
+    unsigned attempt = rc->fo.failures < RC_ATTEMPT_MAX ? rc->fo.failures : RC_ATTEMPT_MAX;
+    int64_t delay = bo_delay_ms(&rc->retry, attempt);
 
-    if (rc->urls->current == rc->call_url)
-        ru_failover(rc->urls);
-    if (rc->attempt < RC_ATTEMPT_MAX)
-        rc->attempt++;
-    if (!rc->outage) {
-        rc->outage = true;
-        if (rc->urls->n > 1)
-            log_warn("registry %s: %s; retrying in %lld ms with %s", failed, why, (long long)delay,
-                     ru_current(rc->urls));
-        else
-            log_warn("registry %s: %s; retrying in %lld ms", failed, why, (long long)delay);
-    } else {
-        log_debug("registry %s: %s; retrying in %lld ms (attempt %u)", failed, why,
-                  (long long)delay, rc->attempt);
-    }
+    fo_failed(&rc->fo, why, "retrying in %lld ms", (long long)delay);
     rc_schedule(rc, step, delay);
-}
-
-/* A call succeeded: end an outage (logging the recovery) and reset the
- * backoff. */
-static void rc_recovered(struct rc_client *rc)
-{
-    if (rc->outage)
-        log_info("registry %s answers again after %u failures", rc_call_url(rc, rc->call_url),
-                 rc->attempt);
-    rc->outage = false;
-    rc->attempt = 0;
 }
 
 /* Completion of POST /v1/services. 200/201: registered, renew in ttl/3;
@@ -169,9 +135,9 @@ static void rc_on_register(const struct hc_response *resp, void *arg)
 
     rc->call = NULL;
     if (resp->error == HC_OK && (resp->status == 201 || resp->status == 200)) {
-        rc_recovered(rc);
+        fo_succeeded(&rc->fo, NULL);
         if (!rc->registered)
-            log_info("registered as %s with %s", rc->id, rc_call_url(rc, rc->call_url));
+            log_info("registered as %s with %s", rc->id, fo_sent_url(&rc->fo));
         rc->registered = true;
         rc_schedule(rc, RC_STEP_RENEW, rc_renew_ms(rc));
         return;
@@ -190,12 +156,12 @@ static void rc_on_renew(const struct hc_response *resp, void *arg)
 
     rc->call = NULL;
     if (resp->error == HC_OK && resp->status == 200) {
-        rc_recovered(rc);
+        fo_succeeded(&rc->fo, NULL);
         rc_schedule(rc, RC_STEP_RENEW, rc_renew_ms(rc));
         return;
     }
     if (resp->error == HC_OK && resp->status == 404) {
-        rc_recovered(rc);
+        fo_succeeded(&rc->fo, NULL);
         log_info("registry forgot us; registering again as %s", rc->id);
         rc->registered = false;
         rc_send(rc, RC_STEP_REGISTER);
@@ -210,18 +176,19 @@ static void rc_on_renew(const struct hc_response *resp, void *arg)
 static void rc_send(struct rc_client *rc, enum rc_step step)
 {
     char url[RC_URL_MAX];
+    const char *base;
     struct hc_request req;
 
     memset(&req, 0, sizeof(req));
-    req.timeout_ms = RC_CALL_TIMEOUT_MS;
-    rc->call_url = rc->urls->current;
+    req.timeout_ms = LIM_CALL_TIMEOUT_MS;
+    base = fo_send(&rc->fo);
     if (step == RC_STEP_REGISTER) {
-        snprintf(url, sizeof(url), "%s/v1/services", ru_current(rc->urls));
+        snprintf(url, sizeof(url), "%s" REGV1_SERVICES, base);
         req.method = "POST";
         req.body = rc->body;
         req.body_len = strlen(rc->body);
     } else {
-        snprintf(url, sizeof(url), "%s/v1/services/%s/renew", ru_current(rc->urls), rc->id);
+        snprintf(url, sizeof(url), "%s" REGV1_RENEW_FMT, base, rc->id);
         req.method = "PUT";
     }
     req.url = url;
@@ -267,8 +234,9 @@ static void rc_on_deregister(const struct hc_response *resp, void *arg)
 static char *rc_body_new(const struct rc_client *rc, const char *name, const char *type,
                          const char *host, int port)
 {
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:i, s:s, s:i}", "id", rc->id, "name", name, "host",
-                            host, "port", port, "type", type, "ttl", rc->ttl_s);
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:i, s:s, s:i}", REGV1_F_ID, rc->id, REGV1_F_NAME,
+                            name, REGV1_F_HOST, host, REGV1_F_PORT, port, REGV1_F_TYPE, type,
+                            REGV1_F_TTL, rc->ttl_s);
     char *out = NULL;
 
     if (doc == NULL)
@@ -302,6 +270,7 @@ struct rc_client *rc_new(struct event_base *base, struct hc_client *hc, struct r
     rc->base = base;
     rc->hc = hc;
     rc->urls = urls;
+    fo_init(&rc->fo, urls);
     rc->ttl_s = opt->ttl_s;
     rc->retry.base_ms = RC_RETRY_BASE_MS;
     rc->retry.cap_ms = RC_RETRY_CAP_MS;
@@ -349,10 +318,10 @@ void rc_stop(struct rc_client *rc)
         return;
     memset(&req, 0, sizeof(req));
     rc->dereg_url = rc->urls->current;
-    snprintf(url, sizeof(url), "%s/v1/services/%s", ru_current(rc->urls), rc->id);
+    snprintf(url, sizeof(url), "%s" REGV1_SERVICE_FMT, ru_current(rc->urls), rc->id);
     req.method = "DELETE";
     req.url = url;
-    req.timeout_ms = RC_DEREGISTER_TIMEOUT_MS;
+    req.timeout_ms = LIM_DEREGISTER_TIMEOUT_MS;
     rc->dereg = hc_send(rc->hc, &req, rc_on_deregister, rc);
     if (rc->dereg == NULL)
         log_warn("could not send the deregistration of %s", rc->id);

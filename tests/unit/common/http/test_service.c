@@ -150,10 +150,8 @@ static void test_listen_ephemeral(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hooks_order_and_removal),
-        cmocka_unit_test(test_hooks_bounded),
-        cmocka_unit_test(test_drain_waits_for_busy),
-        cmocka_unit_test(test_drain_runs_out),
+        cmocka_unit_test(test_hooks_order_and_removal), cmocka_unit_test(test_hooks_bounded),
+        cmocka_unit_test(test_drain_waits_for_busy),    cmocka_unit_test(test_drain_runs_out),
         cmocka_unit_test(test_listen_ephemeral),
     };
 

@@ -1,0 +1,53 @@
+/* registry_v1.h: the registry's native API, version 1, as both sides
+ * compile it: the registry's routes (registry/api) and its client SDK
+ * (common/regclient) take their paths, query parameters and field names
+ * from here, so the two cannot drift apart. The input rules (lengths,
+ * counts, ranges) are the LIM_ values of core/limits.h. */
+#ifndef SVC_PROTO_REGISTRY_V1_H
+#define SVC_PROTO_REGISTRY_V1_H
+
+/* Routes, as the server's route table spells them ("{id}": a path
+ * parameter). */
+#define REGV1_SERVICES "/v1/services"          /* POST: register; GET: list */
+#define REGV1_SERVICE  REGV1_SERVICES "/{id}"  /* GET: one instance; DELETE: deregister */
+#define REGV1_RENEW    REGV1_SERVICE "/renew"  /* PUT: heartbeat */
+#define REGV1_DISCOVER "/v1/discover"          /* GET: one passing instance */
+#define REGV1_PARAM_ID "{id}"                  /* the path parameter of the two above */
+
+/* The same paths as a client fills them in (printf formats, one %s: the
+ * instance id). */
+#define REGV1_SERVICE_FMT REGV1_SERVICES "/%s"
+#define REGV1_RENEW_FMT   REGV1_SERVICE_FMT "/renew"
+
+/* Query parameters of the list and of discovery. */
+#define REGV1_Q_NAME     "name"
+#define REGV1_Q_TYPE     "type"
+#define REGV1_Q_TAG      "tag"
+#define REGV1_Q_HEALTH   "health"
+#define REGV1_Q_STRATEGY "strategy"
+
+/* Health values (the "health" field and ?health=). */
+#define REGV1_PASSING  "passing"
+#define REGV1_CRITICAL "critical"
+
+/* Fields of a registration and of an instance. */
+#define REGV1_F_ID        "id"
+#define REGV1_F_NAME      "name"
+#define REGV1_F_HOST      "host"
+#define REGV1_F_PORT      "port"
+#define REGV1_F_TYPE      "type"
+#define REGV1_F_TAGS      "tags"
+#define REGV1_F_METADATA  "metadata"
+#define REGV1_F_TTL       "ttl"
+#define REGV1_F_HEARTBEAT "last_heartbeat"
+#define REGV1_F_HEALTH    "health"
+
+/* Fields of the answers. */
+#define REGV1_F_SUCCESS    "success"
+#define REGV1_F_ERROR      "error"
+#define REGV1_F_SERVICE    "service"    /* one instance */
+#define REGV1_F_SERVICES   "services"   /* the list */
+#define REGV1_F_SERVICE_ID "service_id" /* the id a registration got */
+#define REGV1_F_MESSAGE    "message"
+
+#endif
