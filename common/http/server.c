@@ -2,19 +2,24 @@
  * receives every request, matches it against the route table (404 for an
  * unknown path, 405 for a known path with another method), enforces the body
  * limit with a JSON 413, and hands a struct hs_req to the route's handler.
- * Replies are counted in the metrics registry with their latency. */
+ * Replies are counted in the metrics registry with their latency. Streamed
+ * answers (stream.c) take their request off the pending list; the server
+ * ends them at shutdown and frees them with itself. */
 #include "http/server.h"
 
 #include "core/errbuf.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/metrics.h"
+#include "http/server_int.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -45,13 +50,16 @@ struct hs_server {
     struct mtr_registry *metrics; /* borrowed, may be NULL */
     struct hs_route routes[LIM_ROUTES_MAX];
     int nroutes;
-    size_t inflight;        /* requests received, not yet answered */
-    struct hs_req *pending; /* those requests (utlist DL), freed with the server */
+    size_t inflight;           /* requests received, not yet answered */
+    struct hs_req *pending;    /* those requests (utlist DL), freed with the server */
+    struct hs_stream *streams; /* open streamed answers (stream.c's list) */
+    size_t streams_ending;     /* of those, writing their last chunk */
 };
 
 struct hs_req {
     struct hs_server *srv;
-    struct evhttp_request *ev; /* owned by evhttp; valid until our reply */
+    struct evhttp_request *ev; /* owned by evhttp; valid until our reply; NULL
+                                  once a stream's request is gone */
     const char *route_label;   /* pattern of the matched route, or a fixed label */
     const char *method_label;
     enum hs_method method;
@@ -80,7 +88,7 @@ static double hs_elapsed(const struct timespec *start)
 }
 
 /* The standard reason phrase for the statuses the services use. */
-static const char *hs_reason(int status)
+const char *hs_status_reason(int status)
 {
     switch (status) {
     case 200:
@@ -183,7 +191,7 @@ static void hs_finish(struct hs_req *req, int status, struct evbuffer *buf)
 {
     struct hs_server *srv = req->srv;
 
-    evhttp_send_reply(req->ev, status, hs_reason(status), buf);
+    evhttp_send_reply(req->ev, status, hs_status_reason(status), buf);
     mtr_observe(srv->metrics, req->method_label, req->route_label, status, hs_elapsed(&req->start));
     srv->inflight--;
     DL_DELETE(srv->pending, req);
@@ -356,7 +364,17 @@ const char *hs_req_query(const struct hs_req *req, const char *key)
 
 const char *hs_req_header(const struct hs_req *req, const char *name)
 {
+    if (!req->ev)
+        return NULL; /* a stream whose client left */
     return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+}
+
+int hs_req_fd(const struct hs_req *req)
+{
+    struct evhttp_connection *evcon = req->ev ? evhttp_request_get_connection(req->ev) : NULL;
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+    return bev ? (int)bufferevent_getfd(bev) : -1;
 }
 
 const char *hs_req_body(const struct hs_req *req, size_t *len)
@@ -380,6 +398,39 @@ json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
         errbuf_set(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
                    jerr.text);
     return root;
+}
+
+/* --- for stream.c (server_int.h) ---------------------------------------- */
+
+struct evhttp_request *hs_req_evreq(struct hs_req *req) { return req->ev; }
+struct hs_server *hs_req_server(struct hs_req *req) { return req->srv; }
+struct event_base *hs_server_base(struct hs_server *s) { return s->base; }
+struct hs_stream **hs_server_streams(struct hs_server *s) { return &s->streams; }
+
+void hs_server_count_ending(struct hs_server *s, int delta)
+{
+    if (delta < 0)
+        s->streams_ending -= (size_t)-delta;
+    else
+        s->streams_ending += (size_t)delta;
+}
+
+void hs_req_unpend(struct hs_req *req)
+{
+    (void)hs_req_path(req);
+    (void)hs_req_query(req, "");
+    req->srv->inflight--;
+    DL_DELETE(req->srv->pending, req);
+}
+
+void hs_req_forget(struct hs_req *req) { req->ev = NULL; }
+
+void hs_req_finish_stream(struct hs_req *req, int status)
+{
+    struct hs_server *srv = req->srv;
+
+    mtr_observe(srv->metrics, req->method_label, req->route_label, status, hs_elapsed(&req->start));
+    hs_req_free(req);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -650,6 +701,7 @@ int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port, 
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
     evutil_socket_t fd;
+    int one = 1;
 
     s->listener = evhttp_bind_socket_with_handle(s->http, addr, (ev_uint16_t)port);
     if (!s->listener) {
@@ -658,6 +710,18 @@ int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port, 
         return -1;
     }
     fd = evhttp_bound_socket_get_fd(s->listener);
+    /* TCP_NODELAY for every accepted socket: Linux copies it from the
+     * listening socket to each socket accept() returns, so one call here
+     * costs nothing per connection. (libevent 2.1 gives no hook with the
+     * fd at accept time: evhttp_set_newreqcb is 2.2, and evhttp_set_bevcb's
+     * callback is called before the fd is known; setting it on the first
+     * request of a connection would cost a syscall and a per-connection
+     * flag.) Without it, a reply written in two pieces (headers, then a
+     * body over the socket buffer) waits for the client's delayed ACK. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+        errbuf_set(err, errlen, "cannot set TCP_NODELAY on %s:%d", addr, port);
+        return -1;
+    }
     if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
         errbuf_set(err, errlen, "getsockname failed");
         return -1;
@@ -675,9 +739,10 @@ void hs_stop_accepting(struct hs_server *s)
         evhttp_del_accept_socket(s->http, s->listener);
         s->listener = NULL;
     }
+    hs_streams_shutdown(s->streams);
 }
 
-size_t hs_inflight(const struct hs_server *s) { return s->inflight; }
+size_t hs_inflight(const struct hs_server *s) { return s->inflight + s->streams_ending; }
 
 void hs_server_free(struct hs_server *s)
 {
@@ -686,12 +751,18 @@ void hs_server_free(struct hs_server *s)
 
     if (!s)
         return;
+    hs_streams_prepare_free(s->streams);
     DL_FOREACH_SAFE (s->pending, req, tmp) {
         DL_DELETE(s->pending, req);
+        /* A request whose client left is detached from its connection:
+         * evhttp_free would not free it. */
+        if (!evhttp_request_get_connection(req->ev))
+            evhttp_request_free(req->ev);
         hs_req_free(req);
     }
     if (s->http)
         evhttp_free(s->http);
+    hs_streams_free_all(&s->streams);
     for (i = 0; i < s->nroutes; i++)
         for (j = 0; j < s->routes[i].nsegments; j++)
             free(s->routes[i].segments[j]);
