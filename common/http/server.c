@@ -190,7 +190,16 @@ static void hs_req_free(struct hs_req *req)
 static void hs_finish(struct hs_req *req, int status, struct evbuffer *buf)
 {
     struct hs_server *srv = req->srv;
+    struct evbuffer *out;
 
+    /* libevent 2.1 writes a HEAD answer's body after its headers, which a
+     * keep-alive client then reads as the start of the next answer. */
+    if (req->method == HS_HEAD) {
+        out = evhttp_request_get_output_buffer(req->ev);
+        evbuffer_drain(out, evbuffer_get_length(out));
+        if (buf)
+            evbuffer_drain(buf, evbuffer_get_length(buf));
+    }
     evhttp_send_reply(req->ev, status, hs_status_reason(status), buf);
     mtr_observe(srv->metrics, req->method_label, req->route_label, status, hs_elapsed(&req->start));
     srv->inflight--;

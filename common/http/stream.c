@@ -41,26 +41,26 @@
 #define HS_CHUNK_FRAMING 12 /* "%x\r\n" and "\r\n" around a chunk, at most */
 
 struct hs_stream {
-    struct hs_req *req;                /* owned; freed when the stream is */
-    struct hs_server *srv;             /* borrowed */
-    struct evhttp_request *ev;         /* evhttp's; NULL once gone */
-    struct evhttp_request *orphan;     /* detached by evhttp: ours to free */
-    struct evhttp_connection *evcon;   /* evhttp's; NULL once gone */
-    struct evbuffer *out;              /* the connection's output; NULL once gone */
-    struct evbuffer_cb_entry *out_cb;  /* our callback on out */
-    struct evbuffer *scratch;          /* owned: one chunk being built */
-    struct event *defer;               /* owned: runs drain and close off-stack */
-    struct event *heartbeat;           /* owned, NULL without a heartbeat */
-    struct hs_stream_opts opts;        /* copy; content_type not kept */
-    int status;                        /* of the answer, for the metrics */
-    enum hs_stream_end_reason why;     /* valid once has_why */
-    bool has_why;                      /* the end reason is decided */
-    bool ending;                       /* the last chunk is queued */
-    bool abort;                        /* close the connection (overflow) */
-    bool above_low;                    /* pending went above low_water */
-    bool drain_due;                    /* run on_drain from the deferred event */
-    bool freeing;                      /* the server is being freed */
-    struct hs_stream *prev, *next;     /* in the server's list */
+    struct hs_req *req;               /* owned; freed when the stream is */
+    struct hs_server *srv;            /* borrowed */
+    struct evhttp_request *ev;        /* evhttp's; NULL once gone */
+    struct evhttp_request *orphan;    /* detached by evhttp: ours to free */
+    struct evhttp_connection *evcon;  /* evhttp's; NULL once gone */
+    struct evbuffer *out;             /* the connection's output; NULL once gone */
+    struct evbuffer_cb_entry *out_cb; /* our callback on out */
+    struct evbuffer *scratch;         /* owned: one chunk being built */
+    struct event *defer;              /* owned: runs drain and close off-stack */
+    struct event *heartbeat;          /* owned, NULL without a heartbeat */
+    struct hs_stream_opts opts;       /* copy; content_type not kept */
+    int status;                       /* of the answer, for the metrics */
+    enum hs_stream_end_reason why;    /* valid once has_why */
+    bool has_why;                     /* the end reason is decided */
+    bool ending;                      /* the last chunk is queued */
+    bool abort;                       /* close the connection (overflow) */
+    bool above_low;                   /* pending went above low_water */
+    bool drain_due;                   /* run on_drain from the deferred event */
+    bool freeing;                     /* the server is being freed */
+    struct hs_stream *prev, *next;    /* in the server's list */
 };
 
 /* Sets the end reason unless one is decided already. */
