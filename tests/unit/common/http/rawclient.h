@@ -21,18 +21,18 @@
 #include <unistd.h>
 
 struct rc_client {
-    int fd;             /* owned, -1 once closed */
-    struct event *rd;   /* owned */
+    int fd;              /* owned, -1 once closed */
+    struct event *rd;    /* owned */
     struct evbuffer *in; /* owned: every byte received */
-    bool eof;           /* the server closed (or reset) the connection */
-    bool reading;       /* rc_pause stops reading */
+    bool eof;            /* the server closed (or reset) the connection */
+    bool reading;        /* rc_pause stops reading */
 };
 
 /* A parsed response (pointers into an owned copy). */
 struct rc_response {
     int status;
-    char *head;  /* owned: status line and headers, NUL-terminated */
-    char *body;  /* owned: body (chunked decoded), NUL-terminated */
+    char *head; /* owned: status line and headers, NUL-terminated */
+    char *body; /* owned: body (chunked decoded), NUL-terminated */
     size_t body_len;
     bool chunked;
     bool complete; /* the whole body is there */
@@ -308,7 +308,8 @@ static inline bool rc_pred_response(void *arg)
 }
 
 /* The header value of name in a response head, copied into out. */
-static inline bool rc_header(const struct rc_response *r, const char *name, char *out, size_t outlen)
+static inline bool rc_header(const struct rc_response *r, const char *name, char *out,
+                             size_t outlen)
 {
     char key[128];
     const char *p, *e;

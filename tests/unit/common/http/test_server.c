@@ -37,8 +37,8 @@ struct fixture {
     int port;
     struct hs_req *held[HOLD_MAX];
     int nheld;
-    int nodelay;           /* TCP_NODELAY seen by /big, -1 before */
-    struct event *late;    /* the /late timer */
+    int nodelay;        /* TCP_NODELAY seen by /big, -1 before */
+    struct event *late; /* the /late timer */
     struct hs_req *late_req;
 };
 
@@ -51,8 +51,9 @@ static void route_item(struct hs_req *req, void *arg)
 static void route_ab(struct hs_req *req, void *arg)
 {
     (void)arg;
-    hs_reply_json(req, 200,
-                  json_pack("{s:s, s:s}", "x", hs_req_param(req, "{x}"), "y", hs_req_param(req, "{y}")));
+    hs_reply_json(
+        req, 200,
+        json_pack("{s:s, s:s}", "x", hs_req_param(req, "{x}"), "y", hs_req_param(req, "{y}")));
 }
 
 static void route_echo(struct hs_req *req, void *arg)
@@ -579,8 +580,8 @@ static void test_metrics_count_by_route_and_status(void **state)
     rc_response_free(&r);
     get(fx, "/metrics", &r);
     assert_int_equal(r.status, 200);
-    assert_non_null(
-        strstr(r.body, "http_requests_total{route=\"/items/{id}\",method=\"GET\",status=\"200\"} 1"));
+    assert_non_null(strstr(
+        r.body, "http_requests_total{route=\"/items/{id}\",method=\"GET\",status=\"200\"} 1"));
     assert_non_null(
         strstr(r.body, "http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1"));
     rc_response_free(&r);
@@ -610,8 +611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inflight_counts_unanswered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_reply_from_timer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_after_client_left, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_server_free_with_unanswered_requests, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_server_free_with_unanswered_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_answers_on_keepalive_with_nodelay, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_metrics_count_by_route_and_status, setup, teardown),
