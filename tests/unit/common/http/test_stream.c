@@ -801,8 +801,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_event_on_plain_stream_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_after_silence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_stream_has_no_heartbeat, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_gone_is_noticed_by_heartbeat, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_client_gone_is_noticed_by_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_on_plain_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow_closes_a_client_that_does_not_read, setup,
                                         teardown),
@@ -810,8 +809,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_head_stream_sends_no_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_free_closes_open_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_ends_many_streams, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_with_many_streams_exits_fast, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_with_many_streams_exits_fast, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
