@@ -66,8 +66,7 @@ static void test_literal_and_param_segments(void **state)
     assert_int_equal(hr_add(t, GET, "/v1/services/{id}/renew"), 0);
     assert_int_equal(hr_add(t, GET, "/a/{x}/b/{y}"), 1);
 
-    assert_int_equal(hr_lookup(t, "/v1/services/web-1/renew", GET, &route, &allowed, &p),
-                     HR_FOUND);
+    assert_int_equal(hr_lookup(t, "/v1/services/web-1/renew", GET, &route, &allowed, &p), HR_FOUND);
     assert_int_equal(route, 0);
     assert_string_equal(hr_param(&p, "{id}"), "web-1");
     assert_null(hr_param(&p, "id")); /* names keep their braces */
@@ -161,9 +160,9 @@ static void test_long_and_deep_paths(void **state)
     assert_int_equal(strlen(hr_param(&p, "{name}")), 600);
     hr_params_clear(&p);
     /* more segments than any route may have: not found */
-    assert_int_equal(hr_lookup(t, "/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17", GET, &route,
-                               &allowed, &p),
-                     HR_NOT_FOUND);
+    assert_int_equal(
+        hr_lookup(t, "/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17", GET, &route, &allowed, &p),
+        HR_NOT_FOUND);
 }
 
 static void test_free_accepts_null(void **state)
