@@ -10,9 +10,8 @@
 #define LIM_REQUEST_TIMEOUT_S 30                 /* idle read/write timeout */
 #define LIM_SHUTDOWN_GRACE_MS 5000               /* in-flight drain on SIGTERM */
 #define LIM_ROUTES_MAX        64                 /* routes per server */
-#define LIM_STREAM_OUT_MAX                                                                         \
-    (4 * 1024 * 1024) /* bytes a stream holds for a slow client; past it the stream ends */
-#define LIM_PATH_SEGMENTS_MAX 16 /* segments in a routed path */
+#define LIM_STREAM_OUT_MAX    (4 * 1024 * 1024)  /* bytes a stream holds for a slow client */
+#define LIM_PATH_SEGMENTS_MAX 16                 /* segments in a routed path */
 
 /* Logging */
 #define LIM_LOG_LINE_MAX 4096 /* one log line with its newline (PIPE_BUF) */
