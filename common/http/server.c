@@ -2,19 +2,26 @@
  * receives every request, matches it against the route table (404 for an
  * unknown path, 405 for a known path with another method), enforces the body
  * limit with a JSON 413, and hands a struct hs_req to the route's handler.
- * Replies are counted in the metrics registry with their latency. */
+ * Replies are counted in the metrics registry with their latency. The route
+ * table itself (patterns, matching, "{name}" values) is router.c. Streamed
+ * answers (stream.c) take their request off the pending list; the server
+ * ends them at shutdown and frees them with itself. */
 #include "http/server.h"
 
 #include "core/errbuf.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/metrics.h"
+#include "http/router.h"
+#include "http/server_int.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,14 +31,10 @@
 #include <time.h>
 #include <utlist.h>
 
-#define HS_PARAMS_MAX 4  /* "{name}" segments per route */
-#define HS_QUERY_MAX  16 /* query parameters looked at per request */
+#define HS_QUERY_MAX 16 /* query parameters looked at per request */
 
-struct hs_route {
-    unsigned methods;
-    const char *pattern;                   /* borrowed; also the metrics label */
-    char *segments[LIM_PATH_SEGMENTS_MAX]; /* owned copies of the pattern's segments */
-    int nsegments;
+/* What a route runs; the route table (router.c) gives its index. */
+struct hs_handler {
     hs_handler_fn fn;
     void *arg;
 };
@@ -42,24 +45,25 @@ struct hs_server {
     struct evhttp_bound_socket *listener; /* owned by http */
     const char *service;                  /* borrowed */
     struct hs_limits limits;
-    struct mtr_registry *metrics; /* borrowed, may be NULL */
-    struct hs_route routes[LIM_ROUTES_MAX];
-    int nroutes;
-    size_t inflight;        /* requests received, not yet answered */
-    struct hs_req *pending; /* those requests (utlist DL), freed with the server */
+    struct mtr_registry *metrics;               /* borrowed, may be NULL */
+    struct hr_table *routes;                    /* owned */
+    struct hs_handler handlers[LIM_ROUTES_MAX]; /* by route index */
+    size_t inflight;                            /* requests received, not yet answered */
+    struct hs_req *pending;    /* those requests (utlist DL), freed with the server */
+    struct hs_stream *streams; /* open streamed answers (stream.c's list) */
+    size_t streams_ending;     /* of those, writing their last chunk */
 };
 
 struct hs_req {
     struct hs_server *srv;
-    struct evhttp_request *ev; /* owned by evhttp; valid until our reply */
+    struct evhttp_request *ev; /* owned by evhttp; valid until our reply; NULL
+                                  once a stream's request is gone */
     const char *route_label;   /* pattern of the matched route, or a fixed label */
     const char *method_label;
     enum hs_method method;
-    char *path; /* owned, decoded path; made on first use */
-    const char *param_names[HS_PARAMS_MAX];
-    char *param_values[HS_PARAMS_MAX]; /* owned, decoded */
-    int nparams;
-    char *query; /* owned: the query string, decoded in place, lazily */
+    char *path;              /* owned, decoded path; made on first use */
+    struct hr_params params; /* "{name}" values, owned */
+    char *query;             /* owned: the query string, decoded in place, lazily */
     const char *qkeys[HS_QUERY_MAX], *qvalues[HS_QUERY_MAX]; /* into query */
     int nquery;
     bool query_parsed;
@@ -80,7 +84,7 @@ static double hs_elapsed(const struct timespec *start)
 }
 
 /* The standard reason phrase for the statuses the services use. */
-static const char *hs_reason(int status)
+const char *hs_status_reason(int status)
 {
     switch (status) {
     case 200:
@@ -165,13 +169,10 @@ static enum hs_method hs_method_bit(enum evhttp_cmd_type cmd)
 /* Frees req and everything it owns; the evhttp request is not touched. */
 static void hs_req_free(struct hs_req *req)
 {
-    int i;
-
     if (!req)
         return;
     free(req->query);
-    for (i = 0; i < req->nparams; i++)
-        free(req->param_values[i]);
+    hr_params_clear(&req->params);
     free(req->path);
     free(req->body);
     free(req);
@@ -182,8 +183,17 @@ static void hs_req_free(struct hs_req *req)
 static void hs_finish(struct hs_req *req, int status, struct evbuffer *buf)
 {
     struct hs_server *srv = req->srv;
+    struct evbuffer *out;
 
-    evhttp_send_reply(req->ev, status, hs_reason(status), buf);
+    /* libevent 2.1 writes a HEAD answer's body after its headers, which a
+     * keep-alive client then reads as the start of the next answer. */
+    if (req->method == HS_HEAD) {
+        out = evhttp_request_get_output_buffer(req->ev);
+        evbuffer_drain(out, evbuffer_get_length(out));
+        if (buf)
+            evbuffer_drain(buf, evbuffer_get_length(buf));
+    }
+    evhttp_send_reply(req->ev, status, hs_status_reason(status), buf);
     mtr_observe(srv->metrics, req->method_label, req->route_label, status, hs_elapsed(&req->start));
     srv->inflight--;
     DL_DELETE(srv->pending, req);
@@ -272,12 +282,7 @@ enum hs_method hs_req_method(const struct hs_req *req) { return req->method; }
 
 const char *hs_req_param(const struct hs_req *req, const char *name)
 {
-    int i;
-
-    for (i = 0; i < req->nparams; i++)
-        if (strcmp(req->param_names[i], name) == 0)
-            return req->param_values[i];
-    return NULL;
+    return hr_param(&req->params, name);
 }
 
 /* Value of one hex digit, or -1. */
@@ -356,7 +361,17 @@ const char *hs_req_query(const struct hs_req *req, const char *key)
 
 const char *hs_req_header(const struct hs_req *req, const char *name)
 {
+    if (!req->ev)
+        return NULL; /* a stream whose client left */
     return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+}
+
+int hs_req_fd(const struct hs_req *req)
+{
+    struct evhttp_connection *evcon = req->ev ? evhttp_request_get_connection(req->ev) : NULL;
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+    return bev ? (int)bufferevent_getfd(bev) : -1;
 }
 
 const char *hs_req_body(const struct hs_req *req, size_t *len)
@@ -382,63 +397,40 @@ json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
     return root;
 }
 
+/* --- for stream.c (server_int.h) ---------------------------------------- */
+
+struct evhttp_request *hs_req_evreq(struct hs_req *req) { return req->ev; }
+struct hs_server *hs_req_server(struct hs_req *req) { return req->srv; }
+struct event_base *hs_server_base(struct hs_server *s) { return s->base; }
+struct hs_stream **hs_server_streams(struct hs_server *s) { return &s->streams; }
+
+void hs_server_count_ending(struct hs_server *s, int delta)
+{
+    if (delta < 0)
+        s->streams_ending -= (size_t)-delta;
+    else
+        s->streams_ending += (size_t)delta;
+}
+
+void hs_req_unpend(struct hs_req *req)
+{
+    (void)hs_req_path(req);
+    (void)hs_req_query(req, "");
+    req->srv->inflight--;
+    DL_DELETE(req->srv->pending, req);
+}
+
+void hs_req_forget(struct hs_req *req) { req->ev = NULL; }
+
+void hs_req_finish_stream(struct hs_req *req, int status)
+{
+    struct hs_server *srv = req->srv;
+
+    mtr_observe(srv->metrics, req->method_label, req->route_label, status, hs_elapsed(&req->start));
+    hs_req_free(req);
+}
+
 /* ---------------------------------------------------------------------- */
-
-/* Splits path (modified in place) into at most max segments. Returns the
- * count, or -1 when there are more. "/" has zero segments. */
-static int hs_split(char *path, char **segs, int max)
-{
-    int n = 0;
-    char *p = path;
-
-    while (*p == '/')
-        p++;
-    while (*p) {
-        char *end = strchr(p, '/');
-
-        if (n == max)
-            return -1;
-        segs[n++] = p;
-        if (!end)
-            break;
-        *end = '\0';
-        p = end + 1;
-    }
-    return n;
-}
-
-static bool hs_is_param(const char *seg)
-{
-    size_t len = strlen(seg);
-
-    return len > 2 && seg[0] == '{' && seg[len - 1] == '}';
-}
-
-/* Whether route's segments match segs; fills req's params when they do. */
-static bool hs_match(const struct hs_route *route, char **segs, int nsegs, struct hs_req *req)
-{
-    int i;
-
-    if (route->nsegments != nsegs)
-        return false;
-    for (i = 0; i < nsegs; i++) {
-        if (!hs_is_param(route->segments[i]) && strcmp(route->segments[i], segs[i]) != 0)
-            return false;
-    }
-    if (!req)
-        return true;
-    for (i = 0; i < nsegs && req->nparams < HS_PARAMS_MAX; i++) {
-        if (hs_is_param(route->segments[i])) {
-            char *value = evhttp_uridecode(segs[i], 0, NULL);
-
-            if (!value)
-                return false;
-            req->param_names[req->nparams] = route->segments[i];
-            req->param_values[req->nparams++] = value;
-        }
-    }
-    return true;
-}
 
 /* Copies the request body into req, or answers 413 and returns -1. */
 static int hs_take_body(struct hs_req *req)
@@ -470,11 +462,8 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     struct hs_server *srv = arg;
     struct hs_req *req = calloc(1, sizeof(*req));
     const char *raw_path;
-    char stack_path[256];
-    char *scratch = NULL, *split;
-    char *segs[LIM_PATH_SEGMENTS_MAX];
     unsigned allowed = 0;
-    int nsegs, i;
+    int route = -1;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(ev);
 
     if (!req) {
@@ -493,50 +482,26 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(ev));
     if (!raw_path || !*raw_path)
         raw_path = "/";
-    /* Split a copy of the path: on the stack when it fits (the common case,
-     * no allocation), else on the heap. */
-    if (strlen(raw_path) < sizeof(stack_path)) {
-        strcpy(stack_path, raw_path);
-        split = stack_path;
-    } else {
-        scratch = strdup(raw_path);
-        if (!scratch) {
-            hs_reply_error(req, 500, "out of memory");
-            goto cleanup;
-        }
-        split = scratch;
-    }
-    nsegs = hs_split(split, segs, LIM_PATH_SEGMENTS_MAX);
-    if (nsegs < 0) {
-        hs_reply_error(req, 404, "no route for %s", hs_req_path(req));
-        goto cleanup;
-    }
-    /* Later routes win, so a service may override a built-in one. */
-    for (i = srv->nroutes - 1; i >= 0; i--) {
-        const struct hs_route *route = &srv->routes[i];
-
-        if (!hs_match(route, segs, nsegs, NULL))
-            continue;
-        allowed |= route->methods;
-        if (!(route->methods & req->method))
-            continue;
-        req->route_label = route->pattern;
-        if (!hs_match(route, segs, nsegs, req)) {
-            hs_reply_error(req, 400, "malformed path %s", hs_req_path(req));
-            goto cleanup;
-        }
+    switch (hr_lookup(srv->routes, raw_path, req->method, &route, &allowed, &req->params)) {
+    case HR_FOUND:
+        req->route_label = hr_pattern(srv->routes, route);
         if (hs_take_body(req) == 0)
-            route->fn(req, route->arg);
-        goto cleanup;
-    }
-    if (allowed) {
+            srv->handlers[route].fn(req, srv->handlers[route].arg);
+        return;
+    case HR_NOT_ALLOWED:
         hs_reply_error(req, 405, "method %s not allowed on %s", req->method_label,
                        hs_req_path(req));
-        goto cleanup;
+        return;
+    case HR_BAD_PATH:
+        hs_reply_error(req, 400, "malformed path %s", hs_req_path(req));
+        return;
+    case HR_NO_MEMORY:
+        hs_reply_error(req, 500, "out of memory");
+        return;
+    case HR_NOT_FOUND:
+        break;
     }
     hs_reply_error(req, 404, "no route for %s", hs_req_path(req));
-cleanup:
-    free(scratch);
 }
 
 /* Built-in GET /health. */
@@ -581,7 +546,8 @@ struct hs_server *hs_server_new(struct event_base *base, const char *service,
     if (limits)
         srv->limits = *limits;
     srv->http = evhttp_new(base);
-    if (!srv->http)
+    srv->routes = hr_new();
+    if (!srv->http || !srv->routes)
         goto fail;
     /* evhttp answers oversize bodies itself (with an HTML page) only past
      * the read ceiling; below it hs_take_body answers a JSON 413. */
@@ -608,39 +574,12 @@ fail:
 int hs_route(struct hs_server *s, unsigned methods, const char *pattern, hs_handler_fn fn,
              void *arg)
 {
-    struct hs_route *route;
-    char *copy = NULL;
-    char *segs[LIM_PATH_SEGMENTS_MAX];
-    int n, i;
+    int i = hr_add(s->routes, methods, pattern);
 
-    if (s->nroutes >= LIM_ROUTES_MAX || pattern[0] != '/')
+    if (i < 0)
         return -1;
-    copy = strdup(pattern);
-    if (!copy)
-        return -1;
-    n = hs_split(copy, segs, LIM_PATH_SEGMENTS_MAX);
-    if (n < 0) {
-        free(copy);
-        return -1;
-    }
-    route = &s->routes[s->nroutes];
-    memset(route, 0, sizeof(*route));
-    for (i = 0; i < n; i++) {
-        route->segments[i] = strdup(segs[i]);
-        if (!route->segments[i]) {
-            while (i-- > 0)
-                free(route->segments[i]);
-            free(copy);
-            return -1;
-        }
-    }
-    free(copy);
-    route->nsegments = n;
-    route->methods = methods;
-    route->pattern = pattern;
-    route->fn = fn;
-    route->arg = arg;
-    s->nroutes++;
+    s->handlers[i].fn = fn;
+    s->handlers[i].arg = arg;
     return 0;
 }
 
@@ -650,6 +589,7 @@ int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port, 
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
     evutil_socket_t fd;
+    int one = 1;
 
     s->listener = evhttp_bind_socket_with_handle(s->http, addr, (ev_uint16_t)port);
     if (!s->listener) {
@@ -658,6 +598,18 @@ int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port, 
         return -1;
     }
     fd = evhttp_bound_socket_get_fd(s->listener);
+    /* TCP_NODELAY for every accepted socket: Linux copies it from the
+     * listening socket to each socket accept() returns, so one call here
+     * costs nothing per connection. (libevent 2.1 gives no hook with the
+     * fd at accept time: evhttp_set_newreqcb is 2.2, and evhttp_set_bevcb's
+     * callback is called before the fd is known; setting it on the first
+     * request of a connection would cost a syscall and a per-connection
+     * flag.) Without it, a reply written in two pieces (headers, then a
+     * body over the socket buffer) waits for the client's delayed ACK. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+        errbuf_set(err, errlen, "cannot set TCP_NODELAY on %s:%d", addr, port);
+        return -1;
+    }
     if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
         errbuf_set(err, errlen, "getsockname failed");
         return -1;
@@ -675,25 +627,29 @@ void hs_stop_accepting(struct hs_server *s)
         evhttp_del_accept_socket(s->http, s->listener);
         s->listener = NULL;
     }
+    hs_streams_shutdown(s->streams);
 }
 
-size_t hs_inflight(const struct hs_server *s) { return s->inflight; }
+size_t hs_inflight(const struct hs_server *s) { return s->inflight + s->streams_ending; }
 
 void hs_server_free(struct hs_server *s)
 {
     struct hs_req *req, *tmp;
-    int i, j;
 
     if (!s)
         return;
+    hs_streams_prepare_free(s->streams);
     DL_FOREACH_SAFE (s->pending, req, tmp) {
         DL_DELETE(s->pending, req);
+        /* A request whose client left is detached from its connection:
+         * evhttp_free would not free it. */
+        if (!evhttp_request_get_connection(req->ev))
+            evhttp_request_free(req->ev);
         hs_req_free(req);
     }
     if (s->http)
         evhttp_free(s->http);
-    for (i = 0; i < s->nroutes; i++)
-        for (j = 0; j < s->routes[i].nsegments; j++)
-            free(s->routes[i].segments[j]);
+    hs_streams_free_all(&s->streams);
+    hr_free(s->routes);
     free(s);
 }

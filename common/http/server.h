@@ -52,11 +52,15 @@ int hs_route(struct hs_server *s, unsigned methods, const char *pattern, hs_hand
 int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port, char *err,
               size_t errlen) __attribute__((warn_unused_result));
 
-/* Stop accepting new connections (in-flight requests go on). */
+/* Stop accepting new connections (in-flight requests go on) and end every
+ * open stream with HS_STREAM_SHUTDOWN (last chunk, then the connection is
+ * closed; see stream.h). */
 void hs_stop_accepting(struct hs_server *s);
-/* Number of requests received and not yet answered. */
+/* Number of requests received and not yet answered, plus streams whose
+ * last chunk is still being written. Open streams do not count. */
 size_t hs_inflight(const struct hs_server *s);
-/* Free the server; requests not answered yet are dropped. Accepts NULL. */
+/* Free the server; requests not answered yet are dropped, streams still
+ * open get their close callback (HS_STREAM_SHUTDOWN). Accepts NULL. */
 void hs_server_free(struct hs_server *s);
 
 /* --- request accessors (all returned pointers borrowed from req) --- */
@@ -66,8 +70,11 @@ enum hs_method hs_req_method(const struct hs_req *req);
 const char *hs_req_param(const struct hs_req *req, const char *name);
 /* Value of query parameter key (decoded), or NULL. */
 const char *hs_req_query(const struct hs_req *req, const char *key);
-/* Value of request header, or NULL. */
+/* Value of request header, or NULL (also for a stream whose client left). */
 const char *hs_req_header(const struct hs_req *req, const char *name);
+/* The socket of the request's connection, or -1 when the client left (for
+ * diagnostics and tests: socket options, peer address). */
+int hs_req_fd(const struct hs_req *req);
 /* The body, NUL-terminated (len excludes the NUL). */
 const char *hs_req_body(const struct hs_req *req, size_t *len);
 /* Parse the body as JSON. Returns a new reference (caller decrefs), or NULL

@@ -8,11 +8,11 @@
 
 /* Routes, as the server's route table spells them ("{id}": a path
  * parameter). */
-#define REGV1_SERVICES "/v1/services"          /* POST: register; GET: list */
-#define REGV1_SERVICE  REGV1_SERVICES "/{id}"  /* GET: one instance; DELETE: deregister */
-#define REGV1_RENEW    REGV1_SERVICE "/renew"  /* PUT: heartbeat */
-#define REGV1_DISCOVER "/v1/discover"          /* GET: one passing instance */
-#define REGV1_PARAM_ID "{id}"                  /* the path parameter of the two above */
+#define REGV1_SERVICES "/v1/services"         /* POST: register; GET: list */
+#define REGV1_SERVICE  REGV1_SERVICES "/{id}" /* GET: one instance; DELETE: deregister */
+#define REGV1_RENEW    REGV1_SERVICE "/renew" /* PUT: heartbeat */
+#define REGV1_DISCOVER "/v1/discover"         /* GET: one passing instance */
+#define REGV1_PARAM_ID "{id}"                 /* the path parameter of the two above */
 
 /* The same paths as a client fills them in (printf formats, one %s: the
  * instance id). */

@@ -65,8 +65,8 @@ void fo_succeeded(struct fo_caller *c, const char *fmt, ...)
             va_start(ap, fmt);
             vsnprintf(what, sizeof(what), fmt, ap);
             va_end(ap);
-            log_info("registry %s answers again after %u failures; %s", fo_sent_url(c),
-                     c->failures, what);
+            log_info("registry %s answers again after %u failures; %s", fo_sent_url(c), c->failures,
+                     what);
         } else {
             log_info("registry %s answers again after %u failures", fo_sent_url(c), c->failures);
         }

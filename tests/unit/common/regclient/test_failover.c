@@ -89,7 +89,8 @@ static void test_shared_cursor_moves_once(void **state)
     assert_int_equal(count_of(log, " WARN "), 2); /* one outage each */
     assert_non_null(strstr(log, "registry http://dead:1: connection refused; retrying in 10 ms "
                                 "(next: http://live:2)"));
-    assert_non_null(strstr(log, "registry http://dead:1: connection refused; keeping 2 instances\n"));
+    assert_non_null(
+        strstr(log, "registry http://dead:1: connection refused; keeping 2 instances\n"));
     assert_string_equal(fo_sent_url(&b), "http://dead:1");
     assert_string_equal(fo_send(&b), "http://live:2");
 }
