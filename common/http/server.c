@@ -247,11 +247,21 @@ void hs_reply_json(struct hs_req *req, int status, json_t *body)
     if (!text ||
         evbuffer_add_reference(hs_req_output(req), text, strlen(text), hs_free_dump, NULL) != 0) {
         free(text);
-        hs_reply_raw(req, 500, "application/json",
-                     "{\"success\":false,\"error\":\"out of memory\"}", 41);
+        hs_reply_oom(req);
         return;
     }
     hs_reply_buffer(req, status, "application/json", NULL);
+}
+
+void hs_reply_oom(struct hs_req *req)
+{
+    static const char body[] = "{\"success\":false,\"error\":\"out of memory\"}";
+    struct evbuffer *out = hs_req_output(req);
+
+    evbuffer_drain(out, evbuffer_get_length(out));
+    if (req->ev)
+        evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Retry-After", "1");
+    hs_reply_raw(req, HS_OOM_STATUS, "application/json", body, sizeof(body) - 1);
 }
 
 void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
@@ -447,7 +457,7 @@ static int hs_take_body(struct hs_req *req)
         return 0;
     req->body = malloc(len + 1);
     if (!req->body) {
-        hs_reply_error(req, 500, "out of memory");
+        hs_reply_oom(req);
         return -1;
     }
     evbuffer_remove(in, req->body, len);
@@ -467,7 +477,7 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(ev);
 
     if (!req) {
-        evhttp_send_error(ev, 500, "out of memory");
+        evhttp_send_error(ev, HS_OOM_STATUS, "out of memory");
         return;
     }
     clock_gettime(CLOCK_MONOTONIC, &req->start);
@@ -496,7 +506,7 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
         hs_reply_error(req, 400, "malformed path %s", hs_req_path(req));
         return;
     case HR_NO_MEMORY:
-        hs_reply_error(req, 500, "out of memory");
+        hs_reply_oom(req);
         return;
     case HR_NOT_FOUND:
         break;

@@ -88,6 +88,12 @@ void hs_reply_json(struct hs_req *req, int status, json_t *body);
 /* Reply {"success": false, "error": <formatted text>}. */
 void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The one answer to an allocation failure, the same in every service:
+ * HS_OOM_STATUS with {"success": false, "error": "out of memory"} and
+ * Retry-After: 1. Nothing was stored, so the client may send it again (503
+ * is what the services' clients already retry). */
+#define HS_OOM_STATUS 503
+void hs_reply_oom(struct hs_req *req);
 /* The request's own reply buffer: a handler may write its body there and
  * answer with hs_reply_buffer(req, status, type, NULL), saving a copy. */
 struct evbuffer *hs_req_output(struct hs_req *req);

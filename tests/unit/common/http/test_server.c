@@ -136,6 +136,14 @@ static void route_big(struct hs_req *req, void *arg)
 }
 
 /* A server with the given body limit (0: the default). */
+/* GET /oom: the answer of an allocation failure, after a half-written body. */
+static void route_oom(struct hs_req *req, void *arg)
+{
+    (void)arg;
+    evbuffer_add(hs_req_output(req), "{\"partial\":", 11);
+    hs_reply_oom(req);
+}
+
 static int fixture_new(void **state, size_t body_max)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
@@ -161,7 +169,8 @@ static int fixture_new(void **state, size_t body_max)
         hs_route(fx->srv, HS_GET, "/query", route_query, fx) != 0 ||
         hs_route(fx->srv, HS_GET, "/late", route_late, fx) != 0 ||
         hs_route(fx->srv, HS_GET, "/hold", route_hold, fx) != 0 ||
-        hs_route(fx->srv, HS_GET, "/big", route_big, fx) != 0)
+        hs_route(fx->srv, HS_GET, "/big", route_big, fx) != 0 ||
+        hs_route(fx->srv, HS_GET, "/oom", route_oom, fx) != 0)
         return -1;
     if (hs_listen(fx->srv, "127.0.0.1", 0, &fx->port, err, sizeof(err)) != 0)
         return -1;
@@ -587,6 +596,22 @@ static void test_metrics_count_by_route_and_status(void **state)
     rc_response_free(&r);
 }
 
+/* Out of memory answers the same everywhere: 503, Retry-After, the JSON
+ * error alone (what was written before is dropped). */
+static void test_out_of_memory_answer(void **state)
+{
+    struct fixture *fx = *state;
+    struct rc_response r;
+    char retry[16];
+
+    get(fx, "/oom", &r);
+    assert_json_error(&r, HS_OOM_STATUS, "out of memory");
+    assert_int_equal(HS_OOM_STATUS, 503);
+    assert_true(rc_header(&r, "Retry-After", retry, sizeof(retry)));
+    assert_string_equal(retry, "1");
+    rc_response_free(&r);
+}
+
 static void test_route_table_limits(void **state)
 {
     struct fixture *fx = *state;
@@ -615,6 +640,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_answers_on_keepalive_with_nodelay, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_metrics_count_by_route_and_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_memory_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_table_limits, setup, teardown),
     };
 
