@@ -5,9 +5,9 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/service.h"
+#include "dedup/store.h"
 #include "journal.h"
 #include "lg_limits.h"
-#include "msgstore.h"
 #include "regclient/peer.h"
 #include "routes.h"
 
@@ -37,7 +37,7 @@ int main(int argc, char **argv)
     };
     struct svc svc;
     struct peer peer;
-    struct ms_store *store = NULL;
+    struct ds_store *store = NULL;
     struct jn_journal *journal = NULL;
     struct lg_service *lg = NULL;
     enum jn_fsync policy = JN_FSYNC_EVERYSEC;
@@ -69,7 +69,7 @@ int main(int argc, char **argv)
         fprintf(stderr, LG_NAME ": %s\n", err);
         return 1;
     }
-    store = ms_new();
+    store = ds_new();
     if (!store) {
         fprintf(stderr, LG_NAME ": out of memory\n");
         goto cleanup;
@@ -118,6 +118,6 @@ cleanup:
     svc_free(&svc);
     lg_free(lg);
     jn_close(journal);
-    ms_free(store);
+    ds_free(store);
     return rc;
 }
