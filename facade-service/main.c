@@ -4,6 +4,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/service.h"
+#include "fanout.h"
 #include "regclient/discovery.h"
 #include "regclient/peer.h"
 #include "replicate.h"
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
     };
     static struct fc_app app;
     struct rep_options ropt;
+    struct fo_options fopt;
     char err[512];
     int rc = 1, cfg_rc;
 
@@ -92,8 +94,11 @@ int main(int argc, char **argv)
     ropt.backoff.cap_ms = cap_ms;
     app.ups = up_new(NULL);
     app.rep = app.ups ? rep_new(app.svc.base, app.peer.hc, app.peer.disc, app.ups, &ropt) : NULL;
-    app.routes =
-        app.rep ? fc_routes_new(&app.svc, app.peer.hc, app.peer.disc, app.ups, app.rep) : NULL;
+    memset(&fopt, 0, sizeof(fopt));
+    fopt.replicas = (int)replicas;
+    app.routes = app.rep
+                     ? fc_routes_new(&app.svc, app.peer.hc, app.peer.disc, app.ups, app.rep, &fopt)
+                     : NULL;
     if (!app.routes) {
         fprintf(stderr, "facade-service: cannot set up the routes\n");
         goto cleanup;

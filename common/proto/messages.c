@@ -95,7 +95,10 @@ size_t pm_out_pending(const struct pm_out *o) { return o->len; }
 
 #define PM_LIST_HEAD "{\"success\":true,\"messages\":["
 
-int pm_list_begin(struct pm_out *o) { return pm_out_add(o, PM_LIST_HEAD, sizeof(PM_LIST_HEAD) - 1); }
+int pm_list_begin(struct pm_out *o)
+{
+    return pm_out_add(o, PM_LIST_HEAD, sizeof(PM_LIST_HEAD) - 1);
+}
 
 int pm_list_end(struct pm_out *o) { return pm_out_add(o, "]}", 2); }
 
