@@ -23,26 +23,26 @@
 
 #include <event2/buffer.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
 
-#define FO_SEGS_MAX    64   /* cached segments; the merging keeps far fewer */
-#define FO_ERROR_MAX   512  /* bytes of one error text */
-#define FO_ERRORS_MAX  (DISC_INSTANCES_MAX + 4)
-#define FO_CURSOR_MAX  80   /* "<ts>.<pos>.<32 hex digits>" */
-#define FO_MESSAGES    "messages-service"
+#define FO_SEGS_MAX      64  /* cached segments; the merging keeps far fewer */
+#define FO_ERROR_MAX     512 /* bytes of one error text */
+#define FO_ERRORS_MAX    (DISC_INSTANCES_MAX + 4)
+#define FO_CURSOR_MAX    80 /* "<ts>.<pos>.<32 hex digits>" */
+#define FO_MESSAGES      "messages-service"
 #define FO_MESSAGES_PATH "/messages"
 
 /* One message of the view. */
 struct fo_entry {
     int64_t ts;
-    uint64_t pos;  /* the earliest position an instance gave it */
-    uint64_t off;  /* its JSON string literal: text + off, len bytes */
+    uint64_t pos; /* the earliest position an instance gave it */
+    uint64_t off; /* its JSON string literal: text + off, len bytes */
     uint32_t len;
     uint32_t rank; /* index in order once placed */
     uint8_t uuid[16];
@@ -410,8 +410,8 @@ static int fo_place(struct fo_view *v)
         v->order[i] = (uint32_t)i;
     fo_sort_entries = v->entries;
     qsort(v->order + first, v->count - first, sizeof(*v->order), fo_cmp_idx);
-    append = !v->resort &&
-             (first == 0 || fo_cmp(&v->entries[v->order[first - 1]], &v->entries[v->order[first]]) < 0);
+    append = !v->resort && (first == 0 || fo_cmp(&v->entries[v->order[first - 1]],
+                                                 &v->entries[v->order[first]]) < 0);
     if (!append) {
         /* rare: an older timestamp, or a tie that moved; one sort of all */
         qsort(v->order, v->count, sizeof(*v->order), fo_cmp_idx);
@@ -573,8 +573,8 @@ static void fo_page_done(const struct hc_response *resp, void *arg)
         fo_round_error(&v->round, "%s %s: HTTP %ld", PM_SERVICE, s->key, resp->status);
         goto done;
     }
-    if (pm_page_decode(resp->body, resp->body_len, fo_page_record, &ctx, &page, err,
-                       sizeof(err)) != 0) {
+    if (pm_page_decode(resp->body, resp->body_len, fo_page_record, &ctx, &page, err, sizeof(err)) !=
+        0) {
         fo_round_error(&v->round, "%s %s: %s", PM_SERVICE, s->key, err);
         goto done;
     }

@@ -31,8 +31,7 @@ struct fo_view;
 /* The passing instances of service (e.g. "logging-service"): fills at most
  * max of out, returns how many. The production one reads the discovery
  * cache; tests give a fixed list. */
-typedef size_t (*fo_list_fn)(void *arg, const char *service, struct disc_instance *out,
-                             size_t max);
+typedef size_t (*fo_list_fn)(void *arg, const char *service, struct disc_instance *out, size_t max);
 
 struct fo_options {
     int replicas;      /* copies of each message the replicator makes (status rule) */
@@ -42,9 +41,9 @@ struct fo_options {
 
 /* What one sync round found; borrowed by the callback for its duration. */
 struct fo_round_info {
-    size_t listed;   /* logging instances listed when the round began */
-    size_t answered; /* of them, read up to their end in this round */
-    int status;      /* the GET status this round earns: 200, 206 or 502 */
+    size_t listed;             /* logging instances listed when the round began */
+    size_t answered;           /* of them, read up to their end in this round */
+    int status;                /* the GET status this round earns: 200, 206 or 502 */
     const char *const *errors; /* nerrors texts, one per part that is missing */
     size_t nerrors;
 };
