@@ -39,8 +39,8 @@ struct fake {
         long long ts;
     } msgs[FAKE_MSGS_MAX];
     size_t n;
-    int fail_status; /* answer this status instead (0: pages) */
-    int too_big;     /* answer a body over the client's limit */
+    int fail_status;      /* answer this status instead (0: pages) */
+    int too_big;          /* answer a body over the client's limit */
     long long afters[64]; /* after= of each request, in order */
     size_t requests;
 };
@@ -438,12 +438,11 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_full_read_goes_in_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_epoch_is_read_again_in_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_order_is_ts_then_position_and_older_ts_rebuilds,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_is_ts_then_position_and_older_ts_rebuilds, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_replicas_merge_once_and_failures_are_named, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_size_limit_does_not_open_the_breaker, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_size_limit_does_not_open_the_breaker, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -123,10 +123,9 @@ static void test_list_in_many_pieces(void **state)
     assert_non_null(root);
     assert_true(json_is_true(json_object_get(root, "success")));
     assert_int_equal(json_array_size(json_object_get(root, "messages")), 5);
-    assert_int_equal(
-        json_string_length(json_object_get(json_array_get(json_object_get(root, "messages"), 4),
-                                           "msg")),
-        300 * 1024);
+    assert_int_equal(json_string_length(json_object_get(
+                         json_array_get(json_object_get(root, "messages"), 4), "msg")),
+                     300 * 1024);
     json_decref(root);
     free(text);
     free(big);
@@ -151,8 +150,9 @@ static void test_results_round_trip(void **state)
     n += (size_t)snprintf(body, sizeof(body), "{\"success\":true,\"results\":[");
     n += pm_result_put(body + n, false, U1, 201);
     n += pm_result_put(body + n, true, U2, 200);
-    n += (size_t)snprintf(body + n, sizeof(body) - n,
-                          ",{\"uuid\":null,\"status\":400,\"duplicate\":false,\"error\":\"bad\"}]}");
+    n +=
+        (size_t)snprintf(body + n, sizeof(body) - n,
+                         ",{\"uuid\":null,\"status\":400,\"duplicate\":false,\"error\":\"bad\"}]}");
     assert_int_equal(pm_results_decode(body, n, results_seen, statuses, err, sizeof(err)), 3);
     assert_int_equal(statuses[0], 201);
     assert_int_equal(statuses[1], -200);
@@ -162,7 +162,10 @@ static void test_results_round_trip(void **state)
 static void test_decoders_refuse_other_bodies(void **state)
 {
     static const char *const bad[] = {
-        "", "not json", "[]", "{\"success\":true,\"messages\":[]}",
+        "",
+        "not json",
+        "[]",
+        "{\"success\":true,\"messages\":[]}",
         "{\"epoch\":\"e\",\"messages\":{},\"next\":0,\"more\":false}",
         "{\"epoch\":\"e\",\"messages\":[],\"next\":-1,\"more\":false}",
         "{\"epoch\":\"e\",\"messages\":[],\"next\":0,\"more\":1}",
@@ -178,8 +181,7 @@ static void test_decoders_refuse_other_bodies(void **state)
             pm_page_decode(bad[i], strlen(bad[i]), NULL, NULL, &page, err, sizeof(err)), -1);
         assert_true(err[0] != '\0');
     }
-    assert_int_equal(pm_results_decode("{\"success\":true}", 16, NULL, NULL, err, sizeof(err)),
-                     -1);
+    assert_int_equal(pm_results_decode("{\"success\":true}", 16, NULL, NULL, err, sizeof(err)), -1);
 }
 
 int main(void)
