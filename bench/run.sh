@@ -747,6 +747,7 @@ static_nginx() {
 daemon off;
 master_process on;
 worker_processes 1;
+user $(id -un) $(id -gn); # the worker must read TMP (mode 700); ignored when not root
 pid $d/nginx.pid;
 error_log $d/error.log warn;
 events { worker_connections 1024; }
