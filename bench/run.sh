@@ -7,7 +7,10 @@
 #             RSS with 100k.
 #   facade    the whole suite: registry + 2 logging-service + messages-service
 #             + facade-service (--replicas 2): POST /facade, GET /facade with
-#             1,000 stored messages, RSS of every service idle and after load.
+#             1,000 stored messages, RSS of every service idle and after load;
+#             then (also alone: facade-view) GET /facade with 10,000 messages
+#             against nginx serving the same bytes from a file, and 1,000,000
+#             messages served complete with the facade's RSS.
 #
 # Builds every executable (Release) in build-bench/, starts nginx (one worker,
 # fixed 200 JSON answer shaped like a discover answer) and the services on
@@ -32,13 +35,13 @@ set -euo pipefail
 
 MODE=${1:-all}
 case $MODE in
-registry | facade | all) ;;
+registry | facade | facade-view | all) ;;
 -h | --help)
-    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 *)
-    echo "usage: $0 [registry|facade|all]" >&2
+    echo "usage: $0 [registry|facade|facade-view|all]" >&2
     exit 2
     ;;
 esac
@@ -703,11 +706,140 @@ EOF
     )
 }
 
+# ============================================ facade GET view part ====
+# GET /facade served from the facade's merged view (facade-service/fanout.c):
+# the logging instances of a fresh stack are seeded directly with batch
+# POST /logging (the same uuids, msgs and ts on both, as the replicator
+# would store them), then: with 10,000 messages, GET /facade against nginx
+# serving a static file of the very same answer (target >= 0.3 x); with
+# 1,000,000 messages, the answer served complete (every message) and the
+# facade's RSS against the data (target under 3 x).
+
+# seed_logging COUNT PORT...: COUNT messages stored on every PORT in
+# batches of 1024 ("seed message NNNNNNN", ts rising 1 ms per 100).
+seed_logging() {
+    python3 - "$@" <<'PYEOF'
+import http.client, json, sys, time, uuid
+n, ports = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+conns = [http.client.HTTPConnection("127.0.0.1", p, timeout=60) for p in ports]
+base, i = int(time.time() * 1000) - n // 100 - 1000, 0
+while i < n:
+    k = min(1024, n - i)
+    body = json.dumps([{"uuid": str(uuid.uuid4()), "msg": "seed message %07d" % (i + j),
+                        "ts": base + (i + j) // 100} for j in range(k)])
+    for c in conns:
+        c.request("POST", "/logging", body, {"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        if r.status != 200:
+            sys.exit("POST /logging: HTTP %d" % r.status)
+    i += k
+PYEOF
+}
+
+# static_nginx DIR: a second nginx (1 worker) serving DIR's files; sets
+# SNGX_PID and SNGX_URL (base).
+static_nginx() {
+    local d=$1 port i
+    port=$(free_port)
+    mkdir -p "$d/logs" "$d/www"
+    cat >"$d/nginx.conf" <<NGXEOF
+daemon off;
+master_process on;
+worker_processes 1;
+user $(id -un) $(id -gn); # the worker must read TMP (mode 700); ignored when not root
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    sendfile on;
+    client_body_temp_path $d/cb; proxy_temp_path $d/px; fastcgi_temp_path $d/fc;
+    uwsgi_temp_path $d/uw; scgi_temp_path $d/sc;
+    server { listen 127.0.0.1:$port; location / { root $d/www; default_type application/json; } }
+}
+NGXEOF
+    "${SRV_PIN[@]}" "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
+    SNGX_PID=$!
+    PIDS+=("$SNGX_PID")
+    SNGX_URL=http://127.0.0.1:$port
+    for i in $(seq 100); do
+        curl -fsS -o /dev/null "$SNGX_URL/" 2>/dev/null && return 0
+        curl -sS -o /dev/null "$SNGX_URL/" 2>/dev/null && return 0 # 403/404: up
+        sleep 0.1
+    done
+    echo "static nginx did not start" >&2
+    return 1
+}
+
+FAC_VIEW_TABLE=
+facade_view_part() {
+    local rows=() n t0 t1 bytes nlogs rss data fac_rps ngx_rps sync_s d
+    set_layout free
+    echo "== [facade view] 1. GET /facade with 10000 messages vs nginx serving the same bytes"
+    start_stack V1
+    d=$STK_DIR
+    seed_logging 10000 "${STK_PORTS[1]}" "${STK_PORTS[2]}"
+    curl -fsS -o "$d/get.json" "$STK_FACADE/facade"
+    nlogs=$(jq '.logs | length' "$d/get.json")
+    bytes=$(stat -c %s "$d/get.json")
+    [ "$nlogs" = 10000 ] || { echo "GET /facade returned $nlogs logs, expected 10000" >&2; return 1; }
+    static_nginx "$d/ngx"
+    cp "$d/get.json" "$d/ngx/www/facade.json"
+    run_wrk view-nginx-static "$SNGX_URL/facade.json"
+    ngx_rps=$RPS
+    run_wrk view-facade-get "$STK_FACADE/facade"
+    fac_rps=$RPS
+    local fac99=$P99
+    stop_pid "$SNGX_PID"
+    stop_stack
+    rows+=("| nginx static file of the same answer ($bytes B) | $(fmt "$ngx_rps" %.0f) | 1.00 | reference | - |")
+    rows+=("| GET /facade, 10,000 messages (p99 $(fmt "$fac99" %.2f) ms) | $(fmt "$fac_rps" %.0f) | $(ratio "$fac_rps" "$ngx_rps") | >= 0.3 x | $(verdict ratio_ge "$fac_rps" "$ngx_rps" 0.3) |")
+
+    echo "== [facade view] 2. 1,000,000 messages served complete; facade RSS"
+    start_stack V2
+    d=$STK_DIR
+    n=1000000
+    t0=$(date +%s.%N)
+    seed_logging "$n" "${STK_PORTS[1]}" "${STK_PORTS[2]}"
+    t1=$(date +%s.%N)
+    echo "   seeded $n messages on both logging instances in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s"
+    curl -fsS -o "$d/logging.json" "http://127.0.0.1:${STK_PORTS[1]}/logging"
+    data=$(stat -c %s "$d/logging.json")
+    rm -f "$d/logging.json"
+    t0=$(date +%s.%N)
+    curl -fsS --max-time 120 -o "$d/get.json" "$STK_FACADE/facade"
+    t1=$(date +%s.%N)
+    sync_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
+    nlogs=$(jq '.logs | length' "$d/get.json")
+    bytes=$(stat -c %s "$d/get.json")
+    [ "$nlogs" = "$n" ] || { echo "GET /facade returned $nlogs logs, expected $n" >&2; return 1; }
+    t0=$(date +%s.%N)
+    curl -fsS --max-time 120 -o "$d/get2.json" "$STK_FACADE/facade"
+    t1=$(date +%s.%N)
+    cmp -s "$d/get.json" "$d/get2.json" || { echo "a second GET answered other bytes" >&2; return 1; }
+    rm -f "$d/get.json" "$d/get2.json"
+    rss=$(rss_kb "${STK_PIDS[4]}")
+    stop_stack
+    rows+=("| 1,000,000 messages: first GET /facade (full sync in pages), $bytes B answer, all $nlogs logs | ${sync_s} s | - | none | - |")
+    rows+=("| 1,000,000 messages: next GET /facade (nothing new) | $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') s | - | none | - |")
+    rows+=("| facade RSS with 1,000,000 messages: $(mib "$rss") MiB; data (one instance's GET /logging) $(mib $((data / 1024))) MiB | $(awk -v r="$rss" -v d="$data" 'BEGIN{printf "%.2f", r*1024/d}') x data | - | < 3 x data | $(verdict lt "$(awk -v r="$rss" -v d="$data" 'BEGIN{print r*1024/d}')" 3) |")
+    rows+=("| the same RSS against the GET /facade answer itself ($(mib $((bytes / 1024))) MiB) | $(awk -v r="$rss" -v d="$bytes" 'BEGIN{printf "%.2f", r*1024/d}') x answer | - | information | - |")
+    FAC_VIEW_TABLE=$(
+        echo "| scenario | requests/s or time | ratio to nginx | target | result |"
+        echo "| --- | ---: | ---: | --- | --- |"
+        printf '%s\n' "${rows[@]}"
+    )
+    echo "$FAC_VIEW_TABLE"
+}
+
 # ================================================================ run ====
 
 # (in an if, not after &&, so that set -e stays in force inside the parts)
 if want registry; then registry_part; fi
 if want facade; then facade_part; fi
+if want facade || [ "$MODE" = facade-view ]; then facade_view_part; fi
 stop_pid "$NGINX_PID"
 
 # ------------------------------------------------------------- machine --
@@ -812,3 +944,4 @@ else
 fi
 if want registry; then printf '\nregistry:\n%s\n' "$REG_TABLE"; fi
 if want facade; then printf '\nfacade:\n%s\n\n%s\n' "$FAC_TABLE" "$FAC_RSS_TABLE"; fi
+if [ -n "$FAC_VIEW_TABLE" ]; then printf '\nfacade GET view:\n%s\n' "$FAC_VIEW_TABLE"; fi

@@ -5,6 +5,7 @@
 #include "core/config.h"
 #include "core/errbuf.h"
 #include "core/log.h"
+#include "fanout.h"
 #include "http/service.h"
 #include "regclient/discovery.h"
 #include "regclient/peer.h"
@@ -41,6 +42,7 @@ static int fc_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
 {
     struct fc_app *app = arg;
     struct rep_options ropt;
+    struct fan_options fopt;
 
     if (disc_watch(peer->disc, REP_SERVICE) != 0 ||
         disc_watch(peer->disc, "messages-service") != 0) {
@@ -52,9 +54,12 @@ static int fc_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
     ropt.deadline_ms = app->deadline_ms;
     ropt.backoff.base_ms = app->base_ms;
     ropt.backoff.cap_ms = app->cap_ms;
+    memset(&fopt, 0, sizeof(fopt));
+    fopt.replicas = (int)app->replicas;
     app->ups = up_new(NULL);
     app->rep = app->ups ? rep_new(svc_base(svc), peer->hc, peer->disc, app->ups, &ropt) : NULL;
-    app->routes = app->rep ? fc_routes_new(svc, peer->hc, peer->disc, app->ups, app->rep) : NULL;
+    app->routes =
+        app->rep ? fc_routes_new(svc, peer->hc, peer->disc, app->ups, app->rep, &fopt) : NULL;
     if (!app->routes || svc_on_busy(svc, fc_busy, app) != 0) {
         errbuf_set(err, errlen, "cannot set up the routes");
         return -1;

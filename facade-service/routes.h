@@ -1,6 +1,6 @@
 /* routes.h: the facade's HTTP routes: POST /facade (store a message through
- * the replicator), GET /facade (fan out to logging and messages instances and
- * merge) and GET /stats (upstream breakers and counters). */
+ * the replicator), GET /facade (the merged view of fanout.h) and GET /stats
+ * (upstream breakers and counters). */
 #ifndef FC_ROUTES_H
 #define FC_ROUTES_H
 
@@ -12,14 +12,14 @@ struct disc_client;
 struct up_table;
 struct rep_ctx;
 struct fc_routes;
-
-#define FC_GET_TIMEOUT_MS 2000 /* each fan-out call of GET /facade */
+struct fan_options;
 
 /* Add the routes to svc's server. Everything is borrowed and must outlive
- * the routes. NULL on failure; caller frees with fc_routes_free. */
+ * the routes but fopt (GET /facade's options, copied). NULL on failure;
+ * caller frees with fc_routes_free. */
 struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct disc_client *disc,
-                                struct up_table *ups, struct rep_ctx *rep)
-    __attribute__((warn_unused_result));
+                                struct up_table *ups, struct rep_ctx *rep,
+                                const struct fan_options *fopt) __attribute__((warn_unused_result));
 
 /* GET /facade requests still gathering answers. */
 size_t fc_routes_pending(const struct fc_routes *f);

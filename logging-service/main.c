@@ -5,10 +5,10 @@
 #include "core/config.h"
 #include "core/errbuf.h"
 #include "core/log.h"
+#include "dedup/store.h"
 #include "http/service.h"
 #include "journal.h"
 #include "lg_limits.h"
-#include "msgstore.h"
 #include "regclient/peer.h"
 #include "routes.h"
 
@@ -25,7 +25,7 @@ struct lg_app {
     const char *fsync_name;
     enum jn_fsync policy;
     int memory_only;
-    struct ms_store *store;     /* owned */
+    struct ds_store *store;     /* owned */
     struct jn_journal *journal; /* owned */
     struct lg_service *lg;      /* owned */
 };
@@ -59,7 +59,7 @@ static int lg_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
     long replayed;
 
     (void)peer;
-    app->store = ms_new();
+    app->store = ds_new();
     if (!app->store) {
         errbuf_set(err, errlen, "out of memory");
         return -1;
@@ -93,7 +93,7 @@ static void lg_stop(void *arg)
 
     lg_free(app->lg);
     jn_close(app->journal);
-    ms_free(app->store);
+    ds_free(app->store);
 }
 
 int main(int argc, char **argv)

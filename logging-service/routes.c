@@ -11,12 +11,13 @@
 #include "core/clock.h"
 #include "core/errbuf.h"
 #include "core/log.h"
+#include "dedup/store.h"
 #include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
 #include "journal.h"
 #include "lg_limits.h"
-#include "msgstore.h"
+#include "proto/messages.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -34,15 +35,16 @@
 #define LG_TOKS_MAX (1 + (size_t)LG_BATCH_MAX * 7)
 
 struct lg_service {
-    struct svc *svc;            /* borrowed */
-    struct ms_store *store;     /* borrowed */
-    struct jn_journal *journal; /* borrowed */
-    uint64_t duplicates;        /* posts answered "duplicate" */
-    uint64_t conflicts;         /* posts refused with 409 */
-    uint64_t write_failures;    /* posts refused with 503 */
-    struct jf_tok *toks;        /* owned: LG_TOKS_MAX tokens for the fast path */
-    struct lg_item *items;      /* owned: LG_BATCH_MAX items, scratch of one POST */
-    bool items_busy;            /* items is lent out (see lg_items_new) */
+    struct svc *svc;             /* borrowed */
+    struct ds_store *store;      /* borrowed */
+    struct jn_journal *journal;  /* borrowed */
+    uint64_t duplicates;         /* posts answered "duplicate" */
+    uint64_t conflicts;          /* posts refused with 409 */
+    uint64_t write_failures;     /* posts refused with 503 */
+    struct jf_tok *toks;         /* owned: LG_TOKS_MAX tokens for the fast path */
+    struct lg_item *items;       /* owned: LG_BATCH_MAX items, scratch of one POST */
+    bool items_busy;             /* items is lent out (see lg_items_new) */
+    char epoch[UID_STR_LEN + 1]; /* this store's incarnation, new at every start */
 };
 
 /* One posted message on its way through validation and the store. */
@@ -197,10 +199,10 @@ static int lg_parse_item(const json_t *obj, int64_t now, struct lg_item *it)
 static int lg_ingest(struct lg_service *lg, struct lg_item *items, size_t n, char *err,
                      size_t errlen)
 {
-    size_t before = ms_count(lg->store);
+    size_t before = ds_count(lg->store);
     struct jn_record *recs = NULL;
-    struct ms_view v;
-    enum ms_outcome outcome;
+    struct ds_view v;
+    enum ds_outcome outcome;
     uint64_t dups = 0, conflicts = 0;
     size_t added, i;
     int rc = -1;
@@ -210,13 +212,13 @@ static int lg_ingest(struct lg_service *lg, struct lg_item *items, size_t n, cha
 
         if (it->status != 0)
             continue;
-        if (ms_put(lg->store, it->uuid, it->msg, it->len, it->ts, &outcome) != 0) {
+        if (ds_put(lg->store, it->uuid, it->msg, it->len, it->ts, &outcome) != 0) {
             errbuf_set(err, errlen, "out of memory");
             goto cleanup;
         }
-        if (outcome == MS_STORED) {
+        if (outcome == DS_STORED) {
             it->status = 201;
-        } else if (outcome == MS_DUPLICATE) {
+        } else if (outcome == DS_DUPLICATE) {
             it->status = 200;
             dups++;
         } else {
@@ -228,7 +230,7 @@ static int lg_ingest(struct lg_service *lg, struct lg_item *items, size_t n, cha
                      it->uuid);
         }
     }
-    added = ms_count(lg->store) - before;
+    added = ds_count(lg->store) - before;
     if (added > 0) {
         recs = calloc(added, sizeof(*recs));
         if (!recs) {
@@ -236,7 +238,7 @@ static int lg_ingest(struct lg_service *lg, struct lg_item *items, size_t n, cha
             goto cleanup;
         }
         for (i = 0; i < added; i++) {
-            if (!ms_at(lg->store, before + i, &v))
+            if (!ds_at(lg->store, before + i, &v))
                 break;
             recs[i].uuid = v.uuid;
             recs[i].msg = v.msg;
@@ -253,7 +255,7 @@ static int lg_ingest(struct lg_service *lg, struct lg_item *items, size_t n, cha
     rc = 0;
 cleanup:
     if (rc != 0) {
-        ms_truncate(lg->store, before);
+        ds_truncate(lg->store, before);
         lg->write_failures++;
     }
     free(recs);
@@ -322,39 +324,6 @@ static json_t *lg_result(const struct lg_item *it, const json_t *obj)
 }
 
 #define LG_BATCH_HEAD "{\"success\":true,\"results\":["
-/* Longest common result: a comma, the object with a 36-character uuid, a
- * three-digit status and "false". */
-#define LG_RESULT_MAX 96
-
-/* Write the result of an item that has a canonical uuid and no error at
- * dst (LG_RESULT_MAX bytes), after a comma when comma; returns its length.
- * The same text jansson would write for lg_result's object. */
-static size_t lg_result_put(char *dst, bool comma, const struct lg_item *it)
-{
-    static const char head[] = "{\"uuid\":\"";
-    static const char mid[] = "\",\"status\":";
-    static const char dup[] = ",\"duplicate\":true}";
-    static const char nodup[] = ",\"duplicate\":false}";
-    char *p = dst;
-
-    if (comma)
-        *p++ = ',';
-    memcpy(p, head, sizeof(head) - 1);
-    p += sizeof(head) - 1;
-    memcpy(p, it->uuid, UID_STR_LEN);
-    p += UID_STR_LEN;
-    memcpy(p, mid, sizeof(mid) - 1);
-    p += sizeof(mid) - 1;
-    p = jw_int_put(p, it->status);
-    if (it->status == 200) {
-        memcpy(p, dup, sizeof(dup) - 1);
-        p += sizeof(dup) - 1;
-    } else {
-        memcpy(p, nodup, sizeof(nodup) - 1);
-        p += sizeof(nodup) - 1;
-    }
-    return (size_t)(p - dst);
-}
 
 /* Store the valid ones of items[0..n) (checked: invalid ones carry their
  * 400) and answer 200 with one result per item, in order, or 503 when the
@@ -383,9 +352,9 @@ static void lg_answer_batch(struct lg_service *lg, struct hs_req *req, struct lg
         json_t *res;
 
         if (it->has_uuid && !it->error[0]) {
-            char tmp[LG_RESULT_MAX];
+            char tmp[PM_RESULT_MAX];
 
-            bad |= evbuffer_add(out, tmp, lg_result_put(tmp, i > 0, it)) != 0;
+            bad |= evbuffer_add(out, tmp, pm_result_put(tmp, i > 0, it->uuid, it->status)) != 0;
             continue;
         }
         if (i > 0)
@@ -527,36 +496,111 @@ static void lg_post(struct hs_req *req, void *arg)
     json_decref(root);
 }
 
-/* GET /logging: {"success": true, "messages": [{uuid, msg, ts}...]} in the
- * order first stored, written straight into the reply buffer. */
-static void lg_get(struct hs_req *req, void *arg)
+/* Read the query value of key as a decimal integer in [min, max] into *out
+ * (untouched when the key is absent). Returns 0, or -1 having answered 400. */
+static int lg_query_uint(struct hs_req *req, const char *key, uint64_t min, uint64_t max,
+                         uint64_t *out)
 {
-    struct lg_service *lg = arg;
-    struct evbuffer *buf = evbuffer_new();
-    size_t n = ms_count(lg->store);
-    struct ms_view v;
-    json_t *text = NULL;
+    const char *v = hs_req_query(req, key);
+    uint64_t n = 0;
     size_t i;
-    int bad = !buf || evbuffer_add_printf(buf, "{\"success\":true,\"messages\":[") < 0;
 
-    for (i = 0; i < n && !bad; i++) {
-        if (!ms_at(lg->store, i, &v))
-            break;
-        text = json_stringn(v.msg, v.len);
-        bad = !text ||
-              evbuffer_add_printf(buf, "%s{\"uuid\":\"%s\",\"msg\":", i ? "," : "", v.uuid) < 0 ||
-              json_dump_callback(text, lg_dump_evbuffer, buf, JSON_ENCODE_ANY) != 0 ||
-              evbuffer_add_printf(buf, ",\"ts\":%" PRId64 "}", v.ts) < 0;
-        json_decref(text);
+    if (!v)
+        return 0;
+    for (i = 0; v[i] >= '0' && v[i] <= '9' && i < 19; i++)
+        n = n * 10 + (uint64_t)(v[i] - '0');
+    if (i == 0 || v[i] != '\0' || n < min || n > max) {
+        hs_reply_error(req, 400,
+                       "query '%s' must be an integer from %" PRIu64 " to %" PRIu64 ", got '%.32s'",
+                       key, min, max, v);
+        return -1;
     }
-    if (bad || evbuffer_add_printf(buf, "]}") < 0) {
-        if (buf)
-            hs_buffer_free(buf);
+    *out = n;
+    return 0;
+}
+
+/* Write the messages at positions [from, to) of the store into o, each
+ * after a comma but the first of the answer (first). Returns the position
+ * after the last one written: to, or less when bytes (0: no bound) were
+ * passed first, or when out of memory (o->failed). */
+static size_t lg_put_range(struct lg_service *lg, struct pm_out *o, size_t from, size_t to,
+                           size_t bytes, bool first)
+{
+    struct ds_view v;
+    struct pm_record rec;
+    size_t i, written = 0, n;
+
+    for (i = from; i < to; i++) {
+        if (bytes && written >= bytes)
+            break;
+        if (!ds_at(lg->store, i, &v))
+            break;
+        rec.uuid = v.uuid;
+        rec.msg = v.msg;
+        rec.len = v.len;
+        rec.ts = v.ts;
+        n = pm_record_put(o, &rec, !(first && i == from));
+        if (n == 0)
+            break;
+        written += n;
+    }
+    return i;
+}
+
+/* GET /logging?after=N&limit=L: the page of messages at positions N ..
+ * N+L-1 of the order first stored, at most LIM_PAGE_BYTES of records (one
+ * message past it), with the epoch, the position to go on from and whether
+ * more remain. */
+static void lg_get_page(struct lg_service *lg, struct hs_req *req)
+{
+    uint64_t after = 0, limit = LIM_PAGE_DEFAULT;
+    size_t count = ds_count(lg->store), from, to, end;
+    struct evbuffer *out = NULL;
+    struct pm_out o;
+
+    if (lg_query_uint(req, "after", 0, UINT64_MAX / 2, &after) != 0 ||
+        lg_query_uint(req, "limit", 1, LIM_PAGE_MAX, &limit) != 0)
+        return;
+    from = after < count ? (size_t)after : count;
+    to = count - from < limit ? count : from + (size_t)limit;
+    out = hs_req_output(req);
+    pm_out_init(&o, out);
+    end = to;
+    if (pm_page_begin(&o, lg->epoch) == 0)
+        end = lg_put_range(lg, &o, from, to, LIM_PAGE_BYTES, true);
+    if (o.failed || pm_page_end(&o, after < count ? end : after, end < count) != 0 ||
+        pm_out_finish(&o) != 0) {
+        evbuffer_drain(out, evbuffer_get_length(out));
         hs_reply_error(req, 503, "out of memory");
         return;
     }
-    hs_reply_buffer(req, 200, "application/json", buf);
-    hs_buffer_free(buf);
+    hs_reply_buffer(req, 200, "application/json", NULL);
+}
+
+/* GET /logging: {"success": true, "messages": [{uuid, msg, ts}...]} in the
+ * order first stored; with after= or limit=, one page (lg_get_page). The
+ * whole list is written in off-heap pieces (proto/messages.h) straight
+ * into the reply, so its memory goes back to the system once it is sent. */
+static void lg_get(struct hs_req *req, void *arg)
+{
+    struct lg_service *lg = arg;
+    size_t count = ds_count(lg->store);
+    struct evbuffer *out = NULL;
+    struct pm_out o;
+
+    if (hs_req_query(req, "after") || hs_req_query(req, "limit")) {
+        lg_get_page(lg, req);
+        return;
+    }
+    out = hs_req_output(req);
+    pm_out_init(&o, out);
+    if (pm_list_begin(&o) != 0 || lg_put_range(lg, &o, 0, count, 0, true) != count ||
+        pm_list_end(&o) != 0 || pm_out_finish(&o) != 0) {
+        evbuffer_drain(out, evbuffer_get_length(out));
+        hs_reply_error(req, 503, "out of memory");
+        return;
+    }
+    hs_reply_buffer(req, 200, "application/json", NULL);
 }
 
 /* The service's series for GET /metrics. */
@@ -586,11 +630,11 @@ static void lg_collect(struct evbuffer *out, void *arg)
         "# HELP logging_journal_syncs_total fdatasync calls on the journal.\n"
         "# TYPE logging_journal_syncs_total counter\n"
         "logging_journal_syncs_total %" PRIu64 "\n",
-        ms_count(lg->store), lg->duplicates, lg->conflicts, lg->write_failures, st.writes,
+        ds_count(lg->store), lg->duplicates, lg->conflicts, lg->write_failures, st.writes,
         st.syncs);
 }
 
-struct lg_service *lg_new(struct svc *svc, struct ms_store *store, struct jn_journal *journal)
+struct lg_service *lg_new(struct svc *svc, struct ds_store *store, struct jn_journal *journal)
 {
     struct lg_service *lg = calloc(1, sizeof(*lg));
 
@@ -599,6 +643,7 @@ struct lg_service *lg_new(struct svc *svc, struct ms_store *store, struct jn_jou
     lg->svc = svc;
     lg->store = store;
     lg->journal = journal;
+    uid_generate(lg->epoch);
     lg->toks = malloc(LG_TOKS_MAX * sizeof(*lg->toks));
     lg->items = malloc(LG_BATCH_MAX * sizeof(*lg->items));
     if (!lg->toks || !lg->items || hs_route(svc_http(svc), HS_POST, "/logging", lg_post, lg) != 0 ||
@@ -621,7 +666,7 @@ void lg_free(struct lg_service *lg)
 
 /* What lg_replay's callback needs. */
 struct lg_replay_ctx {
-    struct ms_store *store;
+    struct ds_store *store;
     long duplicates;
 };
 
@@ -629,27 +674,27 @@ struct lg_replay_ctx {
 static int lg_replay_record(const struct jn_record *rec, void *arg)
 {
     struct lg_replay_ctx *ctx = arg;
-    enum ms_outcome outcome;
+    enum ds_outcome outcome;
     char uuid[UID_STR_LEN + 1];
 
     uid_normalize(rec->uuid, uuid);
-    if (ms_put(ctx->store, uuid, rec->msg, rec->len, rec->ts, &outcome) != 0)
+    if (ds_put(ctx->store, uuid, rec->msg, rec->len, rec->ts, &outcome) != 0)
         return -1;
-    if (outcome == MS_DUPLICATE)
+    if (outcome == DS_DUPLICATE)
         ctx->duplicates++;
-    else if (outcome == MS_CONFLICT)
+    else if (outcome == DS_CONFLICT)
         log_warn("journal holds uuid %s again with another msg; keeping the first", uuid);
     return 0;
 }
 
-long lg_replay(struct ms_store *store, struct jn_journal *journal, char *err, size_t errlen)
+long lg_replay(struct ds_store *store, struct jn_journal *journal, char *err, size_t errlen)
 {
     struct lg_replay_ctx ctx = {store, 0};
-    size_t before = ms_count(store);
+    size_t before = ds_count(store);
 
     if (jn_replay(journal, lg_replay_record, &ctx, err, errlen) < 0)
         return -1;
     if (ctx.duplicates > 0)
         log_debug("journal %s: %ld repeated lines ignored", jn_path(journal), ctx.duplicates);
-    return (long)(ms_count(store) - before);
+    return (long)(ds_count(store) - before);
 }

@@ -1,6 +1,7 @@
 /* routes.h: the logging-service's HTTP API on the shared server:
  *   POST /logging  one {"uuid", "msg", "ts"?} object, or an array of them
- *   GET  /logging  every message in the order first stored
+ *   GET  /logging  every message in the order first stored; with
+ *                  ?after=N&limit=L one page of it, with the store's epoch
  * plus the glue between the message store and the journal (a message is
  * acknowledged only once its journal line is written; replay on start) and
  * the service's /metrics series. */
@@ -10,7 +11,7 @@
 #include <stddef.h>
 
 struct svc;
-struct ms_store;
+struct ds_store;
 struct jn_journal;
 struct lg_service;
 
@@ -19,7 +20,7 @@ struct lg_service;
  * returned object, which the caller frees with lg_free once the loop has
  * stopped (or before svc_run, on a start-up failure). NULL when out of memory or the
  * route table is full. */
-struct lg_service *lg_new(struct svc *svc, struct ms_store *store, struct jn_journal *journal)
+struct lg_service *lg_new(struct svc *svc, struct ds_store *store, struct jn_journal *journal)
     __attribute__((warn_unused_result));
 
 /* Free. Accepts NULL. */
@@ -29,7 +30,7 @@ void lg_free(struct lg_service *lg);
  * been posted again: a uuid seen twice keeps its first message. Returns the
  * number of messages stored, or -1 with err filled (read error, out of
  * memory). */
-long lg_replay(struct ms_store *store, struct jn_journal *journal, char *err, size_t errlen)
+long lg_replay(struct ds_store *store, struct jn_journal *journal, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 #endif

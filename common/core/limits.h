@@ -36,8 +36,12 @@
 #define LIM_ID_MAX         (LIM_NAME_MAX + 1 + 36) /* "<name>-<uuid4>" */
 
 /* Messages (facade and logging) */
-#define LIM_MSG_MAX     (64 * 1024)  /* bytes of one message text */
-#define LIM_BATCH_MAX   1024         /* messages in one POST /logging batch */
-#define LIM_BATCH_BYTES (512 * 1024) /* body of one batch the facade sends */
+#define LIM_MSG_MAX      (64 * 1024)       /* bytes of one message text */
+#define LIM_BATCH_MAX    1024              /* messages in one POST /logging batch */
+#define LIM_BATCH_BYTES  (512 * 1024)      /* body of one batch the facade sends */
+#define LIM_PAGE_DEFAULT 10000             /* messages of a GET /logging page without limit= */
+#define LIM_PAGE_MAX     10000             /* largest limit= of GET /logging and GET /facade */
+#define LIM_PAGE_BYTES   (4 * 1024 * 1024) /* a page ends once its records pass this many bytes */
+#define LIM_CHUNK_BYTES  (256 * 1024)      /* off-heap pieces a large answer is built from */
 
 #endif

@@ -235,6 +235,67 @@ class StoreTest(LoggingTestCase):
         self.assertEqual(self.pairs(svc), expected)
         self.assertEqual(self.metric(svc, "logging_messages_stored"), 30)
 
+    def test_get_pages_in_the_order_first_stored(self):
+        """GET /logging?after=N&limit=L answers the messages at positions
+        N..N+L-1 of the order first stored, with the store's epoch, the
+        position to continue from and whether more remain; the pages put
+        together are the plain GET's list."""
+        svc = self.start_logging()
+        for i in range(7):
+            self.store(svc, new_uuid(), "paged \"%d\"" % i, ts=100 - i)
+        whole = self.messages(svc)
+        pages, after, epochs = [], 0, set()
+        while True:
+            got, _, body = svc.request("GET", "/logging?after=%d&limit=3" % after)
+            self.assertEqual(got, 200, body)
+            self.assertEqual(set(body), {"success", "epoch", "messages", "next", "more"})
+            self.assertEqual(body["next"], after + len(body["messages"]))
+            epochs.add(body["epoch"])
+            pages.append(body["messages"])
+            after = body["next"]
+            if not body["more"]:
+                break
+        self.assertEqual([len(p) for p in pages], [3, 3, 1])
+        self.assertEqual([m for p in pages for m in p], whole)
+        self.assertEqual(len(epochs), 1)
+        # Past the end: nothing, the same position, no more.
+        got, _, body = svc.request("GET", "/logging?after=7")
+        self.assertEqual((got, body["messages"], body["next"], body["more"]),
+                         (200, [], 7, False))
+        # Without limit a page holds up to the default (all 7 here).
+        got, _, body = svc.request("GET", "/logging?after=2")
+        self.assertEqual(body["messages"], whole[2:])
+        # A new message is found after the last position.
+        uid = new_uuid()
+        self.store(svc, uid, "late")
+        got, _, body = svc.request("GET", "/logging?after=7&limit=10")
+        self.assertEqual([m["uuid"] for m in body["messages"]], [uid])
+        self.assertEqual((body["next"], body["more"]), (8, False))
+
+    def test_page_query_errors_are_400(self):
+        """after and limit must be decimal integers: after >= 0, limit
+        1..10000; anything else is 400 with the JSON error."""
+        svc = self.start_logging()
+        for query in ("after=-1", "after=x", "after=", "after=1.5", "limit=0",
+                      "limit=10001", "limit=abc", "after=0&limit=-3",
+                      "after=99999999999999999999"):
+            self.assertJsonError(svc.request("GET", "/logging?" + query), 400, query)
+        got, _, body = svc.request("GET", "/logging?limit=10000")
+        self.assertEqual((got, body["messages"], body["more"]), (200, [], False))
+
+    def test_epoch_changes_with_a_restart(self):
+        """A restarted instance replays the same messages in the same order
+        but answers under a new epoch, so that no reader applies an old
+        position to it without noticing."""
+        svc = self.start_logging()
+        self.store(svc, new_uuid(), "one")
+        _, _, first = svc.request("GET", "/logging?after=0")
+        again = self.restart(svc)
+        _, _, second = again.request("GET", "/logging?after=0")
+        self.assertEqual(first["messages"], second["messages"])
+        self.assertNotEqual(first["epoch"], second["epoch"])
+        uuid.UUID(second["epoch"])
+
     def test_text_survives_exactly(self):
         """Quotes, backslashes, newlines, control characters and non-ASCII
         text come back byte for byte."""

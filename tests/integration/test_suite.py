@@ -297,6 +297,57 @@ class Idempotency(unittest.TestCase):
         self.assertEqual(status, 409, body)
 
 
+class ReadPath(unittest.TestCase):
+    """GET /facade from the facade's merged view: paging, an instance
+    restarted under a new epoch, the status when a part may be missing."""
+
+    def test_pages_put_together_are_the_whole_list(self):
+        s = full_suite(self)
+        texts = ["p%d" % i for i in range(7)]
+        for text in texts:
+            self.assertEqual(s.post(text)[0], 200)
+        whole = s.get()["logs"]
+        self.assertEqual(whole, texts)
+        got, after = [], None
+        while True:
+            url = s.facade.url + "/facade?limit=3" + ("&after=" + after if after else "")
+            status, _, body = request("GET", url)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["message"], "not implemented yet")
+            got += body["logs"]
+            if not body["more"]:
+                break
+            after = body["next"]
+        self.assertEqual(got, whole)
+        for query in ("limit=0", "limit=10001", "limit=x", "after=nope"):
+            status, _, body = request("GET", s.facade.url + "/facade?" + query)
+            self.assertEqual(status, 400, (query, body))
+            self.assertFalse(body["success"])
+
+    def test_restarted_instance_is_read_again_and_merged_once(self):
+        s = full_suite(self, loggings=1)
+        for text in ("before-1", "before-2"):
+            self.assertEqual(s.post(text)[0], 200)
+        self.assertEqual(s.get()["logs"], ["before-1", "before-2"])
+        lg = s.loggings[0]
+        lg.kill()
+        s.start_logging(data_dir=lg.data_dir, port=lg.port)
+        self.assertEqual(s.post("after")[0], 200)
+        self.assertEqual(s.get()["logs"], ["before-1", "before-2", "after"])
+        # and again, from its new position: nothing doubled
+        self.assertEqual(s.get()["logs"], ["before-1", "before-2", "after"])
+
+    def test_no_readable_replica_is_not_200(self):
+        s = full_suite(self, loggings=1)
+        self.assertEqual(s.post("kept")[0], 200)
+        self.assertEqual(s.get()["logs"], ["kept"])
+        s.loggings[0].kill()
+        status, _, body = request("GET", s.facade.url + "/facade")
+        self.assertEqual(status, 502, body)
+        self.assertEqual(body["logs"], ["kept"])
+        self.assertTrue(body["errors"], body)
+
+
 class Replication(unittest.TestCase):
 
     def test_kill_one_of_three_under_load(self):

@@ -1,37 +1,37 @@
-/* msgstore.c: uuid -> message in a uthash table, insertion order in a
- * growable array of the same entries (see msgstore.h). One allocation per
+/* dedup/store.c: uuid -> message in a uthash table, insertion order in a
+ * growable array of the same entries (see dedup/store.h). One allocation per
  * message holds its key, timestamp and text. */
-#include "msgstore.h"
+#include "dedup/store.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* An allocation failure inside uthash becomes a clean -1 from ms_put
+/* An allocation failure inside uthash becomes a clean -1 from ds_put
  * instead of exit(): HASH_ADD then leaves the table as it was and flags the
  * entry it could not add (uthash >= 2.1). */
 #define HASH_NONFATAL_OOM        1
 #define uthash_nonfatal_oom(obj) ((obj)->oom = true)
 #include <uthash.h>
 
-#define MS_ORDER_MIN 64 /* first capacity of the order array */
+#define DS_ORDER_MIN 64 /* first capacity of the order array */
 
-struct ms_entry {
+struct ds_entry {
     UT_hash_handle hh;
-    char uuid[MS_KEY_MAX + 1]; /* the hash key, NUL-terminated */
+    char uuid[DS_KEY_MAX + 1]; /* the hash key, NUL-terminated */
     bool oom;                  /* set by uthash when adding it failed */
     int64_t ts;
     size_t len; /* bytes of msg, without the NUL */
     char msg[]; /* NUL-terminated copy */
 };
 
-struct ms_store {
-    struct ms_entry *table;  /* uthash head */
-    struct ms_entry **order; /* owned array, first stored first; owns entries */
+struct ds_store {
+    struct ds_entry *table;  /* uthash head */
+    struct ds_entry **order; /* owned array, first stored first; owns entries */
     size_t count;
     size_t cap;
 };
 
-static void ms_fill(const struct ms_entry *e, struct ms_view *out)
+static void ds_fill(const struct ds_entry *e, struct ds_view *out)
 {
     out->uuid = e->uuid;
     out->msg = e->msg;
@@ -39,26 +39,26 @@ static void ms_fill(const struct ms_entry *e, struct ms_view *out)
     out->ts = e->ts;
 }
 
-struct ms_store *ms_new(void) { return calloc(1, sizeof(struct ms_store)); }
+struct ds_store *ds_new(void) { return calloc(1, sizeof(struct ds_store)); }
 
-void ms_free(struct ms_store *s)
+void ds_free(struct ds_store *s)
 {
     if (!s)
         return;
-    ms_truncate(s, 0);
+    ds_truncate(s, 0);
     free(s->order);
     free(s);
 }
 
 /* Make room for one more entry in the order array. 0, or -1 out of memory. */
-static int ms_reserve(struct ms_store *s)
+static int ds_reserve(struct ds_store *s)
 {
-    struct ms_entry **grown = NULL;
+    struct ds_entry **grown = NULL;
     size_t cap = 0;
 
     if (s->count < s->cap)
         return 0;
-    cap = s->cap ? s->cap * 2 : MS_ORDER_MIN;
+    cap = s->cap ? s->cap * 2 : DS_ORDER_MIN;
     if (cap > SIZE_MAX / sizeof(*grown))
         return -1;
     grown = realloc(s->order, cap * sizeof(*grown));
@@ -69,23 +69,23 @@ static int ms_reserve(struct ms_store *s)
     return 0;
 }
 
-int ms_put(struct ms_store *s, const char *uuid, const char *msg, size_t len, int64_t ts,
-           enum ms_outcome *outcome)
+int ds_put(struct ds_store *s, const char *uuid, const char *msg, size_t len, int64_t ts,
+           enum ds_outcome *outcome)
 {
-    struct ms_entry *e = NULL;
+    struct ds_entry *e = NULL;
     size_t klen = strlen(uuid);
     unsigned hashv = 0;
 
-    if (klen == 0 || klen > MS_KEY_MAX)
+    if (klen == 0 || klen > DS_KEY_MAX)
         return -1;
     /* hashed once for the lookup and the insertion */
     HASH_VALUE(uuid, klen, hashv);
     HASH_FIND_BYHASHVALUE(hh, s->table, uuid, klen, hashv, e);
     if (e) {
-        *outcome = (e->len == len && memcmp(e->msg, msg, len) == 0) ? MS_DUPLICATE : MS_CONFLICT;
+        *outcome = (e->len == len && memcmp(e->msg, msg, len) == 0) ? DS_DUPLICATE : DS_CONFLICT;
         return 0;
     }
-    if (len > SIZE_MAX - sizeof(*e) - 1 || ms_reserve(s) != 0)
+    if (len > SIZE_MAX - sizeof(*e) - 1 || ds_reserve(s) != 0)
         return -1;
     e = malloc(sizeof(*e) + len + 1);
     if (!e)
@@ -102,39 +102,39 @@ int ms_put(struct ms_store *s, const char *uuid, const char *msg, size_t len, in
         return -1;
     }
     s->order[s->count++] = e;
-    *outcome = MS_STORED;
+    *outcome = DS_STORED;
     return 0;
 }
 
-bool ms_get(const struct ms_store *s, const char *uuid, struct ms_view *out)
+bool ds_get(const struct ds_store *s, const char *uuid, struct ds_view *out)
 {
-    struct ms_entry *e = NULL;
+    struct ds_entry *e = NULL;
     size_t klen = strlen(uuid);
 
-    if (klen == 0 || klen > MS_KEY_MAX)
+    if (klen == 0 || klen > DS_KEY_MAX)
         return false;
     HASH_FIND(hh, s->table, uuid, klen, e);
     if (!e)
         return false;
     if (out)
-        ms_fill(e, out);
+        ds_fill(e, out);
     return true;
 }
 
-size_t ms_count(const struct ms_store *s) { return s->count; }
+size_t ds_count(const struct ds_store *s) { return s->count; }
 
-bool ms_at(const struct ms_store *s, size_t i, struct ms_view *out)
+bool ds_at(const struct ds_store *s, size_t i, struct ds_view *out)
 {
     if (i >= s->count)
         return false;
-    ms_fill(s->order[i], out);
+    ds_fill(s->order[i], out);
     return true;
 }
 
-void ms_truncate(struct ms_store *s, size_t n)
+void ds_truncate(struct ds_store *s, size_t n)
 {
     while (s->count > n) {
-        struct ms_entry *e = s->order[--s->count];
+        struct ds_entry *e = s->order[--s->count];
 
         HASH_DELETE(hh, s->table, e);
         free(e);

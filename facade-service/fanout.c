@@ -1,0 +1,990 @@
+/* fanout.c: the merged, incrementally synced view behind GET /facade (see
+ * fanout.h).
+ *
+ * Memory: a message costs one compact entry (binary uuid, ts, position,
+ * where its text is) in an array, a slot in an open-addressing hash of
+ * entry indices, a slot in the order array, and its JSON string literal
+ * twice: once in the text arena (the source when the encoding is rebuilt or
+ * a page is cut) and once in the cached encoding. The cached encoding is a
+ * short list of immutable, reference-counted segments that replies borrow
+ * with evbuffer_add_reference: extending it appends a segment (merged with
+ * its neighbours in a binary-counter fashion so there are O(log n)), and a
+ * reply never copies the list. */
+#include "fanout.h"
+
+#include "codec/jsonw.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "proto/messages.h"
+#include "regclient/discovery.h"
+#include "upstream.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#define FAN_SEGS_MAX      64  /* cached segments; the merging keeps far fewer */
+#define FAN_ERROR_MAX     512 /* bytes of one error text */
+#define FAN_ERRORS_MAX    (DISC_INSTANCES_MAX + 4)
+#define FAN_CURSOR_MAX    80 /* "<ts>.<pos>.<32 hex digits>" */
+#define FAN_MESSAGES      "messages-service"
+#define FAN_MESSAGES_PATH "/messages"
+
+/* One message of the view. */
+struct fan_entry {
+    int64_t ts;
+    uint64_t pos; /* the earliest position an instance gave it */
+    uint64_t off; /* its JSON string literal: text + off, len bytes */
+    uint32_t len;
+    uint32_t rank; /* index in order once placed */
+    uint8_t uuid[16];
+};
+
+/* An immutable piece of the cached encoding, shared with replies. */
+struct fan_seg {
+    size_t refs; /* the cache's and each reply's */
+    size_t len;
+    char data[];
+};
+
+struct fan_view;
+
+/* One logging instance as the view knows it. */
+struct fan_source {
+    UT_hash_handle hh;
+    char key[LIM_HOST_MAX + 16]; /* "host:port" */
+    char host[LIM_HOST_MAX + 1];
+    int port;
+    char epoch[PM_EPOCH_MAX + 1]; /* "" until first read */
+    uint64_t pos;                 /* next position to ask for */
+    uint64_t asked;               /* after= of the call in flight */
+    struct up_instance *up;       /* borrowed */
+    struct hc_call *call;         /* in flight, or NULL */
+    struct fan_view *view;
+};
+
+/* A caller waiting for a round. */
+struct fan_waiter {
+    fan_synced_fn fn;
+    void *arg;
+    struct fan_waiter *next;
+};
+
+/* One sync round. */
+struct fan_round {
+    bool active;
+    struct fan_waiter *waiters;
+    size_t listed, answered, outstanding;
+    char *errors[FAN_ERRORS_MAX]; /* owned texts */
+    size_t nerrors;
+    struct hc_call *msg_call; /* the messages-service call, or NULL */
+    struct up_instance *msg_up;
+};
+
+struct fan_view {
+    struct hc_client *hc;
+    struct up_table *ups;
+    fan_list_fn list;
+    void *list_arg;
+    struct fan_options opt;
+
+    struct fan_entry *entries; /* owned; count used, cap allocated */
+    size_t count, cap;
+    size_t placed;   /* entries [0, placed) are in order; the rest are new */
+    uint32_t *slots; /* hash: entry index + 1, 0 empty; nslots a power of 2 */
+    size_t nslots;
+    uint32_t *order; /* entry indices in the view's order */
+    char *text;      /* the JSON string literals of every entry */
+    size_t text_len, text_cap;
+    bool resort; /* a placed entry moved before a neighbour */
+
+    struct fan_seg *segs[FAN_SEGS_MAX]; /* the cached encoding, in order */
+    size_t nsegs;
+    uint64_t rebuilds, extends;
+
+    struct fan_source *sources; /* uthash by key */
+    struct fan_round round;     /* the round in flight (round.active) */
+    struct fan_waiter *next_waiters, **next_tail;
+    size_t pending_gets;
+    json_t *message; /* the last messages-service answer, or NULL */
+    unsigned messages_rr;
+};
+
+/* ---------------------------------------------------------------------- */
+/* segments */
+
+static struct fan_seg *fan_seg_new(size_t len)
+{
+    struct fan_seg *s = malloc(sizeof(*s) + len);
+
+    if (s) {
+        s->refs = 1;
+        s->len = 0;
+    }
+    return s;
+}
+
+static void fan_seg_unref(struct fan_seg *s)
+{
+    if (s && --s->refs == 0)
+        free(s);
+}
+
+/* evbuffer cleanup of a borrowed segment. */
+static void fan_seg_release(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    fan_seg_unref(arg);
+}
+
+static void fan_cache_clear(struct fan_view *v)
+{
+    size_t i;
+
+    for (i = 0; i < v->nsegs; i++)
+        fan_seg_unref(v->segs[i]);
+    v->nsegs = 0;
+}
+
+/* A segment holding the literals of order[from, to), each after a comma
+ * but the very first of the list. NULL when out of memory. */
+static struct fan_seg *fan_seg_encode(const struct fan_view *v, size_t from, size_t to)
+{
+    size_t bytes = 0, i;
+    struct fan_seg *s;
+
+    for (i = from; i < to; i++)
+        bytes += v->entries[v->order[i]].len + 1;
+    s = fan_seg_new(bytes);
+    if (!s)
+        return NULL;
+    for (i = from; i < to; i++) {
+        const struct fan_entry *e = &v->entries[v->order[i]];
+
+        if (i > 0)
+            s->data[s->len++] = ',';
+        memcpy(s->data + s->len, v->text + e->off, e->len);
+        s->len += e->len;
+    }
+    return s;
+}
+
+/* Merge the last two segments while the older is not more than twice the
+ * newer: O(log n) segments, each byte copied O(log n) times in all. */
+static int fan_cache_compact(struct fan_view *v)
+{
+    while (v->nsegs >= 2 && (v->segs[v->nsegs - 2]->len <= 2 * v->segs[v->nsegs - 1]->len ||
+                             v->nsegs == FAN_SEGS_MAX)) {
+        struct fan_seg *a = v->segs[v->nsegs - 2], *b = v->segs[v->nsegs - 1];
+        struct fan_seg *m = fan_seg_new(a->len + b->len);
+
+        if (!m)
+            return -1;
+        memcpy(m->data, a->data, a->len);
+        memcpy(m->data + a->len, b->data, b->len);
+        m->len = a->len + b->len;
+        fan_seg_unref(a);
+        fan_seg_unref(b);
+        v->nsegs -= 2;
+        v->segs[v->nsegs++] = m;
+    }
+    return 0;
+}
+
+/* Append the encoding of order[from, placed) as a new segment. 0 or -1. */
+static int fan_cache_extend(struct fan_view *v, size_t from)
+{
+    struct fan_seg *s;
+
+    if (from >= v->placed)
+        return 0;
+    if (v->nsegs == FAN_SEGS_MAX && fan_cache_compact(v) != 0)
+        return -1;
+    s = fan_seg_encode(v, from, v->placed);
+    if (!s)
+        return -1;
+    v->segs[v->nsegs++] = s;
+    v->extends++;
+    return fan_cache_compact(v);
+}
+
+/* Drop the cache and encode the whole order again. 0 or -1. */
+static int fan_cache_rebuild(struct fan_view *v)
+{
+    fan_cache_clear(v);
+    v->rebuilds++;
+    return fan_cache_extend(v, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* entries: hash, keys, order */
+
+/* Parse a canonical UUID (either case) into 16 bytes. 0, or -1. */
+static int fan_uuid_parse(const char *s, uint8_t out[16])
+{
+    size_t i, k = 0;
+    int hi = -1;
+
+    for (i = 0; s[i] && k < 16; i++) {
+        int d;
+
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return -1;
+            continue;
+        }
+        if (s[i] >= '0' && s[i] <= '9')
+            d = s[i] - '0';
+        else if (s[i] >= 'a' && s[i] <= 'f')
+            d = s[i] - 'a' + 10;
+        else if (s[i] >= 'A' && s[i] <= 'F')
+            d = s[i] - 'A' + 10;
+        else
+            return -1;
+        if (hi < 0) {
+            hi = d;
+        } else {
+            out[k++] = (uint8_t)(hi << 4 | d);
+            hi = -1;
+        }
+    }
+    return (k == 16 && i == 36 && s[i] == '\0') ? 0 : -1;
+}
+
+static size_t fan_hash(const uint8_t uuid[16])
+{
+    uint64_t a, b;
+
+    memcpy(&a, uuid, 8);
+    memcpy(&b, uuid + 8, 8);
+    return (size_t)(((a ^ (b * 0x9E3779B97F4A7C15ULL)) * 0xBF58476D1CE4E5B9ULL) >> 17);
+}
+
+/* The index of uuid's entry, or -1. */
+static long fan_find(const struct fan_view *v, const uint8_t uuid[16])
+{
+    size_t mask = v->nslots - 1, i;
+
+    if (!v->nslots)
+        return -1;
+    for (i = fan_hash(uuid) & mask; v->slots[i]; i = (i + 1) & mask)
+        if (memcmp(v->entries[v->slots[i] - 1].uuid, uuid, 16) == 0)
+            return (long)(v->slots[i] - 1);
+    return -1;
+}
+
+/* Grow the hash to keep it at most half full. 0 or -1. */
+static int fan_hash_reserve(struct fan_view *v)
+{
+    size_t n = v->nslots ? v->nslots : 1024, i, mask;
+    uint32_t *slots;
+
+    if (v->nslots && (v->count + 1) * 2 <= v->nslots)
+        return 0;
+    while ((v->count + 1) * 2 > n)
+        n *= 2;
+    slots = calloc(n, sizeof(*slots));
+    if (!slots)
+        return -1;
+    mask = n - 1;
+    for (i = 0; i < v->count; i++) {
+        size_t k = fan_hash(v->entries[i].uuid) & mask;
+
+        while (slots[k])
+            k = (k + 1) & mask;
+        slots[k] = (uint32_t)(i + 1);
+    }
+    free(v->slots);
+    v->slots = slots;
+    v->nslots = n;
+    return 0;
+}
+
+/* Order of two entries: ts, then position, then uuid. */
+static int fan_cmp(const struct fan_entry *x, const struct fan_entry *y)
+{
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    if (x->pos != y->pos)
+        return x->pos < y->pos ? -1 : 1;
+    return memcmp(x->uuid, y->uuid, 16);
+}
+
+/* qsort of entry indices needs the view: sorting runs on the loop thread
+ * only, one at a time. */
+static const struct fan_entry *fan_sort_entries;
+
+static int fan_cmp_idx(const void *a, const void *b)
+{
+    return fan_cmp(&fan_sort_entries[*(const uint32_t *)a],
+                   &fan_sort_entries[*(const uint32_t *)b]);
+}
+
+/* Add (or fold in) one record read from an instance at position pos. 0,
+ * or -1 when out of memory. Records without a canonical uuid are skipped. */
+static int fan_add(struct fan_view *v, const struct pm_record *r, uint64_t pos)
+{
+    uint8_t uuid[16];
+    struct fan_entry *e;
+    size_t lit, mask, k;
+    long at;
+
+    if (fan_uuid_parse(r->uuid, uuid) != 0)
+        return 0;
+    at = fan_find(v, uuid);
+    if (at >= 0) {
+        e = &v->entries[at];
+        if (pos < e->pos) {
+            e->pos = pos;
+            /* a placed entry may now belong before its neighbour */
+            if ((size_t)at < v->placed && e->rank > 0 &&
+                v->entries[v->order[e->rank - 1]].ts == e->ts)
+                v->resort = true;
+        }
+        return 0;
+    }
+    lit = jw_string_len(r->msg, r->len);
+    if (lit > UINT32_MAX || v->count >= UINT32_MAX - 1 || fan_hash_reserve(v) != 0)
+        return -1;
+    if (v->count == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 1024;
+        struct fan_entry *grown = realloc(v->entries, cap * sizeof(*grown));
+        uint32_t *order = grown ? realloc(v->order, cap * sizeof(*order)) : NULL;
+
+        if (grown)
+            v->entries = grown;
+        if (!order)
+            return -1;
+        v->order = order;
+        v->cap = cap;
+    }
+    if (v->text_cap - v->text_len < lit) {
+        size_t cap = v->text_cap ? v->text_cap : 64 * 1024;
+        char *grown;
+
+        while (cap - v->text_len < lit)
+            cap *= 2;
+        grown = realloc(v->text, cap);
+        if (!grown)
+            return -1;
+        v->text = grown;
+        v->text_cap = cap;
+    }
+    jw_string_put(v->text + v->text_len, r->msg, r->len);
+    e = &v->entries[v->count];
+    memcpy(e->uuid, uuid, 16);
+    e->ts = r->ts;
+    e->pos = pos;
+    e->off = v->text_len;
+    e->len = (uint32_t)lit;
+    e->rank = 0;
+    v->text_len += lit;
+    mask = v->nslots - 1;
+    for (k = fan_hash(uuid) & mask; v->slots[k]; k = (k + 1) & mask)
+        ;
+    v->slots[k] = (uint32_t)(v->count + 1);
+    v->count++;
+    return 0;
+}
+
+/* Place the entries added since the last call: appended to the order (and
+ * the cache extended) when they all sort after it, else merged in and the
+ * cache rebuilt. 0, or -1 when out of memory (the cache is then rebuilt at
+ * the next call). */
+static int fan_place(struct fan_view *v)
+{
+    size_t first = v->placed, i;
+    bool append;
+
+    if (first == v->count && !v->resort)
+        return 0;
+    for (i = first; i < v->count; i++)
+        v->order[i] = (uint32_t)i;
+    fan_sort_entries = v->entries;
+    qsort(v->order + first, v->count - first, sizeof(*v->order), fan_cmp_idx);
+    append = !v->resort && (first == 0 || fan_cmp(&v->entries[v->order[first - 1]],
+                                                  &v->entries[v->order[first]]) < 0);
+    if (!append) {
+        /* rare: an older timestamp, or a tie that moved; one sort of all */
+        qsort(v->order, v->count, sizeof(*v->order), fan_cmp_idx);
+    }
+    for (i = append ? first : 0; i < v->count; i++)
+        v->entries[v->order[i]].rank = (uint32_t)i;
+    v->placed = v->count;
+    v->resort = false;
+    if (append && v->nsegs > 0)
+        return fan_cache_extend(v, first);
+    return fan_cache_rebuild(v);
+}
+
+/* ---------------------------------------------------------------------- */
+/* rounds */
+
+static void fan_round_error(struct fan_round *rd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void fan_round_error(struct fan_round *rd, const char *fmt, ...)
+{
+    char buf[FAN_ERROR_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    log_warn("GET /facade: %s", buf);
+    if (rd->nerrors < FAN_ERRORS_MAX) {
+        rd->errors[rd->nerrors] = strdup(buf);
+        if (rd->errors[rd->nerrors])
+            rd->nerrors++;
+    }
+}
+
+static void fan_round_start(struct fan_view *v);
+
+/* The status a round earns: 200 when fewer instances are missing than
+ * copies of a message (each acknowledged message is on min(replicas,
+ * instances) of them, so one copy was read), else 206 when some instance
+ * was read, else 502. */
+static int fan_round_status(const struct fan_view *v, const struct fan_round *rd)
+{
+    size_t replicas = v->opt.replicas > 0 ? (size_t)v->opt.replicas : 1;
+    size_t copies = rd->listed < replicas ? rd->listed : replicas;
+
+    if (rd->listed > 0 && rd->listed - rd->answered < copies)
+        return 200;
+    return rd->answered > 0 ? 206 : 502;
+}
+
+/* The round is over: place the new entries, tell its waiters, start the
+ * next round for those who came meanwhile. */
+static void fan_round_end(struct fan_view *v)
+{
+    struct fan_round *rd = &v->round;
+    struct fan_waiter *w = rd->waiters, *next;
+    struct fan_round_info info;
+    size_t i;
+
+    if (fan_place(v) != 0)
+        fan_round_error(rd, "facade: out of memory building the list");
+    info.listed = rd->listed;
+    info.answered = rd->answered;
+    info.status = fan_round_status(v, rd);
+    info.errors = (const char *const *)rd->errors;
+    info.nerrors = rd->nerrors;
+    rd->waiters = NULL;
+    for (; w; w = next) {
+        next = w->next;
+        w->fn(&info, w->arg);
+        free(w);
+    }
+    for (i = 0; i < rd->nerrors; i++)
+        free(rd->errors[i]);
+    rd->nerrors = 0;
+    rd->active = false;
+    if (v->next_waiters)
+        fan_round_start(v);
+}
+
+static void fan_round_leg_done(struct fan_view *v)
+{
+    if (--v->round.outstanding == 0)
+        fan_round_end(v);
+}
+
+static void fan_page_done(const struct hc_response *resp, void *arg);
+
+/* Ask source s for the page after s->pos. 0, or -1 (named in errors). */
+static int fan_page_ask(struct fan_view *v, struct fan_source *s)
+{
+    struct hc_request req;
+    char url[LIM_HOST_MAX + 96];
+    size_t limit = v->opt.page_limit ? v->opt.page_limit : LIM_PAGE_MAX;
+
+    snprintf(url, sizeof(url),
+             strchr(s->host, ':') ? "http://[%s]:%d%s?after=%" PRIu64 "&limit=%zu"
+                                  : "http://%s:%d%s?after=%" PRIu64 "&limit=%zu",
+             s->host, s->port, PM_PATH, s->pos, limit);
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = url;
+    req.timeout_ms = v->opt.timeout_ms > 0 ? v->opt.timeout_ms : FAN_CALL_TIMEOUT_MS;
+    req.connect_timeout_ms = FAN_CONNECT_TIMEOUT_MS;
+    s->asked = s->pos;
+    s->call = hc_send(v->hc, &req, fan_page_done, s);
+    if (!s->call) {
+        /* a local failure: not the instance's, but its breaker admitted it */
+        up_record(v->ups, s->up, true, 0);
+        fan_round_error(&v->round, "%s %s: request could not be started", PM_SERVICE, s->key);
+        return -1;
+    }
+    return 0;
+}
+
+/* What fan_page_done's decoding callback needs. */
+struct fan_page_ctx {
+    struct fan_view *v;
+    struct fan_source *s;
+    const struct pm_page *page; /* epoch filled before the first record */
+    bool stale;                 /* the page is of another epoch than asked */
+};
+
+static int fan_page_record(const struct pm_record *rec, size_t index, void *arg)
+{
+    struct fan_page_ctx *c = arg;
+
+    if (index == 0)
+        c->stale = c->s->asked > 0 && strcmp(c->page->epoch, c->s->epoch) != 0;
+    if (c->stale)
+        return 0;
+    return fan_add(c->v, rec, c->s->asked + index);
+}
+
+/* One page answer of a source. */
+static void fan_page_done(const struct hc_response *resp, void *arg)
+{
+    struct fan_source *s = arg;
+    struct fan_view *v = s->view;
+    struct pm_page page;
+    struct fan_page_ctx ctx = {v, s, &page, false};
+    char err[256];
+
+    s->call = NULL;
+    if (resp->error == HC_ETOOBIG) {
+        /* our limit, not the instance's failure: its breaker is not charged */
+        up_record(v->ups, s->up, true, resp->elapsed_ms);
+        fan_round_error(&v->round, "%s %s: answer over the facade's %d-byte limit", PM_SERVICE,
+                        s->key, HC_RESPONSE_MAX);
+        goto done;
+    }
+    up_record(v->ups, s->up, resp->error == HC_OK && resp->status < 500, resp->elapsed_ms);
+    if (resp->error != HC_OK) {
+        fan_round_error(&v->round, "%s %s: %s", PM_SERVICE, s->key, resp->error_msg);
+        goto done;
+    }
+    if (resp->status != 200) {
+        fan_round_error(&v->round, "%s %s: HTTP %ld", PM_SERVICE, s->key, resp->status);
+        goto done;
+    }
+    if (pm_page_decode(resp->body, resp->body_len, fan_page_record, &ctx, &page, err,
+                       sizeof(err)) != 0) {
+        fan_round_error(&v->round, "%s %s: %s", PM_SERVICE, s->key, err);
+        goto done;
+    }
+    if (page.count == 0)
+        ctx.stale = s->asked > 0 && strcmp(page.epoch, s->epoch) != 0;
+    if (ctx.stale || (s->asked == 0 && strcmp(page.epoch, s->epoch) != 0)) {
+        if (s->epoch[0])
+            log_info("%s %s: new store epoch %s: reading it again in full", PM_SERVICE, s->key,
+                     page.epoch);
+        memcpy(s->epoch, page.epoch, sizeof(s->epoch));
+        if (ctx.stale) {
+            s->pos = 0;
+            if (fan_page_ask(v, s) == 0)
+                return;
+            goto done;
+        }
+    }
+    s->pos = page.next;
+    if (page.more && page.next > s->asked) {
+        /* the rest of a full read: the breaker admitted the round's call */
+        if (fan_page_ask(v, s) == 0)
+            return;
+        goto done;
+    }
+    v->round.answered++;
+done:
+    fan_round_leg_done(v);
+}
+
+/* The messages-service answer. */
+static void fan_message_done(const struct hc_response *resp, void *arg)
+{
+    struct fan_view *v = arg;
+    struct fan_round *rd = &v->round;
+    json_t *root = NULL, *m = NULL;
+
+    rd->msg_call = NULL;
+    up_record(v->ups, rd->msg_up, resp->error == HC_OK && resp->status < 500, resp->elapsed_ms);
+    if (resp->error == HC_OK && resp->status == 200) {
+        root = json_loadb(resp->body, resp->body_len, 0, NULL);
+        m = json_object_get(root, "message");
+    }
+    if (m) {
+        json_decref(v->message);
+        v->message = json_incref(m);
+    } else if (resp->error != HC_OK) {
+        fan_round_error(rd, "%s %s: %s", FAN_MESSAGES, rd->msg_up->key, resp->error_msg);
+    } else {
+        fan_round_error(rd, "%s %s: HTTP %ld", FAN_MESSAGES, rd->msg_up->key, resp->status);
+    }
+    json_decref(root);
+    fan_round_leg_done(v);
+}
+
+/* The source record of instance in (created on first sight), or NULL. */
+static struct fan_source *fan_source_get(struct fan_view *v, const struct disc_instance *in)
+{
+    struct fan_source *s = NULL;
+    char key[sizeof(s->key)];
+
+    snprintf(key, sizeof(key), "%s:%d", in->host, in->port);
+    HASH_FIND_STR(v->sources, key, s);
+    if (s)
+        return s;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->up = up_get(v->ups, PM_SERVICE, in->host, in->port);
+    if (!s->up) {
+        free(s);
+        return NULL;
+    }
+    memcpy(s->key, key, sizeof(key));
+    snprintf(s->host, sizeof(s->host), "%s", in->host);
+    s->port = in->port;
+    s->view = v;
+    HASH_ADD_STR(v->sources, key, s);
+    return s;
+}
+
+/* Ask the messages-service instance whose turn it is. */
+static void fan_message_ask(struct fan_view *v, const struct disc_instance *in)
+{
+    struct fan_round *rd = &v->round;
+    struct hc_request req;
+    char url[LIM_HOST_MAX + 64];
+
+    rd->msg_up = up_get(v->ups, FAN_MESSAGES, in->host, in->port);
+    if (!rd->msg_up)
+        return;
+    if (!up_allow(v->ups, rd->msg_up)) {
+        fan_round_error(rd, "%s %s: circuit breaker open", FAN_MESSAGES, rd->msg_up->key);
+        return;
+    }
+    snprintf(url, sizeof(url), strchr(in->host, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s",
+             in->host, in->port, FAN_MESSAGES_PATH);
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = url;
+    req.timeout_ms = v->opt.timeout_ms > 0 ? v->opt.timeout_ms : FAN_CALL_TIMEOUT_MS;
+    req.connect_timeout_ms = FAN_CONNECT_TIMEOUT_MS;
+    rd->msg_call = hc_send(v->hc, &req, fan_message_done, v);
+    if (!rd->msg_call) {
+        up_record(v->ups, rd->msg_up, true, 0);
+        fan_round_error(rd, "%s %s: request could not be started", FAN_MESSAGES, rd->msg_up->key);
+        return;
+    }
+    rd->outstanding++;
+}
+
+/* Begin a round for the waiters queued so far. */
+static void fan_round_start(struct fan_view *v)
+{
+    struct fan_round *rd = &v->round;
+    struct disc_instance *insts = malloc(DISC_INSTANCES_MAX * sizeof(*insts));
+    size_t n = 0, i;
+
+    rd->active = true;
+    rd->waiters = v->next_waiters;
+    v->next_waiters = NULL;
+    v->next_tail = &v->next_waiters;
+    rd->listed = rd->answered = 0;
+    rd->outstanding = 1; /* held until every call is out */
+    if (!insts) {
+        fan_round_error(rd, "facade: out of memory");
+        goto out;
+    }
+    n = v->list(v->list_arg, PM_SERVICE, insts, DISC_INSTANCES_MAX);
+    rd->listed = n;
+    if (n == 0)
+        fan_round_error(rd, "no passing %s instance known", PM_SERVICE);
+    for (i = 0; i < n; i++) {
+        struct fan_source *s = fan_source_get(v, &insts[i]);
+
+        if (!s) {
+            fan_round_error(rd, "facade: out of memory");
+            continue;
+        }
+        if (s->call)
+            continue; /* cannot happen: rounds do not overlap */
+        if (!up_allow(v->ups, s->up)) {
+            fan_round_error(rd, "%s %s: circuit breaker open", PM_SERVICE, s->key);
+            continue;
+        }
+        if (fan_page_ask(v, s) == 0)
+            rd->outstanding++;
+    }
+    n = v->list(v->list_arg, FAN_MESSAGES, insts, DISC_INSTANCES_MAX);
+    if (n == 0)
+        fan_round_error(rd, "no passing %s instance known", FAN_MESSAGES);
+    else
+        fan_message_ask(v, &insts[v->messages_rr++ % n]);
+out:
+    free(insts);
+    fan_round_leg_done(v);
+}
+
+int fan_sync(struct fan_view *v, fan_synced_fn fn, void *arg)
+{
+    struct fan_waiter *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return -1;
+    w->fn = fn;
+    w->arg = arg;
+    *v->next_tail = w;
+    v->next_tail = &w->next;
+    if (!v->round.active)
+        fan_round_start(v);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* GET /facade */
+
+/* The cursor of entry e: "<ts>.<pos>.<uuid as 32 hex>". */
+static void fan_cursor(const struct fan_entry *e, char out[FAN_CURSOR_MAX])
+{
+    int n = snprintf(out, FAN_CURSOR_MAX, "%" PRId64 ".%" PRIu64 ".", e->ts, e->pos);
+    size_t i;
+
+    for (i = 0; i < 16 && n > 0 && (size_t)n + 2 < FAN_CURSOR_MAX; i++)
+        n += snprintf(out + n, FAN_CURSOR_MAX - (size_t)n, "%02x", e->uuid[i]);
+}
+
+/* Read a cursor into a key. 0, or -1 when it is not one. */
+static int fan_cursor_parse(const char *s, struct fan_entry *key)
+{
+    char hex[33], uuid[37];
+    long long ts;
+    unsigned long long pos;
+    int used = 0;
+
+    if (sscanf(s, "%lld.%llu.%32[0-9a-f]%n", &ts, &pos, hex, &used) != 3 || s[used] != '\0' ||
+        strlen(hex) != 32 || s[0] == '-')
+        return -1;
+    snprintf(uuid, sizeof(uuid), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+             hex + 20);
+    memset(key, 0, sizeof(*key));
+    key->ts = ts;
+    key->pos = pos;
+    return fan_uuid_parse(uuid, key->uuid);
+}
+
+/* The first rank whose entry sorts after key. */
+static size_t fan_rank_after(const struct fan_view *v, const struct fan_entry *key)
+{
+    size_t lo = 0, hi = v->placed;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (fan_cmp(&v->entries[v->order[mid]], key) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* A GET /facade waiting for its round. */
+struct fan_get {
+    struct fan_view *v;
+    struct hs_req *req;
+    bool paged;           /* ?limit= or ?after= given: one page */
+    size_t limit;         /* messages of the page */
+    bool has_key;         /* the page begins after key (else at the start) */
+    struct fan_entry key; /* the cursor given with after= */
+};
+
+/* json_dump_callback sink into an evbuffer. */
+static int fan_dump(const char *data, size_t n, void *arg) { return evbuffer_add(arg, data, n); }
+
+/* Answer g from the view after its round. */
+static void fan_get_synced(const struct fan_round_info *info, void *arg)
+{
+    struct fan_get *g = arg;
+    struct fan_view *v = g->v;
+    struct evbuffer *out = hs_req_output(g->req);
+    json_t *errors = NULL;
+    char cursor[FAN_CURSOR_MAX];
+    size_t i, from = 0, to = v->placed;
+    int bad = evbuffer_add(out, "{\"logs\":[", 9) != 0;
+
+    v->pending_gets--;
+    if (!g->paged) {
+        for (i = 0; i < v->nsegs && !bad; i++) {
+            struct fan_seg *s = v->segs[i];
+
+            s->refs++;
+            if (evbuffer_add_reference(out, s->data, s->len, fan_seg_release, s) != 0) {
+                s->refs--;
+                bad = 1;
+            }
+        }
+    } else {
+        from = g->has_key ? fan_rank_after(v, &g->key) : 0;
+        to = v->placed - from < g->limit ? v->placed : from + g->limit;
+        for (i = from; i < to && !bad; i++) {
+            const struct fan_entry *e = &v->entries[v->order[i]];
+
+            bad |= (i > from && evbuffer_add(out, ",", 1) != 0) ||
+                   evbuffer_add(out, v->text + e->off, e->len) != 0;
+        }
+    }
+    bad |= evbuffer_add(out, "],\"message\":", 12) != 0;
+    bad |= json_dump_callback(v->message ? v->message : json_null(), fan_dump, out,
+                              JSON_COMPACT | JSON_ENCODE_ANY) != 0;
+    if (info->nerrors > 0) {
+        errors = json_array();
+        for (i = 0; i < info->nerrors && errors; i++)
+            json_array_append_new(errors, json_string(info->errors[i]));
+        bad |= !errors || evbuffer_add(out, ",\"errors\":", 10) != 0 ||
+               json_dump_callback(errors, fan_dump, out, JSON_COMPACT) != 0;
+        json_decref(errors);
+    }
+    if (g->paged) {
+        if (to > from)
+            fan_cursor(&v->entries[v->order[to - 1]], cursor);
+        else if (g->has_key)
+            fan_cursor(&g->key, cursor);
+        bad |= evbuffer_add_printf(out, ",\"next\":") < 0;
+        if (to > from || g->has_key)
+            bad |= evbuffer_add_printf(out, "\"%s\"", cursor) < 0;
+        else
+            bad |= evbuffer_add_printf(out, "null") < 0;
+        bad |= evbuffer_add_printf(out, ",\"more\":%s", to < v->placed ? "true" : "false") < 0;
+    }
+    bad |= evbuffer_add(out, "}", 1) != 0;
+    if (bad) {
+        evbuffer_drain(out, evbuffer_get_length(out));
+        hs_reply_error(g->req, 500, "out of memory");
+    } else {
+        hs_reply_buffer(g->req, info->status, "application/json", NULL);
+    }
+    free(g);
+}
+
+void fan_serve(struct fan_view *v, struct hs_req *req)
+{
+    const char *after = hs_req_query(req, "after"), *limit = hs_req_query(req, "limit");
+    struct fan_get *g = calloc(1, sizeof(*g));
+    char *end = NULL;
+    unsigned long n = LIM_PAGE_DEFAULT;
+
+    if (!g) {
+        hs_reply_error(req, 500, "out of memory");
+        return;
+    }
+    g->v = v;
+    g->req = req;
+    g->paged = after || limit;
+    if (limit) {
+        n = strtoul(limit, &end, 10);
+        if (!(limit[0] >= '0' && limit[0] <= '9') || *end != '\0' || n < 1 || n > LIM_PAGE_MAX) {
+            free(g);
+            hs_reply_error(req, 400, "query 'limit' must be an integer from 1 to %d", LIM_PAGE_MAX);
+            return;
+        }
+    }
+    g->limit = n;
+    if (after && after[0]) {
+        if (fan_cursor_parse(after, &g->key) != 0) {
+            free(g);
+            hs_reply_error(req, 400,
+                           "query 'after' must be the \"next\" cursor of a previous answer");
+            return;
+        }
+        g->has_key = true;
+    }
+    v->pending_gets++;
+    if (fan_sync(v, fan_get_synced, g) != 0) {
+        v->pending_gets--;
+        free(g);
+        hs_reply_error(req, 500, "out of memory");
+    }
+}
+
+size_t fan_pending(const struct fan_view *v) { return v->pending_gets; }
+
+/* ---------------------------------------------------------------------- */
+
+struct fan_view *fan_new(struct hc_client *hc, struct up_table *ups, fan_list_fn list,
+                         void *list_arg, const struct fan_options *opt)
+{
+    struct fan_view *v = calloc(1, sizeof(*v));
+
+    if (!v)
+        return NULL;
+    v->hc = hc;
+    v->ups = ups;
+    v->list = list;
+    v->list_arg = list_arg;
+    if (opt)
+        v->opt = *opt;
+    v->next_tail = &v->next_waiters;
+    return v;
+}
+
+void fan_free(struct fan_view *v)
+{
+    struct fan_source *s, *tmp;
+    struct fan_waiter *w, *next;
+    size_t i;
+
+    if (!v)
+        return;
+    HASH_ITER (hh, v->sources, s, tmp) {
+        HASH_DEL(v->sources, s);
+        hc_cancel(s->call);
+        free(s);
+    }
+    hc_cancel(v->round.msg_call);
+    for (w = v->round.waiters; w; w = next) {
+        next = w->next;
+        free(w->fn == fan_get_synced ? w->arg : NULL);
+        free(w);
+    }
+    for (w = v->next_waiters; w; w = next) {
+        next = w->next;
+        free(w->fn == fan_get_synced ? w->arg : NULL);
+        free(w);
+    }
+    for (i = 0; i < v->round.nerrors; i++)
+        free(v->round.errors[i]);
+    fan_cache_clear(v);
+    json_decref(v->message);
+    free(v->entries);
+    free(v->order);
+    free(v->slots);
+    free(v->text);
+    free(v);
+}
+
+size_t fan_count(const struct fan_view *v) { return v->placed; }
+
+const char *fan_at(const struct fan_view *v, size_t i, size_t *len)
+{
+    const struct fan_entry *e;
+
+    if (i >= v->placed)
+        return NULL;
+    e = &v->entries[v->order[i]];
+    *len = e->len;
+    return v->text + e->off;
+}
+
+void fan_cache_stats(const struct fan_view *v, uint64_t *rebuilds, uint64_t *extends)
+{
+    *rebuilds = v->rebuilds;
+    *extends = v->extends;
+}

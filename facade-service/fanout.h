@@ -1,0 +1,89 @@
+/* fanout.h: the facade's read path, GET /facade. The facade keeps a merged
+ * view of the logs of every logging instance it has read, synced
+ * incrementally: per instance it remembers the store epoch and the position
+ * it has read up to (GET /logging?after=&limit=, proto/messages.h), so a
+ * sync asks each instance only for what was stored since; an instance seen
+ * for the first time or under a new epoch (restarted) is read in full once,
+ * in pages. The view is ordered as GET /facade always was (the facade's
+ * timestamp, then the earliest position any instance gives the message,
+ * then the uuid), and its JSON encoding is cached and extended or rebuilt
+ * only when the view changed.
+ *
+ * Each GET waits for a sync round that began after it arrived (so it shows
+ * every message acknowledged before it, by any facade), rounds run one at a
+ * time and serve every GET that waited for them. Sync calls go straight
+ * through the HTTP client, never through the replicator's batch lanes. */
+#ifndef FC_FANOUT_H
+#define FC_FANOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct hc_client;
+struct hs_req;
+struct up_table;
+struct disc_instance;
+struct fan_view;
+
+#define FAN_CALL_TIMEOUT_MS    2000 /* each sync call (one page, or the messages call) */
+#define FAN_CONNECT_TIMEOUT_MS 500  /* an instance that does not accept is left quickly */
+
+/* The passing instances of service (e.g. "logging-service"): fills at most
+ * max of out, returns how many. The production one reads the discovery
+ * cache; tests give a fixed list. */
+typedef size_t (*fan_list_fn)(void *arg, const char *service, struct disc_instance *out,
+                              size_t max);
+
+struct fan_options {
+    int replicas;      /* copies of each message the replicator makes (status rule) */
+    size_t page_limit; /* limit= of each sync call; 0: LIM_PAGE_MAX */
+    long timeout_ms;   /* each sync call; <= 0: FAN_CALL_TIMEOUT_MS */
+};
+
+/* What one sync round found; borrowed by the callback for its duration. */
+struct fan_round_info {
+    size_t listed;             /* logging instances listed when the round began */
+    size_t answered;           /* of them, read up to their end in this round */
+    int status;                /* the GET status this round earns: 200, 206 or 502 */
+    const char *const *errors; /* nerrors texts, one per part that is missing */
+    size_t nerrors;
+};
+
+/* Called when the sync round a caller joined ends. */
+typedef void (*fan_synced_fn)(const struct fan_round_info *info, void *arg);
+
+/* A view reading logging and messages instances through hc, recording
+ * outcomes in ups (all borrowed, must outlive the view). opt is copied.
+ * NULL on failure; caller frees with fan_free. */
+struct fan_view *fan_new(struct hc_client *hc, struct up_table *ups, fan_list_fn list,
+                         void *list_arg, const struct fan_options *opt)
+    __attribute__((warn_unused_result));
+
+/* Drop the rounds in flight (waiting requests stay unanswered and are
+ * dropped with the server; callbacks are not called) and free. Accepts
+ * NULL. */
+void fan_free(struct fan_view *v);
+
+/* Sync: fn(info, arg) runs once the next round that begins after this call
+ * has ended (maybe before fan_sync returns, when nothing had to be asked).
+ * 0, or -1 when out of memory (fn is then never called). */
+int fan_sync(struct fan_view *v, fan_synced_fn fn, void *arg) __attribute__((warn_unused_result));
+
+/* GET /facade on req (answered exactly once, now or from a later round):
+ * sync, then the merged list, whole or the page ?limit=&after=. */
+void fan_serve(struct fan_view *v, struct hs_req *req);
+
+/* GET /facade requests waiting for a round (for the shutdown drain). */
+size_t fan_pending(const struct fan_view *v);
+
+/* Messages in the view, and the i-th of them in the view's order (its text
+ * as a JSON string literal, borrowed until the next round; NULL past the
+ * end). For tests and /stats. */
+size_t fan_count(const struct fan_view *v);
+const char *fan_at(const struct fan_view *v, size_t i, size_t *len);
+
+/* How often the cached encoding was rebuilt from scratch (a message placed
+ * before others, or reordered) and extended at its end. For tests. */
+void fan_cache_stats(const struct fan_view *v, uint64_t *rebuilds, uint64_t *extends);
+
+#endif
