@@ -561,6 +561,17 @@ static void vc_fire(struct fixture *fx, size_t i)
     settle(fx);
 }
 
+/* Check that no armed timer is pending in libevent too: a module that
+ * armed one behind the hook's back (or a persistent event re-added by
+ * libevent) would wait in real time. */
+static void vc_assert_virtual(const struct vclock *vc)
+{
+    size_t i = 0;
+
+    for (i = 0; i < vc->narmed; i++)
+        assert_false(event_pending(vc->armed[i].ev, EV_TIMEOUT, NULL));
+}
+
 /* Let ms of virtual time pass, firing every timer due by then in order,
  * until cond(fx) holds (cond NULL: all of ms). The clock stays where cond
  * first held, so a test can assert when that was. Returns 1 when cond
@@ -582,6 +593,7 @@ static int run_until(struct fixture *fx, cond_fn cond, int64_t ms)
         vc_fire(fx, (size_t)i);
     }
     fx->vc.now = until;
+    vc_assert_virtual(&fx->vc);
     return 0;
 }
 
