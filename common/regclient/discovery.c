@@ -11,7 +11,10 @@
  * Which URL, and how an outage is logged, is the shared policy of
  * failover.h (the list is shared with the registration).
  *
- * Ownership: the client borrows base, hc and urls; it owns the names, the
+ * The timers are armed through a clk_timers hook (disc_set_timers; NULL:
+ * the real clock), so tests run the refreshes on a virtual clock.
+ *
+ * Ownership: the client borrows base, hc, urls and timers; it owns the names, the
  * cached lists, the timers and the calls. disc_free must run before
  * hc_client_free. */
 #include "regclient/discovery.h"
@@ -48,9 +51,10 @@ struct disc_entry {
 };
 
 struct disc_client {
-    struct event_base *base; /* borrowed */
-    struct hc_client *hc;    /* borrowed */
-    struct ru_list *urls;    /* borrowed, shared with regclient */
+    struct event_base *base;         /* borrowed */
+    struct hc_client *hc;            /* borrowed */
+    struct ru_list *urls;            /* borrowed, shared with regclient */
+    const struct clk_timers *timers; /* how timers are armed; borrowed, NULL: real */
     int64_t refresh_ms;
     struct disc_entry entries[DISC_NAMES_MAX];
     size_t n;
@@ -278,6 +282,14 @@ struct disc_client *disc_new(struct event_base *base, struct hc_client *hc, stru
     return d;
 }
 
+/* Use t (borrowed; NULL: the real clock) for the timers armed from now
+ * on. Accepts d NULL. */
+void disc_set_timers(struct disc_client *d, const struct clk_timers *t)
+{
+    if (d != NULL)
+        d->timers = t;
+}
+
 /* Watch name (copied): refresh it now and every refresh_ms. Watching a
  * name again is a no-op returning 0. Returns -1 when DISC_NAMES_MAX names
  * are watched, name is empty or longer than LIM_NAME_MAX, after disc_stop,
@@ -300,7 +312,8 @@ int disc_watch(struct disc_client *d, const char *name)
     e->timer = event_new(d->base, -1, EV_PERSIST, disc_on_timer, e);
     if (e->timer == NULL)
         return -1;
-    if (clk_timer_in(e->timer, d->refresh_ms) != 0) {
+    if (clk_timers_arm(d->timers, e->timer, d->refresh_ms) != 0) {
+        clk_timers_disarm(d->timers, e->timer);
         event_free(e->timer);
         e->timer = NULL;
         return -1;
@@ -360,7 +373,7 @@ void disc_stop(struct disc_client *d)
         return;
     d->stopped = true;
     for (i = 0; i < d->n; i++) {
-        evtimer_del(d->entries[i].timer);
+        clk_timers_disarm(d->timers, d->entries[i].timer);
         hc_cancel(d->entries[i].call);
         d->entries[i].call = NULL;
     }
@@ -375,6 +388,7 @@ void disc_free(struct disc_client *d)
     if (d == NULL)
         return;
     for (i = 0; i < d->n; i++) {
+        clk_timers_disarm(d->timers, d->entries[i].timer);
         event_free(d->entries[i].timer);
         hc_cancel(d->entries[i].call);
         free(d->entries[i].list);

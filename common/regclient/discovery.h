@@ -12,6 +12,7 @@
 
 #include "core/limits.h"
 
+struct clk_timers;
 struct event_base;
 struct hc_client;
 struct ru_list;
@@ -32,6 +33,11 @@ struct disc_instance {
  * DISC_REFRESH_MS_DEFAULT. NULL on allocation failure. */
 struct disc_client *disc_new(struct event_base *base, struct hc_client *hc, struct ru_list *urls,
                              int64_t refresh_ms) __attribute__((warn_unused_result));
+
+/* Arm the refresh timers of the names watched from now on through t
+ * (borrowed, must outlive d; NULL: the real clock, the default). Call it
+ * before the first disc_watch: tests pass a virtual clock. */
+void disc_set_timers(struct disc_client *d, const struct clk_timers *t);
 
 /* Keep a cache for service name (copied) from now on; the first refresh
  * starts at once. Watching a name again is a no-op. 0, or -1 when

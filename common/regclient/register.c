@@ -13,7 +13,10 @@
  * URL, and how an outage is logged, is the shared policy of failover.h
  * (the list is shared with the discovery cache).
  *
- * Ownership: the client borrows base, hc and urls; it owns its timer and
+ * The timer is armed through the clk_timers hook of rc_options (NULL: the
+ * real clock), so tests run the whole machine on a virtual clock.
+ *
+ * Ownership: the client borrows base, hc, urls and timers; it owns its timer and
  * its calls. Callbacks clear the call pointer first thing, so hc_cancel is
  * never given a call whose done is running. rc_free must run before
  * hc_client_free (it cancels its calls on the client). */
@@ -55,13 +58,14 @@ struct rc_client {
     char id[LIM_ID_MAX + 1];
     char *body; /* registration JSON, owned */
     int ttl_s;
-    struct event *timer;   /* next renew or retry; owned */
-    enum rc_step next;     /* what the timer starts */
-    struct hc_call *call;  /* register or renew in flight */
-    struct fo_caller fo;   /* where call went, the outage it belongs to */
-    struct hc_call *dereg; /* the DELETE in flight */
-    size_t dereg_url;      /* urls->current when dereg was sent */
-    bool registered;       /* acknowledged, not forgotten since */
+    const struct clk_timers *timers; /* how timer is armed; borrowed, NULL: real */
+    struct event *timer;             /* next renew or retry; owned */
+    enum rc_step next;               /* what the timer starts */
+    struct hc_call *call;            /* register or renew in flight */
+    struct fo_caller fo;             /* where call went, the outage it belongs to */
+    struct hc_call *dereg;           /* the DELETE in flight */
+    size_t dereg_url;                /* urls->current when dereg was sent */
+    bool registered;                 /* acknowledged, not forgotten since */
     bool started;
     bool stopped;
     struct bo_policy retry;
@@ -78,11 +82,14 @@ static const char *rc_call_url(const struct rc_client *rc, size_t i)
     return rc->urls->urls[i % rc->urls->n];
 }
 
-/* Arm the timer to start step after ms. */
+/* Arm the timer to start step after ms. A timer that cannot be armed
+ * (event_add failing: out of memory) would stall the lease silently, so
+ * it is logged. */
 static void rc_schedule(struct rc_client *rc, enum rc_step step, int64_t ms)
 {
     rc->next = step;
-    clk_timer_in(rc->timer, ms);
+    if (clk_timers_arm(rc->timers, rc->timer, ms) != 0)
+        log_error("cannot arm the registration timer of %s", rc->id);
 }
 
 /* The renewal period: a third of the ttl, so two renewals may be lost
@@ -272,6 +279,7 @@ struct rc_client *rc_new(struct event_base *base, struct hc_client *hc, struct r
     rc->urls = urls;
     fo_init(&rc->fo, urls);
     rc->ttl_s = opt->ttl_s;
+    rc->timers = opt->timers;
     rc->retry.base_ms = RC_RETRY_BASE_MS;
     rc->retry.cap_ms = RC_RETRY_CAP_MS;
     uid_generate(uuid);
@@ -311,7 +319,7 @@ void rc_stop(struct rc_client *rc)
     if (rc == NULL || rc->stopped)
         return;
     rc->stopped = true;
-    evtimer_del(rc->timer);
+    clk_timers_disarm(rc->timers, rc->timer);
     hc_cancel(rc->call);
     rc->call = NULL;
     if (!rc->started)
@@ -353,8 +361,10 @@ void rc_free(struct rc_client *rc)
 {
     if (rc == NULL)
         return;
-    if (rc->timer != NULL)
+    if (rc->timer != NULL) {
+        clk_timers_disarm(rc->timers, rc->timer);
         event_free(rc->timer);
+    }
     hc_cancel(rc->call);
     hc_cancel(rc->dereg);
     free(rc->body);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct clk_timers;
 struct event_base;
 struct hc_client;
 struct ru_list;
@@ -23,6 +24,9 @@ struct rc_options {
     const char *host; /* advertised host (copied) */
     int port;         /* the real bound port */
     int ttl_s;        /* lease; renewed every ttl/3 */
+    /* How the renewal and retry timer is armed (borrowed, must outlive the
+     * client). NULL: the real clock; tests pass a virtual one. */
+    const struct clk_timers *timers;
 };
 
 /* Create the client; base, hc and urls are borrowed and must outlive it
@@ -30,7 +34,7 @@ struct rc_options {
  * strings of opt are copied. Nothing is sent before rc_start. NULL on
  * allocation failure or when opt is out of range (name empty or over
  * LIM_NAME_MAX, host empty, port outside 1..65535, ttl_s outside
- * LIM_TTL_MIN..LIM_TTL_MAX). */
+ * LIM_TTL_MIN..LIM_TTL_MAX). opt->timers is kept (borrowed). */
 struct rc_client *rc_new(struct event_base *base, struct hc_client *hc, struct ru_list *urls,
                          const struct rc_options *opt) __attribute__((warn_unused_result));
 

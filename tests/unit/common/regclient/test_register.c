@@ -9,8 +9,19 @@
  * and fake run in one loop. The fake records every call and can be told to
  * answer 503 to everything, to forget every registration (so renewals get
  * 404), to be absent (its port closed) and to come back on the same port,
- * or to answer GET slowly. Every loop run is bounded: a broken client fails
- * the test instead of hanging it.
+ * or to answer GET late.
+ *
+ * Time is virtual: the clients (and the fake's late answers) arm their
+ * timers through a clk_timers hook that records (event, delay) instead of
+ * adding them to libevent. The I/O with the fake is real; settle() runs
+ * the loop until every call in flight is answered (or parked at the fake),
+ * and advancing the virtual clock fires, in order, each recorded timer
+ * that falls due, settling after each. So a test asserts the exact delays
+ * armed (renewal at ttl/3, backoff within its ceiling, refresh period) and
+ * runs an outage of hundreds of attempts without waiting for any of them.
+ * Only the peer tests, which run the service's own loop and clock, use real
+ * time, for I/O alone. Every loop run is bounded by a real safety timer: a
+ * broken client fails the test instead of hanging it.
  *
  * Fake routes:
  *   POST   /v1/services              record; 201 new id, 200 known id
@@ -49,14 +60,18 @@
 #include "regclient/peer.h"
 #include "regclient/register.h"
 #include "regclient/urls.h"
+#include "resilience/backoff.h"
 #include "support.h"
 
-#define SAFETY_MS       5000  /* no single loop run may take longer */
-#define POLL_MS         5     /* how often run_until checks its condition */
-#define FAKE_IDS_MAX    32    /* registrations the fake remembers */
-#define FAKE_BODY_MAX   4096  /* bytes of a request body kept */
-#define FAKE_LIST_MAX   8192  /* GET answer */
-#define LOG_CAPTURE_MAX 65536 /* captured log bytes kept */
+#define SAFETY_MS       5000   /* no single loop run may take longer */
+#define POLL_MS         5      /* how often run_base_until checks its condition */
+#define VC_TIMERS_MAX   64     /* timers armed at once on the virtual clock */
+#define VC_LOG_MAX      4096   /* armings remembered, in order */
+#define VC_FIRES_MAX    100000 /* timers one advance may fire (a runaway fails) */
+#define FAKE_IDS_MAX    32     /* registrations the fake remembers */
+#define FAKE_BODY_MAX   4096   /* bytes of a request body kept */
+#define FAKE_LIST_MAX   8192   /* GET answer */
+#define LOG_CAPTURE_MAX 65536  /* captured log bytes kept */
 #define NAME            "test-svc"
 
 struct fake;
@@ -71,8 +86,9 @@ struct slow_get {
 
 /* The fake registry. */
 struct fake {
-    struct event_base *base; /* borrowed */
-    struct evhttp *http;     /* NULL while absent */
+    struct event_base *base;         /* borrowed */
+    const struct clk_timers *timers; /* borrowed; the late answers' clock */
+    struct evhttp *http;             /* NULL while absent */
     int port;
     int posts, renews, deletes, gets; /* calls received */
     int fail_503;                     /* answer 503 to everything */
@@ -91,8 +107,35 @@ struct fake {
     struct slow_get *slow;
 };
 
+/* A timer armed on the virtual clock. */
+struct vc_timer {
+    struct event *ev; /* borrowed from the module that armed it */
+    int64_t due;      /* virtual ms */
+    int64_t every;    /* > 0: persistent, re-armed by this much when fired */
+    uint64_t seq;     /* arming order: ties fire first armed, first fired */
+};
+
+/* One arming, as the module asked for it. */
+struct vc_arming {
+    const struct event *ev;
+    int64_t at; /* virtual time of the arming */
+    int64_t ms; /* the delay asked for */
+};
+
+/* The virtual clock: what is armed, and the log of every arming. */
+struct vclock {
+    struct clk_timers hook; /* what the clients are given */
+    int64_t now;            /* virtual ms since the test began */
+    uint64_t seq;
+    struct vc_timer armed[VC_TIMERS_MAX];
+    size_t narmed;
+    struct vc_arming log[VC_LOG_MAX];
+    size_t nlog; /* armings so far (only the first VC_LOG_MAX are kept) */
+};
+
 struct fixture {
     struct event_base *base;
+    struct vclock vc;
     struct fake fake;
     struct hc_client *hc;
     struct ru_list urls;
@@ -154,6 +197,7 @@ static int count_of(const char *hay, const char *needle)
 
 /* ---- the fake registry ---- */
 
+/* Index of id among the registered ids, or -1. */
 static int fake_known(const struct fake *f, const char *id)
 {
     size_t i = 0;
@@ -176,6 +220,8 @@ static void fake_reply(struct evhttp_request *req, int status, const char *json)
     evbuffer_free(out);
 }
 
+/* POST /v1/services: record the body and the id; 201 new, 200 known, 400
+ * without an id. */
 static void fake_post(struct fake *f, struct evhttp_request *req)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -221,6 +267,8 @@ static void fake_path_id(const char *path, const char *suffix, char *out, size_t
     out[n] = '\0';
 }
 
+/* PUT /v1/services/{id}/renew: 200 known, 404 unknown; counts renewals of
+ * ids never POSTed. */
 static void fake_renew(struct fake *f, struct evhttp_request *req, const char *path)
 {
     int i = 0;
@@ -239,6 +287,7 @@ static void fake_renew(struct fake *f, struct evhttp_request *req, const char *p
     fake_reply(req, 200, "{\"success\":true}");
 }
 
+/* DELETE /v1/services/{id}: forget it (200), or 404 when unknown. */
 static void fake_delete(struct fake *f, struct evhttp_request *req, const char *path)
 {
     int i = 0;
@@ -263,10 +312,12 @@ static void fake_slow_forget(struct slow_get *g)
     while (*p != g)
         p = &(*p)->next;
     *p = g->next;
+    clk_timers_disarm(g->f->timers, g->timer);
     event_free(g->timer);
     free(g);
 }
 
+/* A held-back GET falls due: answer it now. */
 static void fake_slow_fire(evutil_socket_t fd, short what, void *arg)
 {
     struct slow_get *g = arg;
@@ -278,10 +329,11 @@ static void fake_slow_fire(evutil_socket_t fd, short what, void *arg)
     fake_slow_forget(g);
 }
 
+/* GET /v1/services: answer fake.list at once, or hold the request back
+ * get_delay_ms on the fake's timers. */
 static void fake_get(struct fake *f, struct evhttp_request *req)
 {
     struct slow_get *g = NULL;
-    struct timeval tv;
 
     f->gets++;
     snprintf(f->get_uri, sizeof(f->get_uri), "%s", evhttp_request_get_uri(req));
@@ -300,11 +352,10 @@ static void fake_get(struct fake *f, struct evhttp_request *req)
     f->gets_pending++;
     if (f->gets_pending > f->gets_pending_max)
         f->gets_pending_max = f->gets_pending;
-    tv.tv_sec = f->get_delay_ms / 1000;
-    tv.tv_usec = (f->get_delay_ms % 1000) * 1000;
-    evtimer_add(g->timer, &tv);
+    assert_int_equal(clk_timers_arm(f->timers, g->timer, f->get_delay_ms), 0);
 }
 
+/* The fake's one callback: route by method and path. */
 static void fake_dispatch(struct evhttp_request *req, void *arg)
 {
     struct fake *f = arg;
@@ -362,20 +413,106 @@ static void fake_close(struct fake *f)
     f->http = NULL;
 }
 
-/* Start a fake on base; 0 or -1. */
-static int fake_start(struct fake *f, struct event_base *base)
+/* Start a fake on base whose late answers run on timers (borrowed; NULL:
+ * the real clock); 0 or -1. */
+static int fake_start(struct fake *f, struct event_base *base, const struct clk_timers *timers)
 {
     memset(f, 0, sizeof(*f));
     f->base = base;
+    f->timers = timers;
     f->get_status = 200;
     snprintf(f->list, sizeof(f->list), "{\"success\":true,\"services\":[]}");
     return fake_listen(f, 0);
+}
+
+/* ---- the virtual clock ---- */
+
+/* Index of ev among the armed timers, or -1. */
+static int vc_find(const struct vclock *vc, const struct event *ev)
+{
+    size_t i = 0;
+
+    for (i = 0; i < vc->narmed; i++) {
+        if (vc->armed[i].ev == ev)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Drop armed timer i (the order of the others does not matter: seq does). */
+static void vc_drop(struct vclock *vc, size_t i) { vc->armed[i] = vc->armed[--vc->narmed]; }
+
+/* clk_timers.arm: record ev (borrowed) due ms from now, replacing an
+ * earlier arming of it as event_add would; log the arming. 0, or -1 when
+ * VC_TIMERS_MAX are armed. */
+static int vc_arm(void *arg, struct event *ev, int64_t ms)
+{
+    struct vclock *vc = arg;
+    int i = vc_find(vc, ev);
+    struct vc_timer *t = NULL;
+
+    if (i < 0) {
+        if (vc->narmed == VC_TIMERS_MAX)
+            return -1;
+        i = (int)vc->narmed++;
+    }
+    t = &vc->armed[i];
+    t->ev = ev;
+    t->due = vc->now + ms;
+    t->every = (event_get_events(ev) & EV_PERSIST) != 0 ? ms : 0;
+    t->seq = ++vc->seq;
+    if (vc->nlog < VC_LOG_MAX) {
+        vc->log[vc->nlog].ev = ev;
+        vc->log[vc->nlog].at = vc->now;
+        vc->log[vc->nlog].ms = ms;
+    }
+    vc->nlog++;
+    return 0;
+}
+
+/* clk_timers.disarm: forget ev (borrowed) if it is armed. */
+static void vc_disarm(void *arg, struct event *ev)
+{
+    struct vclock *vc = arg;
+    int i = vc_find(vc, ev);
+
+    if (i >= 0)
+        vc_drop(vc, (size_t)i);
+}
+
+/* Start the virtual clock at 0 with nothing armed. */
+static void vc_init(struct vclock *vc)
+{
+    memset(vc, 0, sizeof(*vc));
+    vc->hook.arm = vc_arm;
+    vc->hook.disarm = vc_disarm;
+    vc->hook.arg = vc;
+}
+
+/* Index of the timer that fires next if it is due by until (the earliest,
+ * first armed on a tie), or -1. */
+static int vc_next(const struct vclock *vc, int64_t until)
+{
+    int best = -1;
+    size_t i = 0;
+
+    for (i = 0; i < vc->narmed; i++) {
+        const struct vc_timer *t = &vc->armed[i];
+
+        if (t->due > until)
+            continue;
+        if (best < 0 || t->due < vc->armed[best].due ||
+            (t->due == vc->armed[best].due && t->seq < vc->armed[best].seq))
+            best = (int)i;
+    }
+    return best;
 }
 
 /* ---- loop control ---- */
 
 typedef int (*cond_fn)(struct fixture *fx);
 
+/* Real-time safety timer: give up the loop run. */
 static void safety_fire(evutil_socket_t fd, short what, void *arg)
 {
     struct fixture *fx = arg;
@@ -385,8 +522,87 @@ static void safety_fire(evutil_socket_t fd, short what, void *arg)
     fx->timed_out = 1;
 }
 
-/* Run base until cond(fx) holds or ms pass (cond NULL: run ms).
- * Returns 1 when cond held, 0 on timeout. */
+/* Run the loop until the I/O has settled: every call in flight answered,
+ * except the GETs the fake holds back on purpose (they wait for virtual
+ * time). No virtual time passes. Fails the test after SAFETY_MS of real
+ * time. */
+static void settle(struct fixture *fx)
+{
+    struct timeval tv = {SAFETY_MS / 1000, (SAFETY_MS % 1000) * 1000};
+    struct event *safety = evtimer_new(fx->base, safety_fire, fx);
+
+    assert_non_null(safety);
+    fx->timed_out = 0;
+    evtimer_add(safety, &tv);
+    event_base_loop(fx->base, EVLOOP_NONBLOCK);
+    while (!fx->timed_out && hc_inflight(fx->hc) > (size_t)fx->fake.gets_pending)
+        event_base_loop(fx->base, EVLOOP_ONCE);
+    event_base_loop(fx->base, EVLOOP_NONBLOCK);
+    event_free(safety);
+    assert_false(fx->timed_out);
+}
+
+/* Fire armed timer i: the clock moves to its due time, a persistent one is
+ * re-armed a period later, and the event runs from the loop (event_active,
+ * as libevent itself would), followed by its I/O. */
+static void vc_fire(struct fixture *fx, size_t i)
+{
+    struct vclock *vc = &fx->vc;
+    struct event *ev = vc->armed[i].ev;
+
+    vc->now = vc->armed[i].due;
+    if (vc->armed[i].every > 0) {
+        vc->armed[i].due += vc->armed[i].every;
+        vc->armed[i].seq = ++vc->seq;
+    } else {
+        vc_drop(vc, i);
+    }
+    event_active(ev, EV_TIMEOUT, 1);
+    settle(fx);
+}
+
+/* Check that no armed timer is pending in libevent too: a module that
+ * armed one behind the hook's back (or a persistent event re-added by
+ * libevent) would wait in real time. */
+static void vc_assert_virtual(const struct vclock *vc)
+{
+    size_t i = 0;
+
+    for (i = 0; i < vc->narmed; i++)
+        assert_false(event_pending(vc->armed[i].ev, EV_TIMEOUT, NULL));
+}
+
+/* Let ms of virtual time pass, firing every timer due by then in order,
+ * until cond(fx) holds (cond NULL: all of ms). The clock stays where cond
+ * first held, so a test can assert when that was. Returns 1 when cond
+ * held, 0 when ms passed without it. */
+static int run_until(struct fixture *fx, cond_fn cond, int64_t ms)
+{
+    int64_t until = fx->vc.now + ms;
+    int fires = 0;
+    int i = 0;
+
+    settle(fx);
+    for (;;) {
+        if (cond != NULL && cond(fx))
+            return 1;
+        i = vc_next(&fx->vc, until);
+        if (i < 0)
+            break;
+        assert_true(++fires <= VC_FIRES_MAX);
+        vc_fire(fx, (size_t)i);
+    }
+    fx->vc.now = until;
+    vc_assert_virtual(&fx->vc);
+    return 0;
+}
+
+/* Let ms of virtual time pass. */
+static void run_for(struct fixture *fx, int64_t ms) { (void)run_until(fx, NULL, ms); }
+
+/* Run base in real time until cond(fx) holds or ms pass (cond NULL: run
+ * ms), for the peer tests, whose clients run on the service's own loop and
+ * clock. Returns 1 when cond held, 0 on timeout. */
 static int run_base_until(struct fixture *fx, struct event_base *base, cond_fn cond, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -412,15 +628,9 @@ static int run_base_until(struct fixture *fx, struct event_base *base, cond_fn c
     return held;
 }
 
-static int run_until(struct fixture *fx, cond_fn cond, int ms)
-{
-    return run_base_until(fx, fx->base, cond, ms);
-}
-
-static void run_for(struct fixture *fx, int ms) { (void)run_until(fx, NULL, ms); }
-
 /* ---- fixture ---- */
 
+/* A fresh base, virtual clock, fake registry, HTTP client and URL list. */
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
@@ -428,8 +638,9 @@ static int setup(void **state)
     if (fx == NULL)
         return -1;
     *state = fx;
+    vc_init(&fx->vc);
     fx->base = event_base_new();
-    if (fx->base == NULL || fake_start(&fx->fake, fx->base) != 0)
+    if (fx->base == NULL || fake_start(&fx->fake, fx->base, &fx->vc.hook) != 0)
         return -1;
     fx->hc = hc_client_new(fx->base);
     if (fx->hc == NULL)
@@ -440,6 +651,7 @@ static int setup(void **state)
     return 0;
 }
 
+/* Free in reverse order; the clients disarm their timers on the way. */
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
@@ -463,7 +675,7 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Create fx->rc with ttl_s and the fixture's URL list. */
+/* Create fx->rc with ttl_s, the fixture's URL list and virtual clock. */
 static void make_rc(struct fixture *fx, int ttl_s)
 {
     struct rc_options opt;
@@ -473,6 +685,7 @@ static void make_rc(struct fixture *fx, int ttl_s)
     opt.host = "10.1.2.3";
     opt.port = 5001;
     opt.ttl_s = ttl_s;
+    opt.timers = &fx->vc.hook;
     fx->rc = rc_new(fx->base, fx->hc, &fx->urls, &opt);
     assert_non_null(fx->rc);
 }
@@ -486,6 +699,37 @@ static void urls_closed_then_fake(struct fixture *fx)
     assert_true(dead > 0);
     snprintf(spec, sizeof(spec), "http://127.0.0.1:%d, %s", dead, fx->url);
     assert_int_equal(ru_parse(&fx->urls, spec, NULL, 0), 0);
+}
+
+/* The registration client's one timer: in the register tests it is the
+ * only thing that arms one, so every arming logged is it. Checks that and
+ * returns it (NULL when nothing was armed yet). */
+static const struct event *rc_timer(const struct fixture *fx)
+{
+    size_t i = 0;
+
+    if (fx->vc.nlog == 0)
+        return NULL;
+    for (i = 1; i < fx->vc.nlog && i < VC_LOG_MAX; i++)
+        assert_ptr_equal(fx->vc.log[i].ev, fx->vc.log[0].ev);
+    return fx->vc.log[0].ev;
+}
+
+/* Check that the backoff delays armed in log entries from..to-1 (each one
+ * the retry after the k-th consecutive failure, k from 0) are within their
+ * full-jitter bounds [0, min(cap, base * 2^k)] (bo_delay_ms draws the
+ * upper bound inclusive). */
+static void assert_backoff(const struct fixture *fx, size_t from, size_t to)
+{
+    size_t k = 0;
+
+    assert_true(to <= VC_LOG_MAX);
+    for (k = 0; from + k < to; k++) {
+        int64_t ceiling = k >= 5 ? BO_CAP_MS_DEFAULT : (int64_t)BO_BASE_MS_DEFAULT << k;
+
+        assert_true(fx->vc.log[from + k].ms >= 0);
+        assert_true(fx->vc.log[from + k].ms <= ceiling);
+    }
 }
 
 static int is_registered(struct fixture *fx) { return rc_registered(fx->rc); }
@@ -510,9 +754,14 @@ static void test_registers_with_its_id(void **state)
     rc_start(fx->rc);
     assert_int_equal(rc_busy(fx->rc), 1);
     rc_start(fx->rc); /* a second start does nothing */
-    assert_true(run_until(fx, is_registered, 2000));
+    settle(fx);
+    assert_true(rc_registered(fx->rc));
     assert_int_equal(fx->fake.posts, 1);
     assert_int_equal(rc_busy(fx->rc), 0);
+    /* the renewal is armed at once, a third of the 10 s ttl away */
+    assert_int_equal(fx->vc.nlog, 1);
+    assert_int_equal(fx->vc.log[0].at, 0);
+    assert_int_equal(fx->vc.log[0].ms, 3333);
     body = json_loads(fx->fake.post_body, 0, NULL);
     assert_non_null(body);
     assert_string_equal(json_string_value(json_object_get(body, "id")), id);
@@ -527,18 +776,25 @@ static void test_registers_with_its_id(void **state)
 static void test_renews_every_third_of_ttl(void **state)
 {
     struct fixture *fx = *state;
-    int64_t t0 = 0;
-    int64_t took = 0;
+    size_t i = 0;
 
     make_rc(fx, 1); /* renew every 333 ms */
     rc_start(fx->rc);
-    assert_true(run_until(fx, is_registered, 2000));
-    t0 = clk_now_ms();
-    assert_true(run_until(fx, three_renews, 2000));
-    took = clk_now_ms() - t0;
-    /* three periods of 333 ms, with slack for a loaded sanitizer build */
-    assert_true(took >= 900);
-    assert_true(took < 1600);
+    settle(fx);
+    assert_true(rc_registered(fx->rc));
+    run_for(fx, 332);
+    assert_int_equal(fx->fake.renews, 0); /* not a millisecond early */
+    run_for(fx, 1);
+    assert_int_equal(fx->fake.renews, 1);
+    assert_true(run_until(fx, three_renews, 5000));
+    assert_int_equal(fx->vc.now, 3 * 333); /* three periods, exactly */
+    /* registration and each renewal armed the next renewal 333 ms on */
+    assert_non_null(rc_timer(fx));
+    assert_int_equal(fx->vc.nlog, 4);
+    for (i = 0; i < fx->vc.nlog; i++) {
+        assert_int_equal(fx->vc.log[i].at, (int64_t)i * 333);
+        assert_int_equal(fx->vc.log[i].ms, 333);
+    }
     assert_int_equal(fx->fake.posts, 1);
     assert_int_equal(fx->fake.renew_wrong, 0);
     assert_string_equal(fx->fake.renew_id, rc_id(fx->rc));
@@ -554,11 +810,15 @@ static void test_renew_404_registers_again(void **state)
     assert_non_null(log);
     make_rc(fx, 1);
     rc_start(fx->rc);
-    assert_true(run_until(fx, is_registered, 2000));
+    settle(fx);
+    assert_true(rc_registered(fx->rc));
     capture_begin();
     fx->fake.nids = 0; /* the registry forgets us: the next renewal is 404 */
-    (void)run_until(fx, two_posts, 2000);
+    assert_true(run_until(fx, two_posts, 2000));
     capture_end(log, LOG_CAPTURE_MAX);
+    /* the renewal at 333 ms got 404 and the registration followed at once */
+    assert_int_equal(fx->vc.now, 333);
+    assert_int_equal(fx->fake.renews, 1);
     assert_int_equal(fx->fake.posts, 2);
     assert_string_equal(fx->fake.post_ids[0], rc_id(fx->rc));
     assert_string_equal(fx->fake.post_ids[1], rc_id(fx->rc));
@@ -566,8 +826,13 @@ static void test_renew_404_registers_again(void **state)
              rc_id(fx->rc));
     assert_non_null(strstr(log, want));
     assert_int_equal(count_of(log, " WARN "), 0);
-    assert_true(run_until(fx, is_registered, 1000));
+    assert_true(rc_registered(fx->rc));
     assert_int_equal(fake_known(&fx->fake, rc_id(fx->rc)), 0);
+    /* and renews on the usual period from there: no backoff in between */
+    assert_non_null(rc_timer(fx));
+    assert_int_equal(fx->vc.nlog, 2);
+    assert_int_equal(fx->vc.log[1].at, 333);
+    assert_int_equal(fx->vc.log[1].ms, 333);
     free(log);
 }
 
@@ -576,6 +841,7 @@ static void test_down_at_start_fails_over(void **state)
     struct fixture *fx = *state;
     char *log = malloc(LOG_CAPTURE_MAX);
     char dead[RU_URL_MAX];
+    int64_t delay = 0;
 
     assert_non_null(log);
     urls_closed_then_fake(fx);
@@ -583,15 +849,23 @@ static void test_down_at_start_fails_over(void **state)
     make_rc(fx, 10);
     capture_begin();
     rc_start(fx->rc);
-    (void)run_until(fx, is_registered, 3000);
+    settle(fx);
+    /* refused: the first retry is drawn below the base of 100 ms */
+    assert_false(rc_registered(fx->rc));
+    assert_int_equal(fx->vc.nlog, 1);
+    delay = fx->vc.log[0].ms;
+    assert_backoff(fx, 0, 1);
+    assert_true(run_until(fx, is_registered, 100));
     capture_end(log, LOG_CAPTURE_MAX);
-    assert_true(rc_registered(fx->rc));
+    assert_int_equal(fx->vc.now, delay); /* the retry went out when drawn */
     assert_int_equal(fx->fake.posts, 1);
     assert_string_equal(ru_current(&fx->urls), fx->url);
+    assert_int_equal(fx->vc.nlog, 2);
+    assert_int_equal(fx->vc.log[1].ms, 3333); /* then the renewal period */
     assert_int_equal(count_of(log, " WARN "), 1);
     assert_non_null(strstr(log, dead));
     assert_non_null(strstr(log, "connection refused; retrying in "));
-    assert_non_null(strstr(log, "answers again"));
+    assert_non_null(strstr(log, "answers again after 1 failures"));
     free(log);
 }
 
@@ -599,20 +873,80 @@ static void test_503_retried_with_one_warning(void **state)
 {
     struct fixture *fx = *state;
     char *log = malloc(LOG_CAPTURE_MAX);
+    char want[128];
+    size_t failures = 0;
 
     assert_non_null(log);
     fx->fake.fail_503 = 1;
     make_rc(fx, 10);
     capture_begin();
     rc_start(fx->rc);
-    run_for(fx, 700); /* several attempts: 100, 200, 400 ms ceilings */
+    /* the first three ceilings are 100, 200, 400 ms: at least four
+     * attempts fit in 700 ms whatever the draws */
+    run_for(fx, 700);
+    failures = fx->vc.nlog;
+    assert_true(failures >= 4);
+    assert_false(rc_registered(fx->rc));
     fx->fake.fail_503 = 0;
-    (void)run_until(fx, is_registered, 3000);
+    /* the next retry comes within the cap */
+    assert_true(run_until(fx, is_registered, BO_CAP_MS_DEFAULT));
     capture_end(log, LOG_CAPTURE_MAX);
-    assert_true(rc_registered(fx->rc));
     assert_int_equal(fx->fake.posts, 1);
+    assert_non_null(rc_timer(fx));
+    assert_backoff(fx, 0, failures);
+    assert_int_equal(fx->vc.nlog, failures + 1);
+    assert_int_equal(fx->vc.log[failures].ms, 3333);
     assert_int_equal(count_of(log, " WARN "), 1);
     assert_non_null(strstr(log, "HTTP 503: overloaded; retrying in "));
+    snprintf(want, sizeof(want), "answers again after %zu failures", failures);
+    assert_non_null(strstr(log, want));
+    free(log);
+}
+
+static void test_long_outage_backs_off_to_the_cap(void **state)
+{
+    struct fixture *fx = *state;
+    char *log = malloc(LOG_CAPTURE_MAX);
+    char spec[64];
+    size_t k = 0;
+    int64_t sum = 0;
+    int low = 0, high = 0;
+
+    assert_non_null(log);
+    snprintf(spec, sizeof(spec), "http://127.0.0.1:%d", ts_closed_port());
+    assert_int_equal(ru_parse(&fx->urls, spec, NULL, 0), 0);
+    make_rc(fx, 10);
+    capture_begin();
+    rc_start(fx->rc);
+    run_for(fx, 10 * 60 * 1000); /* ten minutes down, in virtual time */
+    capture_end(log, LOG_CAPTURE_MAX);
+    assert_false(rc_registered(fx->rc));
+    /* every retry is within its ceiling, and the attempts are spaced by
+     * exactly the delays drawn: at most one in flight, none lost */
+    assert_non_null(rc_timer(fx));
+    assert_true(fx->vc.nlog >= 600 * 1000 / BO_CAP_MS_DEFAULT);
+    assert_true(fx->vc.nlog < VC_LOG_MAX);
+    assert_backoff(fx, 0, fx->vc.nlog);
+    for (k = 0; k < fx->vc.nlog; k++) {
+        assert_int_equal(fx->vc.log[k].at, sum);
+        sum += fx->vc.log[k].ms;
+        if (k >= 5 && fx->vc.log[k].ms < BO_CAP_MS_DEFAULT / 2)
+            low++;
+        if (k >= 5 && fx->vc.log[k].ms > BO_CAP_MS_DEFAULT / 2)
+            high++;
+    }
+    /* full jitter: the capped delays spread over the whole range (each
+     * half missed by hundreds of draws has odds of 2^-300) */
+    assert_true(low > 0);
+    assert_true(high > 0);
+    /* hundreds of failures, one warning */
+    assert_int_equal(count_of(log, " WARN "), 1);
+    assert_int_equal(rc_busy(fx->rc), 0);
+    rc_stop(fx->rc);
+    assert_int_equal(fx->vc.narmed, 0);
+    assert_int_equal(rc_busy(fx->rc), 1); /* the DELETE, refused too */
+    settle(fx);
+    assert_int_equal(rc_busy(fx->rc), 0);
     free(log);
 }
 
@@ -622,19 +956,32 @@ static void test_registry_restarts_empty(void **state)
 {
     struct fixture *fx = *state;
     int port = fx->fake.port;
+    size_t from = 0;
 
     make_rc(fx, 1);
     rc_start(fx->rc);
-    assert_true(run_until(fx, is_registered, 2000));
+    settle(fx);
+    assert_true(rc_registered(fx->rc));
     fake_close(&fx->fake); /* down: renewals are refused */
     run_for(fx, 600);
     assert_true(rc_registered(fx->rc)); /* not known otherwise */
-    fx->fake.nids = 0;                  /* back on the same port, memory lost */
+    /* the renewal at 333 ms was refused and is retried with backoff */
+    assert_true(fx->vc.nlog >= 2);
+    assert_int_equal(fx->vc.log[1].at, 333);
+    assert_backoff(fx, 1, fx->vc.nlog);
+    fx->fake.nids = 0; /* back on the same port, memory lost */
     fx->fake.posts = 0;
     assert_int_equal(fake_listen(&fx->fake, port), 0);
+    from = fx->vc.nlog;
     assert_true(run_until(fx, fake_has_us, 3000));
     assert_int_equal(fx->fake.posts, 1);
     assert_string_equal(fx->fake.post_ids[0], rc_id(fx->rc));
+    assert_true(rc_registered(fx->rc));
+    /* the renewal that found it back got 404 and registered at once */
+    assert_int_equal(fx->fake.renews, 1);
+    assert_non_null(rc_timer(fx));
+    assert_true(fx->vc.nlog > from);
+    assert_int_equal(fx->vc.log[fx->vc.nlog - 1].ms, 333);
 }
 
 static void test_stop_deregisters(void **state)
@@ -647,13 +994,16 @@ static void test_stop_deregisters(void **state)
     assert_non_null(log);
     make_rc(fx, 1);
     rc_start(fx->rc);
-    assert_true(run_until(fx, is_registered, 2000));
+    settle(fx);
+    assert_true(rc_registered(fx->rc));
+    assert_int_equal(fx->vc.narmed, 1); /* the renewal */
     capture_begin();
     rc_stop(fx->rc);
+    assert_int_equal(fx->vc.narmed, 0); /* disarmed */
     assert_int_equal(rc_busy(fx->rc), 1);
     rc_stop(fx->rc); /* a second stop does nothing */
     assert_int_equal(rc_busy(fx->rc), 1);
-    (void)run_until(fx, rc_idle, 2000);
+    assert_true(run_until(fx, rc_idle, 0)); /* I/O only */
     capture_end(log, LOG_CAPTURE_MAX);
     assert_int_equal(rc_busy(fx->rc), 0);
     assert_int_equal(fx->fake.deletes, 1);
@@ -663,9 +1013,10 @@ static void test_stop_deregisters(void **state)
     snprintf(want, sizeof(want), "deregistered %s", rc_id(fx->rc));
     assert_non_null(strstr(log, want));
     renews = fx->fake.renews;
-    run_for(fx, 500); /* nothing more after a stop */
+    run_for(fx, 10000); /* nothing more after a stop */
     assert_int_equal(fx->fake.renews, renews);
     assert_int_equal(fx->fake.posts, 1);
+    assert_int_equal(fx->vc.nlog, 1);
     rc_start(fx->rc); /* no restart after a stop */
     assert_int_equal(rc_busy(fx->rc), 0);
     free(log);
@@ -675,6 +1026,7 @@ static void test_stop_while_down(void **state)
 {
     struct fixture *fx = *state;
     char spec[64];
+    size_t armed = 0;
 
     snprintf(spec, sizeof(spec), "http://127.0.0.1:%d", ts_closed_port());
     assert_int_equal(ru_parse(&fx->urls, spec, NULL, 0), 0);
@@ -682,10 +1034,17 @@ static void test_stop_while_down(void **state)
     rc_start(fx->rc);
     run_for(fx, 200);
     assert_false(rc_registered(fx->rc));
+    assert_true(fx->vc.nlog >= 2); /* ceilings 100, 200: two retries at least */
+    assert_backoff(fx, 0, fx->vc.nlog);
     rc_stop(fx->rc);
+    assert_int_equal(fx->vc.narmed, 0); /* the pending retry is gone */
     assert_true(rc_busy(fx->rc) <= 1);
-    assert_true(run_until(fx, rc_idle, 1500));
+    settle(fx);
+    assert_int_equal(rc_busy(fx->rc), 0);
     assert_int_equal(hc_inflight(fx->hc), 0);
+    armed = fx->vc.nlog;
+    run_for(fx, 10000);
+    assert_int_equal(fx->vc.nlog, armed); /* no retry after the stop */
 }
 
 static void test_stop_before_start(void **state)
@@ -695,8 +1054,9 @@ static void test_stop_before_start(void **state)
     make_rc(fx, 10);
     rc_stop(fx->rc);
     assert_int_equal(rc_busy(fx->rc), 0);
-    run_for(fx, 100);
+    run_for(fx, 10000);
     assert_int_equal(fx->fake.posts + fx->fake.deletes, 0);
+    assert_int_equal(fx->vc.nlog, 0);
 }
 
 static void test_free_in_flight(void **state)
@@ -708,8 +1068,22 @@ static void test_free_in_flight(void **state)
     rc_free(fx->rc); /* the POST is cancelled, no callback runs */
     fx->rc = NULL;
     assert_int_equal(hc_inflight(fx->hc), 0);
-    run_for(fx, 100);
+    run_for(fx, 10000);
+    assert_int_equal(fx->vc.nlog, 0);
     rc_free(NULL);
+}
+
+static void test_free_disarms(void **state)
+{
+    struct fixture *fx = *state;
+
+    make_rc(fx, 10);
+    rc_start(fx->rc);
+    settle(fx);
+    assert_int_equal(fx->vc.narmed, 1);
+    rc_free(fx->rc); /* the armed renewal goes with it */
+    fx->rc = NULL;
+    assert_int_equal(fx->vc.narmed, 0);
 }
 
 static void test_rc_new_rejects(void **state)
@@ -750,7 +1124,6 @@ static void test_rc_new_rejects(void **state)
 }
 
 /* ---- discovery ---- */
-
 #define LIST_TWO                                                                                   \
     "{\"success\":true,\"services\":["                                                             \
     "{\"id\":\"logging-service-1\",\"name\":\"logging-service\","                                  \
@@ -761,10 +1134,12 @@ static void test_rc_new_rejects(void **state)
     "{\"success\":true,\"services\":["                                                             \
     "{\"id\":\"logging-service-3\",\"host\":\"h3\",\"port\":7}]}"
 
+/* Create fx->disc refreshing every refresh_ms on the virtual clock. */
 static void make_disc(struct fixture *fx, int64_t refresh_ms)
 {
     fx->disc = disc_new(fx->base, fx->hc, &fx->urls, refresh_ms);
     assert_non_null(fx->disc);
+    disc_set_timers(fx->disc, &fx->vc.hook);
 }
 
 static int known_logging(struct fixture *fx) { return disc_known(fx->disc, "logging-service"); }
@@ -775,10 +1150,6 @@ static int one_instance(struct fixture *fx)
 
     return disc_list(fx->disc, "logging-service", out, 4) == 1;
 }
-
-static int several_gets(struct fixture *fx) { return fx->fake.gets >= 3; }
-
-static int known_messages(struct fixture *fx) { return disc_known(fx->disc, "messages-service"); }
 
 static void test_discovery_cache(void **state)
 {
@@ -792,7 +1163,12 @@ static void test_discovery_cache(void **state)
     assert_false(disc_known(fx->disc, "logging-service"));
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 0);
     assert_int_equal(disc_watch(fx->disc, "logging-service"), 0);
-    assert_true(run_until(fx, known_logging, 2000));
+    /* the first refresh goes out at once; the timer is armed every 100 ms */
+    assert_int_equal(fx->vc.nlog, 1);
+    assert_int_equal(fx->vc.log[0].ms, 100);
+    settle(fx);
+    assert_true(disc_known(fx->disc, "logging-service"));
+    assert_int_equal(fx->fake.gets, 1);
     assert_string_equal(fx->fake.get_uri, "/v1/services?name=logging-service&health=passing");
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
     assert_string_equal(out[0].id, "logging-service-1");
@@ -806,33 +1182,35 @@ static void test_discovery_cache(void **state)
     /* refreshes with the same list leave the version alone */
     version = disc_version(fx->disc, "logging-service");
     assert_true(version != 0);
-    gets = fx->fake.gets;
-    run_for(fx, 250);
-    assert_true(fx->fake.gets >= gets + 1);
+    run_for(fx, 99);
+    assert_int_equal(fx->fake.gets, 1); /* not before the period */
+    run_for(fx, 151);                   /* t = 250: ticks at 100 and 200 */
+    assert_int_equal(fx->fake.gets, 3);
     assert_true(disc_version(fx->disc, "logging-service") == version);
     assert_true(disc_version(fx->disc, "unknown") == 0);
 
-    /* failing registry: the last list is kept */
+    /* failing registry: one attempt per tick, the last list is kept */
     fx->fake.fail_503 = 1;
     gets = fx->fake.gets;
-    run_for(fx, 350);
-    assert_true(fx->fake.gets >= gets + 2);
+    run_for(fx, 350); /* t = 600: ticks at 300, 400, 500, 600 */
+    assert_int_equal(fx->fake.gets, gets + 4);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
     fx->fake.fail_503 = 0;
     snprintf(fx->fake.list, sizeof(fx->fake.list), "not json");
     gets = fx->fake.gets;
-    run_for(fx, 250);
-    assert_true(fx->fake.gets >= gets + 1);
+    run_for(fx, 100);
+    assert_int_equal(fx->fake.gets, gets + 1);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
     fake_close(&fx->fake);
-    run_for(fx, 250);
+    run_for(fx, 200);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
     assert_true(disc_known(fx->disc, "logging-service"));
 
-    /* back, with another list: updated */
+    /* back, with another list: updated on the next tick */
     assert_int_equal(fake_listen(&fx->fake, fx->fake.port), 0);
     snprintf(fx->fake.list, sizeof(fx->fake.list), "%s", LIST_ONE);
-    assert_true(run_until(fx, one_instance, 2000));
+    assert_true(run_until(fx, one_instance, 100));
+    assert_int_equal(fx->vc.now, 1000);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 1);
     assert_string_equal(out[0].id, "logging-service-3");
     assert_string_equal(out[0].host, "h3");
@@ -843,11 +1221,14 @@ static void test_discovery_cache(void **state)
     /* nothing passing any more: an empty list is an answer too */
     snprintf(fx->fake.list, sizeof(fx->fake.list), "{\"success\":true,\"services\":[]}");
     gets = fx->fake.gets;
-    run_for(fx, 250);
-    assert_true(fx->fake.gets > gets);
+    run_for(fx, 100);
+    assert_int_equal(fx->fake.gets, gets + 1);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 0);
     assert_true(disc_known(fx->disc, "logging-service"));
     assert_true(disc_version(fx->disc, "logging-service") != version);
+    /* the one persistent timer did all of it: armed once, never again */
+    assert_int_equal(fx->vc.nlog, 1);
+    assert_int_equal(fx->vc.narmed, 1);
 }
 
 static void test_discovery_fails_over(void **state)
@@ -859,7 +1240,12 @@ static void test_discovery_fails_over(void **state)
     snprintf(fx->fake.list, sizeof(fx->fake.list), "%s", LIST_TWO);
     make_disc(fx, 50);
     assert_int_equal(disc_watch(fx->disc, "logging-service"), 0);
-    assert_true(run_until(fx, known_logging, 2000));
+    settle(fx); /* refused: failed over, the list waits for the next tick */
+    assert_false(disc_known(fx->disc, "logging-service"));
+    assert_string_equal(ru_current(&fx->urls), fx->url);
+    assert_true(run_until(fx, known_logging, 50));
+    assert_int_equal(fx->vc.now, 50);
+    assert_int_equal(fx->fake.gets, 1);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
     assert_string_equal(ru_current(&fx->urls), fx->url);
 }
@@ -877,7 +1263,8 @@ static void test_discovery_skips_bad_members(void **state)
              "{\"id\":\"ok\",\"host\":\"b\",\"port\":2}]}");
     make_disc(fx, 1000);
     assert_int_equal(disc_watch(fx->disc, "messages-service"), 0);
-    assert_true(run_until(fx, known_messages, 2000));
+    settle(fx);
+    assert_true(disc_known(fx->disc, "messages-service"));
     assert_int_equal(disc_list(fx->disc, "messages-service", out, 4), 1);
     assert_string_equal(out[0].id, "ok");
     assert_string_equal(out[0].host, "b");
@@ -892,28 +1279,39 @@ static void test_discovery_one_refresh_in_flight(void **state)
     make_disc(fx, 20);
     assert_int_equal(disc_watch(fx->disc, "a"), 0);
     assert_int_equal(disc_watch(fx->disc, "b"), 0);
-    assert_true(run_until(fx, several_gets, 2000));
-    run_for(fx, 300);
+    settle(fx);
+    assert_int_equal(fx->fake.gets_pending, 2);
+    /* 14 ticks per name while the answers are held back: all skipped */
+    run_for(fx, 299);
+    assert_int_equal(fx->fake.gets, 2);
+    assert_false(disc_known(fx->disc, "a"));
+    run_for(fx, 1); /* t = 300: answered; the next ticks send again */
     assert_true(disc_known(fx->disc, "a"));
+    assert_true(disc_known(fx->disc, "b"));
+    run_for(fx, 300);
+    assert_true(fx->fake.gets >= 4);
+    assert_true(fx->fake.gets <= 6); /* one GET per name per 300 ms */
     /* one GET per name at a time: two names, two at most */
     assert_int_equal(fx->fake.gets_pending_max, 2);
     disc_stop(fx->disc);
     assert_int_equal(hc_inflight(fx->hc), 0);
-    run_for(fx, 100);
+    run_for(fx, 1000);
     assert_true(disc_known(fx->disc, "a"));
+    assert_true(fx->fake.gets <= 6); /* nothing after the stop */
 }
 
 static void test_discovery_limits(void **state)
 {
     struct fixture *fx = *state;
     struct disc_instance out[2];
+    struct disc_client *fast = NULL;
     char name[16];
     char longname[LIM_NAME_MAX + 2];
-    int i = 0;
+    size_t i = 0;
 
     make_disc(fx, 0); /* the default interval */
     for (i = 0; i < DISC_NAMES_MAX; i++) {
-        snprintf(name, sizeof(name), "svc%d", i);
+        snprintf(name, sizeof(name), "svc%zu", i);
         assert_int_equal(disc_watch(fx->disc, name), 0);
     }
     assert_int_equal(disc_watch(fx->disc, "svc0"), 0); /* already watched */
@@ -925,22 +1323,40 @@ static void test_discovery_limits(void **state)
     assert_int_equal(disc_list(fx->disc, "unknown", out, 2), 0);
     assert_false(disc_known(fx->disc, "unknown"));
     assert_int_equal(hc_inflight(fx->hc), DISC_NAMES_MAX);
+    /* one timer per name, every DISC_REFRESH_MS_DEFAULT */
+    assert_int_equal(fx->vc.nlog, DISC_NAMES_MAX);
+    assert_int_equal(fx->vc.narmed, DISC_NAMES_MAX);
+    for (i = 0; i < DISC_NAMES_MAX; i++)
+        assert_int_equal(fx->vc.log[i].ms, DISC_REFRESH_MS_DEFAULT);
     disc_stop(fx->disc);
     assert_int_equal(hc_inflight(fx->hc), 0);
+    assert_int_equal(fx->vc.narmed, 0);
     assert_int_equal(disc_watch(fx->disc, "late"), -1);
     disc_free(NULL);
+
+    /* a shorter interval than the floor of 10 ms is raised to it */
+    fast = disc_new(fx->base, fx->hc, &fx->urls, 1);
+    assert_non_null(fast);
+    disc_set_timers(fast, &fx->vc.hook);
+    assert_int_equal(disc_watch(fast, "x"), 0);
+    assert_int_equal(fx->vc.log[DISC_NAMES_MAX].ms, 10);
+    disc_free(fast); /* disarms, and cancels its GET */
+    assert_int_equal(fx->vc.narmed, 0);
+    assert_int_equal(hc_inflight(fx->hc), 0);
 }
 
 /* ---- peer ---- */
 
 static int own_stop_calls;
 
+/* A stop hook of the service's own, counted. */
 static void own_on_stop(void *arg)
 {
     (void)arg;
     own_stop_calls++;
 }
 
+/* A busy hook of the service's own: never busy. */
 static size_t own_busy(void *arg)
 {
     (void)arg;
@@ -969,7 +1385,7 @@ static void test_peer_lifecycle(void **state)
     assert_int_equal(svc_listen(s, "127.0.0.1", 0, err, sizeof(err)), 0);
     /* the fixture's fake runs on another base: start one on the service's */
     fake_close(f);
-    assert_int_equal(fake_start(f, svc_base(s)), 0);
+    assert_int_equal(fake_start(f, svc_base(s), NULL), 0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->port);
     c.registry = url;
     assert_int_equal(svc_on_stop(s, own_on_stop, NULL), 0);
@@ -1071,11 +1487,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_renew_404_registers_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_at_start_fails_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_503_retried_with_one_warning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_outage_backs_off_to_the_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_restarts_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_deregisters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_before_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_disarms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rc_new_rejects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discovery_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discovery_fails_over, setup, teardown),
