@@ -6,7 +6,8 @@
 #             100k (bench/regload.c), discover and renew with 100k instances,
 #             RSS with 100k.
 #   facade    the whole suite: registry + 2 logging-service + messages-service
-#             + facade-service (--replicas 2): POST /facade, GET /facade with
+#             + facade-service (--replicas 2): POST /facade (32 and 256
+#             connections, each against nginx at as many), GET /facade with
 #             1,000 stored messages, RSS of every service idle and after load;
 #             then (also alone: facade-view) GET /facade with 10,000 messages
 #             against nginx serving the same bytes from a file, and 1,000,000
@@ -27,7 +28,8 @@
 # directory.
 #
 # Knobs (environment): BENCH_DURATION (wrk seconds, default 10),
-# BENCH_CONNS (default 32), BENCH_REGISTRATIONS (default 100000),
+# BENCH_CONNS (default 32), BENCH_CONNS_MANY (the second POST /facade run,
+# default 256), BENCH_REGISTRATIONS (default 100000),
 # BENCH_MESSAGES (messages stored before GET /facade, default 1000),
 # BENCH_PIN (1: servers on CPU 1, load generator on CPU 0; default 1 when
 # there are 2+ CPUs).
@@ -37,7 +39,7 @@ MODE=${1:-all}
 case $MODE in
 registry | facade | facade-view | all) ;;
 -h | --help)
-    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 *)
@@ -52,6 +54,7 @@ ROOT=$PWD
 BUILD=$ROOT/build-bench
 DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-32}
+CONNS_MANY=${BENCH_CONNS_MANY:-256} # the second POST run (TCP_NODELAY matters there)
 N_REG=${BENCH_REGISTRATIONS:-100000}
 N_MSG=${BENCH_MESSAGES:-1000}
 N_NAMES=1000               # registrations are spread over svc-0 .. svc-999
@@ -569,7 +572,15 @@ facade_part() {
         jq -r '[.upstreams[] | select(.service == "logging-service") |
                 "\(.instance): \(.total_requests) batch POSTs, \(.failure_requests) failed, \(.retries) retries, mean \(.mean_latency_ms * 100 | round / 100) ms"] | join("; ")')
     echo "   facade upstreams: $post_upstreams"
+    # Many connections: answers of one batch leave in one turn, so a socket
+    # without TCP_NODELAY would hold their tails for the peer's delayed ACK.
+    echo "== [facade] 2b. POST /facade at $CONNS_MANY connections (stack A)"
+    CONNS=$CONNS_MANY run_wrk facade-post-many "$STK_FACADE/facade" -s "$ROOT/bench/facade_post.lua"
+    local post_many=$RPS post_many99=$P99
     stop_stack
+    echo "== [facade] 1b. nginx fixed 200 at $CONNS_MANY connections"
+    CONNS=$CONNS_MANY nginx_run nginx-many
+    local ngx_many=$NRPS ngx_many99=$NP99
 
     echo "== [facade] 1. nginx fixed 200 (ceiling), run 2 of 3"
     nginx_run nginx-f2
@@ -644,6 +655,8 @@ facade_part() {
     rows+=("| nginx fixed 200 (ceiling, free layout; median of 3 runs: $runs) | $(fmt "$ngx" %.0f) | $(fmt "$ngx99" %.2f) ms (runs: $p99s) | 1.00 | reference | - |")
     rows+=("| POST /facade {\"msg\"} 66 B, --replicas 2 | $(fmt "$post" %.0f) | $(fmt "$post99" %.2f) ms | $post_r | >= 0.25 x nginx | $(verdict ratio_ge "$post" "$ngx" 0.25) |")
     rows+=("| POST /facade p99 | - | $(fmt "$post99" %.2f) ms | - | p99 < 10 ms | $(verdict lt "$post99" 10) |")
+    rows+=("| nginx fixed 200, $CONNS_MANY connections | $(fmt "$ngx_many" %.0f) | $(fmt "$ngx_many99" %.2f) ms | 1.00 | reference for the next row | - |")
+    rows+=("| POST /facade, $CONNS_MANY connections | $(fmt "$post_many" %.0f) | $(fmt "$post_many99" %.2f) ms | $(ratio "$post_many" "$ngx_many") | >= 0.25 x nginx at $CONNS_MANY | $(verdict ratio_ge "$post_many" "$ngx_many" 0.25) |")
     rows+=("| GET /facade, $N_MSG messages ($get_bytes B answer) | $(fmt "$get" %.0f) | $(fmt "$get99" %.2f) ms | $get_r | none | - |")
     rows+=("${pin_rows[@]}")
     FAC_TABLE=$(
