@@ -867,7 +867,7 @@ static void fan_get_synced(const struct fan_round_info *info, void *arg)
     bad |= evbuffer_add(out, "}", 1) != 0;
     if (bad) {
         evbuffer_drain(out, evbuffer_get_length(out));
-        hs_reply_error(g->req, 500, "out of memory");
+        hs_reply_oom(g->req);
     } else {
         hs_reply_buffer(g->req, info->status, "application/json", NULL);
     }
@@ -882,7 +882,7 @@ void fan_serve(struct fan_view *v, struct hs_req *req)
     unsigned long n = LIM_PAGE_DEFAULT;
 
     if (!g) {
-        hs_reply_error(req, 500, "out of memory");
+        hs_reply_oom(req);
         return;
     }
     g->v = v;
@@ -910,7 +910,7 @@ void fan_serve(struct fan_view *v, struct hs_req *req)
     if (fan_sync(v, fan_get_synced, g) != 0) {
         v->pending_gets--;
         free(g);
-        hs_reply_error(req, 500, "out of memory");
+        hs_reply_oom(req);
     }
 }
 

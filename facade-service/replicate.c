@@ -7,29 +7,23 @@
  * instance's upstream record; a rep_call per batch POST. */
 #include "replicate.h"
 
-#include "codec/jsonflat.h"
 #include "codec/jsonw.h"
 #include "codec/uid.h"
 #include "core/clock.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/client.h"
+#include "proto/messages.h"
 #include "regclient/discovery.h"
 #include "resilience/rendezvous.h"
 #include "upstream.h"
 
 #include <event2/event.h>
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utlist.h>
-
-/* Tokens of the largest batch answer the fast path reads: the object, its
- * "success" and "results" pairs, and per item an object of up to four
- * pairs (uuid, status, duplicate, error). */
-#define REP_RESULT_TOKS (5 + (size_t)LIM_BATCH_MAX * 9)
 
 struct rep_msg;
 struct rep_lane;
@@ -111,6 +105,7 @@ struct rep_ctx {
     struct disc_client *disc;
     struct up_table *ups;
     struct rep_options opt;
+    int64_t (*now)(void);    /* opt.clock, or clk_now_ms */
     struct event *flush;     /* owned: sends the dirty lanes' queues */
     struct rep_lane *dirty;  /* singly linked */
     struct rep_msg *msgs;    /* unfinished messages (utlist DL), oldest first:
@@ -121,7 +116,7 @@ struct rep_ctx {
     size_t pending;
     struct rep_view view;
     struct disc_instance scratch[REP_INSTANCES_MAX]; /* for rebuilding the view */
-    struct jf_tok toks[REP_RESULT_TOKS];             /* for reading batch answers */
+    struct pm_reader *reader;                        /* owned: reads batch answers */
 };
 
 static void rep_attempt(struct rep_msg *m);
@@ -133,8 +128,10 @@ static void rep_msg_unref(struct rep_msg *m)
 {
     if (--m->refs > 0)
         return;
-    if (m->timer)
+    if (m->timer) {
+        clk_timers_disarm(m->ctx->opt.timers, m->timer);
         event_free(m->timer);
+    }
     free(m->tried);
     free(m);
 }
@@ -147,8 +144,7 @@ static void rep_finish(struct rep_msg *m, int status, const char *error)
     if (m->finished)
         return;
     m->finished = true;
-    if (m->timer)
-        evtimer_del(m->timer);
+    clk_timers_disarm(r->opt.timers, m->timer);
     DL_DELETE(r->msgs, m);
     r->pending--;
     m->done(status, error, m->uuid, m->done_arg);
@@ -182,7 +178,7 @@ static void rep_expire(struct rep_msg *m)
 {
     char why[600];
 
-    snprintf(why, sizeof(why), "no logging-service instance stored it within %lld ms: %s",
+    snprintf(why, sizeof(why), "no %s instance stored it within %lld ms: %s", PM_SERVICE,
              (long long)m->ctx->opt.deadline_ms,
              m->last_error[0] ? m->last_error : "no passing instance known");
     rep_finish(m, 503, why);
@@ -206,7 +202,7 @@ static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (clk_now_ms() >= m->deadline) {
+    if (m->ctx->now() >= m->deadline) {
         rep_expire(m);
         return;
     }
@@ -219,15 +215,15 @@ static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
  * at an old deadline, finds that message gone and is armed again. */
 static void rep_deadlines_arm(struct rep_ctx *r)
 {
-    if (r->msgs)
-        clk_timer_in(r->deadlines, r->msgs->deadline - clk_now_ms());
+    if (r->msgs && clk_timers_arm(r->opt.timers, r->deadlines, r->msgs->deadline - r->now()) != 0)
+        log_error("cannot arm the deadline timer; messages wait for their copies");
 }
 
 /* The deadline timer: every message whose deadline passed answers 503. */
 static void rep_deadlines_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rep_ctx *r = arg;
-    int64_t now = clk_now_ms();
+    int64_t now = r->now();
 
     (void)fd;
     (void)what;
@@ -244,7 +240,7 @@ static int rep_wait(struct rep_msg *m, int64_t delay_ms)
         m->timer = evtimer_new(m->ctx->base, rep_timer_cb, m);
     if (!m->timer)
         return -1;
-    return clk_timer_in(m->timer, delay_ms);
+    return clk_timers_arm(m->ctx->opt.timers, m->timer, delay_ms);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -252,7 +248,7 @@ static int rep_wait(struct rep_msg *m, int64_t delay_ms)
 
 static struct rep_lane *rep_lane_get(struct rep_ctx *r, const struct disc_instance *in)
 {
-    struct up_instance *u = up_get(r->ups, REP_SERVICE, in->host, in->port);
+    struct up_instance *u = up_get(r->ups, PM_SERVICE, in->host, in->port);
     struct rep_lane *lane;
 
     if (!u)
@@ -267,9 +263,9 @@ static struct rep_lane *rep_lane_get(struct rep_ctx *r, const struct disc_instan
     snprintf(lane->host, sizeof(lane->host), "%s", in->host);
     lane->port = in->port;
     if (strchr(in->host, ':'))
-        snprintf(lane->url, sizeof(lane->url), "http://[%s]:%d/logging", in->host, in->port);
+        snprintf(lane->url, sizeof(lane->url), "http://[%s]:%d%s", in->host, in->port, PM_PATH);
     else
-        snprintf(lane->url, sizeof(lane->url), "http://%s:%d/logging", in->host, in->port);
+        snprintf(lane->url, sizeof(lane->url), "http://%s:%d%s", in->host, in->port, PM_PATH);
     u->user = lane;
     return lane;
 }
@@ -306,7 +302,7 @@ static void rep_item_done(struct rep_item *it, int status, const char *error)
         } else if (status == 400) {
             char why[600];
 
-            snprintf(why, sizeof(why), "logging-service %.260s refused the message: %.200s", u->key,
+            snprintf(why, sizeof(why), "%s %.260s refused the message: %.200s", PM_SERVICE, u->key,
                      error ? error : "bad request");
             rep_finish(m, 502, why);
         } else {
@@ -332,85 +328,52 @@ static void rep_call_fail_all(struct rep_call *c, const char *error)
 
 static void rep_send_lane(struct rep_lane *lane);
 
-/* The fast path for a batch answer of 200 {"results": [...]} with one
- * object per item holding an integer "status" (and maybe a string "error"),
- * read without jansson: hands every item its outcome and returns true.
- * Returns false, having done nothing, for any other answer (jansson then
- * reads it). */
-static bool rep_results_flat(struct rep_call *c, const struct hc_response *resp)
+/* pm_result_fn of a batch answer (arg: the call): hand item index its
+ * outcome. The decoder checked that the answer has one result per item. */
+static int rep_result(const struct pm_result *res, size_t index, void *arg)
 {
-    struct rep_ctx *r = c->lane->ctx;
-    const struct jf_tok *t = r->toks;
-    size_t i, k;
-    long res;
+    struct rep_call *c = arg;
 
-    if (resp->status != 200 ||
-        jf_parse(resp->body, resp->body_len, r->toks, REP_RESULT_TOKS, NULL) != JF_OK ||
-        t[0].type != JF_OBJECT)
-        return false;
-    res = jf_get(t, 0, "results");
-    if (res < 0 || t[res].type != JF_ARRAY || t[res].count != c->n)
-        return false;
-    for (i = 0, k = (size_t)res + 1; i < c->n; i++, k = t[k].end) {
-        long st = jf_get(t, k, "status"); /* -1 when t[k] is not an object */
-        long er = jf_get(t, k, "error");
-
-        if (st < 0 || t[st].type != JF_INT || (er >= 0 && t[er].type != JF_STRING))
-            return false;
-    }
-    for (i = 0, k = (size_t)res + 1; i < c->n; i++, k = t[k].end) {
-        long st = jf_get(t, k, "status");
-        long er = jf_get(t, k, "error");
-        char why[200];
-
-        if (er >= 0)
-            snprintf(why, sizeof(why), "%.*s", (int)t[er].len, t[er].str);
-        rep_item_done(c->items[i], (int)t[st].num, er >= 0 ? why : NULL);
-    }
-    return true;
+    rep_item_done(c->items[index], res->status, res->error);
+    return 0;
 }
 
-/* Completion of one batch POST. */
+/* Completion of one batch POST: 200 with one result per item hands each
+ * item its own outcome (proto/messages reads the answer); anything else
+ * fails every item, retryably unless logging refused the batch (4xx). */
 static void rep_call_done(const struct hc_response *resp, void *arg)
 {
     struct rep_call *c = arg;
     struct rep_lane *lane = c->lane;
     struct rep_ctx *r = lane->ctx;
-    json_t *root = NULL, *results;
     bool transport_ok = resp->error == HC_OK && resp->status < 500 && resp->status != 429;
-    char why[200];
+    char why[200], err[160];
     size_t i;
+    int status;
 
     DL_DELETE(r->calls, c);
     lane->calls--;
     up_record(r->ups, lane->up, transport_ok, resp->elapsed_ms);
     if (resp->error != HC_OK) {
         rep_call_fail_all(c, resp->error_msg);
-        goto out;
+        goto cleanup;
     }
-    if (rep_results_flat(c, resp))
-        goto out;
-    root = json_loadb(resp->body, resp->body_len, 0, NULL);
-    results = json_object_get(root, "results");
-    if (resp->status != 200 || !json_is_array(results) || json_array_size(results) != c->n) {
-        const char *err = json_string_value(json_object_get(root, "error"));
+    if (resp->status == 200) {
+        if (pm_results_decode(r->reader, resp->body, resp->body_len, (long)c->n, rep_result, c, err,
+                              sizeof(err)) >= 0)
+            goto cleanup;
+        snprintf(why, sizeof(why), "HTTP 200: %s", err);
+        status = 503;
+    } else {
+        bool known = pm_error_decode(resp->body, resp->body_len, err, sizeof(err)) == 0;
 
-        snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, err ? ": " : "", err ? err : "");
-        for (i = 0; i < c->n; i++)
-            rep_item_done(c->items[i],
-                          (resp->status >= 500 || resp->status == 429 || resp->status == 200) ? 503
-                                                                                              : 400,
-                          why);
-        goto out;
+        snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, known ? ": " : "",
+                 known ? err : "");
+        status = resp->status >= 500 || resp->status == 429 ? 503 : 400;
     }
-    for (i = 0; i < c->n; i++) {
-        json_t *res = json_array_get(results, i);
-        json_int_t st = json_integer_value(json_object_get(res, "status"));
-
-        rep_item_done(c->items[i], (int)st, json_string_value(json_object_get(res, "error")));
-    }
-out:
-    json_decref(root);
+    for (i = 0; i < c->n; i++)
+        rep_item_done(c->items[i], status, why);
+cleanup:
     free(c->items);
     free(c);
     if (lane->queued > 0)
@@ -468,8 +431,8 @@ static void rep_send_lane(struct rep_lane *lane)
         req.url = lane->url;
         req.body = body;
         req.body_len = body ? bytes : 0;
-        req.timeout_ms = REP_CALL_TIMEOUT_MS;
-        req.connect_timeout_ms = REP_CONNECT_TIMEOUT_MS;
+        req.timeout_ms = LIM_CALL_TIMEOUT_MS;
+        req.connect_timeout_ms = LIM_CONNECT_TIMEOUT_MS;
         c->call = body ? hc_send(r->hc, &req, rep_call_done, c) : NULL;
         free(body);
         if (!c->call) {
@@ -533,12 +496,12 @@ static int rep_enqueue(struct rep_msg *m, struct rep_lane *lane)
 static const struct rep_view *rep_view_get(struct rep_ctx *r)
 {
     struct rep_view *v = &r->view;
-    uint64_t version = disc_version(r->disc, REP_SERVICE);
+    uint64_t version = disc_version(r->disc, PM_SERVICE);
     size_t n, i;
 
     if (v->valid && v->version == version)
         return v;
-    n = disc_list(r->disc, REP_SERVICE, r->scratch, REP_INSTANCES_MAX);
+    n = disc_list(r->disc, PM_SERVICE, r->scratch, REP_INSTANCES_MAX);
     v->valid = true;
     v->version = version;
     v->n = 0;
@@ -564,7 +527,7 @@ static void rep_attempt(struct rep_msg *m)
     size_t order[REP_INSTANCES_MAX];
     size_t replicas = (size_t)r->opt.replicas, n, need, i;
     const struct rep_lane *first_new = NULL; /* first instance given a copy now */
-    int64_t now = clk_now_ms(), delay;
+    int64_t now = r->now(), delay;
 
     if (m->finished)
         return;
@@ -604,21 +567,21 @@ static void rep_attempt(struct rep_msg *m)
     if (m->failed && first_new) {
         m->failed = false;
         m->attempt++;
-        log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s", REP_SERVICE, first_new->up->key,
+        log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s", PM_SERVICE, first_new->up->key,
                  m->attempt, m->last_error);
     }
     if (m->ninflight > 0)
         return; /* the deadline timer holds while copies fly */
     /* Nothing can take a copy now: wait, then try every instance again. */
     if (n == 0)
-        snprintf(m->last_error, sizeof(m->last_error), "no passing %s instance known", REP_SERVICE);
+        snprintf(m->last_error, sizeof(m->last_error), "no passing %s instance known", PM_SERVICE);
     delay = bo_next_delay_ms(&r->opt.backoff, m->waits, now, m->deadline);
     m->waits++;
     m->attempt++;
     m->failed = false;
     if (delay < 0)
         return; /* no time left for a wait: the deadline timer ends it */
-    log_warn("retrying POST %s %s (attempt %u) in %lld ms: %s", REP_SERVICE,
+    log_warn("retrying POST %s %s (attempt %u) in %lld ms: %s", PM_SERVICE,
              m->last_target ? m->last_target->key : "(no instance)", m->attempt, (long long)delay,
              m->last_error);
     if (rep_wait(m, delay) != 0)
@@ -639,17 +602,20 @@ struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc, struct di
     r->disc = disc;
     r->ups = ups;
     r->opt = *opt;
+    r->now = opt->clock ? opt->clock : clk_now_ms;
     if (r->opt.replicas < 1)
         r->opt.replicas = 1;
     if (r->opt.replicas > REP_REPLICAS_MAX)
         r->opt.replicas = REP_REPLICAS_MAX;
     r->flush = event_new(base, -1, 0, rep_flush_cb, r);
     r->deadlines = evtimer_new(base, rep_deadlines_cb, r);
-    if (!r->flush || !r->deadlines) {
+    r->reader = pm_reader_new();
+    if (!r->flush || !r->deadlines || !r->reader) {
         if (r->flush)
             event_free(r->flush);
         if (r->deadlines)
             event_free(r->deadlines);
+        pm_reader_free(r->reader);
         free(r);
         return NULL;
     }
@@ -670,7 +636,7 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
     m->item_len = (size_t)(jw_message_put(m->item, uuid, msg, msg_len, ts) - m->item);
     snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
     m->ctx = r;
-    m->deadline = clk_now_ms() + r->opt.deadline_ms;
+    m->deadline = r->now() + r->opt.deadline_ms;
     m->refs = 1;
     m->done = done;
     m->done_arg = arg;
@@ -728,6 +694,8 @@ void rep_free(struct rep_ctx *r)
         rep_msg_unref(m);
     }
     event_free(r->flush);
+    clk_timers_disarm(r->opt.timers, r->deadlines);
     event_free(r->deadlines);
+    pm_reader_free(r->reader);
     free(r);
 }

@@ -8,24 +8,26 @@
 #ifndef FC_REPLICATE_H
 #define FC_REPLICATE_H
 
+#include "core/limits.h"
+#include "proto/messages.h"
 #include "resilience/backoff.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
+struct clk_timers;
 struct event_base;
 struct hc_client;
 struct disc_client;
 struct up_table;
 struct rep_ctx;
 
-#define REP_SERVICE          "logging-service"
+/* A batch POST is one call to a peer (LIM_CALL_TIMEOUT_MS in all); a
+ * replica that does not even accept the connection (host gone) is left
+ * after LIM_CONNECT_TIMEOUT_MS. The service and its path are the wire
+ * contract's (PM_SERVICE, PM_PATH of proto/messages.h). */
 #define REP_REPLICAS_DEFAULT 2
 #define REP_REPLICAS_MAX     8
-#define REP_CALL_TIMEOUT_MS  2000 /* one batch POST */
-/* A replica that does not even accept the connection (host gone) is left
- * quickly. */
-#define REP_CONNECT_TIMEOUT_MS 500
 /* Batches in flight per instance: with one, the copies that arrive meanwhile
  * make the next batch bigger (measured ~7% more POST throughput than with
  * two). */
@@ -36,6 +38,12 @@ struct rep_options {
     int replicas;             /* copies per message, 1..REP_REPLICAS_MAX */
     int64_t deadline_ms;      /* per message, from rep_store */
     struct bo_policy backoff; /* waits when no instance can take a copy */
+    /* How the backoff and deadline timers are armed (borrowed, must outlive
+     * the context; NULL: libevent's own clock), and the monotonic clock in
+     * ms the deadlines are read on (NULL: clk_now_ms). A test gives both a
+     * virtual time of its own. */
+    const struct clk_timers *timers;
+    int64_t (*clock)(void);
 };
 
 /* Outcome of one message: status 200 (stored on every chosen replica),

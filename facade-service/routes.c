@@ -141,7 +141,7 @@ static void fc_post(struct hs_req *req, void *arg)
     /* req stays valid until its reply: fc_post_done answers it */
     if (rep_store(f->rep, uuid, msg, len, clk_wall_ms(), fc_post_done, req) != 0) {
         json_decref(body);
-        hs_reply_error(req, 500, "out of memory");
+        hs_reply_oom(req);
         return;
     }
     json_decref(body);

@@ -1,14 +1,18 @@
 /* proto/messages.c: the /logging wire contract (see proto/messages.h): the
  * off-heap output pieces, the encoders logging writes with, and the
- * decoders the facade reads with (jansson: the authority on JSON). */
+ * decoders the facade reads with (jansson: the authority on JSON; the batch
+ * answer, read on the write path, goes through jsonflat first). */
 #include "proto/messages.h"
 
+#include "codec/jsonflat.h"
 #include "codec/jsonw.h"
 #include "core/errbuf.h"
 
 #include <event2/buffer.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -221,21 +225,130 @@ cleanup:
     return rc;
 }
 
-long pm_results_decode(const char *body, size_t len, pm_result_fn fn, void *arg, char *err,
-                       size_t errlen)
+/* Tokens of the largest batch answer the fast path reads: the object, its
+ * "success" and "results" pairs, and per item an object of up to four
+ * pairs (uuid, status, duplicate, error). */
+#define PM_RESULTS_TOKS (5 + (size_t)LIM_BATCH_MAX * 9)
+/* Longest uuid and error text of a result the fast path copies out; longer
+ * ones (never written by logging) are left to jansson. */
+#define PM_RESULT_UUID_MAX  63
+#define PM_RESULT_ERROR_MAX 511
+
+struct pm_reader {
+    struct jf_tok toks[PM_RESULTS_TOKS];
+};
+
+struct pm_reader *pm_reader_new(void) { return malloc(sizeof(struct pm_reader)); }
+
+void pm_reader_free(struct pm_reader *rd) { free(rd); }
+
+/* Copy the string token t (borrowed; index < 0: absent) into out (cap
+ * bytes) and point *s at it; a value that is not a string reads as NULL, as
+ * json_string_value has it. false when the string does not fit. */
+static bool pm_flat_string(const struct jf_tok *toks, long t, char *out, size_t cap, const char **s)
+{
+    *s = NULL;
+    if (t < 0 || toks[t].type != JF_STRING)
+        return true;
+    if (toks[t].len >= cap)
+        return false;
+    memcpy(out, toks[t].str, toks[t].len);
+    out[toks[t].len] = '\0';
+    *s = out;
+    return true;
+}
+
+/* Whether every item of the results array at toks[res] can be read by the
+ * fast path: its status, if an integer, fits an int; its uuid and error,
+ * if strings, fit the copies. */
+static bool pm_flat_fits(const struct jf_tok *toks, long res)
+{
+    size_t i, k;
+
+    for (i = 0, k = (size_t)res + 1; i < toks[res].count; i++, k = toks[k].end) {
+        long st = jf_get(toks, k, "status"); /* -1 when toks[k] is not an object */
+        long id = jf_get(toks, k, "uuid");
+        long er = jf_get(toks, k, "error");
+
+        if (st >= 0 && toks[st].type == JF_INT &&
+            (toks[st].num < INT_MIN || toks[st].num > INT_MAX))
+            return false;
+        if (id >= 0 && toks[id].type == JF_STRING && toks[id].len > PM_RESULT_UUID_MAX)
+            return false;
+        if (er >= 0 && toks[er].type == JF_STRING && toks[er].len > PM_RESULT_ERROR_MAX)
+            return false;
+    }
+    return true;
+}
+
+/* The fast reading of a batch answer through rd's tokens. Returns the
+ * number of results (or -1 with err when it differs from expect or fn
+ * stopped), or -2, having called nothing, when the body is not in the
+ * subset it reads: jansson then reads it. Reads each item as jansson's
+ * reading does (a missing or non-integer status is 0, a non-string uuid or
+ * error NULL, duplicate only when true). */
+static long pm_results_flat(struct pm_reader *rd, const char *body, size_t len, long expect,
+                            pm_result_fn fn, void *arg, char *err, size_t errlen)
+{
+    const struct jf_tok *t = rd->toks;
+    char uuid[PM_RESULT_UUID_MAX + 1], error[PM_RESULT_ERROR_MAX + 1];
+    size_t i, k;
+    long res;
+
+    if (jf_parse(body, len, rd->toks, PM_RESULTS_TOKS, NULL) != JF_OK || t[0].type != JF_OBJECT)
+        return -2;
+    res = jf_get(t, 0, "results");
+    if (res < 0 || t[res].type != JF_ARRAY || !pm_flat_fits(t, res))
+        return -2;
+    if (expect >= 0 && t[res].count != (size_t)expect) {
+        errbuf_set(err, errlen, "batch answer has %u results for %ld items", t[res].count, expect);
+        return -1;
+    }
+    for (i = 0, k = (size_t)res + 1; i < t[res].count; i++, k = t[k].end) {
+        long st = jf_get(t, k, "status");
+        long dup = jf_get(t, k, "duplicate");
+        struct pm_result r;
+
+        /* both fit: pm_flat_fits looked */
+        (void)pm_flat_string(t, jf_get(t, k, "uuid"), uuid, sizeof(uuid), &r.uuid);
+        (void)pm_flat_string(t, jf_get(t, k, "error"), error, sizeof(error), &r.error);
+        r.status = st >= 0 && t[st].type == JF_INT ? (int)t[st].num : 0;
+        r.duplicate = dup >= 0 && t[dup].type == JF_TRUE;
+        if (fn && fn(&r, i, arg) != 0) {
+            errbuf_set(err, errlen, "batch result %zu refused", i);
+            return -1;
+        }
+    }
+    return (long)t[res].count;
+}
+
+long pm_results_decode(struct pm_reader *rd, const char *body, size_t len, long expect,
+                       pm_result_fn fn, void *arg, char *err, size_t errlen)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, 0, &jerr);
-    json_t *results = json_object_get(root, "results"), *item;
+    json_t *root = NULL, *results = NULL, *item = NULL;
     size_t i;
     long rc = -1;
 
+    if (rd) {
+        rc = pm_results_flat(rd, body, len, expect, fn, arg, err, errlen);
+        if (rc != -2)
+            return rc;
+        rc = -1;
+    }
+    root = json_loadb(body, len, 0, &jerr);
+    results = json_object_get(root, "results");
     if (!root) {
         errbuf_set(err, errlen, "batch answer is not JSON: %s", jerr.text);
         goto cleanup;
     }
     if (!json_is_array(results)) {
         errbuf_set(err, errlen, "not a batch answer (results)");
+        goto cleanup;
+    }
+    if (expect >= 0 && json_array_size(results) != (size_t)expect) {
+        errbuf_set(err, errlen, "batch answer has %zu results for %ld items",
+                   json_array_size(results), expect);
         goto cleanup;
     }
     json_array_foreach (results, i, item) {
@@ -252,6 +365,22 @@ long pm_results_decode(const char *body, size_t len, pm_result_fn fn, void *arg,
     }
     rc = (long)json_array_size(results);
 cleanup:
+    json_decref(root);
+    return rc;
+}
+
+int pm_error_decode(const char *body, size_t len, char *out, size_t cap)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    const char *text = json_string_value(json_object_get(root, "error"));
+    int rc = -1;
+
+    if (cap > 0)
+        out[0] = '\0';
+    if (text) {
+        errbuf_set(out, cap, "%s", text);
+        rc = 0;
+    }
     json_decref(root);
     return rc;
 }

@@ -108,12 +108,37 @@ struct pm_result {
     bool duplicate;    /* status 200 */
     const char *error; /* NULL unless 400 or 409 */
 };
+/* Called for each result in order; index counts from 0. Return 0 to go
+ * on, -1 to stop the decoding (pm_results_decode then fails). */
 typedef int (*pm_result_fn)(const struct pm_result *res, size_t index, void *arg);
 
-/* Read a batch answer and call fn for each result in order. Returns the
- * number of results, or -1 with err filled (not a batch answer, or fn
- * stopped it). */
-long pm_results_decode(const char *body, size_t len, pm_result_fn fn, void *arg, char *err,
-                       size_t errlen) __attribute__((warn_unused_result));
+/* What reading batch answers on the hot path needs: room for the tokens of
+ * the largest answer (LIM_BATCH_MAX results), made once and reused, so a
+ * batch answer costs no allocation. Opaque; one per caller, not shared
+ * between answers decoded at the same time. */
+struct pm_reader;
+
+/* A reader (caller frees with pm_reader_free), or NULL out of memory. */
+struct pm_reader *pm_reader_new(void) __attribute__((warn_unused_result));
+/* Free rd (NULL: nothing). */
+void pm_reader_free(struct pm_reader *rd);
+
+/* Read a batch answer (body: len bytes, borrowed) and call fn for each
+ * result in order. The common shape (codec/jsonflat's subset: no escapes,
+ * integers) is read through rd (borrowed) without allocation; any other
+ * body, or rd NULL, is read by jansson; both give the same results.
+ * expect >= 0 is the number of results the caller sent items for: an answer
+ * with another number is refused before fn is called. Returns the number
+ * of results, or -1 with err filled (not a batch answer, another number of
+ * results than expect, or fn stopped it). */
+long pm_results_decode(struct pm_reader *rd, const char *body, size_t len, long expect,
+                       pm_result_fn fn, void *arg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Copy the "error" text of an error answer {"success":false,"error":"..."}
+ * (body: len bytes, borrowed) into out (cap bytes, the caller's; cut to
+ * fit). Returns 0, or -1 with out "" when the body holds no error text. */
+int pm_error_decode(const char *body, size_t len, char *out, size_t cap)
+    __attribute__((warn_unused_result));
 
 #endif

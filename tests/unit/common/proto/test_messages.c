@@ -1,8 +1,9 @@
 /* test_messages.c: unit tests of the /logging wire contract
  * (common/proto/messages.h): pages and lists written by the encoder read
  * back by the decoder (round trips, escaping, pieces larger than one
- * chunk), the batch results against jansson's reading, and what the
- * decoders refuse. */
+ * chunk), the batch results against jansson's reading (the fast reading
+ * through a pm_reader and jansson's give the same results for every body),
+ * and what the decoders refuse. */
 #include "proto/messages.h"
 
 #include <event2/buffer.h>
@@ -153,10 +154,165 @@ static void test_results_round_trip(void **state)
     n +=
         (size_t)snprintf(body + n, sizeof(body) - n,
                          ",{\"uuid\":null,\"status\":400,\"duplicate\":false,\"error\":\"bad\"}]}");
-    assert_int_equal(pm_results_decode(body, n, results_seen, statuses, err, sizeof(err)), 3);
+    assert_int_equal(pm_results_decode(NULL, body, n, -1, results_seen, statuses, err, sizeof(err)),
+                     3);
     assert_int_equal(statuses[0], 201);
     assert_int_equal(statuses[1], -200);
     assert_int_equal(statuses[2], 400);
+    /* the same through the fast reader */
+    {
+        struct pm_reader *rd = pm_reader_new();
+
+        assert_non_null(rd);
+        memset(statuses, 0, sizeof(statuses));
+        assert_int_equal(
+            pm_results_decode(rd, body, n, 3, results_seen, statuses, err, sizeof(err)), 3);
+        assert_int_equal(statuses[0], 201);
+        assert_int_equal(statuses[1], -200);
+        assert_int_equal(statuses[2], 400);
+        pm_reader_free(rd);
+    }
+}
+
+/* Every result of a batch answer, as text: "uuid|status|dup|error;" per
+ * item (NULL strings as "-"). */
+struct results_text {
+    char text[2048];
+    size_t len;
+};
+
+static int results_print(const struct pm_result *res, size_t index, void *arg)
+{
+    struct results_text *t = arg;
+    int n = snprintf(t->text + t->len, sizeof(t->text) - t->len, "%zu:%s|%d|%d|%s;", index,
+                     res->uuid ? res->uuid : "-", res->status, res->duplicate ? 1 : 0,
+                     res->error ? res->error : "-");
+
+    assert_true(n > 0 && (size_t)n < sizeof(t->text) - t->len);
+    t->len += (size_t)n;
+    return 0;
+}
+
+/* A result callback that stops at the second result. */
+static int results_stop(const struct pm_result *res, size_t index, void *arg)
+{
+    (void)res;
+    (*(int *)arg)++;
+    return index == 1 ? -1 : 0;
+}
+
+static void test_results_fast_reader_matches_jansson(void **state)
+{
+    static const char *const bodies[] = {
+        /* logging's own shape, a conflict with its error, a 400 without uuid */
+        "{\"success\":true,\"results\":[{\"uuid\":\"" U1 "\",\"status\":201,\"duplicate\":false},"
+        "{\"uuid\":\"" U2 "\",\"status\":409,\"duplicate\":false,\"error\":\"other msg\"},"
+        "{\"uuid\":null,\"status\":400,\"duplicate\":false,\"error\":\"bad uuid\"}]}",
+        /* odd items: not objects, a missing or non-integer status, strings of other types */
+        "{\"results\":[7,null,{},{\"status\":\"201\"},{\"uuid\":5,\"error\":true,"
+        "\"duplicate\":1,\"status\":200}]}",
+        /* a status outside int, an escape, a long error text: jansson reads these */
+        "{\"results\":[{\"status\":4294967497}]}",
+        "{\"results\":[{\"status\":409,\"error\":\"say \\\"no\\\"\"}]}",
+        "{\"results\":[],\"success\":true}",
+        "  {\"results\" : [ {\"duplicate\":true,\"status\":200} ] }  ",
+    };
+    struct pm_reader *rd = pm_reader_new();
+    size_t i;
+
+    (void)state;
+    assert_non_null(rd);
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        struct results_text fast, slow;
+        char err[128];
+        long nf, ns;
+
+        memset(&fast, 0, sizeof(fast));
+        memset(&slow, 0, sizeof(slow));
+        nf = pm_results_decode(rd, bodies[i], strlen(bodies[i]), -1, results_print, &fast, err,
+                               sizeof(err));
+        ns = pm_results_decode(NULL, bodies[i], strlen(bodies[i]), -1, results_print, &slow, err,
+                               sizeof(err));
+        assert_true(ns >= 0);
+        assert_int_equal(nf, ns);
+        assert_string_equal(fast.text, slow.text);
+    }
+    {
+        struct results_text t;
+        char err[128];
+
+        memset(&t, 0, sizeof(t));
+        assert_int_equal(pm_results_decode(rd, bodies[0], strlen(bodies[0]), -1, results_print, &t,
+                                           err, sizeof(err)),
+                         3);
+        assert_string_equal(t.text,
+                            "0:" U1 "|201|0|-;1:" U2 "|409|0|other msg;2:-|400|0|bad uuid;");
+        memset(&t, 0, sizeof(t));
+        assert_int_equal(pm_results_decode(rd, bodies[1], strlen(bodies[1]), -1, results_print, &t,
+                                           err, sizeof(err)),
+                         5);
+        assert_string_equal(t.text, "0:-|0|0|-;1:-|0|0|-;2:-|0|0|-;3:-|0|0|-;4:-|200|0|-;");
+        memset(&t, 0, sizeof(t));
+        assert_int_equal(pm_results_decode(rd, bodies[3], strlen(bodies[3]), -1, results_print, &t,
+                                           err, sizeof(err)),
+                         1);
+        assert_string_equal(t.text, "0:-|409|0|say \"no\";");
+    }
+    pm_reader_free(rd);
+    pm_reader_free(NULL);
+}
+
+static void test_results_expect_and_stop(void **state)
+{
+    static const char body[] = "{\"success\":true,\"results\":[{\"status\":201},{\"status\":201},"
+                               "{\"status\":201}]}";
+    static const char escaped[] = "{\"results\":[{\"status\":201,\"error\":\"\\n\"},"
+                                  "{\"status\":201},{\"status\":201}]}";
+    struct pm_reader *rd = pm_reader_new();
+    const char *const texts[] = {body, escaped};
+    size_t i;
+
+    (void)state;
+    assert_non_null(rd);
+    for (i = 0; i < 2; i++) {
+        struct pm_reader *readers[] = {rd, NULL};
+        size_t k;
+
+        for (k = 0; k < 2; k++) {
+            char err[128] = "";
+            int calls = 0;
+
+            /* another number of results than items sent: refused, fn never called */
+            assert_int_equal(pm_results_decode(readers[k], texts[i], strlen(texts[i]), 2,
+                                               results_stop, &calls, err, sizeof(err)),
+                             -1);
+            assert_int_equal(calls, 0);
+            assert_string_equal(err, "batch answer has 3 results for 2 items");
+            /* the callback stops it */
+            assert_int_equal(pm_results_decode(readers[k], texts[i], strlen(texts[i]), 3,
+                                               results_stop, &calls, err, sizeof(err)),
+                             -1);
+            assert_int_equal(calls, 2);
+            assert_string_equal(err, "batch result 1 refused");
+        }
+    }
+    pm_reader_free(rd);
+}
+
+static void test_error_decode(void **state)
+{
+    static const char body[] = "{\"success\":false,\"error\":\"journal write failed\"}";
+    char out[64], small[8];
+
+    (void)state;
+    assert_int_equal(pm_error_decode(body, strlen(body), out, sizeof(out)), 0);
+    assert_string_equal(out, "journal write failed");
+    assert_int_equal(pm_error_decode(body, strlen(body), small, sizeof(small)), 0);
+    assert_string_equal(small, "journal");
+    assert_int_equal(pm_error_decode("<html>", 6, out, sizeof(out)), -1);
+    assert_string_equal(out, "");
+    assert_int_equal(pm_error_decode("{\"error\":3}", 11, out, sizeof(out)), -1);
+    assert_string_equal(out, "");
 }
 
 static void test_decoders_refuse_other_bodies(void **state)
@@ -181,7 +337,20 @@ static void test_decoders_refuse_other_bodies(void **state)
             pm_page_decode(bad[i], strlen(bad[i]), NULL, NULL, &page, err, sizeof(err)), -1);
         assert_true(err[0] != '\0');
     }
-    assert_int_equal(pm_results_decode("{\"success\":true}", 16, NULL, NULL, err, sizeof(err)), -1);
+    assert_int_equal(
+        pm_results_decode(NULL, "{\"success\":true}", 16, -1, NULL, NULL, err, sizeof(err)), -1);
+    {
+        struct pm_reader *rd = pm_reader_new();
+
+        assert_non_null(rd);
+        err[0] = '\0';
+        assert_int_equal(
+            pm_results_decode(rd, "{\"success\":true}", 16, -1, NULL, NULL, err, sizeof(err)), -1);
+        assert_string_equal(err, "not a batch answer (results)");
+        assert_int_equal(pm_results_decode(rd, "[]", 2, -1, NULL, NULL, err, sizeof(err)), -1);
+        assert_int_equal(pm_results_decode(rd, "nope", 4, -1, NULL, NULL, err, sizeof(err)), -1);
+        pm_reader_free(rd);
+    }
 }
 
 int main(void)
@@ -190,6 +359,9 @@ int main(void)
         cmocka_unit_test(test_page_round_trip),
         cmocka_unit_test(test_list_in_many_pieces),
         cmocka_unit_test(test_results_round_trip),
+        cmocka_unit_test(test_results_fast_reader_matches_jansson),
+        cmocka_unit_test(test_results_expect_and_stop),
+        cmocka_unit_test(test_error_decode),
         cmocka_unit_test(test_decoders_refuse_other_bodies),
     };
 
