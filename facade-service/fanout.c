@@ -516,8 +516,8 @@ static int fan_page_ask(struct fan_view *v, struct fan_source *s)
     memset(&req, 0, sizeof(req));
     req.method = "GET";
     req.url = url;
-    req.timeout_ms = v->opt.timeout_ms > 0 ? v->opt.timeout_ms : FAN_CALL_TIMEOUT_MS;
-    req.connect_timeout_ms = FAN_CONNECT_TIMEOUT_MS;
+    req.timeout_ms = v->opt.timeout_ms > 0 ? v->opt.timeout_ms : LIM_CALL_TIMEOUT_MS;
+    req.connect_timeout_ms = LIM_CONNECT_TIMEOUT_MS;
     s->asked = s->pos;
     s->call = hc_send(v->hc, &req, fan_page_done, s);
     if (!s->call) {
@@ -675,8 +675,8 @@ static void fan_message_ask(struct fan_view *v, const struct disc_instance *in)
     memset(&req, 0, sizeof(req));
     req.method = "GET";
     req.url = url;
-    req.timeout_ms = v->opt.timeout_ms > 0 ? v->opt.timeout_ms : FAN_CALL_TIMEOUT_MS;
-    req.connect_timeout_ms = FAN_CONNECT_TIMEOUT_MS;
+    req.timeout_ms = v->opt.timeout_ms > 0 ? v->opt.timeout_ms : LIM_CALL_TIMEOUT_MS;
+    req.connect_timeout_ms = LIM_CONNECT_TIMEOUT_MS;
     rd->msg_call = hc_send(v->hc, &req, fan_message_done, v);
     if (!rd->msg_call) {
         up_record(v->ups, rd->msg_up, true, 0);

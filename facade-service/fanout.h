@@ -25,9 +25,6 @@ struct up_table;
 struct disc_instance;
 struct fan_view;
 
-#define FAN_CALL_TIMEOUT_MS    2000 /* each sync call (one page, or the messages call) */
-#define FAN_CONNECT_TIMEOUT_MS 500  /* an instance that does not accept is left quickly */
-
 /* The passing instances of service (e.g. "logging-service"): fills at most
  * max of out, returns how many. The production one reads the discovery
  * cache; tests give a fixed list. */
@@ -37,7 +34,7 @@ typedef size_t (*fan_list_fn)(void *arg, const char *service, struct disc_instan
 struct fan_options {
     int replicas;      /* copies of each message the replicator makes (status rule) */
     size_t page_limit; /* limit= of each sync call; 0: LIM_PAGE_MAX */
-    long timeout_ms;   /* each sync call; <= 0: FAN_CALL_TIMEOUT_MS */
+    long timeout_ms;   /* each sync call; <= 0: LIM_CALL_TIMEOUT_MS */
 };
 
 /* What one sync round found; borrowed by the callback for its duration. */

@@ -17,6 +17,11 @@
 #define LIM_CALL_TIMEOUT_MS       2000 /* one call to the registry or to a peer service */
 #define LIM_CONNECT_TIMEOUT_MS    500 /* TCP connect to a peer replica: a gone host is left quickly */
 #define LIM_DEREGISTER_TIMEOUT_MS 1000 /* the DELETE of a shutdown, well inside its drain */
+/* The client's connect bound when a call names none: loopback and LAN
+ * connects take well under a millisecond, so this only matters for a host
+ * that drops SYNs; 2 s still allows one SYN retransmission (initial RTO 1 s).
+ * A call's own timeout wins when it is shorter. */
+#define LIM_CONNECT_DEFAULT_MS 2000
 
 /* Logging */
 #define LIM_LOG_LINE_MAX 4096 /* one log line with its newline (PIPE_BUF) */

@@ -29,6 +29,8 @@
  * never called: the state lives as long as the process. */
 #include "http/client.h"
 
+#include "core/limits.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,14 +40,9 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
-/* Upper bound for the TCP connect phase: loopback and LAN connects take well
- * under a millisecond, so this only matters for a host that drops SYNs; 2 s
- * still allows one SYN retransmission (initial RTO is 1 s). The request's
- * own timeout wins when it is shorter. */
-#define HC_CONNECT_TIMEOUT_MS 2000L
-#define HC_POOL_MAX           16   /* idle easy handles kept for reuse */
-#define HC_BODY_INITIAL       4096 /* first response buffer allocation */
-#define HC_SOCKS_INITIAL      64   /* first size of the fd -> event table */
+#define HC_POOL_MAX      16   /* idle easy handles kept for reuse */
+#define HC_BODY_INITIAL  4096 /* first response buffer allocation */
+#define HC_SOCKS_INITIAL 64   /* first size of the fd -> event table */
 
 struct hc_call {
     struct hc_client *client;
@@ -572,7 +569,7 @@ static int hc_setup_easy(struct hc_call *call, const struct hc_request *req)
     const char *method = req->method != NULL ? req->method : "GET";
     long timeout = req->timeout_ms > 0 ? req->timeout_ms : (long)HC_TIMEOUT_DEFAULT_MS;
     long connect_timeout =
-        req->connect_timeout_ms > 0 ? req->connect_timeout_ms : HC_CONNECT_TIMEOUT_MS;
+        req->connect_timeout_ms > 0 ? req->connect_timeout_ms : (long)LIM_CONNECT_DEFAULT_MS;
     int is_get = strcmp(method, "GET") == 0;
 
     if (connect_timeout > timeout)

@@ -49,7 +49,7 @@ struct hc_request {
     const char *content_type; /* default "application/json" when body set;
                                  no CR/LF */
     long timeout_ms;          /* whole transfer; <= 0: HC_TIMEOUT_DEFAULT_MS */
-    long connect_timeout_ms;  /* TCP connect; <= 0: min(timeout, 2 s) */
+    long connect_timeout_ms;  /* TCP connect; <= 0: min(timeout, LIM_CONNECT_DEFAULT_MS) */
 };
 
 /* Create a client on base (borrowed; must outlive the client).
