@@ -14,7 +14,9 @@
 /* Longest journal line replay accepts: one message of LG_MSG_MAX bytes all
  * escaped as \uXXXX (6 bytes each) plus the uuid, ts and punctuation. A longer
  * line cannot have been written by this service and counts as corrupt. */
-#define JN_LINE_MAX         (6 * LG_MSG_MAX + 256)
-#define JN_SYNC_INTERVAL_MS 1000 /* --fsync everysec: background fdatasync period */
+#define JN_LINE_MAX (6 * LG_MSG_MAX + 256)
+#define JN_SYNC_INTERVAL_MS                                                                        \
+    1000 /* --fsync everysec: background fdatasync period
+                                    (jn_open's default; tests pass a shorter one) */
 
 #endif

@@ -66,7 +66,8 @@ static int lg_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
     }
     /* One journal per instance port, so instances may share a data dir. */
     snprintf(file, sizeof(file), "logging-%d.jsonl", svc_port(svc));
-    app->journal = jn_open(app->memory_only ? NULL : app->data_dir, file, app->policy, err, errlen);
+    app->journal =
+        jn_open(app->memory_only ? NULL : app->data_dir, file, app->policy, 0, err, errlen);
     if (!app->journal)
         return -1;
     if (app->memory_only) {
