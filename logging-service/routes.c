@@ -2,7 +2,8 @@
  * POST body is read (jsonflat when it has the common shape, else jansson),
  * its items are checked and applied by ingest.c, and the answer is written
  * here: 503 when ingest could not keep them (journal write failed: nothing
- * kept). */
+ * kept). A plain GET /logging is streamed piece by piece as the client
+ * takes it; a page (?after=&limit=) is one buffered answer. */
 #include "routes.h"
 
 #include "codec/jsonflat.h"
@@ -15,6 +16,7 @@
 #include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
+#include "http/stream.h"
 #include "ingest.h"
 #include "journal.h"
 #include "lg_limits.h"
@@ -27,11 +29,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 /* Tokens of the largest batch the fast path reads: the array, and per item
  * an object with three keys and their values. Bigger bodies (more keys)
  * take jansson's path. */
 #define LG_TOKS_MAX (1 + (size_t)LG_BATCH_MAX * 7)
+
+struct lg_stream;
 
 struct lg_service {
     struct svc *svc;             /* borrowed */
@@ -40,6 +45,7 @@ struct lg_service {
     struct jf_tok *toks;         /* owned: LG_TOKS_MAX tokens for the fast path */
     struct ig_item *items;       /* owned: LG_BATCH_MAX items, scratch of one POST */
     bool items_busy;             /* items is lent out (see lg_items_new) */
+    struct lg_stream *streams;   /* open streamed GETs (utlist DL); they borrow lg */
     char epoch[UID_STR_LEN + 1]; /* this store's incarnation, new at every start */
 };
 
@@ -365,29 +371,162 @@ static void lg_get_page(struct lg_service *lg, struct hs_req *req)
     hs_reply_buffer(req, 200, "application/json", NULL);
 }
 
+/* A plain GET /logging being streamed: the list as it was when the GET
+ * began (positions [0, count) of the store; messages stored meanwhile are
+ * not in it, and the store only grows between loop turns, so those
+ * positions stay valid), written a few pieces at a time as the client
+ * takes them. */
+struct lg_stream {
+    struct lg_service *lg;         /* borrowed; NULL once lg_free ran */
+    struct hs_stream *st;          /* the stream (the server frees it after on_close) */
+    struct evbuffer *pieces;       /* owned: the pieces of one round, handed to st */
+    size_t pos;                    /* next position to write */
+    size_t count;                  /* ds_count when the GET began: the end of the answer */
+    bool began;                    /* the list's head was written */
+    bool done;                     /* ended (or failed): write nothing more */
+    struct lg_stream *prev, *next; /* in lg->streams */
+};
+
+/* Write the records from position ls->pos on into o while they fit in the
+ * current piece (at least one), then the list's tail after the last one.
+ * Returns 0, or -1 when out of memory (o->failed). */
+static int lg_stream_piece(struct lg_stream *ls, struct pm_out *o)
+{
+    struct ds_view v;
+    struct pm_record rec;
+    size_t wrote = 0, need;
+
+    if (!ls->began) {
+        if (pm_list_begin(o) != 0)
+            return -1;
+        ls->began = true;
+    }
+    while (ls->pos < ls->count) {
+        if (!ds_at(ls->lg->store, ls->pos, &v)) {
+            ls->count = ls->pos; /* cannot happen (the store only grows): end here */
+            break;
+        }
+        need = jw_message_len(v.uuid, v.msg, v.len) + 1;
+        if (wrote > 0 && (!o->chunk || o->cap - o->len < need))
+            break; /* the next one starts the next piece, in the next round */
+        rec.uuid = v.uuid;
+        rec.msg = v.msg;
+        rec.len = v.len;
+        rec.ts = v.ts;
+        if (pm_record_put(o, &rec, ls->pos > 0) == 0)
+            return -1;
+        wrote++;
+        ls->pos++;
+    }
+    if (ls->pos >= ls->count && pm_list_end(o) != 0)
+        return -1;
+    return pm_out_finish(o);
+}
+
+/* Write pieces to the stream until the client has LG_STREAM_LOW_WATER
+ * bytes or more to take (on_drain calls again once it took them), and end
+ * the stream after the list's tail. A piece that cannot be made (out of
+ * memory) ends the stream without the tail, so the client sees JSON cut
+ * short rather than a shorter list. */
+static void lg_stream_fill(struct lg_stream *ls)
+{
+    struct pm_out o;
+
+    if (ls->done)
+        return;
+    if (!ls->lg) {
+        /* the service is going away: its store with it */
+        ls->done = true;
+        hs_stream_end(ls->st);
+        return;
+    }
+    while (hs_stream_pending(ls->st) <= LG_STREAM_LOW_WATER) {
+        pm_out_init(&o, ls->pieces);
+        if (lg_stream_piece(ls, &o) != 0) {
+            evbuffer_drain(ls->pieces, evbuffer_get_length(ls->pieces));
+            log_error("GET /logging cut short at message %zu of %zu: out of memory", ls->pos,
+                      ls->count);
+            ls->done = true;
+            hs_stream_end(ls->st);
+            return;
+        }
+        if (hs_stream_write_buffer(ls->st, ls->pieces) != 0) {
+            /* the stream is ending (client gone, cap passed): on_close follows */
+            evbuffer_drain(ls->pieces, evbuffer_get_length(ls->pieces));
+            ls->done = true;
+            return;
+        }
+        if (ls->pos >= ls->count) {
+            ls->done = true;
+            hs_stream_end(ls->st);
+            return;
+        }
+    }
+}
+
+/* hs_stream drain callback: the client took the previous pieces. */
+static void lg_stream_on_drain(struct hs_stream *st, void *arg)
+{
+    (void)st;
+    lg_stream_fill(arg);
+}
+
+/* hs_stream close callback: forget ls (st is freed by the server after). */
+static void lg_stream_on_close(struct hs_stream *st, enum hs_stream_end_reason why, void *arg)
+{
+    struct lg_stream *ls = arg;
+
+    (void)st;
+    if (why != HS_STREAM_ENDED && why != HS_STREAM_SHUTDOWN)
+        log_debug("GET /logging ended at message %zu of %zu: %s", ls->pos, ls->count,
+                  why == HS_STREAM_GONE ? "client gone" : "client too slow");
+    if (ls->lg)
+        DL_DELETE(ls->lg->streams, ls);
+    hs_buffer_free(ls->pieces);
+    free(ls);
+}
+
 /* GET /logging: {"success": true, "messages": [{uuid, msg, ts}...]} in the
  * order first stored; with after= or limit=, one page (lg_get_page). The
- * whole list is written in off-heap pieces (proto/messages.h) straight
- * into the reply, so its memory goes back to the system once it is sent. */
+ * whole list is streamed (chunked) in off-heap pieces (proto/messages.h),
+ * made only as the client takes the previous ones, so a client holds at
+ * most about LG_STREAM_LOW_WATER plus a round of pieces, and one that does
+ * not read never more than the stream's cap (LIM_STREAM_OUT_MAX). */
 static void lg_get(struct hs_req *req, void *arg)
 {
     struct lg_service *lg = arg;
-    size_t count = ds_count(lg->store);
-    struct evbuffer *out = NULL;
-    struct pm_out o;
+    struct lg_stream *ls = NULL;
+    struct hs_stream_opts opts = {0};
 
     if (hs_req_query(req, "after") || hs_req_query(req, "limit")) {
         lg_get_page(lg, req);
         return;
     }
-    out = hs_req_output(req);
-    pm_out_init(&o, out);
-    if (pm_list_begin(&o) != 0 || lg_put_range(lg, &o, 0, count, 0, true) != count ||
-        pm_list_end(&o) != 0 || pm_out_finish(&o) != 0) {
-        hs_reply_oom(req); /* drains what was written */
+    ls = calloc(1, sizeof(*ls));
+    if (ls)
+        ls->pieces = evbuffer_new();
+    if (!ls || !ls->pieces) {
+        if (ls)
+            free(ls);
+        hs_reply_oom(req);
         return;
     }
-    hs_reply_buffer(req, 200, "application/json", NULL);
+    ls->lg = lg;
+    ls->count = ds_count(lg->store);
+    opts.content_type = "application/json";
+    opts.low_water = LG_STREAM_LOW_WATER;
+    opts.on_drain = lg_stream_on_drain;
+    opts.on_close = lg_stream_on_close;
+    opts.arg = ls;
+    ls->st = hs_stream_start(req, 200, &opts);
+    if (!ls->st) {
+        /* req was answered (500) and freed */
+        hs_buffer_free(ls->pieces);
+        free(ls);
+        return;
+    }
+    DL_APPEND(lg->streams, ls);
+    lg_stream_fill(ls);
 }
 
 /* The service's series for GET /metrics. */
@@ -445,7 +584,14 @@ struct lg_service *lg_new(struct svc *svc, struct ig_ingest *ig)
 
 void lg_free(struct lg_service *lg)
 {
+    struct lg_stream *ls, *tmp;
+
     if (lg) {
+        /* Streams still open end without their store (see lg_stream_fill). */
+        DL_FOREACH_SAFE (lg->streams, ls, tmp) {
+            DL_DELETE(lg->streams, ls);
+            ls->lg = NULL;
+        }
         free(lg->toks);
         free(lg->items);
     }

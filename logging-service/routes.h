@@ -2,7 +2,8 @@
  *   POST /logging  one {"uuid", "msg", "ts"?} object, or an array of them
  *   GET  /logging  every message in the order first stored; with
  *                  ?after=N&limit=L one page of it, with the store's epoch
- * and the service's /metrics series. The HTTP side only: the rules, the store and the journal
+ * (the whole list streamed as the client reads it), and the service's
+ * /metrics series. The HTTP side only: the rules, the store and the journal
  * are ingest.h's. */
 #ifndef LG_ROUTES_H
 #define LG_ROUTES_H
