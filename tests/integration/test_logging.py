@@ -616,6 +616,31 @@ class StreamedListTest(LoggingTestCase):
         self.assertEqual(len(self.messages(svc)), self.COUNT + 1)
 
 
+    def test_sigterm_ends_an_open_stream(self):
+        """SIGTERM while a client is stalled in the middle of a GET /logging:
+        the service ends that stream at once (its client gets an answer cut
+        short, not a complete list) and exits 0 well within the drain."""
+        svc = self.start_logging("--fsync", "no")
+        self.load(svc)
+        stalled = http.client.HTTPConnection(svc.host, svc.port, timeout=T(30))
+        self.addCleanup(stalled.close)
+        stalled.request("GET", "/logging")
+        resp = stalled.getresponse()
+        self.assertEqual(resp.status, 200)
+        head = resp.read(64)
+        started = time.monotonic()
+        code = svc.stop(signal.SIGTERM)
+        self.assertEqual(code, 0, svc.describe())
+        self.assertLess(time.monotonic() - started, T(4))
+        try:
+            rest = resp.read()
+        except http.client.IncompleteRead as cut:
+            rest = cut.partial
+        got = head + rest
+        self.assertLess(len(got), self.COUNT * self.MSG_BYTES)
+        self.assertFalse(got.endswith(b"]}"), got[-64:])
+
+
 class HttpTest(LoggingTestCase):
     """What the shared server does: 404, 405, 413, /health, /metrics."""
 
