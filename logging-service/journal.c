@@ -41,6 +41,7 @@ struct jn_journal {
     int fd;     /* -1: memory only */
     char *path; /* owned; "" when memory only */
     enum jn_fsync policy;
+    int64_t sync_ms;       /* background fdatasync period (everysec) */
     off_t size;            /* end of the last good line: where appends go */
     bool torn;             /* a failed append left bytes we could not cut off */
     atomic_bool dirty;     /* appended since the last fdatasync */
@@ -134,7 +135,7 @@ int jn_prepare_dir(const char *dir, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------------- */
 
-/* The background syncer: once a second, fdatasync if anything was written
+/* The background syncer: every sync_ms (a second), fdatasync if anything was written
  * (or if the last attempt failed, to notice the recovery). */
 static void *jn_syncer_main(void *arg)
 {
@@ -144,8 +145,8 @@ static void *jn_syncer_main(void *arg)
     pthread_mutex_lock(&j->mu);
     while (!j->stop) {
         clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += JN_SYNC_INTERVAL_MS / 1000;
-        deadline.tv_nsec += (long)(JN_SYNC_INTERVAL_MS % 1000) * 1000000L;
+        deadline.tv_sec += (time_t)(j->sync_ms / 1000);
+        deadline.tv_nsec += (long)(j->sync_ms % 1000) * 1000000L;
         if (deadline.tv_nsec >= 1000000000L) {
             deadline.tv_sec++;
             deadline.tv_nsec -= 1000000000L;
@@ -208,8 +209,8 @@ static int jn_syncer_start(struct jn_journal *j, char *err, size_t errlen)
     return 0;
 }
 
-struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync policy, char *err,
-                           size_t errlen)
+struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync policy, int64_t sync_ms,
+                           char *err, size_t errlen)
 {
     struct jn_journal *j = calloc(1, sizeof(*j));
     struct stat st;
@@ -222,6 +223,7 @@ struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync poli
     }
     j->fd = -1;
     j->policy = policy;
+    j->sync_ms = sync_ms > 0 ? sync_ms : JN_SYNC_INTERVAL_MS;
     atomic_init(&j->dirty, false);
     atomic_init(&j->sync_errno, 0);
     atomic_init(&j->writes, 0);

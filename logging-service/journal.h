@@ -17,7 +17,8 @@ struct jn_journal;
 /* When appended lines are forced to stable storage. */
 enum jn_fsync {
     JN_FSYNC_ALWAYS = 0, /* fdatasync in jn_append, before it returns */
-    JN_FSYNC_EVERYSEC,   /* fdatasync by a background thread once a second,
+    JN_FSYNC_EVERYSEC,   /* fdatasync by a background thread once a second
+                            (jn_open's sync_ms),
                             when something was written (a power loss loses
                             at most about a second; a killed process nothing) */
     JN_FSYNC_NO,         /* never: the OS writes back when it likes */
@@ -55,12 +56,14 @@ const char *jn_fsync_name(enum jn_fsync policy);
 int jn_prepare_dir(const char *dir, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Open (creating it) the journal dir/file (both borrowed) with policy, and
- * lock it so a second process cannot append to it. dir NULL or "" gives a
+ * lock it so a second process cannot append to it. sync_ms is the period of
+ * the background fdatasync of JN_FSYNC_EVERYSEC (0: JN_SYNC_INTERVAL_MS,
+ * what the service uses; tests pass a short one). dir NULL or "" gives a
  * memory-only journal: appends succeed and write nothing, replay finds
  * nothing. The directory must exist (jn_prepare_dir). Returns a journal the
  * caller closes with jn_close, or NULL with err filled. */
-struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync policy, char *err,
-                           size_t errlen) __attribute__((warn_unused_result));
+struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync policy, int64_t sync_ms,
+                           char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Read the whole journal and call fn(rec, arg) for each good line. Bad lines
  * are skipped with a WARN naming the line; when the file ends with bad lines

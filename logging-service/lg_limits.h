@@ -10,11 +10,18 @@
 #define LG_MSG_MAX      LIM_MSG_MAX       /* bytes (UTF-8) of one "msg"; longer: 400 */
 #define LG_BATCH_MAX    LIM_BATCH_MAX     /* items of one POST /logging array; more: 413 */
 #define LG_TS_MAX       253402300799999LL /* "ts" in ms, at most 9999-12-31T23:59:59.999Z */
+/* A streamed GET /logging makes its next pieces once the client has no
+ * more than this many bytes left to take (hs_stream low_water): it holds
+ * about this plus one round of pieces, whatever the size of the list. */
+#define LG_STREAM_LOW_WATER (2 * LIM_CHUNK_BYTES)
+#define LG_ERROR_MAX        192 /* bytes of one item's error text; longer: cut */
 
 /* Longest journal line replay accepts: one message of LG_MSG_MAX bytes all
  * escaped as \uXXXX (6 bytes each) plus the uuid, ts and punctuation. A longer
  * line cannot have been written by this service and counts as corrupt. */
-#define JN_LINE_MAX         (6 * LG_MSG_MAX + 256)
-#define JN_SYNC_INTERVAL_MS 1000 /* --fsync everysec: background fdatasync period */
+#define JN_LINE_MAX (6 * LG_MSG_MAX + 256)
+/* --fsync everysec: the background fdatasync period (jn_open's default;
+ * tests pass a shorter one). */
+#define JN_SYNC_INTERVAL_MS 1000
 
 #endif

@@ -1,12 +1,13 @@
 /* main.c: the logging-service executable: its options, the data directory,
  * the journal of this instance's port replayed into the message store, and
- * the /logging routes; the shared peer_main does the rest (options every
+ * the /logging routes over it (ingest.c holds the rules); the shared peer_main does the rest (options every
  * service has, listening, self-registration, the loop, shutdown). */
 #include "core/config.h"
 #include "core/errbuf.h"
 #include "core/log.h"
 #include "dedup/store.h"
 #include "http/service.h"
+#include "ingest.h"
 #include "journal.h"
 #include "lg_limits.h"
 #include "regclient/peer.h"
@@ -27,6 +28,7 @@ struct lg_app {
     int memory_only;
     struct ds_store *store;     /* owned */
     struct jn_journal *journal; /* owned */
+    struct ig_ingest *ig;       /* owned */
     struct lg_service *lg;      /* owned */
 };
 
@@ -49,8 +51,8 @@ static int lg_check(void *arg, char *err, size_t errlen)
     return 0;
 }
 
-/* peer_app start: the journal of this port replayed into the store, then
- * the routes. The loop has not run yet: requests wait in the backlog, and
+/* peer_app start: the journal of this port replayed into the store (by
+ * ingest), then the routes. The loop has not run yet: requests wait in the backlog, and
  * the registration goes out, only once the replay is done. */
 static int lg_start(struct svc *svc, struct peer *peer, void *arg, char *err, size_t errlen)
 {
@@ -66,19 +68,25 @@ static int lg_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
     }
     /* One journal per instance port, so instances may share a data dir. */
     snprintf(file, sizeof(file), "logging-%d.jsonl", svc_port(svc));
-    app->journal = jn_open(app->memory_only ? NULL : app->data_dir, file, app->policy, err, errlen);
+    app->journal =
+        jn_open(app->memory_only ? NULL : app->data_dir, file, app->policy, 0, err, errlen);
     if (!app->journal)
         return -1;
+    app->ig = ig_new(app->store, app->journal);
+    if (!app->ig) {
+        errbuf_set(err, errlen, "out of memory");
+        return -1;
+    }
     if (app->memory_only) {
         log_info("journal: memory only (nothing survives a restart)");
     } else {
-        replayed = lg_replay(app->store, app->journal, err, errlen);
+        replayed = ig_replay(app->ig, err, errlen);
         if (replayed < 0)
             return -1;
         log_info("replayed %ld messages from %s", replayed, jn_path(app->journal));
         log_info("journal: %s, fsync %s", jn_path(app->journal), jn_fsync_name(app->policy));
     }
-    app->lg = lg_new(svc, app->store, app->journal);
+    app->lg = lg_new(svc, app->ig);
     if (!app->lg) {
         errbuf_set(err, errlen, "cannot set up the routes");
         return -1;
@@ -92,6 +100,7 @@ static void lg_stop(void *arg)
     struct lg_app *app = arg;
 
     lg_free(app->lg);
+    ig_free(app->ig);
     jn_close(app->journal);
     ds_free(app->store);
 }

@@ -1,8 +1,9 @@
-/* routes.c: the /logging handlers (see routes.h). A POST is validated item
- * by item, applied to the message store, and the new messages' lines are
- * appended to the journal in one write before anything is answered; when
- * that write fails the new messages are taken back out of the store and the
- * client gets 503, so memory and disk always agree. */
+/* routes.c: the /logging handlers (see routes.h): the HTTP side only. A
+ * POST body is read (jsonflat when it has the common shape, else jansson),
+ * its items are checked and applied by ingest.c, and the answer is written
+ * here: 503 when ingest could not keep them (journal write failed: nothing
+ * kept). A plain GET /logging is streamed piece by piece as the client
+ * takes it; a page (?after=&limit=) is one buffered answer. */
 #include "routes.h"
 
 #include "codec/jsonflat.h"
@@ -15,6 +16,8 @@
 #include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
+#include "http/stream.h"
+#include "ingest.h"
 #include "journal.h"
 #include "lg_limits.h"
 #include "proto/messages.h"
@@ -26,248 +29,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <utlist.h>
 
-#define LG_ERROR_MAX 192 /* bytes of one item's error text */
 /* Tokens of the largest batch the fast path reads: the array, and per item
  * an object with three keys and their values. Bigger bodies (more keys)
  * take jansson's path. */
 #define LG_TOKS_MAX (1 + (size_t)LG_BATCH_MAX * 7)
 
+struct lg_stream;
+
 struct lg_service {
     struct svc *svc;             /* borrowed */
-    struct ds_store *store;      /* borrowed */
-    struct jn_journal *journal;  /* borrowed */
-    uint64_t duplicates;         /* posts answered "duplicate" */
-    uint64_t conflicts;          /* posts refused with 409 */
-    uint64_t write_failures;     /* posts refused with 503 */
+    struct ig_ingest *ig;        /* borrowed: the store, the journal, the rules */
+    struct ds_store *store;      /* borrowed from ig */
     struct jf_tok *toks;         /* owned: LG_TOKS_MAX tokens for the fast path */
-    struct lg_item *items;       /* owned: LG_BATCH_MAX items, scratch of one POST */
+    struct ig_item *items;       /* owned: LG_BATCH_MAX items, scratch of one POST */
     bool items_busy;             /* items is lent out (see lg_items_new) */
+    struct lg_stream *streams;   /* open streamed GETs (utlist DL); they borrow lg */
     char epoch[UID_STR_LEN + 1]; /* this store's incarnation, new at every start */
 };
 
-/* One posted message on its way through validation and the store. */
-struct lg_item {
-    char uuid[UID_STR_LEN + 1]; /* lower case; "" when the item had no usable uuid */
-    bool has_uuid;              /* the item carried a string uuid (echoed back) */
-    const char *msg;            /* borrowed from the request's JSON */
-    size_t len;
-    int64_t ts;
-    int status;               /* 0 until decided; then 201, 200, 409 or 400 */
-    char error[LG_ERROR_MAX]; /* for 400 and 409 */
-};
-
-/* The fields of one posted item as read by jansson or by jsonflat, so that
- * both paths share one set of rules and error texts. */
-enum lg_kind { LG_ABSENT, LG_STR, LG_INT, LG_WRONG };
-
-struct lg_fields {
-    bool is_object;
-    enum lg_kind uuid_kind, msg_kind, ts_kind; /* uuid and msg: LG_STR or not */
-    const char *uuid; /* borrowed; uuid_len bytes, maybe not NUL-terminated */
-    size_t uuid_len;
-    const char *msg; /* borrowed; msg_len bytes of valid UTF-8 */
-    size_t msg_len;
-    int64_t ts; /* when ts_kind is LG_INT */
-};
-
-/* The fields of obj (borrowed: the strings point into it). */
-static void lg_fields_json(const json_t *obj, struct lg_fields *f)
+/* ig_check_item of a jansson value (borrowed; it->msg points into it). */
+static int lg_parse_item(const json_t *obj, int64_t now, struct ig_item *it)
 {
-    const json_t *uuid = json_object_get(obj, "uuid");
-    const json_t *msg = json_object_get(obj, "msg");
-    const json_t *ts = json_object_get(obj, "ts");
+    struct ig_fields f;
 
-    memset(f, 0, sizeof(*f));
-    f->is_object = json_is_object(obj);
-    f->uuid_kind = !uuid ? LG_ABSENT : json_is_string(uuid) ? LG_STR : LG_WRONG;
-    f->msg_kind = !msg ? LG_ABSENT : json_is_string(msg) ? LG_STR : LG_WRONG;
-    f->ts_kind = !ts ? LG_ABSENT : json_is_integer(ts) ? LG_INT : LG_WRONG;
-    if (f->uuid_kind == LG_STR) {
-        f->uuid = json_string_value(uuid);
-        f->uuid_len = json_string_length(uuid);
-    }
-    if (f->msg_kind == LG_STR) {
-        f->msg = json_string_value(msg);
-        f->msg_len = json_string_length(msg);
-    }
-    if (f->ts_kind == LG_INT)
-        f->ts = (int64_t)json_integer_value(ts);
-}
-
-/* The fields of the object at toks[obj] (strings borrowed from the body). */
-static void lg_fields_flat(const struct jf_tok *toks, size_t obj, struct lg_fields *f)
-{
-    long uuid = jf_get(toks, obj, "uuid");
-    long msg = jf_get(toks, obj, "msg");
-    long ts = jf_get(toks, obj, "ts");
-
-    memset(f, 0, sizeof(*f));
-    f->is_object = toks[obj].type == JF_OBJECT;
-    f->uuid_kind = uuid < 0 ? LG_ABSENT : toks[uuid].type == JF_STRING ? LG_STR : LG_WRONG;
-    f->msg_kind = msg < 0 ? LG_ABSENT : toks[msg].type == JF_STRING ? LG_STR : LG_WRONG;
-    f->ts_kind = ts < 0 ? LG_ABSENT : toks[ts].type == JF_INT ? LG_INT : LG_WRONG;
-    if (f->uuid_kind == LG_STR) {
-        f->uuid = toks[uuid].str;
-        f->uuid_len = toks[uuid].len;
-    }
-    if (f->msg_kind == LG_STR) {
-        f->msg = toks[msg].str;
-        f->msg_len = toks[msg].len;
-    }
-    if (f->ts_kind == LG_INT)
-        f->ts = toks[ts].num;
-}
-
-/* Validate one posted item into *it (strings borrowed from f). Returns 0,
- * or -1 with it->status 400 and it->error saying what is wrong. */
-static int lg_check_item(const struct lg_fields *f, int64_t now, struct lg_item *it)
-{
-    char uuid[UID_STR_LEN + 1];
-
-    memset(it, 0, sizeof(*it));
-    it->status = 400;
-    if (!f->is_object) {
-        snprintf(it->error, sizeof(it->error),
-                 "a message must be a JSON object with "
-                 "\"uuid\" and \"msg\"");
-        return -1;
-    }
-    if (f->uuid_kind == LG_STR && f->uuid_len == UID_STR_LEN) {
-        memcpy(uuid, f->uuid, UID_STR_LEN);
-        uuid[UID_STR_LEN] = '\0';
-        if (uid_is_valid(uuid)) {
-            uid_normalize(uuid, it->uuid);
-            it->has_uuid = true;
-        }
-    }
-    if (f->uuid_kind == LG_ABSENT) {
-        snprintf(it->error, sizeof(it->error), "field 'uuid' is required");
-    } else if (f->uuid_kind != LG_STR) {
-        snprintf(it->error, sizeof(it->error), "field 'uuid' must be a string");
-    } else if (!it->has_uuid) {
-        snprintf(it->error, sizeof(it->error),
-                 "field 'uuid' must be a canonical UUID "
-                 "(8-4-4-4-12 hex digits), got '%.*s'",
-                 (int)(f->uuid_len < 64 ? f->uuid_len : 64), f->uuid);
-    } else if (f->msg_kind == LG_ABSENT) {
-        snprintf(it->error, sizeof(it->error), "field 'msg' is required");
-    } else if (f->msg_kind != LG_STR) {
-        snprintf(it->error, sizeof(it->error), "field 'msg' must be a string");
-    } else if (f->msg_len == 0) {
-        snprintf(it->error, sizeof(it->error), "field 'msg' must not be empty");
-    } else if (f->msg_len > LG_MSG_MAX) {
-        snprintf(it->error, sizeof(it->error),
-                 "field 'msg' is %zu bytes, over the limit "
-                 "of %d",
-                 f->msg_len, LG_MSG_MAX);
-    } else if (f->ts_kind == LG_WRONG) {
-        snprintf(it->error, sizeof(it->error),
-                 "field 'ts' must be an integer "
-                 "(milliseconds since the epoch)");
-    } else if (f->ts_kind == LG_INT && (f->ts < 0 || f->ts > LG_TS_MAX)) {
-        snprintf(it->error, sizeof(it->error),
-                 "field 'ts' must be between 0 and %lld, "
-                 "got %" PRId64,
-                 LG_TS_MAX, f->ts);
-    } else {
-        it->msg = f->msg;
-        it->len = f->msg_len;
-        it->ts = f->ts_kind == LG_INT ? f->ts : now;
-        it->status = 0;
-        it->error[0] = '\0';
-        return 0;
-    }
-    return -1;
-}
-
-/* lg_check_item of a jansson value. */
-static int lg_parse_item(const json_t *obj, int64_t now, struct lg_item *it)
-{
-    struct lg_fields f;
-
-    lg_fields_json(obj, &f);
-    return lg_check_item(&f, now, it);
-}
-
-/* Apply the valid items of items[0..n) to the store, then append the new
- * messages to the journal in one write. On success every valid item has its
- * status (201 stored, 200 duplicate, 409 conflict) and 0 is returned. On
- * failure (journal write, memory) the store is as it was before the call
- * and -1 is returned with err filled. */
-static int lg_ingest(struct lg_service *lg, struct lg_item *items, size_t n, char *err,
-                     size_t errlen)
-{
-    size_t before = ds_count(lg->store);
-    struct jn_record *recs = NULL;
-    struct ds_view v;
-    enum ds_outcome outcome;
-    uint64_t dups = 0, conflicts = 0;
-    size_t added, i;
-    int rc = -1;
-
-    for (i = 0; i < n; i++) {
-        struct lg_item *it = &items[i];
-
-        if (it->status != 0)
-            continue;
-        if (ds_put(lg->store, it->uuid, it->msg, it->len, it->ts, &outcome) != 0) {
-            errbuf_set(err, errlen, "out of memory");
-            goto cleanup;
-        }
-        if (outcome == DS_STORED) {
-            it->status = 201;
-        } else if (outcome == DS_DUPLICATE) {
-            it->status = 200;
-            dups++;
-        } else {
-            it->status = 409;
-            conflicts++;
-            snprintf(it->error, sizeof(it->error),
-                     "uuid %.36s is already stored with a "
-                     "different msg",
-                     it->uuid);
-        }
-    }
-    added = ds_count(lg->store) - before;
-    if (added > 0) {
-        recs = calloc(added, sizeof(*recs));
-        if (!recs) {
-            errbuf_set(err, errlen, "out of memory");
-            goto cleanup;
-        }
-        for (i = 0; i < added; i++) {
-            if (!ds_at(lg->store, before + i, &v))
-                break;
-            recs[i].uuid = v.uuid;
-            recs[i].msg = v.msg;
-            recs[i].len = v.len;
-            recs[i].ts = v.ts;
-        }
-        if (jn_append(lg->journal, recs, added, err, errlen) != 0)
-            goto cleanup;
-        for (i = 0; i < added; i++)
-            log_info("stored %s: %.*s", recs[i].uuid, (int)recs[i].len, recs[i].msg);
-    }
-    lg->duplicates += dups;
-    lg->conflicts += conflicts;
-    rc = 0;
-cleanup:
-    if (rc != 0) {
-        ds_truncate(lg->store, before);
-        lg->write_failures++;
-    }
-    free(recs);
-    return rc;
+    ig_fields_json(obj, &f);
+    return ig_check_item(&f, now, it);
 }
 
 /* Store one valid item and answer: 201, 200 (duplicate), 409 or 503. */
-static void lg_answer_one(struct lg_service *lg, struct hs_req *req, struct lg_item *it)
+static void lg_answer_one(struct lg_service *lg, struct hs_req *req, struct ig_item *it)
 {
     char err[256];
 
-    if (lg_ingest(lg, it, 1, err, sizeof(err)) != 0) {
+    if (ig_apply(lg->ig, it, 1, err, sizeof(err)) != 0) {
         log_error("message %s not stored: %s", it->uuid, err);
         hs_reply_error(req, 503, "message not stored: %s", err);
         return;
@@ -286,7 +82,7 @@ static void lg_answer_one(struct lg_service *lg, struct hs_req *req, struct lg_i
 /* POST /logging with one object: 201, 200 (duplicate), 409, 400 or 503. */
 static void lg_post_one(struct lg_service *lg, struct hs_req *req, const json_t *obj)
 {
-    struct lg_item it;
+    struct ig_item it;
 
     if (lg_parse_item(obj, clk_wall_ms(), &it) != 0) {
         hs_reply_error(req, 400, "%s", it.error);
@@ -302,7 +98,7 @@ static int lg_dump_evbuffer(const char *data, size_t n, void *arg)
 }
 
 /* The result object of one batch item, or NULL when out of memory. */
-static json_t *lg_result(const struct lg_item *it, const json_t *obj)
+static json_t *lg_result(const struct ig_item *it, const json_t *obj)
 {
     const json_t *given = json_object_get(obj, "uuid"); /* NULL for non-objects */
     json_t *res = NULL;
@@ -330,7 +126,7 @@ static json_t *lg_result(const struct lg_item *it, const json_t *obj)
  * journal write fails (then nothing of the batch is stored). arr is the
  * posted array when jansson read it (its items' given uuids are echoed in
  * the rare results), or NULL. */
-static void lg_answer_batch(struct lg_service *lg, struct hs_req *req, struct lg_item *items,
+static void lg_answer_batch(struct lg_service *lg, struct hs_req *req, struct ig_item *items,
                             size_t n, const json_t *arr)
 {
     struct evbuffer *out = NULL;
@@ -338,7 +134,7 @@ static void lg_answer_batch(struct lg_service *lg, struct hs_req *req, struct lg
     size_t i;
     int bad;
 
-    if (lg_ingest(lg, items, n, err, sizeof(err)) != 0) {
+    if (ig_apply(lg->ig, items, n, err, sizeof(err)) != 0) {
         log_error("batch of %zu messages not stored: %s", n, err);
         hs_reply_error(req, 503, "batch not stored: %s", err);
         return;
@@ -348,7 +144,7 @@ static void lg_answer_batch(struct lg_service *lg, struct hs_req *req, struct lg
     out = hs_req_output(req);
     bad = evbuffer_add(out, LG_BATCH_HEAD, sizeof(LG_BATCH_HEAD) - 1) != 0;
     for (i = 0; i < n && !bad; i++) {
-        const struct lg_item *it = &items[i];
+        const struct ig_item *it = &items[i];
         json_t *res;
 
         if (it->has_uuid && !it->error[0]) {
@@ -367,8 +163,7 @@ static void lg_answer_batch(struct lg_service *lg, struct hs_req *req, struct lg
         bad = evbuffer_add(out, "]}", 2) != 0;
     if (bad) {
         /* The messages are stored; only the answer could not be built. */
-        evbuffer_drain(out, evbuffer_get_length(out));
-        hs_reply_error(req, 503, "out of memory");
+        hs_reply_oom(req); /* drains what was written */
         return;
     }
     hs_reply_buffer(req, 200, "application/json", NULL);
@@ -377,16 +172,16 @@ static void lg_answer_batch(struct lg_service *lg, struct hs_req *req, struct lg
 /* Room for n items (n <= LG_BATCH_MAX): the service's scratch array when
  * it is free (requests are handled one at a time, so it always is), else
  * a fresh one. Give it back with lg_items_free. */
-static struct lg_item *lg_items_new(struct lg_service *lg, size_t n)
+static struct ig_item *lg_items_new(struct lg_service *lg, size_t n)
 {
     if (!lg->items_busy && lg->items) {
         lg->items_busy = true;
         return lg->items;
     }
-    return calloc(n, sizeof(struct lg_item));
+    return calloc(n, sizeof(struct ig_item));
 }
 
-static void lg_items_free(struct lg_service *lg, struct lg_item *items)
+static void lg_items_free(struct lg_service *lg, struct ig_item *items)
 {
     if (items == lg->items)
         lg->items_busy = false;
@@ -413,7 +208,7 @@ static bool lg_batch_size_ok(struct hs_req *req, size_t n)
 static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_t *arr)
 {
     size_t n = json_array_size(arr);
-    struct lg_item *items = NULL;
+    struct ig_item *items = NULL;
     int64_t now = clk_wall_ms();
     size_t i;
 
@@ -421,7 +216,7 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
         return;
     items = lg_items_new(lg, n);
     if (!items) {
-        hs_reply_error(req, 503, "out of memory");
+        hs_reply_oom(req);
         return;
     }
     for (i = 0; i < n; i++)
@@ -438,8 +233,8 @@ static void lg_post_batch(struct lg_service *lg, struct hs_req *req, const json_
 static bool lg_post_flat(struct lg_service *lg, struct hs_req *req)
 {
     const struct jf_tok *toks = lg->toks;
-    struct lg_item one, *items = NULL;
-    struct lg_fields f;
+    struct ig_item one, *items = NULL;
+    struct ig_fields f;
     int64_t now = clk_wall_ms();
     size_t len = 0, n, i, k;
     const char *body = hs_req_body(req, &len);
@@ -447,8 +242,8 @@ static bool lg_post_flat(struct lg_service *lg, struct hs_req *req)
     if (!body || jf_parse(body, len, lg->toks, LG_TOKS_MAX, NULL) != JF_OK)
         return false;
     if (toks[0].type == JF_OBJECT) {
-        lg_fields_flat(toks, 0, &f);
-        if (lg_check_item(&f, now, &one) != 0)
+        ig_fields_flat(toks, 0, &f);
+        if (ig_check_item(&f, now, &one) != 0)
             return false;
         lg_answer_one(lg, req, &one);
         return true;
@@ -460,8 +255,8 @@ static bool lg_post_flat(struct lg_service *lg, struct hs_req *req)
     if (!items)
         return false;
     for (i = 0, k = 1; i < n; i++, k = toks[k].end) {
-        lg_fields_flat(toks, k, &f);
-        if (lg_check_item(&f, now, &items[i]) != 0) {
+        ig_fields_flat(toks, k, &f);
+        if (ig_check_item(&f, now, &items[i]) != 0) {
             lg_items_free(lg, items);
             return false;
         }
@@ -570,37 +365,168 @@ static void lg_get_page(struct lg_service *lg, struct hs_req *req)
         end = lg_put_range(lg, &o, from, to, LIM_PAGE_BYTES, true);
     if (o.failed || pm_page_end(&o, after < count ? end : after, end < count) != 0 ||
         pm_out_finish(&o) != 0) {
-        evbuffer_drain(out, evbuffer_get_length(out));
-        hs_reply_error(req, 503, "out of memory");
+        hs_reply_oom(req); /* drains what was written */
         return;
     }
     hs_reply_buffer(req, 200, "application/json", NULL);
 }
 
+/* A plain GET /logging being streamed: the list as it was when the GET
+ * began (positions [0, count) of the store; messages stored meanwhile are
+ * not in it, and the store only grows between loop turns, so those
+ * positions stay valid), written a few pieces at a time as the client
+ * takes them. */
+struct lg_stream {
+    struct lg_service *lg;         /* borrowed; NULL once lg_free ran */
+    struct hs_stream *st;          /* the stream (the server frees it after on_close) */
+    struct evbuffer *pieces;       /* owned: the pieces of one round, handed to st */
+    size_t pos;                    /* next position to write */
+    size_t count;                  /* ds_count when the GET began: the end of the answer */
+    bool began;                    /* the list's head was written */
+    bool done;                     /* ended (or failed): write nothing more */
+    struct lg_stream *prev, *next; /* in lg->streams */
+};
+
+/* Write the records from position ls->pos on into o while they fit in the
+ * current piece (at least one), then the list's tail after the last one.
+ * Returns 0, or -1 when out of memory (o->failed). */
+static int lg_stream_piece(struct lg_stream *ls, struct pm_out *o)
+{
+    struct ds_view v;
+    struct pm_record rec;
+    size_t wrote = 0, need;
+
+    if (!ls->began) {
+        if (pm_list_begin(o) != 0)
+            return -1;
+        ls->began = true;
+    }
+    while (ls->pos < ls->count) {
+        if (!ds_at(ls->lg->store, ls->pos, &v)) {
+            ls->count = ls->pos; /* cannot happen (the store only grows): end here */
+            break;
+        }
+        need = jw_message_len(v.uuid, v.msg, v.len) + 1;
+        if (wrote > 0 && (!o->chunk || o->cap - o->len < need))
+            break; /* the next one starts the next piece, in the next round */
+        rec.uuid = v.uuid;
+        rec.msg = v.msg;
+        rec.len = v.len;
+        rec.ts = v.ts;
+        if (pm_record_put(o, &rec, ls->pos > 0) == 0)
+            return -1;
+        wrote++;
+        ls->pos++;
+    }
+    if (ls->pos >= ls->count && pm_list_end(o) != 0)
+        return -1;
+    return pm_out_finish(o);
+}
+
+/* Write pieces to the stream until the client has LG_STREAM_LOW_WATER
+ * bytes or more to take (on_drain calls again once it took them), and end
+ * the stream after the list's tail. A piece that cannot be made (out of
+ * memory) ends the stream without the tail, so the client sees JSON cut
+ * short rather than a shorter list. */
+static void lg_stream_fill(struct lg_stream *ls)
+{
+    struct pm_out o;
+
+    if (ls->done)
+        return;
+    if (!ls->lg) {
+        /* the service is going away: its store with it */
+        ls->done = true;
+        hs_stream_end(ls->st);
+        return;
+    }
+    while (hs_stream_pending(ls->st) <= LG_STREAM_LOW_WATER) {
+        pm_out_init(&o, ls->pieces);
+        if (lg_stream_piece(ls, &o) != 0) {
+            evbuffer_drain(ls->pieces, evbuffer_get_length(ls->pieces));
+            log_error("GET /logging cut short at message %zu of %zu: out of memory", ls->pos,
+                      ls->count);
+            ls->done = true;
+            hs_stream_end(ls->st);
+            return;
+        }
+        if (hs_stream_write_buffer(ls->st, ls->pieces) != 0) {
+            /* the stream is ending (client gone, cap passed): on_close follows */
+            evbuffer_drain(ls->pieces, evbuffer_get_length(ls->pieces));
+            ls->done = true;
+            return;
+        }
+        if (ls->pos >= ls->count) {
+            ls->done = true;
+            hs_stream_end(ls->st);
+            return;
+        }
+    }
+}
+
+/* hs_stream drain callback: the client took the previous pieces. */
+static void lg_stream_on_drain(struct hs_stream *st, void *arg)
+{
+    (void)st;
+    lg_stream_fill(arg);
+}
+
+/* hs_stream close callback: forget ls (st is freed by the server after). */
+static void lg_stream_on_close(struct hs_stream *st, enum hs_stream_end_reason why, void *arg)
+{
+    struct lg_stream *ls = arg;
+
+    (void)st;
+    if (why != HS_STREAM_ENDED && why != HS_STREAM_SHUTDOWN)
+        log_debug("GET /logging ended at message %zu of %zu: %s", ls->pos, ls->count,
+                  why == HS_STREAM_GONE ? "client gone" : "client too slow");
+    if (ls->lg)
+        DL_DELETE(ls->lg->streams, ls);
+    hs_buffer_free(ls->pieces);
+    free(ls);
+}
+
 /* GET /logging: {"success": true, "messages": [{uuid, msg, ts}...]} in the
  * order first stored; with after= or limit=, one page (lg_get_page). The
- * whole list is written in off-heap pieces (proto/messages.h) straight
- * into the reply, so its memory goes back to the system once it is sent. */
+ * whole list is streamed (chunked) in off-heap pieces (proto/messages.h),
+ * made only as the client takes the previous ones, so a client holds at
+ * most about LG_STREAM_LOW_WATER plus a round of pieces, and one that does
+ * not read never more than the stream's cap (LIM_STREAM_OUT_MAX). */
 static void lg_get(struct hs_req *req, void *arg)
 {
     struct lg_service *lg = arg;
-    size_t count = ds_count(lg->store);
-    struct evbuffer *out = NULL;
-    struct pm_out o;
+    struct lg_stream *ls = NULL;
+    struct hs_stream_opts opts = {0};
 
     if (hs_req_query(req, "after") || hs_req_query(req, "limit")) {
         lg_get_page(lg, req);
         return;
     }
-    out = hs_req_output(req);
-    pm_out_init(&o, out);
-    if (pm_list_begin(&o) != 0 || lg_put_range(lg, &o, 0, count, 0, true) != count ||
-        pm_list_end(&o) != 0 || pm_out_finish(&o) != 0) {
-        evbuffer_drain(out, evbuffer_get_length(out));
-        hs_reply_error(req, 503, "out of memory");
+    ls = calloc(1, sizeof(*ls));
+    if (ls)
+        ls->pieces = evbuffer_new();
+    if (!ls || !ls->pieces) {
+        if (ls)
+            free(ls);
+        hs_reply_oom(req);
         return;
     }
-    hs_reply_buffer(req, 200, "application/json", NULL);
+    ls->lg = lg;
+    ls->count = ds_count(lg->store);
+    opts.content_type = "application/json";
+    opts.low_water = LG_STREAM_LOW_WATER;
+    opts.on_drain = lg_stream_on_drain;
+    opts.on_close = lg_stream_on_close;
+    opts.arg = ls;
+    ls->st = hs_stream_start(req, 200, &opts);
+    if (!ls->st) {
+        /* req was answered (500) and freed */
+        hs_buffer_free(ls->pieces);
+        free(ls);
+        return;
+    }
+    DL_APPEND(lg->streams, ls);
+    lg_stream_fill(ls);
 }
 
 /* The service's series for GET /metrics. */
@@ -608,8 +534,10 @@ static void lg_collect(struct evbuffer *out, void *arg)
 {
     struct lg_service *lg = arg;
     struct jn_stats st;
+    struct ig_stats ig;
 
-    jn_get_stats(lg->journal, &st);
+    jn_get_stats(ig_journal(lg->ig), &st);
+    ig_get_stats(lg->ig, &ig);
     evbuffer_add_printf(
         out,
         "# HELP logging_messages_stored Messages stored (replayed or posted).\n"
@@ -630,19 +558,18 @@ static void lg_collect(struct evbuffer *out, void *arg)
         "# HELP logging_journal_syncs_total fdatasync calls on the journal.\n"
         "# TYPE logging_journal_syncs_total counter\n"
         "logging_journal_syncs_total %" PRIu64 "\n",
-        ds_count(lg->store), lg->duplicates, lg->conflicts, lg->write_failures, st.writes,
-        st.syncs);
+        ds_count(lg->store), ig.duplicates, ig.conflicts, ig.write_failures, st.writes, st.syncs);
 }
 
-struct lg_service *lg_new(struct svc *svc, struct ds_store *store, struct jn_journal *journal)
+struct lg_service *lg_new(struct svc *svc, struct ig_ingest *ig)
 {
     struct lg_service *lg = calloc(1, sizeof(*lg));
 
     if (!lg)
         return NULL;
     lg->svc = svc;
-    lg->store = store;
-    lg->journal = journal;
+    lg->ig = ig;
+    lg->store = ig_store(ig);
     uid_generate(lg->epoch);
     lg->toks = malloc(LG_TOKS_MAX * sizeof(*lg->toks));
     lg->items = malloc(LG_BATCH_MAX * sizeof(*lg->items));
@@ -657,44 +584,16 @@ struct lg_service *lg_new(struct svc *svc, struct ds_store *store, struct jn_jou
 
 void lg_free(struct lg_service *lg)
 {
+    struct lg_stream *ls, *tmp;
+
     if (lg) {
+        /* Streams still open end without their store (see lg_stream_fill). */
+        DL_FOREACH_SAFE (lg->streams, ls, tmp) {
+            DL_DELETE(lg->streams, ls);
+            ls->lg = NULL;
+        }
         free(lg->toks);
         free(lg->items);
     }
     free(lg);
-}
-
-/* What lg_replay's callback needs. */
-struct lg_replay_ctx {
-    struct ds_store *store;
-    long duplicates;
-};
-
-/* jn_replay callback: store one journal record. */
-static int lg_replay_record(const struct jn_record *rec, void *arg)
-{
-    struct lg_replay_ctx *ctx = arg;
-    enum ds_outcome outcome;
-    char uuid[UID_STR_LEN + 1];
-
-    uid_normalize(rec->uuid, uuid);
-    if (ds_put(ctx->store, uuid, rec->msg, rec->len, rec->ts, &outcome) != 0)
-        return -1;
-    if (outcome == DS_DUPLICATE)
-        ctx->duplicates++;
-    else if (outcome == DS_CONFLICT)
-        log_warn("journal holds uuid %s again with another msg; keeping the first", uuid);
-    return 0;
-}
-
-long lg_replay(struct ds_store *store, struct jn_journal *journal, char *err, size_t errlen)
-{
-    struct lg_replay_ctx ctx = {store, 0};
-    size_t before = ds_count(store);
-
-    if (jn_replay(journal, lg_replay_record, &ctx, err, errlen) < 0)
-        return -1;
-    if (ctx.duplicates > 0)
-        log_debug("journal %s: %ld repeated lines ignored", jn_path(journal), ctx.duplicates);
-    return (long)(ds_count(store) - before);
 }

@@ -16,6 +16,7 @@ Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_logging.py
       (SVC_TEST_TIMEOUT_SCALE=3 for slow builds such as AddressSanitizer)
 """
 
+import http.client
 import json
 import os
 import re
@@ -472,6 +473,172 @@ class BatchTest(LoggingTestCase):
         self.assertEqual(got, 200, body)
         self.assertEqual([r["status"] for r in body["results"]], [400, 400, 400])
         self.assertEqual(self.messages(svc), [])
+
+
+def rss_kib(pid, field="VmRSS"):
+    """A memory figure of process pid from /proc/PID/status, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+def reset_peak_rss(pid):
+    """Reset VmHWM (the peak RSS) of pid to its RSS now; False when the
+    kernel does not let us (then the peak cannot be measured)."""
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class StreamedListTest(LoggingTestCase):
+    """A plain GET /logging is streamed: pieces are made as the client
+    takes the previous ones, so the service's memory does not grow with the
+    size of the answer, and the answer is the list as it was when the GET
+    began."""
+
+    COUNT = 20000        # messages
+    MSG_BYTES = 1024     # bytes of each msg
+    PER_POST = 800       # messages per batch POST (under the 1 MiB body)
+    MIB = 1024           # KiB
+
+    def load(self, svc):
+        """Store COUNT messages of MSG_BYTES; return the list as the pages
+        (GET /logging?after=&limit=) read it."""
+        for start in range(0, self.COUNT, self.PER_POST):
+            batch = [{"uuid": new_uuid(),
+                      "msg": ("%06d " % i).ljust(self.MSG_BYTES, "x")}
+                     for i in range(start, min(start + self.PER_POST, self.COUNT))]
+            got, _, body = self.post(svc, batch)
+            self.assertEqual(got, 200, body)
+            self.assertTrue(all(r["status"] == 201 for r in body["results"]))
+        paged, after = [], 0
+        while True:
+            got, _, page = svc.request("GET", "/logging?after=%d" % after)
+            self.assertEqual(got, 200, page)
+            paged += page["messages"]
+            after = page["next"]
+            if not page["more"]:
+                break
+        self.assertEqual(len(paged), self.COUNT)
+        return paged
+
+    @staticmethod
+    def encoded(messages):
+        """The bytes GET /logging answers for messages (jansson's compact
+        text: the same as Python's with these separators, ASCII text)."""
+        return ('{"success":true,"messages":[' +
+                ",".join(json.dumps(m, separators=(",", ":")) for m in messages) +
+                "]}").encode()
+
+    def test_large_list_is_streamed_whole_without_holding_it(self):
+        """20,000 messages of 1 KiB (a 21 MB answer): GET /logging answers
+        200 application/json, chunked, and its bytes are exactly the list
+        the pages give, written as jansson would; the service's peak RSS
+        during the GET stays far below the answer's size, and its RSS after
+        is near the level before."""
+        svc = self.start_logging("--fsync", "no")
+        paged = self.load(svc)
+        want = self.encoded(paged)
+        before = rss_kib(svc.pid)
+        peak_known = reset_peak_rss(svc.pid)
+
+        conn = http.client.HTTPConnection(svc.host, svc.port, timeout=T(30))
+        self.addCleanup(conn.close)
+        conn.request("GET", "/logging")
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        self.assertJsonContentType(resp.msg)
+        self.assertEqual(resp.getheader("Transfer-Encoding"), "chunked")
+        got = resp.read()
+        conn.close()
+        self.assertEqual(len(got), len(want))
+        self.assertTrue(got == want, "the streamed list differs from the pages")
+
+        after = rss_kib(svc.pid)
+        self.assertLess(after, before + 30 * self.MIB,
+                        "RSS %d KiB after the GET, %d KiB before" % (after, before))
+        if peak_known:
+            peak = rss_kib(svc.pid, "VmHWM")
+            self.assertLess(peak - before, len(want) // 1024 // 2,
+                            "peak RSS grew by %d KiB for a %d KiB answer"
+                            % (peak - before, len(want) // 1024))
+        # a small list is one piece, and still the same bytes
+        self.assertEqual(self.messages(svc)[:3], paged[:3])
+
+    def test_stream_is_the_list_when_the_get_began_and_a_stalled_client_is_capped(self):
+        """A client that reads nothing pins no more than the stream's output
+        cap (4 MiB, LIM_STREAM_OUT_MAX) plus a piece, while the service goes
+        on serving others; a message stored meanwhile is not in that answer
+        (it is the list as it was when the GET began) but is in the next
+        one. A client that leaves in the middle ends its stream."""
+        svc = self.start_logging("--fsync", "no")
+        paged = self.load(svc)
+        before = rss_kib(svc.pid)
+
+        stalled = http.client.HTTPConnection(svc.host, svc.port, timeout=T(30))
+        self.addCleanup(stalled.close)
+        stalled.request("GET", "/logging")
+        resp = stalled.getresponse()
+        self.assertEqual(resp.status, 200)
+        head = resp.read(64)
+        self.assertTrue(head.startswith(b'{"success":true,"messages":[{"uuid":'), head)
+        time.sleep(0.3)  # let the service write all it will for a stalled client
+        stalled_rss = rss_kib(svc.pid)
+        self.assertLess(stalled_rss - before, 4 * self.MIB + 1 * self.MIB,
+                        "RSS grew by %d KiB for a client that reads nothing"
+                        % (stalled_rss - before))
+
+        late = new_uuid()
+        self.store(svc, late, "stored while the list was being sent")
+        got = head + resp.read()
+        self.assertTrue(got == self.encoded(paged), "the streamed list differs from the pages")
+        self.assertNotIn(late.encode(), got)
+        stalled.close()
+        listed = self.messages(svc)
+        self.assertEqual(len(listed), self.COUNT + 1)
+        self.assertEqual(listed[-1]["uuid"], late)
+
+        # a client that leaves in the middle: the service notices and goes on
+        gone = http.client.HTTPConnection(svc.host, svc.port, timeout=T(30))
+        gone.request("GET", "/logging")
+        resp = gone.getresponse()
+        self.assertEqual(resp.status, 200)
+        resp.read(1000)
+        gone.sock.shutdown(2)
+        gone.close()
+        got, _, body = svc.request("GET", "/health")
+        self.assertEqual(got, 200, body)
+        self.assertEqual(len(self.messages(svc)), self.COUNT + 1)
+
+
+    def test_sigterm_ends_an_open_stream(self):
+        """SIGTERM while a client is stalled in the middle of a GET /logging:
+        the service ends that stream at once (its client gets an answer cut
+        short, not a complete list) and exits 0 well within the drain."""
+        svc = self.start_logging("--fsync", "no")
+        self.load(svc)
+        stalled = http.client.HTTPConnection(svc.host, svc.port, timeout=T(30))
+        self.addCleanup(stalled.close)
+        stalled.request("GET", "/logging")
+        resp = stalled.getresponse()
+        self.assertEqual(resp.status, 200)
+        head = resp.read(64)
+        started = time.monotonic()
+        code = svc.stop(signal.SIGTERM)
+        self.assertEqual(code, 0, svc.describe())
+        self.assertLess(time.monotonic() - started, T(4))
+        try:
+            rest = resp.read()
+        except http.client.IncompleteRead as cut:
+            rest = cut.partial
+        got = head + rest
+        self.assertLess(len(got), self.COUNT * self.MSG_BYTES)
+        self.assertFalse(got.endswith(b"]}"), got[-64:])
 
 
 class HttpTest(LoggingTestCase):

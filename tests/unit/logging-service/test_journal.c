@@ -35,6 +35,9 @@ static ssize_t counted_write(int fd, const void *buf, size_t n);
 #define PATH_LEN  512
 #define FILE_NAME "logging-5001.jsonl"
 #define SEEN_MAX  1024
+/* The everysec period the tests open journals with (jn_open's sync_ms), so
+ * that waiting for the background sync takes milliseconds, not a second. */
+#define SYNC_MS 10
 
 #define U1 "11111111-1111-4111-8111-111111111111"
 #define U2 "22222222-2222-4222-8222-222222222222"
@@ -132,7 +135,7 @@ static int teardown(void **state)
 static struct jn_journal *open_ok(struct fixture *fx, enum jn_fsync policy)
 {
     char err[ERRLEN] = "";
-    struct jn_journal *j = jn_open(fx->dir, FILE_NAME, policy, err, sizeof(err));
+    struct jn_journal *j = jn_open(fx->dir, FILE_NAME, policy, SYNC_MS, err, sizeof(err));
 
     if (!j)
         print_error("jn_open: %s\n", err);
@@ -512,7 +515,8 @@ static void test_memory_only(void **state)
 
     memset(&s, 0, sizeof(s));
     for (i = 0; i < 2; i++) {
-        struct jn_journal *j = jn_open(dirs[i], FILE_NAME, JN_FSYNC_ALWAYS, err, sizeof(err));
+        struct jn_journal *j =
+            jn_open(dirs[i], FILE_NAME, JN_FSYNC_ALWAYS, SYNC_MS, err, sizeof(err));
 
         assert_non_null(j);
         assert_true(jn_is_memory(j));
@@ -531,8 +535,8 @@ static void test_memory_only(void **state)
 }
 
 /* The three policies parse (any case) and each journal works; "always"
- * syncs inside the append, "everysec" from its thread within a few
- * seconds, "no" never on its own. */
+ * syncs inside the append, "everysec" from its thread within a period
+ * (here SYNC_MS, injected through jn_open), "no" never on its own. */
 static void test_fsync_modes(void **state)
 {
     struct fixture *fx = *state;
@@ -551,6 +555,11 @@ static void test_fsync_modes(void **state)
     assert_int_equal(jn_fsync_parse("sometimes", &policy), -1);
     assert_int_equal(jn_fsync_parse("", &policy), -1);
     assert_int_equal(jn_fsync_parse(NULL, &policy), -1);
+    /* sync_ms 0 is the service's period */
+    j = jn_open(fx->dir, FILE_NAME, JN_FSYNC_EVERYSEC, 0, NULL, 0);
+    assert_non_null(j);
+    assert_int_equal(j->sync_ms, JN_SYNC_INTERVAL_MS);
+    jn_close(j);
     for (i = 0; i < 3; i++) {
         assert_int_equal(jn_fsync_parse(names[i], &policy), 0);
         assert_int_equal(policy, (enum jn_fsync)i);
@@ -564,13 +573,17 @@ static void test_fsync_modes(void **state)
         if (policy == JN_FSYNC_ALWAYS) {
             assert_int_equal(st.syncs, 1);
         } else if (policy == JN_FSYNC_EVERYSEC) {
-            for (tries = 0; tries < 100 && st.syncs == 0; tries++) {
-                usleep(50 * 1000);
+            /* the thread syncs within one period (SYNC_MS) of the append */
+            assert_int_equal(j->sync_ms, SYNC_MS);
+            for (tries = 0; tries < 500 && st.syncs == 0; tries++) {
+                usleep(SYNC_MS * 1000 / 2);
                 jn_get_stats(j, &st);
             }
             assert_int_equal(st.syncs, 1);
         } else {
-            usleep(1200 * 1000);
+            /* no thread at all; and over many periods nothing syncs */
+            assert_false(j->syncer_started);
+            usleep(SYNC_MS * 1000 * 12);
             jn_get_stats(j, &st);
             assert_int_equal(st.syncs, 0);
         }
@@ -697,7 +710,7 @@ static void test_second_writer_refused(void **state)
     struct jn_journal *j = open_ok(fx, JN_FSYNC_NO);
     char err[ERRLEN] = "";
 
-    assert_null(jn_open(fx->dir, FILE_NAME, JN_FSYNC_NO, err, sizeof(err)));
+    assert_null(jn_open(fx->dir, FILE_NAME, JN_FSYNC_NO, SYNC_MS, err, sizeof(err)));
     assert_non_null(strstr(err, "in use"));
     jn_close(j);
     j = open_ok(fx, JN_FSYNC_NO);
@@ -712,7 +725,7 @@ static void test_open_missing_dir(void **state)
     char err[ERRLEN] = "";
 
     snprintf(dir, sizeof(dir), "%s/missing", fx->dir);
-    assert_null(jn_open(dir, FILE_NAME, JN_FSYNC_EVERYSEC, err, sizeof(err)));
+    assert_null(jn_open(dir, FILE_NAME, JN_FSYNC_EVERYSEC, SYNC_MS, err, sizeof(err)));
     assert_non_null(strstr(err, "missing/" FILE_NAME));
 }
 

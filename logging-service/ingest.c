@@ -1,0 +1,274 @@
+/* ingest.c: validation, store + journal, rollback and replay of the
+ * logging-service (see ingest.h). A batch is applied to the store first
+ * (that is where duplicates and conflicts are decided, also between items
+ * of the same batch), then the new messages' lines go to the journal in one
+ * write; when that write fails the new messages are cut back off the store
+ * (ds_truncate), so memory and disk always agree and nothing is kept. */
+#include "ingest.h"
+
+#include "codec/jsonflat.h"
+#include "core/errbuf.h"
+#include "core/log.h"
+#include "dedup/store.h"
+#include "journal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ig_ingest {
+    struct ds_store *store;     /* borrowed */
+    struct jn_journal *journal; /* borrowed */
+    struct ig_stats stats;
+};
+
+/* ---------------------------------------------------------------------- */
+
+void ig_fields_json(const json_t *obj, struct ig_fields *f)
+{
+    const json_t *uuid = json_object_get(obj, "uuid");
+    const json_t *msg = json_object_get(obj, "msg");
+    const json_t *ts = json_object_get(obj, "ts");
+
+    memset(f, 0, sizeof(*f));
+    f->is_object = json_is_object(obj);
+    f->uuid_kind = !uuid ? IG_ABSENT : json_is_string(uuid) ? IG_STR : IG_WRONG;
+    f->msg_kind = !msg ? IG_ABSENT : json_is_string(msg) ? IG_STR : IG_WRONG;
+    f->ts_kind = !ts ? IG_ABSENT : json_is_integer(ts) ? IG_INT : IG_WRONG;
+    if (f->uuid_kind == IG_STR) {
+        f->uuid = json_string_value(uuid);
+        f->uuid_len = json_string_length(uuid);
+    }
+    if (f->msg_kind == IG_STR) {
+        f->msg = json_string_value(msg);
+        f->msg_len = json_string_length(msg);
+    }
+    if (f->ts_kind == IG_INT)
+        f->ts = (int64_t)json_integer_value(ts);
+}
+
+void ig_fields_flat(const struct jf_tok *toks, size_t obj, struct ig_fields *f)
+{
+    long uuid = jf_get(toks, obj, "uuid");
+    long msg = jf_get(toks, obj, "msg");
+    long ts = jf_get(toks, obj, "ts");
+
+    memset(f, 0, sizeof(*f));
+    f->is_object = toks[obj].type == JF_OBJECT;
+    f->uuid_kind = uuid < 0 ? IG_ABSENT : toks[uuid].type == JF_STRING ? IG_STR : IG_WRONG;
+    f->msg_kind = msg < 0 ? IG_ABSENT : toks[msg].type == JF_STRING ? IG_STR : IG_WRONG;
+    f->ts_kind = ts < 0 ? IG_ABSENT : toks[ts].type == JF_INT ? IG_INT : IG_WRONG;
+    if (f->uuid_kind == IG_STR) {
+        f->uuid = toks[uuid].str;
+        f->uuid_len = toks[uuid].len;
+    }
+    if (f->msg_kind == IG_STR) {
+        f->msg = toks[msg].str;
+        f->msg_len = toks[msg].len;
+    }
+    if (f->ts_kind == IG_INT)
+        f->ts = toks[ts].num;
+}
+
+int ig_check_item(const struct ig_fields *f, int64_t now, struct ig_item *it)
+{
+    char uuid[UID_STR_LEN + 1];
+
+    memset(it, 0, sizeof(*it));
+    it->status = 400;
+    if (!f->is_object) {
+        snprintf(it->error, sizeof(it->error),
+                 "a message must be a JSON object with "
+                 "\"uuid\" and \"msg\"");
+        return -1;
+    }
+    if (f->uuid_kind == IG_STR && f->uuid_len == UID_STR_LEN) {
+        memcpy(uuid, f->uuid, UID_STR_LEN);
+        uuid[UID_STR_LEN] = '\0';
+        if (uid_is_valid(uuid)) {
+            uid_normalize(uuid, it->uuid);
+            it->has_uuid = true;
+        }
+    }
+    if (f->uuid_kind == IG_ABSENT) {
+        snprintf(it->error, sizeof(it->error), "field 'uuid' is required");
+    } else if (f->uuid_kind != IG_STR) {
+        snprintf(it->error, sizeof(it->error), "field 'uuid' must be a string");
+    } else if (!it->has_uuid) {
+        snprintf(it->error, sizeof(it->error),
+                 "field 'uuid' must be a canonical UUID "
+                 "(8-4-4-4-12 hex digits), got '%.*s'",
+                 (int)(f->uuid_len < 64 ? f->uuid_len : 64), f->uuid);
+    } else if (f->msg_kind == IG_ABSENT) {
+        snprintf(it->error, sizeof(it->error), "field 'msg' is required");
+    } else if (f->msg_kind != IG_STR) {
+        snprintf(it->error, sizeof(it->error), "field 'msg' must be a string");
+    } else if (f->msg_len == 0) {
+        snprintf(it->error, sizeof(it->error), "field 'msg' must not be empty");
+    } else if (f->msg_len > LG_MSG_MAX) {
+        snprintf(it->error, sizeof(it->error),
+                 "field 'msg' is %zu bytes, over the limit "
+                 "of %d",
+                 f->msg_len, LG_MSG_MAX);
+    } else if (f->ts_kind == IG_WRONG) {
+        snprintf(it->error, sizeof(it->error),
+                 "field 'ts' must be an integer "
+                 "(milliseconds since the epoch)");
+    } else if (f->ts_kind == IG_INT && (f->ts < 0 || f->ts > LG_TS_MAX)) {
+        snprintf(it->error, sizeof(it->error),
+                 "field 'ts' must be between 0 and %lld, "
+                 "got %" PRId64,
+                 LG_TS_MAX, f->ts);
+    } else {
+        it->msg = f->msg;
+        it->len = f->msg_len;
+        it->ts = f->ts_kind == IG_INT ? f->ts : now;
+        it->status = 0;
+        it->error[0] = '\0';
+        return 0;
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------------- */
+
+struct ig_ingest *ig_new(struct ds_store *store, struct jn_journal *journal)
+{
+    struct ig_ingest *ig = calloc(1, sizeof(*ig));
+
+    if (!ig)
+        return NULL;
+    ig->store = store;
+    ig->journal = journal;
+    return ig;
+}
+
+void ig_free(struct ig_ingest *ig) { free(ig); }
+
+/* Undo what ig_apply decided about items[0..n): the store back to before
+ * messages, the items' statuses back to 0. */
+static void ig_rollback(struct ig_ingest *ig, struct ig_item *items, size_t n, size_t before)
+{
+    size_t i;
+
+    ds_truncate(ig->store, before);
+    for (i = 0; i < n; i++) {
+        if (!items[i].decided)
+            continue;
+        items[i].decided = false;
+        items[i].status = 0;
+        items[i].error[0] = '\0';
+    }
+    ig->stats.write_failures++;
+}
+
+int ig_apply(struct ig_ingest *ig, struct ig_item *items, size_t n, char *err, size_t errlen)
+{
+    size_t before = ds_count(ig->store);
+    struct jn_record *recs = NULL;
+    struct ds_view v;
+    enum ds_outcome outcome;
+    uint64_t dups = 0, conflicts = 0;
+    size_t added, i;
+    int rc = -1;
+
+    for (i = 0; i < n; i++) {
+        struct ig_item *it = &items[i];
+
+        if (it->status != 0)
+            continue;
+        if (ds_put(ig->store, it->uuid, it->msg, it->len, it->ts, &outcome) != 0) {
+            errbuf_set(err, errlen, "out of memory");
+            goto cleanup;
+        }
+        it->decided = true;
+        if (outcome == DS_STORED) {
+            it->status = 201;
+        } else if (outcome == DS_DUPLICATE) {
+            it->status = 200;
+            dups++;
+        } else {
+            it->status = 409;
+            conflicts++;
+            snprintf(it->error, sizeof(it->error),
+                     "uuid %.36s is already stored with a "
+                     "different msg",
+                     it->uuid);
+        }
+    }
+    added = ds_count(ig->store) - before;
+    if (added > 0) {
+        recs = calloc(added, sizeof(*recs));
+        if (!recs) {
+            errbuf_set(err, errlen, "out of memory");
+            goto cleanup;
+        }
+        for (i = 0; i < added; i++) {
+            if (!ds_at(ig->store, before + i, &v))
+                break;
+            recs[i].uuid = v.uuid;
+            recs[i].msg = v.msg;
+            recs[i].len = v.len;
+            recs[i].ts = v.ts;
+        }
+        if (jn_append(ig->journal, recs, added, err, errlen) != 0)
+            goto cleanup;
+        for (i = 0; i < added; i++)
+            log_info("stored %s: %.*s", recs[i].uuid, (int)recs[i].len, recs[i].msg);
+    }
+    ig->stats.duplicates += dups;
+    ig->stats.conflicts += conflicts;
+    for (i = 0; i < n; i++)
+        items[i].decided = false;
+    rc = 0;
+cleanup:
+    if (rc != 0)
+        ig_rollback(ig, items, n, before);
+    free(recs);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+
+/* What ig_replay's callback needs. */
+struct ig_replay_ctx {
+    struct ds_store *store; /* borrowed */
+    long duplicates;        /* lines that repeated a stored message */
+};
+
+/* jn_replay callback: store one journal record (rec borrowed). 0, or -1
+ * out of memory (the replay stops). */
+static int ig_replay_record(const struct jn_record *rec, void *arg)
+{
+    struct ig_replay_ctx *ctx = arg;
+    enum ds_outcome outcome;
+    char uuid[UID_STR_LEN + 1];
+
+    uid_normalize(rec->uuid, uuid);
+    if (ds_put(ctx->store, uuid, rec->msg, rec->len, rec->ts, &outcome) != 0)
+        return -1;
+    if (outcome == DS_DUPLICATE)
+        ctx->duplicates++;
+    else if (outcome == DS_CONFLICT)
+        log_warn("journal holds uuid %s again with another msg; keeping the first", uuid);
+    return 0;
+}
+
+long ig_replay(struct ig_ingest *ig, char *err, size_t errlen)
+{
+    struct ig_replay_ctx ctx = {ig->store, 0};
+    size_t before = ds_count(ig->store);
+
+    if (jn_replay(ig->journal, ig_replay_record, &ctx, err, errlen) < 0)
+        return -1;
+    if (ctx.duplicates > 0)
+        log_debug("journal %s: %ld repeated lines ignored", jn_path(ig->journal), ctx.duplicates);
+    return (long)(ds_count(ig->store) - before);
+}
+
+struct ds_store *ig_store(const struct ig_ingest *ig) { return ig->store; }
+
+struct jn_journal *ig_journal(const struct ig_ingest *ig) { return ig->journal; }
+
+void ig_get_stats(const struct ig_ingest *ig, struct ig_stats *out) { *out = ig->stats; }
