@@ -44,18 +44,28 @@ int main(int argc, char **argv)
                            opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
     if (cfg_rc >= 0)
         return cfg_rc;
-    if (strcmp(backend, "memory") == 0 || strcmp(data, ":memory:") == 0) {
-        store = store_memory_open();
-        backend = "memory";
-    } else if (strcmp(backend, "sqlite") == 0) {
-        store = store_sqlite_open(data, err, sizeof(err));
-    } else {
+    if (strcmp(backend, "memory") != 0 && strcmp(data, ":memory:") != 0 &&
+        strcmp(backend, "sqlite") != 0) {
         fprintf(stderr, "registry: --backend: unknown backend '%s' (sqlite or memory)\n", backend);
         return 2;
     }
+    /* The loop exists first: the store hands its completions back to it.
+     * Loading is synchronous, before the loop runs. */
+    if (svc_init(&svc, "registry", err, sizeof(err)) != 0) {
+        fprintf(stderr, "registry: %s\n", err);
+        goto cleanup;
+    }
+    if (strcmp(backend, "memory") == 0 || strcmp(data, ":memory:") == 0) {
+        store = store_memory_open(svc.base);
+        backend = "memory";
+        if (!store)
+            snprintf(err, sizeof(err), "out of memory");
+    } else {
+        store = store_sqlite_open(data, svc.base, err, sizeof(err));
+    }
     if (!store) {
         fprintf(stderr, "registry: %s\n", err);
-        return 1;
+        goto cleanup;
     }
     memset(&ropt, 0, sizeof(ropt));
     ropt.deregister_after_ms = deregister_ms;
@@ -73,10 +83,6 @@ int main(int argc, char **argv)
         log_info("store: sqlite %s, %ld registrations loaded", data, loaded);
     else
         log_info("store: memory (nothing survives a restart)");
-    if (svc_init(&svc, "registry", err, sizeof(err)) != 0) {
-        fprintf(stderr, "registry: %s\n", err);
-        goto cleanup;
-    }
     api = reg_api_new(&svc, reg, store, cleanup_ms);
     if (!api) {
         fprintf(stderr, "registry: cannot set up the API\n");
@@ -88,9 +94,11 @@ int main(int argc, char **argv)
     }
     rc = svc_run(&svc);
 cleanup:
+    /* The API drains the store (answering what waits) while the server
+     * still exists; the store goes before the event base it reports to. */
     reg_api_free(api);
-    svc_free(&svc);
     reg_free(reg);
     store_close(store);
+    svc_free(&svc);
     return rc;
 }

@@ -26,8 +26,9 @@ struct reg_group {
     char *key;                   /* owned */
     struct reg_instance **items; /* owned array of borrowed pointers */
     size_t n, cap;
-    size_t members; /* instances referring to the group, any health */
-    uint64_t rr;    /* round-robin cursor */
+    size_t reserved; /* slots of items kept for registrations waiting for their commit */
+    size_t members;  /* instances referring to the group, any health, or waiting */
+    uint64_t rr;     /* round-robin cursor */
     UT_hash_handle hh;
 };
 
@@ -36,7 +37,7 @@ struct reg_bucket {
     int ttl;
     struct reg_instance *passing;  /* utlist DL head */
     struct reg_instance *critical; /* utlist DL head */
-    size_t members;
+    size_t members;                /* instances in the lists, or waiting for their commit */
     UT_hash_handle hh;
 };
 
@@ -49,12 +50,24 @@ struct reg_instance {
     char *doc; /* owned: the stored registration, a JSON object */
     size_t doc_len;
     int64_t heartbeat_ms;
-    enum reg_health health;
+    unsigned char health;                /* enum reg_health */
+    unsigned char removing;              /* an expiry removal waits for its commit */
     struct reg_bucket *bucket;           /* borrowed */
     struct reg_instance *prev, *next;    /* in bucket->passing or bucket->critical */
     struct reg_group *by_name, *by_type; /* borrowed */
     size_t name_pos, type_pos;           /* index in the groups' items while passing */
     UT_hash_handle hh;
+};
+
+/* A write waiting for its commit: what to apply to memory when the store
+ * says it is durable, and whom to tell. */
+struct reg_write {
+    struct reg_registry *r;  /* borrowed */
+    struct reg_instance *in; /* owned, prepared (reserved, unlinked); NULL for a deletion */
+    char id[LIM_ID_MAX + 1];
+    bool expiry;      /* a removal by reg_tick, not a client's deregistration */
+    reg_done_fn done; /* NULL for expiry removals */
+    void *arg;
 };
 
 struct reg_registry {
@@ -128,21 +141,50 @@ static void reg_group_leave(struct reg_group **table, struct reg_group *g)
     free(g);
 }
 
+/* Make room in g's items for one more than the passing and reserved ones.
+ * 0 or -1 (out of memory, nothing changed). */
+static int reg_group_grow(struct reg_group *g)
+{
+    size_t cap = 0;
+    struct reg_instance **items = NULL;
+
+    if (g->n + g->reserved < g->cap)
+        return 0;
+    cap = g->cap ? g->cap * 2 : 4;
+    items = realloc(g->items, cap * sizeof(*items));
+    if (!items)
+        return -1;
+    g->items = items;
+    g->cap = cap;
+    return 0;
+}
+
 /* Append in to g's passing items, storing its index in *pos. 0 or -1. */
 static int reg_group_add(struct reg_group *g, struct reg_instance *in, size_t *pos)
 {
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 4;
-        struct reg_instance **items = realloc(g->items, cap * sizeof(*items));
-
-        if (!items)
-            return -1;
-        g->items = items;
-        g->cap = cap;
-    }
+    if (reg_group_grow(g) != 0)
+        return -1;
     *pos = g->n;
     g->items[g->n++] = in;
     return 0;
+}
+
+/* Keep one slot of g's items for a registration waiting for its commit.
+ * 0 or -1 (nothing changed). */
+static int reg_group_reserve(struct reg_group *g)
+{
+    if (reg_group_grow(g) != 0)
+        return -1;
+    g->reserved++;
+    return 0;
+}
+
+/* Put in into the slot reserved for it; cannot fail. */
+static void reg_group_add_reserved(struct reg_group *g, struct reg_instance *in, size_t *pos)
+{
+    g->reserved--;
+    *pos = g->n;
+    g->items[g->n++] = in;
 }
 
 /* Remove the item at pos by moving the last one into its place. */
@@ -264,9 +306,19 @@ static int reg_instance_set(struct reg_instance *in, const char *id, const struc
     return 0;
 }
 
-/* Put in (not linked anywhere) into its bucket, groups and passing state
- * with a heartbeat at now. 0 or -1 (then nothing is linked). */
-static int reg_link(struct reg_registry *r, struct reg_instance *in, int64_t now)
+/* Count one member less of bucket b; free it with its last member. */
+static void reg_bucket_leave(struct reg_registry *r, struct reg_bucket *b)
+{
+    if (--b->members > 0)
+        return;
+    HASH_DEL(r->buckets, b);
+    free(b);
+}
+
+/* Allocate everything in (not linked anywhere) will need to be linked:
+ * its bucket and groups are joined and a passing slot is reserved in each
+ * group, so reg_attach cannot fail later. 0, or -1 with nothing changed. */
+static int reg_reserve(struct reg_registry *r, struct reg_instance *in)
 {
     struct reg_bucket *b = NULL;
 
@@ -278,18 +330,20 @@ static int reg_link(struct reg_registry *r, struct reg_instance *in, int64_t now
         b->ttl = in->ttl;
         HASH_ADD_INT(r->buckets, ttl, b);
     }
+    b->members++;
+    in->bucket = b;
     in->by_name = reg_group_join(&r->names, in->name);
     if (!in->by_name)
         goto fail;
     in->by_type = reg_group_join(&r->types, in->type);
     if (!in->by_type)
         goto fail;
-    if (reg_make_passing(r, in) != 0)
+    if (reg_group_reserve(in->by_name) != 0)
         goto fail;
-    in->bucket = b;
-    b->members++;
-    in->heartbeat_ms = now;
-    DL_APPEND(b->passing, in);
+    if (reg_group_reserve(in->by_type) != 0) {
+        in->by_name->reserved--;
+        goto fail;
+    }
     return 0;
 fail:
     if (in->by_type)
@@ -297,27 +351,144 @@ fail:
     if (in->by_name)
         reg_group_leave(&r->names, in->by_name);
     in->by_name = in->by_type = NULL;
-    if (b->members == 0) {
-        HASH_DEL(r->buckets, b);
-        free(b);
-    }
+    reg_bucket_leave(r, b);
+    in->bucket = NULL;
     return -1;
 }
 
-/* Undo reg_link: out of lists, groups and (when empty) the bucket. */
+/* Undo reg_reserve for an instance that will not be attached. */
+static void reg_unreserve(struct reg_registry *r, struct reg_instance *in)
+{
+    in->by_name->reserved--;
+    in->by_type->reserved--;
+    reg_group_leave(&r->names, in->by_name);
+    reg_group_leave(&r->types, in->by_type);
+    in->by_name = in->by_type = NULL;
+    reg_bucket_leave(r, in->bucket);
+    in->bucket = NULL;
+}
+
+/* Link a reserved instance: passing in its groups, at the tail of its
+ * bucket's passing list with a heartbeat at now, in the id table. Uses only
+ * what reg_reserve allocated. */
+static void reg_attach(struct reg_registry *r, struct reg_instance *in, int64_t now)
+{
+    reg_group_add_reserved(in->by_name, in, &in->name_pos);
+    reg_group_add_reserved(in->by_type, in, &in->type_pos);
+    in->health = REG_PASSING;
+    r->stats.passing++;
+    in->heartbeat_ms = now;
+    DL_APPEND(in->bucket->passing, in);
+    HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
+    r->stats.instances++;
+}
+
+/* Undo reg_attach: out of lists, groups and (when empty) the bucket; not
+ * out of the id table. */
 static void reg_unlink_all(struct reg_registry *r, struct reg_instance *in)
 {
-    struct reg_bucket *b = in->bucket;
-
     reg_unlink(r, in);
     reg_group_leave(&r->names, in->by_name);
     reg_group_leave(&r->types, in->by_type);
     in->by_name = in->by_type = NULL;
-    if (--b->members == 0) {
-        HASH_DEL(r->buckets, b);
-        free(b);
-    }
+    reg_bucket_leave(r, in->bucket);
     in->bucket = NULL;
+}
+
+/* Drop in from every index and free it (the store is the caller's job). */
+static void reg_drop(struct reg_registry *r, struct reg_instance *in)
+{
+    reg_unlink_all(r, in);
+    HASH_DEL(r->by_id, in);
+    reg_instance_free(in);
+    r->stats.instances--;
+}
+
+/* Free a write that is done with; its prepared instance, if still owned,
+ * gives back its reservations. */
+static void reg_write_free(struct reg_write *w)
+{
+    if (!w)
+        return;
+    if (w->in) {
+        if (w->in->bucket)
+            reg_unreserve(w->r, w->in);
+        reg_instance_free(w->in);
+    }
+    free(w);
+}
+
+/* Store completion of a registration: on success the prepared instance
+ * replaces the one of the same id, if any (looked up now: writes complete
+ * in order, so memory follows the store); on failure nothing changes. Then
+ * tells the caller. */
+static void reg_put_done(void *arg, int rc, const char *err)
+{
+    struct reg_write *w = arg;
+    struct reg_registry *r = w->r;
+    struct reg_instance *old = NULL;
+
+    if (rc == 0) {
+        HASH_FIND_STR(r->by_id, w->in->id, old);
+        if (old)
+            reg_drop(r, old);
+        reg_attach(r, w->in, reg_now(r));
+        w->in = NULL;
+        r->stats.registered++;
+    }
+    if (w->done)
+        w->done(w->arg, rc, err);
+    reg_write_free(w);
+}
+
+/* Store completion of a deletion (a deregistration or an expiry removal):
+ * on success the instance of that id, if still there, leaves memory too. */
+static void reg_del_done(void *arg, int rc, const char *err)
+{
+    struct reg_write *w = arg;
+    struct reg_registry *r = w->r;
+    struct reg_instance *in = NULL;
+
+    HASH_FIND_STR(r->by_id, w->id, in);
+    if (rc == 0) {
+        if (in)
+            reg_drop(r, in);
+        if (w->expiry)
+            r->stats.removed++;
+        else
+            r->stats.deregistered++;
+    } else if (w->expiry) {
+        log_warn("could not delete %s from the store, retrying on a later tick: %s", w->id,
+                 err ? err : "unknown error");
+        if (in)
+            in->removing = 0;
+    }
+    if (w->done)
+        w->done(w->arg, rc, err);
+    reg_write_free(w);
+}
+
+/* Queue the deletion of id in the store; reg_del_done applies it. 0, or -1
+ * with err and nothing changed. */
+static int reg_queue_del(struct reg_registry *r, const char *id, bool expiry, reg_done_fn done,
+                         void *arg, char *err, size_t errlen)
+{
+    struct reg_write *w = calloc(1, sizeof(*w));
+
+    if (!w) {
+        errbuf_set(err, errlen, "out of memory");
+        return -1;
+    }
+    w->r = r;
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    w->expiry = expiry;
+    w->done = done;
+    w->arg = arg;
+    if (store_del(r->store, id, reg_del_done, w, err, errlen) != 0) {
+        free(w);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -343,6 +514,8 @@ void reg_free(struct reg_registry *r)
 
     if (!r)
         return;
+    /* Writes still waiting hold pointers to r: let them complete first. */
+    store_drain(r->store);
     HASH_ITER (hh, r->by_id, in, tmp) {
         reg_unlink_all(r, in);
         HASH_DEL(r->by_id, in);
@@ -351,79 +524,61 @@ void reg_free(struct reg_registry *r)
     free(r);
 }
 
-int reg_register(struct reg_registry *r, const struct reg_spec *spec, char *id_out, bool *created,
-                 char *err, size_t errlen)
+int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_fn done, void *arg,
+                 char *id_out, bool *created, char *err, size_t errlen)
 {
+    struct reg_write *w = NULL;
     struct reg_instance *in = NULL;
     char id[LIM_ID_MAX + 1];
     char uuid[UID_STR_LEN + 1];
     char *doc = NULL;
-    int64_t now = reg_now(r);
+    int rc = -1;
 
     if (spec->has_id) {
         snprintf(id, sizeof(id), "%s", spec->id);
-        HASH_FIND_STR(r->by_id, id, in);
     } else {
         uid_generate(uuid);
         snprintf(id, sizeof(id), "%s-%s", spec->name, uuid);
     }
+    w = calloc(1, sizeof(*w));
+    in = calloc(1, sizeof(*in));
     doc = reg_doc_new(id, spec);
-    if (!doc) {
-        errbuf_set(err, errlen, "out of memory");
-        return -1;
+    if (!w || !in || !doc)
+        goto oom;
+    if (reg_instance_set(in, id, spec, doc) != 0) {
+        doc = NULL; /* freed by reg_instance_set */
+        goto oom;
     }
-    if (store_put(r->store, id, doc, strlen(doc), err, errlen) != 0) {
-        free(doc);
-        return -1;
-    }
-    if (in) {
-        /* Update in place: unlink, change, link again as passing. */
-        reg_unlink_all(r, in);
-        HASH_DEL(r->by_id, in);
-        r->stats.instances--;
-        *created = false;
-    } else {
-        in = calloc(1, sizeof(*in));
-        if (!in) {
-            free(doc);
-            errbuf_set(err, errlen, "out of memory");
-            return -1;
-        }
-        *created = true;
-    }
-    if (reg_instance_set(in, id, spec, doc) != 0 || reg_link(r, in, now) != 0) {
-        reg_instance_free(in);
-        errbuf_set(err, errlen, "out of memory");
-        return -1;
-    }
-    HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
-    r->stats.instances++;
-    r->stats.registered++;
+    doc = NULL;
+    if (reg_reserve(r, in) != 0)
+        goto oom;
+    w->r = r;
+    w->in = in;
+    in = NULL;
+    w->done = done;
+    w->arg = arg;
+    if (store_put(r->store, id, w->in->doc, w->in->doc_len, reg_put_done, w, err, errlen) != 0)
+        goto cleanup;
+    *created = reg_get(r, id) == NULL;
     memcpy(id_out, id, sizeof(id));
-    return 0;
-}
-
-/* Drop in from every index and free it (the store is the caller's job). */
-static void reg_drop(struct reg_registry *r, struct reg_instance *in)
-{
-    reg_unlink_all(r, in);
-    HASH_DEL(r->by_id, in);
+    w = NULL;
+    rc = 0;
+    goto cleanup;
+oom:
+    errbuf_set(err, errlen, "out of memory");
+cleanup:
+    reg_write_free(w);
     reg_instance_free(in);
-    r->stats.instances--;
+    free(doc);
+    return rc;
 }
 
-int reg_deregister(struct reg_registry *r, const char *id, char *err, size_t errlen)
+int reg_deregister(struct reg_registry *r, const char *id, reg_done_fn done, void *arg, char *err,
+                   size_t errlen)
 {
-    struct reg_instance *in = NULL;
-
-    HASH_FIND_STR(r->by_id, id, in);
-    if (!in)
+    if (!reg_get(r, id))
         return 1;
-    if (store_del(r->store, id, err, errlen) != 0)
-        return -1;
-    reg_drop(r, in);
-    r->stats.deregistered++;
-    return 0;
+    return reg_queue_del(r, id, false, done, arg, err, errlen);
 }
 
 int reg_renew(struct reg_registry *r, const char *id)
@@ -545,21 +700,20 @@ size_t reg_tick(struct reg_registry *r)
         int64_t grace = reg_deregister_after(r, b->ttl);
         struct reg_instance *in;
 
-        /* Critical first, so a bucket freed by the last removal is not
-         * touched again below. */
-        while (b->critical && b->critical->heartbeat_ms + ttl_ms + grace <= now) {
-            bool last = b->members == 1;
-
-            in = b->critical;
+        /* Critical ones due for removal: the store deletes them first,
+         * memory follows in reg_del_done. Those already on their way are
+         * skipped; a failed deletion is tried again on a later tick. */
+        for (in = b->critical; in && in->heartbeat_ms + ttl_ms + grace <= now; in = in->next) {
+            if (in->removing)
+                continue;
             log_info("removing instance %s: critical for longer than %lld ms", in->id,
                      (long long)grace);
-            if (store_del(r->store, in->id, err, sizeof(err)) != 0)
+            if (reg_queue_del(r, in->id, true, NULL, NULL, err, sizeof(err)) != 0) {
                 log_warn("could not delete %s from the store: %s", in->id, err);
-            reg_drop(r, in);
-            r->stats.removed++;
+                continue;
+            }
+            in->removing = 1;
             changed++;
-            if (last)
-                goto next_bucket;
         }
         while (b->passing && b->passing->heartbeat_ms + ttl_ms <= now) {
             in = b->passing;
@@ -572,7 +726,6 @@ size_t reg_tick(struct reg_registry *r)
             changed++;
             log_warn("instance %s is critical: no renewal within its ttl of %d s", in->id, b->ttl);
         }
-    next_bucket:;
     }
     return changed;
 }
@@ -614,12 +767,11 @@ static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *a
         return -1;
     }
     reg_spec_clear(&spec);
-    if (reg_link(r, in, reg_now(r)) != 0) {
+    if (reg_reserve(r, in) != 0) {
         reg_instance_free(in);
         return -1;
     }
-    HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
-    r->stats.instances++;
+    reg_attach(r, in, reg_now(r));
     return 0;
 }
 
@@ -637,5 +789,8 @@ void reg_get_stats(const struct reg_registry *r, struct reg_stats *out) { *out =
 const char *reg_instance_id(const struct reg_instance *in) { return in->id; }
 const char *reg_instance_name(const struct reg_instance *in) { return in->name; }
 int reg_instance_port(const struct reg_instance *in) { return in->port; }
-enum reg_health reg_instance_health(const struct reg_instance *in) { return in->health; }
+enum reg_health reg_instance_health(const struct reg_instance *in)
+{
+    return (enum reg_health)in->health;
+}
 int64_t reg_instance_heartbeat_ms(const struct reg_instance *in) { return in->heartbeat_ms; }

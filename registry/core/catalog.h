@@ -3,6 +3,13 @@
  * of its own but the store, and time comes from an injected clock, so the
  * unit tests drive expiry without sleeping.
  *
+ * Acknowledged means durable: a registration or deregistration is written to
+ * the store first and applied to memory only in the store's completion, when
+ * the commit succeeded; a failed commit changes nothing in memory. What can
+ * fail in memory (allocations for the indexes) is reserved before the write,
+ * so applying a committed write cannot fail. Until its completion, a write is
+ * invisible: reads see the last committed state.
+ *
  * Expiry costs nothing per healthy instance: instances sit in one list per
  * ttl value ordered by last heartbeat (a renewal moves one to the tail), so a
  * tick looks only at list heads, and at the instances that are due. */
@@ -19,6 +26,11 @@ struct store;
 struct evbuffer;
 struct reg_registry;
 struct reg_instance;
+
+/* Completion of a registration or deregistration, on the event loop: rc 0
+ * once it is durable and applied to memory, -1 with err (borrowed for the
+ * call) when the store failed and nothing changed. */
+typedef void (*reg_done_fn)(void *arg, int rc, const char *err);
 
 /* Wall-clock time in milliseconds since the Unix epoch. */
 typedef int64_t (*reg_clock_fn)(void *arg);
@@ -50,6 +62,9 @@ struct reg_stats {
 /* Create a registry over store (borrowed; must outlive it). Caller frees. */
 struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
     __attribute__((warn_unused_result));
+
+/* Drain the store (the writes still waiting complete, their callbacks run),
+ * then free everything. Accepts NULL. */
 void reg_free(struct reg_registry *r);
 
 /* Load every stored registration; each gets a fresh ttl window from now.
@@ -57,16 +72,23 @@ void reg_free(struct reg_registry *r);
  * warning in the log. */
 long reg_load(struct reg_registry *r, char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* Register spec (borrowed; its tags and metadata are copied). With an id
- * that exists the instance is updated in place and *created is false.
- * Copies the id into id_out (LIM_ID_MAX + 1 bytes). Returns 0, or -1 with
- * err when the store refuses the write (nothing changed). */
-int reg_register(struct reg_registry *r, const struct reg_spec *spec, char *id_out, bool *created,
-                 char *err, size_t errlen) __attribute__((warn_unused_result));
-
-/* Remove id. Returns 0, 1 when unknown, -1 with err on a store failure. */
-int reg_deregister(struct reg_registry *r, const char *id, char *err, size_t errlen)
+/* Register spec (borrowed; everything is copied): queue its write to the
+ * store; done(arg, ...) runs once it is committed and applied (the instance
+ * then replaces any of the same id), or failed (nothing changed). Copies the
+ * id into id_out (LIM_ID_MAX + 1 bytes) and sets *created to whether no
+ * instance of that id is known now. Returns 0 (done will be called), or -1
+ * with err when the write could not even be queued (done is not called,
+ * nothing changed). */
+int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_fn done, void *arg,
+                 char *id_out, bool *created, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* Remove id (borrowed): queue its deletion; done runs like reg_register's,
+ * the instance leaving memory on success. Returns 0 (done will be called),
+ * 1 when id is unknown, -1 with err when the deletion could not be queued
+ * (done is not called for 1 or -1). */
+int reg_deregister(struct reg_registry *r, const char *id, reg_done_fn done, void *arg, char *err,
+                   size_t errlen) __attribute__((warn_unused_result));
 
 /* Record a heartbeat for id (critical -> passing). 0, or 1 when unknown. */
 int reg_renew(struct reg_registry *r, const char *id) __attribute__((warn_unused_result));
@@ -87,8 +109,10 @@ int reg_write_list(const struct reg_registry *r, const struct reg_filter *f, str
 int reg_write_instance(const struct reg_instance *in, struct evbuffer *out)
     __attribute__((warn_unused_result));
 
-/* Turn overdue instances critical and remove those critical too long.
- * Returns the number of instances that changed. */
+/* Turn overdue instances critical, and queue the removal from the store of
+ * those critical too long (they leave memory when the deletion is
+ * committed; a failed one is tried again on a later tick). Returns the
+ * number of instances turned critical plus removals queued. */
 size_t reg_tick(struct reg_registry *r);
 
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out);
