@@ -1,6 +1,7 @@
 /* main.c: the registry executable: options, store, registry core, API,
  * then the shared service loop until SIGINT/SIGTERM. */
 #include "api/api.h"
+#include "api/codec.h"
 #include "core/catalog.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     memset(&ropt, 0, sizeof(ropt));
+    ropt.codec = &regc_codec;
     ropt.deregister_after_ms = deregister_ms;
     reg = reg_new(store, &ropt);
     if (!reg) {

@@ -6,12 +6,13 @@
 #include "api.h"
 
 #include "../core/catalog.h"
-#include "../core/spec.h"
 #include "../store/store.h"
+#include "codec.h"
 #include "core/log.h"
 #include "core/service.h"
 #include "http/metrics.h"
 #include "http/server.h"
+#include "spec_json.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -59,7 +60,7 @@ static void api_reply_instance(struct hs_req *req, const char *key, const struct
     struct evbuffer *out = hs_req_output(req);
 
     if (evbuffer_add_printf(out, "{\"success\":true,\"%s\":", key) < 0 ||
-        reg_write_instance(in, out) != 0 || evbuffer_add(out, "}", 1) != 0) {
+        regc_write_instance(in, out) != 0 || evbuffer_add(out, "}", 1) != 0) {
         evbuffer_drain(out, evbuffer_get_length(out));
         hs_reply_error(req, 500, "out of memory");
         return;
@@ -211,12 +212,30 @@ static int api_health_param(const char *s)
     return -2;
 }
 
+/* A listing being written: the buffer and whether an item is in yet. */
+struct api_list_ctx {
+    struct evbuffer *buf;
+    bool first;
+};
+
+/* reg_foreach callback: append one instance to the JSON array. */
+static int api_list_one(const struct reg_instance *in, void *arg)
+{
+    struct api_list_ctx *c = arg;
+
+    if (!c->first && evbuffer_add(c->buf, ",", 1) != 0)
+        return -1;
+    c->first = false;
+    return regc_write_instance(in, c->buf);
+}
+
 /* GET /v1/services?name=&type=&tag=&health= */
 static void api_list(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
     struct reg_filter f;
     struct evbuffer *buf = NULL;
+    struct api_list_ctx ctx;
 
     f.name = hs_req_query(req, "name");
     f.type = hs_req_query(req, "type");
@@ -227,8 +246,10 @@ static void api_list(struct hs_req *req, void *arg)
         return;
     }
     buf = evbuffer_new();
-    if (!buf || evbuffer_add_printf(buf, "{\"success\":true,\"services\":") < 0 ||
-        reg_write_list(api->reg, &f, buf) != 0 || evbuffer_add(buf, "}", 1) != 0) {
+    ctx.buf = buf;
+    ctx.first = true;
+    if (!buf || evbuffer_add_printf(buf, "{\"success\":true,\"services\":[") < 0 ||
+        reg_foreach(api->reg, &f, api_list_one, &ctx) != 0 || evbuffer_add(buf, "]}", 2) != 0) {
         hs_buffer_free(buf);
         hs_reply_error(req, 500, "out of memory");
         return;

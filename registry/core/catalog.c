@@ -13,7 +13,6 @@
 #include "core/log.h"
 #include "core/service.h"
 
-#include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,14 +40,16 @@ struct reg_bucket {
     UT_hash_handle hh;
 };
 
-/* Kept small: with 100k instances every byte counts 100k times. The strings
- * share one allocation; metadata lives only in the stored document. */
+/* Kept small: with 100k instances every byte counts 100k times. All the
+ * strings share one allocation, strs: first one uint32_t offset (from strs)
+ * per tag, then a key and a value offset per metadata pair, then
+ * "id\0name\0host\0type\0", the tags and the pairs, each NUL-terminated. */
 struct reg_instance {
-    char *strs;                                 /* owned: "id\0name\0host\0type\0tag\0...tag\0\0" */
-    const char *id, *name, *host, *type, *tags; /* into strs; tags ends at "" */
+    char *strs;                          /* owned */
+    const char *id, *name, *host, *type; /* into strs */
+    uint16_t tag_count, meta_count;      /* <= LIM_TAGS_MAX, LIM_META_MAX */
     int port, ttl;
-    char *doc; /* owned: the stored registration, a JSON object */
-    size_t doc_len;
+    void *cache; /* the API's (reg_instance_cache); freed by the codec */
     int64_t heartbeat_ms;
     unsigned char health;                /* enum reg_health */
     unsigned char removing;              /* an expiry removal waits for its commit */
@@ -237,70 +238,76 @@ static void reg_unlink(struct reg_registry *r, struct reg_instance *in)
 /* ---------------------------------------------------------------------- */
 /* instances */
 
-static void reg_instance_free(struct reg_instance *in)
+/* Free in, its strings and its cache slot (through r's codec). Accepts
+ * NULL. */
+static void reg_instance_free(const struct reg_registry *r, struct reg_instance *in)
 {
     if (!in)
         return;
+    if (in->cache && r->opt.codec->cache_free)
+        r->opt.codec->cache_free(in->cache);
     free(in->strs);
-    free(in->doc);
     free(in);
 }
 
-/* Serialise the registration part of spec under id; caller frees. */
-static char *reg_doc_new(const char *id, const struct reg_spec *spec)
+/* The offsets at the head of in's strings. */
+static const uint32_t *reg_instance_offs(const struct reg_instance *in)
 {
-    json_t *obj = json_pack("{s:s, s:s, s:s, s:i, s:s, s:O, s:O, s:i}", "id", id, "name",
-                            spec->name, "host", spec->host, "port", spec->port, "type", spec->type,
-                            "tags", spec->tags, "metadata", spec->metadata, "ttl", spec->ttl);
-    char *doc = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-
-    json_decref(obj);
-    return doc;
+    return (const uint32_t *)(const void *)in->strs;
 }
 
-/* Fill in's registration fields from spec under id (copied), taking
- * ownership of doc. On failure in is unchanged and doc is freed. The
- * instance must not be in the id table (its key lives in the strings). */
-static int reg_instance_set(struct reg_instance *in, const char *id, const struct reg_spec *spec,
-                            char *doc)
+/* Append the C string src at *off in strs; returns where it starts. */
+static const char *reg_strs_put(char *strs, size_t *off, const char *src)
+{
+    size_t n = strlen(src) + 1;
+    const char *at = strs + *off;
+
+    memcpy(strs + *off, src, n);
+    *off += n;
+    return at;
+}
+
+/* Fill a fresh (zeroed, unlinked) in with the registration of spec under id
+ * (all copied into one allocation). 0, or -1 when out of memory (in
+ * unchanged). */
+static int reg_instance_set(struct reg_instance *in, const char *id, const struct reg_spec *spec)
 {
     const char *fixed[4] = {id, spec->name, spec->host, spec->type};
-    const json_t *tag;
-    size_t len = 1, i, off = 0;
-    char *strs;
+    size_t noffs = spec->tag_count + 2 * spec->meta_count;
+    size_t head = noffs * sizeof(uint32_t);
+    size_t len = head, i, off = head;
+    uint32_t *offs = NULL;
+    char *strs = NULL;
 
     for (i = 0; i < 4; i++)
         len += strlen(fixed[i]) + 1;
-    json_array_foreach (spec->tags, i, tag)
-        len += json_string_length(tag) + 1;
-    strs = malloc(len);
-    if (!strs) {
-        free(doc);
+    for (i = 0; i < spec->tag_count; i++)
+        len += strlen(reg_spec_tag(spec, i)) + 1;
+    for (i = 0; i < spec->meta_count; i++)
+        len += strlen(reg_spec_meta_key(spec, i)) + strlen(reg_spec_meta_value(spec, i)) + 2;
+    if (len > UINT32_MAX)
         return -1;
+    strs = malloc(len);
+    if (!strs)
+        return -1;
+    offs = (uint32_t *)(void *)strs;
+    in->id = reg_strs_put(strs, &off, id);
+    in->name = reg_strs_put(strs, &off, spec->name);
+    in->host = reg_strs_put(strs, &off, spec->host);
+    in->type = reg_strs_put(strs, &off, spec->type);
+    for (i = 0; i < spec->tag_count; i++) {
+        offs[i] = (uint32_t)off;
+        (void)reg_strs_put(strs, &off, reg_spec_tag(spec, i));
     }
-    for (i = 0; i < 4; i++) {
-        size_t n = strlen(fixed[i]) + 1;
-
-        memcpy(strs + off, fixed[i], n);
-        off += n;
+    for (i = 0; i < spec->meta_count; i++) {
+        offs[spec->tag_count + 2 * i] = (uint32_t)off;
+        (void)reg_strs_put(strs, &off, reg_spec_meta_key(spec, i));
+        offs[spec->tag_count + 2 * i + 1] = (uint32_t)off;
+        (void)reg_strs_put(strs, &off, reg_spec_meta_value(spec, i));
     }
-    json_array_foreach (spec->tags, i, tag) {
-        size_t n = json_string_length(tag) + 1;
-
-        memcpy(strs + off, json_string_value(tag), n);
-        off += n;
-    }
-    strs[off] = '\0';
-    free(in->strs);
-    free(in->doc);
     in->strs = strs;
-    in->id = strs;
-    in->name = in->id + strlen(in->id) + 1;
-    in->host = in->name + strlen(in->name) + 1;
-    in->type = in->host + strlen(in->host) + 1;
-    in->tags = in->type + strlen(in->type) + 1;
-    in->doc = doc;
-    in->doc_len = strlen(doc);
+    in->tag_count = (uint16_t)spec->tag_count;
+    in->meta_count = (uint16_t)spec->meta_count;
     in->port = spec->port;
     in->ttl = spec->ttl;
     return 0;
@@ -400,7 +407,7 @@ static void reg_drop(struct reg_registry *r, struct reg_instance *in)
 {
     reg_unlink_all(r, in);
     HASH_DEL(r->by_id, in);
-    reg_instance_free(in);
+    reg_instance_free(r, in);
     r->stats.instances--;
 }
 
@@ -413,7 +420,7 @@ static void reg_write_free(struct reg_write *w)
     if (w->in) {
         if (w->in->bucket)
             reg_unreserve(w->r, w->in);
-        reg_instance_free(w->in);
+        reg_instance_free(w->r, w->in);
     }
     free(w);
 }
@@ -495,13 +502,15 @@ static int reg_queue_del(struct reg_registry *r, const char *id, bool expiry, re
 
 struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
 {
-    struct reg_registry *r = calloc(1, sizeof(*r));
+    struct reg_registry *r = NULL;
 
+    if (!opt || !opt->codec || !opt->codec->encode || !opt->codec->decode)
+        return NULL;
+    r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->store = store;
-    if (opt)
-        r->opt = *opt;
+    r->opt = *opt;
     if (!r->opt.clock)
         r->opt.clock = reg_real_clock;
     r->seed = r->opt.seed ? r->opt.seed : (unsigned int)time(NULL) ^ (unsigned int)clock();
@@ -519,7 +528,7 @@ void reg_free(struct reg_registry *r)
     HASH_ITER (hh, r->by_id, in, tmp) {
         reg_unlink_all(r, in);
         HASH_DEL(r->by_id, in);
-        reg_instance_free(in);
+        reg_instance_free(r, in);
     }
     free(r);
 }
@@ -532,6 +541,7 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
     char id[LIM_ID_MAX + 1];
     char uuid[UID_STR_LEN + 1];
     char *doc = NULL;
+    size_t doc_len = 0;
     int rc = -1;
 
     if (spec->has_id) {
@@ -542,14 +552,11 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
     }
     w = calloc(1, sizeof(*w));
     in = calloc(1, sizeof(*in));
-    doc = reg_doc_new(id, spec);
+    doc = r->opt.codec->encode(id, spec, &doc_len);
     if (!w || !in || !doc)
         goto oom;
-    if (reg_instance_set(in, id, spec, doc) != 0) {
-        doc = NULL; /* freed by reg_instance_set */
+    if (reg_instance_set(in, id, spec) != 0)
         goto oom;
-    }
-    doc = NULL;
     if (reg_reserve(r, in) != 0)
         goto oom;
     w->r = r;
@@ -557,7 +564,7 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
     in = NULL;
     w->done = done;
     w->arg = arg;
-    if (store_put(r->store, id, w->in->doc, w->in->doc_len, reg_put_done, w, err, errlen) != 0)
+    if (store_put(r->store, id, doc, doc_len, reg_put_done, w, err, errlen) != 0)
         goto cleanup;
     *created = reg_get(r, id) == NULL;
     memcpy(id_out, id, sizeof(id));
@@ -568,7 +575,7 @@ oom:
     errbuf_set(err, errlen, "out of memory");
 cleanup:
     reg_write_free(w);
-    reg_instance_free(in);
+    reg_instance_free(r, in);
     free(doc);
     return rc;
 }
@@ -614,10 +621,10 @@ const struct reg_instance *reg_get(const struct reg_registry *r, const char *id)
 /* Whether in carries tag. */
 static bool reg_has_tag(const struct reg_instance *in, const char *tag)
 {
-    const char *t;
+    size_t i;
 
-    for (t = in->tags; *t; t += strlen(t) + 1)
-        if (strcmp(t, tag) == 0)
+    for (i = 0; i < in->tag_count; i++)
+        if (strcmp(reg_instance_tag(in, i), tag) == 0)
             return true;
     return false;
 }
@@ -657,35 +664,17 @@ const struct reg_instance *reg_discover(struct reg_registry *r, const char *name
     return pick;
 }
 
-int reg_write_instance(const struct reg_instance *in, struct evbuffer *out)
-{
-    /* The stored document ends with '}': reopen it to add the live fields. */
-    if (evbuffer_add(out, in->doc, in->doc_len - 1) != 0)
-        return -1;
-    return evbuffer_add_printf(out, ",\"last_heartbeat\":%lld,\"health\":\"%s\"}",
-                               (long long)(in->heartbeat_ms / 1000),
-                               in->health == REG_PASSING ? "passing" : "critical") < 0
-               ? -1
-               : 0;
-}
-
-int reg_write_list(const struct reg_registry *r, const struct reg_filter *f, struct evbuffer *out)
+int reg_foreach(const struct reg_registry *r, const struct reg_filter *f, reg_each_fn fn, void *arg)
 {
     const struct reg_instance *in;
-    int first = 1;
 
-    if (evbuffer_add(out, "[", 1) != 0)
-        return -1;
     for (in = r->by_id; in; in = in->hh.next) {
         if (!reg_matches(in, f))
             continue;
-        if (!first && evbuffer_add(out, ",", 1) != 0)
-            return -1;
-        first = 0;
-        if (reg_write_instance(in, out) != 0)
+        if (fn(in, arg) != 0)
             return -1;
     }
-    return evbuffer_add(out, "]", 1);
+    return 0;
 }
 
 size_t reg_tick(struct reg_registry *r)
@@ -730,49 +719,42 @@ size_t reg_tick(struct reg_registry *r)
     return changed;
 }
 
-/* store_load callback: one stored registration back into memory. */
+/* store_load callback: one stored registration back into memory. A
+ * record that does not decode, or names another id, is skipped with a
+ * warning; -1 (stop) only when out of memory. */
 static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *arg)
 {
     struct reg_registry *r = arg;
     struct reg_spec spec;
     struct reg_instance *in = NULL;
     char err[256];
-    char *copy = NULL;
+    int rc = -1;
 
-    if (reg_spec_parse_text(doc, doc_len, &spec, err, sizeof(err)) != 0) {
+    if (r->opt.codec->decode(doc, doc_len, &spec, err, sizeof(err)) != 0) {
         log_warn("skipping stored record %.200s: %s", id, err);
         return 0;
     }
     if (!spec.has_id || strcmp(spec.id, id) != 0) {
         log_warn("skipping stored record %.200s: its document names another id", id);
-        reg_spec_clear(&spec);
-        return 0;
+        rc = 0;
+        goto cleanup;
     }
     HASH_FIND_STR(r->by_id, id, in);
-    copy = reg_doc_new(id, &spec);
-    if (in || !copy) {
-        free(copy);
-        reg_spec_clear(&spec);
-        return in ? 0 : -1;
+    if (in) {
+        in = NULL;
+        rc = 0;
+        goto cleanup;
     }
     in = calloc(1, sizeof(*in));
-    if (!in) {
-        free(copy);
-        reg_spec_clear(&spec);
-        return -1;
-    }
-    if (reg_instance_set(in, id, &spec, copy) != 0) {
-        free(in);
-        reg_spec_clear(&spec);
-        return -1;
-    }
-    reg_spec_clear(&spec);
-    if (reg_reserve(r, in) != 0) {
-        reg_instance_free(in);
-        return -1;
-    }
+    if (!in || reg_instance_set(in, id, &spec) != 0 || reg_reserve(r, in) != 0)
+        goto cleanup;
     reg_attach(r, in, reg_now(r));
-    return 0;
+    in = NULL;
+    rc = 0;
+cleanup:
+    reg_instance_free(r, in);
+    reg_spec_clear(&spec);
+    return rc;
 }
 
 long reg_load(struct reg_registry *r, char *err, size_t errlen)
@@ -788,9 +770,40 @@ void reg_get_stats(const struct reg_registry *r, struct reg_stats *out) { *out =
 
 const char *reg_instance_id(const struct reg_instance *in) { return in->id; }
 const char *reg_instance_name(const struct reg_instance *in) { return in->name; }
+const char *reg_instance_host(const struct reg_instance *in) { return in->host; }
+const char *reg_instance_type(const struct reg_instance *in) { return in->type; }
 int reg_instance_port(const struct reg_instance *in) { return in->port; }
+int reg_instance_ttl(const struct reg_instance *in) { return in->ttl; }
 enum reg_health reg_instance_health(const struct reg_instance *in)
 {
     return (enum reg_health)in->health;
 }
 int64_t reg_instance_heartbeat_ms(const struct reg_instance *in) { return in->heartbeat_ms; }
+
+size_t reg_instance_tag_count(const struct reg_instance *in) { return in->tag_count; }
+
+const char *reg_instance_tag(const struct reg_instance *in, size_t i)
+{
+    return in->strs + reg_instance_offs(in)[i];
+}
+
+size_t reg_instance_meta_count(const struct reg_instance *in) { return in->meta_count; }
+
+const char *reg_instance_meta_key(const struct reg_instance *in, size_t i)
+{
+    return in->strs + reg_instance_offs(in)[in->tag_count + 2 * i];
+}
+
+const char *reg_instance_meta_value(const struct reg_instance *in, size_t i)
+{
+    return in->strs + reg_instance_offs(in)[in->tag_count + 2 * i + 1];
+}
+
+void *reg_instance_cache(const struct reg_instance *in) { return in->cache; }
+
+/* The slot is the API's, outside the instance's value: writing it through
+ * a const pointer is the documented exception (see catalog.h). */
+void reg_instance_set_cache(const struct reg_instance *in, void *cache)
+{
+    ((struct reg_instance *)in)->cache = cache;
+}

@@ -23,7 +23,6 @@
 #include <stdint.h>
 
 struct store;
-struct evbuffer;
 struct reg_registry;
 struct reg_instance;
 
@@ -38,9 +37,24 @@ typedef int64_t (*reg_clock_fn)(void *arg);
 enum reg_health { REG_PASSING = 0, REG_CRITICAL = 1 };
 enum reg_strategy { REG_RANDOM = 0, REG_ROUND_ROBIN = 1 };
 
+/* How registrations become stored documents and back, and how the API's
+ * per-instance cache is freed: given by the layer that knows the wire
+ * format (registry/api/codec.c), so the core knows none. */
+struct reg_codec {
+    /* The document to store for spec under id (both borrowed): bytes the
+     * caller frees, their length in *len; NULL when out of memory. */
+    char *(*encode)(const char *id, const struct reg_spec *spec, size_t *len);
+    /* A stored document back into spec (reg_spec_clear releases it). 0, or
+     * -1 with err (spec then owns nothing). */
+    int (*decode)(const char *doc, size_t len, struct reg_spec *spec, char *err, size_t errlen);
+    /* Frees what an instance's cache slot holds; NULL: nothing to free. */
+    void (*cache_free)(void *cache);
+};
+
 struct reg_options {
-    int64_t deregister_after_ms; /* critical this long -> removed; 0: 3 x ttl */
-    reg_clock_fn clock;          /* NULL: the real clock */
+    const struct reg_codec *codec; /* required; borrowed, must outlive the registry */
+    int64_t deregister_after_ms;   /* critical this long -> removed; 0: 3 x ttl */
+    reg_clock_fn clock;            /* NULL: the real clock */
     void *clock_arg;
     unsigned int seed; /* random discovery; 0: seeded from time */
 };
@@ -59,7 +73,8 @@ struct reg_stats {
     uint64_t registered, deregistered, renewed, expired, removed;
 };
 
-/* Create a registry over store (borrowed; must outlive it). Caller frees. */
+/* Create a registry over store (borrowed; must outlive it). opt and its
+ * codec are required. Caller frees. NULL when out of memory or no codec. */
 struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
     __attribute__((warn_unused_result));
 
@@ -67,7 +82,8 @@ struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
  * then free everything. Accepts NULL. */
 void reg_free(struct reg_registry *r);
 
-/* Load every stored registration; each gets a fresh ttl window from now.
+/* Load every stored registration (decoded by the codec); each gets a fresh
+ * ttl window from now.
  * Returns the number loaded, or -1 with err. Bad records are skipped with a
  * warning in the log. */
 long reg_load(struct reg_registry *r, char *err, size_t errlen) __attribute__((warn_unused_result));
@@ -101,12 +117,13 @@ const struct reg_instance *reg_get(const struct reg_registry *r, const char *id)
 const struct reg_instance *reg_discover(struct reg_registry *r, const char *name, const char *type,
                                         enum reg_strategy strategy);
 
-/* Append to out a JSON array of the instances matching f. 0 or -1. */
-int reg_write_list(const struct reg_registry *r, const struct reg_filter *f, struct evbuffer *out)
-    __attribute__((warn_unused_result));
+/* Called by reg_foreach for each matching instance (borrowed for the
+ * call; fn must not change the registry). Return 0 to go on, -1 to stop. */
+typedef int (*reg_each_fn)(const struct reg_instance *in, void *arg);
 
-/* Append the instance's JSON object to out. 0 or -1. */
-int reg_write_instance(const struct reg_instance *in, struct evbuffer *out)
+/* Call fn on every instance matching f, in registration order. 0, or -1
+ * when fn stopped. */
+int reg_foreach(const struct reg_registry *r, const struct reg_filter *f, reg_each_fn fn, void *arg)
     __attribute__((warn_unused_result));
 
 /* Turn overdue instances critical, and queue the removal from the store of
@@ -117,11 +134,31 @@ size_t reg_tick(struct reg_registry *r);
 
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out);
 
-/* Accessors for the tests and the API. */
+/* Accessors for the API and the tests. Strings are borrowed from the
+ * instance, valid as long as it is (until the next mutating call). */
 const char *reg_instance_id(const struct reg_instance *in);
 const char *reg_instance_name(const struct reg_instance *in);
+const char *reg_instance_host(const struct reg_instance *in);
+const char *reg_instance_type(const struct reg_instance *in);
 int reg_instance_port(const struct reg_instance *in);
+int reg_instance_ttl(const struct reg_instance *in);
 enum reg_health reg_instance_health(const struct reg_instance *in);
 int64_t reg_instance_heartbeat_ms(const struct reg_instance *in);
+
+/* Tags and metadata pairs, in the order they were registered; i below the
+ * count. */
+size_t reg_instance_tag_count(const struct reg_instance *in);
+const char *reg_instance_tag(const struct reg_instance *in, size_t i);
+size_t reg_instance_meta_count(const struct reg_instance *in);
+const char *reg_instance_meta_key(const struct reg_instance *in, size_t i);
+const char *reg_instance_meta_value(const struct reg_instance *in, size_t i);
+
+/* One opaque slot per instance for the API's cache of its encoding. The
+ * core never reads it; it frees it with the codec's cache_free when the
+ * instance goes (a change of registration replaces the instance, so the
+ * slot starts empty again). Not part of the instance's value, so it may be
+ * set through a const pointer. set steals cache; the slot must be empty. */
+void *reg_instance_cache(const struct reg_instance *in);
+void reg_instance_set_cache(const struct reg_instance *in, void *cache);
 
 #endif

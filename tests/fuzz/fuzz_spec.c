@@ -1,7 +1,7 @@
 /* fuzz_spec.c: libFuzzer harness for the registration body parser: any
  * bytes must be either accepted (and released) or refused with a message,
  * never crash or leak. */
-#include "registry/core/spec.h"
+#include "registry/api/spec_json.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -4,6 +4,8 @@
  * complete on the event loop: the helpers run the test's base until the
  * store has nothing pending. A failing store (a backend of this file whose
  * commits fail on demand) checks that a failed write changes nothing. */
+#include "registry/api/codec.h"
+#include "registry/api/spec_json.h"
 #include "registry/core/catalog.h"
 #include "registry/store/store.h"
 
@@ -64,6 +66,7 @@ static struct reg_registry *make_registry(struct fixture *f, int64_t dereg_ms)
     struct reg_options opt;
 
     memset(&opt, 0, sizeof(opt));
+    opt.codec = &regc_codec;
     opt.clock = fake_clock;
     opt.clock_arg = f;
     opt.seed = 12345;
@@ -160,20 +163,20 @@ static void register_n(struct fixture *f, const char *name, const char *type, in
     }
 }
 
-/* Count the entries of a listing under filter. */
+/* reg_foreach callback: count, and check the instance is consistent. */
+static int count_one(const struct reg_instance *in, void *arg)
+{
+    assert_non_null(reg_instance_id(in));
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* Count the instances matching filter. */
 static size_t count_listed(struct fixture *f, const struct reg_filter *flt)
 {
-    struct evbuffer *buf = evbuffer_new();
-    size_t len, n;
-    json_t *arr;
+    size_t n = 0;
 
-    assert_int_equal(reg_write_list(f->reg, flt, buf), 0);
-    len = evbuffer_get_length(buf);
-    arr = json_loadb((const char *)evbuffer_pullup(buf, -1), len, 0, NULL);
-    assert_non_null(arr);
-    n = json_array_size(arr);
-    json_decref(arr);
-    evbuffer_free(buf);
+    assert_int_equal(reg_foreach(f->reg, flt, count_one, &n), 0);
     return n;
 }
 
@@ -219,7 +222,7 @@ static void test_instance_json(void **state)
                 "{\"name\":\"a\",\"host\":\"h.example\",\"port\":1,\"type\":\"t\","
                 "\"tags\":[\"x\"],\"metadata\":{\"k\":\"v\"},\"ttl\":7}",
                 id);
-    assert_int_equal(reg_write_instance(reg_get(f->reg, id), buf), 0);
+    assert_int_equal(regc_write_instance(reg_get(f->reg, id), buf), 0);
     obj = json_loadb((const char *)evbuffer_pullup(buf, -1), evbuffer_get_length(buf), 0, NULL);
     assert_non_null(obj);
     assert_string_equal(json_string_value(json_object_get(obj, "id")), id);
@@ -233,6 +236,85 @@ static void test_instance_json(void **state)
     assert_string_equal(json_string_value(json_object_get(obj, "health")), "passing");
     json_decref(obj);
     evbuffer_free(buf);
+}
+
+/* The core keeps the registration typed: every field through accessors,
+ * tags and metadata pairs in registration order. */
+static void test_instance_typed(void **state)
+{
+    struct fixture *f = *state;
+    char id[LIM_ID_MAX + 1];
+    const struct reg_instance *in;
+
+    do_register(f,
+                "{\"name\":\"a\",\"host\":\"h.example\",\"port\":1,\"type\":\"t\","
+                "\"tags\":[\"x\",\"y z\"],\"metadata\":{\"k\":\"v\",\"e\":\"\"},\"ttl\":7}",
+                id);
+    in = reg_get(f->reg, id);
+    assert_non_null(in);
+    assert_string_equal(reg_instance_id(in), id);
+    assert_string_equal(reg_instance_name(in), "a");
+    assert_string_equal(reg_instance_host(in), "h.example");
+    assert_string_equal(reg_instance_type(in), "t");
+    assert_int_equal(reg_instance_port(in), 1);
+    assert_int_equal(reg_instance_ttl(in), 7);
+    assert_int_equal(reg_instance_tag_count(in), 2);
+    assert_string_equal(reg_instance_tag(in, 0), "x");
+    assert_string_equal(reg_instance_tag(in, 1), "y z");
+    assert_int_equal(reg_instance_meta_count(in), 2);
+    assert_string_equal(reg_instance_meta_key(in, 0), "k");
+    assert_string_equal(reg_instance_meta_value(in, 0), "v");
+    assert_string_equal(reg_instance_meta_key(in, 1), "e");
+    assert_string_equal(reg_instance_meta_value(in, 1), "");
+    assert_null(reg_instance_cache(in));
+
+    /* No tags, no metadata. */
+    do_register(f, "{\"name\":\"b\",\"host\":\"h\",\"port\":2}", id);
+    in = reg_get(f->reg, id);
+    assert_int_equal(reg_instance_tag_count(in), 0);
+    assert_int_equal(reg_instance_meta_count(in), 0);
+    assert_string_equal(reg_instance_type(in), "service");
+}
+
+/* A re-registration replaces the instance: the API's cache slot of the old
+ * one is freed (the leak checker would see it otherwise) and the new one
+ * starts empty. */
+static void test_reregister_drops_cache(void **state)
+{
+    struct fixture *f = *state;
+    char id[LIM_ID_MAX + 1], id2[LIM_ID_MAX + 1], body[512];
+    struct evbuffer *buf = evbuffer_new();
+
+    do_register(f, "{\"name\":\"svc\",\"host\":\"h\",\"port\":1}", id);
+    assert_int_equal(regc_write_instance(reg_get(f->reg, id), buf), 0);
+    assert_non_null(reg_instance_cache(reg_get(f->reg, id)));
+    snprintf(body, sizeof(body), "{\"id\":\"%s\",\"name\":\"svc\",\"host\":\"h\",\"port\":2}", id);
+    do_register(f, body, id2);
+    assert_null(reg_instance_cache(reg_get(f->reg, id)));
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+    assert_int_equal(regc_write_instance(reg_get(f->reg, id), buf), 0);
+    evbuffer_add(buf, "", 1);
+    assert_non_null(strstr((const char *)evbuffer_pullup(buf, -1), "\"port\":2,"));
+    evbuffer_free(buf);
+}
+
+/* reg_foreach stops when its callback says so. */
+static int stop_at_two(const struct reg_instance *in, void *arg)
+{
+    (void)in;
+    return ++*(int *)arg == 2 ? -1 : 0;
+}
+
+static void test_foreach_stops(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3][LIM_ID_MAX + 1];
+    struct reg_filter all = {NULL, NULL, NULL, -1};
+    int seen = 0;
+
+    register_n(f, "svc", "t", 3, 30, ids);
+    assert_int_equal(reg_foreach(f->reg, &all, stop_at_two, &seen), -1);
+    assert_int_equal(seen, 2);
 }
 
 static void test_reregister_same_id(void **state)
@@ -785,6 +867,7 @@ static void test_loads_file_of_previous_version(void **state)
     st = store_sqlite_open(path, f->base, err, sizeof(err));
     assert_non_null(st);
     memset(&opt, 0, sizeof(opt));
+    opt.codec = &regc_codec;
     opt.clock = fake_clock;
     opt.clock_arg = f;
     reg = reg_new(st, &opt);
@@ -793,7 +876,7 @@ static void test_loads_file_of_previous_version(void **state)
 
     in = reg_get(reg, "logging-service-d61f923f-abf6-4004-bf18-954fab7584bb");
     assert_non_null(in);
-    assert_int_equal(reg_write_instance(in, buf), 0);
+    assert_int_equal(regc_write_instance(in, buf), 0);
     evbuffer_add(buf, "", 1);
     assert_string_equal((const char *)evbuffer_pullup(buf, -1),
                         "{\"id\":\"logging-service-d61f923f-abf6-4004-bf18-954fab7584bb\","
@@ -806,7 +889,7 @@ static void test_loads_file_of_previous_version(void **state)
     in = reg_get(reg, "logging-service-0b310e40-c4a0-44ab-8611-77ea36c2a346");
     assert_non_null(in);
     assert_int_equal(reg_instance_port(in), 5003);
-    assert_int_equal(reg_write_instance(in, buf), 0);
+    assert_int_equal(regc_write_instance(in, buf), 0);
     obj = json_loadb((const char *)evbuffer_pullup(buf, -1), evbuffer_get_length(buf), 0, NULL);
     assert_non_null(obj);
     assert_int_equal(json_integer_value(json_object_get(obj, "ttl")), 20);
@@ -817,7 +900,7 @@ static void test_loads_file_of_previous_version(void **state)
 
     in = reg_get(reg, "messages-service-22ecfe3d-4676-4ca9-8577-a02df0ef2438");
     assert_non_null(in);
-    assert_int_equal(reg_write_instance(in, buf), 0);
+    assert_int_equal(regc_write_instance(in, buf), 0);
     evbuffer_add(buf, "", 1);
     assert_string_equal(
         (const char *)evbuffer_pullup(buf, -1),
@@ -827,6 +910,12 @@ static void test_loads_file_of_previous_version(void **state)
         "\"metadata\":{\"owner\":\"team-x\",\"note\":\"a\\\\nb\",\"empty\":\"\"},"
         "\"ttl\":45,\"last_heartbeat\":1700000000,\"health\":\"passing\"}");
     assert_non_null(reg_discover(reg, NULL, "worker", REG_RANDOM));
+    assert_int_equal(reg_instance_ttl(in), 45);
+    assert_int_equal(reg_instance_tag_count(in), 3);
+    assert_string_equal(reg_instance_tag(in, 1), "with \"quote\"");
+    assert_int_equal(reg_instance_meta_count(in), 3);
+    assert_string_equal(reg_instance_meta_key(in, 1), "note");
+    assert_string_equal(reg_instance_meta_value(in, 1), "a\\nb");
 
     evbuffer_free(buf);
     reg_free(reg);
@@ -839,6 +928,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register_get_deregister, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instance_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_typed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reregister_drops_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreach_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reregister_same_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_critical_then_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renew_brings_back, setup, teardown),
