@@ -65,13 +65,14 @@ static size_t regc_str_len(const char *s) { return jw_string_len(s, strlen(s)); 
 /* Upper bound of the bytes regc_put writes for v. */
 static size_t regc_len(const struct regc_view *v)
 {
-    size_t n = sizeof("{\"id\":,\"name\":,\"host\":,\"port\":,\"type\":,\"tags\":[],\"metadata\":{},"
-                      "\"ttl\":") +
-               2 * JW_INT_MAX_LEN;
+    size_t n =
+        sizeof("{\"id\":,\"name\":,\"host\":,\"port\":,\"type\":,\"tags\":[],\"metadata\":{},"
+               "\"ttl\":") +
+        2 * JW_INT_MAX_LEN;
     size_t i;
 
-    n += regc_str_len(v->id) + regc_str_len(v->name) + regc_str_len(v->host) +
-         regc_str_len(v->type);
+    n +=
+        regc_str_len(v->id) + regc_str_len(v->name) + regc_str_len(v->host) + regc_str_len(v->type);
     for (i = 0; i < v->ntags; i++)
         n += regc_str_len(v->tag(v->src, i)) + 1;
     for (i = 0; i < v->nmeta; i++)
@@ -116,18 +117,9 @@ static char *regc_put(char *dst, const struct regc_view *v)
 
 char *regc_doc_new(const char *id, const struct reg_spec *spec, size_t *len)
 {
-    struct regc_view v = {id,
-                          spec->name,
-                          spec->host,
-                          spec->type,
-                          spec->port,
-                          spec->ttl,
-                          spec->tag_count,
-                          spec->meta_count,
-                          spec,
-                          regc_spec_tag,
-                          regc_spec_key,
-                          regc_spec_value};
+    struct regc_view v = {id,         spec->name,    spec->host,      spec->type,
+                          spec->port, spec->ttl,     spec->tag_count, spec->meta_count,
+                          spec,       regc_spec_tag, regc_spec_key,   regc_spec_value};
     /* "{"v":1," then the registration without its '{', then "}\0". */
     char *doc = malloc(regc_len(&v) + sizeof("{\"v\":,") + JW_INT_MAX_LEN + 2);
     char *end = NULL;
