@@ -11,7 +11,14 @@
  * in order, COMMIT), so one turn's writes commit together, and a worker that
  * was busy takes the turns that queued meanwhile in one go. It moves the
  * batches with their result to a done queue and writes a byte to a pipe;
- * the pipe's read event on the loop calls the completions in order. libevent
+ * the pipe's read event on the loop calls the completions in order.
+ *
+ * WAL checkpoints (copying the log into the database file, with its fsyncs)
+ * are not left to SQLite's automatic checkpoint, which would run inside a
+ * commit and hold up every request waiting for it: a third thread with its
+ * own connection runs a passive checkpoint (which does not block writers)
+ * whenever a commit leaves more than SQLITE_STORE_CHECKPOINT_PAGES pages in
+ * the log. libevent
  * itself is only touched from the loop thread, so no evthread locking is
  * needed. The connection is opened without SQLite's mutexes: it is used by
  * one thread at a time (the opener for the schema and store_load, before any
@@ -41,6 +48,17 @@
  * failing with SQLITE_BUSY (the writes of that batch then fail). It runs on
  * the worker thread, never on the event loop. */
 #define SQLITE_STORE_BUSY_TIMEOUT_MS 1000
+
+/* Log pages past which a commit asks the checkpoint thread for a passive
+ * checkpoint (SQLite's own automatic checkpoint default, 4 MB of pages). */
+#define SQLITE_STORE_CHECKPOINT_PAGES 1000
+
+/* Log pages past which the checkpoint thread also runs a RESTART
+ * checkpoint (64 MB of 4 KB pages): a passive one never resets the log while
+ * commits keep coming, so under a long burst the log would grow without
+ * bound. RESTART holds up commits for as long as it takes (a few ms to tens
+ * of ms), which happens once per this many pages. */
+#define SQLITE_STORE_WAL_RESTART_PAGES 16000
 
 /* Room for one error text handed from the worker to the completions. */
 #define SQLITE_STORE_ERR_MAX 512
@@ -89,9 +107,13 @@ struct sqlite_store {
     pthread_cond_t cv;
     struct sqlite_batch *todo, **todo_end; /* sealed, waiting for the worker */
     struct sqlite_batch *done, **done_end; /* committed or failed, for the loop */
-    int stop;                              /* the worker should exit */
-    pthread_t worker;
-    int worker_started, mu_ready;
+    int stop;                              /* the threads should exit */
+    int ckpt_wanted;                       /* the log is long: checkpoint */
+    int wal_pages;                         /* log length the worker saw last */
+    pthread_cond_t ckpt_cv;                /* signals ckpt_wanted or stop */
+    pthread_t worker, ckpt;
+    int worker_started, ckpt_started, mu_ready;
+    sqlite3 *ckpt_db; /* the checkpoint thread's own connection */
 };
 
 static const char sqlite_store_schema[] = "CREATE TABLE IF NOT EXISTS services ("
@@ -271,6 +293,57 @@ cleanup:
         if (rc != 0)
             snprintf(b->err, sizeof(b->err), "%s", err);
     }
+}
+
+/* SQLite's WAL hook, on the worker after each commit: when the log holds
+ * more than SQLITE_STORE_CHECKPOINT_PAGES pages, wake the checkpoint
+ * thread. Always SQLITE_OK (the commit stands). */
+static int sqlite_store_wal_cb(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct sqlite_store *st = arg;
+
+    (void)db;
+    (void)name;
+    if (pages >= SQLITE_STORE_CHECKPOINT_PAGES) {
+        pthread_mutex_lock(&st->mu);
+        st->ckpt_wanted = 1;
+        st->wal_pages = pages;
+        pthread_cond_signal(&st->ckpt_cv);
+        pthread_mutex_unlock(&st->mu);
+    }
+    return SQLITE_OK;
+}
+
+/* The checkpoint thread, each time the worker asks, until told to stop: a
+ * passive checkpoint, which copies the log into the database while commits
+ * go on (the log restarts from its beginning at the first commit after a
+ * pass that caught up). When the log is past SQLITE_STORE_WAL_RESTART_PAGES
+ * anyway, a RESTART checkpoint follows: it waits for the writer lock (the
+ * worker's busy handler waits meanwhile), copies the frames committed during
+ * the first pass and makes the next commit restart the log. Failures are
+ * left for the next round. */
+static void *sqlite_store_checkpointer(void *arg)
+{
+    struct sqlite_store *st = arg;
+    int pages = 0;
+
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->ckpt_wanted && !st->stop)
+            pthread_cond_wait(&st->ckpt_cv, &st->mu);
+        if (st->stop)
+            break;
+        st->ckpt_wanted = 0;
+        pages = st->wal_pages;
+        pthread_mutex_unlock(&st->mu);
+        (void)sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (pages >= SQLITE_STORE_WAL_RESTART_PAGES)
+            (void)sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_RESTART, NULL,
+                                            NULL);
+        pthread_mutex_lock(&st->mu);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
 }
 
 /* The worker thread: wait for sealed batches, commit all that are queued in
@@ -561,17 +634,25 @@ static void sqlite_store_free(struct sqlite_store *st)
 {
     if (!st)
         return;
-    if (st->worker_started) {
+    if (st->mu_ready) {
         pthread_mutex_lock(&st->mu);
         st->stop = 1;
         pthread_cond_signal(&st->cv);
+        pthread_cond_signal(&st->ckpt_cv);
         pthread_mutex_unlock(&st->mu);
-        pthread_join(st->worker, NULL);
     }
+    if (st->worker_started)
+        pthread_join(st->worker, NULL);
+    if (st->ckpt_started)
+        pthread_join(st->ckpt, NULL);
     if (st->mu_ready) {
         pthread_mutex_destroy(&st->mu);
         pthread_cond_destroy(&st->cv);
+        pthread_cond_destroy(&st->ckpt_cv);
     }
+    /* The main connection closes last: it checkpoints what is left and
+     * removes the log. */
+    sqlite3_close(st->ckpt_db);
     if (st->seal)
         event_free(st->seal);
     if (st->wake)
@@ -692,7 +773,33 @@ struct store *store_sqlite_open(const char *path, struct event_base *base, char 
         pthread_mutex_destroy(&st->mu);
         goto oom;
     }
+    if (pthread_cond_init(&st->ckpt_cv, NULL) != 0) {
+        pthread_cond_destroy(&st->cv);
+        pthread_mutex_destroy(&st->mu);
+        goto oom;
+    }
     st->mu_ready = 1;
+    rc = sqlite3_open_v2(path, &st->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        errbuf_set(err, errlen, "sqlite: cannot open %s for checkpoints: %s", path,
+                   st->ckpt_db ? sqlite3_errmsg(st->ckpt_db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(st->ckpt_db, SQLITE_STORE_BUSY_TIMEOUT_MS);
+    /* A connection knows the file is in WAL mode only once it has read it:
+     * until then a checkpoint on it does nothing. */
+    if (sqlite3_exec(st->ckpt_db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL) != SQLITE_OK) {
+        errbuf_set(err, errlen, "sqlite: %s: checkpoint connection: %s", path,
+                   sqlite3_errmsg(st->ckpt_db));
+        goto fail;
+    }
+    /* Replaces SQLite's automatic checkpoint on the writing connection. */
+    sqlite3_wal_hook(st->db, sqlite_store_wal_cb, st);
+    if (pthread_create(&st->ckpt, NULL, sqlite_store_checkpointer, st) != 0) {
+        errbuf_set(err, errlen, "sqlite: %s: cannot start the checkpoint thread", path);
+        goto fail;
+    }
+    st->ckpt_started = 1;
     if (pthread_create(&st->worker, NULL, sqlite_store_worker, st) != 0) {
         errbuf_set(err, errlen, "sqlite: %s: cannot start the commit thread", path);
         goto fail;
