@@ -68,6 +68,7 @@ static void api_reply_instance(struct hs_req *req, const char *key, const struct
     hs_reply_buffer(req, 200, "application/json", NULL);
 }
 
+/* Reply {"success": true, "message": message}. */
 static void api_reply_message(struct hs_req *req, int status, const char *message)
 {
     hs_reply_json(req, status, json_pack("{s:b, s:s}", "success", 1, "message", message));

@@ -34,6 +34,7 @@ struct regc_cache {
     char text[]; /* len bytes */
 };
 
+/* Getters of struct regc_view over a struct reg_spec and over an instance. */
 static const char *regc_spec_tag(const void *src, size_t i) { return reg_spec_tag(src, i); }
 static const char *regc_spec_key(const void *src, size_t i) { return reg_spec_meta_key(src, i); }
 static const char *regc_spec_value(const void *src, size_t i)

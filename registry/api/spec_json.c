@@ -134,6 +134,8 @@ static int reg_take_int(const json_t *body, const char *key, bool required, long
     return 0;
 }
 
+/* Check the optional "tags" member and copy its strings into spec, in
+ * order. 0, or -1 with err. */
 static int reg_take_tags(const json_t *body, struct reg_spec *spec, char *err, size_t errlen)
 {
     const json_t *v = json_object_get(body, "tags");
@@ -171,6 +173,8 @@ static int reg_take_tags(const json_t *body, struct reg_spec *spec, char *err, s
     return 0;
 }
 
+/* Check the optional "metadata" member (null is an empty object) and copy
+ * its pairs into spec, in order. 0, or -1 with err. */
 static int reg_take_metadata(const json_t *body, struct reg_spec *spec, char *err, size_t errlen)
 {
     const json_t *v = json_object_get(body, "metadata");

@@ -102,6 +102,7 @@ static int64_t reg_now(struct reg_registry *r)
     return now;
 }
 
+/* How long an instance of this ttl may stay critical before removal. */
 static int64_t reg_deregister_after(const struct reg_registry *r, int ttl)
 {
     return r->opt.deregister_after_ms > 0 ? r->opt.deregister_after_ms : (int64_t)ttl * 3000;
@@ -203,6 +204,8 @@ static void reg_group_remove(struct reg_group *g, size_t pos, bool by_name)
 /* ---------------------------------------------------------------------- */
 /* health transitions */
 
+/* Put in into its groups' passing arrays and mark it passing (the caller
+ * moves it between bucket lists). 0, or -1 out of memory (unchanged). */
 static int reg_make_passing(struct reg_registry *r, struct reg_instance *in)
 {
     if (reg_group_add(in->by_name, in, &in->name_pos) != 0)
@@ -216,6 +219,7 @@ static int reg_make_passing(struct reg_registry *r, struct reg_instance *in)
     return 0;
 }
 
+/* Take in out of its groups' passing arrays. */
 static void reg_leave_passing(struct reg_registry *r, struct reg_instance *in)
 {
     reg_group_remove(in->by_name, in->name_pos, true);
@@ -629,6 +633,7 @@ static bool reg_has_tag(const struct reg_instance *in, const char *tag)
     return false;
 }
 
+/* Whether in passes every non-NULL member of f. */
 static bool reg_matches(const struct reg_instance *in, const struct reg_filter *f)
 {
     return (!f->name || strcmp(in->name, f->name) == 0) &&
