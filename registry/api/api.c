@@ -129,6 +129,7 @@ static void api_register(struct hs_req *req, void *arg)
         hs_reply_error(req, 503, "could not register: %s", err);
         return;
     }
+    log_debug("%s waits for its commit", w->id);
     reg_spec_clear(&spec);
 }
 

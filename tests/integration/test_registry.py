@@ -930,10 +930,13 @@ class PersistenceTest(RegistryTestCase):
             sid = self.register(svc, name="acked", port=9100 + i,
                                 tags=["t%d" % i], metadata={"i": str(i)})
             sids.append(sid)
-            with sqlite3.connect(self.db_path) as db:
+            db = sqlite3.connect(self.db_path)
+            try:
                 row = db.execute("SELECT doc FROM services WHERE id = ?",
-                                 (sid,)).fetchone()
-            self.assertIsNotNone(row, "%s not on disk at its 201" % sid)
+                                 (sid,)).fetchall()
+            finally:
+                db.close()
+            self.assertEqual(len(row), 1, "%s not on disk at its 201" % sid)
         self.assertJsonOk(svc.request("DELETE", "/v1/services/" + sids[0]), 200)
         last = self.register(svc, name="last", port=9200)
         svc.kill()
@@ -984,6 +987,30 @@ class PersistenceTest(RegistryTestCase):
         again = self.start_registry()
         self.assertEqual(self.list_ids(again), {keeper, later})
         self.assertEqual(self.get(again, keeper)["port"], 7001)
+
+    def test_shutdown_answers_writes_waiting_for_their_commit(self):
+        """A SIGTERM while a registration waits for its commit (the file
+        locked by another process) lets it finish: the client gets its
+        answer (503 here, the commit failed) before the registry exits 0."""
+        svc = self.start_registry("--log-level", "debug")
+        locker = sqlite3.connect(self.db_path, isolation_level=None)
+        self.addCleanup(locker.close)
+        locker.execute("BEGIN IMMEDIATE")
+        replies = []
+
+        def post():
+            replies.append(svc.request(
+                "POST", "/v1/services",
+                {"name": "late", "host": "10.0.0.1", "port": 1}))
+
+        worker = threading.Thread(target=post)
+        worker.start()
+        svc.wait_for_log(r"late-\S+ waits for its commit", timeout=5)
+        self.assertEqual(svc.stop(signal.SIGTERM), 0, svc.describe())
+        worker.join(T(10))
+        self.assertEqual(len(replies), 1)
+        body = self.assertJsonError(replies[0], 503, "write at shutdown")
+        self.assertIn("locked", body["error"])
 
     def test_removal_after_expiry_is_persisted(self):
         """An instance removed for being critical too long does not come
