@@ -110,7 +110,8 @@ struct sqlite_store {
     int stop;                              /* the threads should exit */
     int ckpt_wanted;                       /* the log is long: checkpoint */
     int wal_pages;                         /* log length the worker saw last */
-    pthread_cond_t ckpt_cv;                /* signals ckpt_wanted or stop */
+    int ckpt_running;                      /* the checkpoint thread is at work */
+    pthread_cond_t ckpt_cv;                /* broadcast: ckpt_wanted, a checkpoint over, stop */
     pthread_t worker, ckpt;
     int worker_started, ckpt_started, mu_ready;
     sqlite3 *ckpt_db; /* the checkpoint thread's own connection */
@@ -308,7 +309,7 @@ static int sqlite_store_wal_cb(void *arg, sqlite3 *db, const char *name, int pag
         pthread_mutex_lock(&st->mu);
         st->ckpt_wanted = 1;
         st->wal_pages = pages;
-        pthread_cond_signal(&st->ckpt_cv);
+        pthread_cond_broadcast(&st->ckpt_cv);
         pthread_mutex_unlock(&st->mu);
     }
     return SQLITE_OK;
@@ -333,7 +334,10 @@ static void *sqlite_store_checkpointer(void *arg)
             pthread_cond_wait(&st->ckpt_cv, &st->mu);
         if (st->stop)
             break;
+        if (!st->ckpt_wanted)
+            continue;
         st->ckpt_wanted = 0;
+        st->ckpt_running = 1;
         pages = st->wal_pages;
         pthread_mutex_unlock(&st->mu);
         (void)sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
@@ -341,6 +345,8 @@ static void *sqlite_store_checkpointer(void *arg)
             (void)sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_RESTART, NULL,
                                             NULL);
         pthread_mutex_lock(&st->mu);
+        st->ckpt_running = 0;
+        pthread_cond_broadcast(&st->ckpt_cv);
     }
     pthread_mutex_unlock(&st->mu);
     return NULL;
@@ -609,7 +615,8 @@ static size_t sqlite_store_pending(const struct store *base)
 }
 
 /* Block until every queued write has completed and its completion has run
- * on this thread: seal the forming batch, then wait on the wake-up pipe. */
+ * on this thread (seal the forming batch, then wait on the wake-up pipe),
+ * then until a checkpoint those writes asked for is over. */
 static void sqlite_store_drain(struct store *base)
 {
     struct sqlite_store *st = (struct sqlite_store *)base;
@@ -625,6 +632,10 @@ static void sqlite_store_drain(struct store *base)
         sqlite_store_drain_pipe(st);
         sqlite_store_deliver(st);
     }
+    pthread_mutex_lock(&st->mu);
+    while ((st->ckpt_wanted || st->ckpt_running) && !st->stop && st->ckpt_started)
+        pthread_cond_wait(&st->ckpt_cv, &st->mu);
+    pthread_mutex_unlock(&st->mu);
 }
 
 /* Stop the worker (it finishes what is queued first), then free the
@@ -638,7 +649,7 @@ static void sqlite_store_free(struct sqlite_store *st)
         pthread_mutex_lock(&st->mu);
         st->stop = 1;
         pthread_cond_signal(&st->cv);
-        pthread_cond_signal(&st->ckpt_cv);
+        pthread_cond_broadcast(&st->ckpt_cv);
         pthread_mutex_unlock(&st->mu);
     }
     if (st->worker_started)

@@ -614,6 +614,43 @@ static void test_sqlite_commit_failure_fails_the_batch(void **state)
     assert_int_equal(load_all(fx->st, NULL, NULL), 2);
 }
 
+/* Size of a file in bytes, 0 if missing. */
+static long long file_size(const char *path)
+{
+    struct stat sb;
+
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
+}
+
+/* Checkpoints run off the commit path, and do run: once commits have put
+ * more than 1000 pages in the log, the checkpoint thread copies them into
+ * the database file (seen here while the store is still open; store_drain
+ * waits for a checkpoint the writes asked for). */
+static void test_sqlite_checkpoints_happen(void **state)
+{
+    struct fixture *fx = *state;
+    char path[PATH_LEN + 8];
+    char id[64];
+    char doc[512];
+    int i = 0;
+
+    memset(doc, 'x', sizeof(doc));
+    doc[sizeof(doc) - 1] = '\0';
+    for (i = 0; i < 12000; i++) {
+        snprintf(id, sizeof(id), "svc-%08x-%d", (unsigned)(i * 2654435761u), i);
+        put_q(fx->st, id, doc);
+        if (i % 256 == 255)
+            settle(fx);
+    }
+    settle(fx);
+    store_drain(fx->st);
+    /* 12000 rows of ~540 bytes: over 6 MB of table and index pages. */
+    assert_true(file_size(fx->path) > 4 * 1024 * 1024);
+    snprintf(path, sizeof(path), "%s-wal", fx->path);
+    assert_true(file_size(path) > 0);
+    assert_int_equal(load_all(fx->st, NULL, NULL), 12000);
+}
+
 static void test_sqlite_open_unwritable_path(void **state)
 {
     struct fixture *fx = *state;
@@ -749,6 +786,7 @@ int main(void)
         SQLITE(test_sqlite_reopen_after_commit),
         SQLITE(test_sqlite_committed_when_completed),
         SQLITE(test_sqlite_commit_failure_fails_the_batch),
+        SQLITE(test_sqlite_checkpoints_happen),
         SQLITE(test_sqlite_open_unwritable_path),
         SQLITE(test_sqlite_open_readonly_file),
         SQLITE(test_sqlite_refuses_non_database),
