@@ -171,6 +171,9 @@ for b in "$REGISTRY" "$LOGGING" "$MESSAGES" "$FACADE"; do
     [ -x "$b" ] || { echo "missing $b after the build" >&2; exit 1; }
 done
 gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/regload" "$ROOT/bench/regload.c"
+gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I "$ROOT/common" -o "$TMP/storeload" "$ROOT/bench/storeload.c" \
+    "$ROOT/registry/store/sqlite.c" "$ROOT/registry/store/memory.c" "$ROOT/common/core/errbuf.c" \
+    $(pkg-config --cflags --libs sqlite3 libevent) -lpthread
 gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/curlfloor" "$ROOT/bench/curlfloor.c" $(pkg-config --cflags --libs libcurl)
 
 # ------------------------------------------------------------- helpers --
@@ -374,6 +377,15 @@ registry_part() {
     local ren=$RPS ren99=$P99
     stop_pid "$big_pid"
 
+    # The store alone (bench/storeload.c): N_REG writes through store.h in
+    # loop turns of CONNS writes, each turn waiting for its commit.
+    echo "-- storeload: $N_REG store writes, turns of $CONNS, SQLite in $TMP"
+    local storeout store_s
+    storeout=$("${SRV_PIN[@]}" "$TMP/storeload" sqlite "$TMP" "$N_REG" "$CONNS") ||
+        { echo "storeload failed: $storeout" >&2; return 1; }
+    echo "   $storeout"
+    store_s=$(sed 's/.*write_s=\([0-9.]*\).*/\1/' <<<"$storeout")
+
     echo "== [registry] 1. nginx fixed 200 (ceiling), run 3 of 3"
     nginx_run nginx-r3
     n3=$NRPS p3=$NP99
@@ -397,6 +409,7 @@ registry_part() {
     rows+=("| register $N_REG (regload, $CONNS in flight): ${reg_s} s | $(fmt "$reg_rps" %.0f) | $(fmt "$reg_p99" %.2f) ms | $(ratio "$reg_rps" "$ngx") | < 10 s | $(verdict lt "$reg_s" 10) |")
     rows+=("| RSS with $N_REG: ${rss_mb} MiB (peak ${hwm_mb} MiB) | - | - | - | < 150 MiB | $(verdict lt "$rss_mb" 150) |")
     rows+=("| discover svc-7 with $N_REG | $(fmt "$dbig" %.0f) | $(fmt "$dbig99" %.2f) ms | $(ratio "$dbig" "$ngx") | p99 < 2 ms | $(verdict lt "$dbig99" 2) |")
+    rows+=("| store alone: $N_REG SQLite writes in turns of $CONNS (storeload): ${store_s} s | - | - | - | none | - |")
     rows+=("| renew, cycling $N_REG ids | $(fmt "$ren" %.0f) | $(fmt "$ren99" %.2f) ms | $(ratio "$ren" "$ngx") | >= 30000/s | $(verdict ge "$ren" 30000) |")
     REG_TABLE=$(
         echo "| scenario | requests/s | p99 | ratio to nginx | target | result |"

@@ -1,8 +1,10 @@
 /* main.c: the registry executable: options, store, registry core, API,
  * then the shared service loop until SIGINT/SIGTERM. */
 #include "api/api.h"
+#include "api/codec.h"
 #include "core/catalog.h"
 #include "core/config.h"
+#include "core/errbuf.h"
 #include "core/log.h"
 #include "http/service.h"
 #include "store/store.h"
@@ -43,20 +45,32 @@ int main(int argc, char **argv)
                            opts, sizeof(opts) / sizeof(opts[0]), argc, argv, &common);
     if (cfg_rc >= 0)
         return cfg_rc;
-    if (strcmp(backend, "memory") == 0 || strcmp(data, ":memory:") == 0) {
-        store = store_memory_open();
-        backend = "memory";
-    } else if (strcmp(backend, "sqlite") == 0) {
-        store = store_sqlite_open(data, err, sizeof(err));
-    } else {
+    if (strcmp(backend, "memory") != 0 && strcmp(data, ":memory:") != 0 &&
+        strcmp(backend, "sqlite") != 0) {
         fprintf(stderr, "registry: --backend: unknown backend '%s' (sqlite or memory)\n", backend);
         return 2;
     }
+    /* The loop exists first: the store hands its completions back to it.
+     * Loading is synchronous, before the loop runs. */
+    svc = svc_new("registry", err, sizeof(err));
+    if (!svc) {
+        fprintf(stderr, "registry: %s\n", err);
+        goto cleanup;
+    }
+    if (strcmp(backend, "memory") == 0 || strcmp(data, ":memory:") == 0) {
+        store = store_memory_open(svc_base(svc));
+        backend = "memory";
+        if (!store)
+            errbuf_set(err, sizeof(err), "out of memory");
+    } else {
+        store = store_sqlite_open(data, svc_base(svc), err, sizeof(err));
+    }
     if (!store) {
         fprintf(stderr, "registry: %s\n", err);
-        return 1;
+        goto cleanup;
     }
     memset(&ropt, 0, sizeof(ropt));
+    ropt.codec = &regc_codec;
     ropt.deregister_after_ms = deregister_ms;
     reg = reg_new(store, &ropt);
     if (!reg) {
@@ -72,11 +86,6 @@ int main(int argc, char **argv)
         log_info("store: sqlite %s, %ld registrations loaded", data, loaded);
     else
         log_info("store: memory (nothing survives a restart)");
-    svc = svc_new("registry", err, sizeof(err));
-    if (!svc) {
-        fprintf(stderr, "registry: %s\n", err);
-        goto cleanup;
-    }
     api = reg_api_new(svc, reg, store, cleanup_ms);
     if (!api) {
         fprintf(stderr, "registry: cannot set up the API\n");
@@ -88,9 +97,11 @@ int main(int argc, char **argv)
     }
     rc = svc_run(svc);
 cleanup:
+    /* The API drains the store (answering what waits) while the server
+     * still exists; the store goes before the event base it reports to. */
     reg_api_free(api);
-    svc_free(svc);
     reg_free(reg);
     store_close(store);
+    svc_free(svc);
     return rc;
 }

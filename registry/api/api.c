@@ -1,19 +1,23 @@
-/* api.c: the registry's REST routes (see the README for the contract), the
- * expiry timer and the group commit: store writes made while handling the
- * requests of one event-loop turn are committed together at its end. */
+/* api.c: the registry's REST routes (see the README for the contract) and
+ * the expiry timer. A registration or deregistration is answered from the
+ * completion of its store write: 201/200 once it is durable, 503 when the
+ * commit failed (then nothing changed). The store commits the writes of one
+ * loop turn together, off the loop. */
 #include "api.h"
 
 #include "../core/catalog.h"
-#include "../core/spec.h"
 #include "../store/store.h"
+#include "codec.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
+#include "spec_json.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,38 +26,33 @@ struct reg_api {
     struct reg_registry *reg; /* borrowed */
     struct store *store;      /* borrowed */
     struct event *tick;       /* owned: persistent expiry timer */
-    struct event *flush;      /* owned: activated after a write */
 };
 
-/* Queue the commit of this turn's writes (runs once per loop turn). */
-static void api_schedule_flush(struct reg_api *api)
-{
-    if (store_pending(api->store) > 0 && !event_pending(api->flush, EV_TIMEOUT, NULL))
-        event_active(api->flush, EV_TIMEOUT, 0);
-}
+/* A request waiting for its store commit; freed by its completion. */
+struct api_wait {
+    struct hs_req *req; /* answered by the completion */
+    char id[LIM_ID_MAX + 1];
+    bool created;
+    char host[LIM_HOST_MAX + 1]; /* for the log line */
+    int port, ttl;
+};
 
-static void api_flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct reg_api *api = arg;
-    char err[256];
-    struct timeval retry = {0, 200 * 1000};
-
-    (void)fd;
-    (void)what;
-    if (store_flush(api->store, err, sizeof(err)) != 0) {
-        log_error("store commit failed, retrying in 200 ms: %s", err);
-        evtimer_add(api->flush, &retry);
-    }
-}
-
+/* The expiry timer. */
 static void api_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct reg_api *api = arg;
 
     (void)fd;
     (void)what;
-    if (reg_tick(api->reg) > 0)
-        api_schedule_flush(api);
+    (void)reg_tick(api->reg);
+}
+
+/* Shutdown waits for the writes still waiting for their commit. */
+static size_t api_busy(void *arg)
+{
+    struct reg_api *api = arg;
+
+    return store_pending(api->store);
 }
 
 /* Reply {"success": true, "<key>": <instance>}. */
@@ -62,7 +61,7 @@ static void api_reply_instance(struct hs_req *req, const char *key, const struct
     struct evbuffer *out = hs_req_output(req);
 
     if (evbuffer_add_printf(out, "{\"success\":true,\"%s\":", key) < 0 ||
-        reg_write_instance(in, out) != 0 || evbuffer_add(out, "}", 1) != 0) {
+        regc_write_instance(in, out) != 0 || evbuffer_add(out, "}", 1) != 0) {
         evbuffer_drain(out, evbuffer_get_length(out));
         hs_reply_error(req, 500, "out of memory");
         return;
@@ -70,9 +69,29 @@ static void api_reply_instance(struct hs_req *req, const char *key, const struct
     hs_reply_buffer(req, 200, "application/json", NULL);
 }
 
+/* Reply {"success": true, "message": message}. */
 static void api_reply_message(struct hs_req *req, int status, const char *message)
 {
     hs_reply_json(req, status, json_pack("{s:b, s:s}", "success", 1, "message", message));
+}
+
+/* Completion of a registration: answer it now that it is durable, or 503. */
+static void api_register_done(void *arg, int rc, const char *err)
+{
+    struct api_wait *w = arg;
+
+    if (rc != 0) {
+        log_error("could not register %s: %s", w->id, err ? err : "store failure");
+        hs_reply_error(w->req, 503, "could not register: %s", err ? err : "store failure");
+        free(w);
+        return;
+    }
+    log_info("%s %s at %s:%d (ttl %d s)", w->created ? "registered" : "re-registered", w->id,
+             w->host, w->port, w->ttl);
+    hs_reply_json(w->req, w->created ? 201 : 200,
+                  json_pack("{s:b, s:s, s:s}", "success", 1, "service_id", w->id, "message",
+                            "Service registered successfully"));
+    free(w);
 }
 
 /* POST /v1/services */
@@ -80,8 +99,8 @@ static void api_register(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
     struct reg_spec spec;
-    char err[512], id[LIM_ID_MAX + 1];
-    bool created = false;
+    struct api_wait *w = NULL;
+    char err[512];
     json_t *body = hs_req_json(req, err, sizeof(err));
 
     if (!body) {
@@ -94,18 +113,40 @@ static void api_register(struct hs_req *req, void *arg)
         return;
     }
     json_decref(body);
-    if (reg_register(api->reg, &spec, id, &created, err, sizeof(err)) != 0) {
+    w = calloc(1, sizeof(*w));
+    if (!w) {
         reg_spec_clear(&spec);
-        hs_reply_error(req, 500, "could not register: %s", err);
+        hs_reply_error(req, 503, "could not register: out of memory");
         return;
     }
-    log_info("%s %s at %s:%d (ttl %d s)", created ? "registered" : "re-registered", id, spec.host,
-             spec.port, spec.ttl);
+    w->req = req;
+    snprintf(w->host, sizeof(w->host), "%s", spec.host);
+    w->port = spec.port;
+    w->ttl = spec.ttl;
+    if (reg_register(api->reg, &spec, api_register_done, w, w->id, &w->created, err, sizeof(err)) !=
+        0) {
+        reg_spec_clear(&spec);
+        free(w);
+        hs_reply_error(req, 503, "could not register: %s", err);
+        return;
+    }
+    log_debug("%s waits for its commit", w->id);
     reg_spec_clear(&spec);
-    api_schedule_flush(api);
-    hs_reply_json(req, created ? 201 : 200,
-                  json_pack("{s:b, s:s, s:s}", "success", 1, "service_id", id, "message",
-                            "Service registered successfully"));
+}
+
+/* Completion of a deregistration: answer it now that it is durable. */
+static void api_deregister_done(void *arg, int rc, const char *err)
+{
+    struct api_wait *w = arg;
+
+    if (rc != 0) {
+        log_error("could not deregister %s: %s", w->id, err ? err : "store failure");
+        hs_reply_error(w->req, 503, "could not deregister: %s", err ? err : "store failure");
+    } else {
+        log_info("deregistered %s", w->id);
+        api_reply_message(w->req, 200, "Service deregistered successfully");
+    }
+    free(w);
 }
 
 /* DELETE /v1/services/{id} */
@@ -113,20 +154,26 @@ static void api_deregister(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
     const char *id = hs_req_param(req, "{id}");
+    struct api_wait *w = calloc(1, sizeof(*w));
     char err[256];
-    int rc = reg_deregister(api->reg, id, err, sizeof(err));
+    int rc = 0;
 
+    if (!w) {
+        hs_reply_error(req, 503, "could not deregister: out of memory");
+        return;
+    }
+    w->req = req;
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    rc = reg_deregister(api->reg, id, api_deregister_done, w, err, sizeof(err));
     if (rc < 0) {
-        hs_reply_error(req, 500, "could not deregister: %s", err);
+        free(w);
+        hs_reply_error(req, 503, "could not deregister: %s", err);
         return;
     }
     if (rc > 0) {
+        free(w);
         hs_reply_error(req, 404, "service '%.200s' not found", id);
-        return;
     }
-    log_info("deregistered %s", id);
-    api_schedule_flush(api);
-    api_reply_message(req, 200, "Service deregistered successfully");
 }
 
 /* PUT /v1/services/{id}/renew */
@@ -168,12 +215,30 @@ static int api_health_param(const char *s)
     return -2;
 }
 
+/* A listing being written: the buffer and whether an item is in yet. */
+struct api_list_ctx {
+    struct evbuffer *buf;
+    bool first;
+};
+
+/* reg_foreach callback: append one instance to the JSON array. */
+static int api_list_one(const struct reg_instance *in, void *arg)
+{
+    struct api_list_ctx *c = arg;
+
+    if (!c->first && evbuffer_add(c->buf, ",", 1) != 0)
+        return -1;
+    c->first = false;
+    return regc_write_instance(in, c->buf);
+}
+
 /* GET /v1/services?name=&type=&tag=&health= */
 static void api_list(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
     struct reg_filter f;
     struct evbuffer *buf = NULL;
+    struct api_list_ctx ctx;
 
     f.name = hs_req_query(req, "name");
     f.type = hs_req_query(req, "type");
@@ -184,8 +249,10 @@ static void api_list(struct hs_req *req, void *arg)
         return;
     }
     buf = evbuffer_new();
-    if (!buf || evbuffer_add_printf(buf, "{\"success\":true,\"services\":") < 0 ||
-        reg_write_list(api->reg, &f, buf) != 0 || evbuffer_add(buf, "}", 1) != 0) {
+    ctx.buf = buf;
+    ctx.first = true;
+    if (!buf || evbuffer_add_printf(buf, "{\"success\":true,\"services\":[") < 0 ||
+        reg_foreach(api->reg, &f, api_list_one, &ctx) != 0 || evbuffer_add(buf, "]}", 2) != 0) {
         hs_buffer_free(buf);
         hs_reply_error(req, 500, "out of memory");
         return;
@@ -258,8 +325,7 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct stor
     api->reg = r;
     api->store = st;
     api->tick = event_new(svc_base(svc), -1, EV_PERSIST, api_tick_cb, api);
-    api->flush = evtimer_new(svc_base(svc), api_flush_cb, api);
-    if (!api->tick || !api->flush)
+    if (!api->tick)
         goto fail;
     if (clk_timer_in(api->tick, cleanup_ms) != 0)
         goto fail;
@@ -271,6 +337,8 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct stor
         hs_route(svc_http(svc), HS_GET, "/v1/discover", api_discover, api) != 0 ||
         mtr_add_collector(svc_metrics(svc), api_collect, api) != 0)
         goto fail;
+    if (svc_on_busy(svc, api_busy, api) != 0)
+        goto fail;
     return api;
 fail:
     reg_api_free(api);
@@ -279,15 +347,12 @@ fail:
 
 void reg_api_free(struct reg_api *api)
 {
-    char err[256];
-
     if (!api)
         return;
     if (api->tick)
         event_free(api->tick);
-    if (api->flush)
-        event_free(api->flush);
-    if (store_flush(api->store, err, sizeof(err)) != 0)
-        log_error("final store commit failed: %s", err);
+    /* Writes still waiting are answered before the server goes away. */
+    store_drain(api->store);
+    svc_remove_hooks(api->svc, api);
     free(api);
 }

@@ -1,5 +1,5 @@
-/* api.h: the registry's REST API on the shared HTTP server, plus the two
- * timers behind it: the expiry tick and the group commit of store writes. */
+/* api.h: the registry's REST API on the shared HTTP server, plus the
+ * expiry timer behind it. */
 #ifndef REG_API_API_H
 #define REG_API_API_H
 
@@ -11,13 +11,15 @@ struct store;
 struct reg_registry;
 struct reg_api;
 
-/* Add the /v1 routes to svc's server and start the cleanup timer every
- * cleanup_ms. svc, r and st are borrowed and must outlive the API.
- * Returns NULL on failure; caller frees with reg_api_free. */
+/* Add the /v1 routes to svc's server, start the cleanup timer every
+ * cleanup_ms, and make shutdown wait for writes still waiting for their
+ * commit (svc's busy hook). svc, r and st are borrowed and must outlive the
+ * API. Returns NULL on failure; caller frees with reg_api_free. */
 struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct store *st,
                             int64_t cleanup_ms) __attribute__((warn_unused_result));
 
-/* Stop the timers, commit what is pending, free. Accepts NULL. */
+/* Stop the timer, wait for the writes still waiting (answering their
+ * requests), free. Call before the server is freed. Accepts NULL. */
 void reg_api_free(struct reg_api *api);
 
 #endif

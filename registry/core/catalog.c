@@ -13,7 +13,6 @@
 #include "core/errbuf.h"
 #include "core/log.h"
 
-#include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +25,9 @@ struct reg_group {
     char *key;                   /* owned */
     struct reg_instance **items; /* owned array of borrowed pointers */
     size_t n, cap;
-    size_t members; /* instances referring to the group, any health */
-    uint64_t rr;    /* round-robin cursor */
+    size_t reserved; /* slots of items kept for registrations waiting for their commit */
+    size_t members;  /* instances referring to the group, any health, or waiting */
+    uint64_t rr;     /* round-robin cursor */
     UT_hash_handle hh;
 };
 
@@ -36,25 +36,39 @@ struct reg_bucket {
     int ttl;
     struct reg_instance *passing;  /* utlist DL head */
     struct reg_instance *critical; /* utlist DL head */
-    size_t members;
+    size_t members;                /* instances in the lists, or waiting for their commit */
     UT_hash_handle hh;
 };
 
-/* Kept small: with 100k instances every byte counts 100k times. The strings
- * share one allocation; metadata lives only in the stored document. */
+/* Kept small: with 100k instances every byte counts 100k times. All the
+ * strings share one allocation, strs: first one uint32_t offset (from strs)
+ * per tag, then a key and a value offset per metadata pair, then
+ * "id\0name\0host\0type\0", the tags and the pairs, each NUL-terminated. */
 struct reg_instance {
-    char *strs;                                 /* owned: "id\0name\0host\0type\0tag\0...tag\0\0" */
-    const char *id, *name, *host, *type, *tags; /* into strs; tags ends at "" */
+    char *strs;                          /* owned */
+    const char *id, *name, *host, *type; /* into strs */
+    uint16_t tag_count, meta_count;      /* <= LIM_TAGS_MAX, LIM_META_MAX */
     int port, ttl;
-    char *doc; /* owned: the stored registration, a JSON object */
-    size_t doc_len;
+    void *cache; /* the API's (reg_instance_cache); freed by the codec */
     int64_t heartbeat_ms;
-    enum reg_health health;
+    unsigned char health;                /* enum reg_health */
+    unsigned char removing;              /* an expiry removal waits for its commit */
     struct reg_bucket *bucket;           /* borrowed */
     struct reg_instance *prev, *next;    /* in bucket->passing or bucket->critical */
     struct reg_group *by_name, *by_type; /* borrowed */
     size_t name_pos, type_pos;           /* index in the groups' items while passing */
     UT_hash_handle hh;
+};
+
+/* A write waiting for its commit: what to apply to memory when the store
+ * says it is durable, and whom to tell. */
+struct reg_write {
+    struct reg_registry *r;  /* borrowed */
+    struct reg_instance *in; /* owned, prepared (reserved, unlinked); NULL for a deletion */
+    char id[LIM_ID_MAX + 1];
+    bool expiry;      /* a removal by reg_tick, not a client's deregistration */
+    reg_done_fn done; /* NULL for expiry removals */
+    void *arg;
 };
 
 struct reg_registry {
@@ -88,6 +102,7 @@ static int64_t reg_now(struct reg_registry *r)
     return now;
 }
 
+/* How long an instance of this ttl may stay critical before removal. */
 static int64_t reg_deregister_after(const struct reg_registry *r, int ttl)
 {
     return r->opt.deregister_after_ms > 0 ? r->opt.deregister_after_ms : (int64_t)ttl * 3000;
@@ -128,21 +143,50 @@ static void reg_group_leave(struct reg_group **table, struct reg_group *g)
     free(g);
 }
 
+/* Make room in g's items for one more than the passing and reserved ones.
+ * 0 or -1 (out of memory, nothing changed). */
+static int reg_group_grow(struct reg_group *g)
+{
+    size_t cap = 0;
+    struct reg_instance **items = NULL;
+
+    if (g->n + g->reserved < g->cap)
+        return 0;
+    cap = g->cap ? g->cap * 2 : 4;
+    items = realloc(g->items, cap * sizeof(*items));
+    if (!items)
+        return -1;
+    g->items = items;
+    g->cap = cap;
+    return 0;
+}
+
 /* Append in to g's passing items, storing its index in *pos. 0 or -1. */
 static int reg_group_add(struct reg_group *g, struct reg_instance *in, size_t *pos)
 {
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 4;
-        struct reg_instance **items = realloc(g->items, cap * sizeof(*items));
-
-        if (!items)
-            return -1;
-        g->items = items;
-        g->cap = cap;
-    }
+    if (reg_group_grow(g) != 0)
+        return -1;
     *pos = g->n;
     g->items[g->n++] = in;
     return 0;
+}
+
+/* Keep one slot of g's items for a registration waiting for its commit.
+ * 0 or -1 (nothing changed). */
+static int reg_group_reserve(struct reg_group *g)
+{
+    if (reg_group_grow(g) != 0)
+        return -1;
+    g->reserved++;
+    return 0;
+}
+
+/* Put in into the slot reserved for it; cannot fail. */
+static void reg_group_add_reserved(struct reg_group *g, struct reg_instance *in, size_t *pos)
+{
+    g->reserved--;
+    *pos = g->n;
+    g->items[g->n++] = in;
 }
 
 /* Remove the item at pos by moving the last one into its place. */
@@ -160,6 +204,8 @@ static void reg_group_remove(struct reg_group *g, size_t pos, bool by_name)
 /* ---------------------------------------------------------------------- */
 /* health transitions */
 
+/* Put in into its groups' passing arrays and mark it passing (the caller
+ * moves it between bucket lists). 0, or -1 out of memory (unchanged). */
 static int reg_make_passing(struct reg_registry *r, struct reg_instance *in)
 {
     if (reg_group_add(in->by_name, in, &in->name_pos) != 0)
@@ -173,6 +219,7 @@ static int reg_make_passing(struct reg_registry *r, struct reg_instance *in)
     return 0;
 }
 
+/* Take in out of its groups' passing arrays. */
 static void reg_leave_passing(struct reg_registry *r, struct reg_instance *in)
 {
     reg_group_remove(in->by_name, in->name_pos, true);
@@ -195,78 +242,94 @@ static void reg_unlink(struct reg_registry *r, struct reg_instance *in)
 /* ---------------------------------------------------------------------- */
 /* instances */
 
-static void reg_instance_free(struct reg_instance *in)
+/* Free in, its strings and its cache slot (through r's codec). Accepts
+ * NULL. */
+static void reg_instance_free(const struct reg_registry *r, struct reg_instance *in)
 {
     if (!in)
         return;
+    if (in->cache && r->opt.codec->cache_free)
+        r->opt.codec->cache_free(in->cache);
     free(in->strs);
-    free(in->doc);
     free(in);
 }
 
-/* Serialise the registration part of spec under id; caller frees. */
-static char *reg_doc_new(const char *id, const struct reg_spec *spec)
+/* The offsets at the head of in's strings. */
+static const uint32_t *reg_instance_offs(const struct reg_instance *in)
 {
-    json_t *obj = json_pack("{s:s, s:s, s:s, s:i, s:s, s:O, s:O, s:i}", "id", id, "name",
-                            spec->name, "host", spec->host, "port", spec->port, "type", spec->type,
-                            "tags", spec->tags, "metadata", spec->metadata, "ttl", spec->ttl);
-    char *doc = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-
-    json_decref(obj);
-    return doc;
+    return (const uint32_t *)(const void *)in->strs;
 }
 
-/* Fill in's registration fields from spec under id (copied), taking
- * ownership of doc. On failure in is unchanged and doc is freed. The
- * instance must not be in the id table (its key lives in the strings). */
-static int reg_instance_set(struct reg_instance *in, const char *id, const struct reg_spec *spec,
-                            char *doc)
+/* Append the C string src at *off in strs; returns where it starts. */
+static const char *reg_strs_put(char *strs, size_t *off, const char *src)
+{
+    size_t n = strlen(src) + 1;
+    const char *at = strs + *off;
+
+    memcpy(strs + *off, src, n);
+    *off += n;
+    return at;
+}
+
+/* Fill a fresh (zeroed, unlinked) in with the registration of spec under id
+ * (all copied into one allocation). 0, or -1 when out of memory (in
+ * unchanged). */
+static int reg_instance_set(struct reg_instance *in, const char *id, const struct reg_spec *spec)
 {
     const char *fixed[4] = {id, spec->name, spec->host, spec->type};
-    const json_t *tag;
-    size_t len = 1, i, off = 0;
-    char *strs;
+    size_t noffs = spec->tag_count + 2 * spec->meta_count;
+    size_t head = noffs * sizeof(uint32_t);
+    size_t len = head, i, off = head;
+    uint32_t *offs = NULL;
+    char *strs = NULL;
 
     for (i = 0; i < 4; i++)
         len += strlen(fixed[i]) + 1;
-    json_array_foreach (spec->tags, i, tag)
-        len += json_string_length(tag) + 1;
-    strs = malloc(len);
-    if (!strs) {
-        free(doc);
+    for (i = 0; i < spec->tag_count; i++)
+        len += strlen(reg_spec_tag(spec, i)) + 1;
+    for (i = 0; i < spec->meta_count; i++)
+        len += strlen(reg_spec_meta_key(spec, i)) + strlen(reg_spec_meta_value(spec, i)) + 2;
+    if (len > UINT32_MAX)
         return -1;
+    strs = malloc(len);
+    if (!strs)
+        return -1;
+    offs = (uint32_t *)(void *)strs;
+    in->id = reg_strs_put(strs, &off, id);
+    in->name = reg_strs_put(strs, &off, spec->name);
+    in->host = reg_strs_put(strs, &off, spec->host);
+    in->type = reg_strs_put(strs, &off, spec->type);
+    for (i = 0; i < spec->tag_count; i++) {
+        offs[i] = (uint32_t)off;
+        (void)reg_strs_put(strs, &off, reg_spec_tag(spec, i));
     }
-    for (i = 0; i < 4; i++) {
-        size_t n = strlen(fixed[i]) + 1;
-
-        memcpy(strs + off, fixed[i], n);
-        off += n;
+    for (i = 0; i < spec->meta_count; i++) {
+        offs[spec->tag_count + 2 * i] = (uint32_t)off;
+        (void)reg_strs_put(strs, &off, reg_spec_meta_key(spec, i));
+        offs[spec->tag_count + 2 * i + 1] = (uint32_t)off;
+        (void)reg_strs_put(strs, &off, reg_spec_meta_value(spec, i));
     }
-    json_array_foreach (spec->tags, i, tag) {
-        size_t n = json_string_length(tag) + 1;
-
-        memcpy(strs + off, json_string_value(tag), n);
-        off += n;
-    }
-    strs[off] = '\0';
-    free(in->strs);
-    free(in->doc);
     in->strs = strs;
-    in->id = strs;
-    in->name = in->id + strlen(in->id) + 1;
-    in->host = in->name + strlen(in->name) + 1;
-    in->type = in->host + strlen(in->host) + 1;
-    in->tags = in->type + strlen(in->type) + 1;
-    in->doc = doc;
-    in->doc_len = strlen(doc);
+    in->tag_count = (uint16_t)spec->tag_count;
+    in->meta_count = (uint16_t)spec->meta_count;
     in->port = spec->port;
     in->ttl = spec->ttl;
     return 0;
 }
 
-/* Put in (not linked anywhere) into its bucket, groups and passing state
- * with a heartbeat at now. 0 or -1 (then nothing is linked). */
-static int reg_link(struct reg_registry *r, struct reg_instance *in, int64_t now)
+/* Count one member less of bucket b; free it with its last member. */
+static void reg_bucket_leave(struct reg_registry *r, struct reg_bucket *b)
+{
+    if (--b->members > 0)
+        return;
+    HASH_DEL(r->buckets, b);
+    free(b);
+}
+
+/* Allocate everything in (not linked anywhere) will need to be linked:
+ * its bucket and groups are joined and a passing slot is reserved in each
+ * group, so reg_attach cannot fail later. 0, or -1 with nothing changed. */
+static int reg_reserve(struct reg_registry *r, struct reg_instance *in)
 {
     struct reg_bucket *b = NULL;
 
@@ -278,18 +341,20 @@ static int reg_link(struct reg_registry *r, struct reg_instance *in, int64_t now
         b->ttl = in->ttl;
         HASH_ADD_INT(r->buckets, ttl, b);
     }
+    b->members++;
+    in->bucket = b;
     in->by_name = reg_group_join(&r->names, in->name);
     if (!in->by_name)
         goto fail;
     in->by_type = reg_group_join(&r->types, in->type);
     if (!in->by_type)
         goto fail;
-    if (reg_make_passing(r, in) != 0)
+    if (reg_group_reserve(in->by_name) != 0)
         goto fail;
-    in->bucket = b;
-    b->members++;
-    in->heartbeat_ms = now;
-    DL_APPEND(b->passing, in);
+    if (reg_group_reserve(in->by_type) != 0) {
+        in->by_name->reserved--;
+        goto fail;
+    }
     return 0;
 fail:
     if (in->by_type)
@@ -297,40 +362,159 @@ fail:
     if (in->by_name)
         reg_group_leave(&r->names, in->by_name);
     in->by_name = in->by_type = NULL;
-    if (b->members == 0) {
-        HASH_DEL(r->buckets, b);
-        free(b);
-    }
+    reg_bucket_leave(r, b);
+    in->bucket = NULL;
     return -1;
 }
 
-/* Undo reg_link: out of lists, groups and (when empty) the bucket. */
+/* Undo reg_reserve for an instance that will not be attached. */
+static void reg_unreserve(struct reg_registry *r, struct reg_instance *in)
+{
+    in->by_name->reserved--;
+    in->by_type->reserved--;
+    reg_group_leave(&r->names, in->by_name);
+    reg_group_leave(&r->types, in->by_type);
+    in->by_name = in->by_type = NULL;
+    reg_bucket_leave(r, in->bucket);
+    in->bucket = NULL;
+}
+
+/* Link a reserved instance: passing in its groups, at the tail of its
+ * bucket's passing list with a heartbeat at now, in the id table. Uses only
+ * what reg_reserve allocated. */
+static void reg_attach(struct reg_registry *r, struct reg_instance *in, int64_t now)
+{
+    reg_group_add_reserved(in->by_name, in, &in->name_pos);
+    reg_group_add_reserved(in->by_type, in, &in->type_pos);
+    in->health = REG_PASSING;
+    r->stats.passing++;
+    in->heartbeat_ms = now;
+    DL_APPEND(in->bucket->passing, in);
+    HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
+    r->stats.instances++;
+}
+
+/* Undo reg_attach: out of lists, groups and (when empty) the bucket; not
+ * out of the id table. */
 static void reg_unlink_all(struct reg_registry *r, struct reg_instance *in)
 {
-    struct reg_bucket *b = in->bucket;
-
     reg_unlink(r, in);
     reg_group_leave(&r->names, in->by_name);
     reg_group_leave(&r->types, in->by_type);
     in->by_name = in->by_type = NULL;
-    if (--b->members == 0) {
-        HASH_DEL(r->buckets, b);
-        free(b);
-    }
+    reg_bucket_leave(r, in->bucket);
     in->bucket = NULL;
+}
+
+/* Drop in from every index and free it (the store is the caller's job). */
+static void reg_drop(struct reg_registry *r, struct reg_instance *in)
+{
+    reg_unlink_all(r, in);
+    HASH_DEL(r->by_id, in);
+    reg_instance_free(r, in);
+    r->stats.instances--;
+}
+
+/* Free a write that is done with; its prepared instance, if still owned,
+ * gives back its reservations. */
+static void reg_write_free(struct reg_write *w)
+{
+    if (!w)
+        return;
+    if (w->in) {
+        if (w->in->bucket)
+            reg_unreserve(w->r, w->in);
+        reg_instance_free(w->r, w->in);
+    }
+    free(w);
+}
+
+/* Store completion of a registration: on success the prepared instance
+ * replaces the one of the same id, if any (looked up now: writes complete
+ * in order, so memory follows the store); on failure nothing changes. Then
+ * tells the caller. */
+static void reg_put_done(void *arg, int rc, const char *err)
+{
+    struct reg_write *w = arg;
+    struct reg_registry *r = w->r;
+    struct reg_instance *old = NULL;
+
+    if (rc == 0) {
+        HASH_FIND_STR(r->by_id, w->in->id, old);
+        if (old)
+            reg_drop(r, old);
+        reg_attach(r, w->in, reg_now(r));
+        w->in = NULL;
+        r->stats.registered++;
+    }
+    if (w->done)
+        w->done(w->arg, rc, err);
+    reg_write_free(w);
+}
+
+/* Store completion of a deletion (a deregistration or an expiry removal):
+ * on success the instance of that id, if still there, leaves memory too. */
+static void reg_del_done(void *arg, int rc, const char *err)
+{
+    struct reg_write *w = arg;
+    struct reg_registry *r = w->r;
+    struct reg_instance *in = NULL;
+
+    HASH_FIND_STR(r->by_id, w->id, in);
+    if (rc == 0) {
+        if (in)
+            reg_drop(r, in);
+        if (w->expiry)
+            r->stats.removed++;
+        else
+            r->stats.deregistered++;
+    } else if (w->expiry) {
+        log_warn("could not delete %s from the store, retrying on a later tick: %s", w->id,
+                 err ? err : "unknown error");
+        if (in)
+            in->removing = 0;
+    }
+    if (w->done)
+        w->done(w->arg, rc, err);
+    reg_write_free(w);
+}
+
+/* Queue the deletion of id in the store; reg_del_done applies it. 0, or -1
+ * with err and nothing changed. */
+static int reg_queue_del(struct reg_registry *r, const char *id, bool expiry, reg_done_fn done,
+                         void *arg, char *err, size_t errlen)
+{
+    struct reg_write *w = calloc(1, sizeof(*w));
+
+    if (!w) {
+        errbuf_set(err, errlen, "out of memory");
+        return -1;
+    }
+    w->r = r;
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    w->expiry = expiry;
+    w->done = done;
+    w->arg = arg;
+    if (store_del(r->store, id, reg_del_done, w, err, errlen) != 0) {
+        free(w);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------------- */
 
 struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
 {
-    struct reg_registry *r = calloc(1, sizeof(*r));
+    struct reg_registry *r = NULL;
 
+    if (!opt || !opt->codec || !opt->codec->encode || !opt->codec->decode)
+        return NULL;
+    r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->store = store;
-    if (opt)
-        r->opt = *opt;
+    r->opt = *opt;
     if (!r->opt.clock)
         r->opt.clock = reg_real_clock;
     r->seed = r->opt.seed ? r->opt.seed : (unsigned int)time(NULL) ^ (unsigned int)clock();
@@ -343,87 +527,69 @@ void reg_free(struct reg_registry *r)
 
     if (!r)
         return;
+    /* Writes still waiting hold pointers to r: let them complete first. */
+    store_drain(r->store);
     HASH_ITER (hh, r->by_id, in, tmp) {
         reg_unlink_all(r, in);
         HASH_DEL(r->by_id, in);
-        reg_instance_free(in);
+        reg_instance_free(r, in);
     }
     free(r);
 }
 
-int reg_register(struct reg_registry *r, const struct reg_spec *spec, char *id_out, bool *created,
-                 char *err, size_t errlen)
+int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_fn done, void *arg,
+                 char *id_out, bool *created, char *err, size_t errlen)
 {
+    struct reg_write *w = NULL;
     struct reg_instance *in = NULL;
     char id[LIM_ID_MAX + 1];
     char uuid[UID_STR_LEN + 1];
     char *doc = NULL;
-    int64_t now = reg_now(r);
+    size_t doc_len = 0;
+    int rc = -1;
 
     if (spec->has_id) {
         snprintf(id, sizeof(id), "%s", spec->id);
-        HASH_FIND_STR(r->by_id, id, in);
     } else {
         uid_generate(uuid);
         snprintf(id, sizeof(id), "%s-%s", spec->name, uuid);
     }
-    doc = reg_doc_new(id, spec);
-    if (!doc) {
-        errbuf_set(err, errlen, "out of memory");
-        return -1;
-    }
-    if (store_put(r->store, id, doc, strlen(doc), err, errlen) != 0) {
-        free(doc);
-        return -1;
-    }
-    if (in) {
-        /* Update in place: unlink, change, link again as passing. */
-        reg_unlink_all(r, in);
-        HASH_DEL(r->by_id, in);
-        r->stats.instances--;
-        *created = false;
-    } else {
-        in = calloc(1, sizeof(*in));
-        if (!in) {
-            free(doc);
-            errbuf_set(err, errlen, "out of memory");
-            return -1;
-        }
-        *created = true;
-    }
-    if (reg_instance_set(in, id, spec, doc) != 0 || reg_link(r, in, now) != 0) {
-        reg_instance_free(in);
-        errbuf_set(err, errlen, "out of memory");
-        return -1;
-    }
-    HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
-    r->stats.instances++;
-    r->stats.registered++;
+    w = calloc(1, sizeof(*w));
+    in = calloc(1, sizeof(*in));
+    doc = r->opt.codec->encode(id, spec, &doc_len);
+    if (!w || !in || !doc)
+        goto oom;
+    if (reg_instance_set(in, id, spec) != 0)
+        goto oom;
+    if (reg_reserve(r, in) != 0)
+        goto oom;
+    w->r = r;
+    w->in = in;
+    in = NULL;
+    w->done = done;
+    w->arg = arg;
+    if (store_put(r->store, id, doc, doc_len, reg_put_done, w, err, errlen) != 0)
+        goto cleanup;
+    *created = reg_get(r, id) == NULL;
     memcpy(id_out, id, sizeof(id));
-    return 0;
+    w = NULL;
+    rc = 0;
+    goto cleanup;
+oom:
+    errbuf_set(err, errlen, "out of memory");
+cleanup:
+    reg_write_free(w);
+    reg_instance_free(r, in);
+    free(doc);
+    return rc;
 }
 
-/* Drop in from every index and free it (the store is the caller's job). */
-static void reg_drop(struct reg_registry *r, struct reg_instance *in)
+int reg_deregister(struct reg_registry *r, const char *id, reg_done_fn done, void *arg, char *err,
+                   size_t errlen)
 {
-    reg_unlink_all(r, in);
-    HASH_DEL(r->by_id, in);
-    reg_instance_free(in);
-    r->stats.instances--;
-}
-
-int reg_deregister(struct reg_registry *r, const char *id, char *err, size_t errlen)
-{
-    struct reg_instance *in = NULL;
-
-    HASH_FIND_STR(r->by_id, id, in);
-    if (!in)
+    if (!reg_get(r, id))
         return 1;
-    if (store_del(r->store, id, err, errlen) != 0)
-        return -1;
-    reg_drop(r, in);
-    r->stats.deregistered++;
-    return 0;
+    return reg_queue_del(r, id, false, done, arg, err, errlen);
 }
 
 int reg_renew(struct reg_registry *r, const char *id)
@@ -459,14 +625,15 @@ const struct reg_instance *reg_get(const struct reg_registry *r, const char *id)
 /* Whether in carries tag. */
 static bool reg_has_tag(const struct reg_instance *in, const char *tag)
 {
-    const char *t;
+    size_t i;
 
-    for (t = in->tags; *t; t += strlen(t) + 1)
-        if (strcmp(t, tag) == 0)
+    for (i = 0; i < in->tag_count; i++)
+        if (strcmp(reg_instance_tag(in, i), tag) == 0)
             return true;
     return false;
 }
 
+/* Whether in passes every non-NULL member of f. */
 static bool reg_matches(const struct reg_instance *in, const struct reg_filter *f)
 {
     return (!f->name || strcmp(in->name, f->name) == 0) &&
@@ -502,35 +669,17 @@ const struct reg_instance *reg_discover(struct reg_registry *r, const char *name
     return pick;
 }
 
-int reg_write_instance(const struct reg_instance *in, struct evbuffer *out)
-{
-    /* The stored document ends with '}': reopen it to add the live fields. */
-    if (evbuffer_add(out, in->doc, in->doc_len - 1) != 0)
-        return -1;
-    return evbuffer_add_printf(out, ",\"last_heartbeat\":%lld,\"health\":\"%s\"}",
-                               (long long)(in->heartbeat_ms / 1000),
-                               in->health == REG_PASSING ? "passing" : "critical") < 0
-               ? -1
-               : 0;
-}
-
-int reg_write_list(const struct reg_registry *r, const struct reg_filter *f, struct evbuffer *out)
+int reg_foreach(const struct reg_registry *r, const struct reg_filter *f, reg_each_fn fn, void *arg)
 {
     const struct reg_instance *in;
-    int first = 1;
 
-    if (evbuffer_add(out, "[", 1) != 0)
-        return -1;
     for (in = r->by_id; in; in = in->hh.next) {
         if (!reg_matches(in, f))
             continue;
-        if (!first && evbuffer_add(out, ",", 1) != 0)
-            return -1;
-        first = 0;
-        if (reg_write_instance(in, out) != 0)
+        if (fn(in, arg) != 0)
             return -1;
     }
-    return evbuffer_add(out, "]", 1);
+    return 0;
 }
 
 size_t reg_tick(struct reg_registry *r)
@@ -545,21 +694,20 @@ size_t reg_tick(struct reg_registry *r)
         int64_t grace = reg_deregister_after(r, b->ttl);
         struct reg_instance *in;
 
-        /* Critical first, so a bucket freed by the last removal is not
-         * touched again below. */
-        while (b->critical && b->critical->heartbeat_ms + ttl_ms + grace <= now) {
-            bool last = b->members == 1;
-
-            in = b->critical;
+        /* Critical ones due for removal: the store deletes them first,
+         * memory follows in reg_del_done. Those already on their way are
+         * skipped; a failed deletion is tried again on a later tick. */
+        for (in = b->critical; in && in->heartbeat_ms + ttl_ms + grace <= now; in = in->next) {
+            if (in->removing)
+                continue;
             log_info("removing instance %s: critical for longer than %lld ms", in->id,
                      (long long)grace);
-            if (store_del(r->store, in->id, err, sizeof(err)) != 0)
+            if (reg_queue_del(r, in->id, true, NULL, NULL, err, sizeof(err)) != 0) {
                 log_warn("could not delete %s from the store: %s", in->id, err);
-            reg_drop(r, in);
-            r->stats.removed++;
+                continue;
+            }
+            in->removing = 1;
             changed++;
-            if (last)
-                goto next_bucket;
         }
         while (b->passing && b->passing->heartbeat_ms + ttl_ms <= now) {
             in = b->passing;
@@ -572,55 +720,46 @@ size_t reg_tick(struct reg_registry *r)
             changed++;
             log_warn("instance %s is critical: no renewal within its ttl of %d s", in->id, b->ttl);
         }
-    next_bucket:;
     }
     return changed;
 }
 
-/* store_load callback: one stored registration back into memory. */
+/* store_load callback: one stored registration back into memory. A
+ * record that does not decode, or names another id, is skipped with a
+ * warning; -1 (stop) only when out of memory. */
 static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *arg)
 {
     struct reg_registry *r = arg;
     struct reg_spec spec;
     struct reg_instance *in = NULL;
     char err[256];
-    char *copy = NULL;
+    int rc = -1;
 
-    if (reg_spec_parse_text(doc, doc_len, &spec, err, sizeof(err)) != 0) {
+    if (r->opt.codec->decode(doc, doc_len, &spec, err, sizeof(err)) != 0) {
         log_warn("skipping stored record %.200s: %s", id, err);
         return 0;
     }
     if (!spec.has_id || strcmp(spec.id, id) != 0) {
         log_warn("skipping stored record %.200s: its document names another id", id);
-        reg_spec_clear(&spec);
-        return 0;
+        rc = 0;
+        goto cleanup;
     }
     HASH_FIND_STR(r->by_id, id, in);
-    copy = reg_doc_new(id, &spec);
-    if (in || !copy) {
-        free(copy);
-        reg_spec_clear(&spec);
-        return in ? 0 : -1;
+    if (in) {
+        in = NULL;
+        rc = 0;
+        goto cleanup;
     }
     in = calloc(1, sizeof(*in));
-    if (!in) {
-        free(copy);
-        reg_spec_clear(&spec);
-        return -1;
-    }
-    if (reg_instance_set(in, id, &spec, copy) != 0) {
-        free(in);
-        reg_spec_clear(&spec);
-        return -1;
-    }
+    if (!in || reg_instance_set(in, id, &spec) != 0 || reg_reserve(r, in) != 0)
+        goto cleanup;
+    reg_attach(r, in, reg_now(r));
+    in = NULL;
+    rc = 0;
+cleanup:
+    reg_instance_free(r, in);
     reg_spec_clear(&spec);
-    if (reg_link(r, in, reg_now(r)) != 0) {
-        reg_instance_free(in);
-        return -1;
-    }
-    HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
-    r->stats.instances++;
-    return 0;
+    return rc;
 }
 
 long reg_load(struct reg_registry *r, char *err, size_t errlen)
@@ -636,6 +775,40 @@ void reg_get_stats(const struct reg_registry *r, struct reg_stats *out) { *out =
 
 const char *reg_instance_id(const struct reg_instance *in) { return in->id; }
 const char *reg_instance_name(const struct reg_instance *in) { return in->name; }
+const char *reg_instance_host(const struct reg_instance *in) { return in->host; }
+const char *reg_instance_type(const struct reg_instance *in) { return in->type; }
 int reg_instance_port(const struct reg_instance *in) { return in->port; }
-enum reg_health reg_instance_health(const struct reg_instance *in) { return in->health; }
+int reg_instance_ttl(const struct reg_instance *in) { return in->ttl; }
+enum reg_health reg_instance_health(const struct reg_instance *in)
+{
+    return (enum reg_health)in->health;
+}
 int64_t reg_instance_heartbeat_ms(const struct reg_instance *in) { return in->heartbeat_ms; }
+
+size_t reg_instance_tag_count(const struct reg_instance *in) { return in->tag_count; }
+
+const char *reg_instance_tag(const struct reg_instance *in, size_t i)
+{
+    return in->strs + reg_instance_offs(in)[i];
+}
+
+size_t reg_instance_meta_count(const struct reg_instance *in) { return in->meta_count; }
+
+const char *reg_instance_meta_key(const struct reg_instance *in, size_t i)
+{
+    return in->strs + reg_instance_offs(in)[in->tag_count + 2 * i];
+}
+
+const char *reg_instance_meta_value(const struct reg_instance *in, size_t i)
+{
+    return in->strs + reg_instance_offs(in)[in->tag_count + 2 * i + 1];
+}
+
+void *reg_instance_cache(const struct reg_instance *in) { return in->cache; }
+
+/* The slot is the API's, outside the instance's value: writing it through
+ * a const pointer is the documented exception (see catalog.h). */
+void reg_instance_set_cache(const struct reg_instance *in, void *cache)
+{
+    ((struct reg_instance *)in)->cache = cache;
+}

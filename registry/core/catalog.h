@@ -3,6 +3,13 @@
  * of its own but the store, and time comes from an injected clock, so the
  * unit tests drive expiry without sleeping.
  *
+ * Acknowledged means durable: a registration or deregistration is written to
+ * the store first and applied to memory only in the store's completion, when
+ * the commit succeeded; a failed commit changes nothing in memory. What can
+ * fail in memory (allocations for the indexes) is reserved before the write,
+ * so applying a committed write cannot fail. Until its completion, a write is
+ * invisible: reads see the last committed state.
+ *
  * Expiry costs nothing per healthy instance: instances sit in one list per
  * ttl value ordered by last heartbeat (a renewal moves one to the tail), so a
  * tick looks only at list heads, and at the instances that are due. */
@@ -16,9 +23,13 @@
 #include <stdint.h>
 
 struct store;
-struct evbuffer;
 struct reg_registry;
 struct reg_instance;
+
+/* Completion of a registration or deregistration, on the event loop: rc 0
+ * once it is durable and applied to memory, -1 with err (borrowed for the
+ * call) when the store failed and nothing changed. */
+typedef void (*reg_done_fn)(void *arg, int rc, const char *err);
 
 /* Wall-clock time in milliseconds since the Unix epoch. */
 typedef int64_t (*reg_clock_fn)(void *arg);
@@ -26,9 +37,24 @@ typedef int64_t (*reg_clock_fn)(void *arg);
 enum reg_health { REG_PASSING = 0, REG_CRITICAL = 1 };
 enum reg_strategy { REG_RANDOM = 0, REG_ROUND_ROBIN = 1 };
 
+/* How registrations become stored documents and back, and how the API's
+ * per-instance cache is freed: given by the layer that knows the wire
+ * format (registry/api/codec.c), so the core knows none. */
+struct reg_codec {
+    /* The document to store for spec under id (both borrowed): bytes the
+     * caller frees, their length in *len; NULL when out of memory. */
+    char *(*encode)(const char *id, const struct reg_spec *spec, size_t *len);
+    /* A stored document back into spec (reg_spec_clear releases it). 0, or
+     * -1 with err (spec then owns nothing). */
+    int (*decode)(const char *doc, size_t len, struct reg_spec *spec, char *err, size_t errlen);
+    /* Frees what an instance's cache slot holds; NULL: nothing to free. */
+    void (*cache_free)(void *cache);
+};
+
 struct reg_options {
-    int64_t deregister_after_ms; /* critical this long -> removed; 0: 3 x ttl */
-    reg_clock_fn clock;          /* NULL: the real clock */
+    const struct reg_codec *codec; /* required; borrowed, must outlive the registry */
+    int64_t deregister_after_ms;   /* critical this long -> removed; 0: 3 x ttl */
+    reg_clock_fn clock;            /* NULL: the real clock */
     void *clock_arg;
     unsigned int seed; /* random discovery; 0: seeded from time */
 };
@@ -47,26 +73,38 @@ struct reg_stats {
     uint64_t registered, deregistered, renewed, expired, removed;
 };
 
-/* Create a registry over store (borrowed; must outlive it). Caller frees. */
+/* Create a registry over store (borrowed; must outlive it). opt and its
+ * codec are required. Caller frees. NULL when out of memory or no codec. */
 struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
     __attribute__((warn_unused_result));
+
+/* Drain the store (the writes still waiting complete, their callbacks run),
+ * then free everything. Accepts NULL. */
 void reg_free(struct reg_registry *r);
 
-/* Load every stored registration; each gets a fresh ttl window from now.
+/* Load every stored registration (decoded by the codec); each gets a fresh
+ * ttl window from now.
  * Returns the number loaded, or -1 with err. Bad records are skipped with a
  * warning in the log. */
 long reg_load(struct reg_registry *r, char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* Register spec (borrowed; its tags and metadata are copied). With an id
- * that exists the instance is updated in place and *created is false.
- * Copies the id into id_out (LIM_ID_MAX + 1 bytes). Returns 0, or -1 with
- * err when the store refuses the write (nothing changed). */
-int reg_register(struct reg_registry *r, const struct reg_spec *spec, char *id_out, bool *created,
-                 char *err, size_t errlen) __attribute__((warn_unused_result));
-
-/* Remove id. Returns 0, 1 when unknown, -1 with err on a store failure. */
-int reg_deregister(struct reg_registry *r, const char *id, char *err, size_t errlen)
+/* Register spec (borrowed; everything is copied): queue its write to the
+ * store; done(arg, ...) runs once it is committed and applied (the instance
+ * then replaces any of the same id), or failed (nothing changed). Copies the
+ * id into id_out (LIM_ID_MAX + 1 bytes) and sets *created to whether no
+ * instance of that id is known now. Returns 0 (done will be called), or -1
+ * with err when the write could not even be queued (done is not called,
+ * nothing changed). */
+int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_fn done, void *arg,
+                 char *id_out, bool *created, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* Remove id (borrowed): queue its deletion; done runs like reg_register's,
+ * the instance leaving memory on success. Returns 0 (done will be called),
+ * 1 when id is unknown, -1 with err when the deletion could not be queued
+ * (done is not called for 1 or -1). */
+int reg_deregister(struct reg_registry *r, const char *id, reg_done_fn done, void *arg, char *err,
+                   size_t errlen) __attribute__((warn_unused_result));
 
 /* Record a heartbeat for id (critical -> passing). 0, or 1 when unknown. */
 int reg_renew(struct reg_registry *r, const char *id) __attribute__((warn_unused_result));
@@ -79,25 +117,48 @@ const struct reg_instance *reg_get(const struct reg_registry *r, const char *id)
 const struct reg_instance *reg_discover(struct reg_registry *r, const char *name, const char *type,
                                         enum reg_strategy strategy);
 
-/* Append to out a JSON array of the instances matching f. 0 or -1. */
-int reg_write_list(const struct reg_registry *r, const struct reg_filter *f, struct evbuffer *out)
+/* Called by reg_foreach for each matching instance (borrowed for the
+ * call; fn must not change the registry). Return 0 to go on, -1 to stop. */
+typedef int (*reg_each_fn)(const struct reg_instance *in, void *arg);
+
+/* Call fn on every instance matching f, in registration order. 0, or -1
+ * when fn stopped. */
+int reg_foreach(const struct reg_registry *r, const struct reg_filter *f, reg_each_fn fn, void *arg)
     __attribute__((warn_unused_result));
 
-/* Append the instance's JSON object to out. 0 or -1. */
-int reg_write_instance(const struct reg_instance *in, struct evbuffer *out)
-    __attribute__((warn_unused_result));
-
-/* Turn overdue instances critical and remove those critical too long.
- * Returns the number of instances that changed. */
+/* Turn overdue instances critical, and queue the removal from the store of
+ * those critical too long (they leave memory when the deletion is
+ * committed; a failed one is tried again on a later tick). Returns the
+ * number of instances turned critical plus removals queued. */
 size_t reg_tick(struct reg_registry *r);
 
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out);
 
-/* Accessors for the tests and the API. */
+/* Accessors for the API and the tests. Strings are borrowed from the
+ * instance, valid as long as it is (until the next mutating call). */
 const char *reg_instance_id(const struct reg_instance *in);
 const char *reg_instance_name(const struct reg_instance *in);
+const char *reg_instance_host(const struct reg_instance *in);
+const char *reg_instance_type(const struct reg_instance *in);
 int reg_instance_port(const struct reg_instance *in);
+int reg_instance_ttl(const struct reg_instance *in);
 enum reg_health reg_instance_health(const struct reg_instance *in);
 int64_t reg_instance_heartbeat_ms(const struct reg_instance *in);
+
+/* Tags and metadata pairs, in the order they were registered; i below the
+ * count. */
+size_t reg_instance_tag_count(const struct reg_instance *in);
+const char *reg_instance_tag(const struct reg_instance *in, size_t i);
+size_t reg_instance_meta_count(const struct reg_instance *in);
+const char *reg_instance_meta_key(const struct reg_instance *in, size_t i);
+const char *reg_instance_meta_value(const struct reg_instance *in, size_t i);
+
+/* One opaque slot per instance for the API's cache of its encoding. The
+ * core never reads it; it frees it with the codec's cache_free when the
+ * instance goes (a change of registration replaces the instance, so the
+ * slot starts empty again). Not part of the instance's value, so it may be
+ * set through a const pointer. set steals cache; the slot must be empty. */
+void *reg_instance_cache(const struct reg_instance *in);
+void reg_instance_set_cache(const struct reg_instance *in, void *cache);
 
 #endif

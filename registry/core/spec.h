@@ -1,12 +1,13 @@
-/* spec.h: a registration request, parsed and validated from its JSON body.
- * Everything the registry stores about an instance, except its health,
- * passes through reg_spec_parse, so one function holds every input rule. */
+/* spec.h: a registration as the registry core takes it, typed: the fixed
+ * fields, the tags as strings and the metadata as key/value string pairs, in
+ * the order they came. No wire format here: registry/api/spec_json.c parses
+ * and validates a JSON body into this shape (every input rule lives there),
+ * and the core trusts what it is given. */
 #ifndef REG_CORE_SPEC_H
 #define REG_CORE_SPEC_H
 
 #include "core/limits.h"
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -17,25 +18,39 @@ struct reg_spec {
     char id[LIM_ID_MAX + 1]; /* "<name>-<uuid>" when has_id */
     char name[LIM_NAME_MAX + 1];
     char host[LIM_HOST_MAX + 1];
-    char type[LIM_TYPE_MAX + 1]; /* REG_TYPE_DEFAULT when absent */
-    int port;                    /* 1..65535 */
-    int ttl;                     /* seconds, LIM_TTL_MIN..LIM_TTL_MAX */
-    json_t *tags;                /* owned reference: array of strings */
-    json_t *metadata;            /* owned reference: object of strings */
+    char type[LIM_TYPE_MAX + 1];       /* REG_TYPE_DEFAULT when absent */
+    int port;                          /* 1..65535 */
+    int ttl;                           /* seconds, LIM_TTL_MIN..LIM_TTL_MAX */
+    size_t tag_count;                  /* <= LIM_TAGS_MAX */
+    size_t meta_count;                 /* <= LIM_META_MAX */
+    size_t tag_off[LIM_TAGS_MAX];      /* offsets into strs */
+    size_t meta_off[2 * LIM_META_MAX]; /* key, value offsets into strs */
+    char *strs;                        /* owned: the tag and metadata strings, NUL-terminated */
+    size_t strs_len, strs_cap;
 };
 
-/* Validate body (borrowed) and fill spec. Unknown members are ignored so
- * newer clients work with this registry. Returns 0, or -1 with err saying
- * which member is wrong and why; spec then owns nothing. On success the
- * caller releases spec with reg_spec_clear. */
-int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err, size_t errlen)
+/* Zero spec and set the defaults (type REG_TYPE_DEFAULT, ttl
+ * LIM_TTL_DEFAULT). Release with reg_spec_clear. */
+void reg_spec_init(struct reg_spec *spec);
+
+/* Append a tag (len bytes of s, copied; no NUL inside). 0, or -1 when out
+ * of memory or LIM_TAGS_MAX tags are there (nothing changed). */
+int reg_spec_add_tag(struct reg_spec *spec, const char *s, size_t len)
     __attribute__((warn_unused_result));
 
-/* Same, from raw bytes (the fuzzing entry point). */
-int reg_spec_parse_text(const char *text, size_t len, struct reg_spec *spec, char *err,
-                        size_t errlen) __attribute__((warn_unused_result));
+/* Append a metadata pair (copied). 0, or -1 when out of memory or
+ * LIM_META_MAX pairs are there (nothing changed). */
+int reg_spec_add_meta(struct reg_spec *spec, const char *key, size_t key_len, const char *value,
+                      size_t value_len) __attribute__((warn_unused_result));
 
-/* Release the references spec holds. Safe on a zeroed or cleared spec. */
+/* The i-th tag, metadata key and value (i below the count); borrowed from
+ * spec, valid until it changes or is cleared. */
+const char *reg_spec_tag(const struct reg_spec *spec, size_t i);
+const char *reg_spec_meta_key(const struct reg_spec *spec, size_t i);
+const char *reg_spec_meta_value(const struct reg_spec *spec, size_t i);
+
+/* Free what spec owns and leave it empty (counts 0). Safe on a zeroed or
+ * cleared spec. */
 void reg_spec_clear(struct reg_spec *spec);
 
 #endif

@@ -1,9 +1,13 @@
-/* memory.c: the in-memory store backend, a uthash map of id -> JSON
- * document. Nothing survives the process; it serves tests and a registry run
- * without persistence. Writes apply at once, so flush has nothing to do. */
+/* memory.c: the in-memory store backend, a uthash map of id -> document.
+ * Nothing survives the process; it serves tests and a registry run without
+ * persistence. A write applies to the map at once and cannot fail after it
+ * was accepted; its completion is queued and called from the event loop
+ * (an event made active on the first write of a turn), never from inside
+ * the write call, so callers see the same contract as with SQLite. */
 #include "core/errbuf.h"
 #include "store.h"
 
+#include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +25,68 @@ struct mem_entry {
     UT_hash_handle hh;
 };
 
+/* A completion waiting for the loop. */
+struct mem_done {
+    struct mem_done *next;
+    store_done_fn done;
+    void *arg;
+};
+
 struct mem_store {
     struct store base; /* must stay first: struct store * casts to this */
     struct mem_entry *entries;
-    int loading; /* inside load(): calls back into the store are refused */
+    int loading;                         /* inside load(): calls back into the store are refused */
+    struct event *kick;                  /* owned: runs the queued completions */
+    struct mem_done *dones, **dones_end; /* FIFO of completions to call */
+    size_t pending;                      /* completions queued, not yet called */
 };
+
+/* Queue the completion of a write that was applied, and make sure the loop
+ * calls it. 0, or -1 when out of memory (the caller undoes the write). */
+static int mem_store_queue_done(struct mem_store *st, store_done_fn done, void *arg)
+{
+    struct mem_done *d = NULL;
+
+    if (st->pending >= STORE_PENDING_MAX)
+        return -1;
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return -1;
+    d->done = done;
+    d->arg = arg;
+    *st->dones_end = d;
+    st->dones_end = &d->next;
+    st->pending++;
+    if (st->kick && !event_pending(st->kick, EV_TIMEOUT, NULL))
+        event_active(st->kick, EV_TIMEOUT, 0);
+    return 0;
+}
+
+/* Call every queued completion in order. Completions may queue new writes:
+ * those land in a fresh list and wait for the next run. */
+static void mem_store_run_dones(struct mem_store *st)
+{
+    struct mem_done *d = st->dones;
+    struct mem_done *next = NULL;
+
+    st->dones = NULL;
+    st->dones_end = &st->dones;
+    for (; d; d = next) {
+        next = d->next;
+        st->pending--;
+        if (d->done)
+            d->done(d->arg, 0, NULL);
+        free(d);
+    }
+}
+
+/* The kick event: the loop's turn to call the completions. */
+static void mem_store_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    mem_store_run_dones(arg);
+}
 
 /* Free one entry (already out of the hash). Accepts NULL. */
 static void mem_entry_free(struct mem_entry *e)
@@ -53,10 +114,27 @@ static char *mem_store_dup(const char *doc, size_t doc_len)
     return copy;
 }
 
-/* Insert or replace id -> doc; both borrowed and copied. On failure the
- * previous document, if any, stays. */
+/* Take back the completion queued last (a write that failed after
+ * queueing it). */
+static void mem_store_unqueue_last(struct mem_store *st)
+{
+    struct mem_done **pp = &st->dones;
+
+    while (*pp && (*pp)->next)
+        pp = &(*pp)->next;
+    if (!*pp)
+        return;
+    free(*pp);
+    *pp = NULL;
+    st->dones_end = pp;
+    st->pending--;
+}
+
+/* Insert or replace id -> doc; both borrowed and copied; done(arg) is
+ * queued for the loop. On failure the previous document, if any, stays and
+ * done is not called. */
 static int mem_store_put(struct store *base, const char *id, const char *doc, size_t doc_len,
-                         char *err, size_t errlen)
+                         store_done_fn done, void *arg, char *err, size_t errlen)
 {
     struct mem_store *st = (struct mem_store *)base;
     struct mem_entry *e = NULL;
@@ -75,6 +153,12 @@ static int mem_store_put(struct store *base, const char *id, const char *doc, si
     copy = mem_store_dup(doc, doc_len);
     if (!copy) {
         errbuf_set(err, errlen, "memory store: out of memory");
+        goto cleanup;
+    }
+    /* Queued first: it is the step that may fail, and the map is not
+     * changed yet. The completion runs on a later loop turn anyway. */
+    if (mem_store_queue_done(st, done, arg) != 0) {
+        errbuf_set(err, errlen, "memory store: out of memory or too many writes waiting");
         goto cleanup;
     }
 
@@ -105,6 +189,8 @@ static int mem_store_put(struct store *base, const char *id, const char *doc, si
     goto cleanup;
 
 oom:
+    /* The completion was queued: take it back (it is the last one). */
+    mem_store_unqueue_last(st);
     errbuf_set(err, errlen, "memory store: out of memory");
 cleanup:
     mem_entry_free(fresh);
@@ -112,8 +198,10 @@ cleanup:
     return rc;
 }
 
-/* Remove id if present (borrowed); an unknown id is not an error. */
-static int mem_store_del(struct store *base, const char *id, char *err, size_t errlen)
+/* Remove id if present (borrowed); an unknown id is not an error. done(arg)
+ * is queued for the loop. */
+static int mem_store_del(struct store *base, const char *id, store_done_fn done, void *arg,
+                         char *err, size_t errlen)
 {
     struct mem_store *st = (struct mem_store *)base;
     struct mem_entry *e = NULL;
@@ -124,6 +212,10 @@ static int mem_store_del(struct store *base, const char *id, char *err, size_t e
     }
     if (st->loading) {
         errbuf_set(err, errlen, "memory store: del called during load");
+        return -1;
+    }
+    if (mem_store_queue_done(st, done, arg) != 0) {
+        errbuf_set(err, errlen, "memory store: out of memory or too many writes waiting");
         return -1;
     }
     HASH_FIND_STR(st->entries, id, e);
@@ -151,6 +243,10 @@ static int mem_store_load(struct store *base, store_load_fn fn, void *arg, char 
         errbuf_set(err, errlen, "memory store: load called during load");
         return -1;
     }
+    if (st->pending > 0) {
+        errbuf_set(err, errlen, "memory store: load called with writes queued");
+        return -1;
+    }
     st->loading = 1;
     HASH_ITER (hh, st->entries, e, tmp) {
         if (fn(e->id, e->doc, e->doc_len, arg) != 0) {
@@ -163,37 +259,29 @@ static int mem_store_load(struct store *base, store_load_fn fn, void *arg, char 
     return rc;
 }
 
-/* Nothing is buffered: always 0 (but refused from inside load, like the
- * other backends, so callers see one contract). */
-static int mem_store_flush(struct store *base, char *err, size_t errlen)
-{
-    struct mem_store *st = (struct mem_store *)base;
-
-    if (st->loading) {
-        errbuf_set(err, errlen, "memory store: flush called during load");
-        return -1;
-    }
-    return 0;
-}
-
-/* Nothing is ever buffered. */
+/* Completions queued, not yet called. */
 static size_t mem_store_pending(const struct store *base)
 {
-    (void)base;
-    return 0;
+    return ((const struct mem_store *)base)->pending;
 }
 
-/* Free every entry and the store itself. */
+/* Call every queued completion now, on the caller's thread. */
+static void mem_store_drain(struct store *base) { mem_store_run_dones((struct mem_store *)base); }
+
+/* Call the queued completions, then free every entry and the store. */
 static void mem_store_close(struct store *base)
 {
     struct mem_store *st = (struct mem_store *)base;
     struct mem_entry *e = NULL;
     struct mem_entry *tmp = NULL;
 
+    mem_store_run_dones(st);
     HASH_ITER (hh, st->entries, e, tmp) {
         HASH_DEL(st->entries, e);
         mem_entry_free(e);
     }
+    if (st->kick)
+        event_free(st->kick);
     free(st);
 }
 
@@ -202,19 +290,28 @@ static const struct store_ops mem_store_ops = {
     .put = mem_store_put,
     .del = mem_store_del,
     .load = mem_store_load,
-    .flush = mem_store_flush,
     .pending = mem_store_pending,
+    .drain = mem_store_drain,
     .close = mem_store_close,
 };
 
-/* New empty memory store; NULL only if out of memory. Caller closes it with
- * store_close. */
-struct store *store_memory_open(void)
+/* New empty memory store whose completions run on base (borrowed); NULL
+ * only if out of memory. Caller closes it with store_close. */
+struct store *store_memory_open(struct event_base *base)
 {
-    struct mem_store *st = calloc(1, sizeof(*st));
+    struct mem_store *st = NULL;
 
+    if (!base)
+        return NULL;
+    st = calloc(1, sizeof(*st));
     if (!st)
         return NULL;
     st->base.ops = &mem_store_ops;
+    st->dones_end = &st->dones;
+    st->kick = event_new(base, -1, 0, mem_store_kick_cb, st);
+    if (!st->kick) {
+        free(st);
+        return NULL;
+    }
     return &st->base;
 }

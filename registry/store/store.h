@@ -1,40 +1,58 @@
 /* store.h: where the registry keeps its registrations so they survive a
- * restart. A store is a key/value map of instance id -> JSON document (the
- * registration, without health or heartbeat, which live in memory only).
- * The registry core speaks only this interface, so a backend (SQLite, memory,
- * later etcd) is swapped without touching the API code.
+ * restart. A store is a key/value map of instance id -> document (the
+ * registration, without health or heartbeat, which live in memory only; the
+ * store does not look inside a document). The registry core speaks only this
+ * interface, so a backend (SQLite, memory, later etcd) is swapped without
+ * touching the API code.
  *
- * Writes may be buffered: put and del take effect for load() at once but
- * reach durable storage at the latest on store_flush(), which the registry
- * calls at the end of every event-loop turn that wrote (group commit). */
+ * Writes are asynchronous, shaped for a backend whose commit is a round trip
+ * (a worker thread for SQLite, a network transaction for etcd):
+ *   - store_put / store_del queue a write and return at once; its completion
+ *     runs later on the event loop, never from inside the call, with rc 0
+ *     once the write is durable, or -1 and the error when it is not (the
+ *     write then did not happen);
+ *   - the writes queued during one event-loop turn form a batch committed in
+ *     one transaction (group commit); batches are committed, and their
+ *     completions called, in the order they were queued, so completions come
+ *     in the order of the writes;
+ *   - store_load is synchronous and meant for start-up, before the loop
+ *     runs and before any write;
+ *   - store_close (or store_drain) waits for every queued write and calls its
+ *     completion, so nothing is lost or leaked at shutdown. */
 #ifndef REG_STORE_STORE_H
 #define REG_STORE_STORE_H
 
 #include <stddef.h>
 
-/* Most writes a buffering backend (SQLite) holds before store_flush. A put or
- * del that would queue one more flushes synchronously first, so memory stays
- * bounded even if the loop never gets to its end-of-turn flush (e.g. a burst
- * of registrations within one turn). Writes to an id already queued replace
- * the queued one and do not count twice. */
+struct event_base;
+
+/* Most writes queued and not yet completed. One more is refused with -1 at
+ * once (the registry answers 503), so memory stays bounded when the disk is
+ * slower than the requests. */
 #define STORE_PENDING_MAX 8192
 
 struct store;
 
+/* Completion of a put or del, on the event loop: rc 0 when the write is
+ * durable, -1 with err (borrowed for the call) when it failed and changed
+ * nothing. arg is the one given to the write. */
+typedef void (*store_done_fn)(void *arg, int rc, const char *err);
+
 /* Called once per stored record by store_load: id and doc are borrowed for
  * the duration of the call (doc is also NUL-terminated at doc_len). Return 0
  * to go on, -1 to stop loading; store_load then returns -1 too. fn must not
- * call put, del, flush or load on the same store (they fail with -1). */
+ * call put, del or load on the same store (they fail with -1). */
 typedef int (*store_load_fn)(const char *id, const char *doc, size_t doc_len, void *arg);
 
 struct store_ops {
     const char *name; /* "sqlite", "memory" */
-    int (*put)(struct store *st, const char *id, const char *doc, size_t doc_len, char *err,
+    int (*put)(struct store *st, const char *id, const char *doc, size_t doc_len,
+               store_done_fn done, void *arg, char *err, size_t errlen);
+    int (*del)(struct store *st, const char *id, store_done_fn done, void *arg, char *err,
                size_t errlen);
-    int (*del)(struct store *st, const char *id, char *err, size_t errlen);
     int (*load)(struct store *st, store_load_fn fn, void *arg, char *err, size_t errlen);
-    int (*flush)(struct store *st, char *err, size_t errlen);
     size_t (*pending)(const struct store *st);
+    void (*drain)(struct store *st);
     void (*close)(struct store *st);
 };
 
@@ -43,32 +61,37 @@ struct store {
     const struct store_ops *ops;
 };
 
-/* Open the SQLite backend on path (created if missing; WAL journal).
- * Returns NULL with err filled on failure. Caller closes with store_close. */
-struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
+/* Open the SQLite backend on path (created if missing; WAL journal), its
+ * commits made by a worker thread whose results come back on base (borrowed,
+ * must outlive the store). Returns NULL with err filled on failure. Caller
+ * closes with store_close. */
+struct store *store_sqlite_open(const char *path, struct event_base *base, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Open the in-memory backend (nothing survives the process). */
-struct store *store_memory_open(void) __attribute__((warn_unused_result));
+/* Open the in-memory backend (nothing survives the process); completions run
+ * on base (borrowed, must outlive the store). NULL if out of memory. */
+struct store *store_memory_open(struct event_base *base) __attribute__((warn_unused_result));
 
-/* Insert or replace the document for id (both copied; the caller keeps
- * its buffers). May flush first when STORE_PENDING_MAX writes are buffered.
- * 0, or -1 with err and nothing changed. */
+/* Queue the write of id -> doc (both copied; the caller keeps its buffers).
+ * Returns 0 and done(arg, ...) is called later on the loop; or -1 with err,
+ * done is never called and nothing changed (bad arguments, out of memory,
+ * STORE_PENDING_MAX writes waiting, called during load). done may be NULL. */
 static inline int store_put(struct store *st, const char *id, const char *doc, size_t doc_len,
+                            store_done_fn done, void *arg, char *err, size_t errlen)
+{
+    return st->ops->put(st, id, doc, doc_len, done, arg, err, errlen);
+}
+
+/* Queue the deletion of id; deleting an unknown id is not an error. Same
+ * contract as store_put. */
+static inline int store_del(struct store *st, const char *id, store_done_fn done, void *arg,
                             char *err, size_t errlen)
 {
-    return st->ops->put(st, id, doc, doc_len, err, errlen);
+    return st->ops->del(st, id, done, arg, err, errlen);
 }
 
-/* Delete id; deleting an unknown id is not an error. May flush first like
- * store_put. 0, or -1 with err and nothing changed. */
-static inline int store_del(struct store *st, const char *id, char *err, size_t errlen)
-{
-    return st->ops->del(st, id, err, errlen);
-}
-
-/* Call fn for every record, in no particular order; buffered writes are
- * included (the SQLite backend flushes them first). 0, or -1 with err if the
+/* Call fn for every committed record, in no particular order. Synchronous:
+ * for start-up, with no write queued (then -1). 0, or -1 with err if the
  * store failed or fn asked to stop. */
 static inline int store_load(struct store *st, store_load_fn fn, void *arg, char *err,
                              size_t errlen)
@@ -76,19 +99,15 @@ static inline int store_load(struct store *st, store_load_fn fn, void *arg, char
     return st->ops->load(st, fn, arg, err, errlen);
 }
 
-/* Make every buffered write durable (commit). 0 or -1 with err; on failure
- * the buffered writes stay pending and the next flush retries them. */
-static inline int store_flush(struct store *st, char *err, size_t errlen)
-{
-    return st->ops->flush(st, err, errlen);
-}
-
-/* Number of writes buffered and not yet flushed. */
+/* Number of writes queued whose completion has not run yet. */
 static inline size_t store_pending(const struct store *st) { return st->ops->pending(st); }
 
-/* Flush what is pending (best effort: writes that fail to commit here are
- * lost, so call store_flush first to learn of errors) and free the store.
- * Accepts NULL. */
+/* Block until every queued write is committed (or failed) and its
+ * completion has run, on the calling thread. For shutdown and tests, never
+ * on a running loop. */
+static inline void store_drain(struct store *st) { st->ops->drain(st); }
+
+/* Drain, then free the store. Accepts NULL. */
 static inline void store_close(struct store *st)
 {
     if (st)

@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -917,6 +918,99 @@ class PersistenceTest(RegistryTestCase):
         again = self.start_registry()
         self.assertEqual(self.list_ids(again), {kept})
         self.assertEqual(self.get(again, kept)["port"], 9001)
+
+    def test_acknowledged_registration_is_on_disk(self):
+        """A 201 is sent only once the registration is committed: another
+        connection to the file reads it as soon as the reply arrives, and a
+        registry killed with SIGKILL right after the reply has it on restart
+        (the same for a deregistration's 200)."""
+        svc = self.start_registry()
+        sids = []
+        for i in range(5):
+            sid = self.register(svc, name="acked", port=9100 + i,
+                                tags=["t%d" % i], metadata={"i": str(i)})
+            sids.append(sid)
+            db = sqlite3.connect(self.db_path)
+            try:
+                row = db.execute("SELECT doc FROM services WHERE id = ?",
+                                 (sid,)).fetchall()
+            finally:
+                db.close()
+            self.assertEqual(len(row), 1, "%s not on disk at its 201" % sid)
+        self.assertJsonOk(svc.request("DELETE", "/v1/services/" + sids[0]), 200)
+        last = self.register(svc, name="last", port=9200)
+        svc.kill()
+        self.assertEqual(svc.returncode, -signal.SIGKILL)
+
+        again = self.start_registry()
+        self.assertEqual(self.list_ids(again), set(sids[1:]) | {last})
+        inst = self.get(again, sids[3])
+        self.assertEqual((inst["port"], inst["tags"], inst["metadata"]),
+                         (9103, ["t3"], {"i": "3"}))
+
+    def test_failed_commit_answers_503_and_changes_nothing(self):
+        """While another process holds the SQLite write lock the registry's
+        commit fails (after its 1 s busy timeout, off the event loop): a
+        registration, a re-registration and a deregistration answer 503
+        with the JSON error and change nothing, in memory or on disk; reads
+        and renewals go on meanwhile; once the lock is gone writes work."""
+        svc = self.start_registry()
+        keeper = self.register(svc, name="keeper", port=7001, tags=["a"])
+        locker = sqlite3.connect(self.db_path, isolation_level=None)
+        self.addCleanup(locker.close)
+        locker.execute("BEGIN IMMEDIATE")
+
+        body = self.assertJsonError(svc.request(
+            "POST", "/v1/services",
+            {"name": "refused", "host": "10.0.0.1", "port": 1}), 503, "new")
+        self.assertIn("could not register", body["error"])
+        self.assertIn("locked", body["error"])
+        self.assertJsonError(svc.request(
+            "POST", "/v1/services",
+            {"id": keeper, "name": "keeper", "host": "10.9.9.9", "port": 7002}),
+            503, "re-registration")
+        body = self.assertJsonError(svc.request("DELETE", "/v1/services/" + keeper),
+                                    503, "deregistration")
+        self.assertIn("could not deregister", body["error"])
+        self.assertJsonOk(self.renew(svc, keeper), 200, "renew needs no commit")
+
+        self.assertEqual(self.list_ids(svc), {keeper})
+        inst = self.get(svc, keeper)
+        self.assertEqual((inst["host"], inst["port"], inst["tags"]),
+                         ("10.0.0.1", 7001, ["a"]))
+        self.assertJsonError(self.discover(svc, name="refused"), 404)
+        self.assertEqual(self.discover_id(svc, name="keeper"), keeper)
+
+        locker.execute("ROLLBACK")
+        later = self.register(svc, name="later")
+        svc.kill()
+        again = self.start_registry()
+        self.assertEqual(self.list_ids(again), {keeper, later})
+        self.assertEqual(self.get(again, keeper)["port"], 7001)
+
+    def test_shutdown_answers_writes_waiting_for_their_commit(self):
+        """A SIGTERM while a registration waits for its commit (the file
+        locked by another process) lets it finish: the client gets its
+        answer (503 here, the commit failed) before the registry exits 0."""
+        svc = self.start_registry("--log-level", "debug")
+        locker = sqlite3.connect(self.db_path, isolation_level=None)
+        self.addCleanup(locker.close)
+        locker.execute("BEGIN IMMEDIATE")
+        replies = []
+
+        def post():
+            replies.append(svc.request(
+                "POST", "/v1/services",
+                {"name": "late", "host": "10.0.0.1", "port": 1}))
+
+        worker = threading.Thread(target=post)
+        worker.start()
+        svc.wait_for_log(r"late-\S+ waits for its commit", timeout=5)
+        self.assertEqual(svc.stop(signal.SIGTERM), 0, svc.describe())
+        worker.join(T(10))
+        self.assertEqual(len(replies), 1)
+        body = self.assertJsonError(replies[0], 503, "write at shutdown")
+        self.assertIn("locked", body["error"])
 
     def test_removal_after_expiry_is_persisted(self):
         """An instance removed for being critical too long does not come

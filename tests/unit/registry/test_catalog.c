@@ -1,10 +1,16 @@
 /* test_catalog.c: the registry core with an injected clock over the memory
  * store: registration, re-registration, expiry to critical, removal,
- * renewal, filters, discovery strategies and reload from a store. */
+ * renewal, filters, discovery strategies and reload from a store. Writes
+ * complete on the event loop: the helpers run the test's base until the
+ * store has nothing pending. A failing store (a backend of this file whose
+ * commits fail on demand) checks that a failed write changes nothing. */
+#include "registry/api/codec.h"
+#include "registry/api/spec_json.h"
 #include "registry/core/catalog.h"
 #include "registry/store/store.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,14 +19,45 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "support.h"
+
 struct fixture {
+    struct event_base *base;
     struct store *store;
     struct reg_registry *reg;
     int64_t now_ms;
 };
+
+/* Run the loop until every queued store write has completed. */
+static void settle(struct fixture *f)
+{
+    int rounds = 0;
+
+    while (store_pending(f->store) > 0) {
+        assert_true(rounds++ < 1000);
+        assert_int_not_equal(event_base_loop(f->base, EVLOOP_ONCE), -1);
+    }
+}
+
+/* What a completion reported. */
+struct outcome {
+    int calls;
+    int rc;
+    char err[256];
+};
+
+static void outcome_cb(void *arg, int rc, const char *err)
+{
+    struct outcome *o = arg;
+
+    o->calls++;
+    o->rc = rc;
+    snprintf(o->err, sizeof(o->err), "%s", err ? err : "");
+}
 
 static int64_t fake_clock(void *arg) { return ((struct fixture *)arg)->now_ms; }
 
@@ -29,6 +66,7 @@ static struct reg_registry *make_registry(struct fixture *f, int64_t dereg_ms)
     struct reg_options opt;
 
     memset(&opt, 0, sizeof(opt));
+    opt.codec = &regc_codec;
     opt.clock = fake_clock;
     opt.clock_arg = f;
     opt.seed = 12345;
@@ -43,7 +81,8 @@ static int setup(void **state)
     if (!f)
         return -1;
     f->now_ms = 1700000000000LL;
-    f->store = store_memory_open();
+    f->base = event_base_new();
+    f->store = f->base ? store_memory_open(f->base) : NULL;
     f->reg = f->store ? make_registry(f, 0) : NULL;
     if (!f->reg)
         return -1;
@@ -57,6 +96,7 @@ static int teardown(void **state)
 
     reg_free(f->reg);
     store_close(f->store);
+    event_base_free(f->base);
     free(f);
     return 0;
 }
@@ -65,13 +105,47 @@ static int teardown(void **state)
 static bool do_register(struct fixture *f, const char *json, char *id)
 {
     struct reg_spec spec;
+    struct outcome o = {0};
     char err[256];
     bool created = false;
 
     assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
-    assert_int_equal(reg_register(f->reg, &spec, id, &created, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(f->reg, &spec, outcome_cb, &o, id, &created, err, sizeof(err)),
+                     0);
     reg_spec_clear(&spec);
+    /* Never from inside the call. */
+    assert_int_equal(o.calls, 0);
+    settle(f);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.rc, 0);
     return created;
+}
+
+/* Deregister id and wait for the commit: reg_deregister's return value. */
+static int do_deregister(struct fixture *f, const char *id)
+{
+    struct outcome o = {0};
+    char err[256];
+    int rc = reg_deregister(f->reg, id, outcome_cb, &o, err, sizeof(err));
+
+    assert_int_equal(o.calls, 0);
+    settle(f);
+    if (rc == 0) {
+        assert_int_equal(o.calls, 1);
+        assert_int_equal(o.rc, 0);
+    } else {
+        assert_int_equal(o.calls, 0);
+    }
+    return rc;
+}
+
+/* Tick, then let the removals it queued commit. */
+static size_t tick(struct fixture *f)
+{
+    size_t n = reg_tick(f->reg);
+
+    settle(f);
+    return n;
 }
 
 static void register_n(struct fixture *f, const char *name, const char *type, int n, int ttl,
@@ -89,27 +163,27 @@ static void register_n(struct fixture *f, const char *name, const char *type, in
     }
 }
 
-/* Count the entries of a listing under filter. */
+/* reg_foreach callback: count, and check the instance is consistent. */
+static int count_one(const struct reg_instance *in, void *arg)
+{
+    assert_non_null(reg_instance_id(in));
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* Count the instances matching filter. */
 static size_t count_listed(struct fixture *f, const struct reg_filter *flt)
 {
-    struct evbuffer *buf = evbuffer_new();
-    size_t len, n;
-    json_t *arr;
+    size_t n = 0;
 
-    assert_int_equal(reg_write_list(f->reg, flt, buf), 0);
-    len = evbuffer_get_length(buf);
-    arr = json_loadb((const char *)evbuffer_pullup(buf, -1), len, 0, NULL);
-    assert_non_null(arr);
-    n = json_array_size(arr);
-    json_decref(arr);
-    evbuffer_free(buf);
+    assert_int_equal(reg_foreach(f->reg, flt, count_one, &n), 0);
     return n;
 }
 
 static void test_register_get_deregister(void **state)
 {
     struct fixture *f = *state;
-    char id[LIM_ID_MAX + 1], err[128];
+    char id[LIM_ID_MAX + 1];
     const struct reg_instance *in;
     struct reg_stats st;
 
@@ -127,9 +201,9 @@ static void test_register_get_deregister(void **state)
     assert_int_equal(st.instances, 1);
     assert_int_equal(st.passing, 1);
 
-    assert_int_equal(reg_deregister(f->reg, id, err, sizeof(err)), 0);
+    assert_int_equal(do_deregister(f, id), 0);
     assert_null(reg_get(f->reg, id));
-    assert_int_equal(reg_deregister(f->reg, id, err, sizeof(err)), 1);
+    assert_int_equal(do_deregister(f, id), 1);
     assert_int_equal(reg_renew(f->reg, id), 1);
     reg_get_stats(f->reg, &st);
     assert_int_equal(st.instances, 0);
@@ -148,7 +222,7 @@ static void test_instance_json(void **state)
                 "{\"name\":\"a\",\"host\":\"h.example\",\"port\":1,\"type\":\"t\","
                 "\"tags\":[\"x\"],\"metadata\":{\"k\":\"v\"},\"ttl\":7}",
                 id);
-    assert_int_equal(reg_write_instance(reg_get(f->reg, id), buf), 0);
+    assert_int_equal(regc_write_instance(reg_get(f->reg, id), buf), 0);
     obj = json_loadb((const char *)evbuffer_pullup(buf, -1), evbuffer_get_length(buf), 0, NULL);
     assert_non_null(obj);
     assert_string_equal(json_string_value(json_object_get(obj, "id")), id);
@@ -162,6 +236,85 @@ static void test_instance_json(void **state)
     assert_string_equal(json_string_value(json_object_get(obj, "health")), "passing");
     json_decref(obj);
     evbuffer_free(buf);
+}
+
+/* The core keeps the registration typed: every field through accessors,
+ * tags and metadata pairs in registration order. */
+static void test_instance_typed(void **state)
+{
+    struct fixture *f = *state;
+    char id[LIM_ID_MAX + 1];
+    const struct reg_instance *in;
+
+    do_register(f,
+                "{\"name\":\"a\",\"host\":\"h.example\",\"port\":1,\"type\":\"t\","
+                "\"tags\":[\"x\",\"y z\"],\"metadata\":{\"k\":\"v\",\"e\":\"\"},\"ttl\":7}",
+                id);
+    in = reg_get(f->reg, id);
+    assert_non_null(in);
+    assert_string_equal(reg_instance_id(in), id);
+    assert_string_equal(reg_instance_name(in), "a");
+    assert_string_equal(reg_instance_host(in), "h.example");
+    assert_string_equal(reg_instance_type(in), "t");
+    assert_int_equal(reg_instance_port(in), 1);
+    assert_int_equal(reg_instance_ttl(in), 7);
+    assert_int_equal(reg_instance_tag_count(in), 2);
+    assert_string_equal(reg_instance_tag(in, 0), "x");
+    assert_string_equal(reg_instance_tag(in, 1), "y z");
+    assert_int_equal(reg_instance_meta_count(in), 2);
+    assert_string_equal(reg_instance_meta_key(in, 0), "k");
+    assert_string_equal(reg_instance_meta_value(in, 0), "v");
+    assert_string_equal(reg_instance_meta_key(in, 1), "e");
+    assert_string_equal(reg_instance_meta_value(in, 1), "");
+    assert_null(reg_instance_cache(in));
+
+    /* No tags, no metadata. */
+    do_register(f, "{\"name\":\"b\",\"host\":\"h\",\"port\":2}", id);
+    in = reg_get(f->reg, id);
+    assert_int_equal(reg_instance_tag_count(in), 0);
+    assert_int_equal(reg_instance_meta_count(in), 0);
+    assert_string_equal(reg_instance_type(in), "service");
+}
+
+/* A re-registration replaces the instance: the API's cache slot of the old
+ * one is freed (the leak checker would see it otherwise) and the new one
+ * starts empty. */
+static void test_reregister_drops_cache(void **state)
+{
+    struct fixture *f = *state;
+    char id[LIM_ID_MAX + 1], id2[LIM_ID_MAX + 1], body[512];
+    struct evbuffer *buf = evbuffer_new();
+
+    do_register(f, "{\"name\":\"svc\",\"host\":\"h\",\"port\":1}", id);
+    assert_int_equal(regc_write_instance(reg_get(f->reg, id), buf), 0);
+    assert_non_null(reg_instance_cache(reg_get(f->reg, id)));
+    snprintf(body, sizeof(body), "{\"id\":\"%s\",\"name\":\"svc\",\"host\":\"h\",\"port\":2}", id);
+    do_register(f, body, id2);
+    assert_null(reg_instance_cache(reg_get(f->reg, id)));
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+    assert_int_equal(regc_write_instance(reg_get(f->reg, id), buf), 0);
+    evbuffer_add(buf, "", 1);
+    assert_non_null(strstr((const char *)evbuffer_pullup(buf, -1), "\"port\":2,"));
+    evbuffer_free(buf);
+}
+
+/* reg_foreach stops when its callback says so. */
+static int stop_at_two(const struct reg_instance *in, void *arg)
+{
+    (void)in;
+    return ++*(int *)arg == 2 ? -1 : 0;
+}
+
+static void test_foreach_stops(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3][LIM_ID_MAX + 1];
+    struct reg_filter all = {NULL, NULL, NULL, -1};
+    int seen = 0;
+
+    register_n(f, "svc", "t", 3, 30, ids);
+    assert_int_equal(reg_foreach(f->reg, &all, stop_at_two, &seen), -1);
+    assert_int_equal(seen, 2);
 }
 
 static void test_reregister_same_id(void **state)
@@ -201,10 +354,10 @@ static void test_expiry_critical_then_removed(void **state)
 
     register_n(f, "svc", "t", 2, 10, ids);
     f->now_ms += 9999;
-    assert_int_equal(reg_tick(f->reg), 0);
+    assert_int_equal(tick(f), 0);
     assert_int_equal(reg_renew(f->reg, ids[1]), 0);
     f->now_ms += 1; /* ids[0] is now exactly ttl old */
-    assert_int_equal(reg_tick(f->reg), 1);
+    assert_int_equal(tick(f), 1);
     assert_int_equal(reg_instance_health(reg_get(f->reg, ids[0])), REG_CRITICAL);
     assert_int_equal(reg_instance_health(reg_get(f->reg, ids[1])), REG_PASSING);
     assert_int_equal(count_listed(f, &passing), 1);
@@ -214,10 +367,10 @@ static void test_expiry_critical_then_removed(void **state)
 
     /* Default removal delay is 3 x ttl after turning critical. */
     f->now_ms += 29999;
-    reg_tick(f->reg);
+    tick(f);
     assert_non_null(reg_get(f->reg, ids[0]));
     f->now_ms += 1;
-    reg_tick(f->reg);
+    tick(f);
     assert_null(reg_get(f->reg, ids[0]));
     reg_get_stats(f->reg, &st);
     assert_int_equal(st.expired, 2); /* ids[1] expired meanwhile too */
@@ -233,7 +386,7 @@ static void test_renew_brings_back(void **state)
 
     register_n(f, "svc", "t", 1, 1, ids);
     f->now_ms += 1500;
-    assert_int_equal(reg_tick(f->reg), 1);
+    assert_int_equal(tick(f), 1);
     assert_null(reg_discover(f->reg, "svc", NULL, REG_RANDOM));
     assert_int_equal(reg_renew(f->reg, ids[0]), 0);
     assert_int_equal(reg_instance_health(reg_get(f->reg, ids[0])), REG_PASSING);
@@ -244,9 +397,9 @@ static void test_renew_brings_back(void **state)
     assert_int_equal(st.critical, 0);
     /* And it expires again one ttl after that renewal, not before. */
     f->now_ms += 999;
-    assert_int_equal(reg_tick(f->reg), 0);
+    assert_int_equal(tick(f), 0);
     f->now_ms += 1;
-    assert_int_equal(reg_tick(f->reg), 1);
+    assert_int_equal(tick(f), 1);
 }
 
 static void test_configured_deregister_delay(void **state)
@@ -258,12 +411,12 @@ static void test_configured_deregister_delay(void **state)
     f->reg = make_registry(f, 500);
     register_n(f, "svc", "t", 1, 2, ids);
     f->now_ms += 2000;
-    reg_tick(f->reg);
+    tick(f);
     f->now_ms += 499;
-    reg_tick(f->reg);
+    tick(f);
     assert_non_null(reg_get(f->reg, ids[0]));
     f->now_ms += 1;
-    reg_tick(f->reg);
+    tick(f);
     assert_null(reg_get(f->reg, ids[0]));
 }
 
@@ -276,12 +429,12 @@ static void test_mixed_ttls_expire_in_order(void **state)
     register_n(f, "short", "t", 3, 1, a);
     register_n(f, "long", "t", 3, 100, b);
     f->now_ms += 1000;
-    assert_int_equal(reg_tick(f->reg), 3);
+    assert_int_equal(tick(f), 3);
     reg_get_stats(f->reg, &st);
     assert_int_equal(st.passing, 3);
     assert_int_equal(st.critical, 3);
     f->now_ms += 3000; /* the short ones are removed after 3 x 1 s */
-    reg_tick(f->reg);
+    tick(f);
     reg_get_stats(f->reg, &st);
     assert_int_equal(st.instances, 3);
     assert_non_null(reg_discover(f->reg, "long", NULL, REG_RANDOM));
@@ -308,7 +461,7 @@ static void test_filters(void **state)
     assert_int_equal(count_listed(f, &combined), 3);
     assert_int_equal(count_listed(f, &none), 0);
     f->now_ms += 5000;
-    reg_tick(f->reg);
+    tick(f);
     assert_int_equal(count_listed(f, &combined), 0);
     assert_int_equal(count_listed(f, &critical), 3);
 }
@@ -386,7 +539,7 @@ static void test_reload_from_store(void **state)
     int i;
 
     register_n(f, "svc", "t", 3, 10, ids);
-    assert_int_equal(reg_deregister(f->reg, ids[2], err, sizeof(err)), 0);
+    assert_int_equal(do_deregister(f, ids[2]), 0);
     reg_free(f->reg);
     f->now_ms += 60000; /* far past every ttl */
     f->reg = make_registry(f, 0);
@@ -399,7 +552,7 @@ static void test_reload_from_store(void **state)
         assert_int_equal(reg_instance_port(in), 5000 + i);
     }
     assert_null(reg_get(f->reg, ids[2]));
-    assert_int_equal(reg_tick(f->reg), 0);
+    assert_int_equal(tick(f), 0);
 }
 
 /* Many instances: the structure stays consistent through churn. */
@@ -409,7 +562,6 @@ static void test_many_instances_churn(void **state)
     enum { N = 5000 };
     char(*ids)[LIM_ID_MAX + 1] = calloc(N, LIM_ID_MAX + 1);
     struct reg_stats st;
-    char err[128];
     int i;
 
     assert_non_null(ids);
@@ -418,9 +570,9 @@ static void test_many_instances_churn(void **state)
     for (i = 0; i < N; i += 2)
         assert_int_equal(reg_renew(f->reg, ids[i]), 0);
     f->now_ms += 5000;
-    assert_int_equal(reg_tick(f->reg), N / 2);
+    assert_int_equal(tick(f), N / 2);
     for (i = 0; i < N; i += 4)
-        assert_int_equal(reg_deregister(f->reg, ids[i], err, sizeof(err)), 0);
+        assert_int_equal(do_deregister(f, ids[i]), 0);
     reg_get_stats(f->reg, &st);
     assert_int_equal(st.instances, N - N / 4);
     assert_int_equal(st.passing, N / 2 - N / 4);
@@ -431,11 +583,354 @@ static void test_many_instances_churn(void **state)
     free(ids);
 }
 
+/* ---- a store whose commits fail on demand ---- */
+
+/* Wraps a memory store; while failing is set, every write is accepted and
+ * then completes with -1 on the loop, and the inner store is not touched. */
+struct failing_store {
+    struct store base; /* first: struct store * casts to this */
+    struct store *inner;
+    struct event *kick;
+    bool failing;
+    struct failed_write {
+        store_done_fn done;
+        void *arg;
+    } queue[64];
+    size_t n;
+};
+
+static void failing_run(struct failing_store *fs)
+{
+    size_t i, n = fs->n;
+    struct failed_write q[64];
+
+    memcpy(q, fs->queue, n * sizeof(q[0]));
+    fs->n = 0;
+    for (i = 0; i < n; i++)
+        q[i].done(q[i].arg, -1, "injected commit failure");
+}
+
+static void failing_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    failing_run(arg);
+}
+
+static int failing_queue(struct failing_store *fs, store_done_fn done, void *arg)
+{
+    assert_true(fs->n < 64);
+    fs->queue[fs->n].done = done;
+    fs->queue[fs->n].arg = arg;
+    fs->n++;
+    event_active(fs->kick, EV_TIMEOUT, 0);
+    return 0;
+}
+
+static int failing_put(struct store *st, const char *id, const char *doc, size_t doc_len,
+                       store_done_fn done, void *arg, char *err, size_t errlen)
+{
+    struct failing_store *fs = (struct failing_store *)st;
+
+    if (fs->failing)
+        return failing_queue(fs, done, arg);
+    return store_put(fs->inner, id, doc, doc_len, done, arg, err, errlen);
+}
+
+static int failing_del(struct store *st, const char *id, store_done_fn done, void *arg, char *err,
+                       size_t errlen)
+{
+    struct failing_store *fs = (struct failing_store *)st;
+
+    if (fs->failing)
+        return failing_queue(fs, done, arg);
+    return store_del(fs->inner, id, done, arg, err, errlen);
+}
+
+static int failing_load(struct store *st, store_load_fn fn, void *arg, char *err, size_t errlen)
+{
+    return store_load(((struct failing_store *)st)->inner, fn, arg, err, errlen);
+}
+
+static size_t failing_pending(const struct store *st)
+{
+    const struct failing_store *fs = (const struct failing_store *)st;
+
+    return fs->n + store_pending(fs->inner);
+}
+
+static void failing_drain(struct store *st)
+{
+    struct failing_store *fs = (struct failing_store *)st;
+
+    failing_run(fs);
+    store_drain(fs->inner);
+}
+
+static void failing_close(struct store *st)
+{
+    struct failing_store *fs = (struct failing_store *)st;
+
+    failing_drain(st);
+    store_close(fs->inner);
+    event_free(fs->kick);
+    free(fs);
+}
+
+static const struct store_ops failing_ops = {
+    "failing",       failing_put,   failing_del,   failing_load,
+    failing_pending, failing_drain, failing_close,
+};
+
+/* The fixture with the failing store in place of the memory store. */
+static int setup_failing(void **state)
+{
+    struct fixture *f = NULL;
+    struct failing_store *fs = calloc(1, sizeof(*fs));
+
+    if (!fs || setup(state) != 0)
+        return -1;
+    f = *state;
+    reg_free(f->reg);
+    fs->base.ops = &failing_ops;
+    fs->inner = f->store;
+    fs->kick = event_new(f->base, -1, 0, failing_kick_cb, fs);
+    if (!fs->kick)
+        return -1;
+    f->store = &fs->base;
+    f->reg = make_registry(f, 0);
+    return f->reg ? 0 : -1;
+}
+
+static void set_failing(struct fixture *f, bool on)
+{
+    ((struct failing_store *)f->store)->failing = on;
+}
+
+/* Register and expect the commit to fail; returns the id it would have had. */
+static void register_fails(struct fixture *f, const char *json)
+{
+    struct reg_spec spec;
+    struct outcome o = {0};
+    char err[256], id[LIM_ID_MAX + 1];
+    bool created = false;
+
+    assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(f->reg, &spec, outcome_cb, &o, id, &created, err, sizeof(err)),
+                     0);
+    reg_spec_clear(&spec);
+    settle(f);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.rc, -1);
+    assert_string_equal(o.err, "injected commit failure");
+}
+
+/* A write becomes visible only once its commit is done. */
+static void test_register_invisible_until_committed(void **state)
+{
+    struct fixture *f = *state;
+    struct reg_spec spec;
+    struct outcome o = {0};
+    struct reg_stats st;
+    char err[256], id[LIM_ID_MAX + 1];
+    const char *json = "{\"name\":\"svc\",\"host\":\"10.0.0.1\",\"port\":1}";
+    bool created = false;
+
+    assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(f->reg, &spec, outcome_cb, &o, id, &created, err, sizeof(err)),
+                     0);
+    reg_spec_clear(&spec);
+    assert_true(created);
+    assert_null(reg_get(f->reg, id));
+    assert_null(reg_discover(f->reg, "svc", NULL, REG_RANDOM));
+    reg_get_stats(f->reg, &st);
+    assert_int_equal(st.instances, 0);
+    settle(f);
+    assert_int_equal(o.rc, 0);
+    assert_non_null(reg_get(f->reg, id));
+    assert_non_null(reg_discover(f->reg, "svc", NULL, REG_RANDOM));
+
+    /* A deregistration too: the instance is there until the commit. */
+    assert_int_equal(reg_deregister(f->reg, id, outcome_cb, &o, err, sizeof(err)), 0);
+    assert_non_null(reg_get(f->reg, id));
+    settle(f);
+    assert_null(reg_get(f->reg, id));
+}
+
+/* Failed commits of a registration, a re-registration, a deregistration and
+ * an expiry removal leave memory exactly as it was. */
+static void test_failed_commits_change_nothing(void **state)
+{
+    struct fixture *f = *state;
+    char id[LIM_ID_MAX + 1], body[512], err[256];
+    struct reg_stats before, after;
+    struct outcome o = {0};
+    struct reg_filter all = {NULL, NULL, NULL, -1};
+    const struct reg_instance *in;
+
+    do_register(f, "{\"name\":\"svc\",\"host\":\"10.0.0.1\",\"port\":5001,\"type\":\"a\"}", id);
+    reg_get_stats(f->reg, &before);
+    set_failing(f, true);
+
+    /* A new instance: not there, no trace in the indexes. */
+    register_fails(f, "{\"name\":\"other\",\"host\":\"10.0.0.2\",\"port\":5002,\"type\":\"b\"}");
+    assert_null(reg_discover(f->reg, "other", NULL, REG_RANDOM));
+    assert_null(reg_discover(f->reg, NULL, "b", REG_RANDOM));
+
+    /* A re-registration: the old fields stay, indexes too. */
+    snprintf(body, sizeof(body),
+             "{\"id\":\"%s\",\"name\":\"svc\",\"host\":\"10.9.9.9\",\"port\":6001,\"type\":\"b\"}",
+             id);
+    register_fails(f, body);
+    in = reg_get(f->reg, id);
+    assert_non_null(in);
+    assert_int_equal(reg_instance_port(in), 5001);
+    assert_ptr_equal(reg_discover(f->reg, NULL, "a", REG_RANDOM), in);
+    assert_null(reg_discover(f->reg, NULL, "b", REG_RANDOM));
+
+    /* A deregistration: still there and passing. */
+    assert_int_equal(reg_deregister(f->reg, id, outcome_cb, &o, err, sizeof(err)), 0);
+    settle(f);
+    assert_int_equal(o.rc, -1);
+    assert_ptr_equal(reg_get(f->reg, id), in);
+    assert_int_equal(reg_instance_health(in), REG_PASSING);
+    reg_get_stats(f->reg, &after);
+    assert_memory_equal(&before, &after, sizeof(before));
+    assert_int_equal(count_listed(f, &all), 1);
+
+    /* An expiry removal that fails keeps the instance (critical) and is
+     * tried again once the store works. */
+    f->now_ms += 30000 + 90000; /* ttl 30 s, then 3 x ttl critical */
+    tick(f);                    /* turns critical */
+    tick(f);                    /* removal queued, commit fails */
+    in = reg_get(f->reg, id);
+    assert_non_null(in);
+    assert_int_equal(reg_instance_health(in), REG_CRITICAL);
+    reg_get_stats(f->reg, &after);
+    assert_int_equal(after.removed, 0);
+    set_failing(f, false);
+    assert_int_equal(tick(f), 1);
+    assert_null(reg_get(f->reg, id));
+    reg_get_stats(f->reg, &after);
+    assert_int_equal(after.removed, 1);
+    assert_int_equal(after.instances, 0);
+}
+
+/* ---- a file written by the registry before the async store ---- */
+
+/* Copy the fixture next to this source file into dir; returns 0 or -1. */
+static int copy_fixture(const char *name, const char *dst)
+{
+    char src[1024];
+    const char *slash = strrchr(__FILE__, '/');
+    FILE *in = NULL, *out = NULL;
+    char buf[4096];
+    size_t n;
+    int rc = -1;
+
+    snprintf(src, sizeof(src), "%.*s/fixtures/%s", slash ? (int)(slash - __FILE__) : 1,
+             slash ? __FILE__ : ".", name);
+    in = fopen(src, "rb");
+    out = fopen(dst, "wb");
+    if (!in || !out)
+        goto cleanup;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            goto cleanup;
+    rc = 0;
+cleanup:
+    if (in)
+        fclose(in);
+    if (out && fclose(out) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* tests/unit/registry/fixtures/registry-v0.db was written by the registry
+ * of commit 126a5fa (documents without a version field): three instances
+ * with tags and metadata. The current code loads all of them unchanged. */
+static void test_loads_file_of_previous_version(void **state)
+{
+    struct fixture *f = *state;
+    char dir[] = "/tmp/test_catalog.XXXXXX";
+    char path[256], err[256];
+    struct store *st = NULL;
+    struct reg_registry *reg = NULL;
+    struct reg_options opt;
+    const struct reg_instance *in;
+    struct evbuffer *buf = evbuffer_new();
+    json_t *obj = NULL;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/registry.db", dir);
+    assert_int_equal(copy_fixture("registry-v0.db", path), 0);
+    st = store_sqlite_open(path, f->base, err, sizeof(err));
+    assert_non_null(st);
+    memset(&opt, 0, sizeof(opt));
+    opt.codec = &regc_codec;
+    opt.clock = fake_clock;
+    opt.clock_arg = f;
+    reg = reg_new(st, &opt);
+    assert_non_null(reg);
+    assert_int_equal(reg_load(reg, err, sizeof(err)), 3);
+
+    in = reg_get(reg, "logging-service-d61f923f-abf6-4004-bf18-954fab7584bb");
+    assert_non_null(in);
+    assert_int_equal(regc_write_instance(in, buf), 0);
+    evbuffer_add(buf, "", 1);
+    assert_string_equal((const char *)evbuffer_pullup(buf, -1),
+                        "{\"id\":\"logging-service-d61f923f-abf6-4004-bf18-954fab7584bb\","
+                        "\"name\":\"logging-service\",\"host\":\"127.0.0.1\",\"port\":5001,"
+                        "\"type\":\"service\",\"tags\":[\"v1\",\"primary\"],"
+                        "\"metadata\":{\"zone\":\"a\",\"version\":\"1.2.3\"},\"ttl\":10,"
+                        "\"last_heartbeat\":1700000000,\"health\":\"passing\"}");
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+
+    in = reg_get(reg, "logging-service-0b310e40-c4a0-44ab-8611-77ea36c2a346");
+    assert_non_null(in);
+    assert_int_equal(reg_instance_port(in), 5003);
+    assert_int_equal(regc_write_instance(in, buf), 0);
+    obj = json_loadb((const char *)evbuffer_pullup(buf, -1), evbuffer_get_length(buf), 0, NULL);
+    assert_non_null(obj);
+    assert_int_equal(json_integer_value(json_object_get(obj, "ttl")), 20);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(obj, "metadata"), "zone")), "b");
+    json_decref(obj);
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+
+    in = reg_get(reg, "messages-service-22ecfe3d-4676-4ca9-8577-a02df0ef2438");
+    assert_non_null(in);
+    assert_int_equal(regc_write_instance(in, buf), 0);
+    evbuffer_add(buf, "", 1);
+    assert_string_equal(
+        (const char *)evbuffer_pullup(buf, -1),
+        "{\"id\":\"messages-service-22ecfe3d-4676-4ca9-8577-a02df0ef2438\","
+        "\"name\":\"messages-service\",\"host\":\"msg.local\",\"port\":5002,"
+        "\"type\":\"worker\",\"tags\":[\"blue\",\"with \\\"quote\\\"\",\"\xc3\xa9\"],"
+        "\"metadata\":{\"owner\":\"team-x\",\"note\":\"a\\\\nb\",\"empty\":\"\"},"
+        "\"ttl\":45,\"last_heartbeat\":1700000000,\"health\":\"passing\"}");
+    assert_non_null(reg_discover(reg, NULL, "worker", REG_RANDOM));
+    assert_int_equal(reg_instance_ttl(in), 45);
+    assert_int_equal(reg_instance_tag_count(in), 3);
+    assert_string_equal(reg_instance_tag(in, 1), "with \"quote\"");
+    assert_int_equal(reg_instance_meta_count(in), 3);
+    assert_string_equal(reg_instance_meta_key(in, 1), "note");
+    assert_string_equal(reg_instance_meta_value(in, 1), "a\\nb");
+
+    evbuffer_free(buf);
+    reg_free(reg);
+    store_close(st);
+    ts_remove_tree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register_get_deregister, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instance_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_typed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reregister_drops_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreach_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reregister_same_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_critical_then_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renew_brings_back, setup, teardown),
@@ -447,6 +942,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_discover_by_type_and_both, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_from_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_instances_churn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_invisible_until_committed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loads_file_of_previous_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commits_change_nothing, setup_failing,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

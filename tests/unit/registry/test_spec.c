@@ -1,6 +1,7 @@
-/* test_spec.c: the registration input rules, as a table of bodies that must
- * be accepted or refused with a message naming what was wrong. */
-#include "registry/core/spec.h"
+/* test_spec.c: the registration input rules (registry/api/spec_json.c), as
+ * a table of bodies that must be accepted or refused with a message naming
+ * what was wrong, and the typed spec they produce. */
+#include "registry/api/spec_json.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -77,8 +78,9 @@ static void test_spec_table(void **state)
                 fail_msg("case %zu (%s) accepted", i, c->body);
             if (!strstr(err, c->error))
                 fail_msg("case %zu: message '%s' lacks '%s'", i, err, c->error);
-            assert_null(spec.tags);
-            assert_null(spec.metadata);
+            assert_null(spec.strs);
+            assert_int_equal(spec.tag_count, 0);
+            assert_int_equal(spec.meta_count, 0);
         }
     }
 }
@@ -93,10 +95,46 @@ static void test_defaults(void **state)
     assert_int_equal(reg_spec_parse_text(body, strlen(body), &spec, err, sizeof(err)), 0);
     assert_string_equal(spec.type, REG_TYPE_DEFAULT);
     assert_int_equal(spec.ttl, LIM_TTL_DEFAULT);
-    assert_int_equal(json_array_size(spec.tags), 0);
-    assert_int_equal(json_object_size(spec.metadata), 0);
+    assert_int_equal(spec.tag_count, 0);
+    assert_int_equal(spec.meta_count, 0);
     assert_false(spec.has_id);
     reg_spec_clear(&spec);
+}
+
+/* Every field lands typed: tags and metadata pairs in body order, strings
+ * unescaped, the id kept. */
+static void test_typed_fields(void **state)
+{
+    struct reg_spec spec;
+    char err[256];
+    const char *body = "{\"metadata\":{\"zone\":\"a\",\"empty\":\"\",\"q\\\"\":\"\\u00e9\"},"
+                       "\"name\":\"svc\",\"id\":\"svc-00000000-0000-4000-8000-000000000001\","
+                       "\"host\":\"h.example\",\"port\":9,\"type\":\"t\",\"ttl\":7,"
+                       "\"tags\":[\"b\",\"a\",\"b\"]}";
+
+    (void)state;
+    assert_int_equal(reg_spec_parse_text(body, strlen(body), &spec, err, sizeof(err)), 0);
+    assert_true(spec.has_id);
+    assert_string_equal(spec.id, "svc-00000000-0000-4000-8000-000000000001");
+    assert_string_equal(spec.name, "svc");
+    assert_string_equal(spec.host, "h.example");
+    assert_string_equal(spec.type, "t");
+    assert_int_equal(spec.port, 9);
+    assert_int_equal(spec.ttl, 7);
+    assert_int_equal(spec.tag_count, 3);
+    assert_string_equal(reg_spec_tag(&spec, 0), "b");
+    assert_string_equal(reg_spec_tag(&spec, 1), "a");
+    assert_string_equal(reg_spec_tag(&spec, 2), "b");
+    assert_int_equal(spec.meta_count, 3);
+    assert_string_equal(reg_spec_meta_key(&spec, 0), "zone");
+    assert_string_equal(reg_spec_meta_value(&spec, 0), "a");
+    assert_string_equal(reg_spec_meta_key(&spec, 1), "empty");
+    assert_string_equal(reg_spec_meta_value(&spec, 1), "");
+    assert_string_equal(reg_spec_meta_key(&spec, 2), "q\"");
+    assert_string_equal(reg_spec_meta_value(&spec, 2), "\xc3\xa9");
+    reg_spec_clear(&spec);
+    assert_null(spec.strs);
+    reg_spec_clear(&spec); /* twice is fine */
 }
 
 /* Bodies built at the edges of the limits in core/limits.h. */
@@ -163,6 +201,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_table),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_typed_fields),
         cmocka_unit_test(test_limits),
     };
 

@@ -1,0 +1,225 @@
+/* codec.c: the registry's JSON for stored documents and answers (see
+ * codec.h). Written by hand with jsonw, byte for byte what jansson's
+ * json_dumps(JSON_COMPACT) wrote for the same object before (the fields in
+ * the same order, strings escaped the same way); read back with jansson. */
+#include "codec.h"
+
+#include "codec/jsonw.h"
+#include "core/errbuf.h"
+#include "spec_json.h"
+
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A registration to encode, whichever struct holds it: the fixed fields and
+ * getters for the i-th tag, metadata key and value of src. */
+struct regc_view {
+    const char *id, *name, *host, *type;
+    int port, ttl;
+    size_t ntags, nmeta;
+    const void *src;
+    const char *(*tag)(const void *src, size_t i);
+    const char *(*key)(const void *src, size_t i);
+    const char *(*value)(const void *src, size_t i);
+};
+
+/* The cached registration part of an instance: its object without the
+ * closing brace, ready for the live fields. */
+struct regc_cache {
+    size_t len;
+    char text[]; /* len bytes */
+};
+
+/* Getters of struct regc_view over a struct reg_spec and over an instance. */
+static const char *regc_spec_tag(const void *src, size_t i) { return reg_spec_tag(src, i); }
+static const char *regc_spec_key(const void *src, size_t i) { return reg_spec_meta_key(src, i); }
+static const char *regc_spec_value(const void *src, size_t i)
+{
+    return reg_spec_meta_value(src, i);
+}
+static const char *regc_in_tag(const void *src, size_t i) { return reg_instance_tag(src, i); }
+static const char *regc_in_key(const void *src, size_t i) { return reg_instance_meta_key(src, i); }
+static const char *regc_in_value(const void *src, size_t i)
+{
+    return reg_instance_meta_value(src, i);
+}
+
+/* Append the literal s (no escaping) at dst; returns the byte after it. */
+static char *regc_lit(char *dst, const char *s)
+{
+    size_t n = strlen(s);
+
+    memcpy(dst, s, n);
+    return dst + n;
+}
+
+/* Append the JSON string of the C string s at dst. */
+static char *regc_str(char *dst, const char *s) { return jw_string_put(dst, s, strlen(s)); }
+
+/* Bytes of the JSON string of the C string s. */
+static size_t regc_str_len(const char *s) { return jw_string_len(s, strlen(s)); }
+
+/* Upper bound of the bytes regc_put writes for v. */
+static size_t regc_len(const struct regc_view *v)
+{
+    size_t n =
+        sizeof("{\"id\":,\"name\":,\"host\":,\"port\":,\"type\":,\"tags\":[],\"metadata\":{},"
+               "\"ttl\":") +
+        2 * JW_INT_MAX_LEN;
+    size_t i;
+
+    n +=
+        regc_str_len(v->id) + regc_str_len(v->name) + regc_str_len(v->host) + regc_str_len(v->type);
+    for (i = 0; i < v->ntags; i++)
+        n += regc_str_len(v->tag(v->src, i)) + 1;
+    for (i = 0; i < v->nmeta; i++)
+        n += regc_str_len(v->key(v->src, i)) + regc_str_len(v->value(v->src, i)) + 2;
+    return n;
+}
+
+/* Write {"id":..,"name":..,"host":..,"port":..,"type":..,"tags":[..],
+ * "metadata":{..},"ttl":.. at dst (room for regc_len(v) bytes), without the
+ * closing brace. Returns the byte after it. */
+static char *regc_put(char *dst, const struct regc_view *v)
+{
+    size_t i;
+
+    dst = regc_lit(dst, "{\"id\":");
+    dst = regc_str(dst, v->id);
+    dst = regc_lit(dst, ",\"name\":");
+    dst = regc_str(dst, v->name);
+    dst = regc_lit(dst, ",\"host\":");
+    dst = regc_str(dst, v->host);
+    dst = regc_lit(dst, ",\"port\":");
+    dst = jw_int_put(dst, v->port);
+    dst = regc_lit(dst, ",\"type\":");
+    dst = regc_str(dst, v->type);
+    dst = regc_lit(dst, ",\"tags\":[");
+    for (i = 0; i < v->ntags; i++) {
+        if (i > 0)
+            *dst++ = ',';
+        dst = regc_str(dst, v->tag(v->src, i));
+    }
+    dst = regc_lit(dst, "],\"metadata\":{");
+    for (i = 0; i < v->nmeta; i++) {
+        if (i > 0)
+            *dst++ = ',';
+        dst = regc_str(dst, v->key(v->src, i));
+        *dst++ = ':';
+        dst = regc_str(dst, v->value(v->src, i));
+    }
+    dst = regc_lit(dst, "},\"ttl\":");
+    return jw_int_put(dst, v->ttl);
+}
+
+char *regc_doc_new(const char *id, const struct reg_spec *spec, size_t *len)
+{
+    struct regc_view v = {id,         spec->name,    spec->host,      spec->type,
+                          spec->port, spec->ttl,     spec->tag_count, spec->meta_count,
+                          spec,       regc_spec_tag, regc_spec_key,   regc_spec_value};
+    /* "{"v":1," then the registration without its '{', then "}\0". */
+    char *doc = malloc(regc_len(&v) + sizeof("{\"v\":,") + JW_INT_MAX_LEN + 2);
+    char *end = NULL;
+    char *comma = NULL;
+
+    if (!doc)
+        return NULL;
+    end = regc_lit(doc, "{\"v\":");
+    end = jw_int_put(end, REGC_DOC_VERSION);
+    comma = end;
+    /* regc_put starts with '{': write it over the comma, then put the
+     * comma back. */
+    end = regc_put(comma, &v);
+    *comma = ',';
+    *end++ = '}';
+    *end = '\0';
+    *len = (size_t)(end - doc);
+    return doc;
+}
+
+int regc_doc_parse(const char *doc, size_t len, struct reg_spec *spec, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(doc, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *v = NULL;
+    int rc = -1;
+
+    reg_spec_init(spec);
+    if (!body) {
+        errbuf_set(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                   jerr.text);
+        goto cleanup;
+    }
+    v = json_object_get(body, "v");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+              json_integer_value(v) > REGC_DOC_VERSION)) {
+        errbuf_set(err, errlen,
+                   "document version is not one this registry knows (up to %d): written by a "
+                   "newer registry?",
+                   REGC_DOC_VERSION);
+        goto cleanup;
+    }
+    rc = reg_spec_parse(body, spec, err, errlen);
+
+cleanup:
+    json_decref(body);
+    return rc;
+}
+
+/* The core's cache-slot destructor. */
+static void regc_cache_free(void *cache) { free(cache); }
+
+/* The instance's cached registration part, encoded now if missing; NULL
+ * when out of memory. */
+static const struct regc_cache *regc_cache_get(const struct reg_instance *in)
+{
+    struct regc_cache *c = reg_instance_cache(in);
+    struct regc_view v;
+    char *end = NULL;
+
+    if (c)
+        return c;
+    v = (struct regc_view){reg_instance_id(in),
+                           reg_instance_name(in),
+                           reg_instance_host(in),
+                           reg_instance_type(in),
+                           reg_instance_port(in),
+                           reg_instance_ttl(in),
+                           reg_instance_tag_count(in),
+                           reg_instance_meta_count(in),
+                           in,
+                           regc_in_tag,
+                           regc_in_key,
+                           regc_in_value};
+    c = malloc(sizeof(*c) + regc_len(&v));
+    if (!c)
+        return NULL;
+    end = regc_put(c->text, &v);
+    c->len = (size_t)(end - c->text);
+    reg_instance_set_cache(in, c);
+    return c;
+}
+
+int regc_write_instance(const struct reg_instance *in, struct evbuffer *out)
+{
+    const struct regc_cache *c = regc_cache_get(in);
+    char live[64 + JW_INT_MAX_LEN];
+    int n = 0;
+
+    if (!c || evbuffer_add(out, c->text, c->len) != 0)
+        return -1;
+    n = snprintf(live, sizeof(live), ",\"last_heartbeat\":%lld,\"health\":\"%s\"}",
+                 (long long)(reg_instance_heartbeat_ms(in) / 1000),
+                 reg_instance_health(in) == REG_PASSING ? "passing" : "critical");
+    return evbuffer_add(out, live, (size_t)n);
+}
+
+const struct reg_codec regc_codec = {
+    .encode = regc_doc_new,
+    .decode = regc_doc_parse,
+    .cache_free = regc_cache_free,
+};

@@ -1,0 +1,43 @@
+/* codec.h: the registry's native JSON for instances, the only code that
+ * knows it: the stored document of a registration (with its schema version)
+ * and the instance object of the API's answers. Answers are written from a
+ * per-instance cache of the encoded registration part (kept in the core's
+ * opaque cache slot, dropped with the instance, which a change replaces), so
+ * a discovery answer costs one copy plus the live fields. */
+#ifndef REG_API_CODEC_H
+#define REG_API_CODEC_H
+
+#include "../core/catalog.h"
+
+#include <stddef.h>
+
+struct evbuffer;
+
+/* Schema version of the stored documents this registry writes, as the first
+ * member "v". A document without "v" is version 0 (written before the
+ * member existed; the same fields), and loads the same way. A newer one is
+ * refused, so an older registry never rewrites what it does not know. */
+#define REGC_DOC_VERSION 1
+
+/* The codec the core is given (reg_options.codec). */
+extern const struct reg_codec regc_codec;
+
+/* The stored document of spec (borrowed) under id (borrowed):
+ * {"v":1,"id","name","host","port","type","tags","metadata","ttl"}. Returns
+ * the bytes (NUL-terminated, caller frees) and their length in *len, or NULL
+ * when out of memory. */
+char *regc_doc_new(const char *id, const struct reg_spec *spec, size_t *len)
+    __attribute__((warn_unused_result));
+
+/* Parse a stored document (borrowed) into spec by the registration rules,
+ * after checking its version. 0, or -1 with err (spec then owns nothing). */
+int regc_doc_parse(const char *doc, size_t len, struct reg_spec *spec, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Append the instance's JSON object to out:
+ * {"id","name","host","port","type","tags","metadata","ttl","last_heartbeat","health"}.
+ * Fills the instance's cache slot on first use. 0, or -1 out of memory. */
+int regc_write_instance(const struct reg_instance *in, struct evbuffer *out)
+    __attribute__((warn_unused_result));
+
+#endif
