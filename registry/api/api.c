@@ -13,6 +13,7 @@
 #include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
+#include "proto/registry_v1.h"
 #include "spec_json.h"
 
 #include <event2/buffer.h>
@@ -72,7 +73,8 @@ static void api_reply_instance(struct hs_req *req, const char *key, const struct
 /* Reply {"success": true, "message": message}. */
 static void api_reply_message(struct hs_req *req, int status, const char *message)
 {
-    hs_reply_json(req, status, json_pack("{s:b, s:s}", "success", 1, "message", message));
+    hs_reply_json(req, status,
+                  json_pack("{s:b, s:s}", REGV1_F_SUCCESS, 1, REGV1_F_MESSAGE, message));
 }
 
 /* Completion of a registration: answer it now that it is durable, or 503. */
@@ -89,8 +91,8 @@ static void api_register_done(void *arg, int rc, const char *err)
     log_info("%s %s at %s:%d (ttl %d s)", w->created ? "registered" : "re-registered", w->id,
              w->host, w->port, w->ttl);
     hs_reply_json(w->req, w->created ? 201 : 200,
-                  json_pack("{s:b, s:s, s:s}", "success", 1, "service_id", w->id, "message",
-                            "Service registered successfully"));
+                  json_pack("{s:b, s:s, s:s}", REGV1_F_SUCCESS, 1, REGV1_F_SERVICE_ID, w->id,
+                            REGV1_F_MESSAGE, "Service registered successfully"));
     free(w);
 }
 
@@ -153,7 +155,7 @@ static void api_deregister_done(void *arg, int rc, const char *err)
 static void api_deregister(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
-    const char *id = hs_req_param(req, "{id}");
+    const char *id = hs_req_param(req, REGV1_PARAM_ID);
     struct api_wait *w = calloc(1, sizeof(*w));
     char err[256];
     int rc = 0;
@@ -180,7 +182,7 @@ static void api_deregister(struct hs_req *req, void *arg)
 static void api_renew(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
-    const char *id = hs_req_param(req, "{id}");
+    const char *id = hs_req_param(req, REGV1_PARAM_ID);
 
     if (reg_renew(api->reg, id) != 0) {
         hs_reply_error(req, 404, "service '%.200s' not found; register again", id);
@@ -193,14 +195,14 @@ static void api_renew(struct hs_req *req, void *arg)
 static void api_get(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
-    const char *id = hs_req_param(req, "{id}");
+    const char *id = hs_req_param(req, REGV1_PARAM_ID);
     const struct reg_instance *in = reg_get(api->reg, id);
 
     if (!in) {
         hs_reply_error(req, 404, "service '%.200s' not found", id);
         return;
     }
-    api_reply_instance(req, "service", in);
+    api_reply_instance(req, REGV1_F_SERVICE, in);
 }
 
 /* Parse ?health=; -1 for any, -2 for a bad value. */
@@ -208,9 +210,9 @@ static int api_health_param(const char *s)
 {
     if (!s)
         return -1;
-    if (strcmp(s, "passing") == 0)
+    if (strcmp(s, REGV1_PASSING) == 0)
         return REG_PASSING;
-    if (strcmp(s, "critical") == 0)
+    if (strcmp(s, REGV1_CRITICAL) == 0)
         return REG_CRITICAL;
     return -2;
 }
@@ -240,10 +242,10 @@ static void api_list(struct hs_req *req, void *arg)
     struct evbuffer *buf = NULL;
     struct api_list_ctx ctx;
 
-    f.name = hs_req_query(req, "name");
-    f.type = hs_req_query(req, "type");
-    f.tag = hs_req_query(req, "tag");
-    f.health = api_health_param(hs_req_query(req, "health"));
+    f.name = hs_req_query(req, REGV1_Q_NAME);
+    f.type = hs_req_query(req, REGV1_Q_TYPE);
+    f.tag = hs_req_query(req, REGV1_Q_TAG);
+    f.health = api_health_param(hs_req_query(req, REGV1_Q_HEALTH));
     if (f.health == -2) {
         hs_reply_error(req, 400, "health must be 'passing' or 'critical'");
         return;
@@ -265,9 +267,9 @@ static void api_list(struct hs_req *req, void *arg)
 static void api_discover(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
-    const char *name = hs_req_query(req, "name");
-    const char *type = hs_req_query(req, "type");
-    const char *strategy = hs_req_query(req, "strategy");
+    const char *name = hs_req_query(req, REGV1_Q_NAME);
+    const char *type = hs_req_query(req, REGV1_Q_TYPE);
+    const char *strategy = hs_req_query(req, REGV1_Q_STRATEGY);
     enum reg_strategy how = REG_RANDOM;
     const struct reg_instance *in;
 
@@ -287,7 +289,7 @@ static void api_discover(struct hs_req *req, void *arg)
                        name ? name : type);
         return;
     }
-    api_reply_instance(req, "service", in);
+    api_reply_instance(req, REGV1_F_SERVICE, in);
 }
 
 /* Registry gauges and counters for /metrics. */
@@ -329,12 +331,12 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct stor
         goto fail;
     if (clk_timer_in(api->tick, cleanup_ms) != 0)
         goto fail;
-    if (hs_route(svc_http(svc), HS_POST, "/v1/services", api_register, api) != 0 ||
-        hs_route(svc_http(svc), HS_GET, "/v1/services", api_list, api) != 0 ||
-        hs_route(svc_http(svc), HS_GET, "/v1/services/{id}", api_get, api) != 0 ||
-        hs_route(svc_http(svc), HS_DELETE, "/v1/services/{id}", api_deregister, api) != 0 ||
-        hs_route(svc_http(svc), HS_PUT, "/v1/services/{id}/renew", api_renew, api) != 0 ||
-        hs_route(svc_http(svc), HS_GET, "/v1/discover", api_discover, api) != 0 ||
+    if (hs_route(svc_http(svc), HS_POST, REGV1_SERVICES, api_register, api) != 0 ||
+        hs_route(svc_http(svc), HS_GET, REGV1_SERVICES, api_list, api) != 0 ||
+        hs_route(svc_http(svc), HS_GET, REGV1_SERVICE, api_get, api) != 0 ||
+        hs_route(svc_http(svc), HS_DELETE, REGV1_SERVICE, api_deregister, api) != 0 ||
+        hs_route(svc_http(svc), HS_PUT, REGV1_RENEW, api_renew, api) != 0 ||
+        hs_route(svc_http(svc), HS_GET, REGV1_DISCOVER, api_discover, api) != 0 ||
         mtr_add_collector(svc_metrics(svc), api_collect, api) != 0)
         goto fail;
     if (svc_on_busy(svc, api_busy, api) != 0)

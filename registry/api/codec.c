@@ -6,6 +6,7 @@
 
 #include "codec/jsonw.h"
 #include "core/errbuf.h"
+#include "proto/registry_v1.h"
 #include "spec_json.h"
 
 #include <event2/buffer.h>
@@ -67,8 +68,9 @@ static size_t regc_str_len(const char *s) { return jw_string_len(s, strlen(s)); 
 static size_t regc_len(const struct regc_view *v)
 {
     size_t n =
-        sizeof("{\"id\":,\"name\":,\"host\":,\"port\":,\"type\":,\"tags\":[],\"metadata\":{},"
-               "\"ttl\":") +
+        sizeof("{\"" REGV1_F_ID "\":,\"" REGV1_F_NAME "\":,\"" REGV1_F_HOST "\":,\"" REGV1_F_PORT
+               "\":,\"" REGV1_F_TYPE "\":,\"" REGV1_F_TAGS "\":[],\"" REGV1_F_METADATA "\":{},"
+               "\"" REGV1_F_TTL "\":") +
         2 * JW_INT_MAX_LEN;
     size_t i;
 
@@ -88,23 +90,23 @@ static char *regc_put(char *dst, const struct regc_view *v)
 {
     size_t i;
 
-    dst = regc_lit(dst, "{\"id\":");
+    dst = regc_lit(dst, "{\"" REGV1_F_ID "\":");
     dst = regc_str(dst, v->id);
-    dst = regc_lit(dst, ",\"name\":");
+    dst = regc_lit(dst, ",\"" REGV1_F_NAME "\":");
     dst = regc_str(dst, v->name);
-    dst = regc_lit(dst, ",\"host\":");
+    dst = regc_lit(dst, ",\"" REGV1_F_HOST "\":");
     dst = regc_str(dst, v->host);
-    dst = regc_lit(dst, ",\"port\":");
+    dst = regc_lit(dst, ",\"" REGV1_F_PORT "\":");
     dst = jw_int_put(dst, v->port);
-    dst = regc_lit(dst, ",\"type\":");
+    dst = regc_lit(dst, ",\"" REGV1_F_TYPE "\":");
     dst = regc_str(dst, v->type);
-    dst = regc_lit(dst, ",\"tags\":[");
+    dst = regc_lit(dst, ",\"" REGV1_F_TAGS "\":[");
     for (i = 0; i < v->ntags; i++) {
         if (i > 0)
             *dst++ = ',';
         dst = regc_str(dst, v->tag(v->src, i));
     }
-    dst = regc_lit(dst, "],\"metadata\":{");
+    dst = regc_lit(dst, "],\"" REGV1_F_METADATA "\":{");
     for (i = 0; i < v->nmeta; i++) {
         if (i > 0)
             *dst++ = ',';
@@ -112,7 +114,7 @@ static char *regc_put(char *dst, const struct regc_view *v)
         *dst++ = ':';
         dst = regc_str(dst, v->value(v->src, i));
     }
-    dst = regc_lit(dst, "},\"ttl\":");
+    dst = regc_lit(dst, "},\"" REGV1_F_TTL "\":");
     return jw_int_put(dst, v->ttl);
 }
 
@@ -212,9 +214,10 @@ int regc_write_instance(const struct reg_instance *in, struct evbuffer *out)
 
     if (!c || evbuffer_add(out, c->text, c->len) != 0)
         return -1;
-    n = snprintf(live, sizeof(live), ",\"last_heartbeat\":%lld,\"health\":\"%s\"}",
+    n = snprintf(live, sizeof(live),
+                 ",\"" REGV1_F_HEARTBEAT "\":%lld,\"" REGV1_F_HEALTH "\":\"%s\"}",
                  (long long)(reg_instance_heartbeat_ms(in) / 1000),
-                 reg_instance_health(in) == REG_PASSING ? "passing" : "critical");
+                 reg_instance_health(in) == REG_PASSING ? REGV1_PASSING : REGV1_CRITICAL);
     return evbuffer_add(out, live, (size_t)n);
 }
 

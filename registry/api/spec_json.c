@@ -4,6 +4,7 @@
 
 #include "codec/uid.h"
 #include "core/errbuf.h"
+#include "proto/registry_v1.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -138,7 +139,7 @@ static int reg_take_int(const json_t *body, const char *key, bool required, long
  * order. 0, or -1 with err. */
 static int reg_take_tags(const json_t *body, struct reg_spec *spec, char *err, size_t errlen)
 {
-    const json_t *v = json_object_get(body, "tags");
+    const json_t *v = json_object_get(body, REGV1_F_TAGS);
     const json_t *tag;
     size_t i;
 
@@ -177,7 +178,7 @@ static int reg_take_tags(const json_t *body, struct reg_spec *spec, char *err, s
  * its pairs into spec, in order. 0, or -1 with err. */
 static int reg_take_metadata(const json_t *body, struct reg_spec *spec, char *err, size_t errlen)
 {
-    const json_t *v = json_object_get(body, "metadata");
+    const json_t *v = json_object_get(body, REGV1_F_METADATA);
     const char *key;
     const json_t *value;
 
@@ -226,11 +227,11 @@ int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err, size_t 
         errbuf_set(err, errlen, "request body must be a JSON object");
         return -1;
     }
-    if (reg_take_string(body, "name", true, spec->name, sizeof(spec->name), err, errlen) ||
-        reg_take_string(body, "host", true, spec->host, sizeof(spec->host), err, errlen) ||
-        reg_take_int(body, "port", true, 1, 65535, &spec->port, err, errlen) ||
-        reg_take_string(body, "type", false, spec->type, sizeof(spec->type), err, errlen) ||
-        reg_take_int(body, "ttl", false, LIM_TTL_MIN, LIM_TTL_MAX, &spec->ttl, err, errlen))
+    if (reg_take_string(body, REGV1_F_NAME, true, spec->name, sizeof(spec->name), err, errlen) ||
+        reg_take_string(body, REGV1_F_HOST, true, spec->host, sizeof(spec->host), err, errlen) ||
+        reg_take_int(body, REGV1_F_PORT, true, 1, 65535, &spec->port, err, errlen) ||
+        reg_take_string(body, REGV1_F_TYPE, false, spec->type, sizeof(spec->type), err, errlen) ||
+        reg_take_int(body, REGV1_F_TTL, false, LIM_TTL_MIN, LIM_TTL_MAX, &spec->ttl, err, errlen))
         goto fail;
     if (!reg_name_valid(spec->name)) {
         errbuf_set(err, errlen, "field 'name' must match [A-Za-z0-9._-]{1,%d}", LIM_NAME_MAX);
@@ -246,8 +247,8 @@ int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err, size_t 
                    LIM_HOST_MAX);
         goto fail;
     }
-    if (json_object_get(body, "id")) {
-        if (reg_take_string(body, "id", false, spec->id, sizeof(spec->id), err, errlen))
+    if (json_object_get(body, REGV1_F_ID)) {
+        if (reg_take_string(body, REGV1_F_ID, false, spec->id, sizeof(spec->id), err, errlen))
             goto fail;
         if (!reg_id_valid_for(spec->id, spec->name)) {
             errbuf_set(err, errlen, "field 'id' must be '<name>-<uuid>' for name '%s'", spec->name);
