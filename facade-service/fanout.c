@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "proto/greeting.h"
 #include "proto/messages.h"
 #include "regclient/discovery.h"
 #include "upstream.h"
@@ -31,12 +32,10 @@
 #include <string.h>
 #include <uthash.h>
 
-#define FAN_SEGS_MAX      64  /* cached segments; the merging keeps far fewer */
-#define FAN_ERROR_MAX     512 /* bytes of one error text */
-#define FAN_ERRORS_MAX    (DISC_INSTANCES_MAX + 4)
-#define FAN_CURSOR_MAX    80 /* "<ts>.<pos>.<32 hex digits>" */
-#define FAN_MESSAGES      "messages-service"
-#define FAN_MESSAGES_PATH "/messages"
+#define FAN_SEGS_MAX   64  /* cached segments; the merging keeps far fewer */
+#define FAN_ERROR_MAX  512 /* bytes of one error text */
+#define FAN_ERRORS_MAX (DISC_INSTANCES_MAX + 4)
+#define FAN_CURSOR_MAX 80 /* "<ts>.<pos>.<32 hex digits>" */
 
 /* One message of the view. */
 struct fan_entry {
@@ -616,15 +615,15 @@ static void fan_message_done(const struct hc_response *resp, void *arg)
     up_record(v->ups, rd->msg_up, resp->error == HC_OK && resp->status < 500, resp->elapsed_ms);
     if (resp->error == HC_OK && resp->status == 200) {
         root = json_loadb(resp->body, resp->body_len, 0, NULL);
-        m = json_object_get(root, "message");
+        m = json_object_get(root, PG_F_MESSAGE);
     }
     if (m) {
         json_decref(v->message);
         v->message = json_incref(m);
     } else if (resp->error != HC_OK) {
-        fan_round_error(rd, "%s %s: %s", FAN_MESSAGES, rd->msg_up->key, resp->error_msg);
+        fan_round_error(rd, "%s %s: %s", PG_SERVICE, rd->msg_up->key, resp->error_msg);
     } else {
-        fan_round_error(rd, "%s %s: HTTP %ld", FAN_MESSAGES, rd->msg_up->key, resp->status);
+        fan_round_error(rd, "%s %s: HTTP %ld", PG_SERVICE, rd->msg_up->key, resp->status);
     }
     json_decref(root);
     fan_round_leg_done(v);
@@ -663,15 +662,15 @@ static void fan_message_ask(struct fan_view *v, const struct disc_instance *in)
     struct hc_request req;
     char url[LIM_HOST_MAX + 64];
 
-    rd->msg_up = up_get(v->ups, FAN_MESSAGES, in->host, in->port);
+    rd->msg_up = up_get(v->ups, PG_SERVICE, in->host, in->port);
     if (!rd->msg_up)
         return;
     if (!up_allow(v->ups, rd->msg_up)) {
-        fan_round_error(rd, "%s %s: circuit breaker open", FAN_MESSAGES, rd->msg_up->key);
+        fan_round_error(rd, "%s %s: circuit breaker open", PG_SERVICE, rd->msg_up->key);
         return;
     }
     snprintf(url, sizeof(url), strchr(in->host, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s",
-             in->host, in->port, FAN_MESSAGES_PATH);
+             in->host, in->port, PG_PATH);
     memset(&req, 0, sizeof(req));
     req.method = "GET";
     req.url = url;
@@ -680,7 +679,7 @@ static void fan_message_ask(struct fan_view *v, const struct disc_instance *in)
     rd->msg_call = hc_send(v->hc, &req, fan_message_done, v);
     if (!rd->msg_call) {
         up_record(v->ups, rd->msg_up, true, 0);
-        fan_round_error(rd, "%s %s: request could not be started", FAN_MESSAGES, rd->msg_up->key);
+        fan_round_error(rd, "%s %s: request could not be started", PG_SERVICE, rd->msg_up->key);
         return;
     }
     rd->outstanding++;
@@ -723,9 +722,9 @@ static void fan_round_start(struct fan_view *v)
         if (fan_page_ask(v, s) == 0)
             rd->outstanding++;
     }
-    n = v->list(v->list_arg, FAN_MESSAGES, insts, DISC_INSTANCES_MAX);
+    n = v->list(v->list_arg, PG_SERVICE, insts, DISC_INSTANCES_MAX);
     if (n == 0)
-        fan_round_error(rd, "no passing %s instance known", FAN_MESSAGES);
+        fan_round_error(rd, "no passing %s instance known", PG_SERVICE);
     else
         fan_message_ask(v, &insts[v->messages_rr++ % n]);
 out:

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "fanout.h"
 #include "http/service.h"
+#include "proto/greeting.h"
 #include "proto/messages.h"
 #include "regclient/discovery.h"
 #include "regclient/peer.h"
@@ -45,8 +46,7 @@ static int fc_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
     struct rep_options ropt;
     struct fan_options fopt;
 
-    if (disc_watch(peer->disc, PM_SERVICE) != 0 ||
-        disc_watch(peer->disc, "messages-service") != 0) {
+    if (disc_watch(peer->disc, PM_SERVICE) != 0 || disc_watch(peer->disc, PG_SERVICE) != 0) {
         errbuf_set(err, errlen, "cannot watch services");
         return -1;
     }

@@ -5,6 +5,7 @@
 #include "core/errbuf.h"
 #include "http/server.h"
 #include "http/service.h"
+#include "proto/greeting.h"
 #include "regclient/peer.h"
 
 #include <string.h>
@@ -18,7 +19,7 @@ static const char *msg_text = "not implemented yet";
 static void msg_get(struct hs_req *req, void *arg)
 {
     (void)arg;
-    hs_reply_json(req, 200, json_pack("{s:s}", "message", msg_text));
+    hs_reply_json(req, 200, json_pack("{s:s}", PG_F_MESSAGE, msg_text));
 }
 
 /* peer_app check: the text fits. */
@@ -37,7 +38,7 @@ static int msg_start(struct svc *svc, struct peer *peer, void *arg, char *err, s
 {
     (void)peer;
     (void)arg;
-    if (hs_route(svc_http(svc), HS_GET, "/messages", msg_get, NULL) != 0) {
+    if (hs_route(svc_http(svc), HS_GET, PG_PATH, msg_get, NULL) != 0) {
         errbuf_set(err, errlen, "cannot add the /messages route");
         return -1;
     }
@@ -51,7 +52,7 @@ int main(int argc, char **argv)
          "the text GET /messages answers"},
     };
     const struct peer_app app = {
-        .name = "messages-service",
+        .name = PG_SERVICE,
         .summary = "Answers GET /messages with a fixed message.",
         .port_default = MSG_PORT_DEFAULT,
         .opts = opts,
