@@ -69,3 +69,59 @@ void ts_remove_tree(const char *dir)
     }
     rmdir(dir);
 }
+
+static FILE *ts_cap_file;
+static int ts_cap_saved = -1;
+
+int ts_capture_begin(void)
+{
+    fflush(stderr);
+    ts_cap_file = tmpfile();
+    if (!ts_cap_file)
+        return -1;
+    ts_cap_saved = dup(2);
+    if (ts_cap_saved < 0 || dup2(fileno(ts_cap_file), 2) < 0) {
+        if (ts_cap_saved >= 0)
+            close(ts_cap_saved);
+        ts_cap_saved = -1;
+        fclose(ts_cap_file);
+        ts_cap_file = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void ts_capture_end(char *buf, size_t cap)
+{
+    size_t n = 0;
+
+    if (cap > 0)
+        buf[0] = '\0';
+    if (!ts_cap_file)
+        return;
+    fflush(stderr);
+    dup2(ts_cap_saved, 2);
+    close(ts_cap_saved);
+    ts_cap_saved = -1;
+    rewind(ts_cap_file);
+    if (cap > 0) {
+        n = fread(buf, 1, cap - 1, ts_cap_file);
+        buf[n] = '\0';
+    }
+    fclose(ts_cap_file);
+    ts_cap_file = NULL;
+    if (n > 0 && write(2, buf, n) < 0)
+        n = 0;
+}
+
+int ts_count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    const char *p = strstr(hay, needle);
+
+    while (p) {
+        n++;
+        p = strstr(p + 1, needle);
+    }
+    return n;
+}

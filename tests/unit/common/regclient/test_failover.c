@@ -16,48 +16,17 @@
 #include "core/log.h"
 #include "regclient/failover.h"
 #include "regclient/urls.h"
+#include "support.h"
 
 #define LOG_MAX 8192
 
-static FILE *cap_file;
-static int cap_saved = -1;
-
 /* Send stderr (the log) to a temporary file until capture_end. */
-static void capture_begin(void)
-{
-    fflush(stderr);
-    cap_file = tmpfile();
-    assert_non_null(cap_file);
-    cap_saved = dup(2);
-    assert_true(cap_saved >= 0);
-    assert_true(dup2(fileno(cap_file), 2) >= 0);
-}
+static void capture_begin(void) { assert_int_equal(ts_capture_begin(), 0); }
 
 /* Restore stderr and copy what was logged into buf (cap bytes). */
-static void capture_end(char *buf, size_t cap)
-{
-    size_t n;
+static void capture_end(char *buf, size_t cap) { ts_capture_end(buf, cap); }
 
-    fflush(stderr);
-    dup2(cap_saved, 2);
-    close(cap_saved);
-    cap_saved = -1;
-    rewind(cap_file);
-    n = fread(buf, 1, cap - 1, cap_file);
-    buf[n] = '\0';
-    fclose(cap_file);
-    cap_file = NULL;
-}
-
-/* Occurrences of needle in hay. */
-static int count_of(const char *hay, const char *needle)
-{
-    int n = 0;
-
-    for (hay = strstr(hay, needle); hay; hay = strstr(hay + 1, needle))
-        n++;
-    return n;
-}
+#define count_of ts_count_of
 
 static int setup(void **state)
 {
