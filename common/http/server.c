@@ -21,6 +21,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* major/minor: 2.1 has no getter for them */
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -155,6 +157,8 @@ const char *hs_status_reason(int status)
         return "Internal Server Error";
     case 502:
         return "Bad Gateway";
+    case 505:
+        return "HTTP Version Not Supported";
     case 503:
         return "Service Unavailable";
     case 504:
@@ -307,14 +311,70 @@ void hs_reply_oom(struct hs_req *req)
     hs_reply_raw(req, HS_OOM_STATUS, "application/json", body, sizeof(body) - 1);
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes
+ * there are not one (overlong forms and surrogates included). */
+static size_t hs_utf8_len(const unsigned char *s)
+{
+    size_t n, i;
+    unsigned cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1fu;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        cp = s[0] & 0x0fu;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Make msg safe to send as a JSON string: invalid UTF-8 bytes become '?'
+ * (jansson refuses them, which answered "out of memory"), and past
+ * LIM_ERROR_ECHO_MAX bytes it is cut, on a character boundary, with "...".
+ * msg has room for LIM_ERROR_ECHO_MAX + 4 bytes. */
+static void hs_error_clean(char *msg)
+{
+    unsigned char *p = (unsigned char *)msg;
+    size_t off = 0, n;
+
+    while (p[off]) {
+        n = hs_utf8_len(p + off);
+        if (n == 0) {
+            p[off] = '?';
+            n = 1;
+        }
+        if (off + n > LIM_ERROR_ECHO_MAX) {
+            memcpy(p + off, "...", 4);
+            return;
+        }
+        off += n;
+    }
+}
+
 void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[LIM_ERROR_ECHO_MAX + 4];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    hs_error_clean(msg);
     hs_reply_json(req, status, json_pack("{s:b, s:s}", "success", 0, "error", msg));
 }
 
@@ -784,6 +844,52 @@ static int hs_take_body(struct hs_req *req)
     return 0;
 }
 
+/* Framing evhttp 2.1 accepts and should not: another version than
+ * HTTP/1.x (505), HTTP/1.1 without Host, more than one Content-Length,
+ * a Transfer-Encoding other than plain "chunked", or one with a
+ * Content-Length (400: a request smuggled after the body would otherwise
+ * run next). Answers and returns -1 with the connection set to close;
+ * 0 when the request is well framed. */
+static int hs_check_framing(struct hs_req *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req->ev);
+    struct evkeyval *h;
+    int ncl = 0, nte = 0, bad_te = 0;
+    const char *why = NULL;
+    int major = req->ev->major, minor = req->ev->minor;
+
+    for (h = in->tqh_first; h; h = h->next.tqe_next) {
+        if (evutil_ascii_strcasecmp(h->key, "Content-Length") == 0)
+            ncl++;
+        if (evutil_ascii_strcasecmp(h->key, "Transfer-Encoding") == 0) {
+            nte++;
+            if (evutil_ascii_strcasecmp(h->value, "chunked") != 0)
+                bad_te = 1;
+        }
+    }
+    if (major != 1 || minor < 0 || minor > 1)
+        why = "";
+    else if (minor == 1 && !evhttp_find_header(in, "Host"))
+        why = "HTTP/1.1 request without a Host header";
+    else if (ncl > 1)
+        why = "more than one Content-Length header";
+    else if (nte > 1 || bad_te)
+        why = "unsupported Transfer-Encoding (only chunked is accepted)";
+    else if (nte && ncl)
+        why = "Content-Length together with Transfer-Encoding";
+    if (!why)
+        return 0;
+    evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Connection", "close");
+    if (!*why) {
+        /* evhttp writes the request's version in the status line */
+        req->ev->major = 1;
+        req->ev->minor = 1;
+        hs_reply_error(req, 505, "HTTP version not supported (HTTP/1.0 and HTTP/1.1 are)");
+    } else
+        hs_reply_error(req, 400, "%s", why);
+    return -1;
+}
+
 /* evhttp's generic callback: every request enters here. */
 static void hs_dispatch(struct evhttp_request *ev, void *arg)
 {
@@ -807,6 +913,8 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     srv->inflight++;
     DL_APPEND(srv->pending, req);
     hs_conn_dispatched(srv, ev);
+    if (hs_check_framing(req) != 0)
+        return;
 
     raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(ev));
     if (!raw_path || !*raw_path)
