@@ -12,6 +12,13 @@
 #define LIM_ROUTES_MAX        64                 /* routes per server */
 #define LIM_STREAM_OUT_MAX    (4 * 1024 * 1024)  /* bytes a stream holds for a slow client */
 #define LIM_PATH_SEGMENTS_MAX 16                 /* segments in a routed path */
+#define LIM_CONNECTIONS_MAX   4096               /* open connections per server; more get 503 */
+#define LIM_REQUEST_READ_S    20                 /* a request's line, headers and body, total */
+#define LIM_LISTEN_BACKLOG    65535              /* listen(2) backlog; Linux caps it at somaxconn */
+#define LIM_ACCEPT_PAUSE_MS   100                /* accepts paused when out of file descriptors */
+#define LIM_ACCEPT_LOG_MS     1000               /* at most one line per interval about it */
+#define LIM_LIBEVENT_LOG_MAX  10                 /* libevent's own log lines per second */
+#define LIM_ERROR_ECHO_MAX    200                /* bytes of an error message; longer end "..." */
 
 /* Outgoing calls: one name per timeout, used by every client of the suite */
 #define LIM_CALL_TIMEOUT_MS       2000 /* one call to the registry or to a peer service */

@@ -8,6 +8,7 @@
  * ends them at shutdown and frees them with itself. */
 #include "http/server.h"
 
+#include "core/clock.h"
 #include "core/errbuf.h"
 #include "core/limits.h"
 #include "core/log.h"
@@ -15,11 +16,16 @@
 #include "http/router.h"
 #include "http/server_int.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* major/minor: 2.1 has no getter for them */
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -27,8 +33,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
+#include <uthash.h>
 #include <utlist.h>
 
 #define HS_QUERY_MAX 16 /* query parameters looked at per request */
@@ -37,6 +46,22 @@
 struct hs_handler {
     hs_handler_fn fn;
     void *arg;
+};
+
+/* One open connection, from its accept (evhttp's bufferevent callback) to
+ * evhttp's close callback. Its one event first runs once right after the
+ * accept (the connection exists by then: its evhttp_connection is the
+ * bufferevent's callback argument), then is the read deadline. A
+ * connection a stream takes over is no longer tracked (stream.c owns its
+ * close callback). */
+struct hs_conn {
+    struct hs_server *srv;
+    struct bufferevent *bev;         /* owned by evhttp once returned */
+    struct evhttp_connection *evcon; /* NULL until attached */
+    struct event *ev;                /* owned: attach, then read deadline */
+    bool refuse;                     /* over max_conns: answer 503, close */
+    struct hs_conn *prev, *next;     /* in srv->conns */
+    UT_hash_handle hh;               /* in srv->by_evcon, once attached */
 };
 
 struct hs_server {
@@ -52,7 +77,26 @@ struct hs_server {
     struct hs_req *pending;    /* those requests (utlist DL), freed with the server */
     struct hs_stream *streams; /* open streamed answers (stream.c's list) */
     size_t streams_ending;     /* of those, writing their last chunk */
+    struct hs_conn *conns;     /* open connections (utlist DL), owned */
+    struct hs_conn *by_evcon;  /* the attached ones, by evcon (uthash) */
+    size_t nconns;
+    struct evconnlistener *lev;            /* the listener under s->listener, borrowed */
+    struct event *resume;                  /* owned: re-enables accepting after a pause */
+    bool paused;                           /* accepting paused: out of file descriptors */
+    int spare_fd;                          /* /dev/null, given up to shed a connection */
+    unsigned long accept_errors;           /* since the last line about them */
+    int64_t accept_logged_ms;              /* when that line was written */
+    struct hs_server *prev_srv, *next_srv; /* in hs_servers */
 };
+
+/* Every server with a listener: the listener's error callback gets evhttp
+ * as its argument, not us. The services are single-threaded. */
+static struct hs_server *hs_servers;
+
+static void hs_conn_dispatched(struct hs_server *srv, struct evhttp_request *ev);
+static void hs_conn_answered(struct hs_server *srv, struct evhttp_request *ev);
+static struct hs_conn *hs_conn_find(struct hs_server *srv, struct evhttp_connection *evcon);
+static void hs_conn_forget(struct hs_conn *conn);
 
 struct hs_req {
     struct hs_server *srv;
@@ -113,6 +157,8 @@ const char *hs_status_reason(int status)
         return "Internal Server Error";
     case 502:
         return "Bad Gateway";
+    case 505:
+        return "HTTP Version Not Supported";
     case 503:
         return "Service Unavailable";
     case 504:
@@ -193,6 +239,7 @@ static void hs_finish(struct hs_req *req, int status, struct evbuffer *buf)
         if (buf)
             evbuffer_drain(buf, evbuffer_get_length(buf));
     }
+    hs_conn_answered(srv, req->ev);
     evhttp_send_reply(req->ev, status, hs_status_reason(status), buf);
     mtr_observe(srv->metrics, req->method_label, req->route_label, status, hs_elapsed(&req->start));
     srv->inflight--;
@@ -264,14 +311,70 @@ void hs_reply_oom(struct hs_req *req)
     hs_reply_raw(req, HS_OOM_STATUS, "application/json", body, sizeof(body) - 1);
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes
+ * there are not one (overlong forms and surrogates included). */
+static size_t hs_utf8_len(const unsigned char *s)
+{
+    size_t n, i;
+    unsigned cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1fu;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        cp = s[0] & 0x0fu;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Make msg safe to send as a JSON string: invalid UTF-8 bytes become '?'
+ * (jansson refuses them, which answered "out of memory"), and past
+ * LIM_ERROR_ECHO_MAX bytes it is cut, on a character boundary, with "...".
+ * msg has room for LIM_ERROR_ECHO_MAX + 4 bytes. */
+static void hs_error_clean(char *msg)
+{
+    unsigned char *p = (unsigned char *)msg;
+    size_t off = 0, n;
+
+    while (p[off]) {
+        n = hs_utf8_len(p + off);
+        if (n == 0) {
+            p[off] = '?';
+            n = 1;
+        }
+        if (off + n > LIM_ERROR_ECHO_MAX) {
+            memcpy(p + off, "...", 4);
+            return;
+        }
+        off += n;
+    }
+}
+
 void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[LIM_ERROR_ECHO_MAX + 4];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    hs_error_clean(msg);
     hs_reply_json(req, status, json_pack("{s:b, s:s}", "success", 0, "error", msg));
 }
 
@@ -424,6 +527,13 @@ void hs_server_count_ending(struct hs_server *s, int delta)
 
 void hs_req_unpend(struct hs_req *req)
 {
+    struct hs_conn *conn = hs_conn_find(req->srv, evhttp_request_get_connection(req->ev));
+
+    /* stream.c sets its own close callback on the connection now */
+    if (conn) {
+        evhttp_connection_set_closecb(conn->evcon, NULL, NULL);
+        hs_conn_forget(conn);
+    }
     (void)hs_req_path(req);
     (void)hs_req_query(req, "");
     req->srv->inflight--;
@@ -438,6 +548,274 @@ void hs_req_finish_stream(struct hs_req *req, int status)
 
     mtr_observe(srv->metrics, req->method_label, req->route_label, status, hs_elapsed(&req->start));
     hs_req_free(req);
+}
+
+/* --- connections: count, cap, read deadline ------------------------------ */
+
+/* Forget conn (borrowed, freed here): off the lists, its event freed, the
+ * count lowered. The connection itself is evhttp's. */
+static void hs_conn_forget(struct hs_conn *conn)
+{
+    struct hs_server *srv = conn->srv;
+
+    if (conn->evcon)
+        HASH_DEL(srv->by_evcon, conn);
+    DL_DELETE(srv->conns, conn);
+    srv->nconns--;
+    if (conn->ev)
+        event_free(conn->ev);
+    free(conn);
+}
+
+/* The tracked connection behind evcon, or NULL. */
+static struct hs_conn *hs_conn_find(struct hs_server *srv, struct evhttp_connection *evcon)
+{
+    struct hs_conn *conn = NULL;
+
+    if (evcon)
+        HASH_FIND_PTR(srv->by_evcon, &evcon, conn);
+    return conn;
+}
+
+/* Re-enable accepting after a pause for lack of file descriptors. */
+static void hs_accept_resume(struct hs_server *srv)
+{
+    if (!srv->paused)
+        return;
+    srv->paused = false;
+    if (srv->resume)
+        event_del(srv->resume);
+    if (srv->lev)
+        evconnlistener_enable(srv->lev);
+}
+
+/* evhttp's close callback of a tracked connection: forget it; a file
+ * descriptor is free again, so a paused listener may accept. */
+static void hs_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    struct hs_conn *conn = arg;
+    struct hs_server *srv = conn->srv;
+
+    evhttp_connection_set_closecb(evcon, NULL, NULL);
+    hs_conn_forget(conn);
+    hs_accept_resume(srv);
+}
+
+/* Answer a connection over the cap 503 (best effort: one non-blocking
+ * send of a small answer), before it is closed. */
+static void hs_conn_refuse(struct hs_conn *conn)
+{
+    static const char answer[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                 "Content-Type: application/json\r\n"
+                                 "Retry-After: 1\r\nConnection: close\r\n"
+                                 "Content-Length: 48\r\n\r\n"
+                                 "{\"success\":false,\"error\":\"too many connections\"}";
+    evutil_socket_t fd = bufferevent_getfd(conn->bev);
+    ssize_t n;
+
+    if (fd >= 0) {
+        n = send(fd, answer, sizeof(answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n; /* a client that cannot take 200 bytes just sees the close */
+    }
+}
+
+/* The connection's event: first the attach right after the accept, then
+ * the read deadline (the connection is closed). */
+static void hs_conn_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct hs_conn *conn = arg;
+    struct hs_server *srv = conn->srv;
+    bufferevent_data_cb readcb = NULL;
+    void *cbarg = NULL;
+
+    (void)fd;
+    (void)what;
+    if (conn->evcon) {
+        log_info("closing a connection that sent no complete request within %d s",
+                 srv->limits.read_timeout_s);
+        evhttp_connection_free(conn->evcon); /* runs hs_conn_closed */
+        return;
+    }
+    /* evhttp made its connection on our bufferevent and set itself as the
+     * callback argument. No callback: it failed (out of memory) and freed
+     * it; forget the record. */
+    bufferevent_getcb(conn->bev, &readcb, NULL, NULL, &cbarg);
+    if (!readcb || !cbarg) {
+        hs_conn_forget(conn);
+        return;
+    }
+    conn->evcon = cbarg;
+    HASH_ADD_PTR(srv->by_evcon, evcon, conn);
+    evhttp_connection_set_closecb(conn->evcon, hs_conn_closed, conn);
+    if (conn->refuse) {
+        hs_conn_refuse(conn);
+        evhttp_connection_free(conn->evcon); /* runs hs_conn_closed */
+        return;
+    }
+    if (clk_timer_in(conn->ev, (int64_t)srv->limits.read_timeout_s * 1000) != 0)
+        log_warn("cannot arm a connection's read deadline");
+}
+
+/* evhttp's bufferevent callback, run for each accepted connection before
+ * evhttp builds it: make the bufferevent (no fd yet, evhttp sets it) and a
+ * record that counts the connection. Returns the bufferevent (evhttp owns
+ * it), or NULL to let evhttp make one itself (then it is not tracked). */
+static struct bufferevent *hs_conn_new(struct event_base *base, void *arg)
+{
+    struct hs_server *srv = arg;
+    struct hs_conn *conn = calloc(1, sizeof(*conn));
+
+    if (!conn)
+        return NULL;
+    conn->srv = srv;
+    conn->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    conn->ev = event_new(base, -1, 0, hs_conn_event, conn);
+    if (!conn->bev || !conn->ev) {
+        if (conn->bev)
+            bufferevent_free(conn->bev);
+        if (conn->ev)
+            event_free(conn->ev);
+        free(conn);
+        return NULL;
+    }
+    DL_APPEND(srv->conns, conn);
+    srv->nconns++;
+    conn->refuse = srv->nconns > srv->limits.max_conns;
+    if (conn->refuse) {
+        srv->accept_errors++;
+        if (clk_now_ms() - srv->accept_logged_ms >= LIM_ACCEPT_LOG_MS) {
+            log_warn("%zu connections open, the most allowed; refusing new ones with 503 "
+                     "(%lu refused since the last line)",
+                     srv->limits.max_conns, srv->accept_errors);
+            srv->accept_errors = 0;
+            srv->accept_logged_ms = clk_now_ms();
+        }
+    }
+    /* After the accept callback returns: the connection exists then. */
+    event_active(conn->ev, EV_TIMEOUT, 0);
+    return conn->bev;
+}
+
+/* A request of conn arrived whole: no read deadline while it is served. */
+static void hs_conn_dispatched(struct hs_server *srv, struct evhttp_request *ev)
+{
+    struct hs_conn *conn = hs_conn_find(srv, evhttp_request_get_connection(ev));
+
+    if (conn)
+        event_del(conn->ev);
+}
+
+/* conn's request is answered: the next request must arrive within the idle
+ * timeout plus the read deadline (a keep-alive slowloris is bounded too). */
+static void hs_conn_answered(struct hs_server *srv, struct evhttp_request *ev)
+{
+    struct hs_conn *conn = hs_conn_find(srv, evhttp_request_get_connection(ev));
+    int64_t ms = ((int64_t)srv->limits.timeout_s + srv->limits.read_timeout_s) * 1000;
+
+    if (conn && clk_timer_in(conn->ev, ms) != 0)
+        log_warn("cannot arm a connection's read deadline");
+}
+
+/* The server behind listener lev, or NULL. */
+static struct hs_server *hs_server_of(struct evconnlistener *lev)
+{
+    struct hs_server *srv;
+
+    for (srv = hs_servers; srv; srv = srv->next_srv)
+        if (srv->lev == lev)
+            return srv;
+    return NULL;
+}
+
+/* The listener's error callback: accept failed with something else than
+ * EAGAIN/EINTR/ECONNABORTED, EMFILE or ENFILE above all. libevent would
+ * retry at once, forever (100% CPU and a log line each time). Shed one
+ * waiting connection with the spare descriptor, pause accepting for
+ * LIM_ACCEPT_PAUSE_MS (or until a connection closes), and say so at most
+ * once per LIM_ACCEPT_LOG_MS with a count. */
+static void hs_accept_error(struct evconnlistener *lev, void *arg)
+{
+    struct hs_server *srv = hs_server_of(lev);
+    int err = EVUTIL_SOCKET_ERROR();
+    int64_t now = clk_now_ms();
+    int fd;
+
+    (void)arg; /* evhttp */
+    if (!srv)
+        return;
+    srv->accept_errors++;
+    if ((err == EMFILE || err == ENFILE) && srv->spare_fd >= 0) {
+        close(srv->spare_fd);
+        fd = accept(evconnlistener_get_fd(lev), NULL, NULL);
+        if (fd >= 0)
+            close(fd);
+        srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (now - srv->accept_logged_ms >= LIM_ACCEPT_LOG_MS) {
+        log_warn("accept failed: %s (%lu times since the last line); pausing accepts for %d ms, "
+                 "%zu connections open",
+                 strerror(err), srv->accept_errors, LIM_ACCEPT_PAUSE_MS, srv->nconns);
+        srv->accept_errors = 0;
+        srv->accept_logged_ms = now;
+    }
+    if (!srv->paused) {
+        srv->paused = true;
+        evconnlistener_disable(lev);
+        if (clk_timer_in(srv->resume, LIM_ACCEPT_PAUSE_MS) != 0)
+            hs_accept_resume(srv); /* no timer: do not stay paused */
+    }
+}
+
+/* The pause timer. */
+static void hs_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    hs_accept_resume(arg);
+}
+
+/* libevent's own log lines (event_warn and the like) into ours, at most
+ * LIM_LIBEVENT_LOG_MAX a second; the count of those dropped is said. */
+static void hs_libevent_log(int severity, const char *msg)
+{
+    static int64_t window_ms;
+    static unsigned long lines, dropped;
+    int64_t now = clk_now_ms();
+
+    if (now - window_ms >= 1000) {
+        if (dropped)
+            log_warn("libevent: %lu more lines dropped", dropped);
+        window_ms = now;
+        lines = 0;
+        dropped = 0;
+    }
+    if (++lines > LIM_LIBEVENT_LOG_MAX) {
+        dropped++;
+        return;
+    }
+    if (severity >= EVENT_LOG_ERR)
+        log_error("libevent: %s", msg);
+    else if (severity == EVENT_LOG_WARN)
+        log_warn("libevent: %s", msg);
+    else
+        log_debug("libevent: %s", msg);
+}
+
+/* The default cap on connections: LIM_CONNECTIONS_MAX, but leave room
+ * under RLIMIT_NOFILE for the service's own files and outgoing calls
+ * (a quarter of the limit, at most 256). */
+static size_t hs_default_max_conns(void)
+{
+    struct rlimit rl;
+    size_t room, reserve;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return LIM_CONNECTIONS_MAX;
+    reserve = (size_t)rl.rlim_cur / 4 > 256 ? 256 : (size_t)rl.rlim_cur / 4;
+    room = (size_t)rl.rlim_cur - reserve;
+    if (room < 1)
+        room = 1;
+    return room < LIM_CONNECTIONS_MAX ? room : LIM_CONNECTIONS_MAX;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -466,6 +844,52 @@ static int hs_take_body(struct hs_req *req)
     return 0;
 }
 
+/* Framing evhttp 2.1 accepts and should not: another version than
+ * HTTP/1.x (505), HTTP/1.1 without Host, more than one Content-Length,
+ * a Transfer-Encoding other than plain "chunked", or one with a
+ * Content-Length (400: a request smuggled after the body would otherwise
+ * run next). Answers and returns -1 with the connection set to close;
+ * 0 when the request is well framed. */
+static int hs_check_framing(struct hs_req *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req->ev);
+    struct evkeyval *h;
+    int ncl = 0, nte = 0, bad_te = 0;
+    const char *why = NULL;
+    int major = req->ev->major, minor = req->ev->minor;
+
+    for (h = in->tqh_first; h; h = h->next.tqe_next) {
+        if (evutil_ascii_strcasecmp(h->key, "Content-Length") == 0)
+            ncl++;
+        if (evutil_ascii_strcasecmp(h->key, "Transfer-Encoding") == 0) {
+            nte++;
+            if (evutil_ascii_strcasecmp(h->value, "chunked") != 0)
+                bad_te = 1;
+        }
+    }
+    if (major != 1 || minor < 0 || minor > 1)
+        why = "";
+    else if (minor == 1 && !evhttp_find_header(in, "Host"))
+        why = "HTTP/1.1 request without a Host header";
+    else if (ncl > 1)
+        why = "more than one Content-Length header";
+    else if (nte > 1 || bad_te)
+        why = "unsupported Transfer-Encoding (only chunked is accepted)";
+    else if (nte && ncl)
+        why = "Content-Length together with Transfer-Encoding";
+    if (!why)
+        return 0;
+    evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Connection", "close");
+    if (!*why) {
+        /* evhttp writes the request's version in the status line */
+        req->ev->major = 1;
+        req->ev->minor = 1;
+        hs_reply_error(req, 505, "HTTP version not supported (HTTP/1.0 and HTTP/1.1 are)");
+    } else
+        hs_reply_error(req, 400, "%s", why);
+    return -1;
+}
+
 /* evhttp's generic callback: every request enters here. */
 static void hs_dispatch(struct evhttp_request *ev, void *arg)
 {
@@ -488,6 +912,9 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     req->route_label = "unmatched";
     srv->inflight++;
     DL_APPEND(srv->pending, req);
+    hs_conn_dispatched(srv, ev);
+    if (hs_check_framing(req) != 0)
+        return;
 
     raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(ev));
     if (!raw_path || !*raw_path)
@@ -555,7 +982,16 @@ struct hs_server *hs_server_new(struct event_base *base, const char *service,
     srv->limits.timeout_s = LIM_REQUEST_TIMEOUT_S;
     if (limits)
         srv->limits = *limits;
+    if (srv->limits.read_timeout_s <= 0)
+        srv->limits.read_timeout_s = LIM_REQUEST_READ_S;
+    if (srv->limits.max_conns == 0)
+        srv->limits.max_conns = hs_default_max_conns();
+    srv->spare_fd = -1;
+    event_set_log_callback(hs_libevent_log);
     srv->http = evhttp_new(base);
+    srv->resume = evtimer_new(base, hs_accept_resume_cb, srv);
+    if (!srv->resume)
+        goto fail;
     srv->routes = hr_new();
     if (!srv->http || !srv->routes)
         goto fail;
@@ -572,6 +1008,7 @@ struct hs_server *hs_server_new(struct event_base *base, const char *service,
         srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                        EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE);
     evhttp_set_gencb(srv->http, hs_dispatch, srv);
+    evhttp_set_bevcb(srv->http, hs_conn_new, srv);
     if (hs_route(srv, HS_GET | HS_HEAD, "/health", hs_health, srv) != 0 ||
         hs_route(srv, HS_GET, "/metrics", hs_metrics, srv) != 0)
         goto fail;
@@ -593,33 +1030,75 @@ int hs_route(struct hs_server *s, unsigned methods, const char *pattern, hs_hand
     return 0;
 }
 
+/* A listening socket on addr:port (numeric host or name, first address
+ * getaddrinfo gives), non-blocking, with SO_REUSEADDR and TCP_NODELAY, and
+ * the backlog LIM_LISTEN_BACKLOG (evhttp_bind_socket would say 128; the
+ * kernel caps ours at net.core.somaxconn). Returns the fd (caller closes)
+ * or -1 with err filled. */
+static int hs_listen_socket(const char *addr, int port, char *err, size_t errlen)
+{
+    struct addrinfo hints, *ai = NULL;
+    char portstr[16];
+    int fd = -1, one = 1, rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    rc = getaddrinfo(addr, portstr, &hints, &ai);
+    if (rc != 0) {
+        errbuf_set(err, errlen, "cannot listen on %s:%d: %s", addr, port, gai_strerror(rc));
+        goto cleanup;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    /* TCP_NODELAY for every accepted socket: Linux copies it from the
+     * listening socket to each socket accept() returns, so one call here
+     * costs nothing per connection. (libevent 2.1 gives no hook with the
+     * fd at accept time: evhttp_set_newreqcb is 2.2, and evhttp_set_bevcb's
+     * callback is called before the fd is known.) Without it, a reply
+     * written in two pieces (headers, then a body over the socket buffer)
+     * waits for the client's delayed ACK. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LIM_LISTEN_BACKLOG) != 0)
+        goto fail;
+    goto cleanup;
+fail:
+    errbuf_set(err, errlen, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    fd = -1;
+cleanup:
+    if (ai)
+        freeaddrinfo(ai);
+    return fd;
+}
+
 int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port, char *err,
               size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
-    evutil_socket_t fd;
-    int one = 1;
+    int fd = hs_listen_socket(addr, port, err, errlen);
 
-    s->listener = evhttp_bind_socket_with_handle(s->http, addr, (ev_uint16_t)port);
+    if (fd < 0)
+        return -1;
+    s->listener = evhttp_accept_socket_with_handle(s->http, fd);
     if (!s->listener) {
-        errbuf_set(err, errlen, "cannot listen on %s:%d: %s", addr, port,
-                   evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        close(fd);
+        errbuf_set(err, errlen, "cannot listen on %s:%d: out of memory", addr, port);
         return -1;
     }
-    fd = evhttp_bound_socket_get_fd(s->listener);
-    /* TCP_NODELAY for every accepted socket: Linux copies it from the
-     * listening socket to each socket accept() returns, so one call here
-     * costs nothing per connection. (libevent 2.1 gives no hook with the
-     * fd at accept time: evhttp_set_newreqcb is 2.2, and evhttp_set_bevcb's
-     * callback is called before the fd is known; setting it on the first
-     * request of a connection would cost a syscall and a per-connection
-     * flag.) Without it, a reply written in two pieces (headers, then a
-     * body over the socket buffer) waits for the client's delayed ACK. */
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
-        errbuf_set(err, errlen, "cannot set TCP_NODELAY on %s:%d", addr, port);
-        return -1;
-    }
+    /* Our error callback instead of libevent's retry-and-warn loop. */
+    s->lev = evhttp_bound_socket_get_listener(s->listener);
+    evconnlistener_set_error_cb(s->lev, hs_accept_error);
+    if (s->spare_fd < 0)
+        s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!s->prev_srv && hs_servers != s)
+        DL_APPEND2(hs_servers, s, prev_srv, next_srv);
     if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
         errbuf_set(err, errlen, "getsockname failed");
         return -1;
@@ -636,7 +1115,11 @@ void hs_stop_accepting(struct hs_server *s)
     if (s->listener) {
         evhttp_del_accept_socket(s->http, s->listener);
         s->listener = NULL;
+        s->lev = NULL;
     }
+    s->paused = false;
+    if (s->resume)
+        event_del(s->resume);
     hs_streams_shutdown(s->streams);
 }
 
@@ -658,7 +1141,15 @@ void hs_server_free(struct hs_server *s)
         hs_req_free(req);
     }
     if (s->http)
-        evhttp_free(s->http);
+        evhttp_free(s->http); /* closes every connection: hs_conn_closed */
+    while (s->conns)          /* not attached yet: the bufferevents were evhttp's */
+        hs_conn_forget(s->conns);
+    if (s->prev_srv || hs_servers == s)
+        DL_DELETE2(hs_servers, s, prev_srv, next_srv);
+    if (s->resume)
+        event_free(s->resume);
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
     hs_streams_free_all(&s->streams);
     hr_free(s->routes);
     free(s);

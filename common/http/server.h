@@ -27,10 +27,16 @@ enum hs_method {
  * (from a timer or client callback); req is freed by that call. */
 typedef void (*hs_handler_fn)(struct hs_req *req, void *arg);
 
+/* A member left 0 takes its default from core/limits.h. */
 struct hs_limits {
     size_t body_max;    /* larger bodies get 413 with a JSON error */
     size_t headers_max; /* larger header blocks are refused by evhttp */
     int timeout_s;      /* idle connection timeout */
+    int read_timeout_s; /* a request's line, headers and body must all arrive
+                           within this (0: LIM_REQUEST_READ_S) */
+    size_t max_conns;   /* open connections; more are answered 503 and closed
+                           (0: LIM_CONNECTIONS_MAX, or fewer when RLIMIT_NOFILE
+                           is low) */
 };
 
 /* Create a server on base (borrowed), naming service (borrowed) in logs and
