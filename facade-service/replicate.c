@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <utlist.h>
 
 struct rep_msg;
@@ -84,6 +85,7 @@ struct rep_call {
     struct rep_lane *lane;
     struct rep_item **items; /* owned array */
     size_t n;
+    size_t bad; /* results that were not their item's (another uuid, odd status) */
     struct hc_call *call;
     struct rep_call *prev, *next; /* in ctx->calls */
 };
@@ -329,44 +331,76 @@ static void rep_call_fail_all(struct rep_call *c, const char *error)
 static void rep_send_lane(struct rep_lane *lane);
 
 /* pm_result_fn of a batch answer (arg: the call): hand item index its
- * outcome. The decoder checked that the answer has one result per item. */
+ * outcome. The decoder checked that the answer says "success":true and has
+ * one result per item; a result counts as the item's only when it names
+ * the item's uuid, and as stored only with status 201 (stored) or 200
+ * (duplicate). A result for another uuid, or with any other status than
+ * those and 409/400, is a failed copy: it moves on as a failure of this
+ * instance, and the batch charges the instance's breaker. */
 static int rep_result(const struct pm_result *res, size_t index, void *arg)
 {
     struct rep_call *c = arg;
+    struct rep_item *it = c->items[index];
+    char why[160];
 
-    rep_item_done(c->items[index], res->status, res->error);
+    if (!res->uuid || strcasecmp(res->uuid, it->m->uuid) != 0) {
+        c->bad++;
+        snprintf(why, sizeof(why), "batch result %zu is for uuid %.40s, not %s", index,
+                 res->uuid ? res->uuid : "(none)", it->m->uuid);
+        rep_item_done(it, 503, why);
+        return 0;
+    }
+    switch (res->status) {
+    case 200:
+    case 201:
+    case 400:
+    case 409:
+        rep_item_done(it, res->status, res->error);
+        break;
+    default:
+        c->bad++;
+        snprintf(why, sizeof(why), "batch result %zu has status %d", index, res->status);
+        rep_item_done(it, 503, why);
+        break;
+    }
     return 0;
 }
 
 /* Completion of one batch POST: 200 with one result per item hands each
- * item its own outcome (proto/messages reads the answer); anything else
- * fails every item, retryably unless logging refused the batch (4xx). */
+ * item its own outcome (proto/messages reads the answer, rep_result checks
+ * each result is its item's); anything else fails every item, retryably
+ * unless logging refused the batch (4xx). A 200 that is not a true answer
+ * for every item counts as a failure of the instance for its breaker. */
 static void rep_call_done(const struct hc_response *resp, void *arg)
 {
     struct rep_call *c = arg;
     struct rep_lane *lane = c->lane;
     struct rep_ctx *r = lane->ctx;
-    bool transport_ok = resp->error == HC_OK && resp->status < 500 && resp->status != 429;
     char why[200], err[160];
     size_t i;
     int status;
 
     DL_DELETE(r->calls, c);
     lane->calls--;
-    up_record(r->ups, lane->up, transport_ok, resp->elapsed_ms);
     if (resp->error != HC_OK) {
+        up_record(r->ups, lane->up, false, resp->elapsed_ms);
         rep_call_fail_all(c, resp->error_msg);
         goto cleanup;
     }
     if (resp->status == 200) {
+        /* recorded once the results are read: a false answer is a failure */
         if (pm_results_decode(r->reader, resp->body, resp->body_len, (long)c->n, rep_result, c, err,
-                              sizeof(err)) >= 0)
+                              sizeof(err)) >= 0) {
+            up_record(r->ups, lane->up, c->bad == 0, resp->elapsed_ms);
             goto cleanup;
+        }
+        up_record(r->ups, lane->up, false, resp->elapsed_ms);
         snprintf(why, sizeof(why), "HTTP 200: %s", err);
         status = 503;
     } else {
         bool known = pm_error_decode(resp->body, resp->body_len, err, sizeof(err)) == 0;
 
+        up_record(r->ups, lane->up, resp->status < 500 && resp->status != 429, resp->elapsed_ms);
         snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, known ? ": " : "",
                  known ? err : "");
         status = resp->status >= 500 || resp->status == 429 ? 503 : 400;

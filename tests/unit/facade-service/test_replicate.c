@@ -56,6 +56,13 @@
 #define DEADLINE_MS    1000 /* the replicator's deadline in most tests */
 #define REFRESH_MS     100  /* discovery refresh period */
 
+/* How a lying fake answers (finding "the facade trusts batch answers by
+ * position"): stores nothing, yet answers 200 with 201 results. */
+#define FAKE_LIE_UUID    1 /* each result names another uuid */
+#define FAKE_LIE_FAILURE 2 /* "success":false around 201 results */
+#define FAKE_LIE_STATUS  3 /* the right uuid with status 500 */
+#define OTHER_UUID       "00000000-0000-4000-8000-00000000dead"
+
 /* ---- the virtual clock ---- */
 
 struct vc_timer {
@@ -165,6 +172,7 @@ struct fake {
     int fail_status;   /* answer every batch with this status (0: results) */
     char conflict[40]; /* this uuid is answered 409 */
     int hold;          /* hold answers until fake_release */
+    int lie;           /* FAKE_LIE_*: answer 200 with results that are not true */
     int posts;
     size_t items[FAKE_POSTS_MAX]; /* items per POST */
     char seen[FAKE_SEEN_MAX][40]; /* every uuid received, in order */
@@ -262,7 +270,8 @@ static void fake_handle(struct evhttp_request *req, void *arg)
     if (f->posts < FAKE_POSTS_MAX)
         f->items[f->posts] = json_array_size(batch);
     f->posts++;
-    evbuffer_add_printf(out, "{\"success\":true,\"results\":[");
+    evbuffer_add_printf(out, "{\"success\":%s,\"results\":[",
+                        f->lie == FAKE_LIE_FAILURE ? "false" : "true");
     json_array_foreach (batch, i, item) {
         const char *uuid = json_string_value(json_object_get(item, "uuid"));
 
@@ -271,7 +280,11 @@ static void fake_handle(struct evhttp_request *req, void *arg)
         assert_true(json_is_integer(json_object_get(item, "ts")));
         if (f->nseen < FAKE_SEEN_MAX)
             snprintf(f->seen[f->nseen++], sizeof(f->seen[0]), "%s", uuid);
-        if (strcmp(uuid, f->conflict) == 0) {
+        if (f->lie) {
+            evbuffer_add_printf(out, "%s{\"uuid\":\"%s\",\"status\":%d,\"duplicate\":false}",
+                                i ? "," : "", f->lie == FAKE_LIE_UUID ? OTHER_UUID : uuid,
+                                f->lie == FAKE_LIE_STATUS ? 500 : 201);
+        } else if (strcmp(uuid, f->conflict) == 0) {
             evbuffer_add_printf(out,
                                 "%s{\"uuid\":\"%s\",\"status\":409,\"duplicate\":false,"
                                 "\"error\":\"uuid already stored with another msg\"}",
@@ -914,6 +927,52 @@ static void test_conflict_refused_not_retried(void **state)
     assert_int_equal(rep_pending(e->rep), 0);
 }
 
+/* Finding 1 (the facade trusted batch answers by position): an instance
+ * answering 200 with results for another uuid, "success":false around 201
+ * results, or an odd status, stored nothing: its copy is a failed one, moved
+ * to the next instance in rank order, and the instance's breaker is
+ * charged. Before the fix the copy counted as stored and the third instance
+ * never got it. */
+static void test_untrue_batch_answer_is_a_failed_copy(void **state)
+{
+    struct env *e = *state;
+    const char *keys[FAKES];
+    static const int lies[] = {FAKE_LIE_UUID, FAKE_LIE_FAILURE, FAKE_LIE_STATUS};
+    size_t order[FAKES], k;
+
+    fake_keys(e, keys);
+    list_fakes(e, FAKES);
+    for (k = 0; k < sizeof(lies) / sizeof(lies[0]); k++) {
+        unsigned n = 10 + (unsigned)k;
+        char uuid[40];
+        struct up_instance *liar;
+        size_t i;
+
+        for (i = 0; i < FAKES; i++)
+            e->fakes[i].lie = 0;
+        uuid_of(n, uuid);
+        rv_rank(uuid, keys, FAKES, order);
+        e->fakes[order[0]].lie = lies[k];
+        liar = up_get(e->ups, PM_SERVICE, "127.0.0.1", e->fakes[order[0]].port);
+        assert_non_null(liar);
+        store(e, n);
+        settle(e);
+        assert_int_equal(outcomes[n].calls, 1);
+        assert_int_equal(outcomes[n].status, 200);
+        assert_int_equal(fake_count(&e->fakes[order[0]], uuid), 1);
+        /* the copy the liar did not store went to the third in rank */
+        assert_int_equal(fake_count(&e->fakes[order[1]], uuid), 1);
+        assert_int_equal(fake_count(&e->fakes[order[2]], uuid), 1);
+        assert_true(fake_has(e->fakes[order[2]].stored, e->fakes[order[2]].nstored, uuid));
+        assert_int_equal(liar->failed, 1); /* one failure per liar: k differs per order */
+        assert_int_equal(liar->retries, 1);
+        /* reset the liar's counters for the next round's assertions */
+        liar->failed = 0;
+        liar->retries = 0;
+    }
+    assert_int_equal(rep_pending(e->rep), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -925,6 +984,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batching_one_batch_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_breaker_skipped_without_a_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_refused_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untrue_batch_answer_is_a_failed_copy, setup, teardown),
     };
 
     log_init("test");
