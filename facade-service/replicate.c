@@ -52,11 +52,16 @@ struct rep_msg {
     size_t nstored;
     struct up_instance *inflight[REP_REPLICAS_MAX];
     size_t ninflight;
-    struct up_instance **tried; /* owned, REP_INSTANCES_MAX slots, made at the
-                                   first failure: the instances failed this
+    struct up_instance **tried; /* owned, 2 x REP_INSTANCES_MAX slots, made at
+                                   the first failure: the instances failed this
                                    round (kept out of the message's common
                                    case, which stays one small allocation) */
     size_t ntried;
+    struct up_instance **unreach; /* tried + REP_INSTANCES_MAX: the instances
+                                     that refused the connection or had their
+                                     breaker open this round; no copy is owed
+                                     to them */
+    size_t nunreach;
     char last_error[160];
     const struct up_instance *last_target; /* borrowed: records live until exit */
     struct event *timer;                   /* owned: backoff wake-up, made at the first wait */
@@ -116,6 +121,7 @@ struct rep_ctx {
     struct event *deadlines; /* owned: fires at (or after) the oldest deadline */
     struct rep_call *calls;  /* batches in flight (utlist DL) */
     size_t pending;
+    uint64_t under_replicated; /* messages answered with fewer copies than replicas */
     struct rep_view view;
     struct disc_instance scratch[REP_INSTANCES_MAX]; /* for rebuilding the view */
     struct pm_reader *reader;                        /* owned: reads batch answers */
@@ -149,7 +155,15 @@ static void rep_finish(struct rep_msg *m, int status, const char *error)
     clk_timers_disarm(r->opt.timers, m->timer);
     DL_DELETE(r->msgs, m);
     r->pending--;
-    m->done(status, error, m->uuid, m->done_arg);
+    if ((status == 200 || status == 503) && m->nstored > 0 &&
+        m->nstored < (size_t)r->opt.replicas) {
+        r->under_replicated++;
+        log_warn("message %s has %zu of %d copies (%s): %s", m->uuid, m->nstored, r->opt.replicas,
+                 status == 200 ? "answered 200: every reachable instance has it"
+                               : "answered 503 at its deadline",
+                 m->last_error[0] ? m->last_error : "fewer passing instances than replicas");
+    }
+    m->done(status, (int)m->nstored, error, m->uuid, m->done_arg);
     rep_msg_unref(m);
 }
 
@@ -175,14 +189,20 @@ static void rep_remove(struct up_instance **set, size_t *n, const struct up_inst
     }
 }
 
-/* Finish m with 503: its deadline passed. */
+/* Finish m with 503: its deadline passed; the text says how many copies
+ * were made. */
 static void rep_expire(struct rep_msg *m)
 {
     char why[600];
 
-    snprintf(why, sizeof(why), "no %s instance stored it within %lld ms: %s", PM_SERVICE,
-             (long long)m->ctx->opt.deadline_ms,
-             m->last_error[0] ? m->last_error : "no passing instance known");
+    if (m->nstored > 0)
+        snprintf(why, sizeof(why), "stored on %zu of %d %s instances within %lld ms: %s",
+                 m->nstored, m->ctx->opt.replicas, PM_SERVICE, (long long)m->ctx->opt.deadline_ms,
+                 m->last_error[0] ? m->last_error : "the other copies are still owed");
+    else
+        snprintf(why, sizeof(why), "no %s instance stored it within %lld ms: %s", PM_SERVICE,
+                 (long long)m->ctx->opt.deadline_ms,
+                 m->last_error[0] ? m->last_error : "no passing instance known");
     rep_finish(m, 503, why);
 }
 
@@ -191,10 +211,23 @@ static void rep_expire(struct rep_msg *m)
  * breaker still counts the failure. */
 static void rep_tried(struct rep_msg *m, struct up_instance *u)
 {
-    if (!m->tried)
-        m->tried = calloc(REP_INSTANCES_MAX, sizeof(*m->tried));
+    if (!m->tried) {
+        m->tried = calloc(2 * REP_INSTANCES_MAX, sizeof(*m->tried));
+        m->unreach = m->tried ? m->tried + REP_INSTANCES_MAX : NULL;
+    }
     if (m->tried && m->ntried < REP_INSTANCES_MAX && !rep_has(m->tried, m->ntried, u))
         m->tried[m->ntried++] = u;
+}
+
+/* Remember that u cannot be reached this round (it refused the connection,
+ * or its breaker is open): besides being skipped, it is no longer counted
+ * among the instances a copy is owed to. Out of memory, it is not
+ * remembered: the message then waits for it as before. */
+static void rep_unreachable(struct rep_msg *m, struct up_instance *u)
+{
+    rep_tried(m, u);
+    if (m->unreach && m->nunreach < REP_INSTANCES_MAX && !rep_has(m->unreach, m->nunreach, u))
+        m->unreach[m->nunreach++] = u;
 }
 
 /* A backoff wait is over: try again (unless the deadline passed). */
@@ -209,6 +242,7 @@ static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     m->ntried = 0;
+    m->nunreach = 0;
     rep_attempt(m);
 }
 
@@ -285,8 +319,10 @@ static void rep_mark_dirty(struct rep_lane *lane)
         event_active(r->flush, EV_TIMEOUT, 0);
 }
 
-/* The outcome of one item: a copy stored, or failed (retryable or not). */
-static void rep_item_done(struct rep_item *it, int status, const char *error)
+/* The outcome of one item: a copy stored, or failed (retryable or not);
+ * refused: the instance refused the connection (or its breaker is open),
+ * so it is not counted as a place a copy is owed to this round. */
+static void rep_item_done(struct rep_item *it, int status, const char *error, bool refused)
 {
     struct rep_msg *m = it->m;
     struct up_instance *u = it->lane->up;
@@ -313,19 +349,24 @@ static void rep_item_done(struct rep_item *it, int status, const char *error)
             snprintf(m->last_error, sizeof(m->last_error), "%.150s", error ? error : "failed");
             m->last_target = u;
             m->failed = true;
-            rep_tried(m, u);
+            if (refused)
+                rep_unreachable(m, u);
+            else
+                rep_tried(m, u);
             rep_attempt(m);
         }
     }
     rep_msg_unref(m);
 }
 
-static void rep_call_fail_all(struct rep_call *c, const char *error)
+/* Fail every item of c retryably with error (borrowed); refused as in
+ * rep_item_done. */
+static void rep_call_fail_all(struct rep_call *c, const char *error, bool refused)
 {
     size_t i;
 
     for (i = 0; i < c->n; i++)
-        rep_item_done(c->items[i], 503, error);
+        rep_item_done(c->items[i], 503, error, refused);
 }
 
 static void rep_send_lane(struct rep_lane *lane);
@@ -347,7 +388,7 @@ static int rep_result(const struct pm_result *res, size_t index, void *arg)
         c->bad++;
         snprintf(why, sizeof(why), "batch result %zu is for uuid %.40s, not %s", index,
                  res->uuid ? res->uuid : "(none)", it->m->uuid);
-        rep_item_done(it, 503, why);
+        rep_item_done(it, 503, why, false);
         return 0;
     }
     switch (res->status) {
@@ -355,12 +396,12 @@ static int rep_result(const struct pm_result *res, size_t index, void *arg)
     case 201:
     case 400:
     case 409:
-        rep_item_done(it, res->status, res->error);
+        rep_item_done(it, res->status, res->error, false);
         break;
     default:
         c->bad++;
         snprintf(why, sizeof(why), "batch result %zu has status %d", index, res->status);
-        rep_item_done(it, 503, why);
+        rep_item_done(it, 503, why, false);
         break;
     }
     return 0;
@@ -384,7 +425,7 @@ static void rep_call_done(const struct hc_response *resp, void *arg)
     lane->calls--;
     if (resp->error != HC_OK) {
         up_record(r->ups, lane->up, false, resp->elapsed_ms);
-        rep_call_fail_all(c, resp->error_msg);
+        rep_call_fail_all(c, resp->error_msg, resp->error == HC_ECONNECT);
         goto cleanup;
     }
     if (resp->status == 200) {
@@ -406,7 +447,7 @@ static void rep_call_done(const struct hc_response *resp, void *arg)
         status = resp->status >= 500 || resp->status == 429 ? 503 : 400;
     }
     for (i = 0; i < c->n; i++)
-        rep_item_done(c->items[i], status, why);
+        rep_item_done(c->items[i], status, why, false);
 cleanup:
     free(c->items);
     free(c);
@@ -455,7 +496,7 @@ static void rep_send_lane(struct rep_lane *lane)
         }
         if (!up_allow(r->ups, lane->up)) {
             free(body);
-            rep_call_fail_all(c, "circuit breaker open");
+            rep_call_fail_all(c, "circuit breaker open", true);
             free(c->items);
             free(c);
             continue;
@@ -471,7 +512,7 @@ static void rep_send_lane(struct rep_lane *lane)
         free(body);
         if (!c->call) {
             up_record(r->ups, lane->up, false, 0);
-            rep_call_fail_all(c, "could not start the request");
+            rep_call_fail_all(c, "could not start the request", false);
             free(c->items);
             free(c);
             continue;
@@ -553,6 +594,22 @@ static const struct rep_view *rep_view_get(struct rep_ctx *r)
     return v;
 }
 
+/* How many copies m needs in view v: replicas, or fewer when fewer
+ * instances are listed and not unreachable this round (refused, breaker
+ * open); an instance that has m counts whatever happened since. */
+static size_t rep_need(const struct rep_msg *m, const struct rep_view *v)
+{
+    size_t replicas = (size_t)m->ctx->opt.replicas, reachable = 0, i;
+
+    for (i = 0; i < v->n; i++) {
+        const struct up_instance *u = v->lanes[i]->up;
+
+        if (!rep_has(m->unreach, m->nunreach, u) || rep_has(m->stored, m->nstored, u))
+            reachable++;
+    }
+    return reachable < replicas ? reachable : replicas;
+}
+
 /* Decide what m needs now: finish, send copies, or wait and retry. */
 static void rep_attempt(struct rep_msg *m)
 {
@@ -575,22 +632,23 @@ static void rep_attempt(struct rep_msg *m)
         return;
     v = rep_view_get(r);
     n = v->n;
-    need = n < replicas ? n : replicas;
+    need = rep_need(m, v);
     if (need > 0 && m->nstored >= need) {
         rep_finish(m, 200, NULL);
         return;
     }
     rv_rank(m->uuid, v->keys, n, order);
-    for (i = 0; i < n && m->nstored + m->ninflight < need; i++) {
+    for (i = 0; i < n && m->nstored + m->ninflight < replicas; i++) {
         struct rep_lane *lane = v->lanes[order[i]];
 
         if (rep_has(m->stored, m->nstored, lane->up) ||
             rep_has(m->inflight, m->ninflight, lane->up) || rep_has(m->tried, m->ntried, lane->up))
             continue;
         if (up_is_open(r->ups, lane->up)) {
-            rep_tried(m, lane->up);
+            rep_unreachable(m, lane->up);
             snprintf(m->last_error, sizeof(m->last_error), "circuit breaker open for %.120s",
                      lane->up->key);
+            m->last_target = lane->up;
             continue;
         }
         if (rep_enqueue(m, lane) != 0)
@@ -599,13 +657,23 @@ static void rep_attempt(struct rep_msg *m)
             first_new = lane;
     }
     if (m->failed && first_new) {
+        /* the line names the instance that failed; the one the copy moved
+         * to comes last */
         m->failed = false;
         m->attempt++;
-        log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s", PM_SERVICE, first_new->up->key,
-                 m->attempt, m->last_error);
+        log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s; copy moved to %s", PM_SERVICE,
+                 m->last_target ? m->last_target->key : "(no instance)", m->attempt, m->last_error,
+                 first_new->up->key);
     }
     if (m->ninflight > 0)
         return; /* the deadline timer holds while copies fly */
+    /* Every instance that can be reached has a copy: fewer than replicas,
+     * but waiting would not make more (the answer says how many). */
+    need = rep_need(m, v);
+    if (need > 0 && m->nstored >= need) {
+        rep_finish(m, 200, NULL);
+        return;
+    }
     /* Nothing can take a copy now: wait, then try every instance again. */
     if (n == 0)
         snprintf(m->last_error, sizeof(m->last_error), "no passing %s instance known", PM_SERVICE);
@@ -685,6 +753,8 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
 }
 
 size_t rep_pending(const struct rep_ctx *r) { return r->pending; }
+
+uint64_t rep_under_replicated(const struct rep_ctx *r) { return r->under_replicated; }
 
 static void rep_lane_free(struct up_instance *u, void *arg)
 {

@@ -11,12 +11,14 @@
 #include "core/log.h"
 #include "fanout.h"
 #include "http/client.h"
+#include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
 #include "regclient/discovery.h"
 #include "replicate.h"
 #include "upstream.h"
 
+#include <event2/buffer.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,20 +40,22 @@ struct fc_routes {
 /* ---------------------------------------------------------------------- */
 /* POST /facade */
 
-/* The replicator's verdict for one POST (arg: its request): the reply. */
-static void fc_post_done(int status, const char *error, const char *uuid, void *arg)
+/* The replicator's verdict for one POST (arg: its request): the reply,
+ * which says how many copies were made ("replicas"). */
+static void fc_post_done(int status, int copies, const char *error, const char *uuid, void *arg)
 {
     struct hs_req *req = arg;
 
     if (status == 200) {
-        char body[96];
-        int n = snprintf(body, sizeof(body), "{\"status\":\"success\",\"uuid\":\"%s\"}", uuid);
+        char body[128];
+        int n = snprintf(body, sizeof(body),
+                         "{\"status\":\"success\",\"uuid\":\"%s\",\"replicas\":%d}", uuid, copies);
 
         hs_reply_raw(req, 200, "application/json", body, (size_t)n);
     } else
-        hs_reply_json(
-            req, status,
-            json_pack("{s:s, s:s, s:s}", "status", "error", "uuid", uuid, "error", error));
+        hs_reply_json(req, status,
+                      json_pack("{s:s, s:s, s:s, s:i}", "status", "error", "uuid", uuid, "error",
+                                error, "replicas", copies));
 }
 
 /* Whether the request's Content-Type is text/plain. */
@@ -165,6 +169,19 @@ static size_t fc_list(void *arg, const char *service, struct disc_instance *out,
 
 /* ---------------------------------------------------------------------- */
 
+/* mtr_collect_fn: the facade's own series (arg: the routes). */
+static void fc_collect(struct evbuffer *out, void *arg)
+{
+    const struct fc_routes *f = arg;
+
+    evbuffer_add_printf(out,
+                        "# HELP facade_under_replicated_total POSTs answered with fewer copies "
+                        "than --replicas (but at least one).\n"
+                        "# TYPE facade_under_replicated_total counter\n"
+                        "facade_under_replicated_total %llu\n",
+                        (unsigned long long)rep_under_replicated(f->rep));
+}
+
 static void fc_stats(struct hs_req *req, void *arg)
 {
     struct fc_routes *f = arg;
@@ -192,7 +209,8 @@ struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct di
     f->rep = rep;
     if (hs_route(svc_http(svc), HS_POST, "/facade", fc_post, f) != 0 ||
         hs_route(svc_http(svc), HS_GET, "/facade", fc_get, f) != 0 ||
-        hs_route(svc_http(svc), HS_GET, "/stats", fc_stats, f) != 0) {
+        hs_route(svc_http(svc), HS_GET, "/stats", fc_stats, f) != 0 ||
+        mtr_add_collector(svc_metrics(svc), fc_collect, f) != 0) {
         fan_free(f->fo);
         free(f);
         return NULL;

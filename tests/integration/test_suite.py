@@ -379,6 +379,38 @@ class Replication(unittest.TestCase):
         self.assertEqual(len(acked), stop_at)
 
 
+    def test_two_of_three_killed_post_answers_promptly(self):
+        """Finding 2 (with 2 of 3 instances killed, POSTs waited the whole
+        deadline and answered 503 "no instance stored it" although the
+        survivor had): the instances that refuse the connection are not
+        waited for, so the POST answers 200 with "replicas": 1 long before
+        its 20 s deadline (before the fix: 503 at the deadline), a WARN line
+        says the message is under-replicated, and /metrics counts it."""
+        s = full_suite(self, loggings=3, facade_args=("--retry-deadline", "20s"))
+        status, _, body = s.post("all three up")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["replicas"], 2, body)
+        s.loggings[0].kill()
+        s.loggings[1].kill()
+        t0 = time.time()
+        status, _, body = s.post("one survivor")
+        elapsed = time.time() - t0
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["replicas"], 1, body)
+        # a 200 can only come before the deadline; the bound is generous
+        self.assertLess(elapsed, 10.0)
+        s.facade.wait_for_log(r"WARN facade-service message %s has 1 of 2 copies" % body["uuid"],
+                              timeout=timeout(10))
+        status, _, metrics = request("GET", s.facade.url + "/metrics")
+        self.assertEqual(status, 200)
+        counts = [int(line.split()[1]) for line in metrics.splitlines()
+                  if line.startswith("facade_under_replicated_total ")]
+        self.assertEqual(len(counts), 1, metrics)
+        self.assertGreaterEqual(counts[0], 1)
+        _, _, got = s.loggings[2].request("GET", "/logging")
+        self.assertIn("one survivor", [m["msg"] for m in got["messages"]])
+
+
 class RegistryOutage(unittest.TestCase):
 
     def test_registry_killed_then_back(self):

@@ -205,6 +205,7 @@ struct env {
 struct outcome {
     int calls;
     int status;
+    int copies; /* instances that stored it */
     char error[600];
     char uuid[40];
     int64_t at; /* virtual time of the call */
@@ -440,12 +441,13 @@ static uint64_t draw_ceiling(uint64_t bound, void *arg)
     return bound;
 }
 
-static void on_done(int status, const char *error, const char *uuid, void *arg)
+static void on_done(int status, int copies, const char *error, const char *uuid, void *arg)
 {
     struct outcome *o = arg;
 
     o->calls++;
     o->status = status;
+    o->copies = copies;
     snprintf(o->error, sizeof(o->error), "%s", error ? error : "");
     snprintf(o->uuid, sizeof(o->uuid), "%s", uuid);
     o->at = vc_current->now;
@@ -973,6 +975,94 @@ static void test_untrue_batch_answer_is_a_failed_copy(void **state)
     assert_int_equal(rep_pending(e->rep), 0);
 }
 
+/* Two distinct loopback ports where nothing listens. */
+static void two_closed_ports(int dead[2])
+{
+    int tries = 0;
+
+    dead[0] = ts_closed_port();
+    do {
+        dead[1] = ts_closed_port();
+    } while (dead[1] == dead[0] && ++tries < 100);
+    assert_true(dead[0] > 0 && dead[1] > 0 && dead[0] != dead[1]);
+}
+
+/* Finding 2 (with 2 of 3 instances killed the first POSTs waited the full
+ * deadline and answered 503 "no instance stored it" although one had):
+ * with 3 listed and 2 refusing, every message answers 200 at once (no
+ * virtual time passes, far before the 10 s deadline) with 1 copy, and is
+ * counted as under-replicated. Before the fix each one waited out its
+ * deadline. */
+static void test_refused_instances_not_waited_for(void **state)
+{
+    struct env *e = *state;
+    int ports[3], dead[2];
+    int64_t start;
+    unsigned n;
+
+    make_rep(e, 2, 10000);
+    two_closed_ports(dead);
+    ports[0] = dead[0];
+    ports[1] = e->fakes[0].port;
+    ports[2] = dead[1];
+    list_ports(e, ports, 3);
+    start = e->vc.now;
+    for (n = 0; n < 8; n++)
+        store(e, n);
+    settle(e);
+    for (n = 0; n < 8; n++) {
+        char uuid[40];
+
+        uuid_of(n, uuid);
+        assert_int_equal(outcomes[n].calls, 1);
+        assert_int_equal(outcomes[n].status, 200);
+        assert_int_equal(outcomes[n].copies, 1);
+        assert_int_equal(outcomes[n].at, start);
+        assert_int_equal(fake_count(&e->fakes[0], uuid), 1);
+    }
+    assert_int_equal(rep_under_replicated(e->rep), 8);
+    assert_int_equal(rep_pending(e->rep), 0);
+
+    /* one message a round: each charges both refusing breakers, which
+     * open after BRK_CONSECUTIVE_DEFAULT rounds; then they are skipped,
+     * not waited for, and still not counted as owed a copy */
+    for (n = 0; n < BRK_CONSECUTIVE_DEFAULT + 2; n++) {
+        store(e, 10 + n);
+        settle(e);
+        assert_int_equal(outcomes[10 + n].calls, 1);
+        assert_int_equal(outcomes[10 + n].status, 200);
+        assert_int_equal(outcomes[10 + n].copies, 1);
+        assert_int_equal(outcomes[10 + n].at, start);
+    }
+    assert_true(up_is_open(e->ups, up_get(e->ups, PM_SERVICE, "127.0.0.1", dead[0])));
+    assert_true(up_is_open(e->ups, up_get(e->ups, PM_SERVICE, "127.0.0.1", dead[1])));
+    assert_int_equal(rep_under_replicated(e->rep), 8 + BRK_CONSECUTIVE_DEFAULT + 2);
+}
+
+/* Finding 2: a copy made and the other one held by a hung instance (not
+ * refused: it is still owed a copy) answers 503 at the deadline saying
+ * how many copies were made; a full success says replicas 2. */
+static void test_503_says_how_many_copies(void **state)
+{
+    struct env *e = *state;
+
+    list_fakes(e, 2);
+    store(e, 1);
+    settle(e);
+    assert_int_equal(outcomes[1].status, 200);
+    assert_int_equal(outcomes[1].copies, 2);
+    e->fakes[1].hold = 1;
+    store(e, 2);
+    run_for(e, DEADLINE_MS);
+    assert_int_equal(outcomes[2].calls, 1);
+    assert_int_equal(outcomes[2].status, 503);
+    assert_int_equal(outcomes[2].copies, 1);
+    assert_non_null(strstr(outcomes[2].error, "stored on 1 of 2 logging-service instances"));
+    assert_int_equal(rep_under_replicated(e->rep), 1);
+    fake_release(&e->fakes[1]);
+    settle(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -985,6 +1075,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_breaker_skipped_without_a_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_refused_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrue_batch_answer_is_a_failed_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_instances_not_waited_for, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_503_says_how_many_copies, setup, teardown),
     };
 
     log_init("test");
