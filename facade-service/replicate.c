@@ -36,6 +36,8 @@ struct rep_item {
     struct rep_msg *m;     /* holds a reference while used */
     struct rep_lane *lane; /* borrowed */
     bool used;
+    bool detached;                /* in flight on a stuck lane, no longer counted in m->inflight:
+                      the message moved on; a late answer may still add a copy */
     struct rep_item *prev, *next; /* in lane->queue while queued */
 };
 
@@ -84,6 +86,11 @@ struct rep_lane {
     int calls;  /* batches in flight */
     bool dirty; /* in ctx->dirty */
     struct rep_lane *dirty_next;
+    bool stuck;                /* a batch has been out over REP_LANE_STUCK_MS: placement
+                            passes this instance by until the batch ends */
+    struct event *stuck_timer; /* owned, made at the first batch: fires
+                                  every REP_LANE_STUCK_MS from the moment a
+                                  batch leaves an idle lane until it ends */
 };
 
 struct rep_call {
@@ -326,11 +333,17 @@ static void rep_item_done(struct rep_item *it, int status, const char *error, bo
 {
     struct rep_msg *m = it->m;
     struct up_instance *u = it->lane->up;
+    bool detached = it->detached;
 
     /* the slot is free again before rep_attempt may want one */
     it->used = false;
-    rep_remove(m->inflight, &m->ninflight, u);
-    if (!m->finished) {
+    it->detached = false;
+    if (!detached)
+        rep_remove(m->inflight, &m->ninflight, u);
+    if (!m->finished && detached && status != 200 && status != 201) {
+        /* the message moved on from this instance when its batch got
+         * stuck: the failure was counted then */
+    } else if (!m->finished) {
         if (status == 200 || status == 201) {
             if (!rep_has(m->stored, m->nstored, u) && m->nstored < REP_REPLICAS_MAX)
                 m->stored[m->nstored++] = u;
@@ -370,6 +383,70 @@ static void rep_call_fail_all(struct rep_call *c, const char *error, bool refuse
 }
 
 static void rep_send_lane(struct rep_lane *lane);
+
+/* The copy it (in flight or queued on a stuck lane) is given up on: the
+ * message counts it as a failed copy of that instance and moves on (the
+ * retry line names that instance). An item in flight stays the call's,
+ * detached; a queued one is the caller's to take out of the queue and
+ * release. */
+static void rep_item_move_on(struct rep_item *it)
+{
+    struct rep_msg *m = it->m;
+    struct up_instance *u = it->lane->up;
+
+    rep_remove(m->inflight, &m->ninflight, u);
+    if (m->finished)
+        return;
+    snprintf(m->last_error, sizeof(m->last_error),
+             "no answer within %d ms (a batch outstanding at %.100s)", REP_LANE_STUCK_MS, u->key);
+    m->last_target = u;
+    m->failed = true;
+    u->retries++;
+    rep_tried(m, u);
+    rep_attempt(m);
+}
+
+/* The stuck timer of a lane (arg): its batch has been out for
+ * REP_LANE_STUCK_MS. Mark the lane stuck, and move every copy waiting for
+ * it, queued or in its batch, to the next instance of its message. */
+static void rep_stuck_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rep_lane *lane = arg;
+    struct rep_ctx *r = lane->ctx;
+    struct rep_item *queue = lane->queue, *it, *tmp;
+    struct rep_call *c;
+    size_t i;
+
+    (void)fd;
+    (void)what;
+    if (lane->calls == 0 || lane->stuck)
+        return;
+    lane->stuck = true;
+    log_warn("%s %s has had a batch outstanding for %d ms: new copies go to the next instance",
+             PM_SERVICE, lane->up->key, REP_LANE_STUCK_MS);
+    /* the queue is taken whole first: placement passes a stuck lane by,
+     * so nothing is queued here meanwhile */
+    lane->queue = NULL;
+    lane->queued = 0;
+    DL_FOREACH_SAFE (queue, it, tmp) {
+        struct rep_msg *m = it->m;
+
+        DL_DELETE(queue, it);
+        it->used = false;
+        rep_item_move_on(it);
+        rep_msg_unref(m);
+    }
+    DL_FOREACH (r->calls, c) {
+        if (c->lane != lane)
+            continue;
+        for (i = 0; i < c->n; i++) {
+            if (!c->items[i]->detached) {
+                c->items[i]->detached = true;
+                rep_item_move_on(c->items[i]);
+            }
+        }
+    }
+}
 
 /* pm_result_fn of a batch answer (arg: the call): hand item index its
  * outcome. The decoder checked that the answer says "success":true and has
@@ -423,6 +500,10 @@ static void rep_call_done(const struct hc_response *resp, void *arg)
 
     DL_DELETE(r->calls, c);
     lane->calls--;
+    if (lane->calls == 0) {
+        lane->stuck = false;
+        clk_timers_disarm(r->opt.timers, lane->stuck_timer);
+    }
     if (resp->error != HC_OK) {
         up_record(r->ups, lane->up, false, resp->elapsed_ms);
         rep_call_fail_all(c, resp->error_msg, resp->error == HC_ECONNECT);
@@ -453,6 +534,23 @@ cleanup:
     free(c);
     if (lane->queued > 0)
         rep_send_lane(lane);
+}
+
+/* Arm lane's stuck timer for the batch that just left. Without it (out of
+ * memory), the lane is never marked stuck: copies wait for the call's own
+ * timeout as before. */
+static void rep_stuck_arm(struct rep_lane *lane)
+{
+    struct rep_ctx *r = lane->ctx;
+
+    /* persistent: a watchdog that fires every REP_LANE_STUCK_MS while
+     * batches are out (a no-op once the lane is marked stuck), disarmed
+     * when the last one ends */
+    if (!lane->stuck_timer)
+        lane->stuck_timer = event_new(r->base, -1, EV_PERSIST, rep_stuck_cb, lane);
+    if (!lane->stuck_timer ||
+        clk_timers_arm(r->opt.timers, lane->stuck_timer, REP_LANE_STUCK_MS) != 0)
+        log_error("%s %s: cannot arm the stuck-batch timer", PM_SERVICE, lane->up->key);
 }
 
 /* Send as many batches from lane's queue as its in-flight bound allows. */
@@ -519,6 +617,8 @@ static void rep_send_lane(struct rep_lane *lane)
         }
         lane->calls++;
         DL_APPEND(r->calls, c);
+        if (lane->calls == 1)
+            rep_stuck_arm(lane);
     }
 }
 
@@ -553,7 +653,7 @@ static int rep_enqueue(struct rep_msg *m, struct rep_lane *lane)
         if (!m->copies[i].used)
             it = &m->copies[i];
     if (!it)
-        return -1; /* cannot happen: one slot per copy in m->inflight */
+        return -1; /* all slots taken by copies detached on stuck lanes */
     it->m = m;
     it->lane = lane;
     it->used = true;
@@ -644,6 +744,17 @@ static void rep_attempt(struct rep_msg *m)
         if (rep_has(m->stored, m->nstored, lane->up) ||
             rep_has(m->inflight, m->ninflight, lane->up) || rep_has(m->tried, m->ntried, lane->up))
             continue;
+        if (lane->stuck) {
+            /* owed a copy still (it may answer), but not waited for now */
+            rep_tried(m, lane->up);
+            if (!m->last_error[0]) {
+                snprintf(m->last_error, sizeof(m->last_error),
+                         "a batch outstanding over %d ms at %.100s", REP_LANE_STUCK_MS,
+                         lane->up->key);
+                m->last_target = lane->up;
+            }
+            continue;
+        }
         if (up_is_open(r->ups, lane->up)) {
             rep_unreachable(m, lane->up);
             snprintf(m->last_error, sizeof(m->last_error), "circuit breaker open for %.120s",
@@ -768,6 +879,10 @@ static void rep_lane_free(struct up_instance *u, void *arg)
         DL_DELETE(lane->queue, it);
         it->used = false;
         rep_msg_unref(it->m);
+    }
+    if (lane->stuck_timer) {
+        clk_timers_disarm(lane->ctx->opt.timers, lane->stuck_timer);
+        event_free(lane->stuck_timer);
     }
     free(lane);
     u->user = NULL;

@@ -33,6 +33,13 @@ struct rep_ctx;
  * two). */
 #define REP_LANE_INFLIGHT 1
 #define REP_INSTANCES_MAX 64 /* instances considered per message */
+/* A batch outstanding this long marks its instance stuck (frozen, or far
+ * slower than the others): the copies waiting for it, queued or in that
+ * batch, move to the next instance in rendezvous order, and new copies
+ * pass it by until the batch ends (its answer still counts if it comes).
+ * Well above a loaded batch's round trip (a few ms), far below the call's
+ * LIM_CALL_TIMEOUT_MS. */
+#define REP_LANE_STUCK_MS 200
 
 struct rep_options {
     int replicas;             /* copies per message, 1..REP_REPLICAS_MAX */

@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -1063,6 +1064,125 @@ static void test_503_says_how_many_copies(void **state)
     settle(e);
 }
 
+/* stderr into a temporary file while a test runs, to read the log lines. */
+struct capture {
+    FILE *tmp;
+    int saved;
+    char text[16384];
+};
+
+static void capture_begin(struct capture *cap)
+{
+    memset(cap, 0, sizeof(*cap));
+    cap->tmp = tmpfile();
+    assert_non_null(cap->tmp);
+    cap->saved = dup(STDERR_FILENO);
+    assert_true(cap->saved >= 0);
+    assert_true(dup2(fileno(cap->tmp), STDERR_FILENO) >= 0);
+}
+
+/* Stop capturing; cap->text holds what was written (cut to fit). */
+static void capture_end(struct capture *cap)
+{
+    size_t n;
+
+    assert_true(dup2(cap->saved, STDERR_FILENO) >= 0);
+    close(cap->saved);
+    rewind(cap->tmp);
+    n = fread(cap->text, 1, sizeof(cap->text) - 1, cap->tmp);
+    cap->text[n] = '\0';
+    fclose(cap->tmp);
+}
+
+/* Finding 3 (one frozen instance of three cut POST throughput to a few per
+ * second: copies queued behind its stuck batch and kept going to it): once
+ * a batch has been out REP_LANE_STUCK_MS, the copies in it and queued
+ * behind it move to the next instance in rank order, and new copies pass
+ * the stuck instance by, so every message answers 200 with 2 copies at
+ * REP_LANE_STUCK_MS at the latest, not at the call's timeout or the
+ * deadline; the retry line names the frozen instance, not the one the copy
+ * moved to. Before the fix nothing answered until the frozen batch ended. */
+static void test_stuck_instance_passed_by(void **state)
+{
+    struct env *e = *state;
+    const char *keys[FAKES];
+    size_t order[FAKES];
+    struct fake *frozen;
+    struct capture cap;
+    char uuid[40], line[256];
+    unsigned first = MSGS_MAX, second = MSGS_MAX, late = MSGS_MAX, n;
+    int64_t start;
+
+    make_rep(e, 2, 10000);
+    fake_keys(e, keys);
+    list_fakes(e, FAKES);
+    frozen = &e->fakes[0];
+    /* three uuids with the frozen instance in their top 2 */
+    for (n = 0; n < MSGS_MAX && late == MSGS_MAX; n++) {
+        uuid_of(n, uuid);
+        rv_rank(uuid, keys, FAKES, order);
+        if (order[0] != 0 && order[1] != 0)
+            continue;
+        if (first == MSGS_MAX)
+            first = n;
+        else if (second == MSGS_MAX)
+            second = n;
+        else
+            late = n;
+    }
+    assert_true(late < MSGS_MAX);
+    frozen->hold = 1;
+    start = e->vc.now;
+    capture_begin(&cap);
+    store(e, first);
+    settle(e); /* its batch is held at the frozen instance */
+    assert_int_equal(frozen->posts, 1);
+    store(e, second); /* queued behind the held batch */
+    settle(e);
+    assert_int_equal(frozen->posts, 1);
+    run_for(e, REP_LANE_STUCK_MS - 1);
+    assert_int_equal(outcomes[first].calls + outcomes[second].calls, 0);
+    run_for(e, 1);
+    /* both moved on at REP_LANE_STUCK_MS */
+    assert_int_equal(outcomes[first].calls, 1);
+    assert_int_equal(outcomes[first].status, 200);
+    assert_int_equal(outcomes[first].copies, 2);
+    assert_int_equal(outcomes[first].at - start, REP_LANE_STUCK_MS);
+    assert_int_equal(outcomes[second].status, 200);
+    assert_int_equal(outcomes[second].copies, 2);
+    assert_int_equal(outcomes[second].at - start, REP_LANE_STUCK_MS);
+    /* a new copy passes the stuck instance by, at once */
+    store(e, late);
+    settle(e);
+    capture_end(&cap);
+    assert_int_equal(outcomes[late].status, 200);
+    assert_int_equal(outcomes[late].copies, 2);
+    assert_int_equal(outcomes[late].at, e->vc.now);
+    assert_int_equal(frozen->posts, 1); /* nothing more went to it */
+    uuid_of(second, uuid);
+    assert_int_equal(fake_count(frozen, uuid), 0);
+    for (n = 1; n < FAKES; n++) {
+        uuid_of(first, uuid);
+        assert_int_equal(fake_count(&e->fakes[n], uuid), 1);
+        uuid_of(late, uuid);
+        assert_int_equal(fake_count(&e->fakes[n], uuid), 1);
+    }
+    /* the retry line names the instance that failed, then where it went */
+    snprintf(line, sizeof(line),
+             "retrying POST logging-service %s (attempt 1) in 0 ms: ", frozen->key);
+    assert_non_null(strstr(cap.text, line));
+    assert_non_null(strstr(cap.text, "copy moved to 127.0.0.1:"));
+    /* the frozen answer, late, still adds nothing wrong */
+    fake_release(frozen);
+    settle(e);
+    assert_int_equal(outcomes[first].calls, 1);
+    assert_int_equal(rep_pending(e->rep), 0);
+    /* unstuck after its batch ended: it takes copies again */
+    store(e, late + 1 < MSGS_MAX ? late + 1 : late);
+    settle(e);
+    assert_int_equal(rep_pending(e->rep), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1077,6 +1197,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_untrue_batch_answer_is_a_failed_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_instances_not_waited_for, setup, teardown),
         cmocka_unit_test_setup_teardown(test_503_says_how_many_copies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stuck_instance_passed_by, setup, teardown),
     };
 
     log_init("test");
