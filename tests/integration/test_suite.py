@@ -297,6 +297,35 @@ class Idempotency(unittest.TestCase):
         self.assertEqual(status, 409, body)
 
 
+    def test_conflicting_resend_refused_after_instances_changed(self):
+        """Finding 4 (a key resent with another message was stored once the
+        set of logging instances changed): with --replicas 1, keys stored
+        while one instance exists, then a second joins, so about half of the
+        keys now rank the newcomer first. A resend with another text gets 409
+        for every key and stores nothing on either instance; a resend with
+        the same text is still 200. Before the fix the keys ranking the
+        newcomer first answered 200 and their uuid held two texts."""
+        s = full_suite(self, loggings=1, facade_args=("--replicas", "1"))
+        keys = [str(uuidlib.uuid4()) for _ in range(12)]
+        for key in keys:
+            status, _, body = s.post("first " + key, key=key)
+            self.assertEqual(status, 200, body)
+        s.start_logging()
+        s.wait_facade_sees("logging-service", 2)
+        for key in keys:
+            status, _, body = s.post("second " + key, key=key)
+            self.assertEqual(status, 409, (key, body))
+            self.assertEqual(body["uuid"], key)
+        for key in keys[:3]:
+            status, _, body = s.post("first " + key, key=key)
+            self.assertEqual(status, 200, (key, body))
+        for lg in s.loggings:
+            _, _, got = lg.request("GET", "/logging")
+            texts = [m["msg"] for m in got["messages"]]
+            self.assertFalse([t for t in texts if t.startswith("second ")], texts)
+        self.assertEqual(sorted(s.get()["logs"]), sorted("first " + k for k in keys))
+
+
 class ReadPath(unittest.TestCase):
     """GET /facade from the facade's merged view: paging, an instance
     restarted under a new epoch, the status when a part may be missing."""
