@@ -1110,27 +1110,25 @@ static void test_stuck_instance_passed_by(void **state)
     struct fake *frozen;
     struct capture cap;
     char uuid[40], line[256];
-    unsigned first = MSGS_MAX, second = MSGS_MAX, late = MSGS_MAX, n;
+    unsigned picks[4], npicks = 0, first, second, late, again, n;
     int64_t start;
 
     make_rep(e, 2, 10000);
     fake_keys(e, keys);
     list_fakes(e, FAKES);
     frozen = &e->fakes[0];
-    /* three uuids with the frozen instance in their top 2 */
-    for (n = 0; n < MSGS_MAX && late == MSGS_MAX; n++) {
+    /* four uuids with the frozen instance in their top 2 */
+    for (n = 0; n < MSGS_MAX && npicks < 4; n++) {
         uuid_of(n, uuid);
         rv_rank(uuid, keys, FAKES, order);
-        if (order[0] != 0 && order[1] != 0)
-            continue;
-        if (first == MSGS_MAX)
-            first = n;
-        else if (second == MSGS_MAX)
-            second = n;
-        else
-            late = n;
+        if (order[0] == 0 || order[1] == 0)
+            picks[npicks++] = n;
     }
-    assert_true(late < MSGS_MAX);
+    assert_int_equal(npicks, 4);
+    first = picks[0];
+    second = picks[1];
+    late = picks[2];
+    again = picks[3];
     frozen->hold = 1;
     start = e->vc.now;
     capture_begin(&cap);
@@ -1178,8 +1176,13 @@ static void test_stuck_instance_passed_by(void **state)
     assert_int_equal(outcomes[first].calls, 1);
     assert_int_equal(rep_pending(e->rep), 0);
     /* unstuck after its batch ended: it takes copies again */
-    store(e, late + 1 < MSGS_MAX ? late + 1 : late);
+    store(e, again);
     settle(e);
+    assert_int_equal(outcomes[again].status, 200);
+    assert_int_equal(outcomes[again].copies, 2);
+    assert_int_equal(frozen->posts, 2);
+    uuid_of(again, uuid);
+    assert_int_equal(fake_count(frozen, uuid), 1);
     assert_int_equal(rep_pending(e->rep), 0);
 }
 
