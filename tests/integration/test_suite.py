@@ -252,6 +252,7 @@ class Retries(unittest.TestCase):
         self.assertEqual(body["status"], "error")
         uuidlib.UUID(body["uuid"])
         self.assertIn("error", body)
+        self.assertEqual(body["replicas"], 0, body)  # finding 2: says how many copies
         self.assertGreater(elapsed, 1.5)
         self.assertLess(elapsed, timeout(6))
 
