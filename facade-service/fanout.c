@@ -982,6 +982,33 @@ const char *fan_at(const struct fan_view *v, size_t i, size_t *len)
     return v->text + e->off;
 }
 
+int fan_lookup(const struct fan_view *v, const char *uuid, const char *msg, size_t len)
+{
+    uint8_t key[16];
+    const struct fan_entry *e;
+    char *lit = NULL;
+    size_t n;
+    long at;
+    int rc;
+
+    if (fan_uuid_parse(uuid, key) != 0)
+        return FAN_LOOKUP_ERROR;
+    at = fan_find(v, key);
+    if (at < 0)
+        return FAN_ABSENT;
+    e = &v->entries[at];
+    n = jw_string_len(msg, len);
+    if (n != e->len)
+        return FAN_OTHER;
+    lit = malloc(n);
+    if (!lit)
+        return FAN_LOOKUP_ERROR;
+    jw_string_put(lit, msg, len);
+    rc = memcmp(lit, v->text + e->off, n) == 0 ? FAN_SAME : FAN_OTHER;
+    free(lit);
+    return rc;
+}
+
 void fan_cache_stats(const struct fan_view *v, uint64_t *rebuilds, uint64_t *extends)
 {
     *rebuilds = v->rebuilds;

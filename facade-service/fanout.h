@@ -79,6 +79,19 @@ size_t fan_pending(const struct fan_view *v);
 size_t fan_count(const struct fan_view *v);
 const char *fan_at(const struct fan_view *v, size_t i, size_t *len);
 
+/* What the view knows of one uuid (fan_lookup). */
+#define FAN_LOOKUP_ERROR (-1) /* not a canonical UUID, or out of memory */
+#define FAN_ABSENT       0    /* no instance read so far holds it */
+#define FAN_SAME         1    /* held, with the text msg */
+#define FAN_OTHER        2    /* held, with another text */
+
+/* Whether a message under uuid (canonical, borrowed) is in the view, and
+ * whether its text is msg (len bytes of UTF-8, borrowed). The view holds
+ * what the last rounds read (call after a fan_sync round to include every
+ * reachable instance's latest). One of FAN_*. */
+int fan_lookup(const struct fan_view *v, const char *uuid, const char *msg, size_t len)
+    __attribute__((warn_unused_result));
+
 /* How often the cached encoding was rebuilt from scratch (a message placed
  * before others, or reordered) and extended at its end. For tests. */
 void fan_cache_stats(const struct fan_view *v, uint64_t *rebuilds, uint64_t *extends);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <utlist.h>
 
 struct rep_msg;
@@ -35,6 +36,8 @@ struct rep_item {
     struct rep_msg *m;     /* holds a reference while used */
     struct rep_lane *lane; /* borrowed */
     bool used;
+    bool detached;                /* in flight on a stuck lane, no longer counted in m->inflight:
+                      the message moved on; a late answer may still add a copy */
     struct rep_item *prev, *next; /* in lane->queue while queued */
 };
 
@@ -51,11 +54,16 @@ struct rep_msg {
     size_t nstored;
     struct up_instance *inflight[REP_REPLICAS_MAX];
     size_t ninflight;
-    struct up_instance **tried; /* owned, REP_INSTANCES_MAX slots, made at the
-                                   first failure: the instances failed this
+    struct up_instance **tried; /* owned, 2 x REP_INSTANCES_MAX slots, made at
+                                   the first failure: the instances failed this
                                    round (kept out of the message's common
                                    case, which stays one small allocation) */
     size_t ntried;
+    struct up_instance **unreach; /* tried + REP_INSTANCES_MAX: the instances
+                                     that refused the connection or had their
+                                     breaker open this round; no copy is owed
+                                     to them */
+    size_t nunreach;
     char last_error[160];
     const struct up_instance *last_target; /* borrowed: records live until exit */
     struct event *timer;                   /* owned: backoff wake-up, made at the first wait */
@@ -78,12 +86,18 @@ struct rep_lane {
     int calls;  /* batches in flight */
     bool dirty; /* in ctx->dirty */
     struct rep_lane *dirty_next;
+    bool stuck;                /* a batch has been out over REP_LANE_STUCK_MS: placement
+                            passes this instance by until the batch ends */
+    struct event *stuck_timer; /* owned, made at the first batch: fires
+                                  every REP_LANE_STUCK_MS from the moment a
+                                  batch leaves an idle lane until it ends */
 };
 
 struct rep_call {
     struct rep_lane *lane;
     struct rep_item **items; /* owned array */
     size_t n;
+    size_t bad; /* results that were not their item's (another uuid, odd status) */
     struct hc_call *call;
     struct rep_call *prev, *next; /* in ctx->calls */
 };
@@ -114,6 +128,7 @@ struct rep_ctx {
     struct event *deadlines; /* owned: fires at (or after) the oldest deadline */
     struct rep_call *calls;  /* batches in flight (utlist DL) */
     size_t pending;
+    uint64_t under_replicated; /* messages answered with fewer copies than replicas */
     struct rep_view view;
     struct disc_instance scratch[REP_INSTANCES_MAX]; /* for rebuilding the view */
     struct pm_reader *reader;                        /* owned: reads batch answers */
@@ -147,7 +162,15 @@ static void rep_finish(struct rep_msg *m, int status, const char *error)
     clk_timers_disarm(r->opt.timers, m->timer);
     DL_DELETE(r->msgs, m);
     r->pending--;
-    m->done(status, error, m->uuid, m->done_arg);
+    if ((status == 200 || status == 503) && m->nstored > 0 &&
+        m->nstored < (size_t)r->opt.replicas) {
+        r->under_replicated++;
+        log_warn("message %s has %zu of %d copies (%s): %s", m->uuid, m->nstored, r->opt.replicas,
+                 status == 200 ? "answered 200: every reachable instance has it"
+                               : "answered 503 at its deadline",
+                 m->last_error[0] ? m->last_error : "fewer passing instances than replicas");
+    }
+    m->done(status, (int)m->nstored, error, m->uuid, m->done_arg);
     rep_msg_unref(m);
 }
 
@@ -173,14 +196,20 @@ static void rep_remove(struct up_instance **set, size_t *n, const struct up_inst
     }
 }
 
-/* Finish m with 503: its deadline passed. */
+/* Finish m with 503: its deadline passed; the text says how many copies
+ * were made. */
 static void rep_expire(struct rep_msg *m)
 {
     char why[600];
 
-    snprintf(why, sizeof(why), "no %s instance stored it within %lld ms: %s", PM_SERVICE,
-             (long long)m->ctx->opt.deadline_ms,
-             m->last_error[0] ? m->last_error : "no passing instance known");
+    if (m->nstored > 0)
+        snprintf(why, sizeof(why), "stored on %zu of %d %s instances within %lld ms: %s",
+                 m->nstored, m->ctx->opt.replicas, PM_SERVICE, (long long)m->ctx->opt.deadline_ms,
+                 m->last_error[0] ? m->last_error : "the other copies are still owed");
+    else
+        snprintf(why, sizeof(why), "no %s instance stored it within %lld ms: %s", PM_SERVICE,
+                 (long long)m->ctx->opt.deadline_ms,
+                 m->last_error[0] ? m->last_error : "no passing instance known");
     rep_finish(m, 503, why);
 }
 
@@ -189,10 +218,23 @@ static void rep_expire(struct rep_msg *m)
  * breaker still counts the failure. */
 static void rep_tried(struct rep_msg *m, struct up_instance *u)
 {
-    if (!m->tried)
-        m->tried = calloc(REP_INSTANCES_MAX, sizeof(*m->tried));
+    if (!m->tried) {
+        m->tried = calloc(2 * REP_INSTANCES_MAX, sizeof(*m->tried));
+        m->unreach = m->tried ? m->tried + REP_INSTANCES_MAX : NULL;
+    }
     if (m->tried && m->ntried < REP_INSTANCES_MAX && !rep_has(m->tried, m->ntried, u))
         m->tried[m->ntried++] = u;
+}
+
+/* Remember that u cannot be reached this round (it refused the connection,
+ * or its breaker is open): besides being skipped, it is no longer counted
+ * among the instances a copy is owed to. Out of memory, it is not
+ * remembered: the message then waits for it as before. */
+static void rep_unreachable(struct rep_msg *m, struct up_instance *u)
+{
+    rep_tried(m, u);
+    if (m->unreach && m->nunreach < REP_INSTANCES_MAX && !rep_has(m->unreach, m->nunreach, u))
+        m->unreach[m->nunreach++] = u;
 }
 
 /* A backoff wait is over: try again (unless the deadline passed). */
@@ -207,6 +249,7 @@ static void rep_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     m->ntried = 0;
+    m->nunreach = 0;
     rep_attempt(m);
 }
 
@@ -283,16 +326,24 @@ static void rep_mark_dirty(struct rep_lane *lane)
         event_active(r->flush, EV_TIMEOUT, 0);
 }
 
-/* The outcome of one item: a copy stored, or failed (retryable or not). */
-static void rep_item_done(struct rep_item *it, int status, const char *error)
+/* The outcome of one item: a copy stored, or failed (retryable or not);
+ * refused: the instance refused the connection (or its breaker is open),
+ * so it is not counted as a place a copy is owed to this round. */
+static void rep_item_done(struct rep_item *it, int status, const char *error, bool refused)
 {
     struct rep_msg *m = it->m;
     struct up_instance *u = it->lane->up;
+    bool detached = it->detached;
 
     /* the slot is free again before rep_attempt may want one */
     it->used = false;
-    rep_remove(m->inflight, &m->ninflight, u);
-    if (!m->finished) {
+    it->detached = false;
+    if (!detached)
+        rep_remove(m->inflight, &m->ninflight, u);
+    if (!m->finished && detached && status != 200 && status != 201) {
+        /* the message moved on from this instance when its batch got
+         * stuck: the failure was counted then */
+    } else if (!m->finished) {
         if (status == 200 || status == 201) {
             if (!rep_has(m->stored, m->nstored, u) && m->nstored < REP_REPLICAS_MAX)
                 m->stored[m->nstored++] = u;
@@ -311,73 +362,195 @@ static void rep_item_done(struct rep_item *it, int status, const char *error)
             snprintf(m->last_error, sizeof(m->last_error), "%.150s", error ? error : "failed");
             m->last_target = u;
             m->failed = true;
-            rep_tried(m, u);
+            if (refused)
+                rep_unreachable(m, u);
+            else
+                rep_tried(m, u);
             rep_attempt(m);
         }
     }
     rep_msg_unref(m);
 }
 
-static void rep_call_fail_all(struct rep_call *c, const char *error)
+/* Fail every item of c retryably with error (borrowed); refused as in
+ * rep_item_done. */
+static void rep_call_fail_all(struct rep_call *c, const char *error, bool refused)
 {
     size_t i;
 
     for (i = 0; i < c->n; i++)
-        rep_item_done(c->items[i], 503, error);
+        rep_item_done(c->items[i], 503, error, refused);
 }
 
 static void rep_send_lane(struct rep_lane *lane);
 
+/* The copy it (in flight or queued on a stuck lane) is given up on: the
+ * message counts it as a failed copy of that instance and moves on (the
+ * retry line names that instance). An item in flight stays the call's,
+ * detached; a queued one is the caller's to take out of the queue and
+ * release. */
+static void rep_item_move_on(struct rep_item *it)
+{
+    struct rep_msg *m = it->m;
+    struct up_instance *u = it->lane->up;
+
+    rep_remove(m->inflight, &m->ninflight, u);
+    if (m->finished)
+        return;
+    snprintf(m->last_error, sizeof(m->last_error),
+             "no answer within %d ms (a batch outstanding at %.100s)", REP_LANE_STUCK_MS, u->key);
+    m->last_target = u;
+    m->failed = true;
+    u->retries++;
+    rep_tried(m, u);
+    rep_attempt(m);
+}
+
+/* The stuck timer of a lane (arg): its batch has been out for
+ * REP_LANE_STUCK_MS. Mark the lane stuck, and move every copy waiting for
+ * it, queued or in its batch, to the next instance of its message. */
+static void rep_stuck_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rep_lane *lane = arg;
+    struct rep_ctx *r = lane->ctx;
+    struct rep_item *queue = lane->queue, *it, *tmp;
+    struct rep_call *c;
+    size_t i;
+
+    (void)fd;
+    (void)what;
+    if (lane->calls == 0 || lane->stuck)
+        return;
+    lane->stuck = true;
+    log_warn("%s %s has had a batch outstanding for %d ms: new copies go to the next instance",
+             PM_SERVICE, lane->up->key, REP_LANE_STUCK_MS);
+    /* the queue is taken whole first: placement passes a stuck lane by,
+     * so nothing is queued here meanwhile */
+    lane->queue = NULL;
+    lane->queued = 0;
+    DL_FOREACH_SAFE (queue, it, tmp) {
+        struct rep_msg *m = it->m;
+
+        DL_DELETE(queue, it);
+        it->used = false;
+        rep_item_move_on(it);
+        rep_msg_unref(m);
+    }
+    DL_FOREACH (r->calls, c) {
+        if (c->lane != lane)
+            continue;
+        for (i = 0; i < c->n; i++) {
+            if (!c->items[i]->detached) {
+                c->items[i]->detached = true;
+                rep_item_move_on(c->items[i]);
+            }
+        }
+    }
+}
+
 /* pm_result_fn of a batch answer (arg: the call): hand item index its
- * outcome. The decoder checked that the answer has one result per item. */
+ * outcome. The decoder checked that the answer says "success":true and has
+ * one result per item; a result counts as the item's only when it names
+ * the item's uuid, and as stored only with status 201 (stored) or 200
+ * (duplicate). A result for another uuid, or with any other status than
+ * those and 409/400, is a failed copy: it moves on as a failure of this
+ * instance, and the batch charges the instance's breaker. */
 static int rep_result(const struct pm_result *res, size_t index, void *arg)
 {
     struct rep_call *c = arg;
+    struct rep_item *it = c->items[index];
+    char why[160];
 
-    rep_item_done(c->items[index], res->status, res->error);
+    if (!res->uuid || strcasecmp(res->uuid, it->m->uuid) != 0) {
+        c->bad++;
+        snprintf(why, sizeof(why), "batch result %zu is for uuid %.40s, not %s", index,
+                 res->uuid ? res->uuid : "(none)", it->m->uuid);
+        rep_item_done(it, 503, why, false);
+        return 0;
+    }
+    switch (res->status) {
+    case 200:
+    case 201:
+    case 400:
+    case 409:
+        rep_item_done(it, res->status, res->error, false);
+        break;
+    default:
+        c->bad++;
+        snprintf(why, sizeof(why), "batch result %zu has status %d", index, res->status);
+        rep_item_done(it, 503, why, false);
+        break;
+    }
     return 0;
 }
 
 /* Completion of one batch POST: 200 with one result per item hands each
- * item its own outcome (proto/messages reads the answer); anything else
- * fails every item, retryably unless logging refused the batch (4xx). */
+ * item its own outcome (proto/messages reads the answer, rep_result checks
+ * each result is its item's); anything else fails every item, retryably
+ * unless logging refused the batch (4xx). A 200 that is not a true answer
+ * for every item counts as a failure of the instance for its breaker. */
 static void rep_call_done(const struct hc_response *resp, void *arg)
 {
     struct rep_call *c = arg;
     struct rep_lane *lane = c->lane;
     struct rep_ctx *r = lane->ctx;
-    bool transport_ok = resp->error == HC_OK && resp->status < 500 && resp->status != 429;
     char why[200], err[160];
     size_t i;
     int status;
 
     DL_DELETE(r->calls, c);
     lane->calls--;
-    up_record(r->ups, lane->up, transport_ok, resp->elapsed_ms);
+    if (lane->calls == 0) {
+        lane->stuck = false;
+        clk_timers_disarm(r->opt.timers, lane->stuck_timer);
+    }
     if (resp->error != HC_OK) {
-        rep_call_fail_all(c, resp->error_msg);
+        up_record(r->ups, lane->up, false, resp->elapsed_ms);
+        rep_call_fail_all(c, resp->error_msg, resp->error == HC_ECONNECT);
         goto cleanup;
     }
     if (resp->status == 200) {
+        /* recorded once the results are read: a false answer is a failure */
         if (pm_results_decode(r->reader, resp->body, resp->body_len, (long)c->n, rep_result, c, err,
-                              sizeof(err)) >= 0)
+                              sizeof(err)) >= 0) {
+            up_record(r->ups, lane->up, c->bad == 0, resp->elapsed_ms);
             goto cleanup;
+        }
+        up_record(r->ups, lane->up, false, resp->elapsed_ms);
         snprintf(why, sizeof(why), "HTTP 200: %s", err);
         status = 503;
     } else {
         bool known = pm_error_decode(resp->body, resp->body_len, err, sizeof(err)) == 0;
 
+        up_record(r->ups, lane->up, resp->status < 500 && resp->status != 429, resp->elapsed_ms);
         snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, known ? ": " : "",
                  known ? err : "");
         status = resp->status >= 500 || resp->status == 429 ? 503 : 400;
     }
     for (i = 0; i < c->n; i++)
-        rep_item_done(c->items[i], status, why);
+        rep_item_done(c->items[i], status, why, false);
 cleanup:
     free(c->items);
     free(c);
     if (lane->queued > 0)
         rep_send_lane(lane);
+}
+
+/* Arm lane's stuck timer for the batch that just left. Without it (out of
+ * memory), the lane is never marked stuck: copies wait for the call's own
+ * timeout as before. */
+static void rep_stuck_arm(struct rep_lane *lane)
+{
+    struct rep_ctx *r = lane->ctx;
+
+    /* persistent: a watchdog that fires every REP_LANE_STUCK_MS while
+     * batches are out (a no-op once the lane is marked stuck), disarmed
+     * when the last one ends */
+    if (!lane->stuck_timer)
+        lane->stuck_timer = event_new(r->base, -1, EV_PERSIST, rep_stuck_cb, lane);
+    if (!lane->stuck_timer ||
+        clk_timers_arm(r->opt.timers, lane->stuck_timer, REP_LANE_STUCK_MS) != 0)
+        log_error("%s %s: cannot arm the stuck-batch timer", PM_SERVICE, lane->up->key);
 }
 
 /* Send as many batches from lane's queue as its in-flight bound allows. */
@@ -421,7 +594,7 @@ static void rep_send_lane(struct rep_lane *lane)
         }
         if (!up_allow(r->ups, lane->up)) {
             free(body);
-            rep_call_fail_all(c, "circuit breaker open");
+            rep_call_fail_all(c, "circuit breaker open", true);
             free(c->items);
             free(c);
             continue;
@@ -437,13 +610,15 @@ static void rep_send_lane(struct rep_lane *lane)
         free(body);
         if (!c->call) {
             up_record(r->ups, lane->up, false, 0);
-            rep_call_fail_all(c, "could not start the request");
+            rep_call_fail_all(c, "could not start the request", false);
             free(c->items);
             free(c);
             continue;
         }
         lane->calls++;
         DL_APPEND(r->calls, c);
+        if (lane->calls == 1)
+            rep_stuck_arm(lane);
     }
 }
 
@@ -478,7 +653,7 @@ static int rep_enqueue(struct rep_msg *m, struct rep_lane *lane)
         if (!m->copies[i].used)
             it = &m->copies[i];
     if (!it)
-        return -1; /* cannot happen: one slot per copy in m->inflight */
+        return -1; /* all slots taken by copies detached on stuck lanes */
     it->m = m;
     it->lane = lane;
     it->used = true;
@@ -519,6 +694,22 @@ static const struct rep_view *rep_view_get(struct rep_ctx *r)
     return v;
 }
 
+/* How many copies m needs in view v: replicas, or fewer when fewer
+ * instances are listed and not unreachable this round (refused, breaker
+ * open); an instance that has m counts whatever happened since. */
+static size_t rep_need(const struct rep_msg *m, const struct rep_view *v)
+{
+    size_t replicas = (size_t)m->ctx->opt.replicas, reachable = 0, i;
+
+    for (i = 0; i < v->n; i++) {
+        const struct up_instance *u = v->lanes[i]->up;
+
+        if (!rep_has(m->unreach, m->nunreach, u) || rep_has(m->stored, m->nstored, u))
+            reachable++;
+    }
+    return reachable < replicas ? reachable : replicas;
+}
+
 /* Decide what m needs now: finish, send copies, or wait and retry. */
 static void rep_attempt(struct rep_msg *m)
 {
@@ -541,22 +732,34 @@ static void rep_attempt(struct rep_msg *m)
         return;
     v = rep_view_get(r);
     n = v->n;
-    need = n < replicas ? n : replicas;
+    need = rep_need(m, v);
     if (need > 0 && m->nstored >= need) {
         rep_finish(m, 200, NULL);
         return;
     }
     rv_rank(m->uuid, v->keys, n, order);
-    for (i = 0; i < n && m->nstored + m->ninflight < need; i++) {
+    for (i = 0; i < n && m->nstored + m->ninflight < replicas; i++) {
         struct rep_lane *lane = v->lanes[order[i]];
 
         if (rep_has(m->stored, m->nstored, lane->up) ||
             rep_has(m->inflight, m->ninflight, lane->up) || rep_has(m->tried, m->ntried, lane->up))
             continue;
-        if (up_is_open(r->ups, lane->up)) {
+        if (lane->stuck) {
+            /* owed a copy still (it may answer), but not waited for now */
             rep_tried(m, lane->up);
+            if (!m->last_error[0]) {
+                snprintf(m->last_error, sizeof(m->last_error),
+                         "a batch outstanding over %d ms at %.100s", REP_LANE_STUCK_MS,
+                         lane->up->key);
+                m->last_target = lane->up;
+            }
+            continue;
+        }
+        if (up_is_open(r->ups, lane->up)) {
+            rep_unreachable(m, lane->up);
             snprintf(m->last_error, sizeof(m->last_error), "circuit breaker open for %.120s",
                      lane->up->key);
+            m->last_target = lane->up;
             continue;
         }
         if (rep_enqueue(m, lane) != 0)
@@ -565,13 +768,23 @@ static void rep_attempt(struct rep_msg *m)
             first_new = lane;
     }
     if (m->failed && first_new) {
+        /* the line names the instance that failed; the one the copy moved
+         * to comes last */
         m->failed = false;
         m->attempt++;
-        log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s", PM_SERVICE, first_new->up->key,
-                 m->attempt, m->last_error);
+        log_warn("retrying POST %s %s (attempt %u) in 0 ms: %s; copy moved to %s", PM_SERVICE,
+                 m->last_target ? m->last_target->key : "(no instance)", m->attempt, m->last_error,
+                 first_new->up->key);
     }
     if (m->ninflight > 0)
         return; /* the deadline timer holds while copies fly */
+    /* Every instance that can be reached has a copy: fewer than replicas,
+     * but waiting would not make more (the answer says how many). */
+    need = rep_need(m, v);
+    if (need > 0 && m->nstored >= need) {
+        rep_finish(m, 200, NULL);
+        return;
+    }
     /* Nothing can take a copy now: wait, then try every instance again. */
     if (n == 0)
         snprintf(m->last_error, sizeof(m->last_error), "no passing %s instance known", PM_SERVICE);
@@ -652,6 +865,8 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
 
 size_t rep_pending(const struct rep_ctx *r) { return r->pending; }
 
+uint64_t rep_under_replicated(const struct rep_ctx *r) { return r->under_replicated; }
+
 static void rep_lane_free(struct up_instance *u, void *arg)
 {
     struct rep_lane *lane = u->user;
@@ -664,6 +879,10 @@ static void rep_lane_free(struct up_instance *u, void *arg)
         DL_DELETE(lane->queue, it);
         it->used = false;
         rep_msg_unref(it->m);
+    }
+    if (lane->stuck_timer) {
+        clk_timers_disarm(lane->ctx->opt.timers, lane->stuck_timer);
+        event_free(lane->stuck_timer);
     }
     free(lane);
     u->user = NULL;

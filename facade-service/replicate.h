@@ -33,6 +33,13 @@ struct rep_ctx;
  * two). */
 #define REP_LANE_INFLIGHT 1
 #define REP_INSTANCES_MAX 64 /* instances considered per message */
+/* A batch outstanding this long marks its instance stuck (frozen, or far
+ * slower than the others): the copies waiting for it, queued or in that
+ * batch, move to the next instance in rendezvous order, and new copies
+ * pass it by until the batch ends (its answer still counts if it comes).
+ * Well above a loaded batch's round trip (a few ms), far below the call's
+ * LIM_CALL_TIMEOUT_MS. */
+#define REP_LANE_STUCK_MS 200
 
 struct rep_options {
     int replicas;             /* copies per message, 1..REP_REPLICAS_MAX */
@@ -46,11 +53,15 @@ struct rep_options {
     int64_t (*clock)(void);
 };
 
-/* Outcome of one message: status 200 (stored on every chosen replica),
- * 409 (the uuid holds another message), 502 (an instance refused it) or
- * 503 (deadline passed); error is NULL on 200, else borrowed text;
- * uuid is the message's (borrowed). */
-typedef void (*rep_done_fn)(int status, const char *error, const char *uuid, void *arg);
+/* Outcome of one message: status 200 (stored on `replicas` instances, or
+ * on every instance that could be reached when fewer could: instances that
+ * refused the connection or had their breaker open this round are not
+ * waited for), 409 (the uuid holds another message), 502 (an instance
+ * refused it) or 503 (deadline passed); copies is the number of instances
+ * that stored it (0..replicas; below replicas on 200 or 503: under-
+ * replicated, logged and counted); error is NULL on 200, else borrowed
+ * text; uuid is the message's (borrowed). */
+typedef void (*rep_done_fn)(int status, int copies, const char *error, const char *uuid, void *arg);
 
 /* All pointers borrowed; they must outlive the context. Caller frees. */
 struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc, struct disc_client *disc,
@@ -65,6 +76,10 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
 
 /* Messages not finished yet (for the shutdown drain). */
 size_t rep_pending(const struct rep_ctx *r);
+
+/* Messages answered 200 or 503 with at least one but fewer than replicas
+ * copies, since rep_new (facade_under_replicated_total). */
+uint64_t rep_under_replicated(const struct rep_ctx *r);
 
 /* Drop everything (callbacks are not called) and free. Accepts NULL. */
 void rep_free(struct rep_ctx *r);

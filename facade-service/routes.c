@@ -11,20 +11,25 @@
 #include "core/log.h"
 #include "fanout.h"
 #include "http/client.h"
+#include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
 #include "regclient/discovery.h"
 #include "replicate.h"
 #include "upstream.h"
 
+#include <event2/buffer.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <utlist.h>
 
 #define FC_POST_TOKS 16 /* tokens of a POST body the fast path reads */
+
+struct fc_keyed;
 
 struct fc_routes {
     struct svc *svc;
@@ -32,26 +37,97 @@ struct fc_routes {
     struct disc_client *disc;
     struct up_table *ups;
     struct rep_ctx *rep;
-    struct fan_view *fo; /* owned: GET /facade's merged view */
+    struct fan_view *fo;    /* owned: GET /facade's merged view */
+    struct fc_keyed *keyed; /* keyed POSTs waiting for a sync round (utlist DL) */
+    size_t nkeyed;
+};
+
+/* A POST with an Idempotency-Key, waiting for a sync round of the merged
+ * view before it is stored: a uuid that any reachable instance holds with
+ * another text is refused (409) before a copy is written anywhere, whatever
+ * instances the key's rendezvous ranking picks today. */
+struct fc_keyed {
+    struct fc_routes *f;
+    struct hs_req *req; /* borrowed: answered once, from fc_keyed_synced */
+    char uuid[UID_STR_LEN + 1];
+    const char *msg; /* borrowed from req's body or from body */
+    size_t len;
+    json_t *body; /* owned, or NULL */
+    struct fc_keyed *prev, *next;
 };
 
 /* ---------------------------------------------------------------------- */
 /* POST /facade */
 
-/* The replicator's verdict for one POST (arg: its request): the reply. */
-static void fc_post_done(int status, const char *error, const char *uuid, void *arg)
+/* The replicator's verdict for one POST (arg: its request): the reply,
+ * which says how many copies were made ("replicas"). */
+static void fc_post_done(int status, int copies, const char *error, const char *uuid, void *arg)
 {
     struct hs_req *req = arg;
 
     if (status == 200) {
-        char body[96];
-        int n = snprintf(body, sizeof(body), "{\"status\":\"success\",\"uuid\":\"%s\"}", uuid);
+        char body[128];
+        int n = snprintf(body, sizeof(body),
+                         "{\"status\":\"success\",\"uuid\":\"%s\",\"replicas\":%d}", uuid, copies);
 
         hs_reply_raw(req, 200, "application/json", body, (size_t)n);
     } else
-        hs_reply_json(
-            req, status,
-            json_pack("{s:s, s:s, s:s}", "status", "error", "uuid", uuid, "error", error));
+        hs_reply_json(req, status,
+                      json_pack("{s:s, s:s, s:s, s:i}", "status", "error", "uuid", uuid, "error",
+                                error, "replicas", copies));
+}
+
+/* fan_synced_fn of a keyed POST (arg: its fc_keyed, freed here): the view
+ * now holds what every reachable logging instance had when the round
+ * began; store the message unless its uuid holds another text. */
+static void fc_keyed_synced(const struct fan_round_info *info, void *arg)
+{
+    struct fc_keyed *k = arg;
+    struct fc_routes *f = k->f;
+    int found = fan_lookup(f->fo, k->uuid, k->msg, k->len);
+
+    (void)info; /* an instance not read is not known to hold it: stored */
+    DL_DELETE(f->keyed, k);
+    f->nkeyed--;
+    if (found == FAN_OTHER)
+        fc_post_done(409, 0, "this uuid is already stored with a different message", k->uuid,
+                     k->req);
+    else if (found == FAN_LOOKUP_ERROR ||
+             rep_store(f->rep, k->uuid, k->msg, k->len, clk_wall_ms(), fc_post_done, k->req) != 0)
+        hs_reply_oom(k->req);
+    json_decref(k->body);
+    free(k);
+}
+
+/* Hand a keyed POST (uuid, msg of len bytes, both borrowed; body: steals
+ * the reference, may be NULL) to a sync round first (fc_keyed_synced
+ * answers it). */
+static void fc_post_keyed(struct fc_routes *f, struct hs_req *req, const char *uuid,
+                          const char *msg, size_t len, json_t *body)
+{
+    struct fc_keyed *k = calloc(1, sizeof(*k));
+
+    if (!k) {
+        json_decref(body);
+        hs_reply_oom(req);
+        return;
+    }
+    k->f = f;
+    k->req = req;
+    snprintf(k->uuid, sizeof(k->uuid), "%s", uuid);
+    k->msg = msg;
+    k->len = len;
+    k->body = body;
+    DL_APPEND(f->keyed, k);
+    f->nkeyed++;
+    /* the round may end (and answer) before fan_sync returns */
+    if (fan_sync(f->fo, fc_keyed_synced, k) != 0) {
+        DL_DELETE(f->keyed, k);
+        f->nkeyed--;
+        json_decref(k->body);
+        free(k);
+        hs_reply_oom(req);
+    }
 }
 
 /* Whether the request's Content-Type is text/plain. */
@@ -138,6 +214,10 @@ static void fc_post(struct hs_req *req, void *arg)
                        LIM_MSG_MAX);
         return;
     }
+    if (key) {
+        fc_post_keyed(f, req, uuid, msg, len, body);
+        return;
+    }
     /* req stays valid until its reply: fc_post_done answers it */
     if (rep_store(f->rep, uuid, msg, len, clk_wall_ms(), fc_post_done, req) != 0) {
         json_decref(body);
@@ -164,6 +244,19 @@ static size_t fc_list(void *arg, const char *service, struct disc_instance *out,
 }
 
 /* ---------------------------------------------------------------------- */
+
+/* mtr_collect_fn: the facade's own series (arg: the routes). */
+static void fc_collect(struct evbuffer *out, void *arg)
+{
+    const struct fc_routes *f = arg;
+
+    evbuffer_add_printf(out,
+                        "# HELP facade_under_replicated_total POSTs answered with fewer copies "
+                        "than --replicas (but at least one).\n"
+                        "# TYPE facade_under_replicated_total counter\n"
+                        "facade_under_replicated_total %llu\n",
+                        (unsigned long long)rep_under_replicated(f->rep));
+}
 
 static void fc_stats(struct hs_req *req, void *arg)
 {
@@ -192,7 +285,8 @@ struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct di
     f->rep = rep;
     if (hs_route(svc_http(svc), HS_POST, "/facade", fc_post, f) != 0 ||
         hs_route(svc_http(svc), HS_GET, "/facade", fc_get, f) != 0 ||
-        hs_route(svc_http(svc), HS_GET, "/stats", fc_stats, f) != 0) {
+        hs_route(svc_http(svc), HS_GET, "/stats", fc_stats, f) != 0 ||
+        mtr_add_collector(svc_metrics(svc), fc_collect, f) != 0) {
         fan_free(f->fo);
         free(f);
         return NULL;
@@ -200,12 +294,19 @@ struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct di
     return f;
 }
 
-size_t fc_routes_pending(const struct fc_routes *f) { return fan_pending(f->fo); }
+size_t fc_routes_pending(const struct fc_routes *f) { return fan_pending(f->fo) + f->nkeyed; }
 
 void fc_routes_free(struct fc_routes *f)
 {
+    struct fc_keyed *k, *tmp;
+
     if (!f)
         return;
-    fan_free(f->fo);
+    fan_free(f->fo); /* no callback runs: the waiting keyed POSTs are freed here */
+    DL_FOREACH_SAFE (f->keyed, k, tmp) {
+        DL_DELETE(f->keyed, k);
+        json_decref(k->body);
+        free(k);
+    }
     free(f);
 }

@@ -21,11 +21,13 @@ struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct di
                                 struct up_table *ups, struct rep_ctx *rep,
                                 const struct fan_options *fopt) __attribute__((warn_unused_result));
 
-/* GET /facade requests still gathering answers. */
+/* GET /facade requests still gathering answers, and keyed POSTs waiting
+ * for the sync round that checks their uuid. */
 size_t fc_routes_pending(const struct fc_routes *f);
 
-/* Cancel the fan-outs in flight (their requests stay unanswered and are
- * dropped with the server) and free. Accepts NULL. */
+/* Cancel the fan-outs in flight and the keyed POSTs waiting for them
+ * (their requests stay unanswered and are dropped with the server) and
+ * free. Accepts NULL. */
 void fc_routes_free(struct fc_routes *f);
 
 #endif

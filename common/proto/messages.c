@@ -283,8 +283,8 @@ static bool pm_flat_fits(const struct jf_tok *toks, long res)
 
 /* The fast reading of a batch answer through rd's tokens. Returns the
  * number of results (or -1 with err when it differs from expect or fn
- * stopped), or -2, having called nothing, when the body is not in the
- * subset it reads: jansson then reads it. Reads each item as jansson's
+ * stopped, or the answer's "success" is there and not true), or -2, having
+ * called nothing, when the body is not in the subset it reads: jansson then reads it. Reads each item as jansson's
  * reading does (a missing or non-integer status is 0, a non-string uuid or
  * error NULL, duplicate only when true). */
 static long pm_results_flat(struct pm_reader *rd, const char *body, size_t len, long expect,
@@ -293,13 +293,18 @@ static long pm_results_flat(struct pm_reader *rd, const char *body, size_t len, 
     const struct jf_tok *t = rd->toks;
     char uuid[PM_RESULT_UUID_MAX + 1], error[PM_RESULT_ERROR_MAX + 1];
     size_t i, k;
-    long res;
+    long res, ok;
 
     if (jf_parse(body, len, rd->toks, PM_RESULTS_TOKS, NULL) != JF_OK || t[0].type != JF_OBJECT)
         return -2;
     res = jf_get(t, 0, "results");
     if (res < 0 || t[res].type != JF_ARRAY || !pm_flat_fits(t, res))
         return -2;
+    ok = jf_get(t, 0, "success");
+    if (ok >= 0 && t[ok].type != JF_TRUE) {
+        errbuf_set(err, errlen, "batch answer does not say \"success\":true");
+        return -1;
+    }
     if (expect >= 0 && t[res].count != (size_t)expect) {
         errbuf_set(err, errlen, "batch answer has %u results for %ld items", t[res].count, expect);
         return -1;
@@ -327,6 +332,7 @@ long pm_results_decode(struct pm_reader *rd, const char *body, size_t len, long 
 {
     json_error_t jerr;
     json_t *root = NULL, *results = NULL, *item = NULL;
+    const json_t *success = NULL;
     size_t i;
     long rc = -1;
 
@@ -344,6 +350,11 @@ long pm_results_decode(struct pm_reader *rd, const char *body, size_t len, long 
     }
     if (!json_is_array(results)) {
         errbuf_set(err, errlen, "not a batch answer (results)");
+        goto cleanup;
+    }
+    success = json_object_get(root, "success");
+    if (success && !json_is_true(success)) {
+        errbuf_set(err, errlen, "batch answer does not say \"success\":true");
         goto cleanup;
     }
     if (expect >= 0 && json_array_size(results) != (size_t)expect) {

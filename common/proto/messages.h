@@ -129,8 +129,10 @@ void pm_reader_free(struct pm_reader *rd);
  * body, or rd NULL, is read by jansson; both give the same results.
  * expect >= 0 is the number of results the caller sent items for: an answer
  * with another number is refused before fn is called. Returns the number
- * of results, or -1 with err filled (not a batch answer, another number of
- * results than expect, or fn stopped it). */
+ * of results, or -1 with err filled (not a batch answer, a "success"
+ * member that is not true, another number of results than expect, or fn
+ * stopped it); fn is not called for a refused answer. A result is the
+ * item's only when its uuid is the item's: that check is the caller's. */
 long pm_results_decode(struct pm_reader *rd, const char *body, size_t len, long expect,
                        pm_result_fn fn, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -252,6 +252,7 @@ class Retries(unittest.TestCase):
         self.assertEqual(body["status"], "error")
         uuidlib.UUID(body["uuid"])
         self.assertIn("error", body)
+        self.assertEqual(body["replicas"], 0, body)  # finding 2: says how many copies
         self.assertGreater(elapsed, 1.5)
         self.assertLess(elapsed, timeout(6))
 
@@ -295,6 +296,35 @@ class Idempotency(unittest.TestCase):
             self.assertEqual(len(got["messages"]), 1)
         status, _, body = s.post("different text", key=key)
         self.assertEqual(status, 409, body)
+
+
+    def test_conflicting_resend_refused_after_instances_changed(self):
+        """Finding 4 (a key resent with another message was stored once the
+        set of logging instances changed): with --replicas 1, keys stored
+        while one instance exists, then a second joins, so about half of the
+        keys now rank the newcomer first. A resend with another text gets 409
+        for every key and stores nothing on either instance; a resend with
+        the same text is still 200. Before the fix the keys ranking the
+        newcomer first answered 200 and their uuid held two texts."""
+        s = full_suite(self, loggings=1, facade_args=("--replicas", "1"))
+        keys = [str(uuidlib.uuid4()) for _ in range(12)]
+        for key in keys:
+            status, _, body = s.post("first " + key, key=key)
+            self.assertEqual(status, 200, body)
+        s.start_logging()
+        s.wait_facade_sees("logging-service", 2)
+        for key in keys:
+            status, _, body = s.post("second " + key, key=key)
+            self.assertEqual(status, 409, (key, body))
+            self.assertEqual(body["uuid"], key)
+        for key in keys[:3]:
+            status, _, body = s.post("first " + key, key=key)
+            self.assertEqual(status, 200, (key, body))
+        for lg in s.loggings:
+            _, _, got = lg.request("GET", "/logging")
+            texts = [m["msg"] for m in got["messages"]]
+            self.assertFalse([t for t in texts if t.startswith("second ")], texts)
+        self.assertEqual(sorted(s.get()["logs"]), sorted("first " + k for k in keys))
 
 
 class ReadPath(unittest.TestCase):
@@ -377,6 +407,38 @@ class Replication(unittest.TestCase):
         for text, _, _ in acked:
             self.assertEqual(logs.count(text), 1, text)
         self.assertEqual(len(acked), stop_at)
+
+
+    def test_two_of_three_killed_post_answers_promptly(self):
+        """Finding 2 (with 2 of 3 instances killed, POSTs waited the whole
+        deadline and answered 503 "no instance stored it" although the
+        survivor had): the instances that refuse the connection are not
+        waited for, so the POST answers 200 with "replicas": 1 long before
+        its 20 s deadline (before the fix: 503 at the deadline), a WARN line
+        says the message is under-replicated, and /metrics counts it."""
+        s = full_suite(self, loggings=3, facade_args=("--retry-deadline", "20s"))
+        status, _, body = s.post("all three up")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["replicas"], 2, body)
+        s.loggings[0].kill()
+        s.loggings[1].kill()
+        t0 = time.time()
+        status, _, body = s.post("one survivor")
+        elapsed = time.time() - t0
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["replicas"], 1, body)
+        # a 200 can only come before the deadline; the bound is generous
+        self.assertLess(elapsed, 10.0)
+        s.facade.wait_for_log(r"WARN facade-service message %s has 1 of 2 copies" % body["uuid"],
+                              timeout=timeout(10))
+        status, _, metrics = request("GET", s.facade.url + "/metrics")
+        self.assertEqual(status, 200)
+        counts = [int(line.split()[1]) for line in metrics.splitlines()
+                  if line.startswith("facade_under_replicated_total ")]
+        self.assertEqual(len(counts), 1, metrics)
+        self.assertGreaterEqual(counts[0], 1)
+        _, _, got = s.loggings[2].request("GET", "/logging")
+        self.assertIn("one survivor", [m["msg"] for m in got["messages"]])
 
 
 class RegistryOutage(unittest.TestCase):

@@ -431,6 +431,33 @@ static void test_size_limit_does_not_open_the_breaker(void **state)
     assert_string_equal(view_text(e), "\"back\"");
 }
 
+/* Finding 4 (a conflicting Idempotency-Key resend was stored once the
+ * instances changed): the keyed POST asks the view, after a sync round,
+ * what it knows of the uuid: absent, held with the same text (compared as
+ * the same JSON literal, escapes included), or with another one; a
+ * malformed uuid is an error. */
+static void test_lookup_by_uuid(void **state)
+{
+    struct env *e = *state;
+    char uuid[40];
+
+    fake_add(&e->fakes[0], 1, "a", 10);
+    /* the fake writes its text into the JSON as is: \t there is a tab */
+    fake_add(&e->fakes[1], 2, "tab\\there", 11);
+    e->nlisted = 2;
+    (void)sync_once(e);
+    snprintf(uuid, sizeof(uuid), "%08x-0000-4000-8000-%012x", 1u, 1u);
+    assert_int_equal(fan_lookup(e->fo, uuid, "a", 1), FAN_SAME);
+    assert_int_equal(fan_lookup(e->fo, uuid, "b", 1), FAN_OTHER);
+    assert_int_equal(fan_lookup(e->fo, uuid, "ab", 2), FAN_OTHER);
+    uuid[0] = 'F'; /* another uuid */
+    assert_int_equal(fan_lookup(e->fo, uuid, "a", 1), FAN_ABSENT);
+    snprintf(uuid, sizeof(uuid), "%08X-0000-4000-8000-%012X", 2u, 2u); /* either case */
+    assert_int_equal(fan_lookup(e->fo, uuid, "tab\there", 8), FAN_SAME);
+    assert_int_equal(fan_lookup(e->fo, uuid, "tab\\there", 9), FAN_OTHER);
+    assert_int_equal(fan_lookup(e->fo, "not-a-uuid", "a", 1), FAN_LOOKUP_ERROR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +470,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replicas_merge_once_and_failures_are_named, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_size_limit_does_not_open_the_breaker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_by_uuid, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

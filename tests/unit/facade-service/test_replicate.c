@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -55,6 +56,13 @@
 #define MSGS_MAX       32   /* messages one test stores */
 #define DEADLINE_MS    1000 /* the replicator's deadline in most tests */
 #define REFRESH_MS     100  /* discovery refresh period */
+
+/* How a lying fake answers (finding "the facade trusts batch answers by
+ * position"): stores nothing, yet answers 200 with 201 results. */
+#define FAKE_LIE_UUID    1 /* each result names another uuid */
+#define FAKE_LIE_FAILURE 2 /* "success":false around 201 results */
+#define FAKE_LIE_STATUS  3 /* the right uuid with status 500 */
+#define OTHER_UUID       "00000000-0000-4000-8000-00000000dead"
 
 /* ---- the virtual clock ---- */
 
@@ -165,6 +173,7 @@ struct fake {
     int fail_status;   /* answer every batch with this status (0: results) */
     char conflict[40]; /* this uuid is answered 409 */
     int hold;          /* hold answers until fake_release */
+    int lie;           /* FAKE_LIE_*: answer 200 with results that are not true */
     int posts;
     size_t items[FAKE_POSTS_MAX]; /* items per POST */
     char seen[FAKE_SEEN_MAX][40]; /* every uuid received, in order */
@@ -197,6 +206,7 @@ struct env {
 struct outcome {
     int calls;
     int status;
+    int copies; /* instances that stored it */
     char error[600];
     char uuid[40];
     int64_t at; /* virtual time of the call */
@@ -262,7 +272,8 @@ static void fake_handle(struct evhttp_request *req, void *arg)
     if (f->posts < FAKE_POSTS_MAX)
         f->items[f->posts] = json_array_size(batch);
     f->posts++;
-    evbuffer_add_printf(out, "{\"success\":true,\"results\":[");
+    evbuffer_add_printf(out, "{\"success\":%s,\"results\":[",
+                        f->lie == FAKE_LIE_FAILURE ? "false" : "true");
     json_array_foreach (batch, i, item) {
         const char *uuid = json_string_value(json_object_get(item, "uuid"));
 
@@ -271,7 +282,11 @@ static void fake_handle(struct evhttp_request *req, void *arg)
         assert_true(json_is_integer(json_object_get(item, "ts")));
         if (f->nseen < FAKE_SEEN_MAX)
             snprintf(f->seen[f->nseen++], sizeof(f->seen[0]), "%s", uuid);
-        if (strcmp(uuid, f->conflict) == 0) {
+        if (f->lie) {
+            evbuffer_add_printf(out, "%s{\"uuid\":\"%s\",\"status\":%d,\"duplicate\":false}",
+                                i ? "," : "", f->lie == FAKE_LIE_UUID ? OTHER_UUID : uuid,
+                                f->lie == FAKE_LIE_STATUS ? 500 : 201);
+        } else if (strcmp(uuid, f->conflict) == 0) {
             evbuffer_add_printf(out,
                                 "%s{\"uuid\":\"%s\",\"status\":409,\"duplicate\":false,"
                                 "\"error\":\"uuid already stored with another msg\"}",
@@ -427,12 +442,13 @@ static uint64_t draw_ceiling(uint64_t bound, void *arg)
     return bound;
 }
 
-static void on_done(int status, const char *error, const char *uuid, void *arg)
+static void on_done(int status, int copies, const char *error, const char *uuid, void *arg)
 {
     struct outcome *o = arg;
 
     o->calls++;
     o->status = status;
+    o->copies = copies;
     snprintf(o->error, sizeof(o->error), "%s", error ? error : "");
     snprintf(o->uuid, sizeof(o->uuid), "%s", uuid);
     o->at = vc_current->now;
@@ -914,6 +930,262 @@ static void test_conflict_refused_not_retried(void **state)
     assert_int_equal(rep_pending(e->rep), 0);
 }
 
+/* Finding 1 (the facade trusted batch answers by position): an instance
+ * answering 200 with results for another uuid, "success":false around 201
+ * results, or an odd status, stored nothing: its copy is a failed one, moved
+ * to the next instance in rank order, and the instance's breaker is
+ * charged. Before the fix the copy counted as stored and the third instance
+ * never got it. */
+static void test_untrue_batch_answer_is_a_failed_copy(void **state)
+{
+    struct env *e = *state;
+    const char *keys[FAKES];
+    static const int lies[] = {FAKE_LIE_UUID, FAKE_LIE_FAILURE, FAKE_LIE_STATUS};
+    size_t order[FAKES], k;
+
+    fake_keys(e, keys);
+    list_fakes(e, FAKES);
+    for (k = 0; k < sizeof(lies) / sizeof(lies[0]); k++) {
+        unsigned n = 10 + (unsigned)k;
+        char uuid[40];
+        struct up_instance *liar;
+        size_t i;
+
+        for (i = 0; i < FAKES; i++)
+            e->fakes[i].lie = 0;
+        uuid_of(n, uuid);
+        rv_rank(uuid, keys, FAKES, order);
+        e->fakes[order[0]].lie = lies[k];
+        liar = up_get(e->ups, PM_SERVICE, "127.0.0.1", e->fakes[order[0]].port);
+        assert_non_null(liar);
+        store(e, n);
+        settle(e);
+        assert_int_equal(outcomes[n].calls, 1);
+        assert_int_equal(outcomes[n].status, 200);
+        assert_int_equal(fake_count(&e->fakes[order[0]], uuid), 1);
+        /* the copy the liar did not store went to the third in rank */
+        assert_int_equal(fake_count(&e->fakes[order[1]], uuid), 1);
+        assert_int_equal(fake_count(&e->fakes[order[2]], uuid), 1);
+        assert_true(fake_has(e->fakes[order[2]].stored, e->fakes[order[2]].nstored, uuid));
+        assert_int_equal(liar->failed, 1); /* one failure per liar: k differs per order */
+        assert_int_equal(liar->retries, 1);
+        /* reset the liar's counters for the next round's assertions */
+        liar->failed = 0;
+        liar->retries = 0;
+    }
+    assert_int_equal(rep_pending(e->rep), 0);
+}
+
+/* Two distinct loopback ports where nothing listens. */
+static void two_closed_ports(int dead[2])
+{
+    int tries = 0;
+
+    dead[0] = ts_closed_port();
+    do {
+        dead[1] = ts_closed_port();
+    } while (dead[1] == dead[0] && ++tries < 100);
+    assert_true(dead[0] > 0 && dead[1] > 0 && dead[0] != dead[1]);
+}
+
+/* Finding 2 (with 2 of 3 instances killed the first POSTs waited the full
+ * deadline and answered 503 "no instance stored it" although one had):
+ * with 3 listed and 2 refusing, every message answers 200 at once (no
+ * virtual time passes, far before the 10 s deadline) with 1 copy, and is
+ * counted as under-replicated. Before the fix each one waited out its
+ * deadline. */
+static void test_refused_instances_not_waited_for(void **state)
+{
+    struct env *e = *state;
+    int ports[3], dead[2];
+    int64_t start;
+    unsigned n;
+
+    make_rep(e, 2, 10000);
+    two_closed_ports(dead);
+    ports[0] = dead[0];
+    ports[1] = e->fakes[0].port;
+    ports[2] = dead[1];
+    list_ports(e, ports, 3);
+    start = e->vc.now;
+    for (n = 0; n < 8; n++)
+        store(e, n);
+    settle(e);
+    for (n = 0; n < 8; n++) {
+        char uuid[40];
+
+        uuid_of(n, uuid);
+        assert_int_equal(outcomes[n].calls, 1);
+        assert_int_equal(outcomes[n].status, 200);
+        assert_int_equal(outcomes[n].copies, 1);
+        assert_int_equal(outcomes[n].at, start);
+        assert_int_equal(fake_count(&e->fakes[0], uuid), 1);
+    }
+    assert_int_equal(rep_under_replicated(e->rep), 8);
+    assert_int_equal(rep_pending(e->rep), 0);
+
+    /* one message a round: each charges both refusing breakers, which
+     * open after BRK_CONSECUTIVE_DEFAULT rounds; then they are skipped,
+     * not waited for, and still not counted as owed a copy */
+    for (n = 0; n < BRK_CONSECUTIVE_DEFAULT + 2; n++) {
+        store(e, 10 + n);
+        settle(e);
+        assert_int_equal(outcomes[10 + n].calls, 1);
+        assert_int_equal(outcomes[10 + n].status, 200);
+        assert_int_equal(outcomes[10 + n].copies, 1);
+        assert_int_equal(outcomes[10 + n].at, start);
+    }
+    assert_true(up_is_open(e->ups, up_get(e->ups, PM_SERVICE, "127.0.0.1", dead[0])));
+    assert_true(up_is_open(e->ups, up_get(e->ups, PM_SERVICE, "127.0.0.1", dead[1])));
+    assert_int_equal(rep_under_replicated(e->rep), 8 + BRK_CONSECUTIVE_DEFAULT + 2);
+}
+
+/* Finding 2: a copy made and the other one held by a hung instance (not
+ * refused: it is still owed a copy) answers 503 at the deadline saying
+ * how many copies were made; a full success says replicas 2. */
+static void test_503_says_how_many_copies(void **state)
+{
+    struct env *e = *state;
+
+    list_fakes(e, 2);
+    store(e, 1);
+    settle(e);
+    assert_int_equal(outcomes[1].status, 200);
+    assert_int_equal(outcomes[1].copies, 2);
+    e->fakes[1].hold = 1;
+    store(e, 2);
+    run_for(e, DEADLINE_MS);
+    assert_int_equal(outcomes[2].calls, 1);
+    assert_int_equal(outcomes[2].status, 503);
+    assert_int_equal(outcomes[2].copies, 1);
+    assert_non_null(strstr(outcomes[2].error, "stored on 1 of 2 logging-service instances"));
+    assert_int_equal(rep_under_replicated(e->rep), 1);
+    fake_release(&e->fakes[1]);
+    settle(e);
+}
+
+/* stderr into a temporary file while a test runs, to read the log lines. */
+struct capture {
+    FILE *tmp;
+    int saved;
+    char text[16384];
+};
+
+static void capture_begin(struct capture *cap)
+{
+    memset(cap, 0, sizeof(*cap));
+    cap->tmp = tmpfile();
+    assert_non_null(cap->tmp);
+    cap->saved = dup(STDERR_FILENO);
+    assert_true(cap->saved >= 0);
+    assert_true(dup2(fileno(cap->tmp), STDERR_FILENO) >= 0);
+}
+
+/* Stop capturing; cap->text holds what was written (cut to fit). */
+static void capture_end(struct capture *cap)
+{
+    size_t n;
+
+    assert_true(dup2(cap->saved, STDERR_FILENO) >= 0);
+    close(cap->saved);
+    rewind(cap->tmp);
+    n = fread(cap->text, 1, sizeof(cap->text) - 1, cap->tmp);
+    cap->text[n] = '\0';
+    fclose(cap->tmp);
+}
+
+/* Finding 3 (one frozen instance of three cut POST throughput to a few per
+ * second: copies queued behind its stuck batch and kept going to it): once
+ * a batch has been out REP_LANE_STUCK_MS, the copies in it and queued
+ * behind it move to the next instance in rank order, and new copies pass
+ * the stuck instance by, so every message answers 200 with 2 copies at
+ * REP_LANE_STUCK_MS at the latest, not at the call's timeout or the
+ * deadline; the retry line names the frozen instance, not the one the copy
+ * moved to. Before the fix nothing answered until the frozen batch ended. */
+static void test_stuck_instance_passed_by(void **state)
+{
+    struct env *e = *state;
+    const char *keys[FAKES];
+    size_t order[FAKES];
+    struct fake *frozen;
+    struct capture cap;
+    char uuid[40], line[256];
+    unsigned picks[4], npicks = 0, first, second, late, again, n;
+    int64_t start;
+
+    make_rep(e, 2, 10000);
+    fake_keys(e, keys);
+    list_fakes(e, FAKES);
+    frozen = &e->fakes[0];
+    /* four uuids with the frozen instance in their top 2 */
+    for (n = 0; n < MSGS_MAX && npicks < 4; n++) {
+        uuid_of(n, uuid);
+        rv_rank(uuid, keys, FAKES, order);
+        if (order[0] == 0 || order[1] == 0)
+            picks[npicks++] = n;
+    }
+    assert_int_equal(npicks, 4);
+    first = picks[0];
+    second = picks[1];
+    late = picks[2];
+    again = picks[3];
+    frozen->hold = 1;
+    start = e->vc.now;
+    capture_begin(&cap);
+    store(e, first);
+    settle(e); /* its batch is held at the frozen instance */
+    assert_int_equal(frozen->posts, 1);
+    store(e, second); /* queued behind the held batch */
+    settle(e);
+    assert_int_equal(frozen->posts, 1);
+    run_for(e, REP_LANE_STUCK_MS - 1);
+    assert_int_equal(outcomes[first].calls + outcomes[second].calls, 0);
+    run_for(e, 1);
+    /* both moved on at REP_LANE_STUCK_MS */
+    assert_int_equal(outcomes[first].calls, 1);
+    assert_int_equal(outcomes[first].status, 200);
+    assert_int_equal(outcomes[first].copies, 2);
+    assert_int_equal(outcomes[first].at - start, REP_LANE_STUCK_MS);
+    assert_int_equal(outcomes[second].status, 200);
+    assert_int_equal(outcomes[second].copies, 2);
+    assert_int_equal(outcomes[second].at - start, REP_LANE_STUCK_MS);
+    /* a new copy passes the stuck instance by, at once */
+    store(e, late);
+    settle(e);
+    capture_end(&cap);
+    assert_int_equal(outcomes[late].status, 200);
+    assert_int_equal(outcomes[late].copies, 2);
+    assert_int_equal(outcomes[late].at, e->vc.now);
+    assert_int_equal(frozen->posts, 1); /* nothing more went to it */
+    uuid_of(second, uuid);
+    assert_int_equal(fake_count(frozen, uuid), 0);
+    for (n = 1; n < FAKES; n++) {
+        uuid_of(first, uuid);
+        assert_int_equal(fake_count(&e->fakes[n], uuid), 1);
+        uuid_of(late, uuid);
+        assert_int_equal(fake_count(&e->fakes[n], uuid), 1);
+    }
+    /* the retry line names the instance that failed, then where it went */
+    snprintf(line, sizeof(line),
+             "retrying POST logging-service %s (attempt 1) in 0 ms: ", frozen->key);
+    assert_non_null(strstr(cap.text, line));
+    assert_non_null(strstr(cap.text, "copy moved to 127.0.0.1:"));
+    /* the frozen answer, late, still adds nothing wrong */
+    fake_release(frozen);
+    settle(e);
+    assert_int_equal(outcomes[first].calls, 1);
+    assert_int_equal(rep_pending(e->rep), 0);
+    /* unstuck after its batch ended: it takes copies again */
+    store(e, again);
+    settle(e);
+    assert_int_equal(outcomes[again].status, 200);
+    assert_int_equal(outcomes[again].copies, 2);
+    assert_int_equal(frozen->posts, 2);
+    uuid_of(again, uuid);
+    assert_int_equal(fake_count(frozen, uuid), 1);
+    assert_int_equal(rep_pending(e->rep), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -925,6 +1197,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batching_one_batch_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_breaker_skipped_without_a_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_refused_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untrue_batch_answer_is_a_failed_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_instances_not_waited_for, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_503_says_how_many_copies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stuck_instance_passed_by, setup, teardown),
     };
 
     log_init("test");

@@ -299,6 +299,41 @@ static void test_results_expect_and_stop(void **state)
     pm_reader_free(rd);
 }
 
+/* Finding 1 (the facade trusted batch answers by position): an answer
+ * that says "success":false (or anything but true) is refused by both
+ * readers, whatever its results say, and the callback is never called.
+ * Before the fix both readers handed out the 201 results. */
+static void test_results_success_false_refused(void **state)
+{
+    static const char *const bodies[] = {
+        "{\"success\":false,\"results\":[{\"uuid\":\"" U1 "\",\"status\":201}]}",
+        "{\"success\":null,\"results\":[{\"uuid\":\"" U1 "\",\"status\":201}]}",
+        "{\"success\":\"true\",\"results\":[{\"uuid\":\"" U1 "\",\"status\":201}]}",
+        "{\"results\":[{\"uuid\":\"" U1 "\",\"status\":201,\"error\":\"\\n\"}],"
+        "\"success\":false}",
+    };
+    struct pm_reader *rd = pm_reader_new();
+    size_t i, k;
+
+    (void)state;
+    assert_non_null(rd);
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        struct pm_reader *readers[] = {rd, NULL};
+
+        for (k = 0; k < 2; k++) {
+            char err[128] = "";
+            int calls = 0;
+
+            assert_int_equal(pm_results_decode(readers[k], bodies[i], strlen(bodies[i]), 1,
+                                               results_stop, &calls, err, sizeof(err)),
+                             -1);
+            assert_int_equal(calls, 0);
+            assert_string_equal(err, "batch answer does not say \"success\":true");
+        }
+    }
+    pm_reader_free(rd);
+}
+
 static void test_error_decode(void **state)
 {
     static const char body[] = "{\"success\":false,\"error\":\"journal write failed\"}";
@@ -361,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_results_round_trip),
         cmocka_unit_test(test_results_fast_reader_matches_jansson),
         cmocka_unit_test(test_results_expect_and_stop),
+        cmocka_unit_test(test_results_success_false_refused),
         cmocka_unit_test(test_error_decode),
         cmocka_unit_test(test_decoders_refuse_other_bodies),
     };
