@@ -406,14 +406,99 @@ static void test_replay_with_duplicates(void **state)
     assert_int_equal(ds_count(fx->store), 3);
 }
 
+/* Finding 1 of "Harden what exists": replay applies the rules of a POST.
+ * Lines with a ts of -5 or 10^17 or a msg of 70,000 bytes (well formed,
+ * but no POST could have stored them) used to be loaded; now they are kept
+ * out of memory and copied to the .rejected file, and the good lines around
+ * them are served. */
+static void test_replay_applies_the_post_rules(void **state)
+{
+    struct fixture *fx = *state;
+    static char huge[70001];
+    const struct jn_record recs[] = {
+        {UA, "good", 4, 10},
+        {UB, "ts below zero", 13, -5},
+        {UC, "ts far ahead", 12, 100000000000000000LL},
+        {UD, huge, sizeof(huge) - 1, 20},
+        {UB, "good too", 8, LG_TS_MAX},
+    };
+    char rej[DIR_LEN + sizeof(FILE_NAME) + 16];
+    char err[ERRLEN] = "";
+    char line[128];
+    FILE *f = NULL;
+    size_t lines = 0;
+
+    memset(huge, 'h', sizeof(huge) - 1);
+    fixture_open(fx, false);
+    assert_int_equal(jn_append(fx->journal, recs, sizeof(recs) / sizeof(recs[0]), err, sizeof(err)),
+                     0);
+    fixture_close(fx);
+
+    assert_int_equal(fixture_open(fx, true), 2);
+    assert_at(fx, 0, UA, "good");
+    assert_at(fx, 1, UB, "good too");
+    assert_false(ds_get(fx->store, UC, NULL));
+    assert_false(ds_get(fx->store, UD, NULL));
+    snprintf(rej, sizeof(rej), "%s.rejected", fx->path);
+    f = fopen(rej, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f))
+        lines += strchr(line, '\n') != NULL;
+    fclose(f);
+    assert_int_equal(lines, 3);
+}
+
+/* Finding 2 of "Harden what exists": a journal deleted while the instance
+ * runs used to take writes that vanished on restart. The next batch now
+ * notices it (one fstat after the write) and writes every stored message
+ * to a new file at the path before it succeeds; when even that cannot be
+ * done (the directory is gone too) the batch fails with nothing kept and
+ * jn_health says why, and the next batch once the directory is back
+ * recreates the whole journal. */
+static void test_deleted_journal_is_written_again(void **state)
+{
+    struct fixture *fx = *state;
+    struct ig_item first[2] = {item(UA, "a"), item(UB, "b")};
+    struct ig_item second[1] = {item(UC, "c")};
+    struct ig_item third[1] = {item(UD, "d")};
+    char err[ERRLEN] = "", why[ERRLEN] = "";
+
+    fixture_open(fx, false);
+    apply_ok(fx, first, 2);
+    assert_int_equal(unlink(fx->path), 0);
+    apply_ok(fx, second, 1);
+    assert_int_equal(second[0].status, 201);
+    assert_int_equal(jn_health(fx->journal, why, sizeof(why)), 0);
+
+    /* the journal and its directory gone: refused, nothing kept */
+    assert_int_equal(unlink(fx->path), 0);
+    assert_int_equal(rmdir(fx->dir), 0);
+    assert_int_equal(ig_apply(fx->ig, third, 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "deleted"));
+    assert_int_equal(third[0].status, 0);
+    assert_int_equal(ds_count(fx->store), 3);
+    assert_int_equal(jn_health(fx->journal, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "deleted"));
+    assert_int_equal(mkdir(fx->dir, 0700), 0);
+    apply_ok(fx, third, 1);
+    assert_int_equal(third[0].status, 201);
+    assert_int_equal(jn_health(fx->journal, why, sizeof(why)), 0);
+
+    fixture_close(fx);
+    assert_int_equal(fixture_open(fx, true), 4);
+    assert_at(fx, 0, UA, "a");
+    assert_at(fx, 1, UB, "b");
+    assert_at(fx, 2, UC, "c");
+    assert_at(fx, 3, UD, "d");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_rules_alike_for_both_readers),
-        T(test_duplicates_and_conflicts),
-        T(test_failed_journal_write_rolls_back),
-        T(test_replay_with_duplicates),
+        T(test_rules_alike_for_both_readers),    T(test_duplicates_and_conflicts),
+        T(test_failed_journal_write_rolls_back), T(test_replay_with_duplicates),
+        T(test_replay_applies_the_post_rules),   T(test_deleted_journal_is_written_again),
     };
 #undef T
 
