@@ -4,7 +4,9 @@
  * a batch reaches the OS whole or, after a crash in the middle, as a prefix
  * that replay recognises as a torn tail. A failed append is cut back off
  * with ftruncate, so the file only ever holds acknowledged lines (plus, at
- * worst, one torn tail that the next start removes).
+ * worst, one torn tail that the next start moves to <journal>.rejected).
+ * Replay never destroys a byte: what it cannot take is copied to
+ * .rejected first, and only the bad tail after the last good line is cut.
  *
  * With --fsync everysec the fdatasync runs on a background thread woken
  * once a second, as Redis does: an fdatasync can take a long time on a busy
