@@ -244,11 +244,12 @@ int ig_apply(struct ig_ingest *ig, struct ig_item *items, size_t n, char *err, s
             recs[i].len = v.len;
             recs[i].ts = v.ts;
         }
-        if (!ig->rewrite_pending && jn_append(ig->journal, recs, added, err, errlen) != 0)
+        /* An fstat before and after the write: lines written to a deleted
+         * file would vanish with the process, so they are not acknowledged
+         * until the journal is whole again at its path. */
+        if (!ig->rewrite_pending && !jn_unlinked(ig->journal) &&
+            jn_append(ig->journal, recs, added, err, errlen) != 0)
             goto cleanup;
-        /* One fstat per batch: lines written to a deleted file would vanish
-         * with the process, so they are not acknowledged until the journal
-         * is whole again at its path. */
         if (!ig->rewrite_pending && jn_unlinked(ig->journal)) {
             log_error("journal %s was deleted while in use; writing the %zu messages held "
                       "to a new one",

@@ -83,7 +83,8 @@ void ig_free(struct ig_ingest *ig);
  * conflict, with its error) and 0 is returned. On failure (journal write,
  * memory) the store is exactly as before the call, those items have status
  * 0 again, and -1 is returned with err filled. items stays the caller's.
- * After the write, one fstat checks that the journal file still has a name:
+ * Before and after the write, an fstat checks that the journal file still
+ * has a name:
  * when it was deleted, a new one is created at its path holding every
  * stored message (this batch included) before the call succeeds; when that
  * fails, the call fails and the next one tries again. */

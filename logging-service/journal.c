@@ -737,7 +737,22 @@ int jn_recreate(struct jn_journal *j, char *err, size_t errlen)
 
     if (j->fd < 0)
         return 0;
-    fd = open(j->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (!jn_unlinked(j)) {
+        /* Ours already (a rewrite after a deletion failed part way): start
+         * it over. */
+        if (ftruncate(j->fd, 0) != 0) {
+            errbuf_set(j->fail, sizeof(j->fail), "cannot cut %s to start it over: %s", j->path,
+                       strerror(errno));
+            goto cleanup;
+        }
+        j->size = 0;
+        j->torn = false;
+        rc = 0;
+        goto cleanup;
+    }
+    /* O_EXCL: a file someone put at the path meanwhile (a restored copy,
+     * another program's) is not ours to overwrite; that stays a failure. */
+    fd = open(j->path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
         errbuf_set(j->fail, sizeof(j->fail), "%s was deleted and cannot be created again: %s",
                    j->path, strerror(errno));
@@ -746,11 +761,7 @@ int jn_recreate(struct jn_journal *j, char *err, size_t errlen)
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         errbuf_set(j->fail, sizeof(j->fail), "%s was deleted and the new file is locked: %s",
                    j->path, strerror(errno));
-        goto cleanup;
-    }
-    if (ftruncate(fd, 0) != 0) {
-        errbuf_set(j->fail, sizeof(j->fail), "%s was deleted and the new file cannot be cut: %s",
-                   j->path, strerror(errno));
+        unlink(j->path); /* the empty file just made, so that a retry can make it */
         goto cleanup;
     }
     /* dup2 swaps the file under j->fd in one step, so the background
@@ -759,6 +770,7 @@ int jn_recreate(struct jn_journal *j, char *err, size_t errlen)
     if (dup2(fd, j->fd) < 0) {
         errbuf_set(j->fail, sizeof(j->fail), "%s: cannot switch to the new file: %s", j->path,
                    strerror(errno));
+        unlink(j->path);
         goto cleanup;
     }
     j->size = 0;

@@ -104,9 +104,10 @@ int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n, char
  * journals and when fstat fails. */
 bool jn_unlinked(const struct jn_journal *j);
 
-/* Create the journal again at its path (an empty, locked file that takes
- * the place of the deleted one under the same descriptor). The caller then
- * appends everything it holds. Returns 0, or -1 with err filled (and the
+/* Create the journal again at its path (a new, empty, locked file that
+ * takes the place of the deleted one under the same descriptor; a file
+ * that appeared at the path meanwhile is left alone and is a failure). The
+ * caller then appends everything it holds. Returns 0, or -1 with err filled (and the
  * reason kept for jn_health). Memory-only journals return 0. */
 int jn_recreate(struct jn_journal *j, char *err, size_t errlen) __attribute__((warn_unused_result));
 

@@ -492,13 +492,93 @@ static void test_deleted_journal_is_written_again(void **state)
     assert_at(fx, 3, UD, "d");
 }
 
+/* Finding 2: a rewrite of a deleted journal that fails part way (a file
+ * size limit lets its first IG_REWRITE_CHUNK lines in, not the rest)
+ * refuses the batch and is started over by the next one once there is
+ * room (no line twice); a file someone put at the path meanwhile is never
+ * overwritten (the batch is refused). */
+static void test_deleted_journal_rewrite_failures(void **state)
+{
+    enum { N = IG_REWRITE_CHUNK + 44 };
+    struct fixture *fx = *state;
+    static char uuids[N][UID_STR_LEN + 1], msgs[N][8];
+    static struct ig_item first[N];
+    struct ig_item late[1] = {item(UD, "d")};
+    struct ig_item later[1];
+    struct rlimit old, lim;
+    char err[ERRLEN] = "";
+    FILE *f = NULL;
+    off_t line;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < N; i++) {
+        snprintf(uuids[i], sizeof(uuids[i]), "00000000-0000-4000-8000-%012zu", i);
+        snprintf(msgs[i], sizeof(msgs[i]), "m%04zu", i);
+        first[i] = item(uuids[i], msgs[i]);
+    }
+    fixture_open(fx, false);
+    apply_ok(fx, first, N);
+    line = file_size(fx->path) / N; /* every line is as long */
+    assert_int_equal(file_size(fx->path), line * N);
+
+    assert_int_equal(unlink(fx->path), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)(line * IG_REWRITE_CHUNK + line / 2); /* the first chunk fits */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    rc = ig_apply(fx->ig, late, 1, err, sizeof(err));
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_int_equal(rc, -1);
+    assert_int_equal(ds_count(fx->store), N);
+    assert_int_equal(late[0].status, 0);
+    assert_int_equal(file_size(fx->path), line * IG_REWRITE_CHUNK); /* part way */
+
+    apply_ok(fx, late, 1);
+    assert_int_equal(late[0].status, 201);
+    fixture_close(fx);
+    assert_int_equal(fixture_open(fx, true), N + 1);
+    assert_at(fx, N, UD, "d");
+
+    /* another file at the path after a deletion: left alone */
+    assert_int_equal(unlink(fx->path), 0);
+    f = fopen(fx->path, "w");
+    assert_non_null(f);
+    fputs("not ours\n", f);
+    fclose(f);
+    later[0] = item(UD, "d");
+    apply_ok(fx, later, 1); /* a duplicate: nothing to write, nothing noticed */
+    assert_int_equal(later[0].status, 200);
+    later[0] = item("eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee", "e");
+    assert_int_equal(ig_apply(fx->ig, later, 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "cannot be created again"));
+    assert_int_equal(file_size(fx->path), (off_t)strlen("not ours\n"));
+    assert_int_equal(unlink(fx->path), 0);
+
+    /* the path free again: the whole journal comes back */
+    later[0] = item("eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee", "e");
+    apply_ok(fx, later, 1);
+    fixture_close(fx);
+    assert_int_equal(fixture_open(fx, true), N + 2);
+    assert_at(fx, N, UD, "d");
+    assert_at(fx, N + 1, "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee", "e");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_rules_alike_for_both_readers),    T(test_duplicates_and_conflicts),
-        T(test_failed_journal_write_rolls_back), T(test_replay_with_duplicates),
-        T(test_replay_applies_the_post_rules),   T(test_deleted_journal_is_written_again),
+        /* clang-format off */
+        T(test_rules_alike_for_both_readers),
+        T(test_duplicates_and_conflicts),
+        T(test_failed_journal_write_rolls_back),
+        T(test_replay_with_duplicates),
+        T(test_replay_applies_the_post_rules),
+        T(test_deleted_journal_is_written_again),
+        T(test_deleted_journal_rewrite_failures),
+        /* clang-format on */
     };
 #undef T
 
