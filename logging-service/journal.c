@@ -764,10 +764,10 @@ int jn_recreate(struct jn_journal *j, char *err, size_t errlen)
         unlink(j->path); /* the empty file just made, so that a retry can make it */
         goto cleanup;
     }
-    /* dup2 swaps the file under j->fd in one step, so the background
+    /* dup3 swaps the file under j->fd in one step, so the background
      * syncer's fdatasync(j->fd) always names an open file; the old one is
-     * closed (and unlocked) by it. */
-    if (dup2(fd, j->fd) < 0) {
+     * closed (and unlocked) by it. (dup2 would drop close-on-exec.) */
+    if (dup3(fd, j->fd, O_CLOEXEC) < 0) {
         errbuf_set(j->fail, sizeof(j->fail), "%s: cannot switch to the new file: %s", j->path,
                    strerror(errno));
         unlink(j->path);
