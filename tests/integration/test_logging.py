@@ -913,7 +913,9 @@ class JournalHardeningTest(LoggingTestCase):
             self.assertEqual(f.read(), data)
         third = self.restart(again)
         third.wait_for_log(r"replayed 2 messages")
-        self.assertFalse([l for l in third.log_lines() if " WARN " in l], third.describe())
+        self.assertFalse([l for l in third.log_lines() if " WARN " in l
+                          and ("skipped" in l or "bad lines" in l or "cutting" in l)],
+                         third.describe())
         with open(self.rejected_path(svc), "rb") as f:
             self.assertEqual(f.read(), data)  # not copied twice
 
