@@ -556,6 +556,9 @@ static void lg_collect(struct evbuffer *out, void *arg)
     struct jn_stats st;
     struct ig_stats ig;
 
+    char why[JN_FAIL_MAX + 64];
+    int degraded = jn_health(ig_journal(lg->ig), why, sizeof(why)) != 0;
+
     jn_get_stats(ig_journal(lg->ig), &st);
     ig_get_stats(lg->ig, &ig);
     evbuffer_add_printf(
@@ -577,8 +580,12 @@ static void lg_collect(struct evbuffer *out, void *arg)
         "logging_journal_writes_total %" PRIu64 "\n"
         "# HELP logging_journal_syncs_total fdatasync calls on the journal.\n"
         "# TYPE logging_journal_syncs_total counter\n"
-        "logging_journal_syncs_total %" PRIu64 "\n",
-        ds_count(lg->store), ig.duplicates, ig.conflicts, ig.write_failures, st.writes, st.syncs);
+        "logging_journal_syncs_total %" PRIu64 "\n"
+        "# HELP logging_journal_degraded 1 while GET /health answers 503 (journal writes fail).\n"
+        "# TYPE logging_journal_degraded gauge\n"
+        "logging_journal_degraded %d\n",
+        ds_count(lg->store), ig.duplicates, ig.conflicts, ig.write_failures, st.writes, st.syncs,
+        degraded);
 }
 
 struct lg_service *lg_new(struct svc *svc, struct ig_ingest *ig)

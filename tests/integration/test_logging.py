@@ -965,14 +965,17 @@ class JournalHardeningTest(LoggingTestCase):
         naming the cause (EFBIG), until a write succeeds again."""
         svc = self.limited_logging(4096)
         self.assertHealthy(svc, "at start")
+        self.assertEqual(self.metric(svc, "logging_journal_degraded"), 0)
         self.store(svc, new_uuid(), "fits")
         self.assertJsonError(self.post(svc, {"uuid": new_uuid(), "msg": "x" * 8192}),
                              503, "write over the file size limit")
         self.assertDegraded(svc, os.strerror(errno.EFBIG), "after the failed write")
+        self.assertEqual(self.metric(svc, "logging_journal_degraded"), 1)
         got, _, _ = svc.request("HEAD", "/health")
         self.assertEqual(got, 503)
         self.store(svc, new_uuid(), "fits again")
         self.assertHealthy(svc, "after a write that worked")
+        self.assertEqual(self.metric(svc, "logging_journal_degraded"), 0)
 
 
 class RegistrationTest(LoggingTestCase):
