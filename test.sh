@@ -25,7 +25,7 @@ if [ "$fuzz" = 0 ]; then
   (cd "$dir" && ctest --output-on-failure -j2)
 else
   CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSVC_FUZZ=ON -DSVC_TESTS=ON >/dev/null
-  cmake --build build-fuzz -j"$(nproc)" --target fuzz_spec fuzz_jsonflat
+  cmake --build build-fuzz -j"$(nproc)" --target fuzz_spec fuzz_jsonflat fuzz_journal
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   # fuzz_one NAME SEED_DIR SECONDS: run fuzz_NAME on a scratch copy of its
@@ -35,6 +35,7 @@ else
     cp tests/fuzz/"$2"/* "$work/$1"/
     build-fuzz/bin/fuzz_"$1" -max_total_time="$(($3 > 0 ? $3 : 1))" -print_final_stats=1 "$work/$1"
   }
-  fuzz_one spec corpus $((fuzz / 2))
-  fuzz_one jsonflat corpus_jsonflat $((fuzz - fuzz / 2))
+  fuzz_one spec corpus $((fuzz / 3))
+  fuzz_one jsonflat corpus_jsonflat $((fuzz / 3))
+  fuzz_one journal corpus_journal $((fuzz - 2 * (fuzz / 3)))
 fi

@@ -20,6 +20,7 @@
 struct ig_ingest {
     struct ds_store *store;     /* borrowed */
     struct jn_journal *journal; /* borrowed */
+    bool rewrite_pending;       /* the journal was deleted and is not whole again yet */
     struct ig_stats stats;
 };
 
@@ -163,6 +164,37 @@ static void ig_rollback(struct ig_ingest *ig, struct ig_item *items, size_t n, s
     ig->stats.write_failures++;
 }
 
+/* Create the deleted journal again and write every message of the store
+ * to it, IG_REWRITE_CHUNK lines per append. Clears rewrite_pending on
+ * success. Blocks the loop for as long as the writes take (once, after a
+ * deletion). Returns 0, or -1 with err filled (rewrite_pending stays: the
+ * next batch tries again). */
+static int ig_rewrite(struct ig_ingest *ig, char *err, size_t errlen)
+{
+    struct jn_record recs[IG_REWRITE_CHUNK];
+    size_t count = ds_count(ig->store), i = 0, n;
+    struct ds_view v;
+
+    if (jn_recreate(ig->journal, err, errlen) != 0)
+        return -1;
+    while (i < count) {
+        for (n = 0; n < IG_REWRITE_CHUNK && i + n < count && ds_at(ig->store, i + n, &v); n++) {
+            recs[n].uuid = v.uuid;
+            recs[n].msg = v.msg;
+            recs[n].len = v.len;
+            recs[n].ts = v.ts;
+        }
+        if (n == 0)
+            break;
+        if (jn_append(ig->journal, recs, n, err, errlen) != 0)
+            return -1;
+        i += n;
+    }
+    ig->rewrite_pending = false;
+    log_warn("journal %s created again with the %zu messages held", jn_path(ig->journal), count);
+    return 0;
+}
+
 int ig_apply(struct ig_ingest *ig, struct ig_item *items, size_t n, char *err, size_t errlen)
 {
     size_t before = ds_count(ig->store);
@@ -212,7 +244,19 @@ int ig_apply(struct ig_ingest *ig, struct ig_item *items, size_t n, char *err, s
             recs[i].len = v.len;
             recs[i].ts = v.ts;
         }
-        if (jn_append(ig->journal, recs, added, err, errlen) != 0)
+        /* An fstat before and after the write: lines written to a deleted
+         * file would vanish with the process, so they are not acknowledged
+         * until the journal is whole again at its path. */
+        if (!ig->rewrite_pending && !jn_unlinked(ig->journal) &&
+            jn_append(ig->journal, recs, added, err, errlen) != 0)
+            goto cleanup;
+        if (!ig->rewrite_pending && jn_unlinked(ig->journal)) {
+            log_error("journal %s was deleted while in use; writing the %zu messages held "
+                      "to a new one",
+                      jn_path(ig->journal), ds_count(ig->store));
+            ig->rewrite_pending = true;
+        }
+        if (ig->rewrite_pending && ig_rewrite(ig, err, errlen) != 0)
             goto cleanup;
         for (i = 0; i < added; i++)
             log_info("stored %s: %.*s", recs[i].uuid, (int)recs[i].len, recs[i].msg);
@@ -237,21 +281,37 @@ struct ig_replay_ctx {
     long duplicates;        /* lines that repeated a stored message */
 };
 
-/* jn_replay callback: store one journal record (rec borrowed). 0, or -1
- * out of memory (the replay stops). */
-static int ig_replay_record(const struct jn_record *rec, void *arg)
+/* jn_replay callback: check one journal record (rec borrowed) by the rules
+ * of a POST (ig_check_item: the same uuid, msg and ts bounds), then store
+ * it. 0; JN_REPLAY_REJECT with why filled for a record no POST could have
+ * stored; -1 out of memory (the replay stops). */
+static int ig_replay_record(const struct jn_record *rec, void *arg, char *why, size_t whylen)
 {
     struct ig_replay_ctx *ctx = arg;
     enum ds_outcome outcome;
-    char uuid[UID_STR_LEN + 1];
+    struct ig_fields f;
+    struct ig_item it;
 
-    uid_normalize(rec->uuid, uuid);
-    if (ds_put(ctx->store, uuid, rec->msg, rec->len, rec->ts, &outcome) != 0)
+    memset(&f, 0, sizeof(f));
+    f.is_object = true;
+    f.uuid_kind = IG_STR;
+    f.uuid = rec->uuid;
+    f.uuid_len = strlen(rec->uuid);
+    f.msg_kind = IG_STR;
+    f.msg = rec->msg;
+    f.msg_len = rec->len;
+    f.ts_kind = IG_INT;
+    f.ts = rec->ts;
+    if (ig_check_item(&f, 0, &it) != 0) {
+        errbuf_set(why, whylen, "%s", it.error);
+        return JN_REPLAY_REJECT;
+    }
+    if (ds_put(ctx->store, it.uuid, it.msg, it.len, it.ts, &outcome) != 0)
         return -1;
     if (outcome == DS_DUPLICATE)
         ctx->duplicates++;
     else if (outcome == DS_CONFLICT)
-        log_warn("journal holds uuid %s again with another msg; keeping the first", uuid);
+        log_warn("journal holds uuid %s again with another msg; keeping the first", it.uuid);
     return 0;
 }
 

@@ -82,13 +82,19 @@ void ig_free(struct ig_ingest *ig);
  * stored, 200 duplicate of a stored message or of an earlier item, 409
  * conflict, with its error) and 0 is returned. On failure (journal write,
  * memory) the store is exactly as before the call, those items have status
- * 0 again, and -1 is returned with err filled. items stays the caller's. */
+ * 0 again, and -1 is returned with err filled. items stays the caller's.
+ * Before and after the write, an fstat checks that the journal file still
+ * has a name:
+ * when it was deleted, a new one is created at its path holding every
+ * stored message (this batch included) before the call succeeds; when that
+ * fails, the call fails and the next one tries again. */
 int ig_apply(struct ig_ingest *ig, struct ig_item *items, size_t n, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Load every line of the journal into the store, as if posted again: a
- * uuid seen twice keeps its first message (a repeat with another msg is
- * logged). Call once, before the first ig_apply. Returns the number of
+/* Load every line of the journal into the store, as if posted again (by
+ * ig_check_item's rules: a line no POST could have stored is a bad line,
+ * see jn_replay): a uuid seen twice keeps its first message (a repeat with
+ * another msg is logged). Call once, before the first ig_apply. Returns the number of
  * messages stored, or -1 with err filled (read error, out of memory). */
 long ig_replay(struct ig_ingest *ig, char *err, size_t errlen) __attribute__((warn_unused_result));
 

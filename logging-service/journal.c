@@ -4,7 +4,9 @@
  * a batch reaches the OS whole or, after a crash in the middle, as a prefix
  * that replay recognises as a torn tail. A failed append is cut back off
  * with ftruncate, so the file only ever holds acknowledged lines (plus, at
- * worst, one torn tail that the next start removes).
+ * worst, one torn tail that the next start moves to <journal>.rejected).
+ * Replay never destroys a byte: what it cannot take is copied to
+ * .rejected first, and only the bad tail after the last good line is cut.
  *
  * With --fsync everysec the fdatasync runs on a background thread woken
  * once a second, as Redis does: an fdatasync can take a long time on a busy
@@ -32,20 +34,23 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define JN_PATH_MAX 4096
 
 struct jn_journal {
-    int fd;     /* -1: memory only */
-    char *path; /* owned; "" when memory only */
+    int fd;         /* -1: memory only */
+    char *path;     /* owned; "" when memory only */
+    char *rej_path; /* owned: path + ".rejected", where replay copies bad lines */
     enum jn_fsync policy;
-    int64_t sync_ms;       /* background fdatasync period (everysec) */
-    off_t size;            /* end of the last good line: where appends go */
-    bool torn;             /* a failed append left bytes we could not cut off */
-    atomic_bool dirty;     /* appended since the last fdatasync */
-    atomic_int sync_errno; /* last background fdatasync failure, 0 when fine */
+    int64_t sync_ms;        /* background fdatasync period (everysec) */
+    off_t size;             /* end of the last good line: where appends go */
+    bool torn;              /* a failed append left bytes we could not cut off */
+    char fail[JN_FAIL_MAX]; /* why the last append failed; "" after one succeeded */
+    atomic_bool dirty;      /* appended since the last fdatasync */
+    atomic_int sync_errno;  /* last background fdatasync failure, 0 when fine */
     atomic_uint_least64_t writes, bytes, syncs, errors;
     /* background sync (JN_FSYNC_EVERYSEC only) */
     pthread_t syncer;
@@ -244,6 +249,14 @@ struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync poli
         errbuf_set(err, errlen, "journal path in %s is too long", dir);
         goto fail;
     }
+    j->rej_path = malloc(JN_PATH_MAX);
+    if (!j->rej_path)
+        goto oom;
+    n = snprintf(j->rej_path, JN_PATH_MAX, "%s.rejected", j->path);
+    if (n < 0 || n >= JN_PATH_MAX) {
+        errbuf_set(err, errlen, "journal path in %s is too long", dir);
+        goto fail;
+    }
     j->fd = open(j->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (j->fd < 0) {
         errbuf_set(err, errlen, "cannot open journal %s: %s", j->path, strerror(errno));
@@ -294,6 +307,7 @@ void jn_close(struct jn_journal *j)
         close(j->fd);
     }
     free(j->path);
+    free(j->rej_path);
     free(j);
 }
 
@@ -343,14 +357,153 @@ static int jn_parse_line(const char *line, size_t len, struct jn_record *rec, js
     return -1;
 }
 
+/* The state of one jn_replay: where bad pieces go and what was seen. */
+struct jn_scan {
+    struct jn_journal *j;
+    int rej_fd;       /* the .rejected file, -1 until the first bad piece */
+    bool rej_failed;  /* a copy failed: the journal must not be cut */
+    long bad;         /* bad pieces seen */
+    size_t rej_bytes; /* bytes copied to .rejected */
+};
+
+/* Log why line line_no of the journal was skipped (the first
+ * JN_WARN_LINES_MAX of them; jn_replay warns the count once at the end). */
+static void jn_scan_warn(struct jn_scan *sc, long line_no, const char *why)
+{
+    if (sc->bad <= JN_WARN_LINES_MAX)
+        log_warn("%s line %ld: skipped: %s", sc->j->path, line_no, why);
+    else if (sc->bad == JN_WARN_LINES_MAX + 1)
+        log_warn("%s: more bad lines; not naming each", sc->j->path);
+}
+
+/* Copy the bad piece data[0..len) (borrowed), as it was, plus a newline to
+ * the .rejected file beside the journal (opened, or created, on first
+ * use). A failure is logged once and remembered in sc->rej_failed. */
+static void jn_scan_reject(struct jn_scan *sc, const char *data, size_t len, long line_no,
+                           const char *why)
+{
+    struct iovec iov[2];
+    size_t done = 0, total = len + 1;
+
+    sc->bad++;
+    jn_scan_warn(sc, line_no, why);
+    if (sc->rej_failed)
+        return;
+    if (sc->rej_fd < 0) {
+        sc->rej_fd = open(sc->j->rej_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (sc->rej_fd < 0)
+            goto fail;
+    }
+    /* writev may write less than asked (a signal, a file size limit): go on
+     * from where it stopped. */
+    while (done < total) {
+        ssize_t w;
+        int k = 0;
+
+        if (done < len) {
+            iov[k].iov_base = (void *)(data + done);
+            iov[k++].iov_len = len - done;
+        }
+        iov[k].iov_base = (void *)"\n";
+        iov[k++].iov_len = 1;
+        w = writev(sc->rej_fd, iov, k);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            goto fail;
+        done += (size_t)w;
+    }
+    sc->rej_bytes += total;
+    return;
+fail:
+    log_error("cannot copy bad lines of %s to %s: %s; keeping them in the journal", sc->j->path,
+              sc->j->rej_path, strerror(errno ? errno : ENOSPC));
+    sc->rej_failed = true;
+}
+
+/* Position of the last NUL byte of data[0..len), or -1 when it has none. */
+static long jn_last_nul(const char *data, size_t len)
+{
+    const char *p = memrchr(data, '\0', len);
+
+    return p ? (long)(p - data) : -1;
+}
+
+/* Read the mapped journal map[0..size) line by line into fn (see
+ * jn_replay). *good_end gets the end of the last good line. Returns the
+ * number of good lines, or -1 with err filled when fn said stop. */
+static long jn_scan_lines(struct jn_scan *sc, const char *map, size_t size, jn_record_fn fn,
+                          void *arg, size_t *good_end, char *err, size_t errlen)
+{
+    size_t pos = 0;
+    long count = 0, line_no = 0;
+    bool same_line = false; /* the rest of a line after its NUL bytes */
+    char why[256];
+
+    *good_end = 0;
+    while (pos < size) {
+        const char *start = map + pos;
+        const char *nl = memchr(start, '\n', size - pos);
+        size_t len = nl ? (size_t)(nl - start) : size - pos;
+        long nul = jn_last_nul(start, len);
+        struct jn_record rec;
+        json_t *root = NULL;
+        int verdict;
+
+        if (!same_line)
+            line_no++;
+        same_line = false;
+        if (nul >= 0) {
+            /* Zeroed blocks (a crash on some file systems) or binary junk:
+             * the bytes up to the last NUL are one bad piece, and what
+             * follows them on this line is read on its own, so a run of
+             * NULs does not swallow the good line written after it. */
+            jn_scan_reject(sc, start, (size_t)nul + 1, line_no, "NUL bytes");
+            pos += (size_t)nul + 1;
+            if ((size_t)nul + 1 == len) {
+                if (nl)
+                    pos++;
+            } else {
+                same_line = true;
+            }
+            continue;
+        }
+        if (!nl) {
+            errbuf_set(why, sizeof(why), "no newline at the end (a torn write), %zu bytes", len);
+            jn_scan_reject(sc, start, len, line_no, why);
+            break;
+        }
+        if (jn_parse_line(start, len, &rec, &root, why, sizeof(why)) != 0) {
+            jn_scan_reject(sc, start, len, line_no, why);
+            pos += len + 1;
+            continue;
+        }
+        why[0] = '\0';
+        verdict = fn(&rec, arg, why, sizeof(why));
+        json_decref(root);
+        if (verdict < 0) {
+            errbuf_set(err, errlen, "replay of %s stopped at line %ld", sc->j->path, line_no);
+            return -1;
+        }
+        if (verdict == JN_REPLAY_REJECT) {
+            jn_scan_reject(sc, start, len, line_no, why[0] ? why : "refused by the rules");
+        } else {
+            count++;
+            *good_end = pos + len + 1;
+        }
+        pos += len + 1;
+    }
+    return count;
+}
+
 long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err, size_t errlen)
 {
+    struct jn_scan sc = {j, -1, false, 0, 0};
     struct stat st;
     const char *map = NULL;
-    size_t size = 0, pos = 0, good_end = 0;
-    long count = 0, line_no = 0, bad = 0;
+    size_t size = 0, good_end = 0;
+    long count = 0;
     long rc = -1;
-    char why[256];
 
     if (j->fd < 0)
         return 0;
@@ -367,43 +520,24 @@ long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err, size
             return -1;
         }
     }
-    while (pos < size) {
-        const char *start = map + pos;
-        const char *nl = memchr(start, '\n', size - pos);
-        struct jn_record rec;
-        json_t *root = NULL;
-        size_t len;
-
-        line_no++;
-        if (!nl) {
-            log_warn("%s line %ld: skipped: no newline at the end (a torn write), %zu bytes",
-                     j->path, line_no, size - pos);
-            bad++;
-            break;
-        }
-        len = (size_t)(nl - start);
-        if (jn_parse_line(start, len, &rec, &root, why, sizeof(why)) != 0) {
-            log_warn("%s line %ld: skipped: %s", j->path, line_no, why);
-            bad++;
-        } else {
-            int stop = fn(&rec, arg);
-
-            json_decref(root);
-            if (stop != 0) {
-                errbuf_set(err, errlen, "replay of %s stopped at line %ld", j->path, line_no);
-                goto cleanup;
-            }
-            count++;
-            good_end = pos + len + 1;
-        }
-        pos += len + 1;
+    count = jn_scan_lines(&sc, map, size, fn, arg, &good_end, err, errlen);
+    if (count < 0)
+        goto cleanup;
+    /* The copies must be on disk before anything is cut from the journal. */
+    if (sc.rej_fd >= 0 && !sc.rej_failed && fdatasync(sc.rej_fd) != 0) {
+        log_error("fdatasync %s: %s; keeping the bad lines in the journal", j->rej_path,
+                  strerror(errno));
+        sc.rej_failed = true;
     }
-    if (map) {
-        munmap((void *)map, size);
-        map = NULL;
-    }
-    if (good_end < size) {
-        log_warn("%s: cutting %zu bytes of torn or corrupt tail after the last good line "
+    if (sc.bad > 0)
+        log_warn("%s: %ld bad lines kept out of memory (%ld good)%s%s", j->path, sc.bad, count,
+                 sc.rej_failed ? "" : ", copied to ", sc.rej_failed ? "" : j->rej_path);
+    j->size = (off_t)size;
+    if (good_end < size && !sc.rej_failed) {
+        /* Only bad pieces follow the last good line, and they are safe in
+         * .rejected: cut them, so the next append starts on a clean line
+         * and the next start does not copy them again. */
+        log_warn("%s: cutting %zu bytes of torn or bad tail after the last good line "
                  "(file was %zu bytes, now %zu)",
                  j->path, size - good_end, size, good_end);
         if (ftruncate(j->fd, (off_t)good_end) != 0) {
@@ -414,12 +548,16 @@ long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err, size
             errbuf_set(err, errlen, "fdatasync %s: %s", j->path, strerror(errno));
             goto cleanup;
         }
+        j->size = (off_t)good_end;
+    } else if (size > 0 && map[size - 1] != '\n') {
+        /* A torn tail that could not be copied stays; the next append
+         * starts with a newline so that it stays one bad line. */
+        j->torn = true;
     }
-    if (bad > 0)
-        log_warn("%s: %ld bad lines skipped, %ld good", j->path, bad, count);
-    j->size = (off_t)good_end;
     rc = count;
 cleanup:
+    if (sc.rej_fd >= 0)
+        close(sc.rej_fd);
     if (map)
         munmap((void *)map, size);
     return rc;
@@ -528,10 +666,14 @@ int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n, char
         w = write(j->fd, b.data, b.len);
     while (w < 0 && errno == EINTR);
     if (w < 0 || (size_t)w != b.len) {
-        if (w >= 0)
+        /* A short write: writing the rest tells why (ENOSPC, EFBIG, EIO). */
+        if (w > 0 && write(j->fd, b.data + w, b.len - (size_t)w) >= 0)
             errno = ENOSPC;
-        errbuf_set(err, errlen, "cannot write to journal %s: %s", j->path,
-                   w >= 0 ? "short write (disk full?)" : strerror(errno));
+        else if (w == 0)
+            errno = ENOSPC;
+        errbuf_set(j->fail, sizeof(j->fail), "cannot write to journal %s: %s", j->path,
+                   strerror(errno));
+        errbuf_set(err, errlen, "%s", j->fail);
         if (w != 0)
             jn_rollback(j);
         goto cleanup;
@@ -547,7 +689,8 @@ int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n, char
     atomic_store(&j->dirty, true);
     if (j->policy == JN_FSYNC_ALWAYS) {
         if (fdatasync(j->fd) != 0) {
-            errbuf_set(err, errlen, "fdatasync %s: %s", j->path, strerror(errno));
+            errbuf_set(j->fail, sizeof(j->fail), "fdatasync %s: %s", j->path, strerror(errno));
+            errbuf_set(err, errlen, "%s", j->fail);
             j->size -= (off_t)b.len;
             jn_rollback(j);
             goto cleanup;
@@ -555,6 +698,9 @@ int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n, char
         atomic_store(&j->dirty, false);
         atomic_fetch_add(&j->syncs, 1);
     }
+    if (j->fail[0])
+        log_info("journal %s takes writes again", j->path);
+    j->fail[0] = '\0';
     rc = 0;
 cleanup:
     if (rc != 0)
@@ -574,6 +720,93 @@ int jn_sync(struct jn_journal *j, char *err, size_t errlen)
         return -1;
     }
     atomic_fetch_add(&j->syncs, 1);
+    return 0;
+}
+
+bool jn_unlinked(const struct jn_journal *j)
+{
+    struct stat st;
+
+    return j->fd >= 0 && fstat(j->fd, &st) == 0 && st.st_nlink == 0;
+}
+
+int jn_recreate(struct jn_journal *j, char *err, size_t errlen)
+{
+    int fd = -1;
+    int rc = -1;
+
+    if (j->fd < 0)
+        return 0;
+    if (!jn_unlinked(j)) {
+        /* Ours already (a rewrite after a deletion failed part way): start
+         * it over. */
+        if (ftruncate(j->fd, 0) != 0) {
+            errbuf_set(j->fail, sizeof(j->fail), "cannot cut %s to start it over: %s", j->path,
+                       strerror(errno));
+            goto cleanup;
+        }
+        j->size = 0;
+        j->torn = false;
+        rc = 0;
+        goto cleanup;
+    }
+    /* O_EXCL: a file someone put at the path meanwhile (a restored copy,
+     * another program's) is not ours to overwrite; that stays a failure. */
+    fd = open(j->path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        errbuf_set(j->fail, sizeof(j->fail), "%s was deleted and cannot be created again: %s",
+                   j->path, strerror(errno));
+        goto cleanup;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        errbuf_set(j->fail, sizeof(j->fail), "%s was deleted and the new file is locked: %s",
+                   j->path, strerror(errno));
+        unlink(j->path); /* the empty file just made, so that a retry can make it */
+        goto cleanup;
+    }
+    /* dup3 swaps the file under j->fd in one step, so the background
+     * syncer's fdatasync(j->fd) always names an open file; the old one is
+     * closed (and unlocked) by it. (dup2 would drop close-on-exec.) */
+    if (dup3(fd, j->fd, O_CLOEXEC) < 0) {
+        errbuf_set(j->fail, sizeof(j->fail), "%s: cannot switch to the new file: %s", j->path,
+                   strerror(errno));
+        unlink(j->path);
+        goto cleanup;
+    }
+    j->size = 0;
+    j->torn = false;
+    atomic_store(&j->dirty, true);
+    rc = 0;
+cleanup:
+    if (rc != 0) {
+        errbuf_set(err, errlen, "%s", j->fail);
+        atomic_fetch_add(&j->errors, 1);
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int jn_health(const struct jn_journal *j, char *why, size_t whylen)
+{
+    /* atomic_load takes a non-const pointer in some C libraries. */
+    struct jn_journal *m = (struct jn_journal *)j;
+    int e = atomic_load(&m->sync_errno);
+
+    if (j->fd < 0)
+        return 0;
+    if (j->fail[0]) {
+        errbuf_set(why, whylen, "%s", j->fail);
+        return -1;
+    }
+    if (e != 0) {
+        errbuf_set(why, whylen, "background fdatasync of %s failed: %s", j->path, strerror(e));
+        return -1;
+    }
+    if (jn_unlinked(j)) {
+        errbuf_set(why, whylen, "%s was deleted (the next write creates it again)", j->path);
+        return -1;
+    }
     return 0;
 }
 

@@ -1,8 +1,10 @@
 /* journal.h: the logging-service's durability: an append-only file of JSON
  * lines, one {"uuid": ..., "msg": ..., "ts": ...} object per line, written to
  * the OS before a message is acknowledged, replayed on start. A torn tail (a
- * crash in the middle of a write) is skipped and cut off; a corrupt line in
- * the middle is skipped. The fsync policy follows Redis' appendfsync.
+ * crash in the middle of a write) is skipped and cut off; other bad lines are
+ * kept out of memory and copied to <journal>.rejected, never destroyed. A
+ * deleted journal is noticed and created again (jn_unlinked, jn_recreate),
+ * and jn_health says whether writes are being kept. The fsync policy follows Redis' appendfsync.
  * Errors are returned (with a message in the caller's buffer); the only
  * output is through log.h (warnings about skipped lines, sync failures). */
 #ifndef LG_JOURNAL_H
@@ -40,10 +42,15 @@ struct jn_stats {
     uint64_t errors; /* failed appends and failed syncs */
 };
 
-/* Called by jn_replay for each good line, in file order; rec and what it
- * points to are borrowed for the call only. Return 0 to go on, -1 to stop
- * the replay (which then fails). */
-typedef int (*jn_record_fn)(const struct jn_record *rec, void *arg);
+/* What a jn_record_fn returns for a line that is well formed but breaks
+ * the service's rules: replay keeps it out (as a bad line, see jn_replay). */
+#define JN_REPLAY_REJECT 1
+
+/* Called by jn_replay for each well-formed line, in file order; rec and
+ * what it points to are borrowed for the call only. Return 0 to take the
+ * line, JN_REPLAY_REJECT (with why[0..whylen) saying why) to treat it as a
+ * bad line, -1 to stop the replay (which then fails). */
+typedef int (*jn_record_fn)(const struct jn_record *rec, void *arg, char *why, size_t whylen);
 
 /* "always", "everysec" or "no" (any case) into *out. Returns 0 or -1. */
 int jn_fsync_parse(const char *name, enum jn_fsync *out) __attribute__((warn_unused_result));
@@ -65,12 +72,20 @@ int jn_prepare_dir(const char *dir, char *err, size_t errlen) __attribute__((war
 struct jn_journal *jn_open(const char *dir, const char *file, enum jn_fsync policy, int64_t sync_ms,
                            char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* Read the whole journal and call fn(rec, arg) for each good line. Bad lines
- * are skipped with a WARN naming the line; when the file ends with bad lines
- * (a torn write: no final newline, or invalid JSON), it is truncated back to
- * the end of the last good line with a WARN, so the next append starts on a
- * clean line. Call once, before the first jn_append. Returns the number of
- * good lines, or -1 with err filled (read or truncate failed, fn said stop). */
+/* Read the whole journal and call fn(rec, arg, ...) for each well-formed
+ * line. A bad piece (invalid JSON, a line fn rejects, a torn last line
+ * without its newline, or the bytes up to the last NUL of a line: the rest
+ * of that line is read on its own) is kept out of memory, named in a WARN
+ * (the first JN_WARN_LINES_MAX), counted in one summary WARN, and never
+ * destroyed: it is appended as it was, plus a newline, to the file
+ * <journal>.rejected beside the journal (created when needed), which is then
+ * fdatasync'ed. Bad pieces between good lines stay in the journal too (a
+ * later start copies them again); the ones after the last good line are
+ * cut off once their copy is on disk, so the next append starts on a clean
+ * line. When the copy fails nothing is cut (a torn tail then gets a newline
+ * before the next append). Call once, before the first jn_append. Returns
+ * the number of good lines, or -1 with err filled (read or truncate failed,
+ * fn said stop). */
 long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
@@ -83,6 +98,26 @@ long jn_replay(struct jn_journal *j, jn_record_fn fn, void *arg, char *err, size
  * and memory-only journals return 0 without writing. */
 int jn_append(struct jn_journal *j, const struct jn_record *recs, size_t n, char *err,
               size_t errlen) __attribute__((warn_unused_result));
+
+/* Whether j's file lost its last name (someone deleted it: what is
+ * appended would vanish with the process). One fstat; false for memory-only
+ * journals and when fstat fails. */
+bool jn_unlinked(const struct jn_journal *j);
+
+/* Create the journal again at its path (a new, empty, locked file that
+ * takes the place of the deleted one under the same descriptor; a file
+ * that appeared at the path meanwhile is left alone and is a failure). The
+ * caller then appends everything it holds. Returns 0, or -1 with err filled (and the
+ * reason kept for jn_health). Memory-only journals return 0. */
+int jn_recreate(struct jn_journal *j, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Whether j can keep what it is given: 0, or -1 with why filled when the
+ * last append failed (disk full, file too large, I/O error, the file could
+ * not be created again; until an append succeeds), the background
+ * fdatasync is failing, or the file was deleted (until the next append
+ * creates it again). */
+int jn_health(const struct jn_journal *j, char *why, size_t whylen)
+    __attribute__((warn_unused_result));
 
 /* fdatasync now if anything was appended since the last sync (whatever the
  * policy). Returns 0, or -1 with err filled. */

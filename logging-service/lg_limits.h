@@ -20,6 +20,13 @@
  * escaped as \uXXXX (6 bytes each) plus the uuid, ts and punctuation. A longer
  * line cannot have been written by this service and counts as corrupt. */
 #define JN_LINE_MAX (6 * LG_MSG_MAX + 256)
+/* Bad journal lines replay names one WARN each; past this many it says
+ * so once and only counts the rest (the summary WARN gives the total). */
+#define JN_WARN_LINES_MAX 20
+/* Bytes of the reason a journal write failed, as /health reports it. */
+#define JN_FAIL_MAX 512
+/* Messages per append when a deleted journal is written again. */
+#define IG_REWRITE_CHUNK 256
 /* --fsync everysec: the background fdatasync period (jn_open's default;
  * tests pass a shorter one). */
 #define JN_SYNC_INTERVAL_MS 1000

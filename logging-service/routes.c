@@ -529,12 +529,35 @@ static void lg_get(struct hs_req *req, void *arg)
     lg_stream_fill(ls);
 }
 
+/* GET /health: 200 {"success":true,"status":"ok"} while the journal keeps
+ * what it is given, else 503 {"success":false,"status":"degraded","error":
+ * "journal: <why>"} (see jn_health). Overrides the server's built-in. */
+static void lg_health(struct hs_req *req, void *arg)
+{
+    struct lg_service *lg = arg;
+    char why[JN_FAIL_MAX + 64];
+    char error[sizeof(why) + 16];
+
+    if (jn_health(ig_journal(lg->ig), why, sizeof(why)) == 0) {
+        hs_reply_json(req, 200,
+                      json_pack("{s:b, s:s, s:I}", "success", 1, "status", "ok", "timestamp",
+                                (json_int_t)(clk_wall_ms() / 1000)));
+        return;
+    }
+    snprintf(error, sizeof(error), "journal: %s", why);
+    hs_reply_json(req, 503,
+                  json_pack("{s:b, s:s, s:s}", "success", 0, "status", "degraded", "error", error));
+}
+
 /* The service's series for GET /metrics. */
 static void lg_collect(struct evbuffer *out, void *arg)
 {
     struct lg_service *lg = arg;
     struct jn_stats st;
     struct ig_stats ig;
+
+    char why[JN_FAIL_MAX + 64];
+    int degraded = jn_health(ig_journal(lg->ig), why, sizeof(why)) != 0;
 
     jn_get_stats(ig_journal(lg->ig), &st);
     ig_get_stats(lg->ig, &ig);
@@ -557,8 +580,12 @@ static void lg_collect(struct evbuffer *out, void *arg)
         "logging_journal_writes_total %" PRIu64 "\n"
         "# HELP logging_journal_syncs_total fdatasync calls on the journal.\n"
         "# TYPE logging_journal_syncs_total counter\n"
-        "logging_journal_syncs_total %" PRIu64 "\n",
-        ds_count(lg->store), ig.duplicates, ig.conflicts, ig.write_failures, st.writes, st.syncs);
+        "logging_journal_syncs_total %" PRIu64 "\n"
+        "# HELP logging_journal_degraded 1 while GET /health answers 503 (journal writes fail).\n"
+        "# TYPE logging_journal_degraded gauge\n"
+        "logging_journal_degraded %d\n",
+        ds_count(lg->store), ig.duplicates, ig.conflicts, ig.write_failures, st.writes, st.syncs,
+        degraded);
 }
 
 struct lg_service *lg_new(struct svc *svc, struct ig_ingest *ig)
@@ -575,6 +602,7 @@ struct lg_service *lg_new(struct svc *svc, struct ig_ingest *ig)
     lg->items = malloc(LG_BATCH_MAX * sizeof(*lg->items));
     if (!lg->toks || !lg->items || hs_route(svc_http(svc), HS_POST, "/logging", lg_post, lg) != 0 ||
         hs_route(svc_http(svc), HS_GET, "/logging", lg_get, lg) != 0 ||
+        hs_route(svc_http(svc), HS_GET | HS_HEAD, "/health", lg_health, lg) != 0 ||
         mtr_add_collector(svc_metrics(svc), lg_collect, lg) != 0) {
         lg_free(lg);
         return NULL;

@@ -2,6 +2,7 @@
  *   POST /logging  one {"uuid", "msg", "ts"?} object, or an array of them
  *   GET  /logging  every message in the order first stored; with
  *                  ?after=N&limit=L one page of it, with the store's epoch
+ *   GET  /health   200 ok, or 503 degraded while the journal fails writes
  * (the whole list streamed as the client reads it), and the service's
  * /metrics series. The HTTP side only: the rules, the store and the journal
  * are ingest.h's. */

@@ -16,6 +16,7 @@ Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_logging.py
       (SVC_TEST_TIMEOUT_SCALE=3 for slow builds such as AddressSanitizer)
 """
 
+import errno
 import http.client
 import json
 import os
@@ -849,6 +850,132 @@ class DurabilityTest(LoggingTestCase):
         self.assertEqual(self.metric(svc, "logging_store_failures_total"), 2)
         again = self.restart(svc)
         self.assertEqual(self.pairs(again), [(small, "fits"), (later, "still fits")])
+
+
+class JournalHardeningTest(LoggingTestCase):
+    """The issue "Harden what exists: faults, hostile input and who may
+    write": bad journal lines are never destroyed (finding 1), a deleted
+    journal is written again (finding 2), /health reports a journal that
+    cannot be written (finding 3)."""
+
+    def rejected_path(self, svc):
+        return self.journal_path(svc) + ".rejected"
+
+    def limited_logging(self, limit, *args, **kw):
+        """A logging-service whose files may not grow past limit bytes
+        (RLIMIT_FSIZE, set by a python3 wrapper before exec; the service
+        ignores SIGXFSZ, so a write over it fails with EFBIG)."""
+        wrapper = ["-c", "import os, resource, sys; "
+                   "resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d)); "
+                   "os.execv(sys.argv[1], sys.argv[1:])" % (limit, limit),
+                   svctest.binary_path(NAME)]
+        return self.start_logging(*args, binary="/usr/bin/python3", prefix=wrapper, **kw)
+
+    def assertHealthy(self, svc, what=""):
+        got, headers, body = svc.request("GET", "/health")
+        msg = "%s: got %s %r" % (what, got, body)
+        self.assertEqual(got, 200, msg)
+        self.assertJsonContentType(headers, msg)
+        self.assertIs(body.get("success"), True, msg)
+        self.assertEqual(body.get("status"), "ok", msg)
+
+    def assertDegraded(self, svc, needle, what=""):
+        body = self.assertJsonError(svc.request("GET", "/health"), 503, what)
+        self.assertEqual(body.get("status"), "degraded", body)
+        self.assertTrue(body["error"].startswith("journal: "), body)
+        self.assertIn(needle, body["error"])
+        return body
+
+    def test_complete_bad_lines_are_copied_to_rejected_not_cut(self):
+        """Finding 1: complete lines a POST could not have stored (no ts, a
+        ts of -5 or 10^17, a 70,000-byte msg, not JSON) at the end of the
+        journal used to be cut off. They are kept out of memory, copied as
+        they were to logging-PORT.jsonl.rejected, counted in one WARN, and
+        the good messages are served; the next start is clean."""
+        svc = self.start_logging()
+        good = [(new_uuid(), "good %d" % i) for i in range(2)]
+        for uid, msg in good:
+            self.store(svc, uid, msg)
+        self.assertEqual(svc.stop(signal.SIGTERM), 0, svc.describe())
+        bad = [json.dumps({"uuid": new_uuid(), "msg": "no ts"}),
+               json.dumps({"uuid": new_uuid(), "msg": "before 1970", "ts": -5}),
+               json.dumps({"uuid": new_uuid(), "msg": "far ahead", "ts": 10 ** 17}),
+               json.dumps({"uuid": new_uuid(), "msg": "m" * 70000, "ts": 1}),
+               "not JSON at all"]
+        data = "".join(line + "\n" for line in bad).encode()
+        with open(self.journal_path(svc), "ab") as f:
+            f.write(data)
+
+        again = self.start_logging(port=svc.port)
+        again.wait_for_log(r"WARN .*5 bad lines kept out of memory")
+        self.assertEqual(self.pairs(again), good)
+        with open(self.rejected_path(svc), "rb") as f:
+            self.assertEqual(f.read(), data)
+        third = self.restart(again)
+        third.wait_for_log(r"replayed 2 messages")
+        self.assertFalse([l for l in third.log_lines() if " WARN " in l
+                          and ("skipped" in l or "bad lines" in l or "cutting" in l)],
+                         third.describe())
+        with open(self.rejected_path(svc), "rb") as f:
+            self.assertEqual(f.read(), data)  # not copied twice
+
+    def test_nul_run_does_not_swallow_the_next_line(self):
+        """Finding 1: 4 KiB of NUL bytes right before a good line (zeroed
+        blocks after a crash) no longer hide that line."""
+        svc = self.start_logging()
+        first = new_uuid()
+        self.store(svc, first, "before")
+        self.assertEqual(svc.stop(signal.SIGTERM), 0, svc.describe())
+        after = new_uuid()
+        with open(self.journal_path(svc), "ab") as f:
+            f.write(b"\0" * 4096)
+            f.write(b'{"uuid":"%s","msg":"after the zeros","ts":1}\n' % after.encode())
+        again = self.start_logging(port=svc.port)
+        again.wait_for_log(r"replayed 2 messages")
+        self.assertEqual(self.pairs(again), [(first, "before"), (after, "after the zeros")])
+
+    def test_deleted_journal_is_written_again(self):
+        """Finding 2: a journal deleted while the instance runs used to take
+        writes that vanished on restart. The next POST notices it and
+        writes every stored message to a new file at the path before it
+        answers; /health says degraded until then; a restart has them all."""
+        svc = self.start_logging()
+        expected = []
+        for i in range(5):
+            uid = new_uuid()
+            self.store(svc, uid, "before %d" % i)
+            expected.append((uid, "before %d" % i))
+        os.unlink(self.journal_path(svc))
+        self.assertDegraded(svc, "deleted", "after the unlink")
+        for i in range(5):
+            uid = new_uuid()
+            self.store(svc, uid, "after %d" % i)
+            expected.append((uid, "after %d" % i))
+        self.assertTrue(os.path.isfile(self.journal_path(svc)))
+        svc.wait_for_log(r"created again with the 6 messages held")
+        self.assertHealthy(svc, "after the rewrite")
+        again = self.restart(svc)
+        again.wait_for_log(r"replayed 10 messages")
+        self.assertEqual(self.pairs(again), expected)
+
+    def test_health_is_degraded_while_the_journal_cannot_be_written(self):
+        """Finding 3: /health answered 200 while the journal's writes failed.
+        With a file size limit standing in for a full disk, a failed write
+        makes /health 503 {"status": "degraded", "error": "journal: ..."}
+        naming the cause (EFBIG), until a write succeeds again."""
+        svc = self.limited_logging(4096)
+        self.assertHealthy(svc, "at start")
+        self.assertEqual(self.metric(svc, "logging_journal_degraded"), 0)
+        self.store(svc, new_uuid(), "fits")
+        self.assertJsonError(self.post(svc, {"uuid": new_uuid(), "msg": "x" * 8192}),
+                             503, "write over the file size limit")
+        self.assertDegraded(svc, os.strerror(errno.EFBIG), "after the failed write")
+        self.assertEqual(self.metric(svc, "logging_journal_degraded"), 1)
+        got, _, _ = svc.request("HEAD", "/health")
+        self.assertEqual(got, 503)
+        self.store(svc, new_uuid(), "fits again")
+        self.assertHealthy(svc, "after a write that worked")
+        self.assertEqual(self.metric(svc, "logging_journal_degraded"), 0)
 
 
 class RegistrationTest(LoggingTestCase):

@@ -406,14 +406,179 @@ static void test_replay_with_duplicates(void **state)
     assert_int_equal(ds_count(fx->store), 3);
 }
 
+/* Finding 1 of "Harden what exists": replay applies the rules of a POST.
+ * Lines with a ts of -5 or 10^17 or a msg of 70,000 bytes (well formed,
+ * but no POST could have stored them) used to be loaded; now they are kept
+ * out of memory and copied to the .rejected file, and the good lines around
+ * them are served. */
+static void test_replay_applies_the_post_rules(void **state)
+{
+    struct fixture *fx = *state;
+    static char huge[70001];
+    const struct jn_record recs[] = {
+        {UA, "good", 4, 10},
+        {UB, "ts below zero", 13, -5},
+        {UC, "ts far ahead", 12, 100000000000000000LL},
+        {UD, huge, sizeof(huge) - 1, 20},
+        {UB, "good too", 8, LG_TS_MAX},
+    };
+    char rej[DIR_LEN + sizeof(FILE_NAME) + 16];
+    char err[ERRLEN] = "";
+    char line[128];
+    FILE *f = NULL;
+    size_t lines = 0;
+
+    memset(huge, 'h', sizeof(huge) - 1);
+    fixture_open(fx, false);
+    assert_int_equal(jn_append(fx->journal, recs, sizeof(recs) / sizeof(recs[0]), err, sizeof(err)),
+                     0);
+    fixture_close(fx);
+
+    assert_int_equal(fixture_open(fx, true), 2);
+    assert_at(fx, 0, UA, "good");
+    assert_at(fx, 1, UB, "good too");
+    assert_false(ds_get(fx->store, UC, NULL));
+    assert_false(ds_get(fx->store, UD, NULL));
+    snprintf(rej, sizeof(rej), "%s.rejected", fx->path);
+    f = fopen(rej, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f))
+        lines += strchr(line, '\n') != NULL;
+    fclose(f);
+    assert_int_equal(lines, 3);
+}
+
+/* Finding 2 of "Harden what exists": a journal deleted while the instance
+ * runs used to take writes that vanished on restart. The next batch now
+ * notices it (one fstat after the write) and writes every stored message
+ * to a new file at the path before it succeeds; when even that cannot be
+ * done (the directory is gone too) the batch fails with nothing kept and
+ * jn_health says why, and the next batch once the directory is back
+ * recreates the whole journal. */
+static void test_deleted_journal_is_written_again(void **state)
+{
+    struct fixture *fx = *state;
+    struct ig_item first[2] = {item(UA, "a"), item(UB, "b")};
+    struct ig_item second[1] = {item(UC, "c")};
+    struct ig_item third[1] = {item(UD, "d")};
+    char err[ERRLEN] = "", why[ERRLEN] = "";
+
+    fixture_open(fx, false);
+    apply_ok(fx, first, 2);
+    assert_int_equal(unlink(fx->path), 0);
+    apply_ok(fx, second, 1);
+    assert_int_equal(second[0].status, 201);
+    assert_int_equal(jn_health(fx->journal, why, sizeof(why)), 0);
+
+    /* the journal and its directory gone: refused, nothing kept */
+    assert_int_equal(unlink(fx->path), 0);
+    assert_int_equal(rmdir(fx->dir), 0);
+    assert_int_equal(ig_apply(fx->ig, third, 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "deleted"));
+    assert_int_equal(third[0].status, 0);
+    assert_int_equal(ds_count(fx->store), 3);
+    assert_int_equal(jn_health(fx->journal, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "deleted"));
+    assert_int_equal(mkdir(fx->dir, 0700), 0);
+    apply_ok(fx, third, 1);
+    assert_int_equal(third[0].status, 201);
+    assert_int_equal(jn_health(fx->journal, why, sizeof(why)), 0);
+
+    fixture_close(fx);
+    assert_int_equal(fixture_open(fx, true), 4);
+    assert_at(fx, 0, UA, "a");
+    assert_at(fx, 1, UB, "b");
+    assert_at(fx, 2, UC, "c");
+    assert_at(fx, 3, UD, "d");
+}
+
+/* Finding 2: a rewrite of a deleted journal that fails part way (a file
+ * size limit lets its first IG_REWRITE_CHUNK lines in, not the rest)
+ * refuses the batch and is started over by the next one once there is
+ * room (no line twice); a file someone put at the path meanwhile is never
+ * overwritten (the batch is refused). */
+static void test_deleted_journal_rewrite_failures(void **state)
+{
+    enum { N = IG_REWRITE_CHUNK + 44 };
+    struct fixture *fx = *state;
+    static char uuids[N][UID_STR_LEN + 1], msgs[N][8];
+    static struct ig_item first[N];
+    struct ig_item late[1] = {item(UD, "d")};
+    struct ig_item later[1];
+    struct rlimit old, lim;
+    char err[ERRLEN] = "";
+    FILE *f = NULL;
+    off_t line;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < N; i++) {
+        snprintf(uuids[i], sizeof(uuids[i]), "00000000-0000-4000-8000-%012zu", i);
+        snprintf(msgs[i], sizeof(msgs[i]), "m%04zu", i);
+        first[i] = item(uuids[i], msgs[i]);
+    }
+    fixture_open(fx, false);
+    apply_ok(fx, first, N);
+    line = file_size(fx->path) / N; /* every line is as long */
+    assert_int_equal(file_size(fx->path), line * N);
+
+    assert_int_equal(unlink(fx->path), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)(line * IG_REWRITE_CHUNK + line / 2); /* the first chunk fits */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    rc = ig_apply(fx->ig, late, 1, err, sizeof(err));
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_int_equal(rc, -1);
+    assert_int_equal(ds_count(fx->store), N);
+    assert_int_equal(late[0].status, 0);
+    assert_int_equal(file_size(fx->path), line * IG_REWRITE_CHUNK); /* part way */
+
+    apply_ok(fx, late, 1);
+    assert_int_equal(late[0].status, 201);
+    fixture_close(fx);
+    assert_int_equal(fixture_open(fx, true), N + 1);
+    assert_at(fx, N, UD, "d");
+
+    /* another file at the path after a deletion: left alone */
+    assert_int_equal(unlink(fx->path), 0);
+    f = fopen(fx->path, "w");
+    assert_non_null(f);
+    fputs("not ours\n", f);
+    fclose(f);
+    later[0] = item(UD, "d");
+    apply_ok(fx, later, 1); /* a duplicate: nothing to write, nothing noticed */
+    assert_int_equal(later[0].status, 200);
+    later[0] = item("eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee", "e");
+    assert_int_equal(ig_apply(fx->ig, later, 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "cannot be created again"));
+    assert_int_equal(file_size(fx->path), (off_t)strlen("not ours\n"));
+    assert_int_equal(unlink(fx->path), 0);
+
+    /* the path free again: the whole journal comes back */
+    later[0] = item("eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee", "e");
+    apply_ok(fx, later, 1);
+    fixture_close(fx);
+    assert_int_equal(fixture_open(fx, true), N + 2);
+    assert_at(fx, N, UD, "d");
+    assert_at(fx, N + 1, "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee", "e");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
+        /* clang-format off */
         T(test_rules_alike_for_both_readers),
         T(test_duplicates_and_conflicts),
         T(test_failed_journal_write_rolls_back),
         T(test_replay_with_duplicates),
+        T(test_replay_applies_the_post_rules),
+        T(test_deleted_journal_is_written_again),
+        T(test_deleted_journal_rewrite_failures),
+        /* clang-format on */
     };
 #undef T
 

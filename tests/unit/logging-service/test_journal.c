@@ -69,10 +69,12 @@ struct seen {
     int stop_at; /* > 0: return -1 for this record number (1-based) */
 };
 
-static int seen_cb(const struct jn_record *rec, void *arg)
+static int seen_cb(const struct jn_record *rec, void *arg, char *why, size_t whylen)
 {
     struct seen *s = arg;
 
+    (void)why;
+    (void)whylen;
     if (s->stop_at > 0 && (size_t)s->stop_at == s->n + 1)
         return -1;
     assert_true(s->n < SEEN_MAX);
@@ -729,6 +731,376 @@ static void test_open_missing_dir(void **state)
     assert_non_null(strstr(err, "missing/" FILE_NAME));
 }
 
+/* --- finding 1 of "Harden what exists": bad lines are never destroyed --- */
+
+/* The bytes of the file at path (caller frees), with *len its size; a
+ * missing file gives NULL. */
+static char *slurp_bin(const char *path, size_t *len)
+{
+    struct stat st;
+    FILE *f = NULL;
+    char *buf = NULL;
+
+    if (stat(path, &st) != 0)
+        return NULL;
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    buf = malloc((size_t)st.st_size + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)st.st_size, f), (size_t)st.st_size);
+    buf[st.st_size] = '\0';
+    fclose(f);
+    *len = (size_t)st.st_size;
+    return buf;
+}
+
+/* Append len raw bytes (NULs allowed) to path. */
+static void append_bytes(const char *path, const void *bytes, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_APPEND);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+    close(fd);
+}
+
+#define REJ_LEN (PATH_LEN + 16)
+
+/* fx->path + ".rejected" into out. */
+static void rejected_path(const struct fixture *fx, char out[REJ_LEN])
+{
+    snprintf(out, REJ_LEN, "%s.rejected", fx->path);
+}
+
+/* Finding 1: five complete lines without "ts" and nothing else used to be
+ * cut to nothing. Now they are moved, byte for byte, to .rejected (synced
+ * before the cut), with one summary WARN giving the count, and a second
+ * start finds a clean journal and copies nothing again. */
+static void test_complete_bad_lines_go_to_rejected(void **state)
+{
+    struct fixture *fx = *state;
+    const char *bad = "{\"uuid\":\"" U1 "\",\"msg\":\"no ts 1\"}\n"
+                      "{\"uuid\":\"" U2 "\",\"msg\":\"no ts 2\"}\n"
+                      "{\"uuid\":\"" U3 "\",\"msg\":\"no ts 3\"}\n"
+                      "{\"uuid\":\"" U4 "\",\"msg\":\"no ts 4\"}\n"
+                      "{\"uuid\":\"" U1 "\",\"msg\":\"no ts 5\"}\n";
+    struct jn_journal *j = open_ok(fx, JN_FSYNC_NO);
+    char rej[REJ_LEN];
+    struct seen *s = NULL;
+    char *log = NULL, *copy = NULL;
+    size_t len = 0;
+    long n = -1;
+
+    jn_close(j);
+    rejected_path(fx, rej);
+    append_raw(fx->path, bad);
+    capture_begin(fx);
+    s = replay(fx, JN_FSYNC_NO, &n, NULL);
+    log = capture_end(fx);
+    assert_int_equal(n, 0);
+    copy = slurp_bin(rej, &len);
+    assert_non_null(copy);
+    assert_int_equal(len, strlen(bad));
+    assert_memory_equal(copy, bad, len);
+    assert_non_null(strstr(log, "5 bad lines kept out of memory"));
+    assert_non_null(strstr(log, ".rejected"));
+    free(copy);
+    free(log);
+    seen_free(s);
+
+    capture_begin(fx);
+    s = replay(fx, JN_FSYNC_NO, &n, NULL);
+    log = capture_end(fx);
+    assert_int_equal(n, 0);
+    assert_null(strstr(log, "WARN"));
+    copy = slurp_bin(rej, &len);
+    assert_int_equal(len, strlen(bad)); /* not copied twice */
+    free(copy);
+    free(log);
+    seen_free(s);
+}
+
+/* Finding 1: three complete bad lines at the tail after good ones: the good
+ * lines are served and stay, the bad ones are in .rejected as they were
+ * (appended after what it held), the torn last line too (with a newline
+ * added), and a later append starts on a clean line. */
+static void test_bad_tail_is_moved_not_destroyed(void **state)
+{
+    struct fixture *fx = *state;
+    struct jn_record recs[2] = {rec(U1, "one", 1), rec(U2, "two", 2)};
+    struct jn_record more = rec(U3, "three", 3);
+    const char *bad = "not json at all\n"
+                      "{\"uuid\":\"" U3 "\",\"msg\":\"\",\"ts\":1}\n"
+                      "[1,2,3]\n";
+    const char *torn = "{\"uuid\":\"" U4 "\",\"msg\":\"half";
+    const char *before = "an older rejected line\n";
+    struct jn_journal *j = open_ok(fx, JN_FSYNC_NO);
+    char rej[REJ_LEN], want[1024];
+    struct seen *s = NULL;
+    char *copy = NULL;
+    size_t len = 0;
+    off_t good = 0;
+    long n = -1;
+    int fd;
+
+    append_ok(j, recs, 2);
+    jn_close(j);
+    good = file_size(fx->path);
+    rejected_path(fx, rej);
+    fd = open(rej, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    append_raw(rej, before);
+    append_raw(fx->path, bad);
+    append_raw(fx->path, torn);
+
+    capture_begin(fx);
+    s = replay(fx, JN_FSYNC_NO, &n, &j);
+    free(capture_end(fx));
+    assert_int_equal(n, 2);
+    assert_string_equal(s->msg[1], "two");
+    assert_int_equal(file_size(fx->path), good);
+    snprintf(want, sizeof(want), "%s%s%s\n", before, bad, torn);
+    copy = slurp_bin(rej, &len);
+    assert_non_null(copy);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(copy, want, len);
+    free(copy);
+    seen_free(s);
+
+    append_ok(j, &more, 1);
+    jn_close(j);
+    capture_begin(fx);
+    s = replay(fx, JN_FSYNC_NO, &n, NULL);
+    free(capture_end(fx));
+    assert_int_equal(n, 3);
+    seen_free(s);
+}
+
+/* Finding 1: a 5,000-byte file of junk (no NULs, some newlines, no final
+ * newline) used to be emptied. Every byte of it is now in .rejected. */
+static void test_unreadable_file_is_copied_whole(void **state)
+{
+    struct fixture *fx = *state;
+    struct jn_journal *j = open_ok(fx, JN_FSYNC_NO);
+    unsigned char junk[5000];
+    uint32_t x = 12345;
+    char rej[REJ_LEN];
+    struct seen *s = NULL;
+    char *copy = NULL;
+    size_t len = 0, i;
+    long n = -1;
+
+    jn_close(j);
+    for (i = 0; i < sizeof(junk); i++) {
+        x = x * 1103515245u + 12345u;
+        junk[i] = (unsigned char)(1 + (x >> 16) % 255); /* 1..255: no NUL */
+    }
+    junk[sizeof(junk) - 1] = 'z'; /* unterminated */
+    append_bytes(fx->path, junk, sizeof(junk));
+    rejected_path(fx, rej);
+
+    capture_begin(fx);
+    s = replay(fx, JN_FSYNC_NO, &n, NULL);
+    free(capture_end(fx));
+    assert_int_equal(n, 0);
+    copy = slurp_bin(rej, &len);
+    assert_non_null(copy);
+    assert_int_equal(len, sizeof(junk) + 1);
+    assert_memory_equal(copy, junk, sizeof(junk));
+    assert_int_equal(copy[sizeof(junk)], '\n');
+    assert_int_equal(file_size(fx->path), 0);
+    free(copy);
+    seen_free(s);
+}
+
+/* Finding 1: a 4 KiB run of NUL bytes (zeroed blocks after a crash) right
+ * before a good line used to swallow it. The NULs are one bad piece (in
+ * .rejected), the line after them is served, and the file keeps both (they
+ * are not at the tail). */
+static void test_nul_run_does_not_swallow_the_next_line(void **state)
+{
+    struct fixture *fx = *state;
+    struct jn_record r1 = rec(U1, "before", 1);
+    const char *next = "{\"uuid\":\"" U2 "\",\"msg\":\"after the zeros\",\"ts\":2}\n";
+    struct jn_record r3 = rec(U3, "last", 3);
+    struct jn_journal *j = open_ok(fx, JN_FSYNC_NO);
+    static char zeros[4096];
+    char rej[REJ_LEN];
+    struct seen *s = NULL;
+    char *copy = NULL, *log = NULL;
+    size_t len = 0;
+    off_t size = 0;
+    long n = -1;
+
+    append_ok(j, &r1, 1);
+    jn_close(j);
+    append_bytes(fx->path, zeros, sizeof(zeros));
+    append_raw(fx->path, next);
+    j = open_ok(fx, JN_FSYNC_NO);
+    append_ok(j, &r3, 1);
+    jn_close(j);
+    size = file_size(fx->path);
+    rejected_path(fx, rej);
+
+    capture_begin(fx);
+    s = replay(fx, JN_FSYNC_NO, &n, NULL);
+    log = capture_end(fx);
+    assert_int_equal(n, 3);
+    assert_string_equal(s->msg[0], "before");
+    assert_string_equal(s->msg[1], "after the zeros");
+    assert_string_equal(s->msg[2], "last");
+    assert_int_equal(file_size(fx->path), size);
+    assert_non_null(strstr(log, "line 2: skipped: NUL bytes"));
+    copy = slurp_bin(rej, &len);
+    assert_non_null(copy);
+    assert_int_equal(len, sizeof(zeros) + 1);
+    assert_memory_equal(copy, zeros, sizeof(zeros));
+    free(copy);
+    free(log);
+    seen_free(s);
+}
+
+/* Finding 1: when the copy cannot be made (here .rejected is a directory)
+ * nothing is cut: the bad tail stays in the journal, the good lines are
+ * served, and the next append still starts on a line of its own. */
+static void test_bad_tail_kept_when_copy_fails(void **state)
+{
+    struct fixture *fx = *state;
+    struct jn_record r1 = rec(U1, "one", 1);
+    struct jn_record r2 = rec(U2, "two", 2);
+    struct jn_journal *j = open_ok(fx, JN_FSYNC_NO);
+    char rej[REJ_LEN];
+    struct seen *s = NULL;
+    off_t size = 0;
+    long n = -1;
+
+    append_ok(j, &r1, 1);
+    jn_close(j);
+    append_raw(fx->path, "complete but bad\n{\"torn");
+    size = file_size(fx->path);
+    rejected_path(fx, rej);
+    assert_int_equal(mkdir(rej, 0755), 0);
+
+    capture_begin(fx);
+    s = replay(fx, JN_FSYNC_NO, &n, &j);
+    free(capture_end(fx));
+    assert_int_equal(n, 1);
+    assert_int_equal(file_size(fx->path), size);
+    seen_free(s);
+    append_ok(j, &r2, 1);
+    jn_close(j);
+    capture_begin(fx);
+    s = replay(fx, JN_FSYNC_NO, &n, NULL);
+    free(capture_end(fx));
+    assert_int_equal(n, 2);
+    assert_string_equal(s->msg[1], "two");
+    seen_free(s);
+    rmdir(rej);
+}
+
+/* Many bad lines: the first JN_WARN_LINES_MAX are named, the rest counted
+ * in the one summary (the log does not grow with the damage). */
+static void test_bad_line_warnings_are_bounded(void **state)
+{
+    struct fixture *fx = *state;
+    struct jn_journal *j = open_ok(fx, JN_FSYNC_NO);
+    char line[64], summary[96];
+    struct seen *s = NULL;
+    char *log = NULL;
+    long n = -1;
+    int i;
+
+    jn_close(j);
+    for (i = 0; i < 3 * JN_WARN_LINES_MAX; i++) {
+        snprintf(line, sizeof(line), "bad %d\n", i);
+        append_raw(fx->path, line);
+    }
+    capture_begin(fx);
+    s = replay(fx, JN_FSYNC_NO, &n, NULL);
+    log = capture_end(fx);
+    assert_int_equal(n, 0);
+    snprintf(line, sizeof(line), "line %d: skipped", JN_WARN_LINES_MAX);
+    assert_non_null(strstr(log, line));
+    snprintf(line, sizeof(line), "line %d: skipped", JN_WARN_LINES_MAX + 1);
+    assert_null(strstr(log, line));
+    snprintf(summary, sizeof(summary), "%d bad lines kept out of memory", 3 * JN_WARN_LINES_MAX);
+    assert_non_null(strstr(log, summary));
+    free(log);
+    seen_free(s);
+}
+
+/* --- finding 2 and 3: a deleted journal, and jn_health ------------------ */
+
+/* Finding 2/3: jn_unlinked notices a deleted journal and jn_health reports
+ * it; jn_recreate puts an empty, locked file back at the path under the
+ * same descriptor, whose appends survive a reopen. */
+static void test_deleted_journal_is_noticed_and_recreated(void **state)
+{
+    struct fixture *fx = *state;
+    struct jn_record r1 = rec(U1, "before", 1);
+    struct jn_record r2 = rec(U2, "after", 2);
+    struct jn_journal *j = open_ok(fx, JN_FSYNC_EVERYSEC);
+    char err[ERRLEN] = "", why[ERRLEN] = "";
+    struct seen *s = NULL;
+    long n = -1;
+
+    append_ok(j, &r1, 1);
+    assert_false(jn_unlinked(j));
+    assert_int_equal(jn_health(j, why, sizeof(why)), 0);
+    assert_int_equal(unlink(fx->path), 0);
+    assert_true(jn_unlinked(j));
+    assert_int_equal(jn_health(j, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "deleted"));
+
+    assert_int_equal(jn_recreate(j, err, sizeof(err)), 0);
+    assert_false(jn_unlinked(j));
+    assert_int_equal(jn_health(j, why, sizeof(why)), 0);
+    assert_int_equal(file_size(fx->path), 0);
+    append_ok(j, &r1, 1);
+    append_ok(j, &r2, 1);
+    /* the new file is locked like the first */
+    assert_null(jn_open(fx->dir, FILE_NAME, JN_FSYNC_NO, SYNC_MS, err, sizeof(err)));
+    jn_close(j);
+    s = replay(fx, JN_FSYNC_NO, &n, NULL);
+    assert_int_equal(n, 2);
+    assert_string_equal(s->msg[1], "after");
+    seen_free(s);
+}
+
+/* Finding 3: a failed write (EFBIG under a file size limit) makes
+ * jn_health report it, with the reason, until an append succeeds. */
+static void test_health_follows_write_failures(void **state)
+{
+    struct fixture *fx = *state;
+    struct jn_record r1 = rec(U1, "fits", 1);
+    struct jn_record r3 = rec(U3, "fits again", 3);
+    static char big[2048];
+    struct jn_record r2;
+    struct jn_journal *j = open_ok(fx, JN_FSYNC_NO);
+    struct rlimit old, lim;
+    char err[ERRLEN] = "", why[ERRLEN] = "";
+    int rc;
+
+    memset(big, 'x', sizeof(big) - 1);
+    r2 = rec(U2, big, 2);
+    append_ok(j, &r1, 1);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)file_size(fx->path) + 100;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    rc = jn_append(j, &r2, 1, err, sizeof(err));
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_int_equal(rc, -1);
+    assert_int_equal(jn_health(j, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, strerror(EFBIG)));
+    append_ok(j, &r3, 1);
+    assert_int_equal(jn_health(j, why, sizeof(why)), 0);
+    jn_close(j);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -750,6 +1122,14 @@ int main(void)
         T(test_prepare_dir),
         T(test_second_writer_refused),
         T(test_open_missing_dir),
+        T(test_complete_bad_lines_go_to_rejected),
+        T(test_bad_tail_is_moved_not_destroyed),
+        T(test_unreadable_file_is_copied_whole),
+        T(test_nul_run_does_not_swallow_the_next_line),
+        T(test_bad_tail_kept_when_copy_fails),
+        T(test_bad_line_warnings_are_bounded),
+        T(test_deleted_journal_is_noticed_and_recreated),
+        T(test_health_follows_write_failures),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
