@@ -1123,7 +1123,25 @@ void hs_stop_accepting(struct hs_server *s)
     hs_streams_shutdown(s->streams);
 }
 
-size_t hs_inflight(const struct hs_server *s) { return s->inflight + s->streams_ending; }
+/* Connections with bytes of an answer still in their output buffer. The
+ * drain counts them, so that an answer given just before the loop ends is
+ * written out before svc_free closes its connection. */
+static size_t hs_conns_writing(const struct hs_server *s)
+{
+    struct hs_conn *conn;
+    size_t n = 0;
+
+    DL_FOREACH (s->conns, conn) {
+        if (conn->bev && evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
+            n++;
+    }
+    return n;
+}
+
+size_t hs_inflight(const struct hs_server *s)
+{
+    return s->inflight + s->streams_ending + hs_conns_writing(s);
+}
 
 void hs_server_free(struct hs_server *s)
 {
