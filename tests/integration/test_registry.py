@@ -505,6 +505,14 @@ class ValidationTest(RegistryTestCase):
             ("host with an empty label", with_(host="a..b"), 400),
             ("host with a port", with_(host="10.0.0.1:80"), 400),
             ("host with a scheme", with_(host="http://x"), 400),
+            # finding "validation" (harden issue): a host that looks like
+            # IPv4 must be one; a name or type of only dots is refused
+            ("host 999.1.1.1", with_(host="999.1.1.1"), 400),
+            ("host 1.2.3", with_(host="1.2.3"), 400),
+            ("host 1.2.3.4.5", with_(host="1.2.3.4.5"), 400),
+            ("name ..", with_(name=".."), 400),
+            ("name .", with_(name="."), 400),
+            ("type ..", with_(type=".."), 400),
             # ranges
             ("port 0", with_(port=0), 400),
             ("port 65536", with_(port=65536), 400),
