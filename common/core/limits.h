@@ -39,6 +39,9 @@
 #define LIM_TTL_MAX        86400                   /* seconds */
 #define LIM_TTL_DEFAULT    30                      /* seconds */
 #define LIM_ID_MAX         (LIM_NAME_MAX + 1 + 36) /* "<name>-<uuid4>" */
+#define LIM_INSTANCES_MAX  200000      /* instances in all, default of --max-instances */
+#define LIM_PER_NAME_MAX   10000       /* instances of one name, default of --max-per-name */
+#define LIM_REG_DOC_MAX    (64 * 1024) /* bytes of one registration's stored document */
 
 /* Messages (facade and logging) */
 #define LIM_MSG_MAX      (64 * 1024)       /* bytes of one message text */

@@ -96,6 +96,26 @@ static void api_register_done(void *arg, int rc, const char *err)
     free(w);
 }
 
+/* Answer a registration reg_register refused (rc one of enum
+ * reg_refusal, err its text): over a count cap 429 (a quota: the same
+ * request succeeds once instances leave), over the document size 413 (the
+ * request itself is too large, retrying cannot help), else 503. */
+static void api_reply_refusal(struct hs_req *req, int rc, const char *err)
+{
+    switch (rc) {
+    case REG_E_FULL:
+    case REG_E_NAME_FULL:
+        hs_reply_error(req, 429, "%s", err);
+        break;
+    case REG_E_TOO_BIG:
+        hs_reply_error(req, 413, "%s", err);
+        break;
+    default:
+        hs_reply_error(req, 503, "could not register: %s", err);
+        break;
+    }
+}
+
 /* POST /v1/services */
 static void api_register(struct hs_req *req, void *arg)
 {
@@ -103,6 +123,7 @@ static void api_register(struct hs_req *req, void *arg)
     struct reg_spec spec;
     struct api_wait *w = NULL;
     char err[512];
+    int rc = 0;
     json_t *body = hs_req_json(req, err, sizeof(err));
 
     if (!body) {
@@ -125,11 +146,11 @@ static void api_register(struct hs_req *req, void *arg)
     snprintf(w->host, sizeof(w->host), "%s", spec.host);
     w->port = spec.port;
     w->ttl = spec.ttl;
-    if (reg_register(api->reg, &spec, api_register_done, w, w->id, &w->created, err, sizeof(err)) !=
-        0) {
+    rc = reg_register(api->reg, &spec, api_register_done, w, w->id, &w->created, err, sizeof(err));
+    if (rc != 0) {
         reg_spec_clear(&spec);
         free(w);
-        hs_reply_error(req, 503, "could not register: %s", err);
+        api_reply_refusal(req, rc, err);
         return;
     }
     log_debug("%s waits for its commit", w->id);

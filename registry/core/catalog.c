@@ -67,6 +67,7 @@ struct reg_write {
     struct reg_instance *in; /* owned, prepared (reserved, unlinked); NULL for a deletion */
     char id[LIM_ID_MAX + 1];
     bool expiry;      /* a removal by reg_tick, not a client's deregistration */
+    bool counted;     /* a new id, counted in r->pending_new until completion */
     reg_done_fn done; /* NULL for expiry removals */
     void *arg;
 };
@@ -79,6 +80,7 @@ struct reg_registry {
     struct reg_group *types;    /* uthash head */
     struct reg_bucket *buckets; /* uthash head */
     int64_t last_now;           /* the clock never goes back for us */
+    size_t pending_new;         /* registrations of new ids waiting for their commit */
     unsigned int seed;
     struct reg_stats stats;
 };
@@ -439,6 +441,8 @@ static void reg_put_done(void *arg, int rc, const char *err)
     struct reg_registry *r = w->r;
     struct reg_instance *old = NULL;
 
+    if (w->counted)
+        r->pending_new--;
     if (rc == 0) {
         HASH_FIND_STR(r->by_id, w->in->id, old);
         if (old)
@@ -517,6 +521,12 @@ struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
     r->opt = *opt;
     if (!r->opt.clock)
         r->opt.clock = reg_real_clock;
+    if (!r->opt.max_instances)
+        r->opt.max_instances = LIM_INSTANCES_MAX;
+    if (!r->opt.max_per_name)
+        r->opt.max_per_name = LIM_PER_NAME_MAX;
+    if (!r->opt.doc_max)
+        r->opt.doc_max = LIM_REG_DOC_MAX;
     r->seed = r->opt.seed ? r->opt.seed : (unsigned int)time(NULL) ^ (unsigned int)clock();
     return r;
 }
@@ -537,6 +547,32 @@ void reg_free(struct reg_registry *r)
     free(r);
 }
 
+/* Whether one more instance of name fits under the caps: 0, or
+ * REG_E_FULL / REG_E_NAME_FULL with err. Registrations waiting for their
+ * commit count (the group's members count them too), so a burst cannot
+ * pass a cap before its commits land. */
+static int reg_check_caps(const struct reg_registry *r, const char *name, char *err, size_t errlen)
+{
+    struct reg_group *g = NULL;
+
+    if (r->stats.instances + r->pending_new >= r->opt.max_instances) {
+        errbuf_set(err, errlen,
+                   "too many instances: the registry holds its maximum of %zu; try again once "
+                   "some are deregistered",
+                   r->opt.max_instances);
+        return REG_E_FULL;
+    }
+    HASH_FIND_STR(r->names, name, g);
+    if (g && g->members >= r->opt.max_per_name) {
+        errbuf_set(err, errlen,
+                   "too many instances of '%.128s': at most %zu per name; try again once some "
+                   "are deregistered",
+                   name, r->opt.max_per_name);
+        return REG_E_NAME_FULL;
+    }
+    return 0;
+}
+
 int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_fn done, void *arg,
                  char *id_out, bool *created, char *err, size_t errlen)
 {
@@ -546,7 +582,8 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
     char uuid[UID_STR_LEN + 1];
     char *doc = NULL;
     size_t doc_len = 0;
-    int rc = -1;
+    bool known = false;
+    int rc = REG_E_FAILED;
 
     if (spec->has_id) {
         snprintf(id, sizeof(id), "%s", spec->id);
@@ -554,11 +591,26 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
         uid_generate(uuid);
         snprintf(id, sizeof(id), "%s-%s", spec->name, uuid);
     }
+    known = reg_get(r, id) != NULL;
+    if (!known) {
+        rc = reg_check_caps(r, spec->name, err, errlen);
+        if (rc != 0)
+            return rc;
+        rc = REG_E_FAILED;
+    }
     w = calloc(1, sizeof(*w));
     in = calloc(1, sizeof(*in));
     doc = r->opt.codec->encode(id, spec, &doc_len);
     if (!w || !in || !doc)
         goto oom;
+    if (doc_len > r->opt.doc_max) {
+        errbuf_set(err, errlen,
+                   "registration of %zu bytes (as stored) is over the limit of %zu bytes: fewer "
+                   "or shorter tags and metadata",
+                   doc_len, r->opt.doc_max);
+        rc = REG_E_TOO_BIG;
+        goto cleanup;
+    }
     if (reg_instance_set(in, id, spec) != 0)
         goto oom;
     if (reg_reserve(r, in) != 0)
@@ -570,7 +622,11 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
     w->arg = arg;
     if (store_put(r->store, id, doc, doc_len, reg_put_done, w, err, errlen) != 0)
         goto cleanup;
-    *created = reg_get(r, id) == NULL;
+    *created = !known;
+    if (!known) {
+        w->counted = true;
+        r->pending_new++;
+    }
     memcpy(id_out, id, sizeof(id));
     w = NULL;
     rc = 0;

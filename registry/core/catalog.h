@@ -35,6 +35,14 @@ typedef void (*reg_done_fn)(void *arg, int rc, const char *err);
 typedef int64_t (*reg_clock_fn)(void *arg);
 
 enum reg_health { REG_PASSING = 0, REG_CRITICAL = 1 };
+
+/* Why reg_register refused a registration (its negative return values). */
+enum reg_refusal {
+    REG_E_FAILED = -1,    /* out of memory, or the store could not queue the write */
+    REG_E_FULL = -2,      /* max_instances instances are registered or waiting */
+    REG_E_NAME_FULL = -3, /* max_per_name instances of that name */
+    REG_E_TOO_BIG = -4,   /* the stored document would pass doc_max bytes */
+};
 enum reg_strategy { REG_RANDOM = 0, REG_ROUND_ROBIN = 1 };
 
 /* How registrations become stored documents and back, and how the API's
@@ -56,7 +64,10 @@ struct reg_options {
     int64_t deregister_after_ms;   /* critical this long -> removed; 0: 3 x ttl */
     reg_clock_fn clock;            /* NULL: the real clock */
     void *clock_arg;
-    unsigned int seed; /* random discovery; 0: seeded from time */
+    unsigned int seed;    /* random discovery; 0: seeded from time */
+    size_t max_instances; /* instances in all, committed or waiting; 0: LIM_INSTANCES_MAX */
+    size_t max_per_name;  /* instances of one name; 0: LIM_PER_NAME_MAX */
+    size_t doc_max;       /* bytes of a stored document; 0: LIM_REG_DOC_MAX */
 };
 
 /* Filters for listing; NULL members match everything. */
@@ -92,9 +103,11 @@ long reg_load(struct reg_registry *r, char *err, size_t errlen) __attribute__((w
  * store; done(arg, ...) runs once it is committed and applied (the instance
  * then replaces any of the same id), or failed (nothing changed). Copies the
  * id into id_out (LIM_ID_MAX + 1 bytes) and sets *created to whether no
- * instance of that id is known now. Returns 0 (done will be called), or -1
- * with err when the write could not even be queued (done is not called,
- * nothing changed). */
+ * instance of that id is known now. Returns 0 (done will be called), or a
+ * negative enum reg_refusal with err when the write was not queued (done is
+ * not called, nothing changed): over a cap (REG_E_FULL, REG_E_NAME_FULL,
+ * REG_E_TOO_BIG) or REG_E_FAILED. Re-registering a known id never counts
+ * against the instance caps (it replaces its instance). */
 int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_fn done, void *arg,
                  char *id_out, bool *created, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -429,6 +429,59 @@ class RegistrationTest(RegistryTestCase):
                          list(range(10000, 10000 + count)))
 
 
+class LimitsTest(RegistryTestCase):
+    """Finding "unbounded registrations" (harden issue): the instances in
+    all, per name, and the bytes of one registration are capped."""
+
+    def test_instance_caps_answer_429_and_reregistration_does_not_count(self):
+        """With --max-instances 5 --max-per-name 3: a fourth instance of one
+        name answers 429, a sixth in all 429, each with the JSON error and
+        nothing changed; re-registering a known id at the cap succeeds
+        (200), and a deregistration makes room for one more (201). The caps
+        hold after a restart that loads the registrations."""
+        svc = self.start_registry("--max-instances", "5", "--max-per-name", "3")
+        a = [self.register(svc, name="capped", port=1000 + i) for i in range(3)]
+        body = self.assertJsonError(
+            svc.request("POST", "/v1/services",
+                        {"name": "capped", "host": "10.0.0.1", "port": 1003}),
+            429, "fourth of one name")
+        self.assertIn("at most 3 per name", body["error"])
+        others = [self.register(svc, name="other%d" % i) for i in range(2)]
+        body = self.assertJsonError(
+            svc.request("POST", "/v1/services",
+                        {"name": "third", "host": "10.0.0.1", "port": 1}),
+            429, "sixth in all")
+        self.assertIn("maximum of 5", body["error"])
+        self.assertEqual(self.list_ids(svc), set(a + others))
+        # re-registration of a known id at both caps
+        self.register(svc, status=200, id=a[0], name="capped", port=2000)
+        self.assertEqual(self.get(svc, a[0])["port"], 2000)
+        self.assertJsonOk(svc.request("DELETE", "/v1/services/" + a[1]), 200)
+        self.register(svc, name="capped", port=1004)
+        svc.stop()
+        svc = self.start_registry("--max-instances", "5", "--max-per-name", "3")
+        self.assertEqual(len(self.list_ids(svc)), 5)
+        self.assertJsonError(
+            svc.request("POST", "/v1/services",
+                        {"name": "capped", "host": "10.0.0.1", "port": 1005}),
+            429, "after a restart")
+
+    def test_registration_over_64_kib_answers_413(self):
+        """A registration whose stored document passes 64 KiB
+        (LIM_REG_DOC_MAX) answers 413 with the JSON error; one just
+        under it is accepted."""
+        svc = self.start_registry()
+        big = {"k%02d" % i: "v" * 1024 for i in range(64)}  # about 66 KiB
+        body = self.assertJsonError(
+            svc.request("POST", "/v1/services",
+                        {"name": "big", "host": "10.0.0.1", "port": 1,
+                         "metadata": big}), 413, "66 KiB registration")
+        self.assertIn("over the limit of 65536 bytes", body["error"])
+        self.assertEqual(self.list_ids(svc), set())
+        fits = {"k%02d" % i: "v" * 1024 for i in range(60)}  # about 62 KiB
+        self.register(svc, name="big", metadata=fits)
+
+
 # ---------------------------------------------------------------------------
 
 

@@ -156,9 +156,9 @@ static void register_n(struct fixture *f, const char *name, const char *type, in
 
     for (i = 0; i < n; i++) {
         snprintf(body, sizeof(body),
-                 "{\"name\":\"%s\",\"host\":\"10.0.0.%d\",\"port\":%d,\"type\":\"%s\","
+                 "{\"name\":\"%s\",\"host\":\"10.0.%d.%d\",\"port\":%d,\"type\":\"%s\","
                  "\"ttl\":%d,\"tags\":[\"t%d\",\"all\"]}",
-                 name, i + 1, 5000 + i, type, ttl, i);
+                 name, i / 250, i % 250 + 1, 5000 + i, type, ttl, i);
         assert_true(do_register(f, body, ids[i]));
     }
 }
@@ -555,6 +555,97 @@ static void test_reload_from_store(void **state)
     assert_int_equal(tick(f), 0);
 }
 
+/* Try to register json under caps; reg_register's return value (the
+ * commit settled when it was queued). */
+static int try_register(struct fixture *f, const char *json, char *id, char *err, size_t errlen)
+{
+    struct reg_spec spec;
+    struct outcome o = {0};
+    bool created = false;
+    int rc;
+
+    assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, errlen), 0);
+    rc = reg_register(f->reg, &spec, outcome_cb, &o, id, &created, err, errlen);
+    reg_spec_clear(&spec);
+    settle(f);
+    assert_int_equal(o.calls, rc == 0 ? 1 : 0);
+    return rc;
+}
+
+/* Finding "unbounded registrations" (harden issue): the instance caps in
+ * all and per name count registrations still waiting for their commit,
+ * never a re-registration of a known id, and free up on deregistration; a
+ * document over doc_max is refused. Fails on a registry without caps. */
+static void test_caps(void **state)
+{
+    struct fixture *f = *state;
+    struct reg_options opt;
+    char ids[4][LIM_ID_MAX + 1], id[LIM_ID_MAX + 1], err[256], body[512];
+    struct reg_spec spec;
+    struct outcome o[3] = {{0}};
+    bool created = false;
+    int i;
+
+    reg_free(f->reg);
+    memset(&opt, 0, sizeof(opt));
+    opt.codec = &regc_codec;
+    opt.clock = fake_clock;
+    opt.clock_arg = f;
+    opt.max_instances = 3;
+    opt.max_per_name = 2;
+    opt.doc_max = 300;
+    f->reg = reg_new(f->store, &opt);
+    assert_non_null(f->reg);
+
+    assert_int_equal(
+        try_register(f, "{\"name\":\"a\",\"host\":\"h\",\"port\":1}", ids[0], err, sizeof(err)), 0);
+    assert_int_equal(
+        try_register(f, "{\"name\":\"a\",\"host\":\"h\",\"port\":2}", ids[1], err, sizeof(err)), 0);
+    /* a third of name a: over the per-name cap */
+    assert_int_equal(
+        try_register(f, "{\"name\":\"a\",\"host\":\"h\",\"port\":3}", id, err, sizeof(err)),
+        REG_E_NAME_FULL);
+    assert_non_null(strstr(err, "at most 2 per name"));
+    /* re-registering a known id is not one more */
+    snprintf(body, sizeof(body), "{\"name\":\"a\",\"host\":\"h2\",\"port\":1,\"id\":\"%s\"}",
+             ids[0]);
+    assert_int_equal(try_register(f, body, id, err, sizeof(err)), 0);
+    assert_string_equal(reg_instance_host(reg_get(f->reg, ids[0])), "h2");
+    /* the total cap counts writes waiting for their commit */
+    for (i = 0; i < 2; i++) {
+        snprintf(body, sizeof(body), "{\"name\":\"b%d\",\"host\":\"h\",\"port\":1}", i);
+        assert_int_equal(reg_spec_parse_text(body, strlen(body), &spec, err, sizeof(err)), 0);
+        assert_int_equal(
+            reg_register(f->reg, &spec, outcome_cb, &o[i], ids[2 + i], &created, err, sizeof(err)),
+            i == 0 ? 0 : REG_E_FULL);
+        reg_spec_clear(&spec);
+    }
+    assert_non_null(strstr(err, "maximum of 3"));
+    settle(f);
+    assert_int_equal(o[0].calls, 1);
+    assert_int_equal(o[1].calls, 0);
+    assert_int_equal(
+        try_register(f, "{\"name\":\"c\",\"host\":\"h\",\"port\":1}", id, err, sizeof(err)),
+        REG_E_FULL);
+    /* a deregistration makes room again */
+    assert_int_equal(do_deregister(f, ids[1]), 0);
+    assert_int_equal(
+        try_register(f, "{\"name\":\"c\",\"host\":\"h\",\"port\":1}", id, err, sizeof(err)), 0);
+    /* a document over doc_max, even for a known id */
+    assert_int_equal(do_deregister(f, id), 0);
+    snprintf(body, sizeof(body),
+             "{\"name\":\"c\",\"host\":\"h\",\"port\":1,\"tags\":[\"%0200d\",\"%0100d\"]}", 0, 0);
+    assert_int_equal(try_register(f, body, id, err, sizeof(err)), REG_E_TOO_BIG);
+    assert_non_null(strstr(err, "over the limit of 300 bytes"));
+    assert_null(reg_get(f->reg, id));
+    {
+        struct reg_stats st;
+
+        reg_get_stats(f->reg, &st);
+        assert_int_equal(st.instances, 2);
+    }
+}
+
 /* Many instances: the structure stays consistent through churn. */
 static void test_many_instances_churn(void **state)
 {
@@ -942,6 +1033,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_discover_by_type_and_both, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_from_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_instances_churn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_register_invisible_until_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loads_file_of_previous_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commits_change_nothing, setup_failing,
