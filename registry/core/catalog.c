@@ -4,7 +4,11 @@
  *   - by name and by type: groups holding only the passing instances in an
  *     array, so discovery picks one in O(1);
  *   - by ttl: buckets with a passing list and a critical list, each ordered
- *     by last heartbeat, so expiry only ever looks at list heads. */
+ *     by last heartbeat, so expiry only ever looks at list heads.
+ * Beside them, the list of instances whose health the store does not have
+ * yet ("dirty"), in the order the changes happened: reg_tick writes them, a
+ * bounded number per tick, so neither a renewal nor a mass expiry writes
+ * more than the store can take in one turn. */
 #include "catalog.h"
 
 #include "../store/store.h"
@@ -51,14 +55,23 @@ struct reg_instance {
     int port, ttl;
     void *cache; /* the API's (reg_instance_cache); freed by the codec */
     int64_t heartbeat_ms;
-    unsigned char health;                /* enum reg_health */
-    unsigned char removing;              /* an expiry removal waits for its commit */
+    unsigned char health;   /* enum reg_health */
+    unsigned char removing; /* an expiry removal waits for its commit */
+    unsigned char stored;   /* the health the store has (or is queued), or
+                                            REG_STORED_UNKNOWN after a failed write */
+    unsigned char dirty;    /* in r->dirty: its health is to be stored */
+    uint16_t busy;          /* client writes of this id (re-registration, deregistration) in flight:
+                      they decide what the store holds, so no health write meanwhile */
+    struct reg_instance *dprev, *dnext;  /* in r->dirty */
     struct reg_bucket *bucket;           /* borrowed */
     struct reg_instance *prev, *next;    /* in bucket->passing or bucket->critical */
     struct reg_group *by_name, *by_type; /* borrowed */
     size_t name_pos, type_pos;           /* index in the groups' items while passing */
     UT_hash_handle hh;
 };
+
+/* reg_instance.stored after a failed health write: write it again. */
+#define REG_STORED_UNKNOWN 2
 
 /* A write waiting for its commit: what to apply to memory when the store
  * says it is durable, and whom to tell. */
@@ -68,6 +81,7 @@ struct reg_write {
     char id[LIM_ID_MAX + 1];
     bool expiry;      /* a removal by reg_tick, not a client's deregistration */
     bool counted;     /* a new id, counted in r->pending_new until completion */
+    bool pinned;      /* counted in the busy of the id's instance */
     reg_done_fn done; /* NULL for expiry removals */
     void *arg;
 };
@@ -81,6 +95,7 @@ struct reg_registry {
     struct reg_bucket *buckets; /* uthash head */
     int64_t last_now;           /* the clock never goes back for us */
     size_t pending_new;         /* registrations of new ids waiting for their commit */
+    struct reg_instance *dirty; /* utlist DL head (dprev/dnext): health not stored yet */
     unsigned int seed;
     struct reg_stats stats;
 };
@@ -241,6 +256,24 @@ static void reg_unlink(struct reg_registry *r, struct reg_instance *in)
     }
 }
 
+/* Queue in's health to be stored by a later reg_tick (once in the list). */
+static void reg_mark_dirty(struct reg_registry *r, struct reg_instance *in)
+{
+    if (in->dirty)
+        return;
+    DL_APPEND2(r->dirty, in, dprev, dnext);
+    in->dirty = 1;
+}
+
+/* Take in out of the dirty list, if it is there. */
+static void reg_unmark_dirty(struct reg_registry *r, struct reg_instance *in)
+{
+    if (!in->dirty)
+        return;
+    DL_DELETE2(r->dirty, in, dprev, dnext);
+    in->dirty = 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* instances */
 
@@ -389,6 +422,7 @@ static void reg_attach(struct reg_registry *r, struct reg_instance *in, int64_t 
     reg_group_add_reserved(in->by_name, in, &in->name_pos);
     reg_group_add_reserved(in->by_type, in, &in->type_pos);
     in->health = REG_PASSING;
+    in->stored = REG_PASSING;
     r->stats.passing++;
     in->heartbeat_ms = now;
     DL_APPEND(in->bucket->passing, in);
@@ -401,6 +435,7 @@ static void reg_attach(struct reg_registry *r, struct reg_instance *in, int64_t 
 static void reg_unlink_all(struct reg_registry *r, struct reg_instance *in)
 {
     reg_unlink(r, in);
+    reg_unmark_dirty(r, in);
     reg_group_leave(&r->names, in->by_name);
     reg_group_leave(&r->types, in->by_type);
     in->by_name = in->by_type = NULL;
@@ -443,11 +478,17 @@ static void reg_put_done(void *arg, int rc, const char *err)
 
     if (w->counted)
         r->pending_new--;
+    HASH_FIND_STR(r->by_id, w->in->id, old);
+    if (old && w->pinned)
+        old->busy--;
     if (rc == 0) {
-        HASH_FIND_STR(r->by_id, w->in->id, old);
+        /* client writes still in flight for this id now pin the new one */
+        uint16_t busy = old ? old->busy : 0;
+
         if (old)
             reg_drop(r, old);
         reg_attach(r, w->in, reg_now(r));
+        w->in->busy = busy;
         w->in = NULL;
         r->stats.registered++;
     }
@@ -465,6 +506,8 @@ static void reg_del_done(void *arg, int rc, const char *err)
     struct reg_instance *in = NULL;
 
     HASH_FIND_STR(r->by_id, w->id, in);
+    if (in && w->pinned)
+        in->busy--;
     if (rc == 0) {
         if (in)
             reg_drop(r, in);
@@ -503,7 +546,93 @@ static int reg_queue_del(struct reg_registry *r, const char *id, bool expiry, re
         free(w);
         return -1;
     }
+    if (!expiry) {
+        struct reg_instance *in = NULL;
+
+        HASH_FIND_STR(r->by_id, id, in);
+        if (in) {
+            in->busy++;
+            w->pinned = true;
+        }
+    }
     return 0;
+}
+
+/* Store completion of a health write: on failure the instance (if still
+ * there) is written again by a later tick. */
+static void reg_health_done(void *arg, int rc, const char *err)
+{
+    struct reg_write *w = arg;
+    struct reg_instance *in = NULL;
+
+    if (rc != 0) {
+        log_warn("could not store the health of %s, retrying on a later tick: %s", w->id,
+                 err ? err : "unknown error");
+        HASH_FIND_STR(w->r->by_id, w->id, in);
+        if (in) {
+            in->stored = REG_STORED_UNKNOWN;
+            reg_mark_dirty(w->r, in);
+        }
+    }
+    free(w);
+}
+
+/* Queue the write of in's document with its health (the registration is
+ * the one stored: no client write of this id is in flight). 0, or -1 with
+ * err and nothing changed. */
+static int reg_queue_health(struct reg_registry *r, struct reg_instance *in, char *err,
+                            size_t errlen)
+{
+    struct reg_write *w = calloc(1, sizeof(*w));
+    size_t len = 0;
+    char *doc = w ? r->opt.codec->encode_instance(in, &len) : NULL;
+    int rc = -1;
+
+    if (!doc) {
+        errbuf_set(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    w->r = r;
+    snprintf(w->id, sizeof(w->id), "%s", in->id);
+    if (store_put(r->store, in->id, doc, len, reg_health_done, w, err, errlen) != 0)
+        goto cleanup;
+    in->stored = in->health;
+    w = NULL;
+    rc = 0;
+cleanup:
+    free(w);
+    free(doc);
+    return rc;
+}
+
+/* Store the health changes waiting in r->dirty, oldest first: at most
+ * LIM_HEALTH_WRITES_PER_TICK, and none while the store holds half its
+ * capacity (client writes keep the other half). An instance with a client
+ * write in flight waits (that write decides the document); one being
+ * removed, or whose store has its health already, leaves the list. */
+static void reg_flush_health(struct reg_registry *r)
+{
+    struct reg_instance *in, *tmp;
+    size_t writes = 0, looks = 0;
+    char err[256];
+
+    DL_FOREACH_SAFE2(r->dirty, in, tmp, dnext)
+    {
+        if (writes >= LIM_HEALTH_WRITES_PER_TICK || looks++ >= 4 * LIM_HEALTH_WRITES_PER_TICK ||
+            store_pending(r->store) >= STORE_PENDING_MAX / 2)
+            break;
+        if (in->busy)
+            continue;
+        reg_unmark_dirty(r, in);
+        if (in->removing || in->stored == in->health)
+            continue;
+        if (reg_queue_health(r, in, err, sizeof(err)) != 0) {
+            log_warn("could not store the health of %s: %s", in->id, err);
+            reg_mark_dirty(r, in);
+            break;
+        }
+        writes++;
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -512,7 +641,8 @@ struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
 {
     struct reg_registry *r = NULL;
 
-    if (!opt || !opt->codec || !opt->codec->encode || !opt->codec->decode)
+    if (!opt || !opt->codec || !opt->codec->encode || !opt->codec->decode ||
+        !opt->codec->encode_instance)
         return NULL;
     r = calloc(1, sizeof(*r));
     if (!r)
@@ -626,6 +756,12 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
     if (!known) {
         w->counted = true;
         r->pending_new++;
+    } else {
+        struct reg_instance *cur = NULL;
+
+        HASH_FIND_STR(r->by_id, id, cur);
+        cur->busy++;
+        w->pinned = true;
     }
     memcpy(id_out, id, sizeof(id));
     w = NULL;
@@ -660,6 +796,7 @@ int reg_renew(struct reg_registry *r, const char *id)
             return 0; /* stays critical; the next renewal tries again */
         DL_DELETE(in->bucket->critical, in);
         r->stats.critical--;
+        reg_mark_dirty(r, in);
         log_info("instance %s is passing again", in->id);
     } else {
         DL_DELETE(in->bucket->passing, in);
@@ -772,11 +909,13 @@ size_t reg_tick(struct reg_registry *r)
             in->health = REG_CRITICAL;
             r->stats.critical++;
             DL_APPEND(b->critical, in);
+            reg_mark_dirty(r, in);
             r->stats.expired++;
             changed++;
             log_warn("instance %s is critical: no renewal within its ttl of %d s", in->id, b->ttl);
         }
     }
+    reg_flush_health(r);
     return changed;
 }
 
@@ -810,6 +949,15 @@ static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *a
     if (!in || reg_instance_set(in, id, &spec) != 0 || reg_reserve(r, in) != 0)
         goto cleanup;
     reg_attach(r, in, reg_now(r));
+    if (spec.critical_since_ms > 0) {
+        /* critical before the restart: critical since the same time */
+        DL_DELETE(in->bucket->passing, in);
+        reg_leave_passing(r, in);
+        in->health = in->stored = REG_CRITICAL;
+        in->heartbeat_ms = (int64_t)spec.critical_since_ms - (int64_t)in->ttl * 1000;
+        DL_APPEND(in->bucket->critical, in);
+        r->stats.critical++;
+    }
     in = NULL;
     rc = 0;
 cleanup:
@@ -818,12 +966,22 @@ cleanup:
     return rc;
 }
 
+/* Order of a critical list: by last heartbeat (DL_SORT comparator). */
+static int reg_cmp_heartbeat(const struct reg_instance *a, const struct reg_instance *b)
+{
+    return a->heartbeat_ms < b->heartbeat_ms ? -1 : a->heartbeat_ms > b->heartbeat_ms;
+}
+
 long reg_load(struct reg_registry *r, char *err, size_t errlen)
 {
     size_t before = r->stats.instances;
+    struct reg_bucket *b, *btmp;
 
     if (store_load(r->store, reg_load_one, r, err, errlen) != 0)
         return -1;
+    /* The store's order is not the heartbeats': expiry reads list heads. */
+    HASH_ITER (hh, r->buckets, b, btmp)
+        DL_SORT(b->critical, reg_cmp_heartbeat);
     return (long)(r->stats.instances - before);
 }
 

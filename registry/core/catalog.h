@@ -52,6 +52,11 @@ struct reg_codec {
     /* The document to store for spec under id (both borrowed): bytes the
      * caller frees, their length in *len; NULL when out of memory. */
     char *(*encode)(const char *id, const struct reg_spec *spec, size_t *len);
+    /* The document to store for the instance in (borrowed) as it is now,
+     * with its health: a critical one carries the time it turned critical
+     * (decoded into spec.critical_since_ms). Caller frees; NULL when out of
+     * memory. */
+    char *(*encode_instance)(const struct reg_instance *in, size_t *len);
     /* A stored document back into spec (reg_spec_clear releases it). 0, or
      * -1 with err (spec then owns nothing). */
     int (*decode)(const char *doc, size_t len, struct reg_spec *spec, char *err, size_t errlen);
@@ -93,8 +98,10 @@ struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
  * then free everything. Accepts NULL. */
 void reg_free(struct reg_registry *r);
 
-/* Load every stored registration (decoded by the codec); each gets a fresh
- * ttl window from now.
+/* Load every stored registration (decoded by the codec). One stored as
+ * critical is critical again, since the same time (so it is removed when it
+ * would have been); the others are passing with a fresh ttl window from
+ * now.
  * Returns the number loaded, or -1 with err. Bad records are skipped with a
  * warning in the log. */
 long reg_load(struct reg_registry *r, char *err, size_t errlen) __attribute__((warn_unused_result));
@@ -119,7 +126,8 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
 int reg_deregister(struct reg_registry *r, const char *id, reg_done_fn done, void *arg, char *err,
                    size_t errlen) __attribute__((warn_unused_result));
 
-/* Record a heartbeat for id (critical -> passing). 0, or 1 when unknown. */
+/* Record a heartbeat for id (critical -> passing). 0, or 1 when unknown.
+ * Never writes to the store: a revival is stored by the next reg_tick. */
 int reg_renew(struct reg_registry *r, const char *id) __attribute__((warn_unused_result));
 
 /* Borrowed instance, valid until the next mutating call; NULL if unknown. */
@@ -141,8 +149,12 @@ int reg_foreach(const struct reg_registry *r, const struct reg_filter *f, reg_ea
 
 /* Turn overdue instances critical, and queue the removal from the store of
  * those critical too long (they leave memory when the deletion is
- * committed; a failed one is tried again on a later tick). Returns the
- * number of instances turned critical plus removals queued. */
+ * committed; a failed one is tried again on a later tick). Then store the
+ * health changes not stored yet (turned critical, revived by a renewal),
+ * at most LIM_HEALTH_WRITES_PER_TICK a tick and none while the store holds
+ * half of STORE_PENDING_MAX writes (the rest wait for a later tick), in the
+ * order they happened. Returns the number of instances turned critical
+ * plus removals queued. */
 size_t reg_tick(struct reg_registry *r);
 
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out);

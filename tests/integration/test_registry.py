@@ -16,6 +16,7 @@ Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_registry.py
 
 import collections
 import datetime
+import json
 import os
 import re
 import shutil
@@ -963,6 +964,51 @@ class PersistenceTest(RegistryTestCase):
                 self.assertEqual(registration(self.get(again, sid)), fields)
         self.assertJsonError(again.request("GET", "/v1/services/" + gone), 404)
         self.assertEqual(self.discover_id(again, name="orders"), full)
+
+    def stored_doc(self, sid):
+        """The stored document of sid as JSON (None when absent), read by
+        another connection to the registry's SQLite file."""
+        db = sqlite3.connect(self.db_path, timeout=T(10))
+        try:
+            rows = db.execute("SELECT doc FROM services WHERE id = ?",
+                              (sid,)).fetchall()
+        finally:
+            db.close()
+        return json.loads(rows[0][0]) if rows else None
+
+    def test_critical_instance_stays_critical_across_restart(self):
+        """Finding "health across restarts" (harden issue): an instance
+        critical when the registry is killed (SIGKILL) is critical after a
+        start on the same file, with the same last_heartbeat (so it is
+        removed on time), and not discoverable; one that kept renewing is
+        passing. The stored document carries the health once it changed."""
+        args = ("--cleanup-interval", "100ms", "--deregister-after", "1h")
+        svc = self.start_registry(*args)
+        dead = self.register(svc, name="logging-service", port=5001, ttl=1)
+        alive = self.register(svc, name="logging-service", port=5003, ttl=30)
+        wait_until(lambda: self.get(svc, dead)["health"] == "critical",
+                   timeout=T(20), message="instance never turned critical")
+        wait_until(lambda: "critical_since" in (self.stored_doc(dead) or {}),
+                   timeout=T(20), message="critical health never stored")
+        self.assertNotIn("critical_since", self.stored_doc(alive))
+        heartbeat = self.get(svc, dead)["last_heartbeat"]
+        svc.kill()
+
+        again = self.start_registry(*args)
+        inst = self.get(again, dead)
+        self.assertEqual(inst["health"], "critical", inst)
+        self.assertEqual(inst["last_heartbeat"], heartbeat, inst)
+        self.assertEqual(self.get(again, alive)["health"], "passing")
+        self.assertEqual(self.list_ids(again, health="critical"), {dead})
+        for _ in range(5):
+            self.assertEqual(self.discover_id(again, name="logging-service"), alive)
+        # a renewal brings it back, and that is stored too (renewing on
+        # each look: its ttl is 1 s)
+        def revived_and_stored():
+            self.assertJsonOk(self.renew(again, dead), 200, "renew")
+            return "critical_since" not in self.stored_doc(dead)
+        wait_until(revived_and_stored, timeout=T(20), interval=0.1,
+                   message="revival never stored")
 
     def test_registrations_survive_sigkill(self):
         """A registration (or deregistration) the registry has answered is

@@ -646,6 +646,99 @@ static void test_caps(void **state)
     }
 }
 
+/* Finding "health across restarts" (harden issue): an instance critical
+ * when the registry stops is critical after the restart, since the same
+ * time, and is removed when it would have been; a passing one gets a fresh
+ * window; a renewal of a passing instance writes nothing, a revival is
+ * stored by the next tick. Fails where a restart made every instance
+ * passing. */
+static void test_health_survives_reload(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3][LIM_ID_MAX + 1], err[128];
+    const struct reg_instance *in;
+    int64_t t0 = f->now_ms;
+    int i;
+
+    register_n(f, "svc", "t", 3, 10, ids);
+    f->now_ms = t0 + 5000;
+    assert_int_equal(reg_renew(f->reg, ids[0]), 0);
+    assert_int_equal(store_pending(f->store), 0); /* renewals never write */
+    f->now_ms = t0 + 11000;
+    assert_int_equal(tick(f), 2); /* ids[1], ids[2] critical since t0 + 10 s, stored */
+
+    reg_free(f->reg);
+    f->now_ms = t0 + 14000;
+    f->reg = make_registry(f, 0);
+    assert_int_equal(reg_load(f->reg, err, sizeof(err)), 3);
+    in = reg_get(f->reg, ids[0]);
+    assert_int_equal(reg_instance_health(in), REG_PASSING);
+    assert_int_equal(reg_instance_heartbeat_ms(in), f->now_ms);
+    for (i = 1; i < 3; i++) {
+        in = reg_get(f->reg, ids[i]);
+        assert_int_equal(reg_instance_health(in), REG_CRITICAL);
+        assert_int_equal(reg_instance_heartbeat_ms(in), t0);
+    }
+    for (i = 0; i < 3; i++) /* only the passing one is discovered */
+        assert_ptr_equal(reg_discover(f->reg, "svc", NULL, REG_ROUND_ROBIN),
+                         reg_get(f->reg, ids[0]));
+
+    /* a revival is stored by the next tick and survives a restart too */
+    assert_int_equal(reg_renew(f->reg, ids[2]), 0);
+    assert_int_equal(store_pending(f->store), 0);
+    assert_int_equal(tick(f), 0);
+    reg_free(f->reg);
+    f->reg = make_registry(f, 0);
+    assert_int_equal(reg_load(f->reg, err, sizeof(err)), 3);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, ids[2])), REG_PASSING);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, ids[1])), REG_CRITICAL);
+
+    /* removal on time: critical since t0 + 10 s, removed 3 x ttl later */
+    f->now_ms = t0 + 39999;
+    (void)tick(f);
+    assert_non_null(reg_get(f->reg, ids[1]));
+    f->now_ms = t0 + 40000;
+    (void)tick(f);
+    assert_null(reg_get(f->reg, ids[1]));
+    assert_non_null(reg_get(f->reg, ids[0]));
+}
+
+/* Finding "health across restarts", the cost: a mass expiry queues at most
+ * LIM_HEALTH_WRITES_PER_TICK health writes per tick (the store never fills
+ * with them), and later ticks store the rest, oldest first. */
+static void test_mass_expiry_writes_in_bounded_batches(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 2500 };
+    char(*ids)[LIM_ID_MAX + 1] = calloc(N, LIM_ID_MAX + 1);
+    char err[128];
+    struct reg_stats st;
+    int i, ticks = 0;
+
+    assert_non_null(ids);
+    register_n(f, "svc", "t", N, 10, ids);
+    f->now_ms += 11000;
+    assert_int_equal(reg_tick(f->reg), N);
+    assert_int_equal(store_pending(f->store), LIM_HEALTH_WRITES_PER_TICK);
+    settle(f);
+    while (ticks++ < 10) {
+        (void)reg_tick(f->reg);
+        assert_true(store_pending(f->store) <= LIM_HEALTH_WRITES_PER_TICK);
+        if (store_pending(f->store) == 0)
+            break;
+        settle(f);
+    }
+    assert_int_equal(ticks, (N + LIM_HEALTH_WRITES_PER_TICK - 1) / LIM_HEALTH_WRITES_PER_TICK);
+    reg_free(f->reg);
+    f->reg = make_registry(f, 0);
+    assert_int_equal(reg_load(f->reg, err, sizeof(err)), N);
+    reg_get_stats(f->reg, &st);
+    assert_int_equal(st.critical, N);
+    for (i = 0; i < N; i++)
+        assert_int_equal(reg_instance_health(reg_get(f->reg, ids[i])), REG_CRITICAL);
+    free(ids);
+}
+
 /* Many instances: the structure stays consistent through churn. */
 static void test_many_instances_churn(void **state)
 {
@@ -1034,6 +1127,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_from_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_instances_churn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_survives_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mass_expiry_writes_in_bounded_batches, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_register_invisible_until_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loads_file_of_previous_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commits_change_nothing, setup_failing,
