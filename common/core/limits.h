@@ -43,6 +43,9 @@
 #define LIM_PER_NAME_MAX           10000  /* instances of one name, default of --max-per-name */
 #define LIM_REG_DOC_MAX            (64 * 1024) /* bytes of one registration's stored document */
 #define LIM_HEALTH_WRITES_PER_TICK 1024 /* health changes the registry stores per expiry tick */
+#define LIM_REG_PAGE_DEFAULT       100  /* instances of a GET /v1/services page without limit= */
+#define LIM_REG_PAGE_MAX           1000 /* largest limit= of GET /v1/services */
+#define LIM_REG_STREAM_LOW_WATER   (2 * LIM_CHUNK_BYTES) /* the full list: next pieces below this */
 
 /* Messages (facade and logging) */
 #define LIM_MSG_MAX      (64 * 1024)       /* bytes of one message text */

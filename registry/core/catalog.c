@@ -55,6 +55,7 @@ struct reg_instance {
     int port, ttl;
     void *cache; /* the API's (reg_instance_cache); freed by the codec */
     int64_t heartbeat_ms;
+    uint64_t seq;           /* registration order: larger for every attach */
     unsigned char health;   /* enum reg_health */
     unsigned char removing; /* an expiry removal waits for its commit */
     unsigned char stored;   /* the health the store has (or is queued), or
@@ -95,6 +96,7 @@ struct reg_registry {
     struct reg_bucket *buckets; /* uthash head */
     int64_t last_now;           /* the clock never goes back for us */
     size_t pending_new;         /* registrations of new ids waiting for their commit */
+    uint64_t next_seq;          /* the seq of the last instance attached */
     struct reg_instance *dirty; /* utlist DL head (dprev/dnext): health not stored yet */
     unsigned int seed;
     struct reg_stats stats;
@@ -425,7 +427,9 @@ static void reg_attach(struct reg_registry *r, struct reg_instance *in, int64_t 
     in->stored = REG_PASSING;
     r->stats.passing++;
     in->heartbeat_ms = now;
+    in->seq = ++r->next_seq;
     DL_APPEND(in->bucket->passing, in);
+    /* appended: the id table's own order is the order of seq */
     HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
     r->stats.instances++;
 }
@@ -873,6 +877,109 @@ int reg_foreach(const struct reg_registry *r, const struct reg_filter *f, reg_ea
             return -1;
     }
     return 0;
+}
+
+int reg_foreach_from(const struct reg_registry *r, const struct reg_filter *f, struct reg_cursor *c,
+                     reg_step_fn fn, void *arg)
+{
+    const struct reg_instance *in = NULL;
+    int rc = 0;
+
+    if (c->seq == 0) {
+        in = r->by_id;
+    } else {
+        HASH_FIND_STR(r->by_id, c->id, in);
+        if (in && in->seq == c->seq) {
+            in = in->hh.next;
+        } else {
+            /* the last one passed is gone (or was replaced): the first
+             * later one, found by its seq (rare: one pass) */
+            for (in = r->by_id; in && in->seq <= c->seq; in = in->hh.next)
+                ;
+        }
+    }
+    for (; in; in = in->hh.next) {
+        if (!reg_matches(in, f))
+            continue;
+        rc = fn(in, arg);
+        if (rc < 0)
+            return -1;
+        if (rc > 0) {
+            c->seq = in->seq;
+            snprintf(c->id, sizeof(c->id), "%s", in->id);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The max-heap of reg_page, on ids: move h[i] down below larger children. */
+static void reg_heap_down(const struct reg_instance **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t big = i, l = 2 * i + 1, rt = 2 * i + 2;
+        const struct reg_instance *t = NULL;
+
+        if (l < n && strcmp(h[l]->id, h[big]->id) > 0)
+            big = l;
+        if (rt < n && strcmp(h[rt]->id, h[big]->id) > 0)
+            big = rt;
+        if (big == i)
+            return;
+        t = h[i];
+        h[i] = h[big];
+        h[big] = t;
+        i = big;
+    }
+}
+
+/* Move h[i] up above smaller parents. */
+static void reg_heap_up(const struct reg_instance **h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        const struct reg_instance *t = NULL;
+
+        if (strcmp(h[p]->id, h[i]->id) >= 0)
+            return;
+        t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+/* qsort comparator: instances by id. */
+static int reg_cmp_id(const void *a, const void *b)
+{
+    const struct reg_instance *x = *(const struct reg_instance *const *)a;
+    const struct reg_instance *y = *(const struct reg_instance *const *)b;
+
+    return strcmp(x->id, y->id);
+}
+
+size_t reg_page(const struct reg_registry *r, const struct reg_filter *f, const char *after,
+                size_t limit, const struct reg_instance **out, bool *more)
+{
+    const struct reg_instance *in;
+    size_t cap = limit + 1, n = 0;
+
+    /* keep the limit + 1 smallest ids after `after`: the extra one says
+     * whether more follow */
+    for (in = r->by_id; in; in = in->hh.next) {
+        if ((after && strcmp(in->id, after) <= 0) || !reg_matches(in, f))
+            continue;
+        if (n < cap) {
+            out[n] = in;
+            reg_heap_up(out, n++);
+        } else if (strcmp(in->id, out[0]->id) < 0) {
+            out[0] = in;
+            reg_heap_down(out, n, 0);
+        }
+    }
+    qsort(out, n, sizeof(*out), reg_cmp_id);
+    *more = n > limit;
+    return *more ? limit : n;
 }
 
 size_t reg_tick(struct reg_registry *r)

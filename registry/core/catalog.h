@@ -147,6 +147,34 @@ typedef int (*reg_each_fn)(const struct reg_instance *in, void *arg);
 int reg_foreach(const struct reg_registry *r, const struct reg_filter *f, reg_each_fn fn, void *arg)
     __attribute__((warn_unused_result));
 
+/* A position in the registration order, for reg_foreach_from; zeroed: the
+ * start. It stays valid while instances come and go: one registered later
+ * comes after it, and one removed is never met. */
+struct reg_cursor {
+    uint64_t seq;            /* of the last instance passed; 0: none yet */
+    char id[LIM_ID_MAX + 1]; /* its id, to find it again at once */
+};
+
+/* Called by reg_foreach_from: 0 to go on, 1 to pause after this instance
+ * (the cursor then points at it), -1 to fail. */
+typedef int (*reg_step_fn)(const struct reg_instance *in, void *arg);
+
+/* Call fn on the instances matching f that follow c in registration order
+ * (the order reg_foreach uses), moving c along. Meant for answers written
+ * over several loop turns: between calls the registry may change. Returns
+ * 0 once the end was reached, 1 when fn paused, -1 when fn failed. */
+int reg_foreach_from(const struct reg_registry *r, const struct reg_filter *f, struct reg_cursor *c,
+                     reg_step_fn fn, void *arg) __attribute__((warn_unused_result));
+
+/* One page in id order (bytewise): the first limit (>= 1) instances
+ * matching f whose id sorts after `after` (borrowed; NULL: from the
+ * first), into out, which has room for limit + 1 pointers (borrowed
+ * instances, valid until the next mutating call). Sets *more to whether
+ * more match. Returns the number in out (at most limit). Costs one pass
+ * over every instance (n log limit), no allocation. */
+size_t reg_page(const struct reg_registry *r, const struct reg_filter *f, const char *after,
+                size_t limit, const struct reg_instance **out, bool *more);
+
 /* Turn overdue instances critical, and queue the removal from the store of
  * those critical too long (they leave memory when the deletion is
  * committed; a failed one is tried again on a later tick). Then store the

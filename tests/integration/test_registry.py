@@ -16,6 +16,7 @@ Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_registry.py
 
 import collections
 import datetime
+import http.client
 import json
 import os
 import re
@@ -481,6 +482,88 @@ class LimitsTest(RegistryTestCase):
         self.assertEqual(self.list_ids(svc), set())
         fits = {"k%02d" % i: "v" * 1024 for i in range(60)}  # about 62 KiB
         self.register(svc, name="big", metadata=fits)
+
+
+class ListingTest(RegistryTestCase):
+    """Finding "unbounded registrations" (harden issue), the list: pages in
+    id order, and the full list streamed in pieces with today's bytes."""
+
+    def raw_get(self, svc, path):
+        """GET path: (status, headers, raw body bytes)."""
+        conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=T(30))
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.msg, resp.read()
+        finally:
+            conn.close()
+
+    def test_pages_follow_id_order_with_next(self):
+        """GET /v1/services?limit=N&after=ID answers at most N instances
+        with ids after ID in byte order, and "next" (the last id) while
+        more follow: walking the pages lists every instance once, in id
+        order. Filters apply; an after= id that is gone still works; a bad
+        limit or after answers 400 with the JSON error."""
+        svc = self.start_registry()
+        ids = [self.register(svc, name="p%d" % (i % 3), port=1000 + i)
+               for i in range(25)]
+        seen, after, pages = [], None, 0
+        while True:
+            query = {"limit": 10}
+            if after:
+                query["after"] = after
+            body = self.assertJsonOk(svc.request(
+                "GET", "/v1/services?" + urllib.parse.urlencode(query)), 200)
+            got = [s["id"] for s in body["services"]]
+            self.assertLessEqual(len(got), 10)
+            seen += got
+            pages += 1
+            if "next" not in body:
+                break
+            self.assertEqual(body["next"], got[-1])
+            after = body["next"]
+        self.assertEqual(pages, 3)
+        self.assertEqual(seen, sorted(ids))
+        # filters, and a default limit
+        body = self.assertJsonOk(svc.request("GET", "/v1/services?name=p1&after=p"), 200)
+        self.assertEqual([s["id"] for s in body["services"]],
+                         sorted(i for i in ids if i.startswith("p1-")))
+        self.assertNotIn("next", body)
+        # after= an id that is gone: the page after where it was
+        first = sorted(ids)[0]
+        self.assertJsonOk(svc.request("DELETE", "/v1/services/" + first), 200)
+        body = self.assertJsonOk(svc.request(
+            "GET", "/v1/services?limit=2&after=" + first), 200)
+        self.assertEqual([s["id"] for s in body["services"]], sorted(ids)[1:3])
+        for bad in ("limit=0", "limit=1001", "limit=x", "limit=", "limit=-1",
+                    "after=", "after=" + "a" * 200, "limit=5&health=sick"):
+            with self.subTest(bad):
+                self.assertJsonError(svc.request("GET", "/v1/services?" + bad), 400, bad)
+
+    def test_full_list_is_streamed_with_the_same_bytes(self):
+        """The unpaged list of about 900 KB comes chunked, and its bytes are
+        {"success":true,"services":[...]} with each instance exactly as
+        GET /v1/services/{id} writes it, in registration order."""
+        svc = self.start_registry()
+        tags = ["t%03d-" % i + "x" * 250 for i in range(8)]
+        ids = [self.register(svc, name="big", port=1 + i, tags=tags, ttl=86400)
+               for i in range(400)]
+        status, headers, raw = self.raw_get(svc, "/v1/services")
+        self.assertEqual(status, 200)
+        self.assertEqual((headers.get("Transfer-Encoding") or "").lower(), "chunked")
+        self.assertJsonContentType(headers)
+        parts = []
+        for sid in ids:
+            st, _, one = self.raw_get(svc, "/v1/services/" + sid)
+            self.assertEqual(st, 200)
+            prefix, suffix = b'{"success":true,"service":', b"}"
+            self.assertTrue(one.startswith(prefix) and one.endswith(suffix), one[:80])
+            parts.append(one[len(prefix):-len(suffix)])
+        self.assertGreater(len(raw), 800000)  # several 256 KiB pieces
+        self.assertEqual(raw, b'{"success":true,"services":[' + b",".join(parts) + b"]}")
+        # a filter streams too
+        status, _, raw = self.raw_get(svc, "/v1/services?name=none")
+        self.assertEqual((status, raw), (200, b'{"success":true,"services":[]}'))
 
 
 # ---------------------------------------------------------------------------

@@ -739,6 +739,75 @@ static void test_mass_expiry_writes_in_bounded_batches(void **state)
     free(ids);
 }
 
+/* qsort comparator of C strings stored in place. */
+static int cmp_str(const void *a, const void *b) { return strcmp(a, b); }
+
+/* reg_step_fn for test_cursor_and_pages: record the port, pause every 2. */
+struct steps {
+    int ports[16];
+    int n;
+};
+
+static int step_two(const struct reg_instance *in, void *arg)
+{
+    struct steps *st = arg;
+
+    st->ports[st->n++] = reg_instance_port(in);
+    return st->n % 2 == 0 ? 1 : 0;
+}
+
+/* Finding "unbounded registrations", the list: a cursor goes on in
+ * registration order across changes (the instance it points at deleted:
+ * the next one; one registered later: at the end), and reg_page pages in
+ * id order with "more". */
+static void test_cursor_and_pages(void **state)
+{
+    struct fixture *f = *state;
+    char ids[6][LIM_ID_MAX + 1];
+    struct reg_filter all = {NULL, NULL, NULL, -1};
+    struct reg_cursor cur;
+    struct steps st = {{0}, 0};
+    const struct reg_instance *page[7];
+    char sorted[6][LIM_ID_MAX + 1];
+    bool more = false;
+    size_t n, i, j;
+
+    register_n(f, "svc", "t", 5, 10, ids);
+    memset(&cur, 0, sizeof(cur));
+    assert_int_equal(reg_foreach_from(f->reg, &all, &cur, step_two, &st), 1);
+    assert_int_equal(st.n, 2);
+    assert_int_equal(do_deregister(f, ids[1]), 0); /* the cursor's instance */
+    assert_int_equal(reg_foreach_from(f->reg, &all, &cur, step_two, &st), 1);
+    assert_int_equal(do_deregister(f, ids[4]), 0); /* not reached yet */
+    (void)do_register(f, "{\"name\":\"svc\",\"host\":\"h\",\"port\":7000}", ids[5]);
+    assert_int_equal(reg_foreach_from(f->reg, &all, &cur, step_two, &st), 0);
+    assert_int_equal(st.n, 5);
+    assert_int_equal(st.ports[0], 5000);
+    assert_int_equal(st.ports[1], 5001);
+    assert_int_equal(st.ports[2], 5002);
+    assert_int_equal(st.ports[3], 5003);
+    assert_int_equal(st.ports[4], 7000);
+
+    /* pages: ids 0, 2, 3, 5 are left, in id order */
+    n = 0;
+    for (i = 0; i < 6; i++)
+        if (reg_get(f->reg, ids[i]))
+            memcpy(sorted[n++], ids[i], sizeof(sorted[0]));
+    qsort(sorted, n, sizeof(sorted[0]), cmp_str);
+    n = reg_page(f->reg, &all, NULL, 3, page, &more);
+    assert_int_equal(n, 3);
+    assert_true(more);
+    for (j = 0; j < 3; j++)
+        assert_string_equal(reg_instance_id(page[j]), sorted[j]);
+    n = reg_page(f->reg, &all, sorted[2], 3, page, &more);
+    assert_int_equal(n, 1);
+    assert_false(more);
+    assert_string_equal(reg_instance_id(page[0]), sorted[3]);
+    n = reg_page(f->reg, &all, sorted[1], 2, page, &more);
+    assert_int_equal(n, 2);
+    assert_false(more);
+}
+
 /* Many instances: the structure stays consistent through churn. */
 static void test_many_instances_churn(void **state)
 {
@@ -1127,6 +1196,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_from_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_instances_churn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_survives_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mass_expiry_writes_in_bounded_batches, setup,
                                         teardown),
