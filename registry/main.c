@@ -5,6 +5,7 @@
 #include "core/catalog.h"
 #include "core/config.h"
 #include "core/errbuf.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "http/service.h"
 #include "store/store.h"
@@ -21,6 +22,7 @@ int main(int argc, char **argv)
     const char *data = "./registry.db";
     const char *backend = "sqlite";
     int64_t cleanup_ms = 1000, deregister_ms = 0;
+    long max_instances = LIM_INSTANCES_MAX, max_per_name = LIM_PER_NAME_MAX;
     const struct cfg_option opts[] = {
         CFG_SERVER_OPTIONS(&common),
         {"data", "DATA_PATH", CFG_STRING, &data, 0, 0, "PATH",
@@ -31,6 +33,10 @@ int main(int argc, char **argv)
          "how often expired instances are looked for"},
         {"deregister-after", "DEREGISTER_AFTER", CFG_DURATION, &deregister_ms, 0,
          7 * 86400 * 1000LL, "DUR", "remove instances critical this long (0: 3 x ttl)"},
+        {"max-instances", "MAX_INSTANCES", CFG_INT, &max_instances, 1, 100 * 1000 * 1000L, "N",
+         "instances registered in all; beyond, 429"},
+        {"max-per-name", "MAX_PER_NAME", CFG_INT, &max_per_name, 1, 100 * 1000 * 1000L, "N",
+         "instances of one name; beyond, 429"},
     };
     struct svc *svc = NULL;
     struct store *store = NULL;
@@ -72,6 +78,8 @@ int main(int argc, char **argv)
     memset(&ropt, 0, sizeof(ropt));
     ropt.codec = &regc_codec;
     ropt.deregister_after_ms = deregister_ms;
+    ropt.max_instances = (size_t)max_instances;
+    ropt.max_per_name = (size_t)max_per_name;
     reg = reg_new(store, &ropt);
     if (!reg) {
         fprintf(stderr, "registry: out of memory\n");

@@ -34,18 +34,25 @@
 #define LIM_LOG_LINE_MAX 4096 /* one log line with its newline (PIPE_BUF) */
 
 /* Registry data model */
-#define LIM_NAME_MAX       128                     /* [A-Za-z0-9._-]{1,128} */
-#define LIM_TYPE_MAX       128                     /* same alphabet as names */
-#define LIM_HOST_MAX       253                     /* DNS name or IP literal */
-#define LIM_TAGS_MAX       64                      /* tags per instance */
-#define LIM_TAG_LEN_MAX    256                     /* bytes per tag */
-#define LIM_META_MAX       64                      /* metadata keys per instance */
-#define LIM_META_KEY_MAX   128                     /* bytes per metadata key */
-#define LIM_META_VALUE_MAX 1024                    /* bytes per metadata value */
-#define LIM_TTL_MIN        1                       /* seconds */
-#define LIM_TTL_MAX        86400                   /* seconds */
-#define LIM_TTL_DEFAULT    30                      /* seconds */
-#define LIM_ID_MAX         (LIM_NAME_MAX + 1 + 36) /* "<name>-<uuid4>" */
+#define LIM_NAME_MAX               128                     /* [A-Za-z0-9._-]{1,128} */
+#define LIM_TYPE_MAX               128                     /* same alphabet as names */
+#define LIM_HOST_MAX               253                     /* DNS name or IP literal */
+#define LIM_TAGS_MAX               64                      /* tags per instance */
+#define LIM_TAG_LEN_MAX            256                     /* bytes per tag */
+#define LIM_META_MAX               64                      /* metadata keys per instance */
+#define LIM_META_KEY_MAX           128                     /* bytes per metadata key */
+#define LIM_META_VALUE_MAX         1024                    /* bytes per metadata value */
+#define LIM_TTL_MIN                1                       /* seconds */
+#define LIM_TTL_MAX                86400                   /* seconds */
+#define LIM_TTL_DEFAULT            30                      /* seconds */
+#define LIM_ID_MAX                 (LIM_NAME_MAX + 1 + 36) /* "<name>-<uuid4>" */
+#define LIM_INSTANCES_MAX          200000 /* instances in all, default of --max-instances */
+#define LIM_PER_NAME_MAX           10000  /* instances of one name, default of --max-per-name */
+#define LIM_REG_DOC_MAX            (64 * 1024) /* bytes of one registration's stored document */
+#define LIM_HEALTH_WRITES_PER_TICK 1024 /* health changes the registry stores per expiry tick */
+#define LIM_REG_PAGE_DEFAULT       100  /* instances of a GET /v1/services page without limit= */
+#define LIM_REG_PAGE_MAX           1000 /* largest limit= of GET /v1/services */
+#define LIM_REG_STREAM_LOW_WATER   (2 * LIM_CHUNK_BYTES) /* the full list: next pieces below this */
 
 /* Messages (facade and logging) */
 #define LIM_MSG_MAX      (64 * 1024)       /* bytes of one message text */

@@ -1123,10 +1123,8 @@ void hs_stop_accepting(struct hs_server *s)
     hs_streams_shutdown(s->streams);
 }
 
-/* Connections with bytes of an answer still in their output buffer. The
- * drain counts them, so that an answer given just before the loop ends is
- * written out before svc_free closes its connection. */
-static size_t hs_conns_writing(const struct hs_server *s)
+/* See server.h: counts the tracked connections with output pending. */
+size_t hs_writing(const struct hs_server *s)
 {
     struct hs_conn *conn;
     size_t n = 0;
@@ -1138,10 +1136,7 @@ static size_t hs_conns_writing(const struct hs_server *s)
     return n;
 }
 
-size_t hs_inflight(const struct hs_server *s)
-{
-    return s->inflight + s->streams_ending + hs_conns_writing(s);
-}
+size_t hs_inflight(const struct hs_server *s) { return s->inflight + s->streams_ending; }
 
 void hs_server_free(struct hs_server *s)
 {

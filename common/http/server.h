@@ -63,11 +63,12 @@ int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port, 
  * closed; see stream.h). */
 void hs_stop_accepting(struct hs_server *s);
 /* Number of requests received and not yet answered, plus streams whose
- * last chunk is still being written, plus connections whose answer has not
- * left their output buffer yet (so a drain does not end, and the loop free
- * the connection, before an answer given at the last moment is sent). Open
- * streams do not count. */
+ * last chunk is still being written. Open streams do not count. */
 size_t hs_inflight(const struct hs_server *s);
+/* Connections whose answer has not left their output buffer yet. The
+ * shutdown drain waits for them too, so that an answer given just before
+ * the loop ends is sent before svc_free closes its connection. */
+size_t hs_writing(const struct hs_server *s);
 /* Free the server; requests not answered yet are dropped, streams still
  * open get their close callback (HS_STREAM_SHUTDOWN). Accepts NULL. */
 void hs_server_free(struct hs_server *s);

@@ -59,7 +59,7 @@ size_t svc_busy(const struct svc *s)
 static void svc_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct svc *s = arg;
-    size_t requests = hs_inflight(s->http);
+    size_t requests = hs_inflight(s->http) + hs_writing(s->http);
     size_t own = svc_busy(s);
 
     (void)fd;

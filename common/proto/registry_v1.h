@@ -25,6 +25,8 @@
 #define REGV1_Q_TAG      "tag"
 #define REGV1_Q_HEALTH   "health"
 #define REGV1_Q_STRATEGY "strategy"
+#define REGV1_Q_LIMIT    "limit" /* GET /v1/services: one page of at most this many */
+#define REGV1_Q_AFTER    "after" /* GET /v1/services: the page after this id */
 
 /* Health values (the "health" field and ?health=). */
 #define REGV1_PASSING  "passing"
@@ -49,5 +51,6 @@
 #define REGV1_F_SERVICES   "services"   /* the list */
 #define REGV1_F_SERVICE_ID "service_id" /* the id a registration got */
 #define REGV1_F_MESSAGE    "message"
+#define REGV1_F_NEXT       "next" /* a page's last id, when more follow */
 
 #endif

@@ -13,6 +13,7 @@
 #include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
+#include "http/stream.h"
 #include "proto/registry_v1.h"
 #include "spec_json.h"
 
@@ -21,12 +22,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
+
+struct api_stream;
 
 struct reg_api {
-    struct svc *svc;          /* borrowed */
-    struct reg_registry *reg; /* borrowed */
-    struct store *store;      /* borrowed */
-    struct event *tick;       /* owned: persistent expiry timer */
+    struct svc *svc;            /* borrowed */
+    struct reg_registry *reg;   /* borrowed */
+    struct store *store;        /* borrowed */
+    struct event *tick;         /* owned: persistent expiry timer */
+    struct api_stream *streams; /* open streamed lists (utlist DL); they borrow the API */
 };
 
 /* A request waiting for its store commit; freed by its completion. */
@@ -96,6 +101,26 @@ static void api_register_done(void *arg, int rc, const char *err)
     free(w);
 }
 
+/* Answer a registration reg_register refused (rc one of enum
+ * reg_refusal, err its text): over a count cap 429 (a quota: the same
+ * request succeeds once instances leave), over the document size 413 (the
+ * request itself is too large, retrying cannot help), else 503. */
+static void api_reply_refusal(struct hs_req *req, int rc, const char *err)
+{
+    switch (rc) {
+    case REG_E_FULL:
+    case REG_E_NAME_FULL:
+        hs_reply_error(req, 429, "%s", err);
+        break;
+    case REG_E_TOO_BIG:
+        hs_reply_error(req, 413, "%s", err);
+        break;
+    default:
+        hs_reply_error(req, 503, "could not register: %s", err);
+        break;
+    }
+}
+
 /* POST /v1/services */
 static void api_register(struct hs_req *req, void *arg)
 {
@@ -103,6 +128,7 @@ static void api_register(struct hs_req *req, void *arg)
     struct reg_spec spec;
     struct api_wait *w = NULL;
     char err[512];
+    int rc = 0;
     json_t *body = hs_req_json(req, err, sizeof(err));
 
     if (!body) {
@@ -125,11 +151,11 @@ static void api_register(struct hs_req *req, void *arg)
     snprintf(w->host, sizeof(w->host), "%s", spec.host);
     w->port = spec.port;
     w->ttl = spec.ttl;
-    if (reg_register(api->reg, &spec, api_register_done, w, w->id, &w->created, err, sizeof(err)) !=
-        0) {
+    rc = reg_register(api->reg, &spec, api_register_done, w, w->id, &w->created, err, sizeof(err));
+    if (rc != 0) {
         reg_spec_clear(&spec);
         free(w);
-        hs_reply_error(req, 503, "could not register: %s", err);
+        api_reply_refusal(req, rc, err);
         return;
     }
     log_debug("%s waits for its commit", w->id);
@@ -217,50 +243,222 @@ static int api_health_param(const char *s)
     return -2;
 }
 
-/* A listing being written: the buffer and whether an item is in yet. */
-struct api_list_ctx {
-    struct evbuffer *buf;
-    bool first;
-};
-
-/* reg_foreach callback: append one instance to the JSON array. */
-static int api_list_one(const struct reg_instance *in, void *arg)
+/* The filters of a list request, from its query; 0, or -1 after answering
+ * 400. The strings are borrowed from req. */
+static int api_list_filter(struct hs_req *req, struct reg_filter *f)
 {
-    struct api_list_ctx *c = arg;
-
-    if (!c->first && evbuffer_add(c->buf, ",", 1) != 0)
+    f->name = hs_req_query(req, REGV1_Q_NAME);
+    f->type = hs_req_query(req, REGV1_Q_TYPE);
+    f->tag = hs_req_query(req, REGV1_Q_TAG);
+    f->health = api_health_param(hs_req_query(req, REGV1_Q_HEALTH));
+    if (f->health == -2) {
+        hs_reply_error(req, 400, "health must be 'passing' or 'critical'");
         return -1;
-    c->first = false;
-    return regc_write_instance(in, c->buf);
+    }
+    return 0;
 }
 
-/* GET /v1/services?name=&type=&tag=&health= */
+/* GET /v1/services?limit=N&after=ID: one page in id order, at most N
+ * instances (LIM_REG_PAGE_DEFAULT without limit=) and about LIM_PAGE_BYTES
+ * of them, with "next" (the page's last id: ask after= it) when more
+ * follow. */
+static void api_list_page(struct reg_api *api, struct hs_req *req, const struct reg_filter *f)
+{
+    const char *limit_s = hs_req_query(req, REGV1_Q_LIMIT);
+    const char *after = hs_req_query(req, REGV1_Q_AFTER);
+    const struct reg_instance **page = NULL;
+    struct evbuffer *buf = NULL;
+    long limit = LIM_REG_PAGE_DEFAULT;
+    size_t n = 0, i;
+    bool more = false;
+    char *end = NULL;
+
+    if (limit_s) {
+        limit = strtol(limit_s, &end, 10);
+        if (!*limit_s || *end || limit < 1 || limit > LIM_REG_PAGE_MAX || limit_s[0] == '+' ||
+            limit_s[0] == '-' || limit_s[0] == ' ') {
+            hs_reply_error(req, 400, "limit must be an integer from 1 to %d", LIM_REG_PAGE_MAX);
+            return;
+        }
+    }
+    if (after && (!*after || strlen(after) > LIM_ID_MAX)) {
+        hs_reply_error(req, 400, "after must be an instance id (1 to %d characters)", LIM_ID_MAX);
+        return;
+    }
+    page = malloc(((size_t)limit + 1) * sizeof(*page));
+    buf = evbuffer_new();
+    if (!page || !buf)
+        goto oom;
+    n = reg_page(api->reg, f, after, (size_t)limit, page, &more);
+    if (evbuffer_add_printf(buf, "{\"" REGV1_F_SUCCESS "\":true,\"" REGV1_F_SERVICES "\":[") < 0)
+        goto oom;
+    for (i = 0; i < n; i++) {
+        if (i > 0 && evbuffer_get_length(buf) >= LIM_PAGE_BYTES) {
+            more = true; /* the page is full by size: the rest in the next */
+            break;
+        }
+        if ((i > 0 && evbuffer_add(buf, ",", 1) != 0) || regc_write_instance(page[i], buf) != 0)
+            goto oom;
+    }
+    if (evbuffer_add(buf, "]", 1) != 0)
+        goto oom;
+    if (more && n > 0) {
+        /* an id is [A-Za-z0-9._-] and a uuid: nothing to escape */
+        if (evbuffer_add_printf(buf, ",\"" REGV1_F_NEXT "\":\"%s\"", reg_instance_id(page[i - 1])) <
+            0)
+            goto oom;
+    }
+    if (evbuffer_add(buf, "}", 1) != 0)
+        goto oom;
+    hs_reply_buffer(req, 200, "application/json", buf);
+    goto cleanup;
+oom:
+    hs_reply_oom(req);
+cleanup:
+    hs_buffer_free(buf);
+    free(page);
+}
+
+/* An unpaged GET /v1/services being streamed: the instances in
+ * registration order, each as it is when its piece is written, pieces of
+ * about LIM_CHUNK_BYTES made only once the client has taken all but
+ * LIM_REG_STREAM_LOW_WATER of what was sent. */
+struct api_stream {
+    struct reg_api *api;            /* borrowed; NULL once the API is freed */
+    struct hs_stream *st;           /* the stream (the server frees it after on_close) */
+    struct evbuffer *piece;         /* owned: the piece being made */
+    struct reg_filter f;            /* strings borrowed from the stream's request */
+    struct reg_cursor cur;          /* where the list goes on */
+    bool began;                     /* the head was written */
+    bool first;                     /* no instance written yet */
+    bool done;                      /* ended: write nothing more */
+    struct api_stream *prev, *next; /* in api->streams */
+};
+
+/* reg_foreach_from callback: append one instance to the piece; pause once
+ * the piece is full. */
+static int api_stream_one(const struct reg_instance *in, void *arg)
+{
+    struct api_stream *as = arg;
+
+    if (!as->first && evbuffer_add(as->piece, ",", 1) != 0)
+        return -1;
+    as->first = false;
+    if (regc_write_instance(in, as->piece) != 0)
+        return -1;
+    return evbuffer_get_length(as->piece) >= LIM_CHUNK_BYTES ? 1 : 0;
+}
+
+/* Write pieces while the client has at most LIM_REG_STREAM_LOW_WATER bytes
+ * to take (on_drain calls again), and end the stream after "]}". A piece
+ * that cannot be made (out of memory) ends the stream without its tail:
+ * JSON cut short, never a shorter list that parses. */
+static void api_stream_fill(struct api_stream *as)
+{
+    int rc = 1;
+
+    if (as->done)
+        return;
+    if (!as->api) {
+        as->done = true;
+        hs_stream_end(as->st);
+        return;
+    }
+    while (rc == 1 && hs_stream_pending(as->st) <= LIM_REG_STREAM_LOW_WATER) {
+        if (!as->began) {
+            if (evbuffer_add_printf(as->piece, "{\"" REGV1_F_SUCCESS "\":true,\"" REGV1_F_SERVICES
+                                               "\":[") < 0) {
+                rc = -1;
+                break;
+            }
+            as->began = true;
+        }
+        rc = reg_foreach_from(as->api->reg, &as->f, &as->cur, api_stream_one, as);
+        if (rc == 0 && evbuffer_add(as->piece, "]}", 2) != 0)
+            rc = -1;
+        if (rc < 0)
+            break;
+        if (hs_stream_write_buffer(as->st, as->piece) != 0) {
+            /* the stream is ending (client gone, cap passed): on_close follows */
+            evbuffer_drain(as->piece, evbuffer_get_length(as->piece));
+            as->done = true;
+            return;
+        }
+    }
+    if (rc < 0) {
+        evbuffer_drain(as->piece, evbuffer_get_length(as->piece));
+        log_error("GET /v1/services cut short: out of memory");
+    }
+    if (rc <= 0) {
+        as->done = true;
+        hs_stream_end(as->st);
+    }
+}
+
+/* hs_stream drain callback: the client took the previous pieces. */
+static void api_stream_on_drain(struct hs_stream *st, void *arg)
+{
+    (void)st;
+    api_stream_fill(arg);
+}
+
+/* hs_stream close callback: forget as (st is freed by the server after). */
+static void api_stream_on_close(struct hs_stream *st, enum hs_stream_end_reason why, void *arg)
+{
+    struct api_stream *as = arg;
+
+    (void)st;
+    if (why == HS_STREAM_GONE || why == HS_STREAM_OVERFLOW)
+        log_debug("GET /v1/services ended early: %s",
+                  why == HS_STREAM_GONE ? "client gone" : "client too slow");
+    if (as->api)
+        DL_DELETE(as->api->streams, as);
+    hs_buffer_free(as->piece);
+    free(as);
+}
+
+/* GET /v1/services?name=&type=&tag=&health=[&limit=&after=]: without
+ * limit= and after=, every matching instance, streamed (chunked) in
+ * registration order: {"success":true,"services":[...]}, the same bytes a
+ * single buffer held before; with either, one page (api_list_page). */
 static void api_list(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
     struct reg_filter f;
-    struct evbuffer *buf = NULL;
-    struct api_list_ctx ctx;
+    struct api_stream *as = NULL;
+    struct hs_stream_opts opts = {0};
 
-    f.name = hs_req_query(req, REGV1_Q_NAME);
-    f.type = hs_req_query(req, REGV1_Q_TYPE);
-    f.tag = hs_req_query(req, REGV1_Q_TAG);
-    f.health = api_health_param(hs_req_query(req, REGV1_Q_HEALTH));
-    if (f.health == -2) {
-        hs_reply_error(req, 400, "health must be 'passing' or 'critical'");
+    if (api_list_filter(req, &f) != 0)
+        return;
+    if (hs_req_query(req, REGV1_Q_LIMIT) || hs_req_query(req, REGV1_Q_AFTER)) {
+        api_list_page(api, req, &f);
         return;
     }
-    buf = evbuffer_new();
-    ctx.buf = buf;
-    ctx.first = true;
-    if (!buf || evbuffer_add_printf(buf, "{\"success\":true,\"services\":[") < 0 ||
-        reg_foreach(api->reg, &f, api_list_one, &ctx) != 0 || evbuffer_add(buf, "]}", 2) != 0) {
-        hs_buffer_free(buf);
-        hs_reply_error(req, 500, "out of memory");
+    as = calloc(1, sizeof(*as));
+    if (as)
+        as->piece = evbuffer_new();
+    if (!as || !as->piece) {
+        free(as);
+        hs_reply_oom(req);
         return;
     }
-    hs_reply_buffer(req, 200, "application/json", buf);
-    hs_buffer_free(buf);
+    as->api = api;
+    as->f = f;
+    as->first = true;
+    opts.content_type = "application/json";
+    opts.low_water = LIM_REG_STREAM_LOW_WATER;
+    opts.on_drain = api_stream_on_drain;
+    opts.on_close = api_stream_on_close;
+    opts.arg = as;
+    as->st = hs_stream_start(req, 200, &opts);
+    if (!as->st) {
+        /* req was answered (500) and freed */
+        hs_buffer_free(as->piece);
+        free(as);
+        return;
+    }
+    DL_APPEND(api->streams, as);
+    api_stream_fill(as);
 }
 
 /* GET /v1/discover?name=X|type=Y[&strategy=random|round_robin] */
@@ -353,6 +551,15 @@ void reg_api_free(struct reg_api *api)
         return;
     if (api->tick)
         event_free(api->tick);
+    /* Streams still open end without the registry (see api_stream_fill). */
+    {
+        struct api_stream *as, *tmp;
+
+        DL_FOREACH_SAFE (api->streams, as, tmp) {
+            DL_DELETE(api->streams, as);
+            as->api = NULL;
+        }
+    }
     /* Writes still waiting are answered before the server goes away. */
     store_drain(api->store);
     svc_remove_hooks(api->svc, api);

@@ -16,6 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The stored document's member for the health of a critical instance: the
+ * Unix milliseconds it turned critical (its last heartbeat plus its ttl).
+ * Not part of the API's answers nor of a registration body (a client never
+ * sets it). Absent: passing. An older v1 registry ignores it (it ignores
+ * unknown members) and loads the instance as passing, as it always did. */
+#define REGC_F_CRITICAL_SINCE "critical_since"
+
 /* A registration to encode, whichever struct holds it: the fixed fields and
  * getters for the i-th tag, metadata key and value of src. */
 struct regc_view {
@@ -118,13 +125,14 @@ static char *regc_put(char *dst, const struct regc_view *v)
     return jw_int_put(dst, v->ttl);
 }
 
-char *regc_doc_new(const char *id, const struct reg_spec *spec, size_t *len)
+/* The stored document of v, with critical_since_ms when it is above 0:
+ * bytes the caller frees (NUL-terminated), their length in *len; NULL when
+ * out of memory. */
+static char *regc_doc_of(const struct regc_view *v, long long critical_since_ms, size_t *len)
 {
-    struct regc_view v = {id,         spec->name,    spec->host,      spec->type,
-                          spec->port, spec->ttl,     spec->tag_count, spec->meta_count,
-                          spec,       regc_spec_tag, regc_spec_key,   regc_spec_value};
-    /* "{"v":1," then the registration without its '{', then "}\0". */
-    char *doc = malloc(regc_len(&v) + sizeof("{\"v\":,") + JW_INT_MAX_LEN + 2);
+    /* "{"v":1," then the registration without its '{', the health, "}\0". */
+    char *doc = malloc(regc_len(v) + sizeof("{\"v\":,") + JW_INT_MAX_LEN + 2 +
+                       sizeof(",\"" REGC_F_CRITICAL_SINCE "\":") + JW_INT_MAX_LEN);
     char *end = NULL;
     char *comma = NULL;
 
@@ -135,12 +143,52 @@ char *regc_doc_new(const char *id, const struct reg_spec *spec, size_t *len)
     comma = end;
     /* regc_put starts with '{': write it over the comma, then put the
      * comma back. */
-    end = regc_put(comma, &v);
+    end = regc_put(comma, v);
     *comma = ',';
+    if (critical_since_ms > 0) {
+        end = regc_lit(end, ",\"" REGC_F_CRITICAL_SINCE "\":");
+        end = jw_int_put(end, critical_since_ms);
+    }
     *end++ = '}';
     *end = '\0';
     *len = (size_t)(end - doc);
     return doc;
+}
+
+char *regc_doc_new(const char *id, const struct reg_spec *spec, size_t *len)
+{
+    struct regc_view v = {id,         spec->name,    spec->host,      spec->type,
+                          spec->port, spec->ttl,     spec->tag_count, spec->meta_count,
+                          spec,       regc_spec_tag, regc_spec_key,   regc_spec_value};
+
+    return regc_doc_of(&v, spec->critical_since_ms, len);
+}
+
+/* The view of an instance's registration. */
+static struct regc_view regc_view_of(const struct reg_instance *in)
+{
+    return (struct regc_view){reg_instance_id(in),
+                              reg_instance_name(in),
+                              reg_instance_host(in),
+                              reg_instance_type(in),
+                              reg_instance_port(in),
+                              reg_instance_ttl(in),
+                              reg_instance_tag_count(in),
+                              reg_instance_meta_count(in),
+                              in,
+                              regc_in_tag,
+                              regc_in_key,
+                              regc_in_value};
+}
+
+char *regc_doc_of_instance(const struct reg_instance *in, size_t *len)
+{
+    struct regc_view v = regc_view_of(in);
+    long long since = 0;
+
+    if (reg_instance_health(in) == REG_CRITICAL)
+        since = (long long)reg_instance_heartbeat_ms(in) + (long long)reg_instance_ttl(in) * 1000;
+    return regc_doc_of(&v, since, len);
 }
 
 int regc_doc_parse(const char *doc, size_t len, struct reg_spec *spec, char *err, size_t errlen)
@@ -166,6 +214,10 @@ int regc_doc_parse(const char *doc, size_t len, struct reg_spec *spec, char *err
         goto cleanup;
     }
     rc = reg_spec_parse(body, spec, err, errlen);
+    v = json_object_get(body, REGC_F_CRITICAL_SINCE);
+    /* a health that does not read as one: passing, as before the member */
+    if (rc == 0 && json_is_integer(v) && json_integer_value(v) > 0)
+        spec->critical_since_ms = (long long)json_integer_value(v);
 
 cleanup:
     json_decref(body);
@@ -185,18 +237,7 @@ static const struct regc_cache *regc_cache_get(const struct reg_instance *in)
 
     if (c)
         return c;
-    v = (struct regc_view){reg_instance_id(in),
-                           reg_instance_name(in),
-                           reg_instance_host(in),
-                           reg_instance_type(in),
-                           reg_instance_port(in),
-                           reg_instance_ttl(in),
-                           reg_instance_tag_count(in),
-                           reg_instance_meta_count(in),
-                           in,
-                           regc_in_tag,
-                           regc_in_key,
-                           regc_in_value};
+    v = regc_view_of(in);
     c = malloc(sizeof(*c) + regc_len(&v));
     if (!c)
         return NULL;
@@ -223,6 +264,7 @@ int regc_write_instance(const struct reg_instance *in, struct evbuffer *out)
 
 const struct reg_codec regc_codec = {
     .encode = regc_doc_new,
+    .encode_instance = regc_doc_of_instance,
     .decode = regc_doc_parse,
     .cache_free = regc_cache_free,
 };

@@ -23,14 +23,22 @@ struct evbuffer;
 extern const struct reg_codec regc_codec;
 
 /* The stored document of spec (borrowed) under id (borrowed):
- * {"v":1,"id","name","host","port","type","tags","metadata","ttl"}. Returns
+ * {"v":1,"id","name","host","port","type","tags","metadata","ttl"}, with
+ * "critical_since" last when spec->critical_since_ms is above 0. Returns
  * the bytes (NUL-terminated, caller frees) and their length in *len, or NULL
  * when out of memory. */
 char *regc_doc_new(const char *id, const struct reg_spec *spec, size_t *len)
     __attribute__((warn_unused_result));
 
+/* The stored document of the instance in (borrowed) with its health: the
+ * same as regc_doc_new for its registration, plus "critical_since" (Unix
+ * ms) last when it is critical. Caller frees; NULL when out of memory. */
+char *regc_doc_of_instance(const struct reg_instance *in, size_t *len)
+    __attribute__((warn_unused_result));
+
 /* Parse a stored document (borrowed) into spec by the registration rules,
- * after checking its version. 0, or -1 with err (spec then owns nothing). */
+ * after checking its version; "critical_since" (a positive integer) goes
+ * to spec->critical_since_ms, anything else there reads as passing. 0, or -1 with err (spec then owns nothing). */
 int regc_doc_parse(const char *doc, size_t len, struct reg_spec *spec, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

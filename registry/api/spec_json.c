@@ -27,6 +27,23 @@ static bool reg_name_valid(const char *s)
     return n > 0;
 }
 
+/* Whether s (non-empty) is only dots: "." and ".." pass the alphabet of
+ * names but read as path steps (finding: the name ".." was accepted). */
+static bool reg_only_dots(const char *s) { return s[0] != '\0' && strspn(s, ".") == strlen(s); }
+
+/* Whether every label of the dotted host s is made of digits only (a
+ * trailing dot aside): such a host reads as an IPv4 address, so it must be
+ * one ("999.1.1.1" and "1.2.3" are not; no DNS name is all digits either,
+ * RFC 1123 section 2.1). */
+static bool reg_host_numeric(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len > 0 && s[len - 1] == '.')
+        len--;
+    return len > 0 && strspn(s, "0123456789.") >= len;
+}
+
 /* One DNS label: 1..63 of letters, digits, '-' or '_', not starting or
  * ending with '-'. Underscores appear in container and SRV names. */
 static bool reg_label_valid(const char *s, size_t len)
@@ -56,6 +73,8 @@ static bool reg_host_valid(const char *s)
         return false;
     if (inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1)
         return true;
+    if (reg_host_numeric(s))
+        return false; /* looks like IPv4 but is not a valid address */
     for (;;) {
         const char *dot = strchr(label, '.');
         size_t n = dot ? (size_t)(dot - label) : strlen(label);
@@ -237,8 +256,16 @@ int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err, size_t 
         errbuf_set(err, errlen, "field 'name' must match [A-Za-z0-9._-]{1,%d}", LIM_NAME_MAX);
         goto fail;
     }
+    if (reg_only_dots(spec->name)) {
+        errbuf_set(err, errlen, "field 'name' must not be only dots");
+        goto fail;
+    }
     if (!reg_name_valid(spec->type)) {
         errbuf_set(err, errlen, "field 'type' must match [A-Za-z0-9._-]{1,%d}", LIM_TYPE_MAX);
+        goto fail;
+    }
+    if (reg_only_dots(spec->type)) {
+        errbuf_set(err, errlen, "field 'type' must not be only dots");
         goto fail;
     }
     if (!reg_host_valid(spec->host)) {

@@ -4,7 +4,11 @@
  *   - by name and by type: groups holding only the passing instances in an
  *     array, so discovery picks one in O(1);
  *   - by ttl: buckets with a passing list and a critical list, each ordered
- *     by last heartbeat, so expiry only ever looks at list heads. */
+ *     by last heartbeat, so expiry only ever looks at list heads.
+ * Beside them, the list of instances whose health the store does not have
+ * yet ("dirty"), in the order the changes happened: reg_tick writes them, a
+ * bounded number per tick, so neither a renewal nor a mass expiry writes
+ * more than the store can take in one turn. */
 #include "catalog.h"
 
 #include "../store/store.h"
@@ -51,14 +55,24 @@ struct reg_instance {
     int port, ttl;
     void *cache; /* the API's (reg_instance_cache); freed by the codec */
     int64_t heartbeat_ms;
-    unsigned char health;                /* enum reg_health */
-    unsigned char removing;              /* an expiry removal waits for its commit */
+    uint64_t seq;           /* registration order: larger for every attach */
+    unsigned char health;   /* enum reg_health */
+    unsigned char removing; /* an expiry removal waits for its commit */
+    unsigned char stored;   /* the health the store has (or is queued), or
+                                            REG_STORED_UNKNOWN after a failed write */
+    unsigned char dirty;    /* in r->dirty: its health is to be stored */
+    uint16_t busy;          /* client writes of this id (re-registration, deregistration) in flight:
+                      they decide what the store holds, so no health write meanwhile */
+    struct reg_instance *dprev, *dnext;  /* in r->dirty */
     struct reg_bucket *bucket;           /* borrowed */
     struct reg_instance *prev, *next;    /* in bucket->passing or bucket->critical */
     struct reg_group *by_name, *by_type; /* borrowed */
     size_t name_pos, type_pos;           /* index in the groups' items while passing */
     UT_hash_handle hh;
 };
+
+/* reg_instance.stored after a failed health write: write it again. */
+#define REG_STORED_UNKNOWN 2
 
 /* A write waiting for its commit: what to apply to memory when the store
  * says it is durable, and whom to tell. */
@@ -67,6 +81,8 @@ struct reg_write {
     struct reg_instance *in; /* owned, prepared (reserved, unlinked); NULL for a deletion */
     char id[LIM_ID_MAX + 1];
     bool expiry;      /* a removal by reg_tick, not a client's deregistration */
+    bool counted;     /* a new id, counted in r->pending_new until completion */
+    bool pinned;      /* counted in the busy of the id's instance */
     reg_done_fn done; /* NULL for expiry removals */
     void *arg;
 };
@@ -79,6 +95,9 @@ struct reg_registry {
     struct reg_group *types;    /* uthash head */
     struct reg_bucket *buckets; /* uthash head */
     int64_t last_now;           /* the clock never goes back for us */
+    size_t pending_new;         /* registrations of new ids waiting for their commit */
+    uint64_t next_seq;          /* the seq of the last instance attached */
+    struct reg_instance *dirty; /* utlist DL head (dprev/dnext): health not stored yet */
     unsigned int seed;
     struct reg_stats stats;
 };
@@ -239,6 +258,24 @@ static void reg_unlink(struct reg_registry *r, struct reg_instance *in)
     }
 }
 
+/* Queue in's health to be stored by a later reg_tick (once in the list). */
+static void reg_mark_dirty(struct reg_registry *r, struct reg_instance *in)
+{
+    if (in->dirty)
+        return;
+    DL_APPEND2(r->dirty, in, dprev, dnext);
+    in->dirty = 1;
+}
+
+/* Take in out of the dirty list, if it is there. */
+static void reg_unmark_dirty(struct reg_registry *r, struct reg_instance *in)
+{
+    if (!in->dirty)
+        return;
+    DL_DELETE2(r->dirty, in, dprev, dnext);
+    in->dirty = 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* instances */
 
@@ -387,9 +424,12 @@ static void reg_attach(struct reg_registry *r, struct reg_instance *in, int64_t 
     reg_group_add_reserved(in->by_name, in, &in->name_pos);
     reg_group_add_reserved(in->by_type, in, &in->type_pos);
     in->health = REG_PASSING;
+    in->stored = REG_PASSING;
     r->stats.passing++;
     in->heartbeat_ms = now;
+    in->seq = ++r->next_seq;
     DL_APPEND(in->bucket->passing, in);
+    /* appended: the id table's own order is the order of seq */
     HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
     r->stats.instances++;
 }
@@ -399,6 +439,7 @@ static void reg_attach(struct reg_registry *r, struct reg_instance *in, int64_t 
 static void reg_unlink_all(struct reg_registry *r, struct reg_instance *in)
 {
     reg_unlink(r, in);
+    reg_unmark_dirty(r, in);
     reg_group_leave(&r->names, in->by_name);
     reg_group_leave(&r->types, in->by_type);
     in->by_name = in->by_type = NULL;
@@ -439,11 +480,19 @@ static void reg_put_done(void *arg, int rc, const char *err)
     struct reg_registry *r = w->r;
     struct reg_instance *old = NULL;
 
+    if (w->counted)
+        r->pending_new--;
+    HASH_FIND_STR(r->by_id, w->in->id, old);
+    if (old && w->pinned)
+        old->busy--;
     if (rc == 0) {
-        HASH_FIND_STR(r->by_id, w->in->id, old);
+        /* client writes still in flight for this id now pin the new one */
+        uint16_t busy = old ? old->busy : 0;
+
         if (old)
             reg_drop(r, old);
         reg_attach(r, w->in, reg_now(r));
+        w->in->busy = busy;
         w->in = NULL;
         r->stats.registered++;
     }
@@ -461,6 +510,8 @@ static void reg_del_done(void *arg, int rc, const char *err)
     struct reg_instance *in = NULL;
 
     HASH_FIND_STR(r->by_id, w->id, in);
+    if (in && w->pinned)
+        in->busy--;
     if (rc == 0) {
         if (in)
             reg_drop(r, in);
@@ -499,7 +550,93 @@ static int reg_queue_del(struct reg_registry *r, const char *id, bool expiry, re
         free(w);
         return -1;
     }
+    if (!expiry) {
+        struct reg_instance *in = NULL;
+
+        HASH_FIND_STR(r->by_id, id, in);
+        if (in) {
+            in->busy++;
+            w->pinned = true;
+        }
+    }
     return 0;
+}
+
+/* Store completion of a health write: on failure the instance (if still
+ * there) is written again by a later tick. */
+static void reg_health_done(void *arg, int rc, const char *err)
+{
+    struct reg_write *w = arg;
+    struct reg_instance *in = NULL;
+
+    if (rc != 0) {
+        log_warn("could not store the health of %s, retrying on a later tick: %s", w->id,
+                 err ? err : "unknown error");
+        HASH_FIND_STR(w->r->by_id, w->id, in);
+        if (in) {
+            in->stored = REG_STORED_UNKNOWN;
+            reg_mark_dirty(w->r, in);
+        }
+    }
+    free(w);
+}
+
+/* Queue the write of in's document with its health (the registration is
+ * the one stored: no client write of this id is in flight). 0, or -1 with
+ * err and nothing changed. */
+static int reg_queue_health(struct reg_registry *r, struct reg_instance *in, char *err,
+                            size_t errlen)
+{
+    struct reg_write *w = calloc(1, sizeof(*w));
+    size_t len = 0;
+    char *doc = w ? r->opt.codec->encode_instance(in, &len) : NULL;
+    int rc = -1;
+
+    if (!doc) {
+        errbuf_set(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    w->r = r;
+    snprintf(w->id, sizeof(w->id), "%s", in->id);
+    if (store_put(r->store, in->id, doc, len, reg_health_done, w, err, errlen) != 0)
+        goto cleanup;
+    in->stored = in->health;
+    w = NULL;
+    rc = 0;
+cleanup:
+    free(w);
+    free(doc);
+    return rc;
+}
+
+/* Store the health changes waiting in r->dirty, oldest first: at most
+ * LIM_HEALTH_WRITES_PER_TICK, and none while the store holds half its
+ * capacity (client writes keep the other half). An instance with a client
+ * write in flight waits (that write decides the document); one being
+ * removed, or whose store has its health already, leaves the list. */
+static void reg_flush_health(struct reg_registry *r)
+{
+    struct reg_instance *in, *tmp;
+    size_t writes = 0, looks = 0;
+    char err[256];
+
+    DL_FOREACH_SAFE2(r->dirty, in, tmp, dnext)
+    {
+        if (writes >= LIM_HEALTH_WRITES_PER_TICK || looks++ >= 4 * LIM_HEALTH_WRITES_PER_TICK ||
+            store_pending(r->store) >= STORE_PENDING_MAX / 2)
+            break;
+        if (in->busy)
+            continue;
+        reg_unmark_dirty(r, in);
+        if (in->removing || in->stored == in->health)
+            continue;
+        if (reg_queue_health(r, in, err, sizeof(err)) != 0) {
+            log_warn("could not store the health of %s: %s", in->id, err);
+            reg_mark_dirty(r, in);
+            break;
+        }
+        writes++;
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -508,7 +645,8 @@ struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
 {
     struct reg_registry *r = NULL;
 
-    if (!opt || !opt->codec || !opt->codec->encode || !opt->codec->decode)
+    if (!opt || !opt->codec || !opt->codec->encode || !opt->codec->decode ||
+        !opt->codec->encode_instance)
         return NULL;
     r = calloc(1, sizeof(*r));
     if (!r)
@@ -517,6 +655,12 @@ struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
     r->opt = *opt;
     if (!r->opt.clock)
         r->opt.clock = reg_real_clock;
+    if (!r->opt.max_instances)
+        r->opt.max_instances = LIM_INSTANCES_MAX;
+    if (!r->opt.max_per_name)
+        r->opt.max_per_name = LIM_PER_NAME_MAX;
+    if (!r->opt.doc_max)
+        r->opt.doc_max = LIM_REG_DOC_MAX;
     r->seed = r->opt.seed ? r->opt.seed : (unsigned int)time(NULL) ^ (unsigned int)clock();
     return r;
 }
@@ -537,6 +681,32 @@ void reg_free(struct reg_registry *r)
     free(r);
 }
 
+/* Whether one more instance of name fits under the caps: 0, or
+ * REG_E_FULL / REG_E_NAME_FULL with err. Registrations waiting for their
+ * commit count (the group's members count them too), so a burst cannot
+ * pass a cap before its commits land. */
+static int reg_check_caps(const struct reg_registry *r, const char *name, char *err, size_t errlen)
+{
+    struct reg_group *g = NULL;
+
+    if (r->stats.instances + r->pending_new >= r->opt.max_instances) {
+        errbuf_set(err, errlen,
+                   "too many instances: the registry holds its maximum of %zu; try again once "
+                   "some are deregistered",
+                   r->opt.max_instances);
+        return REG_E_FULL;
+    }
+    HASH_FIND_STR(r->names, name, g);
+    if (g && g->members >= r->opt.max_per_name) {
+        errbuf_set(err, errlen,
+                   "too many instances of '%.128s': at most %zu per name; try again once some "
+                   "are deregistered",
+                   name, r->opt.max_per_name);
+        return REG_E_NAME_FULL;
+    }
+    return 0;
+}
+
 int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_fn done, void *arg,
                  char *id_out, bool *created, char *err, size_t errlen)
 {
@@ -546,7 +716,8 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
     char uuid[UID_STR_LEN + 1];
     char *doc = NULL;
     size_t doc_len = 0;
-    int rc = -1;
+    bool known = false;
+    int rc = REG_E_FAILED;
 
     if (spec->has_id) {
         snprintf(id, sizeof(id), "%s", spec->id);
@@ -554,11 +725,26 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
         uid_generate(uuid);
         snprintf(id, sizeof(id), "%s-%s", spec->name, uuid);
     }
+    known = reg_get(r, id) != NULL;
+    if (!known) {
+        rc = reg_check_caps(r, spec->name, err, errlen);
+        if (rc != 0)
+            return rc;
+        rc = REG_E_FAILED;
+    }
     w = calloc(1, sizeof(*w));
     in = calloc(1, sizeof(*in));
     doc = r->opt.codec->encode(id, spec, &doc_len);
     if (!w || !in || !doc)
         goto oom;
+    if (doc_len > r->opt.doc_max) {
+        errbuf_set(err, errlen,
+                   "registration of %zu bytes (as stored) is over the limit of %zu bytes: fewer "
+                   "or shorter tags and metadata",
+                   doc_len, r->opt.doc_max);
+        rc = REG_E_TOO_BIG;
+        goto cleanup;
+    }
     if (reg_instance_set(in, id, spec) != 0)
         goto oom;
     if (reg_reserve(r, in) != 0)
@@ -570,7 +756,17 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
     w->arg = arg;
     if (store_put(r->store, id, doc, doc_len, reg_put_done, w, err, errlen) != 0)
         goto cleanup;
-    *created = reg_get(r, id) == NULL;
+    *created = !known;
+    if (!known) {
+        w->counted = true;
+        r->pending_new++;
+    } else {
+        struct reg_instance *cur = NULL;
+
+        HASH_FIND_STR(r->by_id, id, cur);
+        cur->busy++;
+        w->pinned = true;
+    }
     memcpy(id_out, id, sizeof(id));
     w = NULL;
     rc = 0;
@@ -604,6 +800,7 @@ int reg_renew(struct reg_registry *r, const char *id)
             return 0; /* stays critical; the next renewal tries again */
         DL_DELETE(in->bucket->critical, in);
         r->stats.critical--;
+        reg_mark_dirty(r, in);
         log_info("instance %s is passing again", in->id);
     } else {
         DL_DELETE(in->bucket->passing, in);
@@ -682,6 +879,109 @@ int reg_foreach(const struct reg_registry *r, const struct reg_filter *f, reg_ea
     return 0;
 }
 
+int reg_foreach_from(const struct reg_registry *r, const struct reg_filter *f, struct reg_cursor *c,
+                     reg_step_fn fn, void *arg)
+{
+    const struct reg_instance *in = NULL;
+    int rc = 0;
+
+    if (c->seq == 0) {
+        in = r->by_id;
+    } else {
+        HASH_FIND_STR(r->by_id, c->id, in);
+        if (in && in->seq == c->seq) {
+            in = in->hh.next;
+        } else {
+            /* the last one passed is gone (or was replaced): the first
+             * later one, found by its seq (rare: one pass) */
+            for (in = r->by_id; in && in->seq <= c->seq; in = in->hh.next)
+                ;
+        }
+    }
+    for (; in; in = in->hh.next) {
+        if (!reg_matches(in, f))
+            continue;
+        rc = fn(in, arg);
+        if (rc < 0)
+            return -1;
+        if (rc > 0) {
+            c->seq = in->seq;
+            snprintf(c->id, sizeof(c->id), "%s", in->id);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The max-heap of reg_page, on ids: move h[i] down below larger children. */
+static void reg_heap_down(const struct reg_instance **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t big = i, l = 2 * i + 1, rt = 2 * i + 2;
+        const struct reg_instance *t = NULL;
+
+        if (l < n && strcmp(h[l]->id, h[big]->id) > 0)
+            big = l;
+        if (rt < n && strcmp(h[rt]->id, h[big]->id) > 0)
+            big = rt;
+        if (big == i)
+            return;
+        t = h[i];
+        h[i] = h[big];
+        h[big] = t;
+        i = big;
+    }
+}
+
+/* Move h[i] up above smaller parents. */
+static void reg_heap_up(const struct reg_instance **h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        const struct reg_instance *t = NULL;
+
+        if (strcmp(h[p]->id, h[i]->id) >= 0)
+            return;
+        t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+/* qsort comparator: instances by id. */
+static int reg_cmp_id(const void *a, const void *b)
+{
+    const struct reg_instance *x = *(const struct reg_instance *const *)a;
+    const struct reg_instance *y = *(const struct reg_instance *const *)b;
+
+    return strcmp(x->id, y->id);
+}
+
+size_t reg_page(const struct reg_registry *r, const struct reg_filter *f, const char *after,
+                size_t limit, const struct reg_instance **out, bool *more)
+{
+    const struct reg_instance *in;
+    size_t cap = limit + 1, n = 0;
+
+    /* keep the limit + 1 smallest ids after `after`: the extra one says
+     * whether more follow */
+    for (in = r->by_id; in; in = in->hh.next) {
+        if ((after && strcmp(in->id, after) <= 0) || !reg_matches(in, f))
+            continue;
+        if (n < cap) {
+            out[n] = in;
+            reg_heap_up(out, n++);
+        } else if (strcmp(in->id, out[0]->id) < 0) {
+            out[0] = in;
+            reg_heap_down(out, n, 0);
+        }
+    }
+    qsort(out, n, sizeof(*out), reg_cmp_id);
+    *more = n > limit;
+    return *more ? limit : n;
+}
+
 size_t reg_tick(struct reg_registry *r)
 {
     struct reg_bucket *b, *btmp;
@@ -716,11 +1016,13 @@ size_t reg_tick(struct reg_registry *r)
             in->health = REG_CRITICAL;
             r->stats.critical++;
             DL_APPEND(b->critical, in);
+            reg_mark_dirty(r, in);
             r->stats.expired++;
             changed++;
             log_warn("instance %s is critical: no renewal within its ttl of %d s", in->id, b->ttl);
         }
     }
+    reg_flush_health(r);
     return changed;
 }
 
@@ -754,6 +1056,15 @@ static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *a
     if (!in || reg_instance_set(in, id, &spec) != 0 || reg_reserve(r, in) != 0)
         goto cleanup;
     reg_attach(r, in, reg_now(r));
+    if (spec.critical_since_ms > 0) {
+        /* critical before the restart: critical since the same time */
+        DL_DELETE(in->bucket->passing, in);
+        reg_leave_passing(r, in);
+        in->health = in->stored = REG_CRITICAL;
+        in->heartbeat_ms = (int64_t)spec.critical_since_ms - (int64_t)in->ttl * 1000;
+        DL_APPEND(in->bucket->critical, in);
+        r->stats.critical++;
+    }
     in = NULL;
     rc = 0;
 cleanup:
@@ -762,12 +1073,22 @@ cleanup:
     return rc;
 }
 
+/* Order of a critical list: by last heartbeat (DL_SORT comparator). */
+static int reg_cmp_heartbeat(const struct reg_instance *a, const struct reg_instance *b)
+{
+    return a->heartbeat_ms < b->heartbeat_ms ? -1 : a->heartbeat_ms > b->heartbeat_ms;
+}
+
 long reg_load(struct reg_registry *r, char *err, size_t errlen)
 {
     size_t before = r->stats.instances;
+    struct reg_bucket *b, *btmp;
 
     if (store_load(r->store, reg_load_one, r, err, errlen) != 0)
         return -1;
+    /* The store's order is not the heartbeats': expiry reads list heads. */
+    HASH_ITER (hh, r->buckets, b, btmp)
+        DL_SORT(b->critical, reg_cmp_heartbeat);
     return (long)(r->stats.instances - before);
 }
 

@@ -35,6 +35,14 @@ typedef void (*reg_done_fn)(void *arg, int rc, const char *err);
 typedef int64_t (*reg_clock_fn)(void *arg);
 
 enum reg_health { REG_PASSING = 0, REG_CRITICAL = 1 };
+
+/* Why reg_register refused a registration (its negative return values). */
+enum reg_refusal {
+    REG_E_FAILED = -1,    /* out of memory, or the store could not queue the write */
+    REG_E_FULL = -2,      /* max_instances instances are registered or waiting */
+    REG_E_NAME_FULL = -3, /* max_per_name instances of that name */
+    REG_E_TOO_BIG = -4,   /* the stored document would pass doc_max bytes */
+};
 enum reg_strategy { REG_RANDOM = 0, REG_ROUND_ROBIN = 1 };
 
 /* How registrations become stored documents and back, and how the API's
@@ -44,6 +52,11 @@ struct reg_codec {
     /* The document to store for spec under id (both borrowed): bytes the
      * caller frees, their length in *len; NULL when out of memory. */
     char *(*encode)(const char *id, const struct reg_spec *spec, size_t *len);
+    /* The document to store for the instance in (borrowed) as it is now,
+     * with its health: a critical one carries the time it turned critical
+     * (decoded into spec.critical_since_ms). Caller frees; NULL when out of
+     * memory. */
+    char *(*encode_instance)(const struct reg_instance *in, size_t *len);
     /* A stored document back into spec (reg_spec_clear releases it). 0, or
      * -1 with err (spec then owns nothing). */
     int (*decode)(const char *doc, size_t len, struct reg_spec *spec, char *err, size_t errlen);
@@ -56,7 +69,10 @@ struct reg_options {
     int64_t deregister_after_ms;   /* critical this long -> removed; 0: 3 x ttl */
     reg_clock_fn clock;            /* NULL: the real clock */
     void *clock_arg;
-    unsigned int seed; /* random discovery; 0: seeded from time */
+    unsigned int seed;    /* random discovery; 0: seeded from time */
+    size_t max_instances; /* instances in all, committed or waiting; 0: LIM_INSTANCES_MAX */
+    size_t max_per_name;  /* instances of one name; 0: LIM_PER_NAME_MAX */
+    size_t doc_max;       /* bytes of a stored document; 0: LIM_REG_DOC_MAX */
 };
 
 /* Filters for listing; NULL members match everything. */
@@ -82,8 +98,10 @@ struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
  * then free everything. Accepts NULL. */
 void reg_free(struct reg_registry *r);
 
-/* Load every stored registration (decoded by the codec); each gets a fresh
- * ttl window from now.
+/* Load every stored registration (decoded by the codec). One stored as
+ * critical is critical again, since the same time (so it is removed when it
+ * would have been); the others are passing with a fresh ttl window from
+ * now.
  * Returns the number loaded, or -1 with err. Bad records are skipped with a
  * warning in the log. */
 long reg_load(struct reg_registry *r, char *err, size_t errlen) __attribute__((warn_unused_result));
@@ -92,9 +110,11 @@ long reg_load(struct reg_registry *r, char *err, size_t errlen) __attribute__((w
  * store; done(arg, ...) runs once it is committed and applied (the instance
  * then replaces any of the same id), or failed (nothing changed). Copies the
  * id into id_out (LIM_ID_MAX + 1 bytes) and sets *created to whether no
- * instance of that id is known now. Returns 0 (done will be called), or -1
- * with err when the write could not even be queued (done is not called,
- * nothing changed). */
+ * instance of that id is known now. Returns 0 (done will be called), or a
+ * negative enum reg_refusal with err when the write was not queued (done is
+ * not called, nothing changed): over a cap (REG_E_FULL, REG_E_NAME_FULL,
+ * REG_E_TOO_BIG) or REG_E_FAILED. Re-registering a known id never counts
+ * against the instance caps (it replaces its instance). */
 int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_fn done, void *arg,
                  char *id_out, bool *created, char *err, size_t errlen)
     __attribute__((warn_unused_result));
@@ -106,7 +126,8 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
 int reg_deregister(struct reg_registry *r, const char *id, reg_done_fn done, void *arg, char *err,
                    size_t errlen) __attribute__((warn_unused_result));
 
-/* Record a heartbeat for id (critical -> passing). 0, or 1 when unknown. */
+/* Record a heartbeat for id (critical -> passing). 0, or 1 when unknown.
+ * Never writes to the store: a revival is stored by the next reg_tick. */
 int reg_renew(struct reg_registry *r, const char *id) __attribute__((warn_unused_result));
 
 /* Borrowed instance, valid until the next mutating call; NULL if unknown. */
@@ -126,10 +147,42 @@ typedef int (*reg_each_fn)(const struct reg_instance *in, void *arg);
 int reg_foreach(const struct reg_registry *r, const struct reg_filter *f, reg_each_fn fn, void *arg)
     __attribute__((warn_unused_result));
 
+/* A position in the registration order, for reg_foreach_from; zeroed: the
+ * start. It stays valid while instances come and go: one registered later
+ * comes after it, and one removed is never met. */
+struct reg_cursor {
+    uint64_t seq;            /* of the last instance passed; 0: none yet */
+    char id[LIM_ID_MAX + 1]; /* its id, to find it again at once */
+};
+
+/* Called by reg_foreach_from: 0 to go on, 1 to pause after this instance
+ * (the cursor then points at it), -1 to fail. */
+typedef int (*reg_step_fn)(const struct reg_instance *in, void *arg);
+
+/* Call fn on the instances matching f that follow c in registration order
+ * (the order reg_foreach uses), moving c along. Meant for answers written
+ * over several loop turns: between calls the registry may change. Returns
+ * 0 once the end was reached, 1 when fn paused, -1 when fn failed. */
+int reg_foreach_from(const struct reg_registry *r, const struct reg_filter *f, struct reg_cursor *c,
+                     reg_step_fn fn, void *arg) __attribute__((warn_unused_result));
+
+/* One page in id order (bytewise): the first limit (>= 1) instances
+ * matching f whose id sorts after `after` (borrowed; NULL: from the
+ * first), into out, which has room for limit + 1 pointers (borrowed
+ * instances, valid until the next mutating call). Sets *more to whether
+ * more match. Returns the number in out (at most limit). Costs one pass
+ * over every instance (n log limit), no allocation. */
+size_t reg_page(const struct reg_registry *r, const struct reg_filter *f, const char *after,
+                size_t limit, const struct reg_instance **out, bool *more);
+
 /* Turn overdue instances critical, and queue the removal from the store of
  * those critical too long (they leave memory when the deletion is
- * committed; a failed one is tried again on a later tick). Returns the
- * number of instances turned critical plus removals queued. */
+ * committed; a failed one is tried again on a later tick). Then store the
+ * health changes not stored yet (turned critical, revived by a renewal),
+ * at most LIM_HEALTH_WRITES_PER_TICK a tick and none while the store holds
+ * half of STORE_PENDING_MAX writes (the rest wait for a later tick), in the
+ * order they happened. Returns the number of instances turned critical
+ * plus removals queued. */
 size_t reg_tick(struct reg_registry *r);
 
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out);

@@ -26,6 +26,7 @@ struct reg_spec {
     size_t tag_off[LIM_TAGS_MAX];      /* offsets into strs */
     size_t meta_off[2 * LIM_META_MAX]; /* key, value offsets into strs */
     char *strs;                        /* owned: the tag and metadata strings, NUL-terminated */
+    long long critical_since_ms; /* stored documents only: critical since (Unix ms); 0 passing */
     size_t strs_len, strs_cap;
 };
 

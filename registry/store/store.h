@@ -1,7 +1,7 @@
 /* store.h: where the registry keeps its registrations so they survive a
  * restart. A store is a key/value map of instance id -> document (the
- * registration, without health or heartbeat, which live in memory only; the
- * store does not look inside a document). The registry core speaks only this
+ * registration, with its health when critical; heartbeats live in memory
+ * only; the store does not look inside a document). The registry core speaks only this
  * interface, so a backend (SQLite, memory, later etcd) is swapped without
  * touching the API code.
  *

@@ -16,6 +16,8 @@ Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_registry.py
 
 import collections
 import datetime
+import http.client
+import json
 import os
 import re
 import shutil
@@ -429,6 +431,141 @@ class RegistrationTest(RegistryTestCase):
                          list(range(10000, 10000 + count)))
 
 
+class LimitsTest(RegistryTestCase):
+    """Finding "unbounded registrations" (harden issue): the instances in
+    all, per name, and the bytes of one registration are capped."""
+
+    def test_instance_caps_answer_429_and_reregistration_does_not_count(self):
+        """With --max-instances 5 --max-per-name 3: a fourth instance of one
+        name answers 429, a sixth in all 429, each with the JSON error and
+        nothing changed; re-registering a known id at the cap succeeds
+        (200), and a deregistration makes room for one more (201). The caps
+        hold after a restart that loads the registrations."""
+        svc = self.start_registry("--max-instances", "5", "--max-per-name", "3")
+        a = [self.register(svc, name="capped", port=1000 + i) for i in range(3)]
+        body = self.assertJsonError(
+            svc.request("POST", "/v1/services",
+                        {"name": "capped", "host": "10.0.0.1", "port": 1003}),
+            429, "fourth of one name")
+        self.assertIn("at most 3 per name", body["error"])
+        others = [self.register(svc, name="other%d" % i) for i in range(2)]
+        body = self.assertJsonError(
+            svc.request("POST", "/v1/services",
+                        {"name": "third", "host": "10.0.0.1", "port": 1}),
+            429, "sixth in all")
+        self.assertIn("maximum of 5", body["error"])
+        self.assertEqual(self.list_ids(svc), set(a + others))
+        # re-registration of a known id at both caps
+        self.register(svc, status=200, id=a[0], name="capped", port=2000)
+        self.assertEqual(self.get(svc, a[0])["port"], 2000)
+        self.assertJsonOk(svc.request("DELETE", "/v1/services/" + a[1]), 200)
+        self.register(svc, name="capped", port=1004)
+        svc.stop()
+        svc = self.start_registry("--max-instances", "5", "--max-per-name", "3")
+        self.assertEqual(len(self.list_ids(svc)), 5)
+        self.assertJsonError(
+            svc.request("POST", "/v1/services",
+                        {"name": "capped", "host": "10.0.0.1", "port": 1005}),
+            429, "after a restart")
+
+    def test_registration_over_64_kib_answers_413(self):
+        """A registration whose stored document passes 64 KiB
+        (LIM_REG_DOC_MAX) answers 413 with the JSON error; one just
+        under it is accepted."""
+        svc = self.start_registry()
+        big = {"k%02d" % i: "v" * 1024 for i in range(64)}  # about 66 KiB
+        body = self.assertJsonError(
+            svc.request("POST", "/v1/services",
+                        {"name": "big", "host": "10.0.0.1", "port": 1,
+                         "metadata": big}), 413, "66 KiB registration")
+        self.assertIn("over the limit of 65536 bytes", body["error"])
+        self.assertEqual(self.list_ids(svc), set())
+        fits = {"k%02d" % i: "v" * 1024 for i in range(60)}  # about 62 KiB
+        self.register(svc, name="big", metadata=fits)
+
+
+class ListingTest(RegistryTestCase):
+    """Finding "unbounded registrations" (harden issue), the list: pages in
+    id order, and the full list streamed in pieces with today's bytes."""
+
+    def raw_get(self, svc, path):
+        """GET path: (status, headers, raw body bytes)."""
+        conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=T(30))
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.msg, resp.read()
+        finally:
+            conn.close()
+
+    def test_pages_follow_id_order_with_next(self):
+        """GET /v1/services?limit=N&after=ID answers at most N instances
+        with ids after ID in byte order, and "next" (the last id) while
+        more follow: walking the pages lists every instance once, in id
+        order. Filters apply; an after= id that is gone still works; a bad
+        limit or after answers 400 with the JSON error."""
+        svc = self.start_registry()
+        ids = [self.register(svc, name="p%d" % (i % 3), port=1000 + i)
+               for i in range(25)]
+        seen, after, pages = [], None, 0
+        while True:
+            query = {"limit": 10}
+            if after:
+                query["after"] = after
+            body = self.assertJsonOk(svc.request(
+                "GET", "/v1/services?" + urllib.parse.urlencode(query)), 200)
+            got = [s["id"] for s in body["services"]]
+            self.assertLessEqual(len(got), 10)
+            seen += got
+            pages += 1
+            if "next" not in body:
+                break
+            self.assertEqual(body["next"], got[-1])
+            after = body["next"]
+        self.assertEqual(pages, 3)
+        self.assertEqual(seen, sorted(ids))
+        # filters, and a default limit
+        body = self.assertJsonOk(svc.request("GET", "/v1/services?name=p1&after=p"), 200)
+        self.assertEqual([s["id"] for s in body["services"]],
+                         sorted(i for i in ids if i.startswith("p1-")))
+        self.assertNotIn("next", body)
+        # after= an id that is gone: the page after where it was
+        first = sorted(ids)[0]
+        self.assertJsonOk(svc.request("DELETE", "/v1/services/" + first), 200)
+        body = self.assertJsonOk(svc.request(
+            "GET", "/v1/services?limit=2&after=" + first), 200)
+        self.assertEqual([s["id"] for s in body["services"]], sorted(ids)[1:3])
+        for bad in ("limit=0", "limit=1001", "limit=x", "limit=", "limit=-1",
+                    "after=", "after=" + "a" * 200, "limit=5&health=sick"):
+            with self.subTest(bad):
+                self.assertJsonError(svc.request("GET", "/v1/services?" + bad), 400, bad)
+
+    def test_full_list_is_streamed_with_the_same_bytes(self):
+        """The unpaged list of about 900 KB comes chunked, and its bytes are
+        {"success":true,"services":[...]} with each instance exactly as
+        GET /v1/services/{id} writes it, in registration order."""
+        svc = self.start_registry()
+        tags = ["t%03d-" % i + "x" * 250 for i in range(8)]
+        ids = [self.register(svc, name="big", port=1 + i, tags=tags, ttl=86400)
+               for i in range(400)]
+        status, headers, raw = self.raw_get(svc, "/v1/services")
+        self.assertEqual(status, 200)
+        self.assertEqual((headers.get("Transfer-Encoding") or "").lower(), "chunked")
+        self.assertJsonContentType(headers)
+        parts = []
+        for sid in ids:
+            st, _, one = self.raw_get(svc, "/v1/services/" + sid)
+            self.assertEqual(st, 200)
+            prefix, suffix = b'{"success":true,"service":', b"}"
+            self.assertTrue(one.startswith(prefix) and one.endswith(suffix), one[:80])
+            parts.append(one[len(prefix):-len(suffix)])
+        self.assertGreater(len(raw), 800000)  # several 256 KiB pieces
+        self.assertEqual(raw, b'{"success":true,"services":[' + b",".join(parts) + b"]}")
+        # a filter streams too
+        status, _, raw = self.raw_get(svc, "/v1/services?name=none")
+        self.assertEqual((status, raw), (200, b'{"success":true,"services":[]}'))
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -505,6 +642,14 @@ class ValidationTest(RegistryTestCase):
             ("host with an empty label", with_(host="a..b"), 400),
             ("host with a port", with_(host="10.0.0.1:80"), 400),
             ("host with a scheme", with_(host="http://x"), 400),
+            # finding "validation" (harden issue): a host that looks like
+            # IPv4 must be one; a name or type of only dots is refused
+            ("host 999.1.1.1", with_(host="999.1.1.1"), 400),
+            ("host 1.2.3", with_(host="1.2.3"), 400),
+            ("host 1.2.3.4.5", with_(host="1.2.3.4.5"), 400),
+            ("name ..", with_(name=".."), 400),
+            ("name .", with_(name="."), 400),
+            ("type ..", with_(type=".."), 400),
             # ranges
             ("port 0", with_(port=0), 400),
             ("port 65536", with_(port=65536), 400),
@@ -902,6 +1047,51 @@ class PersistenceTest(RegistryTestCase):
                 self.assertEqual(registration(self.get(again, sid)), fields)
         self.assertJsonError(again.request("GET", "/v1/services/" + gone), 404)
         self.assertEqual(self.discover_id(again, name="orders"), full)
+
+    def stored_doc(self, sid):
+        """The stored document of sid as JSON (None when absent), read by
+        another connection to the registry's SQLite file."""
+        db = sqlite3.connect(self.db_path, timeout=T(10))
+        try:
+            rows = db.execute("SELECT doc FROM services WHERE id = ?",
+                              (sid,)).fetchall()
+        finally:
+            db.close()
+        return json.loads(rows[0][0]) if rows else None
+
+    def test_critical_instance_stays_critical_across_restart(self):
+        """Finding "health across restarts" (harden issue): an instance
+        critical when the registry is killed (SIGKILL) is critical after a
+        start on the same file, with the same last_heartbeat (so it is
+        removed on time), and not discoverable; one that kept renewing is
+        passing. The stored document carries the health once it changed."""
+        args = ("--cleanup-interval", "100ms", "--deregister-after", "1h")
+        svc = self.start_registry(*args)
+        dead = self.register(svc, name="logging-service", port=5001, ttl=1)
+        alive = self.register(svc, name="logging-service", port=5003, ttl=30)
+        wait_until(lambda: self.get(svc, dead)["health"] == "critical",
+                   timeout=T(20), message="instance never turned critical")
+        wait_until(lambda: "critical_since" in (self.stored_doc(dead) or {}),
+                   timeout=T(20), message="critical health never stored")
+        self.assertNotIn("critical_since", self.stored_doc(alive))
+        heartbeat = self.get(svc, dead)["last_heartbeat"]
+        svc.kill()
+
+        again = self.start_registry(*args)
+        inst = self.get(again, dead)
+        self.assertEqual(inst["health"], "critical", inst)
+        self.assertEqual(inst["last_heartbeat"], heartbeat, inst)
+        self.assertEqual(self.get(again, alive)["health"], "passing")
+        self.assertEqual(self.list_ids(again, health="critical"), {dead})
+        for _ in range(5):
+            self.assertEqual(self.discover_id(again, name="logging-service"), alive)
+        # a renewal brings it back, and that is stored too (renewing on
+        # each look: its ttl is 1 s)
+        def revived_and_stored():
+            self.assertJsonOk(self.renew(again, dead), 200, "renew")
+            return "critical_since" not in self.stored_doc(dead)
+        wait_until(revived_and_stored, timeout=T(20), interval=0.1,
+                   message="revival never stored")
 
     def test_registrations_survive_sigkill(self):
         """A registration (or deregistration) the registry has answered is

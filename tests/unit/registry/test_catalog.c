@@ -156,9 +156,9 @@ static void register_n(struct fixture *f, const char *name, const char *type, in
 
     for (i = 0; i < n; i++) {
         snprintf(body, sizeof(body),
-                 "{\"name\":\"%s\",\"host\":\"10.0.0.%d\",\"port\":%d,\"type\":\"%s\","
+                 "{\"name\":\"%s\",\"host\":\"10.0.%d.%d\",\"port\":%d,\"type\":\"%s\","
                  "\"ttl\":%d,\"tags\":[\"t%d\",\"all\"]}",
-                 name, i + 1, 5000 + i, type, ttl, i);
+                 name, i / 250, i % 250 + 1, 5000 + i, type, ttl, i);
         assert_true(do_register(f, body, ids[i]));
     }
 }
@@ -555,6 +555,259 @@ static void test_reload_from_store(void **state)
     assert_int_equal(tick(f), 0);
 }
 
+/* Try to register json under caps; reg_register's return value (the
+ * commit settled when it was queued). */
+static int try_register(struct fixture *f, const char *json, char *id, char *err, size_t errlen)
+{
+    struct reg_spec spec;
+    struct outcome o = {0};
+    bool created = false;
+    int rc;
+
+    assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, errlen), 0);
+    rc = reg_register(f->reg, &spec, outcome_cb, &o, id, &created, err, errlen);
+    reg_spec_clear(&spec);
+    settle(f);
+    assert_int_equal(o.calls, rc == 0 ? 1 : 0);
+    return rc;
+}
+
+/* Finding "unbounded registrations" (harden issue): the instance caps in
+ * all and per name count registrations still waiting for their commit,
+ * never a re-registration of a known id, and free up on deregistration; a
+ * document over doc_max is refused. Fails on a registry without caps. */
+static void test_caps(void **state)
+{
+    struct fixture *f = *state;
+    struct reg_options opt;
+    char ids[4][LIM_ID_MAX + 1], id[LIM_ID_MAX + 1], err[256], body[512];
+    struct reg_spec spec;
+    struct outcome o[3] = {{0}};
+    bool created = false;
+    int i;
+
+    reg_free(f->reg);
+    memset(&opt, 0, sizeof(opt));
+    opt.codec = &regc_codec;
+    opt.clock = fake_clock;
+    opt.clock_arg = f;
+    opt.max_instances = 3;
+    opt.max_per_name = 2;
+    opt.doc_max = 300;
+    f->reg = reg_new(f->store, &opt);
+    assert_non_null(f->reg);
+
+    assert_int_equal(
+        try_register(f, "{\"name\":\"a\",\"host\":\"h\",\"port\":1}", ids[0], err, sizeof(err)), 0);
+    assert_int_equal(
+        try_register(f, "{\"name\":\"a\",\"host\":\"h\",\"port\":2}", ids[1], err, sizeof(err)), 0);
+    /* a third of name a: over the per-name cap */
+    assert_int_equal(
+        try_register(f, "{\"name\":\"a\",\"host\":\"h\",\"port\":3}", id, err, sizeof(err)),
+        REG_E_NAME_FULL);
+    assert_non_null(strstr(err, "at most 2 per name"));
+    /* re-registering a known id is not one more */
+    snprintf(body, sizeof(body), "{\"name\":\"a\",\"host\":\"h2\",\"port\":1,\"id\":\"%s\"}",
+             ids[0]);
+    assert_int_equal(try_register(f, body, id, err, sizeof(err)), 0);
+    assert_string_equal(reg_instance_host(reg_get(f->reg, ids[0])), "h2");
+    /* the total cap counts writes waiting for their commit */
+    for (i = 0; i < 2; i++) {
+        snprintf(body, sizeof(body), "{\"name\":\"b%d\",\"host\":\"h\",\"port\":1}", i);
+        assert_int_equal(reg_spec_parse_text(body, strlen(body), &spec, err, sizeof(err)), 0);
+        assert_int_equal(
+            reg_register(f->reg, &spec, outcome_cb, &o[i], ids[2 + i], &created, err, sizeof(err)),
+            i == 0 ? 0 : REG_E_FULL);
+        reg_spec_clear(&spec);
+    }
+    assert_non_null(strstr(err, "maximum of 3"));
+    settle(f);
+    assert_int_equal(o[0].calls, 1);
+    assert_int_equal(o[1].calls, 0);
+    assert_int_equal(
+        try_register(f, "{\"name\":\"c\",\"host\":\"h\",\"port\":1}", id, err, sizeof(err)),
+        REG_E_FULL);
+    /* a deregistration makes room again */
+    assert_int_equal(do_deregister(f, ids[1]), 0);
+    assert_int_equal(
+        try_register(f, "{\"name\":\"c\",\"host\":\"h\",\"port\":1}", id, err, sizeof(err)), 0);
+    /* a document over doc_max, even for a known id */
+    assert_int_equal(do_deregister(f, id), 0);
+    snprintf(body, sizeof(body),
+             "{\"name\":\"c\",\"host\":\"h\",\"port\":1,\"tags\":[\"%0200d\",\"%0100d\"]}", 0, 0);
+    assert_int_equal(try_register(f, body, id, err, sizeof(err)), REG_E_TOO_BIG);
+    assert_non_null(strstr(err, "over the limit of 300 bytes"));
+    assert_null(reg_get(f->reg, id));
+    {
+        struct reg_stats st;
+
+        reg_get_stats(f->reg, &st);
+        assert_int_equal(st.instances, 2);
+    }
+}
+
+/* Finding "health across restarts" (harden issue): an instance critical
+ * when the registry stops is critical after the restart, since the same
+ * time, and is removed when it would have been; a passing one gets a fresh
+ * window; a renewal of a passing instance writes nothing, a revival is
+ * stored by the next tick. Fails where a restart made every instance
+ * passing. */
+static void test_health_survives_reload(void **state)
+{
+    struct fixture *f = *state;
+    char ids[3][LIM_ID_MAX + 1], err[128];
+    const struct reg_instance *in;
+    int64_t t0 = f->now_ms;
+    int i;
+
+    register_n(f, "svc", "t", 3, 10, ids);
+    f->now_ms = t0 + 5000;
+    assert_int_equal(reg_renew(f->reg, ids[0]), 0);
+    assert_int_equal(store_pending(f->store), 0); /* renewals never write */
+    f->now_ms = t0 + 11000;
+    assert_int_equal(tick(f), 2); /* ids[1], ids[2] critical since t0 + 10 s, stored */
+
+    reg_free(f->reg);
+    f->now_ms = t0 + 14000;
+    f->reg = make_registry(f, 0);
+    assert_int_equal(reg_load(f->reg, err, sizeof(err)), 3);
+    in = reg_get(f->reg, ids[0]);
+    assert_int_equal(reg_instance_health(in), REG_PASSING);
+    assert_int_equal(reg_instance_heartbeat_ms(in), f->now_ms);
+    for (i = 1; i < 3; i++) {
+        in = reg_get(f->reg, ids[i]);
+        assert_int_equal(reg_instance_health(in), REG_CRITICAL);
+        assert_int_equal(reg_instance_heartbeat_ms(in), t0);
+    }
+    for (i = 0; i < 3; i++) /* only the passing one is discovered */
+        assert_ptr_equal(reg_discover(f->reg, "svc", NULL, REG_ROUND_ROBIN),
+                         reg_get(f->reg, ids[0]));
+
+    /* a revival is stored by the next tick and survives a restart too */
+    assert_int_equal(reg_renew(f->reg, ids[2]), 0);
+    assert_int_equal(store_pending(f->store), 0);
+    assert_int_equal(tick(f), 0);
+    reg_free(f->reg);
+    f->reg = make_registry(f, 0);
+    assert_int_equal(reg_load(f->reg, err, sizeof(err)), 3);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, ids[2])), REG_PASSING);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, ids[1])), REG_CRITICAL);
+
+    /* removal on time: critical since t0 + 10 s, removed 3 x ttl later */
+    f->now_ms = t0 + 39999;
+    (void)tick(f);
+    assert_non_null(reg_get(f->reg, ids[1]));
+    f->now_ms = t0 + 40000;
+    (void)tick(f);
+    assert_null(reg_get(f->reg, ids[1]));
+    assert_non_null(reg_get(f->reg, ids[0]));
+}
+
+/* Finding "health across restarts", the cost: a mass expiry queues at most
+ * LIM_HEALTH_WRITES_PER_TICK health writes per tick (the store never fills
+ * with them), and later ticks store the rest, oldest first. */
+static void test_mass_expiry_writes_in_bounded_batches(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 2500 };
+    char(*ids)[LIM_ID_MAX + 1] = calloc(N, LIM_ID_MAX + 1);
+    char err[128];
+    struct reg_stats st;
+    int i, ticks = 0;
+
+    assert_non_null(ids);
+    register_n(f, "svc", "t", N, 10, ids);
+    f->now_ms += 11000;
+    assert_int_equal(reg_tick(f->reg), N);
+    assert_int_equal(store_pending(f->store), LIM_HEALTH_WRITES_PER_TICK);
+    settle(f);
+    while (ticks++ < 10) {
+        (void)reg_tick(f->reg);
+        assert_true(store_pending(f->store) <= LIM_HEALTH_WRITES_PER_TICK);
+        if (store_pending(f->store) == 0)
+            break;
+        settle(f);
+    }
+    assert_int_equal(ticks, (N + LIM_HEALTH_WRITES_PER_TICK - 1) / LIM_HEALTH_WRITES_PER_TICK);
+    reg_free(f->reg);
+    f->reg = make_registry(f, 0);
+    assert_int_equal(reg_load(f->reg, err, sizeof(err)), N);
+    reg_get_stats(f->reg, &st);
+    assert_int_equal(st.critical, N);
+    for (i = 0; i < N; i++)
+        assert_int_equal(reg_instance_health(reg_get(f->reg, ids[i])), REG_CRITICAL);
+    free(ids);
+}
+
+/* qsort comparator of C strings stored in place. */
+static int cmp_str(const void *a, const void *b) { return strcmp(a, b); }
+
+/* reg_step_fn for test_cursor_and_pages: record the port, pause every 2. */
+struct steps {
+    int ports[16];
+    int n;
+};
+
+static int step_two(const struct reg_instance *in, void *arg)
+{
+    struct steps *st = arg;
+
+    st->ports[st->n++] = reg_instance_port(in);
+    return st->n % 2 == 0 ? 1 : 0;
+}
+
+/* Finding "unbounded registrations", the list: a cursor goes on in
+ * registration order across changes (the instance it points at deleted:
+ * the next one; one registered later: at the end), and reg_page pages in
+ * id order with "more". */
+static void test_cursor_and_pages(void **state)
+{
+    struct fixture *f = *state;
+    char ids[6][LIM_ID_MAX + 1];
+    struct reg_filter all = {NULL, NULL, NULL, -1};
+    struct reg_cursor cur;
+    struct steps st = {{0}, 0};
+    const struct reg_instance *page[7];
+    char sorted[6][LIM_ID_MAX + 1];
+    bool more = false;
+    size_t n, i, j;
+
+    register_n(f, "svc", "t", 5, 10, ids);
+    memset(&cur, 0, sizeof(cur));
+    assert_int_equal(reg_foreach_from(f->reg, &all, &cur, step_two, &st), 1);
+    assert_int_equal(st.n, 2);
+    assert_int_equal(do_deregister(f, ids[1]), 0); /* the cursor's instance */
+    assert_int_equal(reg_foreach_from(f->reg, &all, &cur, step_two, &st), 1);
+    assert_int_equal(do_deregister(f, ids[4]), 0); /* not reached yet */
+    (void)do_register(f, "{\"name\":\"svc\",\"host\":\"h\",\"port\":7000}", ids[5]);
+    assert_int_equal(reg_foreach_from(f->reg, &all, &cur, step_two, &st), 0);
+    assert_int_equal(st.n, 5);
+    assert_int_equal(st.ports[0], 5000);
+    assert_int_equal(st.ports[1], 5001);
+    assert_int_equal(st.ports[2], 5002);
+    assert_int_equal(st.ports[3], 5003);
+    assert_int_equal(st.ports[4], 7000);
+
+    /* pages: ids 0, 2, 3, 5 are left, in id order */
+    n = 0;
+    for (i = 0; i < 6; i++)
+        if (reg_get(f->reg, ids[i]))
+            memcpy(sorted[n++], ids[i], sizeof(sorted[0]));
+    qsort(sorted, n, sizeof(sorted[0]), cmp_str);
+    n = reg_page(f->reg, &all, NULL, 3, page, &more);
+    assert_int_equal(n, 3);
+    assert_true(more);
+    for (j = 0; j < 3; j++)
+        assert_string_equal(reg_instance_id(page[j]), sorted[j]);
+    n = reg_page(f->reg, &all, sorted[2], 3, page, &more);
+    assert_int_equal(n, 1);
+    assert_false(more);
+    assert_string_equal(reg_instance_id(page[0]), sorted[3]);
+    n = reg_page(f->reg, &all, sorted[1], 2, page, &more);
+    assert_int_equal(n, 2);
+    assert_false(more);
+}
+
 /* Many instances: the structure stays consistent through churn. */
 static void test_many_instances_churn(void **state)
 {
@@ -942,6 +1195,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_discover_by_type_and_both, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_from_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_instances_churn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_and_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_survives_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mass_expiry_writes_in_bounded_batches, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_register_invisible_until_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loads_file_of_previous_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commits_change_nothing, setup_failing,

@@ -56,6 +56,20 @@ static const struct spec_case spec_cases[] = {
      "'id' must be '<name>-<uuid>'"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"id\":\"a-zz\"}", "'id'"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"id\":7}", "'id' must be a string"},
+    /* Finding "validation" (harden issue): a dotted-quad-looking host must be a
+     * valid IPv4 address, and a name or type of only dots is refused. */
+    {"{\"name\":\"a\",\"host\":\"999.1.1.1\",\"port\":1}", "'host' must be a hostname"},
+    {"{\"name\":\"a\",\"host\":\"1.2.3\",\"port\":1}", "'host' must be a hostname"},
+    {"{\"name\":\"a\",\"host\":\"1.2.3.4.5\",\"port\":1}", "'host'"},
+    {"{\"name\":\"a\",\"host\":\"256.0.0.1.\",\"port\":1}", "'host'"},
+    {"{\"name\":\"a\",\"host\":\"123\",\"port\":1}", "'host'"},
+    {"{\"name\":\"..\",\"host\":\"h\",\"port\":1}", "'name' must not be only dots"},
+    {"{\"name\":\".\",\"host\":\"h\",\"port\":1}", "'name' must not be only dots"},
+    {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"type\":\"...\"}", "'type' must not be only dots"},
+    /* still accepted: names with dots and letters, hosts with a digit label */
+    {"{\"name\":\"a..b\",\"host\":\"255.255.255.255\",\"port\":1}", NULL},
+    {"{\"name\":\".a\",\"host\":\"1.2.3.example\",\"port\":1}", NULL},
+    {"{\"name\":\"a\",\"host\":\"3com.example\",\"port\":1}", NULL},
 };
 
 static void test_spec_table(void **state)

@@ -10,9 +10,15 @@
 
 #include <cmocka.h>
 
+#include "http/server.h"
 #include "http/service.h"
 
+#include <arpa/inet.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static char hook_order[8];
 
@@ -147,12 +153,98 @@ static void test_listen_ephemeral(void **state)
     svc_free(s);
 }
 
+#define BIG_ANSWER (4 * 1024 * 1024)
+
+/* What the big-answer test shares with its callbacks. */
+struct big {
+    struct svc *svc;
+    size_t received; /* bytes the client read */
+};
+
+/* GET /big: answer 4 MiB, then begin the shutdown at once, as a SIGTERM
+ * arriving right after an answer would. */
+static void route_big(struct hs_req *req, void *arg)
+{
+    struct big *b = arg;
+    struct evbuffer *out = hs_req_output(req);
+    static char chunk[64 * 1024];
+    size_t i;
+
+    memset(chunk, 'b', sizeof(chunk));
+    for (i = 0; i < BIG_ANSWER / sizeof(chunk); i++)
+        evbuffer_add(out, chunk, sizeof(chunk));
+    hs_reply_buffer(req, 200, "text/plain", NULL);
+    svc_shutdown(b->svc);
+}
+
+/* The client's socket is readable: count what arrives. */
+static void client_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct big *b = arg;
+    char buf[65536];
+    ssize_t n;
+
+    (void)what;
+    n = read(fd, buf, sizeof(buf));
+    if (n > 0)
+        b->received += (size_t)n;
+}
+
+/* An answer given just before the shutdown is written out whole before
+ * the loop ends: the drain waits for connections still writing, not only
+ * for requests not answered yet. */
+static void test_drain_waits_for_answers_being_written(void **state)
+{
+    struct svc *s;
+    struct big b = {NULL, 0};
+    struct sockaddr_in sa;
+    struct event *rd;
+    char err[256] = "";
+    const char req[] = "GET /big HTTP/1.1\r\nHost: t\r\n\r\n";
+    int fd;
+
+    (void)state;
+    s = svc_new("drain-test", err, sizeof(err));
+    assert_non_null(s);
+    b.svc = s;
+    assert_int_equal(hs_route(svc_http(s), HS_GET, "/big", route_big, &b), 0);
+    assert_int_equal(svc_listen(s, "127.0.0.1", 0, err, sizeof(err)), 0);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)svc_port(s));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    assert_int_equal(evutil_make_socket_nonblocking(fd), 0);
+    rd = event_new(svc_base(s), fd, EV_READ | EV_PERSIST, client_read_cb, &b);
+    assert_non_null(rd);
+    assert_int_equal(event_add(rd, NULL), 0);
+    assert_int_equal(svc_run(s), 0);
+    /* what the kernel still holds for the client */
+    for (;;) {
+        size_t before = b.received;
+
+        client_read_cb(fd, EV_READ, &b);
+        if (b.received == before)
+            break;
+    }
+    assert_true(b.received > BIG_ANSWER); /* the headers and every byte of the body */
+    event_free(rd);
+    close(fd);
+    svc_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hooks_order_and_removal), cmocka_unit_test(test_hooks_bounded),
-        cmocka_unit_test(test_drain_waits_for_busy),    cmocka_unit_test(test_drain_runs_out),
+        cmocka_unit_test(test_hooks_order_and_removal),
+        cmocka_unit_test(test_hooks_bounded),
+        cmocka_unit_test(test_drain_waits_for_busy),
+        cmocka_unit_test(test_drain_runs_out),
         cmocka_unit_test(test_listen_ephemeral),
+        cmocka_unit_test(test_drain_waits_for_answers_being_written),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
