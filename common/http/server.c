@@ -1048,7 +1048,8 @@ static int hs_listen_socket(const char *addr, int port, char *err, size_t errlen
     snprintf(portstr, sizeof(portstr), "%d", port);
     rc = getaddrinfo(addr, portstr, &hints, &ai);
     if (rc != 0) {
-        errbuf_set(err, errlen, "cannot listen on %s:%d: %s", addr, port, gai_strerror(rc));
+        errbuf_set(err, errlen, "cannot listen on %s:%d: '%s' is not an address to bind (%s)", addr,
+                   port, addr, gai_strerror(rc));
         goto cleanup;
     }
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

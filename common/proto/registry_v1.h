@@ -53,4 +53,16 @@
 #define REGV1_F_MESSAGE    "message"
 #define REGV1_F_NEXT       "next" /* a page's last id, when more follow */
 
+#include <stdbool.h>
+
+/* A name or type: [A-Za-z0-9._-]{1,LIM_NAME_MAX}. */
+bool regv1_name_valid(const char *s);
+/* Whether s (non-empty) is only dots ("." and ".." pass the alphabet of
+ * names but read as path steps: refused). */
+bool regv1_only_dots(const char *s);
+/* A host: a DNS name (labels of letters, digits, '-', '_', 1..63 each), an
+ * IPv4 or IPv6 literal, at most LIM_HOST_MAX characters; a host of only
+ * digits and dots must be a valid IPv4 address. */
+bool regv1_host_valid(const char *s);
+
 #endif

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "http/client.h"
 #include "http/service.h"
+#include "proto/registry_v1.h"
 #include "regclient/discovery.h"
 #include "regclient/register.h"
 
@@ -126,7 +127,17 @@ int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
 {
     struct ru_list urls;
 
-    return peer_parse_urls(&urls, c, err, errlen);
+    if (peer_parse_urls(&urls, c, err, errlen) != 0)
+        return -1;
+    /* A host the registry would refuse (400) would be retried forever. */
+    if (c->advertise != NULL && c->advertise[0] != '\0' && !regv1_host_valid(c->advertise)) {
+        errbuf_set(err, errlen,
+                   "--advertise: '%.64s' is not a host name or an IP address of at most %d "
+                   "characters",
+                   c->advertise, LIM_HOST_MAX);
+        return -1;
+    }
+    return 0;
 }
 
 /* See peer.h. Zeroes p first; on failure what was made stays in p for

@@ -10,85 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A name or type: [A-Za-z0-9._-]{1,128}. */
-static bool reg_name_valid(const char *s)
-{
-    size_t n = 0;
-
-    for (; s[n]; n++) {
-        char c = s[n];
-
-        if (n >= LIM_NAME_MAX)
-            return false;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return n > 0;
-}
-
-/* Whether s (non-empty) is only dots: "." and ".." pass the alphabet of
- * names but read as path steps (finding: the name ".." was accepted). */
-static bool reg_only_dots(const char *s) { return s[0] != '\0' && strspn(s, ".") == strlen(s); }
-
-/* Whether every label of the dotted host s is made of digits only (a
- * trailing dot aside): such a host reads as an IPv4 address, so it must be
- * one ("999.1.1.1" and "1.2.3" are not; no DNS name is all digits either,
- * RFC 1123 section 2.1). */
-static bool reg_host_numeric(const char *s)
-{
-    size_t len = strlen(s);
-
-    if (len > 0 && s[len - 1] == '.')
-        len--;
-    return len > 0 && strspn(s, "0123456789.") >= len;
-}
-
-/* One DNS label: 1..63 of letters, digits, '-' or '_', not starting or
- * ending with '-'. Underscores appear in container and SRV names. */
-static bool reg_label_valid(const char *s, size_t len)
-{
-    size_t i;
-
-    if (len == 0 || len > 63 || s[0] == '-' || s[len - 1] == '-')
-        return false;
-    for (i = 0; i < len; i++) {
-        char c = s[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return false;
-    }
-    return true;
-}
-
-/* A DNS name, IPv4 or IPv6 literal of at most LIM_HOST_MAX characters. */
-static bool reg_host_valid(const char *s)
-{
-    unsigned char addr[16];
-    size_t len = strlen(s);
-    const char *label = s;
-
-    if (len == 0 || len > LIM_HOST_MAX)
-        return false;
-    if (inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1)
-        return true;
-    if (reg_host_numeric(s))
-        return false; /* looks like IPv4 but is not a valid address */
-    for (;;) {
-        const char *dot = strchr(label, '.');
-        size_t n = dot ? (size_t)(dot - label) : strlen(label);
-
-        if (!reg_label_valid(label, n))
-            return false;
-        if (!dot)
-            return true;
-        label = dot + 1;
-        if (*label == '\0')
-            return true; /* a trailing dot: fully qualified */
-    }
-}
-
 /* An id of the form "<name>-<uuid>" for this name. */
 static bool reg_id_valid_for(const char *id, const char *name)
 {
@@ -252,23 +173,23 @@ int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err, size_t 
         reg_take_string(body, REGV1_F_TYPE, false, spec->type, sizeof(spec->type), err, errlen) ||
         reg_take_int(body, REGV1_F_TTL, false, LIM_TTL_MIN, LIM_TTL_MAX, &spec->ttl, err, errlen))
         goto fail;
-    if (!reg_name_valid(spec->name)) {
+    if (!regv1_name_valid(spec->name)) {
         errbuf_set(err, errlen, "field 'name' must match [A-Za-z0-9._-]{1,%d}", LIM_NAME_MAX);
         goto fail;
     }
-    if (reg_only_dots(spec->name)) {
+    if (regv1_only_dots(spec->name)) {
         errbuf_set(err, errlen, "field 'name' must not be only dots");
         goto fail;
     }
-    if (!reg_name_valid(spec->type)) {
+    if (!regv1_name_valid(spec->type)) {
         errbuf_set(err, errlen, "field 'type' must match [A-Za-z0-9._-]{1,%d}", LIM_TYPE_MAX);
         goto fail;
     }
-    if (reg_only_dots(spec->type)) {
+    if (regv1_only_dots(spec->type)) {
         errbuf_set(err, errlen, "field 'type' must not be only dots");
         goto fail;
     }
-    if (!reg_host_valid(spec->host)) {
+    if (!regv1_host_valid(spec->host)) {
         errbuf_set(err, errlen,
                    "field 'host' must be a hostname or an IP address of at most %d characters",
                    LIM_HOST_MAX);

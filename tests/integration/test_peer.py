@@ -144,6 +144,30 @@ class PeerTest(unittest.TestCase):
                       proc.stderr)
 
 
+    def test_bad_advertise_and_bind_end_at_start(self):
+        """Hardening finding: --advertise 'bad host!' started, never
+        registered and retried a 400 forever; --bind 999.1.1.1 said "No such
+        file or directory". Both now end at start with one line saying what
+        is wrong (exit 2 for the option the registry would refuse)."""
+        for name in ("messages-service", "facade-service", "logging-service"):
+            proc = subprocess.run(
+                [svctest.binary_path(name), "--port", "0", "--advertise", "bad host!",
+                 "--in-memory"] if name == "logging-service" else
+                [svctest.binary_path(name), "--port", "0", "--advertise", "bad host!"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, timeout=10)
+            self.assertEqual(proc.returncode, 2, (name, proc.stderr))
+            lines = proc.stderr.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, (name, lines))
+            self.assertIn("--advertise: 'bad host!' is not a host name or an IP address",
+                          lines[0])
+        proc = subprocess.run(
+            [svctest.binary_path(NAME), "--port", "0", "--bind", "999.1.1.1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, timeout=10)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn(b"'999.1.1.1' is not an address to bind", proc.stderr)
+
     def test_ttl_rounds_up_to_whole_seconds_for_every_service(self):
         """--ttl 1500ms registers a lease of 2 s, whichever of the three
         services asks (one rule in peer_main, no per-service copy)."""
