@@ -1,6 +1,7 @@
 /* main.c: messages-service: GET /messages answers a fixed message (set with
  * --message / MESSAGE). It registers itself with the registry like every
  * service so the facade finds it through discovery. */
+#include "codec/utf8.h"
 #include "core/config.h"
 #include "core/errbuf.h"
 #include "http/server.h"
@@ -22,12 +23,17 @@ static void msg_get(struct hs_req *req, void *arg)
     hs_reply_json(req, 200, json_pack("{s:s}", PG_F_MESSAGE, msg_text));
 }
 
-/* peer_app check: the text fits. */
+/* peer_app check: the text fits and is UTF-8. */
 static int msg_check(void *arg, char *err, size_t errlen)
 {
     (void)arg;
     if (strlen(msg_text) > MSG_TEXT_MAX) {
         errbuf_set(err, errlen, "--message: longer than %d bytes", MSG_TEXT_MAX);
+        return 2;
+    }
+    /* Every answer would fail to encode (jansson refuses it): say so now. */
+    if (!utf8_valid(msg_text, strlen(msg_text))) {
+        errbuf_set(err, errlen, "--message: not valid UTF-8");
         return 2;
     }
     return 0;

@@ -168,6 +168,16 @@ class PeerTest(unittest.TestCase):
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn(b"'999.1.1.1' is not an address to bind", proc.stderr)
 
+    def test_message_not_utf8_refused_at_start(self):
+        """Hardening finding: messages-service --message with invalid UTF-8
+        started and then answered 500 to every GET; it now ends at start."""
+        proc = subprocess.run(
+            [svctest.binary_path(NAME), "--port", "0", "--message", b"bad \xff"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, timeout=10)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn(b"--message: not valid UTF-8", proc.stderr)
+
     def test_ttl_rounds_up_to_whole_seconds_for_every_service(self):
         """--ttl 1500ms registers a lease of 2 s, whichever of the three
         services asks (one rule in peer_main, no per-service copy)."""
