@@ -221,9 +221,12 @@ static int peer_ttl_s(const struct cfg_common *c)
 
 int peer_main(const struct peer_app *app, int argc, char **argv)
 {
-    struct cfg_common common = {
-        app->port_default,        "127.0.0.1", PEER_REGISTRY_DEFAULT, "", "info",
-        PEER_TTL_S_DEFAULT * 1000};
+    struct cfg_common common = {.port = app->port_default,
+                                .bind = "127.0.0.1",
+                                .registry = PEER_REGISTRY_DEFAULT,
+                                .advertise = "",
+                                .log_level = "info",
+                                .ttl_ms = PEER_TTL_S_DEFAULT * 1000};
     const struct cfg_option shared[] = {CFG_COMMON_OPTIONS(&common)};
     size_t nshared = sizeof(shared) / sizeof(shared[0]);
     struct cfg_option *opts = calloc(nshared + app->nopts, sizeof(*opts));
