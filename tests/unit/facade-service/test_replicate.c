@@ -29,6 +29,7 @@
 #include "regclient/urls.h"
 #include "resilience/rendezvous.h"
 #include "support.h"
+#include "vclock.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -46,8 +47,6 @@
 #include <cmocka.h>
 
 #define SAFETY_MS      5000 /* no single loop run may take longer */
-#define VC_TIMERS_MAX  128  /* timers armed at once on the virtual clock */
-#define VC_LOG_MAX     1024 /* armings remembered, in order */
 #define VC_FIRES_MAX   10000
 #define FAKES          3
 #define FAKE_POSTS_MAX 64   /* batch POSTs a fake remembers */
@@ -64,99 +63,13 @@
 #define FAKE_LIE_STATUS  3 /* the right uuid with status 500 */
 #define OTHER_UUID       "00000000-0000-4000-8000-00000000dead"
 
-/* ---- the virtual clock ---- */
-
-struct vc_timer {
-    struct event *ev; /* borrowed from the module that armed it */
-    int64_t due;
-    int64_t every; /* > 0: persistent */
-    uint64_t seq;
-};
-
-struct vc_arming {
-    const struct event *ev; /* only compared: it may be freed since */
-    int64_t at, ms;
-    int persistent;
-};
-
-struct vclock {
-    struct clk_timers hook;
-    int64_t now;
-    uint64_t seq;
-    struct vc_timer armed[VC_TIMERS_MAX];
-    size_t narmed;
-    struct vc_arming log[VC_LOG_MAX];
-    size_t nlog;
-};
+/* ---- the virtual clock (tests/unit/support/vclock.h) ---- */
 
 /* The clock the replicator and the breakers read (one test at a time). */
 static struct vclock *vc_current;
 
+/* The replicator's and the breakers' clock function: the virtual now. */
 static int64_t vc_clock(void) { return vc_current->now; }
-
-static int vc_find(const struct vclock *vc, const struct event *ev)
-{
-    size_t i;
-
-    for (i = 0; i < vc->narmed; i++)
-        if (vc->armed[i].ev == ev)
-            return (int)i;
-    return -1;
-}
-
-/* clk_timers.arm: record ev due ms from now (replacing an earlier arming)
- * and log the arming. 0, or -1 when full. */
-static int vc_arm(void *arg, struct event *ev, int64_t ms)
-{
-    struct vclock *vc = arg;
-    int i = vc_find(vc, ev);
-
-    if (i < 0) {
-        if (vc->narmed == VC_TIMERS_MAX)
-            return -1;
-        i = (int)vc->narmed++;
-    }
-    vc->armed[i].ev = ev;
-    vc->armed[i].due = vc->now + ms;
-    vc->armed[i].every = (event_get_events(ev) & EV_PERSIST) ? ms : 0;
-    vc->armed[i].seq = ++vc->seq;
-    if (vc->nlog < VC_LOG_MAX) {
-        vc->log[vc->nlog].ev = ev;
-        vc->log[vc->nlog].at = vc->now;
-        vc->log[vc->nlog].ms = ms;
-        vc->log[vc->nlog].persistent = vc->armed[i].every > 0;
-    }
-    vc->nlog++;
-    return 0;
-}
-
-/* clk_timers.disarm: forget ev if armed. */
-static void vc_disarm(void *arg, struct event *ev)
-{
-    struct vclock *vc = arg;
-    int i = vc_find(vc, ev);
-
-    if (i >= 0)
-        vc->armed[i] = vc->armed[--vc->narmed];
-}
-
-/* The next timer due by until (earliest, first armed on a tie), or -1. */
-static int vc_next(const struct vclock *vc, int64_t until)
-{
-    int best = -1;
-    size_t i;
-
-    for (i = 0; i < vc->narmed; i++) {
-        const struct vc_timer *t = &vc->armed[i];
-
-        if (t->due > until)
-            continue;
-        if (best < 0 || t->due < vc->armed[best].due ||
-            (t->due == vc->armed[best].due && t->seq < vc->armed[best].seq))
-            best = (int)i;
-    }
-    return best;
-}
 
 /* ---- fakes ---- */
 
@@ -406,31 +319,16 @@ static void settle(struct env *e)
 static void run_for(struct env *e, int64_t ms)
 {
     int64_t until = e->vc.now + ms;
-    int fires = 0, i;
+    int fires = 0;
 
     settle(e);
-    for (;;) {
-        struct event *ev;
-
-        i = vc_next(&e->vc, until);
-        if (i < 0)
-            break;
+    while (vc_fire_next(&e->vc, until)) {
         assert_true(++fires <= VC_FIRES_MAX);
-        ev = e->vc.armed[i].ev;
-        e->vc.now = e->vc.armed[i].due;
-        if (e->vc.armed[i].every > 0) {
-            e->vc.armed[i].due += e->vc.armed[i].every;
-            e->vc.armed[i].seq = ++e->vc.seq;
-        } else {
-            e->vc.armed[i] = e->vc.armed[--e->vc.narmed];
-        }
-        event_active(ev, EV_TIMEOUT, 1);
         settle(e);
     }
     e->vc.now = until;
     /* nothing armed behind the hook's back */
-    for (i = 0; i < (int)e->vc.narmed; i++)
-        assert_false(event_pending(e->vc.armed[i].ev, EV_TIMEOUT, NULL));
+    assert_int_equal(vc_check_virtual(&e->vc), 0);
 }
 
 /* ---- fixture ---- */
@@ -504,10 +402,7 @@ static int setup(void **state)
         return -1;
     *state = e;
     memset(outcomes, 0, sizeof(outcomes));
-    e->vc.hook.arm = vc_arm;
-    e->vc.hook.disarm = vc_disarm;
-    e->vc.hook.arg = &e->vc;
-    e->vc.now = 1000000;
+    vc_init(&e->vc, 1000000);
     vc_current = &e->vc;
     e->base = event_base_new();
     e->hc = e->base ? hc_client_new(e->base) : NULL;

@@ -62,11 +62,10 @@
 #include "regclient/urls.h"
 #include "resilience/backoff.h"
 #include "support.h"
+#include "vclock.h"
 
 #define SAFETY_MS       5000   /* no single loop run may take longer */
 #define POLL_MS         5      /* how often run_base_until checks its condition */
-#define VC_TIMERS_MAX   64     /* timers armed at once on the virtual clock */
-#define VC_LOG_MAX      4096   /* armings remembered, in order */
 #define VC_FIRES_MAX    100000 /* timers one advance may fire (a runaway fails) */
 #define FAKE_IDS_MAX    32     /* registrations the fake remembers */
 #define FAKE_BODY_MAX   4096   /* bytes of a request body kept */
@@ -105,32 +104,6 @@ struct fake {
     char get_uri[512];        /* last GET's URI */
     char list[FAKE_LIST_MAX]; /* GET answer body */
     struct slow_get *slow;
-};
-
-/* A timer armed on the virtual clock. */
-struct vc_timer {
-    struct event *ev; /* borrowed from the module that armed it */
-    int64_t due;      /* virtual ms */
-    int64_t every;    /* > 0: persistent, re-armed by this much when fired */
-    uint64_t seq;     /* arming order: ties fire first armed, first fired */
-};
-
-/* One arming, as the module asked for it. */
-struct vc_arming {
-    const struct event *ev;
-    int64_t at; /* virtual time of the arming */
-    int64_t ms; /* the delay asked for */
-};
-
-/* The virtual clock: what is armed, and the log of every arming. */
-struct vclock {
-    struct clk_timers hook; /* what the clients are given */
-    int64_t now;            /* virtual ms since the test began */
-    uint64_t seq;
-    struct vc_timer armed[VC_TIMERS_MAX];
-    size_t narmed;
-    struct vc_arming log[VC_LOG_MAX];
-    size_t nlog; /* armings so far (only the first VC_LOG_MAX are kept) */
 };
 
 struct fixture {
@@ -385,89 +358,6 @@ static int fake_start(struct fake *f, struct event_base *base, const struct clk_
     return fake_listen(f, 0);
 }
 
-/* ---- the virtual clock ---- */
-
-/* Index of ev among the armed timers, or -1. */
-static int vc_find(const struct vclock *vc, const struct event *ev)
-{
-    size_t i = 0;
-
-    for (i = 0; i < vc->narmed; i++) {
-        if (vc->armed[i].ev == ev)
-            return (int)i;
-    }
-    return -1;
-}
-
-/* Drop armed timer i (the order of the others does not matter: seq does). */
-static void vc_drop(struct vclock *vc, size_t i) { vc->armed[i] = vc->armed[--vc->narmed]; }
-
-/* clk_timers.arm: record ev (borrowed) due ms from now, replacing an
- * earlier arming of it as event_add would; log the arming. 0, or -1 when
- * VC_TIMERS_MAX are armed. */
-static int vc_arm(void *arg, struct event *ev, int64_t ms)
-{
-    struct vclock *vc = arg;
-    int i = vc_find(vc, ev);
-    struct vc_timer *t = NULL;
-
-    if (i < 0) {
-        if (vc->narmed == VC_TIMERS_MAX)
-            return -1;
-        i = (int)vc->narmed++;
-    }
-    t = &vc->armed[i];
-    t->ev = ev;
-    t->due = vc->now + ms;
-    t->every = (event_get_events(ev) & EV_PERSIST) != 0 ? ms : 0;
-    t->seq = ++vc->seq;
-    if (vc->nlog < VC_LOG_MAX) {
-        vc->log[vc->nlog].ev = ev;
-        vc->log[vc->nlog].at = vc->now;
-        vc->log[vc->nlog].ms = ms;
-    }
-    vc->nlog++;
-    return 0;
-}
-
-/* clk_timers.disarm: forget ev (borrowed) if it is armed. */
-static void vc_disarm(void *arg, struct event *ev)
-{
-    struct vclock *vc = arg;
-    int i = vc_find(vc, ev);
-
-    if (i >= 0)
-        vc_drop(vc, (size_t)i);
-}
-
-/* Start the virtual clock at 0 with nothing armed. */
-static void vc_init(struct vclock *vc)
-{
-    memset(vc, 0, sizeof(*vc));
-    vc->hook.arm = vc_arm;
-    vc->hook.disarm = vc_disarm;
-    vc->hook.arg = vc;
-}
-
-/* Index of the timer that fires next if it is due by until (the earliest,
- * first armed on a tie), or -1. */
-static int vc_next(const struct vclock *vc, int64_t until)
-{
-    int best = -1;
-    size_t i = 0;
-
-    for (i = 0; i < vc->narmed; i++) {
-        const struct vc_timer *t = &vc->armed[i];
-
-        if (t->due > until)
-            continue;
-        if (best < 0 || t->due < vc->armed[best].due ||
-            (t->due == vc->armed[best].due && t->seq < vc->armed[best].seq))
-            best = (int)i;
-    }
-    return best;
-}
-
 /* ---- loop control ---- */
 
 typedef int (*cond_fn)(struct fixture *fx);
@@ -502,34 +392,15 @@ static void settle(struct fixture *fx)
     assert_false(fx->timed_out);
 }
 
-/* Fire armed timer i: the clock moves to its due time, a persistent one is
- * re-armed a period later, and the event runs from the loop (event_active,
- * as libevent itself would), followed by its I/O. */
-static void vc_fire(struct fixture *fx, size_t i)
+/* Fire the timer next due by until on the virtual clock (see
+ * vc_fire_next), followed by its I/O. Returns 1 when one fired, 0 when
+ * none is due by until. */
+static int fire_next(struct fixture *fx, int64_t until)
 {
-    struct vclock *vc = &fx->vc;
-    struct event *ev = vc->armed[i].ev;
-
-    vc->now = vc->armed[i].due;
-    if (vc->armed[i].every > 0) {
-        vc->armed[i].due += vc->armed[i].every;
-        vc->armed[i].seq = ++vc->seq;
-    } else {
-        vc_drop(vc, i);
-    }
-    event_active(ev, EV_TIMEOUT, 1);
+    if (!vc_fire_next(&fx->vc, until))
+        return 0;
     settle(fx);
-}
-
-/* Check that no armed timer is pending in libevent too: a module that
- * armed one behind the hook's back (or a persistent event re-added by
- * libevent) would wait in real time. */
-static void vc_assert_virtual(const struct vclock *vc)
-{
-    size_t i = 0;
-
-    for (i = 0; i < vc->narmed; i++)
-        assert_false(event_pending(vc->armed[i].ev, EV_TIMEOUT, NULL));
+    return 1;
 }
 
 /* Let ms of virtual time pass, firing every timer due by then in order,
@@ -540,20 +411,18 @@ static int run_until(struct fixture *fx, cond_fn cond, int64_t ms)
 {
     int64_t until = fx->vc.now + ms;
     int fires = 0;
-    int i = 0;
 
     settle(fx);
     for (;;) {
         if (cond != NULL && cond(fx))
             return 1;
-        i = vc_next(&fx->vc, until);
-        if (i < 0)
+        if (!fire_next(fx, until))
             break;
         assert_true(++fires <= VC_FIRES_MAX);
-        vc_fire(fx, (size_t)i);
     }
     fx->vc.now = until;
-    vc_assert_virtual(&fx->vc);
+    /* nothing armed behind the hook's back (it would wait in real time) */
+    assert_int_equal(vc_check_virtual(&fx->vc), 0);
     return 0;
 }
 
@@ -598,7 +467,7 @@ static int setup(void **state)
     if (fx == NULL)
         return -1;
     *state = fx;
-    vc_init(&fx->vc);
+    vc_init(&fx->vc, 0);
     fx->base = event_base_new();
     if (fx->base == NULL || fake_start(&fx->fake, fx->base, &fx->vc.hook) != 0)
         return -1;
