@@ -20,6 +20,7 @@
 #include "proto/greeting.h"
 #include "proto/messages.h"
 #include "regclient/discovery.h"
+#include "reply.h"
 #include "upstream.h"
 
 #include <event2/buffer.h>
@@ -428,9 +429,34 @@ static int fan_place(struct fan_view *v)
 /* ---------------------------------------------------------------------- */
 /* rounds */
 
+/* The length of what an error text names: "<service> <host:port>" or
+ * "facade" before the first ": ", else the whole text (e.g. "no passing
+ * logging-service instance known"). */
+static size_t fan_error_subject_len(const char *text)
+{
+    const char *sep = strstr(text, ": ");
+
+    return sep ? (size_t)(sep - text) : strlen(text);
+}
+
+/* Whether one of rd's errors already names what text names. */
+static bool fan_round_names(const struct fan_round *rd, const char *text)
+{
+    size_t n = fan_error_subject_len(text), i;
+
+    for (i = 0; i < rd->nerrors; i++)
+        if (fan_error_subject_len(rd->errors[i]) == n && memcmp(rd->errors[i], text, n) == 0)
+            return true;
+    return false;
+}
+
 static void fan_round_error(struct fan_round *rd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Log the formatted text and add it to the round's errors, unless an error
+ * of the round already names the same instance (or part): each appears
+ * once in "errors", with the first reason (an instance listed twice by
+ * discovery, or failing twice in one round). */
 static void fan_round_error(struct fan_round *rd, const char *fmt, ...)
 {
     char buf[FAN_ERROR_MAX];
@@ -440,6 +466,8 @@ static void fan_round_error(struct fan_round *rd, const char *fmt, ...)
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
     log_warn("GET /facade: %s", buf);
+    if (fan_round_names(rd, buf))
+        return;
     if (rd->nerrors < FAN_ERRORS_MAX) {
         rd->errors[rd->nerrors] = strdup(buf);
         if (rd->errors[rd->nerrors])
@@ -891,7 +919,8 @@ void fan_serve(struct fan_view *v, struct hs_req *req)
         n = strtoul(limit, &end, 10);
         if (!(limit[0] >= '0' && limit[0] <= '9') || *end != '\0' || n < 1 || n > LIM_PAGE_MAX) {
             free(g);
-            hs_reply_error(req, 400, "query 'limit' must be an integer from 1 to %d", LIM_PAGE_MAX);
+            fr_reply_error(req, 400, NULL, 0, "query 'limit' must be an integer from 1 to %d",
+                           LIM_PAGE_MAX);
             return;
         }
     }
@@ -899,7 +928,7 @@ void fan_serve(struct fan_view *v, struct hs_req *req)
     if (after && after[0]) {
         if (fan_cursor_parse(after, &g->key) != 0) {
             free(g);
-            hs_reply_error(req, 400,
+            fr_reply_error(req, 400, NULL, 0,
                            "query 'after' must be the \"next\" cursor of a previous answer");
             return;
         }

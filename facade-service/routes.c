@@ -16,6 +16,7 @@
 #include "http/service.h"
 #include "regclient/discovery.h"
 #include "replicate.h"
+#include "reply.h"
 #include "upstream.h"
 
 #include <event2/buffer.h>
@@ -60,7 +61,8 @@ struct fc_keyed {
 /* POST /facade */
 
 /* The replicator's verdict for one POST (arg: its request): the reply,
- * which says how many copies were made ("replicas"). */
+ * which says how many copies were made ("replicas"); an error in the
+ * facade's one error shape (reply.h), with the uuid to resend under. */
 static void fc_post_done(int status, int copies, const char *error, const char *uuid, void *arg)
 {
     struct hs_req *req = arg;
@@ -72,9 +74,7 @@ static void fc_post_done(int status, int copies, const char *error, const char *
 
         hs_reply_raw(req, 200, "application/json", body, (size_t)n);
     } else
-        hs_reply_json(req, status,
-                      json_pack("{s:s, s:s, s:s, s:i}", "status", "error", "uuid", uuid, "error",
-                                error, "replicas", copies));
+        fr_reply_error(req, status, uuid, copies, "%s", error);
 }
 
 /* fan_synced_fn of a keyed POST (arg: its fc_keyed, freed here): the view
@@ -160,6 +160,22 @@ static bool fc_flat_msg(const struct hs_req *req, const char **msg, size_t *len)
     return true;
 }
 
+/* Whether msg[0..len) (borrowed) holds only ASCII whitespace (space, tab,
+ * CR, LF, VT, FF): such a message is refused like an empty one. */
+static bool fc_is_blank(const char *msg, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        if (!strchr(" \t\r\n\v\f", msg[i]) || msg[i] == '\0')
+            return false;
+    return true;
+}
+
+/* POST /facade: validate the body (JSON {"msg"} or text/plain), pick the
+ * uuid (new, or the Idempotency-Key's) and hand the message to the
+ * replicator (keyed: after a sync round); exactly one reply, errors in the
+ * facade's one shape (reply.h). */
 static void fc_post(struct hs_req *req, void *arg)
 {
     struct fc_routes *f = arg;
@@ -171,7 +187,7 @@ static void fc_post(struct hs_req *req, void *arg)
 
     if (key) {
         if (!uid_is_valid(key)) {
-            hs_reply_error(req, 400, "Idempotency-Key must be a UUID");
+            fr_reply_error(req, 400, NULL, 0, "Idempotency-Key must be a UUID");
             return;
         }
         uid_normalize(key, uuid);
@@ -181,7 +197,8 @@ static void fc_post(struct hs_req *req, void *arg)
     if (fc_is_text(req)) {
         msg = hs_req_body(req, &len);
         if (msg && (memchr(msg, '\0', len) || !utf8_valid(msg, len))) {
-            hs_reply_error(req, 400, "a text/plain msg must be UTF-8 text without NUL bytes");
+            fr_reply_error(req, 400, NULL, 0,
+                           "a text/plain msg must be UTF-8 text without NUL bytes");
             return;
         }
     } else if (fc_flat_msg(req, &msg, &len)) {
@@ -191,13 +208,14 @@ static void fc_post(struct hs_req *req, void *arg)
 
         body = hs_req_json(req, err, sizeof(err));
         if (!body) {
-            hs_reply_error(req, 400, "%s", err);
+            fr_reply_error(req, 400, NULL, 0, "%s", err);
             return;
         }
         m = json_is_object(body) ? json_object_get(body, "msg") : NULL;
         if (!json_is_string(m)) {
             json_decref(body);
-            hs_reply_error(req, 400, "body must be {\"msg\": \"<text>\"} (or a text/plain body)");
+            fr_reply_error(req, 400, NULL, 0,
+                           "body must be {\"msg\": \"<text>\"} (or a text/plain body)");
             return;
         }
         msg = json_string_value(m);
@@ -205,12 +223,17 @@ static void fc_post(struct hs_req *req, void *arg)
     }
     if (len == 0) {
         json_decref(body);
-        hs_reply_error(req, 400, "msg is empty");
+        fr_reply_error(req, 400, NULL, 0, "msg is empty");
+        return;
+    }
+    if (fc_is_blank(msg, len)) {
+        json_decref(body);
+        fr_reply_error(req, 400, NULL, 0, "msg is only whitespace");
         return;
     }
     if (len > LIM_MSG_MAX) {
         json_decref(body);
-        hs_reply_error(req, 413, "msg of %zu bytes is over the limit of %d bytes", len,
+        fr_reply_error(req, 413, NULL, 0, "msg of %zu bytes is over the limit of %d bytes", len,
                        LIM_MSG_MAX);
         return;
     }
@@ -230,6 +253,7 @@ static void fc_post(struct hs_req *req, void *arg)
 /* ---------------------------------------------------------------------- */
 /* GET /facade: the merged view (fanout.c) */
 
+/* GET /facade: answered by the merged view (arg: the routes). */
 static void fc_get(struct hs_req *req, void *arg)
 {
     struct fc_routes *f = arg;
@@ -258,6 +282,7 @@ static void fc_collect(struct evbuffer *out, void *arg)
                         (unsigned long long)rep_under_replicated(f->rep));
 }
 
+/* GET /stats: each upstream's breaker and counters (arg: the routes). */
 static void fc_stats(struct hs_req *req, void *arg)
 {
     struct fc_routes *f = arg;

@@ -164,14 +164,17 @@ class WalkThrough(unittest.TestCase):
                                            "same ms #3"])
 
     def test_text_plain_and_bad_input(self):
-        """A text/plain body is a message; empty, malformed, oversized or
-        mistyped input is refused with a JSON error and stores nothing."""
+        """A text/plain body is a message; empty, whitespace-only,
+        malformed, oversized or mistyped input is refused with a JSON error
+        in the facade's one error shape and stores nothing."""
         s = full_suite(self, loggings=1)
         status, _, body = request("POST", s.facade.url + "/facade", b"plain text",
                                   headers={"Content-Type": "text/plain"})
         self.assertEqual(status, 200, body)
         cases = [
             ({"msg": ""}, None, 400),
+            ({"msg": "   "}, None, 400),
+            ({"msg": " \t\r\n "}, None, 400),
             ({"text": "x"}, None, 400),
             ({"msg": 5}, None, 400),
             (b"{not json", None, 400),
@@ -184,13 +187,24 @@ class WalkThrough(unittest.TestCase):
                 status, headers_, body = request("POST", s.facade.url + "/facade", payload,
                                                  headers=headers)
                 self.assertEqual(status, want, body)
-                self.assertIn("error", body)
+                self.assertIs(body["success"], False, body)
+                self.assertEqual(body["status"], "error", body)
+                self.assertIsInstance(body["error"], str, body)
+        status, _, body = request("POST", s.facade.url + "/facade", {"msg": " \n "})
+        self.assertEqual(body, {"success": False, "status": "error",
+                                "error": "msg is only whitespace"})
+        status, _, body = request("POST", s.facade.url + "/facade", b" \t\n",
+                                  headers={"Content-Type": "text/plain"})
+        self.assertEqual((status, body["error"]), (400, "msg is only whitespace"), body)
+        # whitespace around text is part of the message
+        self.assertEqual(s.post("  padded  ")[0], 200)
         for raw in (b"bad \xff\xfe bytes", b"nul \x00 inside", b"\xed\xa0\x80"):
             with self.subTest(text=raw):
                 status, _, body = request("POST", s.facade.url + "/facade", raw,
                                           headers={"Content-Type": "text/plain"})
                 self.assertEqual(status, 400, body)
                 self.assertIn("UTF-8", body["error"])
+                self.assertIs(body["success"], False, body)
         # Text that needs escaping survives the trip through the facade's
         # encoder and logging's store, byte for byte.
         tricky = 'quote " backslash \\ slash / nl \n tab \t bell \x07 caf\u00e9 \u20ac \U0001f600'
@@ -201,7 +215,8 @@ class WalkThrough(unittest.TestCase):
         self.assertEqual(request("GET", s.facade.url + "/nope")[0], 404)
         self.assertEqual(request("DELETE", s.facade.url + "/facade")[0], 405)
         # (sorted: two POSTs in the same millisecond have no defined order)
-        self.assertEqual(sorted(s.get()["logs"]), sorted(["plain text", tricky, tricky + " (text)"]))
+        self.assertEqual(sorted(s.get()["logs"]),
+                         sorted(["plain text", "  padded  ", tricky, tricky + " (text)"]))
 
 
 class Retries(unittest.TestCase):
@@ -250,6 +265,7 @@ class Retries(unittest.TestCase):
         elapsed = time.time() - t0
         self.assertEqual(status, 503, body)
         self.assertEqual(body["status"], "error")
+        self.assertIs(body["success"], False, body)
         uuidlib.UUID(body["uuid"])
         self.assertIn("error", body)
         self.assertEqual(body["replicas"], 0, body)  # finding 2: says how many copies
@@ -296,6 +312,8 @@ class Idempotency(unittest.TestCase):
             self.assertEqual(len(got["messages"]), 1)
         status, _, body = s.post("different text", key=key)
         self.assertEqual(status, 409, body)
+        self.assertEqual(body, {"success": False, "status": "error", "uuid": key, "replicas": 0,
+                                "error": "this uuid is already stored with a different message"})
 
 
     def test_conflicting_resend_refused_after_instances_changed(self):
@@ -352,7 +370,8 @@ class ReadPath(unittest.TestCase):
         for query in ("limit=0", "limit=10001", "limit=x", "after=nope"):
             status, _, body = request("GET", s.facade.url + "/facade?" + query)
             self.assertEqual(status, 400, (query, body))
-            self.assertFalse(body["success"])
+            self.assertIs(body["success"], False, body)
+            self.assertEqual(body["status"], "error", body)
 
     def test_restarted_instance_is_read_again_and_merged_once(self):
         s = full_suite(self, loggings=1)

@@ -4,8 +4,8 @@
  * list the test controls. The breakers run on an injected clock. Covers
  * the incremental sync, the full read in pages, the re-read after an epoch
  * change, the order rule and the cache, a failing instance named in the
- * errors with the status rule, and a size limit not charged to the
- * instance's breaker. */
+ * errors with the status rule (each instance once, even when listed
+ * twice), and a size limit not charged to the instance's breaker. */
 #include "facade-service/fanout.h"
 #include "facade-service/upstream.h"
 #include "http/client.h"
@@ -53,6 +53,7 @@ struct env {
     struct fake fakes[3];
     size_t nlisted; /* fakes listed as passing */
     int dead_port;  /* listed too when nonzero: nothing listens there */
+    int twice;      /* the first fake is listed twice (two registrations) */
 };
 
 static int64_t fake_now;
@@ -134,6 +135,12 @@ static size_t env_list(void *arg, const char *service, struct disc_instance *out
         memset(&out[n], 0, sizeof(out[n]));
         snprintf(out[n].host, sizeof(out[n].host), "127.0.0.1");
         out[n].port = e->fakes[i].port;
+    }
+    if (e->twice && e->nlisted > 0 && n < max) {
+        memset(&out[n], 0, sizeof(out[n]));
+        snprintf(out[n].host, sizeof(out[n].host), "127.0.0.1");
+        out[n].port = e->fakes[0].port;
+        n++;
     }
     if (e->dead_port && n < max) {
         memset(&out[n], 0, sizeof(out[n]));
@@ -395,6 +402,36 @@ static void test_replicas_merge_once_and_failures_are_named(void **state)
     assert_int_equal(fan_count(e->fo), 2);
 }
 
+/* Each instance appears once in errors: one listed twice (two
+ * registrations at one address) whose breaker is open was named twice. */
+static void test_an_instance_is_named_once(void **state)
+{
+    struct env *e = *state;
+    struct outcome o;
+    char want[64];
+    size_t i, named;
+    int round;
+
+    e->twice = 1;
+    e->fakes[0].fail_status = 500;
+    /* its breaker opens after 5 failures (one call a round: the second
+     * listing waits for the first's call) */
+    for (round = 0; round < 5; round++) {
+        o = sync_once(e);
+        fake_now += 10;
+        assert_int_equal(o.status, 502);
+    }
+    assert_int_equal(e->fakes[0].requests, 5);
+    o = sync_once(e);
+    assert_int_equal(e->fakes[0].requests, 5);
+    snprintf(want, sizeof(want), "logging-service 127.0.0.1:%d: ", e->fakes[0].port);
+    for (i = 0, named = 0; i < o.nerrors && i < 4; i++)
+        named += strncmp(o.errors[i], want, strlen(want)) == 0;
+    assert_int_equal(named, 1);
+    assert_true(has_error(&o, "circuit breaker open"));
+    assert_int_equal(o.nerrors, 2); /* plus: no messages-service listed */
+}
+
 /* The breaker of the fake at index i. */
 static struct up_instance *fake_up(struct env *e, size_t i)
 {
@@ -469,6 +506,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_replicas_merge_once_and_failures_are_named, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_an_instance_is_named_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_limit_does_not_open_the_breaker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_by_uuid, setup, teardown),
     };
