@@ -11,6 +11,7 @@
 #define LIM_SHUTDOWN_GRACE_MS 5000               /* in-flight drain on SIGTERM */
 #define LIM_ROUTES_MAX        64                 /* routes per server */
 #define LIM_STREAM_OUT_MAX    (4 * 1024 * 1024)  /* bytes a stream holds for a slow client */
+#define LIM_CONN_OUT_MAX      (8 * 1024 * 1024)  /* unread answer bytes a connection may hold */
 #define LIM_PATH_SEGMENTS_MAX 16                 /* segments in a routed path */
 #define LIM_CONNECTIONS_MAX   4096               /* open connections per server; more get 503 */
 #define LIM_REQUEST_READ_S    20                 /* a request's line, headers and body, total */

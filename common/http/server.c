@@ -42,6 +42,20 @@
 
 #define HS_QUERY_MAX 16 /* query parameters looked at per request */
 
+/* The output cap of a connection (limits.out_max) is on answer bytes that
+ * wait unread, not on the size of an answer: evhttp writes a whole answer
+ * into the connection's output buffer at once, and takes the next request
+ * only once that buffer is empty, so one answer is all a connection holds.
+ * When an answer leaves more than the cap there, a timer looks at the
+ * buffer every HS_OUT_STALL_MS: below the cap again, the watch ends; still
+ * above it but smaller than at the last look (the client reads), it goes
+ * on; above it and not drained at all for a whole interval, the connection
+ * is closed and its buffer freed. A client that reads gets any size of
+ * answer; one that does not holds the memory for at most this interval
+ * (instead of the idle timeout, 30 s). Not a limit of limits.h: it is how
+ * often the cap is checked, not a bound a client sees. */
+#define HS_OUT_STALL_MS 2000
+
 /* What a route runs; the route table (router.c) gives its index. */
 struct hs_handler {
     hs_handler_fn fn;
@@ -59,6 +73,8 @@ struct hs_conn {
     struct bufferevent *bev;         /* owned by evhttp once returned */
     struct evhttp_connection *evcon; /* NULL until attached */
     struct event *ev;                /* owned: attach, then read deadline */
+    struct event *out_ev;            /* owned: the output cap's check */
+    size_t out_seen;                 /* output bytes at its last check */
     bool refuse;                     /* over max_conns: answer 503, close */
     struct hs_conn *prev, *next;     /* in srv->conns */
     UT_hash_handle hh;               /* in srv->by_evcon, once attached */
@@ -95,6 +111,8 @@ static struct hs_server *hs_servers;
 
 static void hs_conn_dispatched(struct hs_server *srv, struct evhttp_request *ev);
 static void hs_conn_answered(struct hs_server *srv, struct evhttp_request *ev);
+static void hs_conn_out_check(evutil_socket_t fd, short what, void *arg);
+static void hs_conn_watch_out(struct hs_conn *conn);
 static struct hs_conn *hs_conn_find(struct hs_server *srv, struct evhttp_connection *evcon);
 static void hs_conn_forget(struct hs_conn *conn);
 
@@ -229,6 +247,7 @@ static void hs_req_free(struct hs_req *req)
 static void hs_finish(struct hs_req *req, int status, struct evbuffer *buf)
 {
     struct hs_server *srv = req->srv;
+    struct hs_conn *conn;
     struct evbuffer *out;
 
     /* libevent 2.1 writes a HEAD answer's body after its headers, which a
@@ -240,7 +259,11 @@ static void hs_finish(struct hs_req *req, int status, struct evbuffer *buf)
             evbuffer_drain(buf, evbuffer_get_length(buf));
     }
     hs_conn_answered(srv, req->ev);
+    /* Found before the send: req->ev may be gone after it. evhttp only
+     * queues the answer, the connection stays. */
+    conn = hs_conn_find(srv, evhttp_request_get_connection(req->ev));
     evhttp_send_reply(req->ev, status, hs_status_reason(status), buf);
+    hs_conn_watch_out(conn);
     mtr_observe(srv->metrics, req->method_label, req->route_label, status, hs_elapsed(&req->start));
     srv->inflight--;
     DL_DELETE(srv->pending, req);
@@ -564,6 +587,8 @@ static void hs_conn_forget(struct hs_conn *conn)
     srv->nconns--;
     if (conn->ev)
         event_free(conn->ev);
+    if (conn->out_ev)
+        event_free(conn->out_ev);
     free(conn);
 }
 
@@ -656,6 +681,51 @@ static void hs_conn_event(evutil_socket_t fd, short what, void *arg)
         log_warn("cannot arm a connection's read deadline");
 }
 
+/* Bytes waiting in conn's output buffer (not yet taken by the kernel). */
+static size_t hs_conn_out_len(const struct hs_conn *conn)
+{
+    return evbuffer_get_length(bufferevent_get_output(conn->bev));
+}
+
+/* The output cap's check (see HS_OUT_STALL_MS): end the watch below the
+ * cap, go on while the buffer drains, close the connection (hs_conn_closed
+ * frees conn and this event) when it did not drain for a whole interval. */
+static void hs_conn_out_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct hs_conn *conn = arg;
+    size_t len = hs_conn_out_len(conn);
+
+    (void)fd;
+    (void)what;
+    if (len <= conn->srv->limits.out_max || !conn->evcon)
+        return;
+    if (len < conn->out_seen) {
+        conn->out_seen = len;
+        if (clk_timer_in(conn->out_ev, HS_OUT_STALL_MS) != 0)
+            log_warn("cannot arm a connection's output check");
+        return;
+    }
+    log_info("closing a connection that left %zu answer bytes unread for %d ms (cap %zu)", len,
+             HS_OUT_STALL_MS, conn->srv->limits.out_max);
+    evhttp_connection_free(conn->evcon); /* runs hs_conn_closed */
+}
+
+/* An answer was just queued on conn (may be NULL: not tracked): watch its
+ * output while it holds more than the cap. */
+static void hs_conn_watch_out(struct hs_conn *conn)
+{
+    size_t len;
+
+    if (!conn || evtimer_pending(conn->out_ev, NULL))
+        return;
+    len = hs_conn_out_len(conn);
+    if (len <= conn->srv->limits.out_max)
+        return;
+    conn->out_seen = len;
+    if (clk_timer_in(conn->out_ev, HS_OUT_STALL_MS) != 0)
+        log_warn("cannot arm a connection's output check");
+}
+
 /* evhttp's bufferevent callback, run for each accepted connection before
  * evhttp builds it: make the bufferevent (no fd yet, evhttp sets it) and a
  * record that counts the connection. Returns the bufferevent (evhttp owns
@@ -670,11 +740,14 @@ static struct bufferevent *hs_conn_new(struct event_base *base, void *arg)
     conn->srv = srv;
     conn->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     conn->ev = event_new(base, -1, 0, hs_conn_event, conn);
-    if (!conn->bev || !conn->ev) {
+    conn->out_ev = evtimer_new(base, hs_conn_out_check, conn);
+    if (!conn->bev || !conn->ev || !conn->out_ev) {
         if (conn->bev)
             bufferevent_free(conn->bev);
         if (conn->ev)
             event_free(conn->ev);
+        if (conn->out_ev)
+            event_free(conn->out_ev);
         free(conn);
         return NULL;
     }
@@ -986,6 +1059,8 @@ struct hs_server *hs_server_new(struct event_base *base, const char *service,
         srv->limits.read_timeout_s = LIM_REQUEST_READ_S;
     if (srv->limits.max_conns == 0)
         srv->limits.max_conns = hs_default_max_conns();
+    if (srv->limits.out_max == 0)
+        srv->limits.out_max = LIM_CONN_OUT_MAX;
     srv->spare_fd = -1;
     event_set_log_callback(hs_libevent_log);
     srv->http = evhttp_new(base);

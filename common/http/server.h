@@ -37,6 +37,9 @@ struct hs_limits {
     size_t max_conns;   /* open connections; more are answered 503 and closed
                            (0: LIM_CONNECTIONS_MAX, or fewer when RLIMIT_NOFILE
                            is low) */
+    size_t out_max;     /* answer bytes a connection may hold unread: above
+                           it, a connection whose output does not drain for
+                           a check interval is closed (0: LIM_CONN_OUT_MAX) */
 };
 
 /* Create a server on base (borrowed), naming service (borrowed) in logs and

@@ -11,7 +11,9 @@
  *   GET  /query                 {"a","b","c","flag","missing"} from the query
  *   GET  /late?ms=N             200 "late" from a timer after N ms
  *   GET  /hold                  kept in fx->held, answered by the test
- *   GET  /big?n=N               N bytes, noting TCP_NODELAY of its socket */
+ *   GET  /big?n=N[&small=1]     N bytes, noting TCP_NODELAY of its socket;
+ *                               small=1 shrinks the socket's send buffer so
+ *                               the kernel takes little of the answer */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -129,6 +131,11 @@ static void route_big(struct hs_req *req, void *arg)
 
     if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &fx->nodelay, &optlen) != 0)
         fx->nodelay = -2;
+    if (fd >= 0 && hs_req_query(req, "small")) {
+        int sndbuf = 16384;
+
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    }
     for (i = 0; i < len; i++) {
         char c = (char)('a' + i % 26);
 
@@ -146,14 +153,16 @@ static void route_oom(struct hs_req *req, void *arg)
     hs_reply_oom(req);
 }
 
-static int fixture_new_limits(void **state, size_t body_max, int read_s, size_t max_conns)
+static int fixture_new_limits(void **state, size_t body_max, int read_s, size_t max_conns,
+                              size_t out_max)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
     struct hs_limits lim = {.body_max = body_max ? body_max : 1024 * 1024,
                             .headers_max = 16 * 1024,
                             .timeout_s = 30,
                             .read_timeout_s = read_s,
-                            .max_conns = max_conns};
+                            .max_conns = max_conns,
+                            .out_max = out_max};
     char err[256];
 
     if (!fx)
@@ -165,8 +174,8 @@ static int fixture_new_limits(void **state, size_t body_max, int read_s, size_t 
     if (!fx->base || !fx->metrics)
         return -1;
     fx->late = evtimer_new(fx->base, late_cb, fx);
-    fx->srv =
-        hs_server_new(fx->base, "test", body_max || read_s || max_conns ? &lim : NULL, fx->metrics);
+    fx->srv = hs_server_new(fx->base, "test",
+                            body_max || read_s || max_conns || out_max ? &lim : NULL, fx->metrics);
     if (!fx->srv)
         return -1;
     if (hs_route(fx->srv, HS_GET, "/items/{id}", route_item, fx) != 0 ||
@@ -186,14 +195,15 @@ static int fixture_new_limits(void **state, size_t body_max, int read_s, size_t 
 
 static int fixture_new(void **state, size_t body_max)
 {
-    return fixture_new_limits(state, body_max, 0, 0);
+    return fixture_new_limits(state, body_max, 0, 0, 0);
 }
 
 static int setup(void **state) { return fixture_new(state, 0); }
 static int setup_small_body(void **state) { return fixture_new(state, 1000); }
-static int setup_short_read(void **state) { return fixture_new_limits(state, 0, 1, 0); }
-static int setup_two_conns(void **state) { return fixture_new_limits(state, 0, 0, 2); }
-static int setup_many_conns(void **state) { return fixture_new_limits(state, 0, 0, 100000); }
+static int setup_short_read(void **state) { return fixture_new_limits(state, 0, 1, 0, 0); }
+static int setup_two_conns(void **state) { return fixture_new_limits(state, 0, 0, 2, 0); }
+static int setup_many_conns(void **state) { return fixture_new_limits(state, 0, 0, 100000, 0); }
+static int setup_small_out(void **state) { return fixture_new_limits(state, 0, 0, 0, 256 * 1024); }
 
 static int teardown(void **state)
 {
@@ -593,6 +603,97 @@ static void test_big_answers_on_keepalive_with_nodelay(void **state)
     rc_free(c);
 }
 
+#define OUT_BIG     (2 * 1024 * 1024) /* the answer, 8 times the test's cap */
+#define OUT_WAIT_MS 20000             /* the check closes within 2 intervals (4 s) */
+
+/* A server with a count of connections writing, for rc_run_until. */
+struct writing_wait {
+    struct hs_server *srv;
+    size_t want;
+};
+
+/* hs_writing(srv) == want. */
+static bool pred_writing(void *arg)
+{
+    struct writing_wait *w = arg;
+
+    return hs_writing(w->srv) == w->want;
+}
+
+/* A client that sends several requests for a 2 MiB answer and reads none:
+ * the answer waits in the connection's output buffer, over the 256 KiB
+ * cap, and does not drain, so the server closes the connection and frees
+ * it well before the 30 s idle timeout would. The server goes on. */
+static void test_output_cap_closes_a_client_that_does_not_read(void **state)
+{
+    struct fixture *fx = *state;
+    struct rc_client *c = rc_connect(fx->base, fx->port);
+    struct writing_wait w = {fx->srv, 1};
+    struct rc_response r;
+    char req[128];
+    size_t len;
+    int i;
+
+    assert_non_null(c);
+    rc_small_rcvbuf(c, 4096);
+    rc_pause(c);
+    snprintf(req, sizeof(req), "GET /big?n=%d&small=1 HTTP/1.1\r\nHost: t\r\n\r\n", OUT_BIG);
+    for (i = 0; i < 4; i++)
+        assert_int_equal(rc_send(c, req), 0);
+    assert_true(rc_run_until(fx->base, pred_writing, &w, SAFETY_MS));
+    w.want = 0;
+    assert_true(rc_run_until(fx->base, pred_writing, &w, OUT_WAIT_MS));
+
+    /* the connection was closed: reading now ends early, at EOF */
+    event_add(c->rd, NULL);
+    assert_true(rc_run_until(fx->base, rc_pred_eof, c, SAFETY_MS));
+    (void)rc_data(c, &len);
+    assert_true(len < OUT_BIG);
+    rc_free(c);
+
+    get(fx, "/items/7", &r);
+    assert_int_equal(r.status, 200);
+    rc_response_free(&r);
+}
+
+/* The same answer, far over the cap, to a client that reads: all of it
+ * arrives, twice on one keep-alive connection. */
+static void test_output_cap_lets_a_reader_take_a_big_answer(void **state)
+{
+    struct fixture *fx = *state;
+    struct rc_client *c = rc_connect(fx->base, fx->port);
+    struct body_wait bw = {c, OUT_BIG, 0};
+    struct writing_wait w = {fx->srv, 0};
+    struct rc_response r;
+    char req[128];
+    const char *data;
+    size_t len, i;
+    long used;
+    int round;
+
+    assert_non_null(c);
+    snprintf(req, sizeof(req), "GET /big?n=%d&small=1 HTTP/1.1\r\nHost: t\r\n\r\n", OUT_BIG);
+    for (round = 0; round < 2; round++) {
+        assert_int_equal(rc_send(c, req), 0);
+        if (!rc_run_until(fx->base, pred_body, &bw, OUT_WAIT_MS))
+            fail_msg("round %d: %zu bytes, eof %d", round, evbuffer_get_length(c->in), c->eof);
+        data = rc_data(c, &len);
+        used = rc_parse(data + bw.offset, len - bw.offset, 0, &r);
+        assert_true(used > 0);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(r.body_len, OUT_BIG);
+        for (i = 0; i < r.body_len; i++) {
+            if (r.body[i] != (char)('a' + i % 26))
+                fail_msg("byte %zu differs", i);
+        }
+        rc_response_free(&r);
+        bw.offset += (size_t)used;
+    }
+    assert_false(c->eof);
+    assert_true(rc_run_until(fx->base, pred_writing, &w, SAFETY_MS));
+    rc_free(c);
+}
+
 static void test_metrics_count_by_route_and_status(void **state)
 {
     struct fixture *fx = *state;
@@ -949,6 +1050,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_free_with_unanswered_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_answers_on_keepalive_with_nodelay, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_output_cap_closes_a_client_that_does_not_read,
+                                        setup_small_out, teardown),
+        cmocka_unit_test_setup_teardown(test_output_cap_lets_a_reader_take_a_big_answer,
+                                        setup_small_out, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_count_by_route_and_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_memory_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_table_limits, setup, teardown),
