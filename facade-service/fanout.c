@@ -2,14 +2,25 @@
  * fanout.h).
  *
  * Memory: a message costs one compact entry (binary uuid, ts, position,
- * where its text is) in an array, a slot in an open-addressing hash of
+ * where its text is, and a 64-bit mask of the instances that listed it) of
+ * 56 bytes in an array, a slot in an open-addressing hash of
  * entry indices, a slot in the order array, and its JSON string literal
  * twice: once in the text arena (the source when the encoding is rebuilt or
  * a page is cut) and once in the cached encoding. The cached encoding is a
  * short list of immutable, reference-counted segments that replies borrow
  * with evbuffer_add_reference: extending it appends a segment (merged with
  * its neighbours in a binary-counter fashion so there are O(log n)), and a
- * reply never copies the list. */
+ * reply never copies the list.
+ *
+ * Holders (for repair, fan_under_next): each source gets one of
+ * FAN_SLOTS_MAX slots, and an entry's holders mask has the bit of every
+ * source whose pages listed it. A source seen under a new epoch (restarted,
+ * maybe empty) has its bit cleared from every entry before its first page
+ * of the new store is folded in. A source beyond FAN_SLOTS_MAX gets no slot
+ * and is not counted, unless an unlisted one can be dropped for it: when
+ * the slots are all taken, the source least recently listed (and not
+ * listed in the round being started) is forgotten, its bit cleared; should
+ * it come back it is read in full again. */
 #include "fanout.h"
 
 #include "codec/jsonw.h"
@@ -37,6 +48,8 @@
 #define FAN_ERROR_MAX  512 /* bytes of one error text */
 #define FAN_ERRORS_MAX (DISC_INSTANCES_MAX + 4)
 #define FAN_CURSOR_MAX 80 /* "<ts>.<pos>.<32 hex digits>" */
+#define FAN_SLOTS_MAX  64 /* sources with a holders bit (REP_INSTANCES_MAX) */
+#define FAN_NO_SLOT    (-1)
 
 /* One message of the view. */
 struct fan_entry {
@@ -46,6 +59,7 @@ struct fan_entry {
     uint32_t len;
     uint32_t rank; /* index in order once placed */
     uint8_t uuid[16];
+    uint64_t holders; /* bit per source slot whose pages listed it */
 };
 
 /* An immutable piece of the cached encoding, shared with replies. */
@@ -69,6 +83,8 @@ struct fan_source {
     struct up_instance *up;       /* borrowed */
     struct hc_call *call;         /* in flight, or NULL */
     struct fan_view *view;
+    int slot;           /* 0..FAN_SLOTS_MAX-1, or FAN_NO_SLOT */
+    uint64_t listed_in; /* the round (v->rounds) that last listed it */
 };
 
 /* A caller waiting for a round. */
@@ -83,6 +99,8 @@ struct fan_round {
     bool active;
     struct fan_waiter *waiters;
     size_t listed, answered, outstanding;
+    size_t distinct;              /* sources listed, each counted once */
+    uint64_t listed_mask;         /* slots of the sources listed */
     char *errors[FAN_ERRORS_MAX]; /* owned texts */
     size_t nerrors;
     struct hc_call *msg_call; /* the messages-service call, or NULL */
@@ -116,6 +134,11 @@ struct fan_view {
     size_t pending_gets;
     json_t *message; /* the last messages-service answer, or NULL */
     unsigned messages_rr;
+
+    uint64_t slots_used;  /* source slots taken */
+    uint64_t rounds;      /* rounds started */
+    bool last_complete;   /* the last round read every source it listed */
+    uint64_t last_listed; /* slots the last complete round listed */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -329,9 +352,10 @@ static int fan_cmp_idx(const void *a, const void *b)
                    &fan_sort_entries[*(const uint32_t *)b]);
 }
 
-/* Add (or fold in) one record read from an instance at position pos. 0,
- * or -1 when out of memory. Records without a canonical uuid are skipped. */
-static int fan_add(struct fan_view *v, const struct pm_record *r, uint64_t pos)
+/* Add (or fold in) one record read from an instance at position pos, held
+ * by the source whose bit is holder (0: none). 0, or -1 when out of
+ * memory. Records without a canonical uuid are skipped. */
+static int fan_add(struct fan_view *v, const struct pm_record *r, uint64_t pos, uint64_t holder)
 {
     uint8_t uuid[16];
     struct fan_entry *e;
@@ -343,6 +367,7 @@ static int fan_add(struct fan_view *v, const struct pm_record *r, uint64_t pos)
     at = fan_find(v, uuid);
     if (at >= 0) {
         e = &v->entries[at];
+        e->holders |= holder;
         if (pos < e->pos) {
             e->pos = pos;
             /* a placed entry may now belong before its neighbour */
@@ -387,6 +412,7 @@ static int fan_add(struct fan_view *v, const struct pm_record *r, uint64_t pos)
     e->off = v->text_len;
     e->len = (uint32_t)lit;
     e->rank = 0;
+    e->holders = holder;
     v->text_len += lit;
     mask = v->nslots - 1;
     for (k = fan_hash(uuid) & mask; v->slots[k]; k = (k + 1) & mask)
@@ -502,8 +528,12 @@ static void fan_round_end(struct fan_view *v)
 
     if (fan_place(v) != 0)
         fan_round_error(rd, "facade: out of memory building the list");
+    v->last_complete = rd->distinct > 0 && rd->answered == rd->distinct;
+    if (v->last_complete)
+        v->last_listed = rd->listed_mask;
     info.listed = rd->listed;
     info.answered = rd->answered;
+    info.complete = v->last_complete;
     info.status = fan_round_status(v, rd);
     info.errors = (const char *const *)rd->errors;
     info.nerrors = rd->nerrors;
@@ -562,17 +592,50 @@ struct fan_page_ctx {
     struct fan_source *s;
     const struct pm_page *page; /* epoch filled before the first record */
     bool stale;                 /* the page is of another epoch than asked */
+    bool checked;               /* fan_page_epoch ran for this page */
 };
+
+/* The holders bit of s, or 0 when it has no slot. */
+static uint64_t fan_source_bit(const struct fan_source *s)
+{
+    return s->slot == FAN_NO_SLOT ? 0 : 1ULL << s->slot;
+}
+
+/* Clear bit from the holders of every entry: what a source held before
+ * it restarted (or was forgotten) is no longer known to be there. */
+static void fan_forget_holder(struct fan_view *v, uint64_t bit)
+{
+    size_t i;
+
+    if (!bit)
+        return;
+    for (i = 0; i < v->count; i++)
+        v->entries[i].holders &= ~bit;
+}
+
+/* Once per page, before anything of it is folded in: a page under another
+ * epoch than the one s was read under is a new store (the instance
+ * restarted, maybe empty), so s holds nothing the view knows of yet. */
+static void fan_page_epoch(struct fan_page_ctx *c)
+{
+    if (c->checked)
+        return;
+    c->checked = true;
+    if (c->s->epoch[0] && strcmp(c->page->epoch, c->s->epoch) != 0)
+        fan_forget_holder(c->v, fan_source_bit(c->s));
+}
 
 static int fan_page_record(const struct pm_record *rec, size_t index, void *arg)
 {
     struct fan_page_ctx *c = arg;
 
-    if (index == 0)
+    if (index == 0) {
         c->stale = c->s->asked > 0 && strcmp(c->page->epoch, c->s->epoch) != 0;
+        fan_page_epoch(c);
+    }
     if (c->stale)
         return 0;
-    return fan_add(c->v, rec, c->s->asked + index);
+    return fan_add(c->v, rec, c->s->asked + index, fan_source_bit(c->s));
 }
 
 /* One page answer of a source. */
@@ -581,7 +644,7 @@ static void fan_page_done(const struct hc_response *resp, void *arg)
     struct fan_source *s = arg;
     struct fan_view *v = s->view;
     struct pm_page page;
-    struct fan_page_ctx ctx = {v, s, &page, false};
+    struct fan_page_ctx ctx = {v, s, &page, false, false};
     char err[256];
 
     s->call = NULL;
@@ -606,8 +669,10 @@ static void fan_page_done(const struct hc_response *resp, void *arg)
         fan_round_error(&v->round, "%s %s: %s", PM_SERVICE, s->key, err);
         goto done;
     }
-    if (page.count == 0)
+    if (page.count == 0) {
         ctx.stale = s->asked > 0 && strcmp(page.epoch, s->epoch) != 0;
+        fan_page_epoch(&ctx);
+    }
     if (ctx.stale || (s->asked == 0 && strcmp(page.epoch, s->epoch) != 0)) {
         if (s->epoch[0])
             log_info("%s %s: new store epoch %s: reading it again in full", PM_SERVICE, s->key,
@@ -657,6 +722,40 @@ static void fan_message_done(const struct hc_response *resp, void *arg)
     fan_round_leg_done(v);
 }
 
+/* Give s a holders slot if one is free, or can be freed by forgetting the
+ * source least recently listed (not in the round begun, none in flight).
+ * A source given a slot after it was read is read again in full, so its
+ * bit is set on everything it holds. */
+static void fan_source_claim(struct fan_view *v, struct fan_source *s)
+{
+    struct fan_source *o, *tmp, *old = NULL;
+    int slot;
+
+    if (s->slot != FAN_NO_SLOT)
+        return;
+    if (v->slots_used == UINT64_MAX) {
+        HASH_ITER (hh, v->sources, o, tmp)
+            if (o != s && o->slot != FAN_NO_SLOT && !o->call && o->listed_in < v->rounds &&
+                (!old || o->listed_in < old->listed_in))
+                old = o;
+        if (!old)
+            return;
+        log_info("%s %s: not listed since round %" PRIu64 ": forgotten, slot given to %s",
+                 PM_SERVICE, old->key, old->listed_in, s->key);
+        fan_forget_holder(v, fan_source_bit(old));
+        v->slots_used &= ~fan_source_bit(old);
+        HASH_DEL(v->sources, old);
+        free(old);
+    }
+    slot = __builtin_ctzll(~v->slots_used);
+    s->slot = slot;
+    v->slots_used |= 1ULL << slot;
+    if (s->epoch[0]) {
+        s->epoch[0] = '\0';
+        s->pos = 0;
+    }
+}
+
 /* The source record of instance in (created on first sight), or NULL. */
 static struct fan_source *fan_source_get(struct fan_view *v, const struct disc_instance *in)
 {
@@ -679,6 +778,7 @@ static struct fan_source *fan_source_get(struct fan_view *v, const struct disc_i
     snprintf(s->host, sizeof(s->host), "%s", in->host);
     s->port = in->port;
     s->view = v;
+    s->slot = FAN_NO_SLOT;
     HASH_ADD_STR(v->sources, key, s);
     return s;
 }
@@ -724,8 +824,10 @@ static void fan_round_start(struct fan_view *v)
     rd->waiters = v->next_waiters;
     v->next_waiters = NULL;
     v->next_tail = &v->next_waiters;
-    rd->listed = rd->answered = 0;
+    rd->listed = rd->answered = rd->distinct = 0;
+    rd->listed_mask = 0;
     rd->outstanding = 1; /* held until every call is out */
+    v->rounds++;
     if (!insts) {
         fan_round_error(rd, "facade: out of memory");
         goto out;
@@ -741,8 +843,12 @@ static void fan_round_start(struct fan_view *v)
             fan_round_error(rd, "facade: out of memory");
             continue;
         }
-        if (s->call)
-            continue; /* cannot happen: rounds do not overlap */
+        if (s->listed_in == v->rounds || s->call)
+            continue; /* listed twice (two registrations): read once */
+        s->listed_in = v->rounds;
+        fan_source_claim(v, s);
+        rd->distinct++;
+        rd->listed_mask |= fan_source_bit(s);
         if (!up_allow(v->ups, s->up)) {
             fan_round_error(rd, "%s %s: circuit breaker open", PM_SERVICE, s->key);
             continue;
@@ -1042,4 +1148,72 @@ void fan_cache_stats(const struct fan_view *v, uint64_t *rebuilds, uint64_t *ext
 {
     *rebuilds = v->rebuilds;
     *extends = v->extends;
+}
+
+/* ---------------------------------------------------------------------- */
+/* repair: under-replicated entries */
+
+int fan_copies_wanted(const struct fan_view *v)
+{
+    int listed = __builtin_popcountll(v->last_listed);
+    int replicas = v->opt.replicas > 0 ? v->opt.replicas : 1;
+
+    if (!v->last_complete)
+        return 0;
+    return listed < replicas ? listed : replicas;
+}
+
+/* Whether e is held by fewer listed instances than wanted. */
+static bool fan_is_under(const struct fan_view *v, const struct fan_entry *e, int wanted)
+{
+    return __builtin_popcountll(e->holders & v->last_listed) < wanted;
+}
+
+size_t fan_under_count(const struct fan_view *v)
+{
+    int wanted = fan_copies_wanted(v);
+    size_t n = 0, i;
+
+    for (i = 0; wanted > 0 && i < v->count; i++)
+        n += fan_is_under(v, &v->entries[i], wanted);
+    return n;
+}
+
+int fan_under_next(const struct fan_view *v, size_t *cursor, struct fan_under *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    int wanted = fan_copies_wanted(v);
+    const struct fan_entry *e = NULL;
+    json_t *lit;
+    size_t i, k = 0;
+
+    while (wanted > 0 && *cursor < v->count) {
+        const struct fan_entry *c = &v->entries[(*cursor)++];
+
+        if (fan_is_under(v, c, wanted)) {
+            e = c;
+            break;
+        }
+    }
+    if (!e)
+        return 0;
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out->uuid[k++] = '-';
+        out->uuid[k++] = hex[e->uuid[i] >> 4];
+        out->uuid[k++] = hex[e->uuid[i] & 15];
+    }
+    out->uuid[k] = '\0';
+    out->ts = e->ts;
+    out->holders = __builtin_popcountll(e->holders & v->last_listed);
+    /* the literal is jw_string_put's encoding of the instance's text */
+    lit = json_loadb(v->text + e->off, e->len, JSON_DECODE_ANY, NULL);
+    out->len = json_string_length(lit);
+    out->msg = json_is_string(lit) ? malloc(out->len + 1) : NULL;
+    if (out->msg) {
+        memcpy(out->msg, json_string_value(lit), out->len);
+        out->msg[out->len] = '\0';
+    }
+    json_decref(lit);
+    return out->msg ? 1 : -1;
 }

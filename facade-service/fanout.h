@@ -41,6 +41,7 @@ struct fan_options {
 struct fan_round_info {
     size_t listed;             /* logging instances listed when the round began */
     size_t answered;           /* of them, read up to their end in this round */
+    int complete;              /* 1: every instance listed (each once) was read */
     int status;                /* the GET status this round earns: 200, 206 or 502 */
     const char *const *errors; /* nerrors texts, one per part that is missing */
     size_t nerrors;
@@ -90,6 +91,39 @@ const char *fan_at(const struct fan_view *v, size_t i, size_t *len);
  * what the last rounds read (call after a fan_sync round to include every
  * reachable instance's latest). One of FAN_*. */
 int fan_lookup(const struct fan_view *v, const char *uuid, const char *msg, size_t len)
+    __attribute__((warn_unused_result));
+
+/* Repair (repair.h): which instances hold each message. The view marks
+ * every message with the instances whose pages listed it (up to 64
+ * instances have a mark; one beyond is not counted); an instance seen under
+ * a new store epoch (restarted, maybe empty) loses its marks before it is
+ * read again. The rule is judged against the last complete round (every
+ * listed instance read): a message is under-replicated when fewer of the
+ * instances listed then hold it than fan_copies_wanted. */
+
+/* One under-replicated message (fan_under_next). */
+struct fan_under {
+    char uuid[37]; /* canonical, lower case */
+    char *msg;     /* its text, len bytes and a NUL: owned by the caller (free) */
+    size_t len;
+    int64_t ts;  /* the facade's timestamp it was stored with */
+    int holders; /* instances of the last complete round that hold it */
+};
+
+/* min(replicas, instances with a mark listed in the last complete round);
+ * 0 before any round was complete. */
+int fan_copies_wanted(const struct fan_view *v);
+
+/* Messages held by fewer than fan_copies_wanted instances (0 when the last
+ * round was not complete). O(messages). */
+size_t fan_under_count(const struct fan_view *v);
+
+/* The next under-replicated message at or after *cursor (an opaque
+ * position in a walk over the view, 0 to begin; messages added later come
+ * after the ones there now). 1 with out filled and *cursor past it; 0 at
+ * the end (or when the last round was not complete); -1 when out of
+ * memory (*cursor is past it all the same). */
+int fan_under_next(const struct fan_view *v, size_t *cursor, struct fan_under *out)
     __attribute__((warn_unused_result));
 
 /* How often the cached encoding was rebuilt from scratch (a message placed

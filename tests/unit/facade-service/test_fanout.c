@@ -5,7 +5,9 @@
  * the incremental sync, the full read in pages, the re-read after an epoch
  * change, the order rule and the cache, a failing instance named in the
  * errors with the status rule (each instance once, even when listed
- * twice), and a size limit not charged to the instance's breaker. */
+ * twice), a size limit not charged to the instance's breaker, and the
+ * holders repair reads (which listed instances hold each message, cleared
+ * for an instance that restarted). */
 #include "facade-service/fanout.h"
 #include "facade-service/upstream.h"
 #include "http/client.h"
@@ -495,6 +497,150 @@ static void test_lookup_by_uuid(void **state)
     assert_int_equal(fan_lookup(e->fo, "not-a-uuid", "a", 1), FAN_LOOKUP_ERROR);
 }
 
+/* The uuid fake_add gives n. */
+static const char *uuid_of(unsigned n)
+{
+    static char buf[40];
+
+    snprintf(buf, sizeof(buf), "%08x-0000-4000-8000-%012x", n, n);
+    return buf;
+}
+
+/* Repair's view of the holders: a message is under-replicated when fewer
+ * of the instances listed in the last complete round hold it than
+ * min(replicas, listed). fan_under_next hands it over with its uuid, its
+ * text decoded from the JSON literal, and its timestamp. */
+static void test_holders_mark_under_replicated_messages(void **state)
+{
+    struct env *e = *state;
+    struct fan_under u;
+    size_t cursor = 0;
+    struct outcome o;
+
+    assert_int_equal(fan_copies_wanted(e->fo), 0); /* no round yet */
+    fake_add(&e->fakes[0], 1, "both", 10);
+    fake_add(&e->fakes[1], 1, "both", 10);
+    /* the fake writes its text into the JSON as is: \" is a quote */
+    fake_add(&e->fakes[0], 2, "only \\\"zero\\\"", 11);
+    fake_add(&e->fakes[0], 3, "all", 12);
+    fake_add(&e->fakes[1], 3, "all", 12);
+    fake_add(&e->fakes[2], 3, "all", 12);
+    fake_add(&e->fakes[2], 4, "only two", 13);
+    e->nlisted = 3;
+    o = sync_once(e);
+    assert_true(o.done);
+    assert_int_equal(fan_copies_wanted(e->fo), 2);
+    assert_int_equal(fan_under_count(e->fo), 2);
+    assert_int_equal(fan_under_next(e->fo, &cursor, &u), 1);
+    assert_string_equal(u.uuid, uuid_of(2));
+    assert_int_equal(u.len, 11);
+    assert_string_equal(u.msg, "only \"zero\"");
+    assert_int_equal(u.ts, 11);
+    assert_int_equal(u.holders, 1);
+    free(u.msg);
+    assert_int_equal(fan_under_next(e->fo, &cursor, &u), 1);
+    assert_string_equal(u.uuid, uuid_of(4));
+    assert_string_equal(u.msg, "only two");
+    free(u.msg);
+    assert_int_equal(fan_under_next(e->fo, &cursor, &u), 0);
+    assert_int_equal(fan_under_next(e->fo, &cursor, &u), 0);
+    /* repaired: the next round sees the new copies */
+    fake_add(&e->fakes[1], 2, "only \\\"zero\\\"", 11);
+    fake_add(&e->fakes[0], 4, "only two", 13);
+    (void)sync_once(e);
+    assert_int_equal(fan_under_count(e->fo), 0);
+    cursor = 0;
+    assert_int_equal(fan_under_next(e->fo, &cursor, &u), 0);
+}
+
+/* Copies are wanted from the instances listed: with one instance, one
+ * copy is all there can be; an instance listed twice counts once and the
+ * round is still complete. */
+static void test_copies_wanted_follow_the_instances_listed(void **state)
+{
+    struct env *e = *state;
+    struct outcome o;
+
+    fake_add(&e->fakes[0], 1, "a", 10);
+    e->nlisted = 1;
+    e->twice = 1;
+    o = sync_once(e);
+    assert_int_equal(o.listed, 2);
+    assert_int_equal(fan_copies_wanted(e->fo), 1);
+    assert_int_equal(fan_under_count(e->fo), 0);
+    /* two more come: the message on one of three is below 2 */
+    e->twice = 0;
+    e->nlisted = 3;
+    (void)sync_once(e);
+    assert_int_equal(fan_copies_wanted(e->fo), 2);
+    assert_int_equal(fan_under_count(e->fo), 1);
+}
+
+/* A round that did not read every listed instance says so (complete 0)
+ * and nothing is judged on it: the instance not read may hold the
+ * copies. */
+static void test_incomplete_round_judges_nothing(void **state)
+{
+    struct env *e = *state;
+    struct fan_under u;
+    size_t cursor = 0;
+    struct outcome o;
+
+    fake_add(&e->fakes[0], 1, "a", 10);
+    e->nlisted = 2;
+    e->fakes[1].fail_status = 500;
+    o = sync_once(e);
+    assert_int_equal(o.answered, 1);
+    assert_int_equal(fan_copies_wanted(e->fo), 0);
+    assert_int_equal(fan_under_count(e->fo), 0);
+    assert_int_equal(fan_under_next(e->fo, &cursor, &u), 0);
+    e->fakes[1].fail_status = 0;
+    (void)sync_once(e);
+    assert_int_equal(fan_under_count(e->fo), 1);
+}
+
+/* An instance that restarts (a new store epoch), here empty, no longer
+ * counts as holding what it held: its marks are cleared before its new
+ * store is read, and set again for what it holds now. */
+static void test_restarted_instance_loses_its_marks(void **state)
+{
+    struct env *e = *state;
+    struct fake *f = &e->fakes[1];
+    struct fan_under u;
+    size_t cursor = 0;
+
+    fake_add(&e->fakes[0], 1, "a", 10);
+    fake_add(&e->fakes[0], 2, "b", 11);
+    fake_add(f, 1, "a", 10);
+    fake_add(f, 2, "b", 11);
+    e->nlisted = 2;
+    (void)sync_once(e);
+    assert_int_equal(fan_under_count(e->fo), 0);
+    snprintf(f->epoch, sizeof(f->epoch), "epoch-1-b");
+    f->n = 0;
+    (void)sync_once(e);
+    assert_int_equal(fan_count(e->fo), 2); /* the view keeps both */
+    assert_int_equal(fan_under_count(e->fo), 2);
+    /* refilled with one of them */
+    fake_add(f, 2, "b", 11);
+    (void)sync_once(e);
+    assert_int_equal(fan_under_count(e->fo), 1);
+    assert_int_equal(fan_under_next(e->fo, &cursor, &u), 1);
+    assert_string_equal(u.uuid, uuid_of(1));
+    assert_int_equal(u.holders, 1);
+    free(u.msg);
+    /* a restart found on a later page (asked after its old end) too */
+    snprintf(f->epoch, sizeof(f->epoch), "epoch-1-c");
+    f->n = 0;
+    fake_add(f, 1, "a", 10);
+    (void)sync_once(e);
+    assert_int_equal(fan_under_count(e->fo), 1);
+    cursor = 0;
+    assert_int_equal(fan_under_next(e->fo, &cursor, &u), 1);
+    assert_string_equal(u.uuid, uuid_of(2));
+    free(u.msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +655,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_an_instance_is_named_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_limit_does_not_open_the_breaker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_by_uuid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_holders_mark_under_replicated_messages, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_copies_wanted_follow_the_instances_listed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_incomplete_round_judges_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restarted_instance_loses_its_marks, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
