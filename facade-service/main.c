@@ -6,15 +6,18 @@
 #include "core/errbuf.h"
 #include "core/log.h"
 #include "fanout.h"
+#include "http/metrics.h"
 #include "http/service.h"
 #include "proto/greeting.h"
 #include "proto/messages.h"
 #include "regclient/discovery.h"
 #include "regclient/peer.h"
+#include "repair.h"
 #include "replicate.h"
 #include "routes.h"
 #include "upstream.h"
 
+#include <event2/buffer.h>
 #include <string.h>
 
 #define FC_PORT_DEFAULT 5000
@@ -23,10 +26,40 @@
 struct fc_app {
     long replicas;
     int64_t deadline_ms, base_ms, cap_ms;
+    int64_t repair_ms;
     struct up_table *ups;     /* owned */
     struct rep_ctx *rep;      /* owned */
     struct fc_routes *routes; /* owned */
+    struct rpr_ctx *repair;   /* owned */
 };
+
+/* rpr_store_fn: a repair re-send goes through the replicator (arg). */
+static int fc_repair_store(void *arg, const char *uuid, const char *msg, size_t len, int64_t ts,
+                           rpr_done_fn done, void *done_arg)
+{
+    return rep_store(arg, uuid, msg, len, ts, done, done_arg);
+}
+
+/* Stop hook: repair starts nothing new once shutdown begins. */
+static void fc_on_stop(void *arg)
+{
+    struct fc_app *app = arg;
+
+    rpr_stop(app->repair);
+}
+
+/* mtr_collect_fn: repair's counter (arg: the app). */
+static void fc_collect_repair(struct evbuffer *out, void *arg)
+{
+    const struct fc_app *app = arg;
+
+    evbuffer_add_printf(out,
+                        "# HELP facade_repaired_total Messages repair re-sent to bring them back "
+                        "to --replicas copies (answered 200).\n"
+                        "# TYPE facade_repaired_total counter\n"
+                        "facade_repaired_total %llu\n",
+                        (unsigned long long)(app->repair ? rpr_repaired(app->repair) : 0));
+}
 
 /* Busy hook: messages still being stored and reads still gathering count
  * as work in flight. */
@@ -45,6 +78,7 @@ static int fc_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
     struct fc_app *app = arg;
     struct rep_options ropt;
     struct fan_options fopt;
+    struct rpr_options popt;
 
     if (disc_watch(peer->disc, PM_SERVICE) != 0 || disc_watch(peer->disc, PG_SERVICE) != 0) {
         errbuf_set(err, errlen, "cannot watch services");
@@ -65,8 +99,19 @@ static int fc_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
         errbuf_set(err, errlen, "cannot set up the routes");
         return -1;
     }
-    log_info("replicas %ld, retry deadline %lld ms, backoff %lld..%lld ms", app->replicas,
-             (long long)app->deadline_ms, (long long)app->base_ms, (long long)app->cap_ms);
+    memset(&popt, 0, sizeof(popt));
+    popt.interval_ms = app->repair_ms;
+    popt.store = fc_repair_store;
+    popt.store_arg = app->rep;
+    app->repair = rpr_new(svc_base(svc), fc_routes_view(app->routes), &popt);
+    if (!app->repair || svc_on_stop(svc, fc_on_stop, app) != 0 ||
+        mtr_add_collector(svc_metrics(svc), fc_collect_repair, app) != 0) {
+        errbuf_set(err, errlen, "cannot set up repair");
+        return -1;
+    }
+    log_info("replicas %ld, retry deadline %lld ms, backoff %lld..%lld ms, repair every %lld ms%s",
+             app->replicas, (long long)app->deadline_ms, (long long)app->base_ms,
+             (long long)app->cap_ms, (long long)app->repair_ms, app->repair_ms ? "" : " (off)");
     return 0;
 }
 
@@ -75,6 +120,8 @@ static void fc_stop(void *arg)
 {
     struct fc_app *app = arg;
 
+    /* the loop has stopped: repair's pending callbacks go with rep_free */
+    rpr_free(app->repair);
     fc_routes_free(app->routes);
     rep_free(app->rep);
     up_free(app->ups);
@@ -85,7 +132,8 @@ int main(int argc, char **argv)
     static struct fc_app st = {.replicas = REP_REPLICAS_DEFAULT,
                                .deadline_ms = BO_DEADLINE_MS_DEFAULT,
                                .base_ms = BO_BASE_MS_DEFAULT,
-                               .cap_ms = BO_CAP_MS_DEFAULT};
+                               .cap_ms = BO_CAP_MS_DEFAULT,
+                               .repair_ms = RPR_INTERVAL_MS_DEFAULT};
     const struct cfg_option opts[] = {
         {"replicas", "REPLICAS", CFG_INT, &st.replicas, 1, REP_REPLICAS_MAX, "N",
          "logging-service instances that store each message"},
@@ -95,6 +143,8 @@ int main(int argc, char **argv)
          "first backoff ceiling"},
         {"retry-cap", "RETRY_CAP", CFG_DURATION, &st.cap_ms, 1, 600 * 1000LL, "DUR",
          "largest backoff ceiling"},
+        {"repair-interval", "REPAIR_INTERVAL", CFG_DURATION, &st.repair_ms, 0, 3600 * 1000LL, "DUR",
+         "how often messages below --replicas copies are re-sent (0: never)"},
     };
     const struct peer_app app = {
         .name = "facade-service",

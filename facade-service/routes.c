@@ -321,6 +321,8 @@ struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct di
 
 size_t fc_routes_pending(const struct fc_routes *f) { return fan_pending(f->fo) + f->nkeyed; }
 
+struct fan_view *fc_routes_view(const struct fc_routes *f) { return f->fo; }
+
 void fc_routes_free(struct fc_routes *f)
 {
     struct fc_keyed *k, *tmp;

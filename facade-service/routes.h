@@ -13,6 +13,7 @@ struct up_table;
 struct rep_ctx;
 struct fc_routes;
 struct fan_options;
+struct fan_view;
 
 /* Add the routes to svc's server. Everything is borrowed and must outlive
  * the routes but fopt (GET /facade's options, copied). NULL on failure;
@@ -24,6 +25,10 @@ struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct di
 /* GET /facade requests still gathering answers, and keyed POSTs waiting
  * for the sync round that checks their uuid. */
 size_t fc_routes_pending(const struct fc_routes *f);
+
+/* The merged view behind GET /facade (borrowed, valid until
+ * fc_routes_free), which repair walks too. */
+struct fan_view *fc_routes_view(const struct fc_routes *f);
 
 /* Cancel the fan-outs in flight and the keyed POSTs waiting for them
  * (their requests stay unanswered and are dropped with the server) and

@@ -1,0 +1,198 @@
+/* repair.c: the facade's anti-entropy timer (see repair.h).
+ *
+ * The walk: a cursor over the view (fan_under_next). A message re-sent is
+ * not looked at again until the walk has reached the end of the view and
+ * every re-send of that pass has ended before a tick begins; only then does
+ * the next pass start from the beginning, on a view synced after the
+ * copies were written, so a message is re-sent again only when its copies
+ * are still missing. */
+#include "repair.h"
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "fanout.h"
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+/* A uuid an instance holds with another text (409): left alone. */
+struct rpr_conflict {
+    UT_hash_handle hh;
+    char uuid[37];
+};
+
+struct rpr_ctx {
+    struct fan_view *fo; /* borrowed */
+    struct rpr_options opt;
+    struct event *tick; /* owned; NULL when repair is off */
+    bool syncing;       /* a tick's sync round has not ended yet */
+    bool stopped;
+    bool at_end;  /* the walk reached the end of the view */
+    bool restart; /* the tick in progress begins a new pass */
+    size_t cursor;
+    size_t inflight;
+    uint64_t repaired;
+    struct rpr_conflict *conflicts; /* owned, uthash by uuid */
+    size_t nconflicts;
+};
+
+/* Whether uuid was answered 409 before. */
+static bool rpr_is_conflict(const struct rpr_ctx *r, const char *uuid)
+{
+    struct rpr_conflict *c = NULL;
+
+    HASH_FIND_STR(r->conflicts, uuid, c);
+    return c != NULL;
+}
+
+/* rpr_done_fn of one re-send (arg: the context). */
+static void rpr_done(int status, int copies, const char *error, const char *uuid, void *arg)
+{
+    struct rpr_ctx *r = arg;
+    struct rpr_conflict *c;
+
+    r->inflight--;
+    if (status == 200) {
+        r->repaired++;
+        return;
+    }
+    if (status != 409) {
+        /* the next pass tries it again */
+        log_info("repair: re-sending %s failed (%d, %d copies): %s", uuid, status, copies,
+                 error ? error : "");
+        return;
+    }
+    if (rpr_is_conflict(r, uuid))
+        return;
+    log_warn("repair: message %s is held with another text by an instance: left as it is", uuid);
+    if (r->nconflicts >= RPR_CONFLICTS_MAX)
+        return;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    snprintf(c->uuid, sizeof(c->uuid), "%s", uuid);
+    HASH_ADD_STR(r->conflicts, uuid, c);
+    r->nconflicts++;
+}
+
+/* fan_synced_fn of a tick's round (arg: the context): when the round read
+ * every listed instance, re-send what is below its copies, from the
+ * cursor, up to RPR_INFLIGHT_MAX in flight. */
+static void rpr_synced(const struct fan_round_info *info, void *arg)
+{
+    struct rpr_ctx *r = arg;
+    size_t under, sent = 0;
+    int wanted;
+
+    r->syncing = false;
+    if (r->stopped)
+        return;
+    if (!info->complete) {
+        log_debug("repair: %zu of %zu logging instances read: not this tick", info->answered,
+                  info->listed);
+        return;
+    }
+    if (r->restart) {
+        r->cursor = 0;
+        r->at_end = false;
+    }
+    wanted = fan_copies_wanted(r->fo);
+    under = fan_under_count(r->fo);
+    while (under > 0 && r->inflight < RPR_INFLIGHT_MAX) {
+        struct fan_under u;
+        int rc = fan_under_next(r->fo, &r->cursor, &u);
+
+        if (rc == 0) {
+            r->at_end = true;
+            break;
+        }
+        if (rc < 0) {
+            log_warn("repair: out of memory reading a message: skipped until the next pass");
+            continue;
+        }
+        if (!rpr_is_conflict(r, u.uuid)) {
+            if (r->opt.store(r->opt.store_arg, u.uuid, u.msg, u.len, u.ts, rpr_done, r) == 0) {
+                r->inflight++;
+                sent++;
+            } else {
+                log_warn("repair: cannot re-send %s (out of memory): next pass", u.uuid);
+            }
+        }
+        free(u.msg);
+    }
+    if (under == 0)
+        r->at_end = true;
+    if (under > 0 || sent > 0)
+        log_info("repair: %zu messages below %d copies, re-sent %zu", under, wanted, sent);
+}
+
+/* The timer: one sync round at a time; a tick that comes while the last
+ * one's round is running is skipped. */
+static void rpr_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rpr_ctx *r = arg;
+
+    (void)fd;
+    (void)what;
+    if (r->stopped || r->syncing)
+        return;
+    /* decided now: re-sends ended before this round began are in its view */
+    r->restart = r->at_end && r->inflight == 0;
+    r->syncing = true;
+    if (fan_sync(r->fo, rpr_synced, r) != 0) {
+        r->syncing = false;
+        log_warn("repair: out of memory starting a sync round");
+    }
+}
+
+struct rpr_ctx *rpr_new(struct event_base *base, struct fan_view *fo, const struct rpr_options *opt)
+{
+    struct rpr_ctx *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    r->fo = fo;
+    r->opt = *opt;
+    if (r->opt.interval_ms <= 0 || !r->opt.store)
+        return r;
+    r->tick = event_new(base, -1, EV_PERSIST, rpr_tick_cb, r);
+    if (!r->tick || clk_timers_arm(r->opt.timers, r->tick, r->opt.interval_ms) != 0) {
+        rpr_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void rpr_stop(struct rpr_ctx *r)
+{
+    if (!r || r->stopped)
+        return;
+    r->stopped = true;
+    if (r->tick)
+        clk_timers_disarm(r->opt.timers, r->tick);
+}
+
+uint64_t rpr_repaired(const struct rpr_ctx *r) { return r->repaired; }
+
+size_t rpr_inflight(const struct rpr_ctx *r) { return r->inflight; }
+
+void rpr_free(struct rpr_ctx *r)
+{
+    struct rpr_conflict *c, *tmp;
+
+    if (!r)
+        return;
+    if (r->tick) {
+        clk_timers_disarm(r->opt.timers, r->tick);
+        event_free(r->tick);
+    }
+    HASH_ITER (hh, r->conflicts, c, tmp) {
+        HASH_DEL(r->conflicts, c);
+        free(c);
+    }
+    free(r);
+}
