@@ -18,7 +18,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svctest import Service, request, timeout, wait_until  # noqa: E402
+from svctest import Service, ServiceTestCase, request, timeout, wait_until  # noqa: E402
 
 MESSAGES = 20
 REPAIR_BOUND_S = 20  # generous: repair ticks every second
@@ -39,6 +39,9 @@ class Cluster:
         self.facade = Service().start("facade-service", [
             "--port", "0", "--registry", self.registry_url, "--ttl", "2s",
             "--replicas", "2", "--repair-interval", "1s"])
+        # runs before _cleanup: SIGTERM must end the facade with 0 (its
+        # repair timer stopped, nothing leaked under the sanitizers)
+        test.addCleanup(test.finish_service, self.facade)
         self.wait_passing("logging-service", 3)
         self.wait_passing("facade-service", 1)
         time.sleep(1.5)  # the facade's discovery cache refreshes every second
@@ -141,7 +144,7 @@ class Cluster:
         return values[0]
 
 
-class Repair(unittest.TestCase):
+class Repair(ServiceTestCase):
 
     def test_one_copy_messages_reach_two_journals_once_instances_return(self):
         """Two of three instances stopped: 20 POSTs answer "replicas": 1.
@@ -195,7 +198,7 @@ class Repair(unittest.TestCase):
         self.assertGreaterEqual(c.metric("facade_repaired_total"), len(held))
 
 
-class RepairOff(unittest.TestCase):
+class RepairOff(ServiceTestCase):
 
     def test_interval_zero_turns_repair_off(self):
         """--repair-interval 0: the facade says so at start and re-sends
@@ -206,6 +209,7 @@ class RepairOff(unittest.TestCase):
             "--port", "0", "--registry", "http://127.0.0.1:%d" % reg.port,
             "--repair-interval", "0"])
         self.addCleanup(fc.close)
+        self.addCleanup(self.finish_service, fc)
         fc.wait_for_log(re.escape("repair every 0 ms (off)"), timeout=timeout(5))
         status, _, text = request("GET", fc.url + "/metrics")
         self.assertEqual(status, 200)
