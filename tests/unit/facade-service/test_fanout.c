@@ -56,6 +56,7 @@ struct env {
     size_t nlisted; /* fakes listed as passing */
     int dead_port;  /* listed too when nonzero: nothing listens there */
     int twice;      /* the first fake is listed twice (two registrations) */
+    size_t ndead;   /* listed first: 127.0.1.<i>:dead_port, nothing there */
 };
 
 static int64_t fake_now;
@@ -133,6 +134,11 @@ static size_t env_list(void *arg, const char *service, struct disc_instance *out
 
     if (strcmp(service, "logging-service") != 0)
         return 0;
+    for (i = 0; i < e->ndead && n < max; i++, n++) {
+        memset(&out[n], 0, sizeof(out[n]));
+        snprintf(out[n].host, sizeof(out[n].host), "127.0.1.%zu", i + 1);
+        out[n].port = e->dead_port;
+    }
     for (i = 0; i < e->nlisted && n < max; i++, n++) {
         memset(&out[n], 0, sizeof(out[n]));
         snprintf(out[n].host, sizeof(out[n].host), "127.0.0.1");
@@ -144,7 +150,7 @@ static size_t env_list(void *arg, const char *service, struct disc_instance *out
         out[n].port = e->fakes[0].port;
         n++;
     }
-    if (e->dead_port && n < max) {
+    if (e->dead_port && !e->ndead && n < max) {
         memset(&out[n], 0, sizeof(out[n]));
         snprintf(out[n].host, sizeof(out[n].host), "127.0.0.1");
         out[n].port = e->dead_port;
@@ -641,6 +647,36 @@ static void test_restarted_instance_loses_its_marks(void **state)
     free(u.msg);
 }
 
+/* Past 64 instances: once every holders slot is taken, a newcomer takes
+ * the slot of an instance not listed since (it is forgotten, and read in
+ * full should it come back), so the instances listed now are counted. */
+static void test_slots_go_to_the_instances_listed(void **state)
+{
+    struct env *e = *state;
+    struct outcome o;
+
+    e->dead_port = ts_closed_port();
+    assert_true(e->dead_port > 0);
+    e->ndead = 64; /* every slot: 64 instances that refuse */
+    e->nlisted = 0;
+    o = sync_once(e);
+    assert_int_equal(o.listed, 64);
+    assert_int_equal(o.answered, 0);
+    fake_add(&e->fakes[0], 1, "a", 10);
+    e->ndead = 0;
+    e->dead_port = 0;
+    e->nlisted = 2;
+    o = sync_once(e);
+    assert_true(o.done);
+    assert_int_equal(o.answered, 2);
+    /* both newcomers got a slot: 2 copies wanted, the message has 1 */
+    assert_int_equal(fan_copies_wanted(e->fo), 2);
+    assert_int_equal(fan_under_count(e->fo), 1);
+    fake_add(&e->fakes[1], 1, "a", 10);
+    (void)sync_once(e);
+    assert_int_equal(fan_under_count(e->fo), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -661,6 +697,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_incomplete_round_judges_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restarted_instance_loses_its_marks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slots_go_to_the_instances_listed, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
