@@ -38,6 +38,7 @@ struct rpr_ctx {
     uint64_t repaired;
     struct rpr_conflict *conflicts; /* owned, uthash by uuid */
     size_t nconflicts;
+    size_t last_under; /* what the last line said was below its copies */
 };
 
 /* Whether uuid was answered 409 before. */
@@ -126,8 +127,11 @@ static void rpr_synced(const struct fan_round_info *info, void *arg)
     }
     if (under == 0)
         r->at_end = true;
-    if (under > 0 || sent > 0)
+    /* one line per tick that re-sent something or found things changed
+     * (not one a tick for ever for a message left alone after a 409) */
+    if (sent > 0 || under != r->last_under)
         log_info("repair: %zu messages below %d copies, re-sent %zu", under, wanted, sent);
+    r->last_under = under;
 }
 
 /* The timer: one sync round at a time; a tick that comes while the last

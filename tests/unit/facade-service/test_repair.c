@@ -336,8 +336,8 @@ static void test_inflight_is_bounded_and_the_walk_goes_on(void **state)
 }
 
 /* A 409 (an instance holds another text under the uuid) is logged once
- * with the uuid and the message is not re-sent again; a failure is tried
- * again in the next pass. */
+ * with the uuid and the message is not re-sent again (nor is a line logged
+ * every tick for it); a failure is tried again in the next pass. */
 static void test_conflict_is_logged_once_and_left_alone(void **state)
 {
     struct env *e = *state;
@@ -361,6 +361,15 @@ static void test_conflict_is_logged_once_and_left_alone(void **state)
     assert_int_equal(e->ncalls, 3);
     assert_string_equal(e->calls[2].msg, "m2");
     assert_int_equal(rpr_repaired(e->rpr), 0);
+    /* message 2 repaired; message 1 stays below and stays quiet */
+    release(e, 200);
+    tick(e);
+    assert_int_equal(ts_capture_begin(), 0);
+    tick(e);
+    tick(e);
+    ts_capture_end(log, sizeof(log));
+    assert_int_equal(e->ncalls, 3);
+    assert_null(strstr(log, "repair:"));
 }
 
 /* A round that could not read every listed instance judges nothing: the
