@@ -19,7 +19,11 @@
 
 int main(int argc, char **argv)
 {
-    struct cfg_common common = {REG_PORT_DEFAULT, "127.0.0.1", "", "", "info", 0};
+    struct cfg_common common = {.port = REG_PORT_DEFAULT,
+                                .bind = "127.0.0.1",
+                                .registry = "",
+                                .advertise = "",
+                                .log_level = "info"};
     const char *data = "./registry.db";
     const char *backend = "sqlite";
     int64_t cleanup_ms = 1000, deregister_ms = 0;
