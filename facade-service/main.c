@@ -2,6 +2,7 @@
  * logging-service instances found through the registry (replicated, with
  * retries), and answers reads by fanning out to logging and messages. Its
  * options and parts are its own; the shared peer_main does the rest. */
+#include "auth/acl.h"
 #include "core/config.h"
 #include "core/errbuf.h"
 #include "core/log.h"
@@ -23,9 +24,12 @@
 struct fc_app {
     long replicas;
     int64_t deadline_ms, base_ms, cap_ms;
-    struct up_table *ups;     /* owned */
-    struct rep_ctx *rep;      /* owned */
-    struct fc_routes *routes; /* owned */
+    const char *peer_token;            /* --peer-token */
+    const char *peer_token_file;       /* --peer-token-file */
+    char token[LIM_ACL_TOKEN_MAX + 1]; /* the one of them given, for logging-service; "" none */
+    struct up_table *ups;              /* owned */
+    struct rep_ctx *rep;               /* owned */
+    struct fc_routes *routes;          /* owned */
 };
 
 /* Busy hook: messages still being stored and reads still gathering count
@@ -36,6 +40,34 @@ static size_t fc_busy(void *arg)
 
     return (app->rep ? rep_pending(app->rep) : 0) +
            (app->routes ? fc_routes_pending(app->routes) : 0);
+}
+
+/* peer_app check: the token for logging-service from --peer-token or the
+ * first line of --peer-token-file. 0, or 2 with err. */
+static int fc_check(void *arg, char *err, size_t errlen)
+{
+    struct fc_app *app = arg;
+    char why[512];
+
+    if (app->peer_token[0] && app->peer_token_file[0]) {
+        errbuf_set(err, errlen, "--peer-token and --peer-token-file: give one of them");
+        return 2;
+    }
+    if (app->peer_token[0] && !acl_token_valid(app->peer_token)) {
+        errbuf_set(err, errlen,
+                   "--peer-token: 1 to %d printable ASCII characters without spaces expected",
+                   LIM_ACL_TOKEN_MAX);
+        return 2;
+    }
+    if (app->peer_token[0])
+        snprintf(app->token, sizeof(app->token), "%s", app->peer_token);
+    else if (app->peer_token_file[0] &&
+             acl_token_read_file(app->peer_token_file, app->token, sizeof(app->token), why,
+                                 sizeof(why)) != 0) {
+        errbuf_set(err, errlen, "--peer-token-file: %s", why);
+        return 2;
+    }
+    return 0;
 }
 
 /* peer_app start: watch the two services, then the replicator and the
@@ -55,8 +87,10 @@ static int fc_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
     ropt.deadline_ms = app->deadline_ms;
     ropt.backoff.base_ms = app->base_ms;
     ropt.backoff.cap_ms = app->cap_ms;
+    ropt.token = app->token;
     memset(&fopt, 0, sizeof(fopt));
     fopt.replicas = (int)app->replicas;
+    fopt.token = app->token;
     app->ups = up_new(NULL);
     app->rep = app->ups ? rep_new(svc_base(svc), peer->hc, peer->disc, app->ups, &ropt) : NULL;
     app->routes =
@@ -85,7 +119,9 @@ int main(int argc, char **argv)
     static struct fc_app st = {.replicas = REP_REPLICAS_DEFAULT,
                                .deadline_ms = BO_DEADLINE_MS_DEFAULT,
                                .base_ms = BO_BASE_MS_DEFAULT,
-                               .cap_ms = BO_CAP_MS_DEFAULT};
+                               .cap_ms = BO_CAP_MS_DEFAULT,
+                               .peer_token = "",
+                               .peer_token_file = ""};
     const struct cfg_option opts[] = {
         {"replicas", "REPLICAS", CFG_INT, &st.replicas, 1, REP_REPLICAS_MAX, "N",
          "logging-service instances that store each message"},
@@ -95,6 +131,10 @@ int main(int argc, char **argv)
          "first backoff ceiling"},
         {"retry-cap", "RETRY_CAP", CFG_DURATION, &st.cap_ms, 1, 600 * 1000LL, "DUR",
          "largest backoff ceiling"},
+        {"peer-token", "PEER_TOKEN", CFG_STRING, &st.peer_token, 0, 0, "TOKEN",
+         "token sent to logging-service (its --peer-token)"},
+        {"peer-token-file", "PEER_TOKEN_FILE", CFG_STRING, &st.peer_token_file, 0, 0, "PATH",
+         "file whose first line is that token"},
     };
     const struct peer_app app = {
         .name = "facade-service",
@@ -102,6 +142,7 @@ int main(int argc, char **argv)
         .port_default = FC_PORT_DEFAULT,
         .opts = opts,
         .nopts = sizeof(opts) / sizeof(opts[0]),
+        .check = fc_check,
         .start = fc_start,
         .stop = fc_stop,
         .arg = &st,
