@@ -575,6 +575,7 @@ static int fan_page_ask(struct fan_view *v, struct fan_source *s)
     req.url = url;
     req.timeout_ms = v->opt.timeout_ms > 0 ? v->opt.timeout_ms : LIM_CALL_TIMEOUT_MS;
     req.connect_timeout_ms = LIM_CONNECT_TIMEOUT_MS;
+    req.token = v->opt.token;
     s->asked = s->pos;
     s->call = hc_send(v->hc, &req, fan_page_done, s);
     if (!s->call) {

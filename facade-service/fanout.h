@@ -35,6 +35,8 @@ struct fan_options {
     int replicas;      /* copies of each message the replicator makes (status rule) */
     size_t page_limit; /* limit= of each sync call; 0: LIM_PAGE_MAX */
     long timeout_ms;   /* each sync call; <= 0: LIM_CALL_TIMEOUT_MS */
+    const char *token; /* X-Registry-Token of each sync call to logging-service
+                          (borrowed, outlives the view); NULL: none */
 };
 
 /* What one sync round found; borrowed by the callback for its duration. */

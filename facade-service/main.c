@@ -2,6 +2,7 @@
  * logging-service instances found through the registry (replicated, with
  * retries), and answers reads by fanning out to logging and messages. Its
  * options and parts are its own; the shared peer_main does the rest. */
+#include "auth/acl.h"
 #include "core/config.h"
 #include "core/errbuf.h"
 #include "core/log.h"
@@ -27,10 +28,13 @@ struct fc_app {
     long replicas;
     int64_t deadline_ms, base_ms, cap_ms;
     int64_t repair_ms;
-    struct up_table *ups;     /* owned */
-    struct rep_ctx *rep;      /* owned */
-    struct fc_routes *routes; /* owned */
-    struct rpr_ctx *repair;   /* owned */
+    const char *peer_token;            /* --peer-token */
+    const char *peer_token_file;       /* --peer-token-file */
+    char token[LIM_ACL_TOKEN_MAX + 1]; /* the one of them given, for logging-service; "" none */
+    struct up_table *ups;              /* owned */
+    struct rep_ctx *rep;               /* owned */
+    struct fc_routes *routes;          /* owned */
+    struct rpr_ctx *repair;            /* owned */
 };
 
 /* rpr_store_fn: a repair re-send goes through the replicator (arg). */
@@ -71,6 +75,34 @@ static size_t fc_busy(void *arg)
            (app->routes ? fc_routes_pending(app->routes) : 0);
 }
 
+/* peer_app check: the token for logging-service from --peer-token or the
+ * first line of --peer-token-file. 0, or 2 with err. */
+static int fc_check(void *arg, char *err, size_t errlen)
+{
+    struct fc_app *app = arg;
+    char why[512];
+
+    if (app->peer_token[0] && app->peer_token_file[0]) {
+        errbuf_set(err, errlen, "--peer-token and --peer-token-file: give one of them");
+        return 2;
+    }
+    if (app->peer_token[0] && !acl_token_valid(app->peer_token)) {
+        errbuf_set(err, errlen,
+                   "--peer-token: 1 to %d printable ASCII characters without spaces expected",
+                   LIM_ACL_TOKEN_MAX);
+        return 2;
+    }
+    if (app->peer_token[0])
+        snprintf(app->token, sizeof(app->token), "%s", app->peer_token);
+    else if (app->peer_token_file[0] &&
+             acl_token_read_file(app->peer_token_file, app->token, sizeof(app->token), why,
+                                 sizeof(why)) != 0) {
+        errbuf_set(err, errlen, "--peer-token-file: %s", why);
+        return 2;
+    }
+    return 0;
+}
+
 /* peer_app start: watch the two services, then the replicator and the
  * routes. */
 static int fc_start(struct svc *svc, struct peer *peer, void *arg, char *err, size_t errlen)
@@ -89,8 +121,10 @@ static int fc_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
     ropt.deadline_ms = app->deadline_ms;
     ropt.backoff.base_ms = app->base_ms;
     ropt.backoff.cap_ms = app->cap_ms;
+    ropt.token = app->token;
     memset(&fopt, 0, sizeof(fopt));
     fopt.replicas = (int)app->replicas;
+    fopt.token = app->token;
     app->ups = up_new(NULL);
     app->rep = app->ups ? rep_new(svc_base(svc), peer->hc, peer->disc, app->ups, &ropt) : NULL;
     app->routes =
@@ -133,7 +167,9 @@ int main(int argc, char **argv)
                                .deadline_ms = BO_DEADLINE_MS_DEFAULT,
                                .base_ms = BO_BASE_MS_DEFAULT,
                                .cap_ms = BO_CAP_MS_DEFAULT,
-                               .repair_ms = RPR_INTERVAL_MS_DEFAULT};
+                               .repair_ms = RPR_INTERVAL_MS_DEFAULT,
+                               .peer_token = "",
+                               .peer_token_file = ""};
     const struct cfg_option opts[] = {
         {"replicas", "REPLICAS", CFG_INT, &st.replicas, 1, REP_REPLICAS_MAX, "N",
          "logging-service instances that store each message"},
@@ -145,6 +181,10 @@ int main(int argc, char **argv)
          "largest backoff ceiling"},
         {"repair-interval", "REPAIR_INTERVAL", CFG_DURATION, &st.repair_ms, 0, 3600 * 1000LL, "DUR",
          "how often messages below --replicas copies are re-sent (0: never)"},
+        {"peer-token", "PEER_TOKEN", CFG_STRING, &st.peer_token, 0, 0, "TOKEN",
+         "token sent to logging-service (its --peer-token)"},
+        {"peer-token-file", "PEER_TOKEN_FILE", CFG_STRING, &st.peer_token_file, 0, 0, "PATH",
+         "file whose first line is that token"},
     };
     const struct peer_app app = {
         .name = "facade-service",
@@ -152,6 +192,7 @@ int main(int argc, char **argv)
         .port_default = FC_PORT_DEFAULT,
         .opts = opts,
         .nopts = sizeof(opts) / sizeof(opts[0]),
+        .check = fc_check,
         .start = fc_start,
         .stop = fc_stop,
         .arg = &st,

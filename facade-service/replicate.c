@@ -604,6 +604,7 @@ static void rep_send_lane(struct rep_lane *lane)
         req.url = lane->url;
         req.body = body;
         req.body_len = body ? bytes : 0;
+        req.token = r->opt.token;
         req.timeout_ms = LIM_CALL_TIMEOUT_MS;
         req.connect_timeout_ms = LIM_CONNECT_TIMEOUT_MS;
         c->call = body ? hc_send(r->hc, &req, rep_call_done, c) : NULL;

@@ -51,6 +51,9 @@ struct rep_options {
      * virtual time of its own. */
     const struct clk_timers *timers;
     int64_t (*clock)(void);
+    /* Sent as X-Registry-Token on every batch POST (the logging-service's
+     * --peer-token); borrowed, must outlive the context; NULL: none. */
+    const char *token;
 };
 
 /* Outcome of one message: status 200 (stored on `replicas` instances, or

@@ -6,6 +6,7 @@
  * takes it; a page (?after=&limit=) is one buffered answer. */
 #include "routes.h"
 
+#include "auth/acl.h"
 #include "codec/jsonflat.h"
 #include "codec/jsonw.h"
 #include "codec/uid.h"
@@ -47,6 +48,7 @@ struct lg_service {
     bool items_busy;             /* items is lent out (see lg_items_new) */
     struct lg_stream *streams;   /* open streamed GETs (utlist DL); they borrow lg */
     char epoch[UID_STR_LEN + 1]; /* this store's incarnation, new at every start */
+    const struct acl *acl;       /* borrowed; NULL: anyone may write */
 };
 
 /* ig_check_item of a jansson value (borrowed; it->msg points into it). */
@@ -273,6 +275,21 @@ static void lg_post(struct hs_req *req, void *arg)
     char err[256];
     json_t *root = NULL;
 
+    if (lg->acl) {
+        /* Only a token with the write right stores messages (the facade's
+         * peer token): nothing is read before the check. */
+        enum acl_verdict v = acl_allows(lg->acl,
+                                        acl_token_from_headers(hs_req_header(req, ACL_HDR_REGISTRY),
+                                                               hs_req_header(req, ACL_HDR_CONSUL),
+                                                               hs_req_header(req, ACL_HDR_AUTH)),
+                                        ACL_WRITE_ANY, NULL);
+
+        if (v != ACL_ALLOWED) {
+            hs_reply_error(req, 403, "permission denied: %s",
+                           acl_describe(v, ACL_WRITE_ANY, NULL, err, sizeof(err)));
+            return;
+        }
+    }
     if (lg_post_flat(lg, req))
         return;
     root = hs_req_json(req, err, sizeof(err));
@@ -588,7 +605,7 @@ static void lg_collect(struct evbuffer *out, void *arg)
         degraded);
 }
 
-struct lg_service *lg_new(struct svc *svc, struct ig_ingest *ig)
+struct lg_service *lg_new(struct svc *svc, struct ig_ingest *ig, const struct acl *acl)
 {
     struct lg_service *lg = calloc(1, sizeof(*lg));
 
@@ -596,6 +613,7 @@ struct lg_service *lg_new(struct svc *svc, struct ig_ingest *ig)
         return NULL;
     lg->svc = svc;
     lg->ig = ig;
+    lg->acl = acl;
     lg->store = ig_store(ig);
     uid_generate(lg->epoch);
     lg->toks = malloc(LG_TOKS_MAX * sizeof(*lg->toks));

@@ -2,6 +2,7 @@
  * then the shared service loop until SIGINT/SIGTERM. */
 #include "api/api.h"
 #include "api/codec.h"
+#include "auth/acl.h"
 #include "core/catalog.h"
 #include "core/config.h"
 #include "core/errbuf.h"
@@ -18,11 +19,17 @@
 
 int main(int argc, char **argv)
 {
-    struct cfg_common common = {REG_PORT_DEFAULT, "127.0.0.1", "", "", "info", 0};
+    struct cfg_common common = {.port = REG_PORT_DEFAULT,
+                                .bind = "127.0.0.1",
+                                .registry = "",
+                                .advertise = "",
+                                .log_level = "info"};
     const char *data = "./registry.db";
     const char *backend = "sqlite";
     int64_t cleanup_ms = 1000, deregister_ms = 0;
     long max_instances = LIM_INSTANCES_MAX, max_per_name = LIM_PER_NAME_MAX;
+    const char *acl_file = "";
+    const char *acl_anonymous = "none";
     const struct cfg_option opts[] = {
         CFG_SERVER_OPTIONS(&common),
         {"data", "DATA_PATH", CFG_STRING, &data, 0, 0, "PATH",
@@ -37,11 +44,16 @@ int main(int argc, char **argv)
          "instances registered in all; beyond, 429"},
         {"max-per-name", "MAX_PER_NAME", CFG_INT, &max_per_name, 1, 100 * 1000 * 1000L, "N",
          "instances of one name; beyond, 429"},
+        {"acl-tokens", "ACL_TOKENS", CFG_STRING, &acl_file, 0, 0, "FILE",
+         "JSON token -> read|write|service:<name>; writes and reads need a token"},
+        {"acl-anonymous", "ACL_ANONYMOUS", CFG_STRING, &acl_anonymous, 0, 0, "none|read",
+         "what a caller without a token may do (with --acl-tokens)"},
     };
     struct svc *svc = NULL;
     struct store *store = NULL;
     struct reg_registry *reg = NULL;
     struct reg_api *api = NULL;
+    struct acl *acl = NULL;
     struct reg_options ropt;
     char err[512];
     long loaded;
@@ -55,6 +67,19 @@ int main(int argc, char **argv)
         strcmp(backend, "sqlite") != 0) {
         fprintf(stderr, "registry: --backend: unknown backend '%s' (sqlite or memory)\n", backend);
         return 2;
+    }
+    if (strcmp(acl_anonymous, "none") != 0 && strcmp(acl_anonymous, "read") != 0) {
+        fprintf(stderr, "registry: --acl-anonymous: '%.64s' is not none or read\n", acl_anonymous);
+        return 2;
+    }
+    if (acl_file[0] != '\0') {
+        acl = acl_new();
+        if (!acl || acl_load_file(acl, acl_file, err, sizeof(err)) != 0) {
+            fprintf(stderr, "registry: --acl-tokens: %s\n", acl ? err : "out of memory");
+            acl_free(acl);
+            return 2;
+        }
+        acl_set_anonymous_read(acl, strcmp(acl_anonymous, "read") == 0);
     }
     /* The loop exists first: the store hands its completions back to it.
      * Loading is synchronous, before the loop runs. */
@@ -94,7 +119,13 @@ int main(int argc, char **argv)
         log_info("store: sqlite %s, %ld registrations loaded", data, loaded);
     else
         log_info("store: memory (nothing survives a restart)");
-    api = reg_api_new(svc, reg, store, cleanup_ms);
+    if (acl)
+        log_info("ACLs on: %zu tokens from %s; callers without a token may %s", acl_count(acl),
+                 acl_file, strcmp(acl_anonymous, "read") == 0 ? "read" : "do nothing");
+    else
+        log_warn("ACLs off: anyone who can reach the registry may register, deregister and "
+                 "read (give --acl-tokens FILE to require tokens)");
+    api = reg_api_new(svc, reg, store, cleanup_ms, acl);
     if (!api) {
         fprintf(stderr, "registry: cannot set up the API\n");
         goto cleanup;
@@ -111,5 +142,6 @@ cleanup:
     reg_free(reg);
     store_close(store);
     svc_free(svc);
+    acl_free(acl);
     return rc;
 }

@@ -37,6 +37,11 @@ struct cfg_common {
     const char *advertise; /* --advertise / ADVERTISE_HOST */
     const char *log_level; /* --log-level / LOG_LEVEL */
     int64_t ttl_ms;        /* --ttl / TTL, registration lease (peers only) */
+
+    /* The registry's access token (peers only): --token / TOKEN, or the
+     * first line of the file --token-file / TOKEN_FILE. */
+    const char *token;
+    const char *token_file;
 };
 
 /* clang-format off */
@@ -51,14 +56,19 @@ struct cfg_common {
 
 /* Options of the services that register with the registry: --registry,
  * --advertise, --ttl (the registry keeps whole seconds: a ttl that is not
- * one is rounded up, so 1500ms registers a lease of 2 s). */
+ * one is rounded up, so 1500ms registers a lease of 2 s), --token or
+ * --token-file (the registry's access token, sent on every call to it). */
 #define CFG_PEER_OPTIONS(c)                                                           \
     {"registry", "REGISTRY_URL", CFG_STRING, &(c)->registry, 0, 0, "URL[,URL]",        \
      "registry base URL(s)"},                                                          \
     {"advertise", "ADVERTISE_HOST", CFG_STRING, &(c)->advertise, 0, 0, "HOST",         \
      "host other services use to reach this one"},                                     \
     {"ttl", "TTL", CFG_DURATION, &(c)->ttl_ms, 1000, 86400 * 1000LL, "DUR",            \
-     "registration lease (whole seconds, rounded up), renewed every ttl/3"}
+     "registration lease (whole seconds, rounded up), renewed every ttl/3"},           \
+    {"token", "TOKEN", CFG_STRING, &(c)->token, 0, 0, "TOKEN",                         \
+     "access token sent to the registry (X-Registry-Token)"},                          \
+    {"token-file", "TOKEN_FILE", CFG_STRING, &(c)->token_file, 0, 0, "PATH",           \
+     "file whose first line is the token (instead of --token)"}
 /* clang-format on */
 
 /* Both sets. */

@@ -55,6 +55,12 @@
 #define LIM_REG_PAGE_MAX           1000 /* largest limit= of GET /v1/services */
 #define LIM_REG_STREAM_LOW_WATER   (2 * LIM_CHUNK_BYTES) /* the full list: next pieces below this */
 
+/* Access tokens (common/auth/acl.h) */
+#define LIM_ACL_TOKENS_MAX 1024          /* tokens in one --acl-tokens file */
+#define LIM_ACL_TOKEN_MAX  256           /* bytes of one token (printable ASCII) */
+#define LIM_ACL_RULES_MAX  64            /* rules of one token */
+#define LIM_ACL_FILE_MAX   (1024 * 1024) /* bytes of an --acl-tokens file */
+
 /* Messages (facade and logging) */
 #define LIM_MSG_MAX      (64 * 1024)       /* bytes of one message text */
 #define LIM_BATCH_MAX    1024              /* messages in one POST /logging batch */

@@ -536,7 +536,7 @@ static int hc_method_ok(const char *method)
 static int hc_build_headers(const struct hc_request *req, int has_body, struct curl_slist **out)
 {
     const char *ct = req->content_type;
-    char line[256];
+    char line[LIM_ACL_TOKEN_MAX + 32];
     struct curl_slist *next = NULL;
     int n = 0;
 
@@ -559,6 +559,19 @@ static int hc_build_headers(const struct hc_request *req, int has_body, struct c
     if (next == NULL)
         return -1;
     *out = next;
+    if (req->token != NULL && req->token[0] != '\0') {
+        /* the token is a secret: the line is wiped once libcurl has it */
+        if (strpbrk(req->token, "\r\n") != NULL)
+            return -1;
+        n = snprintf(line, sizeof(line), "X-Registry-Token: %s", req->token);
+        if (n < 0 || (size_t)n >= sizeof(line))
+            return -1;
+        next = curl_slist_append(*out, line);
+        memset(line, 0, sizeof(line));
+        if (next == NULL)
+            return -1;
+        *out = next;
+    }
     return 0;
 }
 
@@ -621,7 +634,7 @@ static int hc_setup_easy(struct hc_call *call, const struct hc_request *req)
  * owned by the client until done runs or hc_cancel. Never calls done from
  * here: curl_multi_add_handle only arms the timer (0 ms), and the transfer
  * starts from the loop. Returns NULL for bad arguments (NULL client, request
- * or url; a method other than GET/POST/PUT/DELETE; a content_type with CR or
+ * or url; a method other than GET/POST/PUT/DELETE; a content_type or token with CR or
  * LF) or when the request could not be set up. */
 struct hc_call *hc_send(struct hc_client *c, const struct hc_request *req, hc_done_fn done,
                         void *arg)

@@ -50,6 +50,9 @@ struct hc_request {
                                  no CR/LF */
     long timeout_ms;          /* whole transfer; <= 0: HC_TIMEOUT_DEFAULT_MS */
     long connect_timeout_ms;  /* TCP connect; <= 0: min(timeout, LIM_CONNECT_DEFAULT_MS) */
+    const char *token;        /* sent as X-Registry-Token (the suite's access
+                                 token, common/auth/acl.h); NULL or "": none;
+                                 no CR/LF */
 };
 
 /* Create a client on base (borrowed; must outlive the client).

@@ -27,6 +27,8 @@
 #define REGV1_Q_STRATEGY "strategy"
 #define REGV1_Q_LIMIT    "limit" /* GET /v1/services: one page of at most this many */
 #define REGV1_Q_AFTER    "after" /* GET /v1/services: the page after this id */
+#define REGV1_Q_REPLACE                                                                            \
+    "replace" /* POST /v1/services: "true" moves a known id to another address */
 
 /* Health values (the "health" field and ?health=). */
 #define REGV1_PASSING  "passing"

@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/errbuf.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "http/client.h"
 #include "proto/registry_v1.h"
@@ -56,6 +57,7 @@ struct disc_client {
     struct ru_list *urls;            /* borrowed, shared with regclient */
     const struct clk_timers *timers; /* how timers are armed; borrowed, NULL: real */
     int64_t refresh_ms;
+    char token[LIM_ACL_TOKEN_MAX + 1]; /* sent on every list call; "": none */
     struct disc_entry entries[DISC_NAMES_MAX];
     size_t n;
     bool stopped;
@@ -245,6 +247,7 @@ static void disc_refresh(struct disc_entry *e)
     req.method = "GET";
     req.url = url;
     req.timeout_ms = LIM_CALL_TIMEOUT_MS;
+    req.token = d->token;
     e->call = hc_send(d->hc, &req, disc_on_list, e);
     if (e->call == NULL)
         disc_failed(e, "cannot start the request");
@@ -288,6 +291,14 @@ void disc_set_timers(struct disc_client *d, const struct clk_timers *t)
 {
     if (d != NULL)
         d->timers = t;
+}
+
+int disc_set_token(struct disc_client *d, const char *token)
+{
+    if (d == NULL || token == NULL || strlen(token) > LIM_ACL_TOKEN_MAX)
+        return -1;
+    snprintf(d->token, sizeof(d->token), "%s", token);
+    return 0;
 }
 
 /* Watch name (copied): refresh it now and every refresh_ms. Watching a
@@ -393,5 +404,6 @@ void disc_free(struct disc_client *d)
         hc_cancel(d->entries[i].call);
         free(d->entries[i].list);
     }
+    memset(d->token, 0, sizeof(d->token));
     free(d);
 }

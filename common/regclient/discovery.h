@@ -39,6 +39,10 @@ struct disc_client *disc_new(struct event_base *base, struct hc_client *hc, stru
  * before the first disc_watch: tests pass a virtual clock. */
 void disc_set_timers(struct disc_client *d, const struct clk_timers *t);
 
+/* Send token (copied; "": none) as X-Registry-Token on every list call
+ * from now on. 0, or -1 when it is over LIM_ACL_TOKEN_MAX bytes. */
+int disc_set_token(struct disc_client *d, const char *token) __attribute__((warn_unused_result));
+
 /* Keep a cache for service name (copied) from now on; the first refresh
  * starts at once. Watching a name again is a no-op. 0, or -1 when
  * DISC_NAMES_MAX are watched already, name is empty or over LIM_NAME_MAX,

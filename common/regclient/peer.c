@@ -5,6 +5,7 @@
  * the DELETE. */
 #include "regclient/peer.h"
 
+#include "auth/acl.h"
 #include "core/config.h"
 #include "core/errbuf.h"
 #include "core/limits.h"
@@ -123,12 +124,46 @@ static int peer_parse_urls(struct ru_list *urls, const struct cfg_common *c, cha
     return 0;
 }
 
+int peer_token_resolve(const struct cfg_common *c, char *out, size_t cap, char *err, size_t errlen)
+{
+    bool has_token = c->token != NULL && c->token[0] != '\0';
+    bool has_file = c->token_file != NULL && c->token_file[0] != '\0';
+    char why[PEER_ERR_MAX];
+
+    if (cap < LIM_ACL_TOKEN_MAX + 1) {
+        errbuf_set(err, errlen, "no room for a token");
+        return -1;
+    }
+    out[0] = '\0';
+    if (has_token && has_file) {
+        errbuf_set(err, errlen, "--token and --token-file: give one of them");
+        return -1;
+    }
+    if (has_token) {
+        if (!acl_token_valid(c->token)) {
+            errbuf_set(err, errlen,
+                       "--token: 1 to %d printable ASCII characters without spaces expected",
+                       LIM_ACL_TOKEN_MAX);
+            return -1;
+        }
+        snprintf(out, cap, "%s", c->token);
+    } else if (has_file && acl_token_read_file(c->token_file, out, cap, why, sizeof(why)) != 0) {
+        errbuf_set(err, errlen, "--token-file: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
 int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
 {
     struct ru_list urls;
+    char token[LIM_ACL_TOKEN_MAX + 1];
 
     if (peer_parse_urls(&urls, c, err, errlen) != 0)
         return -1;
+    if (peer_token_resolve(c, token, sizeof(token), err, errlen) != 0)
+        return -1;
+    memset(token, 0, sizeof(token));
     /* A host the registry would refuse (400) would be retried forever. */
     if (c->advertise != NULL && c->advertise[0] != '\0' && !regv1_host_valid(c->advertise)) {
         errbuf_set(err, errlen,
@@ -160,7 +195,10 @@ int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c, const 
     }
     if (peer_pick_host(p, c, err, errlen) != 0)
         goto fail;
+    if (peer_token_resolve(c, p->token, sizeof(p->token), err, errlen) != 0)
+        goto fail;
     memset(&opt, 0, sizeof(opt));
+    opt.token = p->token;
     opt.name = name;
     opt.type = name;
     opt.host = p->advertise;
@@ -178,7 +216,7 @@ int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c, const 
         goto fail;
     }
     p->disc = disc_new(svc_base(s), p->hc, &p->urls, DISC_REFRESH_MS_DEFAULT);
-    if (p->disc == NULL) {
+    if (p->disc == NULL || disc_set_token(p->disc, p->token) != 0) {
         errbuf_set(err, errlen, "cannot create the discovery cache");
         goto fail;
     }

@@ -5,6 +5,7 @@
 #ifndef SVC_REGCLIENT_PEER_H
 #define SVC_REGCLIENT_PEER_H
 
+#include "core/limits.h"
 #include "http/service.h"
 #include "regclient/urls.h"
 
@@ -22,12 +23,20 @@ struct peer {
     struct svc *svc;      /* borrowed */
     struct hc_client *hc; /* owned */
     struct ru_list urls;
-    struct rc_client *rc;     /* owned */
-    struct disc_client *disc; /* owned */
-    char advertise[256];      /* host registered for this instance */
+    struct rc_client *rc;              /* owned */
+    struct disc_client *disc;          /* owned */
+    char advertise[256];               /* host registered for this instance */
+    char token[LIM_ACL_TOKEN_MAX + 1]; /* the registry token (--token/--token-file); "": none */
 };
 
-/* Check the options peer_start will use (the registry URLs) before the
+/* The registry token of c into out (cap >= LIM_ACL_TOKEN_MAX + 1): --token,
+ * or the first line of --token-file, or "" for none. 0, or -1 with err
+ * (never quoting the token): both given, an invalid token, an unreadable
+ * file. */
+int peer_token_resolve(const struct cfg_common *c, char *out, size_t cap, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Check the options peer_start will use (the registry URLs, the token) before the
  * service binds or opens anything, so a bad one is a clean start-up error.
  * Returns 0, or -1 with err saying which option is wrong and why. */
 int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)

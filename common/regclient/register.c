@@ -58,14 +58,16 @@ struct rc_client {
     char id[LIM_ID_MAX + 1];
     char *body; /* registration JSON, owned */
     int ttl_s;
-    const struct clk_timers *timers; /* how timer is armed; borrowed, NULL: real */
-    struct event *timer;             /* next renew or retry; owned */
-    enum rc_step next;               /* what the timer starts */
-    struct hc_call *call;            /* register or renew in flight */
-    struct fo_caller fo;             /* where call went, the outage it belongs to */
-    struct hc_call *dereg;           /* the DELETE in flight */
-    size_t dereg_url;                /* urls->current when dereg was sent */
-    bool registered;                 /* acknowledged, not forgotten since */
+    char token[LIM_ACL_TOKEN_MAX + 1]; /* X-Registry-Token of every call; "": none */
+    bool denied;                       /* a 403 was logged; reset on success */
+    const struct clk_timers *timers;   /* how timer is armed; borrowed, NULL: real */
+    struct event *timer;               /* next renew or retry; owned */
+    enum rc_step next;                 /* what the timer starts */
+    struct hc_call *call;              /* register or renew in flight */
+    struct fo_caller fo;               /* where call went, the outage it belongs to */
+    struct hc_call *dereg;             /* the DELETE in flight */
+    size_t dereg_url;                  /* urls->current when dereg was sent */
+    bool registered;                   /* acknowledged, not forgotten since */
     bool started;
     bool stopped;
     struct bo_policy retry;
@@ -133,6 +135,21 @@ static void rc_retry(struct rc_client *rc, enum rc_step step, const char *why)
     rc_schedule(rc, step, delay);
 }
 
+/* A step failed (why: borrowed text): fail over and log by the shared
+ * policy, and retry the same step after a backoff delay. A 403 (resp) is
+ * a configuration problem, not an outage: it is said once at ERROR. */
+static void rc_retry_after(struct rc_client *rc, enum rc_step step, const struct hc_response *resp,
+                           const char *why)
+{
+    if (resp->error == HC_OK && resp->status == 403 && !rc->denied) {
+        rc->denied = true;
+        log_error("registry %s refused our token for %s: %s (check --token or --token-file); "
+                  "retrying with backoff",
+                  fo_sent_url(&rc->fo), rc->id, why);
+    }
+    rc_retry(rc, step, why);
+}
+
 /* Completion of POST /v1/services. 200/201: registered, renew in ttl/3;
  * anything else: retry. */
 static void rc_on_register(const struct hc_response *resp, void *arg)
@@ -146,11 +163,12 @@ static void rc_on_register(const struct hc_response *resp, void *arg)
         if (!rc->registered)
             log_info("registered as %s with %s", rc->id, fo_sent_url(&rc->fo));
         rc->registered = true;
+        rc->denied = false;
         rc_schedule(rc, RC_STEP_RENEW, rc_renew_ms(rc));
         return;
     }
     rc_describe(resp, why, sizeof(why));
-    rc_retry(rc, RC_STEP_REGISTER, why);
+    rc_retry_after(rc, RC_STEP_REGISTER, resp, why);
 }
 
 /* Completion of PUT /v1/services/{id}/renew. 200: renew again in ttl/3;
@@ -175,7 +193,7 @@ static void rc_on_renew(const struct hc_response *resp, void *arg)
         return;
     }
     rc_describe(resp, why, sizeof(why));
-    rc_retry(rc, RC_STEP_RENEW, why);
+    rc_retry_after(rc, RC_STEP_RENEW, resp, why);
 }
 
 /* Send the request of step to the current registry URL. A request that
@@ -199,6 +217,7 @@ static void rc_send(struct rc_client *rc, enum rc_step step)
         req.method = "PUT";
     }
     req.url = url;
+    req.token = rc->token;
     rc->call = hc_send(rc->hc, &req, step == RC_STEP_REGISTER ? rc_on_register : rc_on_renew, rc);
     if (rc->call == NULL)
         rc_retry(rc, step, "cannot start the request");
@@ -268,7 +287,7 @@ struct rc_client *rc_new(struct event_base *base, struct hc_client *hc, struct r
     if (base == NULL || hc == NULL || urls == NULL || opt == NULL || opt->name == NULL ||
         opt->name[0] == '\0' || strlen(opt->name) > LIM_NAME_MAX || opt->host == NULL ||
         opt->host[0] == '\0' || opt->port < 1 || opt->port > 65535 || opt->ttl_s < LIM_TTL_MIN ||
-        opt->ttl_s > LIM_TTL_MAX)
+        opt->ttl_s > LIM_TTL_MAX || (opt->token != NULL && strlen(opt->token) > LIM_ACL_TOKEN_MAX))
         goto cleanup;
     type = opt->type != NULL ? opt->type : opt->name;
     rc = calloc(1, sizeof(*rc));
@@ -279,6 +298,8 @@ struct rc_client *rc_new(struct event_base *base, struct hc_client *hc, struct r
     rc->urls = urls;
     fo_init(&rc->fo, urls);
     rc->ttl_s = opt->ttl_s;
+    if (opt->token != NULL)
+        snprintf(rc->token, sizeof(rc->token), "%s", opt->token);
     rc->timers = opt->timers;
     rc->retry.base_ms = RC_RETRY_BASE_MS;
     rc->retry.cap_ms = RC_RETRY_CAP_MS;
@@ -329,6 +350,7 @@ void rc_stop(struct rc_client *rc)
     snprintf(url, sizeof(url), "%s" REGV1_SERVICE_FMT, ru_current(rc->urls), rc->id);
     req.method = "DELETE";
     req.url = url;
+    req.token = rc->token;
     req.timeout_ms = LIM_DEREGISTER_TIMEOUT_MS;
     rc->dereg = hc_send(rc->hc, &req, rc_on_deregister, rc);
     if (rc->dereg == NULL)
@@ -368,5 +390,6 @@ void rc_free(struct rc_client *rc)
     hc_cancel(rc->call);
     hc_cancel(rc->dereg);
     free(rc->body);
+    memset(rc->token, 0, sizeof(rc->token));
     free(rc);
 }

@@ -1,7 +1,8 @@
 /* register.h: self-registration of a service with the registry. On start
  * it registers (name, advertised host, real port, ttl), then renews every
  * ttl/3. A renewal answered 404 (the registry forgot us) registers again
- * under the same id; a registry that is down is retried with backoff in the
+ * under the same id; a 403 (our token refused) is logged once at ERROR and
+ * retried like any failure; a registry that is down is retried with backoff in the
  * background (the service serves meanwhile), failing over between the
  * registry URLs. rc_stop deregisters. Everything runs on the event loop
  * through the asynchronous HTTP client. */
@@ -24,6 +25,9 @@ struct rc_options {
     const char *host; /* advertised host (copied) */
     int port;         /* the real bound port */
     int ttl_s;        /* lease; renewed every ttl/3 */
+    /* Access token sent as X-Registry-Token on every call (copied; NULL
+     * or "": none; at most LIM_ACL_TOKEN_MAX bytes). */
+    const char *token;
     /* How the renewal and retry timer is armed (borrowed, must outlive the
      * client). NULL: the real clock; tests pass a virtual one. */
     const struct clk_timers *timers;

@@ -2,11 +2,19 @@
  * the expiry timer. A registration or deregistration is answered from the
  * completion of its store write: 201/200 once it is durable, 503 when the
  * commit failed (then nothing changed). The store commits the writes of one
- * loop turn together, off the loop. */
+ * loop turn together, off the loop.
+ *
+ * Access control (optional, common/auth/acl.h): with a token table every
+ * route but /health checks the caller's token before it does anything; a
+ * refusal is 403 "permission denied: <reason>", the token never quoted and
+ * never logged. Without a table everything is open. Either way an existing
+ * id is only moved to another host:port by an explicit ?replace=true, so a
+ * re-registration cannot silently take over another instance's entry. */
 #include "api.h"
 
 #include "../core/catalog.h"
 #include "../store/store.h"
+#include "auth/acl.h"
 #include "codec.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -22,7 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <utlist.h>
+
+#define API_ADDR_MAX (LIM_HOST_MAX + 16) /* "[host]:port" */
 
 struct api_stream;
 
@@ -30,6 +41,7 @@ struct reg_api {
     struct svc *svc;            /* borrowed */
     struct reg_registry *reg;   /* borrowed */
     struct store *store;        /* borrowed */
+    const struct acl *acl;      /* borrowed; NULL: no access control */
     struct event *tick;         /* owned: persistent expiry timer */
     struct api_stream *streams; /* open streamed lists (utlist DL); they borrow the API */
 };
@@ -41,7 +53,50 @@ struct api_wait {
     bool created;
     char host[LIM_HOST_MAX + 1]; /* for the log line */
     int port, ttl;
+    bool moved;             /* ?replace=true moved it from old */
+    char old[API_ADDR_MAX]; /* "host:port" before the move */
 };
+
+/* "host:port" ("[host]:port" for an IPv6 literal) into buf (API_ADDR_MAX). */
+static void api_addr(char *buf, const char *host, int port)
+{
+    snprintf(buf, API_ADDR_MAX, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+/* May the caller of req do action on name (see acl_allows)? 1 when it
+ * may (always without a token table); else req is answered 403 and 0. */
+static int api_allowed(struct reg_api *api, struct hs_req *req, enum acl_action action,
+                       const char *name)
+{
+    const char *token;
+    enum acl_verdict v;
+    char why[256];
+
+    if (!api->acl)
+        return 1;
+    token = acl_token_from_headers(hs_req_header(req, ACL_HDR_REGISTRY),
+                                   hs_req_header(req, ACL_HDR_CONSUL),
+                                   hs_req_header(req, ACL_HDR_AUTH));
+    v = acl_allows(api->acl, token, action, name);
+    if (v == ACL_ALLOWED)
+        return 1;
+    acl_describe(v, action, name, why, sizeof(why));
+    log_debug("permission denied: %s (%s)", why, hs_req_path(req));
+    hs_reply_error(req, 403, "permission denied: %s", why);
+    return 0;
+}
+
+/* The right a write on the instance id needs: on its name when it exists
+ * (the instance is *in), else read (the answer will be 404). 1 when the
+ * caller has it, else req was answered 403 and 0. */
+static int api_allowed_on(struct reg_api *api, struct hs_req *req, const char *id,
+                          const struct reg_instance **in)
+{
+    *in = reg_get(api->reg, id);
+    if (*in)
+        return api_allowed(api, req, ACL_WRITE_SERVICE, reg_instance_name(*in));
+    return api_allowed(api, req, ACL_READ, NULL);
+}
 
 /* The expiry timer. */
 static void api_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -93,6 +148,12 @@ static void api_register_done(void *arg, int rc, const char *err)
         free(w);
         return;
     }
+    if (w->moved) {
+        char now[API_ADDR_MAX];
+
+        api_addr(now, w->host, w->port);
+        log_info("instance %s moved from %s to %s", w->id, w->old, now);
+    }
     log_info("%s %s at %s:%d (ttl %d s)", w->created ? "registered" : "re-registered", w->id,
              w->host, w->port, w->ttl);
     hs_reply_json(w->req, w->created ? 201 : 200,
@@ -121,7 +182,46 @@ static void api_reply_refusal(struct hs_req *req, int rc, const char *err)
     }
 }
 
-/* POST /v1/services */
+/* Checks of a registration of spec before it is queued: the right to
+ * write spec's name, and for a known id also the right on the existing
+ * instance's name and, when the address changes, ?replace=true (409
+ * without: an id is never taken over by accident or by a stranger's
+ * renewals). Records a move in w. 0, or -1 after answering req. */
+static int api_register_check(struct reg_api *api, struct hs_req *req, const struct reg_spec *spec,
+                              struct api_wait *w)
+{
+    const char *replace = hs_req_query(req, REGV1_Q_REPLACE);
+    const struct reg_instance *in = NULL;
+    bool may_move = false;
+
+    if (replace && strcmp(replace, "true") != 0 && strcmp(replace, "false") != 0) {
+        hs_reply_error(req, 400, "replace must be 'true' or 'false'");
+        return -1;
+    }
+    may_move = replace && strcmp(replace, "true") == 0;
+    if (!api_allowed(api, req, ACL_WRITE_SERVICE, spec->name))
+        return -1;
+    in = spec->has_id ? reg_get(api->reg, spec->id) : NULL;
+    if (!in)
+        return 0;
+    if (strcmp(reg_instance_name(in), spec->name) != 0 &&
+        !api_allowed(api, req, ACL_WRITE_SERVICE, reg_instance_name(in)))
+        return -1;
+    if (strcasecmp(reg_instance_host(in), spec->host) == 0 && reg_instance_port(in) == spec->port)
+        return 0;
+    api_addr(w->old, reg_instance_host(in), reg_instance_port(in));
+    if (!may_move) {
+        hs_reply_error(req, 409,
+                       "instance %s is registered at %s; to move it, re-register with "
+                       "?replace=true",
+                       spec->id, w->old);
+        return -1;
+    }
+    w->moved = true;
+    return 0;
+}
+
+/* POST /v1/services[?replace=true] */
 static void api_register(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
@@ -129,8 +229,13 @@ static void api_register(struct hs_req *req, void *arg)
     struct api_wait *w = NULL;
     char err[512];
     int rc = 0;
-    json_t *body = hs_req_json(req, err, sizeof(err));
+    json_t *body = NULL;
 
+    /* Who may register anything at all is checked before the body is
+     * read: a caller without a known token learns nothing from it. */
+    if (api->acl && !api_allowed(api, req, ACL_READ, NULL))
+        return;
+    body = hs_req_json(req, err, sizeof(err));
     if (!body) {
         hs_reply_error(req, 400, "%s", err);
         return;
@@ -148,6 +253,11 @@ static void api_register(struct hs_req *req, void *arg)
         return;
     }
     w->req = req;
+    if (api_register_check(api, req, &spec, w) != 0) {
+        reg_spec_clear(&spec);
+        free(w);
+        return;
+    }
     snprintf(w->host, sizeof(w->host), "%s", spec.host);
     w->port = spec.port;
     w->ttl = spec.ttl;
@@ -182,10 +292,14 @@ static void api_deregister(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
     const char *id = hs_req_param(req, REGV1_PARAM_ID);
-    struct api_wait *w = calloc(1, sizeof(*w));
+    const struct reg_instance *in = NULL;
+    struct api_wait *w = NULL;
     char err[256];
     int rc = 0;
 
+    if (!api_allowed_on(api, req, id, &in))
+        return;
+    w = calloc(1, sizeof(*w));
     if (!w) {
         hs_reply_error(req, 503, "could not deregister: out of memory");
         return;
@@ -209,7 +323,10 @@ static void api_renew(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
     const char *id = hs_req_param(req, REGV1_PARAM_ID);
+    const struct reg_instance *in = NULL;
 
+    if (!api_allowed_on(api, req, id, &in))
+        return;
     if (reg_renew(api->reg, id) != 0) {
         hs_reply_error(req, 404, "service '%.200s' not found; register again", id);
         return;
@@ -222,8 +339,11 @@ static void api_get(struct hs_req *req, void *arg)
 {
     struct reg_api *api = arg;
     const char *id = hs_req_param(req, REGV1_PARAM_ID);
-    const struct reg_instance *in = reg_get(api->reg, id);
+    const struct reg_instance *in = NULL;
 
+    if (!api_allowed(api, req, ACL_READ, NULL))
+        return;
+    in = reg_get(api->reg, id);
     if (!in) {
         hs_reply_error(req, 404, "service '%.200s' not found", id);
         return;
@@ -428,7 +548,7 @@ static void api_list(struct hs_req *req, void *arg)
     struct api_stream *as = NULL;
     struct hs_stream_opts opts = {0};
 
-    if (api_list_filter(req, &f) != 0)
+    if (!api_allowed(api, req, ACL_READ, NULL) || api_list_filter(req, &f) != 0)
         return;
     if (hs_req_query(req, REGV1_Q_LIMIT) || hs_req_query(req, REGV1_Q_AFTER)) {
         api_list_page(api, req, &f);
@@ -471,6 +591,8 @@ static void api_discover(struct hs_req *req, void *arg)
     enum reg_strategy how = REG_RANDOM;
     const struct reg_instance *in;
 
+    if (!api_allowed(api, req, ACL_READ, NULL))
+        return;
     if (!name && !type) {
         hs_reply_error(req, 400, "give a service name (?name=) or type (?type=)");
         return;
@@ -514,8 +636,28 @@ static void api_collect(struct evbuffer *out, void *arg)
                         (unsigned long long)st.expired, (unsigned long long)st.removed);
 }
 
+/* GET /metrics, in place of the server's own: the same text, behind the
+ * read right (Consul guards its metrics the same way: instance counts and
+ * names of what runs are a map of the system). */
+static void api_metrics(struct hs_req *req, void *arg)
+{
+    struct reg_api *api = arg;
+    struct evbuffer *buf = NULL;
+
+    if (!api_allowed(api, req, ACL_READ, NULL))
+        return;
+    buf = evbuffer_new();
+    if (!buf || mtr_render(svc_metrics(api->svc), buf) != 0) {
+        hs_buffer_free(buf);
+        hs_reply_error(req, 500, "metrics unavailable");
+        return;
+    }
+    hs_reply_buffer(req, 200, "text/plain; version=0.0.4", buf);
+    hs_buffer_free(buf);
+}
+
 struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct store *st,
-                            int64_t cleanup_ms)
+                            int64_t cleanup_ms, const struct acl *acl)
 {
     struct reg_api *api = calloc(1, sizeof(*api));
 
@@ -524,6 +666,7 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct stor
     api->svc = svc;
     api->reg = r;
     api->store = st;
+    api->acl = acl;
     api->tick = event_new(svc_base(svc), -1, EV_PERSIST, api_tick_cb, api);
     if (!api->tick)
         goto fail;
@@ -535,6 +678,7 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct stor
         hs_route(svc_http(svc), HS_DELETE, REGV1_SERVICE, api_deregister, api) != 0 ||
         hs_route(svc_http(svc), HS_PUT, REGV1_RENEW, api_renew, api) != 0 ||
         hs_route(svc_http(svc), HS_GET, REGV1_DISCOVER, api_discover, api) != 0 ||
+        (acl && hs_route(svc_http(svc), HS_GET, "/metrics", api_metrics, api) != 0) ||
         mtr_add_collector(svc_metrics(svc), api_collect, api) != 0)
         goto fail;
     if (svc_on_busy(svc, api_busy, api) != 0)

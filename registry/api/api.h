@@ -10,13 +10,18 @@ struct svc;
 struct store;
 struct reg_registry;
 struct reg_api;
+struct acl;
 
 /* Add the /v1 routes to svc's server, start the cleanup timer every
  * cleanup_ms, and make shutdown wait for writes still waiting for their
- * commit (svc's busy hook). svc, r and st are borrowed and must outlive the
- * API. Returns NULL on failure; caller frees with reg_api_free. */
+ * commit (svc's busy hook). With acl (NULL: everything open) every route
+ * but /health needs a token with the right (GET /metrics is then served
+ * here, behind the read right). svc, r, st and acl are borrowed and must
+ * outlive the API. Returns NULL on failure; caller frees with
+ * reg_api_free. */
 struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct store *st,
-                            int64_t cleanup_ms) __attribute__((warn_unused_result));
+                            int64_t cleanup_ms, const struct acl *acl)
+    __attribute__((warn_unused_result));
 
 /* Stop the timer, wait for the writes still waiting (answering their
  * requests), free. Call before the server is freed. Accepts NULL. */

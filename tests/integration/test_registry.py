@@ -111,11 +111,13 @@ class RegistryTestCase(svctest.ServiceTestCase):
 
     # --- API helpers ----------------------------------------------------------
 
-    def register(self, svc, status=201, **fields):
-        """POST /v1/services with host/port defaults; returns service_id."""
+    def register(self, svc, status=201, replace=False, **fields):
+        """POST /v1/services with host/port defaults (?replace=true with
+        replace: a known id moved to another address); returns service_id."""
         payload = {"host": "10.0.0.1", "port": 8080}
         payload.update(fields)
-        body = self.assertJsonOk(svc.request("POST", "/v1/services", payload),
+        path = "/v1/services?replace=true" if replace else "/v1/services"
+        body = self.assertJsonOk(svc.request("POST", path, payload),
                                  status, "register %r" % (payload,))
         self.assertIsInstance(body.get("service_id"), str, body)
         return body["service_id"]
@@ -347,8 +349,8 @@ class RegistrationTest(RegistryTestCase):
         update = {"id": sid, "name": "web", "host": "10.0.0.2", "port": 9090,
                   "type": "http", "tags": ["green"], "metadata": {"rev": "2"},
                   "ttl": 60}
-        body = self.assertJsonOk(svc.request("POST", "/v1/services", update),
-                                 200, "re-register")
+        body = self.assertJsonOk(svc.request("POST", "/v1/services?replace=true",
+                                             update), 200, "re-register")
         self.assertEqual(body.get("service_id"), sid)
         inst = self.get(svc, sid)
         self.assertEqual(registration(inst), update)
@@ -370,7 +372,8 @@ class RegistrationTest(RegistryTestCase):
         self.assertEqual(self.get(svc, sid)["port"], 7000)
         self.assertEqual(self.list_ids(svc), {sid})
         payload["port"] = 7001
-        body = self.assertJsonOk(svc.request("POST", "/v1/services", payload),
+        body = self.assertJsonOk(svc.request("POST", "/v1/services?replace=true",
+                                             payload),
                                  200, "register the same id again")
         self.assertEqual(body.get("service_id"), sid)
         self.assertEqual(self.get(svc, sid)["port"], 7001)
@@ -456,7 +459,8 @@ class LimitsTest(RegistryTestCase):
         self.assertIn("maximum of 5", body["error"])
         self.assertEqual(self.list_ids(svc), set(a + others))
         # re-registration of a known id at both caps
-        self.register(svc, status=200, id=a[0], name="capped", port=2000)
+        self.register(svc, status=200, replace=True, id=a[0], name="capped",
+                      port=2000)
         self.assertEqual(self.get(svc, a[0])["port"], 2000)
         self.assertJsonOk(svc.request("DELETE", "/v1/services/" + a[1]), 200)
         self.register(svc, name="capped", port=1004)
@@ -1026,8 +1030,8 @@ class PersistenceTest(RegistryTestCase):
                              metadata={"version": "1.2.3"}, ttl=120)
         minimal = self.register(svc, name="billing")
         updated = self.register(svc, name="web", port=80)
-        self.register(svc, status=200, id=updated, name="web", host="10.9.9.9",
-                      port=8081, tags=["new"])
+        self.register(svc, status=200, replace=True, id=updated, name="web",
+                      host="10.9.9.9", port=8081, tags=["new"])
         adopted = new_id("returning")
         self.register(svc, id=adopted, name="returning", port=7000)
         gone = self.register(svc, name="gone")
@@ -1156,7 +1160,7 @@ class PersistenceTest(RegistryTestCase):
         self.assertIn("could not register", body["error"])
         self.assertIn("locked", body["error"])
         self.assertJsonError(svc.request(
-            "POST", "/v1/services",
+            "POST", "/v1/services?replace=true",
             {"id": keeper, "name": "keeper", "host": "10.9.9.9", "port": 7002}),
             503, "re-registration")
         body = self.assertJsonError(svc.request("DELETE", "/v1/services/" + keeper),

@@ -161,7 +161,7 @@ static size_t env_list(void *arg, const char *service, struct disc_instance *out
 
 static int env_view(struct env *e, int replicas, size_t page_limit)
 {
-    struct fan_options opt = {replicas, page_limit, 2000};
+    struct fan_options opt = {replicas, page_limit, 2000, NULL};
 
     fan_free(e->fo);
     e->fo = fan_new(e->hc, e->ups, env_list, e, &opt);

@@ -221,7 +221,7 @@ static int env_repair(struct env *e, int64_t interval_ms)
 static int setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
-    struct fan_options fopt = {2, 0, 2000};
+    struct fan_options fopt = {.replicas = 2, .timeout_ms = 2000};
     size_t i;
 
     if (!e)

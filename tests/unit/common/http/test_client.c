@@ -131,6 +131,17 @@ static void srv_echo(struct evhttp_request *req)
     evbuffer_free(out);
 }
 
+/* Answer the X-Registry-Token header the request came with ("-": none). */
+static void srv_token(struct evhttp_request *req)
+{
+    const char *tok = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Registry-Token");
+    struct evbuffer *out = evbuffer_new();
+
+    evbuffer_add_printf(out, "%s", tok != NULL ? tok : "-");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
 static void srv_big(struct evhttp_request *req)
 {
     long n = query_long(req, "n", 0);
@@ -210,6 +221,8 @@ static void srv_dispatch(struct evhttp_request *req, void *arg)
         path = "";
     if (strcmp(path, "/echo") == 0) {
         srv_echo(req);
+    } else if (strcmp(path, "/token") == 0) {
+        srv_token(req);
     } else if (strncmp(path, "/status/", 8) == 0) {
         evhttp_send_reply(req, atoi(path + 8), "Status", NULL);
     } else if (strcmp(path, "/slow") == 0) {
@@ -857,6 +870,28 @@ static void test_free_from_callback(void **state)
     assert_int_equal(fx->done_count, 1);
 }
 
+/* req.token goes out as X-Registry-Token; none without it; a token with
+ * CR or LF is refused (header injection). */
+static void test_token_header(void **state)
+{
+    struct fixture *fx = *state;
+    struct result with = {0}, without = {0};
+    struct hc_request req = {0};
+
+    with.fx = fx;
+    without.fx = fx;
+    req.url = make_url(fx, "/token");
+    req.token = "s3cr3t-token";
+    assert_non_null(hc_send(fx->client, &req, on_done, &with));
+    req.token = NULL;
+    assert_non_null(hc_send(fx->client, &req, on_done, &without));
+    assert_int_equal(run_until(fx, 2), 0);
+    assert_string_equal(with.body, "s3cr3t-token");
+    assert_string_equal(without.body, "-");
+    req.token = "a\r\nX-Injected: 1";
+    assert_null(hc_send(fx->client, &req, on_done_forbidden, NULL));
+}
+
 static void test_invalid_arguments(void **state)
 {
     struct fixture *fx = *state;
@@ -886,6 +921,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_ok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_method_is_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_echo_default_content_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_binary_body_copied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_large_body_no_expect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_delete_methods, setup, teardown),

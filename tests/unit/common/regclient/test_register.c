@@ -28,6 +28,7 @@
  *   PUT    /v1/services/{id}/renew   200 known, 404 unknown
  *   DELETE /v1/services/{id}         200 known (forgotten), 404 unknown
  *   GET    /v1/services?...          200 with fake.list (or get_status)
+ * With require_token set, a call without that X-Registry-Token gets 403.
  * Log lines are captured (stderr redirected to a file) where a test checks
  * what was logged; they are written back to stderr afterwards. */
 #include <setjmp.h>
@@ -104,6 +105,8 @@ struct fake {
     char get_uri[512];        /* last GET's URI */
     char list[FAKE_LIST_MAX]; /* GET answer body */
     struct slow_get *slow;
+    char require_token[64]; /* non-empty: other X-Registry-Token values get 403 */
+    int denied;             /* calls answered 403 */
 };
 
 struct fixture {
@@ -299,6 +302,18 @@ static void fake_dispatch(struct evhttp_request *req, void *arg)
     if (path == NULL)
         path = "";
     len = strlen(path);
+    if (f->require_token[0] != '\0') {
+        const char *tok =
+            evhttp_find_header(evhttp_request_get_input_headers(req), "X-Registry-Token");
+
+        if (tok == NULL || strcmp(tok, f->require_token) != 0) {
+            f->denied++;
+            fake_reply(req, 403,
+                       "{\"success\":false,\"error\":\"permission denied: unknown "
+                       "token\"}");
+            return;
+        }
+    }
     if (f->fail_503) {
         /* GETs are counted even then: discovery tests look at attempts */
         if (cmd == EVHTTP_REQ_GET)
@@ -730,6 +745,59 @@ static void test_503_retried_with_one_warning(void **state)
     assert_non_null(strstr(log, "HTTP 503: overloaded; retrying in "));
     snprintf(want, sizeof(want), "answers again after %zu failures", failures);
     assert_non_null(strstr(log, want));
+    free(log);
+}
+
+/* A 403 (our token refused) is said once at ERROR, naming the reason, and
+ * retried with backoff like any failure; the token goes on the register,
+ * renew, deregister and discovery calls. */
+static void test_403_logged_once_and_token_sent(void **state)
+{
+    struct fixture *fx = *state;
+    char *log = malloc(LOG_CAPTURE_MAX);
+    struct rc_options opt;
+    size_t failures = 0;
+
+    assert_non_null(log);
+    snprintf(fx->fake.require_token, sizeof(fx->fake.require_token), "right-token");
+    memset(&opt, 0, sizeof(opt));
+    opt.name = NAME;
+    opt.host = "10.1.2.3";
+    opt.port = 5001;
+    opt.ttl_s = 3;
+    opt.timers = &fx->vc.hook;
+    opt.token = "wrong-token";
+    fx->rc = rc_new(fx->base, fx->hc, &fx->urls, &opt);
+    assert_non_null(fx->rc);
+    capture_begin();
+    rc_start(fx->rc);
+    run_for(fx, 700);
+    failures = fx->vc.nlog;
+    assert_true(failures >= 4);
+    assert_int_equal(fx->fake.denied, (int)failures);
+    assert_false(rc_registered(fx->rc));
+    /* the registry's table now holds our token */
+    snprintf(fx->fake.require_token, sizeof(fx->fake.require_token), "wrong-token");
+    assert_true(run_until(fx, is_registered, BO_CAP_MS_DEFAULT));
+    assert_true(run_until(fx, three_renews, 5000));
+    capture_end(log, LOG_CAPTURE_MAX);
+    assert_int_equal(count_of(log, " ERROR "), 1);
+    assert_non_null(strstr(log, "refused our token"));
+    assert_non_null(strstr(log, "permission denied: unknown token"));
+    assert_null(strstr(log, "wrong-token"));
+    rc_stop(fx->rc);
+    assert_true(run_until(fx, rc_idle, 2000));
+    assert_int_equal(fx->fake.deletes, 1);
+    assert_int_equal(fx->fake.denied, (int)failures);
+    /* discovery sends it too */
+    fx->disc = disc_new(fx->base, fx->hc, &fx->urls, 1000);
+    assert_non_null(fx->disc);
+    disc_set_timers(fx->disc, &fx->vc.hook);
+    assert_int_equal(disc_set_token(fx->disc, "wrong-token"), 0);
+    assert_int_equal(disc_watch(fx->disc, "logging-service"), 0);
+    run_for(fx, 100);
+    assert_true(fx->fake.gets >= 1);
+    assert_int_equal(fx->fake.denied, (int)failures);
     free(log);
 }
 
@@ -1200,7 +1268,7 @@ static void test_peer_lifecycle(void **state)
     struct fixture *fx = *state;
     struct svc *s = NULL;
     struct peer p;
-    struct cfg_common c = {0, "127.0.0.1", NULL, "", "info", 0};
+    struct cfg_common c = {0, "127.0.0.1", NULL, "", "info", 0, NULL, NULL};
     struct fake *f = &fx->fake;
     char url[128];
     char err[256] = "";
@@ -1254,7 +1322,7 @@ static void test_peer_bad_url(void **state)
 {
     struct svc *s;
     struct peer p;
-    struct cfg_common c = {0, "127.0.0.1", "htp://x", "", "info", 0};
+    struct cfg_common c = {0, "127.0.0.1", "htp://x", "", "info", 0, NULL, NULL};
     char err[256] = "";
 
     (void)state;
@@ -1271,7 +1339,7 @@ static void test_peer_advertise(void **state)
 {
     struct svc *s;
     struct peer p;
-    struct cfg_common c = {0, "0.0.0.0", "", "", "info", 0};
+    struct cfg_common c = {0, "0.0.0.0", "", "", "info", 0, NULL, NULL};
     char err[256] = "";
 
     (void)state;
@@ -1317,6 +1385,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_renew_404_registers_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_at_start_fails_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_503_retried_with_one_warning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_403_logged_once_and_token_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_outage_backs_off_to_the_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_restarts_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_deregisters, setup, teardown),
