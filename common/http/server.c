@@ -15,6 +15,7 @@
 #include "http/metrics.h"
 #include "http/router.h"
 #include "http/server_int.h"
+#include "http/uri.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -334,61 +335,6 @@ void hs_reply_oom(struct hs_req *req)
     hs_reply_raw(req, HS_OOM_STATUS, "application/json", body, sizeof(body) - 1);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes
- * there are not one (overlong forms and surrogates included). */
-static size_t hs_utf8_len(const unsigned char *s)
-{
-    size_t n, i;
-    unsigned cp;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        cp = s[0] & 0x1fu;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        cp = s[0] & 0x0fu;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        cp = s[0] & 0x07u;
-    } else {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/* Make msg safe to send as a JSON string: invalid UTF-8 bytes become '?'
- * (jansson refuses them, which answered "out of memory"), and past
- * LIM_ERROR_ECHO_MAX bytes it is cut, on a character boundary, with "...".
- * msg has room for LIM_ERROR_ECHO_MAX + 4 bytes. */
-static void hs_error_clean(char *msg)
-{
-    unsigned char *p = (unsigned char *)msg;
-    size_t off = 0, n;
-
-    while (p[off]) {
-        n = hs_utf8_len(p + off);
-        if (n == 0) {
-            p[off] = '?';
-            n = 1;
-        }
-        if (off + n > LIM_ERROR_ECHO_MAX) {
-            memcpy(p + off, "...", 4);
-            return;
-        }
-        off += n;
-    }
-}
-
 void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
 {
     char msg[LIM_ERROR_ECHO_MAX + 4];
@@ -397,7 +343,8 @@ void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    hs_error_clean(msg);
+    /* invalid UTF-8 made jansson refuse the message ("out of memory") */
+    hu_echo_scrub(msg, LIM_ERROR_ECHO_MAX);
     hs_reply_json(req, status, json_pack("{s:b, s:s}", "success", 0, "error", msg));
 }
 
@@ -421,65 +368,23 @@ const char *hs_req_param(const struct hs_req *req, const char *name)
     return hr_param(&req->params, name);
 }
 
-/* Value of one hex digit, or -1. */
-static int hs_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decode a form-encoded query component in place ('+' is a space, %XX a
- * byte; a malformed escape stays as it is). */
-static void hs_form_decode(char *s)
-{
-    char *out = s;
-
-    for (; *s; s++) {
-        if (*s == '+') {
-            *out++ = ' ';
-        } else if (*s == '%' && hs_hex(s[1]) >= 0 && hs_hex(s[2]) >= 0) {
-            *out++ = (char)(hs_hex(s[1]) * 16 + hs_hex(s[2]));
-            s += 2;
-        } else {
-            *out++ = *s;
-        }
-    }
-    *out = '\0';
-}
-
 /* Split the query string once into decoded key/value pairs, all in one
  * allocation: a lookup costs no allocation per parameter. */
 static void hs_query_parse(struct hs_req *req)
 {
     const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->ev));
-    char *p, *next;
+    int n, bad = -1;
 
     req->query_parsed = true;
     if (!q || !*q)
         return;
     req->query = strdup(q);
-    for (p = req->query; p && req->nquery < HS_QUERY_MAX; p = next) {
-        char *eq;
-
-        next = strchr(p, '&');
-        if (next)
-            *next++ = '\0';
-        if (!*p)
-            continue;
-        eq = strchr(p, '=');
-        if (eq)
-            *eq++ = '\0';
-        hs_form_decode(p);
-        if (eq)
-            hs_form_decode(eq);
-        req->qkeys[req->nquery] = p;
-        req->qvalues[req->nquery++] = eq ? eq : "";
-    }
+    if (!req->query)
+        return;
+    n = hu_query_split(req->query, req->qkeys, req->qvalues, HS_QUERY_MAX, &bad);
+    if (n < 0)
+        n = bad + 1; /* as before: the pair stays, cut at its NUL */
+    req->nquery = n;
 }
 
 const char *hs_req_query(const struct hs_req *req, const char *key)
