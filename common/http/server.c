@@ -130,6 +130,7 @@ struct hs_req {
     const char *qkeys[HS_QUERY_MAX], *qvalues[HS_QUERY_MAX]; /* into query */
     int nquery;
     bool query_parsed;
+    int query_nul; /* index of a query pair holding a NUL byte, or -1 */
     char *body; /* owned, NUL-terminated copy, NULL when empty */
     size_t body_len;
     struct timespec start;
@@ -382,8 +383,10 @@ static void hs_query_parse(struct hs_req *req)
     if (!req->query)
         return;
     n = hu_query_split(req->query, req->qkeys, req->qvalues, HS_QUERY_MAX, &bad);
-    if (n < 0)
-        n = bad + 1; /* as before: the pair stays, cut at its NUL */
+    if (n < 0) {
+        req->query_nul = bad;
+        n = bad + 1; /* the bad pair stays, cut at its NUL, to be named */
+    }
     req->nquery = n;
 }
 
@@ -868,6 +871,19 @@ static int hs_check_framing(struct hs_req *req)
     return -1;
 }
 
+/* A query key or value that decodes to a NUL byte (%00) gets 400: a
+ * handler would see it cut there (and echo it cut). Parses the query now;
+ * answers and returns -1, or 0 when the query is clean. */
+static int hs_refuse_nul_query(struct hs_req *req)
+{
+    (void)hs_req_query(req, "");
+    if (req->query_nul < 0)
+        return 0;
+    hs_reply_error(req, 400, "query parameter %s holds a NUL byte (%%00)",
+                   req->qkeys[req->query_nul]);
+    return -1;
+}
+
 /* evhttp's generic callback: every request enters here. */
 static void hs_dispatch(struct evhttp_request *ev, void *arg)
 {
@@ -888,6 +904,7 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     req->method = hs_method_bit(cmd);
     req->method_label = hs_method_name(cmd);
     req->route_label = "unmatched";
+    req->query_nul = -1;
     srv->inflight++;
     DL_APPEND(srv->pending, req);
     hs_conn_dispatched(srv, ev);
@@ -900,7 +917,7 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     switch (hr_lookup(srv->routes, raw_path, req->method, &route, &allowed, &req->params)) {
     case HR_FOUND:
         req->route_label = hr_pattern(srv->routes, route);
-        if (hs_take_body(req) == 0)
+        if (hs_refuse_nul_query(req) == 0 && hs_take_body(req) == 0)
             srv->handlers[route].fn(req, srv->handlers[route].arg);
         return;
     case HR_NOT_ALLOWED:
@@ -909,6 +926,13 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
         return;
     case HR_BAD_PATH:
         hs_reply_error(req, 400, "malformed path %s", hs_req_path(req));
+        return;
+    case HR_NUL_PARAM:
+        /* the last value is the bad one; a NUL would cut every echo of it */
+        req->route_label = hr_pattern(srv->routes, route);
+        hs_reply_error(req, 400, "path parameter %.*s holds a NUL byte (%%00)",
+                       (int)strlen(req->params.names[req->params.n - 1]) - 2,
+                       req->params.names[req->params.n - 1] + 1);
         return;
     case HR_NO_MEMORY:
         hs_reply_oom(req);
