@@ -6,6 +6,7 @@
  * takes it; a page (?after=&limit=) is one buffered answer. */
 #include "routes.h"
 
+#include "codec/jsonerr.h"
 #include "codec/jsonflat.h"
 #include "codec/jsonw.h"
 #include "codec/uid.h"
@@ -272,12 +273,17 @@ static void lg_post(struct hs_req *req, void *arg)
     struct lg_service *lg = arg;
     char err[256];
     json_t *root = NULL;
+    json_error_t jerr;
+    const char *body;
+    size_t len;
 
     if (lg_post_flat(lg, req))
         return;
-    root = hs_req_json(req, err, sizeof(err));
+    root = hs_req_json(req, &jerr);
     if (!root) {
-        hs_reply_error(req, 400, "%s", err);
+        body = hs_req_body(req, &len);
+        hs_reply_error(req, 400, "%s",
+                       jerr_describe(&jerr, body, len, "request body", err, sizeof(err)));
         return;
     }
     if (json_is_object(root))

@@ -131,7 +131,7 @@ struct hs_req {
     int nquery;
     bool query_parsed;
     int query_nul; /* index of a query pair holding a NUL byte, or -1 */
-    char *body; /* owned, NUL-terminated copy, NULL when empty */
+    char *body;    /* owned, NUL-terminated copy, NULL when empty */
     size_t body_len;
     struct timespec start;
     struct hs_req *prev, *next; /* in srv->pending */
@@ -425,20 +425,10 @@ const char *hs_req_body(const struct hs_req *req, size_t *len)
     return req->body ? req->body : "";
 }
 
-json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
+json_t *hs_req_json(const struct hs_req *req, json_error_t *jerr)
 {
-    json_error_t jerr;
-    json_t *root;
-
-    if (req->body_len == 0) {
-        errbuf_set(err, errlen, "request body is empty; expected JSON");
-        return NULL;
-    }
-    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!root)
-        errbuf_set(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                   jerr.text);
-    return root;
+    return json_loadb(hs_req_body(req, NULL), req->body_len,
+                      JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, jerr);
 }
 
 /* --- for stream.c (server_int.h) ---------------------------------------- */

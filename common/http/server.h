@@ -90,9 +90,12 @@ const char *hs_req_header(const struct hs_req *req, const char *name);
 int hs_req_fd(const struct hs_req *req);
 /* The body, NUL-terminated (len excludes the NUL). */
 const char *hs_req_body(const struct hs_req *req, size_t *len);
-/* Parse the body as JSON. Returns a new reference (caller decrefs), or NULL
- * with a message in err (empty body, invalid JSON with position). */
-json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
+/* Parse the body as JSON (any value; duplicate keys refused). Returns a
+ * new reference (caller decrefs), or NULL with jansson's error in *jerr
+ * (an empty body too), which a reply states with jerr_describe
+ * (codec/jsonerr.h) over hs_req_body: jansson's own text is not for
+ * clients. */
+json_t *hs_req_json(const struct hs_req *req, json_error_t *jerr)
     __attribute__((warn_unused_result));
 
 /* --- replies: exactly one per request; each frees req --- */

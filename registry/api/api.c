@@ -8,6 +8,7 @@
 #include "../core/catalog.h"
 #include "../store/store.h"
 #include "codec.h"
+#include "codec/jsonerr.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/metrics.h"
@@ -129,10 +130,15 @@ static void api_register(struct hs_req *req, void *arg)
     struct api_wait *w = NULL;
     char err[512];
     int rc = 0;
-    json_t *body = hs_req_json(req, err, sizeof(err));
+    json_error_t jerr;
+    json_t *body = hs_req_json(req, &jerr);
+    const char *text;
+    size_t len;
 
     if (!body) {
-        hs_reply_error(req, 400, "%s", err);
+        text = hs_req_body(req, &len);
+        hs_reply_error(req, 400, "%s",
+                       jerr_describe(&jerr, text, len, "request body", err, sizeof(err)));
         return;
     }
     if (reg_spec_parse(body, &spec, err, sizeof(err)) != 0) {
