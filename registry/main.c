@@ -7,6 +7,7 @@
 #include "core/errbuf.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "http/server.h"
 #include "http/service.h"
 #include "store/store.h"
 
@@ -18,7 +19,7 @@
 
 int main(int argc, char **argv)
 {
-    struct cfg_common common = {REG_PORT_DEFAULT, "127.0.0.1", "", "", "info", 0};
+    struct cfg_common common = {REG_PORT_DEFAULT, "127.0.0.1", "", "", "info", 0, 0};
     const char *data = "./registry.db";
     const char *backend = "sqlite";
     int64_t cleanup_ms = 1000, deregister_ms = 0;
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
     /* The loop exists first: the store hands its completions back to it.
      * Loading is synchronous, before the loop runs. */
     svc = svc_new("registry", err, sizeof(err));
+    if (svc)
+        hs_set_max_conns(svc_http(svc), (size_t)common.max_conns);
     if (!svc) {
         fprintf(stderr, "registry: %s\n", err);
         goto cleanup;

@@ -31,6 +31,7 @@
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -772,21 +773,45 @@ static void hs_libevent_log(int severity, const char *msg)
         log_debug("libevent: %s", msg);
 }
 
-/* The default cap on connections: LIM_CONNECTIONS_MAX, but leave room
- * under RLIMIT_NOFILE for the service's own files and outgoing calls
- * (a quarter of the limit, at most 256). */
-static size_t hs_default_max_conns(void)
+/* The connections RLIMIT_NOFILE leaves room for: the limit less room for
+ * the service's own files and outgoing calls (a quarter of the limit, at
+ * most 256); SIZE_MAX when there is no limit. */
+static size_t hs_fd_room(void)
 {
     struct rlimit rl;
     size_t room, reserve;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-        return LIM_CONNECTIONS_MAX;
+        return SIZE_MAX;
     reserve = (size_t)rl.rlim_cur / 4 > 256 ? 256 : (size_t)rl.rlim_cur / 4;
     room = (size_t)rl.rlim_cur - reserve;
-    if (room < 1)
-        room = 1;
+    return room < 1 ? 1 : room;
+}
+
+/* The default cap on connections: LIM_CONNECTIONS_MAX, or fewer when
+ * RLIMIT_NOFILE leaves room for fewer. */
+static size_t hs_default_max_conns(void)
+{
+    size_t room = hs_fd_room();
+
     return room < LIM_CONNECTIONS_MAX ? room : LIM_CONNECTIONS_MAX;
+}
+
+void hs_set_max_conns(struct hs_server *s, size_t n)
+{
+    size_t room = hs_fd_room();
+
+    if (n == 0) {
+        s->limits.max_conns = hs_default_max_conns();
+        return;
+    }
+    if (n > room) {
+        log_warn("--max-connections %zu is more than the file descriptor limit leaves room for; "
+                 "using %zu (raise RLIMIT_NOFILE, ulimit -n, for more)",
+                 n, room);
+        n = room;
+    }
+    s->limits.max_conns = n;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -56,6 +56,12 @@ struct hs_server *hs_server_new(struct event_base *base, const char *service,
 int hs_route(struct hs_server *s, unsigned methods, const char *pattern, hs_handler_fn fn,
              void *arg) __attribute__((warn_unused_result));
 
+/* Cap the open connections at n (0: the default of hs_limits.max_conns).
+ * An n above what RLIMIT_NOFILE leaves room for (the limit less a quarter
+ * of it, at most 256, for the service's own files and outgoing calls) is
+ * lowered to that, with one WARN line. Call before hs_listen. */
+void hs_set_max_conns(struct hs_server *s, size_t n);
+
 /* Bind and listen on addr:port (port 0: ephemeral). On success stores the
  * real port in *bound_port and returns 0; on failure fills err, returns -1. */
 int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port, char *err,

@@ -1200,7 +1200,7 @@ static void test_peer_lifecycle(void **state)
     struct fixture *fx = *state;
     struct svc *s = NULL;
     struct peer p;
-    struct cfg_common c = {0, "127.0.0.1", NULL, "", "info", 0};
+    struct cfg_common c = {0, "127.0.0.1", NULL, "", "info", 0, 0};
     struct fake *f = &fx->fake;
     char url[128];
     char err[256] = "";
@@ -1254,7 +1254,7 @@ static void test_peer_bad_url(void **state)
 {
     struct svc *s;
     struct peer p;
-    struct cfg_common c = {0, "127.0.0.1", "htp://x", "", "info", 0};
+    struct cfg_common c = {0, "127.0.0.1", "htp://x", "", "info", 0, 0};
     char err[256] = "";
 
     (void)state;
@@ -1271,7 +1271,7 @@ static void test_peer_advertise(void **state)
 {
     struct svc *s;
     struct peer p;
-    struct cfg_common c = {0, "0.0.0.0", "", "", "info", 0};
+    struct cfg_common c = {0, "0.0.0.0", "", "", "info", 0, 0};
     char err[256] = "";
 
     (void)state;
