@@ -5,6 +5,8 @@
 #ifndef SVC_CORE_CONFIG_H
 #define SVC_CORE_CONFIG_H
 
+#include "core/limits.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,7 +54,8 @@ struct cfg_common {
      "address to bind (containers use 0.0.0.0)"},                                      \
     {"log-level", "LOG_LEVEL", CFG_STRING, &(c)->log_level, 0, 0, "LEVEL",             \
      "debug, info, warn or error"},                                                    \
-    {"max-connections", "MAX_CONNECTIONS", CFG_INT, &(c)->max_conns, 0, 1000000, "N",  \
+    {"max-connections", "MAX_CONNECTIONS", CFG_INT, &(c)->max_conns, 0,                \
+     LIM_CONN_OPTION_MAX, "N",                                                     \
      "open connections; beyond, 503 and close (0: 4096, fewer under RLIMIT_NOFILE)"}
 
 /* Options of the services that register with the registry: --registry,
