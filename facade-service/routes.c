@@ -3,6 +3,7 @@
  * by the merged, incrementally synced view of fanout.c. */
 #include "routes.h"
 
+#include "codec/jsonerr.h"
 #include "codec/jsonflat.h"
 #include "codec/uid.h"
 #include "codec/utf8.h"
@@ -206,9 +207,13 @@ static void fc_post(struct hs_req *req, void *arg)
     } else {
         const json_t *m;
 
-        body = hs_req_json(req, err, sizeof(err));
+        json_error_t jerr;
+
+        body = hs_req_json(req, &jerr);
         if (!body) {
-            fr_reply_error(req, 400, NULL, 0, "%s", err);
+            msg = hs_req_body(req, &len);
+            fr_reply_error(req, 400, NULL, 0, "%s",
+                           jerr_describe(&jerr, msg, len, "request body", err, sizeof(err)));
             return;
         }
         m = json_is_object(body) ? json_object_get(body, "msg") : NULL;

@@ -7,6 +7,7 @@
 #include "routes.h"
 
 #include "auth/acl.h"
+#include "codec/jsonerr.h"
 #include "codec/jsonflat.h"
 #include "codec/jsonw.h"
 #include "codec/uid.h"
@@ -274,6 +275,9 @@ static void lg_post(struct hs_req *req, void *arg)
     struct lg_service *lg = arg;
     char err[256];
     json_t *root = NULL;
+    json_error_t jerr;
+    const char *body;
+    size_t len;
 
     if (lg->acl) {
         /* Only a token with the write right stores messages (the facade's
@@ -292,9 +296,11 @@ static void lg_post(struct hs_req *req, void *arg)
     }
     if (lg_post_flat(lg, req))
         return;
-    root = hs_req_json(req, err, sizeof(err));
+    root = hs_req_json(req, &jerr);
     if (!root) {
-        hs_reply_error(req, 400, "%s", err);
+        body = hs_req_body(req, &len);
+        hs_reply_error(req, 400, "%s",
+                       jerr_describe(&jerr, body, len, "request body", err, sizeof(err)));
         return;
     }
     if (json_is_object(root))

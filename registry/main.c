@@ -8,6 +8,7 @@
 #include "core/errbuf.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "http/server.h"
 #include "http/service.h"
 #include "store/store.h"
 
@@ -84,6 +85,8 @@ int main(int argc, char **argv)
     /* The loop exists first: the store hands its completions back to it.
      * Loading is synchronous, before the loop runs. */
     svc = svc_new("registry", err, sizeof(err));
+    if (svc)
+        hs_set_max_conns(svc_http(svc), (size_t)common.max_conns);
     if (!svc) {
         fprintf(stderr, "registry: %s\n", err);
         goto cleanup;

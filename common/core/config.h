@@ -5,6 +5,8 @@
 #ifndef SVC_CORE_CONFIG_H
 #define SVC_CORE_CONFIG_H
 
+#include "core/limits.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +39,9 @@ struct cfg_common {
     const char *advertise; /* --advertise / ADVERTISE_HOST */
     const char *log_level; /* --log-level / LOG_LEVEL */
     int64_t ttl_ms;        /* --ttl / TTL, registration lease (peers only) */
+    long max_conns;        /* --max-connections / MAX_CONNECTIONS; 0: the server's
+                              default (LIM_CONNECTIONS_MAX, fewer under a low
+                              RLIMIT_NOFILE); see hs_set_max_conns */
 
     /* The registry's access token (peers only): --token / TOKEN, or the
      * first line of the file --token-file / TOKEN_FILE. */
@@ -45,14 +50,18 @@ struct cfg_common {
 };
 
 /* clang-format off */
-/* Options of every listening service: --port, --bind, --log-level. */
+/* Options of every listening service: --port, --bind, --log-level,
+ * --max-connections. */
 #define CFG_SERVER_OPTIONS(c)                                                         \
     {"port", "PORT", CFG_INT, &(c)->port, 0, 65535, "PORT",                            \
      "TCP port to listen on (0: ephemeral)"},                                          \
     {"bind", "BIND", CFG_STRING, &(c)->bind, 0, 0, "ADDR",                             \
      "address to bind (containers use 0.0.0.0)"},                                      \
     {"log-level", "LOG_LEVEL", CFG_STRING, &(c)->log_level, 0, 0, "LEVEL",             \
-     "debug, info, warn or error"}
+     "debug, info, warn or error"},                                                    \
+    {"max-connections", "MAX_CONNECTIONS", CFG_INT, &(c)->max_conns, 0,                \
+     LIM_CONN_OPTION_MAX, "N",                                                     \
+     "open connections; beyond, 503 and close (0: 4096, fewer under RLIMIT_NOFILE)"}
 
 /* Options of the services that register with the registry: --registry,
  * --advertise, --ttl (the registry keeps whole seconds: a ttl that is not

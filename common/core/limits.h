@@ -14,6 +14,7 @@
 #define LIM_CONN_OUT_MAX      (8 * 1024 * 1024)  /* unread answer bytes a connection may hold */
 #define LIM_PATH_SEGMENTS_MAX 16                 /* segments in a routed path */
 #define LIM_CONNECTIONS_MAX   4096               /* open connections per server; more get 503 */
+#define LIM_CONN_OPTION_MAX   1000000            /* largest --max-connections */
 #define LIM_REQUEST_READ_S    20                 /* a request's line, headers and body, total */
 #define LIM_LISTEN_BACKLOG    65535              /* listen(2) backlog; Linux caps it at somaxconn */
 #define LIM_ACCEPT_PAUSE_MS   100                /* accepts paused when out of file descriptors */

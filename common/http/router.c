@@ -119,24 +119,28 @@ static bool hr_match(const struct hr_route *route, char **segs, int nsegs)
     return true;
 }
 
-/* Fills params with route's captures from segs. 0, or -1 when a value
- * cannot be decoded (params then holds what was decoded before). */
-static int hr_capture(const struct hr_route *route, char **segs, int nsegs,
-                      struct hr_params *params)
+/* Fills params with route's captures from segs. HR_FOUND, HR_BAD_PATH
+ * when a value cannot be decoded (params then holds what was decoded
+ * before), HR_NUL_PARAM when one holds a NUL byte (params ends with it). */
+static enum hr_result hr_capture(const struct hr_route *route, char **segs, int nsegs,
+                                 struct hr_params *params)
 {
     int i;
 
     for (i = 0; i < nsegs && params->n < HR_PARAMS_MAX; i++) {
         if (hr_is_param(route->segments[i])) {
-            char *value = evhttp_uridecode(segs[i], 0, NULL);
+            size_t len = 0;
+            char *value = evhttp_uridecode(segs[i], 0, &len);
 
             if (!value)
-                return -1;
+                return HR_BAD_PATH;
             params->names[params->n] = route->segments[i];
             params->values[params->n++] = value;
+            if (strlen(value) != len)
+                return HR_NUL_PARAM;
         }
     }
-    return 0;
+    return HR_FOUND;
 }
 
 enum hr_result hr_lookup(const struct hr_table *t, const char *path, unsigned method, int *route,
@@ -173,13 +177,10 @@ enum hr_result hr_lookup(const struct hr_table *t, const char *path, unsigned me
         mask |= r->methods;
         if (!(r->methods & method))
             continue;
-        if (hr_capture(r, segs, nsegs, params) != 0) {
+        rc = hr_capture(r, segs, nsegs, params);
+        if (rc == HR_BAD_PATH)
             hr_params_clear(params);
-            rc = HR_BAD_PATH;
-            goto cleanup;
-        }
         *route = i;
-        rc = HR_FOUND;
         goto cleanup;
     }
     if (mask) {

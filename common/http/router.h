@@ -27,6 +27,9 @@ enum hr_result {
     HR_NOT_ALLOWED = 2, /* routes have this path, none this method: *allowed is their mask */
     HR_BAD_PATH = 3,    /* a "{name}" value could not be decoded */
     HR_NO_MEMORY = 4,
+    HR_NUL_PARAM = 5, /* a "{name}" value decodes to text holding a NUL byte
+                         (%00): params holds the values up to it, the last
+                         one being the bad one, cut at its NUL */
 };
 
 /* A new, empty table (caller frees with hr_free), or NULL. */
@@ -46,8 +49,8 @@ int hr_add(struct hr_table *t, unsigned methods, const char *pattern)
 const char *hr_pattern(const struct hr_table *t, int i);
 
 /* Match path (raw, not decoded; borrowed) with method (one bit of the
- * mask). The route added last wins among those that match. On HR_FOUND sets
- * *route and fills params (which the caller clears); on HR_NOT_ALLOWED sets
+ * mask). The route added last wins among those that match. On HR_FOUND
+ * and HR_NUL_PARAM sets *route and fills params (which the caller clears); on HR_NOT_ALLOWED sets
  * *allowed; params is left empty otherwise. */
 enum hr_result hr_lookup(const struct hr_table *t, const char *path, unsigned method, int *route,
                          unsigned *allowed, struct hr_params *params)

@@ -15,6 +15,7 @@
 #include "http/metrics.h"
 #include "http/router.h"
 #include "http/server_int.h"
+#include "http/uri.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -30,6 +31,7 @@
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,7 +131,8 @@ struct hs_req {
     const char *qkeys[HS_QUERY_MAX], *qvalues[HS_QUERY_MAX]; /* into query */
     int nquery;
     bool query_parsed;
-    char *body; /* owned, NUL-terminated copy, NULL when empty */
+    int query_nul; /* index of a query pair holding a NUL byte, or -1 */
+    char *body;    /* owned, NUL-terminated copy, NULL when empty */
     size_t body_len;
     struct timespec start;
     struct hs_req *prev, *next; /* in srv->pending */
@@ -334,61 +337,6 @@ void hs_reply_oom(struct hs_req *req)
     hs_reply_raw(req, HS_OOM_STATUS, "application/json", body, sizeof(body) - 1);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes
- * there are not one (overlong forms and surrogates included). */
-static size_t hs_utf8_len(const unsigned char *s)
-{
-    size_t n, i;
-    unsigned cp;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        cp = s[0] & 0x1fu;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        cp = s[0] & 0x0fu;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        cp = s[0] & 0x07u;
-    } else {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/* Make msg safe to send as a JSON string: invalid UTF-8 bytes become '?'
- * (jansson refuses them, which answered "out of memory"), and past
- * LIM_ERROR_ECHO_MAX bytes it is cut, on a character boundary, with "...".
- * msg has room for LIM_ERROR_ECHO_MAX + 4 bytes. */
-static void hs_error_clean(char *msg)
-{
-    unsigned char *p = (unsigned char *)msg;
-    size_t off = 0, n;
-
-    while (p[off]) {
-        n = hs_utf8_len(p + off);
-        if (n == 0) {
-            p[off] = '?';
-            n = 1;
-        }
-        if (off + n > LIM_ERROR_ECHO_MAX) {
-            memcpy(p + off, "...", 4);
-            return;
-        }
-        off += n;
-    }
-}
-
 void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
 {
     char msg[LIM_ERROR_ECHO_MAX + 4];
@@ -397,7 +345,8 @@ void hs_reply_error(struct hs_req *req, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    hs_error_clean(msg);
+    /* invalid UTF-8 made jansson refuse the message ("out of memory") */
+    hu_echo_scrub(msg, LIM_ERROR_ECHO_MAX);
     hs_reply_json(req, status, json_pack("{s:b, s:s}", "success", 0, "error", msg));
 }
 
@@ -421,65 +370,25 @@ const char *hs_req_param(const struct hs_req *req, const char *name)
     return hr_param(&req->params, name);
 }
 
-/* Value of one hex digit, or -1. */
-static int hs_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decode a form-encoded query component in place ('+' is a space, %XX a
- * byte; a malformed escape stays as it is). */
-static void hs_form_decode(char *s)
-{
-    char *out = s;
-
-    for (; *s; s++) {
-        if (*s == '+') {
-            *out++ = ' ';
-        } else if (*s == '%' && hs_hex(s[1]) >= 0 && hs_hex(s[2]) >= 0) {
-            *out++ = (char)(hs_hex(s[1]) * 16 + hs_hex(s[2]));
-            s += 2;
-        } else {
-            *out++ = *s;
-        }
-    }
-    *out = '\0';
-}
-
 /* Split the query string once into decoded key/value pairs, all in one
  * allocation: a lookup costs no allocation per parameter. */
 static void hs_query_parse(struct hs_req *req)
 {
     const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->ev));
-    char *p, *next;
+    int n, bad = -1;
 
     req->query_parsed = true;
     if (!q || !*q)
         return;
     req->query = strdup(q);
-    for (p = req->query; p && req->nquery < HS_QUERY_MAX; p = next) {
-        char *eq;
-
-        next = strchr(p, '&');
-        if (next)
-            *next++ = '\0';
-        if (!*p)
-            continue;
-        eq = strchr(p, '=');
-        if (eq)
-            *eq++ = '\0';
-        hs_form_decode(p);
-        if (eq)
-            hs_form_decode(eq);
-        req->qkeys[req->nquery] = p;
-        req->qvalues[req->nquery++] = eq ? eq : "";
+    if (!req->query)
+        return;
+    n = hu_query_split(req->query, req->qkeys, req->qvalues, HS_QUERY_MAX, &bad);
+    if (n < 0) {
+        req->query_nul = bad;
+        n = bad + 1; /* the bad pair stays, cut at its NUL, to be named */
     }
+    req->nquery = n;
 }
 
 const char *hs_req_query(const struct hs_req *req, const char *key)
@@ -517,20 +426,10 @@ const char *hs_req_body(const struct hs_req *req, size_t *len)
     return req->body ? req->body : "";
 }
 
-json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
+json_t *hs_req_json(const struct hs_req *req, json_error_t *jerr)
 {
-    json_error_t jerr;
-    json_t *root;
-
-    if (req->body_len == 0) {
-        errbuf_set(err, errlen, "request body is empty; expected JSON");
-        return NULL;
-    }
-    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!root)
-        errbuf_set(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                   jerr.text);
-    return root;
+    return json_loadb(hs_req_body(req, NULL), req->body_len,
+                      JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, jerr);
 }
 
 /* --- for stream.c (server_int.h) ---------------------------------------- */
@@ -874,21 +773,45 @@ static void hs_libevent_log(int severity, const char *msg)
         log_debug("libevent: %s", msg);
 }
 
-/* The default cap on connections: LIM_CONNECTIONS_MAX, but leave room
- * under RLIMIT_NOFILE for the service's own files and outgoing calls
- * (a quarter of the limit, at most 256). */
-static size_t hs_default_max_conns(void)
+/* The connections RLIMIT_NOFILE leaves room for: the limit less room for
+ * the service's own files and outgoing calls (a quarter of the limit, at
+ * most 256); SIZE_MAX when there is no limit. */
+static size_t hs_fd_room(void)
 {
     struct rlimit rl;
     size_t room, reserve;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-        return LIM_CONNECTIONS_MAX;
+        return SIZE_MAX;
     reserve = (size_t)rl.rlim_cur / 4 > 256 ? 256 : (size_t)rl.rlim_cur / 4;
     room = (size_t)rl.rlim_cur - reserve;
-    if (room < 1)
-        room = 1;
+    return room < 1 ? 1 : room;
+}
+
+/* The default cap on connections: LIM_CONNECTIONS_MAX, or fewer when
+ * RLIMIT_NOFILE leaves room for fewer. */
+static size_t hs_default_max_conns(void)
+{
+    size_t room = hs_fd_room();
+
     return room < LIM_CONNECTIONS_MAX ? room : LIM_CONNECTIONS_MAX;
+}
+
+void hs_set_max_conns(struct hs_server *s, size_t n)
+{
+    size_t room = hs_fd_room();
+
+    if (n == 0) {
+        s->limits.max_conns = hs_default_max_conns();
+        return;
+    }
+    if (n > room) {
+        log_warn("--max-connections %zu is more than the file descriptor limit leaves room for; "
+                 "using %zu (raise RLIMIT_NOFILE, ulimit -n, for more)",
+                 n, room);
+        n = room;
+    }
+    s->limits.max_conns = n;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -963,6 +886,19 @@ static int hs_check_framing(struct hs_req *req)
     return -1;
 }
 
+/* A query key or value that decodes to a NUL byte (%00) gets 400: a
+ * handler would see it cut there (and echo it cut). Parses the query now;
+ * answers and returns -1, or 0 when the query is clean. */
+static int hs_refuse_nul_query(struct hs_req *req)
+{
+    (void)hs_req_query(req, "");
+    if (req->query_nul < 0)
+        return 0;
+    hs_reply_error(req, 400, "query parameter %s holds a NUL byte (%%00)",
+                   req->qkeys[req->query_nul]);
+    return -1;
+}
+
 /* evhttp's generic callback: every request enters here. */
 static void hs_dispatch(struct evhttp_request *ev, void *arg)
 {
@@ -983,6 +919,7 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     req->method = hs_method_bit(cmd);
     req->method_label = hs_method_name(cmd);
     req->route_label = "unmatched";
+    req->query_nul = -1;
     srv->inflight++;
     DL_APPEND(srv->pending, req);
     hs_conn_dispatched(srv, ev);
@@ -995,7 +932,7 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
     switch (hr_lookup(srv->routes, raw_path, req->method, &route, &allowed, &req->params)) {
     case HR_FOUND:
         req->route_label = hr_pattern(srv->routes, route);
-        if (hs_take_body(req) == 0)
+        if (hs_refuse_nul_query(req) == 0 && hs_take_body(req) == 0)
             srv->handlers[route].fn(req, srv->handlers[route].arg);
         return;
     case HR_NOT_ALLOWED:
@@ -1004,6 +941,13 @@ static void hs_dispatch(struct evhttp_request *ev, void *arg)
         return;
     case HR_BAD_PATH:
         hs_reply_error(req, 400, "malformed path %s", hs_req_path(req));
+        return;
+    case HR_NUL_PARAM:
+        /* the last value is the bad one; a NUL would cut every echo of it */
+        req->route_label = hr_pattern(srv->routes, route);
+        hs_reply_error(req, 400, "path parameter %.*s holds a NUL byte (%%00)",
+                       (int)strlen(req->params.names[req->params.n - 1]) - 2,
+                       req->params.names[req->params.n - 1] + 1);
         return;
     case HR_NO_MEMORY:
         hs_reply_oom(req);

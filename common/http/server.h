@@ -56,6 +56,12 @@ struct hs_server *hs_server_new(struct event_base *base, const char *service,
 int hs_route(struct hs_server *s, unsigned methods, const char *pattern, hs_handler_fn fn,
              void *arg) __attribute__((warn_unused_result));
 
+/* Cap the open connections at n (0: the default of hs_limits.max_conns).
+ * An n above what RLIMIT_NOFILE leaves room for (the limit less a quarter
+ * of it, at most 256, for the service's own files and outgoing calls) is
+ * lowered to that, with one WARN line. Call before hs_listen. */
+void hs_set_max_conns(struct hs_server *s, size_t n);
+
 /* Bind and listen on addr:port (port 0: ephemeral). On success stores the
  * real port in *bound_port and returns 0; on failure fills err, returns -1. */
 int hs_listen(struct hs_server *s, const char *addr, int port, int *bound_port, char *err,
@@ -90,9 +96,12 @@ const char *hs_req_header(const struct hs_req *req, const char *name);
 int hs_req_fd(const struct hs_req *req);
 /* The body, NUL-terminated (len excludes the NUL). */
 const char *hs_req_body(const struct hs_req *req, size_t *len);
-/* Parse the body as JSON. Returns a new reference (caller decrefs), or NULL
- * with a message in err (empty body, invalid JSON with position). */
-json_t *hs_req_json(const struct hs_req *req, char *err, size_t errlen)
+/* Parse the body as JSON (any value; duplicate keys refused). Returns a
+ * new reference (caller decrefs), or NULL with jansson's error in *jerr
+ * (an empty body too), which a reply states with jerr_describe
+ * (codec/jsonerr.h) over hs_req_body: jansson's own text is not for
+ * clients. */
+json_t *hs_req_json(const struct hs_req *req, json_error_t *jerr)
     __attribute__((warn_unused_result));
 
 /* --- replies: exactly one per request; each frees req --- */

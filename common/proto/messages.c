@@ -4,6 +4,7 @@
  * answer, read on the write path, goes through jsonflat first). */
 #include "proto/messages.h"
 
+#include "codec/jsonerr.h"
 #include "codec/jsonflat.h"
 #include "codec/jsonw.h"
 #include "core/errbuf.h"
@@ -189,7 +190,7 @@ int pm_page_decode(const char *body, size_t len, pm_record_fn fn, void *arg, str
 
     memset(page, 0, sizeof(*page));
     if (!root) {
-        errbuf_set(err, errlen, "page answer is not JSON: %s", jerr.text);
+        jerr_describe(&jerr, body, len, "page answer", err, errlen);
         goto cleanup;
     }
     if (!json_is_array(msgs) || !json_is_string(epoch) || !json_is_integer(next) ||
@@ -345,7 +346,7 @@ long pm_results_decode(struct pm_reader *rd, const char *body, size_t len, long 
     root = json_loadb(body, len, 0, &jerr);
     results = json_object_get(root, "results");
     if (!root) {
-        errbuf_set(err, errlen, "batch answer is not JSON: %s", jerr.text);
+        jerr_describe(&jerr, body, len, "batch answer", err, errlen);
         goto cleanup;
     }
     if (!json_is_array(results)) {

@@ -11,6 +11,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/client.h"
+#include "http/server.h"
 #include "http/service.h"
 #include "proto/registry_v1.h"
 #include "regclient/discovery.h"
@@ -299,6 +300,8 @@ int peer_main(const struct peer_app *app, int argc, char **argv)
         rc = 1;
     }
     svc = svc_new(app->name, err, sizeof(err));
+    if (svc)
+        hs_set_max_conns(svc_http(svc), (size_t)common.max_conns);
     if (!svc || svc_listen(svc, common.bind, common.port, err, sizeof(err)) != 0 ||
         peer_start(&peer, svc, &common, app->name, peer_ttl_s(&common), err, sizeof(err)) != 0 ||
         app->start(svc, &peer, app->arg, err, sizeof(err)) != 0) {

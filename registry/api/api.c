@@ -16,6 +16,7 @@
 #include "../store/store.h"
 #include "auth/acl.h"
 #include "codec.h"
+#include "codec/jsonerr.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/metrics.h"
@@ -229,15 +230,20 @@ static void api_register(struct hs_req *req, void *arg)
     struct api_wait *w = NULL;
     char err[512];
     int rc = 0;
+    json_error_t jerr;
     json_t *body = NULL;
+    const char *text;
+    size_t len;
 
     /* Who may register anything at all is checked before the body is
      * read: a caller without a known token learns nothing from it. */
     if (api->acl && !api_allowed(api, req, ACL_READ, NULL))
         return;
-    body = hs_req_json(req, err, sizeof(err));
+    body = hs_req_json(req, &jerr);
     if (!body) {
-        hs_reply_error(req, 400, "%s", err);
+        text = hs_req_body(req, &len);
+        hs_reply_error(req, 400, "%s",
+                       jerr_describe(&jerr, text, len, "request body", err, sizeof(err)));
         return;
     }
     if (reg_spec_parse(body, &spec, err, sizeof(err)) != 0) {

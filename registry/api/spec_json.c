@@ -2,6 +2,7 @@
  * core's typed struct reg_spec (see spec_json.h). */
 #include "spec_json.h"
 
+#include "codec/jsonerr.h"
 #include "codec/uid.h"
 #include "core/errbuf.h"
 #include "proto/registry_v1.h"
@@ -221,8 +222,7 @@ int reg_spec_parse_text(const char *text, size_t len, struct reg_spec *spec, cha
 
     if (!body) {
         reg_spec_init(spec);
-        errbuf_set(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                   jerr.text);
+        jerr_describe(&jerr, text, len, "registration", err, errlen);
         return -1;
     }
     rc = reg_spec_parse(body, spec, err, errlen);

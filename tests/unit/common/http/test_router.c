@@ -89,6 +89,29 @@ static void test_literal_and_param_segments(void **state)
     assert_int_equal(p.n, 0);
 }
 
+/* Finding (hostile HTTP): "%00" decoded to a NUL byte and cut the value
+ * (an echoed id was truncated there). Now HR_NUL_PARAM, naming the route,
+ * with the bad value last in params. */
+static void test_nul_in_a_value(void **state)
+{
+    struct hr_table *t = *state;
+    struct hr_params p;
+    unsigned allowed = 0;
+    int route = -1;
+
+    assert_int_equal(hr_add(t, GET, "/a/{x}/b/{y}"), 0);
+    assert_int_equal(hr_lookup(t, "/a/ok/b/ab%00cd", GET, &route, &allowed, &p), HR_NUL_PARAM);
+    assert_int_equal(route, 0);
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.names[1], "{y}");
+    hr_params_clear(&p);
+    assert_int_equal(hr_lookup(t, "/a/%00/b/x", GET, &route, &allowed, &p), HR_NUL_PARAM);
+    assert_int_equal(p.n, 1);
+    hr_params_clear(&p);
+    assert_int_equal(hr_lookup(t, "/a/%01/b/x", GET, &route, &allowed, &p), HR_FOUND);
+    hr_params_clear(&p);
+}
+
 static void test_slashes(void **state)
 {
     struct hr_table *t = *state;
@@ -183,6 +206,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_table_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_literal_and_param_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nul_in_a_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slashes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_later_route_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_method_gives_the_mask, setup, teardown),

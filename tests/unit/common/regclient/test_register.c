@@ -1268,7 +1268,8 @@ static void test_peer_lifecycle(void **state)
     struct fixture *fx = *state;
     struct svc *s = NULL;
     struct peer p;
-    struct cfg_common c = {0, "127.0.0.1", NULL, "", "info", 0, NULL, NULL};
+    struct cfg_common c = {
+        .bind = "127.0.0.1", .registry = NULL, .advertise = "", .log_level = "info"};
     struct fake *f = &fx->fake;
     char url[128];
     char err[256] = "";
@@ -1322,7 +1323,8 @@ static void test_peer_bad_url(void **state)
 {
     struct svc *s;
     struct peer p;
-    struct cfg_common c = {0, "127.0.0.1", "htp://x", "", "info", 0, NULL, NULL};
+    struct cfg_common c = {
+        .bind = "127.0.0.1", .registry = "htp://x", .advertise = "", .log_level = "info"};
     char err[256] = "";
 
     (void)state;
@@ -1339,7 +1341,7 @@ static void test_peer_advertise(void **state)
 {
     struct svc *s;
     struct peer p;
-    struct cfg_common c = {0, "0.0.0.0", "", "", "info", 0, NULL, NULL};
+    struct cfg_common c = {.bind = "0.0.0.0", .registry = "", .advertise = "", .log_level = "info"};
     char err[256] = "";
 
     (void)state;
