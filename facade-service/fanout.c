@@ -103,6 +103,8 @@ struct fan_round {
     uint64_t listed_mask;         /* slots of the sources listed */
     char *errors[FAN_ERRORS_MAX]; /* owned texts */
     size_t nerrors;
+    char *before[FAN_ERRORS_MAX]; /* owned: the errors of the round before */
+    size_t nbefore;
     struct hc_call *msg_call; /* the messages-service call, or NULL */
     struct up_instance *msg_up;
 };
@@ -479,10 +481,23 @@ static bool fan_round_names(const struct fan_round *rd, const char *text)
 static void fan_round_error(struct fan_round *rd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Whether the round before had exactly this error. */
+static bool fan_round_had(const struct fan_round *rd, const char *text)
+{
+    size_t i;
+
+    for (i = 0; i < rd->nbefore; i++)
+        if (strcmp(rd->before[i], text) == 0)
+            return true;
+    return false;
+}
+
 /* Log the formatted text and add it to the round's errors, unless an error
  * of the round already names the same instance (or part): each appears
  * once in "errors", with the first reason (an instance listed twice by
- * discovery, or failing twice in one round). */
+ * discovery, or failing twice in one round). Rounds also run for repair
+ * every few seconds, so an error the round before already had is logged at
+ * debug level only: a WARN says when it begins, not every round. */
 static void fan_round_error(struct fan_round *rd, const char *fmt, ...)
 {
     char buf[FAN_ERROR_MAX];
@@ -491,7 +506,10 @@ static void fan_round_error(struct fan_round *rd, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    log_warn("GET /facade: %s", buf);
+    if (fan_round_had(rd, buf))
+        log_debug("merged view sync: %s", buf);
+    else
+        log_warn("merged view sync: %s", buf);
     if (fan_round_names(rd, buf))
         return;
     if (rd->nerrors < FAN_ERRORS_MAX) {
@@ -543,8 +561,10 @@ static void fan_round_end(struct fan_view *v)
         w->fn(&info, w->arg);
         free(w);
     }
-    for (i = 0; i < rd->nerrors; i++)
-        free(rd->errors[i]);
+    for (i = 0; i < rd->nbefore; i++)
+        free(rd->before[i]);
+    memcpy(rd->before, rd->errors, rd->nerrors * sizeof(rd->errors[0]));
+    rd->nbefore = rd->nerrors;
     rd->nerrors = 0;
     rd->active = false;
     if (v->next_waiters)
@@ -1096,6 +1116,8 @@ void fan_free(struct fan_view *v)
     }
     for (i = 0; i < v->round.nerrors; i++)
         free(v->round.errors[i]);
+    for (i = 0; i < v->round.nbefore; i++)
+        free(v->round.before[i]);
     fan_cache_clear(v);
     json_decref(v->message);
     free(v->entries);

@@ -1,11 +1,15 @@
 /* repair.c: the facade's anti-entropy timer (see repair.h).
  *
- * The walk: a cursor over the view (fan_under_next). A message re-sent is
- * not looked at again until the walk has reached the end of the view and
- * every re-send of that pass has ended before a tick begins; only then does
- * the next pass start from the beginning, on a view synced after the
- * copies were written, so a message is re-sent again only when its copies
- * are still missing. */
+ * The walk: a cursor over the view (fan_under_next). It starts after a
+ * sync round that read every listed instance and goes on, as re-sends end,
+ * from the next loop turn (an event made active by their callbacks), so
+ * RPR_INFLIGHT_MAX are kept in flight until the pass reaches the end of
+ * the view; a round that misses an instance pauses it until the next
+ * complete one. A message re-sent is not looked at again until the walk has
+ * reached the end of the view and every re-send of that pass has ended
+ * before a tick begins; only then does the next pass start from the
+ * beginning, on a view synced after the copies were written, so a message
+ * is re-sent again only when its copies are still missing. */
 #include "repair.h"
 
 #include "core/clock.h"
@@ -29,10 +33,13 @@ struct rpr_ctx {
     struct fan_view *fo; /* borrowed */
     struct rpr_options opt;
     struct event *tick; /* owned; NULL when repair is off */
+    struct event *walk; /* owned: goes on with the walk once re-sends end */
     bool syncing;       /* a tick's sync round has not ended yet */
     bool stopped;
     bool at_end;  /* the walk reached the end of the view */
     bool restart; /* the tick in progress begins a new pass */
+    bool walking; /* the last round read every instance: the walk may go on */
+    size_t sent;  /* re-sent since the last line */
     size_t cursor;
     size_t inflight;
     uint64_t repaired;
@@ -57,6 +64,8 @@ static void rpr_done(int status, int copies, const char *error, const char *uuid
     struct rpr_conflict *c;
 
     r->inflight--;
+    if (r->walk && r->walking && !r->at_end && !r->stopped)
+        event_active(r->walk, EV_TIMEOUT, 1);
     if (status == 200) {
         r->repaired++;
         return;
@@ -80,30 +89,13 @@ static void rpr_done(int status, int copies, const char *error, const char *uuid
     r->nconflicts++;
 }
 
-/* fan_synced_fn of a tick's round (arg: the context): when the round read
- * every listed instance, re-send what is below its copies, from the
- * cursor, up to RPR_INFLIGHT_MAX in flight. */
-static void rpr_synced(const struct fan_round_info *info, void *arg)
+/* Re-send what is below its copies from the cursor while fewer than
+ * RPR_INFLIGHT_MAX are in flight; returns how many are below. */
+static size_t rpr_walk(struct rpr_ctx *r)
 {
-    struct rpr_ctx *r = arg;
-    size_t under, sent = 0;
-    int wanted;
+    size_t under = fan_under_count(r->fo);
 
-    r->syncing = false;
-    if (r->stopped)
-        return;
-    if (!info->complete) {
-        log_debug("repair: %zu of %zu logging instances read: not this tick", info->answered,
-                  info->listed);
-        return;
-    }
-    if (r->restart) {
-        r->cursor = 0;
-        r->at_end = false;
-    }
-    wanted = fan_copies_wanted(r->fo);
-    under = fan_under_count(r->fo);
-    while (under > 0 && r->inflight < RPR_INFLIGHT_MAX) {
+    while (under > 0 && !r->at_end && r->inflight < RPR_INFLIGHT_MAX) {
         struct fan_under u;
         int rc = fan_under_next(r->fo, &r->cursor, &u);
 
@@ -118,7 +110,7 @@ static void rpr_synced(const struct fan_round_info *info, void *arg)
         if (!rpr_is_conflict(r, u.uuid)) {
             if (r->opt.store(r->opt.store_arg, u.uuid, u.msg, u.len, u.ts, rpr_done, r) == 0) {
                 r->inflight++;
-                sent++;
+                r->sent++;
             } else {
                 log_warn("repair: cannot re-send %s (out of memory): next pass", u.uuid);
             }
@@ -127,11 +119,49 @@ static void rpr_synced(const struct fan_round_info *info, void *arg)
     }
     if (under == 0)
         r->at_end = true;
+    return under;
+}
+
+/* The walk event: re-sends ended, go on. */
+static void rpr_walk_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rpr_ctx *r = arg;
+
+    (void)fd;
+    (void)what;
+    if (r->walking && !r->stopped)
+        (void)rpr_walk(r);
+}
+
+/* fan_synced_fn of a tick's round (arg: the context): when the round read
+ * every listed instance, re-send what is below its copies, from the
+ * cursor, up to RPR_INFLIGHT_MAX in flight. */
+static void rpr_synced(const struct fan_round_info *info, void *arg)
+{
+    struct rpr_ctx *r = arg;
+    size_t under;
+
+    r->syncing = false;
+    r->walking = info->complete;
+    if (r->stopped)
+        return;
+    if (!info->complete) {
+        log_debug("repair: %zu of %zu logging instances read: not this tick", info->answered,
+                  info->listed);
+        return;
+    }
+    if (r->restart) {
+        r->cursor = 0;
+        r->at_end = false;
+    }
+    under = rpr_walk(r);
     /* one line per tick that re-sent something or found things changed
      * (not one a tick for ever for a message left alone after a 409) */
-    if (sent > 0 || under != r->last_under)
-        log_info("repair: %zu messages below %d copies, re-sent %zu", under, wanted, sent);
+    if (r->sent > 0 || under != r->last_under)
+        log_info("repair: %zu messages below %d copies, re-sent %zu", under,
+                 fan_copies_wanted(r->fo), r->sent);
     r->last_under = under;
+    r->sent = 0;
 }
 
 /* The timer: one sync round at a time; a tick that comes while the last
@@ -164,7 +194,8 @@ struct rpr_ctx *rpr_new(struct event_base *base, struct fan_view *fo, const stru
     if (r->opt.interval_ms <= 0 || !r->opt.store)
         return r;
     r->tick = event_new(base, -1, EV_PERSIST, rpr_tick_cb, r);
-    if (!r->tick || clk_timers_arm(r->opt.timers, r->tick, r->opt.interval_ms) != 0) {
+    r->walk = event_new(base, -1, 0, rpr_walk_cb, r);
+    if (!r->tick || !r->walk || clk_timers_arm(r->opt.timers, r->tick, r->opt.interval_ms) != 0) {
         rpr_free(r);
         return NULL;
     }
@@ -178,6 +209,8 @@ void rpr_stop(struct rpr_ctx *r)
     r->stopped = true;
     if (r->tick)
         clk_timers_disarm(r->opt.timers, r->tick);
+    if (r->walk)
+        event_del(r->walk);
 }
 
 uint64_t rpr_repaired(const struct rpr_ctx *r) { return r->repaired; }
@@ -194,6 +227,8 @@ void rpr_free(struct rpr_ctx *r)
         clk_timers_disarm(r->opt.timers, r->tick);
         event_free(r->tick);
     }
+    if (r->walk)
+        event_free(r->walk);
     HASH_ITER (hh, r->conflicts, c, tmp) {
         HASH_DEL(r->conflicts, c);
         free(c);

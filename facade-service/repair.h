@@ -6,8 +6,8 @@
  * uuid, text and timestamp: the replicator places copies on the top-ranked
  * passing instances, and logging deduplicates by uuid, so an instance that
  * holds it answers 200 and one that lacks it stores it. At most
- * RPR_INFLIGHT_MAX re-sends are in flight; the walk goes on from the
- * cursor at the next tick. A uuid an instance holds with another text
+ * RPR_INFLIGHT_MAX re-sends are in flight; the walk goes on from its
+ * cursor as they end, until the end of the view. A uuid an instance holds with another text
  * (409) is logged once and left alone; nothing is ever overwritten. */
 #ifndef FC_REPAIR_H
 #define FC_REPAIR_H
