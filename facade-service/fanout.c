@@ -24,6 +24,7 @@
 #include "fanout.h"
 
 #include "codec/jsonw.h"
+#include "codec/uid.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/client.h"
@@ -253,38 +254,6 @@ static int fan_cache_rebuild(struct fan_view *v)
 /* ---------------------------------------------------------------------- */
 /* entries: hash, keys, order */
 
-/* Parse a canonical UUID (either case) into 16 bytes. 0, or -1. */
-static int fan_uuid_parse(const char *s, uint8_t out[16])
-{
-    size_t i, k = 0;
-    int hi = -1;
-
-    for (i = 0; s[i] && k < 16; i++) {
-        int d;
-
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return -1;
-            continue;
-        }
-        if (s[i] >= '0' && s[i] <= '9')
-            d = s[i] - '0';
-        else if (s[i] >= 'a' && s[i] <= 'f')
-            d = s[i] - 'a' + 10;
-        else if (s[i] >= 'A' && s[i] <= 'F')
-            d = s[i] - 'A' + 10;
-        else
-            return -1;
-        if (hi < 0) {
-            hi = d;
-        } else {
-            out[k++] = (uint8_t)(hi << 4 | d);
-            hi = -1;
-        }
-    }
-    return (k == 16 && i == 36 && s[i] == '\0') ? 0 : -1;
-}
-
 static size_t fan_hash(const uint8_t uuid[16])
 {
     uint64_t a, b;
@@ -364,7 +333,7 @@ static int fan_add(struct fan_view *v, const struct pm_record *r, uint64_t pos, 
     size_t lit, mask, k;
     long at;
 
-    if (fan_uuid_parse(r->uuid, uuid) != 0)
+    if (uid_parse(r->uuid, uuid) != 0)
         return 0;
     at = fan_find(v, uuid);
     if (at >= 0) {
@@ -931,7 +900,7 @@ static int fan_cursor_parse(const char *s, struct fan_entry *key)
     memset(key, 0, sizeof(*key));
     key->ts = ts;
     key->pos = pos;
-    return fan_uuid_parse(uuid, key->uuid);
+    return uid_parse(uuid, key->uuid);
 }
 
 /* The first rank whose entry sorts after key. */
@@ -1149,7 +1118,7 @@ int fan_lookup(const struct fan_view *v, const char *uuid, const char *msg, size
     long at;
     int rc;
 
-    if (fan_uuid_parse(uuid, key) != 0)
+    if (uid_parse(uuid, key) != 0)
         return FAN_LOOKUP_ERROR;
     at = fan_find(v, key);
     if (at < 0)

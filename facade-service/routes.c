@@ -15,6 +15,7 @@
 #include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
+#include "idem.h"
 #include "regclient/discovery.h"
 #include "replicate.h"
 #include "reply.h"
@@ -42,12 +43,15 @@ struct fc_routes {
     struct fan_view *fo;    /* owned: GET /facade's merged view */
     struct fc_keyed *keyed; /* keyed POSTs waiting for a sync round (utlist DL) */
     size_t nkeyed;
+    struct idm_table *idem; /* owned: the keys this facade has taken */
 };
 
 /* A POST with an Idempotency-Key, waiting for a sync round of the merged
  * view before it is stored: a uuid that any reachable instance holds with
  * another text is refused (409) before a copy is written anywhere, whatever
- * instances the key's rendezvous ranking picks today. */
+ * instances the key's rendezvous ranking picks today; so is one this facade
+ * took with another text (idem.h), even when no instance holding it can be
+ * read now. */
 struct fc_keyed {
     struct fc_routes *f;
     struct hs_req *req; /* borrowed: answered once, from fc_keyed_synced */
@@ -90,10 +94,10 @@ static void fc_keyed_synced(const struct fan_round_info *info, void *arg)
     (void)info; /* an instance not read is not known to hold it: stored */
     DL_DELETE(f->keyed, k);
     f->nkeyed--;
-    if (found == FAN_OTHER)
+    if (found == FAN_OTHER || idm_check(f->idem, k->uuid, k->msg, k->len) == IDM_OTHER)
         fc_post_done(409, 0, "this uuid is already stored with a different message", k->uuid,
                      k->req);
-    else if (found == FAN_LOOKUP_ERROR ||
+    else if (found == FAN_LOOKUP_ERROR || idm_take(f->idem, k->uuid, k->msg, k->len) != 0 ||
              rep_store(f->rep, k->uuid, k->msg, k->len, clk_wall_ms(), fc_post_done, k->req) != 0)
         hs_reply_oom(k->req);
     json_decref(k->body);
@@ -106,8 +110,14 @@ static void fc_keyed_synced(const struct fan_round_info *info, void *arg)
 static void fc_post_keyed(struct fc_routes *f, struct hs_req *req, const char *uuid,
                           const char *msg, size_t len, json_t *body)
 {
-    struct fc_keyed *k = calloc(1, sizeof(*k));
+    struct fc_keyed *k;
 
+    if (idm_check(f->idem, uuid, msg, len) == IDM_OTHER) {
+        json_decref(body);
+        fc_post_done(409, 0, "this uuid is already stored with a different message", uuid, req);
+        return;
+    }
+    k = calloc(1, sizeof(*k));
     if (!k) {
         json_decref(body);
         hs_reply_oom(req);
@@ -304,7 +314,10 @@ struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct di
     if (!f)
         return NULL;
     f->fo = fan_new(hc, ups, fc_list, disc, fopt);
-    if (!f->fo) {
+    f->idem = idm_new(0);
+    if (!f->fo || !f->idem) {
+        fan_free(f->fo);
+        idm_free(f->idem);
         free(f);
         return NULL;
     }
@@ -318,6 +331,7 @@ struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct di
         hs_route(svc_http(svc), HS_GET, "/stats", fc_stats, f) != 0 ||
         mtr_add_collector(svc_metrics(svc), fc_collect, f) != 0) {
         fan_free(f->fo);
+        idm_free(f->idem);
         free(f);
         return NULL;
     }
@@ -340,5 +354,6 @@ void fc_routes_free(struct fc_routes *f)
         json_decref(k->body);
         free(k);
     }
+    idm_free(f->idem);
     free(f);
 }

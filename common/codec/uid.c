@@ -101,3 +101,34 @@ void uid_normalize(const char *s, char out[UID_STR_LEN + 1])
         out[i] = (s[i] >= 'A' && s[i] <= 'F') ? (char)(s[i] - 'A' + 'a') : s[i];
     out[UID_STR_LEN] = '\0';
 }
+
+int uid_parse(const char *s, uint8_t out[16])
+{
+    size_t i, k = 0;
+    int hi = -1;
+
+    for (i = 0; s[i] && k < 16; i++) {
+        int d;
+
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return -1;
+            continue;
+        }
+        if (s[i] >= '0' && s[i] <= '9')
+            d = s[i] - '0';
+        else if (s[i] >= 'a' && s[i] <= 'f')
+            d = s[i] - 'a' + 10;
+        else if (s[i] >= 'A' && s[i] <= 'F')
+            d = s[i] - 'A' + 10;
+        else
+            return -1;
+        if (hi < 0) {
+            hi = d;
+        } else {
+            out[k++] = (uint8_t)(hi << 4 | d);
+            hi = -1;
+        }
+    }
+    return (k == 16 && i == 36 && s[i] == '\0') ? 0 : -1;
+}

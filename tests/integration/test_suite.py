@@ -345,6 +345,36 @@ class Idempotency(unittest.TestCase):
         self.assertEqual(sorted(s.get()["logs"]), sorted("first " + k for k in keys))
 
 
+    def test_conflicting_resend_refused_while_its_holder_is_frozen(self):
+        """Found by the chaos soak: a key acknowledged with one copy, whose
+        only holder is frozen (SIGSTOP: still listed, unreadable) when the
+        key is resent with another text, got 200 and the uuid then held two
+        texts on two instances. The facade now remembers the keys it took
+        (idem.h), so the resend gets 409 and nothing is stored."""
+        s = full_suite(self, loggings=2,
+                       facade_args=("--replicas", "1", "--repair-interval", "0"))
+        key = str(uuidlib.uuid4())
+        status, _, body = s.post("first", key=key)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["replicas"], 1, body)
+        holders = [lg for lg in s.loggings
+                   if [m["msg"] for m in lg.request("GET", "/logging")[2]["messages"]] == ["first"]]
+        self.assertEqual(len(holders), 1)
+        other = [lg for lg in s.loggings if lg is not holders[0]][0]
+        os.kill(holders[0].pid, signal.SIGSTOP)
+        try:
+            status, _, body = s.post("second", key=key)
+            self.assertEqual(status, 409, body)
+            self.assertEqual(body["uuid"], key)
+            _, _, got = other.request("GET", "/logging")
+            self.assertEqual(got["messages"], [])
+        finally:
+            os.kill(holders[0].pid, signal.SIGCONT)
+        status, _, body = s.post("first", key=key)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(s.get()["logs"], ["first"])
+
+
 class ReadPath(unittest.TestCase):
     """GET /facade from the facade's merged view: paging, an instance
     restarted under a new epoch, the status when a part may be missing."""
