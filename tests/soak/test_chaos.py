@@ -274,12 +274,14 @@ class Soak(unittest.TestCase):
             held = journals()
             return [k for k in acked if sum(1 for h in held if k in h) < 2]
 
+        short_at_end, t_end = len(short()), time.time()
         try:
             wait_until(lambda: not short(), timeout=timeout(40), interval=0.5)
         except AssertionError:
             self.fail("%d of %d acknowledged messages on fewer than 2 journals after repair "
                       "(e.g. %s); %s" % (len(short()), len(acked), short()[:3], context))
 
+        repaired_in = time.time() - t_end
         held = journals()
         for key, text in acked.items():
             for h in held:
@@ -298,8 +300,10 @@ class Soak(unittest.TestCase):
         missing = [t for t in acked.values() if counts.get(t, 0) != 1]
         self.assertEqual(missing, [], "acknowledged messages not exactly once in GET; " + context)
         self.assertFalse(refused_texts & set(logs), "a refused text is in GET /facade")
-        print("soak: %d acknowledged, %d refused resends, %d chaos events"
-              % (len(acked), len(refused), len(chaos_log)), file=sys.stderr)
+        print("soak: %d acknowledged, %d refused resends, %d chaos events; %d on fewer than "
+              "2 journals when the chaos ended, all on 2 within %.1f s"
+              % (len(acked), len(refused), len(chaos_log), short_at_end, repaired_in),
+              file=sys.stderr)
 
 
 if __name__ == "__main__":
