@@ -10,6 +10,10 @@
 #   4. docker-compose config -q, up -d --build, wait for every container to
 #      be healthy and every instance registered;
 #   5. POST and GET through the facade's published port on 127.0.0.1;
+#   5b. the stack runs with tokens (scripts/compose-secrets.sh into the
+#      temporary directory): a register and a deregister without a token
+#      get 403 and change nothing, and a POST /logging sent from inside the
+#      network without the peer token gets 403 and stores nothing;
 #   6. 100 POSTs from 4 threads, `docker kill` of one logging container
 #      after 50 answers; every acknowledged message comes back exactly once;
 #      the registry drops the killed instance after its ttl; stopping the
@@ -179,6 +183,8 @@ s = [socket.socket() for _ in range(2)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
 export FACADE_PORT REGISTRY_PORT TTL=4s
+export SVC_SECRETS_DIR="$WORK/secrets"
+scripts/compose-secrets.sh "$SVC_SECRETS_DIR" >/dev/null || fail "scripts/compose-secrets.sh"
 FACADE="http://127.0.0.1:$FACADE_PORT"
 REGISTRY="http://127.0.0.1:$REGISTRY_PORT"
 
@@ -249,6 +255,39 @@ case "$reply" in
   *) fail "GET /facade answered: $reply" ;;
 esac
 ok "POST then GET through 127.0.0.1:$FACADE_PORT: $reply"
+
+# --- 5b. writes without a token are refused ----------------------------
+# status METHOD URL [BODY]: the HTTP status of one call without a token; the
+# body goes to $WORK/reply.
+status() {
+  curl -s -o "$WORK/reply" -w '%{http_code}' --max-time 10 -X "$1" "$2" \
+    -H 'Content-Type: application/json' ${3:+-d "$3"}
+}
+code=$(status POST "$REGISTRY/v1/services" '{"name":"logging-service","host":"10.9.9.9","port":5001}')
+[ "$code" = 403 ] || fail "register without a token answered $code: $(cat "$WORK/reply")"
+[ "$(count_passing logging-service)" = 3 ] || fail "a register without a token changed the registry"
+some_id=$(curl -sf --max-time 5 "$REGISTRY/v1/services?name=logging-service" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["services"][0]["id"])')
+code=$(status DELETE "$REGISTRY/v1/services/$some_id")
+[ "$code" = 403 ] || fail "deregister without a token answered $code: $(cat "$WORK/reply")"
+curl -sf --max-time 5 "$REGISTRY/v1/services/$some_id" >/dev/null ||
+  fail "$some_id is gone after a refused deregister"
+# From inside the network (logging's port is not published): bash's
+# /dev/tcp in the facade's container, no token.
+intruder='{"uuid":"00000000-0000-4000-8000-000000000001","msg":"intruder"}'
+answer=$("$DOCKER" exec "$("${DC[@]}" ps -q facade-service)" bash -c '
+  exec 3<>/dev/tcp/logging-1/5001 &&
+  printf "POST /logging HTTP/1.1\r\nHost: logging-1\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" "${#1}" "$1" >&3 &&
+  head -n1 <&3' _ "$intruder") || fail "POST /logging from the facade's container"
+case "$answer" in
+  "HTTP/1.1 403"*) ;;
+  *) fail "POST /logging without the peer token answered: $answer" ;;
+esac
+reply=$(curl -s --max-time 15 "$FACADE/facade")
+case "$reply" in
+  *intruder*) fail "the refused message is in GET /facade: $reply" ;;
+esac
+ok "without a token: register 403, deregister 403, POST /logging 403, nothing changed"
 
 # --- 6. one logging container killed in the middle of a batch ---------
 victim=$("${DC[@]}" ps -q logging-2)
