@@ -8,7 +8,26 @@
  * Beside them, the list of instances whose health the store does not have
  * yet ("dirty"), in the order the changes happened: reg_tick writes them, a
  * bounded number per tick, so neither a renewal nor a mass expiry writes
- * more than the store can take in one turn. */
+ * more than the store can take in one turn.
+ *
+ * The index: every committed change (a registration, a deregistration, an
+ * expiry removal, a health change) takes the next number, and the observer
+ * hears of it once it is applied. So that a restart never hands out a
+ * number again, the store keeps a lease, the record REG_META_INDEX_ID: a
+ * value the index has not reached yet, rewritten before the index could
+ * reach it, and a restarted registry resumes from it. The lease is kept
+ * ahead of the index by the changes that may be handed out before a new
+ * lease is durable: the writes waiting for their commit (the lease is
+ * queued before them, in the same turn, so the same batch carries both),
+ * plus, for health changes, which take effect in memory at once without a
+ * write (a tick's turns to critical, renewals' revivals), four per
+ * instance: an instance changes at most twice per cleanup interval (turned
+ * critical by a tick, revived by a renewal), and the lease each tick checks
+ * covers the changes until the tick after next, so a lease may take a whole
+ * interval to commit. It is rewritten with headroom to spare (at least
+ * REG_INDEX_LEASE_MIN), so it costs one row every few thousand changes,
+ * and a heartbeat that changes nothing never writes. A restart may thus
+ * skip numbers, never repeat one. */
 #include "catalog.h"
 
 #include "../store/store.h"
@@ -100,6 +119,16 @@ struct reg_registry {
     struct reg_instance *dirty; /* utlist DL head (dprev/dnext): health not stored yet */
     unsigned int seed;
     struct reg_stats stats;
+    uint64_t index;         /* of the last committed change */
+    uint64_t lease;         /* the highest lease queued to the store */
+    uint64_t lease_durable; /* the highest lease committed (or loaded) */
+    size_t pending_adv;     /* queued writes that will advance the index */
+};
+
+/* A lease of the index waiting for its commit. */
+struct reg_lease_write {
+    struct reg_registry *r; /* borrowed */
+    uint64_t value;
 };
 
 /* The real clock, in the reg_clock_fn shape. */
@@ -125,6 +154,92 @@ static int64_t reg_now(struct reg_registry *r)
 static int64_t reg_deregister_after(const struct reg_registry *r, int ttl)
 {
     return r->opt.deregister_after_ms > 0 ? r->opt.deregister_after_ms : (int64_t)ttl * 3000;
+}
+
+/* ---------------------------------------------------------------------- */
+/* the index */
+
+/* Take the next index for a change of in (applied already) and tell the
+ * observer; prev is the health before, for REG_EV_HEALTH. */
+static void reg_emit(struct reg_registry *r, enum reg_event_type type,
+                     const struct reg_instance *in, enum reg_health prev, int64_t now)
+{
+    struct reg_event ev;
+
+    r->index++;
+    if (!r->opt.observer)
+        return;
+    ev.type = type;
+    ev.index = r->index;
+    ev.time_ms = now;
+    ev.in = in;
+    ev.previous = prev;
+    ev.status = (enum reg_health)in->health;
+    r->opt.observer(r->opt.observer_arg, &ev);
+}
+
+/* The changes a lease must leave room for (see "The index" above). */
+static uint64_t reg_lease_headroom(const struct reg_registry *r)
+{
+    return (uint64_t)r->pending_adv + 4 * (uint64_t)(r->stats.instances + r->pending_new) + 1;
+}
+
+/* Store completion of a lease: remember what is durable; on failure queue
+ * one again at the next need. */
+static void reg_lease_done(void *arg, int rc, const char *err)
+{
+    struct reg_lease_write *w = arg;
+    struct reg_registry *r = w->r;
+
+    if (rc == 0) {
+        if (w->value > r->lease_durable)
+            r->lease_durable = w->value;
+    } else {
+        log_warn("could not store the index lease %llu: %s", (unsigned long long)w->value,
+                 err ? err : "unknown error");
+        r->lease = r->lease_durable;
+    }
+    free(w);
+}
+
+/* Queue a new lease when the one queued does not cover the index plus the
+ * headroom. 0, or -1 with err (nothing queued). */
+static int reg_lease_ensure(struct reg_registry *r, char *err, size_t errlen)
+{
+    uint64_t head = reg_lease_headroom(r);
+    struct reg_lease_write *w = NULL;
+    char doc[32];
+    int len;
+
+    if (r->index + head <= r->lease)
+        return 0;
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        errbuf_set(err, errlen, "out of memory");
+        return -1;
+    }
+    w->r = r;
+    w->value = r->index + 2 * head + REG_INDEX_LEASE_MIN;
+    len = snprintf(doc, sizeof(doc), "%llu", (unsigned long long)w->value);
+    if (store_put(r->store, REG_META_INDEX_ID, doc, (size_t)len, reg_lease_done, w, err, errlen) !=
+        0) {
+        free(w);
+        return -1;
+    }
+    r->lease = w->value;
+    return 0;
+}
+
+/* Count one more queued write that will advance the index, with a lease
+ * covering it queued first. 0, or -1 with err (nothing counted). */
+static int reg_adv_begin(struct reg_registry *r, char *err, size_t errlen)
+{
+    r->pending_adv++;
+    if (reg_lease_ensure(r, err, errlen) != 0) {
+        r->pending_adv--;
+        return -1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -482,19 +597,23 @@ static void reg_put_done(void *arg, int rc, const char *err)
 
     if (w->counted)
         r->pending_new--;
+    r->pending_adv--;
     HASH_FIND_STR(r->by_id, w->in->id, old);
     if (old && w->pinned)
         old->busy--;
     if (rc == 0) {
         /* client writes still in flight for this id now pin the new one */
         uint16_t busy = old ? old->busy : 0;
+        struct reg_instance *in = w->in;
+        int64_t now = reg_now(r);
 
         if (old)
             reg_drop(r, old);
-        reg_attach(r, w->in, reg_now(r));
-        w->in->busy = busy;
+        reg_attach(r, in, now);
+        in->busy = busy;
         w->in = NULL;
         r->stats.registered++;
+        reg_emit(r, REG_EV_REGISTER, in, REG_PASSING, now);
     }
     if (w->done)
         w->done(w->arg, rc, err);
@@ -509,12 +628,20 @@ static void reg_del_done(void *arg, int rc, const char *err)
     struct reg_registry *r = w->r;
     struct reg_instance *in = NULL;
 
+    r->pending_adv--;
     HASH_FIND_STR(r->by_id, w->id, in);
     if (in && w->pinned)
         in->busy--;
     if (rc == 0) {
-        if (in)
-            reg_drop(r, in);
+        if (in) {
+            /* out of every index first, reported as it was, then freed */
+            reg_unlink_all(r, in);
+            HASH_DEL(r->by_id, in);
+            r->stats.instances--;
+            reg_emit(r, w->expiry ? REG_EV_EXPIRE : REG_EV_DEREGISTER, in,
+                     (enum reg_health)in->health, reg_now(r));
+            reg_instance_free(r, in);
+        }
         if (w->expiry)
             r->stats.removed++;
         else
@@ -546,7 +673,12 @@ static int reg_queue_del(struct reg_registry *r, const char *id, bool expiry, re
     w->expiry = expiry;
     w->done = done;
     w->arg = arg;
+    if (reg_adv_begin(r, err, errlen) != 0) {
+        free(w);
+        return -1;
+    }
     if (store_del(r->store, id, reg_del_done, w, err, errlen) != 0) {
+        r->pending_adv--;
         free(w);
         return -1;
     }
@@ -754,8 +886,12 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
     in = NULL;
     w->done = done;
     w->arg = arg;
-    if (store_put(r->store, id, doc, doc_len, reg_put_done, w, err, errlen) != 0)
+    if (reg_adv_begin(r, err, errlen) != 0)
         goto cleanup;
+    if (store_put(r->store, id, doc, doc_len, reg_put_done, w, err, errlen) != 0) {
+        r->pending_adv--;
+        goto cleanup;
+    }
     *created = !known;
     if (!known) {
         w->counted = true;
@@ -791,6 +927,7 @@ int reg_deregister(struct reg_registry *r, const char *id, reg_done_fn done, voi
 int reg_renew(struct reg_registry *r, const char *id)
 {
     struct reg_instance *in = NULL;
+    bool revived = false;
 
     HASH_FIND_STR(r->by_id, id, in);
     if (!in)
@@ -801,6 +938,7 @@ int reg_renew(struct reg_registry *r, const char *id)
         DL_DELETE(in->bucket->critical, in);
         r->stats.critical--;
         reg_mark_dirty(r, in);
+        revived = true;
         log_info("instance %s is passing again", in->id);
     } else {
         DL_DELETE(in->bucket->passing, in);
@@ -808,6 +946,8 @@ int reg_renew(struct reg_registry *r, const char *id)
     in->heartbeat_ms = reg_now(r);
     DL_APPEND(in->bucket->passing, in);
     r->stats.renewed++;
+    if (revived)
+        reg_emit(r, REG_EV_HEALTH, in, REG_CRITICAL, in->heartbeat_ms);
     return 0;
 }
 
@@ -989,6 +1129,9 @@ size_t reg_tick(struct reg_registry *r)
     int64_t now = reg_now(r);
     char err[256];
 
+    /* the lease covers the health changes of this tick and the next */
+    if (reg_lease_ensure(r, err, sizeof(err)) != 0)
+        log_warn("could not queue the index lease: %s", err);
     HASH_ITER (hh, r->buckets, b, btmp) {
         int64_t ttl_ms = (int64_t)b->ttl * 1000;
         int64_t grace = reg_deregister_after(r, b->ttl);
@@ -1020,6 +1163,7 @@ size_t reg_tick(struct reg_registry *r)
             r->stats.expired++;
             changed++;
             log_warn("instance %s is critical: no renewal within its ttl of %d s", in->id, b->ttl);
+            reg_emit(r, REG_EV_HEALTH, in, REG_PASSING, now);
         }
     }
     reg_flush_health(r);
@@ -1037,6 +1181,18 @@ static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *a
     char err[256];
     int rc = -1;
 
+    if (strcmp(id, REG_META_INDEX_ID) == 0) {
+        char *end = NULL;
+        unsigned long long v = strtoull(doc, &end, 10);
+
+        if (end == doc || *end != '\0') {
+            log_warn("skipping stored record %s: not an index", id);
+            return 0;
+        }
+        if (v > r->index)
+            r->index = r->lease = r->lease_durable = (uint64_t)v;
+        return 0;
+    }
     if (r->opt.codec->decode(doc, doc_len, &spec, err, sizeof(err)) != 0) {
         log_warn("skipping stored record %.200s: %s", id, err);
         return 0;
@@ -1093,6 +1249,13 @@ long reg_load(struct reg_registry *r, char *err, size_t errlen)
 }
 
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out) { *out = r->stats; }
+
+uint64_t reg_index(const struct reg_registry *r) { return r->index; }
+
+void reg_ttl_check_id(const struct reg_instance *in, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s" REG_TTL_CHECK_SUFFIX, in->id);
+}
 
 const char *reg_instance_id(const struct reg_instance *in) { return in->id; }
 const char *reg_instance_name(const struct reg_instance *in) { return in->name; }

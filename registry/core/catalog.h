@@ -45,6 +45,39 @@ enum reg_refusal {
 };
 enum reg_strategy { REG_RANDOM = 0, REG_ROUND_ROBIN = 1 };
 
+/* The committed changes the registry reports to its observer. */
+enum reg_event_type {
+    REG_EV_REGISTER = 0,   /* a registration or re-registration was committed */
+    REG_EV_DEREGISTER = 1, /* a client's deregistration was committed */
+    REG_EV_EXPIRE = 2,     /* an instance critical for too long was removed */
+    REG_EV_HEALTH = 3,     /* an instance's TTL check changed status */
+};
+
+/* One committed change, as the observer sees it: each index value is
+ * reported exactly once, in index order, after the change is applied to
+ * memory. */
+struct reg_event {
+    enum reg_event_type type;
+    uint64_t index;                   /* the registry index this change made */
+    int64_t time_ms;                  /* wall clock of the change (Unix ms) */
+    const struct reg_instance *in;    /* borrowed for the call; for DEREGISTER
+                                      and EXPIRE the instance as it was */
+    enum reg_health previous, status; /* HEALTH only */
+};
+
+/* Told of each committed change (ev borrowed for the call). It must not
+ * change the registry. */
+typedef void (*reg_observer_fn)(void *arg, const struct reg_event *ev);
+
+/* The id of the store record holding the index (see reg_index): '!' and
+ * ':' are outside the id alphabet ([A-Za-z0-9._-]), so no instance can
+ * have it. Its document is the index in decimal. */
+#define REG_META_INDEX_ID "!meta:index"
+
+/* The lease the index record runs ahead of the index by, at the least (see
+ * catalog.c, "The index"). */
+#define REG_INDEX_LEASE_MIN 4096
+
 /* How registrations become stored documents and back, and how the API's
  * per-instance cache is freed: given by the layer that knows the wire
  * format (registry/api/codec.c), so the core knows none. */
@@ -69,10 +102,12 @@ struct reg_options {
     int64_t deregister_after_ms;   /* critical this long -> removed; 0: 3 x ttl */
     reg_clock_fn clock;            /* NULL: the real clock */
     void *clock_arg;
-    unsigned int seed;    /* random discovery; 0: seeded from time */
-    size_t max_instances; /* instances in all, committed or waiting; 0: LIM_INSTANCES_MAX */
-    size_t max_per_name;  /* instances of one name; 0: LIM_PER_NAME_MAX */
-    size_t doc_max;       /* bytes of a stored document; 0: LIM_REG_DOC_MAX */
+    unsigned int seed;        /* random discovery; 0: seeded from time */
+    size_t max_instances;     /* instances in all, committed or waiting; 0: LIM_INSTANCES_MAX */
+    size_t max_per_name;      /* instances of one name; 0: LIM_PER_NAME_MAX */
+    size_t doc_max;           /* bytes of a stored document; 0: LIM_REG_DOC_MAX */
+    reg_observer_fn observer; /* NULL: nobody is told of changes */
+    void *observer_arg;
 };
 
 /* Filters for listing; NULL members match everything. */
@@ -127,7 +162,9 @@ int reg_deregister(struct reg_registry *r, const char *id, reg_done_fn done, voi
                    size_t errlen) __attribute__((warn_unused_result));
 
 /* Record a heartbeat for id (critical -> passing). 0, or 1 when unknown.
- * Never writes to the store: a revival is stored by the next reg_tick. */
+ * Never writes to the store: a revival is stored by the next reg_tick. A
+ * revival is a change (the index advances and the observer hears it now);
+ * a heartbeat of a passing instance is not. */
 int reg_renew(struct reg_registry *r, const char *id) __attribute__((warn_unused_result));
 
 /* Borrowed instance, valid until the next mutating call; NULL if unknown. */
@@ -186,6 +223,19 @@ size_t reg_page(const struct reg_registry *r, const struct reg_filter *f, const 
 size_t reg_tick(struct reg_registry *r);
 
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out);
+
+/* The registry-wide index: the number of the last committed change
+ * (register, deregister, expiry removal, health change). It never goes
+ * back, also across restarts: the store keeps a lease of it (the record
+ * REG_META_INDEX_ID) and a restarted registry resumes from that lease,
+ * which is at or above every index handed out before (a restart may skip
+ * numbers; it never repeats one). */
+uint64_t reg_index(const struct reg_registry *r);
+
+/* The check id of an instance's TTL heartbeat in health events:
+ * "<instance-id>:ttl" into buf (LIM_ID_MAX + 5 bytes). */
+#define REG_TTL_CHECK_SUFFIX ":ttl"
+void reg_ttl_check_id(const struct reg_instance *in, char *buf, size_t len);
 
 /* Accessors for the API and the tests. Strings are borrowed from the
  * instance, valid as long as it is (until the next mutating call). */
