@@ -2,6 +2,7 @@
  * then the shared service loop until SIGINT/SIGTERM. */
 #include "api/api.h"
 #include "api/codec.h"
+#include "api/events.h"
 #include "auth/acl.h"
 #include "core/catalog.h"
 #include "core/config.h"
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
     const char *backend = "sqlite";
     int64_t cleanup_ms = 1000, deregister_ms = 0;
     long max_instances = LIM_INSTANCES_MAX, max_per_name = LIM_PER_NAME_MAX;
+    long events_history = LIM_EVENTS_HISTORY_MAX;
     const char *acl_file = "";
     const char *acl_anonymous = "none";
     const struct cfg_option opts[] = {
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
          "instances registered in all; beyond, 429"},
         {"max-per-name", "MAX_PER_NAME", CFG_INT, &max_per_name, 1, 100 * 1000 * 1000L, "N",
          "instances of one name; beyond, 429"},
+        {"events-history", "EVENTS_HISTORY", CFG_INT, &events_history, 1, LIM_EVENTS_HISTORY_MAX,
+         "N", "change events kept for watchers (older ones: 410 / reset)"},
         {"acl-tokens", "ACL_TOKENS", CFG_STRING, &acl_file, 0, 0, "FILE",
          "JSON token -> read|write|service:<name>; writes and reads need a token"},
         {"acl-anonymous", "ACL_ANONYMOUS", CFG_STRING, &acl_anonymous, 0, 0, "none|read",
@@ -54,6 +58,8 @@ int main(int argc, char **argv)
     struct store *store = NULL;
     struct reg_registry *reg = NULL;
     struct reg_api *api = NULL;
+    struct rev_hub *hub = NULL;
+    struct rev_options hopt;
     struct acl *acl = NULL;
     struct reg_options ropt;
     char err[512];
@@ -103,7 +109,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: %s\n", err);
         goto cleanup;
     }
+    /* The hub hears the core's changes: it exists before the core. */
+    memset(&hopt, 0, sizeof(hopt));
+    hopt.history_max = (size_t)events_history;
+    hub = rev_hub_new(svc, &hopt);
+    if (!hub) {
+        fprintf(stderr, "registry: out of memory\n");
+        goto cleanup;
+    }
     memset(&ropt, 0, sizeof(ropt));
+    ropt.observer = rev_observe;
+    ropt.observer_arg = hub;
     ropt.codec = &regc_codec;
     ropt.deregister_after_ms = deregister_ms;
     ropt.max_instances = (size_t)max_instances;
@@ -118,8 +134,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: cannot load %s: %s\n", data, err);
         goto cleanup;
     }
+    rev_hub_set_index(hub, reg_index(reg));
     if (strcmp(backend, "sqlite") == 0)
-        log_info("store: sqlite %s, %ld registrations loaded", data, loaded);
+        log_info("store: sqlite %s, %ld registrations loaded, index %llu", data, loaded,
+                 (unsigned long long)reg_index(reg));
     else
         log_info("store: memory (nothing survives a restart)");
     if (acl)
@@ -128,7 +146,7 @@ int main(int argc, char **argv)
     else
         log_warn("ACLs off: anyone who can reach the registry may register, deregister and "
                  "read (give --acl-tokens FILE to require tokens)");
-    api = reg_api_new(svc, reg, store, cleanup_ms, acl);
+    api = reg_api_new(svc, reg, store, hub, cleanup_ms, acl);
     if (!api) {
         fprintf(stderr, "registry: cannot set up the API\n");
         goto cleanup;
@@ -143,6 +161,7 @@ cleanup:
      * still exists; the store goes before the event base it reports to. */
     reg_api_free(api);
     reg_free(reg);
+    rev_hub_free(hub); /* after the core's last changes, before the server */
     store_close(store);
     svc_free(svc);
     acl_free(acl);

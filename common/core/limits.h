@@ -56,6 +56,15 @@
 #define LIM_REG_PAGE_MAX           1000 /* largest limit= of GET /v1/services */
 #define LIM_REG_STREAM_LOW_WATER   (2 * LIM_CHUNK_BYTES) /* the full list: next pieces below this */
 
+/* Registry change events and watches (GET /v1/events) */
+#define LIM_EVENTS_HISTORY_MAX      10000 /* events kept for watchers, oldest dropped */
+#define LIM_EVENTS_HISTORY_BYTES    (16 * 1024 * 1024) /* bytes of their encodings, oldest dropped */
+#define LIM_EVENTS_ANSWER_MAX       1000 /* events of one long-poll answer; more: ask again */
+#define LIM_WATCH_WAIT_DEFAULT_MS   (5 * 60 * 1000)  /* a long-poll's wait without wait= */
+#define LIM_WATCH_WAIT_MAX_MS       (10 * 60 * 1000) /* largest wait=; more is 400 */
+#define LIM_WATCH_JITTER_DIV        16               /* a wait gets up to wait/16 more, at random */
+#define LIM_EVENTS_SSE_HEARTBEAT_MS 15000 /* an SSE comment line after this much silence */
+
 /* Access tokens (common/auth/acl.h) */
 #define LIM_ACL_TOKENS_MAX 1024          /* tokens in one --acl-tokens file */
 #define LIM_ACL_TOKEN_MAX  256           /* bytes of one token (printable ASCII) */

@@ -296,6 +296,17 @@ void hs_reply_buffer(struct hs_req *req, int status, const char *content_type, s
     hs_finish(req, status, buf);
 }
 
+int hs_reply_header(struct hs_req *req, const char *name, const char *value)
+{
+    struct evkeyvalq *headers = NULL;
+
+    if (!req->ev || strpbrk(value, "\r\n"))
+        return -1;
+    headers = evhttp_request_get_output_headers(req->ev);
+    evhttp_remove_header(headers, name);
+    return evhttp_add_header(headers, name, value);
+}
+
 void hs_reply_raw(struct hs_req *req, int status, const char *content_type, const char *data,
                   size_t len)
 {

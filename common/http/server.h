@@ -104,6 +104,12 @@ const char *hs_req_body(const struct hs_req *req, size_t *len);
 json_t *hs_req_json(const struct hs_req *req, json_error_t *jerr)
     __attribute__((warn_unused_result));
 
+/* Set a header of req's answer (replacing one of that name), sent with
+ * the reply call (or the start of a stream) that follows. name and value
+ * are copied. 0, or -1 when out of
+ * memory, the value holds a line break, or the client left. */
+int hs_reply_header(struct hs_req *req, const char *name, const char *value);
+
 /* --- replies: exactly one per request; each frees req --- */
 /* Reply with body serialised compactly; steals the reference to body. */
 void hs_reply_json(struct hs_req *req, int status, json_t *body);

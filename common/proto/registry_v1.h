@@ -13,6 +13,8 @@
 #define REGV1_RENEW    REGV1_SERVICE "/renew" /* PUT: heartbeat */
 #define REGV1_DISCOVER "/v1/discover"         /* GET: one passing instance */
 #define REGV1_PARAM_ID "{id}"                 /* the path parameter of the two above */
+#define REGV1_EVENTS   "/v1/events"           /* GET: change events, long-poll or SSE */
+#define REGV1_H_INDEX  "X-Registry-Index"     /* the registry index, on reads */
 
 /* The same paths as a client fills them in (printf formats, one %s: the
  * instance id). */
@@ -27,6 +29,8 @@
 #define REGV1_Q_STRATEGY "strategy"
 #define REGV1_Q_LIMIT    "limit" /* GET /v1/services: one page of at most this many */
 #define REGV1_Q_AFTER    "after" /* GET /v1/services: the page after this id */
+#define REGV1_Q_INDEX    "index" /* GET /v1/events: the events after this index */
+#define REGV1_Q_WAIT     "wait"  /* GET /v1/events: how long a long-poll may be held */
 #define REGV1_Q_REPLACE                                                                            \
     "replace" /* POST /v1/services: "true" moves a known id to another address */
 

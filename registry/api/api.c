@@ -19,6 +19,7 @@
 #include "codec/jsonerr.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "events.h"
 #include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
@@ -28,6 +29,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,7 @@ struct reg_api {
     struct reg_registry *reg;   /* borrowed */
     struct store *store;        /* borrowed */
     const struct acl *acl;      /* borrowed; NULL: no access control */
+    struct rev_hub *hub;        /* borrowed: the change events */
     struct event *tick;         /* owned: persistent expiry timer */
     struct api_stream *streams; /* open streamed lists (utlist DL); they borrow the API */
 };
@@ -97,6 +100,15 @@ static int api_allowed_on(struct reg_api *api, struct hs_req *req, const char *i
     if (*in)
         return api_allowed(api, req, ACL_WRITE_SERVICE, reg_instance_name(*in));
     return api_allowed(api, req, ACL_READ, NULL);
+}
+
+/* X-Registry-Index: the registry index, on a read's answer. */
+static void api_index_header(struct reg_api *api, struct hs_req *req)
+{
+    char hdr[32];
+
+    snprintf(hdr, sizeof(hdr), "%" PRIu64, reg_index(api->reg));
+    (void)hs_reply_header(req, REGV1_H_INDEX, hdr);
 }
 
 /* The expiry timer. */
@@ -349,6 +361,7 @@ static void api_get(struct hs_req *req, void *arg)
 
     if (!api_allowed(api, req, ACL_READ, NULL))
         return;
+    api_index_header(api, req);
     in = reg_get(api->reg, id);
     if (!in) {
         hs_reply_error(req, 404, "service '%.200s' not found", id);
@@ -554,7 +567,10 @@ static void api_list(struct hs_req *req, void *arg)
     struct api_stream *as = NULL;
     struct hs_stream_opts opts = {0};
 
-    if (!api_allowed(api, req, ACL_READ, NULL) || api_list_filter(req, &f) != 0)
+    if (!api_allowed(api, req, ACL_READ, NULL))
+        return;
+    api_index_header(api, req);
+    if (api_list_filter(req, &f) != 0)
         return;
     if (hs_req_query(req, REGV1_Q_LIMIT) || hs_req_query(req, REGV1_Q_AFTER)) {
         api_list_page(api, req, &f);
@@ -618,6 +634,16 @@ static void api_discover(struct hs_req *req, void *arg)
     api_reply_instance(req, REGV1_F_SERVICE, in);
 }
 
+/* GET /v1/events: change events, long-poll or SSE (events.h). */
+static void api_events(struct hs_req *req, void *arg)
+{
+    struct reg_api *api = arg;
+
+    if (!api_allowed(api, req, ACL_READ, NULL))
+        return;
+    rev_watch(api->hub, req);
+}
+
 /* Registry gauges and counters for /metrics. */
 static void api_collect(struct evbuffer *out, void *arg)
 {
@@ -636,10 +662,17 @@ static void api_collect(struct evbuffer *out, void *arg)
                         "registry_events_total{event=\"deregistered\"} %llu\n"
                         "registry_events_total{event=\"renewed\"} %llu\n"
                         "registry_events_total{event=\"expired\"} %llu\n"
-                        "registry_events_total{event=\"removed\"} %llu\n",
+                        "registry_events_total{event=\"removed\"} %llu\n"
+                        "# HELP registry_index The registry-wide change index.\n"
+                        "# TYPE registry_index counter\n"
+                        "registry_index %llu\n"
+                        "# HELP registry_watchers Open watches: parked long-polls and streams.\n"
+                        "# TYPE registry_watchers gauge\n"
+                        "registry_watchers %zu\n",
                         st.passing, st.critical, (unsigned long long)st.registered,
                         (unsigned long long)st.deregistered, (unsigned long long)st.renewed,
-                        (unsigned long long)st.expired, (unsigned long long)st.removed);
+                        (unsigned long long)st.expired, (unsigned long long)st.removed,
+                        (unsigned long long)reg_index(api->reg), rev_hub_watchers(api->hub));
 }
 
 /* GET /metrics, in place of the server's own: the same text, behind the
@@ -663,7 +696,7 @@ static void api_metrics(struct hs_req *req, void *arg)
 }
 
 struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct store *st,
-                            int64_t cleanup_ms, const struct acl *acl)
+                            struct rev_hub *hub, int64_t cleanup_ms, const struct acl *acl)
 {
     struct reg_api *api = calloc(1, sizeof(*api));
 
@@ -673,6 +706,7 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct stor
     api->reg = r;
     api->store = st;
     api->acl = acl;
+    api->hub = hub;
     api->tick = event_new(svc_base(svc), -1, EV_PERSIST, api_tick_cb, api);
     if (!api->tick)
         goto fail;
@@ -684,6 +718,7 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct stor
         hs_route(svc_http(svc), HS_DELETE, REGV1_SERVICE, api_deregister, api) != 0 ||
         hs_route(svc_http(svc), HS_PUT, REGV1_RENEW, api_renew, api) != 0 ||
         hs_route(svc_http(svc), HS_GET, REGV1_DISCOVER, api_discover, api) != 0 ||
+        hs_route(svc_http(svc), HS_GET, REGV1_EVENTS, api_events, api) != 0 ||
         (acl && hs_route(svc_http(svc), HS_GET, "/metrics", api_metrics, api) != 0) ||
         mtr_add_collector(svc_metrics(svc), api_collect, api) != 0)
         goto fail;

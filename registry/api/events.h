@@ -1,0 +1,79 @@
+/* events.h: the registry's change events and their watchers (GET
+ * /v1/events). Each committed change the core reports (reg_options.observer
+ * = rev_observe) becomes one event, encoded once as JSON and as its
+ * Server-Sent Event frame, and kept in a bounded history (count and bytes
+ * capped, oldest dropped first). Watchers read it two ways:
+ *   - long-poll: the events after an index, at once if there are any, else
+ *     the request is parked (one timer for its deadline, nothing else) until
+ *     a matching event comes or the wait ends;
+ *   - SSE: a stream of the events after an index, with a heartbeat, ended
+ *     at shutdown or when the client falls behind by the output cap.
+ * An event wakes only the watchers its filter matches (one list per service
+ * name, one for the watchers of every name); many watchers are answered
+ * from the one encoding (evbuffer references).
+ *
+ * Other kinds of change (a check's health, maintenance, KV) plug in with one
+ * call, rev_publish, with the index the core gave them. */
+#ifndef REG_API_EVENTS_H
+#define REG_API_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct svc;
+struct hs_req;
+struct reg_event;
+struct rev_hub;
+
+struct rev_options {
+    size_t history_max;   /* events kept; 0: LIM_EVENTS_HISTORY_MAX */
+    size_t history_bytes; /* bytes of them; 0: LIM_EVENTS_HISTORY_BYTES */
+    uint64_t index;       /* the registry index at start (reg_index after load) */
+};
+
+/* A hub on svc (borrowed, must outlive it): its history, its watchers, and
+ * a stop hook that answers the parked long-polls at shutdown. opt may be
+ * NULL. Caller frees with rev_hub_free. NULL when out of memory. */
+struct rev_hub *rev_hub_new(struct svc *svc, const struct rev_options *opt)
+    __attribute__((warn_unused_result));
+
+/* Answer the parked long-polls (an empty list), detach the open streams
+ * (the server ends them), free the history. Before the server is freed.
+ * Accepts NULL. */
+void rev_hub_free(struct rev_hub *h);
+
+/* Set the index a hub starts from (after the registry was loaded), before
+ * any event. */
+void rev_hub_set_index(struct rev_hub *h, uint64_t index);
+
+/* The core's observer (reg_observer_fn; arg is the hub): encode the change
+ * and publish it. */
+void rev_observe(void *arg, const struct reg_event *ev);
+
+/* Publish one event: {"type":type,"index":index,"timestamp":<s>,"data":
+ * <data>} where data (borrowed, len bytes) is a JSON object's text without
+ * line breaks, and name (borrowed; NULL: none) the service name the ?name=
+ * filter matches. index must be the registry's next one (the last + 1).
+ * 0, or -1 when out of memory: the history is then cleared past the event,
+ * so watchers behind it are told to re-read the state (410 / reset) rather
+ * than miss it. */
+int rev_publish(struct rev_hub *h, const char *type, uint64_t index, int64_t time_ms,
+                const char *name, const char *data, size_t len);
+
+/* The index of the last event published (the registry's index). */
+uint64_t rev_hub_index(const struct rev_hub *h);
+
+/* GET /v1/events?index=N&wait=D[&type=T][&name=S], long-poll or (with
+ * Accept: text/event-stream) SSE; answers req now or later (see the README
+ * for the contract). The caller checked the access rights. */
+void rev_watch(struct rev_hub *h, struct hs_req *req);
+
+/* Watchers now open: parked long-polls and streams (for the tests and
+ * /metrics). */
+size_t rev_hub_watchers(const struct rev_hub *h);
+
+/* The history as it is: events held and the oldest one's index (0 when
+ * empty), for the tests. */
+size_t rev_hub_held(const struct rev_hub *h, uint64_t *oldest);
+
+#endif
