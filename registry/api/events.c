@@ -599,16 +599,24 @@ static int rev_parse_index(const char *s, uint64_t *out)
     return 0;
 }
 
-/* Answer 410: the history no longer holds the events after `after`. */
+/* Answer 410: the history no longer holds the events after `after` (or
+ * `after` is ahead of the index: a watcher of a store that went back). */
 static void rev_reply_gone(struct rev_hub *h, struct hs_req *req, uint64_t after)
 {
     char msg[256];
     uint64_t oldest = rev_floor(h) + 1;
 
-    snprintf(msg, sizeof(msg),
-             "index %" PRIu64 " is older than the event history (oldest held: %" PRIu64
-             "); re-read the state and watch from index %" PRIu64,
-             after, oldest, h->index);
+    if (after > h->index)
+        snprintf(msg, sizeof(msg),
+                 "index %" PRIu64 " is ahead of the registry's index %" PRIu64
+                 " (an index from another registry, or one restarted on an older store); "
+                 "re-read the state and watch from index %" PRIu64,
+                 after, h->index, h->index);
+    else
+        snprintf(msg, sizeof(msg),
+                 "index %" PRIu64 " is older than the event history (oldest held: %" PRIu64
+                 "); re-read the state and watch from index %" PRIu64,
+                 after, oldest, h->index);
     rev_index_header(h, req);
     hs_reply_json(req, 410,
                   json_pack("{s:b, s:s, s:I, s:I}", REGV1_F_SUCCESS, 0, REGV1_F_ERROR, msg,
