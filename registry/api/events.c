@@ -329,8 +329,9 @@ static void rev_sse_reset(struct rev_hub *h, struct rev_watch *w)
     w->caught_up = true;
 }
 
-/* Send a stream the events after its position matching its filter, while
- * its client keeps up (below the low water: on_drain calls again). */
+/* Send a stream the events after its position matching its filter: a
+ * backlog while its client keeps up (below the low water: on_drain calls
+ * again), new events as they come. */
 static void rev_sse_fill(struct rev_watch *w)
 {
     struct rev_hub *h = w->h;
@@ -356,7 +357,10 @@ static void rev_sse_fill(struct rev_watch *w)
     for (i = rev_find_after(h, w->after); i < h->count; i++) {
         struct rev_event *ev = rev_at(h, i);
 
-        if (hs_stream_pending(w->st) > LIM_STREAM_OUT_MAX / 4) {
+        /* catching up on the history: no more than the low water at a
+         * time (on_drain goes on); live, every event is written, so a
+         * client that stopped reading meets the output cap and is dropped */
+        if (!w->caught_up && hs_stream_pending(w->st) > LIM_STREAM_OUT_MAX / 4) {
             w->caught_up = false;
             evbuffer_free(buf);
             return;

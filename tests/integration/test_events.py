@@ -307,6 +307,24 @@ class EventsTestCase(svctest.ServiceTestCase):
         self.assertGreater(self.index(reg) + 1, last)
         self.assertGreater(self.register(reg, "r10") and self.index(reg), last)
 
+    def test_sse_client_that_never_reads_is_dropped_at_the_output_cap(self):
+        reg = self.start_registry()
+        s = socket.socket()
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", reg.port))
+        s.sendall(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        wait_until(lambda: self.watchers(reg) == 1, T(10))
+        meta = {"k%d" % i: "v" * 1000 for i in range(50)}  # events of about 100 KB
+        for i in range(150):  # 15 MB of events, more than the cap and the socket buffers
+            self.register(reg, "big", port=1000 + i, metadata=meta)
+            if self.watchers(reg) == 0:
+                break
+        wait_until(lambda: self.watchers(reg) == 0, T(10), message="the stream dropped")
+        reg.wait_for_log(r"an event stream was dropped", T(5))
+        # the registry goes on serving
+        self.assertEqual(self.index(reg), i + 1)
+
     def test_sigterm_with_many_open_watches_exits_0(self):
         """1,000 parked long-polls and 100 SSE streams: SIGTERM answers the
         long-polls (an empty list) and ends the streams; the exit code is 0."""
