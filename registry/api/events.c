@@ -544,7 +544,6 @@ void rev_observe(void *arg, const struct reg_event *ev)
     struct rev_hub *h = arg;
     struct evbuffer *d = evbuffer_new();
     const char *id = reg_instance_id(ev->in);
-    char check[LIM_ID_MAX + 8];
     int rc = -1;
 
     if (!d)
@@ -553,9 +552,9 @@ void rev_observe(void *arg, const struct reg_event *ev)
         regc_write_instance(ev->in, d) != 0)
         goto done;
     if (ev->type == REG_EV_HEALTH) {
-        reg_ttl_check_id(ev->in, check, sizeof(check));
+        /* check ids are instance ids and a suffix of the same alphabet */
         if (evbuffer_add_printf(d, ",\"check_id\":\"%s\",\"status\":\"%s\",\"previous\":\"%s\"",
-                                check, rev_health_name(ev->status),
+                                ev->check_id, rev_health_name(ev->status),
                                 rev_health_name(ev->previous)) < 0)
             goto done;
     }

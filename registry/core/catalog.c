@@ -165,10 +165,16 @@ static void reg_emit(struct reg_registry *r, enum reg_event_type type,
                      const struct reg_instance *in, enum reg_health prev, int64_t now)
 {
     struct reg_event ev;
+    char check[LIM_ID_MAX + sizeof(REG_TTL_CHECK_SUFFIX)];
 
     r->index++;
     if (!r->opt.observer)
         return;
+    ev.check_id = NULL;
+    if (type == REG_EV_HEALTH) {
+        reg_ttl_check_id(in, check, sizeof(check));
+        ev.check_id = check;
+    }
     ev.type = type;
     ev.index = r->index;
     ev.time_ms = now;

@@ -63,6 +63,8 @@ struct reg_event {
     const struct reg_instance *in;    /* borrowed for the call; for DEREGISTER
                                       and EXPIRE the instance as it was */
     enum reg_health previous, status; /* HEALTH only */
+    const char *check_id;             /* HEALTH only: the check that changed (borrowed for
+                             the call); the TTL heartbeat is "<id>:ttl" */
 };
 
 /* Told of each committed change (ev borrowed for the call). It must not

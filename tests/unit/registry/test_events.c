@@ -54,6 +54,14 @@ static void observer(void *arg, const struct reg_event *ev)
 
     /* called after the change: the index is already the event's */
     assert_int_equal(reg_index(f->reg), ev->index);
+    if (ev->type == REG_EV_HEALTH) {
+        char want[LIM_ID_MAX + 8];
+
+        snprintf(want, sizeof(want), "%s:ttl", reg_instance_id(ev->in));
+        assert_string_equal(ev->check_id, want);
+    } else {
+        assert_null(ev->check_id);
+    }
     if (f->hub)
         rev_observe(f->hub, ev);
     if (f->nseen++ >= SEEN_MAX)
