@@ -78,6 +78,7 @@ struct kv_store {
     size_t pend_new;      /* of them, of keys absent when queued */
     size_t pend_bytes;    /* their value bytes */
     struct kv_pend *pend; /* uthash by key */
+    uint64_t last_delete; /* index of the last committed delete (the load's index after a start) */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -360,6 +361,7 @@ static void kv_del_done(void *arg, int rc, const char *err)
         memmove(kv->items + pos, kv->items + pos + 1, (kv->n - pos - 1) * sizeof(*kv->items));
         kv->n--;
         kv->bytes -= old->len;
+        kv->last_delete = idx;
         kv_tell(kv, KV_OP_DELETE, w->key, idx, NULL);
         kv_entry_free(old);
     }
@@ -746,6 +748,7 @@ long kv_load(struct kv_store *kv, char *err, size_t errlen)
 
     if (store_load(kv->store, kv_load_one, kv, err, errlen) != 0)
         return -1;
+    kv->last_delete = top; /* deletions before the start are not known */
     /* the lease is at or above every index handed out: a larger one is a
      * record of another store's numbering, lowered so the index never
      * runs behind a key */
@@ -787,6 +790,7 @@ size_t kv_range(const struct kv_store *kv, const char *prefix, size_t *first)
 
 const struct kv_entry *kv_at(const struct kv_store *kv, size_t i) { return kv->items[i]; }
 size_t kv_count(const struct kv_store *kv) { return kv->n; }
+uint64_t kv_last_delete(const struct kv_store *kv) { return kv->last_delete; }
 size_t kv_bytes(const struct kv_store *kv) { return kv->bytes; }
 
 const char *kv_entry_key(const struct kv_entry *e) { return e->key; }

@@ -125,6 +125,12 @@ size_t kv_range(const struct kv_store *kv, const char *prefix, size_t *first);
 const struct kv_entry *kv_at(const struct kv_store *kv, size_t i);
 
 size_t kv_count(const struct kv_store *kv);
+
+/* The index of the last committed delete (after kv_load: the registry's
+ * index then, since the deletions before are not known). There are no
+ * tombstones: a blocking read of an absent key or of a prefix uses it so
+ * that no deletion goes unseen. */
+uint64_t kv_last_delete(const struct kv_store *kv);
 size_t kv_bytes(const struct kv_store *kv);
 
 /* Accessors; strings and bytes borrowed from the entry. */
