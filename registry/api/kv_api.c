@@ -31,6 +31,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "events.h"
+#include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
 #include "proto/registry_v1.h"
@@ -726,6 +727,24 @@ struct kv_api *kv_api_new(struct svc *svc, struct reg_registry *reg, struct rev_
     return a;
 }
 
+/* KV gauges for /metrics. */
+static void kva_collect(struct evbuffer *out, void *arg)
+{
+    struct kv_api *a = arg;
+
+    evbuffer_add_printf(out,
+                        "# HELP registry_kv_keys Keys in the KV store.\n"
+                        "# TYPE registry_kv_keys gauge\n"
+                        "registry_kv_keys %zu\n"
+                        "# HELP registry_kv_bytes Value bytes in the KV store.\n"
+                        "# TYPE registry_kv_bytes gauge\n"
+                        "registry_kv_bytes %zu\n"
+                        "# HELP registry_kv_reads_parked Blocking KV reads waiting.\n"
+                        "# TYPE registry_kv_reads_parked gauge\n"
+                        "registry_kv_reads_parked %zu\n",
+                        kv_count(a->kv), kv_bytes(a->kv), a->parked);
+}
+
 int kv_api_start(struct kv_api *a, struct kv_store *kv)
 {
     struct hs_server *http = svc_http(a->svc);
@@ -733,7 +752,8 @@ int kv_api_start(struct kv_api *a, struct kv_store *kv)
     a->kv = kv;
     if (hs_route(http, HS_GET, REGV1_KV, kva_get, a) != 0 ||
         hs_route(http, HS_PUT, REGV1_KV, kva_put, a) != 0 ||
-        hs_route(http, HS_DELETE, REGV1_KV, kva_delete, a) != 0)
+        hs_route(http, HS_DELETE, REGV1_KV, kva_delete, a) != 0 ||
+        mtr_add_collector(svc_metrics(a->svc), kva_collect, a) != 0)
         return -1;
     return svc_on_stop(a->svc, kva_on_stop, a);
 }
