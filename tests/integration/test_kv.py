@@ -363,5 +363,34 @@ class KVTestCase(svctest.ServiceTestCase):
         self.assertTrue(self.put(reg, "big", b"x" * (512 * 1024)))
 
 
+    def test_messages_service_follows_its_key(self):
+        """messages-service answers config/messages-service/message when it
+        exists (a PUT shows without a restart), --message when it does not."""
+        reg = self.start_registry()
+        msg = Service()
+        self.addCleanup(msg.close)
+        self.addCleanup(self.finish_service, msg)
+        msg.start("messages-service", ["--port", "0", "--registry", reg.url, "--ttl", "2s",
+                                       "--message", "from the flag"])
+
+        def text():
+            status, _, body = msg.request("GET", "/messages")
+            self.assertEqual(status, 200, body)
+            return body["message"]
+        self.assertEqual(text(), "from the flag")
+        # its blocking read is parked at the registry
+        wait_until(lambda: self.metric(reg, "registry_kv_reads_parked") == 1, T(10))
+        self.assertTrue(self.put(reg, "config/messages-service/message", "héllo".encode()))
+        wait_until(lambda: text() == "héllo", T(10), message="the PUT did not show")
+        self.assertTrue(self.put(reg, "config/messages-service/message", b"again"))
+        wait_until(lambda: text() == "again", T(10))
+        self.assertTrue(self.delete(reg, "config/messages-service/message"))
+        wait_until(lambda: text() == "from the flag", T(10))
+        # a value it cannot answer is ignored
+        self.assertTrue(self.put(reg, "config/messages-service/message", b"\xff\xfe"))
+        msg.wait_for_log(r"ignored: not UTF-8")
+        self.assertEqual(text(), "from the flag")
+
+
 if __name__ == "__main__":
     unittest.main()
