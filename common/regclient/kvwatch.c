@@ -165,6 +165,7 @@ struct kvw *kvw_new(struct event_base *base, struct hc_client *hc, struct ru_lis
     w->fn = fn;
     w->arg = arg;
     fo_init(&w->fo, urls);
+    w->fo.quiet = true; /* the registration warns for an outage of the same list */
     snprintf(w->token, sizeof(w->token), "%s", token ? token : "");
     kvw_encode(key, w->path);
     w->timer = evtimer_new(base, kvw_on_timer, w);
