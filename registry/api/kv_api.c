@@ -396,6 +396,7 @@ static void kva_get(struct hs_req *req, void *arg)
     int64_t wait_ms = LIM_WATCH_WAIT_DEFAULT_MS;
     bool has_index = false, found = false;
 
+    kva_index_header(req, reg_index(a->reg)); /* on every answer (replaced by a later one) */
     if (!kva_allowed(a, req, ACL_READ, NULL))
         return;
     if (kva_read_parse(req, &r) != 0)
@@ -515,6 +516,7 @@ static const char *kva_write_begin(struct kv_api *a, struct hs_req *req, bool pr
     const char *key = hs_req_param(req, REGV1_PARAM_KEY);
     char err[256];
 
+    kva_index_header(req, reg_index(a->reg)); /* on every answer, errors too */
     if (kv_key_check(key, strlen(key), prefix, err, sizeof(err)) != 0) {
         /* the right first: a stranger learns nothing of the rules */
         if (kva_allowed(a, req, ACL_READ, NULL))

@@ -354,6 +354,8 @@ class KVTestCase(svctest.ServiceTestCase):
             status, hdrs, text = self.raw(reg, method, path, body)
             self.assertEqual(status, want, (method, path[:80], text[:200]))
             self.assertJsonContentType(hdrs, path[:80])
+            if status != 405 and "%00" not in path:  # those the server answers itself
+                self.assertTrue(hdrs.get("X-Registry-Index", "").isdigit(), path[:80])
             doc = json.loads(text)
             self.assertIs(doc["success"], False, path[:80])
             self.assertTrue(doc["error"], path[:80])
