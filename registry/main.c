@@ -3,10 +3,12 @@
 #include "api/api.h"
 #include "api/codec.h"
 #include "api/events.h"
+#include "api/kv_api.h"
 #include "auth/acl.h"
 #include "core/catalog.h"
 #include "core/config.h"
 #include "core/errbuf.h"
+#include "core/kv.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/server.h"
@@ -33,6 +35,7 @@ int main(int argc, char **argv)
     long events_history = LIM_EVENTS_HISTORY_MAX;
     const char *acl_file = "";
     const char *acl_anonymous = "none";
+    const char *kv_seed = "";
     const struct cfg_option opts[] = {
         CFG_SERVER_OPTIONS(&common),
         {"data", "DATA_PATH", CFG_STRING, &data, 0, 0, "PATH",
@@ -53,17 +56,23 @@ int main(int argc, char **argv)
          "JSON token -> read|write|service:<name>; writes and reads need a token"},
         {"acl-anonymous", "ACL_ANONYMOUS", CFG_STRING, &acl_anonymous, 0, 0, "none|read",
          "what a caller without a token may do (with --acl-tokens)"},
+        {"kv-seed", "KV_SEED", CFG_STRING, &kv_seed, 0, 0, "FILE",
+         "JSON key -> string value: KV keys written at start unless they exist"},
     };
     struct svc *svc = NULL;
     struct store *store = NULL;
     struct reg_registry *reg = NULL;
     struct reg_api *api = NULL;
     struct rev_hub *hub = NULL;
+    struct kv_api *kapi = NULL;
+    struct kv_store *kv = NULL;
+    struct kv_options kopt;
+    long seeded = 0;
     struct rev_options hopt;
     struct acl *acl = NULL;
     struct reg_options ropt;
     char err[512];
-    long loaded;
+    long loaded, loaded_kv = 0;
     int rc = 1, cfg_rc;
 
     cfg_rc = svc_configure("registry", "The service registry: registration, TTL health, discovery.",
@@ -135,9 +144,34 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     rev_hub_set_index(hub, reg_index(reg));
+    /* The KV store shares the index and the store; its observer (the KV
+     * API) publishes its changes to the hub. */
+    kapi = kv_api_new(svc, reg, hub, acl);
+    memset(&kopt, 0, sizeof(kopt));
+    kopt.observer = kv_api_observe;
+    kopt.observer_arg = kapi;
+    kv = kapi ? kv_new(reg, store, &kopt) : NULL;
+    if (!kv) {
+        fprintf(stderr, "registry: out of memory\n");
+        goto cleanup;
+    }
+    loaded_kv = kv_load(kv, err, sizeof(err));
+    if (loaded_kv < 0) {
+        fprintf(stderr, "registry: cannot load the KV keys of %s: %s\n", data, err);
+        goto cleanup;
+    }
+    if (kv_seed[0] != '\0') {
+        seeded = kv_api_seed(kv, store, kv_seed, err, sizeof(err));
+        if (seeded < 0) {
+            fprintf(stderr, "registry: --kv-seed: %s\n", err);
+            rc = 2;
+            goto cleanup;
+        }
+        log_info("--kv-seed %s: %ld keys written (those that existed were kept)", kv_seed, seeded);
+    }
     if (strcmp(backend, "sqlite") == 0)
-        log_info("store: sqlite %s, %ld registrations loaded, index %llu", data, loaded,
-                 (unsigned long long)reg_index(reg));
+        log_info("store: sqlite %s, %ld registrations and %ld KV keys loaded, index %llu", data,
+                 loaded, loaded_kv, (unsigned long long)reg_index(reg));
     else
         log_info("store: memory (nothing survives a restart)");
     if (acl)
@@ -151,6 +185,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: cannot set up the API\n");
         goto cleanup;
     }
+    if (kv_api_start(kapi, kv) != 0) {
+        fprintf(stderr, "registry: cannot set up the KV API\n");
+        goto cleanup;
+    }
     if (svc_listen(svc, common.bind, common.port, err, sizeof(err)) != 0) {
         fprintf(stderr, "registry: %s\n", err);
         goto cleanup;
@@ -160,6 +198,10 @@ cleanup:
     /* The API drains the store (answering what waits) while the server
      * still exists; the store goes before the event base it reports to. */
     reg_api_free(api);
+    if (store)
+        store_drain(store); /* also without the API: the KV writes complete first */
+    kv_api_free(kapi);
+    kv_free(kv);
     reg_free(reg);
     rev_hub_free(hub); /* after the core's last changes, before the server */
     store_close(store);

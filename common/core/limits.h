@@ -65,6 +65,14 @@
 #define LIM_WATCH_JITTER_DIV        16               /* a wait gets up to wait/16 more, at random */
 #define LIM_EVENTS_SSE_HEARTBEAT_MS 15000 /* an SSE comment line after this much silence */
 
+/* Registry KV config store (/v1/kv, registry/core/kv.h) */
+#define LIM_KV_KEY_MAX       512          /* bytes of a key: 1..512, no NUL, no ".." segment */
+#define LIM_KV_VALUE_MAX     (512 * 1024) /* bytes of one value; more is 413 */
+#define LIM_KV_KEYS_MAX      100000       /* keys in all, writes waiting counted; more 507 */
+#define LIM_KV_BYTES_MAX     (256 * 1024 * 1024) /* value bytes in all, counted the same; 507 */
+#define LIM_KV_SEED_FILE_MAX (64 * 1024 * 1024)  /* bytes of a --kv-seed file */
+#define LIM_KV_WATCH_WAIT_S  60 /* wait= of a service's blocking read of its config key */
+
 /* Access tokens (common/auth/acl.h) */
 #define LIM_ACL_TOKENS_MAX 1024          /* tokens in one --acl-tokens file */
 #define LIM_ACL_TOKEN_MAX  256           /* bytes of one token (printable ASCII) */

@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -50,15 +51,18 @@ struct hc_call {
     struct curl_slist *headers; /* owned; libcurl borrows it meanwhile */
     hc_done_fn done;
     void *arg;
-    char *buf;                    /* response body, NUL-terminated */
-    size_t len;                   /* body bytes in buf */
-    size_t cap;                   /* bytes allocated for buf */
-    int too_big;                  /* write callback refused: over the cap */
-    int oom;                      /* write callback refused: no memory */
-    int finishing;                /* done is running; hc_cancel is a no-op */
-    struct timespec started;      /* CLOCK_MONOTONIC at hc_send */
-    char errbuf[CURL_ERROR_SIZE]; /* libcurl's detailed error text */
-    struct hc_call *prev;         /* in-flight list links */
+    char *buf;                            /* response body, NUL-terminated */
+    size_t len;                           /* body bytes in buf */
+    size_t cap;                           /* bytes allocated for buf */
+    int too_big;                          /* write callback refused: over the cap */
+    int oom;                              /* write callback refused: no memory */
+    int finishing;                        /* done is running; hc_cancel is a no-op */
+    struct timespec started;              /* CLOCK_MONOTONIC at hc_send */
+    char errbuf[CURL_ERROR_SIZE];         /* libcurl's detailed error text */
+    char keep[HC_HEADER_NAME_MAX + 1];    /* hc_request.keep_header; "": none */
+    char header[HC_HEADER_VALUE_MAX + 1]; /* its value in the answer */
+    int has_header;                       /* the answer had it */
+    struct hc_call *prev;                 /* in-flight list links */
     struct hc_call *next;
 };
 
@@ -345,6 +349,7 @@ static void hc_finish(struct hc_client *c, struct hc_call *call, CURLcode result
         resp.body_len = 0;
     }
     resp.elapsed_ms = hc_elapsed_ms(&call->started);
+    resp.header = resp.error == HC_OK && call->has_header ? call->header : NULL;
 
     if (call->done != NULL) {
         call->finishing = 1;
@@ -575,6 +580,32 @@ static int hc_build_headers(const struct hc_request *req, int has_body, struct c
     return 0;
 }
 
+/* libcurl's header callback (set only with a keep_header): keep the value
+ * of that header, trimmed. Each call is one whole header line. */
+static size_t hc_on_header(char *data, size_t size, size_t nitems, void *userp)
+{
+    struct hc_call *call = userp;
+    size_t n = size * nitems, name = strlen(call->keep), end;
+    const char *v = NULL;
+
+    if (n <= name || data[name] != ':' || strncasecmp(data, call->keep, name) != 0)
+        return n;
+    v = data + name + 1;
+    end = n - name - 1;
+    while (end > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        end--;
+    }
+    while (end > 0 && (v[end - 1] == '\r' || v[end - 1] == '\n' || v[end - 1] == ' '))
+        end--;
+    if (end > HC_HEADER_VALUE_MAX)
+        end = HC_HEADER_VALUE_MAX;
+    memcpy(call->header, v, end);
+    call->header[end] = '\0';
+    call->has_header = 1;
+    return n;
+}
+
 /* Set every option of one transfer on call->easy. Returns 0 or -1. */
 static int hc_setup_easy(struct hc_call *call, const struct hc_request *req)
 {
@@ -601,6 +632,13 @@ static int hc_setup_easy(struct hc_call *call, const struct hc_request *req)
     bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, hc_on_write) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, call) != CURLE_OK;
+    if (req->keep_header != NULL) {
+        if (strlen(req->keep_header) > HC_HEADER_NAME_MAX || req->keep_header[0] == '\0')
+            return -1;
+        strcpy(call->keep, req->keep_header);
+        bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, hc_on_header) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, call) != CURLE_OK;
+    }
     bad |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HC_RESPONSE_MAX) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK;

@@ -16,6 +16,8 @@ struct hc_call;
 #define HC_RESPONSE_MAX       (8 * 1024 * 1024) /* response body kept, bytes */
 #define HC_CONNECTIONS_MAX    64                /* keep-alive connection cache */
 #define HC_TIMEOUT_DEFAULT_MS 5000
+#define HC_HEADER_NAME_MAX    63  /* bytes of hc_request.keep_header */
+#define HC_HEADER_VALUE_MAX   255 /* bytes of the value kept (longer is cut) */
 
 enum hc_error {
     HC_OK = 0,   /* an HTTP response arrived (any status) */
@@ -35,6 +37,9 @@ struct hc_response {
     const char *error_msg; /* human text for error (e.g. "connection refused",
                               "timeout"); "" for HC_OK; never NULL; borrowed */
     double elapsed_ms;     /* from hc_send to completion */
+    const char *header;    /* the value of the request's keep_header (trimmed,
+                              at most HC_HEADER_VALUE_MAX bytes kept), or NULL
+                              when the answer had none; borrowed */
 };
 
 /* Called once per request from the event loop, after the transfer is
@@ -53,6 +58,10 @@ struct hc_request {
     const char *token;        /* sent as X-Registry-Token (the suite's access
                                  token, common/auth/acl.h); NULL or "": none;
                                  no CR/LF */
+    const char *keep_header;  /* the name of one response header whose value
+                                 the response carries (hc_response.header),
+                                 e.g. X-Registry-Index; NULL: none; at most
+                                 HC_HEADER_NAME_MAX bytes */
 };
 
 /* Create a client on base (borrowed; must outlive the client).

@@ -1,6 +1,9 @@
 /* router.c: the route table (see router.h). A pattern is split once into
  * owned segment copies; a lookup splits a copy of the path (on the stack
- * when it fits) and compares segment by segment, newest route first. */
+ * when it fits) and compares segment by segment, newest route first. A
+ * pattern ending in a "{name*}" segment matches by its literal prefix
+ * instead (the path is not split for it, so its remainder may have any
+ * number of segments). */
 #include "http/router.h"
 
 #include "core/limits.h"
@@ -17,6 +20,8 @@ struct hr_route {
     const char *pattern;                   /* borrowed */
     char *segments[LIM_PATH_SEGMENTS_MAX]; /* owned copies of the pattern's segments */
     int nsegments;
+    char *rest_prefix; /* owned: "/v1/kv/" of "/v1/kv/{key*}"; NULL: not a rest route */
+    char *rest_name;   /* owned: "{key}", the capture's name as hr_param takes it */
 };
 
 struct hr_table {
@@ -32,9 +37,12 @@ void hr_free(struct hr_table *t)
 
     if (!t)
         return;
-    for (i = 0; i < t->n; i++)
+    for (i = 0; i < t->n; i++) {
         for (j = 0; j < t->routes[i].nsegments; j++)
             free(t->routes[i].segments[j]);
+        free(t->routes[i].rest_prefix);
+        free(t->routes[i].rest_name);
+    }
     free(t);
 }
 
@@ -69,8 +77,32 @@ static bool hr_is_param(const char *seg)
     return len > 2 && seg[0] == '{' && seg[len - 1] == '}';
 }
 
+/* Add a rest route: pattern ends in "/{name*}" (at star). -1 or the index. */
+static int hr_add_rest(struct hr_table *t, unsigned methods, const char *pattern, const char *open)
+{
+    struct hr_route *route = &t->routes[t->n];
+    size_t nlen = strlen(open) - 2; /* "{name*}" -> "{name" */
+
+    memset(route, 0, sizeof(*route));
+    route->rest_prefix = strndup(pattern, (size_t)(open - pattern));
+    route->rest_name = malloc(nlen + 2);
+    if (!route->rest_prefix || !route->rest_name) {
+        free(route->rest_prefix);
+        free(route->rest_name);
+        route->rest_prefix = route->rest_name = NULL;
+        return -1;
+    }
+    memcpy(route->rest_name, open, nlen);
+    route->rest_name[nlen] = '}';
+    route->rest_name[nlen + 1] = '\0';
+    route->methods = methods;
+    route->pattern = pattern;
+    return t->n++;
+}
+
 int hr_add(struct hr_table *t, unsigned methods, const char *pattern)
 {
+    const char *last = NULL;
     struct hr_route *route;
     char *copy = NULL;
     char *segs[LIM_PATH_SEGMENTS_MAX];
@@ -78,6 +110,13 @@ int hr_add(struct hr_table *t, unsigned methods, const char *pattern)
 
     if (t->n >= LIM_ROUTES_MAX || pattern[0] != '/')
         return -1;
+    last = strrchr(pattern, '/') + 1;
+    if (strlen(last) > 3 && last[0] == '{' && strcmp(last + strlen(last) - 2, "*}") == 0) {
+        if (memchr(pattern, '{', (size_t)(last - pattern)) ||
+            strchr(pattern, '*') != last + strlen(last) - 2)
+            return -1; /* the prefix is literal: no capture before the rest */
+        return hr_add_rest(t, methods, pattern, last);
+    }
     copy = strdup(pattern);
     if (!copy)
         goto cleanup;
@@ -110,7 +149,7 @@ static bool hr_match(const struct hr_route *route, char **segs, int nsegs)
 {
     int i;
 
-    if (route->nsegments != nsegs)
+    if (route->rest_prefix || route->nsegments != nsegs)
         return false;
     for (i = 0; i < nsegs; i++) {
         if (!hr_is_param(route->segments[i]) && strcmp(route->segments[i], segs[i]) != 0)
@@ -143,6 +182,21 @@ static enum hr_result hr_capture(const struct hr_route *route, char **segs, int 
     return HR_FOUND;
 }
 
+/* Fills params with the one capture of a rest route: rest (raw) decoded. */
+static enum hr_result hr_capture_rest(const struct hr_route *route, const char *rest,
+                                      struct hr_params *params)
+{
+    size_t len = 0;
+    char *value = evhttp_uridecode(rest, 0, &len);
+
+    if (!value)
+        return HR_BAD_PATH;
+    params->names[0] = route->rest_name;
+    params->values[0] = value;
+    params->n = 1;
+    return strlen(value) != len ? HR_NUL_PARAM : HR_FOUND;
+}
+
 enum hr_result hr_lookup(const struct hr_table *t, const char *path, unsigned method, int *route,
                          unsigned *allowed, struct hr_params *params)
 {
@@ -165,14 +219,27 @@ enum hr_result hr_lookup(const struct hr_table *t, const char *path, unsigned me
         }
         split = scratch;
     }
+    /* too many segments: only a rest route can match (nsegs -1) */
     nsegs = hr_split(split, segs, LIM_PATH_SEGMENTS_MAX);
-    if (nsegs < 0)
-        goto cleanup;
     /* Later routes win, so a service may override a built-in one. */
     for (i = t->n - 1; i >= 0; i--) {
         const struct hr_route *r = &t->routes[i];
 
-        if (!hr_match(r, segs, nsegs))
+        if (r->rest_prefix) {
+            size_t plen = strlen(r->rest_prefix);
+
+            if (strncmp(path, r->rest_prefix, plen) != 0)
+                continue;
+            mask |= r->methods;
+            if (!(r->methods & method))
+                continue;
+            rc = hr_capture_rest(r, path + plen, params);
+            if (rc == HR_BAD_PATH)
+                hr_params_clear(params);
+            *route = i;
+            goto cleanup;
+        }
+        if (nsegs < 0 || !hr_match(r, segs, nsegs))
             continue;
         mask |= r->methods;
         if (!(r->methods & method))

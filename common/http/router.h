@@ -1,7 +1,9 @@
 /* router.h: the route table of the HTTP server: patterns such as
  * "/v1/services/{id}/renew" with a mask of methods, matched segment by
  * segment against a request path, later routes first; "{name}" segments
- * capture their (percent-decoded) value. No I/O: server.c answers what the
+ * capture their (percent-decoded) value. A last segment "{name*}" captures
+ * the rest of the path after the pattern's literal prefix, slashes and
+ * all, decoded (any number of segments; possibly empty), as "{name}". No I/O: server.c answers what the
  * lookup says (404, 405, 400) and keeps the handlers by route index. */
 #ifndef SVC_HTTP_ROUTER_H
 #define SVC_HTTP_ROUTER_H

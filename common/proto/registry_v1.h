@@ -8,13 +8,16 @@
 
 /* Routes, as the server's route table spells them ("{id}": a path
  * parameter). */
-#define REGV1_SERVICES "/v1/services"         /* POST: register; GET: list */
-#define REGV1_SERVICE  REGV1_SERVICES "/{id}" /* GET: one instance; DELETE: deregister */
-#define REGV1_RENEW    REGV1_SERVICE "/renew" /* PUT: heartbeat */
-#define REGV1_DISCOVER "/v1/discover"         /* GET: one passing instance */
-#define REGV1_PARAM_ID "{id}"                 /* the path parameter of the two above */
-#define REGV1_EVENTS   "/v1/events"           /* GET: change events, long-poll or SSE */
-#define REGV1_H_INDEX  "X-Registry-Index"     /* the registry index, on reads */
+#define REGV1_SERVICES  "/v1/services"         /* POST: register; GET: list */
+#define REGV1_SERVICE   REGV1_SERVICES "/{id}" /* GET: one instance; DELETE: deregister */
+#define REGV1_RENEW     REGV1_SERVICE "/renew" /* PUT: heartbeat */
+#define REGV1_DISCOVER  "/v1/discover"         /* GET: one passing instance */
+#define REGV1_PARAM_ID  "{id}"                 /* the path parameter of the two above */
+#define REGV1_EVENTS    "/v1/events"           /* GET: change events, long-poll or SSE */
+#define REGV1_H_INDEX   "X-Registry-Index"     /* the registry index, on reads */
+#define REGV1_KV        "/v1/kv/{key*}"        /* GET, PUT, DELETE: the KV store (Consul's) */
+#define REGV1_KV_FMT    "/v1/kv/%s"
+#define REGV1_PARAM_KEY "{key}" /* the path parameter of REGV1_KV: the rest of the path */
 
 /* The same paths as a client fills them in (printf formats, one %s: the
  * instance id). */
@@ -31,6 +34,13 @@
 #define REGV1_Q_AFTER    "after" /* GET /v1/services: the page after this id */
 #define REGV1_Q_INDEX    "index" /* GET /v1/events: the events after this index */
 #define REGV1_Q_WAIT     "wait"  /* GET /v1/events: how long a long-poll may be held */
+/* Query parameters of /v1/kv (Consul's names; index and wait as above) */
+#define REGV1_Q_RAW       "raw"       /* GET: the value bytes */
+#define REGV1_Q_RECURSE   "recurse"   /* GET, DELETE: every key under the prefix */
+#define REGV1_Q_KEYS      "keys"      /* GET: the key names under the prefix */
+#define REGV1_Q_SEPARATOR "separator" /* GET ?keys: cut names after this, past the prefix */
+#define REGV1_Q_FLAGS     "flags"     /* PUT: a uint64 kept with the value */
+#define REGV1_Q_CAS       "cas"       /* PUT, DELETE: compare-and-set on ModifyIndex */
 #define REGV1_Q_REPLACE                                                                            \
     "replace" /* POST /v1/services: "true" moves a known id to another address */
 

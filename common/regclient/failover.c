@@ -14,6 +14,7 @@ void fo_init(struct fo_caller *c, struct ru_list *urls)
     c->sent = urls->current;
     c->failures = 0;
     c->outage = false;
+    c->quiet = false;
 }
 
 const char *fo_send(struct fo_caller *c)
@@ -49,7 +50,9 @@ void fo_failed(struct fo_caller *c, const char *why, const char *fmt, ...)
         return;
     }
     c->outage = true;
-    if (moved)
+    if (c->quiet)
+        log_debug("registry %s: %s; %s", failed, why, what);
+    else if (moved)
         log_warn("registry %s: %s; %s (next: %s)", failed, why, what, ru_current(c->urls));
     else
         log_warn("registry %s: %s; %s", failed, why, what);
@@ -60,7 +63,9 @@ void fo_succeeded(struct fo_caller *c, const char *fmt, ...)
     char what[LIM_LOG_LINE_MAX / 2];
     va_list ap;
 
-    if (c->outage) {
+    if (c->outage && c->quiet) {
+        log_debug("registry %s answers again after %u failures", fo_sent_url(c), c->failures);
+    } else if (c->outage) {
         if (fmt) {
             va_start(ap, fmt);
             vsnprintf(what, sizeof(what), fmt, ap);

@@ -20,6 +20,9 @@ struct fo_caller {
     size_t sent;          /* urls->current when the last call was sent */
     unsigned failures;    /* consecutive failures: the current outage */
     bool outage;          /* failing since the last success */
+    bool quiet;           /* set after fo_init: an outage's first and last lines at DEBUG too,
+                             for a caller beside one that warns for it (a KV watch beside the
+                             registration), so an outage still costs one WARN */
 };
 
 /* Start with no outage, on urls (borrowed; must outlive c). */

@@ -45,7 +45,7 @@
 #include <utlist.h>
 
 /* The event types a ?type= filter may name. */
-static const char *const rev_types[] = {"register", "deregister", "expire", "health"};
+static const char *const rev_types[] = {"register", "deregister", "expire", "health", "kv"};
 #define REV_NTYPES   (sizeof(rev_types) / sizeof(rev_types[0]))
 #define REV_TYPE_MAX 16 /* bytes of a type name with its NUL */
 
@@ -580,8 +580,7 @@ done:
 /* ---------------------------------------------------------------------- */
 /* the route */
 
-/* Parse a decimal uint64 (digits only). 0 or -1. */
-static int rev_parse_index(const char *s, uint64_t *out)
+int rev_parse_index(const char *s, uint64_t *out)
 {
     uint64_t v = 0;
     size_t i;
@@ -599,6 +598,16 @@ static int rev_parse_index(const char *s, uint64_t *out)
         v = v * 10 + d;
     }
     *out = v;
+    return 0;
+}
+
+int rev_parse_wait(const char *s, int64_t *ms)
+{
+    int64_t v = 0;
+
+    if (cfg_parse_duration_ms(s, &v) != 0 || v < 0 || v > LIM_WATCH_WAIT_MAX_MS)
+        return -1;
+    *ms = v;
     return 0;
 }
 
@@ -719,8 +728,7 @@ void rev_watch(struct rev_hub *h, struct hs_req *req)
         hs_reply_error(req, 400, "Last-Event-ID must be an event index (a decimal number)");
         return;
     }
-    if (wait_s && (cfg_parse_duration_ms(wait_s, &wait_ms) != 0 || wait_ms < 0 ||
-                   wait_ms > LIM_WATCH_WAIT_MAX_MS)) {
+    if (wait_s && rev_parse_wait(wait_s, &wait_ms) != 0) {
         hs_reply_error(req, 400,
                        "wait must be a duration such as 30s or 5m, at most %d m (a bare number "
                        "is seconds)",
@@ -732,7 +740,8 @@ void rev_watch(struct rev_hub *h, struct hs_req *req)
             if (strcmp(type_s, rev_types[i]) == 0)
                 type = (int)i;
         if (type < 0) {
-            hs_reply_error(req, 400, "type must be one of register, deregister, expire, health");
+            hs_reply_error(req, 400,
+                           "type must be one of register, deregister, expire, health, kv");
             return;
         }
     }

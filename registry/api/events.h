@@ -60,6 +60,12 @@ void rev_observe(void *arg, const struct reg_event *ev);
 int rev_publish(struct rev_hub *h, const char *type, uint64_t index, int64_t time_ms,
                 const char *name, const char *data, size_t len);
 
+/* The query rules of a watch, shared by the KV blocking reads: ?index= a
+ * decimal uint64 (digits only), ?wait= a duration (a bare number is
+ * seconds) from 0 to LIM_WATCH_WAIT_MAX_MS. 0, or -1 when s breaks them. */
+int rev_parse_index(const char *s, uint64_t *out) __attribute__((warn_unused_result));
+int rev_parse_wait(const char *s, int64_t *ms) __attribute__((warn_unused_result));
+
 /* The index of the last event published (the registry's index). */
 uint64_t rev_hub_index(const struct rev_hub *h);
 

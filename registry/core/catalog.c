@@ -1199,6 +1199,8 @@ static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *a
             r->index = r->lease = r->lease_durable = (uint64_t)v;
         return 0;
     }
+    if (id[0] == REG_META_PREFIX_CHAR)
+        return 0; /* another module's record (a KV key) */
     if (r->opt.codec->decode(doc, doc_len, &spec, err, sizeof(err)) != 0) {
         log_warn("skipping stored record %.200s: %s", id, err);
         return 0;
@@ -1257,6 +1259,21 @@ long reg_load(struct reg_registry *r, char *err, size_t errlen)
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out) { *out = r->stats; }
 
 uint64_t reg_index(const struct reg_registry *r) { return r->index; }
+
+int reg_change_begin(struct reg_registry *r, char *err, size_t errlen)
+{
+    return reg_adv_begin(r, err, errlen);
+}
+
+void reg_change_cancel(struct reg_registry *r) { r->pending_adv--; }
+
+uint64_t reg_change_end(struct reg_registry *r, bool applied)
+{
+    r->pending_adv--;
+    return applied ? ++r->index : 0;
+}
+
+uint64_t reg_change_predict(const struct reg_registry *r) { return r->index + r->pending_adv; }
 
 void reg_ttl_check_id(const struct reg_instance *in, char *buf, size_t len)
 {

@@ -234,6 +234,32 @@ void reg_get_stats(const struct reg_registry *r, struct reg_stats *out);
  * numbers; it never repeats one). */
 uint64_t reg_index(const struct reg_registry *r);
 
+/* Other changes share the index: the KV store (registry/core/kv.h) takes
+ * one number per committed write, under the same lease rule as
+ * registrations. Before a write that will advance the index is queued,
+ * reg_change_begin counts it (queuing a new lease first, in the same turn,
+ * when the one queued falls short). 0, or -1 with err (nothing counted). */
+int reg_change_begin(struct reg_registry *r, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The write counted by reg_change_begin could not be queued after all. */
+void reg_change_cancel(struct reg_registry *r);
+
+/* In the completion of a write counted by reg_change_begin: uncount it
+ * and, when applied (the commit succeeded and changed something), take the
+ * next index and return it (0 when not applied). The caller reports the
+ * change itself (the core's observer hears only instance changes). */
+uint64_t reg_change_end(struct reg_registry *r, bool applied);
+
+/* The index a write counted just now takes if every counted write before
+ * it commits and no health change comes between (the index plus the
+ * counted writes): what a KV write stores before its commit. */
+uint64_t reg_change_predict(const struct reg_registry *r);
+
+/* Store records whose id starts with this character are not
+ * registrations (the index lease, KV keys): reg_load skips them. */
+#define REG_META_PREFIX_CHAR '!'
+
 /* The check id of an instance's TTL heartbeat in health events:
  * "<instance-id>:ttl" into buf (LIM_ID_MAX + 5 bytes). */
 #define REG_TTL_CHECK_SUFFIX ":ttl"

@@ -1,7 +1,8 @@
 /* fuzz_request.c: libFuzzer harness for what a request's URI goes through
  * before a handler runs, as the server does it: evhttp's URI parse (with
  * the flags evhttp 2.1 uses for a request line), the route table's match
- * and "{name}" capture with percent-decoding (router.c), the query split
+ * and "{name}" capture with percent-decoding (router.c; also the rest of a
+ * path, "/v1/kv/{key*}"), the query split
  * and form decoding (uri.c), and the scrubbed, capped echo of the path in
  * an error body. The first byte picks the method, the rest is the URI.
  * Besides crashes and leaks it checks the contracts: a found route's
@@ -27,9 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The routes of the four services, and one with two captures. */
 static const char *const patterns[] = {
-    "/health",      "/metrics", "/v1/services", "/v1/services/{id}", "/v1/services/{id}/renew",
-    "/v1/discover", "/facade",  "/stats",       "/logging",          "/messages",
-    "/a/{x}/b/{y}",
+    "/health",      "/metrics",      "/v1/services", "/v1/services/{id}", "/v1/services/{id}/renew",
+    "/v1/discover", "/facade",       "/stats",       "/logging",          "/messages",
+    "/a/{x}/b/{y}", "/v1/kv/{key*}",
 };
 
 static struct hr_table *table(void)

@@ -61,6 +61,7 @@ struct result {
     int body_ok; /* /big: every byte matched the pattern */
     char msg[256];
     double elapsed_ms;
+    char header[300]; /* resp->header, "(none)" when NULL */
 };
 
 struct fixture {
@@ -223,6 +224,9 @@ static void srv_dispatch(struct evhttp_request *req, void *arg)
         srv_echo(req);
     } else if (strcmp(path, "/token") == 0) {
         srv_token(req);
+    } else if (strcmp(path, "/header") == 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "X-Registry-Index", "  42 ");
+        evhttp_send_reply(req, 404, "Not Found", NULL);
     } else if (strncmp(path, "/status/", 8) == 0) {
         evhttp_send_reply(req, atoi(path + 8), "Status", NULL);
     } else if (strcmp(path, "/slow") == 0) {
@@ -300,6 +304,7 @@ static void on_done(const struct hc_response *resp, void *arg)
     snprintf(res->msg, sizeof(res->msg), "%s",
              resp->error_msg != NULL ? resp->error_msg : "(null)");
     res->elapsed_ms = resp->elapsed_ms;
+    snprintf(res->header, sizeof(res->header), "%s", resp->header ? resp->header : "(none)");
     res->fx->done_count++;
 }
 
@@ -892,6 +897,38 @@ static void test_token_header(void **state)
     assert_null(hc_send(fx->client, &req, on_done_forbidden, NULL));
 }
 
+/* keep_header: the value of that one response header, trimmed, any
+ * status; NULL when absent or not asked for; a name too long is refused. */
+static void test_keep_header(void **state)
+{
+    struct fixture *fx = *state;
+    struct result asked = {0}, lower = {0}, absent = {0}, not_asked = {0};
+    struct hc_request req = {0};
+    char longname[HC_HEADER_NAME_MAX + 2];
+
+    asked.fx = lower.fx = absent.fx = not_asked.fx = fx;
+    req.url = make_url(fx, "/header");
+    req.keep_header = "X-Registry-Index";
+    assert_non_null(hc_send(fx->client, &req, on_done, &asked));
+    req.keep_header = "x-registry-index";
+    assert_non_null(hc_send(fx->client, &req, on_done, &lower));
+    req.url = make_url(fx, "/echo");
+    assert_non_null(hc_send(fx->client, &req, on_done, &absent));
+    req.url = make_url(fx, "/header");
+    req.keep_header = NULL;
+    assert_non_null(hc_send(fx->client, &req, on_done, &not_asked));
+    assert_int_equal(run_until(fx, 4), 0);
+    assert_int_equal(asked.status, 404);
+    assert_string_equal(asked.header, "42");
+    assert_string_equal(lower.header, "42");
+    assert_string_equal(absent.header, "(none)");
+    assert_string_equal(not_asked.header, "(none)");
+    memset(longname, 'h', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    req.keep_header = longname;
+    assert_null(hc_send(fx->client, &req, on_done_forbidden, NULL));
+}
+
 static void test_invalid_arguments(void **state)
 {
     struct fixture *fx = *state;
@@ -922,6 +959,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_null_method_is_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_echo_default_content_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_binary_body_copied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_large_body_no_expect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_delete_methods, setup, teardown),

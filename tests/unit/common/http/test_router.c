@@ -112,6 +112,41 @@ static void test_nul_in_a_value(void **state)
     hr_params_clear(&p);
 }
 
+/* A "{name*}" last segment takes the rest of the path, slashes and all,
+ * decoded, with any number of segments; a NUL in it is HR_NUL_PARAM. */
+static void test_rest_capture(void **state)
+{
+    struct hr_table *t = *state;
+    struct hr_params p;
+    unsigned allowed = 0;
+    int route = -1;
+
+    assert_int_equal(hr_add(t, GET | 4u, "/v1/kv/{key*}"), 0);
+    assert_int_equal(hr_add(t, GET, "/v1/{x}/{key*}"), -1); /* only a literal prefix */
+    assert_int_equal(hr_add(t, GET, "/v1/k*/{key}"), 1);    /* a star elsewhere is a literal */
+    assert_int_equal(hr_lookup(t, "/v1/kv/a/b/c", GET, &route, &allowed, &p), HR_FOUND);
+    assert_int_equal(route, 0);
+    assert_string_equal(hr_param(&p, "{key}"), "a/b/c");
+    hr_params_clear(&p);
+    assert_int_equal(hr_lookup(t, "/v1/kv/", GET, &route, &allowed, &p), HR_FOUND);
+    assert_string_equal(hr_param(&p, "{key}"), "");
+    hr_params_clear(&p);
+    assert_int_equal(hr_lookup(t, "/v1/kv/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17/%41", GET,
+                               &route, &allowed, &p),
+                     HR_FOUND);
+    assert_string_equal(hr_param(&p, "{key}"), "1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17/A");
+    hr_params_clear(&p);
+    assert_int_equal(hr_lookup(t, "/v1/kv//x", GET, &route, &allowed, &p), HR_FOUND);
+    assert_string_equal(hr_param(&p, "{key}"), "/x"); /* not collapsed: the caller judges */
+    hr_params_clear(&p);
+    assert_int_equal(hr_lookup(t, "/v1/kv/a%00b", GET, &route, &allowed, &p), HR_NUL_PARAM);
+    assert_int_equal(p.n, 1);
+    hr_params_clear(&p);
+    assert_int_equal(hr_lookup(t, "/v1/kv/a", POST, &route, &allowed, &p), HR_NOT_ALLOWED);
+    assert_int_equal(allowed, GET | 4u);
+    assert_int_equal(hr_lookup(t, "/v1/kv", GET, &route, &allowed, &p), HR_NOT_FOUND);
+}
+
 static void test_slashes(void **state)
 {
     struct hr_table *t = *state;
@@ -212,6 +247,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_method_gives_the_mask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_and_deep_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_accepts_null, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rest_capture, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -97,11 +97,36 @@ static void test_outage_logs_three_kinds_of_line(void **state)
     assert_int_equal(c.failures, 1);
 }
 
+/* A quiet caller fails over the same way but logs its outage at DEBUG
+ * only: the caller beside it warns for the same list. */
+static void test_quiet_caller(void **state)
+{
+    struct ru_list urls;
+    struct fo_caller c;
+    char log[LOG_MAX];
+
+    (void)state;
+    assert_int_equal(ru_parse(&urls, "http://dead:1,http://live:2", NULL, 0), 0);
+    fo_init(&c, &urls);
+    c.quiet = true;
+    (void)fo_send(&c);
+    capture_begin();
+    fo_failed(&c, "connection refused", "keeping the value");
+    (void)fo_send(&c);
+    fo_succeeded(&c, "following k");
+    capture_end(log, sizeof(log));
+    assert_string_equal(ru_current(&urls), "http://live:2");
+    assert_int_equal(count_of(log, " WARN "), 0);
+    assert_int_equal(count_of(log, " INFO "), 0);
+    assert_int_equal(count_of(log, " DEBUG "), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shared_cursor_moves_once),
         cmocka_unit_test(test_outage_logs_three_kinds_of_line),
+        cmocka_unit_test(test_quiet_caller),
     };
 
     return cmocka_run_group_tests(tests, setup, NULL);

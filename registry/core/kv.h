@@ -1,0 +1,143 @@
+/* kv.h: the registry's KV config store (Consul's KV model): keys with a
+ * value of any bytes, flags and two indexes (CreateIndex, ModifyIndex)
+ * taken from the registry-wide index (catalog.h, reg_change_*), kept in
+ * the registry's store under the record id KV_RECORD_PREFIX + key. No HTTP,
+ * no JSON: the API (registry/api/kv_api.c) encodes.
+ *
+ * Acknowledged means durable, as for registrations: a set or delete is
+ * queued to the store and applied to memory only in its completion, when
+ * the commit succeeded (a failed commit changes nothing); until then reads
+ * see the last committed state. What applying needs (the entry, a slot in
+ * the sorted array) is allocated before the write is queued, so applying
+ * cannot fail.
+ *
+ * Compare-and-set is decided when the write is queued, against the
+ * committed state plus the writes already queued: cas=0 wins only when the
+ * key is absent after them; cas=N only when the key's committed
+ * ModifyIndex is N and no write of it is queued (a queued write will give
+ * it a new index). So of two CAS writes of one key in one loop turn only
+ * the first can win; a refused CAS answers false at once, writes nothing.
+ *
+ * Keys sit in one array sorted bytewise: a lookup and the start of a
+ * prefix are binary searches (log n), a prefix's keys are contiguous, and
+ * an insertion or removal moves the pointers after it (a memmove of up to
+ * 8 bytes per key: 800 KB at 100,000 keys, well under a millisecond). */
+#ifndef REG_CORE_KV_H
+#define REG_CORE_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct reg_registry;
+struct kv_store;
+struct kv_entry;
+
+/* The store record of a key is this prefix + the key: '!' is outside the
+ * instance id alphabet (spec.c: [A-Za-z0-9._-]), so no instance has it, and
+ * it is not the index lease's "!meta:". */
+#define KV_RECORD_PREFIX "!kv:"
+
+/* Why a write was not queued (negative returns of kv_put / kv_delete). */
+enum kv_refusal {
+    KV_E_FAILED = -1,  /* out of memory, or the store could not queue it */
+    KV_E_BAD_KEY = -2, /* the key breaks the key rules (kv_key_check) */
+    KV_E_TOO_BIG = -3, /* the value is over max_value */
+    KV_E_FULL = -4,    /* max_keys keys or max_bytes bytes, writes waiting counted */
+};
+
+enum kv_op { KV_OP_SET = 0, KV_OP_DELETE = 1 };
+
+/* Completion of a write, on the event loop: rc 0 once it is durable and
+ * applied, -1 with err (borrowed for the call) when the store failed and
+ * nothing changed. */
+typedef void (*kv_done_fn)(void *arg, int rc, const char *err);
+
+/* One committed change, told after it is applied: e is the entry as it is
+ * now (NULL for a delete), key borrowed for the call, index the registry
+ * index the change took (a set's ModifyIndex). */
+struct kv_change {
+    enum kv_op op;
+    const char *key;
+    uint64_t index;
+    int64_t time_ms;
+    const struct kv_entry *e;
+};
+typedef void (*kv_observer_fn)(void *arg, const struct kv_change *ch);
+
+struct kv_options {
+    size_t max_keys;  /* 0: LIM_KV_KEYS_MAX */
+    size_t max_bytes; /* value bytes in all; 0: LIM_KV_BYTES_MAX */
+    size_t max_value; /* bytes of one value; 0: LIM_KV_VALUE_MAX */
+    kv_observer_fn observer;
+    void *observer_arg;
+};
+
+/* A KV store over the registry r (its index) and store st (both borrowed,
+ * must outlive it). opt may be NULL. Caller frees. NULL when out of
+ * memory. */
+struct kv_store *kv_new(struct reg_registry *r, struct store *st, const struct kv_options *opt)
+    __attribute__((warn_unused_result));
+
+/* Drain the store (the writes waiting complete), free. Accepts NULL. */
+void kv_free(struct kv_store *kv);
+
+/* Load the keys the store holds (after reg_load: indexes above the
+ * registry's are lowered to it). Synchronous, at start-up. The number
+ * loaded, or -1 with err. Bad records are skipped with a warning. */
+long kv_load(struct kv_store *kv, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Whether key (len bytes) is a key (prefix: a prefix of keys, which may
+ * also be empty): 1..LIM_KV_KEY_MAX bytes of UTF-8 without NUL, not
+ * starting with '/', without a ".." segment. 0, or -1 with err. */
+int kv_key_check(const char *key, size_t len, bool prefix, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Queue key = value (len bytes; both copied) with flags. With has_cas, a
+ * compare-and-set on cas (see above). Returns 0 (done will be called), 1
+ * when the CAS is refused (false: nothing queued, done not called), or a
+ * negative enum kv_refusal with err (done not called, nothing changed). */
+int kv_put(struct kv_store *kv, const char *key, const void *value, size_t len, uint64_t flags,
+           bool has_cas, uint64_t cas, kv_done_fn done, void *arg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Queue the deletion of key, or with recurse of every key under the
+ * prefix key (as they will be after the writes queued: one deletion, and
+ * one index, per key). has_cas (not with recurse): only when the key's
+ * ModifyIndex is cas (cas=0 never deletes). Returns 0 (done is called once,
+ * after the last deletion), 2 when there was nothing to delete (true at
+ * once, done not called), 1 when the CAS is refused, or a negative enum
+ * kv_refusal with err. */
+int kv_delete(struct kv_store *kv, const char *key, bool recurse, bool has_cas, uint64_t cas,
+              kv_done_fn done, void *arg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The committed entry of key (borrowed, valid until the next change), or
+ * NULL. */
+const struct kv_entry *kv_get(const struct kv_store *kv, const char *key);
+
+/* The committed keys under prefix (borrowed; "" for every key): their
+ * count, and the position of the first in *first, for kv_at (key order). */
+size_t kv_range(const struct kv_store *kv, const char *prefix, size_t *first);
+
+/* The entry at position i (below kv_count), in key order. */
+const struct kv_entry *kv_at(const struct kv_store *kv, size_t i);
+
+size_t kv_count(const struct kv_store *kv);
+
+/* The index of the last committed delete (after kv_load: the registry's
+ * index then, since the deletions before are not known). There are no
+ * tombstones: a blocking read of an absent key or of a prefix uses it so
+ * that no deletion goes unseen. */
+uint64_t kv_last_delete(const struct kv_store *kv);
+size_t kv_bytes(const struct kv_store *kv);
+
+/* Accessors; strings and bytes borrowed from the entry. */
+const char *kv_entry_key(const struct kv_entry *e);
+const unsigned char *kv_entry_value(const struct kv_entry *e, size_t *len);
+uint64_t kv_entry_flags(const struct kv_entry *e);
+uint64_t kv_entry_create_index(const struct kv_entry *e);
+uint64_t kv_entry_modify_index(const struct kv_entry *e);
+
+#endif

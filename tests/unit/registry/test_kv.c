@@ -1,0 +1,583 @@
+/* test_kv.c: the registry's KV store (registry/core/kv.c) over the memory
+ * store: set, get, delete, the CAS rules (against committed state plus the
+ * writes queued), prefixes in key order, the key rules and limits, the
+ * index shared with the catalog, load back from the store (with the exact
+ * indexes), and a failed commit that changes nothing. Writes complete on
+ * the loop: the helpers run the test's base until the store is idle. */
+#include "registry/api/codec.h"
+#include "registry/core/catalog.h"
+#include "registry/core/kv.h"
+#include "registry/store/store.h"
+
+#include <event2/event.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/limits.h"
+
+/* A store wrapping the memory store whose commits fail while failing is
+ * set (the inner store is then not touched). */
+struct failing_store {
+    struct store base; /* first */
+    struct store *inner;
+    struct event *kick;
+    bool failing;
+    struct {
+        store_done_fn done;
+        void *arg;
+    } queue[64];
+    size_t n;
+};
+
+static void failing_run(struct failing_store *fs)
+{
+    size_t i, n = fs->n;
+    store_done_fn done[64];
+    void *arg[64];
+
+    for (i = 0; i < n; i++) {
+        done[i] = fs->queue[i].done;
+        arg[i] = fs->queue[i].arg;
+    }
+    fs->n = 0;
+    for (i = 0; i < n; i++)
+        done[i](arg[i], -1, "injected commit failure");
+}
+
+static void failing_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    failing_run(arg);
+}
+
+static int failing_queue(struct failing_store *fs, store_done_fn done, void *arg)
+{
+    assert_true(fs->n < 64);
+    fs->queue[fs->n].done = done;
+    fs->queue[fs->n].arg = arg;
+    fs->n++;
+    event_active(fs->kick, EV_TIMEOUT, 0);
+    return 0;
+}
+
+static int failing_put(struct store *st, const char *id, const char *doc, size_t doc_len,
+                       store_done_fn done, void *arg, char *err, size_t errlen)
+{
+    struct failing_store *fs = (struct failing_store *)st;
+
+    if (fs->failing)
+        return failing_queue(fs, done, arg);
+    return store_put(fs->inner, id, doc, doc_len, done, arg, err, errlen);
+}
+
+static int failing_del(struct store *st, const char *id, store_done_fn done, void *arg, char *err,
+                       size_t errlen)
+{
+    struct failing_store *fs = (struct failing_store *)st;
+
+    if (fs->failing)
+        return failing_queue(fs, done, arg);
+    return store_del(fs->inner, id, done, arg, err, errlen);
+}
+
+static int failing_load(struct store *st, store_load_fn fn, void *arg, char *err, size_t errlen)
+{
+    return store_load(((struct failing_store *)st)->inner, fn, arg, err, errlen);
+}
+
+static size_t failing_pending(const struct store *st)
+{
+    const struct failing_store *fs = (const struct failing_store *)st;
+
+    return fs->n + store_pending(fs->inner);
+}
+
+static void failing_drain(struct store *st)
+{
+    struct failing_store *fs = (struct failing_store *)st;
+
+    failing_run(fs);
+    store_drain(fs->inner);
+}
+
+static void failing_close(struct store *st)
+{
+    struct failing_store *fs = (struct failing_store *)st;
+
+    failing_drain(st);
+    store_close(fs->inner);
+    event_free(fs->kick);
+    free(fs);
+}
+
+static const struct store_ops failing_ops = {
+    "failing",       failing_put,   failing_del,   failing_load,
+    failing_pending, failing_drain, failing_close,
+};
+
+struct fixture {
+    struct event_base *base;
+    struct failing_store *fs;
+    struct store *store;
+    struct reg_registry *reg;
+    struct kv_store *kv;
+    int changes;         /* observer calls */
+    struct kv_change ch; /* the last (key not kept) */
+    char last_key[LIM_KV_KEY_MAX + 1];
+};
+
+static void observer(void *arg, const struct kv_change *ch)
+{
+    struct fixture *f = arg;
+
+    f->changes++;
+    f->ch = *ch;
+    snprintf(f->last_key, sizeof(f->last_key), "%s", ch->key);
+    /* told after the change is applied, with the index it took */
+    assert_int_equal(ch->index, reg_index(f->reg));
+}
+
+static struct kv_store *make_kv(struct fixture *f, size_t max_keys, size_t max_bytes)
+{
+    struct kv_options o;
+
+    memset(&o, 0, sizeof(o));
+    o.max_keys = max_keys;
+    o.max_bytes = max_bytes;
+    o.observer = observer;
+    o.observer_arg = f;
+    return kv_new(f->reg, f->store, &o);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct reg_options opt;
+
+    if (!f)
+        return -1;
+    f->base = event_base_new();
+    f->fs = calloc(1, sizeof(*f->fs));
+    if (!f->base || !f->fs)
+        return -1;
+    f->fs->base.ops = &failing_ops;
+    f->fs->inner = store_memory_open(f->base);
+    f->fs->kick = event_new(f->base, -1, 0, failing_kick_cb, f->fs);
+    if (!f->fs->inner || !f->fs->kick)
+        return -1;
+    f->store = &f->fs->base;
+    memset(&opt, 0, sizeof(opt));
+    opt.codec = &regc_codec;
+    f->reg = reg_new(f->store, &opt);
+    f->kv = f->reg ? make_kv(f, 0, 0) : NULL;
+    if (!f->kv)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    kv_free(f->kv);
+    reg_free(f->reg);
+    store_close(f->store);
+    event_base_free(f->base);
+    free(f);
+    return 0;
+}
+
+static void settle(struct fixture *f)
+{
+    int rounds = 0;
+
+    while (store_pending(f->store) > 0) {
+        assert_true(rounds++ < 1000);
+        assert_int_not_equal(event_base_loop(f->base, EVLOOP_ONCE), -1);
+    }
+}
+
+struct outcome {
+    int calls, rc;
+};
+
+static void outcome_cb(void *arg, int rc, const char *err)
+{
+    struct outcome *o = arg;
+
+    (void)err;
+    o->calls++;
+    o->rc = rc;
+}
+
+/* Put and wait: kv_put's return, with the completion's rc in *done_rc. */
+static int put(struct fixture *f, const char *key, const char *value, uint64_t flags, int cas)
+{
+    struct outcome o = {0};
+    char err[256];
+    int rc = kv_put(f->kv, key, value, strlen(value), flags, cas >= 0,
+                    (uint64_t)(cas < 0 ? 0 : cas), outcome_cb, &o, err, sizeof(err));
+
+    assert_int_equal(o.calls, 0); /* never from inside the call */
+    settle(f);
+    if (rc == 0) {
+        assert_int_equal(o.calls, 1);
+        return o.rc;
+    }
+    assert_int_equal(o.calls, 0);
+    return rc;
+}
+
+static int del(struct fixture *f, const char *key, bool recurse, int cas)
+{
+    struct outcome o = {0};
+    char err[256];
+    int rc = kv_delete(f->kv, key, recurse, cas >= 0, (uint64_t)(cas < 0 ? 0 : cas), outcome_cb, &o,
+                       err, sizeof(err));
+
+    settle(f);
+    if (rc == 0) {
+        assert_int_equal(o.calls, 1);
+        return o.rc;
+    }
+    assert_int_equal(o.calls, 0);
+    return rc;
+}
+
+static const char *value_of(struct fixture *f, const char *key, char *buf, size_t cap)
+{
+    const struct kv_entry *e = kv_get(f->kv, key);
+    size_t len = 0;
+    const unsigned char *v;
+
+    if (!e)
+        return NULL;
+    v = kv_entry_value(e, &len);
+    assert_true(len < cap);
+    memcpy(buf, v ? (const char *)v : "", len);
+    buf[len] = '\0';
+    return buf;
+}
+
+static void test_put_get_delete(void **state)
+{
+    struct fixture *f = *state;
+    const struct kv_entry *e;
+    char buf[64];
+    uint64_t first;
+
+    assert_null(kv_get(f->kv, "config/a"));
+    assert_int_equal(put(f, "config/a", "hello", 42, -1), 0);
+    e = kv_get(f->kv, "config/a");
+    assert_non_null(e);
+    assert_string_equal(value_of(f, "config/a", buf, sizeof(buf)), "hello");
+    assert_int_equal(kv_entry_flags(e), 42);
+    first = kv_entry_modify_index(e);
+    assert_int_equal(first, reg_index(f->reg));
+    assert_int_equal(kv_entry_create_index(e), first);
+    assert_int_equal(f->changes, 1);
+    assert_int_equal(f->ch.op, KV_OP_SET);
+    assert_string_equal(f->last_key, "config/a");
+
+    /* a second set: a new ModifyIndex, the same CreateIndex */
+    assert_int_equal(put(f, "config/a", "", 0, -1), 0);
+    e = kv_get(f->kv, "config/a");
+    assert_int_equal(kv_entry_modify_index(e), first + 1);
+    assert_int_equal(kv_entry_create_index(e), first);
+    assert_string_equal(value_of(f, "config/a", buf, sizeof(buf)), "");
+    assert_int_equal(kv_bytes(f->kv), 0);
+
+    assert_int_equal(del(f, "config/a", false, -1), 0);
+    assert_null(kv_get(f->kv, "config/a"));
+    assert_int_equal(f->ch.op, KV_OP_DELETE);
+    assert_int_equal(f->ch.index, first + 2);
+    /* deleting what is not there: true at once, no index */
+    assert_int_equal(del(f, "config/a", false, -1), 2);
+    assert_int_equal(reg_index(f->reg), first + 2);
+    assert_int_equal(f->changes, 3);
+}
+
+static void test_cas_rules(void **state)
+{
+    struct fixture *f = *state;
+    const struct kv_entry *e;
+    uint64_t mi;
+
+    assert_int_equal(put(f, "k", "v1", 0, 5), 1); /* cas=N on a missing key: false */
+    assert_int_equal(put(f, "k", "v1", 0, 0), 0); /* cas=0: only if absent */
+    assert_int_equal(put(f, "k", "v2", 0, 0), 1);
+    mi = kv_entry_modify_index(kv_get(f->kv, "k"));
+    assert_int_equal(put(f, "k", "v2", 0, (int)mi + 1), 1);
+    assert_int_equal(put(f, "k", "v2", 0, (int)mi), 0);
+    e = kv_get(f->kv, "k");
+    assert_int_not_equal(kv_entry_modify_index(e), mi);
+    /* the old index no longer wins */
+    assert_int_equal(put(f, "k", "v3", 0, (int)mi), 1);
+    /* delete with cas: 0 never deletes, a wrong index refuses */
+    assert_int_equal(del(f, "k", false, 0), 1);
+    assert_int_equal(del(f, "k", false, (int)mi), 1);
+    assert_int_equal(del(f, "k", false, (int)kv_entry_modify_index(e)), 0);
+    assert_null(kv_get(f->kv, "k"));
+}
+
+/* Two CAS writes of one key in one loop turn: only the first can win,
+ * also for cas=0 and when the first is a delete. */
+static void test_cas_against_queued_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome a = {0}, b = {0};
+    char err[256];
+    uint64_t mi;
+
+    assert_int_equal(kv_put(f->kv, "k", "a", 1, 0, true, 0, outcome_cb, &a, err, sizeof(err)), 0);
+    assert_int_equal(kv_put(f->kv, "k", "b", 1, 0, true, 0, outcome_cb, &b, err, sizeof(err)), 1);
+    settle(f);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 0);
+    mi = kv_entry_modify_index(kv_get(f->kv, "k"));
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(kv_put(f->kv, "k", "c", 1, 0, true, mi, outcome_cb, &a, err, sizeof(err)), 0);
+    assert_int_equal(kv_put(f->kv, "k", "d", 1, 0, true, mi, outcome_cb, &b, err, sizeof(err)), 1);
+    /* queued: reads still see the committed value */
+    assert_int_equal(kv_entry_modify_index(kv_get(f->kv, "k")), mi);
+    settle(f);
+    /* a queued delete makes the key absent for a cas=0 after it */
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(kv_delete(f->kv, "k", false, false, 0, outcome_cb, &a, err, sizeof(err)), 0);
+    assert_int_equal(kv_put(f->kv, "k", "e", 1, 0, true, 0, outcome_cb, &b, err, sizeof(err)), 0);
+    settle(f);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(b.rc, 0);
+    assert_non_null(kv_get(f->kv, "k"));
+}
+
+static void test_prefixes_in_key_order(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const keys[] = {"b/2", "a/1", "b/1/x", "b", "c", "b/1"};
+    size_t i, first = 0, n;
+
+    for (i = 0; i < 6; i++)
+        assert_int_equal(put(f, keys[i], "v", 0, -1), 0);
+    n = kv_range(f->kv, "b/", &first);
+    assert_int_equal(n, 3);
+    assert_string_equal(kv_entry_key(kv_at(f->kv, first)), "b/1");
+    assert_string_equal(kv_entry_key(kv_at(f->kv, first + 1)), "b/1/x");
+    assert_string_equal(kv_entry_key(kv_at(f->kv, first + 2)), "b/2");
+    assert_int_equal(kv_range(f->kv, "", &first), 6);
+    assert_int_equal(first, 0);
+    assert_string_equal(kv_entry_key(kv_at(f->kv, 0)), "a/1");
+    assert_int_equal(kv_range(f->kv, "b", &first), 4);
+    assert_int_equal(kv_range(f->kv, "zz", &first), 0);
+    /* a recursive delete: each key its own change and index */
+    i = (size_t)f->changes;
+    assert_int_equal(del(f, "b/", true, -1), 0);
+    assert_int_equal(f->changes, (int)i + 3);
+    assert_int_equal(kv_count(f->kv), 3);
+    assert_non_null(kv_get(f->kv, "b"));
+    assert_int_equal(del(f, "b/", true, -1), 2);
+}
+
+static void test_key_rules_and_limits(void **state)
+{
+    struct fixture *f = *state;
+    char err[256], key[LIM_KV_KEY_MAX + 2];
+    char *big = NULL;
+    struct outcome o = {0};
+
+    assert_int_equal(kv_key_check("a/b", 3, false, err, sizeof(err)), 0);
+    assert_int_equal(kv_key_check("a/..b/c.", 8, false, err, sizeof(err)), 0);
+    assert_int_equal(kv_key_check("", 0, false, err, sizeof(err)), -1);
+    assert_int_equal(kv_key_check("", 0, true, err, sizeof(err)), 0);
+    assert_int_equal(kv_key_check("/a", 2, false, err, sizeof(err)), -1);
+    assert_int_equal(kv_key_check("a/../b", 6, false, err, sizeof(err)), -1);
+    assert_int_equal(kv_key_check("..", 2, false, err, sizeof(err)), -1);
+    assert_int_equal(kv_key_check("a/..", 4, false, err, sizeof(err)), -1);
+    assert_int_equal(kv_key_check("a\0b", 3, false, err, sizeof(err)), -1);
+    assert_int_equal(kv_key_check("\xff", 1, false, err, sizeof(err)), -1);
+    memset(key, 'k', sizeof(key));
+    key[LIM_KV_KEY_MAX] = '\0';
+    assert_int_equal(kv_key_check(key, LIM_KV_KEY_MAX, false, err, sizeof(err)), 0);
+    assert_int_equal(kv_key_check(key, LIM_KV_KEY_MAX + 1, false, err, sizeof(err)), -1);
+    assert_int_equal(put(f, "a/../b", "v", 0, -1), KV_E_BAD_KEY);
+
+    big = malloc(LIM_KV_VALUE_MAX + 1);
+    assert_non_null(big);
+    memset(big, 'x', LIM_KV_VALUE_MAX + 1);
+    assert_int_equal(kv_put(f->kv, "big", big, LIM_KV_VALUE_MAX + 1, 0, false, 0, outcome_cb, &o,
+                            err, sizeof(err)),
+                     KV_E_TOO_BIG);
+    assert_int_equal(
+        kv_put(f->kv, "big", big, LIM_KV_VALUE_MAX, 0, false, 0, outcome_cb, &o, err, sizeof(err)),
+        0);
+    settle(f);
+    assert_int_equal(o.rc, 0);
+    free(big);
+    assert_int_equal(kv_count(f->kv), 1);
+    assert_int_equal(reg_index(f->reg), 1);
+}
+
+static void test_caps_count_queued_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o[3];
+    char err[256];
+
+    memset(o, 0, sizeof(o));
+    kv_free(f->kv);
+    f->kv = make_kv(f, 2, 10);
+    assert_non_null(f->kv);
+    assert_int_equal(
+        kv_put(f->kv, "a", "12345", 5, 0, false, 0, outcome_cb, &o[0], err, sizeof(err)), 0);
+    assert_int_equal(kv_put(f->kv, "b", "123", 3, 0, false, 0, outcome_cb, &o[1], err, sizeof(err)),
+                     0);
+    /* two keys queued: a third is refused before any commit */
+    assert_int_equal(kv_put(f->kv, "c", "", 0, 0, false, 0, outcome_cb, &o[2], err, sizeof(err)),
+                     KV_E_FULL);
+    /* bytes: 5 + 3 queued, 3 more would pass 10 */
+    assert_int_equal(kv_put(f->kv, "a", "123", 3, 0, false, 0, outcome_cb, &o[2], err, sizeof(err)),
+                     KV_E_FULL);
+    settle(f);
+    assert_int_equal(put(f, "a", "12", 0, -1), 0); /* a replacement is no new key */
+    assert_int_equal(put(f, "c", "", 0, -1), KV_E_FULL);
+    assert_int_equal(kv_bytes(f->kv), 5);
+}
+
+static void test_failed_commit_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    char buf[16];
+    uint64_t idx, mi;
+
+    assert_int_equal(put(f, "k", "old", 7, -1), 0);
+    idx = reg_index(f->reg);
+    mi = kv_entry_modify_index(kv_get(f->kv, "k"));
+    f->fs->failing = true;
+    assert_int_equal(put(f, "k", "new", 8, -1), -1);
+    assert_int_equal(put(f, "other", "x", 0, -1), -1);
+    assert_int_equal(del(f, "k", false, -1), -1);
+    f->fs->failing = false;
+    assert_string_equal(value_of(f, "k", buf, sizeof(buf)), "old");
+    assert_int_equal(kv_entry_flags(kv_get(f->kv, "k")), 7);
+    assert_int_equal(kv_entry_modify_index(kv_get(f->kv, "k")), mi);
+    assert_null(kv_get(f->kv, "other"));
+    assert_int_equal(kv_count(f->kv), 1);
+    assert_int_equal(kv_bytes(f->kv), 3);
+    assert_int_equal(reg_index(f->reg), idx);
+    assert_int_equal(f->changes, 1);
+    /* and the key works on: the failures left nothing queued behind */
+    assert_int_equal(put(f, "k", "v", 0, (int)mi), 0);
+}
+
+/* What the store holds comes back with its indexes; the registry's
+ * records and the KV records do not mix. */
+static void test_load_back(void **state)
+{
+    struct fixture *f = *state;
+    char buf[64], err[256];
+    unsigned char bin[4] = {0, 1, 0xff, 0};
+    struct outcome o = {0};
+    uint64_t ci, mi, idx;
+    const struct kv_entry *e;
+    size_t len = 0;
+
+    assert_int_equal(put(f, "config/x", "one", 0, -1), 0);
+    assert_int_equal(put(f, "config/x", "two", 9, -1), 0);
+    assert_int_equal(kv_put(f->kv, "bin", bin, 4, 0, false, 0, outcome_cb, &o, err, sizeof(err)),
+                     0);
+    settle(f);
+    assert_int_equal(put(f, "gone", "x", 0, -1), 0);
+    assert_int_equal(del(f, "gone", false, -1), 0);
+    ci = kv_entry_create_index(kv_get(f->kv, "config/x"));
+    mi = kv_entry_modify_index(kv_get(f->kv, "config/x"));
+    idx = reg_index(f->reg);
+
+    /* a fresh registry and KV store over the same store */
+    kv_free(f->kv);
+    reg_free(f->reg);
+    {
+        struct reg_options opt;
+
+        memset(&opt, 0, sizeof(opt));
+        opt.codec = &regc_codec;
+        f->reg = reg_new(f->store, &opt);
+    }
+    assert_non_null(f->reg);
+    assert_int_equal(reg_load(f->reg, err, sizeof(err)), 0); /* no KV record is an instance */
+    assert_true(reg_index(f->reg) >= idx);
+    f->kv = make_kv(f, 0, 0);
+    assert_int_equal(kv_load(f->kv, err, sizeof(err)), 2);
+    assert_string_equal(value_of(f, "config/x", buf, sizeof(buf)), "two");
+    e = kv_get(f->kv, "config/x");
+    assert_int_equal(kv_entry_flags(e), 9);
+    assert_int_equal(kv_entry_create_index(e), ci);
+    assert_int_equal(kv_entry_modify_index(e), mi);
+    e = kv_get(f->kv, "bin");
+    assert_non_null(e);
+    assert_memory_equal(kv_entry_value(e, &len), bin, 4);
+    assert_int_equal(len, 4);
+    assert_null(kv_get(f->kv, "gone"));
+    assert_int_equal(kv_bytes(f->kv), 7);
+    /* the next write takes an index past every one before the restart */
+    assert_int_equal(put(f, "config/x", "three", 0, -1), 0);
+    assert_true(kv_entry_modify_index(kv_get(f->kv, "config/x")) > idx);
+}
+
+/* A write whose predicted index misses (a write queued before it failed,
+ * so it takes one number less) still stores its exact index: the rewrite
+ * after its commit. */
+static void test_exact_index_after_a_miss(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome a = {0}, b = {0};
+    char err[256];
+    uint64_t mi;
+
+    assert_int_equal(put(f, "x", "1", 0, -1), 0);
+    f->fs->failing = true;
+    assert_int_equal(kv_put(f->kv, "z", "0", 1, 0, false, 0, outcome_cb, &a, err, sizeof(err)), 0);
+    f->fs->failing = false;
+    assert_int_equal(kv_put(f->kv, "y", "2", 1, 0, false, 0, outcome_cb, &b, err, sizeof(err)), 0);
+    settle(f);
+    assert_int_equal(a.rc, -1);
+    assert_int_equal(b.rc, 0);
+    mi = kv_entry_modify_index(kv_get(f->kv, "y"));
+    assert_int_equal(mi, 2);
+    assert_int_equal(reg_index(f->reg), 2);
+    /* later writes: the load's clamp to the index cannot hide a miss */
+    assert_int_equal(put(f, "w", "3", 0, -1), 0);
+    assert_int_equal(put(f, "w", "4", 0, -1), 0);
+    kv_free(f->kv);
+    f->kv = make_kv(f, 0, 0);
+    assert_int_equal(kv_load(f->kv, err, sizeof(err)), 3);
+    assert_int_equal(kv_entry_modify_index(kv_get(f->kv, "y")), mi);
+    assert_int_equal(kv_entry_create_index(kv_get(f->kv, "y")), mi);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_put_get_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cas_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cas_against_queued_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefixes_in_key_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_rules_and_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caps_count_queued_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exact_index_after_a_miss, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
