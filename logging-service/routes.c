@@ -6,7 +6,7 @@
  * takes it; a page (?after=&limit=) is one buffered answer. */
 #include "routes.h"
 
-#include "auth/acl.h"
+#include "auth/guard.h"
 #include "codec/jsonerr.h"
 #include "codec/jsonflat.h"
 #include "codec/jsonw.h"
@@ -279,21 +279,10 @@ static void lg_post(struct hs_req *req, void *arg)
     const char *body;
     size_t len;
 
-    if (lg->acl) {
-        /* Only a token with the write right stores messages (the facade's
-         * peer token): nothing is read before the check. */
-        enum acl_verdict v = acl_allows(lg->acl,
-                                        acl_token_from_headers(hs_req_header(req, ACL_HDR_REGISTRY),
-                                                               hs_req_header(req, ACL_HDR_CONSUL),
-                                                               hs_req_header(req, ACL_HDR_AUTH)),
-                                        ACL_WRITE_ANY, NULL);
-
-        if (v != ACL_ALLOWED) {
-            hs_reply_error(req, 403, "permission denied: %s",
-                           acl_describe(v, ACL_WRITE_ANY, NULL, err, sizeof(err)));
-            return;
-        }
-    }
+    /* Only a token with the write right stores messages (the facade's peer
+     * token): nothing is read before the check. */
+    if (!guard_request(lg->acl, req, ACL_WRITE_ANY, NULL))
+        return;
     if (lg_post_flat(lg, req))
         return;
     root = hs_req_json(req, &jerr);

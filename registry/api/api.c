@@ -14,7 +14,7 @@
 
 #include "../core/catalog.h"
 #include "../store/store.h"
-#include "auth/acl.h"
+#include "auth/guard.h"
 #include "codec.h"
 #include "codec/jsonerr.h"
 #include "core/clock.h"
@@ -67,27 +67,11 @@ static void api_addr(char *buf, const char *host, int port)
     snprintf(buf, API_ADDR_MAX, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 }
 
-/* May the caller of req do action on name (see acl_allows)? 1 when it
- * may (always without a token table); else req is answered 403 and 0. */
+/* May the caller of req do action on name? (guard.h) */
 static int api_allowed(struct reg_api *api, struct hs_req *req, enum acl_action action,
                        const char *name)
 {
-    const char *token;
-    enum acl_verdict v;
-    char why[256];
-
-    if (!api->acl)
-        return 1;
-    token = acl_token_from_headers(hs_req_header(req, ACL_HDR_REGISTRY),
-                                   hs_req_header(req, ACL_HDR_CONSUL),
-                                   hs_req_header(req, ACL_HDR_AUTH));
-    v = acl_allows(api->acl, token, action, name);
-    if (v == ACL_ALLOWED)
-        return 1;
-    acl_describe(v, action, name, why, sizeof(why));
-    log_debug("permission denied: %s (%s)", why, hs_req_path(req));
-    hs_reply_error(req, 403, "permission denied: %s", why);
-    return 0;
+    return guard_request(api->acl, req, action, name);
 }
 
 /* The right a write on the instance id needs: on its name when it exists

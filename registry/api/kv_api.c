@@ -24,7 +24,7 @@
 
 #include "../core/catalog.h"
 #include "../core/kv.h"
-#include "auth/acl.h"
+#include "auth/guard.h"
 #include "codec/b64.h"
 #include "codec/jsonw.h"
 #include "core/clock.h"
@@ -88,25 +88,12 @@ struct kva_write {
     struct hs_req *req;
 };
 
-/* May the caller do action on key? 1, or req answered 403 and 0. */
+/* May the caller do action on key? 1, or req answered 403 and 0
+ * (guard.h). */
 static int kva_allowed(struct kv_api *a, struct hs_req *req, enum acl_action action,
                        const char *key)
 {
-    const char *token;
-    enum acl_verdict v;
-    char why[256];
-
-    if (!a->acl)
-        return 1;
-    token = acl_token_from_headers(hs_req_header(req, ACL_HDR_REGISTRY),
-                                   hs_req_header(req, ACL_HDR_CONSUL),
-                                   hs_req_header(req, ACL_HDR_AUTH));
-    v = acl_allows(a->acl, token, action, key);
-    if (v == ACL_ALLOWED)
-        return 1;
-    acl_describe(v, action, key, why, sizeof(why));
-    hs_reply_error(req, 403, "permission denied: %s", why);
-    return 0;
+    return guard_request(a->acl, req, action, key);
 }
 
 static void kva_index_header(struct hs_req *req, uint64_t index)
