@@ -247,19 +247,45 @@ static const struct regc_cache *regc_cache_get(const struct reg_instance *in)
     return c;
 }
 
+/* The live fields after the cached part: heartbeat and health, and the
+ * closing brace. */
+static int regc_write_live(const struct reg_instance *in, struct evbuffer *out)
+{
+    char live[64 + JW_INT_MAX_LEN];
+    int n = snprintf(live, sizeof(live),
+                     ",\"" REGV1_F_HEARTBEAT "\":%lld,\"" REGV1_F_HEALTH "\":\"%s\"}",
+                     (long long)(reg_instance_heartbeat_ms(in) / 1000),
+                     reg_instance_health(in) == REG_PASSING ? REGV1_PASSING : REGV1_CRITICAL);
+
+    return evbuffer_add(out, live, (size_t)n);
+}
+
 int regc_write_instance(const struct reg_instance *in, struct evbuffer *out)
 {
     const struct regc_cache *c = regc_cache_get(in);
-    char live[64 + JW_INT_MAX_LEN];
-    int n = 0;
 
     if (!c || evbuffer_add(out, c->text, c->len) != 0)
         return -1;
-    n = snprintf(live, sizeof(live),
-                 ",\"" REGV1_F_HEARTBEAT "\":%lld,\"" REGV1_F_HEALTH "\":\"%s\"}",
-                 (long long)(reg_instance_heartbeat_ms(in) / 1000),
-                 reg_instance_health(in) == REG_PASSING ? REGV1_PASSING : REGV1_CRITICAL);
-    return evbuffer_add(out, live, (size_t)n);
+    return regc_write_live(in, out);
+}
+
+int regc_write_instance_once(const struct reg_instance *in, struct evbuffer *out)
+{
+    const struct regc_cache *c = reg_instance_cache(in);
+    struct regc_view v;
+    struct evbuffer_iovec vec;
+    char *end;
+
+    if (c)
+        return regc_write_instance(in, out);
+    v = regc_view_of(in);
+    if (evbuffer_reserve_space(out, (ev_ssize_t)regc_len(&v), &vec, 1) != 1)
+        return -1;
+    end = regc_put(vec.iov_base, &v);
+    vec.iov_len = (size_t)(end - (char *)vec.iov_base);
+    if (evbuffer_commit_space(out, &vec, 1) != 0)
+        return -1;
+    return regc_write_live(in, out);
 }
 
 const struct reg_codec regc_codec = {

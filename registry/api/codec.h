@@ -48,4 +48,11 @@ int regc_doc_parse(const char *doc, size_t len, struct reg_spec *spec, char *err
 int regc_write_instance(const struct reg_instance *in, struct evbuffer *out)
     __attribute__((warn_unused_result));
 
+/* regc_write_instance without filling the instance's cache when it has
+ * none (the change events write every registered instance once; keeping a
+ * cache for each would hold their JSON in memory whether anyone reads the
+ * list or not). 0, or -1 when out of memory. */
+int regc_write_instance_once(const struct reg_instance *in, struct evbuffer *out)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -549,7 +549,7 @@ void rev_observe(void *arg, const struct reg_event *ev)
     if (!d)
         goto done;
     if (evbuffer_add_printf(d, "{\"service_id\":\"%s\",\"service_info\":", id) < 0 ||
-        regc_write_instance(ev->in, d) != 0)
+        regc_write_instance_once(ev->in, d) != 0)
         goto done;
     if (ev->type == REG_EV_HEALTH) {
         /* check ids are instance ids and a suffix of the same alphabet */
