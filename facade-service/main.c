@@ -35,6 +35,7 @@ struct fc_app {
     struct rep_ctx *rep;               /* owned */
     struct fc_routes *routes;          /* owned */
     struct rpr_ctx *repair;            /* owned */
+    struct disc_client *disc;          /* borrowed: the peer's discovery cache */
 };
 
 /* rpr_store_fn: a repair re-send goes through the replicator (arg). */
@@ -42,6 +43,16 @@ static int fc_repair_store(void *arg, const char *uuid, const char *msg, size_t 
                            rpr_done_fn done, void *done_arg)
 {
     return rep_store(arg, uuid, msg, len, ts, done, done_arg);
+}
+
+/* rpr_options.stamp: what changes when copies may have gone missing:
+ * messages acknowledged under-replicated, or discovery's list of logging
+ * instances (arg: the app). */
+static uint64_t fc_repair_stamp(void *arg)
+{
+    const struct fc_app *app = arg;
+
+    return rep_under_replicated(app->rep) + disc_version(app->disc, PM_SERVICE);
 }
 
 /* Stop hook: repair starts nothing new once shutdown begins. */
@@ -116,6 +127,7 @@ static int fc_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
         errbuf_set(err, errlen, "cannot watch services");
         return -1;
     }
+    app->disc = peer->disc;
     memset(&ropt, 0, sizeof(ropt));
     ropt.replicas = (int)app->replicas;
     ropt.deadline_ms = app->deadline_ms;
@@ -136,6 +148,8 @@ static int fc_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
     memset(&popt, 0, sizeof(popt));
     popt.interval_ms = app->repair_ms;
     popt.store = fc_repair_store;
+    popt.stamp = fc_repair_stamp;
+    popt.stamp_arg = app;
     popt.store_arg = app->rep;
     app->repair = rpr_new(svc_base(svc), fc_routes_view(app->routes), &popt);
     if (!app->repair || svc_on_stop(svc, fc_on_stop, app) != 0 ||

@@ -36,10 +36,13 @@ struct rpr_ctx {
     struct event *walk; /* owned: goes on with the walk once re-sends end */
     bool syncing;       /* a tick's sync round has not ended yet */
     bool stopped;
-    bool at_end;  /* the walk reached the end of the view */
-    bool restart; /* the tick in progress begins a new pass */
-    bool walking; /* the last round read every instance: the walk may go on */
-    size_t sent;  /* re-sent since the last line */
+    bool at_end;          /* the walk reached the end of the view */
+    bool restart;         /* the tick in progress begins a new pass */
+    bool walking;         /* the last round read every instance: the walk may go on */
+    size_t sent;          /* re-sent since the last line */
+    bool clean;           /* the last complete round found nothing below its copies */
+    uint64_t stamp_tick;  /* opt.stamp when the round in progress began */
+    uint64_t stamp_clean; /* opt.stamp when the clean round began */
     size_t cursor;
     size_t inflight;
     uint64_t repaired;
@@ -143,6 +146,7 @@ static void rpr_synced(const struct fan_round_info *info, void *arg)
 
     r->syncing = false;
     r->walking = info->complete;
+    r->clean = false;
     if (r->stopped)
         return;
     if (!info->complete) {
@@ -155,6 +159,10 @@ static void rpr_synced(const struct fan_round_info *info, void *arg)
         r->at_end = false;
     }
     under = rpr_walk(r);
+    if (under == 0 && r->inflight == 0) {
+        r->clean = true;
+        r->stamp_clean = r->stamp_tick;
+    }
     /* one line per tick that re-sent something or found things changed
      * (not one a tick for ever for a message left alone after a 409) */
     if (r->sent > 0 || under != r->last_under)
@@ -174,6 +182,11 @@ static void rpr_tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (r->stopped || r->syncing)
         return;
+    if (r->opt.stamp) {
+        r->stamp_tick = r->opt.stamp(r->opt.stamp_arg);
+        if (r->clean && r->stamp_tick == r->stamp_clean)
+            return; /* nothing can have gone missing since a clean round */
+    }
     /* decided now: re-sends ended before this round began are in its view */
     r->restart = r->at_end && r->inflight == 0;
     r->syncing = true;

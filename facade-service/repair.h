@@ -40,6 +40,15 @@ struct rpr_options {
     /* How the tick timer is armed (borrowed, must outlive the context;
      * NULL: libevent's own clock). */
     const struct clk_timers *timers;
+    /* A number that changes whenever copies may have gone missing (in the
+     * service: messages acknowledged with fewer than --replicas copies,
+     * plus the version of discovery's list of logging instances, which
+     * changes when one joins, restarts or leaves). Once a pass found every
+     * message with its copies, ticks skip their sync round until it
+     * changes, so a facade whose copies are all made reads nothing for
+     * repair. NULL: every tick syncs. */
+    uint64_t (*stamp)(void *arg);
+    void *stamp_arg;
 };
 
 /* A repairer of the view fo (borrowed, must outlive it), ticking on base.

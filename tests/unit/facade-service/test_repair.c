@@ -51,6 +51,7 @@ struct fake {
     } msgs[FAKE_MSGS_MAX];
     size_t n;
     int fail_status; /* answer this status instead (0: pages) */
+    size_t gets;     /* requests answered */
 };
 
 /* One call of the fake store. */
@@ -73,6 +74,7 @@ struct env {
     struct fake fakes[2];
     struct call calls[CALLS_MAX];
     size_t ncalls;
+    uint64_t stamp; /* what the stamp function answers */
 };
 
 static int64_t fake_now;
@@ -88,6 +90,7 @@ static void fake_handle(struct evhttp_request *req, void *arg)
     struct evbuffer *out = evbuffer_new();
     size_t i, end;
 
+    f->gets++;
     memset(&q, 0, sizeof(q));
     q.tqh_last = &q.tqh_first; /* an empty queue (sys/queue.h's TAILQ_INIT) */
     if (qs)
@@ -217,6 +220,8 @@ static int env_repair(struct env *e, int64_t interval_ms)
     e->rpr = rpr_new(e->base, e->fo, &opt);
     return e->rpr ? 0 : -1;
 }
+
+static uint64_t env_stamp(void *arg) { return ((struct env *)arg)->stamp; }
 
 static int setup(void **state)
 {
@@ -389,6 +394,53 @@ static void test_incomplete_round_is_skipped(void **state)
 }
 
 /* The stop hook disarms the timer; with interval 0 none is armed. */
+/* With a stamp: once a round found every message with its copies, ticks
+ * read nothing until the stamp changes (a facade whose copies are all made
+ * costs its instances nothing); a changed stamp syncs again and re-sends
+ * what went missing. */
+static void test_clean_view_is_not_synced_until_the_stamp_changes(void **state)
+{
+    struct env *e = *state;
+    struct rpr_options opt;
+    size_t gets;
+
+    memset(&opt, 0, sizeof(opt));
+    opt.interval_ms = INTERVAL_MS;
+    opt.store = fake_store;
+    opt.store_arg = e;
+    opt.timers = &e->vc.hook;
+    opt.stamp = env_stamp;
+    opt.stamp_arg = e;
+    rpr_free(e->rpr);
+    e->rpr = rpr_new(e->base, e->fo, &opt);
+    assert_non_null(e->rpr);
+    fake_add(&e->fakes[0], 1);
+    fake_add(&e->fakes[1], 1);
+    e->stamp = 7;
+    tick(e); /* reads both, finds nothing below its copies: clean */
+    gets = e->fakes[0].gets;
+    assert_true(gets > 0);
+    tick(e);
+    tick(e);
+    assert_int_equal(e->fakes[0].gets, gets);
+    /* a message on one instance only: nothing reads it while the stamp
+     * stays (the replicator would have counted it), then it is repaired */
+    fake_add(&e->fakes[0], 2);
+    tick(e);
+    assert_int_equal(e->fakes[0].gets, gets);
+    assert_int_equal(e->ncalls, 0);
+    e->stamp = 8;
+    tick(e);
+    assert_true(e->fakes[0].gets > gets);
+    assert_int_equal(e->ncalls, 1);
+    release(e, 200);
+    tick(e); /* the pass ended: a new one finds it with its copies, clean */
+    gets = e->fakes[0].gets;
+    tick(e);
+    assert_int_equal(e->fakes[0].gets, gets);
+    assert_int_equal(e->ncalls, 1);
+}
+
 static void test_stop_and_off(void **state)
 {
     struct env *e = *state;
@@ -412,6 +464,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflict_is_logged_once_and_left_alone, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_incomplete_round_is_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_view_is_not_synced_until_the_stamp_changes,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_and_off, setup, teardown),
     };
 
