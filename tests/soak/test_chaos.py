@@ -24,7 +24,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -33,17 +32,11 @@ import unittest
 import uuid as uuidlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from svctest import Service, request, timeout, wait_until  # noqa: E402
+from svctest import Service, closed_port, request, timeout, wait_until  # noqa: E402
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 POSTERS = 8
 LOGGINGS = 3
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def journal_uuids(path):
@@ -69,7 +62,7 @@ class Logging:
     """One logging instance slot: a fixed port and data dir across restarts."""
 
     def __init__(self, tmp, index):
-        self.port = free_port()
+        self.port = closed_port()
         self.data_dir = os.path.join(tmp, "logging-%d" % index)
         os.mkdir(self.data_dir)
         self.svc = None
@@ -86,7 +79,7 @@ class Soak(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="soak-")
         self.services = []
         self.addCleanup(self._cleanup)
-        self.registry_port = free_port()
+        self.registry_port = closed_port()
         self.registry_url = "http://127.0.0.1:%d" % self.registry_port
         self.db = os.path.join(self.tmp, "registry.db")
         self.registry = self._start_registry()
