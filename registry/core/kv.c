@@ -206,6 +206,20 @@ static int kv_pend_add(struct kv_store *kv, struct kv_pend *p, const char *key, 
     return 0;
 }
 
+/* Take back the last kv_pend_add of p, whose write could not be queued:
+ * the key is again as the writes queued before it leave it (was_present:
+ * p->present before that add; the record goes with its last write). */
+static void kv_pend_undo(struct kv_store *kv, struct kv_pend *p, bool was_present)
+{
+    if (--p->writes > 0) {
+        p->present = was_present;
+        return;
+    }
+    HASH_DEL(kv->pend, p);
+    free(p->key);
+    free(p);
+}
+
 /* One queued write of key completed (rc its result). Returns whether
  * writes of key are still queued. */
 static bool kv_pend_end(struct kv_store *kv, const char *key, int rc)
@@ -450,6 +464,7 @@ static int kv_queue_del(struct kv_store *kv, const char *key, struct kv_group *g
 {
     struct kv_write *w = calloc(1, sizeof(*w));
     struct kv_pend *p = kv_pend_find(kv, key);
+    bool was_present = p && p->present;
     char *id = kv_record_id(key);
     int rc = -1;
 
@@ -477,12 +492,7 @@ static int kv_queue_del(struct kv_store *kv, const char *key, struct kv_group *g
     rc = 0;
     goto cleanup;
 unpend:
-    /* undo kv_pend_add: the record goes with its last write */
-    if (--p->writes == 0) {
-        HASH_DEL(kv->pend, p);
-        free(p->key);
-        free(p);
-    }
+    kv_pend_undo(kv, p, was_present);
 cleanup:
     kv_write_free(w);
     free(id);
@@ -498,6 +508,7 @@ int kv_put(struct kv_store *kv, const char *key, const void *value, size_t len, 
     const struct kv_entry *cur = kv_get(kv, key);
     struct kv_pend *p = NULL;
     bool present = kv_present_after(kv, key, &p);
+    bool was_present = p && p->present;
     char *id = NULL, *doc = NULL;
     size_t doc_len = 0;
     uint64_t predicted;
@@ -579,11 +590,7 @@ oom:
     errbuf_set(err, errlen, "out of memory");
     goto cleanup;
 unpend:
-    if (--p->writes == 0) {
-        HASH_DEL(kv->pend, p);
-        free(p->key);
-        free(p);
-    }
+    kv_pend_undo(kv, p, was_present);
 cleanup:
     kv_write_free(w);
     kv_entry_free(e);
