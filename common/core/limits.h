@@ -56,6 +56,17 @@
 #define LIM_REG_PAGE_MAX           1000 /* largest limit= of GET /v1/services */
 #define LIM_REG_STREAM_LOW_WATER   (2 * LIM_CHUNK_BYTES) /* the full list: next pieces below this */
 
+/* Registry health checks (registry/core/check.h, registry/checks/runner.h) */
+#define LIM_CHECKS_MAX                8 /* checks of one instance, its TTL check counted */
+#define LIM_CHECK_ID_MAX              (LIM_ID_MAX + 16) /* [A-Za-z0-9._:-], default "<id>:<n>" */
+#define LIM_CHECK_TARGET_MAX          1024  /* bytes of an http check's URL or a tcp HOST:PORT */
+#define LIM_CHECK_OUTPUT_MAX          256   /* bytes of a check's output kept (longer is cut) */
+#define LIM_CHECK_INTERVAL_MIN_MS     100   /* the shortest interval of an http or tcp check */
+#define LIM_CHECK_INTERVAL_DEFAULT_MS 10000 /* an http or tcp check without interval */
+#define LIM_CHECK_TIMEOUT_DEFAULT_MS  2000  /* ... without timeout: this or the interval */
+#define LIM_CHECK_THRESHOLD_MAX       100   /* failures_before_critical, successes_before_passing */
+#define LIM_MAINT_REASON_MAX          256   /* bytes of a maintenance reason */
+
 /* Registry change events and watches (GET /v1/events) */
 #define LIM_EVENTS_HISTORY_MAX      10000 /* events kept for watchers, oldest dropped */
 #define LIM_EVENTS_HISTORY_BYTES    (16 * 1024 * 1024) /* bytes of their encodings, oldest dropped */

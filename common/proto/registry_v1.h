@@ -46,6 +46,7 @@
 
 /* Health values (the "health" field and ?health=). */
 #define REGV1_PASSING  "passing"
+#define REGV1_WARNING  "warning"
 #define REGV1_CRITICAL "critical"
 
 /* Fields of a registration and of an instance. */

@@ -31,6 +31,7 @@
 #include "catalog.h"
 
 #include "../store/store.h"
+#include "check.h"
 #include "codec/uid.h"
 #include "core/clock.h"
 #include "core/errbuf.h"
@@ -48,15 +49,23 @@ struct reg_group {
     char *key;                   /* owned */
     struct reg_instance **items; /* owned array of borrowed pointers */
     size_t n, cap;
-    size_t reserved; /* slots of items kept for registrations waiting for their commit */
-    size_t members;  /* instances referring to the group, any health, or waiting */
-    uint64_t rr;     /* round-robin cursor */
+    size_t members; /* instances referring to the group, any health, or waiting; items
+                       always has room for all of them, so joining the passing ones
+                       cannot fail */
+    uint64_t rr;    /* round-robin cursor */
     UT_hash_handle hh;
 };
 
-/* Instances sharing one ttl, each list ordered by last heartbeat. */
+/* What a bucket is found by: instances of one ttl and one grace share it,
+ * so that both its lists stay ordered by deadline. */
+struct reg_bucket_key {
+    int64_t ttl_s;
+    int64_t grace_ms; /* critical this long: removed */
+};
+
+/* Instances sharing one ttl and grace, each list ordered by last heartbeat. */
 struct reg_bucket {
-    int ttl;
+    struct reg_bucket_key key;
     struct reg_instance *passing;  /* utlist DL head */
     struct reg_instance *critical; /* utlist DL head */
     size_t members;                /* instances in the lists, or waiting for their commit */
@@ -74,13 +83,16 @@ struct reg_instance {
     int port, ttl;
     void *cache; /* the API's (reg_instance_cache); freed by the codec */
     int64_t heartbeat_ms;
-    uint64_t seq;           /* registration order: larger for every attach */
-    unsigned char health;   /* enum reg_health */
-    unsigned char removing; /* an expiry removal waits for its commit */
-    unsigned char stored;   /* the health the store has (or is queued), or
+    int64_t ttl_change_ms;    /* since when ttl_health is what it is */
+    uint64_t seq;             /* registration order: larger for every attach */
+    struct reg_ext *ext;      /* owned; NULL: no check but the TTL one, no maintenance */
+    unsigned char health;     /* enum reg_health: the worst of its checks and maintenance */
+    unsigned char ttl_health; /* the TTL check's: REG_PASSING or REG_CRITICAL */
+    unsigned char removing;   /* an expiry removal waits for its commit */
+    unsigned char stored;     /* the ttl_health the store has (or is queued), or
                                             REG_STORED_UNKNOWN after a failed write */
-    unsigned char dirty;    /* in r->dirty: its health is to be stored */
-    uint16_t busy;          /* client writes of this id (re-registration, deregistration) in flight:
+    unsigned char dirty;      /* in r->dirty: its health is to be stored */
+    uint16_t busy; /* client writes of this id (re-registration, deregistration) in flight:
                       they decide what the store holds, so no health write meanwhile */
     struct reg_instance *dprev, *dnext;  /* in r->dirty */
     struct reg_bucket *bucket;           /* borrowed */
@@ -88,6 +100,33 @@ struct reg_instance {
     struct reg_group *by_name, *by_type; /* borrowed */
     size_t name_pos, type_pos;           /* index in the groups' items while passing */
     UT_hash_handle hh;
+};
+
+/* A check given at registration (the default TTL check is none of these:
+ * its state is the instance's ttl_health). One allocation holds id and
+ * target. */
+struct reg_check {
+    char *id;           /* owned: "id\0target\0" */
+    const char *target; /* into id */
+    char *output;       /* owned; NULL: none yet */
+    struct reg_check_spec_rules {
+        int64_t interval_ms, timeout_ms, deregister_after_ms;
+        struct chk_policy policy;
+        unsigned char kind, initial;
+    } rules;
+    struct chk_state st; /* http and tcp; a TTL one reads the instance's */
+};
+
+/* What only some instances have: checks beyond the default TTL one, and
+ * maintenance. */
+struct reg_ext {
+    size_t n;                 /* checks */
+    struct reg_check *checks; /* owned array */
+    bool maint;
+    int64_t maint_since_ms;
+    char *maint_reason;                 /* owned; NULL when off */
+    bool reaped;                        /* some active check has deregister_after_ms */
+    struct reg_instance *rprev, *rnext; /* in r->reaped, when reaped */
 };
 
 /* reg_instance.stored after a failed health write: write it again. */
@@ -99,24 +138,29 @@ struct reg_write {
     struct reg_registry *r;  /* borrowed */
     struct reg_instance *in; /* owned, prepared (reserved, unlinked); NULL for a deletion */
     char id[LIM_ID_MAX + 1];
-    bool expiry;      /* a removal by reg_tick, not a client's deregistration */
-    bool counted;     /* a new id, counted in r->pending_new until completion */
-    bool pinned;      /* counted in the busy of the id's instance */
-    reg_done_fn done; /* NULL for expiry removals */
+    bool expiry;               /* a removal by reg_tick, not a client's deregistration */
+    bool counted;              /* a new id, counted in r->pending_new until completion */
+    bool pinned;               /* counted in the busy of the id's instance */
+    uint64_t seq;              /* maintenance: the instance it was asked for */
+    struct reg_ext *maint_ext; /* owned: the maintenance part (no checks) to apply */
+    reg_done_fn done;          /* NULL for expiry removals */
     void *arg;
 };
 
 struct reg_registry {
     struct store *store; /* borrowed */
     struct reg_options opt;
-    struct reg_instance *by_id; /* uthash head; owns the instances */
-    struct reg_group *names;    /* uthash head */
-    struct reg_group *types;    /* uthash head */
-    struct reg_bucket *buckets; /* uthash head */
-    int64_t last_now;           /* the clock never goes back for us */
-    size_t pending_new;         /* registrations of new ids waiting for their commit */
-    uint64_t next_seq;          /* the seq of the last instance attached */
-    struct reg_instance *dirty; /* utlist DL head (dprev/dnext): health not stored yet */
+    struct reg_instance *by_id;  /* uthash head; owns the instances */
+    struct reg_group *names;     /* uthash head */
+    struct reg_group *types;     /* uthash head */
+    struct reg_bucket *buckets;  /* uthash head */
+    int64_t last_now;            /* the clock never goes back for us */
+    size_t pending_new;          /* registrations of new ids waiting for their commit */
+    uint64_t next_seq;           /* the seq of the last instance attached */
+    struct reg_instance *dirty;  /* utlist DL head (dprev/dnext): health not stored yet */
+    struct reg_instance *reaped; /* utlist DL head (ext->rprev/rnext): instances with an
+                                    active check that removes them when critical too long */
+    size_t active_checks;        /* http and tcp checks of the instances attached */
     unsigned int seed;
     struct reg_stats stats;
     uint64_t index;         /* of the last committed change */
@@ -150,9 +194,12 @@ static int64_t reg_now(struct reg_registry *r)
     return now;
 }
 
-/* How long an instance of this ttl may stay critical before removal. */
-static int64_t reg_deregister_after(const struct reg_registry *r, int ttl)
+/* How long an instance whose TTL check is critical stays before removal:
+ * its TTL check's own deregister_after_ms when given, else the registry's. */
+static int64_t reg_deregister_after(const struct reg_registry *r, int ttl, int64_t given_ms)
 {
+    if (given_ms > 0)
+        return given_ms;
     return r->opt.deregister_after_ms > 0 ? r->opt.deregister_after_ms : (int64_t)ttl * 3000;
 }
 
@@ -160,34 +207,55 @@ static int64_t reg_deregister_after(const struct reg_registry *r, int ttl)
 /* the index */
 
 /* Take the next index for a change of in (applied already) and tell the
- * observer; prev is the health before, for REG_EV_HEALTH. */
+ * observer. */
 static void reg_emit(struct reg_registry *r, enum reg_event_type type,
-                     const struct reg_instance *in, enum reg_health prev, int64_t now)
+                     const struct reg_instance *in, int64_t now)
 {
     struct reg_event ev;
-    char check[LIM_ID_MAX + sizeof(REG_TTL_CHECK_SUFFIX)];
 
     r->index++;
     if (!r->opt.observer)
         return;
-    ev.check_id = NULL;
-    if (type == REG_EV_HEALTH) {
-        reg_ttl_check_id(in, check, sizeof(check));
-        ev.check_id = check;
-    }
+    memset(&ev, 0, sizeof(ev));
     ev.type = type;
     ev.index = r->index;
     ev.time_ms = now;
     ev.in = in;
+    ev.previous = ev.status = (enum reg_health)in->health;
+    if (type == REG_EV_MAINTENANCE)
+        ev.maint = in->ext && in->ext->maint;
+    r->opt.observer(r->opt.observer_arg, &ev);
+}
+
+/* Take the next index for a status change of one of in's checks (check_id,
+ * borrowed) and tell the observer. */
+static void reg_emit_health(struct reg_registry *r, const struct reg_instance *in,
+                            const char *check_id, enum reg_health prev, enum reg_health status,
+                            int64_t now)
+{
+    struct reg_event ev;
+
+    r->index++;
+    if (!r->opt.observer)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = REG_EV_HEALTH;
+    ev.index = r->index;
+    ev.time_ms = now;
+    ev.in = in;
     ev.previous = prev;
-    ev.status = (enum reg_health)in->health;
+    ev.status = status;
+    ev.check_id = check_id;
     r->opt.observer(r->opt.observer_arg, &ev);
 }
 
 /* The changes a lease must leave room for (see "The index" above). */
 static uint64_t reg_lease_headroom(const struct reg_registry *r)
 {
-    return (uint64_t)r->pending_adv + 4 * (uint64_t)(r->stats.instances + r->pending_new) + 1;
+    /* an active check may change at every probe: four per lease too, and a
+     * change it makes queues a new lease when this runs short */
+    return (uint64_t)r->pending_adv +
+           4 * (uint64_t)(r->stats.instances + r->pending_new + r->active_checks) + 1;
 }
 
 /* Store completion of a lease: remember what is durable; on failure queue
@@ -251,7 +319,27 @@ static int reg_adv_begin(struct reg_registry *r, char *err, size_t errlen)
 /* ---------------------------------------------------------------------- */
 /* groups */
 
-/* Find or create the group for key in *table and count one more member. */
+/* Make room in g's items for one more member. 0 or -1 (out of memory,
+ * nothing changed). */
+static int reg_group_grow(struct reg_group *g)
+{
+    size_t cap = 0;
+    struct reg_instance **items = NULL;
+
+    if (g->members < g->cap)
+        return 0;
+    cap = g->cap ? g->cap * 2 : 4;
+    items = realloc(g->items, cap * sizeof(*items));
+    if (!items)
+        return -1;
+    g->items = items;
+    g->cap = cap;
+    return 0;
+}
+
+/* Find or create the group for key in *table and count one more member,
+ * with room for it among the passing items. NULL when out of memory
+ * (nothing changed). */
 static struct reg_group *reg_group_join(struct reg_group **table, const char *key)
 {
     struct reg_group *g = NULL;
@@ -268,6 +356,14 @@ static struct reg_group *reg_group_join(struct reg_group **table, const char *ke
         }
         HASH_ADD_KEYPTR(hh, *table, g->key, strlen(g->key), g);
     }
+    if (reg_group_grow(g) != 0) {
+        if (g->members == 0) {
+            HASH_DEL(*table, g);
+            free(g->key);
+            free(g);
+        }
+        return NULL;
+    }
     g->members++;
     return g;
 }
@@ -283,48 +379,10 @@ static void reg_group_leave(struct reg_group **table, struct reg_group *g)
     free(g);
 }
 
-/* Make room in g's items for one more than the passing and reserved ones.
- * 0 or -1 (out of memory, nothing changed). */
-static int reg_group_grow(struct reg_group *g)
+/* Append in (a member) to g's passing items, storing its index in *pos.
+ * Cannot fail: items has room for every member. */
+static void reg_group_add(struct reg_group *g, struct reg_instance *in, size_t *pos)
 {
-    size_t cap = 0;
-    struct reg_instance **items = NULL;
-
-    if (g->n + g->reserved < g->cap)
-        return 0;
-    cap = g->cap ? g->cap * 2 : 4;
-    items = realloc(g->items, cap * sizeof(*items));
-    if (!items)
-        return -1;
-    g->items = items;
-    g->cap = cap;
-    return 0;
-}
-
-/* Append in to g's passing items, storing its index in *pos. 0 or -1. */
-static int reg_group_add(struct reg_group *g, struct reg_instance *in, size_t *pos)
-{
-    if (reg_group_grow(g) != 0)
-        return -1;
-    *pos = g->n;
-    g->items[g->n++] = in;
-    return 0;
-}
-
-/* Keep one slot of g's items for a registration waiting for its commit.
- * 0 or -1 (nothing changed). */
-static int reg_group_reserve(struct reg_group *g)
-{
-    if (reg_group_grow(g) != 0)
-        return -1;
-    g->reserved++;
-    return 0;
-}
-
-/* Put in into the slot reserved for it; cannot fail. */
-static void reg_group_add_reserved(struct reg_group *g, struct reg_instance *in, size_t *pos)
-{
-    g->reserved--;
     *pos = g->n;
     g->items[g->n++] = in;
 }
@@ -344,39 +402,78 @@ static void reg_group_remove(struct reg_group *g, size_t pos, bool by_name)
 /* ---------------------------------------------------------------------- */
 /* health transitions */
 
-/* Put in into its groups' passing arrays and mark it passing (the caller
- * moves it between bucket lists). 0, or -1 out of memory (unchanged). */
-static int reg_make_passing(struct reg_registry *r, struct reg_instance *in)
+/* The counter of r->stats for health h. */
+static size_t *reg_health_count(struct reg_registry *r, enum reg_health h)
 {
-    if (reg_group_add(in->by_name, in, &in->name_pos) != 0)
-        return -1;
-    if (reg_group_add(in->by_type, in, &in->type_pos) != 0) {
-        reg_group_remove(in->by_name, in->name_pos, true);
-        return -1;
-    }
-    in->health = REG_PASSING;
-    r->stats.passing++;
-    return 0;
+    return h == REG_PASSING   ? &r->stats.passing
+           : h == REG_WARNING ? &r->stats.warning
+                              : &r->stats.critical;
 }
 
-/* Take in out of its groups' passing arrays. */
-static void reg_leave_passing(struct reg_registry *r, struct reg_instance *in)
+/* What in's health is by its checks and maintenance: the worst of them
+ * (an instance without any check is passing). */
+static enum reg_health reg_worst(const struct reg_instance *in)
+{
+    enum reg_health h = in->ttl > 0 ? (enum reg_health)in->ttl_health : REG_PASSING;
+    size_t i;
+
+    if (!in->ext)
+        return h;
+    if (in->ext->maint)
+        return REG_CRITICAL;
+    for (i = 0; i < in->ext->n; i++) {
+        const struct reg_check *c = &in->ext->checks[i];
+
+        if (c->rules.kind != REG_CHECK_TTL && c->st.status > h)
+            h = (enum reg_health)c->st.status;
+    }
+    return h;
+}
+
+/* Put in into its groups' passing items. */
+static void reg_join_passing(struct reg_instance *in)
+{
+    reg_group_add(in->by_name, in, &in->name_pos);
+    reg_group_add(in->by_type, in, &in->type_pos);
+}
+
+/* Take in out of its groups' passing items. */
+static void reg_leave_passing(struct reg_instance *in)
 {
     reg_group_remove(in->by_name, in->name_pos, true);
     reg_group_remove(in->by_type, in->type_pos, false);
-    r->stats.passing--;
 }
 
-/* Take in out of its bucket list and its groups' passing arrays. */
+/* Set in's health (attached) to what its checks say now, moving it into or
+ * out of discovery. Cannot fail. Returns the health it had. */
+static enum reg_health reg_refresh(struct reg_registry *r, struct reg_instance *in)
+{
+    enum reg_health old = (enum reg_health)in->health, now = reg_worst(in);
+
+    if (old == now)
+        return old;
+    if (old == REG_PASSING)
+        reg_leave_passing(in);
+    else if (now == REG_PASSING)
+        reg_join_passing(in);
+    (*reg_health_count(r, old))--;
+    (*reg_health_count(r, now))++;
+    in->health = (unsigned char)now;
+    return old;
+}
+
+/* Take in out of its bucket list and its groups' passing items. */
 static void reg_unlink(struct reg_registry *r, struct reg_instance *in)
 {
-    if (in->health == REG_PASSING) {
-        DL_DELETE(in->bucket->passing, in);
-        reg_leave_passing(r, in);
-    } else {
-        DL_DELETE(in->bucket->critical, in);
-        r->stats.critical--;
+    if (in->bucket) {
+        if (in->ttl_health == REG_PASSING)
+            DL_DELETE(in->bucket->passing, in);
+        else
+            DL_DELETE(in->bucket->critical, in);
     }
+    if (in->health == REG_PASSING)
+        reg_leave_passing(in);
+    (*reg_health_count(r, (enum reg_health)in->health))--;
 }
 
 /* Queue in's health to be stored by a later reg_tick (once in the list). */
@@ -400,14 +497,125 @@ static void reg_unmark_dirty(struct reg_registry *r, struct reg_instance *in)
 /* ---------------------------------------------------------------------- */
 /* instances */
 
-/* Free in, its strings and its cache slot (through r's codec). Accepts
- * NULL. */
+/* Free x and what it owns. Accepts NULL. */
+static void reg_ext_free(struct reg_ext *x)
+{
+    size_t i;
+
+    if (!x)
+        return;
+    for (i = 0; i < x->n; i++) {
+        free(x->checks[i].id);
+        free(x->checks[i].output);
+    }
+    free(x->checks);
+    free(x->maint_reason);
+    free(x);
+}
+
+/* Fill c from the check cs, the i-th given, of instance id. 0 or -1 (out
+ * of memory; c owns nothing). */
+static int reg_check_set(struct reg_check *c, const char *id, size_t i,
+                         const struct reg_check_spec *cs)
+{
+    char def[LIM_CHECK_ID_MAX + 1];
+    const char *cid = cs->id;
+    size_t idlen, tlen = strlen(cs->target);
+
+    if (!cid[0]) {
+        snprintf(def, sizeof(def), "%s:%zu", id, i + 1);
+        cid = def;
+    }
+    idlen = strlen(cid);
+    c->id = malloc(idlen + tlen + 2);
+    if (!c->id)
+        return -1;
+    memcpy(c->id, cid, idlen + 1);
+    memcpy(c->id + idlen + 1, cs->target, tlen + 1);
+    c->target = c->id + idlen + 1;
+    c->output = NULL;
+    c->rules.interval_ms = cs->interval_ms;
+    c->rules.timeout_ms = cs->timeout_ms;
+    c->rules.deregister_after_ms = cs->deregister_after_ms;
+    c->rules.policy = cs->policy;
+    c->rules.kind = (unsigned char)cs->kind;
+    c->rules.initial = (unsigned char)cs->status;
+    chk_init(&c->st, cs->kind == REG_CHECK_TTL ? REG_PASSING : cs->status, 0);
+    return 0;
+}
+
+/* The ext of the registration spec under id: its given checks and, for a
+ * stored document, its maintenance. *out NULL when it needs none. 0 or -1
+ * (out of memory). */
+static int reg_ext_new(const char *id, const struct reg_spec *spec, struct reg_ext **out)
+{
+    struct reg_ext *x = NULL;
+    size_t i;
+
+    *out = NULL;
+    if (spec->check_count == 0 && !spec->maint)
+        return 0;
+    x = calloc(1, sizeof(*x));
+    if (!x)
+        return -1;
+    if (spec->check_count > 0) {
+        x->checks = calloc(spec->check_count, sizeof(*x->checks));
+        if (!x->checks)
+            goto fail;
+    }
+    for (i = 0; i < spec->check_count; i++) {
+        const struct reg_check_spec *cs = &spec->checks[i];
+
+        if (reg_check_set(&x->checks[i], id, i, cs) != 0)
+            goto fail;
+        x->n++;
+        if (cs->kind != REG_CHECK_TTL && cs->deregister_after_ms > 0)
+            x->reaped = true;
+    }
+    if (spec->maint) {
+        x->maint_reason = strdup(spec->maint_reason);
+        if (!x->maint_reason)
+            goto fail;
+        x->maint = true;
+        x->maint_since_ms = spec->maint_since_ms;
+    }
+    *out = x;
+    return 0;
+fail:
+    reg_ext_free(x);
+    return -1;
+}
+
+/* The given TTL check of in, or NULL (none given, or no TTL check). */
+static const struct reg_check *reg_ttl_given(const struct reg_instance *in)
+{
+    size_t i;
+
+    for (i = 0; in->ext && i < in->ext->n; i++)
+        if (in->ext->checks[i].rules.kind == REG_CHECK_TTL)
+            return &in->ext->checks[i];
+    return NULL;
+}
+
+/* The http and tcp checks of in. */
+static size_t reg_active_count(const struct reg_instance *in)
+{
+    size_t i, n = 0;
+
+    for (i = 0; in->ext && i < in->ext->n; i++)
+        n += in->ext->checks[i].rules.kind != REG_CHECK_TTL;
+    return n;
+}
+
+/* Free in, its strings, its checks and its cache slot (through r's codec).
+ * Accepts NULL. */
 static void reg_instance_free(const struct reg_registry *r, struct reg_instance *in)
 {
     if (!in)
         return;
     if (in->cache && r->opt.codec->cache_free)
         r->opt.codec->cache_free(in->cache);
+    reg_ext_free(in->ext);
     free(in->strs);
     free(in);
 }
@@ -472,6 +680,11 @@ static int reg_instance_set(struct reg_instance *in, const char *id, const struc
     in->meta_count = (uint16_t)spec->meta_count;
     in->port = spec->port;
     in->ttl = spec->ttl;
+    if (reg_ext_new(id, spec, &in->ext) != 0) {
+        free(strs);
+        in->strs = NULL;
+        return -1;
+    }
     return 0;
 }
 
@@ -485,21 +698,31 @@ static void reg_bucket_leave(struct reg_registry *r, struct reg_bucket *b)
 }
 
 /* Allocate everything in (not linked anywhere) will need to be linked:
- * its bucket and groups are joined and a passing slot is reserved in each
- * group, so reg_attach cannot fail later. 0, or -1 with nothing changed. */
+ * its bucket (when it has a TTL check) and groups are joined, each group
+ * with room for it, so reg_attach cannot fail later. 0, or -1 with nothing
+ * changed. */
 static int reg_reserve(struct reg_registry *r, struct reg_instance *in)
 {
     struct reg_bucket *b = NULL;
 
-    HASH_FIND_INT(r->buckets, &in->ttl, b);
-    if (!b) {
-        b = calloc(1, sizeof(*b));
-        if (!b)
-            return -1;
-        b->ttl = in->ttl;
-        HASH_ADD_INT(r->buckets, ttl, b);
+    if (in->ttl > 0) {
+        const struct reg_check *given = reg_ttl_given(in);
+        struct reg_bucket_key key;
+
+        memset(&key, 0, sizeof(key));
+        key.ttl_s = in->ttl;
+        key.grace_ms =
+            reg_deregister_after(r, in->ttl, given ? given->rules.deregister_after_ms : 0);
+        HASH_FIND(hh, r->buckets, &key, sizeof(key), b);
+        if (!b) {
+            b = calloc(1, sizeof(*b));
+            if (!b)
+                return -1;
+            b->key = key;
+            HASH_ADD(hh, r->buckets, key, sizeof(key), b);
+        }
+        b->members++;
     }
-    b->members++;
     in->bucket = b;
     in->by_name = reg_group_join(&r->names, in->name);
     if (!in->by_name)
@@ -507,20 +730,13 @@ static int reg_reserve(struct reg_registry *r, struct reg_instance *in)
     in->by_type = reg_group_join(&r->types, in->type);
     if (!in->by_type)
         goto fail;
-    if (reg_group_reserve(in->by_name) != 0)
-        goto fail;
-    if (reg_group_reserve(in->by_type) != 0) {
-        in->by_name->reserved--;
-        goto fail;
-    }
     return 0;
 fail:
-    if (in->by_type)
-        reg_group_leave(&r->types, in->by_type);
     if (in->by_name)
         reg_group_leave(&r->names, in->by_name);
     in->by_name = in->by_type = NULL;
-    reg_bucket_leave(r, b);
+    if (b)
+        reg_bucket_leave(r, b);
     in->bucket = NULL;
     return -1;
 }
@@ -528,28 +744,37 @@ fail:
 /* Undo reg_reserve for an instance that will not be attached. */
 static void reg_unreserve(struct reg_registry *r, struct reg_instance *in)
 {
-    in->by_name->reserved--;
-    in->by_type->reserved--;
     reg_group_leave(&r->names, in->by_name);
     reg_group_leave(&r->types, in->by_type);
     in->by_name = in->by_type = NULL;
-    reg_bucket_leave(r, in->bucket);
+    if (in->bucket)
+        reg_bucket_leave(r, in->bucket);
     in->bucket = NULL;
 }
 
-/* Link a reserved instance: passing in its groups, at the tail of its
- * bucket's passing list with a heartbeat at now, in the id table. Uses only
- * what reg_reserve allocated. */
+/* Link a reserved instance: its TTL check passing with a heartbeat at now
+ * (at the tail of its bucket's passing list), its other checks at their
+ * initial status, in its groups when that makes it passing, in the id
+ * table. Uses only what reg_reserve allocated. */
 static void reg_attach(struct reg_registry *r, struct reg_instance *in, int64_t now)
 {
-    reg_group_add_reserved(in->by_name, in, &in->name_pos);
-    reg_group_add_reserved(in->by_type, in, &in->type_pos);
-    in->health = REG_PASSING;
+    size_t i;
+
+    in->ttl_health = REG_PASSING;
     in->stored = REG_PASSING;
-    r->stats.passing++;
-    in->heartbeat_ms = now;
+    in->heartbeat_ms = in->ttl_change_ms = now;
+    for (i = 0; in->ext && i < in->ext->n; i++)
+        in->ext->checks[i].st.last_change_ms = now;
+    in->health = (unsigned char)reg_worst(in);
+    if (in->health == REG_PASSING)
+        reg_join_passing(in);
+    (*reg_health_count(r, (enum reg_health)in->health))++;
     in->seq = ++r->next_seq;
-    DL_APPEND(in->bucket->passing, in);
+    if (in->bucket)
+        DL_APPEND(in->bucket->passing, in);
+    if (in->ext && in->ext->reaped)
+        DL_APPEND2(r->reaped, in, ext->rprev, ext->rnext);
+    r->active_checks += reg_active_count(in);
     /* appended: the id table's own order is the order of seq */
     HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
     r->stats.instances++;
@@ -561,10 +786,14 @@ static void reg_unlink_all(struct reg_registry *r, struct reg_instance *in)
 {
     reg_unlink(r, in);
     reg_unmark_dirty(r, in);
+    if (in->ext && in->ext->reaped)
+        DL_DELETE2(r->reaped, in, ext->rprev, ext->rnext);
+    r->active_checks -= reg_active_count(in);
     reg_group_leave(&r->names, in->by_name);
     reg_group_leave(&r->types, in->by_type);
     in->by_name = in->by_type = NULL;
-    reg_bucket_leave(r, in->bucket);
+    if (in->bucket)
+        reg_bucket_leave(r, in->bucket);
     in->bucket = NULL;
 }
 
@@ -583,8 +812,9 @@ static void reg_write_free(struct reg_write *w)
 {
     if (!w)
         return;
+    reg_ext_free(w->maint_ext);
     if (w->in) {
-        if (w->in->bucket)
+        if (w->in->by_name)
             reg_unreserve(w->r, w->in);
         reg_instance_free(w->r, w->in);
     }
@@ -619,7 +849,7 @@ static void reg_put_done(void *arg, int rc, const char *err)
         in->busy = busy;
         w->in = NULL;
         r->stats.registered++;
-        reg_emit(r, REG_EV_REGISTER, in, REG_PASSING, now);
+        reg_emit(r, REG_EV_REGISTER, in, now);
     }
     if (w->done)
         w->done(w->arg, rc, err);
@@ -644,8 +874,7 @@ static void reg_del_done(void *arg, int rc, const char *err)
             reg_unlink_all(r, in);
             HASH_DEL(r->by_id, in);
             r->stats.instances--;
-            reg_emit(r, w->expiry ? REG_EV_EXPIRE : REG_EV_DEREGISTER, in,
-                     (enum reg_health)in->health, reg_now(r));
+            reg_emit(r, w->expiry ? REG_EV_EXPIRE : REG_EV_DEREGISTER, in, reg_now(r));
             reg_instance_free(r, in);
         }
         if (w->expiry)
@@ -738,7 +967,7 @@ static int reg_queue_health(struct reg_registry *r, struct reg_instance *in, cha
     snprintf(w->id, sizeof(w->id), "%s", in->id);
     if (store_put(r->store, in->id, doc, len, reg_health_done, w, err, errlen) != 0)
         goto cleanup;
-    in->stored = in->health;
+    in->stored = in->ttl_health;
     w = NULL;
     rc = 0;
 cleanup:
@@ -766,7 +995,7 @@ static void reg_flush_health(struct reg_registry *r)
         if (in->busy)
             continue;
         reg_unmark_dirty(r, in);
-        if (in->removing || in->stored == in->health)
+        if (in->removing || in->stored == in->ttl_health)
             continue;
         if (reg_queue_health(r, in, err, sizeof(err)) != 0) {
             log_warn("could not store the health of %s: %s", in->id, err);
@@ -930,31 +1159,218 @@ int reg_deregister(struct reg_registry *r, const char *id, reg_done_fn done, voi
     return reg_queue_del(r, id, false, done, arg, err, errlen);
 }
 
+/* The id of in's TTL check into buf (LIM_CHECK_ID_MAX + 1 bytes): the one
+ * given, or "<id>:ttl". */
+static const char *reg_ttl_id(const struct reg_instance *in, char *buf, size_t len)
+{
+    const struct reg_check *given = reg_ttl_given(in);
+
+    if (given)
+        return given->id;
+    reg_ttl_check_id(in, buf, len);
+    return buf;
+}
+
 int reg_renew(struct reg_registry *r, const char *id)
 {
     struct reg_instance *in = NULL;
+    char cid[LIM_CHECK_ID_MAX + 1];
     bool revived = false;
 
     HASH_FIND_STR(r->by_id, id, in);
     if (!in)
         return 1;
-    if (in->health == REG_CRITICAL) {
-        if (reg_make_passing(r, in) != 0)
-            return 0; /* stays critical; the next renewal tries again */
+    if (in->ttl == 0)
+        return 2;
+    in->heartbeat_ms = reg_now(r);
+    if (in->ttl_health == REG_CRITICAL) {
         DL_DELETE(in->bucket->critical, in);
-        r->stats.critical--;
+        in->ttl_health = REG_PASSING;
+        in->ttl_change_ms = in->heartbeat_ms;
+        (void)reg_refresh(r, in);
         reg_mark_dirty(r, in);
         revived = true;
-        log_info("instance %s is passing again", in->id);
+        log_info("instance %s: its ttl check is passing again", in->id);
     } else {
         DL_DELETE(in->bucket->passing, in);
     }
-    in->heartbeat_ms = reg_now(r);
     DL_APPEND(in->bucket->passing, in);
     r->stats.renewed++;
     if (revived)
-        reg_emit(r, REG_EV_HEALTH, in, REG_CRITICAL, in->heartbeat_ms);
+        reg_emit_health(r, in, reg_ttl_id(in, cid, sizeof(cid)), REG_CRITICAL, REG_PASSING,
+                        in->heartbeat_ms);
     return 0;
+}
+
+/* The given check of in named check_id, or NULL. */
+static struct reg_check *reg_check_find(struct reg_instance *in, const char *check_id)
+{
+    size_t i;
+
+    for (i = 0; in->ext && i < in->ext->n; i++)
+        if (strcmp(in->ext->checks[i].id, check_id) == 0)
+            return &in->ext->checks[i];
+    return NULL;
+}
+
+/* Keep output (cut at LIM_CHECK_OUTPUT_MAX bytes) as c's; when out of
+ * memory the old one stays. */
+static void reg_check_output(struct reg_check *c, const char *output)
+{
+    size_t n = strnlen(output, LIM_CHECK_OUTPUT_MAX);
+    char *copy = NULL;
+
+    if (c->output && strncmp(c->output, output, n) == 0 && c->output[n] == '\0')
+        return;
+    copy = malloc(n + 1);
+    if (!copy)
+        return;
+    memcpy(copy, output, n);
+    copy[n] = '\0';
+    free(c->output);
+    c->output = copy;
+}
+
+int reg_check_result(struct reg_registry *r, const char *id, const char *check_id,
+                     enum reg_health result, const char *output)
+{
+    struct reg_instance *in = NULL;
+    struct reg_check *c = NULL;
+    enum reg_health prev;
+    int64_t now;
+    char err[256];
+
+    HASH_FIND_STR(r->by_id, id, in);
+    if (!in)
+        return 1;
+    c = reg_check_find(in, check_id);
+    if (!c || c->rules.kind == REG_CHECK_TTL)
+        return 1;
+    reg_check_output(c, output ? output : "");
+    prev = (enum reg_health)c->st.status;
+    now = reg_now(r);
+    if (!chk_apply(&c->st, &c->rules.policy, result, now))
+        return 0;
+    /* a change the next tick's lease may not cover yet */
+    if (reg_lease_ensure(r, err, sizeof(err)) != 0)
+        log_warn("could not queue the index lease: %s", err);
+    (void)reg_refresh(r, in);
+    if (c->st.status == REG_PASSING)
+        log_info("instance %s: check %s is passing again", in->id, c->id);
+    else
+        log_warn("instance %s: check %s is %s: %s", in->id, c->id,
+                 c->st.status == REG_WARNING ? "warning" : "critical", c->output ? c->output : "");
+    reg_emit_health(r, in, c->id, prev, (enum reg_health)c->st.status, now);
+    return 0;
+}
+
+/* Store completion of a maintenance change: on success the instance it
+ * was asked for, if still there, takes the change (w->maint_ext holds only
+ * the maintenance part). */
+static void reg_maint_done(void *arg, int rc, const char *err)
+{
+    struct reg_write *w = arg;
+    struct reg_registry *r = w->r;
+    struct reg_instance *in = NULL;
+
+    r->pending_adv--;
+    HASH_FIND_STR(r->by_id, w->id, in);
+    if (in && w->pinned)
+        in->busy--;
+    if (rc == 0 && in && in->seq == w->seq) {
+        struct reg_ext *x = w->maint_ext;
+        bool was = in->ext && in->ext->maint;
+        bool changed =
+            was != x->maint || (was && strcmp(in->ext->maint_reason, x->maint_reason) != 0);
+
+        if (!in->ext) {
+            in->ext = x;
+            w->maint_ext = NULL;
+        } else {
+            free(in->ext->maint_reason);
+            in->ext->maint = x->maint;
+            in->ext->maint_since_ms = x->maint_since_ms;
+            in->ext->maint_reason = x->maint_reason;
+            x->maint_reason = NULL;
+        }
+        (void)reg_refresh(r, in);
+        if (changed) {
+            log_info("instance %s: maintenance %s%s%s", in->id, in->ext->maint ? "on" : "off",
+                     in->ext->maint ? ": " : "", in->ext->maint ? in->ext->maint_reason : "");
+            reg_emit(r, REG_EV_MAINTENANCE, in, reg_now(r));
+        }
+    }
+    if (w->done)
+        w->done(w->arg, rc, err);
+    reg_write_free(w);
+}
+
+int reg_maintenance(struct reg_registry *r, const char *id, bool enable, const char *reason,
+                    reg_done_fn done, void *arg, char *err, size_t errlen)
+{
+    struct reg_instance *in = NULL, view;
+    struct reg_ext shown;
+    struct reg_write *w = NULL;
+    struct reg_ext *x = NULL;
+    char *doc = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    HASH_FIND_STR(r->by_id, id, in);
+    if (!in)
+        return 1;
+    if (in->busy || in->removing)
+        return 2;
+    w = calloc(1, sizeof(*w));
+    x = calloc(1, sizeof(*x));
+    if (!w || !x)
+        goto oom;
+    if (enable) {
+        x->maint = true;
+        x->maint_since_ms = in->ext && in->ext->maint ? in->ext->maint_since_ms : reg_now(r);
+        x->maint_reason = strdup(reason ? reason : "");
+        if (!x->maint_reason)
+            goto oom;
+    }
+    /* the document the instance will have, encoded from a copy of it that
+     * sees the change (the codec only reads; the checks are the
+     * instance's) */
+    memset(&shown, 0, sizeof(shown));
+    if (in->ext)
+        shown = *in->ext;
+    shown.maint = x->maint;
+    shown.maint_since_ms = x->maint_since_ms;
+    shown.maint_reason = x->maint_reason;
+    view = *in;
+    view.ext = &shown;
+    doc = r->opt.codec->encode_instance(&view, &len);
+    if (!doc)
+        goto oom;
+    w->r = r;
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    w->seq = in->seq;
+    w->done = done;
+    w->arg = arg;
+    w->maint_ext = x;
+    x = NULL;
+    if (reg_adv_begin(r, err, errlen) != 0)
+        goto cleanup;
+    if (store_put(r->store, id, doc, len, reg_maint_done, w, err, errlen) != 0) {
+        r->pending_adv--;
+        goto cleanup;
+    }
+    in->busy++;
+    w->pinned = true;
+    w = NULL;
+    rc = 0;
+    goto cleanup;
+oom:
+    errbuf_set(err, errlen, "out of memory");
+cleanup:
+    reg_ext_free(x);
+    reg_write_free(w);
+    free(doc);
+    return rc;
 }
 
 const struct reg_instance *reg_get(const struct reg_registry *r, const char *id)
@@ -981,7 +1397,8 @@ static bool reg_matches(const struct reg_instance *in, const struct reg_filter *
 {
     return (!f->name || strcmp(in->name, f->name) == 0) &&
            (!f->type || strcmp(in->type, f->type) == 0) && (!f->tag || reg_has_tag(in, f->tag)) &&
-           (f->health < 0 || (int)in->health == f->health);
+           (f->health < 0 || (int)in->health == f->health ||
+            (f->health_or_better && (int)in->health < f->health));
 }
 
 const struct reg_instance *reg_discover(struct reg_registry *r, const char *name, const char *type,
@@ -1128,6 +1545,42 @@ size_t reg_page(const struct reg_registry *r, const struct reg_filter *f, const 
     return *more ? limit : n;
 }
 
+/* Queue the removal of the instances one of whose active checks has been
+ * critical longer than its deregister_after_ms. The number queued. */
+static size_t reg_reap(struct reg_registry *r, int64_t now)
+{
+    struct reg_instance *in, *tmp;
+    size_t queued = 0, i;
+    char err[256];
+
+    DL_FOREACH_SAFE2(r->reaped, in, tmp, ext->rnext)
+    {
+        const struct reg_check *due = NULL;
+
+        if (in->removing)
+            continue;
+        for (i = 0; i < in->ext->n && !due; i++) {
+            const struct reg_check *c = &in->ext->checks[i];
+
+            if (c->rules.kind != REG_CHECK_TTL && c->rules.deregister_after_ms > 0 &&
+                c->st.status == REG_CRITICAL &&
+                c->st.last_change_ms + c->rules.deregister_after_ms <= now)
+                due = c;
+        }
+        if (!due)
+            continue;
+        log_info("removing instance %s: check %s critical for longer than %lld ms", in->id, due->id,
+                 (long long)due->rules.deregister_after_ms);
+        if (reg_queue_del(r, in->id, true, NULL, NULL, err, sizeof(err)) != 0) {
+            log_warn("could not delete %s from the store: %s", in->id, err);
+            continue;
+        }
+        in->removing = 1;
+        queued++;
+    }
+    return queued;
+}
+
 size_t reg_tick(struct reg_registry *r)
 {
     struct reg_bucket *b, *btmp;
@@ -1139,8 +1592,8 @@ size_t reg_tick(struct reg_registry *r)
     if (reg_lease_ensure(r, err, sizeof(err)) != 0)
         log_warn("could not queue the index lease: %s", err);
     HASH_ITER (hh, r->buckets, b, btmp) {
-        int64_t ttl_ms = (int64_t)b->ttl * 1000;
-        int64_t grace = reg_deregister_after(r, b->ttl);
+        int64_t ttl_ms = b->key.ttl_s * 1000;
+        int64_t grace = b->key.grace_ms;
         struct reg_instance *in;
 
         /* Critical ones due for removal: the store deletes them first,
@@ -1159,19 +1612,23 @@ size_t reg_tick(struct reg_registry *r)
             changed++;
         }
         while (b->passing && b->passing->heartbeat_ms + ttl_ms <= now) {
+            char cid[LIM_CHECK_ID_MAX + 1];
+
             in = b->passing;
             DL_DELETE(b->passing, in);
-            reg_leave_passing(r, in);
-            in->health = REG_CRITICAL;
-            r->stats.critical++;
+            in->ttl_health = REG_CRITICAL;
+            in->ttl_change_ms = now;
+            (void)reg_refresh(r, in);
             DL_APPEND(b->critical, in);
             reg_mark_dirty(r, in);
             r->stats.expired++;
             changed++;
-            log_warn("instance %s is critical: no renewal within its ttl of %d s", in->id, b->ttl);
-            reg_emit(r, REG_EV_HEALTH, in, REG_PASSING, now);
+            log_warn("instance %s is critical: no renewal within its ttl of %d s", in->id, in->ttl);
+            reg_emit_health(r, in, reg_ttl_id(in, cid, sizeof(cid)), REG_PASSING, REG_CRITICAL,
+                            now);
         }
     }
+    changed += reg_reap(r, now);
     reg_flush_health(r);
     return changed;
 }
@@ -1220,14 +1677,14 @@ static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *a
     if (!in || reg_instance_set(in, id, &spec) != 0 || reg_reserve(r, in) != 0)
         goto cleanup;
     reg_attach(r, in, reg_now(r));
-    if (spec.critical_since_ms > 0) {
+    if (spec.critical_since_ms > 0 && in->bucket) {
         /* critical before the restart: critical since the same time */
         DL_DELETE(in->bucket->passing, in);
-        reg_leave_passing(r, in);
-        in->health = in->stored = REG_CRITICAL;
+        in->ttl_health = in->stored = REG_CRITICAL;
         in->heartbeat_ms = (int64_t)spec.critical_since_ms - (int64_t)in->ttl * 1000;
+        in->ttl_change_ms = (int64_t)spec.critical_since_ms;
         DL_APPEND(in->bucket->critical, in);
-        r->stats.critical++;
+        (void)reg_refresh(r, in);
     }
     in = NULL;
     rc = 0;
@@ -1291,6 +1748,70 @@ enum reg_health reg_instance_health(const struct reg_instance *in)
     return (enum reg_health)in->health;
 }
 int64_t reg_instance_heartbeat_ms(const struct reg_instance *in) { return in->heartbeat_ms; }
+int64_t reg_instance_ttl_change_ms(const struct reg_instance *in) { return in->ttl_change_ms; }
+enum reg_health reg_instance_ttl_health(const struct reg_instance *in)
+{
+    return (enum reg_health)in->ttl_health;
+}
+
+size_t reg_instance_check_count(const struct reg_instance *in)
+{
+    size_t n = in->ext ? in->ext->n : 0;
+
+    /* the default TTL check, when the TTL check is not among those given */
+    return n + (in->ttl > 0 && !reg_ttl_given(in));
+}
+
+void reg_instance_check(const struct reg_instance *in, size_t i, struct reg_check_view *out)
+{
+    const struct reg_check *c = NULL;
+    size_t n = in->ext ? in->ext->n : 0;
+    bool implicit = in->ttl > 0 && !reg_ttl_given(in);
+
+    memset(out, 0, sizeof(*out));
+    if (implicit && i == 0) {
+        reg_ttl_check_id(in, out->id_buf, sizeof(out->id_buf));
+        out->id = out->id_buf;
+        out->kind = REG_CHECK_TTL;
+        out->target = "";
+        out->initial = REG_PASSING;
+        out->policy.failures_before_critical = out->policy.successes_before_passing = 1;
+    } else {
+        i -= implicit;
+        if (i >= n)
+            return;
+        c = &in->ext->checks[i];
+        out->id = c->id;
+        out->kind = (enum reg_check_kind)c->rules.kind;
+        out->target = c->target;
+        out->interval_ms = c->rules.interval_ms;
+        out->timeout_ms = c->rules.timeout_ms;
+        out->deregister_after_ms = c->rules.deregister_after_ms;
+        out->policy = c->rules.policy;
+        out->initial = (enum reg_health)c->rules.initial;
+        out->given = true;
+    }
+    if (out->kind == REG_CHECK_TTL) {
+        out->status = (enum reg_health)in->ttl_health;
+        out->last_change_ms = in->ttl_change_ms;
+        out->output = in->ttl_health == REG_PASSING ? "" : "no renewal within the ttl";
+    } else {
+        out->status = (enum reg_health)c->st.status;
+        out->last_change_ms = c->st.last_change_ms;
+        out->output = c->output ? c->output : "";
+    }
+}
+
+bool reg_instance_maintenance(const struct reg_instance *in, const char **reason, int64_t *since_ms)
+{
+    if (!in->ext || !in->ext->maint)
+        return false;
+    if (reason)
+        *reason = in->ext->maint_reason ? in->ext->maint_reason : "";
+    if (since_ms)
+        *since_ms = in->ext->maint_since_ms;
+    return true;
+}
 
 size_t reg_instance_tag_count(const struct reg_instance *in) { return in->tag_count; }
 

@@ -34,8 +34,6 @@ typedef void (*reg_done_fn)(void *arg, int rc, const char *err);
 /* Wall-clock time in milliseconds since the Unix epoch. */
 typedef int64_t (*reg_clock_fn)(void *arg);
 
-enum reg_health { REG_PASSING = 0, REG_CRITICAL = 1 };
-
 /* Why reg_register refused a registration (its negative return values). */
 enum reg_refusal {
     REG_E_FAILED = -1,    /* out of memory, or the store could not queue the write */
@@ -50,7 +48,8 @@ enum reg_event_type {
     REG_EV_REGISTER = 0,   /* a registration or re-registration was committed */
     REG_EV_DEREGISTER = 1, /* a client's deregistration was committed */
     REG_EV_EXPIRE = 2,     /* an instance critical for too long was removed */
-    REG_EV_HEALTH = 3,     /* an instance's TTL check changed status */
+    REG_EV_HEALTH = 3,     /* one of an instance's checks changed status */
+    REG_EV_MAINTENANCE = 4 /* maintenance was turned on or off (committed) */
 };
 
 /* One committed change, as the observer sees it: each index value is
@@ -62,9 +61,11 @@ struct reg_event {
     int64_t time_ms;                  /* wall clock of the change (Unix ms) */
     const struct reg_instance *in;    /* borrowed for the call; for DEREGISTER
                                       and EXPIRE the instance as it was */
-    enum reg_health previous, status; /* HEALTH only */
+    enum reg_health previous, status; /* HEALTH: the check's status before and now;
+                                         MAINTENANCE: the instance's health */
     const char *check_id;             /* HEALTH only: the check that changed (borrowed for
-                             the call); the TTL heartbeat is "<id>:ttl" */
+                             the call); the TTL heartbeat is "<id>:ttl" unless named */
+    bool maint;                       /* MAINTENANCE: on (true) or off */
 };
 
 /* Told of each committed change (ev borrowed for the call). It must not
@@ -117,12 +118,13 @@ struct reg_filter {
     const char *name;
     const char *type;
     const char *tag;
-    int health; /* -1: any, else enum reg_health */
+    int health;            /* -1: any, else this enum reg_health */
+    bool health_or_better; /* health or better (?health=warning: passing too) */
 };
 
 /* Counters for /metrics and the tests. */
 struct reg_stats {
-    size_t instances, passing, critical;
+    size_t instances, passing, warning, critical;
     uint64_t registered, deregistered, renewed, expired, removed;
 };
 
@@ -163,11 +165,33 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
 int reg_deregister(struct reg_registry *r, const char *id, reg_done_fn done, void *arg, char *err,
                    size_t errlen) __attribute__((warn_unused_result));
 
-/* Record a heartbeat for id (critical -> passing). 0, or 1 when unknown.
+/* Record a heartbeat for id: its TTL check passes (critical -> passing).
+ * 0, 1 when unknown, 2 when it has no TTL check.
  * Never writes to the store: a revival is stored by the next reg_tick. A
  * revival is a change (the index advances and the observer hears it now);
  * a heartbeat of a passing instance is not. */
 int reg_renew(struct reg_registry *r, const char *id) __attribute__((warn_unused_result));
+
+/* A probe's result for the check check_id of instance id (both borrowed),
+ * with its output (borrowed; cut at LIM_CHECK_OUTPUT_MAX bytes): moves the
+ * check by its thresholds (check.h) and, when its status changes, the
+ * instance's health (a change, reported as REG_EV_HEALTH). Never writes to
+ * the store: checks start again from their initial status after a restart.
+ * 0, or 1 when the instance or the check is unknown (or is a TTL check). */
+int reg_check_result(struct reg_registry *r, const char *id, const char *check_id,
+                     enum reg_health result, const char *output);
+
+/* Turn maintenance of id on (with reason, borrowed, at most
+ * LIM_MAINT_REASON_MAX bytes) or off: queue the instance's document with it
+ * to the store; once committed the instance is critical through a
+ * "maintenance" check (out of discovery, still registered) or back to what
+ * its checks say, the observer hears REG_EV_MAINTENANCE, and done runs
+ * (like reg_register's). Returns 0 (done will be called), 1 when id is
+ * unknown, 2 when another write of id is in flight (try again), -1 with err
+ * (done is not called for 1, 2 or -1). */
+int reg_maintenance(struct reg_registry *r, const char *id, bool enable, const char *reason,
+                    reg_done_fn done, void *arg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Borrowed instance, valid until the next mutating call; NULL if unknown. */
 const struct reg_instance *reg_get(const struct reg_registry *r, const char *id);
@@ -272,9 +296,41 @@ const char *reg_instance_name(const struct reg_instance *in);
 const char *reg_instance_host(const struct reg_instance *in);
 const char *reg_instance_type(const struct reg_instance *in);
 int reg_instance_port(const struct reg_instance *in);
-int reg_instance_ttl(const struct reg_instance *in);
+int reg_instance_ttl(const struct reg_instance *in); /* 0: no TTL check */
 enum reg_health reg_instance_health(const struct reg_instance *in);
 int64_t reg_instance_heartbeat_ms(const struct reg_instance *in);
+
+/* Since when the TTL check has its status (Unix ms; the registration's
+ * time until it first changes). */
+int64_t reg_instance_ttl_change_ms(const struct reg_instance *in);
+/* The TTL check's own status (its health, when it has no other check). */
+enum reg_health reg_instance_ttl_health(const struct reg_instance *in);
+
+/* One check of an instance as the API shows and stores it; the strings are
+ * borrowed like the instance's (id may point into the view itself). */
+struct reg_check_view {
+    const char *id;
+    enum reg_check_kind kind;
+    const char *target;     /* "" for ttl */
+    enum reg_health status; /* now */
+    const char *output;     /* "" when none */
+    int64_t last_change_ms;
+    int64_t interval_ms, timeout_ms, deregister_after_ms; /* as given; 0: not given */
+    struct chk_policy policy;
+    enum reg_health initial;
+    bool given; /* given in the registration's checks (else the default TTL check) */
+    char id_buf[LIM_CHECK_ID_MAX + 1];
+};
+
+/* The instance's checks: its TTL check first when it has one, then the
+ * others in the order given; i below the count. */
+size_t reg_instance_check_count(const struct reg_instance *in);
+void reg_instance_check(const struct reg_instance *in, size_t i, struct reg_check_view *out);
+
+/* Whether the instance is in maintenance; if so *reason (borrowed, "" for
+ * none) and *since_ms (Unix ms) are set. NULL pointers are not set. */
+bool reg_instance_maintenance(const struct reg_instance *in, const char **reason,
+                              int64_t *since_ms);
 
 /* Tags and metadata pairs, in the order they were registered; i below the
  * count. */

@@ -6,12 +6,29 @@
 #ifndef REG_CORE_SPEC_H
 #define REG_CORE_SPEC_H
 
+#include "check.h"
 #include "core/limits.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define REG_TYPE_DEFAULT "service"
+
+/* What a check probes. */
+enum reg_check_kind { REG_CHECK_TTL = 0, REG_CHECK_HTTP = 1, REG_CHECK_TCP = 2 };
+
+/* One check of a registration, as given (the rules are spec_json.c's). */
+struct reg_check_spec {
+    char id[LIM_CHECK_ID_MAX + 1]; /* "": "<instance-id>:<n>", n its place from 1 */
+    enum reg_check_kind kind;
+    char target[LIM_CHECK_TARGET_MAX + 1]; /* http: the URL; tcp: HOST:PORT; ttl: "" */
+    int64_t interval_ms, timeout_ms;       /* http and tcp */
+    int64_t deregister_after_ms;           /* critical this long: removed; 0: never
+                                              (ttl: the registry's rule) */
+    struct chk_policy policy;
+    enum reg_health status; /* the status it starts with (http and tcp) */
+};
 
 struct reg_spec {
     bool has_id;             /* the body named an id */
@@ -20,13 +37,22 @@ struct reg_spec {
     char host[LIM_HOST_MAX + 1];
     char type[LIM_TYPE_MAX + 1];       /* REG_TYPE_DEFAULT when absent */
     int port;                          /* 1..65535 */
-    int ttl;                           /* seconds, LIM_TTL_MIN..LIM_TTL_MAX */
+    int ttl;                           /* seconds, LIM_TTL_MIN..LIM_TTL_MAX; 0: no TTL check */
     size_t tag_count;                  /* <= LIM_TAGS_MAX */
     size_t meta_count;                 /* <= LIM_META_MAX */
     size_t tag_off[LIM_TAGS_MAX];      /* offsets into strs */
     size_t meta_off[2 * LIM_META_MAX]; /* key, value offsets into strs */
     char *strs;                        /* owned: the tag and metadata strings, NUL-terminated */
     long long critical_since_ms; /* stored documents only: critical since (Unix ms); 0 passing */
+    /* The checks given beside the TTL one of ttl (a TTL check given among
+     * them sets ttl and is listed here too, for its id and rules). ttl 0:
+     * the instance has no TTL check. */
+    size_t check_count; /* <= LIM_CHECKS_MAX */
+    struct reg_check_spec checks[LIM_CHECKS_MAX];
+    /* stored documents only: maintenance on since maint_since_ms, and why */
+    bool maint;
+    long long maint_since_ms;
+    char maint_reason[LIM_MAINT_REASON_MAX + 1];
     size_t strs_len, strs_cap;
 };
 

@@ -309,7 +309,7 @@ static void test_foreach_stops(void **state)
 {
     struct fixture *f = *state;
     char ids[3][LIM_ID_MAX + 1];
-    struct reg_filter all = {NULL, NULL, NULL, -1};
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
     int seen = 0;
 
     register_n(f, "svc", "t", 3, 30, ids);
@@ -350,7 +350,7 @@ static void test_expiry_critical_then_removed(void **state)
     struct fixture *f = *state;
     char ids[2][LIM_ID_MAX + 1];
     struct reg_stats st;
-    struct reg_filter passing = {NULL, NULL, NULL, REG_PASSING};
+    struct reg_filter passing = {NULL, NULL, NULL, REG_PASSING, false};
 
     register_n(f, "svc", "t", 2, 10, ids);
     f->now_ms += 9999;
@@ -444,13 +444,13 @@ static void test_filters(void **state)
 {
     struct fixture *f = *state;
     char x[3][LIM_ID_MAX + 1], y[2][LIM_ID_MAX + 1];
-    struct reg_filter all = {NULL, NULL, NULL, -1};
-    struct reg_filter by_name = {"x", NULL, NULL, -1};
-    struct reg_filter by_type = {NULL, "ty", NULL, -1};
-    struct reg_filter by_tag = {NULL, NULL, "t1", -1};
-    struct reg_filter combined = {"x", "tx", "all", REG_PASSING};
-    struct reg_filter critical = {NULL, NULL, NULL, REG_CRITICAL};
-    struct reg_filter none = {"nope", NULL, NULL, -1};
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+    struct reg_filter by_name = {"x", NULL, NULL, -1, false};
+    struct reg_filter by_type = {NULL, "ty", NULL, -1, false};
+    struct reg_filter by_tag = {NULL, NULL, "t1", -1, false};
+    struct reg_filter combined = {"x", "tx", "all", REG_PASSING, false};
+    struct reg_filter critical = {NULL, NULL, NULL, REG_CRITICAL, false};
+    struct reg_filter none = {"nope", NULL, NULL, -1, false};
 
     register_n(f, "x", "tx", 3, 5, x);
     register_n(f, "y", "ty", 2, 50, y);
@@ -764,7 +764,7 @@ static void test_cursor_and_pages(void **state)
 {
     struct fixture *f = *state;
     char ids[6][LIM_ID_MAX + 1];
-    struct reg_filter all = {NULL, NULL, NULL, -1};
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
     struct reg_cursor cur;
     struct steps st = {{0}, 0};
     const struct reg_instance *page[7];
@@ -1018,7 +1018,7 @@ static void test_failed_commits_change_nothing(void **state)
     char id[LIM_ID_MAX + 1], body[512], err[256];
     struct reg_stats before, after;
     struct outcome o = {0};
-    struct reg_filter all = {NULL, NULL, NULL, -1};
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
     const struct reg_instance *in;
 
     do_register(f, "{\"name\":\"svc\",\"host\":\"10.0.0.1\",\"port\":5001,\"type\":\"a\"}", id);
