@@ -3,6 +3,7 @@
 #include "api/api.h"
 #include "api/codec.h"
 #include "api/events.h"
+#include "api/check_api.h"
 #include "api/kv_api.h"
 #include "auth/acl.h"
 #include "core/catalog.h"
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
     struct reg_registry *reg = NULL;
     struct reg_api *api = NULL;
     struct rev_hub *hub = NULL;
+    struct check_api *checks = NULL;
     struct kv_api *kapi = NULL;
     struct kv_store *kv = NULL;
     struct kv_options kopt;
@@ -126,9 +128,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: out of memory\n");
         goto cleanup;
     }
+    /* The checks' glue hears them first (to start and stop probes), then
+     * passes them on to the hub. */
+    checks = cka_new(svc, hub, acl);
+    if (!checks) {
+        fprintf(stderr, "registry: out of memory\n");
+        goto cleanup;
+    }
     memset(&ropt, 0, sizeof(ropt));
-    ropt.observer = rev_observe;
-    ropt.observer_arg = hub;
+    ropt.observer = cka_observe;
+    ropt.observer_arg = checks;
     ropt.codec = &regc_codec;
     ropt.deregister_after_ms = deregister_ms;
     ropt.max_instances = (size_t)max_instances;
@@ -189,6 +198,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: cannot set up the KV API\n");
         goto cleanup;
     }
+    if (cka_start(checks, reg) != 0) {
+        fprintf(stderr, "registry: cannot set up the health checks\n");
+        goto cleanup;
+    }
     if (svc_listen(svc, common.bind, common.port, err, sizeof(err)) != 0) {
         fprintf(stderr, "registry: %s\n", err);
         goto cleanup;
@@ -203,6 +216,7 @@ cleanup:
     kv_api_free(kapi);
     kv_free(kv);
     reg_free(reg);
+    cka_free(checks); /* after the core's last changes (they reach its observer) */
     rev_hub_free(hub); /* after the core's last changes, before the server */
     store_close(store);
     svc_free(svc);

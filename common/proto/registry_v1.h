@@ -60,6 +60,27 @@
 #define REGV1_F_TTL       "ttl"
 #define REGV1_F_HEARTBEAT "last_heartbeat"
 #define REGV1_F_HEALTH    "health"
+#define REGV1_F_CHECK     "check"  /* one check of a registration */
+#define REGV1_F_CHECKS    "checks" /* a registration's checks; an instance's, with status */
+#define REGV1_F_MAINT     "maintenance" /* an instance in maintenance: {"reason","since"} */
+
+/* Members of a check (registration) and of a check's state (answers). */
+#define REGV1_C_ID          "id"
+#define REGV1_C_HTTP        "http"
+#define REGV1_C_TCP         "tcp"
+#define REGV1_C_TTL         "ttl"
+#define REGV1_C_INTERVAL    "interval"
+#define REGV1_C_TIMEOUT     "timeout"
+#define REGV1_C_FAILURES    "failures_before_critical"
+#define REGV1_C_SUCCESSES   "successes_before_passing"
+#define REGV1_C_DEREGISTER  "deregister_critical_after"
+#define REGV1_C_STATUS      "status"
+#define REGV1_C_TYPE        "type"
+#define REGV1_C_OUTPUT      "output"
+#define REGV1_C_LAST_CHANGE "last_change"
+#define REGV1_CHECKS        REGV1_SERVICE "/checks"      /* GET: an instance's checks */
+#define REGV1_MAINT         REGV1_SERVICE "/maintenance" /* PUT: maintenance on or off */
+#define REGV1_MAINT_FMT     REGV1_SERVICE_FMT "/maintenance"
 
 /* Fields of the answers. */
 #define REGV1_F_SUCCESS    "success"

@@ -329,7 +329,16 @@ static void api_renew(struct hs_req *req, void *arg)
 
     if (!api_allowed_on(api, req, id, &in))
         return;
-    if (reg_renew(api->reg, id) != 0) {
+    switch (reg_renew(api->reg, id)) {
+    case 0:
+        break;
+    case 2:
+        hs_reply_error(req, 400,
+                       "service '%.200s' has no ttl check to renew (it was registered with "
+                       "checks and no ttl)",
+                       id);
+        return;
+    default:
         hs_reply_error(req, 404, "service '%.200s' not found; register again", id);
         return;
     }
@@ -354,16 +363,24 @@ static void api_get(struct hs_req *req, void *arg)
     api_reply_instance(req, REGV1_F_SERVICE, in);
 }
 
-/* Parse ?health=; -1 for any, -2 for a bad value. */
-static int api_health_param(const char *s)
+/* Parse ?health= into f: passing (only), warning (and passing), critical
+ * (only), absent: any. 0, or -1 for a bad value. */
+static int api_health_param(const char *s, struct reg_filter *f)
 {
+    f->health = -1;
+    f->health_or_better = false;
     if (!s)
-        return -1;
+        return 0;
     if (strcmp(s, REGV1_PASSING) == 0)
-        return REG_PASSING;
-    if (strcmp(s, REGV1_CRITICAL) == 0)
-        return REG_CRITICAL;
-    return -2;
+        f->health = REG_PASSING;
+    else if (strcmp(s, REGV1_WARNING) == 0) {
+        f->health = REG_WARNING;
+        f->health_or_better = true;
+    } else if (strcmp(s, REGV1_CRITICAL) == 0)
+        f->health = REG_CRITICAL;
+    else
+        return -1;
+    return 0;
 }
 
 /* The filters of a list request, from its query; 0, or -1 after answering
@@ -373,9 +390,9 @@ static int api_list_filter(struct hs_req *req, struct reg_filter *f)
     f->name = hs_req_query(req, REGV1_Q_NAME);
     f->type = hs_req_query(req, REGV1_Q_TYPE);
     f->tag = hs_req_query(req, REGV1_Q_TAG);
-    f->health = api_health_param(hs_req_query(req, REGV1_Q_HEALTH));
-    if (f->health == -2) {
-        hs_reply_error(req, 400, "health must be 'passing' or 'critical'");
+    if (api_health_param(hs_req_query(req, REGV1_Q_HEALTH), f) != 0) {
+        hs_reply_error(req, 400,
+                       "health must be 'passing', 'warning' (passing and warning) or 'critical'");
         return -1;
     }
     return 0;
@@ -639,6 +656,7 @@ static void api_collect(struct evbuffer *out, void *arg)
                         "# HELP registry_instances Registered instances by health.\n"
                         "# TYPE registry_instances gauge\n"
                         "registry_instances{health=\"passing\"} %zu\n"
+                        "registry_instances{health=\"warning\"} %zu\n"
                         "registry_instances{health=\"critical\"} %zu\n"
                         "# HELP registry_events_total Registry events by kind.\n"
                         "# TYPE registry_events_total counter\n"
@@ -653,7 +671,7 @@ static void api_collect(struct evbuffer *out, void *arg)
                         "# HELP registry_watchers Open watches: parked long-polls and streams.\n"
                         "# TYPE registry_watchers gauge\n"
                         "registry_watchers %zu\n",
-                        st.passing, st.critical, (unsigned long long)st.registered,
+                        st.passing, st.warning, st.critical, (unsigned long long)st.registered,
                         (unsigned long long)st.deregistered, (unsigned long long)st.renewed,
                         (unsigned long long)st.expired, (unsigned long long)st.removed,
                         (unsigned long long)reg_index(api->reg), rev_hub_watchers(api->hub));

@@ -125,19 +125,116 @@ static char *regc_put(char *dst, const struct regc_view *v)
     return jw_int_put(dst, v->ttl);
 }
 
-/* The stored document of v, with critical_since_ms when it is above 0:
- * bytes the caller frees (NUL-terminated), their length in *len; NULL when
- * out of memory. */
-static char *regc_doc_of(const struct regc_view *v, long long critical_since_ms, size_t *len)
+/* The name of a health in the API. */
+const char *regc_health_name(enum reg_health h)
 {
+    return h == REG_PASSING ? REGV1_PASSING : h == REG_WARNING ? REGV1_WARNING : REGV1_CRITICAL;
+}
+
+/* A duration as the registration takes it back: "<n>ms". */
+static json_t *regc_ms(int64_t ms)
+{
+    char buf[32];
+
+    snprintf(buf, sizeof(buf), "%lldms", (long long)ms);
+    return json_string(buf);
+}
+
+/* Add the given check cs (as a registration says it) to the array a. 0 or
+ * -1 (out of memory). */
+static int regc_check_def(json_t *a, const char *id, enum reg_check_kind kind, const char *target,
+                          int64_t ttl_ms, int64_t interval_ms, int64_t timeout_ms,
+                          int64_t deregister_ms, const struct chk_policy *pol,
+                          enum reg_health initial)
+{
+    json_t *c = json_object();
+    int bad = 0;
+
+    if (!c)
+        return -1;
+    bad |= json_object_set_new(c, REGV1_C_ID, json_string(id));
+    if (kind == REG_CHECK_TTL) {
+        bad |= json_object_set_new(c, REGV1_C_TTL, regc_ms(ttl_ms));
+    } else {
+        bad |= json_object_set_new(c, kind == REG_CHECK_HTTP ? REGV1_C_HTTP : REGV1_C_TCP,
+                                   json_string(target));
+        bad |= json_object_set_new(c, REGV1_C_INTERVAL, regc_ms(interval_ms));
+        bad |= json_object_set_new(c, REGV1_C_TIMEOUT, regc_ms(timeout_ms));
+        bad |= json_object_set_new(c, REGV1_C_FAILURES,
+                                   json_integer(pol->failures_before_critical));
+        bad |= json_object_set_new(c, REGV1_C_SUCCESSES,
+                                   json_integer(pol->successes_before_passing));
+        bad |= json_object_set_new(c, REGV1_C_STATUS, json_string(regc_health_name(initial)));
+    }
+    if (deregister_ms > 0)
+        bad |= json_object_set_new(c, REGV1_C_DEREGISTER, regc_ms(deregister_ms));
+    bad |= json_array_append_new(a, c);
+    return bad ? -1 : 0;
+}
+
+/* What a stored document holds beyond the registration's fixed part: its
+ * given checks (written whenever there are some, or no TTL check: "ttl":0
+ * reads back only beside "checks") and its maintenance. */
+struct regc_extra {
+    json_t *checks; /* owned array; NULL: none to write */
+    bool maint;
+    long long maint_since_ms;
+    const char *maint_reason; /* borrowed */
+};
+
+/* ",\"checks\":[...],\"maintenance\":{...}" for x, or "" (caller frees);
+ * NULL when out of memory. */
+static char *regc_extra_text(const struct regc_extra *x)
+{
+    json_t *o = json_object();
+    char *text = NULL, *out = NULL;
+    size_t n;
+
+    if (!o)
+        return NULL;
+    if ((x->checks && json_object_set(o, REGV1_F_CHECKS, x->checks) != 0) ||
+        (x->maint && json_object_set_new(o, REGV1_F_MAINT,
+                                         json_pack("{s:s,s:I}", "reason", x->maint_reason,
+                                                   "since", (json_int_t)x->maint_since_ms)) != 0))
+        goto cleanup;
+    if (json_object_size(o) == 0) {
+        out = strdup("");
+        goto cleanup;
+    }
+    text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!text)
+        goto cleanup;
+    /* "{...}" into ",..." */
+    n = strlen(text);
+    text[0] = ',';
+    text[n - 1] = '\0';
+    out = text;
+    text = NULL;
+cleanup:
+    free(text);
+    json_decref(o);
+    return out;
+}
+
+/* The stored document of v, with critical_since_ms when it is above 0 and
+ * extra (NULL: none): bytes the caller frees (NUL-terminated), their length
+ * in *len; NULL when out of memory. */
+static char *regc_doc_of(const struct regc_view *v, long long critical_since_ms,
+                         const struct regc_extra *extra, size_t *len)
+{
+    char *more = extra ? regc_extra_text(extra) : strdup("");
     /* "{"v":1," then the registration without its '{', the health, "}\0". */
-    char *doc = malloc(regc_len(v) + sizeof("{\"v\":,") + JW_INT_MAX_LEN + 2 +
-                       sizeof(",\"" REGC_F_CRITICAL_SINCE "\":") + JW_INT_MAX_LEN);
+    char *doc = more ? malloc(regc_len(v) + sizeof("{\"v\":,") + JW_INT_MAX_LEN + 2 +
+                              sizeof(",\"" REGC_F_CRITICAL_SINCE "\":") + JW_INT_MAX_LEN +
+                              strlen(more))
+                     : NULL;
     char *end = NULL;
     char *comma = NULL;
 
-    if (!doc)
+    if (!doc) {
+        free(more);
         return NULL;
+    }
     end = regc_lit(doc, "{\"v\":");
     end = jw_int_put(end, REGC_DOC_VERSION);
     comma = end;
@@ -149,6 +246,8 @@ static char *regc_doc_of(const struct regc_view *v, long long critical_since_ms,
         end = regc_lit(end, ",\"" REGC_F_CRITICAL_SINCE "\":");
         end = jw_int_put(end, critical_since_ms);
     }
+    end = regc_lit(end, more);
+    free(more);
     *end++ = '}';
     *end = '\0';
     *len = (size_t)(end - doc);
@@ -161,7 +260,30 @@ char *regc_doc_new(const char *id, const struct reg_spec *spec, size_t *len)
                           spec->port, spec->ttl,     spec->tag_count, spec->meta_count,
                           spec,       regc_spec_tag, regc_spec_key,   regc_spec_value};
 
-    return regc_doc_of(&v, spec->critical_since_ms, len);
+    struct regc_extra x = {NULL, spec->maint, spec->maint_since_ms, spec->maint_reason};
+    char *doc = NULL;
+    size_t i;
+
+    if (spec->check_count > 0 || spec->ttl == 0) {
+        x.checks = json_array();
+        if (!x.checks)
+            return NULL;
+        for (i = 0; i < spec->check_count; i++) {
+            const struct reg_check_spec *cs = &spec->checks[i];
+            char def[LIM_CHECK_ID_MAX + 1];
+
+            if (!cs->id[0])
+                snprintf(def, sizeof(def), "%s:%zu", id, i + 1);
+            if (regc_check_def(x.checks, cs->id[0] ? cs->id : def, cs->kind, cs->target,
+                               (int64_t)spec->ttl * 1000, cs->interval_ms, cs->timeout_ms,
+                               cs->deregister_after_ms, &cs->policy, cs->status) != 0)
+                goto cleanup;
+        }
+    }
+    doc = regc_doc_of(&v, spec->critical_since_ms, &x, len);
+cleanup:
+    json_decref(x.checks);
+    return doc;
 }
 
 /* The view of an instance's registration. */
@@ -184,11 +306,35 @@ static struct regc_view regc_view_of(const struct reg_instance *in)
 char *regc_doc_of_instance(const struct reg_instance *in, size_t *len)
 {
     struct regc_view v = regc_view_of(in);
+    struct regc_extra x = {NULL, false, 0, NULL};
     long long since = 0;
+    int64_t maint_since = 0;
+    size_t i, n = reg_instance_check_count(in);
+    char *doc = NULL;
 
-    if (reg_instance_health(in) == REG_CRITICAL)
+    if (reg_instance_ttl(in) > 0 && reg_instance_ttl_health(in) == REG_CRITICAL)
         since = (long long)reg_instance_heartbeat_ms(in) + (long long)reg_instance_ttl(in) * 1000;
-    return regc_doc_of(&v, since, len);
+    x.maint = reg_instance_maintenance(in, &x.maint_reason, &maint_since);
+    x.maint_since_ms = maint_since;
+    for (i = 0; i < n; i++) {
+        struct reg_check_view c;
+
+        reg_instance_check(in, i, &c);
+        if (!c.given)
+            continue;
+        if (!x.checks && !(x.checks = json_array()))
+            return NULL;
+        if (regc_check_def(x.checks, c.id, c.kind, c.target, (int64_t)reg_instance_ttl(in) * 1000,
+                           c.interval_ms, c.timeout_ms, c.deregister_after_ms, &c.policy,
+                           c.initial) != 0)
+            goto cleanup;
+    }
+    if (!x.checks && reg_instance_ttl(in) == 0 && !(x.checks = json_array()))
+        return NULL;
+    doc = regc_doc_of(&v, since, &x, len);
+cleanup:
+    json_decref(x.checks);
+    return doc;
 }
 
 int regc_doc_parse(const char *doc, size_t len, struct reg_spec *spec, char *err, size_t errlen)
@@ -218,6 +364,15 @@ int regc_doc_parse(const char *doc, size_t len, struct reg_spec *spec, char *err
     /* a health that does not read as one: passing, as before the member */
     if (rc == 0 && json_is_integer(v) && json_integer_value(v) > 0)
         spec->critical_since_ms = (long long)json_integer_value(v);
+    v = json_object_get(body, REGV1_F_MAINT);
+    if (rc == 0 && json_is_object(v)) {
+        const char *reason = json_string_value(json_object_get(v, "reason"));
+        json_t *at = json_object_get(v, "since");
+
+        spec->maint = true;
+        snprintf(spec->maint_reason, sizeof(spec->maint_reason), "%s", reason ? reason : "");
+        spec->maint_since_ms = json_is_integer(at) ? (long long)json_integer_value(at) : 0;
+    }
 
 cleanup:
     json_decref(body);
@@ -247,17 +402,114 @@ static const struct regc_cache *regc_cache_get(const struct reg_instance *in)
     return c;
 }
 
-/* The live fields after the cached part: heartbeat and health, and the
- * closing brace. */
+/* Append the JSON string of s to out. 0 or -1. */
+static int regc_add_str(struct evbuffer *out, const char *s)
+{
+    size_t n = strlen(s);
+    struct evbuffer_iovec vec;
+    char *end;
+
+    if (evbuffer_reserve_space(out, (ev_ssize_t)jw_string_len(s, n), &vec, 1) != 1)
+        return -1;
+    end = jw_string_put(vec.iov_base, s, n);
+    vec.iov_len = (size_t)(end - (char *)vec.iov_base);
+    return evbuffer_commit_space(out, &vec, 1);
+}
+
+/* The name of a check kind in the API. */
+static const char *regc_kind_name(enum reg_check_kind k)
+{
+    return k == REG_CHECK_HTTP ? REGV1_C_HTTP : k == REG_CHECK_TCP ? REGV1_C_TCP : REGV1_C_TTL;
+}
+
+/* A time in Unix seconds with milliseconds, as a JSON number. */
+static int regc_add_secs(struct evbuffer *out, int64_t ms)
+{
+    return evbuffer_add_printf(out, "%lld.%03lld", (long long)(ms / 1000),
+                               (long long)(ms % 1000)) < 0
+               ? -1
+               : 0;
+}
+
+int regc_write_check(const struct reg_check_view *c, struct evbuffer *out)
+{
+    if (evbuffer_add_printf(out, "{\"" REGV1_C_ID "\":") < 0 || regc_add_str(out, c->id) != 0 ||
+        evbuffer_add_printf(out,
+                            ",\"" REGV1_C_TYPE "\":\"%s\",\"" REGV1_C_STATUS
+                            "\":\"%s\",\"" REGV1_C_OUTPUT "\":",
+                            regc_kind_name(c->kind), regc_health_name(c->status)) < 0 ||
+        regc_add_str(out, c->output) != 0 ||
+        evbuffer_add_printf(out, ",\"" REGV1_C_LAST_CHANGE "\":") < 0 ||
+        regc_add_secs(out, c->last_change_ms) != 0 || evbuffer_add(out, "}", 1) != 0)
+        return -1;
+    return 0;
+}
+
+/* The maintenance of in as its pseudo-check, when it is on. */
+static void regc_maint_view(const struct reg_instance *in, const char *reason, int64_t since,
+                            struct reg_check_view *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->id_buf, sizeof(c->id_buf), "%s:%s", reg_instance_id(in), REGV1_F_MAINT);
+    c->id = c->id_buf;
+    c->kind = REG_CHECK_TTL;
+    c->status = REG_CRITICAL;
+    c->output = reason;
+    c->last_change_ms = since;
+}
+
+int regc_write_checks(const struct reg_instance *in, struct evbuffer *out)
+{
+    size_t i, n = reg_instance_check_count(in);
+    struct reg_check_view c;
+    const char *reason = NULL;
+    int64_t since = 0;
+    bool maint = reg_instance_maintenance(in, &reason, &since);
+
+    if (evbuffer_add(out, "[", 1) != 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        reg_instance_check(in, i, &c);
+        if ((i > 0 && evbuffer_add(out, ",", 1) != 0) || regc_write_check(&c, out) != 0)
+            return -1;
+    }
+    if (maint) {
+        regc_maint_view(in, reason, since, &c);
+        if ((n > 0 && evbuffer_add(out, ",", 1) != 0) ||
+            evbuffer_add_printf(out, "{\"" REGV1_C_ID "\":") < 0 || regc_add_str(out, c.id) != 0 ||
+            evbuffer_add_printf(out,
+                                ",\"" REGV1_C_TYPE "\":\"" REGV1_F_MAINT "\",\"" REGV1_C_STATUS
+                                "\":\"" REGV1_CRITICAL "\",\"" REGV1_C_OUTPUT "\":") < 0 ||
+            regc_add_str(out, reason) != 0 ||
+            evbuffer_add_printf(out, ",\"" REGV1_C_LAST_CHANGE "\":") < 0 ||
+            regc_add_secs(out, since) != 0 || evbuffer_add(out, "}", 1) != 0)
+            return -1;
+    }
+    return evbuffer_add(out, "]", 1);
+}
+
+/* The live fields after the cached part: heartbeat, health, checks,
+ * maintenance, and the closing brace. */
 static int regc_write_live(const struct reg_instance *in, struct evbuffer *out)
 {
     char live[64 + JW_INT_MAX_LEN];
+    const char *reason = NULL;
+    int64_t since = 0;
     int n = snprintf(live, sizeof(live),
-                     ",\"" REGV1_F_HEARTBEAT "\":%lld,\"" REGV1_F_HEALTH "\":\"%s\"}",
+                     ",\"" REGV1_F_HEARTBEAT "\":%lld,\"" REGV1_F_HEALTH "\":\"%s\",\"" REGV1_F_CHECKS
+                     "\":",
                      (long long)(reg_instance_heartbeat_ms(in) / 1000),
-                     reg_instance_health(in) == REG_PASSING ? REGV1_PASSING : REGV1_CRITICAL);
+                     regc_health_name(reg_instance_health(in)));
 
-    return evbuffer_add(out, live, (size_t)n);
+    if (evbuffer_add(out, live, (size_t)n) != 0 || regc_write_checks(in, out) != 0)
+        return -1;
+    if (reg_instance_maintenance(in, &reason, &since)) {
+        if (evbuffer_add_printf(out, ",\"" REGV1_F_MAINT "\":{\"reason\":") < 0 ||
+            regc_add_str(out, reason) != 0 || evbuffer_add_printf(out, ",\"since\":") < 0 ||
+            regc_add_secs(out, since) != 0 || evbuffer_add(out, "}", 1) != 0)
+            return -1;
+    }
+    return evbuffer_add(out, "}", 1);
 }
 
 int regc_write_instance(const struct reg_instance *in, struct evbuffer *out)

@@ -43,7 +43,8 @@ int regc_doc_parse(const char *doc, size_t len, struct reg_spec *spec, char *err
     __attribute__((warn_unused_result));
 
 /* Append the instance's JSON object to out:
- * {"id","name","host","port","type","tags","metadata","ttl","last_heartbeat","health"}.
+ * {"id","name","host","port","type","tags","metadata","ttl","last_heartbeat","health",
+ * "checks"} and "maintenance":{"reason","since"} last when it is on.
  * Fills the instance's cache slot on first use. 0, or -1 out of memory. */
 int regc_write_instance(const struct reg_instance *in, struct evbuffer *out)
     __attribute__((warn_unused_result));
@@ -53,6 +54,20 @@ int regc_write_instance(const struct reg_instance *in, struct evbuffer *out)
  * cache for each would hold their JSON in memory whether anyone reads the
  * list or not). 0, or -1 when out of memory. */
 int regc_write_instance_once(const struct reg_instance *in, struct evbuffer *out)
+    __attribute__((warn_unused_result));
+
+/* The API's word for a health: "passing", "warning", "critical". */
+const char *regc_health_name(enum reg_health h);
+
+/* Append one check's state {"id","type","status","output","last_change"}
+ * (last_change in Unix seconds with milliseconds). 0, or -1 out of memory. */
+int regc_write_check(const struct reg_check_view *c, struct evbuffer *out)
+    __attribute__((warn_unused_result));
+
+/* Append the instance's checks as a JSON array: its TTL check, the others
+ * given, and its maintenance as a critical check of type "maintenance"
+ * with the reason as output. 0, or -1 out of memory. */
+int regc_write_checks(const struct reg_instance *in, struct evbuffer *out)
     __attribute__((warn_unused_result));
 
 #endif

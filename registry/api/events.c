@@ -45,7 +45,8 @@
 #include <utlist.h>
 
 /* The event types a ?type= filter may name. */
-static const char *const rev_types[] = {"register", "deregister", "expire", "health", "kv"};
+static const char *const rev_types[] = {"register", "deregister", "expire", "health",
+                                          "maintenance", "kv"};
 #define REV_NTYPES   (sizeof(rev_types) / sizeof(rev_types[0]))
 #define REV_TYPE_MAX 16 /* bytes of a type name with its NUL */
 
@@ -534,11 +535,6 @@ fail:
     return -1;
 }
 
-static const char *rev_health_name(enum reg_health hl)
-{
-    return hl == REG_PASSING ? REGV1_PASSING : REGV1_CRITICAL;
-}
-
 void rev_observe(void *arg, const struct reg_event *ev)
 {
     struct rev_hub *h = arg;
@@ -554,10 +550,13 @@ void rev_observe(void *arg, const struct reg_event *ev)
     if (ev->type == REG_EV_HEALTH) {
         /* check ids are instance ids and a suffix of the same alphabet */
         if (evbuffer_add_printf(d, ",\"check_id\":\"%s\",\"status\":\"%s\",\"previous\":\"%s\"",
-                                ev->check_id, rev_health_name(ev->status),
-                                rev_health_name(ev->previous)) < 0)
+                                ev->check_id, regc_health_name(ev->status),
+                                regc_health_name(ev->previous)) < 0)
             goto done;
     }
+    if (ev->type == REG_EV_MAINTENANCE &&
+        evbuffer_add_printf(d, ",\"enable\":%s", ev->maint ? "true" : "false") < 0)
+        goto done;
     if (evbuffer_add(d, "}", 1) != 0)
         goto done;
     rc = 0;

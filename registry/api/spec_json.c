@@ -4,11 +4,13 @@
 
 #include "codec/jsonerr.h"
 #include "codec/uid.h"
+#include "core/config.h"
 #include "core/errbuf.h"
 #include "proto/registry_v1.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* An id of the form "<name>-<uuid>" for this name. */
@@ -160,6 +162,302 @@ static int reg_take_metadata(const json_t *body, struct reg_spec *spec, char *er
     return 0;
 }
 
+/* Read the duration member key of the check at index i into *ms, within
+ * [min, max] ms; absent leaves *ms as it is. 0, or -1 with err. */
+static int reg_take_duration(const json_t *c, size_t i, const char *key, int64_t min, int64_t max,
+                             int64_t *ms, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(c, key);
+    int64_t x = 0;
+
+    if (!v)
+        return 0;
+    if (!json_is_string(v) || cfg_parse_duration_ms(json_string_value(v), &x) != 0) {
+        errbuf_set(err, errlen,
+                   "checks[%zu].%s must be a duration such as \"10s\", \"500ms\" or \"1m\"", i,
+                   key);
+        return -1;
+    }
+    if (x < min || x > max) {
+        errbuf_set(err, errlen, "checks[%zu].%s must be between %lld ms and %lld ms, got %lld ms",
+                   i, key, (long long)min, (long long)max, (long long)x);
+        return -1;
+    }
+    *ms = x;
+    return 0;
+}
+
+/* Read a threshold member (1..LIM_CHECK_THRESHOLD_MAX) of check i. */
+static int reg_take_threshold(const json_t *c, size_t i, const char *key, uint8_t *out, char *err,
+                              size_t errlen)
+{
+    const json_t *v = json_object_get(c, key);
+
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+        json_integer_value(v) > LIM_CHECK_THRESHOLD_MAX) {
+        errbuf_set(err, errlen, "checks[%zu].%s must be an integer from 1 to %d", i, key,
+                   LIM_CHECK_THRESHOLD_MAX);
+        return -1;
+    }
+    *out = (uint8_t)json_integer_value(v);
+    return 0;
+}
+
+/* Whether s is an http(s) URL with a host, of printable ASCII without
+ * spaces. */
+static bool reg_check_url_valid(const char *s)
+{
+    const char *p = NULL;
+
+    if (strncmp(s, "http://", 7) == 0)
+        p = s + 7;
+    else if (strncmp(s, "https://", 8) == 0)
+        p = s + 8;
+    else
+        return false;
+    if (*p == '\0' || *p == '/' || *p == ':')
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+/* Whether s is HOST:PORT (HOST a name or IPv4 address, or [IPv6]). */
+static bool reg_check_addr_valid(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    char host[LIM_HOST_MAX + 3];
+    size_t hl;
+    char *end = NULL;
+    long port;
+
+    if (!colon || colon == s)
+        return false;
+    hl = (size_t)(colon - s);
+    if (hl >= sizeof(host))
+        return false;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (host[0] == '[') {
+        struct in6_addr a6;
+
+        if (hl < 3 || host[hl - 1] != ']')
+            return false;
+        host[hl - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &a6) != 1)
+            return false;
+    } else if (!regv1_host_valid(host) || strchr(host, ':')) {
+        return false;
+    }
+    port = strtol(colon + 1, &end, 10);
+    return colon[1] >= '0' && colon[1] <= '9' && *end == '\0' && port >= 1 && port <= 65535;
+}
+
+/* Whether s is a check id: [A-Za-z0-9._:-]{1,LIM_CHECK_ID_MAX}. */
+static bool reg_check_id_valid(const char *s)
+{
+    size_t n = 0;
+
+    for (; s[n]; n++) {
+        unsigned char ch = (unsigned char)s[n];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == ':' || ch == '-'))
+            return false;
+    }
+    return n >= 1 && n <= LIM_CHECK_ID_MAX;
+}
+
+/* Parse the i-th check c into cs. 0, or -1 with err. */
+static int reg_take_check(const json_t *c, size_t i, struct reg_check_spec *cs, char *err,
+                          size_t errlen)
+{
+    const json_t *http = json_object_get(c, REGV1_C_HTTP);
+    const json_t *tcp = json_object_get(c, REGV1_C_TCP);
+    const json_t *ttl = json_object_get(c, REGV1_C_TTL);
+    const json_t *target = http ? http : tcp;
+    const json_t *v = NULL;
+
+    memset(cs, 0, sizeof(*cs));
+    cs->policy.failures_before_critical = cs->policy.successes_before_passing = 1;
+    if (!json_is_object(c)) {
+        errbuf_set(err, errlen, "checks[%zu] must be an object", i);
+        return -1;
+    }
+    if ((http != NULL) + (tcp != NULL) + (ttl != NULL) != 1) {
+        errbuf_set(err, errlen,
+                   "checks[%zu] must have exactly one of \"http\" (a URL), \"tcp\" "
+                   "(HOST:PORT) or \"ttl\" (a duration)",
+                   i);
+        return -1;
+    }
+    v = json_object_get(c, REGV1_C_ID);
+    if (v) {
+        if (!json_is_string(v) || !reg_check_id_valid(json_string_value(v))) {
+            errbuf_set(err, errlen, "checks[%zu].id must match [A-Za-z0-9._:-]{1,%d}", i,
+                       LIM_CHECK_ID_MAX);
+            return -1;
+        }
+        snprintf(cs->id, sizeof(cs->id), "%s", json_string_value(v));
+    }
+    if (ttl) {
+        int64_t ms = 0;
+
+        cs->kind = REG_CHECK_TTL;
+        if (reg_take_duration(c, i, REGV1_C_TTL, (int64_t)LIM_TTL_MIN * 1000,
+                              (int64_t)LIM_TTL_MAX * 1000, &ms, err, errlen) != 0)
+            return -1;
+        if (ms % 1000 != 0) {
+            errbuf_set(err, errlen, "checks[%zu].ttl must be whole seconds, got %lld ms", i,
+                       (long long)ms);
+            return -1;
+        }
+        cs->interval_ms = ms; /* the ttl, handed back through reg_spec_parse */
+        if (json_object_get(c, REGV1_C_INTERVAL) || json_object_get(c, REGV1_C_TIMEOUT) ||
+            json_object_get(c, REGV1_C_STATUS) || json_object_get(c, REGV1_C_FAILURES) ||
+            json_object_get(c, REGV1_C_SUCCESSES)) {
+            errbuf_set(err, errlen,
+                       "checks[%zu] is a ttl check: interval, timeout, status and the "
+                       "thresholds belong to http and tcp checks",
+                       i);
+            return -1;
+        }
+        return reg_take_duration(c, i, REGV1_C_DEREGISTER, 1000, (int64_t)30 * 86400 * 1000,
+                                 &cs->deregister_after_ms, err, errlen);
+    }
+    cs->kind = http ? REG_CHECK_HTTP : REG_CHECK_TCP;
+    if (!json_is_string(target) || json_string_length(target) > LIM_CHECK_TARGET_MAX ||
+        strlen(json_string_value(target)) != json_string_length(target) ||
+        !(http ? reg_check_url_valid(json_string_value(target))
+               : reg_check_addr_valid(json_string_value(target)))) {
+        errbuf_set(err, errlen,
+                   http ? "checks[%zu].http must be an http:// or https:// URL of at most %d "
+                          "bytes"
+                        : "checks[%zu].tcp must be HOST:PORT (a name, an IPv4 address or "
+                          "[IPv6]) of at most %d bytes",
+                   i, LIM_CHECK_TARGET_MAX);
+        return -1;
+    }
+    snprintf(cs->target, sizeof(cs->target), "%s", json_string_value(target));
+    cs->interval_ms = LIM_CHECK_INTERVAL_DEFAULT_MS;
+    if (reg_take_duration(c, i, REGV1_C_INTERVAL, LIM_CHECK_INTERVAL_MIN_MS,
+                          (int64_t)86400 * 1000, &cs->interval_ms, err, errlen) != 0)
+        return -1;
+    cs->timeout_ms = cs->interval_ms < LIM_CHECK_TIMEOUT_DEFAULT_MS ? cs->interval_ms
+                                                                     : LIM_CHECK_TIMEOUT_DEFAULT_MS;
+    if (reg_take_duration(c, i, REGV1_C_TIMEOUT, 1, (int64_t)86400 * 1000, &cs->timeout_ms, err,
+                          errlen) != 0)
+        return -1;
+    if (cs->timeout_ms > cs->interval_ms) {
+        errbuf_set(err, errlen,
+                   "checks[%zu].timeout (%lld ms) must not be over its interval (%lld ms)", i,
+                   (long long)cs->timeout_ms, (long long)cs->interval_ms);
+        return -1;
+    }
+    if (reg_take_threshold(c, i, REGV1_C_FAILURES, &cs->policy.failures_before_critical, err,
+                           errlen) != 0 ||
+        reg_take_threshold(c, i, REGV1_C_SUCCESSES, &cs->policy.successes_before_passing, err,
+                           errlen) != 0 ||
+        reg_take_duration(c, i, REGV1_C_DEREGISTER, 1000, (int64_t)30 * 86400 * 1000,
+                          &cs->deregister_after_ms, err, errlen) != 0)
+        return -1;
+    cs->status = REG_PASSING;
+    v = json_object_get(c, REGV1_C_STATUS);
+    if (v) {
+        const char *st = json_is_string(v) ? json_string_value(v) : "";
+
+        if (strcmp(st, REGV1_PASSING) == 0)
+            cs->status = REG_PASSING;
+        else if (strcmp(st, REGV1_WARNING) == 0)
+            cs->status = REG_WARNING;
+        else if (strcmp(st, REGV1_CRITICAL) == 0)
+            cs->status = REG_CRITICAL;
+        else {
+            errbuf_set(err, errlen,
+                       "checks[%zu].status must be \"passing\", \"warning\" or \"critical\"", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The "check" or "checks" member into spec, and the TTL check's rule:
+ * the instance has one when the body says "ttl" (above 0), or gives a ttl
+ * check, or gives no checks at all (the default of every registration
+ * before checks). 0, or -1 with err. */
+static int reg_take_checks(const json_t *body, struct reg_spec *spec, char *err, size_t errlen)
+{
+    const json_t *one = json_object_get(body, REGV1_F_CHECK);
+    const json_t *many = json_object_get(body, REGV1_F_CHECKS);
+    const json_t *ttl = json_object_get(body, REGV1_F_TTL);
+    const json_t *c = NULL;
+    size_t i, n, j;
+    int64_t ttl_ms = 0;
+
+    if (one && many) {
+        errbuf_set(err, errlen, "give either \"check\" or \"checks\", not both");
+        return -1;
+    }
+    if (!one && !many) {
+        if (ttl && json_integer_value(ttl) == 0) {
+            errbuf_set(err, errlen, "field 'ttl' must be between %d and %d (0, no ttl check, "
+                                    "only beside \"checks\")",
+                       LIM_TTL_MIN, LIM_TTL_MAX);
+            return -1;
+        }
+        return 0;
+    }
+    if (many && !json_is_array(many)) {
+        errbuf_set(err, errlen, "field 'checks' must be an array of check objects");
+        return -1;
+    }
+    n = one ? 1 : json_array_size(many);
+    if (n > LIM_CHECKS_MAX) {
+        errbuf_set(err, errlen, "field 'checks' has %zu checks; at most %d are allowed", n,
+                   LIM_CHECKS_MAX);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        c = one ? one : json_array_get(many, i);
+        if (reg_take_check(c, i, &spec->checks[i], err, errlen) != 0)
+            return -1;
+        for (j = 0; j < i; j++) {
+            if (spec->checks[i].id[0] && strcmp(spec->checks[i].id, spec->checks[j].id) == 0) {
+                errbuf_set(err, errlen, "checks[%zu].id '%s' is given twice", i,
+                           spec->checks[i].id);
+                return -1;
+            }
+            if (spec->checks[i].kind == REG_CHECK_TTL && spec->checks[j].kind == REG_CHECK_TTL) {
+                errbuf_set(err, errlen, "checks[%zu] is a second ttl check; one is allowed", i);
+                return -1;
+            }
+        }
+        if (spec->checks[i].kind == REG_CHECK_TTL) {
+            ttl_ms = spec->checks[i].interval_ms;
+            spec->checks[i].interval_ms = 0;
+        }
+        spec->check_count++;
+    }
+    if (ttl_ms > 0) {
+        if (ttl && json_integer_value(ttl) * 1000 != ttl_ms) {
+            errbuf_set(err, errlen, "field 'ttl' (%lld s) and the ttl check (%lld ms) disagree",
+                       (long long)json_integer_value(ttl), (long long)ttl_ms);
+            return -1;
+        }
+        spec->ttl = (int)(ttl_ms / 1000);
+    } else if (!ttl) {
+        spec->ttl = 0;
+    } else if (spec->ttl > 0 && spec->check_count >= LIM_CHECKS_MAX) {
+        errbuf_set(err, errlen, "%zu checks and the ttl one: at most %d are allowed",
+                   spec->check_count, LIM_CHECKS_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err, size_t errlen)
 {
     reg_spec_init(spec);
@@ -172,7 +470,8 @@ int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err, size_t 
         reg_take_string(body, REGV1_F_HOST, true, spec->host, sizeof(spec->host), err, errlen) ||
         reg_take_int(body, REGV1_F_PORT, true, 1, 65535, &spec->port, err, errlen) ||
         reg_take_string(body, REGV1_F_TYPE, false, spec->type, sizeof(spec->type), err, errlen) ||
-        reg_take_int(body, REGV1_F_TTL, false, LIM_TTL_MIN, LIM_TTL_MAX, &spec->ttl, err, errlen))
+        reg_take_int(body, REGV1_F_TTL, false, 0, LIM_TTL_MAX, &spec->ttl, err, errlen) ||
+        reg_take_checks(body, spec, err, errlen))
         goto fail;
     if (!regv1_name_valid(spec->name)) {
         errbuf_set(err, errlen, "field 'name' must match [A-Za-z0-9._-]{1,%d}", LIM_NAME_MAX);
