@@ -56,6 +56,9 @@
 #define LIM_REG_PAGE_MAX           1000 /* largest limit= of GET /v1/services */
 #define LIM_REG_STREAM_LOW_WATER   (2 * LIM_CHUNK_BYTES) /* the full list: next pieces below this */
 
+/* Registry active health checks (registry/checks/runner.h) */
+#define LIM_CHECK_OUTPUT_MAX 256 /* bytes of a probe's output text, before its NUL */
+
 /* Registry change events and watches (GET /v1/events) */
 #define LIM_EVENTS_HISTORY_MAX      10000 /* events kept for watchers, oldest dropped */
 #define LIM_EVENTS_HISTORY_BYTES    (16 * 1024 * 1024) /* bytes of their encodings, oldest dropped */
