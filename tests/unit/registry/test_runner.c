@@ -35,11 +35,12 @@
 #include "registry/checks/runner.h"
 #include "support.h"
 
-#define REPORTS_MAX 1024
-#define ID_MAX      64
-#define SAFETY_MS   4000 /* no single wait may take longer */
-#define JITTER_N    200
-#define POLL_MS     2
+#define REPORTS_MAX  1024
+#define ID_MAX       64
+#define SAFETY_MS    4000 /* no single wait may take longer */
+#define JITTER_N     200
+#define CONCURRENT_N 50
+#define POLL_MS      2
 
 struct fixture;
 
@@ -464,6 +465,86 @@ static void test_tcp_unresolvable(void **state)
                 strstr(fx->reps[0].out, "timeout after 600 ms") != NULL);
 }
 
+static int tcp_bh_and_http_bh(struct fixture *fx)
+{
+    return first_of(fx, "b", "tcp") != NULL && first_of(fx, "b", "http") != NULL;
+}
+
+/* A black-holed target (a listener whose accept queue is full: the kernel
+ * drops further SYNs) costs its probe the timeout, TCP and HTTP alike, and
+ * reports "timeout" no earlier than that. */
+static void test_blackhole_timeout(void **state)
+{
+    struct fixture *fx = *state;
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    int lfd, fillers[4];
+    char tcp[64], http[96], want[512];
+    int64_t added;
+    const struct rep *r;
+
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+    for (int i = 0; i < 4; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fillers[i] >= 0);
+        assert_int_equal(evutil_make_socket_nonblocking(fillers[i]), 0);
+        (void)connect(fillers[i], (struct sockaddr *)&sin, sizeof(sin)); /* EINPROGRESS */
+    }
+    run_for(fx, 50); /* let the first handshakes fill the queue */
+    snprintf(tcp, sizeof(tcp), "127.0.0.1:%d", ntohs(sin.sin_port));
+    snprintf(http, sizeof(http), "http://127.0.0.1:%d/ok", ntohs(sin.sin_port));
+    added = clk_now_ms();
+    assert_int_equal(crun_add(fx->c, "b", "tcp", CRUN_TCP, tcp, 100, 300), 0);
+    assert_int_equal(crun_add(fx->c, "b", "http", CRUN_HTTP, http, 100, 300), 0);
+    assert_true(run_until(fx, tcp_bh_and_http_bh, SAFETY_MS));
+
+    r = first_of(fx, "b", "tcp");
+    assert_int_equal(r->res, CRUN_FAIL);
+    snprintf(want, sizeof(want), "TCP connect %s: timeout after 300 ms", tcp);
+    assert_string_equal(r->out, want);
+    assert_true(r->at_ms - added >= 300 - 5);
+    r = first_of(fx, "b", "http");
+    assert_int_equal(r->res, CRUN_FAIL);
+    snprintf(want, sizeof(want), "HTTP GET %s: timeout after 300 ms", http);
+    assert_string_equal(r->out, want);
+    assert_true(r->at_ms - added >= 300 - 5);
+
+    crun_remove_instance(fx->c, "b");
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(lfd);
+}
+
+static int all_hang_inflight(struct fixture *fx) { return crun_inflight(fx->c) == CONCURRENT_N; }
+
+static int all_hang_reported(struct fixture *fx) { return fx->firsts >= CONCURRENT_N; }
+
+/* Probes of slow targets run side by side: 50 hanging requests are in
+ * flight at once, and each ends with its own timeout. */
+static void test_many_concurrent(void **state)
+{
+    struct fixture *fx = *state;
+    char inst[32];
+
+    for (int i = 0; i < CONCURRENT_N; i++) {
+        snprintf(inst, sizeof(inst), "h%d", i);
+        assert_int_equal(crun_add(fx->c, inst, "hang", CRUN_HTTP, url(fx, "/hang"), 100, 500), 0);
+    }
+    assert_true(run_until(fx, all_hang_inflight, SAFETY_MS));
+    assert_true(run_until(fx, all_hang_reported, SAFETY_MS));
+    for (int i = 0; i < fx->nrep; i++) {
+        assert_int_equal(fx->reps[i].res, CRUN_FAIL);
+        assert_non_null(strstr(fx->reps[i].out, ": timeout after 500 ms"));
+    }
+}
+
 static int all_jitter_reported(struct fixture *fx) { return fx->firsts >= JITTER_N; }
 
 /* 200 probes added together run first at points spread over their
@@ -707,6 +788,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_http_timeout_and_skip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_unresolvable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blackhole_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_runs_spread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_cancels_inflight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
