@@ -1,9 +1,9 @@
 /* main.c: the registry executable: options, store, registry core, API,
  * then the shared service loop until SIGINT/SIGTERM. */
 #include "api/api.h"
+#include "api/check_api.h"
 #include "api/codec.h"
 #include "api/events.h"
-#include "api/check_api.h"
 #include "api/kv_api.h"
 #include "auth/acl.h"
 #include "core/catalog.h"
@@ -216,7 +216,7 @@ cleanup:
     kv_api_free(kapi);
     kv_free(kv);
     reg_free(reg);
-    cka_free(checks); /* after the core's last changes (they reach its observer) */
+    cka_free(checks);  /* after the core's last changes (they reach its observer) */
     rev_hub_free(hub); /* after the core's last changes, before the server */
     store_close(store);
     svc_free(svc);

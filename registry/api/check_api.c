@@ -40,8 +40,9 @@ static void cka_report(void *arg, const char *instance_id, const char *check_id,
                        enum crun_result res, const char *output)
 {
     struct check_api *a = arg;
-    enum reg_health h = res == CRUN_PASS ? REG_PASSING : res == CRUN_WARN ? REG_WARNING
-                                                                          : REG_CRITICAL;
+    enum reg_health h = res == CRUN_PASS   ? REG_PASSING
+                        : res == CRUN_WARN ? REG_WARNING
+                                           : REG_CRITICAL;
 
     if (a->reg)
         (void)reg_check_result(a->reg, instance_id, check_id, h, output);
@@ -111,8 +112,9 @@ static void cka_checks(struct hs_req *req, void *arg)
         hs_reply_error(req, 404, "service '%.200s' not found", id);
         return;
     }
-    if (evbuffer_add_printf(out, "{\"success\":true,\"" REGV1_F_SERVICE_ID "\":\"%s\",\"" REGV1_F_HEALTH
-                                 "\":\"%s\",\"" REGV1_F_CHECKS "\":",
+    if (evbuffer_add_printf(out,
+                            "{\"success\":true,\"" REGV1_F_SERVICE_ID "\":\"%s\",\"" REGV1_F_HEALTH
+                            "\":\"%s\",\"" REGV1_F_CHECKS "\":",
                             reg_instance_id(in), regc_health_name(reg_instance_health(in))) < 0 ||
         regc_write_checks(in, out) != 0 || evbuffer_add(out, "}", 1) != 0) {
         evbuffer_drain(out, evbuffer_get_length(out));
@@ -131,7 +133,8 @@ static void cka_maint_done(void *arg, int rc, const char *err)
 
     if (rc != 0) {
         log_error("could not change the maintenance of %s: %s", w->id, err ? err : "store failure");
-        hs_reply_error(w->req, 503, "could not change maintenance: %s", err ? err : "store failure");
+        hs_reply_error(w->req, 503, "could not change maintenance: %s",
+                       err ? err : "store failure");
         free(w);
         return;
     }
@@ -227,9 +230,8 @@ static void cka_maint(struct hs_req *req, void *arg)
         break;
     case 2:
         (void)hs_reply_header(req, "Retry-After", "1");
-        hs_reply_error(req, 409,
-                       "another write of service '%.200s' is waiting for its commit; try again",
-                       id);
+        hs_reply_error(
+            req, 409, "another write of service '%.200s' is waiting for its commit; try again", id);
         break;
     default:
         hs_reply_error(req, 503, "could not change maintenance: %s", err);

@@ -160,10 +160,10 @@ static int regc_check_def(json_t *a, const char *id, enum reg_check_kind kind, c
                                    json_string(target));
         bad |= json_object_set_new(c, REGV1_C_INTERVAL, regc_ms(interval_ms));
         bad |= json_object_set_new(c, REGV1_C_TIMEOUT, regc_ms(timeout_ms));
-        bad |= json_object_set_new(c, REGV1_C_FAILURES,
-                                   json_integer(pol->failures_before_critical));
-        bad |= json_object_set_new(c, REGV1_C_SUCCESSES,
-                                   json_integer(pol->successes_before_passing));
+        bad |=
+            json_object_set_new(c, REGV1_C_FAILURES, json_integer(pol->failures_before_critical));
+        bad |=
+            json_object_set_new(c, REGV1_C_SUCCESSES, json_integer(pol->successes_before_passing));
         bad |= json_object_set_new(c, REGV1_C_STATUS, json_string(regc_health_name(initial)));
     }
     if (deregister_ms > 0)
@@ -194,8 +194,8 @@ static char *regc_extra_text(const struct regc_extra *x)
         return NULL;
     if ((x->checks && json_object_set(o, REGV1_F_CHECKS, x->checks) != 0) ||
         (x->maint && json_object_set_new(o, REGV1_F_MAINT,
-                                         json_pack("{s:s,s:I}", "reason", x->maint_reason,
-                                                   "since", (json_int_t)x->maint_since_ms)) != 0))
+                                         json_pack("{s:s,s:I}", "reason", x->maint_reason, "since",
+                                                   (json_int_t)x->maint_since_ms)) != 0))
         goto cleanup;
     if (json_object_size(o) == 0) {
         out = strdup("");
@@ -224,10 +224,10 @@ static char *regc_doc_of(const struct regc_view *v, long long critical_since_ms,
 {
     char *more = extra ? regc_extra_text(extra) : strdup("");
     /* "{"v":1," then the registration without its '{', the health, "}\0". */
-    char *doc = more ? malloc(regc_len(v) + sizeof("{\"v\":,") + JW_INT_MAX_LEN + 2 +
-                              sizeof(",\"" REGC_F_CRITICAL_SINCE "\":") + JW_INT_MAX_LEN +
-                              strlen(more))
-                     : NULL;
+    char *doc =
+        more ? malloc(regc_len(v) + sizeof("{\"v\":,") + JW_INT_MAX_LEN + 2 +
+                      sizeof(",\"" REGC_F_CRITICAL_SINCE "\":") + JW_INT_MAX_LEN + strlen(more))
+             : NULL;
     char *end = NULL;
     char *comma = NULL;
 
@@ -425,8 +425,8 @@ static const char *regc_kind_name(enum reg_check_kind k)
 /* A time in Unix seconds with milliseconds, as a JSON number. */
 static int regc_add_secs(struct evbuffer *out, int64_t ms)
 {
-    return evbuffer_add_printf(out, "%lld.%03lld", (long long)(ms / 1000),
-                               (long long)(ms % 1000)) < 0
+    return evbuffer_add_printf(out, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000)) <
+                   0
                ? -1
                : 0;
 }
@@ -477,9 +477,8 @@ int regc_write_checks(const struct reg_instance *in, struct evbuffer *out)
         regc_maint_view(in, reason, since, &c);
         if ((n > 0 && evbuffer_add(out, ",", 1) != 0) ||
             evbuffer_add_printf(out, "{\"" REGV1_C_ID "\":") < 0 || regc_add_str(out, c.id) != 0 ||
-            evbuffer_add_printf(out,
-                                ",\"" REGV1_C_TYPE "\":\"" REGV1_F_MAINT "\",\"" REGV1_C_STATUS
-                                "\":\"" REGV1_CRITICAL "\",\"" REGV1_C_OUTPUT "\":") < 0 ||
+            evbuffer_add_printf(out, ",\"" REGV1_C_TYPE "\":\"" REGV1_F_MAINT "\",\"" REGV1_C_STATUS
+                                     "\":\"" REGV1_CRITICAL "\",\"" REGV1_C_OUTPUT "\":") < 0 ||
             regc_add_str(out, reason) != 0 ||
             evbuffer_add_printf(out, ",\"" REGV1_C_LAST_CHANGE "\":") < 0 ||
             regc_add_secs(out, since) != 0 || evbuffer_add(out, "}", 1) != 0)
@@ -496,8 +495,8 @@ static int regc_write_live(const struct reg_instance *in, struct evbuffer *out)
     const char *reason = NULL;
     int64_t since = 0;
     int n = snprintf(live, sizeof(live),
-                     ",\"" REGV1_F_HEARTBEAT "\":%lld,\"" REGV1_F_HEALTH "\":\"%s\",\"" REGV1_F_CHECKS
-                     "\":",
+                     ",\"" REGV1_F_HEARTBEAT "\":%lld,\"" REGV1_F_HEALTH
+                     "\":\"%s\",\"" REGV1_F_CHECKS "\":",
                      (long long)(reg_instance_heartbeat_ms(in) / 1000),
                      regc_health_name(reg_instance_health(in)));
 

@@ -45,8 +45,8 @@
 #include <utlist.h>
 
 /* The event types a ?type= filter may name. */
-static const char *const rev_types[] = {"register", "deregister", "expire", "health",
-                                          "maintenance", "kv"};
+static const char *const rev_types[] = {"register", "deregister",  "expire",
+                                        "health",   "maintenance", "kv"};
 #define REV_NTYPES   (sizeof(rev_types) / sizeof(rev_types[0]))
 #define REV_TYPE_MAX 16 /* bytes of a type name with its NUL */
 

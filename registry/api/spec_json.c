@@ -343,11 +343,11 @@ static int reg_take_check(const json_t *c, size_t i, struct reg_check_spec *cs, 
     }
     snprintf(cs->target, sizeof(cs->target), "%s", json_string_value(target));
     cs->interval_ms = LIM_CHECK_INTERVAL_DEFAULT_MS;
-    if (reg_take_duration(c, i, REGV1_C_INTERVAL, LIM_CHECK_INTERVAL_MIN_MS,
-                          (int64_t)86400 * 1000, &cs->interval_ms, err, errlen) != 0)
+    if (reg_take_duration(c, i, REGV1_C_INTERVAL, LIM_CHECK_INTERVAL_MIN_MS, (int64_t)86400 * 1000,
+                          &cs->interval_ms, err, errlen) != 0)
         return -1;
     cs->timeout_ms = cs->interval_ms < LIM_CHECK_TIMEOUT_DEFAULT_MS ? cs->interval_ms
-                                                                     : LIM_CHECK_TIMEOUT_DEFAULT_MS;
+                                                                    : LIM_CHECK_TIMEOUT_DEFAULT_MS;
     if (reg_take_duration(c, i, REGV1_C_TIMEOUT, 1, (int64_t)86400 * 1000, &cs->timeout_ms, err,
                           errlen) != 0)
         return -1;
@@ -403,8 +403,9 @@ static int reg_take_checks(const json_t *body, struct reg_spec *spec, char *err,
     }
     if (!one && !many) {
         if (ttl && json_integer_value(ttl) == 0) {
-            errbuf_set(err, errlen, "field 'ttl' must be between %d and %d (0, no ttl check, "
-                                    "only beside \"checks\")",
+            errbuf_set(err, errlen,
+                       "field 'ttl' must be between %d and %d (0, no ttl check, "
+                       "only beside \"checks\")",
                        LIM_TTL_MIN, LIM_TTL_MAX);
             return -1;
         }

@@ -854,7 +854,7 @@ class QueryTest(RegistryTestCase):
         for query, expected in expectations:
             with self.subTest(query=query):
                 self.assertEqual(self.list_ids(svc, **query), expected)
-        for bad in ("ok", "warning", "PASSING_"):
+        for bad in ("ok", "warn", "PASSING_"):
             with self.subTest(health=bad):
                 self.assertJsonError(
                     svc.request("GET", "/v1/services?health=" + bad), 400,

@@ -1136,7 +1136,10 @@ static void test_loads_file_of_previous_version(void **state)
                         "\"name\":\"logging-service\",\"host\":\"127.0.0.1\",\"port\":5001,"
                         "\"type\":\"service\",\"tags\":[\"v1\",\"primary\"],"
                         "\"metadata\":{\"zone\":\"a\",\"version\":\"1.2.3\"},\"ttl\":10,"
-                        "\"last_heartbeat\":1700000000,\"health\":\"passing\"}");
+                        "\"last_heartbeat\":1700000000,\"health\":\"passing\",\"checks\":[{"
+                        "\"id\":\"logging-service-d61f923f-abf6-4004-bf18-954fab7584bb:ttl\","
+                        "\"type\":\"ttl\",\"status\":\"passing\",\"output\":\"\","
+                        "\"last_change\":1700000000.000}]}");
     evbuffer_drain(buf, evbuffer_get_length(buf));
 
     in = reg_get(reg, "logging-service-0b310e40-c4a0-44ab-8611-77ea36c2a346");
@@ -1161,7 +1164,9 @@ static void test_loads_file_of_previous_version(void **state)
         "\"name\":\"messages-service\",\"host\":\"msg.local\",\"port\":5002,"
         "\"type\":\"worker\",\"tags\":[\"blue\",\"with \\\"quote\\\"\",\"\xc3\xa9\"],"
         "\"metadata\":{\"owner\":\"team-x\",\"note\":\"a\\\\nb\",\"empty\":\"\"},"
-        "\"ttl\":45,\"last_heartbeat\":1700000000,\"health\":\"passing\"}");
+        "\"ttl\":45,\"last_heartbeat\":1700000000,\"health\":\"passing\",\"checks\":[{\"id\":"
+        "\"messages-service-22ecfe3d-4676-4ca9-8577-a02df0ef2438:ttl\",\"type\":\"ttl\","
+        "\"status\":\"passing\",\"output\":\"\",\"last_change\":1700000000.000}]}");
     assert_non_null(reg_discover(reg, NULL, "worker", REG_RANDOM));
     assert_int_equal(reg_instance_ttl(in), 45);
     assert_int_equal(reg_instance_tag_count(in), 3);

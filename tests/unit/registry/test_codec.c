@@ -161,10 +161,13 @@ static void test_instance_answer(void **state)
     doc = regc_doc_new(id, &spec, &len);
     assert_non_null(doc);
     /* "{"v":1," -> "{", "}" -> the live fields. */
-    want = calloc(1, len + 128);
+    want = calloc(1, len + 512);
     assert_non_null(want);
-    snprintf(want, len + 128, "{%.*s,\"last_heartbeat\":1700000000,\"health\":\"passing\"}",
-             (int)(len - 8), doc + 7);
+    snprintf(want, len + 512,
+             "{%.*s,\"last_heartbeat\":1700000000,\"health\":\"passing\",\"checks\":[{\"id\":"
+             "\"%s:ttl\",\"type\":\"ttl\",\"status\":\"passing\",\"output\":\"\","
+             "\"last_change\":1700000000.999}]}",
+             (int)(len - 8), doc + 7, id);
     assert_int_equal(regc_write_instance(reg_get(reg, id), a), 0);
     assert_int_equal(regc_write_instance(reg_get(reg, id), b), 0);
     evbuffer_add(a, "", 1);
