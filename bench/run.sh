@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh [registry|facade|all]: benchmark of the suite against an nginx
-# ceiling (default: all).
+# bench/run.sh [registry|facade|watch|all]: benchmark of the suite against an
+# nginx ceiling (default: all).
 #
 #   registry  the service registry alone: discover (10 instances), register
 #             100k (bench/regload.c), discover and renew with 100k instances,
@@ -12,6 +12,16 @@
 #             then (also alone: facade-view) GET /facade with 10,000 messages
 #             against nginx serving the same bytes from a file, and 1,000,000
 #             messages served complete with the facade's RSS.
+#   watch     the registry's watchers (bench/watchload.c, libevent): 10,000
+#             parked long-polls (GET /v1/events?index=<current>&wait=5m, half
+#             with ?name=) and 1,000 SSE streams: the registry's extra RSS,
+#             its CPU over 10 s with them parked, and the time from one
+#             registration to the last of the 11,000 having it (5 rounds,
+#             median and max); then the registry's CPU with 1,000 instances
+#             whose HTTP check (1 s interval) hits nginx on the other CPU
+#             (skipped, with a line saying so, when the registry answers 400
+#             to a registration with a check, or takes it but no check
+#             reaches nginx). No nginx ceiling: the targets are absolute.
 #
 # Builds every executable (Release) in build-bench/, starts nginx (one worker,
 # fixed 200 JSON answer shaped like a discover answer) and the services on
@@ -31,19 +41,21 @@
 # BENCH_CONNS (default 32), BENCH_CONNS_MANY (the second POST /facade run,
 # default 256), BENCH_REGISTRATIONS (default 100000),
 # BENCH_MESSAGES (messages stored before GET /facade, default 1000),
+# BENCH_WATCH_POLLS (default 10000), BENCH_WATCH_STREAMS (default 1000),
+# BENCH_WATCH_ROUNDS (default 5), BENCH_CHECKS (default 1000),
 # BENCH_PIN (1: servers on CPU 1, load generator on CPU 0; default 1 when
 # there are 2+ CPUs).
 set -euo pipefail
 
 MODE=${1:-all}
 case $MODE in
-registry | facade | facade-view | all) ;;
+registry | facade | facade-view | watch | all) ;;
 -h | --help)
     sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 *)
-    echo "usage: $0 [registry|facade|facade-view|all]" >&2
+    echo "usage: $0 [registry|facade|facade-view|watch|all]" >&2
     exit 2
     ;;
 esac
@@ -59,6 +71,11 @@ N_REG=${BENCH_REGISTRATIONS:-100000}
 N_MSG=${BENCH_MESSAGES:-1000}
 N_NAMES=1000               # registrations are spread over svc-0 .. svc-999
 TTL=600                    # nothing expires during the run
+N_POLLS=${BENCH_WATCH_POLLS:-10000}
+N_STREAMS=${BENCH_WATCH_STREAMS:-1000}
+WATCH_ROUNDS=${BENCH_WATCH_ROUNDS:-5}
+WATCH_IDLE_S=10            # the idle CPU window with every watcher parked
+N_CHECKS=${BENCH_CHECKS:-1000}
 
 # ---------------------------------------------------------------- setup --
 
@@ -175,6 +192,7 @@ gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I "$ROOT/common" -o "$TMP/storeloa
     "$ROOT/registry/store/sqlite.c" "$ROOT/registry/store/memory.c" "$ROOT/common/core/errbuf.c" \
     $(pkg-config --cflags --libs sqlite3 libevent) -lpthread
 gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/curlfloor" "$ROOT/bench/curlfloor.c" $(pkg-config --cflags --libs libcurl)
+gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/watchload" "$ROOT/bench/watchload.c" $(pkg-config --cflags --libs libevent)
 
 # ------------------------------------------------------------- helpers --
 
@@ -199,12 +217,13 @@ free_port() {
     return 1
 }
 
-# start_registry NAME DATA: a registry on an ephemeral port; sets REG_PID
-# and REG_PORT. Info level: the "listening on" line is logged at info.
+# start_registry NAME DATA [ARGS...]: a registry on an ephemeral port, with
+# ARGS added to its options; sets REG_PID and REG_PORT. Info level: the
+# "listening on" line is logged at info.
 start_registry() {
     local log=$TMP/$1.log i
     "${SRV_PIN[@]}" "$REGISTRY" --port 0 --bind 127.0.0.1 --data "$2" \
-        --cleanup-interval 1s --log-level info 2>"$log" &
+        --cleanup-interval 1s --log-level info "${@:3}" 2>"$log" &
     REG_PID=$!
     PIDS+=("$REG_PID")
     REG_PORT=
@@ -283,6 +302,10 @@ spread3() { # (max - min) / median, in percent
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }        # rss_kb PID
 anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }     # anon_kb PID
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }      # kB -> MiB
+# cpu_ticks PID: utime + stime of PID in clock ticks (after the ")" of the
+# command name, utime and stime are the 12th and 13th fields)
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+CLK_TCK=$(getconf CLK_TCK)
 
 # --------------------------------------------------------- nginx ceiling --
 # A small registry comes first so that nginx can serve a byte-for-byte copy
@@ -290,6 +313,8 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }      # kB -> MiB
 # the ceiling of both parts; each part measures it three times around its
 # own runs and takes the median.
 
+BODY= NGINX_PID=
+if want registry || want facade || [ "$MODE" = facade-view ]; then
 echo "== registry with 10 instances of svc (SQLite)"
 start_registry small "$TMP/small.db"
 SMALL_PID=$REG_PID
@@ -325,6 +350,7 @@ nginx_run() {
     run_wrk "$1" "$NGINX_URL"
     NRPS=$RPS NP99=$P99
 }
+fi # the ceiling (not for the watch part alone)
 
 # ====================================================== registry part ====
 
@@ -860,13 +886,143 @@ facade_view_part() {
     echo "$FAC_VIEW_TABLE"
 }
 
+# ========================================================= watch part ====
+
+# The registry's watchers (bench/watchload.c) on a registry of their own,
+# then the check load on another fresh one. The targets are absolute (no
+# ceiling): RSS and CPU of the registry, latency of a change.
+WATCH_TABLE=
+WATCH_NOTES=
+watch_part() {
+    local need=$((N_POLLS + N_STREAMS + 1000)) out line rss0 rss1 extra idle med max rows=()
+    # the registry part's layout (the facade part may have left the free one)
+    if [ "$PIN" = 1 ]; then
+        SRV_PIN=(taskset -c 1)
+        GEN_PIN=(taskset -c 0)
+    fi
+    # every watcher is a descriptor, in watchload and in the registry
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
+        echo "watch: RLIMIT_NOFILE is $(ulimit -n) (hard $(ulimit -Hn)); $need are needed" >&2
+        return 1
+    fi
+    echo "== [watch] 1. registry (SQLite), $N_POLLS long-polls + $N_STREAMS streams (watchload)"
+    start_registry watch "$TMP/watch.db" --max-connections "$need"
+    local w_pid=$REG_PID w_port=$REG_PORT
+    # ?index=0 asks for the index only: the index must be above 0 first
+    register_one "$w_port" bench-seed 9000 >/dev/null
+    out=$("${GEN_PIN[@]}" "$TMP/watchload" "$w_port" "$w_pid" "$N_POLLS" "$N_STREAMS" \
+        "$WATCH_ROUNDS" "$WATCH_IDLE_S" 180) || {
+        echo "watchload failed:" >&2
+        echo "$out" >&2
+        tail -n 5 "$TMP/watch.log" >&2
+        return 1
+    }
+    sed 's/^/   /' <<<"$out"
+    stop_pid "$w_pid"
+    line=$(tail -n 1 <<<"$out")
+    field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$line"; }
+    rss0=$(field rss_before_kb) rss1=$(field rss_parked_kb) extra=$(field extra_mib)
+    idle=$(field idle_cpu_pct) med=$(fmt "$(field lat_median_ms)" %.1f) max=$(fmt "$(field lat_max_ms)" %.1f)
+    rows+=("| extra RSS with $N_POLLS long-polls + $N_STREAMS streams parked: $(mib "$rss0") -> $(mib "$rss1") MiB | $extra MiB | < 100 MB for the $N_POLLS | $(verdict lt "$extra" 95.4) |")
+    rows+=("| registry CPU over ${WATCH_IDLE_S} s with them parked | $idle % of one core | < 1 % | $(verdict lt "$idle" 1) |")
+    rows+=("| one registration -> the last of the $((N_POLLS + N_STREAMS)) has it ($WATCH_ROUNDS rounds) | median $med ms, max $max ms | < 200 ms | $(verdict lt "$max" 200) |")
+
+    echo "== [watch] 2. registry (SQLite), $N_CHECKS instances with an HTTP check every 1 s"
+    start_registry checks "$TMP/checks.db"
+    local c_pid=$REG_PID c_port=$REG_PORT tport ngx=$TMP/nginx-health code cfg=$TMP/checks.curl i ok
+    local t0 t1 cpu hits0 hits1 rate
+    tport=$(free_port)
+    mkdir -p "$ngx/logs"
+    sed -e "s|@PREFIX@|$ngx|g" -e "s|@PORT@|$tport|g" -e 's|@BODY@|{"status":"ok"}|' \
+        -e 's|worker_connections 1024|worker_connections 4096|' \
+        -e "s|access_log off;|access_log $ngx/access.log;|" \
+        "$ROOT/bench/nginx.conf.in" >"$ngx/nginx.conf"
+    # the check target on the load generator's CPU, away from the registry's
+    "${GEN_PIN[@]}" "$NGINX" -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" &
+    local h_pid=$!
+    PIDS+=("$h_pid")
+    for i in $(seq 100); do # up to 10 s
+        curl -fsS -o /dev/null "http://127.0.0.1:$tport/health" 2>/dev/null && break
+        kill -0 "$h_pid" 2>/dev/null || { cat "$ngx/error.log" >&2; return 1; }
+        sleep 0.1
+    done
+    check_body() { # check_body I: instance I with its HTTP check
+        printf '{"name":"chk-%d","host":"127.0.0.1","port":%d,"check":{"http":"http://127.0.0.1:%d/health","interval":"1s","timeout":"1s"}}' \
+            $(($1 % 100)) $((10000 + $1)) "$tport"
+    }
+    code=$(curl -sS -o "$TMP/check-first.json" -w '%{http_code}' --max-time 5 -X POST \
+        "http://127.0.0.1:$c_port/v1/services" -H 'Content-Type: application/json' -d "$(check_body 0)")
+    if [ "$code" = 400 ]; then
+        echo "checks: not supported by this registry build ($(cat "$TMP/check-first.json"))"
+        rows+=("| registry CPU with $N_CHECKS HTTP checks at 1 s | not supported by this registry build | < 10 % | - |")
+    elif [ "$code" != 201 ]; then
+        echo "checks: the first registration with a check was answered $code: $(cat "$TMP/check-first.json")" >&2
+        return 1
+    else
+        for i in $(seq 1 $((N_CHECKS - 1))); do
+            printf 'url = "http://127.0.0.1:%s/v1/services"\nrequest = "POST"\nheader = "Content-Type: application/json"\ndata = "%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nmax-time = 15\n' \
+                "$c_port" "$(check_body "$i" | sed 's/"/\\"/g')"
+            [ "$i" = $((N_CHECKS - 1)) ] || echo next
+        done >"$cfg"
+        ok=$(curl -sS -K "$cfg" | grep -c '^201$' || true)
+        [ "$ok" = $((N_CHECKS - 1)) ] ||
+            { echo "checks: $ok of $((N_CHECKS - 1)) registrations answered 201" >&2; return 1; }
+        echo "   $N_CHECKS registered; 5 s to a steady state, then CPU over 10 s"
+        sleep 5
+        # a build that takes "check" without running it (an unknown member
+        # ignored) answers 201 too: the target's access log tells
+        hits0=$(wc -l <"$ngx/access.log")
+        t0=$(cpu_ticks "$c_pid")
+        sleep 10
+        t1=$(cpu_ticks "$c_pid")
+        hits1=$(wc -l <"$ngx/access.log")
+        cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", 100 * (b - a) / hz / 10 }')
+        rate=$(awk -v a="$hits0" -v b="$hits1" 'BEGIN { printf "%.0f", (b - a) / 10 }')
+        if [ "$((hits1 - hits0))" = 0 ]; then
+            echo "checks: not supported by this registry build (registrations with a check are accepted, but no check reached the target)"
+            rows+=("| registry CPU with $N_CHECKS HTTP checks at 1 s | not supported by this registry build (no check ran) | < 10 % | - |")
+        else
+            echo "   registry CPU: $cpu % of one core; the target saw $rate checks/s"
+            rows+=("| registry CPU with $N_CHECKS HTTP checks at 1 s (nginx /health on the other CPU: $rate checks/s seen), over 10 s | $cpu % of one core | < 10 % | $(verdict lt "$cpu" 10) |")
+        fi
+    fi
+    stop_pid "$c_pid"
+    stop_pid "$h_pid"
+    WATCH_TABLE=$(
+        echo "| scenario | figure | target | result |"
+        echo "| --- | ---: | --- | --- |"
+        printf '%s\n' "${rows[@]}"
+    )
+    WATCH_NOTES=$(
+        cat <<NOTES
+- watchload opens the connections $((200)) every 20 ms, then reads /metrics
+  until registry_watchers = $((N_POLLS + N_STREAMS)); RSS is VmRSS before
+  the first connection and once all are parked (100 MB = 95.4 MiB).
+- CPU is utime + stime of /proc/PID/stat over the window (clock ticks of
+  1/$CLK_TCK s).
+- latency: CLOCK_MONOTONIC from just before the POST is written to the last
+  long-poll answer complete (200, X-Registry-Index = the new index) or SSE
+  frame "id: <new index>" read; the registration is committed to SQLite
+  before its event. After each round every long-poll is sent again on its
+  keep-alive connection and parked before the next.
+- the rounds (ms after the POST; post_201 "later": the registration's own
+  answer came after the last watcher's; CPU of the registry and of watchload
+  during the round, to tell whose time the latency is):
+$(sed -n 's/^round=/  - round /p' <<<"$out")
+- idle CPU has the resolution of one tick over the window (0.1 % over 10 s).
+NOTES
+    )
+}
+
 # ================================================================ run ====
 
 # (in an if, not after &&, so that set -e stays in force inside the parts)
 if want registry; then registry_part; fi
 if want facade; then facade_part; fi
 if want facade || [ "$MODE" = facade-view ]; then facade_view_part; fi
-stop_pid "$NGINX_PID"
+if want watch; then watch_part; fi
+[ -z "$NGINX_PID" ] || stop_pid "$NGINX_PID"
 
 # ------------------------------------------------------------- machine --
 
@@ -952,6 +1108,27 @@ EOF
         printf '\n## Facade\n\n%s\n\nResident memory of every service:\n\n%s\n\nNotes:\n%s\n' \
             "$FAC_TABLE" "$FAC_RSS_TABLE" "$FAC_NOTES"
     fi
+    if want watch; then
+        cat <<EOF
+
+## Watch
+
+\`\`\`
+registry --port 0 --bind 127.0.0.1 --data TMP/watch.db --cleanup-interval 1s --log-level info \\
+    --max-connections $((N_POLLS + N_STREAMS + 1000))      # ulimit -n raised to the hard limit
+watchload PORT PID $N_POLLS $N_STREAMS $WATCH_ROUNDS $WATCH_IDLE_S 180   # bench/watchload.c (libevent)
+registry --port 0 --bind 127.0.0.1 --data TMP/checks.db --cleanup-interval 1s --log-level info
+nginx (bench/nginx.conf.in, 200 on every path) on the load generator's CPU
+$N_CHECKS x POST /v1/services {"name":"chk-<i % 100>",...,"check":{"http":"http://127.0.0.1:N/health","interval":"1s","timeout":"1s"}}
+sleep 5; utime + stime of the registry over 10 s
+\`\`\`
+
+$WATCH_TABLE
+
+Notes:
+$WATCH_NOTES
+EOF
+    fi
     cat <<EOF
 
 ## Build
@@ -970,4 +1147,5 @@ else
 fi
 if want registry; then printf '\nregistry:\n%s\n' "$REG_TABLE"; fi
 if want facade; then printf '\nfacade:\n%s\n\n%s\n' "$FAC_TABLE" "$FAC_RSS_TABLE"; fi
+if want watch; then printf '\nwatch:\n%s\n' "$WATCH_TABLE"; fi
 if [ -n "$FAC_VIEW_TABLE" ]; then printf '\nfacade GET view:\n%s\n' "$FAC_VIEW_TABLE"; fi
