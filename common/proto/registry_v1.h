@@ -60,8 +60,8 @@
 #define REGV1_F_TTL       "ttl"
 #define REGV1_F_HEARTBEAT "last_heartbeat"
 #define REGV1_F_HEALTH    "health"
-#define REGV1_F_CHECK     "check"  /* one check of a registration */
-#define REGV1_F_CHECKS    "checks" /* a registration's checks; an instance's, with status */
+#define REGV1_F_CHECK     "check"       /* one check of a registration */
+#define REGV1_F_CHECKS    "checks"      /* a registration's checks; an instance's, with status */
 #define REGV1_F_MAINT     "maintenance" /* an instance in maintenance: {"reason","since"} */
 
 /* Members of a check (registration) and of a check's state (answers). */
