@@ -322,8 +322,8 @@ struct reg_check_view {
     char id_buf[LIM_CHECK_ID_MAX + 1];
 };
 
-/* The instance's checks: its TTL check first when it has one, then the
- * others in the order given; i below the count. */
+/* The instance's checks: the default TTL check first when it has one
+ * (none was given), then those given, in their order; i below the count. */
 size_t reg_instance_check_count(const struct reg_instance *in);
 void reg_instance_check(const struct reg_instance *in, size_t i, struct reg_check_view *out);
 
