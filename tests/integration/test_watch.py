@@ -31,7 +31,8 @@ from svctest import Service, wait_until  # noqa: E402
 T = svctest.timeout
 
 
-class WatchTestCase(svctest.ServiceTestCase):
+class WatchBase(svctest.ServiceTestCase):
+    """Processes and helpers the tests share."""
 
     def setUp(self):
         super().setUp()
@@ -89,7 +90,10 @@ class WatchTestCase(svctest.ServiceTestCase):
         self.assertNotIn("error", result)
         return result["reply"]
 
-    # --- part 1: the registry ----------------------------------------------
+
+
+class CatalogWatchTestCase(WatchBase):
+    """Blocking reads of GET /v1/services and GET /v1/services/{id}."""
 
     def test_no_index_answers_at_once(self):
         reg = self.start_registry()
@@ -252,6 +256,48 @@ class WatchTestCase(svctest.ServiceTestCase):
             if data.startswith(b"HTTP/1.1 200") and b'"services":[' in data:
                 answered += 1
         self.assertGreater(answered, 0, "the parked reads were answered the current list")
+
+
+class DiscoveryTestCase(WatchBase):
+    """The facade's discovery follows the registry with blocking reads."""
+
+    def start_facade(self, reg, *args, env=None):
+        svc = Service()
+        self.addCleanup(svc.close)
+        self.addCleanup(self.finish_service, svc)
+        svc.start("facade-service", ["--port", "0", "--bind", "127.0.0.1", "--registry",
+                                     "http://127.0.0.1:%d" % reg.port, "--ttl", "5s"]
+                  + list(args), env=env)
+        return svc
+
+    def discovered(self, facade, name="logging-service"):
+        status, _, body = facade.request("GET", "/stats")
+        self.assertEqual(status, 200, body)
+        return [i["id"] for i in body["discovered"][name]]
+
+    def test_facade_sees_a_new_logging_instance_at_once(self):
+        reg = self.start_registry()
+        facade = self.start_facade(reg)
+        # the facade's reads are parked (one per name it follows)
+        wait_until(lambda: self.watchers(reg) >= 2, T(10), message="the facade's reads parked")
+        self.assertEqual(self.discovered(facade), [])
+        start = time.monotonic()
+        sid = self.register(reg, "logging-service", 5999)
+        wait_until(lambda: sid in self.discovered(facade), T(10), interval=0.02,
+                   message="the facade saw the new instance")
+        seen = time.monotonic() - start
+        print("the facade saw the new instance after %.0f ms" % (seen * 1000))
+        self.assertLess(seen, T(1.0), "followed by a blocking read, not a 1 s poll")
+        start = time.monotonic()
+        self.assertJsonOk(reg.request("DELETE", "/v1/services/" + sid))
+        wait_until(lambda: sid not in self.discovered(facade), T(10), interval=0.02,
+                   message="the facade saw it go")
+        gone = time.monotonic() - start
+        print("the facade saw it go after %.0f ms" % (gone * 1000))
+        self.assertLess(gone, T(1.0))
+        # and it goes on following: another one comes
+        sid2 = self.register(reg, "logging-service", 5998)
+        wait_until(lambda: self.discovered(facade) == [sid2], T(10), interval=0.02)
 
 
 if __name__ == "__main__":
