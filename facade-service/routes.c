@@ -316,8 +316,9 @@ static json_t *fc_discovered(const struct fc_routes *f, const char *service)
     return a;
 }
 
-/* GET /stats: each upstream's breaker and counters, and what discovery
- * holds for each service the facade calls (arg: the routes). */
+/* GET /stats: each upstream's breaker and counters, what discovery holds
+ * for each service the facade calls, and the replicas and retry deadline
+ * new messages get (arg: the routes). */
 static void fc_stats(struct hs_req *req, void *arg)
 {
     struct fc_routes *f = arg;
@@ -331,7 +332,11 @@ static void fc_stats(struct hs_req *req, void *arg)
         hs_reply_oom(req);
         return;
     }
-    if (json_object_set_new(body, "discovered", disc) != 0) { /* steals disc */
+    if (json_object_set_new(body, "discovered", disc) != 0 || /* steals disc */
+        json_object_set_new(body, "settings",
+                            json_pack("{s:i, s:I}", "replicas", rep_replicas(f->rep),
+                                      "retry_deadline_ms", (json_int_t)rep_deadline(f->rep))) !=
+            0) {
         json_decref(body);
         hs_reply_oom(req);
         return;

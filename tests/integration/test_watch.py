@@ -258,8 +258,8 @@ class CatalogWatchTestCase(WatchBase):
         self.assertGreater(answered, 0, "the parked reads were answered the current list")
 
 
-class DiscoveryTestCase(WatchBase):
-    """The facade's discovery follows the registry with blocking reads."""
+class FacadeBase(WatchBase):
+    """A registry and a facade on it."""
 
     def start_facade(self, reg, *args, env=None):
         svc = Service()
@@ -274,6 +274,11 @@ class DiscoveryTestCase(WatchBase):
         status, _, body = facade.request("GET", "/stats")
         self.assertEqual(status, 200, body)
         return [i["id"] for i in body["discovered"][name]]
+
+
+
+class DiscoveryTestCase(FacadeBase):
+    """The facade's discovery follows the registry with blocking reads."""
 
     def test_facade_sees_a_new_logging_instance_at_once(self):
         reg = self.start_registry()
@@ -298,6 +303,100 @@ class DiscoveryTestCase(WatchBase):
         # and it goes on following: another one comes
         sid2 = self.register(reg, "logging-service", 5998)
         wait_until(lambda: self.discovered(facade) == [sid2], T(10), interval=0.02)
+
+
+class FacadeSettingsTestCase(FacadeBase):
+    """--replicas and --retry-deadline from the KV store (config/facade-service/...)."""
+
+    REPLICAS = "/v1/kv/config/facade-service/replicas"
+    DEADLINE = "/v1/kv/config/facade-service/retry-deadline"
+
+    def settings(self, facade):
+        status, _, body = facade.request("GET", "/stats")
+        self.assertEqual(status, 200, body)
+        return body["settings"]["replicas"], body["settings"]["retry_deadline_ms"]
+
+    def put(self, reg, path, value):
+        status, _, body = reg.request("PUT", path, value)
+        self.assertEqual((status, body), (200, True), path)
+
+    def wait_settings(self, facade, want, what):
+        start = time.monotonic()
+        wait_until(lambda: self.settings(facade) == want, T(10), interval=0.02, message=what)
+        print("%s: seen after %.0f ms" % (what, (time.monotonic() - start) * 1000))
+
+    def test_keys_replace_the_defaults_live(self):
+        reg = self.start_registry()
+        facade = self.start_facade(reg)
+        self.assertEqual(self.settings(facade), (2, 10000))
+        self.put(reg, self.REPLICAS, "3")
+        self.wait_settings(facade, (3, 10000), "replicas 3 from the key")
+        self.put(reg, self.DEADLINE, "2500ms")
+        self.wait_settings(facade, (3, 2500), "retry deadline from the key")
+        # a bad value: ignored with one WARN line, the last good one stays
+        since = len(facade.log_lines())
+        self.put(reg, self.REPLICAS, "lots")
+        facade.wait_for_log(r"WARN.*config/facade-service/replicas: ignored", T(10), since=since)
+        self.put(reg, self.DEADLINE, "7s")  # a later change proves the bad one was read
+        self.wait_settings(facade, (3, 7000), "retry deadline 7 s")
+        warns = [l for l in facade.log_lines()[since:] if "WARN" in l]
+        self.assertEqual(len(warns), 1, warns)
+        self.put(reg, self.DEADLINE, "1ms")  # out of range
+        facade.wait_for_log(r"WARN.*retry-deadline: ignored", T(10), since=since)
+        self.assertEqual(self.settings(facade), (3, 7000))
+        # deleted: back to the flag defaults
+        self.assertEqual(reg.request("DELETE", self.REPLICAS)[0], 200)
+        self.assertEqual(reg.request("DELETE", self.DEADLINE)[0], 200)
+        self.wait_settings(facade, (2, 10000), "the defaults again")
+
+    def test_new_messages_use_the_replicas_from_the_key(self):
+        """With one logging instance and replicas 1 from the key, a POST is
+        stored fully (facade_under_replicated_total stays 0); with the key at
+        2 the next POST is under-replicated."""
+        reg = self.start_registry()
+        facade = self.start_facade(reg)
+        logging = Service()
+        self.addCleanup(logging.close)
+        self.addCleanup(self.finish_service, logging)
+        logging.start("logging-service", ["--port", "0", "--bind", "127.0.0.1", "--registry",
+                                          "http://127.0.0.1:%d" % reg.port, "--ttl", "5s",
+                                          "--data-dir", self.tmp])
+        wait_until(lambda: len(self.discovered(facade)) == 1, T(10))
+        self.put(reg, self.REPLICAS, "1")
+        self.wait_settings(facade, (1, 10000), "replicas 1")
+
+        def under():
+            _, _, text = facade.request("GET", "/metrics")
+            for line in text.splitlines():
+                if line.startswith("facade_under_replicated_total "):
+                    return int(line.split()[1])
+            raise AssertionError("no facade_under_replicated_total")
+        status, _, body = facade.request("POST", "/facade", {"msg": "one copy"})
+        self.assertEqual((status, body["replicas"]), (200, 1), body)
+        self.assertEqual(under(), 0)
+        self.put(reg, self.REPLICAS, "2")
+        self.wait_settings(facade, (2, 10000), "replicas 2")
+        self.put(reg, self.DEADLINE, "500ms")
+        self.wait_settings(facade, (2, 500), "a short deadline")
+        status, _, body = facade.request("POST", "/facade", {"msg": "wants two"}, timeout=T(30))
+        self.assertIn(status, (200, 503), body)
+        self.assertEqual(body["replicas"], 1, body)
+        self.assertEqual(under(), 1)
+
+    def test_given_option_wins_over_the_key(self):
+        reg = self.start_registry()
+        self.put(reg, self.REPLICAS, "3")
+        self.put(reg, self.DEADLINE, "4s")
+        facade = self.start_facade(reg, "--replicas", "1")
+        # the deadline key is followed: once it shows, the replicas key was
+        # not taken (the flag wins)
+        self.wait_settings(facade, (1, 4000), "deadline from the key, replicas from the flag")
+        self.put(reg, self.REPLICAS, "4")
+        self.put(reg, self.DEADLINE, "6s")
+        self.wait_settings(facade, (1, 6000), "the key followed, the flag kept")
+        # an environment variable is explicit too
+        env_facade = self.start_facade(reg, env={"RETRY_DEADLINE": "3s"})
+        self.wait_settings(env_facade, (4, 3000), "replicas from the key, deadline from env")
 
 
 if __name__ == "__main__":
