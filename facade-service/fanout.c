@@ -1040,6 +1040,12 @@ void fan_serve(struct fan_view *v, struct hs_req *req)
 
 size_t fan_pending(const struct fan_view *v) { return v->pending_gets; }
 
+void fan_set_replicas(struct fan_view *v, int replicas)
+{
+    if (replicas >= 1)
+        v->opt.replicas = replicas;
+}
+
 /* ---------------------------------------------------------------------- */
 
 struct fan_view *fan_new(struct hc_client *hc, struct up_table *ups, fan_list_fn list,

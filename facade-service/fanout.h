@@ -76,6 +76,10 @@ void fan_serve(struct fan_view *v, struct hs_req *req);
 /* GET /facade requests waiting for a round (for the shutdown drain). */
 size_t fan_pending(const struct fan_view *v);
 
+/* The replicas of the status rule from now on (the replicator's count,
+ * followed live); below 1 is ignored. */
+void fan_set_replicas(struct fan_view *v, int replicas);
+
 /* Messages in the view, and the i-th of them in the view's order (its text
  * as a JSON string literal, borrowed until the next round; NULL past the
  * end). For tests and /stats. */

@@ -1,7 +1,14 @@
 /* main.c: facade-service: accepts messages from clients, stores them on
  * logging-service instances found through the registry (replicated, with
  * retries), and answers reads by fanning out to logging and messages. Its
- * options and parts are its own; the shared peer_main does the rest. */
+ * options and parts are its own; the shared peer_main does the rest.
+ *
+ * --replicas and --retry-deadline not given (flag or variable) follow the
+ * registry KV keys config/facade-service/replicas and .../retry-deadline
+ * while they exist (kvwatch): a key's value replaces the built-in default
+ * for the messages stored from then on; a deleted key brings the default
+ * back; a bad value is ignored with one WARN line (the last good value
+ * stays). A given option wins: its key is not followed. */
 #include "auth/acl.h"
 #include "core/config.h"
 #include "core/errbuf.h"
@@ -12,6 +19,7 @@
 #include "proto/greeting.h"
 #include "proto/messages.h"
 #include "regclient/discovery.h"
+#include "regclient/kvwatch.h"
 #include "regclient/peer.h"
 #include "repair.h"
 #include "replicate.h"
@@ -19,9 +27,15 @@
 #include "upstream.h"
 
 #include <event2/buffer.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define FC_PORT_DEFAULT 5000
+#define FC_PORT_DEFAULT    5000
+#define FC_KV_REPLICAS     "config/facade-service/replicas"
+#define FC_KV_DEADLINE     "config/facade-service/retry-deadline"
+#define FC_DEADLINE_MIN_MS 100LL /* --retry-deadline's range, the key's too */
+#define FC_DEADLINE_MAX_MS (3600 * 1000LL)
+#define FC_KV_VALUE_MAX    32 /* bytes of a setting's value, blanks around it included */
 
 /* The options and what start makes, freed by fc_stop. */
 struct fc_app {
@@ -36,6 +50,10 @@ struct fc_app {
     struct fc_routes *routes;          /* owned */
     struct rpr_ctx *repair;            /* owned */
     struct disc_client *disc;          /* borrowed: the peer's discovery cache */
+    long replicas_opt;                 /* --replicas as parsed: given or the default */
+    int64_t deadline_opt;              /* --retry-deadline as parsed */
+    struct kvw *kv_replicas;           /* owned; NULL: --replicas given */
+    struct kvw *kv_deadline;           /* owned; NULL: --retry-deadline given */
 };
 
 /* rpr_store_fn: a repair re-send goes through the replicator (arg). */
@@ -55,12 +73,115 @@ static uint64_t fc_repair_stamp(void *arg)
     return rep_under_replicated(app->rep) + disc_version(app->disc, PM_SERVICE);
 }
 
-/* Stop hook: repair starts nothing new once shutdown begins. */
+/* Stop hook: repair starts nothing new once shutdown begins, and the
+ * parked KV reads do not hold the shutdown. */
 static void fc_on_stop(void *arg)
 {
     struct fc_app *app = arg;
 
     rpr_stop(app->repair);
+    kvw_stop(app->kv_replicas);
+    kvw_stop(app->kv_deadline);
+}
+
+/* A KV setting's value (len bytes) without the blanks around it into out
+ * (FC_KV_VALUE_MAX). 0, or -1 when it is too long or holds a NUL. */
+static int fc_kv_text(const char *value, size_t len, char *out)
+{
+    while (len > 0 && strchr(" \t\r\n", value[0]))
+        value++, len--;
+    while (len > 0 && strchr(" \t\r\n", value[len - 1]))
+        len--;
+    if (len == 0 || len >= FC_KV_VALUE_MAX || memchr(value, '\0', len))
+        return -1;
+    memcpy(out, value, len);
+    out[len] = '\0';
+    return 0;
+}
+
+/* Use replicas for the messages stored from now on (why: where it came
+ * from, for the log). */
+static void fc_apply_replicas(struct fc_app *app, long replicas, const char *why)
+{
+    app->replicas = replicas;
+    rep_set_replicas(app->rep, (int)replicas);
+    fan_set_replicas(fc_routes_view(app->routes), (int)replicas);
+    log_info("replicas %ld (%s)", replicas, why);
+}
+
+/* kvw_fn of config/facade-service/replicas (arg: the app). */
+static void fc_on_replicas(void *arg, bool present, const char *value, size_t len)
+{
+    struct fc_app *app = arg;
+    char text[FC_KV_VALUE_MAX], *end = NULL;
+    long n = 0;
+
+    if (!present) {
+        fc_apply_replicas(app, app->replicas_opt, "the default: " FC_KV_REPLICAS " is absent");
+        return;
+    }
+    if (fc_kv_text(value, len, text) == 0 && text[0] >= '0' && text[0] <= '9') {
+        n = strtol(text, &end, 10);
+        if (*end == '\0' && n >= 1 && n <= REP_REPLICAS_MAX) {
+            fc_apply_replicas(app, n, "from " FC_KV_REPLICAS);
+            return;
+        }
+    }
+    log_warn("%s: ignored: not a whole number from 1 to %d; replicas stay %ld", FC_KV_REPLICAS,
+             REP_REPLICAS_MAX, app->replicas);
+}
+
+/* Use deadline_ms for the messages stored from now on. */
+static void fc_apply_deadline(struct fc_app *app, int64_t deadline_ms, const char *why)
+{
+    app->deadline_ms = deadline_ms;
+    rep_set_deadline(app->rep, deadline_ms);
+    log_info("retry deadline %lld ms (%s)", (long long)deadline_ms, why);
+}
+
+/* kvw_fn of config/facade-service/retry-deadline (arg: the app). */
+static void fc_on_deadline(void *arg, bool present, const char *value, size_t len)
+{
+    struct fc_app *app = arg;
+    char text[FC_KV_VALUE_MAX];
+    int64_t ms = 0;
+
+    if (!present) {
+        fc_apply_deadline(app, app->deadline_opt, "the default: " FC_KV_DEADLINE " is absent");
+        return;
+    }
+    if (fc_kv_text(value, len, text) == 0 && cfg_parse_duration_ms(text, &ms) == 0 &&
+        ms >= FC_DEADLINE_MIN_MS && ms <= FC_DEADLINE_MAX_MS) {
+        fc_apply_deadline(app, ms, "from " FC_KV_DEADLINE);
+        return;
+    }
+    log_warn("%s: ignored: not a duration from 100ms to 1h (such as 10s); the retry deadline "
+             "stays %lld ms",
+             FC_KV_DEADLINE, (long long)app->deadline_ms);
+}
+
+/* Follow the KV keys of the options not given explicitly. 0 or -1. */
+static int fc_follow_settings(struct svc *svc, struct peer *peer, struct fc_app *app)
+{
+    app->replicas_opt = app->replicas;
+    app->deadline_opt = app->deadline_ms;
+    if (cfg_given(&app->replicas))
+        log_info("--replicas given: %s is not followed", FC_KV_REPLICAS);
+    else {
+        app->kv_replicas = kvw_new(svc_base(svc), peer->hc, &peer->urls, peer->token,
+                                   FC_KV_REPLICAS, fc_on_replicas, app);
+        if (!app->kv_replicas)
+            return -1;
+    }
+    if (cfg_given(&app->deadline_ms))
+        log_info("--retry-deadline given: %s is not followed", FC_KV_DEADLINE);
+    else {
+        app->kv_deadline = kvw_new(svc_base(svc), peer->hc, &peer->urls, peer->token,
+                                   FC_KV_DEADLINE, fc_on_deadline, app);
+        if (!app->kv_deadline)
+            return -1;
+    }
+    return 0;
 }
 
 /* mtr_collect_fn: repair's counter (arg: the app). */
@@ -153,6 +274,7 @@ static int fc_start(struct svc *svc, struct peer *peer, void *arg, char *err, si
     popt.store_arg = app->rep;
     app->repair = rpr_new(svc_base(svc), fc_routes_view(app->routes), &popt);
     if (!app->repair || svc_on_stop(svc, fc_on_stop, app) != 0 ||
+        fc_follow_settings(svc, peer, app) != 0 ||
         mtr_add_collector(svc_metrics(svc), fc_collect_repair, app) != 0) {
         errbuf_set(err, errlen, "cannot set up repair");
         return -1;
@@ -169,6 +291,9 @@ static void fc_stop(void *arg)
     struct fc_app *app = arg;
 
     /* the loop has stopped: repair's pending callbacks go with rep_free */
+    kvw_free(app->kv_deadline);
+    kvw_free(app->kv_replicas);
+    app->kv_deadline = app->kv_replicas = NULL;
     rpr_free(app->repair);
     fc_routes_free(app->routes);
     rep_free(app->rep);

@@ -45,6 +45,8 @@ struct rep_msg {
     struct rep_ctx *ctx;
     char uuid[UID_STR_LEN + 1];
     int64_t deadline; /* monotonic ms; rep_ctx's deadline timer enforces it */
+    int replicas;     /* copies it needs: opt.replicas when it was stored */
+    int64_t wait_ms;  /* its retry deadline: opt.deadline_ms when it was stored */
     unsigned attempt; /* retries so far (failovers and waits) */
     unsigned waits;   /* backoff waits so far: the backoff exponent */
     bool failed;      /* a copy failed since the last retry was logged */
@@ -122,9 +124,9 @@ struct rep_ctx {
     int64_t (*now)(void);    /* opt.clock, or clk_now_ms */
     struct event *flush;     /* owned: sends the dirty lanes' queues */
     struct rep_lane *dirty;  /* singly linked */
-    struct rep_msg *msgs;    /* unfinished messages (utlist DL), oldest first:
-                                 every deadline is store time + opt.deadline_ms,
-                                 so this is also deadline order */
+    struct rep_msg *msgs;    /* unfinished messages (utlist DL) in deadline order
+                                 (store time + opt.deadline_ms then: oldest
+                                 first unless rep_set_deadline shortened it) */
     struct event *deadlines; /* owned: fires at (or after) the oldest deadline */
     struct rep_call *calls;  /* batches in flight (utlist DL) */
     size_t pending;
@@ -162,10 +164,9 @@ static void rep_finish(struct rep_msg *m, int status, const char *error)
     clk_timers_disarm(r->opt.timers, m->timer);
     DL_DELETE(r->msgs, m);
     r->pending--;
-    if ((status == 200 || status == 503) && m->nstored > 0 &&
-        m->nstored < (size_t)r->opt.replicas) {
+    if ((status == 200 || status == 503) && m->nstored > 0 && m->nstored < (size_t)m->replicas) {
         r->under_replicated++;
-        log_warn("message %s has %zu of %d copies (%s): %s", m->uuid, m->nstored, r->opt.replicas,
+        log_warn("message %s has %zu of %d copies (%s): %s", m->uuid, m->nstored, m->replicas,
                  status == 200 ? "answered 200: every reachable instance has it"
                                : "answered 503 at its deadline",
                  m->last_error[0] ? m->last_error : "fewer passing instances than replicas");
@@ -204,11 +205,11 @@ static void rep_expire(struct rep_msg *m)
 
     if (m->nstored > 0)
         snprintf(why, sizeof(why), "stored on %zu of %d %s instances within %lld ms: %s",
-                 m->nstored, m->ctx->opt.replicas, PM_SERVICE, (long long)m->ctx->opt.deadline_ms,
+                 m->nstored, m->replicas, PM_SERVICE, (long long)m->wait_ms,
                  m->last_error[0] ? m->last_error : "the other copies are still owed");
     else
         snprintf(why, sizeof(why), "no %s instance stored it within %lld ms: %s", PM_SERVICE,
-                 (long long)m->ctx->opt.deadline_ms,
+                 (long long)m->wait_ms,
                  m->last_error[0] ? m->last_error : "no passing instance known");
     rep_finish(m, 503, why);
 }
@@ -700,7 +701,7 @@ static const struct rep_view *rep_view_get(struct rep_ctx *r)
  * open); an instance that has m counts whatever happened since. */
 static size_t rep_need(const struct rep_msg *m, const struct rep_view *v)
 {
-    size_t replicas = (size_t)m->ctx->opt.replicas, reachable = 0, i;
+    size_t replicas = (size_t)m->replicas, reachable = 0, i;
 
     for (i = 0; i < v->n; i++) {
         const struct up_instance *u = v->lanes[i]->up;
@@ -717,7 +718,7 @@ static void rep_attempt(struct rep_msg *m)
     struct rep_ctx *r = m->ctx;
     const struct rep_view *v = NULL;
     size_t order[REP_INSTANCES_MAX];
-    size_t replicas = (size_t)r->opt.replicas, n, need, i;
+    size_t replicas = (size_t)m->replicas, n, need, i;
     const struct rep_lane *first_new = NULL; /* first instance given a copy now */
     int64_t now = r->now(), delay;
 
@@ -842,7 +843,7 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
     /* One allocation holds the message, its copies and its encoding, which
      * is written by hand (jansson's pack and dump were ~10% of a POST). */
     struct rep_msg *m = malloc(sizeof(*m) + jw_message_len(uuid, msg, msg_len));
-    bool first = r->msgs == NULL;
+    struct rep_msg *before = NULL;
 
     if (!m)
         return -1;
@@ -850,19 +851,45 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
     m->item_len = (size_t)(jw_message_put(m->item, uuid, msg, msg_len, ts) - m->item);
     snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
     m->ctx = r;
-    m->deadline = r->now() + r->opt.deadline_ms;
+    m->replicas = r->opt.replicas;
+    m->wait_ms = r->opt.deadline_ms;
+    m->deadline = r->now() + m->wait_ms;
     m->refs = 1;
     m->done = done;
     m->done_arg = arg;
-    DL_APPEND(r->msgs, m);
+    /* after the last message due no later (the tail, unless the deadline
+     * was shortened since older ones were stored) */
+    before = r->msgs ? r->msgs->prev : NULL;
+    while (before && before->deadline > m->deadline)
+        before = before == r->msgs ? NULL : before->prev;
+    if (before) {
+        DL_APPEND_ELEM(r->msgs, before, m);
+    } else {
+        DL_PREPEND(r->msgs, m);
+        rep_deadlines_arm(r); /* the first due now */
+    }
     r->pending++;
-    if (first)
-        rep_deadlines_arm(r);
     /* The first placement cannot finish the message (nothing is stored
      * yet), so done never runs inside rep_store. */
     rep_attempt(m);
     return 0;
 }
+
+void rep_set_replicas(struct rep_ctx *r, int replicas)
+{
+    if (replicas >= 1 && replicas <= REP_REPLICAS_MAX)
+        r->opt.replicas = replicas;
+}
+
+void rep_set_deadline(struct rep_ctx *r, int64_t deadline_ms)
+{
+    if (deadline_ms > 0)
+        r->opt.deadline_ms = deadline_ms;
+}
+
+int rep_replicas(const struct rep_ctx *r) { return r->opt.replicas; }
+
+int64_t rep_deadline(const struct rep_ctx *r) { return r->opt.deadline_ms; }
 
 size_t rep_pending(const struct rep_ctx *r) { return r->pending; }
 

@@ -80,6 +80,16 @@ int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_l
 /* Messages not finished yet (for the shutdown drain). */
 size_t rep_pending(const struct rep_ctx *r);
 
+/* The copies (1..REP_REPLICAS_MAX; others are ignored) and the retry
+ * deadline (> 0 ms) of the messages stored from now on; those already
+ * being stored keep theirs. */
+void rep_set_replicas(struct rep_ctx *r, int replicas);
+void rep_set_deadline(struct rep_ctx *r, int64_t deadline_ms);
+
+/* The copies and the retry deadline new messages get (for /stats). */
+int rep_replicas(const struct rep_ctx *r);
+int64_t rep_deadline(const struct rep_ctx *r);
+
 /* Messages answered 200 or 503 with at least one but fewer than replicas
  * copies, since rep_new (facade_under_replicated_total). */
 uint64_t rep_under_replicated(const struct rep_ctx *r);

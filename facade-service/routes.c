@@ -16,6 +16,8 @@
 #include "http/server.h"
 #include "http/service.h"
 #include "idem.h"
+#include "proto/greeting.h"
+#include "proto/messages.h"
 #include "regclient/discovery.h"
 #include "replicate.h"
 #include "reply.h"
@@ -297,12 +299,49 @@ static void fc_collect(struct evbuffer *out, void *arg)
                         (unsigned long long)rep_under_replicated(f->rep));
 }
 
-/* GET /stats: each upstream's breaker and counters (arg: the routes). */
+/* {"id","host","port"} of each instance discovery holds for service, as
+ * a new JSON array (NULL when out of memory). */
+static json_t *fc_discovered(const struct fc_routes *f, const char *service)
+{
+    static struct disc_instance insts[DISC_INSTANCES_MAX]; /* the loop is single-threaded */
+    size_t n = disc_list(f->disc, service, insts, DISC_INSTANCES_MAX), i;
+    json_t *a = json_array();
+
+    for (i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_pack("{s:s, s:s, s:i}", "id", insts[i].id, "host",
+                                               insts[i].host, "port", insts[i].port)) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+/* GET /stats: each upstream's breaker and counters, what discovery holds
+ * for each service the facade calls, and the replicas and retry deadline
+ * new messages get (arg: the routes). */
 static void fc_stats(struct hs_req *req, void *arg)
 {
     struct fc_routes *f = arg;
+    json_t *body = up_stats_json(f->ups);
+    json_t *disc = json_pack("{s:o?, s:o?}", PM_SERVICE, fc_discovered(f, PM_SERVICE), PG_SERVICE,
+                             fc_discovered(f, PG_SERVICE));
 
-    hs_reply_json(req, 200, up_stats_json(f->ups));
+    if (!body || !disc) {
+        json_decref(body);
+        json_decref(disc);
+        hs_reply_oom(req);
+        return;
+    }
+    if (json_object_set_new(body, "discovered", disc) != 0 || /* steals disc */
+        json_object_set_new(body, "settings",
+                            json_pack("{s:i, s:I}", "replicas", rep_replicas(f->rep),
+                                      "retry_deadline_ms", (json_int_t)rep_deadline(f->rep))) !=
+            0) {
+        json_decref(body);
+        hs_reply_oom(req);
+        return;
+    }
+    hs_reply_json(req, 200, body);
 }
 
 struct fc_routes *fc_routes_new(struct svc *svc, struct hc_client *hc, struct disc_client *disc,

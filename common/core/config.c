@@ -30,6 +30,33 @@
 /* Room for a formatted number or duration ("-9223372036854775808ms"). */
 #define CFG_NUMBER_TEXT_MAX 32
 
+/* The targets the last cfg_parse set from a flag or a variable (for
+ * cfg_given): process-wide, as the options are. */
+static const void *cfg_given_targets[CFG_OPTIONS_MAX];
+static size_t cfg_ngiven;
+
+/* Record that target was given explicitly. */
+static void cfg_mark_given(const void *target)
+{
+    size_t i;
+
+    for (i = 0; i < cfg_ngiven; i++)
+        if (cfg_given_targets[i] == target)
+            return;
+    if (cfg_ngiven < CFG_OPTIONS_MAX)
+        cfg_given_targets[cfg_ngiven++] = target;
+}
+
+bool cfg_given(const void *target)
+{
+    size_t i;
+
+    for (i = 0; i < cfg_ngiven; i++)
+        if (cfg_given_targets[i] == target)
+            return true;
+    return false;
+}
+
 /* One flag found on the command line, applied after the environment. */
 struct cfg_seen {
     size_t opt;      /* index into the option table */
@@ -327,6 +354,7 @@ enum cfg_result cfg_parse(const char *prog, const char *summary, const struct cf
 
     if (err != NULL && errlen > 0)
         err[0] = '\0';
+    cfg_ngiven = 0;
     if (out == NULL)
         out = stdout;
     if (prog == NULL)
@@ -399,6 +427,7 @@ enum cfg_result cfg_parse(const char *prog, const char *summary, const struct cf
             continue;
         if (cfg_apply(&opts[i], "", opts[i].env, value, err, errlen) != CFG_OK)
             goto cleanup;
+        cfg_mark_given(opts[i].target);
     }
 
     /* Step 3: the flags, in command-line order. */
@@ -407,6 +436,7 @@ enum cfg_result cfg_parse(const char *prog, const char *summary, const struct cf
 
         if (cfg_apply(o, "--", o->name, seen[i].arg, err, errlen) != CFG_OK)
             goto cleanup;
+        cfg_mark_given(o->target);
     }
     rc = CFG_OK;
 

@@ -7,6 +7,7 @@
 
 #include "core/limits.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -99,6 +100,12 @@ enum cfg_result {
 enum cfg_result cfg_parse(const char *prog, const char *summary, const struct cfg_option *opts,
                           size_t n, int argc, char **argv, FILE *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* Whether the last cfg_parse set the option whose target is target
+ * (borrowed, only compared) from its flag or its environment variable,
+ * rather than leaving its default: a setting from elsewhere (the registry's
+ * KV store) may then take the default's place but not the given value's. */
+bool cfg_given(const void *target);
 
 /* Parse a duration ("250ms", "10s", "1m", "2h", bare number = seconds,
  * whole numbers only) into milliseconds. Returns 0 or -1 on malformed or

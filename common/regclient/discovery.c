@@ -1,12 +1,19 @@
 /* discovery.c: the discovery cache behind discovery.h.
  *
- * Each watched name has a persistent timer of refresh_ms and at most one
- * GET /v1/services?name=X&health=passing in flight: a tick that finds the
- * previous refresh still running skips (a slow registry is not piled up
- * on). A successful answer replaces the cached list, an empty one
- * included (nothing is passing); a failed one (transport error, non-200
- * status, a body that is not the expected JSON) keeps the last list and
- * fails over to the next registry URL.
+ * Each watched name has exactly one GET /v1/services?name=X&health=passing
+ * in flight or one one-shot timer armed for the next: a blocking read
+ * (&index=N&wait=DISC_WAIT_S s, N the X-Registry-Index of the last
+ * answer) follows each answer after DISC_FLOOR_MS. The first read of a
+ * name, the first after a failure and the first after the index went back
+ * (another or a restarted registry) carry no index and answer at once. A
+ * successful answer replaces the cached list, an empty one included
+ * (nothing is passing); a failed one (transport error, non-200 status, a
+ * body that is not the expected JSON) keeps the last list, fails over to
+ * the next registry URL and is retried after the shared backoff
+ * (resilience/backoff.h). A registry that does not hold reads (no
+ * X-Registry-Index, or a blocking read answered at once with the index it
+ * was given: an older registry) is read every refresh_ms instead, as
+ * before blocking reads.
  *
  * Which URL, and how an outage is logged, is the shared policy of
  * failover.h (the list is shared with the registration).
@@ -27,8 +34,10 @@
 #include "proto/registry_v1.h"
 #include "regclient/failover.h"
 #include "regclient/urls.h"
+#include "resilience/backoff.h"
 
 #include <event2/event.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +45,7 @@
 
 #define DISC_HEALTH_QUERY   "&" REGV1_Q_HEALTH "=" REGV1_PASSING
 #define DISC_REFRESH_MIN_MS 10
-#define DISC_URL_MAX        (RU_URL_MAX + 3 * LIM_NAME_MAX + 64)
+#define DISC_URL_MAX        (RU_URL_MAX + 3 * LIM_NAME_MAX + 96)
 #define DISC_WHY_MAX        256
 
 struct disc_entry {
@@ -46,9 +55,12 @@ struct disc_entry {
     size_t n;
     bool known;           /* one refresh has succeeded */
     uint64_t version;     /* bumped when the list changes */
-    struct event *timer;  /* persistent, refresh_ms; owned */
+    struct event *timer;  /* one-shot: the next read; owned */
     struct hc_call *call; /* the refresh in flight */
     struct fo_caller fo;  /* where call went, the outage it belongs to */
+    uint64_t index;       /* X-Registry-Index of the last answer; 0: read without */
+    uint64_t sent_index;  /* the index the call in flight blocks on (0: none) */
+    unsigned failures;    /* in a row: the backoff's attempt */
 };
 
 struct disc_client {
@@ -198,7 +210,58 @@ static bool disc_same(const struct disc_instance *a, size_t na, const struct dis
     return true;
 }
 
-/* Completion of a refresh: replace the list, or keep it on failure. */
+/* Arm e's next read in ms. */
+static void disc_later(struct disc_entry *e, int64_t ms)
+{
+    if (clk_timers_arm(e->d->timers, e->timer, ms) != 0)
+        log_warn("discovery of %s: cannot arm its timer", e->name);
+}
+
+/* A read of e failed (why borrowed): keep the list, read again without
+ * an index (it may be another registry's) after the backoff. */
+static void disc_retry(struct disc_entry *e, const char *why)
+{
+    disc_failed(e, why);
+    e->index = 0;
+    disc_later(e, bo_delay_ms(NULL, e->failures++) + 1);
+}
+
+/* After a good answer with X-Registry-Index header (NULL: none): the
+ * index to block on next and when to send. A missing or bad index, or a
+ * blocking read answered at once with the index it gave (a registry that
+ * does not hold reads), paces reads at refresh_ms; an index lower than
+ * the last (the registry was restarted or replaced) is forgotten: the
+ * next read is a plain one. */
+static void disc_next(struct disc_entry *e, const char *header, double elapsed_ms)
+{
+    uint64_t index = 0;
+    char *end = NULL;
+
+    if (header)
+        index = (uint64_t)strtoull(header, &end, 10);
+    if (!header || !end || *end != '\0' || index == 0) {
+        e->index = 0;
+        disc_later(e, e->d->refresh_ms);
+        return;
+    }
+    if (index < e->index) {
+        log_info("discovery of %s: the registry index went back (%" PRIu64 " after %" PRIu64
+                 "); reading it again from the start",
+                 e->name, index, e->index);
+        e->index = 0;
+        disc_later(e, DISC_FLOOR_MS);
+        return;
+    }
+    e->index = index;
+    if (e->sent_index > 0 && index == e->sent_index && elapsed_ms < DISC_WAIT_S * 1000.0 / 2) {
+        disc_later(e, e->d->refresh_ms); /* not held: an older registry */
+        return;
+    }
+    disc_later(e, DISC_FLOOR_MS);
+}
+
+/* Completion of a refresh: replace the list, or keep it on failure; then
+ * the next read. */
 static void disc_on_list(const struct hc_response *resp, void *arg)
 {
     struct disc_entry *e = arg;
@@ -207,29 +270,34 @@ static void disc_on_list(const struct hc_response *resp, void *arg)
     char why[DISC_WHY_MAX];
 
     e->call = NULL;
+    if (e->d->stopped)
+        return;
     if (resp->error != HC_OK) {
-        disc_failed(e, resp->error_msg);
+        disc_retry(e, resp->error_msg);
         return;
     }
     if (resp->status != 200) {
         snprintf(why, sizeof(why), "HTTP %ld", resp->status);
-        disc_failed(e, why);
+        disc_retry(e, why);
         return;
     }
     if (disc_parse(resp->body, resp->body_len, &list, &n, why, sizeof(why)) != 0) {
-        disc_failed(e, why);
+        disc_retry(e, why);
         return;
     }
     fo_succeeded(&e->fo, "%zu instances of %s", n, e->name);
+    e->failures = 0;
     if (!disc_same(e->list, e->n, list, n))
         e->version++;
     free(e->list);
     e->list = list;
     e->n = n;
     e->known = true;
+    disc_next(e, resp->header, resp->elapsed_ms);
 }
 
-/* Start a refresh of e unless one is in flight or the client stopped. */
+/* Start a read of e unless one is in flight or the client stopped: a
+ * blocking one when an index is known. */
 static void disc_refresh(struct disc_entry *e)
 {
     struct disc_client *d = e->d;
@@ -247,13 +315,24 @@ static void disc_refresh(struct disc_entry *e)
     req.method = "GET";
     req.url = url;
     req.timeout_ms = LIM_CALL_TIMEOUT_MS;
+    e->sent_index = e->index;
+    if (e->index > 0) {
+        size_t used = strlen(url);
+
+        snprintf(url + used, sizeof(url) - used,
+                 "&" REGV1_Q_INDEX "=%" PRIu64 "&" REGV1_Q_WAIT "=%ds", e->index, DISC_WAIT_S);
+        /* the wait, its jitter (up to a sixteenth) and a call's own bound */
+        req.timeout_ms = DISC_WAIT_S * 1000L + DISC_WAIT_S * 1000L / 16 + LIM_CALL_TIMEOUT_MS;
+        req.connect_timeout_ms = LIM_CONNECT_TIMEOUT_MS;
+    }
     req.token = d->token;
+    req.keep_header = REGV1_H_INDEX;
     e->call = hc_send(d->hc, &req, disc_on_list, e);
     if (e->call == NULL)
-        disc_failed(e, "cannot start the request");
+        disc_retry(e, "cannot start the request");
 }
 
-/* Persistent timer of one entry. */
+/* The one-shot timer of one entry: its next read. */
 static void disc_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -301,7 +380,8 @@ int disc_set_token(struct disc_client *d, const char *token)
     return 0;
 }
 
-/* Watch name (copied): refresh it now and every refresh_ms. Watching a
+/* Watch name (copied): read it now, then follow it (see the head of the
+ * file). Watching a
  * name again is a no-op returning 0. Returns -1 when DISC_NAMES_MAX names
  * are watched, name is empty or longer than LIM_NAME_MAX, after disc_stop,
  * or when the timer cannot be set. */
@@ -320,15 +400,9 @@ int disc_watch(struct disc_client *d, const char *name)
     e->d = d;
     fo_init(&e->fo, d->urls);
     memcpy(e->name, name, strlen(name) + 1);
-    e->timer = event_new(d->base, -1, EV_PERSIST, disc_on_timer, e);
+    e->timer = event_new(d->base, -1, 0, disc_on_timer, e);
     if (e->timer == NULL)
         return -1;
-    if (clk_timers_arm(d->timers, e->timer, d->refresh_ms) != 0) {
-        clk_timers_disarm(d->timers, e->timer);
-        event_free(e->timer);
-        e->timer = NULL;
-        return -1;
-    }
     d->n++;
     disc_refresh(e);
     return 0;

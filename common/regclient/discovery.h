@@ -1,8 +1,12 @@
 /* discovery.h: a local cache of the passing instances of the services a
- * process calls, refreshed from the registry every refresh interval (1 s by
- * default) with GET /v1/services?name=X&health=passing. When the registry
- * cannot be reached the last list is kept, so traffic between services that
- * are up survives a registry outage. */
+ * process calls, following the registry with blocking reads: GET
+ * /v1/services?name=X&health=passing&index=N&wait=DISC_WAIT_S s, the next
+ * one DISC_FLOOR_MS after each answer, so a change is seen within a loop
+ * turn of its commit and an idle name costs one parked request. A registry
+ * that does not hold reads is read every refresh interval (1 s by
+ * default). When the registry cannot be reached the last list is kept
+ * (retried with backoff, failing over along the list), so traffic between
+ * services that are up survives a registry outage. */
 #ifndef SVC_REGCLIENT_DISCOVERY_H
 #define SVC_REGCLIENT_DISCOVERY_H
 
@@ -18,9 +22,11 @@ struct hc_client;
 struct ru_list;
 struct disc_client;
 
-#define DISC_NAMES_MAX          8   /* services watched per process */
-#define DISC_INSTANCES_MAX      256 /* instances kept per service */
-#define DISC_REFRESH_MS_DEFAULT 1000
+#define DISC_NAMES_MAX          8    /* services watched per process */
+#define DISC_INSTANCES_MAX      256  /* instances kept per service */
+#define DISC_REFRESH_MS_DEFAULT 1000 /* the pace of reads a registry does not hold */
+#define DISC_WAIT_S             60   /* wait= of a blocking read */
+#define DISC_FLOOR_MS           20   /* between an answer and the next read: no spin */
 
 struct disc_instance {
     char id[LIM_ID_MAX + 1];
@@ -29,12 +35,14 @@ struct disc_instance {
 };
 
 /* base, hc and urls are borrowed and must outlive the client (urls may be
- * shared with the registry client). refresh_ms <= 0 means
- * DISC_REFRESH_MS_DEFAULT. NULL on allocation failure. */
+ * shared with the registry client). refresh_ms: how often a registry that
+ * does not hold blocking reads (no X-Registry-Index, or one that answers
+ * them at once) is read; <= 0 means DISC_REFRESH_MS_DEFAULT, below 10 ms
+ * is 10 ms. NULL on allocation failure. */
 struct disc_client *disc_new(struct event_base *base, struct hc_client *hc, struct ru_list *urls,
                              int64_t refresh_ms) __attribute__((warn_unused_result));
 
-/* Arm the refresh timers of the names watched from now on through t
+/* Arm the read timers of the names watched from now on through t
  * (borrowed, must outlive d; NULL: the real clock, the default). Call it
  * before the first disc_watch: tests pass a virtual clock. */
 void disc_set_timers(struct disc_client *d, const struct clk_timers *t);

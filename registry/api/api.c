@@ -345,15 +345,52 @@ static void api_renew(struct hs_req *req, void *arg)
     api_reply_message(req, 200, "Service renewed successfully");
 }
 
-/* GET /v1/services/{id} */
-static void api_get(struct hs_req *req, void *arg)
+/* The blocking-read query of a read: ?index=N (*index, 0 without) and
+ * ?wait=D (*wait_ms, LIM_WATCH_WAIT_DEFAULT_MS without), the rules of
+ * /v1/events (rev_parse_index, rev_parse_wait). 0, or -1 after answering
+ * 400. */
+static int api_block_query(struct hs_req *req, uint64_t *index, int64_t *wait_ms)
+{
+    const char *index_s = hs_req_query(req, REGV1_Q_INDEX);
+    const char *wait_s = hs_req_query(req, REGV1_Q_WAIT);
+
+    *index = 0;
+    *wait_ms = LIM_WATCH_WAIT_DEFAULT_MS;
+    if (index_s && rev_parse_index(index_s, index) != 0) {
+        hs_reply_error(req, 400, "index must be a decimal number from 0 to %" PRIu64, UINT64_MAX);
+        return -1;
+    }
+    if (wait_s && rev_parse_wait(wait_s, wait_ms) != 0) {
+        hs_reply_error(req, 400,
+                       "wait must be a duration such as 30s or 5m, at most %d m (a bare number "
+                       "is seconds)",
+                       LIM_WATCH_WAIT_MAX_MS / 60000);
+        return -1;
+    }
+    return 0;
+}
+
+/* Park the read req (seen at index) on the hub until a change its filter
+ * (name or id) matches; wake answers it then. 1 when parked, 0 when it is
+ * to be answered now, -1 after answering 500 (out of memory). */
+static int api_block(struct reg_api *api, struct hs_req *req, uint64_t index, int64_t wait_ms,
+                     const char *name, const char *id, rev_wake_fn wake)
+{
+    int rc = rev_park(api->hub, req, index, wait_ms, name, id, wake, api);
+
+    if (rc < 0)
+        hs_reply_oom(req);
+    return rc;
+}
+
+/* Answer GET /v1/services/{id} with the instance as it is now (404 when it
+ * is not there), and X-Registry-Index. Also rev_wake_fn (arg: the API). */
+static void api_get_answer(void *arg, struct hs_req *req)
 {
     struct reg_api *api = arg;
     const char *id = hs_req_param(req, REGV1_PARAM_ID);
     const struct reg_instance *in = NULL;
 
-    if (!api_allowed(api, req, ACL_READ, NULL))
-        return;
     api_index_header(api, req);
     in = reg_get(api->reg, id);
     if (!in) {
@@ -361,6 +398,26 @@ static void api_get(struct hs_req *req, void *arg)
         return;
     }
     api_reply_instance(req, REGV1_F_SERVICE, in);
+}
+
+/* GET /v1/services/{id}[?index=N[&wait=D]]: with index, a blocking read
+ * held until a change of that instance after N (its deregistration
+ * answers 404) or the wait's end. */
+static void api_get(struct hs_req *req, void *arg)
+{
+    struct reg_api *api = arg;
+    uint64_t index = 0;
+    int64_t wait_ms = 0;
+
+    if (!api_allowed(api, req, ACL_READ, NULL))
+        return;
+    api_index_header(api, req); /* on the errors too (replaced by the answer's) */
+    if (api_block_query(req, &index, &wait_ms) != 0)
+        return;
+    if (api_block(api, req, index, wait_ms, NULL, hs_req_param(req, REGV1_PARAM_ID),
+                  api_get_answer) != 0)
+        return;
+    api_get_answer(api, req);
 }
 
 /* Parse ?health= into f: passing (only), warning (and passing), critical
@@ -557,24 +614,18 @@ static void api_stream_on_close(struct hs_stream *st, enum hs_stream_end_reason 
     free(as);
 }
 
-/* GET /v1/services?name=&type=&tag=&health=[&limit=&after=]: without
- * limit= and after=, every matching instance, streamed (chunked) in
- * registration order: {"success":true,"services":[...]}, the same bytes a
- * single buffer held before; with either, one page (api_list_page). */
-static void api_list(struct hs_req *req, void *arg)
+/* Answer a list request (its filter f, parsed before) with the state now:
+ * without limit= and after=, every matching instance, streamed (chunked)
+ * in registration order: {"success":true,"services":[...]}; with either,
+ * one page (api_list_page). X-Registry-Index on both. */
+static void api_list_now(struct reg_api *api, struct hs_req *req, const struct reg_filter *f)
 {
-    struct reg_api *api = arg;
-    struct reg_filter f;
     struct api_stream *as = NULL;
     struct hs_stream_opts opts = {0};
 
-    if (!api_allowed(api, req, ACL_READ, NULL))
-        return;
     api_index_header(api, req);
-    if (api_list_filter(req, &f) != 0)
-        return;
     if (hs_req_query(req, REGV1_Q_LIMIT) || hs_req_query(req, REGV1_Q_AFTER)) {
-        api_list_page(api, req, &f);
+        api_list_page(api, req, f);
         return;
     }
     as = calloc(1, sizeof(*as));
@@ -586,7 +637,7 @@ static void api_list(struct hs_req *req, void *arg)
         return;
     }
     as->api = api;
-    as->f = f;
+    as->f = *f;
     as->first = true;
     opts.content_type = "application/json";
     opts.low_water = LIM_REG_STREAM_LOW_WATER;
@@ -602,6 +653,39 @@ static void api_list(struct hs_req *req, void *arg)
     }
     DL_APPEND(api->streams, as);
     api_stream_fill(as);
+}
+
+/* rev_wake_fn of a parked list (arg: the API): answer it now. Its query
+ * was checked before it was parked, so the filter parses again. */
+static void api_list_wake(void *arg, struct hs_req *req)
+{
+    struct reg_filter f;
+
+    if (api_list_filter(req, &f) != 0)
+        return; /* cannot happen: answered 400 */
+    api_list_now(arg, req, &f);
+}
+
+/* GET /v1/services?name=&type=&tag=&health=[&limit=&after=][&index=N
+ * [&wait=D]]: the list (api_list_now); with index, a blocking read held
+ * until an instance event after N of the service ?name= (any service
+ * without name=) or the wait's end. With limit=/after= the same: the
+ * watch is on the filter, the answer the page asked for. */
+static void api_list(struct hs_req *req, void *arg)
+{
+    struct reg_api *api = arg;
+    struct reg_filter f;
+    uint64_t index = 0;
+    int64_t wait_ms = 0;
+
+    if (!api_allowed(api, req, ACL_READ, NULL))
+        return;
+    api_index_header(api, req); /* on the errors too (replaced by the answer's) */
+    if (api_list_filter(req, &f) != 0 || api_block_query(req, &index, &wait_ms) != 0)
+        return;
+    if (api_block(api, req, index, wait_ms, f.name, NULL, api_list_wake) != 0)
+        return;
+    api_list_now(api, req, &f);
 }
 
 /* GET /v1/discover?name=X|type=Y[&strategy=random|round_robin] */

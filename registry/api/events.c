@@ -48,13 +48,16 @@
 static const char *const rev_types[] = {"register", "deregister",  "expire",
                                         "health",   "maintenance", "kv"};
 #define REV_NTYPES   (sizeof(rev_types) / sizeof(rev_types[0]))
-#define REV_TYPE_MAX 16 /* bytes of a type name with its NUL */
+#define REV_TYPE_MAX 16   /* bytes of a type name with its NUL */
+#define REV_TYPE_KV  4    /* rev_types' "kv" */
+#define REV_INSTANCE (-2) /* a watcher's type: any event of an instance (all but "kv") */
 
 /* One event, shared by the history and the answers that hold it. */
 struct rev_event {
     uint64_t index;
     char type[REV_TYPE_MAX];
     char *name;      /* owned; the service name, NULL for none */
+    char *id;        /* owned; the instance id, NULL for none */
     char *blob;      /* owned: the SSE frame */
     size_t len;      /* of blob */
     size_t json_off; /* the JSON within blob */
@@ -64,22 +67,26 @@ struct rev_event {
 
 struct rev_name;
 
-/* A watcher: a parked long-poll (req) or an SSE stream (st). */
+/* A watcher: a parked long-poll (req), a parked read of another route
+ * (req and wake: rev_park) or an SSE stream (st). */
 struct rev_watch {
     struct rev_hub *h;     /* borrowed; NULL once the hub is freed (streams) */
     struct hs_req *req;    /* long-poll: the parked request */
     struct hs_stream *st;  /* SSE: the stream (the server frees it) */
     struct event *timer;   /* long-poll: owned, its deadline */
     uint64_t after;        /* long-poll: the events after this; SSE: sent up to */
-    int type;              /* -1: any, else an index in rev_types */
-    struct rev_name *list; /* the name's list it is in; NULL: the list of all */
+    int type;              /* -1: any, REV_INSTANCE, else an index in rev_types */
+    struct rev_name *list; /* the name's (or id's) list it is in; NULL: the list of all */
+    bool by_id;            /* list is one of h->ids (rev_park with an id) */
+    rev_wake_fn wake;      /* rev_park: answers req; NULL: a long-poll of /v1/events */
+    void *arg;             /* of wake, the caller's */
     bool caught_up;        /* SSE: the last fill reached the end of the history */
     struct rev_watch *prev, *next;
 };
 
-/* The watchers of one service name. */
+/* The watchers of one service name (or, in h->ids, of one instance id). */
 struct rev_name {
-    char *name; /* owned */
+    char *name; /* owned: the name or id */
     struct rev_watch *watchers;
     size_t n;
     UT_hash_handle hh;
@@ -94,6 +101,7 @@ struct rev_hub {
     uint64_t lost;             /* events up to this were lost (out of memory) */
     struct rev_watch *all;     /* watchers of every name (DL) */
     struct rev_name *names;    /* uthash: watchers by name */
+    struct rev_name *ids;      /* uthash: rev_park watchers by instance id */
     size_t nwatch;
     bool stopping; /* shutdown began: answer at once, park nothing */
     const struct timeval *ct[LIM_WATCH_JITTER_DIV]; /* common timeouts of the default wait */
@@ -108,6 +116,7 @@ static void rev_event_unref(struct rev_event *ev)
     if (!ev || --ev->refs > 0)
         return;
     free(ev->name);
+    free(ev->id);
     free(ev->blob);
     free(ev);
 }
@@ -180,9 +189,13 @@ static size_t rev_find_after(const struct rev_hub *h, uint64_t n)
 /* Whether w's filter takes ev. */
 static bool rev_matches(const struct rev_watch *w, const struct rev_event *ev)
 {
+    const char *key = w->by_id ? ev->id : ev->name;
+
     if (w->type >= 0 && strcmp(ev->type, rev_types[w->type]) != 0)
         return false;
-    if (w->list && (!ev->name || strcmp(ev->name, w->list->name) != 0))
+    if (w->type == REV_INSTANCE && strcmp(ev->type, rev_types[REV_TYPE_KV]) == 0)
+        return false;
+    if (w->list && (!key || strcmp(key, w->list->name) != 0))
         return false;
     return true;
 }
@@ -198,7 +211,10 @@ static void rev_unlist(struct rev_hub *h, struct rev_watch *w)
 
         DL_DELETE(nl->watchers, w);
         if (--nl->n == 0) {
-            HASH_DEL(h->names, nl);
+            if (w->by_id)
+                HASH_DEL(h->ids, nl);
+            else
+                HASH_DEL(h->names, nl);
             free(nl->name);
             free(nl);
         }
@@ -209,8 +225,10 @@ static void rev_unlist(struct rev_hub *h, struct rev_watch *w)
     h->nwatch--;
 }
 
-/* Put w into the list of name (NULL: the list of all). 0 or -1. */
-static int rev_enlist(struct rev_hub *h, struct rev_watch *w, const char *name)
+/* Put w into the list of name in *table (h->names or h->ids; name NULL:
+ * the list of all). 0 or -1. */
+static int rev_enlist_in(struct rev_hub *h, struct rev_name **table, struct rev_watch *w,
+                         const char *name)
 {
     struct rev_name *nl = NULL;
 
@@ -219,7 +237,7 @@ static int rev_enlist(struct rev_hub *h, struct rev_watch *w, const char *name)
         h->nwatch++;
         return 0;
     }
-    HASH_FIND_STR(h->names, name, nl);
+    HASH_FIND_STR(*table, name, nl);
     if (!nl) {
         nl = calloc(1, sizeof(*nl));
         if (!nl)
@@ -229,13 +247,20 @@ static int rev_enlist(struct rev_hub *h, struct rev_watch *w, const char *name)
             free(nl);
             return -1;
         }
-        HASH_ADD_KEYPTR(hh, h->names, nl->name, strlen(nl->name), nl);
+        HASH_ADD_KEYPTR(hh, *table, nl->name, strlen(nl->name), nl);
     }
     DL_APPEND(nl->watchers, w);
     nl->n++;
     w->list = nl;
+    w->by_id = table == &h->ids;
     h->nwatch++;
     return 0;
+}
+
+/* Put w into the list of name (NULL: the list of all). 0 or -1. */
+static int rev_enlist(struct rev_hub *h, struct rev_watch *w, const char *name)
+{
+    return rev_enlist_in(h, &h->names, w, name);
 }
 
 /* X-Registry-Index: the current index, on req's answer. */
@@ -296,6 +321,18 @@ static void rev_watch_free(struct rev_watch *w)
  * it. */
 static void rev_wake_poll(struct rev_hub *h, struct rev_watch *w)
 {
+    if (w->wake) {
+        /* a parked read of another route: its owner answers; w is gone
+         * first so that the answer finds the hub as it is */
+        rev_wake_fn wake = w->wake;
+        struct hs_req *req = w->req;
+        void *arg = w->arg;
+
+        rev_unlist(h, w);
+        rev_watch_free(w);
+        wake(arg, req);
+        return;
+    }
     rev_answer(h, w->req, w, w->after); /* the filter needs w's list */
     rev_unlist(h, w);
     w->req = NULL;
@@ -422,17 +459,15 @@ static void rev_wake_list(struct rev_hub *h, struct rev_watch **list, const stru
     }
 }
 
-/* Wake the watchers ev concerns: those of every name, and those of its
- * name. */
-static void rev_wake(struct rev_hub *h, const struct rev_event *ev)
+/* Wake the watchers of key's list in table that ev matches. */
+static void rev_wake_key(struct rev_hub *h, struct rev_name *table, const char *key,
+                         const struct rev_event *ev)
 {
     struct rev_name *nl = NULL;
 
-    if (h->all)
-        rev_wake_list(h, &h->all, ev);
-    if (!ev->name || !h->names)
+    if (!key || !table)
         return;
-    HASH_FIND_STR(h->names, ev->name, nl);
+    HASH_FIND_STR(table, key, nl);
     /* the list goes with its last watcher: take the pointer to its head
      * from a copy that outlives it */
     if (nl) {
@@ -447,6 +482,16 @@ static void rev_wake(struct rev_hub *h, const struct rev_event *ev)
                 rev_wake_poll(h, w);
         }
     }
+}
+
+/* Wake the watchers ev concerns: those of every name, those of its name
+ * and those of its instance id. */
+static void rev_wake(struct rev_hub *h, const struct rev_event *ev)
+{
+    if (h->all)
+        rev_wake_list(h, &h->all, ev);
+    rev_wake_key(h, h->names, ev->name, ev);
+    rev_wake_key(h, h->ids, ev->id, ev);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -484,6 +529,12 @@ static void rev_lose(struct rev_hub *h, uint64_t index)
 int rev_publish(struct rev_hub *h, const char *type, uint64_t index, int64_t time_ms,
                 const char *name, const char *data, size_t len)
 {
+    return rev_publish_id(h, type, index, time_ms, name, NULL, data, len);
+}
+
+int rev_publish_id(struct rev_hub *h, const char *type, uint64_t index, int64_t time_ms,
+                   const char *name, const char *id, const char *data, size_t len)
+{
     struct rev_event *ev = calloc(1, sizeof(*ev));
     struct evbuffer *b = evbuffer_new();
     int n = 0;
@@ -497,6 +548,11 @@ int rev_publish(struct rev_hub *h, const char *type, uint64_t index, int64_t tim
     if (name) {
         ev->name = strdup(name);
         if (!ev->name)
+            goto fail;
+    }
+    if (id) {
+        ev->id = strdup(id);
+        if (!ev->id)
             goto fail;
     }
     n = evbuffer_add_printf(b, "id: %" PRIu64 "\nevent: %s\ndata: ", index, type);
@@ -527,6 +583,7 @@ int rev_publish(struct rev_hub *h, const char *type, uint64_t index, int64_t tim
 fail:
     if (ev) {
         free(ev->name);
+        free(ev->id);
         free(ev->blob);
         free(ev);
     }
@@ -566,8 +623,8 @@ done:
         const char *text = (const char *)evbuffer_pullup(d, -1);
 
         if (text)
-            (void)rev_publish(h, rev_types[ev->type], ev->index, ev->time_ms,
-                              reg_instance_name(ev->in), text, len);
+            (void)rev_publish_id(h, rev_types[ev->type], ev->index, ev->time_ms,
+                                 reg_instance_name(ev->in), id, text, len);
         else
             rev_lose(h, ev->index);
     } else {
@@ -795,24 +852,57 @@ void rev_watch(struct rev_hub *h, struct hs_req *req)
     }
 }
 
+int rev_park(struct rev_hub *h, struct hs_req *req, uint64_t index, int64_t wait_ms,
+             const char *name, const char *id, rev_wake_fn wake, void *arg)
+{
+    struct rev_watch *w = NULL;
+    size_t i;
+    int rc = 0;
+
+    if (index == 0 || index < rev_floor(h) || wait_ms == 0 || h->stopping || !h->svc)
+        return 0;
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return -1;
+    w->h = h;
+    w->type = REV_INSTANCE;
+    rc = id ? rev_enlist_in(h, &h->ids, w, id) : rev_enlist(h, w, name);
+    if (rc != 0) {
+        free(w);
+        return -1;
+    }
+    /* a change after index already in the history: answer now */
+    for (i = rev_find_after(h, index); i < h->count; i++)
+        if (rev_matches(w, rev_at(h, i)))
+            break;
+    if (i < h->count) {
+        rev_unlist(h, w);
+        free(w);
+        return 0;
+    }
+    w->after = index;
+    w->timer = evtimer_new(svc_base(h->svc), rev_deadline_cb, w);
+    if (!w->timer || rev_arm(h, w, wait_ms) != 0) {
+        rev_unlist(h, w);
+        rev_watch_free(w);
+        return -1;
+    }
+    w->req = req;
+    w->wake = wake;
+    w->arg = arg;
+    return 1;
+}
+
 /* ---------------------------------------------------------------------- */
 
-/* Stop hook: answer every parked long-poll now (streams are ended by the
- * server), and park nothing from now on. */
-static void rev_on_stop(void *arg)
+/* Answer the parked long-polls of every list in *table; their count. */
+static size_t rev_stop_table(struct rev_hub *h, struct rev_name **table)
 {
-    struct rev_hub *h = arg;
     struct rev_watch *w, *tmp;
     struct rev_name *nl, *ntmp;
     size_t n = 0;
 
-    h->stopping = true;
-    DL_FOREACH_SAFE (h->all, w, tmp)
-        if (!w->st) {
-            rev_wake_poll(h, w);
-            n++;
-        }
-    HASH_ITER (hh, h->names, nl, ntmp) {
+    HASH_ITER (hh, *table, nl, ntmp) {
         struct rev_watch *list = nl->watchers;
 
         /* the name's list may go with its last watcher: walk a copy */
@@ -822,6 +912,25 @@ static void rev_on_stop(void *arg)
                 n++;
             }
     }
+    return n;
+}
+
+/* Stop hook: answer every parked long-poll and read now (streams are
+ * ended by the server), and park nothing from now on. */
+static void rev_on_stop(void *arg)
+{
+    struct rev_hub *h = arg;
+    struct rev_watch *w, *tmp;
+    size_t n = 0;
+
+    h->stopping = true;
+    DL_FOREACH_SAFE (h->all, w, tmp)
+        if (!w->st) {
+            rev_wake_poll(h, w);
+            n++;
+        }
+    n += rev_stop_table(h, &h->names);
+    n += rev_stop_table(h, &h->ids);
     if (n)
         log_info("answered %zu parked watches for the shutdown", n);
 }

@@ -60,6 +60,30 @@ void rev_observe(void *arg, const struct reg_event *ev);
 int rev_publish(struct rev_hub *h, const char *type, uint64_t index, int64_t time_ms,
                 const char *name, const char *data, size_t len);
 
+/* Publish as rev_publish, the event also naming the instance id (borrowed;
+ * NULL: none) that the watchers parked with rev_park on that id match. */
+int rev_publish_id(struct rev_hub *h, const char *type, uint64_t index, int64_t time_ms,
+                   const char *name, const char *id, const char *data, size_t len);
+
+/* A parked read's wake-up: answer req (now the callee's, to answer exactly
+ * once) with the current state; arg is rev_park's. Called once, from the
+ * loop: on a matching change, at the read's deadline, or at shutdown. */
+typedef void (*rev_wake_fn)(void *arg, struct hs_req *req);
+
+/* A blocking read of the catalog (not KV): park req, seen at index, until
+ * an instance event (any type but "kv") that its filter matches is
+ * published, or wait_ms (plus the jitter of /v1/events) ends. The filter:
+ * id (borrowed, copied) given: events of that instance; else name
+ * (borrowed, copied) given: events of that service name; else every
+ * instance event. Returns 1: parked, wake(arg, req) follows later (arg
+ * stays the caller's and must live until then); 0: answer now, the hub
+ * did not take req (index 0, index older than the history, a matching
+ * event after index already in it, wait_ms 0, shutdown begun); -1: out of
+ * memory, req not taken. */
+int rev_park(struct rev_hub *h, struct hs_req *req, uint64_t index, int64_t wait_ms,
+             const char *name, const char *id, rev_wake_fn wake, void *arg)
+    __attribute__((warn_unused_result));
+
 /* The query rules of a watch, shared by the KV blocking reads: ?index= a
  * decimal uint64 (digits only), ?wait= a duration (a bare number is
  * seconds) from 0 to LIM_WATCH_WAIT_MAX_MS. 0, or -1 when s breaks them. */

@@ -196,6 +196,27 @@ static void test_flag_overrides_env(void **state)
     assert_string_equal(g_common.advertise, "from-env"); /* no flag: env stays */
 }
 
+/* cfg_given: set by a flag or a variable, not by the default; the next
+ * parse starts again. */
+static void test_given(void **state)
+{
+    char *argv[] = {"registry", "--port", "9002", NULL};
+    char *bare[] = {"registry", NULL};
+    char err[ERR_MAX];
+
+    (void)state;
+    assert_int_equal(setenv("BIND", "0.0.0.0", 1), 0);
+    assert_int_equal(parse(ARGC(argv), argv, NULL, err), CFG_OK);
+    assert_true(cfg_given(&g_common.port));
+    assert_true(cfg_given(&g_common.bind));
+    assert_false(cfg_given(&g_common.log_level));
+    assert_false(cfg_given(&g_interval));
+    assert_int_equal(unsetenv("BIND"), 0);
+    assert_int_equal(parse(ARGC(bare), bare, NULL, err), CFG_OK);
+    assert_false(cfg_given(&g_common.port));
+    assert_false(cfg_given(&g_common.bind));
+}
+
 static void test_last_flag_wins(void **state)
 {
     char *argv[] = {"registry", "--port", "1", "--port=2", NULL};
@@ -553,6 +574,7 @@ int main(void)
         cmocka_unit_test_setup(test_defaults_kept, setup),
         cmocka_unit_test_setup(test_flags_parse, setup),
         cmocka_unit_test_setup(test_env_parse, setup),
+        cmocka_unit_test_setup(test_given, setup),
         cmocka_unit_test_setup(test_flag_overrides_env, setup),
         cmocka_unit_test_setup(test_last_flag_wins, setup),
         cmocka_unit_test_setup(test_int_bounds, setup),

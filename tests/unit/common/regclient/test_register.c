@@ -104,6 +104,7 @@ struct fake {
     char delete_id[LIM_ID_MAX + 1];
     char get_uri[512];        /* last GET's URI */
     char list[FAKE_LIST_MAX]; /* GET answer body */
+    char get_index[24];       /* non-empty: the X-Registry-Index of GET answers */
     struct slow_get *slow;
     char require_token[64]; /* non-empty: other X-Registry-Token values get 403 */
     int denied;             /* calls answered 403 */
@@ -253,6 +254,14 @@ static void fake_slow_forget(struct slow_get *g)
     free(g);
 }
 
+/* Answer a GET with fake.list (and get_index when set). */
+static void fake_reply_get(struct fake *f, struct evhttp_request *req)
+{
+    if (f->get_index[0])
+        evhttp_add_header(evhttp_request_get_output_headers(req), "X-Registry-Index", f->get_index);
+    fake_reply(req, f->get_status, f->list);
+}
+
 /* A held-back GET falls due: answer it now. */
 static void fake_slow_fire(evutil_socket_t fd, short what, void *arg)
 {
@@ -261,7 +270,7 @@ static void fake_slow_fire(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     g->f->gets_pending--;
-    fake_reply(g->req, g->f->get_status, g->f->list);
+    fake_reply_get(g->f, g->req);
     fake_slow_forget(g);
 }
 
@@ -274,7 +283,7 @@ static void fake_get(struct fake *f, struct evhttp_request *req)
     f->gets++;
     snprintf(f->get_uri, sizeof(f->get_uri), "%s", evhttp_request_get_uri(req));
     if (f->get_delay_ms <= 0) {
-        fake_reply(req, f->get_status, f->list);
+        fake_reply_get(f, req);
         return;
     }
     g = calloc(1, sizeof(*g));
@@ -1061,13 +1070,16 @@ static void test_discovery_cache(void **state)
     assert_false(disc_known(fx->disc, "logging-service"));
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 0);
     assert_int_equal(disc_watch(fx->disc, "logging-service"), 0);
-    /* the first refresh goes out at once; the timer is armed every 100 ms */
-    assert_int_equal(fx->vc.nlog, 1);
-    assert_int_equal(fx->vc.log[0].ms, 100);
+    /* the first read goes out at once; no timer until it is answered */
+    assert_int_equal(fx->vc.nlog, 0);
     settle(fx);
     assert_true(disc_known(fx->disc, "logging-service"));
     assert_int_equal(fx->fake.gets, 1);
     assert_string_equal(fx->fake.get_uri, "/v1/services?name=logging-service&health=passing");
+    /* an answer without X-Registry-Index (a registry that cannot hold
+     * reads): the next read after the refresh interval */
+    assert_int_equal(fx->vc.nlog, 1);
+    assert_int_equal(fx->vc.log[0].ms, 100);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
     assert_string_equal(out[0].id, "logging-service-1");
     assert_string_equal(out[0].host, "10.0.0.1");
@@ -1077,38 +1089,38 @@ static void test_discovery_cache(void **state)
     assert_int_equal(out[1].port, 5011);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 1), 1);
     assert_string_equal(out[0].id, "logging-service-1");
-    /* refreshes with the same list leave the version alone */
+    /* reads with the same list leave the version alone */
     version = disc_version(fx->disc, "logging-service");
     assert_true(version != 0);
     run_for(fx, 99);
-    assert_int_equal(fx->fake.gets, 1); /* not before the period */
-    run_for(fx, 151);                   /* t = 250: ticks at 100 and 200 */
+    assert_int_equal(fx->fake.gets, 1); /* not before the interval */
+    run_for(fx, 151);                   /* t = 250: reads at 100 and 200 */
     assert_int_equal(fx->fake.gets, 3);
     assert_true(disc_version(fx->disc, "logging-service") == version);
     assert_true(disc_version(fx->disc, "unknown") == 0);
 
-    /* failing registry: one attempt per tick, the last list is kept */
+    /* failing registry: retried with backoff, the last list is kept */
     fx->fake.fail_503 = 1;
     gets = fx->fake.gets;
-    run_for(fx, 350); /* t = 600: ticks at 300, 400, 500, 600 */
-    assert_int_equal(fx->fake.gets, gets + 4);
+    run_for(fx, 350);
+    assert_true(fx->fake.gets > gets);
+    assert_true(fx->vc.log[fx->vc.nlog - 1].ms <= BO_CAP_MS_DEFAULT + 1);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
     fx->fake.fail_503 = 0;
     snprintf(fx->fake.list, sizeof(fx->fake.list), "not json");
     gets = fx->fake.gets;
-    run_for(fx, 100);
-    assert_int_equal(fx->fake.gets, gets + 1);
+    run_for(fx, BO_CAP_MS_DEFAULT + 1);
+    assert_true(fx->fake.gets > gets);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
     fake_close(&fx->fake);
     run_for(fx, 200);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
     assert_true(disc_known(fx->disc, "logging-service"));
 
-    /* back, with another list: updated on the next tick */
+    /* back, with another list: updated on the next read */
     assert_int_equal(fake_listen(&fx->fake, fx->fake.port), 0);
     snprintf(fx->fake.list, sizeof(fx->fake.list), "%s", LIST_ONE);
-    assert_true(run_until(fx, one_instance, 100));
-    assert_int_equal(fx->vc.now, 1000);
+    assert_true(run_until(fx, one_instance, BO_CAP_MS_DEFAULT + 1));
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 1);
     assert_string_equal(out[0].id, "logging-service-3");
     assert_string_equal(out[0].host, "h3");
@@ -1124,9 +1136,59 @@ static void test_discovery_cache(void **state)
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 0);
     assert_true(disc_known(fx->disc, "logging-service"));
     assert_true(disc_version(fx->disc, "logging-service") != version);
-    /* the one persistent timer did all of it: armed once, never again */
-    assert_int_equal(fx->vc.nlog, 1);
+    /* one timer, never two reads at once */
     assert_int_equal(fx->vc.narmed, 1);
+}
+
+/* With X-Registry-Index the reads block on it: the next one DISC_FLOOR_MS
+ * after each answer; a blocking read answered at once with the same index
+ * (a registry that does not hold it) paces at the refresh interval; an
+ * index that goes back, or a failure, starts again with a plain read. */
+static void test_discovery_blocks_on_the_index(void **state)
+{
+    struct fixture *fx = *state;
+    char want[256];
+
+    snprintf(fx->fake.list, sizeof(fx->fake.list), "%s", LIST_TWO);
+    snprintf(fx->fake.get_index, sizeof(fx->fake.get_index), "5");
+    make_disc(fx, 500);
+    assert_int_equal(disc_watch(fx->disc, "logging-service"), 0);
+    settle(fx);
+    assert_string_equal(fx->fake.get_uri, "/v1/services?name=logging-service&health=passing");
+    assert_int_equal(fx->vc.log[fx->vc.nlog - 1].ms, DISC_FLOOR_MS);
+    run_for(fx, DISC_FLOOR_MS);
+    assert_int_equal(fx->fake.gets, 2);
+    snprintf(want, sizeof(want),
+             "/v1/services?name=logging-service&health=passing&index=5&wait=%ds", DISC_WAIT_S);
+    assert_string_equal(fx->fake.get_uri, want);
+    /* answered at once with index 5 again: not held, so at the interval */
+    assert_int_equal(fx->vc.log[fx->vc.nlog - 1].ms, 500);
+    /* a change: index 9, the next read soon after */
+    snprintf(fx->fake.list, sizeof(fx->fake.list), "%s", LIST_ONE);
+    snprintf(fx->fake.get_index, sizeof(fx->fake.get_index), "9");
+    run_for(fx, 500);
+    assert_int_equal(fx->fake.gets, 3);
+    assert_true(run_until(fx, one_instance, 1));
+    assert_int_equal(fx->vc.log[fx->vc.nlog - 1].ms, DISC_FLOOR_MS);
+    run_for(fx, DISC_FLOOR_MS);
+    assert_int_equal(fx->fake.gets, 4);
+    assert_non_null(strstr(fx->fake.get_uri, "&index=9&"));
+    /* the index went back (a restarted registry): a plain read next */
+    snprintf(fx->fake.get_index, sizeof(fx->fake.get_index), "3");
+    run_for(fx, 500);
+    assert_int_equal(fx->fake.gets, 5);
+    run_for(fx, DISC_FLOOR_MS);
+    assert_int_equal(fx->fake.gets, 6);
+    assert_null(strstr(fx->fake.get_uri, "index="));
+    run_for(fx, DISC_FLOOR_MS);
+    assert_non_null(strstr(fx->fake.get_uri, "&index=3&"));
+    /* a failure: the retry is a plain read */
+    fx->fake.fail_503 = 1;
+    run_for(fx, 500);
+    fx->fake.fail_503 = 0;
+    run_for(fx, BO_CAP_MS_DEFAULT + 1);
+    assert_true(fx->fake.gets >= 9);
+    assert_int_equal(disc_list(fx->disc, "logging-service", (struct disc_instance[4]){0}, 4), 1);
 }
 
 static void test_discovery_fails_over(void **state)
@@ -1138,11 +1200,10 @@ static void test_discovery_fails_over(void **state)
     snprintf(fx->fake.list, sizeof(fx->fake.list), "%s", LIST_TWO);
     make_disc(fx, 50);
     assert_int_equal(disc_watch(fx->disc, "logging-service"), 0);
-    settle(fx); /* refused: failed over, the list waits for the next tick */
+    settle(fx); /* refused: failed over, the list waits for the retry */
     assert_false(disc_known(fx->disc, "logging-service"));
     assert_string_equal(ru_current(&fx->urls), fx->url);
-    assert_true(run_until(fx, known_logging, 50));
-    assert_int_equal(fx->vc.now, 50);
+    assert_true(run_until(fx, known_logging, BO_BASE_MS_DEFAULT + 1));
     assert_int_equal(fx->fake.gets, 1);
     assert_int_equal(disc_list(fx->disc, "logging-service", out, 4), 2);
     assert_string_equal(ru_current(&fx->urls), fx->url);
@@ -1179,23 +1240,22 @@ static void test_discovery_one_refresh_in_flight(void **state)
     assert_int_equal(disc_watch(fx->disc, "b"), 0);
     settle(fx);
     assert_int_equal(fx->fake.gets_pending, 2);
-    /* 14 ticks per name while the answers are held back: all skipped */
+    /* no other read while the answers are held back */
     run_for(fx, 299);
     assert_int_equal(fx->fake.gets, 2);
     assert_false(disc_known(fx->disc, "a"));
-    run_for(fx, 1); /* t = 300: answered; the next ticks send again */
+    run_for(fx, 1); /* t = 300: answered; the next reads 20 ms later */
     assert_true(disc_known(fx->disc, "a"));
     assert_true(disc_known(fx->disc, "b"));
     run_for(fx, 300);
-    assert_true(fx->fake.gets >= 4);
-    assert_true(fx->fake.gets <= 6); /* one GET per name per 300 ms */
+    assert_int_equal(fx->fake.gets, 4); /* one GET per name per 320 ms */
     /* one GET per name at a time: two names, two at most */
     assert_int_equal(fx->fake.gets_pending_max, 2);
     disc_stop(fx->disc);
     assert_int_equal(hc_inflight(fx->hc), 0);
     run_for(fx, 1000);
     assert_true(disc_known(fx->disc, "a"));
-    assert_true(fx->fake.gets <= 6); /* nothing after the stop */
+    assert_int_equal(fx->fake.gets, 4); /* nothing after the stop */
 }
 
 static void test_discovery_limits(void **state)
@@ -1221,7 +1281,8 @@ static void test_discovery_limits(void **state)
     assert_int_equal(disc_list(fx->disc, "unknown", out, 2), 0);
     assert_false(disc_known(fx->disc, "unknown"));
     assert_int_equal(hc_inflight(fx->hc), DISC_NAMES_MAX);
-    /* one timer per name, every DISC_REFRESH_MS_DEFAULT */
+    settle(fx);
+    /* answered without an index: one timer per name, DISC_REFRESH_MS_DEFAULT */
     assert_int_equal(fx->vc.nlog, DISC_NAMES_MAX);
     assert_int_equal(fx->vc.narmed, DISC_NAMES_MAX);
     for (i = 0; i < DISC_NAMES_MAX; i++)
@@ -1237,6 +1298,7 @@ static void test_discovery_limits(void **state)
     assert_non_null(fast);
     disc_set_timers(fast, &fx->vc.hook);
     assert_int_equal(disc_watch(fast, "x"), 0);
+    settle(fx);
     assert_int_equal(fx->vc.log[DISC_NAMES_MAX].ms, 10);
     disc_free(fast); /* disarms, and cancels its GET */
     assert_int_equal(fx->vc.narmed, 0);
@@ -1397,6 +1459,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_disarms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rc_new_rejects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discovery_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discovery_blocks_on_the_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discovery_fails_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discovery_skips_bad_members, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discovery_one_refresh_in_flight, setup, teardown),
