@@ -29,7 +29,8 @@ struct rc_client;
 enum rc_check {
     RC_CHECK_TTL = 0, /* the lease only, renewed every ttl/3 (the default) */
     RC_CHECK_HTTP,    /* the lease, plus GET http://host:port/health every check_interval_ms */
-    RC_CHECK_NONE,    /* no check: passing until deregistered, nothing renewed */
+    RC_CHECK_NONE,    /* no check: passing until deregistered, nothing renewed (so a
+                         registry that loses the instance is not noticed) */
 };
 
 /* Completion of rc_maintenance: ok when the registry answered 200. */
