@@ -48,6 +48,13 @@ struct cfg_common {
      * first line of the file --token-file / TOKEN_FILE. */
     const char *token;
     const char *token_file;
+
+    /* Health checks and drain (peers only). A zeroed struct means: check
+     * NULL (the default, http), interval 0 (the default, 10 s), no drain
+     * delay; peer_main sets the option defaults. */
+    const char *check;         /* --check / CHECK: http, ttl or none */
+    int64_t check_interval_ms; /* --check-interval / CHECK_INTERVAL (http checks) */
+    int64_t drain_delay_ms;    /* --drain-delay / DRAIN_DELAY; 0: none */
 };
 
 /* clang-format off */
@@ -67,7 +74,12 @@ struct cfg_common {
 /* Options of the services that register with the registry: --registry,
  * --advertise, --ttl (the registry keeps whole seconds: a ttl that is not
  * one is rounded up, so 1500ms registers a lease of 2 s), --token or
- * --token-file (the registry's access token, sent on every call to it). */
+ * --token-file (the registry's access token, sent on every call to it),
+ * --check (how the registry checks us: http = the lease plus an HTTP check
+ * of our /health, ttl = the lease only, none = no check and no renewals),
+ * --check-interval (the HTTP check's period; its timeout is min(2 s, it)),
+ * --drain-delay (on SIGTERM: enter maintenance, serve this long, then
+ * stop; 0: stop at once). */
 #define CFG_PEER_OPTIONS(c)                                                           \
     {"registry", "REGISTRY_URL", CFG_STRING, &(c)->registry, 0, 0, "URL[,URL]",        \
      "registry base URL(s)"},                                                          \
@@ -78,7 +90,15 @@ struct cfg_common {
     {"token", "TOKEN", CFG_STRING, &(c)->token, 0, 0, "TOKEN",                         \
      "access token sent to the registry (X-Registry-Token)"},                          \
     {"token-file", "TOKEN_FILE", CFG_STRING, &(c)->token_file, 0, 0, "PATH",           \
-     "file whose first line is the token (instead of --token)"}
+     "file whose first line is the token (instead of --token)"},                       \
+    {"check", "CHECK", CFG_STRING, &(c)->check, 0, 0, "http|ttl|none",                 \
+     "registry health check: lease + GET /health, lease only, or none"},               \
+    {"check-interval", "CHECK_INTERVAL", CFG_DURATION, &(c)->check_interval_ms,        \
+     LIM_CHECK_INTERVAL_MIN_MS, LIM_CHECK_INTERVAL_MAX_MS, "DUR",                      \
+     "period of the HTTP check (timeout: min(2s, period))"},                           \
+    {"drain-delay", "DRAIN_DELAY", CFG_DURATION, &(c)->drain_delay_ms, 0,              \
+     LIM_DRAIN_DELAY_MAX_MS, "DUR",                                                    \
+     "on SIGTERM: maintenance, keep serving this long, then stop (0: none)"}
 /* clang-format on */
 
 /* Both sets. */

@@ -26,6 +26,11 @@
 #define LIM_CALL_TIMEOUT_MS       2000 /* one call to the registry or to a peer service */
 #define LIM_CONNECT_TIMEOUT_MS    500 /* TCP connect to a peer replica: a gone host is left quickly */
 #define LIM_DEREGISTER_TIMEOUT_MS 1000 /* the DELETE of a shutdown, well inside its drain */
+/* Health checks and the drain of a service that registers */
+#define LIM_CHECK_INTERVAL_MIN_MS 100             /* smallest --check-interval */
+#define LIM_CHECK_INTERVAL_MAX_MS (3600 * 1000LL) /* largest --check-interval */
+#define LIM_CHECK_TIMEOUT_MAX_MS  2000            /* an HTTP check's timeout: min(this, interval) */
+#define LIM_DRAIN_DELAY_MAX_MS    (60 * 1000LL)   /* largest --drain-delay */
 /* The client's connect bound when a call names none: loopback and LAN
  * connects take well under a millisecond, so this only matters for a host
  * that drops SYNs; 2 s still allows one SYN retransmission (initial RTO 1 s).

@@ -1,7 +1,9 @@
 /* service.c: start-up, signal handling and graceful shutdown shared by all
  * executables (see service.h). The HTTP server is the first thing made and
  * the last thing stopped: svc_shutdown runs the hooks of what was built on
- * top of it first, then stops accepting. */
+ * top of it first, then stops accepting. With a drain delay, a pre-stop
+ * phase comes first: the drain hooks run and a timer holds the stop for
+ * the delay while the server goes on serving. */
 #include "http/service.h"
 
 #include "core/clock.h"
@@ -20,6 +22,11 @@
 
 #define SVC_DRAIN_POLL_MS 20
 
+struct svc_drain_hook {
+    svc_drain_fn fn;
+    void *arg;
+};
+
 struct svc_stop_hook {
     svc_stop_fn fn;
     void *arg;
@@ -37,12 +44,16 @@ struct svc {
     struct hs_server *http;       /* owned */
     int port;                     /* the port actually bound */
     int64_t grace_ms;             /* bound on the drain */
+    int64_t delay_ms;             /* drain delay before the stop (0: none) */
+    struct svc_drain_hook drains[SVC_HOOKS_MAX];
     struct svc_stop_hook stops[SVC_HOOKS_MAX];
     struct svc_busy_hook busies[SVC_HOOKS_MAX];
-    int nstops, nbusies;
-    struct event *sigint, *sigterm, *drain_timer; /* owned */
+    int ndrains, nstops, nbusies;
+    struct event *sigint, *sigterm, *drain_timer, *delay_timer; /* owned */
     int64_t drain_deadline_ms;
-    int stopping; /* 0 running, 1 draining, 2 leaving without a clean drain */
+    bool delay_begun; /* the pre-stop phase ran (or was passed by) */
+    bool delaying;    /* in the drain delay now */
+    int stopping;     /* 0 running, 1 draining, 2 leaving without a clean drain */
 };
 
 size_t svc_busy(const struct svc *s)
@@ -79,12 +90,13 @@ static void svc_drain_cb(evutil_socket_t fd, short what, void *arg)
     clk_timer_in(s->drain_timer, SVC_DRAIN_POLL_MS);
 }
 
-void svc_shutdown(struct svc *s)
+/* The stop proper: stop hooks, stop accepting, drain. */
+static void svc_stop(struct svc *s)
 {
     int i;
 
-    if (s->stopping)
-        return;
+    s->delaying = false;
+    evtimer_del(s->delay_timer);
     s->stopping = 1;
     for (i = s->nstops - 1; i >= 0; i--)
         s->stops[i].fn(s->stops[i].arg);
@@ -93,11 +105,67 @@ void svc_shutdown(struct svc *s)
     svc_drain_cb(-1, 0, s);
 }
 
+/* Delay timer: the drain delay is over. */
+static void svc_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct svc *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (!s->delaying)
+        return;
+    log_info("drain delay of %lld ms over; stopping", (long long)s->delay_ms);
+    svc_stop(s);
+}
+
+/* Run the drain hooks (all of them) and say whether one wants the delay. */
+static bool svc_run_drain_hooks(struct svc *s)
+{
+    bool wanted = false;
+    int i;
+
+    for (i = 0; i < s->ndrains; i++)
+        if (s->drains[i].fn(s->drains[i].arg, s->delay_ms))
+            wanted = true;
+    return wanted;
+}
+
+void svc_shutdown(struct svc *s)
+{
+    if (s->stopping)
+        return;
+    if (s->delaying) {
+        log_info("drain delay cut short; stopping");
+        svc_stop(s);
+        return;
+    }
+    if (!s->delay_begun) {
+        s->delay_begun = true;
+        if (s->delay_ms > 0 && svc_run_drain_hooks(s) && !s->stopping) {
+            if (clk_timer_in(s->delay_timer, s->delay_ms) != 0) {
+                log_warn("cannot arm the drain delay; stopping now");
+                svc_stop(s);
+                return;
+            }
+            s->delaying = true;
+            log_info("serving for %lld ms before stopping (drain delay)", (long long)s->delay_ms);
+            return;
+        }
+    }
+    if (!s->stopping)
+        svc_stop(s);
+}
+
 static void svc_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     struct svc *s = arg;
 
     (void)what;
+    if (s->delaying) {
+        log_info("%s again; ending the drain delay", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        svc_shutdown(s);
+        return;
+    }
     if (s->stopping) {
         log_warn("%s again; exiting now", sig == SIGINT ? "SIGINT" : "SIGTERM");
         s->stopping = 2;
@@ -166,7 +234,8 @@ struct svc *svc_new(const char *name, char *err, size_t errlen)
     s->sigint = evsignal_new(s->base, SIGINT, svc_signal_cb, s);
     s->sigterm = evsignal_new(s->base, SIGTERM, svc_signal_cb, s);
     s->drain_timer = evtimer_new(s->base, svc_drain_cb, s);
-    if (!s->http || !s->sigint || !s->sigterm || !s->drain_timer)
+    s->delay_timer = evtimer_new(s->base, svc_delay_cb, s);
+    if (!s->http || !s->sigint || !s->sigterm || !s->drain_timer || !s->delay_timer)
         goto fail;
     if (evsignal_add(s->sigint, NULL) != 0 || evsignal_add(s->sigterm, NULL) != 0)
         goto fail;
@@ -188,6 +257,16 @@ int svc_listen(struct svc *s, const char *bind, long port, char *err, size_t err
         log_info("listening on http://[%s]:%d", bind, bound);
     else
         log_info("listening on http://%s:%d", bind, bound);
+    return 0;
+}
+
+int svc_on_drain(struct svc *s, svc_drain_fn fn, void *arg)
+{
+    if (s->ndrains == SVC_HOOKS_MAX)
+        return -1;
+    s->drains[s->ndrains].fn = fn;
+    s->drains[s->ndrains].arg = arg;
+    s->ndrains++;
     return 0;
 }
 
@@ -217,6 +296,11 @@ void svc_remove_hooks(struct svc *s, const void *arg)
 
     if (!s)
         return;
+    for (i = 0; i < s->ndrains; i++)
+        if (s->drains[i].arg != arg)
+            s->drains[n++] = s->drains[i];
+    s->ndrains = n;
+    n = 0;
     for (i = 0; i < s->nstops; i++)
         if (s->stops[i].arg != arg)
             s->stops[n++] = s->stops[i];
@@ -230,6 +314,10 @@ void svc_remove_hooks(struct svc *s, const void *arg)
 
 void svc_set_grace_ms(struct svc *s, int64_t ms) { s->grace_ms = ms; }
 
+void svc_set_drain_delay(struct svc *s, int64_t ms) { s->delay_ms = ms > 0 ? ms : 0; }
+
+bool svc_delaying(const struct svc *s) { return s->delaying; }
+
 int svc_run(struct svc *s)
 {
     event_base_dispatch(s->base);
@@ -242,6 +330,8 @@ void svc_free(struct svc *s)
         return;
     if (s->drain_timer)
         event_free(s->drain_timer);
+    if (s->delay_timer)
+        event_free(s->delay_timer);
     if (s->sigint)
         event_free(s->sigint);
     if (s->sigterm)

@@ -1,13 +1,18 @@
 /* service.h: the life of every executable: one event base, the metrics
  * registry, the HTTP server listening on the configured address,
- * SIGINT/SIGTERM handling and a graceful shutdown: run the stop hooks (in
+ * SIGINT/SIGTERM handling and a graceful shutdown: optionally a pre-stop
+ * phase first (the drain hooks run, then the service keeps serving for the
+ * drain delay, so that callers move off it), then run the stop hooks (in
  * reverse order of registration, so what was set up last stops first), stop
  * accepting, end open streams, let the in-flight requests and the work the
- * busy hooks report finish within a bound, leave the loop. main() owns the
- * struct svc and decides the exit code. */
+ * busy hooks report finish within a bound, leave the loop. A signal during
+ * the delay ends the delay; one after it leaves at once. Without a drain
+ * delay (the default) the stop hooks run as soon as the signal arrives.
+ * main() owns the struct svc and decides the exit code. */
 #ifndef SVC_HTTP_SERVICE_H
 #define SVC_HTTP_SERVICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,11 +25,16 @@ struct cfg_common;
 
 /* Called once when shutdown begins, before the server stops accepting. */
 typedef void (*svc_stop_fn)(void *arg);
+/* Called once when shutdown begins, before the drain delay, with that
+ * delay (ms, > 0): start whatever moves callers off the service (it keeps
+ * serving meanwhile). Returns true when the delay is worth waiting for;
+ * the delay runs when some drain hook says so. */
+typedef bool (*svc_drain_fn)(void *arg, int64_t delay_ms);
 /* Asked during the drain: how much work of the caller's own is still in
  * flight (outgoing calls, buffered writes). Shutdown waits for 0. */
 typedef size_t (*svc_busy_fn)(void *arg);
 
-#define SVC_HOOKS_MAX 16 /* stop hooks, and busy hooks, per service */
+#define SVC_HOOKS_MAX 16 /* drain, stop and busy hooks (each kind) per service */
 
 /* The start of every main: name the log lines after name, parse the options
  * (flags over environment), set the log level from c. Returns -1 when the
@@ -47,9 +57,11 @@ void svc_free(struct svc *s);
 int svc_listen(struct svc *s, const char *bind, long port, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Add a stop hook or a busy hook; fn and arg are borrowed and arg must stay
- * valid until svc_remove_hooks(s, arg) or svc_free. 0, or -1 when
- * SVC_HOOKS_MAX hooks of that kind are registered. */
+/* Add a drain, stop or busy hook; fn and arg are borrowed and arg must
+ * stay valid until svc_remove_hooks(s, arg) or svc_free. 0, or -1 when
+ * SVC_HOOKS_MAX hooks of that kind are registered. Drain hooks run in
+ * order of registration, and only when a drain delay is set. */
+int svc_on_drain(struct svc *s, svc_drain_fn fn, void *arg) __attribute__((warn_unused_result));
 int svc_on_stop(struct svc *s, svc_stop_fn fn, void *arg) __attribute__((warn_unused_result));
 int svc_on_busy(struct svc *s, svc_busy_fn fn, void *arg) __attribute__((warn_unused_result));
 /* Forget every hook registered with arg (for an owner freed before s). */
@@ -61,11 +73,19 @@ size_t svc_busy(const struct svc *s);
 /* Bound the drain of a shutdown to ms (default LIM_SHUTDOWN_GRACE_MS). */
 void svc_set_grace_ms(struct svc *s, int64_t ms);
 
+/* Serve for ms after the signal before the stop hooks run (default 0:
+ * none; the drain hooks do not run then). Set before the loop runs. */
+void svc_set_drain_delay(struct svc *s, int64_t ms);
+
+/* Whether the shutdown is in its drain delay now. */
+bool svc_delaying(const struct svc *s);
+
 /* Run the loop until a signal has drained the service (or svc_shutdown).
  * Returns 0 after a clean drain, 1 if the grace period ran out. */
 int svc_run(struct svc *s);
 
-/* Begin a graceful shutdown as if a signal had arrived. */
+/* Begin a graceful shutdown as if a signal had arrived; called again
+ * during the drain delay, end the delay now (as a second signal does). */
 void svc_shutdown(struct svc *s);
 
 /* Borrowed parts of s, valid until svc_free. */

@@ -1,8 +1,9 @@
 /* peer.c: the registry side of a service's life (see peer.h): parse
  * --registry, pick the host to advertise, create the HTTP client, the
  * self-registration and the discovery cache, and hook them into the
- * service's shutdown so that SIGTERM deregisters and the drain waits for
- * the DELETE. */
+ * service's shutdown so that SIGTERM first enters maintenance and serves
+ * on for the drain delay, then deregisters, and the drain waits for the
+ * DELETE. */
 #include "regclient/peer.h"
 
 #include "auth/acl.h"
@@ -36,6 +37,38 @@ static void peer_on_stop(void *arg)
 
     rc_stop(p->rc);
     disc_stop(p->disc);
+}
+
+/* Completion of the maintenance call of a drain: when the registry did not
+ * take it, callers are not moving off us, so the delay is cut short (as a
+ * second signal would). */
+static void peer_on_maintenance(bool ok, void *arg)
+{
+    struct peer *p = arg;
+
+    if (ok || !svc_delaying(p->svc))
+        return;
+    log_info("maintenance not acknowledged; ending the drain delay");
+    svc_shutdown(p->svc);
+}
+
+/* Drain hook: a registered instance enters maintenance (the call bounded
+ * by the delay) and asks for the delay; otherwise there is nobody to move
+ * off us and no delay is asked for. */
+static bool peer_on_drain(void *arg, int64_t delay_ms)
+{
+    struct peer *p = arg;
+
+    if (!rc_registered(p->rc)) {
+        log_info("not registered; stopping without a drain delay");
+        return false;
+    }
+    if (rc_maintenance(p->rc, true, PEER_DRAIN_REASON, delay_ms, peer_on_maintenance, p) != 0) {
+        log_warn("could not send the maintenance call of %s; stopping without a drain delay",
+                 rc_id(p->rc));
+        return false;
+    }
+    return true;
 }
 
 /* Busy hook: registry calls and outgoing calls in flight. */
@@ -155,11 +188,31 @@ int peer_token_resolve(const struct cfg_common *c, char *out, size_t cap, char *
     return 0;
 }
 
+int peer_check_kind(const char *name, enum rc_check *out)
+{
+    if (name == NULL || name[0] == '\0')
+        name = PEER_CHECK_DEFAULT;
+    if (strcmp(name, "http") == 0)
+        *out = RC_CHECK_HTTP;
+    else if (strcmp(name, "ttl") == 0)
+        *out = RC_CHECK_TTL;
+    else if (strcmp(name, "none") == 0)
+        *out = RC_CHECK_NONE;
+    else
+        return -1;
+    return 0;
+}
+
 int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
 {
     struct ru_list urls;
     char token[LIM_ACL_TOKEN_MAX + 1];
+    enum rc_check kind;
 
+    if (peer_check_kind(c->check, &kind) != 0) {
+        errbuf_set(err, errlen, "--check: '%.64s' is not http, ttl or none", c->check);
+        return -1;
+    }
     if (peer_parse_urls(&urls, c, err, errlen) != 0)
         return -1;
     if (peer_token_resolve(c, token, sizeof(token), err, errlen) != 0)
@@ -199,6 +252,12 @@ int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c, const 
     if (peer_token_resolve(c, p->token, sizeof(p->token), err, errlen) != 0)
         goto fail;
     memset(&opt, 0, sizeof(opt));
+    if (peer_check_kind(c->check, &opt.check) != 0) {
+        errbuf_set(err, errlen, "--check: '%.64s' is not http, ttl or none", c->check);
+        goto fail;
+    }
+    opt.check_interval_ms =
+        c->check_interval_ms > 0 ? c->check_interval_ms : PEER_CHECK_INTERVAL_MS_DEFAULT;
     opt.token = p->token;
     opt.name = name;
     opt.type = name;
@@ -221,10 +280,13 @@ int peer_start(struct peer *p, struct svc *s, const struct cfg_common *c, const 
         errbuf_set(err, errlen, "cannot create the discovery cache");
         goto fail;
     }
-    if (svc_on_stop(s, peer_on_stop, p) != 0 || svc_on_busy(s, peer_busy, p) != 0) {
+    if (svc_on_stop(s, peer_on_stop, p) != 0 || svc_on_busy(s, peer_busy, p) != 0 ||
+        (c->drain_delay_ms > 0 && svc_on_drain(s, peer_on_drain, p) != 0)) {
         errbuf_set(err, errlen, "too many shutdown hooks");
         goto fail;
     }
+    if (c->drain_delay_ms > 0)
+        svc_set_drain_delay(s, c->drain_delay_ms);
     if (strchr(p->advertise, ':') != NULL)
         log_info("registering as %s at [%s]:%d with %s", rc_id(p->rc), p->advertise, svc_port(s),
                  ru_current(&p->urls));
@@ -265,7 +327,10 @@ int peer_main(const struct peer_app *app, int argc, char **argv)
                                 .registry = PEER_REGISTRY_DEFAULT,
                                 .advertise = "",
                                 .log_level = "info",
-                                .ttl_ms = PEER_TTL_S_DEFAULT * 1000};
+                                .ttl_ms = PEER_TTL_S_DEFAULT * 1000,
+                                .check = PEER_CHECK_DEFAULT,
+                                .check_interval_ms = PEER_CHECK_INTERVAL_MS_DEFAULT,
+                                .drain_delay_ms = PEER_DRAIN_DELAY_MS_DEFAULT};
     const struct cfg_option shared[] = {CFG_COMMON_OPTIONS(&common)};
     size_t nshared = sizeof(shared) / sizeof(shared[0]);
     struct cfg_option *opts = calloc(nshared + app->nopts, sizeof(*opts));

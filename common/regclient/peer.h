@@ -1,12 +1,15 @@
 /* peer.h: what a service that lives among others needs beside its server:
  * the HTTP client, the registry addresses, its self-registration and a
  * discovery cache, wired into the service's life cycle (deregister on
- * SIGINT/SIGTERM, wait for those calls in the drain). */
+ * SIGINT/SIGTERM, wait for those calls in the drain), and the graceful
+ * drain before it: on the signal, enter maintenance and keep serving for
+ * the drain delay so callers move off the instance, then stop. */
 #ifndef SVC_REGCLIENT_PEER_H
 #define SVC_REGCLIENT_PEER_H
 
 #include "core/limits.h"
 #include "http/service.h"
+#include "regclient/register.h"
 #include "regclient/urls.h"
 
 #include <stddef.h>
@@ -16,8 +19,12 @@ struct hc_client;
 struct rc_client;
 struct disc_client;
 
-#define PEER_TTL_S_DEFAULT    10
-#define PEER_REGISTRY_DEFAULT "http://127.0.0.1:8500"
+#define PEER_TTL_S_DEFAULT             10
+#define PEER_REGISTRY_DEFAULT          "http://127.0.0.1:8500"
+#define PEER_CHECK_DEFAULT             "http"
+#define PEER_CHECK_INTERVAL_MS_DEFAULT 10000 /* --check-interval */
+#define PEER_DRAIN_DELAY_MS_DEFAULT    1000  /* --drain-delay */
+#define PEER_DRAIN_REASON              "shutting down"
 
 struct peer {
     struct svc *svc;      /* borrowed */
@@ -36,7 +43,11 @@ struct peer {
 int peer_token_resolve(const struct cfg_common *c, char *out, size_t cap, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Check the options peer_start will use (the registry URLs, the token) before the
+/* The check kind named by name (NULL or "": PEER_CHECK_DEFAULT) into
+ * *out: "http", "ttl" or "none". 0, or -1 for any other name. */
+int peer_check_kind(const char *name, enum rc_check *out) __attribute__((warn_unused_result));
+
+/* Check the options peer_start will use (the registry URLs, the token, --check) before the
  * service binds or opens anything, so a bad one is a clean start-up error.
  * Returns 0, or -1 with err saying which option is wrong and why. */
 int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
@@ -47,7 +58,14 @@ int peer_check_options(const struct cfg_common *c, char *err, size_t errlen)
  * with ttl_s (<= 0: PEER_TTL_S_DEFAULT), and hook deregistration into s's
  * shutdown: a stop hook (deregister, stop refreshing) and a busy hook (the
  * registry and outgoing calls in flight), registered last so that they run
- * before the hooks of what the service set up earlier. The
+ * before the hooks of what the service set up earlier. The checks asked
+ * for are c->check (NULL: http) with c->check_interval_ms (<= 0: 10 s).
+ * With c->drain_delay_ms > 0 the peer also sets s's drain delay and a
+ * drain hook: on the signal a registered instance enters maintenance
+ * (PUT .../maintenance, its timeout bounded by the delay) and s serves on
+ * for the delay; one never registered skips both, and a maintenance call
+ * that fails ends the delay early (no point waiting: callers were not
+ * told). The
  * advertised host is c->advertise if set, else c->bind unless it is a
  * wildcard, else the first non-loopback IPv4 address, else the host name.
  * A registry that is down is not an error: registration goes on in the

@@ -13,6 +13,11 @@
  * URL, and how an outage is logged, is the shared policy of failover.h
  * (the list is shared with the discovery cache).
  *
+ * With RC_CHECK_NONE there is no lease: the machine stops after the
+ * registration is acknowledged (nothing to renew). The maintenance call
+ * (rc_maintenance, the start of a drain) is a call of its own beside the
+ * machine's, so renewals go on while it is out.
+ *
  * The timer is armed through the clk_timers hook of rc_options (NULL: the
  * real clock), so tests run the whole machine on a virtual clock.
  *
@@ -45,6 +50,21 @@
 #define RC_ATTEMPT_MAX   32 /* the ceiling is at the cap long before */
 #define RC_URL_MAX       (RU_URL_MAX + LIM_ID_MAX + 32)
 #define RC_WHY_MAX       256 /* text describing one failure */
+#define RC_DUR_MAX       32  /* "3600000ms" */
+
+/* The registry side of checks and maintenance (the registration's "check"
+ * and "checks" members, PUT .../maintenance). They belong in
+ * proto/registry_v1.h beside the other names of the wire contract; kept
+ * here until the registry side that defines them there has landed. */
+#define RC_MAINTENANCE_FMT REGV1_SERVICE_FMT "/maintenance"
+#define RC_F_CHECK         "check"
+#define RC_F_CHECKS        "checks"
+#define RC_F_CHECK_HTTP    "http"
+#define RC_F_INTERVAL      "interval"
+#define RC_F_TIMEOUT       "timeout"
+#define RC_F_ENABLE        "enable"
+#define RC_F_REASON        "reason"
+#define RC_HEALTH_PATH     "/health"
 
 enum rc_step {
     RC_STEP_REGISTER, /* POST /v1/services */
@@ -58,6 +78,7 @@ struct rc_client {
     char id[LIM_ID_MAX + 1];
     char *body; /* registration JSON, owned */
     int ttl_s;
+    enum rc_check check;
     char token[LIM_ACL_TOKEN_MAX + 1]; /* X-Registry-Token of every call; "": none */
     bool denied;                       /* a 403 was logged; reset on success */
     const struct clk_timers *timers;   /* how timer is armed; borrowed, NULL: real */
@@ -67,7 +88,11 @@ struct rc_client {
     struct fo_caller fo;               /* where call went, the outage it belongs to */
     struct hc_call *dereg;             /* the DELETE in flight */
     size_t dereg_url;                  /* urls->current when dereg was sent */
-    bool registered;                   /* acknowledged, not forgotten since */
+    struct hc_call *maint;             /* the maintenance PUT in flight */
+    rc_maint_fn maint_done;            /* its completion, and arg (borrowed) */
+    void *maint_arg;
+    bool in_maintenance; /* asked to leave discovery: no re-registration */
+    bool registered;     /* acknowledged, not forgotten since */
     bool started;
     bool stopped;
     struct bo_policy retry;
@@ -164,7 +189,8 @@ static void rc_on_register(const struct hc_response *resp, void *arg)
             log_info("registered as %s with %s", rc->id, fo_sent_url(&rc->fo));
         rc->registered = true;
         rc->denied = false;
-        rc_schedule(rc, RC_STEP_RENEW, rc_renew_ms(rc));
+        if (rc->check != RC_CHECK_NONE)
+            rc_schedule(rc, RC_STEP_RENEW, rc_renew_ms(rc));
         return;
     }
     rc_describe(resp, why, sizeof(why));
@@ -183,6 +209,13 @@ static void rc_on_renew(const struct hc_response *resp, void *arg)
     if (resp->error == HC_OK && resp->status == 200) {
         fo_succeeded(&rc->fo, NULL);
         rc_schedule(rc, RC_STEP_RENEW, rc_renew_ms(rc));
+        return;
+    }
+    if (resp->error == HC_OK && resp->status == 404 && rc->in_maintenance) {
+        /* draining: coming back would put us in discovery again */
+        fo_succeeded(&rc->fo, NULL);
+        log_info("registry forgot us while in maintenance; not registering %s again", rc->id);
+        rc->registered = false;
         return;
     }
     if (resp->error == HC_OK && resp->status == 404) {
@@ -256,20 +289,84 @@ static void rc_on_deregister(const struct hc_response *resp, void *arg)
              rc_call_url(rc, rc->dereg_url), why, rc->id);
 }
 
-/* Build the registration body (caller frees), or NULL when out of memory. */
-static char *rc_body_new(const struct rc_client *rc, const char *name, const char *type,
-                         const char *host, int port)
+/* Write ms as a registry duration into out (RC_DUR_MAX bytes): whole
+ * seconds as "10s", anything else as "250ms". */
+static void rc_format_duration(int64_t ms, char *out)
 {
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:i, s:s, s:i}", REGV1_F_ID, rc->id, REGV1_F_NAME,
-                            name, REGV1_F_HOST, host, REGV1_F_PORT, port, REGV1_F_TYPE, type,
-                            REGV1_F_TTL, rc->ttl_s);
+    if (ms % 1000 == 0)
+        snprintf(out, RC_DUR_MAX, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(out, RC_DUR_MAX, "%lldms", (long long)ms);
+}
+
+/* The "check" member of an HTTP check of the instance's own /health at
+ * host:port (an IPv6 literal in brackets). New reference, or NULL when out
+ * of memory. */
+static json_t *rc_http_check_new(const char *host, int port, int64_t interval_ms,
+                                 int64_t timeout_ms)
+{
+    char url[LIM_HOST_MAX + 64];
+    char interval[RC_DUR_MAX], timeout[RC_DUR_MAX];
+
+    if (strchr(host, ':') != NULL)
+        snprintf(url, sizeof(url), "http://[%s]:%d" RC_HEALTH_PATH, host, port);
+    else
+        snprintf(url, sizeof(url), "http://%s:%d" RC_HEALTH_PATH, host, port);
+    rc_format_duration(interval_ms, interval);
+    rc_format_duration(timeout_ms, timeout);
+    return json_pack("{s:s, s:s, s:s}", RC_F_CHECK_HTTP, url, RC_F_INTERVAL, interval, RC_F_TIMEOUT,
+                     timeout);
+}
+
+/* Build the registration body (caller frees), or NULL when out of memory:
+ * the instance, plus by opt->check "ttl" (ttl), "ttl" and "check" (http),
+ * or "checks": [] without "ttl" (none). */
+static char *rc_body_new(const struct rc_client *rc, const struct rc_options *opt, const char *type)
+{
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:i, s:s}", REGV1_F_ID, rc->id, REGV1_F_NAME, opt->name,
+                  REGV1_F_HOST, opt->host, REGV1_F_PORT, opt->port, REGV1_F_TYPE, type);
     char *out = NULL;
+    int bad = 0;
 
     if (doc == NULL)
         return NULL;
-    out = json_dumps(doc, JSON_COMPACT);
+    if (opt->check == RC_CHECK_NONE) {
+        bad = json_object_set_new(doc, RC_F_CHECKS, json_array());
+    } else {
+        bad = json_object_set_new(doc, REGV1_F_TTL, json_integer(rc->ttl_s));
+        if (bad == 0 && opt->check == RC_CHECK_HTTP) {
+            int64_t timeout = opt->check_timeout_ms;
+
+            if (timeout <= 0)
+                timeout = opt->check_interval_ms < LIM_CHECK_TIMEOUT_MAX_MS
+                              ? opt->check_interval_ms
+                              : LIM_CHECK_TIMEOUT_MAX_MS;
+            bad = json_object_set_new(
+                doc, RC_F_CHECK,
+                rc_http_check_new(opt->host, opt->port, opt->check_interval_ms, timeout));
+        }
+    }
+    if (bad == 0)
+        out = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     return out;
+}
+
+/* Are the check members of opt in range (see rc_options)? */
+static bool rc_check_valid(const struct rc_options *opt)
+{
+    switch (opt->check) {
+    case RC_CHECK_TTL:
+        return true;
+    case RC_CHECK_NONE:
+        return true;
+    case RC_CHECK_HTTP:
+        return opt->check_interval_ms >= LIM_CHECK_INTERVAL_MIN_MS &&
+               opt->check_interval_ms <= LIM_CHECK_INTERVAL_MAX_MS && opt->check_timeout_ms >= 0 &&
+               opt->check_timeout_ms <= opt->check_interval_ms;
+    }
+    return false;
 }
 
 /* Create the client (see register.h). Borrows base, hc, urls and opt
@@ -286,8 +383,9 @@ struct rc_client *rc_new(struct event_base *base, struct hc_client *hc, struct r
 
     if (base == NULL || hc == NULL || urls == NULL || opt == NULL || opt->name == NULL ||
         opt->name[0] == '\0' || strlen(opt->name) > LIM_NAME_MAX || opt->host == NULL ||
-        opt->host[0] == '\0' || opt->port < 1 || opt->port > 65535 || opt->ttl_s < LIM_TTL_MIN ||
-        opt->ttl_s > LIM_TTL_MAX || (opt->token != NULL && strlen(opt->token) > LIM_ACL_TOKEN_MAX))
+        opt->host[0] == '\0' || opt->port < 1 || opt->port > 65535 || !rc_check_valid(opt) ||
+        (opt->check != RC_CHECK_NONE && (opt->ttl_s < LIM_TTL_MIN || opt->ttl_s > LIM_TTL_MAX)) ||
+        (opt->token != NULL && strlen(opt->token) > LIM_ACL_TOKEN_MAX))
         goto cleanup;
     type = opt->type != NULL ? opt->type : opt->name;
     rc = calloc(1, sizeof(*rc));
@@ -298,6 +396,7 @@ struct rc_client *rc_new(struct event_base *base, struct hc_client *hc, struct r
     rc->urls = urls;
     fo_init(&rc->fo, urls);
     rc->ttl_s = opt->ttl_s;
+    rc->check = opt->check;
     if (opt->token != NULL)
         snprintf(rc->token, sizeof(rc->token), "%s", opt->token);
     rc->timers = opt->timers;
@@ -305,7 +404,7 @@ struct rc_client *rc_new(struct event_base *base, struct hc_client *hc, struct r
     rc->retry.cap_ms = RC_RETRY_CAP_MS;
     uid_generate(uuid);
     snprintf(rc->id, sizeof(rc->id), "%s-%s", opt->name, uuid);
-    rc->body = rc_body_new(rc, opt->name, type, opt->host, opt->port);
+    rc->body = rc_body_new(rc, opt, type);
     if (rc->body == NULL)
         goto cleanup;
     rc->timer = evtimer_new(base, rc_on_timer, rc);
@@ -343,6 +442,8 @@ void rc_stop(struct rc_client *rc)
     clk_timers_disarm(rc->timers, rc->timer);
     hc_cancel(rc->call);
     rc->call = NULL;
+    hc_cancel(rc->maint);
+    rc->maint = NULL;
     if (!rc->started)
         return;
     memset(&req, 0, sizeof(req));
@@ -357,12 +458,84 @@ void rc_stop(struct rc_client *rc)
         log_warn("could not send the deregistration of %s", rc->id);
 }
 
-/* Calls in flight: the register/renew call and the DELETE. */
+/* Completion of PUT /v1/services/{id}/maintenance: log the outcome and
+ * tell the caller. */
+static void rc_on_maintenance(const struct hc_response *resp, void *arg)
+{
+    struct rc_client *rc = arg;
+    rc_maint_fn done = rc->maint_done;
+    void *done_arg = rc->maint_arg;
+    char why[RC_WHY_MAX];
+    bool ok = resp->error == HC_OK && resp->status == 200;
+
+    rc->maint = NULL;
+    rc->maint_done = NULL;
+    rc->maint_arg = NULL;
+    if (ok) {
+        log_info("%s %s maintenance", rc->id, rc->in_maintenance ? "in" : "out of");
+    } else {
+        rc_describe(resp, why, sizeof(why));
+        log_warn("registry %s: %s; could not change the maintenance of %s", ru_current(rc->urls),
+                 why, rc->id);
+    }
+    if (done != NULL)
+        done(ok, done_arg);
+}
+
+/* See register.h. */
+int rc_maintenance(struct rc_client *rc, bool enable, const char *reason, int64_t timeout_ms,
+                   rc_maint_fn done, void *arg)
+{
+    char url[RC_URL_MAX];
+    struct hc_request req;
+    json_t *doc = NULL;
+    char *body = NULL;
+    int out = -1;
+
+    if (rc == NULL || rc->stopped || !rc->registered)
+        return -1;
+    hc_cancel(rc->maint);
+    rc->maint = NULL;
+    doc = json_pack("{s:b}", RC_F_ENABLE, enable ? 1 : 0);
+    if (doc == NULL ||
+        (enable && reason != NULL && json_object_set_new(doc, RC_F_REASON, json_string(reason))))
+        goto cleanup;
+    body = json_dumps(doc, JSON_COMPACT);
+    if (body == NULL)
+        goto cleanup;
+    memset(&req, 0, sizeof(req));
+    snprintf(url, sizeof(url), "%s" RC_MAINTENANCE_FMT, ru_current(rc->urls), rc->id);
+    req.method = "PUT";
+    req.url = url;
+    req.body = body;
+    req.body_len = strlen(body);
+    req.token = rc->token;
+    req.timeout_ms =
+        timeout_ms > 0 && timeout_ms < LIM_CALL_TIMEOUT_MS ? (long)timeout_ms : LIM_CALL_TIMEOUT_MS;
+    rc->in_maintenance = enable;
+    rc->maint_done = done;
+    rc->maint_arg = arg;
+    rc->maint = hc_send(rc->hc, &req, rc_on_maintenance, rc);
+    if (rc->maint == NULL) {
+        rc->maint_done = NULL;
+        rc->maint_arg = NULL;
+        goto cleanup;
+    }
+    out = 0;
+cleanup:
+    free(body);
+    json_decref(doc);
+    return out;
+}
+
+/* Calls in flight: the register/renew call, the maintenance PUT and the
+ * DELETE. */
 size_t rc_busy(const struct rc_client *rc)
 {
     if (rc == NULL)
         return 0;
-    return (rc->call != NULL ? 1u : 0u) + (rc->dereg != NULL ? 1u : 0u);
+    return (rc->call != NULL ? 1u : 0u) + (rc->maint != NULL ? 1u : 0u) +
+           (rc->dereg != NULL ? 1u : 0u);
 }
 
 /* The instance id, borrowed from rc (lives as long as rc). */
@@ -388,6 +561,7 @@ void rc_free(struct rc_client *rc)
         event_free(rc->timer);
     }
     hc_cancel(rc->call);
+    hc_cancel(rc->maint);
     hc_cancel(rc->dereg);
     free(rc->body);
     memset(rc->token, 0, sizeof(rc->token));

@@ -1,7 +1,9 @@
 /* test_service.c: unit tests for common/http/service.c, the life cycle every
  * executable shares: stop hooks in reverse order of registration, busy hooks
  * that hold the drain, hooks removed with their owner, the hook table's
- * bound, and the exit code of a drain that ends cleanly or runs out. */
+ * bound, the exit code of a drain that ends cleanly or runs out, and the
+ * pre-stop phase: drain hooks, a drain delay during which the service
+ * still serves, cut short by a second signal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,11 +14,13 @@
 
 #include "http/server.h"
 #include "http/service.h"
+#include "rawclient.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -236,6 +240,215 @@ static void test_drain_waits_for_answers_being_written(void **state)
     svc_free(s);
 }
 
+/* A drain hook that records 'd' and asks for the delay. */
+static bool drain_wants(void *arg, int64_t delay_ms)
+{
+    *(int64_t *)arg = delay_ms;
+    strcat(hook_order, "d");
+    return true;
+}
+
+/* A drain hook that records 'n' and asks for no delay. */
+static bool drain_declines(void *arg, int64_t delay_ms)
+{
+    (void)arg;
+    (void)delay_ms;
+    strcat(hook_order, "n");
+    return false;
+}
+
+static void order_s(void *arg)
+{
+    (void)arg;
+    strcat(hook_order, "s");
+}
+
+/* What the drain-delay test's busy hook saw once the stop had begun. */
+struct probe {
+    int port;
+    int probes;  /* times the hook ran */
+    int refused; /* connects refused */
+};
+
+/* Does a new TCP connection to 127.0.0.1:port fail (nobody listening)? */
+static bool connect_refused(int port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rc;
+
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    close(fd);
+    return rc != 0;
+}
+
+/* Busy hook, asked only after the stop: try a new connection. */
+static size_t probe_connect(void *arg)
+{
+    struct probe *p = arg;
+
+    p->probes++;
+    if (connect_refused(p->port))
+        p->refused++;
+    return 0;
+}
+
+/* With a drain delay, the drain hooks run on the signal, a request sent
+ * during the delay is served, and only after the delay the stop hooks run
+ * and new connections are refused. */
+static void test_drain_delay_serves_then_stops(void **state)
+{
+    struct svc *s;
+    struct rc_client *c;
+    struct rc_response r;
+    struct probe pr = {0, 0, 0};
+    char err[256] = "";
+    int64_t seen_delay = 0;
+    size_t len;
+    const char *data;
+
+    (void)state;
+    s = svc_new("delay-test", err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(svc_listen(s, "127.0.0.1", 0, err, sizeof(err)), 0);
+    pr.port = svc_port(s);
+    svc_set_drain_delay(s, 300);
+    hook_order[0] = '\0';
+    assert_int_equal(svc_on_stop(s, order_s, NULL), 0);
+    assert_int_equal(svc_on_drain(s, drain_wants, &seen_delay), 0);
+    assert_int_equal(svc_on_busy(s, probe_connect, &pr), 0);
+    svc_shutdown(s);
+    assert_string_equal(hook_order, "d"); /* drain hooks now, stop hooks not yet */
+    assert_int_equal(seen_delay, 300);
+    assert_true(svc_delaying(s));
+    assert_int_equal(pr.probes, 0); /* no drain yet */
+
+    assert_false(connect_refused(svc_port(s))); /* still listening */
+    c = rc_connect(svc_base(s), svc_port(s));
+    assert_non_null(c);
+    assert_int_equal(rc_send(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    assert_true(rc_run_until(svc_base(s), rc_pred_response, c, 2000));
+    data = rc_data(c, &len);
+    assert_true(rc_parse(data, len, 0, &r) > 0);
+    assert_int_equal(r.status, 200);
+    rc_response_free(&r);
+    rc_free(c);
+    assert_true(svc_delaying(s));
+    assert_string_equal(hook_order, "d");
+
+    assert_int_equal(svc_run(s), 0);
+    assert_false(svc_delaying(s));
+    assert_string_equal(hook_order, "ds");
+    assert_true(pr.probes >= 1);
+    assert_int_equal(pr.refused, pr.probes); /* not accepting once stopping */
+    assert_true(connect_refused(svc_port(s)));
+    svc_free(s);
+}
+
+/* A second svc_shutdown during the delay ends it at once: the stop hooks
+ * run and the loop drains without waiting out the (long) delay. */
+static void test_second_shutdown_cuts_delay(void **state)
+{
+    struct svc *s;
+    char err[256] = "";
+    int64_t seen_delay = 0;
+
+    (void)state;
+    s = svc_new("delay-test", err, sizeof(err));
+    assert_non_null(s);
+    svc_set_drain_delay(s, 600 * 1000); /* longer than the test may run */
+    hook_order[0] = '\0';
+    assert_int_equal(svc_on_stop(s, order_s, NULL), 0);
+    assert_int_equal(svc_on_drain(s, drain_wants, &seen_delay), 0);
+    svc_shutdown(s);
+    assert_true(svc_delaying(s));
+    assert_string_equal(hook_order, "d");
+    svc_shutdown(s);
+    assert_false(svc_delaying(s));
+    assert_string_equal(hook_order, "ds");
+    svc_shutdown(s); /* a third call does nothing */
+    assert_string_equal(hook_order, "ds");
+    assert_int_equal(svc_run(s), 0);
+    svc_free(s);
+}
+
+/* Timer: a second SIGTERM, as an operator's would. */
+static void raise_term_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    raise(SIGTERM);
+}
+
+/* The same through signals: the first SIGTERM begins the delay, the second
+ * ends it, and the service drains with exit code 0. */
+static void test_second_signal_cuts_delay(void **state)
+{
+    struct svc *s;
+    struct event *again;
+    struct timeval tv = {0, 50 * 1000};
+    char err[256] = "";
+    int64_t seen_delay = 0;
+
+    (void)state;
+    s = svc_new("delay-test", err, sizeof(err));
+    assert_non_null(s);
+    svc_set_drain_delay(s, 600 * 1000);
+    hook_order[0] = '\0';
+    assert_int_equal(svc_on_stop(s, order_s, NULL), 0);
+    assert_int_equal(svc_on_drain(s, drain_wants, &seen_delay), 0);
+    again = evtimer_new(svc_base(s), raise_term_cb, NULL);
+    assert_non_null(again);
+    assert_int_equal(evtimer_add(again, &tv), 0);
+    raise(SIGTERM); /* delivered to the loop once it runs */
+    assert_int_equal(svc_run(s), 0);
+    assert_string_equal(hook_order, "ds");
+    event_free(again);
+    svc_free(s);
+}
+
+/* The delay runs only when a drain hook asks for it; without a delay set
+ * the drain hooks do not run at all (the registry's contract). */
+static void test_drain_hooks_decide(void **state)
+{
+    struct svc *s;
+    char err[256] = "";
+    int64_t seen_delay = 0;
+
+    (void)state;
+    s = svc_new("delay-test", err, sizeof(err));
+    assert_non_null(s);
+    svc_set_drain_delay(s, 600 * 1000);
+    hook_order[0] = '\0';
+    assert_int_equal(svc_on_stop(s, order_s, NULL), 0);
+    assert_int_equal(svc_on_drain(s, drain_declines, NULL), 0);
+    svc_shutdown(s);
+    assert_false(svc_delaying(s));
+    assert_string_equal(hook_order, "ns");
+    assert_int_equal(svc_run(s), 0);
+    svc_free(s);
+
+    s = svc_new("delay-test", err, sizeof(err));
+    assert_non_null(s);
+    hook_order[0] = '\0';
+    assert_int_equal(svc_on_stop(s, order_s, NULL), 0);
+    assert_int_equal(svc_on_drain(s, drain_wants, &seen_delay), 0);
+    svc_shutdown(s);
+    assert_false(svc_delaying(s));
+    assert_string_equal(hook_order, "s");
+    assert_int_equal(seen_delay, 0);
+    /* removed with their owner like the other hooks */
+    svc_remove_hooks(s, &seen_delay);
+    assert_int_equal(svc_run(s), 0);
+    svc_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +458,10 @@ int main(void)
         cmocka_unit_test(test_drain_runs_out),
         cmocka_unit_test(test_listen_ephemeral),
         cmocka_unit_test(test_drain_waits_for_answers_being_written),
+        cmocka_unit_test(test_drain_delay_serves_then_stops),
+        cmocka_unit_test(test_second_shutdown_cuts_delay),
+        cmocka_unit_test(test_second_signal_cuts_delay),
+        cmocka_unit_test(test_drain_hooks_decide),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,6 +28,8 @@
  *   PUT    /v1/services/{id}/renew   200 known, 404 unknown
  *   DELETE /v1/services/{id}         200 known (forgotten), 404 unknown
  *   GET    /v1/services?...          200 with fake.list (or get_status)
+ *   PUT    /v1/services/{id}/maintenance  record; 200 known, 404 unknown,
+ *                                    or held unanswered (maint_hold)
  * With require_token set, a call without that X-Registry-Token gets 403.
  * Log lines are captured (stderr redirected to a file) where a test checks
  * what was logged; they are written back to stderr afterwards. */
@@ -108,6 +110,13 @@ struct fake {
     struct slow_get *slow;
     char require_token[64]; /* non-empty: other X-Registry-Token values get 403 */
     int denied;             /* calls answered 403 */
+    int maints;             /* maintenance PUTs received */
+    char maint_id[LIM_ID_MAX + 1];
+    char maint_body[FAKE_BODY_MAX];    /* last maintenance body */
+    char maint_token[64];              /* its X-Registry-Token ("" for none) */
+    int maint_hold;                    /* hold maintenance PUTs unanswered */
+    struct evhttp_request *maint_held; /* the one held; answered at fake_close */
+    char calls[64];                    /* order of calls: P post, R renew, M maint, D delete */
 };
 
 struct fixture {
@@ -241,6 +250,46 @@ static void fake_delete(struct fake *f, struct evhttp_request *req, const char *
     fake_reply(req, 200, "{\"success\":true}");
 }
 
+/* Note call kind c in the fake's call order (as long as there is room). */
+static void fake_note(struct fake *f, char c)
+{
+    size_t n = strlen(f->calls);
+
+    if (n + 1 < sizeof(f->calls)) {
+        f->calls[n] = c;
+        f->calls[n + 1] = '\0';
+    }
+}
+
+/* PUT /v1/services/{id}/maintenance: record the body and the token; 200
+ * with an instance for a known id, 404 unknown, or no answer (maint_hold). */
+static void fake_maintenance(struct fake *f, struct evhttp_request *req, const char *path)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    const char *tok = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Registry-Token");
+    size_t len = evbuffer_get_length(in);
+    char answer[512];
+
+    f->maints++;
+    fake_path_id(path, "/maintenance", f->maint_id, sizeof(f->maint_id));
+    if (len >= sizeof(f->maint_body))
+        len = sizeof(f->maint_body) - 1;
+    evbuffer_copyout(in, f->maint_body, len);
+    f->maint_body[len] = '\0';
+    snprintf(f->maint_token, sizeof(f->maint_token), "%s", tok != NULL ? tok : "");
+    if (f->maint_hold) {
+        f->maint_held = req;
+        return;
+    }
+    if (fake_known(f, f->maint_id) < 0) {
+        fake_reply(req, 404, "{\"success\":false,\"error\":\"unknown id\"}");
+        return;
+    }
+    snprintf(answer, sizeof(answer),
+             "{\"success\":true,\"service\":{\"id\":\"%s\",\"health\":\"critical\"}}", f->maint_id);
+    fake_reply(req, 200, answer);
+}
+
 /* Unlink g from the pending list and free it. */
 static void fake_slow_forget(struct slow_get *g)
 {
@@ -329,13 +378,20 @@ static void fake_dispatch(struct evhttp_request *req, void *arg)
             f->gets++;
         fake_reply(req, 503, "{\"success\":false,\"error\":\"overloaded\"}");
     } else if (cmd == EVHTTP_REQ_POST && strcmp(path, "/v1/services") == 0) {
+        fake_note(f, 'P');
         fake_post(f, req);
+    } else if (cmd == EVHTTP_REQ_PUT && strncmp(path, "/v1/services/", 13) == 0 && len > 25 &&
+               strcmp(path + len - 12, "/maintenance") == 0) {
+        fake_note(f, 'M');
+        fake_maintenance(f, req, path);
     } else if (cmd == EVHTTP_REQ_GET && strcmp(path, "/v1/services") == 0) {
         fake_get(f, req);
     } else if (cmd == EVHTTP_REQ_PUT && strncmp(path, "/v1/services/", 13) == 0 && len > 19 &&
                strcmp(path + len - 6, "/renew") == 0) {
+        fake_note(f, 'R');
         fake_renew(f, req, path);
     } else if (cmd == EVHTTP_REQ_DELETE && strncmp(path, "/v1/services/", 13) == 0) {
+        fake_note(f, 'D');
         fake_delete(f, req, path);
     } else {
         fake_reply(req, 404, "{\"success\":false,\"error\":\"no route\"}");
@@ -365,6 +421,9 @@ static void fake_close(struct fake *f)
         fake_slow_forget(f->slow);
     }
     f->gets_pending = 0;
+    if (f->maint_held != NULL)
+        fake_reply(f->maint_held, 503, "{\"success\":false,\"error\":\"closing\"}");
+    f->maint_held = NULL;
     if (f->http != NULL)
         evhttp_free(f->http);
     f->http = NULL;
@@ -539,6 +598,27 @@ static void make_rc(struct fixture *fx, int ttl_s)
     opt.host = "10.1.2.3";
     opt.port = 5001;
     opt.ttl_s = ttl_s;
+    opt.timers = &fx->vc.hook;
+    fx->rc = rc_new(fx->base, fx->hc, &fx->urls, &opt);
+    assert_non_null(fx->rc);
+}
+
+/* Create fx->rc like make_rc with the checks check (interval and timeout
+ * in ms, for RC_CHECK_HTTP) and token (NULL: none). */
+static void make_rc_check(struct fixture *fx, enum rc_check check, int64_t interval_ms,
+                          int64_t timeout_ms, const char *token)
+{
+    struct rc_options opt;
+
+    memset(&opt, 0, sizeof(opt));
+    opt.name = NAME;
+    opt.host = "10.1.2.3";
+    opt.port = 5001;
+    opt.ttl_s = 10;
+    opt.check = check;
+    opt.check_interval_ms = interval_ms;
+    opt.check_timeout_ms = timeout_ms;
+    opt.token = token;
     opt.timers = &fx->vc.hook;
     fx->rc = rc_new(fx->base, fx->hc, &fx->urls, &opt);
     assert_non_null(fx->rc);
@@ -1305,6 +1385,231 @@ static void test_discovery_limits(void **state)
     assert_int_equal(hc_inflight(fx->hc), 0);
 }
 
+/* ---- checks and maintenance ---- */
+
+/* Assert that the JSON object text json has exactly the members of the
+ * comma-separated list want, and return it parsed (caller decrefs). */
+static json_t *assert_members(const char *json, const char *want)
+{
+    json_t *doc = json_loads(json, 0, NULL);
+    char list[256];
+    char *tok = NULL, *save = NULL;
+    size_t n = 0;
+
+    assert_non_null(doc);
+    assert_true(json_is_object(doc));
+    snprintf(list, sizeof(list), "%s", want);
+    for (tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        if (json_object_get(doc, tok) == NULL)
+            fail_msg("member '%s' missing from %s", tok, json);
+        n++;
+    }
+    assert_int_equal(json_object_size(doc), n);
+    return doc;
+}
+
+/* Register fx->rc and return the body the fake got, parsed with exactly
+ * the members want (caller decrefs). */
+static json_t *registered_body(struct fixture *fx, const char *want)
+{
+    rc_start(fx->rc);
+    settle(fx);
+    assert_true(rc_registered(fx->rc));
+    assert_int_equal(fx->fake.posts, 1);
+    return assert_members(fx->fake.post_body, want);
+}
+
+/* --check ttl: today's body, the lease and nothing else. */
+static void test_body_check_ttl(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *body = NULL;
+
+    make_rc_check(fx, RC_CHECK_TTL, 0, 0, NULL);
+    body = registered_body(fx, "id,name,host,port,type,ttl");
+    assert_int_equal(json_integer_value(json_object_get(body, "ttl")), 10);
+    json_decref(body);
+}
+
+/* --check http: the lease plus an HTTP check of our own /health; the
+ * timeout is min(2 s, interval). */
+static void test_body_check_http(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *body = NULL, *check = NULL;
+    char *text = NULL;
+
+    make_rc_check(fx, RC_CHECK_HTTP, 10000, 0, NULL);
+    body = registered_body(fx, "id,name,host,port,type,ttl,check");
+    assert_int_equal(json_integer_value(json_object_get(body, "ttl")), 10);
+    text = json_dumps(json_object_get(body, "check"), JSON_COMPACT);
+    assert_non_null(text);
+    json_decref(body);
+    check = assert_members(text, "http,interval,timeout");
+    free(text);
+    assert_string_equal(json_string_value(json_object_get(check, "http")),
+                        "http://10.1.2.3:5001/health");
+    assert_string_equal(json_string_value(json_object_get(check, "interval")), "10s");
+    assert_string_equal(json_string_value(json_object_get(check, "timeout")), "2s");
+    json_decref(check);
+    /* the lease is still renewed */
+    run_for(fx, 3333);
+    assert_int_equal(fx->fake.renews, 1);
+}
+
+/* A short interval is also the timeout; milliseconds are said as such. */
+static void test_body_check_http_short(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *body = NULL, *check = NULL;
+
+    make_rc_check(fx, RC_CHECK_HTTP, 200, 0, NULL);
+    body = registered_body(fx, "id,name,host,port,type,ttl,check");
+    check = json_object_get(body, "check");
+    assert_string_equal(json_string_value(json_object_get(check, "interval")), "200ms");
+    assert_string_equal(json_string_value(json_object_get(check, "timeout")), "200ms");
+    json_decref(body);
+}
+
+/* --check none: "checks": [] and no ttl, and nothing is ever renewed. */
+static void test_body_check_none_no_renewals(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *body = NULL;
+
+    make_rc_check(fx, RC_CHECK_NONE, 0, 0, NULL);
+    body = registered_body(fx, "id,name,host,port,type,checks");
+    assert_true(json_is_array(json_object_get(body, "checks")));
+    assert_int_equal(json_array_size(json_object_get(body, "checks")), 0);
+    json_decref(body);
+    assert_int_equal(fx->vc.narmed, 0); /* no renewal armed */
+    run_for(fx, 60000);
+    assert_int_equal(fx->fake.renews, 0);
+    assert_int_equal(fx->fake.posts, 1);
+    rc_stop(fx->rc); /* still deregisters */
+    settle(fx);
+    assert_int_equal(fx->fake.deletes, 1);
+}
+
+/* rc_new refuses HTTP checks out of range. */
+static void test_rc_new_rejects_checks(void **state)
+{
+    struct fixture *fx = *state;
+    struct rc_options opt;
+
+    memset(&opt, 0, sizeof(opt));
+    opt.name = NAME;
+    opt.host = "10.1.2.3";
+    opt.port = 5001;
+    opt.ttl_s = 10;
+    opt.check = RC_CHECK_HTTP;
+    opt.check_interval_ms = LIM_CHECK_INTERVAL_MIN_MS - 1;
+    assert_null(rc_new(fx->base, fx->hc, &fx->urls, &opt));
+    opt.check_interval_ms = 1000;
+    opt.check_timeout_ms = 1001; /* longer than the interval */
+    assert_null(rc_new(fx->base, fx->hc, &fx->urls, &opt));
+    opt.check = RC_CHECK_NONE; /* no lease: the ttl is not looked at */
+    opt.ttl_s = 0;
+    fx->rc = rc_new(fx->base, fx->hc, &fx->urls, &opt);
+    assert_non_null(fx->rc);
+}
+
+static int maint_calls;
+static bool maint_ok;
+
+/* Completion of rc_maintenance: record it. */
+static void on_maint(bool ok, void *arg)
+{
+    (void)arg;
+    maint_calls++;
+    maint_ok = ok;
+}
+
+/* Maintenance: only once registered; the PUT carries the token and the
+ * body of the contract; renewals go on, and a registry that forgets us
+ * meanwhile is not registered with again (we are leaving). */
+static void test_maintenance_put(void **state)
+{
+    struct fixture *fx = *state;
+    json_t *body = NULL;
+
+    snprintf(fx->fake.require_token, sizeof(fx->fake.require_token), "tok-1");
+    make_rc_check(fx, RC_CHECK_TTL, 0, 0, "tok-1");
+    maint_calls = 0;
+    assert_int_equal(rc_maintenance(fx->rc, true, "shutting down", 500, on_maint, NULL), -1);
+    rc_start(fx->rc);
+    settle(fx);
+    assert_true(rc_registered(fx->rc));
+    assert_int_equal(rc_maintenance(fx->rc, true, "shutting down", 500, on_maint, NULL), 0);
+    assert_int_equal(rc_busy(fx->rc), 1);
+    settle(fx);
+    assert_int_equal(maint_calls, 1);
+    assert_true(maint_ok);
+    assert_int_equal(rc_busy(fx->rc), 0);
+    assert_int_equal(fx->fake.maints, 1);
+    assert_int_equal(fx->fake.denied, 0);
+    assert_string_equal(fx->fake.maint_token, "tok-1");
+    assert_string_equal(fx->fake.maint_id, rc_id(fx->rc));
+    body = assert_members(fx->fake.maint_body, "enable,reason");
+    assert_true(json_is_true(json_object_get(body, "enable")));
+    assert_string_equal(json_string_value(json_object_get(body, "reason")), "shutting down");
+    json_decref(body);
+
+    run_for(fx, 3333); /* the lease is still renewed */
+    assert_int_equal(fx->fake.renews, 1);
+    fx->fake.nids = 0; /* forgotten: the next renewal is 404 */
+    run_for(fx, 10000);
+    assert_int_equal(fx->fake.renews, 2);
+    assert_int_equal(fx->fake.posts, 1); /* not registered again */
+    assert_false(rc_registered(fx->rc));
+    assert_int_equal(fx->vc.narmed, 0);
+    assert_string_equal(fx->fake.calls, "PMRR");
+
+    /* unknown to the registry now: no call at all */
+    assert_int_equal(rc_maintenance(fx->rc, false, NULL, 500, on_maint, NULL), -1);
+}
+
+/* The maintenance call's timeout is the one given: a registry that never
+ * answers fails it (done with false) well before the 2 s default. */
+static void test_maintenance_timeout(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t t0;
+
+    make_rc_check(fx, RC_CHECK_TTL, 0, 0, NULL);
+    rc_start(fx->rc);
+    settle(fx);
+    fx->fake.maint_hold = 1;
+    maint_calls = 0;
+    maint_ok = true;
+    t0 = clk_now_ms();
+    assert_int_equal(rc_maintenance(fx->rc, true, "shutting down", 100, on_maint, NULL), 0);
+    settle(fx); /* runs until the call has ended: by its timeout */
+    assert_int_equal(maint_calls, 1);
+    assert_false(maint_ok);
+    assert_true(clk_now_ms() - t0 < LIM_CALL_TIMEOUT_MS); /* 100 ms, not the default */
+    assert_int_equal(rc_busy(fx->rc), 0);
+}
+
+/* rc_stop cancels a maintenance call in flight (its done does not run) and
+ * deregisters. */
+static void test_stop_cancels_maintenance(void **state)
+{
+    struct fixture *fx = *state;
+
+    make_rc_check(fx, RC_CHECK_TTL, 0, 0, NULL);
+    rc_start(fx->rc);
+    settle(fx);
+    fx->fake.maint_hold = 1;
+    maint_calls = 0;
+    assert_int_equal(rc_maintenance(fx->rc, true, "shutting down", 1000, on_maint, NULL), 0);
+    rc_stop(fx->rc);
+    assert_int_equal(rc_busy(fx->rc), 1); /* the DELETE only */
+    settle(fx);
+    assert_int_equal(maint_calls, 0);
+    assert_int_equal(fx->fake.deletes, 1);
+}
+
 /* ---- peer ---- */
 
 static int own_stop_calls;
@@ -1441,6 +1746,195 @@ static void test_peer_advertise(void **state)
     svc_free(s);
 }
 
+static struct event_base *bound_base; /* the loop svc_run_bounded runs */
+
+/* Safety timer of svc_run_bounded: leave the loop, say so. */
+static void run_bound_fire(evutil_socket_t fd, short what, void *arg)
+{
+    struct fixture *fx = arg;
+
+    (void)fd;
+    (void)what;
+    fx->timed_out = 1;
+    event_base_loopexit(bound_base, NULL);
+}
+
+/* svc_run(s), but leave after ms of real time at most (fx->timed_out is
+ * set then): a drain that never ends fails the test instead of hanging
+ * it. Returns svc_run's exit code. */
+static int svc_run_bounded(struct fixture *fx, struct svc *s, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct event *safety = evtimer_new(svc_base(s), run_bound_fire, fx);
+    int rc;
+
+    assert_non_null(safety);
+    fx->timed_out = 0;
+    bound_base = svc_base(s);
+    evtimer_add(safety, &tv);
+    rc = svc_run(s);
+    event_free(safety);
+    return rc;
+}
+
+static struct peer *drain_peer;
+
+static int peer_registered(struct fixture *fx)
+{
+    (void)fx;
+    return rc_registered(drain_peer->rc);
+}
+
+static int peer_fake_maint(struct fixture *fx) { return fx->fake.maints >= 1; }
+
+/* Start a service s (drain delay delay_ms) with a peer p registered, with
+ * the token, at a fake on the service's own base. */
+static struct svc *drain_peer_start(struct fixture *fx, struct peer *p, int64_t delay_ms,
+                                    const char *check)
+{
+    struct svc *s = NULL;
+    struct cfg_common c = {
+        .bind = "127.0.0.1", .registry = NULL, .advertise = "", .log_level = "info"};
+    char url[128];
+    char err[256] = "";
+
+    memset(p, 0, sizeof(*p));
+    s = svc_new("peer-test", err, sizeof(err));
+    assert_non_null(s);
+    svc_set_grace_ms(s, 2000);
+    assert_int_equal(svc_listen(s, "127.0.0.1", 0, err, sizeof(err)), 0);
+    fake_close(&fx->fake);
+    assert_int_equal(fake_start(&fx->fake, svc_base(s), NULL), 0);
+    snprintf(fx->fake.require_token, sizeof(fx->fake.require_token), "peer-tok");
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", fx->fake.port);
+    c.registry = url;
+    c.token = "peer-tok";
+    c.check = check;
+    c.check_interval_ms = 200;
+    c.drain_delay_ms = delay_ms;
+    assert_int_equal(peer_start(p, s, &c, "peer-test", 10, err, sizeof(err)), 0);
+    drain_peer = p;
+    assert_true(run_base_until(fx, svc_base(s), peer_registered, 2000));
+    return s;
+}
+
+/* The drain of a registered peer: on the signal, maintenance (with the
+ * token) while the service still serves, the deregistration only after
+ * the delay; the registration asked for the HTTP check of our /health. */
+static void test_peer_drain(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = NULL;
+    struct peer p;
+    json_t *body = NULL;
+    char want[128];
+
+    s = drain_peer_start(fx, &p, 1000, "http");
+    body = json_loads(fx->fake.post_body, 0, NULL);
+    assert_non_null(body);
+    snprintf(want, sizeof(want), "http://127.0.0.1:%d/health", svc_port(s));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(body, "check"), "http")),
+                        want);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(body, "check"), "interval")), "200ms");
+    json_decref(body);
+
+    svc_shutdown(s);
+    assert_true(svc_delaying(s));
+    assert_true(run_base_until(fx, svc_base(s), peer_fake_maint, 900));
+    assert_int_equal(fx->fake.denied, 0);
+    assert_string_equal(fx->fake.maint_token, "peer-tok");
+    assert_string_equal(fx->fake.maint_id, rc_id(p.rc));
+    body = json_loads(fx->fake.maint_body, 0, NULL);
+    assert_true(json_is_true(json_object_get(body, "enable")));
+    assert_string_equal(json_string_value(json_object_get(body, "reason")), "shutting down");
+    json_decref(body);
+    assert_true(svc_delaying(s)); /* maintenance taken: the delay goes on */
+    assert_int_equal(fx->fake.deletes, 0);
+
+    assert_int_equal(svc_run_bounded(fx, s, 4000), 0);
+    assert_false(fx->timed_out);
+    assert_int_equal(fx->fake.deletes, 1);
+    assert_string_equal(fx->fake.calls, "PMD");
+    fake_close(&fx->fake);
+    peer_free(&p);
+    svc_free(s);
+}
+
+/* A registry that refuses the maintenance (it forgot us) ends the delay
+ * at once: the service deregisters and drains without waiting it out. */
+static void test_peer_drain_refused(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = NULL;
+    struct peer p;
+
+    s = drain_peer_start(fx, &p, 60000, "ttl");
+    fx->fake.nids = 0;
+    svc_shutdown(s);
+    assert_true(svc_delaying(s));
+    assert_int_equal(svc_run_bounded(fx, s, 3000), 0);
+    assert_false(fx->timed_out); /* not the safety: the 60 s delay was cut */
+    assert_int_equal(fx->fake.maints, 1);
+    assert_string_equal(fx->fake.calls, "PMD");
+    fake_close(&fx->fake);
+    peer_free(&p);
+    svc_free(s);
+}
+
+/* Never registered (registry down): no maintenance, no delay. */
+static void test_peer_drain_unregistered(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = NULL;
+    struct peer p;
+    struct cfg_common c = {
+        .bind = "127.0.0.1", .registry = NULL, .advertise = "", .log_level = "info"};
+    char url[128];
+    char err[256] = "";
+
+    memset(&p, 0, sizeof(p));
+    s = svc_new("peer-test", err, sizeof(err));
+    assert_non_null(s);
+    svc_set_grace_ms(s, 2000);
+    assert_int_equal(svc_listen(s, "127.0.0.1", 0, err, sizeof(err)), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ts_closed_port());
+    c.registry = url;
+    c.drain_delay_ms = 60000;
+    assert_int_equal(peer_start(&p, s, &c, "peer-test", 10, err, sizeof(err)), 0);
+    svc_shutdown(s);
+    assert_false(svc_delaying(s));
+    assert_int_equal(svc_run_bounded(fx, s, 3000), 0);
+    assert_false(fx->timed_out);
+    peer_free(&p);
+    svc_free(s);
+}
+
+/* --check: the three names, the default, and anything else refused by
+ * peer_check_options (a start-up error). */
+static void test_peer_check_option(void **state)
+{
+    struct cfg_common c = {.bind = "127.0.0.1", .registry = "", .log_level = "info"};
+    enum rc_check kind = RC_CHECK_TTL;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(peer_check_kind("http", &kind), 0);
+    assert_int_equal(kind, RC_CHECK_HTTP);
+    assert_int_equal(peer_check_kind("ttl", &kind), 0);
+    assert_int_equal(kind, RC_CHECK_TTL);
+    assert_int_equal(peer_check_kind("none", &kind), 0);
+    assert_int_equal(kind, RC_CHECK_NONE);
+    assert_int_equal(peer_check_kind(NULL, &kind), 0);
+    assert_int_equal(kind, RC_CHECK_HTTP);
+    assert_int_equal(peer_check_kind("HTTP", &kind), -1);
+    c.check = "tcp";
+    assert_int_equal(peer_check_options(&c, err, sizeof(err)), -1);
+    assert_string_equal(err, "--check: 'tcp' is not http, ttl or none");
+    c.check = "none";
+    assert_int_equal(peer_check_options(&c, err, sizeof(err)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1458,6 +1952,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_disarms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rc_new_rejects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_check_ttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_check_http, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_check_http_short, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_check_none_no_renewals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rc_new_rejects_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_maintenance_put, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_maintenance_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_cancels_maintenance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discovery_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discovery_blocks_on_the_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discovery_fails_over, setup, teardown),
@@ -1467,6 +1969,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_peer_lifecycle, setup, teardown),
         cmocka_unit_test(test_peer_bad_url),
         cmocka_unit_test(test_peer_advertise),
+        cmocka_unit_test_setup_teardown(test_peer_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_drain_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_drain_unregistered, setup, teardown),
+        cmocka_unit_test(test_peer_check_option),
     };
 
     log_init("test");
