@@ -412,8 +412,17 @@ void hs_streams_shutdown(struct hs_stream *head)
         /* evhttp closes a connection after the answer when the answer's
          * headers say so; they were sent already, but this is read at the
          * end of the answer. */
-        evhttp_add_header(evhttp_request_get_output_headers(st->ev), "Connection", "close");
         hs_stream_set_why(st, HS_STREAM_SHUTDOWN);
+        if (st->above_low) {
+            /* the client is behind (maybe stalled: more than low_water is
+             * waiting for it): its last chunk could hold the drain until the
+             * grace runs out; close instead, the answer cut short as a
+             * shutdown cuts it */
+            st->abort = true;
+            hs_stream_schedule(st);
+            continue;
+        }
+        evhttp_add_header(evhttp_request_get_output_headers(st->ev), "Connection", "close");
         hs_stream_end(st);
     }
 }
