@@ -927,6 +927,19 @@ watch_part() {
     rows+=("| extra RSS with $N_POLLS long-polls + $N_STREAMS streams parked: $(mib "$rss0") -> $(mib "$rss1") MiB | $extra MiB | < 100 MB for the $N_POLLS | $(verdict lt "$extra" 95.4) |")
     rows+=("| registry CPU over ${WATCH_IDLE_S} s with them parked | $idle % of one core | < 1 % | $(verdict lt "$idle" 1) |")
     rows+=("| one registration -> the last of the $((N_POLLS + N_STREAMS)) has it ($WATCH_ROUNDS rounds) | median $med ms, max $max ms | < 200 ms | $(verdict lt "$max" 200) |")
+    # The floor of that latency on this machine: one HTTP answer per
+    # watcher. nginx (the ceiling, when it runs: the "all" mode) answering
+    # small requests over 1,000 connections, in the same run, gives the
+    # time of as many answers on one core.
+    if [ -n "${NGINX_URL:-}" ]; then
+        local saved=$CONNS floor
+        CONNS=1000
+        set_layout pinned
+        run_wrk watch-floor "$NGINX_URL"
+        CONNS=$saved
+        floor=$(awk -v n="$((N_POLLS + N_STREAMS))" -v r="$RPS" 'BEGIN { printf "%.1f", 1000 * n / r }')
+        rows+=("| reference: nginx answering $((N_POLLS + N_STREAMS)) requests at $(fmt "$RPS" %.0f)/s (1,000 connections, same run) | $floor ms | - | latency max / this: $(ratio "$max" "$floor") |")
+    fi
 
     echo "== [watch] 2. registry (SQLite), $N_CHECKS instances with an HTTP check every 1 s"
     start_registry checks "$TMP/checks.db"
