@@ -155,6 +155,8 @@ static int regc_check_def(json_t *a, const char *id, enum reg_check_kind kind, c
     bad |= json_object_set_new(c, REGV1_C_ID, json_string(id));
     if (kind == REG_CHECK_TTL) {
         bad |= json_object_set_new(c, REGV1_C_TTL, regc_ms(ttl_ms));
+        if (initial != REG_PASSING)
+            bad |= json_object_set_new(c, REGV1_C_STATUS, json_string(regc_health_name(initial)));
     } else {
         bad |= json_object_set_new(c, kind == REG_CHECK_HTTP ? REGV1_C_HTTP : REGV1_C_TCP,
                                    json_string(target));

@@ -271,6 +271,29 @@ static bool reg_check_id_valid(const char *s)
     return n >= 1 && n <= LIM_CHECK_ID_MAX;
 }
 
+/* The "status" member of check i (the status it starts with) into *out:
+ * passing when absent. 0, or -1 with err. */
+static int reg_take_status(const json_t *c, size_t i, enum reg_health *out, char *err,
+                           size_t errlen)
+{
+    const json_t *v = json_object_get(c, REGV1_C_STATUS);
+    const char *st = json_is_string(v) ? json_string_value(v) : "";
+
+    *out = REG_PASSING;
+    if (!v || strcmp(st, REGV1_PASSING) == 0)
+        return 0;
+    if (strcmp(st, REGV1_WARNING) == 0)
+        *out = REG_WARNING;
+    else if (strcmp(st, REGV1_CRITICAL) == 0)
+        *out = REG_CRITICAL;
+    else {
+        errbuf_set(err, errlen,
+                   "checks[%zu].status must be \"passing\", \"warning\" or \"critical\"", i);
+        return -1;
+    }
+    return 0;
+}
+
 /* Parse the i-th check c into cs. 0, or -1 with err. */
 static int reg_take_check(const json_t *c, size_t i, struct reg_check_spec *cs, char *err,
                           size_t errlen)
@@ -317,16 +340,18 @@ static int reg_take_check(const json_t *c, size_t i, struct reg_check_spec *cs, 
         }
         cs->interval_ms = ms; /* the ttl, handed back through reg_spec_parse */
         if (json_object_get(c, REGV1_C_INTERVAL) || json_object_get(c, REGV1_C_TIMEOUT) ||
-            json_object_get(c, REGV1_C_STATUS) || json_object_get(c, REGV1_C_FAILURES) ||
-            json_object_get(c, REGV1_C_SUCCESSES)) {
+            json_object_get(c, REGV1_C_FAILURES) || json_object_get(c, REGV1_C_SUCCESSES)) {
             errbuf_set(err, errlen,
-                       "checks[%zu] is a ttl check: interval, timeout, status and the "
-                       "thresholds belong to http and tcp checks",
+                       "checks[%zu] is a ttl check: interval, timeout and the thresholds "
+                       "belong to http and tcp checks",
                        i);
             return -1;
         }
         return reg_take_duration(c, i, REGV1_C_DEREGISTER, 1000, (int64_t)30 * 86400 * 1000,
-                                 &cs->deregister_after_ms, err, errlen);
+                                 &cs->deregister_after_ms, err, errlen) != 0 ||
+                       reg_take_status(c, i, &cs->status, err, errlen) != 0
+                   ? -1
+                   : 0;
     }
     cs->kind = http ? REG_CHECK_HTTP : REG_CHECK_TCP;
     if (!json_is_string(target) || json_string_length(target) > LIM_CHECK_TARGET_MAX ||
@@ -364,24 +389,7 @@ static int reg_take_check(const json_t *c, size_t i, struct reg_check_spec *cs, 
         reg_take_duration(c, i, REGV1_C_DEREGISTER, 1000, (int64_t)30 * 86400 * 1000,
                           &cs->deregister_after_ms, err, errlen) != 0)
         return -1;
-    cs->status = REG_PASSING;
-    v = json_object_get(c, REGV1_C_STATUS);
-    if (v) {
-        const char *st = json_is_string(v) ? json_string_value(v) : "";
-
-        if (strcmp(st, REGV1_PASSING) == 0)
-            cs->status = REG_PASSING;
-        else if (strcmp(st, REGV1_WARNING) == 0)
-            cs->status = REG_WARNING;
-        else if (strcmp(st, REGV1_CRITICAL) == 0)
-            cs->status = REG_CRITICAL;
-        else {
-            errbuf_set(err, errlen,
-                       "checks[%zu].status must be \"passing\", \"warning\" or \"critical\"", i);
-            return -1;
-        }
-    }
-    return 0;
+    return reg_take_status(c, i, &cs->status, err, errlen);
 }
 
 /* The "check" or "checks" member into spec, and the TTL check's rule:

@@ -87,7 +87,9 @@ struct reg_instance {
     uint64_t seq;             /* registration order: larger for every attach */
     struct reg_ext *ext;      /* owned; NULL: no check but the TTL one, no maintenance */
     unsigned char health;     /* enum reg_health: the worst of its checks and maintenance */
-    unsigned char ttl_health; /* the TTL check's: REG_PASSING or REG_CRITICAL */
+    unsigned char ttl_health; /* REG_CRITICAL once the TTL lapsed, else REG_PASSING */
+    unsigned char ttl_set;    /* the TTL check's status while it has not lapsed: what its
+                                 last update said (a renewal: passing) */
     unsigned char removing;   /* an expiry removal waits for its commit */
     unsigned char stored;     /* the ttl_health the store has (or is queued), or
                                             REG_STORED_UNKNOWN after a failed write */
@@ -125,6 +127,8 @@ struct reg_ext {
     bool maint;
     int64_t maint_since_ms;
     char *maint_reason;                 /* owned; NULL when off */
+    char *ttl_note;                     /* owned: the TTL check's output from its last
+                                           update; NULL: none */
     bool reaped;                        /* some active check has deregister_after_ms */
     struct reg_instance *rprev, *rnext; /* in r->reaped, when reaped */
 };
@@ -410,11 +414,18 @@ static size_t *reg_health_count(struct reg_registry *r, enum reg_health h)
                               : &r->stats.critical;
 }
 
+/* The status of in's TTL check: critical once it lapsed, else what its
+ * last update set. */
+static enum reg_health reg_ttl_status(const struct reg_instance *in)
+{
+    return in->ttl_health == REG_CRITICAL ? REG_CRITICAL : (enum reg_health)in->ttl_set;
+}
+
 /* What in's health is by its checks and maintenance: the worst of them
  * (an instance without any check is passing). */
 static enum reg_health reg_worst(const struct reg_instance *in)
 {
-    enum reg_health h = in->ttl > 0 ? (enum reg_health)in->ttl_health : REG_PASSING;
+    enum reg_health h = in->ttl > 0 ? reg_ttl_status(in) : REG_PASSING;
     size_t i;
 
     if (!in->ext)
@@ -510,6 +521,7 @@ static void reg_ext_free(struct reg_ext *x)
     }
     free(x->checks);
     free(x->maint_reason);
+    free(x->ttl_note);
     free(x);
 }
 
@@ -760,7 +772,10 @@ static void reg_attach(struct reg_registry *r, struct reg_instance *in, int64_t 
 {
     size_t i;
 
+    const struct reg_check *given = reg_ttl_given(in);
+
     in->ttl_health = REG_PASSING;
+    in->ttl_set = given ? given->rules.initial : REG_PASSING;
     in->stored = REG_PASSING;
     in->heartbeat_ms = in->ttl_change_ms = now;
     for (i = 0; in->ext && i < in->ext->n; i++)
@@ -1171,35 +1186,77 @@ static const char *reg_ttl_id(const struct reg_instance *in, char *buf, size_t l
     return buf;
 }
 
-int reg_renew(struct reg_registry *r, const char *id)
+/* Keep note (NULL: none) as the output of in's TTL check; when out of
+ * memory the old one stays. */
+static void reg_ttl_note(struct reg_instance *in, const char *note)
+{
+    size_t n = note ? strnlen(note, LIM_CHECK_OUTPUT_MAX) : 0;
+    char *copy = NULL;
+
+    if (n == 0) {
+        if (in->ext) {
+            free(in->ext->ttl_note);
+            in->ext->ttl_note = NULL;
+        }
+        return;
+    }
+    if (!in->ext && !(in->ext = calloc(1, sizeof(*in->ext))))
+        return;
+    copy = malloc(n + 1);
+    if (!copy)
+        return;
+    memcpy(copy, note, n);
+    copy[n] = '\0';
+    free(in->ext->ttl_note);
+    in->ext->ttl_note = copy;
+}
+
+int reg_ttl_update(struct reg_registry *r, const char *id, enum reg_health status, const char *note)
 {
     struct reg_instance *in = NULL;
-    char cid[LIM_CHECK_ID_MAX + 1];
-    bool revived = false;
+    char cid[LIM_CHECK_ID_MAX + 1], err[256];
+    enum reg_health prev, now_status;
+    bool revival = false;
 
     HASH_FIND_STR(r->by_id, id, in);
     if (!in)
         return 1;
     if (in->ttl == 0)
         return 2;
+    prev = reg_ttl_status(in);
+    revival = in->ttl_health == REG_CRITICAL && status == REG_PASSING;
     in->heartbeat_ms = reg_now(r);
     if (in->ttl_health == REG_CRITICAL) {
         DL_DELETE(in->bucket->critical, in);
         in->ttl_health = REG_PASSING;
-        in->ttl_change_ms = in->heartbeat_ms;
-        (void)reg_refresh(r, in);
-        reg_mark_dirty(r, in);
-        revived = true;
-        log_info("instance %s: its ttl check is passing again", in->id);
+        reg_mark_dirty(r, in); /* the store has it lapsed */
     } else {
         DL_DELETE(in->bucket->passing, in);
     }
     DL_APPEND(in->bucket->passing, in);
+    in->ttl_set = (unsigned char)status;
+    reg_ttl_note(in, note);
     r->stats.renewed++;
-    if (revived)
-        reg_emit_health(r, in, reg_ttl_id(in, cid, sizeof(cid)), REG_CRITICAL, REG_PASSING,
-                        in->heartbeat_ms);
+    now_status = reg_ttl_status(in);
+    if (now_status == prev)
+        return 0;
+    /* a lapsed check revived is one of the changes the tick's lease
+     * covers (see "The index"); other updates may change it at any rate */
+    if (!revival && reg_lease_ensure(r, err, sizeof(err)) != 0)
+        log_warn("could not queue the index lease: %s", err);
+    in->ttl_change_ms = in->heartbeat_ms;
+    (void)reg_refresh(r, in);
+    log_info("instance %s: its ttl check is %s", in->id,
+             now_status == REG_PASSING   ? "passing again"
+             : now_status == REG_WARNING ? "warning"
+                                         : "critical");
+    reg_emit_health(r, in, reg_ttl_id(in, cid, sizeof(cid)), prev, now_status, in->heartbeat_ms);
     return 0;
+}
+
+int reg_renew(struct reg_registry *r, const char *id)
+{
+    return reg_ttl_update(r, id, REG_PASSING, NULL);
 }
 
 /* The given check of in named check_id, or NULL. */
@@ -1614,18 +1671,22 @@ size_t reg_tick(struct reg_registry *r)
         while (b->passing && b->passing->heartbeat_ms + ttl_ms <= now) {
             char cid[LIM_CHECK_ID_MAX + 1];
 
+            enum reg_health prev;
+
             in = b->passing;
+            prev = reg_ttl_status(in);
             DL_DELETE(b->passing, in);
             in->ttl_health = REG_CRITICAL;
-            in->ttl_change_ms = now;
-            (void)reg_refresh(r, in);
             DL_APPEND(b->critical, in);
             reg_mark_dirty(r, in);
             r->stats.expired++;
             changed++;
             log_warn("instance %s is critical: no renewal within its ttl of %d s", in->id, in->ttl);
-            reg_emit_health(r, in, reg_ttl_id(in, cid, sizeof(cid)), REG_PASSING, REG_CRITICAL,
-                            now);
+            if (prev == REG_CRITICAL)
+                continue; /* an update had said so already */
+            in->ttl_change_ms = now;
+            (void)reg_refresh(r, in);
+            reg_emit_health(r, in, reg_ttl_id(in, cid, sizeof(cid)), prev, REG_CRITICAL, now);
         }
     }
     changed += reg_reap(r, now);
@@ -1792,9 +1853,12 @@ void reg_instance_check(const struct reg_instance *in, size_t i, struct reg_chec
         out->given = true;
     }
     if (out->kind == REG_CHECK_TTL) {
-        out->status = (enum reg_health)in->ttl_health;
+        out->status = reg_ttl_status(in);
         out->last_change_ms = in->ttl_change_ms;
-        out->output = in->ttl_health == REG_PASSING ? "" : "no renewal within the ttl";
+        if (in->ttl_health == REG_CRITICAL)
+            out->output = "no renewal within the ttl";
+        else
+            out->output = in->ext && in->ext->ttl_note ? in->ext->ttl_note : "";
     } else {
         out->status = (enum reg_health)c->st.status;
         out->last_change_ms = c->st.last_change_ms;

@@ -193,6 +193,16 @@ int reg_maintenance(struct reg_registry *r, const char *id, bool enable, const c
                     reg_done_fn done, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* An update of id's TTL check (the Consul agent's pass, warn, fail and
+ * update): like a heartbeat it starts a new ttl window (a lapsed check
+ * comes back), and the check's status is status (until it lapses) with
+ * note (borrowed, cut at LIM_CHECK_OUTPUT_MAX bytes; NULL or "": none) as
+ * its output. A status change is reported as REG_EV_HEALTH. Never writes
+ * to the store but a revival's health (as reg_renew). 0, 1 when id is
+ * unknown, 2 when it has no TTL check. reg_renew is this with passing. */
+int reg_ttl_update(struct reg_registry *r, const char *id, enum reg_health status, const char *note)
+    __attribute__((warn_unused_result));
+
 /* Borrowed instance, valid until the next mutating call; NULL if unknown. */
 const struct reg_instance *reg_get(const struct reg_registry *r, const char *id);
 
@@ -303,7 +313,9 @@ int64_t reg_instance_heartbeat_ms(const struct reg_instance *in);
 /* Since when the TTL check has its status (Unix ms; the registration's
  * time until it first changes). */
 int64_t reg_instance_ttl_change_ms(const struct reg_instance *in);
-/* The TTL check's own status (its health, when it has no other check). */
+/* Whether the TTL lapsed: REG_CRITICAL once no update came within the
+ * ttl, else REG_PASSING (what the stored document keeps); the TTL check's
+ * status is in its reg_instance_check view. */
 enum reg_health reg_instance_ttl_health(const struct reg_instance *in);
 
 /* One check of an instance as the API shows and stores it; the strings are

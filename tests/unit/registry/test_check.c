@@ -294,6 +294,58 @@ static void test_maintenance_survives_reload(void **state)
     regfix_free(f);
 }
 
+static void test_ttl_updates(void **state)
+{
+    struct record rec = {0};
+    struct regfix *f = regfix_new(record_cb, &rec);
+    struct reg_check_view c;
+    char id[LIM_ID_MAX + 1], cold[LIM_ID_MAX + 1];
+
+    (void)state;
+    assert_non_null(f);
+    regfix_register(f, "{\"name\":\"t\",\"host\":\"h\",\"port\":1,\"ttl\":10}", id);
+    /* warn: a new window, status warning, the note as output, one event */
+    rec.n = 0;
+    assert_int_equal(reg_ttl_update(f->reg, id, REG_WARNING, "disk 91% full"), 0);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, id)), REG_WARNING);
+    assert_null(reg_discover(f->reg, "t", NULL, REG_RANDOM));
+    reg_instance_check(reg_get(f->reg, id), 0, &c);
+    assert_int_equal(c.status, REG_WARNING);
+    assert_string_equal(c.output, "disk 91% full");
+    assert_int_equal(rec.n, 1);
+    assert_int_equal(rec.prev[0], REG_PASSING);
+    assert_int_equal(rec.status[0], REG_WARNING);
+    /* fail, then the ttl lapses: no second event (it was critical) */
+    f->now_ms += 5000;
+    assert_int_equal(reg_ttl_update(f->reg, id, REG_CRITICAL, NULL), 0);
+    assert_int_equal(rec.n, 2);
+    reg_instance_check(reg_get(f->reg, id), 0, &c);
+    assert_string_equal(c.output, "");
+    f->now_ms += 10000;
+    assert_int_equal(reg_tick(f->reg), 1);
+    assert_int_equal(rec.n, 2);
+    reg_instance_check(reg_get(f->reg, id), 0, &c);
+    assert_string_equal(c.output, "no renewal within the ttl");
+    /* pass brings it back, within a new window */
+    assert_int_equal(reg_ttl_update(f->reg, id, REG_PASSING, "ok"), 0);
+    assert_int_equal(rec.n, 3);
+    assert_int_equal(rec.prev[2], REG_CRITICAL);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, id)), REG_PASSING);
+    assert_non_null(reg_discover(f->reg, "t", NULL, REG_RANDOM));
+    assert_int_equal(reg_ttl_update(f->reg, "t-none", REG_PASSING, NULL), 1);
+    /* a ttl check that starts critical (Consul's service TTL check) until
+     * its first pass */
+    regfix_register(f,
+                    "{\"name\":\"c\",\"host\":\"h\",\"port\":1,\"check\":{\"ttl\":\"5s\","
+                    "\"status\":\"critical\"}}",
+                    cold);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, cold)), REG_CRITICAL);
+    assert_null(reg_discover(f->reg, "c", NULL, REG_RANDOM));
+    assert_int_equal(reg_renew(f->reg, cold), 0);
+    assert_non_null(reg_discover(f->reg, "c", NULL, REG_RANDOM));
+    regfix_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_deregister_critical_after),
         cmocka_unit_test(test_ttl_check_given_and_none),
         cmocka_unit_test(test_maintenance_survives_reload),
+        cmocka_unit_test(test_ttl_updates),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
