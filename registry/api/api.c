@@ -186,11 +186,11 @@ int reg_api_register_check(struct reg_api *api, struct hs_req *req, const struct
     const struct reg_instance *in = NULL;
     bool may_move = false;
 
+    *moved = false;
     if (replace && strcmp(replace, "true") != 0 && strcmp(replace, "false") != 0) {
         hs_reply_error(req, 400, "replace must be 'true' or 'false'");
         return -1;
     }
-    *moved = false;
     may_move = replace && strcmp(replace, "true") == 0;
     if (!api_allowed(api, req, ACL_WRITE_SERVICE, spec->name))
         return -1;
