@@ -1,5 +1,6 @@
 /* main.c: the registry executable: options, store, registry core, API,
  * then the shared service loop until SIGINT/SIGTERM. */
+#include "api/action.h"
 #include "api/api.h"
 #include "api/check_api.h"
 #include "api/codec.h"
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
     struct store *store = NULL;
     struct reg_registry *reg = NULL;
     struct reg_api *api = NULL;
+    struct ract *ract = NULL;
     struct rev_hub *hub = NULL;
     struct check_api *checks = NULL;
     struct kv_api *kapi = NULL;
@@ -194,6 +196,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: cannot set up the API\n");
         goto cleanup;
     }
+    ract = ract_new(svc, reg, api, acl);
+    if (!ract) {
+        fprintf(stderr, "registry: cannot set up the action protocol\n");
+        goto cleanup;
+    }
     if (kv_api_start(kapi, kv) != 0) {
         fprintf(stderr, "registry: cannot set up the KV API\n");
         goto cleanup;
@@ -211,6 +218,7 @@ cleanup:
     /* The API drains the store (answering what waits) while the server
      * still exists; the store goes before the event base it reports to. */
     reg_api_free(api);
+    ract_free(ract); /* after the drain: its waiting writes need nothing of it */
     if (store)
         store_drain(store); /* also without the API: the KV writes complete first */
     kv_api_free(kapi);

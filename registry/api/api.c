@@ -36,7 +36,7 @@
 #include <strings.h>
 #include <utlist.h>
 
-#define API_ADDR_MAX (LIM_HOST_MAX + 16) /* "[host]:port" */
+#define API_ADDR_MAX REG_API_ADDR_MAX
 
 struct api_stream;
 
@@ -113,8 +113,7 @@ static size_t api_busy(void *arg)
     return store_pending(api->store);
 }
 
-/* Reply {"success": true, "<key>": <instance>}. */
-static void api_reply_instance(struct hs_req *req, const char *key, const struct reg_instance *in)
+void reg_api_reply_instance(struct hs_req *req, const char *key, const struct reg_instance *in)
 {
     struct evbuffer *out = hs_req_output(req);
 
@@ -159,11 +158,10 @@ static void api_register_done(void *arg, int rc, const char *err)
     free(w);
 }
 
-/* Answer a registration reg_register refused (rc one of enum
- * reg_refusal, err its text): over a count cap 429 (a quota: the same
- * request succeeds once instances leave), over the document size 413 (the
- * request itself is too large, retrying cannot help), else 503. */
-static void api_reply_refusal(struct hs_req *req, int rc, const char *err)
+/* (api.h) Over a count cap 429 (a quota: the same request succeeds once
+ * instances leave), over the document size 413 (the request itself is too
+ * large, retrying cannot help), else 503. */
+void reg_api_reply_refusal(struct hs_req *req, int rc, const char *err)
 {
     switch (rc) {
     case REG_E_FULL:
@@ -179,18 +177,16 @@ static void api_reply_refusal(struct hs_req *req, int rc, const char *err)
     }
 }
 
-/* Checks of a registration of spec before it is queued: the right to
- * write spec's name, and for a known id also the right on the existing
- * instance's name and, when the address changes, ?replace=true (409
- * without: an id is never taken over by accident or by a stranger's
- * renewals). Records a move in w. 0, or -1 after answering req. */
-static int api_register_check(struct reg_api *api, struct hs_req *req, const struct reg_spec *spec,
-                              struct api_wait *w)
+/* (api.h) An id is never taken over by accident or by a stranger's
+ * renewals: a move needs the right on the old name and ?replace=true. */
+int reg_api_register_check(struct reg_api *api, struct hs_req *req, const struct reg_spec *spec,
+                           bool *moved, char *old)
 {
     const char *replace = hs_req_query(req, REGV1_Q_REPLACE);
     const struct reg_instance *in = NULL;
     bool may_move = false;
 
+    *moved = false;
     if (replace && strcmp(replace, "true") != 0 && strcmp(replace, "false") != 0) {
         hs_reply_error(req, 400, "replace must be 'true' or 'false'");
         return -1;
@@ -206,15 +202,15 @@ static int api_register_check(struct reg_api *api, struct hs_req *req, const str
         return -1;
     if (strcasecmp(reg_instance_host(in), spec->host) == 0 && reg_instance_port(in) == spec->port)
         return 0;
-    api_addr(w->old, reg_instance_host(in), reg_instance_port(in));
+    api_addr(old, reg_instance_host(in), reg_instance_port(in));
     if (!may_move) {
         hs_reply_error(req, 409,
                        "instance %s is registered at %s; to move it, re-register with "
                        "?replace=true",
-                       spec->id, w->old);
+                       spec->id, old);
         return -1;
     }
-    w->moved = true;
+    *moved = true;
     return 0;
 }
 
@@ -255,7 +251,7 @@ static void api_register(struct hs_req *req, void *arg)
         return;
     }
     w->req = req;
-    if (api_register_check(api, req, &spec, w) != 0) {
+    if (reg_api_register_check(api, req, &spec, &w->moved, w->old) != 0) {
         reg_spec_clear(&spec);
         free(w);
         return;
@@ -267,7 +263,7 @@ static void api_register(struct hs_req *req, void *arg)
     if (rc != 0) {
         reg_spec_clear(&spec);
         free(w);
-        api_reply_refusal(req, rc, err);
+        reg_api_reply_refusal(req, rc, err);
         return;
     }
     log_debug("%s waits for its commit", w->id);
@@ -397,7 +393,7 @@ static void api_get_answer(void *arg, struct hs_req *req)
         hs_reply_error(req, 404, "service '%.200s' not found", id);
         return;
     }
-    api_reply_instance(req, REGV1_F_SERVICE, in);
+    reg_api_reply_instance(req, REGV1_F_SERVICE, in);
 }
 
 /* GET /v1/services/{id}[?index=N[&wait=D]]: with index, a blocking read
@@ -524,7 +520,8 @@ struct api_stream {
     struct reg_api *api;            /* borrowed; NULL once the API is freed */
     struct hs_stream *st;           /* the stream (the server frees it after on_close) */
     struct evbuffer *piece;         /* owned: the piece being made */
-    struct reg_filter f;            /* strings borrowed from the stream's request */
+    struct reg_filter f;            /* strings borrowed from the stream's request, or type */
+    char type[LIM_TYPE_MAX + 1];    /* a copy of the type filter (reg_api_list_stream) */
     struct reg_cursor cur;          /* where the list goes on */
     bool began;                     /* the head was written */
     bool first;                     /* no instance written yet */
@@ -614,20 +611,16 @@ static void api_stream_on_close(struct hs_stream *st, enum hs_stream_end_reason 
     free(as);
 }
 
-/* Answer a list request (its filter f, parsed before) with the state now:
- * without limit= and after=, every matching instance, streamed (chunked)
- * in registration order: {"success":true,"services":[...]}; with either,
- * one page (api_list_page). X-Registry-Index on both. */
-static void api_list_now(struct reg_api *api, struct hs_req *req, const struct reg_filter *f)
+/* Answer req with every instance matching f, streamed (chunked) in
+ * registration order: {"success":true,"services":[...]}. With type (at
+ * most LIM_TYPE_MAX bytes, copied), the stream filters on its copy of it
+ * instead of f->type (whose string need not outlive this call then). */
+static void api_list_stream(struct reg_api *api, struct hs_req *req, const struct reg_filter *f,
+                            const char *type)
 {
     struct api_stream *as = NULL;
     struct hs_stream_opts opts = {0};
 
-    api_index_header(api, req);
-    if (hs_req_query(req, REGV1_Q_LIMIT) || hs_req_query(req, REGV1_Q_AFTER)) {
-        api_list_page(api, req, f);
-        return;
-    }
     as = calloc(1, sizeof(*as));
     if (as)
         as->piece = evbuffer_new();
@@ -638,6 +631,10 @@ static void api_list_now(struct reg_api *api, struct hs_req *req, const struct r
     }
     as->api = api;
     as->f = *f;
+    if (type) {
+        snprintf(as->type, sizeof(as->type), "%s", type);
+        as->f.type = as->type;
+    }
     as->first = true;
     opts.content_type = "application/json";
     opts.low_water = LIM_REG_STREAM_LOW_WATER;
@@ -653,6 +650,32 @@ static void api_list_now(struct reg_api *api, struct hs_req *req, const struct r
     }
     DL_APPEND(api->streams, as);
     api_stream_fill(as);
+}
+
+void reg_api_list_stream(struct reg_api *api, struct hs_req *req, const char *type)
+{
+    struct reg_filter f = {.health = -1};
+
+    if (type && strlen(type) > LIM_TYPE_MAX) {
+        hs_reply_error(req, 400, "a type is at most %d characters", LIM_TYPE_MAX);
+        return;
+    }
+    api_index_header(api, req);
+    api_list_stream(api, req, &f, type);
+}
+
+/* Answer a list request (its filter f, parsed before) with the state now:
+ * without limit= and after=, every matching instance, streamed
+ * (api_list_stream); with either, one page (api_list_page).
+ * X-Registry-Index on both. */
+static void api_list_now(struct reg_api *api, struct hs_req *req, const struct reg_filter *f)
+{
+    api_index_header(api, req);
+    if (hs_req_query(req, REGV1_Q_LIMIT) || hs_req_query(req, REGV1_Q_AFTER)) {
+        api_list_page(api, req, f);
+        return;
+    }
+    api_list_stream(api, req, f, NULL);
 }
 
 /* rev_wake_fn of a parked list (arg: the API): answer it now. Its query
@@ -716,7 +739,7 @@ static void api_discover(struct hs_req *req, void *arg)
                        name ? name : type);
         return;
     }
-    api_reply_instance(req, REGV1_F_SERVICE, in);
+    reg_api_reply_instance(req, REGV1_F_SERVICE, in);
 }
 
 /* GET /v1/events: change events, long-poll or SSE (events.h). */
