@@ -876,12 +876,12 @@ static json_t *rcon_to_native(const json_t *in, const char *addr, char *err, siz
     if (rcon_native_id(json_string_value(name), cid, nid) == 1 &&
         json_object_set_new(meta, RCON_META_ID, json_string(cid)) != 0)
         goto oom;
-    if (json_object_set_new(out, REGV1_F_ID, json_string(nid)) != 0 ||
-        json_object_set_new(out, REGV1_F_METADATA, meta) != 0) {
-        meta = NULL;
+    if (json_object_set_new(out, REGV1_F_ID, json_string(nid)) != 0)
         goto oom;
-    }
-    meta = NULL;
+    v = meta;
+    meta = NULL; /* out's now, also when the set fails */
+    if (json_object_set_new(out, REGV1_F_METADATA, v) != 0)
+        goto oom;
     if (one && !json_is_null(one)) {
         if (rcon_check_to_native(one, 1, false, cid, checks, err, errlen, status) != 0)
             goto fail;
@@ -906,6 +906,18 @@ fail:
     json_decref(checks);
     json_decref(out);
     return NULL;
+}
+
+/* The Consul ID of a translated registration (borrowed from spec): its
+ * RCON_META_ID value, else its id. */
+static const char *rcon_spec_consul_id(const struct reg_spec *spec)
+{
+    size_t i;
+
+    for (i = 0; i < spec->meta_count; i++)
+        if (strcmp(reg_spec_meta_key(spec, i), RCON_META_ID) == 0)
+            return reg_spec_meta_value(spec, i);
+    return spec->id;
 }
 
 /* Answer a registration the core refused (rc an enum reg_refusal). */
@@ -961,6 +973,16 @@ static void rcon_register(struct hs_req *req, void *arg)
     }
     if (!guard_request(c->acl, req, ACL_WRITE_SERVICE, spec.name))
         goto done;
+    old = rcon_find(c, rcon_spec_consul_id(&spec));
+    if (old && strcmp(reg_instance_id(old), spec.id) != 0) {
+        /* the same Consul ID under another Name: Consul would move it to
+         * the new name; here the id is derived from the name too */
+        hs_reply_error(req, 409,
+                       "service ID '%.200s' is registered for service '%s'; deregister it "
+                       "first to use it for '%s'",
+                       rcon_spec_consul_id(&spec), reg_instance_name(old), spec.name);
+        goto done;
+    }
     old = reg_get(c->reg, spec.id);
     if (old && strcmp(reg_instance_name(old), spec.name) != 0 &&
         !guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(old)))

@@ -223,6 +223,14 @@ class ConsulTestCase(svctest.ServiceTestCase):
         self.assertEqual(services["web-1"]["Port"], 8090)
         self.assertEqual(services["web-1"]["Tags"], ["v2"])
 
+    def test_an_id_of_another_service_is_refused(self):
+        self.register_web("web-1", 8080)
+        status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps(
+            {"Name": "api", "ID": "web-1", "Port": 9000}))
+        self.assertEqual(status, 409)
+        self.assertIn("deregister it first", json.loads(body)["error"])
+        self.assertEqual(self.c.agent.services()["web-1"]["Service"], "web")
+
     def test_http_check_and_no_check(self):
         self.assertTrue(self.c.agent.service.register(
             "api", service_id="api-1", address="127.0.0.1", port=9,
