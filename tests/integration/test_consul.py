@@ -20,7 +20,9 @@ Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_consul.py
 import http.client
 import json
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import unittest
 
@@ -350,6 +352,54 @@ class ConsulTestCase(svctest.ServiceTestCase):
         self.assertEqual(status, 400)
         # nothing of the refused registrations was stored
         self.assertEqual(list(self.c.agent.services()), ["web-1"])
+
+
+class ConsulACLTestCase(svctest.ServiceTestCase):
+    """With --acl-tokens the Consul routes need a token, sent as Consul's
+    clients send it: X-Consul-Token."""
+
+    def test_token_in_x_consul_token(self):
+        tmp = tempfile.mkdtemp(prefix="registry-consul-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        tokens = os.path.join(tmp, "tokens.json")
+        with open(tokens, "w") as f:
+            json.dump({"web-tok": "service:web", "reader": "read"}, f)
+        reg = Service()
+        self.addCleanup(reg.close)
+        self.addCleanup(self.finish_service, reg)
+        reg.start("registry", ["--port", "0", "--bind", "127.0.0.1",
+                               "--data", ":memory:", "--acl-tokens", tokens])
+
+        def call(method, path, token=None, body=None):
+            conn = http.client.HTTPConnection("127.0.0.1", reg.port, timeout=T(30))
+            try:
+                conn.request(method, path, body=body,
+                             headers={"X-Consul-Token": token} if token else {})
+                resp = conn.getresponse()
+                return resp.status, resp.msg, resp.read()
+            finally:
+                conn.close()
+
+        web = json.dumps({"Name": "web", "ID": "web-1", "Port": 80})
+        status, headers, _ = call("PUT", "/v1/agent/service/register", body=web)
+        self.assertEqual(status, 403)
+        self.assertIn("X-Consul-Index", headers)
+        status, _, _ = call("PUT", "/v1/agent/service/register", "reader", web)
+        self.assertEqual(status, 403)
+        status, _, _ = call("PUT", "/v1/agent/service/register", "web-tok", json.dumps(
+            {"Name": "db", "Port": 80}))
+        self.assertEqual(status, 403)
+        status, _, _ = call("PUT", "/v1/agent/service/register", "web-tok", web)
+        self.assertEqual(status, 200)
+        status, _, body = call("GET", "/v1/agent/services")
+        self.assertEqual(status, 403)
+        status, _, body = call("GET", "/v1/agent/services", "reader")
+        self.assertEqual(status, 200)
+        self.assertEqual(list(json.loads(body)), ["web-1"])
+        status, _, _ = call("PUT", "/v1/agent/service/deregister/web-1", "reader")
+        self.assertEqual(status, 403)
+        status, _, _ = call("PUT", "/v1/agent/service/deregister/web-1", "web-tok")
+        self.assertEqual(status, 200)
 
 
 if __name__ == "__main__":
