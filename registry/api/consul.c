@@ -412,8 +412,8 @@ static void rcon_health_service(struct hs_req *req, void *arg)
 }
 
 /* The checks of status state (RCON_STATE_ANY: all) of the instances of
- * f, with the node's own check first when with_node. NULL when out of
- * memory. */
+ * f, with the node's own check when with_node, by CheckID. NULL when out
+ * of memory. */
 static json_t *rcon_checks_array(struct rcon_api *c, const struct reg_filter *f, int state,
                                  bool with_node)
 {
@@ -435,6 +435,8 @@ static json_t *rcon_checks_array(struct rcon_api *c, const struct reg_filter *f,
             goto fail;
         }
     free(l.v);
+    if (rcon_sort_checks(out) != 0)
+        goto fail;
     return out;
 fail:
     json_decref(out);

@@ -5,6 +5,7 @@
 #include "codec.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *rcon_enc_service_id(const struct reg_instance *in)
@@ -214,12 +215,51 @@ int rcon_enc_checks(const struct rcon_node *n, const struct reg_instance *in, in
     return 0;
 }
 
+/* qsort order of checks: by CheckID, then ServiceID. */
+static int rcon_check_cmp(const void *a, const void *b)
+{
+    const json_t *x = *(const json_t *const *)a;
+    const json_t *y = *(const json_t *const *)b;
+    int d = strcmp(json_string_value(json_object_get(x, "CheckID")),
+                   json_string_value(json_object_get(y, "CheckID")));
+
+    return d ? d
+             : strcmp(json_string_value(json_object_get(x, "ServiceID")),
+                      json_string_value(json_object_get(y, "ServiceID")));
+}
+
+int rcon_sort_checks(json_t *arr)
+{
+    size_t i, n = json_array_size(arr);
+    json_t **v = NULL;
+    int rc = -1;
+
+    if (n < 2)
+        return 0;
+    v = malloc(n * sizeof(*v));
+    if (!v)
+        return -1;
+    for (i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(arr, i));
+    qsort(v, n, sizeof(*v), rcon_check_cmp);
+    json_array_clear(arr);
+    for (i = 0; i < n; i++)
+        if (json_array_append(arr, v[i]) != 0)
+            goto cleanup;
+    rc = 0;
+cleanup:
+    for (i = 0; i < n; i++)
+        json_decref(v[i]);
+    free(v);
+    return rc;
+}
+
 json_t *rcon_enc_health_entry(const struct rcon_node *n, const struct reg_instance *in)
 {
     json_t *checks = json_array();
 
     if (!checks || rcon_append(checks, rcon_enc_node_check(n)) != 0 ||
-        rcon_enc_checks(n, in, -1, checks) != 0) {
+        rcon_enc_checks(n, in, -1, checks) != 0 || rcon_sort_checks(checks) != 0) {
         json_decref(checks);
         return NULL;
     }

@@ -66,8 +66,13 @@ json_t *rcon_enc_node_check(const struct rcon_node *n);
 int rcon_enc_checks(const struct rcon_node *n, const struct reg_instance *in, int state,
                     json_t *arr) __attribute__((warn_unused_result));
 
-/* One entry of health/service/<name>: {Node, Service, Checks}, the node's
- * check first. */
+/* Sort an array of Consul checks by CheckID (then ServiceID): the stable
+ * order of every check list. 0, or -1 when out of memory (arr may then
+ * have lost members). */
+int rcon_sort_checks(json_t *arr) __attribute__((warn_unused_result));
+
+/* One entry of health/service/<name>: {Node, Service, Checks}, the
+ * checks by CheckID. */
 json_t *rcon_enc_health_entry(const struct rcon_node *n, const struct reg_instance *in);
 
 #endif

@@ -254,6 +254,27 @@ class ConsulTestCase(svctest.ServiceTestCase):
         with self.assertRaises(consul.base.BadRequest):
             self.c.agent.check.ttl_pass("service:api-1")
 
+    def test_checks_listed_by_check_id(self):
+        here = "127.0.0.1:%d" % self.reg.port
+        status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps({
+            "Name": "api", "ID": "api-1", "Port": 9000, "Checks": [
+                {"CheckID": "z-tcp", "TCP": here, "Interval": "10s"},
+                {"CheckID": "a-http", "HTTP": "http://%s/health" % here, "Interval": "10s"},
+                {"TTL": "30s"}]}))
+        self.assertEqual(status, 200, body)
+        self.register_web("web-1", 8080)
+        _, checks = self.c.health.checks("api")
+        self.assertEqual([ch["CheckID"] for ch in checks],
+                         ["a-http", "service:api-1", "z-tcp"])
+        _, checks = self.c.health.node("node-a")
+        self.assertEqual([ch["CheckID"] for ch in checks],
+                         ["a-http", "serfHealth", "service:api-1", "service:web-1", "z-tcp"])
+        _, nodes = self.c.health.service("api")
+        self.assertEqual([ch["CheckID"] for ch in nodes[0]["Checks"]],
+                         ["a-http", "serfHealth", "service:api-1", "z-tcp"])
+        self.assertEqual(list(self.c.agent.checks()),
+                         ["a-http", "service:api-1", "service:web-1", "z-tcp"])
+
     def test_native_registration_seen_through_consul(self):
         status, _, body = self.raw("POST", "/v1/services", json.dumps({
             "name": "native", "host": "127.0.0.1", "port": 7000, "ttl": 30}))
