@@ -719,6 +719,62 @@ static int rcon_copy(const json_t *from, const char *ckey, json_t *to, const cha
     return v ? json_object_set(to, nkey, v) : 0;
 }
 
+/* Parse a Go duration ("1m30s", "1.5s", "250ms", "2h0m0s": numbers with
+ * an optional fraction, each with a unit of h, m, s, ms, us or ns) into
+ * whole milliseconds (*ms, a fraction of a millisecond dropped). 0, or -1
+ * when s is not one or passes a day of hours times LIM_TTL_MAX. */
+static int rcon_go_duration(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1}, {"us", 1e-3}, {"ns", 1e-6}, {"h", 3600e3}, {"m", 60e3}, {"s", 1e3}};
+    double total = 0;
+    size_t i;
+
+    if (!*s)
+        return -1;
+    while (*s) {
+        char *end = NULL;
+        double x;
+
+        if (*s < '0' || *s > '9')
+            return -1;
+        x = strtod(s, &end);
+        if (end == s)
+            return -1;
+        s = end;
+        for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+            if (strncmp(s, units[i].unit, strlen(units[i].unit)) == 0)
+                break;
+        if (i == sizeof(units) / sizeof(units[0]))
+            return -1;
+        total += x * units[i].ms;
+        s += strlen(units[i].unit);
+        if (total > (double)LIM_TTL_MAX * 3600e3)
+            return -1;
+    }
+    *ms = (int64_t)total;
+    return 0;
+}
+
+/* As rcon_copy, for a duration: a Go duration string becomes "<n>ms" for
+ * the native rules (which read "10s", "500ms", not "1m30s"); anything else
+ * goes as it is, for the native rules to refuse with their text. */
+static int rcon_copy_duration(const json_t *from, const char *ckey, json_t *to, const char *nkey)
+{
+    json_t *v = rcon_get(from, ckey);
+    char buf[32];
+    int64_t ms = 0;
+
+    if (!v)
+        return 0;
+    if (!json_is_string(v) || rcon_go_duration(json_string_value(v), &ms) != 0)
+        return json_object_set(to, nkey, v);
+    snprintf(buf, sizeof(buf), "%lldms", (long long)ms);
+    return json_object_set_new(to, nkey, json_string(buf));
+}
+
 /* Whether the Consul check ch holds a member of a kind the registry cannot
  * run (a script, docker, gRPC, ...): its name, or NULL. */
 static const char *rcon_check_unsupported(const json_t *ch)
@@ -763,8 +819,8 @@ static int rcon_check_to_native(const json_t *ch, size_t n, bool many, const cha
     if (!nc)
         goto oom;
     if (rcon_copy(ch, "HTTP", nc, REGV1_C_HTTP) || rcon_copy(ch, "TCP", nc, REGV1_C_TCP) ||
-        rcon_copy(ch, "TTL", nc, REGV1_C_TTL) ||
-        rcon_copy(ch, "DeregisterCriticalServiceAfter", nc, REGV1_C_DEREGISTER))
+        rcon_copy_duration(ch, "TTL", nc, REGV1_C_TTL) ||
+        rcon_copy_duration(ch, "DeregisterCriticalServiceAfter", nc, REGV1_C_DEREGISTER))
         goto oom;
     st = rcon_get(ch, "Status");
     if (json_object_get(nc, REGV1_C_TTL)) {
@@ -777,8 +833,8 @@ static int rcon_check_to_native(const json_t *ch, size_t n, bool many, const cha
                      "or absent");
             goto fail;
         }
-    } else if ((rcon_copy(ch, "Interval", nc, REGV1_C_INTERVAL) ||
-                rcon_copy(ch, "Timeout", nc, REGV1_C_TIMEOUT) ||
+    } else if ((rcon_copy_duration(ch, "Interval", nc, REGV1_C_INTERVAL) ||
+                rcon_copy_duration(ch, "Timeout", nc, REGV1_C_TIMEOUT) ||
                 (st && json_object_set(nc, REGV1_C_STATUS, st) != 0))) {
         goto oom;
     }

@@ -254,6 +254,21 @@ class ConsulTestCase(svctest.ServiceTestCase):
         with self.assertRaises(consul.base.BadRequest):
             self.c.agent.check.ttl_pass("service:api-1")
 
+    def test_go_durations(self):
+        here = "127.0.0.1:%d" % self.reg.port
+        status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps({
+            "Name": "go", "ID": "go-1", "Port": 9000, "Checks": [
+                {"TTL": "1m0s", "DeregisterCriticalServiceAfter": "1h30m"},
+                {"TCP": here, "Interval": "1m30s", "Timeout": "1.5s"}]}))
+        self.assertEqual(status, 200, body)
+        _, _, body = self.raw("GET", "/v1/services?name=go")
+        native = json.loads(body)["services"][0]
+        self.assertEqual(native["ttl"], 60)
+        _, checks = self.c.health.checks("go")
+        tcp = [ch for ch in checks if ch["Type"] == "tcp"][0]
+        self.assertEqual(tcp["Definition"]["Interval"], "90s")
+        self.assertEqual(tcp["Definition"]["Timeout"], "1500ms")
+
     def test_checks_listed_by_check_id(self):
         here = "127.0.0.1:%d" % self.reg.port
         status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps({
