@@ -155,22 +155,37 @@ static int rcon_collect(const struct rcon_api *c, const struct reg_filter *f, st
     return 0;
 }
 
+/* A search of reg_foreach: what is looked for, what was found. */
+struct rcon_search {
+    const char *id;                /* borrowed */
+    const struct reg_instance *in; /* the match, or NULL */
+};
+
+/* reg_foreach callback: stop at the instance of Consul id s->id. */
+static int rcon_search_service(const struct reg_instance *in, void *arg)
+{
+    struct rcon_search *s = arg;
+
+    if (strcmp(rcon_enc_service_id(in), s->id) != 0)
+        return 0;
+    s->in = in;
+    return -1;
+}
+
 /* The instance of Consul id cid (borrowed): one whose Consul id it is, or
- * the one of that registry id. NULL when none. */
+ * the one of that registry id. NULL when none. One pass over the
+ * instances (no allocation): the core has no index on metadata. */
 static const struct reg_instance *rcon_find(const struct rcon_api *c, const char *cid)
 {
     struct reg_filter all = {NULL, NULL, NULL, -1, false};
-    struct rcon_list l;
-    const struct reg_instance *in = NULL;
-    size_t i;
+    struct rcon_search s = {cid, NULL};
+    const struct reg_instance *in = reg_get(c->reg, cid);
 
-    if (rcon_collect(c, &all, &l) != 0)
-        return reg_get(c->reg, cid);
-    for (i = 0; i < l.n && !in; i++)
-        if (strcmp(rcon_enc_service_id(l.v[i]), cid) == 0)
-            in = l.v[i];
-    free(l.v);
-    return in ? in : reg_get(c->reg, cid);
+    if (in && strcmp(rcon_enc_service_id(in), cid) == 0)
+        return in;
+    if (reg_foreach(c->reg, &all, rcon_search_service, &s) != 0 && s.in)
+        return s.in; /* stopped at the match */
+    return in;
 }
 
 /* Whether the node name given is this node. */
@@ -1148,33 +1163,40 @@ static void rcon_maintenance(struct hs_req *req, void *arg)
     free(w);
 }
 
+/* reg_foreach callback: stop at the instance whose TTL check has the
+ * registry check id s->id. */
+static int rcon_search_ttl(const struct reg_instance *in, void *arg)
+{
+    struct rcon_search *s = arg;
+    struct reg_check_view v;
+    size_t j, n = reg_instance_check_count(in);
+
+    for (j = 0; j < n; j++) {
+        reg_instance_check(in, j, &v);
+        if (v.kind == REG_CHECK_TTL && strcmp(v.id, s->id) == 0) {
+            s->in = in;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* The instance whose TTL check is Consul check id cid: "service:<id>", or
  * the TTL check's own registry id. NULL when none. */
 static const struct reg_instance *rcon_find_ttl(const struct rcon_api *c, const char *cid)
 {
     struct reg_filter all = {NULL, NULL, NULL, -1, false};
-    struct rcon_list l;
-    struct reg_check_view v;
+    struct rcon_search s = {cid, NULL};
     const struct reg_instance *in = NULL;
-    size_t i, j, n;
 
     if (strncmp(cid, "service:", 8) == 0) {
         in = rcon_find(c, cid + 8);
         if (in)
             return in;
     }
-    if (rcon_collect(c, &all, &l) != 0)
-        return NULL;
-    for (i = 0; i < l.n && !in; i++) {
-        n = reg_instance_check_count(l.v[i]);
-        for (j = 0; j < n && !in; j++) {
-            reg_instance_check(l.v[i], j, &v);
-            if (v.kind == REG_CHECK_TTL && strcmp(v.id, cid) == 0)
-                in = l.v[i];
-        }
-    }
-    free(l.v);
-    return in;
+    if (reg_foreach(c->reg, &all, rcon_search_ttl, &s) != 0)
+        return s.in; /* stopped at the match */
+    return NULL;
 }
 
 /* PUT (or GET) /v1/agent/check/pass/{id}[?note=]: the service's TTL check
