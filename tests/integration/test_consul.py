@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -185,6 +186,28 @@ class ConsulTestCase(svctest.ServiceTestCase):
             t.join(T(30))
         self.assertEqual([n["Service"]["ID"] for n in result["answer"][1]],
                          ["web-1", "web-2"])
+
+    def test_sigterm_answers_a_parked_query(self):
+        self.register_web("web-1", 8080)
+        index, _ = self.c.health.service("web")
+        result = {}
+
+        def block():
+            result["answer"] = self.raw(
+                "GET", "/v1/health/service/web?index=%s&wait=5m" % index)
+
+        t = threading.Thread(target=block)
+        t.start()
+        try:
+            wait_until(lambda: self.watchers() >= 1,
+                       message="the blocking query is not parked")
+            self.assertEqual(self.reg.stop(signal.SIGTERM), 0)
+        finally:
+            t.join(T(30))
+        status, headers, body = result["answer"]
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["X-Consul-Index"], index)
+        self.assertEqual([n["Service"]["ID"] for n in json.loads(body)], ["web-1"])
 
     def test_maintenance_on_and_off(self):
         self.register_web("web-1", 8080)
