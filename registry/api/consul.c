@@ -196,6 +196,8 @@ static bool rcon_is_node(const struct rcon_api *c, const char *node)
 
 /* --- blocking queries --- */
 
+static int rcon_go_duration(const char *s, int64_t *ms);
+
 /* A read: answer req now with the state (arg: the module). Also the
  * rev_wake_fn of a parked read. */
 typedef void (*rcon_answer_fn)(void *arg, struct hs_req *req);
@@ -218,10 +220,11 @@ static void rcon_read(struct rcon_api *c, struct hs_req *req, const char *name,
         hs_reply_error(req, 400, "index must be a decimal number from 0 to %" PRIu64, UINT64_MAX);
         return;
     }
-    if (wait_s && (cfg_parse_duration_ms(wait_s, &wait_ms) != 0 || wait_ms < 0)) {
+    if (wait_s && cfg_parse_duration_ms(wait_s, &wait_ms) != 0 &&
+        rcon_go_duration(wait_s, &wait_ms) != 0) {
         hs_reply_error(req, 400,
-                       "wait must be a duration such as 30s or 5m (a bare number is "
-                       "seconds)");
+                       "wait must be a duration such as 30s, 5m or 1m30s (a bare number "
+                       "is seconds)");
         return;
     }
     if (wait_ms > LIM_WATCH_WAIT_MAX_MS)

@@ -409,6 +409,9 @@ class ConsulTestCase(svctest.ServiceTestCase):
         self.assertEqual(status, 400)
         status, _, body = self.raw("GET", "/v1/catalog/services?index=abc")
         self.assertEqual(status, 400)
+        status, _, body = self.raw("GET", "/v1/catalog/services?index=1&wait=soon")
+        self.assertEqual(status, 400)
+        self.assertIn("wait must be a duration", json.loads(body)["error"])
         # nothing of the refused registrations was stored
         self.assertEqual(list(self.c.agent.services()), ["web-1"])
 
