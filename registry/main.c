@@ -4,6 +4,7 @@
 #include "api/api.h"
 #include "api/check_api.h"
 #include "api/codec.h"
+#include "api/consul.h"
 #include "api/events.h"
 #include "api/kv_api.h"
 #include "auth/acl.h"
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
     const char *acl_file = "";
     const char *acl_anonymous = "none";
     const char *kv_seed = "";
+    const char *datacenter = "dc1";
+    const char *node_name = "";
     const struct cfg_option opts[] = {
         CFG_SERVER_OPTIONS(&common),
         {"data", "DATA_PATH", CFG_STRING, &data, 0, 0, "PATH",
@@ -60,6 +63,10 @@ int main(int argc, char **argv)
          "what a caller without a token may do (with --acl-tokens)"},
         {"kv-seed", "KV_SEED", CFG_STRING, &kv_seed, 0, 0, "FILE",
          "JSON key -> string value: KV keys written at start unless they exist"},
+        {"datacenter", "DATACENTER", CFG_STRING, &datacenter, 0, 0, "NAME",
+         "the datacenter the Consul API names (?dc= of another: 500)"},
+        {"node-name", "NODE_NAME", CFG_STRING, &node_name, 0, 0, "NAME",
+         "the node name the Consul API names (empty: the host name)"},
     };
     struct svc *svc = NULL;
     struct store *store = NULL;
@@ -69,6 +76,8 @@ int main(int argc, char **argv)
     struct rev_hub *hub = NULL;
     struct check_api *checks = NULL;
     struct kv_api *kapi = NULL;
+    struct rcon_api *consul = NULL;
+    struct rcon_options copt;
     struct kv_store *kv = NULL;
     struct kv_options kopt;
     long seeded = 0;
@@ -201,6 +210,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: cannot set up the action protocol\n");
         goto cleanup;
     }
+    memset(&copt, 0, sizeof(copt));
+    copt.datacenter = datacenter;
+    copt.node_name = node_name;
+    copt.bind = common.bind;
+    consul = rcon_new(svc, reg, hub, acl, &copt);
+    if (!consul) {
+        fprintf(stderr, "registry: cannot set up the Consul API\n");
+        goto cleanup;
+    }
     if (kv_api_start(kapi, kv) != 0) {
         fprintf(stderr, "registry: cannot set up the KV API\n");
         goto cleanup;
@@ -221,6 +239,7 @@ cleanup:
     ract_free(ract); /* after the drain: its waiting writes need nothing of it */
     if (store)
         store_drain(store); /* also without the API: the KV writes complete first */
+    rcon_free(consul);      /* after the drain: its waiting writes answer through it */
     kv_api_free(kapi);
     kv_free(kv);
     reg_free(reg);

@@ -10,6 +10,7 @@ PACKAGES=(
 )
 if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(clang libclang-rt-dev clang-format iproute2)   # fuzz harnesses (libFuzzer runtime), style check, ss
+  PACKAGES+=(python3-consul)   # tests/integration/test_consul.py: a real Consul client
 fi
 
 missing=()

@@ -1,0 +1,1320 @@
+/* consul.c: the Consul HTTP API subset (see consul.h and the README's
+ * "Use it with Consul tools"). Reads answer from the core as it is now,
+ * or park on the change events (rev_park) for a blocking query; writes
+ * build the native registration body and go through reg_spec_parse and
+ * the same core calls as the native routes, answered from their commit.
+ *
+ * Every answer carries X-Consul-Index (the registry index),
+ * X-Consul-KnownLeader: true and X-Consul-LastContact: 0, errors too. Our
+ * 4xx bodies are the registry's JSON errors (Consul's clients read the
+ * status code); a request for another datacenter is Consul's 500 "No path
+ * to datacenter" as text. */
+#include "consul.h"
+
+#include "../core/catalog.h"
+#include "auth/guard.h"
+#include "codec/jsonerr.h"
+#include "consul_codec.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "events.h"
+#include "http/server.h"
+#include "http/service.h"
+#include "proto/registry_v1.h"
+#include "spec_json.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define RCON_DC_DEFAULT    "dc1"
+#define RCON_SERVER_PORT   8300 /* Consul's server RPC port, as status/leader names it */
+#define RCON_SERF_PORT     8301 /* Consul's LAN gossip port, as agent/members names it */
+#define RCON_NAME_MAX      255  /* bytes of --node-name / --datacenter kept */
+#define RCON_VERSION       "1.16.0"
+#define RCON_ADDR_MAX      (LIM_HOST_MAX + 16)
+#define RCON_CHECK_ID_ROOM (LIM_META_VALUE_MAX + 16)
+#define RCON_STATE_ANY     (-1)
+
+struct rcon_api {
+    struct svc *svc;          /* borrowed */
+    struct reg_registry *reg; /* borrowed */
+    struct rev_hub *hub;      /* borrowed */
+    const struct acl *acl;    /* borrowed; NULL: open */
+    char dc[RCON_NAME_MAX + 1];
+    char node[RCON_NAME_MAX + 1];
+    char addr[LIM_HOST_MAX + 1];
+};
+
+/* A write waiting for its commit; freed by its completion. */
+struct rcon_wait {
+    struct rcon_api *c;
+    struct hs_req *req;
+    char id[LIM_ID_MAX + 1];
+    const char *what; /* for the log line: "registered", ... */
+};
+
+/* The instances of one answer, sorted by Consul id. */
+struct rcon_list {
+    const struct reg_instance **v; /* owned array; instances borrowed */
+    size_t n, cap;
+};
+
+/* The node of c's answers, with the index now. */
+static struct rcon_node rcon_node_of(const struct rcon_api *c)
+{
+    struct rcon_node n = {c->node, c->dc, c->addr, reg_index(c->reg)};
+
+    return n;
+}
+
+/* The Consul headers on req's answer. */
+static void rcon_headers(struct rcon_api *c, struct hs_req *req)
+{
+    char hdr[32];
+
+    snprintf(hdr, sizeof(hdr), "%" PRIu64, reg_index(c->reg));
+    (void)hs_reply_header(req, "X-Consul-Index", hdr);
+    (void)hs_reply_header(req, "X-Consul-KnownLeader", "true");
+    (void)hs_reply_header(req, "X-Consul-LastContact", "0");
+}
+
+/* The start of every route: the headers, ?dc= (this one or none), the
+ * right to do action on name. 0 to go on, -1 after answering req. */
+static int rcon_begin(struct rcon_api *c, struct hs_req *req, enum acl_action action,
+                      const char *name)
+{
+    static const char no_dc[] = "No path to datacenter";
+    const char *dc = hs_req_query(req, "dc");
+
+    rcon_headers(c, req);
+    if (dc && *dc && strcmp(dc, c->dc) != 0) {
+        hs_reply_raw(req, 500, "text/plain; charset=utf-8", no_dc, sizeof(no_dc) - 1);
+        return -1;
+    }
+    return guard_request(c->acl, req, action, name) ? 0 : -1;
+}
+
+/* Reply with body (stolen; NULL: out of memory). */
+static void rcon_reply(struct hs_req *req, json_t *body)
+{
+    if (!body) {
+        hs_reply_oom(req);
+        return;
+    }
+    hs_reply_json(req, 200, body);
+}
+
+/* Reply 200 with an empty body, as Consul's agent writes do. */
+static void rcon_reply_empty(struct hs_req *req) { hs_reply_raw(req, 200, "text/plain", "", 0); }
+
+/* reg_foreach callback: add one instance to the list. */
+static int rcon_list_add(const struct reg_instance *in, void *arg)
+{
+    struct rcon_list *l = arg;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        const struct reg_instance **v = realloc(l->v, cap * sizeof(*v));
+
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = in;
+    return 0;
+}
+
+/* qsort order: by Consul id, then by registry id (two native instances
+ * never share one; a Consul id kept in metadata could, in theory). */
+static int rcon_list_cmp(const void *a, const void *b)
+{
+    const struct reg_instance *x = *(const struct reg_instance *const *)a;
+    const struct reg_instance *y = *(const struct reg_instance *const *)b;
+    int d = strcmp(rcon_enc_service_id(x), rcon_enc_service_id(y));
+
+    return d ? d : strcmp(reg_instance_id(x), reg_instance_id(y));
+}
+
+/* The instances matching f into l (caller frees l->v), sorted. 0, or -1
+ * when out of memory. */
+static int rcon_collect(const struct rcon_api *c, const struct reg_filter *f, struct rcon_list *l)
+{
+    memset(l, 0, sizeof(*l));
+    if (reg_foreach(c->reg, f, rcon_list_add, l) != 0) {
+        free(l->v);
+        l->v = NULL;
+        return -1;
+    }
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof(*l->v), rcon_list_cmp);
+    return 0;
+}
+
+/* A search of reg_foreach: what is looked for, what was found. */
+struct rcon_search {
+    const char *id;                /* borrowed */
+    const struct reg_instance *in; /* the match, or NULL */
+};
+
+/* reg_foreach callback: stop at the instance of Consul id s->id. */
+static int rcon_search_service(const struct reg_instance *in, void *arg)
+{
+    struct rcon_search *s = arg;
+
+    if (strcmp(rcon_enc_service_id(in), s->id) != 0)
+        return 0;
+    s->in = in;
+    return -1;
+}
+
+/* The instance of Consul id cid (borrowed): one whose Consul id it is, or
+ * the one of that registry id. NULL when none. One pass over the
+ * instances (no allocation): the core has no index on metadata. */
+static const struct reg_instance *rcon_find(const struct rcon_api *c, const char *cid)
+{
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+    struct rcon_search s = {cid, NULL};
+    const struct reg_instance *in = reg_get(c->reg, cid);
+
+    if (in && strcmp(rcon_enc_service_id(in), cid) == 0)
+        return in;
+    if (reg_foreach(c->reg, &all, rcon_search_service, &s) != 0 && s.in)
+        return s.in; /* stopped at the match */
+    return in;
+}
+
+/* Whether the node name given is this node. */
+static bool rcon_is_node(const struct rcon_api *c, const char *node)
+{
+    return node && strcmp(node, c->node) == 0;
+}
+
+/* --- blocking queries --- */
+
+static int rcon_go_duration(const char *s, int64_t *ms);
+
+/* A read: answer req now with the state (arg: the module). Also the
+ * rev_wake_fn of a parked read. */
+typedef void (*rcon_answer_fn)(void *arg, struct hs_req *req);
+
+/* Consul's blocking query on a read: with ?index=N (N not above the
+ * registry index; above, it reset: 0) park until a change of service name
+ * (NULL: any), or ?wait= (default LIM_WATCH_WAIT_DEFAULT_MS, at most
+ * LIM_WATCH_WAIT_MAX_MS: longer is cut to it, as Consul does) plus the
+ * hub's jitter ends; then, or without index, answer. */
+static void rcon_read(struct rcon_api *c, struct hs_req *req, const char *name,
+                      rcon_answer_fn answer)
+{
+    const char *index_s = hs_req_query(req, REGV1_Q_INDEX);
+    const char *wait_s = hs_req_query(req, REGV1_Q_WAIT);
+    uint64_t index = 0;
+    int64_t wait_ms = LIM_WATCH_WAIT_DEFAULT_MS;
+    int rc;
+
+    if (index_s && rev_parse_index(index_s, &index) != 0) {
+        hs_reply_error(req, 400, "index must be a decimal number from 0 to %" PRIu64, UINT64_MAX);
+        return;
+    }
+    if (wait_s && cfg_parse_duration_ms(wait_s, &wait_ms) != 0 &&
+        rcon_go_duration(wait_s, &wait_ms) != 0) {
+        hs_reply_error(req, 400,
+                       "wait must be a duration such as 30s, 5m or 1m30s (a bare number "
+                       "is seconds)");
+        return;
+    }
+    if (wait_ms > LIM_WATCH_WAIT_MAX_MS)
+        wait_ms = LIM_WATCH_WAIT_MAX_MS;
+    if (wait_ms == 0)
+        wait_ms = LIM_WATCH_WAIT_DEFAULT_MS;
+    if (index > reg_index(c->reg))
+        index = 0; /* the index went back (a reset): answer at once */
+    rc = index > 0 ? rev_park(c->hub, req, index, wait_ms, name, NULL, answer, c) : 0;
+    if (rc < 0) {
+        hs_reply_oom(req);
+        return;
+    }
+    if (rc == 0)
+        answer(c, req);
+}
+
+/* --- catalog --- */
+
+/* GET /v1/catalog/services: {name: [tags, unique]}. */
+static void rcon_catalog_services_answer(void *arg, struct hs_req *req)
+{
+    struct rcon_api *c = arg;
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+    struct rcon_list l;
+    json_t *out = NULL, *tags = NULL;
+    size_t i, j, k, n;
+
+    rcon_headers(c, req);
+    if (rcon_collect(c, &all, &l) != 0) {
+        hs_reply_oom(req);
+        return;
+    }
+    out = json_object();
+    for (i = 0; out && i < l.n; i++) {
+        const char *name = reg_instance_name(l.v[i]);
+
+        tags = json_object_get(out, name);
+        if (!tags) {
+            tags = json_array();
+            if (json_object_set_new(out, name, tags) != 0)
+                goto oom;
+        }
+        n = reg_instance_tag_count(l.v[i]);
+        for (j = 0; j < n; j++) {
+            const char *t = reg_instance_tag(l.v[i], j);
+
+            for (k = 0; k < json_array_size(tags); k++)
+                if (strcmp(json_string_value(json_array_get(tags, k)), t) == 0)
+                    break;
+            if (k == json_array_size(tags) && json_array_append_new(tags, json_string(t)) != 0)
+                goto oom;
+        }
+    }
+    free(l.v);
+    rcon_reply(req, out);
+    return;
+oom:
+    free(l.v);
+    json_decref(out);
+    hs_reply_oom(req);
+}
+
+static void rcon_catalog_services(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) == 0)
+        rcon_read(c, req, NULL, rcon_catalog_services_answer);
+}
+
+/* An array of enc(node, instance) over the instances of the service of
+ * path parameter {name} (?tag=, and passing only when passing). */
+static json_t *rcon_service_array(struct rcon_api *c, struct hs_req *req, bool passing,
+                                  json_t *(*enc)(const struct rcon_node *,
+                                                 const struct reg_instance *))
+{
+    struct reg_filter f = {hs_req_param(req, "{name}"), NULL, hs_req_query(req, REGV1_Q_TAG),
+                           passing ? REG_PASSING : -1, false};
+    struct rcon_node node = rcon_node_of(c);
+    struct rcon_list l;
+    json_t *out = NULL;
+    size_t i;
+
+    if (rcon_collect(c, &f, &l) != 0)
+        return NULL;
+    out = json_array();
+    for (i = 0; out && i < l.n; i++)
+        if (json_array_append_new(out, enc(&node, l.v[i])) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    free(l.v);
+    return out;
+}
+
+/* GET /v1/catalog/service/{name}[?tag=] */
+static void rcon_catalog_service_answer(void *arg, struct hs_req *req)
+{
+    rcon_headers(arg, req);
+    rcon_reply(req, rcon_service_array(arg, req, false, rcon_enc_catalog_service));
+}
+
+static void rcon_catalog_service(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) == 0)
+        rcon_read(c, req, hs_req_param(req, "{name}"), rcon_catalog_service_answer);
+}
+
+/* GET /v1/catalog/nodes: this node. */
+static void rcon_catalog_nodes_answer(void *arg, struct hs_req *req)
+{
+    struct rcon_node node = rcon_node_of(arg);
+
+    rcon_headers(arg, req);
+    rcon_reply(req, json_pack("[o]", rcon_enc_node(&node)));
+}
+
+static void rcon_catalog_nodes(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) == 0)
+        rcon_read(c, req, NULL, rcon_catalog_nodes_answer);
+}
+
+/* GET /v1/catalog/node/{node}: {Node, Services: {id: service}}; another
+ * node: null, as Consul answers. */
+static void rcon_catalog_node_answer(void *arg, struct hs_req *req)
+{
+    struct rcon_api *c = arg;
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+    struct rcon_node node = rcon_node_of(c);
+    struct rcon_list l;
+    json_t *services = NULL;
+    size_t i;
+
+    rcon_headers(c, req);
+    if (!rcon_is_node(c, hs_req_param(req, "{node}"))) {
+        hs_reply_raw(req, 200, "application/json", "null", 4);
+        return;
+    }
+    if (rcon_collect(c, &all, &l) != 0) {
+        hs_reply_oom(req);
+        return;
+    }
+    services = json_object();
+    for (i = 0; services && i < l.n; i++)
+        if (json_object_set_new(services, rcon_enc_service_id(l.v[i]),
+                                rcon_enc_agent_service(&node, l.v[i], true)) != 0) {
+            json_decref(services);
+            services = NULL;
+        }
+    free(l.v);
+    rcon_reply(
+        req, services ? json_pack("{s:o, s:o}", "Node", rcon_enc_node(&node), "Services", services)
+                      : NULL);
+}
+
+static void rcon_catalog_node(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) == 0)
+        rcon_read(c, req, NULL, rcon_catalog_node_answer);
+}
+
+/* GET /v1/catalog/datacenters */
+static void rcon_catalog_dcs(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) == 0)
+        rcon_reply(req, json_pack("[s]", c->dc));
+}
+
+/* --- health --- */
+
+/* Whether ?passing is on: given with no value, or any value but "false"
+ * and "0" (Consul reads the key's presence). */
+static bool rcon_flag(struct hs_req *req, const char *key)
+{
+    const char *v = hs_req_query(req, key);
+
+    return v && strcmp(v, "false") != 0 && strcmp(v, "0") != 0;
+}
+
+/* GET /v1/health/service/{name}[?passing][&tag=] */
+static void rcon_health_service_answer(void *arg, struct hs_req *req)
+{
+    rcon_headers(arg, req);
+    rcon_reply(req, rcon_service_array(arg, req, rcon_flag(req, "passing"), rcon_enc_health_entry));
+}
+
+static void rcon_health_service(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) == 0)
+        rcon_read(c, req, hs_req_param(req, "{name}"), rcon_health_service_answer);
+}
+
+/* The checks of status state (RCON_STATE_ANY: all) of the instances of
+ * f, with the node's own check when with_node, by CheckID. NULL when out
+ * of memory. */
+static json_t *rcon_checks_array(struct rcon_api *c, const struct reg_filter *f, int state,
+                                 bool with_node)
+{
+    struct rcon_node node = rcon_node_of(c);
+    struct rcon_list l;
+    json_t *out = json_array();
+    size_t i;
+
+    if (!out)
+        return NULL;
+    if (with_node && (state == RCON_STATE_ANY || state == REG_PASSING) &&
+        json_array_append_new(out, rcon_enc_node_check(&node)) != 0)
+        goto fail;
+    if (rcon_collect(c, f, &l) != 0)
+        goto fail;
+    for (i = 0; i < l.n; i++)
+        if (rcon_enc_checks(&node, l.v[i], state, out) != 0) {
+            free(l.v);
+            goto fail;
+        }
+    free(l.v);
+    if (rcon_sort_checks(out) != 0)
+        goto fail;
+    return out;
+fail:
+    json_decref(out);
+    return NULL;
+}
+
+/* GET /v1/health/checks/{name}: the checks of that service's instances. */
+static void rcon_health_checks_answer(void *arg, struct hs_req *req)
+{
+    struct reg_filter f = {hs_req_param(req, "{name}"), NULL, NULL, -1, false};
+
+    rcon_headers(arg, req);
+    rcon_reply(req, rcon_checks_array(arg, &f, RCON_STATE_ANY, false));
+}
+
+static void rcon_health_checks(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) == 0)
+        rcon_read(c, req, hs_req_param(req, "{name}"), rcon_health_checks_answer);
+}
+
+/* The state of path parameter {state}: RCON_STATE_ANY for "any", else the
+ * health; -2 when it is none of them. */
+static int rcon_state(struct hs_req *req)
+{
+    const char *s = hs_req_param(req, "{state}");
+
+    if (strcmp(s, "any") == 0)
+        return RCON_STATE_ANY;
+    if (strcmp(s, REGV1_PASSING) == 0)
+        return REG_PASSING;
+    if (strcmp(s, REGV1_WARNING) == 0)
+        return REG_WARNING;
+    if (strcmp(s, REGV1_CRITICAL) == 0)
+        return REG_CRITICAL;
+    return -2;
+}
+
+/* GET /v1/health/state/{state} */
+static void rcon_health_state_answer(void *arg, struct hs_req *req)
+{
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+
+    rcon_headers(arg, req);
+    rcon_reply(req, rcon_checks_array(arg, &all, rcon_state(req), true));
+}
+
+static void rcon_health_state(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    if (rcon_state(req) == -2) {
+        hs_reply_error(req, 400, "state must be any, passing, warning or critical, not '%.64s'",
+                       hs_req_param(req, "{state}"));
+        return;
+    }
+    rcon_read(c, req, NULL, rcon_health_state_answer);
+}
+
+/* GET /v1/health/node/{node}: every check of this node; another: []. */
+static void rcon_health_node_answer(void *arg, struct hs_req *req)
+{
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+
+    rcon_headers(arg, req);
+    if (!rcon_is_node(arg, hs_req_param(req, "{node}"))) {
+        rcon_reply(req, json_array());
+        return;
+    }
+    rcon_reply(req, rcon_checks_array(arg, &all, RCON_STATE_ANY, true));
+}
+
+static void rcon_health_node(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) == 0)
+        rcon_read(c, req, NULL, rcon_health_node_answer);
+}
+
+/* --- agent reads --- */
+
+/* GET /v1/agent/services: {id: service} */
+static void rcon_agent_services(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+    struct rcon_node node = rcon_node_of(c);
+    struct rcon_list l;
+    json_t *out = NULL;
+    size_t i;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    if (rcon_collect(c, &all, &l) != 0) {
+        hs_reply_oom(req);
+        return;
+    }
+    out = json_object();
+    for (i = 0; out && i < l.n; i++)
+        if (json_object_set_new(out, rcon_enc_service_id(l.v[i]),
+                                rcon_enc_agent_service(&node, l.v[i], false)) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    free(l.v);
+    rcon_reply(req, out);
+}
+
+/* GET /v1/agent/service/{id}: one service; 404 when unknown. */
+static void rcon_agent_service(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    struct rcon_node node = rcon_node_of(c);
+    const struct reg_instance *in = NULL;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    in = rcon_find(c, hs_req_param(req, "{id}"));
+    if (!in) {
+        hs_reply_error(req, 404, "unknown service ID '%.200s'", hs_req_param(req, "{id}"));
+        return;
+    }
+    rcon_reply(req, rcon_enc_agent_service(&node, in, true));
+}
+
+/* GET /v1/agent/checks: {check id: check} (the services' checks). */
+static void rcon_agent_checks(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+    json_t *arr = NULL, *out = NULL, *v = NULL;
+    size_t i;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    arr = rcon_checks_array(c, &all, RCON_STATE_ANY, false);
+    out = arr ? json_object() : NULL;
+    json_array_foreach (arr, i, v) {
+        if (!out)
+            break;
+        if (json_object_set(out, json_string_value(json_object_get(v, "CheckID")), v) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    json_decref(arr);
+    rcon_reply(req, out);
+}
+
+/* This node as a gossip member {Name, Addr, Port, Tags, Status, ...}. */
+static json_t *rcon_member(const struct rcon_api *c)
+{
+    char port[16];
+
+    snprintf(port, sizeof(port), "%d", RCON_SERVER_PORT);
+    return json_pack("{s:s, s:s, s:i, s:{s:s, s:s, s:s, s:s, s:s}, s:i, s:i, s:i, s:i, s:i, s:i, "
+                     "s:i}",
+                     "Name", c->node, "Addr", c->addr, "Port", RCON_SERF_PORT, "Tags", "role",
+                     "consul", "dc", c->dc, "port", port, "build", RCON_VERSION, "vsn", "2",
+                     "Status", 1, "ProtocolMin", 1, "ProtocolMax", 5, "ProtocolCur", 2,
+                     "DelegateMin", 2, "DelegateMax", 5, "DelegateCur", 4);
+}
+
+/* GET /v1/agent/self: {Config: {Datacenter, NodeName, ...}, Member}. */
+static void rcon_agent_self(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    rcon_reply(req, json_pack("{s:{s:s, s:s, s:s, s:b, s:s, s:s}, s:o}", "Config", "Datacenter",
+                              c->dc, "NodeName", c->node, "NodeID", "", "Server", 1, "Version",
+                              RCON_VERSION, "Revision", "svcmesh", "Member", rcon_member(c)));
+}
+
+/* GET /v1/agent/members: this node. */
+static void rcon_agent_members(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) == 0)
+        rcon_reply(req, json_pack("[o]", rcon_member(c)));
+}
+
+/* "<addr>:8300" into buf (RCON_ADDR_MAX). */
+static void rcon_server_addr(const struct rcon_api *c, char *buf)
+{
+    snprintf(buf, RCON_ADDR_MAX, strchr(c->addr, ':') ? "[%s]:%d" : "%s:%d", c->addr,
+             RCON_SERVER_PORT);
+}
+
+/* GET /v1/status/leader: this node, "<addr>:8300". */
+static void rcon_status_leader(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    char addr[RCON_ADDR_MAX], quoted[RCON_ADDR_MAX + 2];
+    int n;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    rcon_server_addr(c, addr);
+    /* an address needs no JSON escapes; a bare string is outside what
+     * hs_reply_json encodes */
+    n = snprintf(quoted, sizeof(quoted), "\"%s\"", addr);
+    hs_reply_raw(req, 200, "application/json", quoted, (size_t)n);
+}
+
+/* GET /v1/status/peers: this node. */
+static void rcon_status_peers(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    char addr[RCON_ADDR_MAX];
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    rcon_server_addr(c, addr);
+    rcon_reply(req, json_pack("[s]", addr));
+}
+
+/* --- writes --- */
+
+/* Completion of a write: 200 with an empty body once it is durable. */
+static void rcon_write_done(void *arg, int rc, const char *err)
+{
+    struct rcon_wait *w = arg;
+
+    rcon_headers(w->c, w->req);
+    if (rc != 0) {
+        log_error("consul: could not change %s: %s", w->id, err ? err : "store failure");
+        hs_reply_error(w->req, 503, "could not change %s: %s", w->id, err ? err : "store failure");
+    } else {
+        log_info("consul: %s %s", w->what, w->id);
+        rcon_reply_empty(w->req);
+    }
+    free(w);
+}
+
+/* A new wait for req on id (borrowed, copied); NULL after answering
+ * req (out of memory). */
+static struct rcon_wait *rcon_wait_new(struct rcon_api *c, struct hs_req *req, const char *id,
+                                       const char *what)
+{
+    struct rcon_wait *w = calloc(1, sizeof(*w));
+
+    if (!w) {
+        hs_reply_oom(req);
+        return NULL;
+    }
+    w->c = c;
+    w->req = req;
+    w->what = what;
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    return w;
+}
+
+/* The member of o (an object) named key in any case, or NULL. */
+static json_t *rcon_get(const json_t *o, const char *key)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach ((json_t *)o, k, v) {
+        if (strcasecmp(k, key) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+/* Copy member ckey of the Consul object from (any case) to member nkey of
+ * the native object to, when it is there. 0, or -1 when out of memory. */
+static int rcon_copy(const json_t *from, const char *ckey, json_t *to, const char *nkey)
+{
+    json_t *v = rcon_get(from, ckey);
+
+    return v ? json_object_set(to, nkey, v) : 0;
+}
+
+/* Parse a Go duration ("1m30s", "1.5s", "250ms", "2h0m0s": numbers with
+ * an optional fraction, each with a unit of h, m, s, ms, us or ns) into
+ * whole milliseconds (*ms, a fraction of a millisecond dropped). 0, or -1
+ * when s is not one or passes a day of hours times LIM_TTL_MAX. */
+static int rcon_go_duration(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1}, {"us", 1e-3}, {"ns", 1e-6}, {"h", 3600e3}, {"m", 60e3}, {"s", 1e3}};
+    double total = 0;
+    size_t i;
+
+    if (!*s)
+        return -1;
+    while (*s) {
+        char *end = NULL;
+        double x;
+
+        if (*s < '0' || *s > '9')
+            return -1;
+        x = strtod(s, &end);
+        if (end == s)
+            return -1;
+        s = end;
+        for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+            if (strncmp(s, units[i].unit, strlen(units[i].unit)) == 0)
+                break;
+        if (i == sizeof(units) / sizeof(units[0]))
+            return -1;
+        total += x * units[i].ms;
+        s += strlen(units[i].unit);
+        if (total > (double)LIM_TTL_MAX * 3600e3)
+            return -1;
+    }
+    *ms = (int64_t)total;
+    return 0;
+}
+
+/* As rcon_copy, for a duration: a Go duration string becomes "<n>ms" for
+ * the native rules (which read "10s", "500ms", not "1m30s"); anything else
+ * goes as it is, for the native rules to refuse with their text. */
+static int rcon_copy_duration(const json_t *from, const char *ckey, json_t *to, const char *nkey)
+{
+    json_t *v = rcon_get(from, ckey);
+    char buf[32];
+    int64_t ms = 0;
+
+    if (!v)
+        return 0;
+    if (!json_is_string(v) || rcon_go_duration(json_string_value(v), &ms) != 0)
+        return json_object_set(to, nkey, v);
+    snprintf(buf, sizeof(buf), "%lldms", (long long)ms);
+    return json_object_set_new(to, nkey, json_string(buf));
+}
+
+/* Whether the Consul check ch holds a member of a kind the registry cannot
+ * run (a script, docker, gRPC, ...): its name, or NULL. */
+static const char *rcon_check_unsupported(const json_t *ch)
+{
+    static const char *const kinds[] = {"Script",    "Args",      "DockerContainerID",
+                                        "GRPC",      "H2PING",    "AliasService",
+                                        "AliasNode", "OSService", "UDP"};
+    size_t i;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (rcon_get(ch, kinds[i]))
+            return kinds[i];
+    return NULL;
+}
+
+/* Translate the Consul check ch (the n-th, from 1; of many when many) of
+ * service cid into a native check object appended to checks. 0, or -1
+ * with err and *status (400 or 501). */
+static int rcon_check_to_native(const json_t *ch, size_t n, bool many, const char *cid,
+                                json_t *checks, char *err, size_t errlen, int *status)
+{
+    const char *bad = NULL;
+    json_t *nc = NULL, *st = NULL, *id = NULL;
+    char idbuf[RCON_CHECK_ID_ROOM];
+    int rc = -1;
+
+    *status = 400;
+    if (!json_is_object(ch)) {
+        snprintf(err, errlen, "each check must be an object");
+        return -1;
+    }
+    bad = rcon_check_unsupported(ch);
+    if (bad) {
+        *status = 501;
+        snprintf(err, errlen,
+                 "%s checks are not supported by this registry (HTTP, TCP and TTL "
+                 "are)",
+                 bad);
+        return -1;
+    }
+    nc = json_object();
+    if (!nc)
+        goto oom;
+    if (rcon_copy(ch, "HTTP", nc, REGV1_C_HTTP) || rcon_copy(ch, "TCP", nc, REGV1_C_TCP) ||
+        rcon_copy_duration(ch, "TTL", nc, REGV1_C_TTL) ||
+        rcon_copy_duration(ch, "DeregisterCriticalServiceAfter", nc, REGV1_C_DEREGISTER))
+        goto oom;
+    st = rcon_get(ch, "Status");
+    if (json_object_get(nc, REGV1_C_TTL)) {
+        /* Consul's TTL check starts critical unless Status says otherwise;
+         * the registry's starts passing and cannot start critical. */
+        if (st && !(json_is_string(st) && strcmp(json_string_value(st), REGV1_PASSING) == 0)) {
+            *status = 501;
+            snprintf(err, errlen,
+                     "a TTL check starts passing here: Status must be \"passing\" "
+                     "or absent");
+            goto fail;
+        }
+    } else if ((rcon_copy_duration(ch, "Interval", nc, REGV1_C_INTERVAL) ||
+                rcon_copy_duration(ch, "Timeout", nc, REGV1_C_TIMEOUT) ||
+                (st && json_object_set(nc, REGV1_C_STATUS, st) != 0))) {
+        goto oom;
+    }
+    id = rcon_get(ch, "CheckID");
+    if (!id)
+        id = rcon_get(ch, "ID");
+    if (id) {
+        if (json_object_set(nc, REGV1_C_ID, id) != 0)
+            goto oom;
+    } else if (!json_object_get(nc, REGV1_C_TTL)) {
+        /* Consul's names for a service's checks, when they fit ours */
+        if (many)
+            snprintf(idbuf, sizeof(idbuf), "service:%s:%zu", cid, n);
+        else
+            snprintf(idbuf, sizeof(idbuf), "service:%s", cid);
+        if (strlen(idbuf) <= LIM_CHECK_ID_MAX &&
+            strspn(idbuf, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") ==
+                strlen(idbuf) &&
+            json_object_set_new(nc, REGV1_C_ID, json_string(idbuf)) != 0)
+            goto oom;
+    }
+    if (json_array_append(checks, nc) != 0)
+        goto oom;
+    rc = 0;
+    goto fail;
+oom:
+    *status = 503;
+    snprintf(err, errlen, "out of memory");
+fail:
+    json_decref(nc);
+    return rc;
+}
+
+/* The native registration body of the Consul one in (borrowed), for the
+ * node address addr. New reference, or NULL with err and *status. */
+static json_t *rcon_to_native(const json_t *in, const char *addr, char *err, size_t errlen,
+                              int *status)
+{
+    json_t *out = NULL, *checks = NULL, *meta = NULL, *v = NULL, *ch = NULL;
+    const json_t *name = rcon_get(in, "Name");
+    const json_t *cidv = rcon_get(in, "ID");
+    const json_t *one = rcon_get(in, "Check");
+    const json_t *many = rcon_get(in, "Checks");
+    const json_t *addrv = rcon_get(in, "Address");
+    const char *cid = NULL;
+    char nid[LIM_ID_MAX + 1];
+    size_t i;
+
+    *status = 400;
+    if (!json_is_object(in)) {
+        snprintf(err, errlen, "request body must be a JSON object");
+        return NULL;
+    }
+    if (!json_is_string(name) || !regv1_name_valid(json_string_value(name))) {
+        snprintf(err, errlen, "Name must be a service name ([A-Za-z0-9._-]{1,%d})", LIM_NAME_MAX);
+        return NULL;
+    }
+    if (cidv && (!json_is_string(cidv) || json_string_length(cidv) == 0 ||
+                 json_string_length(cidv) > LIM_META_VALUE_MAX ||
+                 strlen(json_string_value(cidv)) != json_string_length(cidv) ||
+                 strchr(json_string_value(cidv), '/'))) {
+        snprintf(err, errlen, "ID must be a string of 1 to %d bytes without '/' or NUL",
+                 LIM_META_VALUE_MAX);
+        return NULL;
+    }
+    cid = cidv ? json_string_value(cidv) : json_string_value(name);
+    if ((one && !json_is_null(one) && many && !json_is_null(many)) ||
+        (many && !json_is_null(many) && !json_is_array(many))) {
+        snprintf(err, errlen, "give Check (an object) or Checks (an array), not both");
+        return NULL;
+    }
+    out = json_object();
+    checks = json_array();
+    if (!out || !checks || json_object_set(out, REGV1_F_NAME, (json_t *)name) != 0)
+        goto oom;
+    if (addrv && !(json_is_string(addrv) && json_string_length(addrv) == 0)) {
+        if (json_object_set(out, REGV1_F_HOST, (json_t *)addrv) != 0)
+            goto oom;
+    } else if (json_object_set_new(out, REGV1_F_HOST, json_string(addr)) != 0) {
+        goto oom;
+    }
+    if (rcon_copy(in, "Port", out, REGV1_F_PORT) || rcon_copy(in, "Tags", out, REGV1_F_TAGS))
+        goto oom;
+    v = rcon_get(in, "Meta");
+    if (v && !json_is_null(v) && !json_is_object(v)) {
+        snprintf(err, errlen, "Meta must be an object of string values");
+        goto fail;
+    }
+    meta = v && json_is_object(v) ? json_deep_copy(v) : json_object();
+    if (!meta)
+        goto oom;
+    if (json_object_get(meta, RCON_META_ID)) {
+        snprintf(err, errlen, "Meta key '%s' is the registry's own (the Consul service ID)",
+                 RCON_META_ID);
+        goto fail;
+    }
+    if (rcon_native_id(json_string_value(name), cid, nid) == 1 &&
+        json_object_set_new(meta, RCON_META_ID, json_string(cid)) != 0)
+        goto oom;
+    if (json_object_set_new(out, REGV1_F_ID, json_string(nid)) != 0)
+        goto oom;
+    v = meta;
+    meta = NULL; /* out's now, also when the set fails */
+    if (json_object_set_new(out, REGV1_F_METADATA, v) != 0)
+        goto oom;
+    if (one && !json_is_null(one)) {
+        if (rcon_check_to_native(one, 1, false, cid, checks, err, errlen, status) != 0)
+            goto fail;
+    } else if (many && !json_is_null(many)) {
+        json_array_foreach (many, i, ch) {
+            if (rcon_check_to_native(ch, i + 1, true, cid, checks, err, errlen, status) != 0)
+                goto fail;
+        }
+    }
+    /* Always "checks", even empty: a Consul service without checks has
+     * none (the native default would be a TTL check). */
+    if (json_object_set_new(out, REGV1_F_CHECKS, checks) != 0) {
+        checks = NULL;
+        goto oom;
+    }
+    return out;
+oom:
+    *status = 503;
+    snprintf(err, errlen, "out of memory");
+fail:
+    json_decref(meta);
+    json_decref(checks);
+    json_decref(out);
+    return NULL;
+}
+
+/* The Consul ID of a translated registration (borrowed from spec): its
+ * RCON_META_ID value, else its id. */
+static const char *rcon_spec_consul_id(const struct reg_spec *spec)
+{
+    size_t i;
+
+    for (i = 0; i < spec->meta_count; i++)
+        if (strcmp(reg_spec_meta_key(spec, i), RCON_META_ID) == 0)
+            return reg_spec_meta_value(spec, i);
+    return spec->id;
+}
+
+/* Answer a registration the core refused (rc an enum reg_refusal). */
+static void rcon_reply_refusal(struct hs_req *req, int rc, const char *err)
+{
+    if (rc == REG_E_FULL || rc == REG_E_NAME_FULL)
+        hs_reply_error(req, 429, "%s", err);
+    else if (rc == REG_E_TOO_BIG)
+        hs_reply_error(req, 413, "%s", err);
+    else
+        hs_reply_error(req, 503, "could not register: %s", err);
+}
+
+/* PUT /v1/agent/service/register: the Consul service definition, as the
+ * native registration it translates to. 200 with an empty body once
+ * committed. A known Consul ID is replaced (Consul's rule), also at
+ * another address. */
+static void rcon_register(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    json_error_t jerr;
+    json_t *body = NULL, *native = NULL;
+    struct reg_spec spec;
+    struct rcon_wait *w = NULL;
+    const struct reg_instance *old = NULL;
+    char err[512];
+    char id[LIM_ID_MAX + 1];
+    const char *text;
+    size_t len;
+    bool created = false;
+    int status = 400, rc;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    body = hs_req_json(req, &jerr);
+    if (!body) {
+        text = hs_req_body(req, &len);
+        hs_reply_error(req, 400, "%s",
+                       jerr_describe(&jerr, text, len, "request body", err, sizeof(err)));
+        return;
+    }
+    native = rcon_to_native(body, c->addr, err, sizeof(err), &status);
+    json_decref(body);
+    if (!native) {
+        hs_reply_error(req, status, "%s", err);
+        return;
+    }
+    rc = reg_spec_parse(native, &spec, err, sizeof(err));
+    json_decref(native);
+    if (rc != 0) {
+        hs_reply_error(req, 400, "%s", err);
+        return;
+    }
+    if (!guard_request(c->acl, req, ACL_WRITE_SERVICE, spec.name))
+        goto done;
+    old = rcon_find(c, rcon_spec_consul_id(&spec));
+    if (old && strcmp(reg_instance_id(old), spec.id) != 0) {
+        /* the same Consul ID under another Name: Consul would move it to
+         * the new name; here the id is derived from the name too */
+        hs_reply_error(req, 409,
+                       "service ID '%.200s' is registered for service '%s'; deregister it "
+                       "first to use it for '%s'",
+                       rcon_spec_consul_id(&spec), reg_instance_name(old), spec.name);
+        goto done;
+    }
+    old = reg_get(c->reg, spec.id);
+    if (old && strcmp(reg_instance_name(old), spec.name) != 0 &&
+        !guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(old)))
+        goto done;
+    w = rcon_wait_new(c, req, spec.id, old ? "re-registered" : "registered");
+    if (!w)
+        goto done;
+    rc = reg_register(c->reg, &spec, rcon_write_done, w, id, &created, err, sizeof(err));
+    if (rc != 0) {
+        free(w);
+        rcon_reply_refusal(req, rc, err);
+    }
+done:
+    reg_spec_clear(&spec);
+}
+
+/* The instance of path parameter {id} for a write, with the right to
+ * write it; NULL after answering req (404 when unknown). */
+static const struct reg_instance *rcon_write_target(struct rcon_api *c, struct hs_req *req)
+{
+    const char *cid = hs_req_param(req, "{id}");
+    const struct reg_instance *in = rcon_find(c, cid);
+
+    if (!in) {
+        if (guard_request(c->acl, req, ACL_READ, NULL))
+            hs_reply_error(req, 404, "unknown service ID '%.200s'", cid);
+        return NULL;
+    }
+    return guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(in)) ? in : NULL;
+}
+
+/* PUT (or GET, as python-consul sends it) /v1/agent/service/deregister/{id} */
+static void rcon_deregister(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    const struct reg_instance *in = NULL;
+    struct rcon_wait *w = NULL;
+    char err[256];
+    int rc;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    in = rcon_write_target(c, req);
+    if (!in)
+        return;
+    w = rcon_wait_new(c, req, reg_instance_id(in), "deregistered");
+    if (!w)
+        return;
+    rc = reg_deregister(c->reg, w->id, rcon_write_done, w, err, sizeof(err));
+    if (rc == 0)
+        return;
+    free(w);
+    if (rc > 0)
+        hs_reply_error(req, 404, "unknown service ID '%.200s'", hs_req_param(req, "{id}"));
+    else
+        hs_reply_error(req, 503, "could not deregister: %s", err);
+}
+
+/* PUT /v1/agent/service/maintenance/{id}?enable=true|false[&reason=] */
+static void rcon_maintenance(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    const char *enable = hs_req_query(req, "enable");
+    const char *reason = hs_req_query(req, "reason");
+    const struct reg_instance *in = NULL;
+    struct rcon_wait *w = NULL;
+    char err[256];
+    bool on = false;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    if (!enable || (strcasecmp(enable, "true") != 0 && strcasecmp(enable, "false") != 0)) {
+        hs_reply_error(req, 400, "enable must be given, true or false");
+        return;
+    }
+    on = strcasecmp(enable, "true") == 0;
+    if (reason && strlen(reason) > LIM_MAINT_REASON_MAX) {
+        hs_reply_error(req, 400, "reason must be at most %d bytes", LIM_MAINT_REASON_MAX);
+        return;
+    }
+    in = rcon_write_target(c, req);
+    if (!in)
+        return;
+    w = rcon_wait_new(c, req, reg_instance_id(in),
+                      on ? "maintenance on for" : "maintenance off for");
+    if (!w)
+        return;
+    switch (reg_maintenance(c->reg, w->id, on, reason ? reason : "", rcon_write_done, w, err,
+                            sizeof(err))) {
+    case 0:
+        return;
+    case 1:
+        hs_reply_error(req, 404, "unknown service ID '%.200s'", hs_req_param(req, "{id}"));
+        break;
+    case 2:
+        (void)hs_reply_header(req, "Retry-After", "1");
+        hs_reply_error(req, 409,
+                       "another write of this service is waiting for its commit; "
+                       "try again");
+        break;
+    default:
+        hs_reply_error(req, 503, "could not change maintenance: %s", err);
+        break;
+    }
+    free(w);
+}
+
+/* reg_foreach callback: stop at the instance whose TTL check has the
+ * registry check id s->id. */
+static int rcon_search_ttl(const struct reg_instance *in, void *arg)
+{
+    struct rcon_search *s = arg;
+    struct reg_check_view v;
+    size_t j, n = reg_instance_check_count(in);
+
+    for (j = 0; j < n; j++) {
+        reg_instance_check(in, j, &v);
+        if (v.kind == REG_CHECK_TTL && strcmp(v.id, s->id) == 0) {
+            s->in = in;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The instance whose TTL check is Consul check id cid: "service:<id>", or
+ * the TTL check's own registry id. NULL when none. */
+static const struct reg_instance *rcon_find_ttl(const struct rcon_api *c, const char *cid)
+{
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+    struct rcon_search s = {cid, NULL};
+    const struct reg_instance *in = NULL;
+
+    if (strncmp(cid, "service:", 8) == 0) {
+        in = rcon_find(c, cid + 8);
+        if (in)
+            return in;
+    }
+    if (reg_foreach(c->reg, &all, rcon_search_ttl, &s) != 0)
+        return s.in; /* stopped at the match */
+    return NULL;
+}
+
+/* PUT (or GET) /v1/agent/check/pass/{id}[?note=]: the service's TTL check
+ * passes (reg_renew). The note is not kept. */
+static void rcon_check_pass(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    const char *cid = hs_req_param(req, "{id}");
+    const struct reg_instance *in = NULL;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    in = rcon_find_ttl(c, cid);
+    if (!in) {
+        hs_reply_error(req, 404, "unknown check ID '%.200s'", cid);
+        return;
+    }
+    if (!guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(in)))
+        return;
+    switch (reg_renew(c->reg, reg_instance_id(in))) {
+    case 0:
+        rcon_reply_empty(req);
+        break;
+    case 2:
+        hs_reply_error(req, 400, "check '%.200s' is not a TTL check (its service has none)", cid);
+        break;
+    default:
+        hs_reply_error(req, 404, "unknown check ID '%.200s'", cid);
+        break;
+    }
+}
+
+/* The Consul routes the registry has no core call for: 501 with why. */
+static void rcon_not_implemented(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    const char *path = hs_req_path(req);
+    const char *why = "this Consul endpoint is not implemented by the registry";
+
+    rcon_headers(c, req);
+    if (strstr(path, "/check/warn/") || strstr(path, "/check/fail/"))
+        why = "a TTL check can only pass here (its lapse turns it critical); warn and fail "
+              "are not implemented";
+    else if (strstr(path, "/check/register") || strstr(path, "/check/deregister/"))
+        why = "checks are registered with their service (Check/Checks of "
+              "/v1/agent/service/register); adding or removing one alone is not implemented";
+    else if (strstr(path, "/agent/maintenance"))
+        why = "node maintenance is not implemented; use /v1/agent/service/maintenance/<id>";
+    hs_reply_error(req, 501, "%s", why);
+}
+
+/* The routes: "{...}" ones first, the literal paths after them (the
+ * router prefers later routes). */
+static int rcon_routes(struct rcon_api *c)
+{
+    struct hs_server *s = svc_http(c->svc);
+    const unsigned w = HS_PUT | HS_GET; /* python-consul 0.7 GETs some writes */
+
+    return hs_route(s, HS_GET, "/v1/catalog/service/{name}", rcon_catalog_service, c) ||
+           hs_route(s, HS_GET, "/v1/catalog/node/{node}", rcon_catalog_node, c) ||
+           hs_route(s, HS_GET, "/v1/health/service/{name}", rcon_health_service, c) ||
+           hs_route(s, HS_GET, "/v1/health/checks/{name}", rcon_health_checks, c) ||
+           hs_route(s, HS_GET, "/v1/health/state/{state}", rcon_health_state, c) ||
+           hs_route(s, HS_GET, "/v1/health/node/{node}", rcon_health_node, c) ||
+           hs_route(s, HS_GET, "/v1/agent/service/{id}", rcon_agent_service, c) ||
+           hs_route(s, w, "/v1/agent/service/deregister/{id}", rcon_deregister, c) ||
+           hs_route(s, HS_PUT, "/v1/agent/service/maintenance/{id}", rcon_maintenance, c) ||
+           hs_route(s, w, "/v1/agent/check/{verb}/{id}", rcon_not_implemented, c) ||
+           hs_route(s, w, "/v1/agent/check/pass/{id}", rcon_check_pass, c) ||
+           hs_route(s, HS_PUT, "/v1/agent/check/register", rcon_not_implemented, c) ||
+           hs_route(s, HS_PUT, "/v1/agent/maintenance", rcon_not_implemented, c) ||
+           hs_route(s, HS_GET, "/v1/catalog/services", rcon_catalog_services, c) ||
+           hs_route(s, HS_GET, "/v1/catalog/nodes", rcon_catalog_nodes, c) ||
+           hs_route(s, HS_GET, "/v1/catalog/datacenters", rcon_catalog_dcs, c) ||
+           hs_route(s, HS_GET, "/v1/agent/services", rcon_agent_services, c) ||
+           hs_route(s, HS_GET, "/v1/agent/checks", rcon_agent_checks, c) ||
+           hs_route(s, HS_GET, "/v1/agent/self", rcon_agent_self, c) ||
+           hs_route(s, HS_GET, "/v1/agent/members", rcon_agent_members, c) ||
+           hs_route(s, HS_GET, "/v1/status/leader", rcon_status_leader, c) ||
+           hs_route(s, HS_GET, "/v1/status/peers", rcon_status_peers, c) ||
+           hs_route(s, HS_PUT, "/v1/agent/service/register", rcon_register, c);
+}
+
+/* Copy s (borrowed) into dst (RCON_NAME_MAX + 1), or fallback when s is
+ * NULL or empty. */
+static void rcon_set(char *dst, const char *s, const char *fallback)
+{
+    snprintf(dst, RCON_NAME_MAX + 1, "%s", s && *s ? s : fallback);
+}
+
+struct rcon_api *rcon_new(struct svc *svc, struct reg_registry *r, struct rev_hub *hub,
+                          const struct acl *acl, const struct rcon_options *opt)
+{
+    struct rcon_api *c = calloc(1, sizeof(*c));
+    char host[RCON_NAME_MAX + 1] = "";
+    const char *bind = opt ? opt->bind : NULL;
+
+    if (!c)
+        return NULL;
+    c->svc = svc;
+    c->reg = r;
+    c->hub = hub;
+    c->acl = acl;
+    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+        snprintf(host, sizeof(host), "registry");
+    rcon_set(c->dc, opt ? opt->datacenter : NULL, RCON_DC_DEFAULT);
+    rcon_set(c->node, opt ? opt->node_name : NULL, host);
+    if (!bind || !*bind || strcmp(bind, "0.0.0.0") == 0 || strcmp(bind, "::") == 0)
+        bind = "127.0.0.1";
+    snprintf(c->addr, sizeof(c->addr), "%s", bind);
+    if (rcon_routes(c) != 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void rcon_free(struct rcon_api *c) { free(c); }

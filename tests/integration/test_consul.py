@@ -1,0 +1,468 @@
+#!/usr/bin/python3
+"""Integration tests of the registry's Consul API subset, driven the way a
+Consul user drives it: through Debian's python3-consul (consul.Consul), plus
+raw HTTP for what the library hides (headers, status codes, bodies).
+
+Covered: register with a TTL check, pass it as "service:<id>", find the
+service through health.service(passing=True), catalog and agent views, a
+blocking query woken by a registration, maintenance on and off,
+deregistration, the X-Consul-* headers on 200 and 404 answers, ?dc=,
+status/leader, agent/self, a native registration seen through Consul and
+the gaps answered 501.
+
+Each test starts its own registry on 127.0.0.1 (ephemeral port, memory
+store). That a blocking query is parked is known from the registry's
+registry_watchers gauge in /metrics.
+
+Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_consul.py
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import unittest
+
+import consul  # Debian's python3-consul (scripts/deps.sh --test)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import svctest  # noqa: E402
+from svctest import Service, wait_until  # noqa: E402
+
+T = svctest.timeout
+
+
+class ConsulTestCase(svctest.ServiceTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.reg = Service()
+        self.addCleanup(self.reg.close)
+        self.addCleanup(self.finish_service, self.reg)
+        self.reg.start("registry", ["--port", "0", "--bind", "127.0.0.1",
+                                    "--data", ":memory:",
+                                    "--node-name", "node-a",
+                                    "--datacenter", "dc-test"])
+        self.c = self.client("dc-test")
+
+    def client(self, dc):
+        """A python-consul client of the registry for datacenter dc."""
+        c = consul.Consul(host="127.0.0.1", port=self.reg.port, dc=dc)
+        self.addCleanup(c.http.session.close)
+        return c
+
+    def raw(self, method, path, body=None, timeout=30):
+        """(status, headers, bytes) of one request, the path as it is."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.reg.port,
+                                          timeout=T(timeout))
+        try:
+            conn.request(method, path, body=body)
+            resp = conn.getresponse()
+            return resp.status, resp.msg, resp.read()
+        finally:
+            conn.close()
+
+    def watchers(self):
+        """The registry_watchers gauge: parked reads and streams."""
+        _, _, body = self.raw("GET", "/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith("registry_watchers "):
+                return int(float(line.split()[1]))
+        self.fail("no registry_watchers in /metrics")
+
+    def register_web(self, service_id, port, tags=None):
+        ok = self.c.agent.service.register(
+            "web", service_id=service_id, address="127.0.0.1", port=port,
+            tags=tags or ["v1"], check=consul.Check.ttl("10s"))
+        self.assertTrue(ok)
+
+    # --- the library's view --------------------------------------------
+
+    def test_register_pass_and_discover(self):
+        self.register_web("web-1", 8080, ["v1", "primary"])
+        self.assertTrue(self.c.agent.check.ttl_pass("service:web-1"))
+
+        index, nodes = self.c.health.service("web", passing=True)
+        self.assertGreater(int(index), 0)
+        self.assertEqual(len(nodes), 1)
+        entry = nodes[0]
+        self.assertEqual(entry["Node"]["Node"], "node-a")
+        self.assertEqual(entry["Node"]["Datacenter"], "dc-test")
+        self.assertEqual(entry["Service"]["ID"], "web-1")
+        self.assertEqual(entry["Service"]["Service"], "web")
+        self.assertEqual(entry["Service"]["Port"], 8080)
+        self.assertEqual(entry["Service"]["Address"], "127.0.0.1")
+        self.assertEqual(entry["Service"]["Tags"], ["v1", "primary"])
+        checks = {ch["CheckID"]: ch for ch in entry["Checks"]}
+        self.assertEqual(set(checks), {"serfHealth", "service:web-1"})
+        self.assertEqual(checks["service:web-1"]["Status"], "passing")
+        self.assertEqual(checks["service:web-1"]["Type"], "ttl")
+        self.assertEqual(checks["service:web-1"]["ServiceID"], "web-1")
+
+        # the tag filter
+        _, tagged = self.c.health.service("web", tag="primary")
+        self.assertEqual([n["Service"]["ID"] for n in tagged], ["web-1"])
+        _, untagged = self.c.health.service("web", tag="canary")
+        self.assertEqual(untagged, [])
+
+        self.assertEqual(self.c.catalog.services()[1], {"web": ["v1", "primary"]})
+        _, entries = self.c.catalog.service("web")
+        self.assertEqual(len(entries), 1)
+        self.assertEqual(entries[0]["ServiceID"], "web-1")
+        self.assertEqual(entries[0]["ServicePort"], 8080)
+        self.assertEqual(entries[0]["Node"], "node-a")
+        services = self.c.agent.services()
+        self.assertEqual(list(services), ["web-1"])
+        self.assertEqual(services["web-1"]["Service"], "web")
+        self.assertEqual(services["web-1"]["Datacenter"], "dc-test")
+        self.assertIn("service:web-1", self.c.agent.checks())
+
+        _, nodes = self.c.catalog.nodes()
+        self.assertEqual([n["Node"] for n in nodes], ["node-a"])
+        _, node = self.c.catalog.node("node-a")
+        self.assertEqual(list(node["Services"]), ["web-1"])
+        self.assertEqual(self.c.catalog.datacenters(), ["dc-test"])
+
+        # the same instance in the native API, its Consul id kept
+        _, _, body = self.raw("GET", "/v1/services?name=web")
+        native = json.loads(body)["services"]
+        self.assertEqual(len(native), 1)
+        self.assertTrue(native[0]["id"].startswith("web-"))
+        self.assertEqual(native[0]["metadata"]["consul_id"], "web-1")
+        self.assertEqual(native[0]["ttl"], 10)
+
+    def test_blocking_query_wakes_on_a_registration(self):
+        self.register_web("web-1", 8080)
+        index, nodes = self.c.health.service("web")
+        self.assertEqual([n["Service"]["ID"] for n in nodes], ["web-1"])
+        result = {}
+
+        def block():
+            result["answer"] = self.c.health.service("web", index=index,
+                                                      wait="60s")
+
+        t = threading.Thread(target=block)
+        t.start()
+        try:
+            wait_until(lambda: self.watchers() >= 1,
+                       message="the blocking query is not parked")
+            self.assertNotIn("answer", result)
+            self.register_web("web-2", 8081)
+        finally:
+            t.join(T(30))
+        self.assertFalse(t.is_alive())
+        new_index, nodes = result["answer"]
+        self.assertGreater(int(new_index), int(index))
+        self.assertEqual([n["Service"]["ID"] for n in nodes], ["web-1", "web-2"])
+
+    def test_a_change_of_another_service_does_not_wake_the_query(self):
+        self.register_web("web-1", 8080)
+        index, _ = self.c.health.service("web")
+        result = {}
+
+        def block():
+            result["answer"] = self.c.health.service("web", index=index,
+                                                      wait="60s")
+
+        t = threading.Thread(target=block)
+        t.start()
+        try:
+            wait_until(lambda: self.watchers() >= 1,
+                       message="the blocking query is not parked")
+            self.assertTrue(self.c.agent.service.register(
+                "db", service_id="db-1", address="127.0.0.1", port=5432))
+            # the db registration is committed (it is listed) ...
+            self.assertIn("db-1", self.c.agent.services())
+            # ... and the query on web is still parked
+            self.assertEqual(self.watchers(), 1)
+            self.assertNotIn("answer", result)
+            self.register_web("web-2", 8081)
+        finally:
+            t.join(T(30))
+        self.assertEqual([n["Service"]["ID"] for n in result["answer"][1]],
+                         ["web-1", "web-2"])
+
+    def test_sigterm_answers_a_parked_query(self):
+        self.register_web("web-1", 8080)
+        index, _ = self.c.health.service("web")
+        result = {}
+
+        def block():
+            result["answer"] = self.raw(
+                "GET", "/v1/health/service/web?index=%s&wait=5m" % index)
+
+        t = threading.Thread(target=block)
+        t.start()
+        try:
+            wait_until(lambda: self.watchers() >= 1,
+                       message="the blocking query is not parked")
+            self.assertEqual(self.reg.stop(signal.SIGTERM), 0)
+        finally:
+            t.join(T(30))
+        status, headers, body = result["answer"]
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["X-Consul-Index"], index)
+        self.assertEqual([n["Service"]["ID"] for n in json.loads(body)], ["web-1"])
+
+    def test_maintenance_on_and_off(self):
+        self.register_web("web-1", 8080)
+        self.assertTrue(self.c.agent.service.maintenance("web-1", True, "upgrade"))
+        _, passing = self.c.health.service("web", passing=True)
+        self.assertEqual(passing, [])
+        _, nodes = self.c.health.service("web")
+        checks = {ch["CheckID"]: ch for ch in nodes[0]["Checks"]}
+        maint = checks["_service_maintenance:web-1"]
+        self.assertEqual(maint["Status"], "critical")
+        self.assertEqual(maint["Notes"], "upgrade")
+        _, critical = self.c.health.state("critical")
+        self.assertEqual([ch["CheckID"] for ch in critical],
+                         ["_service_maintenance:web-1"])
+
+        self.assertTrue(self.c.agent.service.maintenance("web-1", False))
+        _, passing = self.c.health.service("web", passing=True)
+        self.assertEqual([n["Service"]["ID"] for n in passing], ["web-1"])
+        _, critical = self.c.health.state("critical")
+        self.assertEqual(critical, [])
+
+    def test_deregister(self):
+        self.register_web("web-1", 8080)
+        self.register_web("web-2", 8081)
+        self.assertTrue(self.c.agent.service.deregister("web-1"))
+        self.assertEqual(list(self.c.agent.services()), ["web-2"])
+        self.assertTrue(self.c.agent.service.deregister("web-2"))
+        self.assertEqual(self.c.agent.services(), {})
+        self.assertEqual(self.c.catalog.services()[1], {})
+        # an unknown id: 404, which the library reports as False
+        self.assertFalse(self.c.agent.service.deregister("web-1"))
+
+    def test_register_again_replaces_the_instance(self):
+        self.register_web("web-1", 8080, ["v1"])
+        self.register_web("web-1", 8090, ["v2"])
+        services = self.c.agent.services()
+        self.assertEqual(list(services), ["web-1"])
+        self.assertEqual(services["web-1"]["Port"], 8090)
+        self.assertEqual(services["web-1"]["Tags"], ["v2"])
+
+    def test_an_id_of_another_service_is_refused(self):
+        self.register_web("web-1", 8080)
+        status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps(
+            {"Name": "api", "ID": "web-1", "Port": 9000}))
+        self.assertEqual(status, 409)
+        self.assertIn("deregister it first", json.loads(body)["error"])
+        self.assertEqual(self.c.agent.services()["web-1"]["Service"], "web")
+
+    def test_http_check_and_no_check(self):
+        self.assertTrue(self.c.agent.service.register(
+            "api", service_id="api-1", address="127.0.0.1", port=9,
+            check=consul.Check.http("http://127.0.0.1:%d/health" % self.reg.port,
+                                    "10s", timeout="1s")))
+        self.assertTrue(self.c.agent.service.register(
+            "plain", address="127.0.0.1", port=7))
+        _, checks = self.c.health.checks("api")
+        self.assertEqual(len(checks), 1)
+        self.assertEqual(checks[0]["CheckID"], "service:api-1")
+        self.assertEqual(checks[0]["Type"], "http")
+        self.assertEqual(checks[0]["Definition"]["Interval"], "10s")
+        self.assertEqual(checks[0]["Definition"]["Timeout"], "1s")
+        # without ID the Name is the id; without a check the service has none
+        self.assertEqual(self.c.health.checks("plain")[1], [])
+        _, nodes = self.c.health.service("plain", passing=True)
+        self.assertEqual([n["Service"]["ID"] for n in nodes], ["plain"])
+        # the http check cannot be passed by hand
+        with self.assertRaises(consul.base.BadRequest):
+            self.c.agent.check.ttl_pass("service:api-1")
+
+    def test_go_durations(self):
+        here = "127.0.0.1:%d" % self.reg.port
+        status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps({
+            "Name": "go", "ID": "go-1", "Port": 9000, "Checks": [
+                {"TTL": "1m0s", "DeregisterCriticalServiceAfter": "1h30m"},
+                {"TCP": here, "Interval": "1m30s", "Timeout": "1.5s"}]}))
+        self.assertEqual(status, 200, body)
+        _, _, body = self.raw("GET", "/v1/services?name=go")
+        native = json.loads(body)["services"][0]
+        self.assertEqual(native["ttl"], 60)
+        _, checks = self.c.health.checks("go")
+        tcp = [ch for ch in checks if ch["Type"] == "tcp"][0]
+        self.assertEqual(tcp["Definition"]["Interval"], "90s")
+        self.assertEqual(tcp["Definition"]["Timeout"], "1500ms")
+
+    def test_checks_listed_by_check_id(self):
+        here = "127.0.0.1:%d" % self.reg.port
+        status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps({
+            "Name": "api", "ID": "api-1", "Port": 9000, "Checks": [
+                {"CheckID": "z-tcp", "TCP": here, "Interval": "10s"},
+                {"CheckID": "a-http", "HTTP": "http://%s/health" % here, "Interval": "10s"},
+                {"TTL": "30s"}]}))
+        self.assertEqual(status, 200, body)
+        self.register_web("web-1", 8080)
+        _, checks = self.c.health.checks("api")
+        self.assertEqual([ch["CheckID"] for ch in checks],
+                         ["a-http", "service:api-1", "z-tcp"])
+        _, checks = self.c.health.node("node-a")
+        self.assertEqual([ch["CheckID"] for ch in checks],
+                         ["a-http", "serfHealth", "service:api-1", "service:web-1", "z-tcp"])
+        _, nodes = self.c.health.service("api")
+        self.assertEqual([ch["CheckID"] for ch in nodes[0]["Checks"]],
+                         ["a-http", "serfHealth", "service:api-1", "z-tcp"])
+        self.assertEqual(list(self.c.agent.checks()),
+                         ["a-http", "service:api-1", "service:web-1", "z-tcp"])
+
+    def test_native_registration_seen_through_consul(self):
+        status, _, body = self.raw("POST", "/v1/services", json.dumps({
+            "name": "native", "host": "127.0.0.1", "port": 7000, "ttl": 30}))
+        self.assertEqual(status, 201, body)
+        nid = json.loads(body)["service_id"]
+        self.assertIn(nid, self.c.agent.services())
+        self.assertTrue(self.c.agent.check.ttl_pass("service:" + nid))
+        _, nodes = self.c.health.service("native", passing=True)
+        self.assertEqual([n["Service"]["ID"] for n in nodes], [nid])
+        self.assertTrue(self.c.agent.service.deregister(nid))
+        status, _, _ = self.raw("GET", "/v1/services/" + nid)
+        self.assertEqual(status, 404)
+
+    # --- raw HTTP --------------------------------------------------------
+
+    def test_headers_on_200_and_404(self):
+        self.register_web("web-1", 8080)
+        _, native_headers, _ = self.raw("GET", "/v1/services")
+        index = native_headers["X-Registry-Index"]
+        status, headers, _ = self.raw("GET", "/v1/catalog/services")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["X-Consul-Index"], index)
+        self.assertEqual(headers["X-Consul-KnownLeader"], "true")
+        self.assertEqual(headers["X-Consul-LastContact"], "0")
+        status, headers, body = self.raw("GET", "/v1/agent/service/nope")
+        self.assertEqual(status, 404)
+        self.assertEqual(headers["X-Consul-Index"], index)
+        self.assertEqual(headers["X-Consul-KnownLeader"], "true")
+        self.assertIn("unknown service ID 'nope'", json.loads(body)["error"])
+        status, headers, _ = self.raw("PUT", "/v1/agent/check/pass/service:nope")
+        self.assertEqual(status, 404)
+        self.assertEqual(headers["X-Consul-Index"], index)
+
+    def test_datacenter(self):
+        status, headers, body = self.raw("GET", "/v1/catalog/services?dc=other")
+        self.assertEqual(status, 500)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+        self.assertEqual(body, b"No path to datacenter")
+        self.assertIn("X-Consul-Index", headers)
+        status, _, _ = self.raw("GET", "/v1/catalog/services?dc=dc-test")
+        self.assertEqual(status, 200)
+        other = self.client("other")
+        with self.assertRaises(consul.ConsulException):
+            other.health.service("web")
+
+    def test_status_and_agent_self(self):
+        self.assertEqual(self.c.status.leader(), "127.0.0.1:8300")
+        self.assertEqual(self.c.status.peers(), ["127.0.0.1:8300"])
+        me = self.c.agent.self()
+        self.assertEqual(me["Config"]["Datacenter"], "dc-test")
+        self.assertEqual(me["Config"]["NodeName"], "node-a")
+        self.assertEqual(me["Member"]["Name"], "node-a")
+        self.assertEqual([m["Name"] for m in self.c.agent.members()], ["node-a"])
+
+    def test_index_ahead_resets_and_answers_at_once(self):
+        self.register_web("web-1", 8080)
+        # wait=5m: a parked query would pass the 30 s timeout of raw()
+        status, headers, body = self.raw(
+            "GET", "/v1/health/service/web?index=999999999&wait=5m")
+        self.assertEqual(status, 200)
+        self.assertEqual(len(json.loads(body)), 1)
+        self.assertEqual(self.watchers(), 0)
+
+    def test_bad_input_and_gaps(self):
+        status, _, body = self.raw("PUT", "/v1/agent/service/register",
+                                   json.dumps({"Port": 80}))
+        self.assertEqual(status, 400)
+        self.assertIn("Name", json.loads(body)["error"])
+        status, _, body = self.raw("PUT", "/v1/agent/service/register", "{")
+        self.assertEqual(status, 400)
+        status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps(
+            {"Name": "s", "Port": 80, "Check": {"Script": "/bin/true", "Interval": "10s"}}))
+        self.assertEqual(status, 501)
+        self.assertIn("Script", json.loads(body)["error"])
+        status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps(
+            {"Name": "s", "Port": 80, "Check": {"TTL": "10s", "Status": "critical"}}))
+        self.assertEqual(status, 501)
+        status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps(
+            {"Name": "s", "Port": 80, "Check": {"TTL": "1500ms"}}))
+        self.assertEqual(status, 400)
+        self.assertIn("whole seconds", json.loads(body)["error"])
+        self.register_web("web-1", 8080)
+        for path in ("/v1/agent/check/warn/service:web-1",
+                     "/v1/agent/check/fail/service:web-1",
+                     "/v1/agent/check/deregister/service:web-1"):
+            status, _, body = self.raw("PUT", path)
+            self.assertEqual(status, 501, path)
+            self.assertIn("not implemented", json.loads(body)["error"])
+        status, _, body = self.raw("PUT", "/v1/agent/service/maintenance/web-1")
+        self.assertEqual(status, 400)
+        status, _, body = self.raw("PUT", "/v1/agent/service/maintenance/web-1?enable=maybe")
+        self.assertEqual(status, 400)
+        status, _, body = self.raw("GET", "/v1/health/state/sick")
+        self.assertEqual(status, 400)
+        status, _, body = self.raw("GET", "/v1/catalog/services?index=abc")
+        self.assertEqual(status, 400)
+        status, _, body = self.raw("GET", "/v1/catalog/services?index=1&wait=soon")
+        self.assertEqual(status, 400)
+        self.assertIn("wait must be a duration", json.loads(body)["error"])
+        # nothing of the refused registrations was stored
+        self.assertEqual(list(self.c.agent.services()), ["web-1"])
+
+
+class ConsulACLTestCase(svctest.ServiceTestCase):
+    """With --acl-tokens the Consul routes need a token, sent as Consul's
+    clients send it: X-Consul-Token."""
+
+    def test_token_in_x_consul_token(self):
+        tmp = tempfile.mkdtemp(prefix="registry-consul-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        tokens = os.path.join(tmp, "tokens.json")
+        with open(tokens, "w") as f:
+            json.dump({"web-tok": "service:web", "reader": "read"}, f)
+        reg = Service()
+        self.addCleanup(reg.close)
+        self.addCleanup(self.finish_service, reg)
+        reg.start("registry", ["--port", "0", "--bind", "127.0.0.1",
+                               "--data", ":memory:", "--acl-tokens", tokens])
+
+        def call(method, path, token=None, body=None):
+            conn = http.client.HTTPConnection("127.0.0.1", reg.port, timeout=T(30))
+            try:
+                conn.request(method, path, body=body,
+                             headers={"X-Consul-Token": token} if token else {})
+                resp = conn.getresponse()
+                return resp.status, resp.msg, resp.read()
+            finally:
+                conn.close()
+
+        web = json.dumps({"Name": "web", "ID": "web-1", "Port": 80})
+        status, headers, _ = call("PUT", "/v1/agent/service/register", body=web)
+        self.assertEqual(status, 403)
+        self.assertIn("X-Consul-Index", headers)
+        status, _, _ = call("PUT", "/v1/agent/service/register", "reader", web)
+        self.assertEqual(status, 403)
+        status, _, _ = call("PUT", "/v1/agent/service/register", "web-tok", json.dumps(
+            {"Name": "db", "Port": 80}))
+        self.assertEqual(status, 403)
+        status, _, _ = call("PUT", "/v1/agent/service/register", "web-tok", web)
+        self.assertEqual(status, 200)
+        status, _, body = call("GET", "/v1/agent/services")
+        self.assertEqual(status, 403)
+        status, _, body = call("GET", "/v1/agent/services", "reader")
+        self.assertEqual(status, 200)
+        self.assertEqual(list(json.loads(body)), ["web-1"])
+        status, _, _ = call("PUT", "/v1/agent/service/deregister/web-1", "reader")
+        self.assertEqual(status, 403)
+        status, _, _ = call("PUT", "/v1/agent/service/deregister/web-1", "web-tok")
+        self.assertEqual(status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
