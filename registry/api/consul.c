@@ -842,15 +842,11 @@ static int rcon_check_to_native(const json_t *ch, size_t n, bool many, const cha
         goto oom;
     st = rcon_get(ch, "Status");
     if (json_object_get(nc, REGV1_C_TTL)) {
-        /* Consul's TTL check starts critical unless Status says otherwise;
-         * the registry's starts passing and cannot start critical. */
-        if (st && !(json_is_string(st) && strcmp(json_string_value(st), REGV1_PASSING) == 0)) {
-            *status = 501;
-            snprintf(err, errlen,
-                     "a TTL check starts passing here: Status must be \"passing\" "
-                     "or absent");
-            goto fail;
-        }
+        /* Consul's TTL check starts critical unless Status says otherwise
+         * (the native default is passing) */
+        if (st ? json_object_set(nc, REGV1_C_STATUS, st) != 0
+               : json_object_set_new(nc, REGV1_C_STATUS, json_string(REGV1_CRITICAL)) != 0)
+            goto oom;
     } else if ((rcon_copy_duration(ch, "Interval", nc, REGV1_C_INTERVAL) ||
                 rcon_copy_duration(ch, "Timeout", nc, REGV1_C_TIMEOUT) ||
                 (st && json_object_set(nc, REGV1_C_STATUS, st) != 0))) {
@@ -1202,24 +1198,20 @@ static const struct reg_instance *rcon_find_ttl(const struct rcon_api *c, const 
     return NULL;
 }
 
-/* PUT (or GET) /v1/agent/check/pass/{id}[?note=]: the service's TTL check
- * passes (reg_renew). The note is not kept. */
-static void rcon_check_pass(struct hs_req *req, void *arg)
+/* Set the TTL check cid (borrowed) of req's service to status with note
+ * (borrowed; NULL: none) as its output, and answer. */
+static void rcon_ttl_set(struct rcon_api *c, struct hs_req *req, const char *cid,
+                         enum reg_health status, const char *note)
 {
-    struct rcon_api *c = arg;
-    const char *cid = hs_req_param(req, "{id}");
-    const struct reg_instance *in = NULL;
+    const struct reg_instance *in = rcon_find_ttl(c, cid);
 
-    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
-        return;
-    in = rcon_find_ttl(c, cid);
     if (!in) {
         hs_reply_error(req, 404, "unknown check ID '%.200s'", cid);
         return;
     }
     if (!guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(in)))
         return;
-    switch (reg_renew(c->reg, reg_instance_id(in))) {
+    switch (reg_ttl_update(c->reg, reg_instance_id(in), status, note)) {
     case 0:
         rcon_reply_empty(req);
         break;
@@ -1232,6 +1224,75 @@ static void rcon_check_pass(struct hs_req *req, void *arg)
     }
 }
 
+/* PUT (or GET) /v1/agent/check/{pass,warn,fail}/{id}[?note=]: the
+ * service's TTL check to that status, the note as its output. */
+static void rcon_check_verb(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    const char *verb = hs_req_param(req, "{verb}");
+    const char *cid = hs_req_param(req, "{id}");
+    enum reg_health status = REG_PASSING;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    if (strcmp(verb, "pass") == 0)
+        status = REG_PASSING;
+    else if (strcmp(verb, "warn") == 0)
+        status = REG_WARNING;
+    else if (strcmp(verb, "fail") == 0)
+        status = REG_CRITICAL;
+    else if (strcmp(verb, "deregister") == 0) {
+        hs_reply_error(req, 501,
+                       "checks are registered with their service (Check/Checks of "
+                       "/v1/agent/service/register); removing one alone is not implemented");
+        return;
+    } else {
+        hs_reply_error(req, 404, "no such Consul endpoint: /v1/agent/check/%.64s/", verb);
+        return;
+    }
+    rcon_ttl_set(c, req, cid, status, hs_req_query(req, "note"));
+}
+
+/* PUT /v1/agent/check/update/{id} {"Status": "passing"|"warning"|"critical",
+ * "Output": "..."}: the same as pass, warn and fail, with the output. */
+static void rcon_check_update(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    const char *cid = hs_req_param(req, "{id}");
+    json_error_t jerr;
+    json_t *body = NULL;
+    const json_t *st = NULL, *out = NULL;
+    const char *s = NULL;
+    enum reg_health status = REG_PASSING;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        return;
+    body = hs_req_json(req, &jerr);
+    st = body ? rcon_get(body, "Status") : NULL;
+    out = body ? rcon_get(body, "Output") : NULL;
+    s = json_is_string(st) ? json_string_value(st) : "";
+    if (strcmp(s, REGV1_PASSING) == 0)
+        status = REG_PASSING;
+    else if (strcmp(s, REGV1_WARNING) == 0)
+        status = REG_WARNING;
+    else if (strcmp(s, REGV1_CRITICAL) == 0)
+        status = REG_CRITICAL;
+    else {
+        json_decref(body);
+        hs_reply_error(req, 400,
+                       "the body must be {\"Status\": \"passing\"|\"warning\"|\"critical\", "
+                       "\"Output\": \"...\"}");
+        return;
+    }
+    if (out && !json_is_string(out)) {
+        json_decref(body);
+        hs_reply_error(req, 400, "Output must be a string");
+        return;
+    }
+    rcon_ttl_set(c, req, cid, status, out ? json_string_value(out) : NULL);
+    json_decref(body);
+}
+
 /* The Consul routes the registry has no core call for: 501 with why. */
 static void rcon_not_implemented(struct hs_req *req, void *arg)
 {
@@ -1240,10 +1301,7 @@ static void rcon_not_implemented(struct hs_req *req, void *arg)
     const char *why = "this Consul endpoint is not implemented by the registry";
 
     rcon_headers(c, req);
-    if (strstr(path, "/check/warn/") || strstr(path, "/check/fail/"))
-        why = "a TTL check can only pass here (its lapse turns it critical); warn and fail "
-              "are not implemented";
-    else if (strstr(path, "/check/register") || strstr(path, "/check/deregister/"))
+    if (strstr(path, "/check/register"))
         why = "checks are registered with their service (Check/Checks of "
               "/v1/agent/service/register); adding or removing one alone is not implemented";
     else if (strstr(path, "/agent/maintenance"))
@@ -1267,8 +1325,8 @@ static int rcon_routes(struct rcon_api *c)
            hs_route(s, HS_GET, "/v1/agent/service/{id}", rcon_agent_service, c) ||
            hs_route(s, w, "/v1/agent/service/deregister/{id}", rcon_deregister, c) ||
            hs_route(s, HS_PUT, "/v1/agent/service/maintenance/{id}", rcon_maintenance, c) ||
-           hs_route(s, w, "/v1/agent/check/{verb}/{id}", rcon_not_implemented, c) ||
-           hs_route(s, w, "/v1/agent/check/pass/{id}", rcon_check_pass, c) ||
+           hs_route(s, w, "/v1/agent/check/{verb}/{id}", rcon_check_verb, c) ||
+           hs_route(s, HS_PUT, "/v1/agent/check/update/{id}", rcon_check_update, c) ||
            hs_route(s, HS_PUT, "/v1/agent/check/register", rcon_not_implemented, c) ||
            hs_route(s, HS_PUT, "/v1/agent/maintenance", rcon_not_implemented, c) ||
            hs_route(s, HS_GET, "/v1/catalog/services", rcon_catalog_services, c) ||

@@ -209,8 +209,46 @@ class ConsulTestCase(svctest.ServiceTestCase):
         self.assertEqual(headers["X-Consul-Index"], index)
         self.assertEqual([n["Service"]["ID"] for n in json.loads(body)], ["web-1"])
 
+    def test_ttl_check_starts_critical_then_pass_warn_fail_update(self):
+        """A TTL check starts critical (Consul's default) until its first
+        pass; warn, fail and update set its status with the note as its
+        Output, and a Status given at registration is its first one."""
+        self.register_web("web-1", 8080)
+
+        def ttl_check():
+            _, nodes = self.c.health.service("web")
+            return {ch["CheckID"]: ch for ch in nodes[0]["Checks"]}["service:web-1"]
+        self.assertEqual(ttl_check()["Status"], "critical")
+        self.assertEqual(self.c.health.service("web", passing=True)[1], [])
+        self.assertTrue(self.c.agent.check.ttl_pass("service:web-1", "all good"))
+        self.assertEqual((ttl_check()["Status"], ttl_check()["Output"]),
+                         ("passing", "all good"))
+        self.assertTrue(self.c.agent.check.ttl_warn("service:web-1", "disk 91%"))
+        self.assertEqual((ttl_check()["Status"], ttl_check()["Output"]),
+                         ("warning", "disk 91%"))
+        self.assertEqual(self.c.health.service("web", passing=True)[1], [])
+        self.assertTrue(self.c.agent.check.ttl_fail("service:web-1", "disk full"))
+        self.assertEqual(ttl_check()["Status"], "critical")
+        status, _, _ = self.raw("PUT", "/v1/agent/check/update/service:web-1",
+                                json.dumps({"Status": "passing", "Output": "cleaned"}))
+        self.assertEqual(status, 200)
+        self.assertEqual((ttl_check()["Status"], ttl_check()["Output"]),
+                         ("passing", "cleaned"))
+        self.assertEqual(len(self.c.health.service("web", passing=True)[1]), 1)
+        ok = self.c.agent.service.register(
+            "web", service_id="web-2", address="127.0.0.1", port=8081,
+            check=consul.Check.ttl("10s"))
+        self.assertTrue(ok)
+        status, _, _ = self.raw("PUT", "/v1/agent/service/register", json.dumps(
+            {"Name": "web", "ID": "web-3", "Port": 8082,
+             "Check": {"TTL": "10s", "Status": "passing"}}))
+        self.assertEqual(status, 200)
+        _, passing = self.c.health.service("web", passing=True)
+        self.assertEqual(sorted(n["Service"]["ID"] for n in passing), ["web-1", "web-3"])
+
     def test_maintenance_on_and_off(self):
         self.register_web("web-1", 8080)
+        self.assertTrue(self.c.agent.check.ttl_pass("service:web-1"))
         self.assertTrue(self.c.agent.service.maintenance("web-1", True, "upgrade"))
         _, passing = self.c.health.service("web", passing=True)
         self.assertEqual(passing, [])
@@ -388,19 +426,22 @@ class ConsulTestCase(svctest.ServiceTestCase):
         self.assertEqual(status, 501)
         self.assertIn("Script", json.loads(body)["error"])
         status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps(
-            {"Name": "s", "Port": 80, "Check": {"TTL": "10s", "Status": "critical"}}))
-        self.assertEqual(status, 501)
+            {"Name": "s", "Port": 80, "Check": {"TTL": "10s", "Status": "bad"}}))
+        self.assertEqual(status, 400)
         status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps(
             {"Name": "s", "Port": 80, "Check": {"TTL": "1500ms"}}))
         self.assertEqual(status, 400)
         self.assertIn("whole seconds", json.loads(body)["error"])
         self.register_web("web-1", 8080)
-        for path in ("/v1/agent/check/warn/service:web-1",
-                     "/v1/agent/check/fail/service:web-1",
-                     "/v1/agent/check/deregister/service:web-1"):
-            status, _, body = self.raw("PUT", path)
-            self.assertEqual(status, 501, path)
-            self.assertIn("not implemented", json.loads(body)["error"])
+        status, _, body = self.raw("PUT", "/v1/agent/check/deregister/service:web-1")
+        self.assertEqual(status, 501)
+        self.assertIn("not implemented", json.loads(body)["error"])
+        for body in ("{", json.dumps({"Status": "fine"}), json.dumps({"Status": "passing",
+                                                                      "Output": 7})):
+            status, _, _ = self.raw("PUT", "/v1/agent/check/update/service:web-1", body)
+            self.assertEqual(status, 400, body)
+        status, _, _ = self.raw("PUT", "/v1/agent/check/warn/service:web-nope")
+        self.assertEqual(status, 404)
         status, _, body = self.raw("PUT", "/v1/agent/service/maintenance/web-1")
         self.assertEqual(status, 400)
         status, _, body = self.raw("PUT", "/v1/agent/service/maintenance/web-1?enable=maybe")
