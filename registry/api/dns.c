@@ -56,6 +56,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <uthash.h>
 
 #define T_A     1
 #define T_CNAME 5
@@ -116,6 +117,28 @@ struct rdns_answer {
     uint8_t arena[RDNS_ARENA_MAX];
 };
 
+/* The names index: instance ids by lowercased name, rebuilt from the core
+ * when its index moved (every registration, deregistration and removal
+ * moves it), so a stable catalog answers a name with one hash lookup
+ * instead of a walk over every instance. It holds ids, never instance
+ * pointers: each answer looks its instances up again (reg_get) and reads
+ * their health and tags as they are now. */
+struct rdns_name {
+    UT_hash_handle hh;
+    size_t head; /* the first of its ids (rdns_cache.next links the rest) */
+    char key[];  /* the lowercased name */
+};
+
+struct rdns_cache {
+    bool valid;
+    uint64_t index;          /* reg_index when built */
+    struct rdns_name *names; /* uthash by key */
+    size_t n, cap;           /* ids */
+    size_t *id_off, *next;   /* per id: offset in buf, the next id of its name (SIZE_MAX: none) */
+    char *buf;               /* the ids, NUL-terminated */
+    size_t buf_len, buf_cap;
+};
+
 /* One TCP client. */
 struct rdns_conn {
     struct rdns_server *s;
@@ -154,6 +177,7 @@ struct rdns_server {
     struct rdns_conn *conns;
     size_t n_conns;
     struct rdns_stats stats;
+    struct rdns_cache cache;
     struct rdns_scan scan;                /* scratch: one service question at a time */
     struct rdns_answer ans;               /* scratch: one answer at a time */
     uint8_t wire[LIM_DNS_TCP_MAX + 2];    /* scratch: an encoded answer */
@@ -356,16 +380,136 @@ static int rdns_scan_one(const struct reg_instance *in, void *arg)
     return 0;
 }
 
+static void rdns_cache_clear(struct rdns_cache *c)
+{
+    struct rdns_name *n, *tmp;
+
+    HASH_ITER (hh, c->names, n, tmp) {
+        HASH_DEL(c->names, n);
+        free(n);
+    }
+    c->n = c->buf_len = 0;
+    c->valid = false;
+}
+
+static void rdns_cache_free(struct rdns_cache *c)
+{
+    rdns_cache_clear(c);
+    free(c->id_off);
+    free(c->next);
+    free(c->buf);
+}
+
+static void rdns_lower(char *out, const char *in, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] + 32) : in[i];
+    out[len] = '\0';
+}
+
+/* Add one instance to the cache being built: 0, -1 when out of memory. */
+static int rdns_cache_add(const struct reg_instance *in, void *arg)
+{
+    struct rdns_cache *c = arg;
+    const char *id = reg_instance_id(in), *name = reg_instance_name(in);
+    size_t idlen = strlen(id) + 1, nlen = strlen(name);
+    char key[LIM_NAME_MAX + 1];
+    struct rdns_name *n = NULL;
+
+    if (nlen > LIM_NAME_MAX)
+        return 0;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 256;
+        size_t *o = realloc(c->id_off, cap * sizeof(*o));
+
+        if (!o)
+            return -1;
+        c->id_off = o;
+        o = realloc(c->next, cap * sizeof(*o));
+        if (!o)
+            return -1;
+        c->next = o;
+        c->cap = cap;
+    }
+    if (c->buf_len + idlen > c->buf_cap) {
+        size_t cap = c->buf_cap ? 2 * c->buf_cap : 16384;
+        char *b;
+
+        while (cap < c->buf_len + idlen)
+            cap *= 2;
+        b = realloc(c->buf, cap);
+        if (!b)
+            return -1;
+        c->buf = b;
+        c->buf_cap = cap;
+    }
+    rdns_lower(key, name, nlen);
+    HASH_FIND(hh, c->names, key, nlen, n);
+    if (!n) {
+        n = malloc(sizeof(*n) + nlen + 1);
+        if (!n)
+            return -1;
+        memcpy(n->key, key, nlen + 1);
+        n->head = SIZE_MAX;
+        HASH_ADD_KEYPTR(hh, c->names, n->key, nlen, n);
+    }
+    memcpy(c->buf + c->buf_len, id, idlen);
+    c->id_off[c->n] = c->buf_len;
+    c->buf_len += idlen;
+    c->next[c->n] = n->head;
+    n->head = c->n++;
+    return 0;
+}
+
+/* Make the cache follow the core: 0, or -1 when it could not be built
+ * (out of memory: the caller walks the core instead). */
+static int rdns_cache_sync(struct rdns_server *s)
+{
+    struct rdns_cache *c = &s->cache;
+    struct reg_filter all = {.health = -1};
+    uint64_t index = reg_index(s->reg);
+
+    if (c->valid && c->index == index)
+        return 0;
+    rdns_cache_clear(c);
+    if (reg_foreach(s->reg, &all, rdns_cache_add, c) != 0) {
+        rdns_cache_clear(c);
+        return -1;
+    }
+    c->valid = true;
+    c->index = index;
+    return 0;
+}
+
 static void rdns_scan_run(struct rdns_scan *sc)
 {
+    struct rdns_server *s = sc->s;
     struct reg_filter all = {.health = -1};
+    char key[LIM_NAME_MAX + 1];
+    size_t nlen = strlen(sc->name), k;
+    struct rdns_name *n = NULL;
 
     sc->known = false;
     sc->passing = sc->seen = sc->n_pick = sc->cname_seen = 0;
     sc->cname = NULL;
-    /* rdns_scan_one never stops the walk */
-    if (reg_foreach(sc->s->reg, &all, rdns_scan_one, sc) != 0)
-        sc->passing = 0;
+    if (rdns_cache_sync(s) != 0) {
+        /* rdns_scan_one never stops the walk */
+        if (reg_foreach(s->reg, &all, rdns_scan_one, sc) != 0)
+            sc->passing = 0;
+        return;
+    }
+    if (nlen > LIM_NAME_MAX)
+        return;
+    rdns_lower(key, sc->name, nlen);
+    HASH_FIND(hh, s->cache.names, key, nlen, n);
+    for (k = n ? n->head : SIZE_MAX; k != SIZE_MAX; k = s->cache.next[k]) {
+        const struct reg_instance *in = reg_get(s->reg, s->cache.buf + s->cache.id_off[k]);
+
+        if (in)
+            (void)rdns_scan_one(in, sc);
+    }
 }
 
 /* [<tag>.]<name> or _<name>._<tag> (rest, borrowed, is modified). */
@@ -981,6 +1125,7 @@ void rdns_free(struct rdns_server *s)
         return;
     while (s->conns)
         rdns_conn_free(s->conns);
+    rdns_cache_free(&s->cache);
     if (s->tcp)
         evconnlistener_free(s->tcp);
     if (s->udp)
