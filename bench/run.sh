@@ -1332,7 +1332,7 @@ registry --port 0 --bind 127.0.0.1 --data TMP/dns.db --cleanup-interval 1s --log
 curl -K reg.curl                          # $N_NAMES x POST /v1/services {"name":"svc-<i>","host":"10.0.x.y",...}
 dnsperf -s 127.0.0.1 -p D -d queries.txt -l $DNS_DURATION -Q $DNS_QPS -q 500 -t 2 -b 4096   # lines "svc-<i>.service.consul A"
 nsd -d -c nsd.conf                        # one server process, zone consul. with the same A records
-dnsperf -s 127.0.0.1 -p N -d queries.txt -l $DNS_DURATION -Q $DNS_QPS -q 500 -t 2
+dnsperf -s 127.0.0.1 -p N -d queries.txt -l $DNS_DURATION -Q $DNS_QPS -q 500 -t 2 -b 4096
 \`\`\`
 
 $DNS_TABLE
