@@ -158,6 +158,8 @@ struct rdns_scan {
     size_t seen;    /* of those, the ones of the kind asked (the reservoir's count) */
     size_t n_pick;
     const struct reg_instance *pick[LIM_DNS_ANSWERS_MAX];
+    int family[LIM_DNS_ANSWERS_MAX]; /* SRV: each pick's address, for the additional section */
+    uint8_t addr[LIM_DNS_ANSWERS_MAX][16];
     const struct reg_instance *cname; /* a passing one with a DNS name as host */
     size_t cname_seen;
 };
@@ -512,6 +514,24 @@ static void rdns_scan_run(struct rdns_scan *sc)
     }
 }
 
+/* Fill the address of pick i (after those before it): whether it is an IP
+ * literal that no pick before it has (an RRset holds each address once,
+ * RFC 2181 5; instances may share a host). */
+static bool rdns_pick_addr(struct rdns_scan *sc, size_t i)
+{
+    int family = rdns_host_family(reg_instance_host(sc->pick[i]), sc->addr[i]);
+    size_t j;
+
+    sc->family[i] = family;
+    if (!family)
+        return false;
+    for (j = 0; j < i; j++)
+        if (sc->family[j] == family &&
+            memcmp(sc->addr[j], sc->addr[i], family == AF_INET ? 4 : 16) == 0)
+            return false;
+    return true;
+}
+
 /* [<tag>.]<name> or _<name>._<tag> (rest, borrowed, is modified). */
 static void rdns_build_service(struct rdns_server *s, struct rdns_answer *a, uint16_t qtype,
                                char *rest)
@@ -578,24 +598,19 @@ static void rdns_build_service(struct rdns_server *s, struct rdns_answer *a, uin
                 (void)ans_add(a, SEC_ANSWER, NULL, T_SRV, rd, (size_t)(6 + n));
         }
         for (i = 0; i < sc->n_pick; i++) {
-            uint8_t addr[16];
             char target[LIM_DNS_NAME_MAX + 1];
-            int family = rdns_host_family(reg_instance_host(sc->pick[i]), addr);
 
-            if (!family)
+            if (!rdns_pick_addr(sc, i))
                 continue;
-            rdns_addr_name(s, family, addr, target, sizeof(target));
-            (void)ans_add_addr(a, SEC_ADDITIONAL, target, family, addr);
+            rdns_addr_name(s, sc->family[i], sc->addr[i], target, sizeof(target));
+            (void)ans_add_addr(a, SEC_ADDITIONAL, target, sc->family[i], sc->addr[i]);
         }
         return;
     }
     if (sc->n_pick > 0) {
-        for (i = 0; i < sc->n_pick; i++) {
-            uint8_t addr[16];
-            int family = rdns_host_family(reg_instance_host(sc->pick[i]), addr);
-
-            (void)ans_add_addr(a, SEC_ANSWER, NULL, family, addr);
-        }
+        for (i = 0; i < sc->n_pick; i++)
+            if (rdns_pick_addr(sc, i))
+                (void)ans_add_addr(a, SEC_ANSWER, NULL, sc->family[i], sc->addr[i]);
         return;
     }
     if (sc->cname) {

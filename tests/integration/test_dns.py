@@ -121,11 +121,14 @@ class DNSTestCase(svctest.ServiceTestCase):
         reg = self.start_registry()
         self.register(reg, host="127.0.0.2", port=8080)
         self.register(reg, host="127.0.0.3", port=8081)
+        self.register(reg, host="127.0.0.2", port=8090)  # a host shared by two
         self.register(reg, name="other", host="127.0.0.9", port=1)
+        # each address once (an RRset holds no duplicates)
         self.assertEqual(self.a_of("web.service.consul"), ["127.0.0.2", "127.0.0.3"])
         srv = self.records("+answer", "web.service.consul", "SRV")
         self.assertEqual(sorted(d for _, _, d in srv),
-                         ["1 1 8080 7f000002.addr.consul.", "1 1 8081 7f000003.addr.consul."])
+                         ["1 1 8080 7f000002.addr.consul.", "1 1 8081 7f000003.addr.consul.",
+                          "1 1 8090 7f000002.addr.consul."])
         self.assertTrue(all(n == "web.service.consul." and t == "SRV" for n, t, _ in srv))
         add = self.records("+additional", "web.service.consul", "SRV")
         self.assertEqual(sorted(add), [("7f000002.addr.consul.", "A", "127.0.0.2"),
