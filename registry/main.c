@@ -277,6 +277,16 @@ int main(int argc, char **argv)
 cleanup:
     /* The API drains the store (answering what waits) while the server
      * still exists; the store goes before the event base it reports to. */
+    if (dns) {
+        struct rdns_stats ds;
+
+        rdns_get_stats(dns, &ds);
+        log_info("dns: %llu answers over udp, %llu over tcp (%llu truncated), %llu dropped, "
+                 "%llu tcp connections refused",
+                 (unsigned long long)ds.udp_answers, (unsigned long long)ds.tcp_answers,
+                 (unsigned long long)ds.truncated, (unsigned long long)ds.dropped,
+                 (unsigned long long)ds.tcp_refused_conns);
+    }
     rdns_free(dns); /* reads the core: before it goes */
     reg_api_free(api);
     if (store)
