@@ -2,8 +2,9 @@
  *
  * One builder, two writers. rdns_build turns a question into a list of
  * records (owner, type, rdata in wire form) in section order, from the
- * core's read API, within the call: nothing is kept between queries but the
- * server's scratch space, so a flood of queries never grows memory. The
+ * core's read API, within the call: nothing of a query is kept after it
+ * (the server's scratch space and its names index, sized by the catalog,
+ * are all there is), so a flood of queries never grows memory. The
  * UDP writer hands the records to libevent's DNS server
  * (evdns_server_request_add_reply, then _respond or _drop, at once); the
  * TCP writer encodes them itself (rdns_wire_write). Both keep what fits:
