@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh [registry|facade|watch|all]: benchmark of the suite against an
-# nginx ceiling (default: all).
+# bench/run.sh [registry|facade|watch|dns|all]: benchmark of the suite against
+# an nginx ceiling (default: all).
 #
 #   registry  the service registry alone: discover (10 instances), register
 #             100k (bench/regload.c), discover and renew with 100k instances,
@@ -22,6 +22,12 @@
 #             (skipped, with a line saying so, when the registry answers 400
 #             to a registration with a check, or takes it but no check
 #             reaches nginx). No nginx ceiling: the targets are absolute.
+#   dns       the registry's DNS interface: 1,000 services (one instance
+#             each, registered over HTTP), dnsperf sending A queries for
+#             their names at a fixed rate (BENCH_DNS_QPS, default 60,000 q/s)
+#             for BENCH_DNS_DURATION s (default 10): answered q/s and lost
+#             queries, against nsd serving a static zone of the same names
+#             at the same rate (the reference, when it can be set up).
 #
 # Builds every executable (Release) in build-bench/, starts nginx (one worker,
 # fixed 200 JSON answer shaped like a discover answer) and the services on
@@ -49,13 +55,13 @@ set -euo pipefail
 
 MODE=${1:-all}
 case $MODE in
-registry | facade | facade-view | watch | all) ;;
+registry | facade | facade-view | watch | dns | all) ;;
 -h | --help)
     sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 *)
-    echo "usage: $0 [registry|facade|facade-view|watch|all]" >&2
+    echo "usage: $0 [registry|facade|facade-view|watch|dns|all]" >&2
     exit 2
     ;;
 esac
@@ -76,6 +82,8 @@ N_STREAMS=${BENCH_WATCH_STREAMS:-1000}
 WATCH_ROUNDS=${BENCH_WATCH_ROUNDS:-5}
 WATCH_IDLE_S=10            # the idle CPU window with every watcher parked
 N_CHECKS=${BENCH_CHECKS:-1000}
+DNS_QPS=${BENCH_DNS_QPS:-60000}
+DNS_DURATION=${BENCH_DNS_DURATION:-10}
 
 # ---------------------------------------------------------------- setup --
 
@@ -99,6 +107,12 @@ need_cmd wrk wrk
 need_cmd taskset util-linux
 need_cmd ss iproute2
 need_cmd jq jq
+if want dns; then
+    need_cmd dnsperf dnsperf
+    need_cmd dig dnsutils
+    command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ] ||
+        { echo "installing nsd (the DNS reference)"; apt_install nsd || true; }
+fi
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] ||
     { echo "installing nginx-light"; apt_install nginx-light; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -1028,6 +1042,170 @@ NOTES
     )
 }
 
+# ------------------------------------------------------------------ dns --
+
+DNS_TABLE=
+DNS_NOTES=
+
+# A port free for UDP and TCP (see free_port).
+free_dns_port() {
+    local p i
+    for i in $(seq 50); do
+        p=$(free_port)
+        if ! ss -Huln "sport = :$p" 2>/dev/null | grep -q .; then
+            echo "$p"
+            return 0
+        fi
+    done
+    echo "no free UDP+TCP port found" >&2
+    return 1
+}
+
+# run_dnsperf LABEL PORT: dnsperf at DNS_QPS for DNS_DURATION s over the
+# query file; sets DQPS (answered per second), DSENT, DLOST, DNOERR.
+run_dnsperf() {
+    local out=$TMP/dnsperf-$1.txt
+    echo "-- dnsperf $1: 127.0.0.1:$2, $DNS_QPS q/s for $DNS_DURATION s"
+    "${GEN_PIN[@]}" dnsperf -s 127.0.0.1 -p "$2" -d "$TMP/dns-queries.txt" -l "$DNS_DURATION" \
+        -Q "$DNS_QPS" -q 500 -t 2 -b 4096 >"$out" 2>&1 || true
+    sed -n '/Statistics:/,$p' "$out" | sed 's/^/   /'
+    DSENT=$(awk '/Queries sent:/ {print $3}' "$out")
+    DLOST=$(awk '/Queries lost:/ {print $3}' "$out")
+    DQPS=$(awk '/Queries per second:/ {print $4}' "$out")
+    DNOERR=$(grep -o 'NOERROR [0-9]*' "$out" | awk '{print $2}' || true)
+    if [ -z "$DQPS" ] || [ -z "$DSENT" ]; then
+        echo "dnsperf $1 produced no result:" >&2
+        cat "$out" >&2
+        return 1
+    fi
+}
+
+# nsd_zone DIR PORT: the zone and configuration of the reference server.
+nsd_zone() {
+    local i
+    {
+        printf '$ORIGIN consul.\n$TTL 0\n@ IN SOA ns.consul. hostmaster.consul. 1 3600 600 86400 0\n'
+        printf '@ IN NS ns.consul.\nns IN A 127.0.0.1\n'
+        for i in $(seq 0 $((N_NAMES - 1))); do
+            echo "svc-$i.service IN A 10.0.$((i / 250)).$((i % 250 + 1))"
+        done
+    } >"$1/consul.zone"
+    cat >"$1/nsd.conf" <<NSDEOF
+server:
+    ip-address: 127.0.0.1
+    port: $2
+    username: ""
+    chroot: ""
+    zonesdir: "$1"
+    pidfile: "$1/nsd.pid"
+    database: ""
+    zonelistfile: "$1/zone.list"
+    xfrdfile: "$1/xfrd.state"
+    xfrdir: "$1"
+    logfile: "$1/nsd.log"
+    server-count: 1
+    verbosity: 1
+remote-control:
+    control-enable: no
+zone:
+    name: consul.
+    zonefile: consul.zone
+NSDEOF
+}
+
+# dig_is PORT NAME WANT: whether PORT answers NAME A with WANT.
+dig_is() {
+    [ "$(dig @127.0.0.1 -p "$1" +short +tries=1 +timeout=1 "$2" 2>/dev/null)" = "$3" ]
+}
+
+dns_part() {
+    local d_port n_port cfg=$TMP/dns-reg.curl ok i r_qps r_lost r_sent n_qps= n_lost= rows=()
+    local nsd_bin nsd_pid ratio_s verdict_s
+    if [ "$PIN" = 1 ]; then
+        SRV_PIN=(taskset -c 1)
+        GEN_PIN=(taskset -c 0)
+    fi
+    for i in $(seq 0 $((N_NAMES - 1))); do
+        echo "svc-$i.service.consul A"
+    done >"$TMP/dns-queries.txt"
+    echo "== [dns] 1. registry (memory), $N_NAMES services, dnsperf A queries at $DNS_QPS q/s"
+    d_port=$(free_dns_port)
+    start_registry dns "$TMP/dns.db" --backend memory --dns-port "$d_port"
+    local r_pid=$REG_PID r_port=$REG_PORT
+    for i in $(seq 20); do
+        grep -q "dns listening on 127.0.0.1 port $d_port" "$TMP/dns.log" && break
+        sleep 0.1
+    done
+    grep -q "dns listening on 127.0.0.1 port $d_port" "$TMP/dns.log" ||
+        { echo "dns: the registry's DNS interface did not start:" >&2; cat "$TMP/dns.log" >&2; return 1; }
+    for i in $(seq 0 $((N_NAMES - 1))); do
+        printf 'url = "http://127.0.0.1:%s/v1/services"\nrequest = "POST"\nheader = "Content-Type: application/json"\ndata = "{\\"name\\":\\"svc-%d\\",\\"host\\":\\"10.0.%d.%d\\",\\"port\\":8080,\\"ttl\\":%d}"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nmax-time = 15\n' \
+            "$r_port" "$i" $((i / 250)) $((i % 250 + 1)) "$TTL"
+        [ "$i" = $((N_NAMES - 1)) ] || echo next
+    done >"$cfg"
+    ok=$(curl -sS -K "$cfg" | grep -c '^201$' || true)
+    [ "$ok" = "$N_NAMES" ] || { echo "dns: $ok of $N_NAMES registrations answered 201" >&2; return 1; }
+    dig_is "$d_port" svc-7.service.consul 10.0.0.8 ||
+        { echo "dns: svc-7.service.consul does not answer 10.0.0.8" >&2; return 1; }
+    run_dnsperf registry "$d_port"
+    r_qps=$DQPS r_lost=$DLOST r_sent=$DSENT
+    if [ "$r_lost" = 0 ] && [ "$DNOERR" != "$DSENT" ]; then
+        echo "dns: $DNOERR of $DSENT answers were NOERROR" >&2
+        return 1
+    fi
+    stop_pid "$r_pid"
+
+    echo "== [dns] 2. nsd (the reference): a static zone of the same $N_NAMES names"
+    nsd_bin=$(command -v nsd || echo /usr/sbin/nsd)
+    if [ -x "$nsd_bin" ]; then
+        mkdir -p "$TMP/nsd"
+        n_port=$(free_dns_port)
+        nsd_zone "$TMP/nsd" "$n_port"
+        "${SRV_PIN[@]}" "$nsd_bin" -d -c "$TMP/nsd/nsd.conf" >"$TMP/nsd/out.log" 2>&1 &
+        nsd_pid=$!
+        PIDS+=("$nsd_pid")
+        for i in $(seq 50); do
+            dig_is "$n_port" svc-7.service.consul 10.0.0.8 && break
+            sleep 0.1
+        done
+        if dig_is "$n_port" svc-7.service.consul 10.0.0.8; then
+            run_dnsperf nsd "$n_port"
+            n_qps=$DQPS n_lost=$DLOST
+        else
+            echo "dns: nsd did not answer; no reference:" >&2
+            tail -n 5 "$TMP/nsd/out.log" "$TMP/nsd/nsd.log" >&2 2>/dev/null || true
+        fi
+        stop_pid "$nsd_pid"
+    else
+        echo "dns: nsd could not be installed; no reference"
+    fi
+    if [ -n "$n_qps" ]; then
+        rows+=("| nsd $("$nsd_bin" -v 2>&1 | awk '/^NSD version/ {print $3}'), one server process, a static zone of the same names | $(fmt "$n_qps" %.0f) | $n_lost | - | 1.00 | reference |")
+        ratio_s=$(ratio "$r_qps" "$n_qps")
+    else
+        rows+=("| nsd (reference) | not available | - | - | - | - |")
+        ratio_s=-
+    fi
+    if ge "$r_qps" 50000 && [ "$r_lost" = 0 ]; then verdict_s=PASS; else verdict_s=FAIL; fi
+    rows+=("| registry, $N_NAMES services, A svc-N.service.consul | $(fmt "$r_qps" %.0f) | $r_lost of $r_sent | >= 50,000 q/s, none lost | $ratio_s | $verdict_s |")
+    DNS_TABLE=$(
+        echo "| scenario | answered q/s | lost | target | vs nsd | result |"
+        echo "| --- | ---: | ---: | --- | ---: | --- |"
+        printf '%s\n' "${rows[@]}"
+    )
+    DNS_NOTES=$(
+        cat <<NOTES
+- dnsperf -Q $DNS_QPS -q 500 -t 2 -b 4096 -l $DNS_DURATION over a file of the $N_NAMES names
+  (svc-0 .. svc-$((N_NAMES - 1)), one instance each at 10.0.x.y), in order, repeated;
+  "lost": no answer within 2 s. The offered rate is fixed, so "answered q/s"
+  is at most $DNS_QPS: a server at the rate with nothing lost keeps up.
+- the registry answers UDP through libevent's evdns server; its names index
+  is built on the first query after the registrations (one walk), then each
+  query is one hash lookup plus one per instance of the name.
+NOTES
+    )
+}
+
 # ================================================================ run ====
 
 # (in an if, not after &&, so that set -e stays in force inside the parts)
@@ -1035,6 +1213,7 @@ if want registry; then registry_part; fi
 if want facade; then facade_part; fi
 if want facade || [ "$MODE" = facade-view ]; then facade_view_part; fi
 if want watch; then watch_part; fi
+if want dns; then dns_part; fi
 [ -z "$NGINX_PID" ] || stop_pid "$NGINX_PID"
 
 # ------------------------------------------------------------- machine --
@@ -1142,6 +1321,26 @@ Notes:
 $WATCH_NOTES
 EOF
     fi
+    if want dns; then
+        cat <<EOF
+
+## DNS
+
+\`\`\`
+registry --port 0 --bind 127.0.0.1 --data TMP/dns.db --cleanup-interval 1s --log-level info \\
+    --backend memory --dns-port D
+curl -K reg.curl                          # $N_NAMES x POST /v1/services {"name":"svc-<i>","host":"10.0.x.y",...}
+dnsperf -s 127.0.0.1 -p D -d queries.txt -l $DNS_DURATION -Q $DNS_QPS -q 500 -t 2 -b 4096   # lines "svc-<i>.service.consul A"
+nsd -d -c nsd.conf                        # one server process, zone consul. with the same A records
+dnsperf -s 127.0.0.1 -p N -d queries.txt -l $DNS_DURATION -Q $DNS_QPS -q 500 -t 2 -b 4096
+\`\`\`
+
+$DNS_TABLE
+
+Notes:
+$DNS_NOTES
+EOF
+    fi
     cat <<EOF
 
 ## Build
@@ -1161,4 +1360,5 @@ fi
 if want registry; then printf '\nregistry:\n%s\n' "$REG_TABLE"; fi
 if want facade; then printf '\nfacade:\n%s\n\n%s\n' "$FAC_TABLE" "$FAC_RSS_TABLE"; fi
 if want watch; then printf '\nwatch:\n%s\n' "$WATCH_TABLE"; fi
+if want dns; then printf '\ndns:\n%s\n' "$DNS_TABLE"; fi
 if [ -n "$FAC_VIEW_TABLE" ]; then printf '\nfacade GET view:\n%s\n' "$FAC_VIEW_TABLE"; fi

@@ -5,6 +5,7 @@
 #include "api/check_api.h"
 #include "api/codec.h"
 #include "api/consul.h"
+#include "api/dns.h"
 #include "api/events.h"
 #include "api/kv_api.h"
 #include "auth/acl.h"
@@ -18,11 +19,31 @@
 #include "http/service.h"
 #include "store/store.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define REG_PORT_DEFAULT 8500
+#define REG_PORT_DEFAULT     8500
+#define REG_DNS_PORT_DEFAULT 8600
+
+/* Whether --flag (or --flag=...) is on the command line or env is set: an
+ * interface the operator asked for must start, one left at its default
+ * may give way (tests run many registries at once). */
+static bool opt_given(int argc, char **argv, const char *flag, const char *env)
+{
+    size_t len = strlen(flag);
+    int i;
+
+    if (getenv(env))
+        return true;
+    for (i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--", 2) == 0 && strncmp(argv[i] + 2, flag, len) == 0 &&
+            (argv[i][2 + len] == '\0' || argv[i][2 + len] == '='))
+            return true;
+    return false;
+}
 
 int main(int argc, char **argv)
 {
@@ -41,6 +62,11 @@ int main(int argc, char **argv)
     const char *kv_seed = "";
     const char *datacenter = "dc1";
     const char *node_name = "";
+    long dns_port = REG_DNS_PORT_DEFAULT;
+    const char *dns_bind = "";
+    const char *domain = "consul.";
+    int64_t dns_ttl_ms = 0;
+    char hostname[256];
     const struct cfg_option opts[] = {
         CFG_SERVER_OPTIONS(&common),
         {"data", "DATA_PATH", CFG_STRING, &data, 0, 0, "PATH",
@@ -67,6 +93,14 @@ int main(int argc, char **argv)
          "the datacenter the Consul API names (?dc= of another: 500)"},
         {"node-name", "NODE_NAME", CFG_STRING, &node_name, 0, 0, "NAME",
          "the node name the Consul API names (empty: the host name)"},
+        {"dns-port", "DNS_PORT", CFG_INT, &dns_port, 0, 65535, "PORT",
+         "DNS interface, UDP and TCP (0: off)"},
+        {"dns-bind", "DNS_BIND", CFG_STRING, &dns_bind, 0, 0, "ADDR",
+         "address of the DNS interface ('': the --bind address)"},
+        {"domain", "DOMAIN", CFG_STRING, &domain, 0, 0, "NAME",
+         "DNS domain answered: <name>.service.<domain>"},
+        {"dns-ttl", "DNS_TTL", CFG_DURATION, &dns_ttl_ms, 0, 86400 * 1000LL, "DUR",
+         "TTL of the DNS records (whole seconds)"},
     };
     struct svc *svc = NULL;
     struct store *store = NULL;
@@ -78,6 +112,8 @@ int main(int argc, char **argv)
     struct kv_api *kapi = NULL;
     struct rcon_api *consul = NULL;
     struct rcon_options copt;
+    struct rdns_server *dns = NULL;
+    struct rdns_options dopt;
     struct kv_store *kv = NULL;
     struct kv_options kopt;
     long seeded = 0;
@@ -99,6 +135,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(acl_anonymous, "none") != 0 && strcmp(acl_anonymous, "read") != 0) {
         fprintf(stderr, "registry: --acl-anonymous: '%.64s' is not none or read\n", acl_anonymous);
+        return 2;
+    }
+    if (rdns_domain_check(domain, err, sizeof(err)) != 0) {
+        fprintf(stderr, "registry: --domain: %s\n", err);
         return 2;
     }
     if (acl_file[0] != '\0') {
@@ -231,10 +271,45 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: %s\n", err);
         goto cleanup;
     }
+    if (dns_port > 0) {
+        memset(&dopt, 0, sizeof(dopt));
+        if (node_name[0] == '\0') {
+            if (gethostname(hostname, sizeof(hostname)) != 0)
+                snprintf(hostname, sizeof(hostname), "registry");
+            hostname[sizeof(hostname) - 1] = '\0';
+            node_name = hostname;
+        }
+        dopt.bind = dns_bind[0] ? dns_bind : common.bind;
+        dopt.port = dns_port;
+        dopt.domain = domain;
+        dopt.node = node_name;
+        dopt.ttl_s = (uint32_t)((dns_ttl_ms + 999) / 1000);
+        dns = rdns_new(svc_base(svc), reg, &dopt, err, sizeof(err));
+        if (!dns && opt_given(argc, argv, "dns-port", "DNS_PORT")) {
+            fprintf(stderr, "registry: %s\n", err);
+            goto cleanup;
+        }
+        if (dns)
+            log_info("dns listening on %s port %ld (udp and tcp), domain %s, node %s", dopt.bind,
+                     dns_port, domain, node_name);
+        else
+            log_warn("%s: the DNS interface is off (give --dns-port to require it)", err);
+    }
     rc = svc_run(svc);
 cleanup:
     /* The API drains the store (answering what waits) while the server
      * still exists; the store goes before the event base it reports to. */
+    if (dns) {
+        struct rdns_stats ds;
+
+        rdns_get_stats(dns, &ds);
+        log_info("dns: %llu answers over udp, %llu over tcp (%llu truncated), %llu dropped, "
+                 "%llu tcp connections refused",
+                 (unsigned long long)ds.udp_answers, (unsigned long long)ds.tcp_answers,
+                 (unsigned long long)ds.truncated, (unsigned long long)ds.dropped,
+                 (unsigned long long)ds.tcp_refused_conns);
+    }
+    rdns_free(dns); /* reads the core: before it goes */
     reg_api_free(api);
     ract_free(ract); /* after the drain: its waiting writes need nothing of it */
     if (store)

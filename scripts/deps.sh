@@ -9,7 +9,7 @@ PACKAGES=(
   uthash-dev libcmocka-dev python3 curl util-linux
 )
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(clang libclang-rt-dev clang-format iproute2)   # fuzz harnesses (libFuzzer runtime), style check, ss
+  PACKAGES+=(clang libclang-rt-dev clang-format iproute2 dnsutils)   # fuzz harnesses (libFuzzer runtime), style check, ss, dig (test_dns)
   PACKAGES+=(python3-consul)   # tests/integration/test_consul.py: a real Consul client
 fi
 

@@ -89,6 +89,18 @@
 #define LIM_KV_SEED_FILE_MAX (64 * 1024 * 1024)  /* bytes of a --kv-seed file */
 #define LIM_KV_WATCH_WAIT_S  60 /* wait= of a service's blocking read of its config key */
 
+/* Registry DNS interface (registry/api/dns.h) */
+#define LIM_DNS_ANSWERS_MAX    256 /* answer records of one answer (instances chosen at random) */
+#define LIM_DNS_UDP_MAX        512 /* bytes of a UDP answer; what does not fit: TC, ask over TCP */
+#define LIM_DNS_TCP_MAX        65535 /* bytes of a TCP answer (its 16-bit length) */
+#define LIM_DNS_TCP_QUERY_MAX  4096  /* bytes of one TCP query; longer: the connection is closed */
+#define LIM_DNS_TCP_CONNS_MAX  256   /* open TCP connections; more are closed at once */
+#define LIM_DNS_TCP_IDLE_MS    10000 /* a TCP connection idle this long is closed */
+#define LIM_DNS_TCP_OUTPUT_MAX (256 * 1024) /* answers queued to a TCP client; more: reads pause */
+#define LIM_DNS_NAME_MAX       255          /* bytes of a name (RFC 1035), dotted */
+#define LIM_DNS_DOMAIN_MAX     128          /* bytes of --domain */
+#define LIM_DNS_UDP_RCVBUF     (4 * 1024 * 1024) /* SO_RCVBUF asked for the UDP socket */
+
 /* Access tokens (common/auth/acl.h) */
 #define LIM_ACL_TOKENS_MAX 1024          /* tokens in one --acl-tokens file */
 #define LIM_ACL_TOKEN_MAX  256           /* bytes of one token (printable ASCII) */
