@@ -64,6 +64,7 @@ SERVICE_ENV_VARS = (
     "RETRY_DEADLINE", "RETRY_BASE", "RETRY_CAP", "MAX_CONNECTIONS",
     "TOKEN", "TOKEN_FILE", "ACL_TOKENS", "ACL_ANONYMOUS", "PEER_TOKEN",
     "PEER_TOKEN_FILE", "CHECK", "CHECK_INTERVAL", "DRAIN_DELAY",
+    "DNS_PORT", "DNS_BIND", "DOMAIN", "DNS_TTL", "DATACENTER", "NODE_NAME",
 )
 
 # "2026-11-22T05:46:27.123Z INFO registry listening on http://127.0.0.1:43817"
@@ -290,6 +291,10 @@ class Service:
         child_env = dict(os.environ) if inherit_env else {}
         for var in SERVICE_ENV_VARS:
             child_env.pop(var, None)
+        # The registry's DNS interface defaults to port 8600: tests run many
+        # registries at once, so it is off unless a test asks for it (with
+        # --dns-port or its own DNS_PORT).
+        child_env["DNS_PORT"] = "0"
         for key, value in (env or {}).items():
             if value is None:
                 child_env.pop(key, None)
