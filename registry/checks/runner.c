@@ -78,7 +78,7 @@ struct crun_inst {
 
 struct crun {
     struct event_base *base; /* borrowed */
-    struct hc_client *hc;    /* owned */
+    struct hc_client *hc;    /* owned; NULL until the first HTTP probe */
     struct evdns_base *dns;  /* owned; made at the first host name run */
     crun_report_fn report;
     void *arg;
@@ -620,11 +620,9 @@ struct crun *crun_new(struct event_base *base, crun_report_fn report, void *arg,
         c->rng = seed;
     else
         c->rng = ((uint64_t)time(NULL) << 20) ^ ((uint64_t)getpid() << 40) ^ (uint64_t)clk_now_ms();
-    c->hc = hc_client_new(base);
-    if (c->hc == NULL) {
-        free(c);
-        return NULL;
-    }
+    /* the HTTP client comes with the first HTTP probe (crun_add): made
+     * here, it would initialise libcurl, whose libraries' pages are about
+     * 8 MiB of RSS, in every registry, checks or not */
     return c;
 }
 
@@ -646,6 +644,10 @@ int crun_add(struct crun *c, const char *instance_id, const char *check_id, enum
         return -1;
     if (crun_target_parse(kind, target, &t) != 0)
         return -1;
+    if (kind == CRUN_HTTP && c->hc == NULL && (c->hc = hc_client_new(c->base)) == NULL) {
+        crun_target_clear(&t);
+        return -1;
+    }
     ilen = strlen(instance_id);
     clen = strlen(check_id);
     keylen = ilen + 1 + clen;

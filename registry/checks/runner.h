@@ -57,8 +57,9 @@ typedef void (*crun_report_fn)(void *arg, const char *instance_id, const char *c
 /* Create a runner on base (borrowed; must outlive the runner). report
  * (required) gets arg with every result. seed drives the first-run
  * spreading; 0 takes one from the time and the process id. The runner owns
- * its own HTTP client (common/http/client.h) and, once a TCP target names a
- * host, its own evdns resolver, both on base. Returns NULL on failure;
+ * its own HTTP client (common/http/client.h), made with the first HTTP
+ * probe (so a registry without HTTP checks never initialises libcurl), and,
+ * once a TCP target names a host, its own evdns resolver, both on base. Returns NULL on failure;
  * caller frees with crun_free. */
 struct crun *crun_new(struct event_base *base, crun_report_fn report, void *arg, unsigned int seed)
     __attribute__((warn_unused_result));
