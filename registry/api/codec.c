@@ -224,15 +224,18 @@ cleanup:
 static char *regc_doc_of(const struct regc_view *v, long long critical_since_ms,
                          const struct regc_extra *extra, size_t *len)
 {
-    char *more = extra ? regc_extra_text(extra) : strdup("");
-    /* "{"v":1," then the registration without its '{', the health, "}\0". */
-    char *doc =
-        more ? malloc(regc_len(v) + sizeof("{\"v\":,") + JW_INT_MAX_LEN + 2 +
-                      sizeof(",\"" REGC_F_CRITICAL_SINCE "\":") + JW_INT_MAX_LEN + strlen(more))
-             : NULL;
+    char *more = extra ? regc_extra_text(extra) : NULL;
+    /* "{"v":1," then the registration without its '{', the health, the
+     * extra members, "}\0". */
+    char *doc = NULL;
     char *end = NULL;
     char *comma = NULL;
 
+    if (extra && !more)
+        return NULL;
+    doc = malloc(regc_len(v) + sizeof("{\"v\":,") + JW_INT_MAX_LEN + 2 +
+                 sizeof(",\"" REGC_F_CRITICAL_SINCE "\":") + JW_INT_MAX_LEN +
+                 (more ? strlen(more) : 0));
     if (!doc) {
         free(more);
         return NULL;
@@ -248,7 +251,8 @@ static char *regc_doc_of(const struct regc_view *v, long long critical_since_ms,
         end = regc_lit(end, ",\"" REGC_F_CRITICAL_SINCE "\":");
         end = jw_int_put(end, critical_since_ms);
     }
-    end = regc_lit(end, more);
+    if (more)
+        end = regc_lit(end, more);
     free(more);
     *end++ = '}';
     *end = '\0';
@@ -282,7 +286,8 @@ char *regc_doc_new(const char *id, const struct reg_spec *spec, size_t *len)
                 goto cleanup;
         }
     }
-    doc = regc_doc_of(&v, spec->critical_since_ms, &x, len);
+    /* a registration of before checks has nothing more to store */
+    doc = regc_doc_of(&v, spec->critical_since_ms, x.checks || x.maint ? &x : NULL, len);
 cleanup:
     json_decref(x.checks);
     return doc;
@@ -333,7 +338,7 @@ char *regc_doc_of_instance(const struct reg_instance *in, size_t *len)
     }
     if (!x.checks && reg_instance_ttl(in) == 0 && !(x.checks = json_array()))
         return NULL;
-    doc = regc_doc_of(&v, since, &x, len);
+    doc = regc_doc_of(&v, since, x.checks || x.maint ? &x : NULL, len);
 cleanup:
     json_decref(x.checks);
     return doc;

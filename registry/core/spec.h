@@ -48,12 +48,14 @@ struct reg_spec {
      * them sets ttl and is listed here too, for its id and rules). ttl 0:
      * the instance has no TTL check. */
     size_t check_count; /* <= LIM_CHECKS_MAX */
-    struct reg_check_spec checks[LIM_CHECKS_MAX];
     /* stored documents only: maintenance on since maint_since_ms, and why */
     bool maint;
     long long maint_since_ms;
     char maint_reason[LIM_MAINT_REASON_MAX + 1];
     size_t strs_len, strs_cap;
+    /* Last, and not zeroed by reg_spec_init (about 10 KiB, set up to
+     * check_count by whoever adds a check). */
+    struct reg_check_spec checks[LIM_CHECKS_MAX];
 };
 
 /* Zero spec and set the defaults (type REG_TYPE_DEFAULT, ttl
