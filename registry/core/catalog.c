@@ -211,9 +211,11 @@ static int64_t reg_deregister_after(const struct reg_registry *r, int ttl, int64
 /* the index */
 
 /* Take the next index for a change of in (applied already) and tell the
- * observer. */
-static void reg_emit(struct reg_registry *r, enum reg_event_type type,
-                     const struct reg_instance *in, int64_t now)
+ * observer. For REG_EV_HEALTH, check_id (borrowed), prev and status are
+ * the check's; for the others the event carries the instance's health. */
+static void reg_emit_check(struct reg_registry *r, enum reg_event_type type,
+                           const struct reg_instance *in, const char *check_id,
+                           enum reg_health prev, enum reg_health status, int64_t now)
 {
     struct reg_event ev;
 
@@ -225,32 +227,29 @@ static void reg_emit(struct reg_registry *r, enum reg_event_type type,
     ev.index = r->index;
     ev.time_ms = now;
     ev.in = in;
-    ev.previous = ev.status = (enum reg_health)in->health;
+    ev.previous = prev;
+    ev.status = status;
+    ev.check_id = check_id;
     if (type == REG_EV_MAINTENANCE)
         ev.maint = in->ext && in->ext->maint;
     r->opt.observer(r->opt.observer_arg, &ev);
 }
 
-/* Take the next index for a status change of one of in's checks (check_id,
- * borrowed) and tell the observer. */
+/* A change of in that is not one check's: reg_emit_check with its health. */
+static void reg_emit(struct reg_registry *r, enum reg_event_type type,
+                     const struct reg_instance *in, int64_t now)
+{
+    enum reg_health h = (enum reg_health)in->health;
+
+    reg_emit_check(r, type, in, NULL, h, h, now);
+}
+
+/* A status change of one of in's checks. */
 static void reg_emit_health(struct reg_registry *r, const struct reg_instance *in,
                             const char *check_id, enum reg_health prev, enum reg_health status,
                             int64_t now)
 {
-    struct reg_event ev;
-
-    r->index++;
-    if (!r->opt.observer)
-        return;
-    memset(&ev, 0, sizeof(ev));
-    ev.type = REG_EV_HEALTH;
-    ev.index = r->index;
-    ev.time_ms = now;
-    ev.in = in;
-    ev.previous = prev;
-    ev.status = status;
-    ev.check_id = check_id;
-    r->opt.observer(r->opt.observer_arg, &ev);
+    reg_emit_check(r, REG_EV_HEALTH, in, check_id, prev, status, now);
 }
 
 /* The changes a lease must leave room for (see "The index" above). */
