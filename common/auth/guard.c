@@ -15,6 +15,12 @@ int guard_request(const struct acl *a, struct hs_req *req, enum acl_action actio
     token = acl_token_from_headers(hs_req_header(req, ACL_HDR_REGISTRY),
                                    hs_req_header(req, ACL_HDR_CONSUL),
                                    hs_req_header(req, ACL_HDR_AUTH));
+    if (!token) {
+        /* Consul's older clients (python-consul) send ?token= instead */
+        token = hs_req_query(req, "token");
+        if (token && !token[0])
+            token = NULL;
+    }
     v = acl_allows(a, token, action, name);
     if (v == ACL_ALLOWED)
         return 1;

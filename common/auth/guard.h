@@ -1,6 +1,7 @@
 /* guard.h: the access check of one HTTP request against a token table
  * (acl.h): the token taken from the request's headers in their order of
- * precedence, the verdict, and the 403 answer with the reason when it is
+ * precedence (then from the query parameter "token", as Consul's older
+ * clients send it), the verdict, and the 403 answer with the reason when it is
  * a refusal. One place for every route that needs a right (the registry's
  * catalog and KV routes, logging-service's writes). */
 #ifndef SVC_AUTH_GUARD_H
