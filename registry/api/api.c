@@ -368,11 +368,12 @@ static int api_block_query(struct hs_req *req, uint64_t *index, int64_t *wait_ms
 
 /* Park the read req (seen at index) on the hub until a change its filter
  * (name or id) matches; wake answers it then. 1 when parked, 0 when it is
- * to be answered now, -1 after answering 500 (out of memory). */
+ * to be answered now (index 0 among them), -1 after answering 500 (out of
+ * memory). */
 static int api_block(struct reg_api *api, struct hs_req *req, uint64_t index, int64_t wait_ms,
                      const char *name, const char *id, rev_wake_fn wake)
 {
-    int rc = rev_park(api->hub, req, index, wait_ms, name, id, wake, api);
+    int rc = index > 0 ? rev_park(api->hub, req, index, wait_ms, name, id, wake, api) : 0;
 
     if (rc < 0)
         hs_reply_oom(req);

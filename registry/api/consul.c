@@ -66,9 +66,18 @@ struct rcon_list {
 /* The node of c's answers, with the index now. */
 static struct rcon_node rcon_node_of(const struct rcon_api *c)
 {
-    struct rcon_node n = {c->node, c->dc, c->addr, reg_index(c->reg)};
+    struct rcon_node n = {c->node, c->dc, c->addr, svc_port(c->svc)};
 
     return n;
+}
+
+/* The index the Consul views show: the registry's, but never 0 (Consul
+ * answers 1 at the least, and its clients take 0 for "no blocking"). */
+static uint64_t rcon_index(const struct rcon_api *c)
+{
+    uint64_t i = reg_index(c->reg);
+
+    return i > 0 ? i : 1;
 }
 
 /* The Consul headers on req's answer. */
@@ -76,7 +85,7 @@ static void rcon_headers(struct rcon_api *c, struct hs_req *req)
 {
     char hdr[32];
 
-    snprintf(hdr, sizeof(hdr), "%" PRIu64, reg_index(c->reg));
+    snprintf(hdr, sizeof(hdr), "%" PRIu64, rcon_index(c));
     (void)hs_reply_header(req, "X-Consul-Index", hdr);
     (void)hs_reply_header(req, "X-Consul-KnownLeader", "true");
     (void)hs_reply_header(req, "X-Consul-LastContact", "0");
@@ -106,6 +115,21 @@ static void rcon_reply(struct hs_req *req, json_t *body)
         return;
     }
     hs_reply_json(req, 200, body);
+}
+
+/* Reply with the object body (stolen; NULL: out of memory), its keys
+ * sorted as Go writes a map. */
+static void rcon_reply_sorted(struct hs_req *req, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+    json_decref(body);
+    if (!text) {
+        hs_reply_oom(req);
+        return;
+    }
+    hs_reply_raw(req, 200, "application/json", text, strlen(text));
+    free(text);
 }
 
 /* Reply 200 with an empty body, as Consul's agent writes do. */
@@ -201,10 +225,11 @@ static bool rcon_is_node(const struct rcon_api *c, const char *node)
 typedef void (*rcon_answer_fn)(void *arg, struct hs_req *req);
 
 /* Consul's blocking query on a read: with ?index=N (N not above the
- * registry index; above, it reset: 0) park until a change of service name
+ * index shown; above, it reset: 0) park until a change of service name
  * (NULL: any), or ?wait= (default LIM_WATCH_WAIT_DEFAULT_MS, at most
  * LIM_WATCH_WAIT_MAX_MS: longer is cut to it, as Consul does) plus the
- * hub's jitter ends; then, or without index, answer. */
+ * hub's jitter ends; then, or without index, answer. An empty registry
+ * shows 1 for its index 0: N = 1 then waits for the first change. */
 static void rcon_read(struct rcon_api *c, struct hs_req *req, const char *name,
                       rcon_answer_fn answer)
 {
@@ -229,9 +254,11 @@ static void rcon_read(struct rcon_api *c, struct hs_req *req, const char *name,
         wait_ms = LIM_WATCH_WAIT_MAX_MS;
     if (wait_ms == 0)
         wait_ms = LIM_WATCH_WAIT_DEFAULT_MS;
-    if (index > reg_index(c->reg))
+    if (index > rcon_index(c))
         index = 0; /* the index went back (a reset): answer at once */
-    rc = index > 0 ? rev_park(c->hub, req, index, wait_ms, name, NULL, answer, c) : 0;
+    rc = index > 0 ? rev_park(c->hub, req, index > reg_index(c->reg) ? reg_index(c->reg) : index,
+                              wait_ms, name, NULL, answer, c)
+                   : 0;
     if (rc < 0) {
         hs_reply_oom(req);
         return;
@@ -278,10 +305,15 @@ static void rcon_catalog_services_answer(void *arg, struct hs_req *req)
         }
     }
     free(l.v);
-    rcon_reply(req, out);
+    /* the registry itself, as a Consul server lists itself (no tags) */
+    if (out && !json_object_get(out, RCON_SELF_SERVICE) &&
+        json_object_set_new(out, RCON_SELF_SERVICE, json_array()) != 0)
+        goto oom_out;
+    rcon_reply_sorted(req, out);
     return;
 oom:
     free(l.v);
+oom_out:
     json_decref(out);
     hs_reply_oom(req);
 }
@@ -295,10 +327,13 @@ static void rcon_catalog_services(struct hs_req *req, void *arg)
 }
 
 /* An array of enc(node, instance) over the instances of the service of
- * path parameter {name} (?tag=, and passing only when passing). */
+ * path parameter {name} (?tag=, and passing only when passing), and
+ * self_enc(node) for the registry itself when that name is
+ * RCON_SELF_SERVICE (it has no tags; always passing). */
 static json_t *rcon_service_array(struct rcon_api *c, struct hs_req *req, bool passing,
                                   json_t *(*enc)(const struct rcon_node *,
-                                                 const struct reg_instance *))
+                                                 const struct reg_instance *),
+                                  json_t *(*self_enc)(const struct rcon_node *))
 {
     struct reg_filter f = {hs_req_param(req, "{name}"), NULL, hs_req_query(req, REGV1_Q_TAG),
                            passing ? REG_PASSING : -1, false};
@@ -307,14 +342,25 @@ static json_t *rcon_service_array(struct rcon_api *c, struct hs_req *req, bool p
     json_t *out = NULL;
     size_t i;
 
+    bool self = self_enc && strcmp(f.name, RCON_SELF_SERVICE) == 0 && !f.tag;
+
     if (rcon_collect(c, &f, &l) != 0)
         return NULL;
     out = json_array();
-    for (i = 0; out && i < l.n; i++)
-        if (json_array_append_new(out, enc(&node, l.v[i])) != 0) {
-            json_decref(out);
-            out = NULL;
+    for (i = 0; out && i <= l.n; i++) {
+        /* the registry's own entry where its ID sorts among the others */
+        if (self && (i == l.n || strcmp(rcon_enc_service_id(l.v[i]), RCON_SELF_SERVICE) >= 0)) {
+            self = false;
+            if (json_array_append_new(out, self_enc(&node)) != 0)
+                break;
         }
+        if (i < l.n && json_array_append_new(out, enc(&node, l.v[i])) != 0)
+            break;
+    }
+    if (i <= l.n) {
+        json_decref(out);
+        out = NULL;
+    }
     free(l.v);
     return out;
 }
@@ -323,7 +369,8 @@ static json_t *rcon_service_array(struct rcon_api *c, struct hs_req *req, bool p
 static void rcon_catalog_service_answer(void *arg, struct hs_req *req)
 {
     rcon_headers(arg, req);
-    rcon_reply(req, rcon_service_array(arg, req, false, rcon_enc_catalog_service));
+    rcon_reply(
+        req, rcon_service_array(arg, req, false, rcon_enc_catalog_service, rcon_enc_self_catalog));
 }
 
 static void rcon_catalog_service(struct hs_req *req, void *arg)
@@ -379,7 +426,13 @@ static void rcon_catalog_node_answer(void *arg, struct hs_req *req)
             services = NULL;
         }
     free(l.v);
-    rcon_reply(
+    if (services && !json_object_get(services, RCON_SELF_SERVICE) &&
+        json_object_set_new(services, RCON_SELF_SERVICE, rcon_enc_self_service(&node)) != 0) {
+        json_decref(services);
+        services = NULL;
+    }
+    /* sorted: Services is a map, which Go writes by key */
+    rcon_reply_sorted(
         req, services ? json_pack("{s:o, s:o}", "Node", rcon_enc_node(&node), "Services", services)
                       : NULL);
 }
@@ -416,7 +469,8 @@ static bool rcon_flag(struct hs_req *req, const char *key)
 static void rcon_health_service_answer(void *arg, struct hs_req *req)
 {
     rcon_headers(arg, req);
-    rcon_reply(req, rcon_service_array(arg, req, rcon_flag(req, "passing"), rcon_enc_health_entry));
+    rcon_reply(req, rcon_service_array(arg, req, rcon_flag(req, "passing"), rcon_enc_health_entry,
+                                       rcon_enc_self_health));
 }
 
 static void rcon_health_service(struct hs_req *req, void *arg)

@@ -94,40 +94,118 @@ json_t *rcon_enc_node(const struct rcon_node *n)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{}, s:I, s:I}", "ID", "", "Node",
                      n->name, "Address", n->address, "Datacenter", n->dc, "TaggedAddresses", "lan",
-                     n->address, "wan", n->address, "Meta", "CreateIndex", (json_int_t)n->index,
-                     "ModifyIndex", (json_int_t)n->index);
+                     n->address, "wan", n->address, "Meta", "CreateIndex",
+                     (json_int_t)RCON_NODE_INDEX, "ModifyIndex", (json_int_t)RCON_NODE_INDEX);
+}
+
+/* A service as the encoders below see it: an instance, or the registry's
+ * own "consul" entry. */
+struct rcon_svc {
+    const char *id, *name, *address;
+    int port;
+    json_t *tags, *meta; /* owned by the view (NULL: out of memory) */
+    uint64_t create_index, modify_index;
+};
+
+/* The view of instance in (release with rcon_svc_clear). */
+static struct rcon_svc rcon_svc_of(const struct reg_instance *in)
+{
+    struct rcon_svc v = {rcon_enc_service_id(in),
+                         reg_instance_name(in),
+                         reg_instance_host(in),
+                         reg_instance_port(in),
+                         rcon_enc_tags(in),
+                         rcon_enc_meta(in),
+                         reg_instance_create_index(in),
+                         reg_instance_modify_index(in)};
+
+    return v;
+}
+
+/* The view of the registry itself: Consul's "consul" service, on the
+ * node's address (empty, as Consul gives it) at the HTTP port. */
+static struct rcon_svc rcon_svc_self(const struct rcon_node *n)
+{
+    struct rcon_svc v = {RCON_SELF_SERVICE, RCON_SELF_SERVICE, "",
+                         n->http_port,      json_array(),      json_object(),
+                         RCON_NODE_INDEX,   RCON_NODE_INDEX};
+
+    return v;
+}
+
+static void rcon_svc_clear(struct rcon_svc *v)
+{
+    json_decref(v->tags);
+    json_decref(v->meta);
+}
+
+/* catalog/service/<name>'s entry of v (its tags and meta taken). */
+static json_t *rcon_svc_catalog(const struct rcon_node *n, struct rcon_svc *v)
+{
+    json_t *o = NULL;
+
+    if (v->tags && v->meta)
+        o = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{}, s:s, s:s, s:s, s:s, s:i, s:O, "
+                      "s:O, s:b, s:{s:i, s:i}, s:I, s:I}",
+                      "ID", "", "Node", n->name, "Address", n->address, "Datacenter", n->dc,
+                      "TaggedAddresses", "lan", n->address, "wan", n->address, "NodeMeta",
+                      "ServiceKind", "", "ServiceID", v->id, "ServiceName", v->name,
+                      "ServiceAddress", v->address, "ServicePort", v->port, "ServiceTags", v->tags,
+                      "ServiceMeta", v->meta, "ServiceEnableTagOverride", 0, "ServiceWeights",
+                      "Passing", 1, "Warning", 1, "CreateIndex", (json_int_t)v->create_index,
+                      "ModifyIndex", (json_int_t)v->modify_index);
+    rcon_svc_clear(v);
+    return o;
+}
+
+/* The agent/services form of v (its tags and meta taken), with Create/
+ * ModifyIndex when with_index. */
+static json_t *rcon_svc_agent(const struct rcon_node *n, struct rcon_svc *v, bool with_index)
+{
+    json_t *o = NULL;
+
+    if (v->tags && v->meta)
+        o = json_pack("{s:s, s:s, s:O, s:O, s:i, s:s, s:{s:i, s:i}, s:b, s:s}", "ID", v->id,
+                      "Service", v->name, "Tags", v->tags, "Meta", v->meta, "Port", v->port,
+                      "Address", v->address, "Weights", "Passing", 1, "Warning", 1,
+                      "EnableTagOverride", 0, "Datacenter", n->dc);
+    if (o && with_index &&
+        (json_object_set_new(o, "CreateIndex", json_integer((json_int_t)v->create_index)) != 0 ||
+         json_object_set_new(o, "ModifyIndex", json_integer((json_int_t)v->modify_index)) != 0)) {
+        json_decref(o);
+        o = NULL;
+    }
+    rcon_svc_clear(v);
+    return o;
 }
 
 json_t *rcon_enc_catalog_service(const struct rcon_node *n, const struct reg_instance *in)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{}, s:s, s:s, s:s, s:s, s:i, s:o, "
-                     "s:o, s:b, s:{s:i, s:i}, s:I, s:I}",
-                     "ID", "", "Node", n->name, "Address", n->address, "Datacenter", n->dc,
-                     "TaggedAddresses", "lan", n->address, "wan", n->address, "NodeMeta",
-                     "ServiceKind", "", "ServiceID", rcon_enc_service_id(in), "ServiceName",
-                     reg_instance_name(in), "ServiceAddress", reg_instance_host(in), "ServicePort",
-                     reg_instance_port(in), "ServiceTags", rcon_enc_tags(in), "ServiceMeta",
-                     rcon_enc_meta(in), "ServiceEnableTagOverride", 0, "ServiceWeights", "Passing",
-                     1, "Warning", 1, "CreateIndex", (json_int_t)n->index, "ModifyIndex",
-                     (json_int_t)n->index);
+    struct rcon_svc v = rcon_svc_of(in);
+
+    return rcon_svc_catalog(n, &v);
 }
 
 json_t *rcon_enc_agent_service(const struct rcon_node *n, const struct reg_instance *in,
                                bool with_index)
 {
-    json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:i, s:s, s:{s:i, s:i}, s:b, s:s}", "ID",
-                          rcon_enc_service_id(in), "Service", reg_instance_name(in), "Tags",
-                          rcon_enc_tags(in), "Meta", rcon_enc_meta(in), "Port",
-                          reg_instance_port(in), "Address", reg_instance_host(in), "Weights",
-                          "Passing", 1, "Warning", 1, "EnableTagOverride", 0, "Datacenter", n->dc);
+    struct rcon_svc v = rcon_svc_of(in);
 
-    if (o && with_index &&
-        (json_object_set_new(o, "CreateIndex", json_integer((json_int_t)n->index)) != 0 ||
-         json_object_set_new(o, "ModifyIndex", json_integer((json_int_t)n->index)) != 0)) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return rcon_svc_agent(n, &v, with_index);
+}
+
+json_t *rcon_enc_self_catalog(const struct rcon_node *n)
+{
+    struct rcon_svc v = rcon_svc_self(n);
+
+    return rcon_svc_catalog(n, &v);
+}
+
+json_t *rcon_enc_self_service(const struct rcon_node *n)
+{
+    struct rcon_svc v = rcon_svc_self(n);
+
+    return rcon_svc_agent(n, &v, true);
 }
 
 json_t *rcon_enc_node_check(const struct rcon_node *n)
@@ -136,7 +214,7 @@ json_t *rcon_enc_node_check(const struct rcon_node *n)
                      n->name, "CheckID", "serfHealth", "Name", "Serf Health Status", "Status",
                      "passing", "Notes", "", "Output", "Agent alive and reachable", "ServiceID", "",
                      "ServiceName", "", "ServiceTags", "Type", "", "CreateIndex",
-                     (json_int_t)n->index, "ModifyIndex", (json_int_t)n->index);
+                     (json_int_t)RCON_NODE_INDEX, "ModifyIndex", (json_int_t)RCON_NODE_INDEX);
 }
 
 /* A duration as Go prints the simple cases ("10s", "500ms"). */
@@ -170,7 +248,8 @@ static json_t *rcon_enc_check(const struct rcon_node *n, const struct reg_instan
                           n->name, "CheckID", id, "Name", name, "Status", status, "Notes", notes,
                           "Output", output, "ServiceID", rcon_enc_service_id(in), "ServiceName",
                           reg_instance_name(in), "ServiceTags", rcon_enc_tags(in), "Type", type,
-                          "CreateIndex", (json_int_t)n->index, "ModifyIndex", (json_int_t)n->index);
+                          "CreateIndex", (json_int_t)reg_instance_create_index(in), "ModifyIndex",
+                          (json_int_t)reg_instance_modify_index(in));
 
     if (o && definition && json_object_set_new(o, "Definition", definition) != 0) {
         json_decref(o);
@@ -265,4 +344,10 @@ json_t *rcon_enc_health_entry(const struct rcon_node *n, const struct reg_instan
     }
     return json_pack("{s:o, s:o, s:o}", "Node", rcon_enc_node(n), "Service",
                      rcon_enc_agent_service(n, in, true), "Checks", checks);
+}
+
+json_t *rcon_enc_self_health(const struct rcon_node *n)
+{
+    return json_pack("{s:o, s:o, s:[o]}", "Node", rcon_enc_node(n), "Service",
+                     rcon_enc_self_service(n), "Checks", rcon_enc_node_check(n));
 }

@@ -24,8 +24,17 @@ struct rcon_node {
     const char *name;    /* --node-name */
     const char *dc;      /* --datacenter */
     const char *address; /* the node's address (bind, or 127.0.0.1 for a wildcard) */
-    uint64_t index;      /* the registry index (every Create/ModifyIndex) */
+    int http_port;       /* the registry's HTTP port: its "consul" service's port */
 };
+
+/* The Create/ModifyIndex of the node, its serfHealth check and its
+ * "consul" service: they are there from the start and never change. */
+#define RCON_NODE_INDEX 1
+
+/* The service the registry itself is in Consul's catalog, as a Consul
+ * server is: listed by the catalog and health views, not by the agent's
+ * (agent/services lists what was registered with the agent). */
+#define RCON_SELF_SERVICE "consul"
 
 /* The Consul service id of in: its RCON_META_ID value, else its own id
  * (borrowed from the instance). */
@@ -55,6 +64,13 @@ json_t *rcon_enc_catalog_service(const struct rcon_node *n, const struct reg_ins
  * and health entries (with_index true: CreateIndex, ModifyIndex). */
 json_t *rcon_enc_agent_service(const struct rcon_node *n, const struct reg_instance *in,
                                bool with_index);
+
+/* The registry's own "consul" service: its catalog/service entry, its
+ * form in catalog/node and health entries (with Create/ModifyIndex), its
+ * health/service entry (the node's serfHealth its only check). */
+json_t *rcon_enc_self_catalog(const struct rcon_node *n);
+json_t *rcon_enc_self_service(const struct rcon_node *n);
+json_t *rcon_enc_self_health(const struct rcon_node *n);
 
 /* The node's own check, serfHealth (always passing: the registry is up
  * when it answers). */

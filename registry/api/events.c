@@ -859,7 +859,7 @@ int rev_park(struct rev_hub *h, struct hs_req *req, uint64_t index, int64_t wait
     size_t i;
     int rc = 0;
 
-    if (index == 0 || index < rev_floor(h) || wait_ms == 0 || h->stopping || !h->svc)
+    if (index < rev_floor(h) || wait_ms == 0 || h->stopping || !h->svc)
         return 0;
     w = calloc(1, sizeof(*w));
     if (!w)

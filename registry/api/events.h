@@ -77,9 +77,10 @@ typedef void (*rev_wake_fn)(void *arg, struct hs_req *req);
  * (borrowed, copied) given: events of that service name; else every
  * instance event. Returns 1: parked, wake(arg, req) follows later (arg
  * stays the caller's and must live until then); 0: answer now, the hub
- * did not take req (index 0, index older than the history, a matching
- * event after index already in it, wait_ms 0, shutdown begun); -1: out of
- * memory, req not taken. */
+ * did not take req (index older than the history, a matching event after
+ * index already in it, wait_ms 0, shutdown begun); -1: out of memory, req
+ * not taken. Index 0 is "seen nothing": any matching event wakes it (the
+ * native reads answer ?index=0 at once themselves). */
 int rev_park(struct rev_hub *h, struct hs_req *req, uint64_t index, int64_t wait_ms,
              const char *name, const char *id, rev_wake_fn wake, void *arg)
     __attribute__((warn_unused_result));

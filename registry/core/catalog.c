@@ -85,6 +85,10 @@ struct reg_instance {
     int64_t heartbeat_ms;
     int64_t ttl_change_ms;    /* since when ttl_health is what it is */
     uint64_t seq;             /* registration order: larger for every attach */
+    uint64_t create_index;    /* the index of its id's first registration (kept by a
+                                 re-registration); at load, the index then */
+    uint64_t modify_index;    /* the index of its last change (registration, health,
+                                 maintenance) */
     struct reg_ext *ext;      /* owned; NULL: no check but the TTL one, no maintenance */
     unsigned char health;     /* enum reg_health: the worst of its checks and maintenance */
     unsigned char ttl_health; /* REG_CRITICAL once the TTL lapsed, else REG_PASSING */
@@ -210,16 +214,17 @@ static int64_t reg_deregister_after(const struct reg_registry *r, int ttl, int64
 /* ---------------------------------------------------------------------- */
 /* the index */
 
-/* Take the next index for a change of in (applied already) and tell the
- * observer. For REG_EV_HEALTH, check_id (borrowed), prev and status are
- * the check's; for the others the event carries the instance's health. */
+/* Take the next index for a change of in (applied already; its
+ * modify_index becomes it) and tell the observer. For REG_EV_HEALTH,
+ * check_id (borrowed), prev and status are the check's; for the others
+ * the event carries the instance's health. */
 static void reg_emit_check(struct reg_registry *r, enum reg_event_type type,
-                           const struct reg_instance *in, const char *check_id,
-                           enum reg_health prev, enum reg_health status, int64_t now)
+                           struct reg_instance *in, const char *check_id, enum reg_health prev,
+                           enum reg_health status, int64_t now)
 {
     struct reg_event ev;
 
-    r->index++;
+    in->modify_index = ++r->index;
     if (!r->opt.observer)
         return;
     memset(&ev, 0, sizeof(ev));
@@ -236,8 +241,8 @@ static void reg_emit_check(struct reg_registry *r, enum reg_event_type type,
 }
 
 /* A change of in that is not one check's: reg_emit_check with its health. */
-static void reg_emit(struct reg_registry *r, enum reg_event_type type,
-                     const struct reg_instance *in, int64_t now)
+static void reg_emit(struct reg_registry *r, enum reg_event_type type, struct reg_instance *in,
+                     int64_t now)
 {
     enum reg_health h = (enum reg_health)in->health;
 
@@ -245,9 +250,8 @@ static void reg_emit(struct reg_registry *r, enum reg_event_type type,
 }
 
 /* A status change of one of in's checks. */
-static void reg_emit_health(struct reg_registry *r, const struct reg_instance *in,
-                            const char *check_id, enum reg_health prev, enum reg_health status,
-                            int64_t now)
+static void reg_emit_health(struct reg_registry *r, struct reg_instance *in, const char *check_id,
+                            enum reg_health prev, enum reg_health status, int64_t now)
 {
     reg_emit_check(r, REG_EV_HEALTH, in, check_id, prev, status, now);
 }
@@ -857,6 +861,7 @@ static void reg_put_done(void *arg, int rc, const char *err)
         struct reg_instance *in = w->in;
         int64_t now = reg_now(r);
 
+        in->create_index = old ? old->create_index : r->index + 1;
         if (old)
             reg_drop(r, old);
         reg_attach(r, in, now);
@@ -1764,12 +1769,16 @@ long reg_load(struct reg_registry *r, char *err, size_t errlen)
 {
     size_t before = r->stats.instances;
     struct reg_bucket *b, *btmp;
+    struct reg_instance *in, *itmp;
 
     if (store_load(r->store, reg_load_one, r, err, errlen) != 0)
         return -1;
     /* The store's order is not the heartbeats': expiry reads list heads. */
     HASH_ITER (hh, r->buckets, b, btmp)
         DL_SORT(b->critical, reg_cmp_heartbeat);
+    /* the index record may come after the instances */
+    HASH_ITER (hh, r->by_id, in, itmp)
+        in->create_index = in->modify_index = r->index;
     return (long)(r->stats.instances - before);
 }
 
@@ -1808,6 +1817,10 @@ enum reg_health reg_instance_health(const struct reg_instance *in)
     return (enum reg_health)in->health;
 }
 int64_t reg_instance_heartbeat_ms(const struct reg_instance *in) { return in->heartbeat_ms; }
+
+uint64_t reg_instance_create_index(const struct reg_instance *in) { return in->create_index; }
+
+uint64_t reg_instance_modify_index(const struct reg_instance *in) { return in->modify_index; }
 int64_t reg_instance_ttl_change_ms(const struct reg_instance *in) { return in->ttl_change_ms; }
 enum reg_health reg_instance_ttl_health(const struct reg_instance *in)
 {

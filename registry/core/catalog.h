@@ -310,6 +310,12 @@ int reg_instance_ttl(const struct reg_instance *in); /* 0: no TTL check */
 enum reg_health reg_instance_health(const struct reg_instance *in);
 int64_t reg_instance_heartbeat_ms(const struct reg_instance *in);
 
+/* The index of the first registration of in's id (a re-registration keeps
+ * it) and of in's last change (registration, health, maintenance). Not
+ * stored: an instance loaded at start has both at the index then. */
+uint64_t reg_instance_create_index(const struct reg_instance *in);
+uint64_t reg_instance_modify_index(const struct reg_instance *in);
+
 /* Since when the TTL check has its status (Unix ms; the registration's
  * time until it first changes). */
 int64_t reg_instance_ttl_change_ms(const struct reg_instance *in);

@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import signal
 import sys
 import tempfile
@@ -110,7 +111,8 @@ class ConsulTestCase(svctest.ServiceTestCase):
         _, untagged = self.c.health.service("web", tag="canary")
         self.assertEqual(untagged, [])
 
-        self.assertEqual(self.c.catalog.services()[1], {"web": ["v1", "primary"]})
+        self.assertEqual(self.c.catalog.services()[1],
+                         {"consul": [], "web": ["v1", "primary"]})
         _, entries = self.c.catalog.service("web")
         self.assertEqual(len(entries), 1)
         self.assertEqual(entries[0]["ServiceID"], "web-1")
@@ -125,7 +127,7 @@ class ConsulTestCase(svctest.ServiceTestCase):
         _, nodes = self.c.catalog.nodes()
         self.assertEqual([n["Node"] for n in nodes], ["node-a"])
         _, node = self.c.catalog.node("node-a")
-        self.assertEqual(list(node["Services"]), ["web-1"])
+        self.assertEqual(list(node["Services"]), ["consul", "web-1"])
         self.assertEqual(self.c.catalog.datacenters(), ["dc-test"])
 
         # the same instance in the native API, its Consul id kept
@@ -159,6 +161,74 @@ class ConsulTestCase(svctest.ServiceTestCase):
         new_index, nodes = result["answer"]
         self.assertGreater(int(new_index), int(index))
         self.assertEqual([n["Service"]["ID"] for n in nodes], ["web-1", "web-2"])
+
+    def test_the_registry_is_the_consul_service(self):
+        self.register_web("web-1", 8080)
+        _, nodes = self.c.health.service("consul", passing=True)
+        self.assertEqual(len(nodes), 1)
+        entry = nodes[0]
+        self.assertEqual(entry["Service"]["ID"], "consul")
+        self.assertEqual(entry["Service"]["Port"], self.reg.port)
+        # no ServiceAddress: the node's address, as a Consul server has it
+        self.assertEqual(entry["Service"]["Address"], "")
+        self.assertEqual(entry["Node"]["Address"], "127.0.0.1")
+        self.assertEqual([ch["CheckID"] for ch in entry["Checks"]], ["serfHealth"])
+        _, entries = self.c.catalog.service("consul")
+        self.assertEqual([(e["ServiceID"], e["ServicePort"]) for e in entries],
+                         [("consul", self.reg.port)])
+        # it has no tags, so a tag filter leaves it out
+        self.assertEqual(self.c.catalog.service("consul", tag="v1")[1], [])
+        # the agent lists only what was registered with it, and the native
+        # API only registered instances
+        self.assertEqual(list(self.c.agent.services()), ["web-1"])
+        _, _, body = self.raw("GET", "/v1/services")
+        self.assertEqual([s["name"] for s in json.loads(body)["services"]], ["web"])
+        # it answers on the port it names: its own /metrics
+        status, _, _ = self.raw("GET", "/metrics")
+        self.assertEqual(status, 200)
+
+    def test_create_and_modify_index_per_instance(self):
+        self.register_web("web-1", 8080)
+        self.register_web("web-2", 8081)
+        _, entries = self.c.catalog.service("web")
+        first = {e["ServiceID"]: (e["CreateIndex"], e["ModifyIndex"]) for e in entries}
+        self.assertEqual(first["web-1"][0], first["web-1"][1])
+        self.assertGreater(first["web-2"][0], first["web-1"][0])
+        # a check's change moves its instance's ModifyIndex, not the other's
+        self.assertTrue(self.c.agent.check.ttl_pass("service:web-1"))
+        _, nodes = self.c.health.service("web")
+        now = {n["Service"]["ID"]: n for n in nodes}
+        self.assertEqual(now["web-1"]["Service"]["CreateIndex"], first["web-1"][0])
+        self.assertGreater(now["web-1"]["Service"]["ModifyIndex"], first["web-2"][1])
+        self.assertEqual(now["web-2"]["Service"]["ModifyIndex"], first["web-2"][1])
+        check = [ch for ch in now["web-1"]["Checks"] if ch["CheckID"] == "service:web-1"][0]
+        self.assertEqual(check["ModifyIndex"], now["web-1"]["Service"]["ModifyIndex"])
+        # registering the same ID again keeps its CreateIndex
+        self.register_web("web-1", 8090)
+        _, entries = self.c.catalog.service("web")
+        again = {e["ServiceID"]: (e["CreateIndex"], e["ModifyIndex"]) for e in entries}
+        self.assertEqual(again["web-1"][0], first["web-1"][0])
+        self.assertGreater(again["web-1"][1], now["web-1"]["Service"]["ModifyIndex"])
+
+    def test_an_empty_registry_shows_index_1_and_blocks_on_it(self):
+        index, services = self.c.catalog.services()
+        self.assertEqual((index, services), ("1", {"consul": []}))
+        result = {}
+
+        def block():
+            result["answer"] = self.c.catalog.services(index=index, wait="60s")
+
+        t = threading.Thread(target=block)
+        t.start()
+        try:
+            wait_until(lambda: self.watchers() >= 1,
+                       message="the blocking query on index 1 is not parked")
+            self.assertNotIn("answer", result)
+            self.register_web("web-1", 8080)
+        finally:
+            t.join(T(30))
+        self.assertFalse(t.is_alive())
+        self.assertEqual(result["answer"][1], {"consul": [], "web": ["v1"]})
 
     def test_a_change_of_another_service_does_not_wake_the_query(self):
         self.register_web("web-1", 8080)
@@ -274,7 +344,7 @@ class ConsulTestCase(svctest.ServiceTestCase):
         self.assertEqual(list(self.c.agent.services()), ["web-2"])
         self.assertTrue(self.c.agent.service.deregister("web-2"))
         self.assertEqual(self.c.agent.services(), {})
-        self.assertEqual(self.c.catalog.services()[1], {})
+        self.assertEqual(self.c.catalog.services()[1], {"consul": []})
         # an unknown id: 404, which the library reports as False
         self.assertFalse(self.c.agent.service.deregister("web-1"))
 
@@ -503,6 +573,21 @@ class ConsulACLTestCase(svctest.ServiceTestCase):
         self.assertEqual(status, 403)
         status, _, _ = call("PUT", "/v1/agent/service/deregister/web-1", "web-tok")
         self.assertEqual(status, 200)
+        # python-consul sends its token as ?token=, which counts too
+        reader = consul.Consul(host="127.0.0.1", port=reg.port, token="reader")
+        self.addCleanup(reader.http.session.close)
+        anonymous = consul.Consul(host="127.0.0.1", port=reg.port)
+        self.addCleanup(anonymous.http.session.close)
+        self.assertEqual([n["Node"] for n in reader.catalog.nodes()[1]], [socket.gethostname()])
+        with self.assertRaises(consul.ACLPermissionDenied):
+            anonymous.catalog.nodes()
+        with self.assertRaises(consul.ACLPermissionDenied):
+            reader.agent.service.register("web", service_id="web-9", port=80)
+        writer = consul.Consul(host="127.0.0.1", port=reg.port, token="web-tok")
+        self.addCleanup(writer.http.session.close)
+        self.assertTrue(writer.agent.service.register("web", service_id="web-9", port=80))
+        status, _, _ = call("GET", "/v1/agent/services?token=")
+        self.assertEqual(status, 403)
 
 
 if __name__ == "__main__":
