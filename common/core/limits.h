@@ -49,7 +49,8 @@
 #define LIM_META_MAX               64                      /* metadata keys per instance */
 #define LIM_META_KEY_MAX           128                     /* bytes per metadata key */
 #define LIM_META_VALUE_MAX         1024                    /* bytes per metadata value */
-#define LIM_TTL_MIN                1                       /* seconds */
+#define LIM_TTL_MIN                1                       /* seconds: an integer "ttl" */
+#define LIM_TTL_MIN_MS             100                     /* ms: the shortest ttl of all */
 #define LIM_TTL_MAX                86400                   /* seconds */
 #define LIM_TTL_DEFAULT            30                      /* seconds */
 #define LIM_ID_MAX                 (LIM_NAME_MAX + 1 + 36) /* "<name>-<uuid4>" */

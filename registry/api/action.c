@@ -54,7 +54,8 @@ struct ract_wait {
     bool moved;                 /* ?replace=true moved it from old */
     char old[REG_API_ADDR_MAX]; /* "host:port" before the move */
     char host[LIM_HOST_MAX + 1];
-    int port, ttl;
+    int port;
+    int64_t ttl_ms;
 };
 
 static const char *const ract_names[] = {
@@ -233,8 +234,9 @@ static void ract_register_done(void *arg, int rc, const char *err)
     }
     if (w->moved)
         log_info("instance %s moved from %s to %s:%d", w->id, w->old, w->host, w->port);
-    log_info("%s %s at %s:%d (ttl %d s, action protocol)",
-             w->created ? "registered" : "re-registered", w->id, w->host, w->port, w->ttl);
+    log_info("%s %s at %s:%d (ttl %lld ms, action protocol)",
+             w->created ? "registered" : "re-registered", w->id, w->host, w->port,
+             (long long)w->ttl_ms);
     hs_reply_json(w->req, 200,
                   json_pack("{s:b, s:s, s:s}", REGV1_F_SUCCESS, 1, REGV1_F_SERVICE_ID, w->id,
                             REGV1_F_MESSAGE, "Service registered successfully"));
@@ -260,7 +262,7 @@ static void ract_register(struct ract *ra, struct hs_req *req, const struct reg_
     }
     snprintf(w->host, sizeof(w->host), "%s", spec->host);
     w->port = spec->port;
-    w->ttl = spec->ttl;
+    w->ttl_ms = spec->ttl_ms;
     rc = reg_register(ra->reg, spec, ract_register_done, w, w->id, &w->created, err, sizeof(err));
     if (rc != 0) {
         free(w);

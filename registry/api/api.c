@@ -47,6 +47,7 @@ struct reg_api {
     const struct acl *acl;      /* borrowed; NULL: no access control */
     struct rev_hub *hub;        /* borrowed: the change events */
     struct event *tick;         /* owned: persistent expiry timer */
+    struct event *deadline;     /* owned: one-shot timer at the next TTL deadline */
     struct api_stream *streams; /* open streamed lists (utlist DL); they borrow the API */
 };
 
@@ -56,7 +57,8 @@ struct api_wait {
     char id[LIM_ID_MAX + 1];
     bool created;
     char host[LIM_HOST_MAX + 1]; /* for the log line */
-    int port, ttl;
+    int port;
+    int64_t ttl_ms;
     bool moved;             /* ?replace=true moved it from old */
     char old[API_ADDR_MAX]; /* "host:port" before the move */
 };
@@ -105,6 +107,22 @@ static void api_tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)reg_tick(api->reg);
 }
 
+/* The core's wake hook (reg_wake_fn): the next TTL deadline, at_ms on the
+ * wall clock; the deadline timer is moved there (the core tells only
+ * earlier ones, and after a tick the next). */
+static void api_wake(void *arg, int64_t at_ms)
+{
+    struct reg_api *api = arg;
+    int64_t delay = at_ms - clk_wall_ms();
+
+    if (at_ms == INT64_MAX) {
+        event_del(api->deadline);
+        return;
+    }
+    if (clk_timer_in(api->deadline, delay > 0 ? delay : 0) != 0)
+        log_warn("could not arm the ttl deadline timer (the regular tick still runs)");
+}
+
 /* Shutdown waits for the writes still waiting for their commit. */
 static size_t api_busy(void *arg)
 {
@@ -150,8 +168,8 @@ static void api_register_done(void *arg, int rc, const char *err)
         api_addr(now, w->host, w->port);
         log_info("instance %s moved from %s to %s", w->id, w->old, now);
     }
-    log_info("%s %s at %s:%d (ttl %d s)", w->created ? "registered" : "re-registered", w->id,
-             w->host, w->port, w->ttl);
+    log_info("%s %s at %s:%d (ttl %lld ms)", w->created ? "registered" : "re-registered", w->id,
+             w->host, w->port, (long long)w->ttl_ms);
     hs_reply_json(w->req, w->created ? 201 : 200,
                   json_pack("{s:b, s:s, s:s}", REGV1_F_SUCCESS, 1, REGV1_F_SERVICE_ID, w->id,
                             REGV1_F_MESSAGE, "Service registered successfully"));
@@ -258,7 +276,7 @@ static void api_register(struct hs_req *req, void *arg)
     }
     snprintf(w->host, sizeof(w->host), "%s", spec.host);
     w->port = spec.port;
-    w->ttl = spec.ttl;
+    w->ttl_ms = spec.ttl_ms;
     rc = reg_register(api->reg, &spec, api_register_done, w, w->id, &w->created, err, sizeof(err));
     if (rc != 0) {
         reg_spec_clear(&spec);
@@ -822,6 +840,10 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct stor
         goto fail;
     if (clk_timer_in(api->tick, cleanup_ms) != 0)
         goto fail;
+    api->deadline = evtimer_new(svc_base(svc), api_tick_cb, api);
+    if (!api->deadline)
+        goto fail;
+    reg_set_wake(r, api_wake, api);
     if (hs_route(svc_http(svc), HS_POST, REGV1_SERVICES, api_register, api) != 0 ||
         hs_route(svc_http(svc), HS_GET, REGV1_SERVICES, api_list, api) != 0 ||
         hs_route(svc_http(svc), HS_GET, REGV1_SERVICE, api_get, api) != 0 ||
@@ -846,6 +868,10 @@ void reg_api_free(struct reg_api *api)
         return;
     if (api->tick)
         event_free(api->tick);
+    if (api->deadline) {
+        reg_set_wake(api->reg, NULL, NULL);
+        event_free(api->deadline);
+    }
     /* Streams still open end without the registry (see api_stream_fill). */
     {
         struct api_stream *as, *tmp;

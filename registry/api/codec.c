@@ -27,7 +27,8 @@
  * getters for the i-th tag, metadata key and value of src. */
 struct regc_view {
     const char *id, *name, *host, *type;
-    int port, ttl;
+    int port;
+    int64_t ttl_ms;
     size_t ntags, nmeta;
     const void *src;
     const char *(*tag)(const void *src, size_t i);
@@ -70,6 +71,24 @@ static char *regc_str(char *dst, const char *s) { return jw_string_put(dst, s, s
 
 /* Bytes of the JSON string of the C string s. */
 static size_t regc_str_len(const char *s) { return jw_string_len(s, strlen(s)); }
+
+/* Append ms as a JSON number of seconds: an integer when whole ("10"),
+ * else with the milliseconds ("0.25", "1.5"). At most JW_INT_MAX_LEN
+ * bytes for the values of a ttl. */
+static char *regc_seconds_put(char *dst, int64_t ms)
+{
+    int64_t frac = ms % 1000;
+    int digits = 3;
+
+    dst = jw_int_put(dst, ms / 1000);
+    if (frac == 0)
+        return dst;
+    while (frac % 10 == 0) {
+        frac /= 10;
+        digits--;
+    }
+    return dst + sprintf(dst, ".%0*lld", digits, (long long)frac);
+}
 
 /* Upper bound of the bytes regc_put writes for v. */
 static size_t regc_len(const struct regc_view *v)
@@ -122,7 +141,7 @@ static char *regc_put(char *dst, const struct regc_view *v)
         dst = regc_str(dst, v->value(v->src, i));
     }
     dst = regc_lit(dst, "},\"" REGV1_F_TTL "\":");
-    return jw_int_put(dst, v->ttl);
+    return regc_seconds_put(dst, v->ttl_ms);
 }
 
 /* The name of a health in the API. */
@@ -263,14 +282,14 @@ static char *regc_doc_of(const struct regc_view *v, long long critical_since_ms,
 char *regc_doc_new(const char *id, const struct reg_spec *spec, size_t *len)
 {
     struct regc_view v = {id,         spec->name,    spec->host,      spec->type,
-                          spec->port, spec->ttl,     spec->tag_count, spec->meta_count,
+                          spec->port, spec->ttl_ms,  spec->tag_count, spec->meta_count,
                           spec,       regc_spec_tag, regc_spec_key,   regc_spec_value};
 
     struct regc_extra x = {NULL, spec->maint, spec->maint_since_ms, spec->maint_reason};
     char *doc = NULL;
     size_t i;
 
-    if (spec->check_count > 0 || spec->ttl == 0) {
+    if (spec->check_count > 0 || spec->ttl_ms == 0) {
         x.checks = json_array();
         if (!x.checks)
             return NULL;
@@ -281,7 +300,7 @@ char *regc_doc_new(const char *id, const struct reg_spec *spec, size_t *len)
             if (!cs->id[0])
                 snprintf(def, sizeof(def), "%s:%zu", id, i + 1);
             if (regc_check_def(x.checks, cs->id[0] ? cs->id : def, cs->kind, cs->target,
-                               (int64_t)spec->ttl * 1000, cs->interval_ms, cs->timeout_ms,
+                               spec->ttl_ms, cs->interval_ms, cs->timeout_ms,
                                cs->deregister_after_ms, &cs->policy, cs->status) != 0)
                 goto cleanup;
         }
@@ -301,7 +320,7 @@ static struct regc_view regc_view_of(const struct reg_instance *in)
                               reg_instance_host(in),
                               reg_instance_type(in),
                               reg_instance_port(in),
-                              reg_instance_ttl(in),
+                              reg_instance_ttl_ms(in),
                               reg_instance_tag_count(in),
                               reg_instance_meta_count(in),
                               in,
@@ -319,8 +338,8 @@ char *regc_doc_of_instance(const struct reg_instance *in, size_t *len)
     size_t i, n = reg_instance_check_count(in);
     char *doc = NULL;
 
-    if (reg_instance_ttl(in) > 0 && reg_instance_ttl_health(in) == REG_CRITICAL)
-        since = (long long)reg_instance_heartbeat_ms(in) + (long long)reg_instance_ttl(in) * 1000;
+    if (reg_instance_ttl_ms(in) > 0 && reg_instance_ttl_health(in) == REG_CRITICAL)
+        since = (long long)reg_instance_heartbeat_ms(in) + (long long)reg_instance_ttl_ms(in);
     x.maint = reg_instance_maintenance(in, &x.maint_reason, &maint_since);
     x.maint_since_ms = maint_since;
     for (i = 0; i < n; i++) {
@@ -331,12 +350,11 @@ char *regc_doc_of_instance(const struct reg_instance *in, size_t *len)
             continue;
         if (!x.checks && !(x.checks = json_array()))
             return NULL;
-        if (regc_check_def(x.checks, c.id, c.kind, c.target, (int64_t)reg_instance_ttl(in) * 1000,
-                           c.interval_ms, c.timeout_ms, c.deregister_after_ms, &c.policy,
-                           c.initial) != 0)
+        if (regc_check_def(x.checks, c.id, c.kind, c.target, reg_instance_ttl_ms(in), c.interval_ms,
+                           c.timeout_ms, c.deregister_after_ms, &c.policy, c.initial) != 0)
             goto cleanup;
     }
-    if (!x.checks && reg_instance_ttl(in) == 0 && !(x.checks = json_array()))
+    if (!x.checks && reg_instance_ttl_ms(in) == 0 && !(x.checks = json_array()))
         return NULL;
     doc = regc_doc_of(&v, since, x.checks || x.maint ? &x : NULL, len);
 cleanup:

@@ -9,6 +9,7 @@
 #include "proto/registry_v1.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,43 @@ static int reg_take_int(const json_t *body, const char *key, bool required, long
         return -1;
     }
     *out = (int)x;
+    return 0;
+}
+
+/* The optional "ttl" member into spec->ttl_ms: seconds, an integer from 0
+ * to LIM_TTL_MAX, or a real with at most millisecond precision from
+ * LIM_TTL_MIN_MS (0.1). 0, or -1 with err. */
+static int reg_take_ttl(const json_t *body, struct reg_spec *spec, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(body, REGV1_F_TTL);
+    double ms;
+
+    if (!v)
+        return 0;
+    if (json_is_integer(v)) {
+        json_int_t x = json_integer_value(v);
+
+        if (x < 0 || x > LIM_TTL_MAX) {
+            errbuf_set(err, errlen, "field '%s' must be between 0 and %d, got %lld", REGV1_F_TTL,
+                       LIM_TTL_MAX, (long long)x);
+            return -1;
+        }
+        spec->ttl_ms = (int64_t)x * 1000;
+        return 0;
+    }
+    if (!json_is_real(v)) {
+        errbuf_set(err, errlen, "field '%s' must be a number of seconds (10, or 0.5)", REGV1_F_TTL);
+        return -1;
+    }
+    ms = json_real_value(v) * 1000;
+    if (!(ms >= LIM_TTL_MIN_MS - 1e-6 && ms <= (double)LIM_TTL_MAX * 1000) ||
+        fabs(ms - round(ms)) > 1e-6) {
+        errbuf_set(err, errlen,
+                   "field '%s' must be between %g and %d seconds, in whole milliseconds, got %g",
+                   REGV1_F_TTL, LIM_TTL_MIN_MS / 1000.0, LIM_TTL_MAX, json_real_value(v));
+        return -1;
+    }
+    spec->ttl_ms = (int64_t)round(ms);
     return 0;
 }
 
@@ -330,14 +368,9 @@ static int reg_take_check(const json_t *c, size_t i, struct reg_check_spec *cs, 
         int64_t ms = 0;
 
         cs->kind = REG_CHECK_TTL;
-        if (reg_take_duration(c, i, REGV1_C_TTL, (int64_t)LIM_TTL_MIN * 1000,
-                              (int64_t)LIM_TTL_MAX * 1000, &ms, err, errlen) != 0)
+        if (reg_take_duration(c, i, REGV1_C_TTL, LIM_TTL_MIN_MS, (int64_t)LIM_TTL_MAX * 1000, &ms,
+                              err, errlen) != 0)
             return -1;
-        if (ms % 1000 != 0) {
-            errbuf_set(err, errlen, "checks[%zu].ttl must be whole seconds, got %lld ms", i,
-                       (long long)ms);
-            return -1;
-        }
         cs->interval_ms = ms; /* the ttl, handed back through reg_spec_parse */
         if (json_object_get(c, REGV1_C_INTERVAL) || json_object_get(c, REGV1_C_TIMEOUT) ||
             json_object_get(c, REGV1_C_FAILURES) || json_object_get(c, REGV1_C_SUCCESSES)) {
@@ -410,11 +443,11 @@ static int reg_take_checks(const json_t *body, struct reg_spec *spec, char *err,
         return -1;
     }
     if (!one && !many) {
-        if (ttl && json_integer_value(ttl) == 0) {
+        if (ttl && json_number_value(ttl) == 0) {
             errbuf_set(err, errlen,
-                       "field 'ttl' must be between %d and %d (0, no ttl check, "
+                       "field 'ttl' must be between %g and %d seconds (0, no ttl check, "
                        "only beside \"checks\")",
-                       LIM_TTL_MIN, LIM_TTL_MAX);
+                       LIM_TTL_MIN_MS / 1000.0, LIM_TTL_MAX);
             return -1;
         }
         return 0;
@@ -451,15 +484,15 @@ static int reg_take_checks(const json_t *body, struct reg_spec *spec, char *err,
         spec->check_count++;
     }
     if (ttl_ms > 0) {
-        if (ttl && json_integer_value(ttl) * 1000 != ttl_ms) {
-            errbuf_set(err, errlen, "field 'ttl' (%lld s) and the ttl check (%lld ms) disagree",
-                       (long long)json_integer_value(ttl), (long long)ttl_ms);
+        if (ttl && spec->ttl_ms != ttl_ms) {
+            errbuf_set(err, errlen, "field 'ttl' (%lld ms) and the ttl check (%lld ms) disagree",
+                       (long long)spec->ttl_ms, (long long)ttl_ms);
             return -1;
         }
-        spec->ttl = (int)(ttl_ms / 1000);
+        spec->ttl_ms = ttl_ms;
     } else if (!ttl) {
-        spec->ttl = 0;
-    } else if (spec->ttl > 0 && spec->check_count >= LIM_CHECKS_MAX) {
+        spec->ttl_ms = 0;
+    } else if (spec->ttl_ms > 0 && spec->check_count >= LIM_CHECKS_MAX) {
         errbuf_set(err, errlen, "%zu checks and the ttl one: at most %d are allowed",
                    spec->check_count, LIM_CHECKS_MAX);
         return -1;
@@ -479,8 +512,7 @@ int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err, size_t 
         reg_take_string(body, REGV1_F_HOST, true, spec->host, sizeof(spec->host), err, errlen) ||
         reg_take_int(body, REGV1_F_PORT, true, 1, 65535, &spec->port, err, errlen) ||
         reg_take_string(body, REGV1_F_TYPE, false, spec->type, sizeof(spec->type), err, errlen) ||
-        reg_take_int(body, REGV1_F_TTL, false, 0, LIM_TTL_MAX, &spec->ttl, err, errlen) ||
-        reg_take_checks(body, spec, err, errlen))
+        reg_take_ttl(body, spec, err, errlen) || reg_take_checks(body, spec, err, errlen))
         goto fail;
     if (!regv1_name_valid(spec->name)) {
         errbuf_set(err, errlen, "field 'name' must match [A-Za-z0-9._-]{1,%d}", LIM_NAME_MAX);

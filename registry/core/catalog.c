@@ -59,7 +59,7 @@ struct reg_group {
 /* What a bucket is found by: instances of one ttl and one grace share it,
  * so that both its lists stay ordered by deadline. */
 struct reg_bucket_key {
-    int64_t ttl_s;
+    int64_t ttl_ms;
     int64_t grace_ms; /* critical this long: removed */
 };
 
@@ -80,8 +80,9 @@ struct reg_instance {
     char *strs;                          /* owned */
     const char *id, *name, *host, *type; /* into strs */
     uint16_t tag_count, meta_count;      /* <= LIM_TAGS_MAX, LIM_META_MAX */
-    int port, ttl;
-    void *cache; /* the API's (reg_instance_cache); freed by the codec */
+    int port;
+    int32_t ttl_ms; /* 0: no TTL check */
+    void *cache;    /* the API's (reg_instance_cache); freed by the codec */
     int64_t heartbeat_ms;
     int64_t ttl_change_ms;    /* since when ttl_health is what it is */
     uint64_t seq;             /* registration order: larger for every attach */
@@ -175,6 +176,9 @@ struct reg_registry {
     uint64_t lease;         /* the highest lease queued to the store */
     uint64_t lease_durable; /* the highest lease committed (or loaded) */
     size_t pending_adv;     /* queued writes that will advance the index */
+    reg_wake_fn wake;       /* NULL: nobody to tell of deadlines */
+    void *wake_arg;
+    int64_t wake_at; /* the deadline last told (INT64_MAX: none since the last tick) */
 };
 
 /* A lease of the index waiting for its commit. */
@@ -204,11 +208,11 @@ static int64_t reg_now(struct reg_registry *r)
 
 /* How long an instance whose TTL check is critical stays before removal:
  * its TTL check's own deregister_after_ms when given, else the registry's. */
-static int64_t reg_deregister_after(const struct reg_registry *r, int ttl, int64_t given_ms)
+static int64_t reg_deregister_after(const struct reg_registry *r, int64_t ttl_ms, int64_t given_ms)
 {
     if (given_ms > 0)
         return given_ms;
-    return r->opt.deregister_after_ms > 0 ? r->opt.deregister_after_ms : (int64_t)ttl * 3000;
+    return r->opt.deregister_after_ms > 0 ? r->opt.deregister_after_ms : 3 * ttl_ms;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -254,6 +258,30 @@ static void reg_emit_health(struct reg_registry *r, struct reg_instance *in, con
                             enum reg_health prev, enum reg_health status, int64_t now)
 {
     reg_emit_check(r, REG_EV_HEALTH, in, check_id, prev, status, now);
+}
+
+/* Tell the wake function of deadline at, when it is before the one told
+ * last: a timer there runs reg_tick, so a TTL lapses at its deadline, not
+ * at the next regular tick. */
+static void reg_wake(struct reg_registry *r, int64_t at)
+{
+    if (!r->wake || at >= r->wake_at)
+        return;
+    r->wake_at = at;
+    r->wake(r->wake_arg, at);
+}
+
+/* The earliest deadline of a passing TTL check (INT64_MAX: none): the
+ * heads of the buckets' passing lists. */
+static int64_t reg_next_deadline(const struct reg_registry *r)
+{
+    const struct reg_bucket *b, *btmp;
+    int64_t at = INT64_MAX;
+
+    HASH_ITER (hh, r->buckets, b, btmp)
+        if (b->passing && b->passing->heartbeat_ms + b->key.ttl_ms < at)
+            at = b->passing->heartbeat_ms + b->key.ttl_ms;
+    return at;
 }
 
 /* The changes a lease must leave room for (see "The index" above). */
@@ -428,7 +456,7 @@ static enum reg_health reg_ttl_status(const struct reg_instance *in)
  * (an instance without any check is passing). */
 static enum reg_health reg_worst(const struct reg_instance *in)
 {
-    enum reg_health h = in->ttl > 0 ? reg_ttl_status(in) : REG_PASSING;
+    enum reg_health h = in->ttl_ms > 0 ? reg_ttl_status(in) : REG_PASSING;
     size_t i;
 
     if (!in->ext)
@@ -694,7 +722,7 @@ static int reg_instance_set(struct reg_instance *in, const char *id, const struc
     in->tag_count = (uint16_t)spec->tag_count;
     in->meta_count = (uint16_t)spec->meta_count;
     in->port = spec->port;
-    in->ttl = spec->ttl;
+    in->ttl_ms = (int32_t)spec->ttl_ms;
     if (reg_ext_new(id, spec, &in->ext) != 0) {
         free(strs);
         in->strs = NULL;
@@ -720,14 +748,14 @@ static int reg_reserve(struct reg_registry *r, struct reg_instance *in)
 {
     struct reg_bucket *b = NULL;
 
-    if (in->ttl > 0) {
+    if (in->ttl_ms > 0) {
         const struct reg_check *given = reg_ttl_given(in);
         struct reg_bucket_key key;
 
         memset(&key, 0, sizeof(key));
-        key.ttl_s = in->ttl;
+        key.ttl_ms = in->ttl_ms;
         key.grace_ms =
-            reg_deregister_after(r, in->ttl, given ? given->rules.deregister_after_ms : 0);
+            reg_deregister_after(r, in->ttl_ms, given ? given->rules.deregister_after_ms : 0);
         HASH_FIND(hh, r->buckets, &key, sizeof(key), b);
         if (!b) {
             b = calloc(1, sizeof(*b));
@@ -788,8 +816,10 @@ static void reg_attach(struct reg_registry *r, struct reg_instance *in, int64_t 
         reg_join_passing(in);
     (*reg_health_count(r, (enum reg_health)in->health))++;
     in->seq = ++r->next_seq;
-    if (in->bucket)
+    if (in->bucket) {
         DL_APPEND(in->bucket->passing, in);
+        reg_wake(r, now + in->ttl_ms);
+    }
     if (in->ext && in->ext->reaped)
         DL_APPEND2(r->reaped, in, ext->rprev, ext->rnext);
     r->active_checks += reg_active_count(in);
@@ -1225,7 +1255,7 @@ int reg_ttl_update(struct reg_registry *r, const char *id, enum reg_health statu
     HASH_FIND_STR(r->by_id, id, in);
     if (!in)
         return 1;
-    if (in->ttl == 0)
+    if (in->ttl_ms == 0)
         return 2;
     prev = reg_ttl_status(in);
     revival = in->ttl_health == REG_CRITICAL && status == REG_PASSING;
@@ -1238,6 +1268,7 @@ int reg_ttl_update(struct reg_registry *r, const char *id, enum reg_health statu
         DL_DELETE(in->bucket->passing, in);
     }
     DL_APPEND(in->bucket->passing, in);
+    reg_wake(r, in->heartbeat_ms + in->ttl_ms); /* a revival may come first */
     in->ttl_set = (unsigned char)status;
     reg_ttl_note(in, note);
     r->stats.renewed++;
@@ -1653,7 +1684,7 @@ size_t reg_tick(struct reg_registry *r)
     if (reg_lease_ensure(r, err, sizeof(err)) != 0)
         log_warn("could not queue the index lease: %s", err);
     HASH_ITER (hh, r->buckets, b, btmp) {
-        int64_t ttl_ms = b->key.ttl_s * 1000;
+        int64_t ttl_ms = b->key.ttl_ms;
         int64_t grace = b->key.grace_ms;
         struct reg_instance *in;
 
@@ -1685,7 +1716,8 @@ size_t reg_tick(struct reg_registry *r)
             reg_mark_dirty(r, in);
             r->stats.expired++;
             changed++;
-            log_warn("instance %s is critical: no renewal within its ttl of %d s", in->id, in->ttl);
+            log_warn("instance %s is critical: no renewal within its ttl of %d ms", in->id,
+                     (int)in->ttl_ms);
             if (prev == REG_CRITICAL)
                 continue; /* an update had said so already */
             in->ttl_change_ms = now;
@@ -1695,6 +1727,8 @@ size_t reg_tick(struct reg_registry *r)
     }
     changed += reg_reap(r, now);
     reg_flush_health(r);
+    r->wake_at = INT64_MAX;
+    reg_wake(r, reg_next_deadline(r));
     return changed;
 }
 
@@ -1746,7 +1780,7 @@ static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *a
         /* critical before the restart: critical since the same time */
         DL_DELETE(in->bucket->passing, in);
         in->ttl_health = in->stored = REG_CRITICAL;
-        in->heartbeat_ms = (int64_t)spec.critical_since_ms - (int64_t)in->ttl * 1000;
+        in->heartbeat_ms = (int64_t)spec.critical_since_ms - in->ttl_ms;
         in->ttl_change_ms = (int64_t)spec.critical_since_ms;
         DL_APPEND(in->bucket->critical, in);
         (void)reg_refresh(r, in);
@@ -1786,6 +1820,14 @@ void reg_get_stats(const struct reg_registry *r, struct reg_stats *out) { *out =
 
 uint64_t reg_index(const struct reg_registry *r) { return r->index; }
 
+void reg_set_wake(struct reg_registry *r, reg_wake_fn fn, void *arg)
+{
+    r->wake = fn;
+    r->wake_arg = arg;
+    r->wake_at = INT64_MAX;
+    reg_wake(r, reg_next_deadline(r));
+}
+
 int reg_change_begin(struct reg_registry *r, char *err, size_t errlen)
 {
     return reg_adv_begin(r, err, errlen);
@@ -1811,7 +1853,7 @@ const char *reg_instance_name(const struct reg_instance *in) { return in->name; 
 const char *reg_instance_host(const struct reg_instance *in) { return in->host; }
 const char *reg_instance_type(const struct reg_instance *in) { return in->type; }
 int reg_instance_port(const struct reg_instance *in) { return in->port; }
-int reg_instance_ttl(const struct reg_instance *in) { return in->ttl; }
+int64_t reg_instance_ttl_ms(const struct reg_instance *in) { return in->ttl_ms; }
 enum reg_health reg_instance_health(const struct reg_instance *in)
 {
     return (enum reg_health)in->health;
@@ -1832,14 +1874,14 @@ size_t reg_instance_check_count(const struct reg_instance *in)
     size_t n = in->ext ? in->ext->n : 0;
 
     /* the default TTL check, when the TTL check is not among those given */
-    return n + (in->ttl > 0 && !reg_ttl_given(in));
+    return n + (in->ttl_ms > 0 && !reg_ttl_given(in));
 }
 
 void reg_instance_check(const struct reg_instance *in, size_t i, struct reg_check_view *out)
 {
     const struct reg_check *c = NULL;
     size_t n = in->ext ? in->ext->n : 0;
-    bool implicit = in->ttl > 0 && !reg_ttl_given(in);
+    bool implicit = in->ttl_ms > 0 && !reg_ttl_given(in);
 
     memset(out, 0, sizeof(*out));
     if (implicit && i == 0) {

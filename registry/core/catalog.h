@@ -72,6 +72,13 @@ struct reg_event {
  * change the registry. */
 typedef void (*reg_observer_fn)(void *arg, const struct reg_event *ev);
 
+/* Told the wall-clock time (Unix ms, as the registry's clock) by which
+ * reg_tick should run next so that a TTL check lapses at its deadline: the
+ * earliest deadline, whenever it is earlier than the one told before, and
+ * after every reg_tick the next one. Never called when no instance has a
+ * TTL check. It must not change the registry. */
+typedef void (*reg_wake_fn)(void *arg, int64_t at_ms);
+
 /* The id of the store record holding the index (see reg_index): '!' and
  * ':' are outside the id alphabet ([A-Za-z0-9._-]), so no instance can
  * have it. Its document is the index in decimal. */
@@ -258,6 +265,11 @@ size_t reg_page(const struct reg_registry *r, const struct reg_filter *f, const 
  * plus removals queued. */
 size_t reg_tick(struct reg_registry *r);
 
+/* Set the deadline hook (NULL: none), told at once of the earliest
+ * deadline of what is loaded. A caller runs reg_tick at the times told as
+ * well as at its regular interval. */
+void reg_set_wake(struct reg_registry *r, reg_wake_fn fn, void *arg);
+
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out);
 
 /* The registry-wide index: the number of the last committed change
@@ -306,7 +318,7 @@ const char *reg_instance_name(const struct reg_instance *in);
 const char *reg_instance_host(const struct reg_instance *in);
 const char *reg_instance_type(const struct reg_instance *in);
 int reg_instance_port(const struct reg_instance *in);
-int reg_instance_ttl(const struct reg_instance *in); /* 0: no TTL check */
+int64_t reg_instance_ttl_ms(const struct reg_instance *in); /* 0: no TTL check */
 enum reg_health reg_instance_health(const struct reg_instance *in);
 int64_t reg_instance_heartbeat_ms(const struct reg_instance *in);
 

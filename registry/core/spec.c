@@ -13,7 +13,7 @@ void reg_spec_init(struct reg_spec *spec)
      * pay for zeroing them */
     memset(spec, 0, offsetof(struct reg_spec, checks));
     strcpy(spec->type, REG_TYPE_DEFAULT);
-    spec->ttl = LIM_TTL_DEFAULT;
+    spec->ttl_ms = (int64_t)LIM_TTL_DEFAULT * 1000;
 }
 
 /* Append len bytes of s and a NUL to spec's strings; *off gets where they

@@ -37,15 +37,16 @@ struct reg_spec {
     char host[LIM_HOST_MAX + 1];
     char type[LIM_TYPE_MAX + 1];       /* REG_TYPE_DEFAULT when absent */
     int port;                          /* 1..65535 */
-    int ttl;                           /* seconds, LIM_TTL_MIN..LIM_TTL_MAX; 0: no TTL check */
+    int64_t ttl_ms;                    /* LIM_TTL_MIN_MS..LIM_TTL_MAX seconds; 0: no TTL check */
     size_t tag_count;                  /* <= LIM_TAGS_MAX */
     size_t meta_count;                 /* <= LIM_META_MAX */
     size_t tag_off[LIM_TAGS_MAX];      /* offsets into strs */
     size_t meta_off[2 * LIM_META_MAX]; /* key, value offsets into strs */
     char *strs;                        /* owned: the tag and metadata strings, NUL-terminated */
     long long critical_since_ms; /* stored documents only: critical since (Unix ms); 0 passing */
-    /* The checks given beside the TTL one of ttl (a TTL check given among
-     * them sets ttl and is listed here too, for its id and rules). ttl 0:
+    /* The checks given beside the TTL one of ttl_ms (a TTL check given
+     * among them sets ttl_ms and is listed here too, for its id and
+     * rules). ttl_ms 0:
      * the instance has no TTL check. */
     size_t check_count; /* <= LIM_CHECKS_MAX */
     /* stored documents only: maintenance on since maint_since_ms, and why */
@@ -59,7 +60,7 @@ struct reg_spec {
 };
 
 /* Zero spec and set the defaults (type REG_TYPE_DEFAULT, ttl
- * LIM_TTL_DEFAULT). Release with reg_spec_clear. */
+ * LIM_TTL_DEFAULT seconds). Release with reg_spec_clear. */
 void reg_spec_init(struct reg_spec *spec);
 
 /* Append a tag (len bytes of s, copied; no NUL inside). 0, or -1 when out

@@ -114,7 +114,7 @@ static void same_spec(const struct reg_spec *a, const struct reg_spec *b)
 
     if (a->has_id != b->has_id || strcmp(a->id, b->id) != 0 || strcmp(a->name, b->name) != 0 ||
         strcmp(a->host, b->host) != 0 || strcmp(a->type, b->type) != 0 || a->port != b->port ||
-        a->ttl != b->ttl || a->tag_count != b->tag_count || a->meta_count != b->meta_count ||
+        a->ttl_ms != b->ttl_ms || a->tag_count != b->tag_count || a->meta_count != b->meta_count ||
         a->check_count != b->check_count)
         abort();
     for (i = 0; i < a->tag_count; i++)

@@ -20,7 +20,7 @@ static void same_or_abort(const struct reg_spec *a, const struct reg_spec *b)
     size_t i;
 
     if (strcmp(a->name, b->name) != 0 || strcmp(a->host, b->host) != 0 ||
-        strcmp(a->type, b->type) != 0 || a->port != b->port || a->ttl != b->ttl ||
+        strcmp(a->type, b->type) != 0 || a->port != b->port || a->ttl_ms != b->ttl_ms ||
         a->tag_count != b->tag_count || a->meta_count != b->meta_count)
         abort();
     for (i = 0; i < a->tag_count; i++)

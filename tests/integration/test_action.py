@@ -209,7 +209,7 @@ class ActionTest(ActionBase):
             ({"action": "register", "service_info": {"host": "h", "port": 1}},
              "missing required field 'name'"),
             ({"action": "register", "service_info": info, "ttl": "10"},
-             "field 'ttl' must be an integer"),
+             "field 'ttl' must be a number of seconds (10, or 0.5)"),
             ({"action": "register", "service_info": info, "ttl": 86401},
              "field 'ttl' must be between 0 and 86400, got 86401"),
             ({"action": "get"}, "missing required field 'service_id'"),

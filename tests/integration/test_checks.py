@@ -309,6 +309,32 @@ class ChecksTest(svctest.ServiceTestCase):
         self.assertNotIn("maintenance", body["service"])
         self.assertEqual(self.discover(reg, name="web")[0], 200)
 
+    def test_millisecond_ttl_lapses_at_its_deadline_not_at_the_tick(self):
+        # the regular tick once an hour: only the deadline timer can turn
+        # these critical within the wait below
+        reg = self.start_registry("--cleanup-interval", "1h")
+        fast = self.register(reg, check={"ttl": "300ms"})
+        real = self.register(reg, ttl=0.25)
+        slow = self.register(reg, ttl=60)
+        self.assertEqual(self.info(reg, fast)["ttl"], 0.3)
+        self.assertEqual(self.info(reg, real)["ttl"], 0.25)
+        for sid in (fast, real):
+            self.wait_health(reg, sid, "critical", timeout=5)
+        self.assertEqual(self.health(reg, slow), "passing")
+        # a renewal revives it, and it lapses again on its own deadline
+        self.assertJsonOk(reg.request("PUT", "/v1/services/%s/renew" % fast))
+        self.assertEqual(self.health(reg, fast), "passing")
+        self.wait_health(reg, fast, "critical", timeout=5)
+        # a fraction finer than a millisecond, or under 100 ms, is refused
+        for ttl in (0.0005, 0.05, 1.2345):
+            reply = reg.request("POST", "/v1/services", {
+                "name": "web", "host": "127.0.0.1", "port": 1, "ttl": ttl})
+            self.assertIn("whole milliseconds", self.assertJsonError(reply, 400, ttl)["error"])
+        # and it is stored so: a restart keeps the 300 ms
+        reg.stop()
+        reg = self.start_registry("--cleanup-interval", "1h")
+        self.assertEqual(self.info(reg, fast)["ttl"], 0.3)
+
     def test_bad_checks_and_maintenance_bodies_are_400(self):
         """Every bad check definition is a 400 naming what is wrong, and
         nothing is registered."""
@@ -325,7 +351,7 @@ class ChecksTest(svctest.ServiceTestCase):
             ({"http": "http:///nohost"}, "http:// or https://"),
             ({"tcp": "nohostport"}, "HOST:PORT"),
             ({"tcp": "h:70000"}, "HOST:PORT"),
-            ({"ttl": "1500ms"}, "whole seconds"),
+            ({"ttl": "50ms"}, "ttl"),
             ({"ttl": "10s", "interval": "1s"}, "ttl check"),
             ({"http": url, "failures_before_critical": 0}, "failures_before_critical"),
             ({"http": url, "status": "fine"}, "status"),

@@ -499,9 +499,9 @@ class ConsulTestCase(svctest.ServiceTestCase):
             {"Name": "s", "Port": 80, "Check": {"TTL": "10s", "Status": "bad"}}))
         self.assertEqual(status, 400)
         status, _, body = self.raw("PUT", "/v1/agent/service/register", json.dumps(
-            {"Name": "s", "Port": 80, "Check": {"TTL": "1500ms"}}))
+            {"Name": "s", "Port": 80, "Check": {"TTL": "50ms"}}))
         self.assertEqual(status, 400)
-        self.assertIn("whole seconds", json.loads(body)["error"])
+        self.assertIn("ttl", json.loads(body)["error"])
         self.register_web("web-1", 8080)
         status, _, body = self.raw("PUT", "/v1/agent/check/deregister/service:web-1")
         self.assertEqual(status, 501)

@@ -257,7 +257,7 @@ static void test_instance_typed(void **state)
     assert_string_equal(reg_instance_host(in), "h.example");
     assert_string_equal(reg_instance_type(in), "t");
     assert_int_equal(reg_instance_port(in), 1);
-    assert_int_equal(reg_instance_ttl(in), 7);
+    assert_int_equal(reg_instance_ttl_ms(in), 7000);
     assert_int_equal(reg_instance_tag_count(in), 2);
     assert_string_equal(reg_instance_tag(in, 0), "x");
     assert_string_equal(reg_instance_tag(in, 1), "y z");
@@ -1168,7 +1168,7 @@ static void test_loads_file_of_previous_version(void **state)
         "\"messages-service-22ecfe3d-4676-4ca9-8577-a02df0ef2438:ttl\",\"type\":\"ttl\","
         "\"status\":\"passing\",\"output\":\"\",\"last_change\":1700000000.000}]}");
     assert_non_null(reg_discover(reg, NULL, "worker", REG_RANDOM));
-    assert_int_equal(reg_instance_ttl(in), 45);
+    assert_int_equal(reg_instance_ttl_ms(in), 45000);
     assert_int_equal(reg_instance_tag_count(in), 3);
     assert_string_equal(reg_instance_tag(in, 1), "with \"quote\"");
     assert_int_equal(reg_instance_meta_count(in), 3);

@@ -183,6 +183,64 @@ static void test_deregister_critical_after(void **state)
     regfix_free(f);
 }
 
+/* reg_wake_fn recording what it is told. */
+struct wakes {
+    int n;
+    int64_t at;
+};
+
+static void wake_cb(void *arg, int64_t at_ms)
+{
+    struct wakes *w = arg;
+
+    w->n++;
+    w->at = at_ms;
+}
+
+/* A millisecond TTL: the core tells its deadline (and only earlier ones),
+ * and a tick at that time, not a whole second later, turns it critical. */
+static void test_ttl_deadline_wake(void **state)
+{
+    struct record rec = {0};
+    struct regfix *f = regfix_new(record_cb, &rec);
+    struct wakes w = {0, 0};
+    char slow[LIM_ID_MAX + 1], fast[LIM_ID_MAX + 1];
+    int64_t t0;
+
+    (void)state;
+    assert_non_null(f);
+    reg_set_wake(f->reg, wake_cb, &w);
+    assert_int_equal(w.n, 0); /* nothing with a ttl yet */
+    t0 = f->now_ms;
+    regfix_register(f, "{\"name\":\"s\",\"host\":\"h\",\"port\":1,\"ttl\":10}", slow);
+    assert_int_equal(w.n, 1);
+    assert_int_equal(w.at, t0 + 10000);
+    regfix_register(f, "{\"name\":\"f\",\"host\":\"h\",\"port\":1,\"check\":{\"ttl\":\"150ms\"}}",
+                    fast);
+    assert_int_equal(reg_instance_ttl_ms(reg_get(f->reg, fast)), 150);
+    assert_int_equal(w.n, 2);
+    assert_int_equal(w.at, t0 + 150);
+    /* a renewal only moves a deadline later: nothing to tell */
+    f->now_ms += 100;
+    assert_int_equal(reg_renew(f->reg, slow), 0);
+    assert_int_equal(w.n, 2);
+    /* the tick at the deadline: critical, and the next deadline told */
+    f->now_ms = t0 + 149;
+    assert_int_equal(reg_tick(f->reg), 0);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, fast)), REG_PASSING);
+    assert_int_equal(w.at, t0 + 150);
+    f->now_ms = t0 + 150;
+    assert_int_equal(reg_tick(f->reg), 1);
+    assert_int_equal(reg_instance_health(reg_get(f->reg, fast)), REG_CRITICAL);
+    assert_int_equal(w.at, t0 + 100 + 10000);
+    /* a revival comes before the others again */
+    f->now_ms = t0 + 1000;
+    assert_int_equal(reg_renew(f->reg, fast), 0);
+    assert_int_equal(w.at, t0 + 1150);
+    regfix_settle(f);
+    regfix_free(f);
+}
+
 static void test_ttl_check_given_and_none(void **state)
 {
     struct record rec = {0};
@@ -196,7 +254,7 @@ static void test_ttl_check_given_and_none(void **state)
                     "{\"name\":\"t\",\"host\":\"h\",\"port\":1,\"check\":{\"ttl\":\"2s\","
                     "\"id\":\"beat\",\"deregister_critical_after\":\"5s\"}}",
                     a);
-    assert_int_equal(reg_instance_ttl(reg_get(f->reg, a)), 2);
+    assert_int_equal(reg_instance_ttl_ms(reg_get(f->reg, a)), 2000);
     /* no ttl and checks: []: no check at all, never expires, renew refused */
     regfix_register(f, "{\"name\":\"n\",\"host\":\"h\",\"port\":1,\"checks\":[]}", b);
     assert_int_equal(reg_instance_check_count(reg_get(f->reg, b)), 0);
@@ -352,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_thresholds),
         cmocka_unit_test(test_worst_check_decides),
         cmocka_unit_test(test_deregister_critical_after),
+        cmocka_unit_test(test_ttl_deadline_wake),
         cmocka_unit_test(test_ttl_check_given_and_none),
         cmocka_unit_test(test_maintenance_survives_reload),
         cmocka_unit_test(test_ttl_updates),

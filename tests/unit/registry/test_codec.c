@@ -46,7 +46,7 @@ static char *jansson_doc(const char *id, const struct reg_spec *spec)
                             json_string(reg_spec_meta_value(spec, i)));
     obj = json_pack("{s:i, s:s, s:s, s:s, s:i, s:s, s:o, s:o, s:i}", "v", 1, "id", id, "name",
                     spec->name, "host", spec->host, "port", spec->port, "type", spec->type, "tags",
-                    tags, "metadata", meta, "ttl", spec->ttl);
+                    tags, "metadata", meta, "ttl", (int)(spec->ttl_ms / 1000));
     out = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     return out;
@@ -104,7 +104,7 @@ static void test_doc_versions(void **state)
 
     (void)state;
     assert_int_equal(regc_doc_parse(v0, strlen(v0), &spec, err, sizeof(err)), 0);
-    assert_int_equal(spec.ttl, 10);
+    assert_int_equal(spec.ttl_ms, 10000);
     assert_string_equal(reg_spec_tag(&spec, 0), "x");
     reg_spec_clear(&spec);
     assert_int_equal(regc_doc_parse(v1, strlen(v1), &spec, err, sizeof(err)), 0);

@@ -44,9 +44,11 @@ static const struct spec_case spec_cases[] = {
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":80.5}", "'port' must be an integer"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":0}", "'port' must be between 1 and 65535"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":65536}", "'port' must be between"},
-    {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"ttl\":0}", "'ttl' must be between 1 and 86400"},
+    {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"ttl\":0}",
+     "'ttl' must be between 0.1 and 86400 seconds"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"ttl\":86401}", "'ttl'"},
-    {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"ttl\":\"x\"}", "'ttl' must be an integer"},
+    {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"ttl\":\"x\"}",
+     "'ttl' must be a number of seconds"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"type\":\"a/b\"}", "'type' must match"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"tags\":\"x\"}", "'tags' must be an array"},
     {"{\"name\":\"a\",\"host\":\"h\",\"port\":1,\"tags\":[1]}", "tags[0] must be a string"},
@@ -110,7 +112,7 @@ static void test_defaults(void **state)
     (void)state;
     assert_int_equal(reg_spec_parse_text(body, strlen(body), &spec, err, sizeof(err)), 0);
     assert_string_equal(spec.type, REG_TYPE_DEFAULT);
-    assert_int_equal(spec.ttl, LIM_TTL_DEFAULT);
+    assert_int_equal(spec.ttl_ms, LIM_TTL_DEFAULT * 1000);
     assert_int_equal(spec.tag_count, 0);
     assert_int_equal(spec.meta_count, 0);
     assert_false(spec.has_id);
@@ -136,7 +138,7 @@ static void test_typed_fields(void **state)
     assert_string_equal(spec.host, "h.example");
     assert_string_equal(spec.type, "t");
     assert_int_equal(spec.port, 9);
-    assert_int_equal(spec.ttl, 7);
+    assert_int_equal(spec.ttl_ms, 7000);
     assert_int_equal(spec.tag_count, 3);
     assert_string_equal(reg_spec_tag(&spec, 0), "b");
     assert_string_equal(reg_spec_tag(&spec, 1), "a");
