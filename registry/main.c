@@ -283,6 +283,9 @@ int main(int argc, char **argv)
         dopt.port = dns_port;
         dopt.domain = domain;
         dopt.node = node_name;
+        dopt.datacenter = datacenter; /* as the Consul API's */
+        dopt.node_addr = common.bind;
+        dopt.http_port = svc_port(svc);
         dopt.ttl_s = (uint32_t)((dns_ttl_ms + 999) / 1000);
         dns = rdns_new(svc_base(svc), reg, &dopt, err, sizeof(err));
         if (!dns && opt_given(argc, argv, "dns-port", "DNS_PORT")) {

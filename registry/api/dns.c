@@ -31,6 +31,16 @@
  *   A/AAAA in the additional section) or, for a DNS-name host, that name;
  * - names are compared case-insensitively; the question's name is echoed
  *   as it was asked;
+ * - names are parsed as Consul parses them: the last label before the
+ *   domain names the kind (service, node, addr), or is the datacenter and
+ *   the one before it names the kind; only one datacenter label; ours
+ *   (--datacenter) answers as without it, another is NXDOMAIN with the
+ *   SOA, Consul's answer (since 1.8) for a datacenter it has no path to
+ *   (an addr name answers in any datacenter: the address is in it);
+ * - "consul" is the registry, as Consul's servers are: a passing instance
+ *   without tags, the registry's own address (--bind; a wildcard names
+ *   127.0.0.1, as the Consul HTTP API does) and HTTP port, answered with
+ *   the instances registered under that name;
  * - a class other than IN or ANY: REFUSED; no question or more than one:
  *   FORMERR; an opcode other than QUERY: NOTIMPL. */
 #include "dns.h"
@@ -158,10 +168,13 @@ struct rdns_scan {
     size_t passing; /* passing ones with the tag */
     size_t seen;    /* of those, the ones of the kind asked (the reservoir's count) */
     size_t n_pick;
-    const struct reg_instance *pick[LIM_DNS_ANSWERS_MAX];
+    /* the chosen ones: host and port of an instance (its host borrowed from
+     * the core for the call) or of the registry itself (the consul service) */
+    const char *pick_host[LIM_DNS_ANSWERS_MAX];
+    int pick_port[LIM_DNS_ANSWERS_MAX];
     int family[LIM_DNS_ANSWERS_MAX]; /* SRV: each pick's address, for the additional section */
     uint8_t addr[LIM_DNS_ANSWERS_MAX][16];
-    const struct reg_instance *cname; /* a passing one with a DNS name as host */
+    const char *cname; /* the host of a passing one with a DNS name as host */
     size_t cname_seen;
 };
 
@@ -171,9 +184,12 @@ struct rdns_server {
     char domain[LIM_DNS_DOMAIN_MAX + 1]; /* no trailing dot */
     size_t domain_len;
     char node[LIM_DNS_NAME_MAX + 1];
+    char dc[LIM_DNS_NAME_MAX + 1]; /* this datacenter, the optional label before the domain */
     uint32_t ttl;
     int self_family; /* AF_INET or AF_INET6: the node's address */
     uint8_t self_addr[16];
+    char self_host[INET6_ADDRSTRLEN]; /* the same, as text (the consul service's host) */
+    int http_port;                    /* the consul service's port */
     uint64_t rng;
     struct evdns_server_port *udp;
     struct evconnlistener *tcp;
@@ -340,12 +356,42 @@ static bool rdns_wants(uint16_t qtype, int family)
     return (qtype == T_A && family == AF_INET) || (qtype == T_AAAA && family == AF_INET6);
 }
 
-static int rdns_scan_one(const struct reg_instance *in, void *arg)
+/* Offer one passing candidate with the tag (host borrowed for the
+ * question) to the scan: counted, and kept at random when of the kind
+ * asked. */
+static void rdns_scan_offer(struct rdns_scan *sc, const char *host, int port)
 {
-    struct rdns_scan *sc = arg;
     uint8_t addr[16];
     bool wanted;
     int family;
+
+    sc->passing++;
+    family = rdns_host_family(host, addr);
+    wanted = sc->qtype == T_SRV || rdns_wants(sc->qtype, family);
+    if (wanted) {
+        /* reservoir sampling: each of the seen ones is kept with the same
+         * chance when there are more than LIM_DNS_ANSWERS_MAX */
+        size_t j = sc->n_pick;
+
+        sc->seen++;
+        if (sc->n_pick < LIM_DNS_ANSWERS_MAX)
+            sc->n_pick++;
+        else
+            j = rdns_rand(sc->s) % sc->seen;
+        if (j < LIM_DNS_ANSWERS_MAX) {
+            sc->pick_host[j] = host;
+            sc->pick_port[j] = port;
+        }
+    } else if (family == 0 && (sc->qtype == T_A || sc->qtype == T_AAAA || sc->qtype == T_ANY)) {
+        sc->cname_seen++;
+        if (rdns_rand(sc->s) % sc->cname_seen == 0)
+            sc->cname = host;
+    }
+}
+
+static int rdns_scan_one(const struct reg_instance *in, void *arg)
+{
+    struct rdns_scan *sc = arg;
 
     if (strcasecmp(reg_instance_name(in), sc->name) != 0)
         return 0;
@@ -360,26 +406,7 @@ static int rdns_scan_one(const struct reg_instance *in, void *arg)
         if (i == n)
             return 0;
     }
-    sc->passing++;
-    family = rdns_host_family(reg_instance_host(in), addr);
-    wanted = sc->qtype == T_SRV || rdns_wants(sc->qtype, family);
-    if (wanted) {
-        /* reservoir sampling: each of the seen ones is kept with the same
-         * chance when there are more than LIM_DNS_ANSWERS_MAX */
-        sc->seen++;
-        if (sc->n_pick < LIM_DNS_ANSWERS_MAX) {
-            sc->pick[sc->n_pick++] = in;
-        } else {
-            size_t j = rdns_rand(sc->s) % sc->seen;
-
-            if (j < LIM_DNS_ANSWERS_MAX)
-                sc->pick[j] = in;
-        }
-    } else if (family == 0 && (sc->qtype == T_A || sc->qtype == T_AAAA || sc->qtype == T_ANY)) {
-        sc->cname_seen++;
-        if (rdns_rand(sc->s) % sc->cname_seen == 0)
-            sc->cname = in;
-    }
+    rdns_scan_offer(sc, reg_instance_host(in), reg_instance_port(in));
     return 0;
 }
 
@@ -497,6 +524,13 @@ static void rdns_scan_run(struct rdns_scan *sc)
     sc->known = false;
     sc->passing = sc->seen = sc->n_pick = sc->cname_seen = 0;
     sc->cname = NULL;
+    if (strcasecmp(sc->name, "consul") == 0) {
+        /* the registry itself, as Consul's servers are: a known name, an
+         * instance without tags beside those registered under it */
+        sc->known = true;
+        if (!sc->tag)
+            rdns_scan_offer(sc, s->self_host, s->http_port);
+    }
     if (rdns_cache_sync(s) != 0) {
         /* rdns_scan_one never stops the walk */
         if (reg_foreach(s->reg, &all, rdns_scan_one, sc) != 0)
@@ -520,7 +554,7 @@ static void rdns_scan_run(struct rdns_scan *sc)
  * RFC 2181 5; instances may share a host). */
 static bool rdns_pick_addr(struct rdns_scan *sc, size_t i)
 {
-    int family = rdns_host_family(reg_instance_host(sc->pick[i]), sc->addr[i]);
+    int family = rdns_host_family(sc->pick_host[i], sc->addr[i]);
     size_t j;
 
     sc->family[i] = family;
@@ -548,7 +582,7 @@ static void rdns_build_service(struct rdns_server *s, struct rdns_answer *a, uin
         *dot = '\0';
         sc->name = rest + 1;
         sc->tag = dot + 2;
-        if (strcasecmp(sc->tag, "tcp") == 0 || strcasecmp(sc->tag, "udp") == 0)
+        if (strcasecmp(sc->tag, "tcp") == 0) /* Consul's one protocol label: _udp is a tag */
             sc->tag = NULL;
         if (sc->name[0] == '\0' || (sc->tag && sc->tag[0] == '\0'))
             goto nxdomain;
@@ -575,14 +609,17 @@ static void rdns_build_service(struct rdns_server *s, struct rdns_answer *a, uin
     /* a random order: Fisher-Yates over the chosen ones */
     for (i = sc->n_pick; i > 1; i--) {
         size_t j = rdns_rand(s) % i;
-        const struct reg_instance *t = sc->pick[i - 1];
+        const char *t = sc->pick_host[i - 1];
+        int p = sc->pick_port[i - 1];
 
-        sc->pick[i - 1] = sc->pick[j];
-        sc->pick[j] = t;
+        sc->pick_host[i - 1] = sc->pick_host[j];
+        sc->pick_port[i - 1] = sc->pick_port[j];
+        sc->pick_host[j] = t;
+        sc->pick_port[j] = p;
     }
     if (qtype == T_SRV) {
         for (i = 0; i < sc->n_pick; i++) {
-            const char *host = reg_instance_host(sc->pick[i]);
+            const char *host = sc->pick_host[i];
             char target[LIM_DNS_NAME_MAX + 1];
             uint8_t rd[6 + 256], addr[16];
             int family = rdns_host_family(host, addr), n;
@@ -593,7 +630,7 @@ static void rdns_build_service(struct rdns_server *s, struct rdns_answer *a, uin
                 snprintf(target, sizeof(target), "%s", host);
             put16(rd, 1);
             put16(rd + 2, 1);
-            put16(rd + 4, (uint32_t)reg_instance_port(sc->pick[i]));
+            put16(rd + 4, (uint32_t)sc->pick_port[i]);
             n = rdns_name_wire(target, rd + 6, sizeof(rd) - 6);
             if (n > 0)
                 (void)ans_add(a, SEC_ANSWER, NULL, T_SRV, rd, (size_t)(6 + n));
@@ -616,7 +653,7 @@ static void rdns_build_service(struct rdns_server *s, struct rdns_answer *a, uin
     }
     if (sc->cname) {
         uint8_t rd[256];
-        int n = rdns_name_wire(reg_instance_host(sc->cname), rd, sizeof(rd));
+        int n = rdns_name_wire(sc->cname, rd, sizeof(rd));
 
         if (n > 0) {
             (void)ans_add(a, SEC_ANSWER, NULL, T_CNAME, rd, (size_t)n);
@@ -668,7 +705,7 @@ static void rdns_build(struct rdns_server *s, const struct rdns_question *q, str
 {
     char pre[LIM_DNS_NAME_MAX + 1];
     size_t nlen = strlen(q->name), plen;
-    char *kind;
+    bool dc_seen = false, other_dc = false;
 
     a->n = 0;
     a->used = 0;
@@ -692,24 +729,50 @@ static void rdns_build(struct rdns_server *s, const struct rdns_question *q, str
     plen = nlen - s->domain_len - 1;
     memcpy(pre, q->name, plen);
     pre[plen] = '\0';
-    kind = strrchr(pre, '.');
-    if (!kind || kind == pre || kind[1] == '\0')
-        goto nxdomain;
-    *kind++ = '\0';
-    if (strcasecmp(kind, "service") == 0) {
-        rdns_build_service(s, a, q->type, pre);
-        return;
-    }
-    if (strcasecmp(kind, "addr") == 0) {
-        rdns_build_addr(s, a, q->type, pre);
-        return;
-    }
-    if (strcasecmp(kind, "node") == 0 && strcasecmp(pre, s->node) == 0) {
-        if (rdns_wants(q->type, s->self_family))
-            (void)ans_add_addr(a, SEC_ANSWER, NULL, s->self_family, s->self_addr);
-        else
-            ans_add_soa(s, a, SEC_AUTHORITY);
-        return;
+    /* Consul's parse: the last label names the kind, or else it is the
+     * datacenter (one label: a second unknown one is NXDOMAIN) and the
+     * label before it names the kind */
+    for (;;) {
+        char *dot = strrchr(pre, '.');
+        const char *last = dot ? dot + 1 : pre;
+
+        if (q->type == T_SRV && last[0] == '_') {
+            /* _<name>._<tag>[.<dc>].<domain>: "service" left out, as
+             * Consul allows for SRV */
+            if (other_dc)
+                goto nxdomain;
+            rdns_build_service(s, a, q->type, pre);
+            return;
+        }
+        if (!dot)
+            goto nxdomain;
+        *dot = '\0';
+        if (strcasecmp(last, "service") == 0) {
+            if (other_dc)
+                goto nxdomain;
+            rdns_build_service(s, a, q->type, pre);
+            return;
+        }
+        if (strcasecmp(last, "addr") == 0) {
+            /* the address is in the name: any datacenter's, as in Consul */
+            rdns_build_addr(s, a, q->type, pre);
+            return;
+        }
+        if (strcasecmp(last, "node") == 0) {
+            if (other_dc || strcasecmp(pre, s->node) != 0)
+                goto nxdomain;
+            if (rdns_wants(q->type, s->self_family))
+                (void)ans_add_addr(a, SEC_ANSWER, NULL, s->self_family, s->self_addr);
+            else
+                ans_add_soa(s, a, SEC_AUTHORITY);
+            return;
+        }
+        if (dc_seen)
+            goto nxdomain;
+        /* a datacenter label; another one than ours is NXDOMAIN below
+         * (Consul has no path to it), once the kind before it is known */
+        dc_seen = true;
+        other_dc = strcasecmp(last, s->dc) != 0;
     }
 nxdomain:
     a->rcode = RC_NXDOMAIN;
@@ -1052,6 +1115,25 @@ int rdns_domain_check(const char *domain, char *err, size_t errlen)
     return 0;
 }
 
+/* The registry's own address from addr (borrowed; NULL allowed), as the
+ * Consul HTTP API names it: an IP literal is itself, a wildcard or
+ * anything else 127.0.0.1. */
+static void rdns_self_set(struct rdns_server *s, const char *addr)
+{
+    static const uint8_t any6[16];
+
+    s->self_family = addr ? rdns_host_family(addr, s->self_addr) : 0;
+    if ((s->self_family == AF_INET && memcmp(s->self_addr, "\0\0\0\0", 4) == 0) ||
+        (s->self_family == AF_INET6 && memcmp(s->self_addr, any6, 16) == 0))
+        s->self_family = 0;
+    if (!s->self_family) {
+        s->self_family = AF_INET;
+        memcpy(s->self_addr, "\x7f\0\0\x01", 4);
+    }
+    if (!inet_ntop(s->self_family, s->self_addr, s->self_host, sizeof(s->self_host)))
+        snprintf(s->self_host, sizeof(s->self_host), "127.0.0.1");
+}
+
 struct rdns_server *rdns_new(struct event_base *base, const struct reg_registry *reg,
                              const struct rdns_options *opt, char *err, size_t errlen)
 {
@@ -1076,32 +1158,20 @@ struct rdns_server *rdns_new(struct event_base *base, const struct reg_registry 
     s->domain_len = len;
     snprintf(s->node, sizeof(s->node), "%s", opt->node ? opt->node : "");
     s->ttl = opt->ttl_s;
+    snprintf(s->dc, sizeof(s->dc), "%s",
+             opt->datacenter && opt->datacenter[0] ? opt->datacenter : "dc1");
+    s->http_port = opt->http_port > 0 && opt->http_port <= 65535 ? (int)opt->http_port : 0;
     s->rng = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ULL;
-    s->self_family = AF_INET;
-    s->self_addr[0] = 127;
-    s->self_addr[3] = 1;
+    rdns_self_set(s, opt->node_addr ? opt->node_addr : opt->bind);
     memset(&ss, 0, sizeof(ss));
     if (evutil_parse_sockaddr_port(opt->bind, (struct sockaddr *)&ss, &sslen) != 0) {
         errbuf_set(err, errlen, "dns: '%.64s' is not an IP address to bind", opt->bind);
         goto fail;
     }
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-        sin->sin_port = htons((uint16_t)opt->port);
-        if (sin->sin_addr.s_addr != htonl(INADDR_ANY))
-            memcpy(s->self_addr, &sin->sin_addr, 4);
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-        sin6->sin6_port = htons((uint16_t)opt->port);
-        s->self_family = AF_INET6;
-        memset(s->self_addr, 0, 16);
-        if (memcmp(&sin6->sin6_addr, &in6addr_any, 16) != 0)
-            memcpy(s->self_addr, &sin6->sin6_addr, 16);
-        else
-            s->self_addr[15] = 1; /* ::1 */
-    }
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)opt->port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)opt->port);
     if (opt->no_sockets)
         return s;
     fd = socket(ss.ss_family, SOCK_DGRAM, 0);

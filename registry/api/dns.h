@@ -6,13 +6,20 @@
  * from one record builder (dns.c) and two writers: the evdns reply calls
  * for UDP, a wire encoder of our own for TCP.
  *
- * Names answered (<domain> compared case-insensitively, like every name):
- *   [<tag>.]<name>.service.<domain>   A, AAAA, SRV (+ A/AAAA additional), ANY
- *   _<name>._<tag>.service.<domain>  the RFC 2782 form (_tcp, _udp: no tag)
- *   <node>.node.<domain>              the registry's own address
- *   <hex>.addr.<domain>               the address an SRV target names
- *   <domain>                          SOA
- * Outside the domain: REFUSED; unknown under it: NXDOMAIN with the SOA. */
+ * Names answered (<domain> compared case-insensitively, like every name;
+ * [.<dc>] is this registry's datacenter, --datacenter, optional as in
+ * Consul):
+ *   [<tag>.]<name>.service[.<dc>].<domain>  A, AAAA, SRV (+ A/AAAA additional), ANY
+ *   _<name>._<tag>.service[.<dc>].<domain>  the RFC 2782 form (_tcp: no tag, as in
+ *                                           Consul; "service" may be left out for SRV)
+ *   <node>.node[.<dc>].<domain>            the registry's own address
+ *   <hex>.addr[.<dc>].<domain>             the address an SRV target names
+ *   <domain>                               SOA
+ * "consul" is the registry itself, as in Consul: consul.service.<domain>
+ * answers its own address and HTTP port beside any instance registered
+ * under that name. Another datacenter (one label only, as in Consul):
+ * NXDOMAIN with the SOA, Consul's answer for a datacenter it has no path
+ * to. Outside the domain: REFUSED; unknown under it: NXDOMAIN with the SOA. */
 #ifndef REG_API_DNS_H
 #define REG_API_DNS_H
 
@@ -25,12 +32,17 @@ struct reg_registry;
 struct rdns_server;
 
 struct rdns_options {
-    const char *bind;   /* address to listen on (an IP literal); borrowed for rdns_new */
-    long port;          /* 1..65535: UDP and TCP */
-    const char *domain; /* e.g. "consul." (the trailing dot is optional); copied */
-    const char *node;   /* this registry's node name; copied */
-    uint32_t ttl_s;     /* TTL of every record */
-    bool no_sockets;    /* tests and the fuzzer: build answers only (rdns_answer_wire) */
+    const char *bind;       /* address to listen on (an IP literal); borrowed for rdns_new */
+    long port;              /* 1..65535: UDP and TCP */
+    const char *domain;     /* e.g. "consul." (the trailing dot is optional); copied */
+    const char *node;       /* this registry's node name; copied */
+    const char *datacenter; /* this registry's datacenter (--datacenter); copied; NULL: "dc1" */
+    const char *node_addr;  /* the registry's own address (--bind): node lookups and
+                               the consul service; NULL: bind; a wildcard or not an IP
+                               literal: 127.0.0.1 (as the Consul HTTP API names it) */
+    long http_port;         /* the registry's HTTP port: the consul service's SRV port */
+    uint32_t ttl_s;         /* TTL of every record */
+    bool no_sockets;        /* tests and the fuzzer: build answers only (rdns_answer_wire) */
 };
 
 /* Check a --domain value: labels of [A-Za-z0-9-] (1..63 bytes), at most

@@ -150,6 +150,96 @@ class DNSTestCase(svctest.ServiceTestCase):
         both = self.records("+answer", "_web._tcp.service.consul", "SRV")
         self.assertEqual(sorted(d.split()[2] for _, _, d in both), ["8080", "8081"])
 
+    def test_datacenter_qualified_names(self):
+        reg = self.start_registry("--datacenter", "east-1")
+        self.register(reg, host="127.0.0.2", port=8080, tags=["v1"])
+        self.register(reg, host="127.0.0.3", port=8081, tags=["v2"])
+        # ours: as without the label, in any case, echoed as asked
+        self.assertEqual(self.a_of("web.service.east-1.consul"), ["127.0.0.2", "127.0.0.3"])
+        self.assertEqual(self.a_of("v1.web.service.east-1.consul"), ["127.0.0.2"])
+        self.assertEqual(self.records("+answer", "V2.WeB.Service.EAST-1.Consul", "A"),
+                         [("V2.WeB.Service.EAST-1.Consul.", "A", "127.0.0.3")])
+        srv = self.records("+answer", "web.service.east-1.consul", "SRV")
+        self.assertEqual(sorted(d for _, _, d in srv),
+                         ["1 1 8080 7f000002.addr.consul.", "1 1 8081 7f000003.addr.consul."])
+        self.assertEqual([d for _, _, d in self.records("+answer", "v2.web.service.east-1.consul",
+                                                         "SRV")],
+                         ["1 1 8081 7f000003.addr.consul."])
+        # RFC 2782: _tcp is the protocol (no tag), any other label a tag
+        both = self.records("+answer", "_web._tcp.service.east-1.consul", "SRV")
+        self.assertEqual(sorted(d.split()[2] for _, _, d in both), ["8080", "8081"])
+        one = self.records("+answer", "_web._v1.service.east-1.consul", "SRV")
+        self.assertEqual([d.split()[2] for _, _, d in one], ["8080"])
+        self.assertEqual(self.status("_web._udp.service.east-1.consul", "SRV"), "NXDOMAIN")
+        # SRV without "service", as Consul allows
+        both = self.records("+answer", "_web._TCP.east-1.consul", "SRV")
+        self.assertEqual(sorted(d.split()[2] for _, _, d in both), ["8080", "8081"])
+        both = self.records("+answer", "_web._tcp.consul", "SRV")
+        self.assertEqual(sorted(d.split()[2] for _, _, d in both), ["8080", "8081"])
+        # the node, and an addr name in any datacenter
+        self.assertEqual(self.a_of(NODE + ".node.east-1.consul"), ["127.0.0.1"])
+        self.assertEqual(self.a_of(NODE + ".NODE.East-1.consul"), ["127.0.0.1"])
+        self.assertEqual(self.a_of("7f000002.addr.east-1.consul"), ["127.0.0.2"])
+        # the default dc1 is not this registry's datacenter now
+        for name in ("web.service.dc1.consul", "v1.web.service.dc1.consul",
+                     "_web._tcp.service.dc1.consul", NODE + ".node.dc1.consul",
+                     "consul.service.dc1.consul"):
+            for qtype in ("A", "SRV"):
+                self.assertEqual(self.status(name, qtype), "NXDOMAIN", (name, qtype))
+        soa = self.records("+authority", "web.service.dc2.consul", "SRV")
+        self.assertEqual([(n, t) for n, t, _ in soa], [("consul.", "SOA")])
+        self.assertEqual(self.records("+answer", "web.service.dc2.consul", "SRV"), [])
+        # one datacenter label only; an unknown kind before it is NXDOMAIN
+        self.assertEqual(self.status("web.service.east-1.extra.consul"), "NXDOMAIN")
+        self.assertEqual(self.status("web.nothing.east-1.consul"), "NXDOMAIN")
+        self.assertEqual(self.status("service.east-1.consul"), "NXDOMAIN")
+
+    def test_default_datacenter_is_dc1(self):
+        reg = self.start_registry()
+        self.register(reg, host="127.0.0.2", port=8080)
+        self.assertEqual(self.a_of("web.service.dc1.consul"), ["127.0.0.2"])
+        self.assertEqual(self.a_of("WEB.SERVICE.DC1.CONSUL"), ["127.0.0.2"])
+        self.assertEqual(self.status("web.service.dc2.consul"), "NXDOMAIN")
+
+    def test_the_registry_is_the_consul_service(self):
+        reg = self.start_registry()
+        http = reg.port
+        self.assertTrue(http)
+        own = "1 1 %d 7f000001.addr.consul." % http
+        for name in ("consul.service.consul", "consul.service.dc1.consul",
+                     "CONSUL.Service.consul", "_consul._tcp.service.consul"):
+            self.assertEqual(self.a_of(name), ["127.0.0.1"], name)
+            self.assertEqual([d for _, t, d in self.records("+answer", name, "SRV")], [own], name)
+            self.assertEqual(self.records("+additional", name, "SRV"),
+                             [("7f000001.addr.consul.", "A", "127.0.0.1")], name)
+        # the registry has no tags; another datacenter's is not ours
+        self.assertEqual(self.status("v1.consul.service.consul"), "NXDOMAIN")
+        self.assertEqual(self.status("consul.service.dc2.consul", "SRV"), "NXDOMAIN")
+        # an instance registered as "consul" is answered beside it
+        self.register(reg, name="consul", host="127.0.0.5", port=9500, tags=["v1"])
+        self.assertEqual(self.a_of("consul.service.consul"), ["127.0.0.1", "127.0.0.5"])
+        self.assertEqual(sorted(d for _, _, d in self.records("+answer", "consul.service.consul",
+                                                               "SRV")),
+                         sorted([own, "1 1 9500 7f000005.addr.consul."]))
+        self.assertEqual(self.a_of("v1.consul.service.consul"), ["127.0.0.5"])
+
+    def test_consul_service_of_a_wildcard_bind(self):
+        self.dns_port = free_dns_port()
+        svc = Service()
+        self.addCleanup(svc.close)
+        self.addCleanup(self.finish_service, svc)
+        svc.start("registry", ["--port", "0", "--bind", "0.0.0.0", "--dns-bind", "127.0.0.1",
+                               "--backend", "memory", "--node-name", NODE,
+                               "--dns-port", str(self.dns_port)])
+        line = "dns listening on 127.0.0.1 port %d" % self.dns_port
+        wait_until(lambda: line in svc.log_text(), timeout=T(10),
+                   message="no %r in the log" % line)
+        self.assertEqual(self.a_of("consul.service.consul"), ["127.0.0.1"])
+        self.assertEqual(self.a_of(NODE + ".node.consul"), ["127.0.0.1"])
+        self.assertEqual([d for _, _, d in self.records("+answer", "consul.service.consul",
+                                                         "SRV")],
+                         ["1 1 %d 7f000001.addr.consul." % svc.port])
+
     def test_names_outside_unknown_case_and_types(self):
         reg = self.start_registry()
         self.register(reg, host="127.0.0.2")
