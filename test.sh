@@ -26,7 +26,7 @@ if [ "$fuzz" = 0 ]; then
 else
   CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSVC_FUZZ=ON -DSVC_TESTS=ON >/dev/null
   cmake --build build-fuzz -j"$(nproc)" --target fuzz_spec fuzz_jsonflat fuzz_journal \
-    fuzz_request fuzz_config fuzz_watch fuzz_action fuzz_dns
+    fuzz_request fuzz_config fuzz_watch fuzz_action fuzz_dns fuzz_consul
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   # fuzz_one NAME SEED_DIR SECONDS: run fuzz_NAME on a scratch copy of its
@@ -36,13 +36,14 @@ else
     cp tests/fuzz/"$2"/* "$work/$1"/
     build-fuzz/bin/fuzz_"$1" -max_total_time="$(($3 > 0 ? $3 : 1))" -print_final_stats=1 "$work/$1"
   }
-  # N seconds split across the eight; the last takes the remainder
-  fuzz_one spec corpus $((fuzz / 8))
-  fuzz_one jsonflat corpus_jsonflat $((fuzz / 8))
-  fuzz_one journal corpus_journal $((fuzz / 8))
-  fuzz_one request corpus_request $((fuzz / 8))
-  fuzz_one config corpus_config $((fuzz / 8))
-  fuzz_one watch corpus_watch $((fuzz / 8))
-  fuzz_one action corpus_action $((fuzz / 8))
-  fuzz_one dns corpus_dns $((fuzz - 7 * (fuzz / 8)))
+  # N seconds split across the nine; the last takes the remainder
+  fuzz_one spec corpus $((fuzz / 9))
+  fuzz_one jsonflat corpus_jsonflat $((fuzz / 9))
+  fuzz_one journal corpus_journal $((fuzz / 9))
+  fuzz_one request corpus_request $((fuzz / 9))
+  fuzz_one config corpus_config $((fuzz / 9))
+  fuzz_one watch corpus_watch $((fuzz / 9))
+  fuzz_one action corpus_action $((fuzz / 9))
+  fuzz_one dns corpus_dns $((fuzz / 9))
+  fuzz_one consul corpus_consul $((fuzz - 8 * (fuzz / 9)))
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh [registry|facade|watch|dns|all]: benchmark of the suite against
+# bench/run.sh [registry|facade|watch|dns|consul|all]: benchmark of the suite against
 # an nginx ceiling (default: all).
 #
 #   registry  the service registry alone: discover (10 instances), register
@@ -28,6 +28,16 @@
 #             for BENCH_DNS_DURATION s (default 10): answered q/s and lost
 #             queries, against nsd serving a static zone of the same names
 #             at the same rate (the reference, when it can be set up).
+#   consul    the registry's Consul HTTP API: 10 instances of svc registered
+#             with PUT /v1/agent/service/register, then GET
+#             /v1/health/service/svc?passing (wrk, as the registry part's
+#             discover row) against nginx serving the byte-identical answer
+#             as a static file (target >= 0.4 x); then BENCH_CONSUL_ROUNDS
+#             (default 20) blocking queries (bench/consulwait.c, libevent:
+#             GET /v1/catalog/service/svc and /v1/health/service/svc?passing
+#             in turn, ?index=<X-Consul-Index>&wait=5m, parked), each woken
+#             by a registration of svc: time from sending it to the parked
+#             query's answer, median and max (target max < 100 ms).
 #
 # Builds every executable (Release) in build-bench/, starts nginx (one worker,
 # fixed 200 JSON answer shaped like a discover answer) and the services on
@@ -49,19 +59,20 @@
 # BENCH_MESSAGES (messages stored before GET /facade, default 1000),
 # BENCH_WATCH_POLLS (default 10000), BENCH_WATCH_STREAMS (default 1000),
 # BENCH_WATCH_ROUNDS (default 5), BENCH_CHECKS (default 1000),
+# BENCH_CONSUL_ROUNDS (default 20),
 # BENCH_PIN (1: servers on CPU 1, load generator on CPU 0; default 1 when
 # there are 2+ CPUs).
 set -euo pipefail
 
 MODE=${1:-all}
 case $MODE in
-registry | facade | facade-view | watch | dns | all) ;;
+registry | facade | facade-view | watch | dns | consul | all) ;;
 -h | --help)
     sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 *)
-    echo "usage: $0 [registry|facade|facade-view|watch|dns|all]" >&2
+    echo "usage: $0 [registry|facade|facade-view|watch|dns|consul|all]" >&2
     exit 2
     ;;
 esac
@@ -84,6 +95,7 @@ WATCH_IDLE_S=10            # the idle CPU window with every watcher parked
 N_CHECKS=${BENCH_CHECKS:-1000}
 DNS_QPS=${BENCH_DNS_QPS:-60000}
 DNS_DURATION=${BENCH_DNS_DURATION:-10}
+CONSUL_ROUNDS=${BENCH_CONSUL_ROUNDS:-20}
 
 # ---------------------------------------------------------------- setup --
 
@@ -207,6 +219,7 @@ gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I "$ROOT/common" -o "$TMP/storeloa
     $(pkg-config --cflags --libs sqlite3 libevent) -lpthread
 gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/curlfloor" "$ROOT/bench/curlfloor.c" $(pkg-config --cflags --libs libcurl)
 gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/watchload" "$ROOT/bench/watchload.c" $(pkg-config --cflags --libs libevent)
+gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/consulwait" "$ROOT/bench/consulwait.c" $(pkg-config --cflags --libs libevent)
 
 # ------------------------------------------------------------- helpers --
 
@@ -1207,6 +1220,106 @@ NOTES
     )
 }
 
+# ========================================================= consul part ====
+
+# The registry's Consul HTTP API on a registry of its own, in the registry
+# part's layout: the health read against nginx serving the same bytes from
+# a file, then blocking queries woken by a registration (bench/consulwait.c).
+CONSUL_TABLE=
+CONSUL_NOTES=
+consul_part() {
+    local d=$TMP/consul c_pid c_port url i code out line bytes rows=()
+    local n1 n2 n3 p1 p2 p3 r1 r2 r1_99 r2_99 ngx ngx99 spread reg reg99 med max
+    if [ "$PIN" = 1 ]; then
+        SRV_PIN=(taskset -c 1)
+        GEN_PIN=(taskset -c 0)
+    fi
+    mkdir -p "$d"
+    echo "== [consul] 1. registry (SQLite), 10 instances of svc by PUT /v1/agent/service/register"
+    start_registry consul "$d/consul.db"
+    c_pid=$REG_PID c_port=$REG_PORT
+    for i in $(seq 10); do
+        code=$(curl -sS -o "$d/put.out" -w '%{http_code}' --max-time 5 -X PUT \
+            "http://127.0.0.1:$c_port/v1/agent/service/register" -H 'Content-Type: application/json' \
+            -d "{\"Name\":\"svc\",\"ID\":\"svc-$i\",\"Address\":\"127.0.0.1\",\"Port\":$((9000 + i)),\"Tags\":[\"bench\",\"v1\"],\"Meta\":{\"zone\":\"local\",\"version\":\"1.0.0\"}}")
+        [ "$code" = 200 ] || { echo "consul: registration $i answered $code: $(cat "$d/put.out")" >&2; return 1; }
+    done
+    url="http://127.0.0.1:$c_port/v1/health/service/svc?passing"
+    static_nginx "$d/ngx"
+    mkdir -p "$d/ngx/www/v1/health/service"
+    # the answer once, as nginx's file at the same path (nginx ignores ?passing)
+    curl -fsS --max-time 5 -o "$d/ngx/www/v1/health/service/svc" "$url"
+    bytes=$(stat -c %s "$d/ngx/www/v1/health/service/svc")
+    [ "$(jq length "$d/ngx/www/v1/health/service/svc")" = 10 ] ||
+        { echo "consul: the health answer does not list 10 instances" >&2; return 1; }
+    curl -fsS --max-time 5 -o "$d/ngx.out" "$SNGX_URL/v1/health/service/svc?passing"
+    curl -fsS --max-time 5 -o "$d/reg.out" "$url"
+    { cmp -s "$d/ngx.out" "$d/ngx/www/v1/health/service/svc" && cmp -s "$d/reg.out" "$d/ngx.out"; } ||
+        { echo "consul: nginx's and the registry's answers differ" >&2; return 1; }
+    echo "   health answer: $bytes bytes"
+
+    echo "== [consul] nginx static file of the same answer, run 1 of 3"
+    run_wrk consul-nginx-1 "$SNGX_URL/v1/health/service/svc?passing"
+    n1=$RPS p1=$P99
+    echo "== [consul] GET /v1/health/service/svc?passing, run 1 of 2"
+    run_wrk consul-health-1 "$url"
+    r1=$RPS r1_99=$P99
+    echo "== [consul] nginx static file of the same answer, run 2 of 3"
+    run_wrk consul-nginx-2 "$SNGX_URL/v1/health/service/svc?passing"
+    n2=$RPS p2=$P99
+    echo "== [consul] GET /v1/health/service/svc?passing, run 2 of 2"
+    run_wrk consul-health-2 "$url"
+    r2=$RPS r2_99=$P99
+    echo "== [consul] nginx static file of the same answer, run 3 of 3"
+    run_wrk consul-nginx-3 "$SNGX_URL/v1/health/service/svc?passing"
+    n3=$RPS p3=$P99
+    stop_pid "$SNGX_PID"
+    ngx=$(median3 "$n1" "$n2" "$n3")
+    ngx99=$(median3 "$p1" "$p2" "$p3")
+    spread=$(spread3 "$n1" "$n2" "$n3")
+    reg=$(awk -v a="$r1" -v b="$r2" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+    reg99=$(awk -v a="$r1_99" -v b="$r2_99" 'BEGIN { printf "%.3f", (a > b ? a : b) }')
+
+    echo "== [consul] 2. $CONSUL_ROUNDS blocking queries, each woken by a registration (consulwait)"
+    out=$("${GEN_PIN[@]}" "$TMP/consulwait" "$c_port" svc "$CONSUL_ROUNDS" 120) || {
+        echo "consulwait failed:" >&2
+        echo "$out" >&2
+        tail -n 5 "$TMP/consul.log" >&2
+        return 1
+    }
+    sed 's/^/   /' <<<"$out"
+    stop_pid "$c_pid"
+    line=$(tail -n 1 <<<"$out")
+    med=$(fmt "$(sed -n 's/.*lat_median_ms=\([0-9.]*\).*/\1/p' <<<"$line")" %.2f)
+    max=$(fmt "$(sed -n 's/.*lat_max_ms=\([0-9.]*\).*/\1/p' <<<"$line")" %.2f)
+
+    rows+=("| nginx static file of the same answer ($bytes B; median of 3 runs: $(fmt "$n1" %.0f), $(fmt "$n2" %.0f), $(fmt "$n3" %.0f)) | $(fmt "$ngx" %.0f) | $(fmt "$ngx99" %.2f) ms | 1.00 | reference | - |")
+    rows+=("| GET /v1/health/service/svc?passing, 10 instances (SQLite; mean of 2 runs: $(fmt "$r1" %.0f), $(fmt "$r2" %.0f)) | $reg | $(fmt "$reg99" %.2f) ms | $(ratio "$reg" "$ngx") | >= 0.4 x nginx | $(verdict ratio_ge "$reg" "$ngx" 0.4) |")
+    rows+=("| blocking query woken by a registration ($CONSUL_ROUNDS rounds, catalog and health in turn): median $med ms, max $max ms | - | - | - | max < 100 ms | $(verdict lt "$max" 100) |")
+    CONSUL_TABLE=$(
+        echo "| scenario | requests/s | p99 | ratio to nginx | target | result |"
+        echo "| --- | ---: | ---: | ---: | --- | --- |"
+        printf '%s\n' "${rows[@]}"
+    )
+    CONSUL_NOTES=$(
+        cat <<NOTES
+- ratio = requests/s of the registry over the median of nginx's three runs
+  (before, between and after the registry's two; a spread of ${spread}% of
+  the median). nginx serves the registry's answer, fetched once, as a
+  static file at the same path; both answers were compared byte for byte.
+- every registration body is {"Name":"svc","ID":"svc-<i>","Address","Port"}
+  plus 2 Tags and 2 Meta keys, so the health answer is $bytes bytes.
+- blocking query: consulwait parks the query (/metrics registry_watchers
+  >= 1), then sends PUT /v1/agent/service/register of svc-wait-<round>;
+  latency is CLOCK_MONOTONIC from just before that request is written to
+  the parked answer complete (200, X-Consul-Index above the one waited
+  after, the new ID in the body).
+- the rounds:
+$(sed -n 's/^round=/  - round /p' <<<"$out")
+NOTES
+    )
+}
+
 # ================================================================ run ====
 
 # (in an if, not after &&, so that set -e stays in force inside the parts)
@@ -1215,6 +1328,7 @@ if want facade; then facade_part; fi
 if want facade || [ "$MODE" = facade-view ]; then facade_view_part; fi
 if want watch; then watch_part; fi
 if want dns; then dns_part; fi
+if want consul; then consul_part; fi
 [ -z "$NGINX_PID" ] || stop_pid "$NGINX_PID"
 
 # ------------------------------------------------------------- machine --
@@ -1342,6 +1456,26 @@ Notes:
 $DNS_NOTES
 EOF
     fi
+    if want consul; then
+        cat <<EOF
+
+## Consul API
+
+\`\`\`
+registry --port 0 --bind 127.0.0.1 --data TMP/consul.db --cleanup-interval 1s --log-level info
+  10 x PUT /v1/agent/service/register {"Name":"svc","ID":"svc-<i>",...}
+nginx (1 worker, static files) serving the registry's answer at /v1/health/service/svc
+wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:NGINX/v1/health/service/svc?passing   # 3 times
+wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:REG/v1/health/service/svc?passing     # 2 times
+consulwait PORT svc $CONSUL_ROUNDS 120      # bench/consulwait.c (libevent)
+\`\`\`
+
+$CONSUL_TABLE
+
+Notes:
+$CONSUL_NOTES
+EOF
+    fi
     cat <<EOF
 
 ## Build
@@ -1362,4 +1496,5 @@ if want registry; then printf '\nregistry:\n%s\n' "$REG_TABLE"; fi
 if want facade; then printf '\nfacade:\n%s\n\n%s\n' "$FAC_TABLE" "$FAC_RSS_TABLE"; fi
 if want watch; then printf '\nwatch:\n%s\n' "$WATCH_TABLE"; fi
 if want dns; then printf '\ndns:\n%s\n' "$DNS_TABLE"; fi
+if want consul; then printf '\nconsul:\n%s\n' "$CONSUL_TABLE"; fi
 if [ -n "$FAC_VIEW_TABLE" ]; then printf '\nfacade GET view:\n%s\n' "$FAC_VIEW_TABLE"; fi

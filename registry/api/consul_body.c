@@ -47,15 +47,20 @@ int rconb_go_duration(const char *s, int64_t *ms)
     if (!*s)
         return -1;
     while (*s) {
-        char *end = NULL;
-        double x;
+        double x = 0, scale = 1;
 
+        /* digits, then optionally '.' and digits, read by hand: strtod
+         * would also take what Go refuses (an exponent "1e3", hex "0x1") */
         if (*s < '0' || *s > '9')
             return -1;
-        x = strtod(s, &end);
-        if (end == s)
-            return -1;
-        s = end;
+        while (*s >= '0' && *s <= '9')
+            x = x * 10 + (*s++ - '0');
+        if (*s == '.') {
+            for (s++; *s >= '0' && *s <= '9'; s++) {
+                scale /= 10;
+                x += (*s - '0') * scale;
+            }
+        }
         for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
             if (strncmp(s, units[i].unit, strlen(units[i].unit)) == 0)
                 break;
