@@ -767,6 +767,33 @@ static struct rcon_wait *rcon_wait_new(struct rcon_api *c, struct hs_req *req, c
     return w;
 }
 
+/* Answer req for a committed write of w's instance the core refused or
+ * queued (rc: 0 queued, w answered by its completion; 1 unknown; 2 busy;
+ * 3 refused with err; -1 failed with err), freeing w unless queued. */
+static void rcon_reply_write_rc(struct hs_req *req, struct rcon_wait *w, int rc, const char *err)
+{
+    switch (rc) {
+    case 0:
+        return;
+    case 1:
+        hs_reply_error(req, 404, "unknown service ID '%.200s'", w->id);
+        break;
+    case 2:
+        (void)hs_reply_header(req, "Retry-After", "1");
+        hs_reply_error(req, 409,
+                       "another write of this service is waiting for its commit; "
+                       "try again");
+        break;
+    case 3:
+        hs_reply_error(req, 400, "%s", err);
+        break;
+    default:
+        hs_reply_error(req, 503, "could not change %s: %s", w->id, err);
+        break;
+    }
+    free(w);
+}
+
 /* The Consul ID of a translated registration (borrowed from spec): its
  * RCON_META_ID value, else its id. */
 static const char *rcon_spec_consul_id(const struct reg_spec *spec)
@@ -929,24 +956,10 @@ static void rcon_maintenance(struct hs_req *req, void *arg)
                       on ? "maintenance on for" : "maintenance off for");
     if (!w)
         return;
-    switch (reg_maintenance(c->reg, w->id, on, reason ? reason : "", rcon_write_done, w, err,
-                            sizeof(err))) {
-    case 0:
-        return;
-    case 1:
-        hs_reply_error(req, 404, "unknown service ID '%.200s'", hs_req_param(req, "{id}"));
-        break;
-    case 2:
-        (void)hs_reply_header(req, "Retry-After", "1");
-        hs_reply_error(req, 409,
-                       "another write of this service is waiting for its commit; "
-                       "try again");
-        break;
-    default:
-        hs_reply_error(req, 503, "could not change maintenance: %s", err);
-        break;
-    }
-    free(w);
+    rcon_reply_write_rc(req, w,
+                        reg_maintenance(c->reg, w->id, on, reason ? reason : "", rcon_write_done, w,
+                                        err, sizeof(err)),
+                        err);
 }
 
 /* reg_foreach callback: stop at the instance whose TTL check has the
@@ -1011,6 +1024,153 @@ static void rcon_ttl_set(struct rcon_api *c, struct hs_req *req, const char *cid
     }
 }
 
+/* A search for the given check of Consul id s->id (its Consul id or its
+ * own), which s->check then names (native id). */
+struct rcon_check_search {
+    const char *id;                /* borrowed */
+    const struct reg_instance *in; /* the match, or NULL */
+    char check[LIM_CHECK_ID_MAX + 1];
+    bool ttl; /* the match is a TTL check */
+};
+
+/* reg_foreach callback of struct rcon_check_search. */
+static int rcon_search_check(const struct reg_instance *in, void *arg)
+{
+    struct rcon_check_search *s = arg;
+    struct reg_check_view v;
+    char cid[RCONB_CHECK_ID_ROOM + LIM_CHECK_ID_MAX];
+    size_t j, n = reg_instance_check_count(in);
+
+    for (j = 0; j < n; j++) {
+        reg_instance_check(in, j, &v);
+        rcon_check_id(in, &v, cid, sizeof(cid));
+        if (strcmp(cid, s->id) == 0 || strcmp(v.id, s->id) == 0) {
+            s->in = in;
+            s->ttl = v.kind == REG_CHECK_TTL;
+            snprintf(s->check, sizeof(s->check), "%s", v.id);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* PUT /v1/agent/check/register: a Consul check definition (Name, CheckID
+ * or ID, ServiceID, HTTP or TCP with Interval, Timeout, Status,
+ * DeregisterCriticalServiceAfter) added to the service ServiceID, or
+ * replacing its check of that id; 200 with an empty body once committed.
+ * The CheckID defaults to the Name, as in Consul. */
+static void rcon_check_register(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    json_error_t jerr;
+    json_t *body = NULL, *def = NULL, *native = json_array();
+    const json_t *sid = NULL, *cid = NULL;
+    const struct reg_instance *in = NULL;
+    struct reg_check_spec cs;
+    struct rcon_wait *w = NULL;
+    char err[512];
+    int status = 400;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
+        goto done;
+    body = hs_req_json(req, &jerr);
+    if (!json_is_object(body)) {
+        hs_reply_error(req, 400, "the body must be a Consul check definition (a JSON object)");
+        goto done;
+    }
+    sid = rconb_get(body, "ServiceID");
+    if (!sid || (json_is_string(sid) && json_string_length(sid) == 0)) {
+        hs_reply_error(req, 501,
+                       "node checks (no ServiceID) are not implemented: the node's only check "
+                       "is serfHealth; give the ServiceID the check is for");
+        goto done;
+    }
+    if (!json_is_string(sid)) {
+        hs_reply_error(req, 400, "ServiceID must be a string");
+        goto done;
+    }
+    in = rcon_find(c, json_string_value(sid));
+    if (!in) {
+        hs_reply_error(req, 404, "unknown service ID '%.200s'", json_string_value(sid));
+        goto done;
+    }
+    if (!guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(in)))
+        goto done;
+    cid = rconb_get(body, "CheckID");
+    if (!cid)
+        cid = rconb_get(body, "ID");
+    if (!cid)
+        cid = rconb_get(body, "Name");
+    if (!json_is_string(cid) || json_string_length(cid) == 0) {
+        hs_reply_error(req, 400, "give the check a CheckID (or a Name, its default)");
+        goto done;
+    }
+    def = json_deep_copy(body);
+    if (!def || !native || json_object_set(def, "CheckID", (json_t *)cid) != 0) {
+        hs_reply_oom(req);
+        goto done;
+    }
+    if (rconb_check_to_native(def, 1, false, rcon_enc_service_id(in), native, err, sizeof(err),
+                              &status) != 0 ||
+        reg_check_parse(json_array_get(native, 0), &cs, err, sizeof(err)) != 0) {
+        hs_reply_error(req, status, "%s", err);
+        goto done;
+    }
+    w = rcon_wait_new(c, req, reg_instance_id(in), "check added to");
+    if (w)
+        rcon_reply_write_rc(
+            req, w, reg_check_add(c->reg, w->id, &cs, rcon_write_done, w, err, sizeof(err)), err);
+done:
+    json_decref(native);
+    json_decref(def);
+    json_decref(body);
+}
+
+/* PUT (or GET) /v1/agent/check/deregister/{id}: remove a service's HTTP
+ * or TCP check (not its TTL check, which is its lease); 200 with an empty
+ * body once committed. */
+static void rcon_check_deregister(struct rcon_api *c, struct hs_req *req, const char *cid)
+{
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+    struct rcon_check_search s;
+    struct rcon_wait *w = NULL;
+    char err[256];
+    int rc;
+
+    memset(&s, 0, sizeof(s));
+    s.id = cid;
+    if (strncmp(cid, "_service_maintenance:", 21) == 0) {
+        hs_reply_error(req, 400,
+                       "'%.200s' is a maintenance check: turn it off with "
+                       "/v1/agent/service/maintenance/<id>?enable=false",
+                       cid);
+        return;
+    }
+    if (reg_foreach(c->reg, &all, rcon_search_check, &s) == 0 || !s.in) {
+        hs_reply_error(req, 404, "unknown check ID '%.200s'", cid);
+        return;
+    }
+    if (!guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(s.in)))
+        return;
+    if (s.ttl) {
+        hs_reply_error(req, 400,
+                       "check '%.200s' is its service's TTL check (its lease): deregister the "
+                       "service, or register it again without it",
+                       cid);
+        return;
+    }
+    w = rcon_wait_new(c, req, reg_instance_id(s.in), "check removed from");
+    if (!w)
+        return;
+    rc = reg_check_remove(c->reg, w->id, s.check, rcon_write_done, w, err, sizeof(err));
+    if (rc == 3 || rc == 4) {
+        hs_reply_error(req, rc == 3 ? 404 : 400, "%s", rc == 3 ? "unknown check ID" : err);
+        free(w);
+        return;
+    }
+    rcon_reply_write_rc(req, w, rc, err);
+}
+
 /* PUT (or GET) /v1/agent/check/{pass,warn,fail}/{id}[?note=]: the
  * service's TTL check to that status, the note as its output. */
 static void rcon_check_verb(struct hs_req *req, void *arg)
@@ -1029,9 +1189,7 @@ static void rcon_check_verb(struct hs_req *req, void *arg)
     else if (strcmp(verb, "fail") == 0)
         status = REG_CRITICAL;
     else if (strcmp(verb, "deregister") == 0) {
-        hs_reply_error(req, 501,
-                       "checks are registered with their service (Check/Checks of "
-                       "/v1/agent/service/register); removing one alone is not implemented");
+        rcon_check_deregister(c, req, cid);
         return;
     } else {
         hs_reply_error(req, 404, "no such Consul endpoint: /v1/agent/check/%.64s/", verb);
@@ -1088,10 +1246,7 @@ static void rcon_not_implemented(struct hs_req *req, void *arg)
     const char *why = "this Consul endpoint is not implemented by the registry";
 
     rcon_headers(c, req);
-    if (strstr(path, "/check/register"))
-        why = "checks are registered with their service (Check/Checks of "
-              "/v1/agent/service/register); adding or removing one alone is not implemented";
-    else if (strstr(path, "/agent/maintenance"))
+    if (strstr(path, "/agent/maintenance"))
         why = "node maintenance is not implemented; use /v1/agent/service/maintenance/<id>";
     hs_reply_error(req, 501, "%s", why);
 }
@@ -1114,7 +1269,7 @@ static int rcon_routes(struct rcon_api *c)
            hs_route(s, HS_PUT, "/v1/agent/service/maintenance/{id}", rcon_maintenance, c) ||
            hs_route(s, w, "/v1/agent/check/{verb}/{id}", rcon_check_verb, c) ||
            hs_route(s, HS_PUT, "/v1/agent/check/update/{id}", rcon_check_update, c) ||
-           hs_route(s, HS_PUT, "/v1/agent/check/register", rcon_not_implemented, c) ||
+           hs_route(s, HS_PUT, "/v1/agent/check/register", rcon_check_register, c) ||
            hs_route(s, HS_PUT, "/v1/agent/maintenance", rcon_not_implemented, c) ||
            hs_route(s, HS_GET, "/v1/catalog/services", rcon_catalog_services, c) ||
            hs_route(s, HS_GET, "/v1/catalog/nodes", rcon_catalog_nodes, c) ||

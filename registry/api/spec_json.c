@@ -569,3 +569,16 @@ int reg_spec_parse_text(const char *text, size_t len, struct reg_spec *spec, cha
     json_decref(body);
     return rc;
 }
+
+int reg_check_parse(const json_t *c, struct reg_check_spec *cs, char *err, size_t errlen)
+{
+    static const char one[] = "checks[0]";
+
+    memset(cs, 0, sizeof(*cs));
+    if (reg_take_check(c, 0, cs, err, errlen) == 0)
+        return 0;
+    /* the rules name a check by its place among many; here it is one */
+    if (errlen > sizeof(one) && strncmp(err, one, sizeof(one) - 1) == 0)
+        memmove(err + 5, err + sizeof(one) - 1, strlen(err + sizeof(one) - 1) + 1);
+    return -1;
+}

@@ -21,4 +21,10 @@ int reg_spec_parse(const json_t *body, struct reg_spec *spec, char *err, size_t 
 int reg_spec_parse_text(const char *text, size_t len, struct reg_spec *spec, char *err,
                         size_t errlen) __attribute__((warn_unused_result));
 
+/* One check object c (borrowed) by the same rules as a member of
+ * "checks" (a ttl check's ttl in cs->interval_ms): 0, or -1 with err
+ * naming its member as "check.<member>". */
+int reg_check_parse(const json_t *c, struct reg_check_spec *cs, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 #endif

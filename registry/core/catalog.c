@@ -1465,6 +1465,210 @@ cleanup:
     return rc;
 }
 
+/* A copy of in's ext (NULL: an empty one) with check cs (borrowed; NULL:
+ * none) added, or replacing the given check of its id (which starts
+ * again), and the check drop_id (NULL: none) left out; the others keep
+ * their state and output. NULL when out of memory. */
+static struct reg_ext *reg_ext_edit(const struct reg_instance *in, const struct reg_check_spec *cs,
+                                    const char *drop_id)
+{
+    const struct reg_ext *old = in->ext;
+    struct reg_ext *x = calloc(1, sizeof(*x));
+    size_t i, n = old ? old->n : 0;
+
+    if (!x)
+        return NULL;
+    x->checks = calloc(n + 1, sizeof(*x->checks));
+    if (!x->checks)
+        goto fail;
+    for (i = 0; i < n; i++) {
+        const struct reg_check *c = &old->checks[i];
+        struct reg_check *d = &x->checks[x->n];
+        size_t len = strlen(c->id) + 1 + strlen(c->target) + 1;
+
+        if ((drop_id && strcmp(c->id, drop_id) == 0) || (cs && strcmp(c->id, cs->id) == 0))
+            continue;
+        *d = *c;
+        d->id = malloc(len);
+        d->output = NULL;
+        if (!d->id)
+            goto fail;
+        memcpy(d->id, c->id, len);
+        d->target = d->id + (c->target - c->id);
+        x->n++;
+        if (c->output && !(d->output = strdup(c->output)))
+            goto fail;
+    }
+    if (cs) {
+        if (reg_check_set(&x->checks[x->n], in->id, x->n, cs) != 0)
+            goto fail; /* its last_change_ms 0: set at the commit */
+        x->n++;
+    }
+    for (i = 0; i < x->n; i++)
+        if (x->checks[i].rules.kind != REG_CHECK_TTL && x->checks[i].rules.deregister_after_ms > 0)
+            x->reaped = true;
+    if (old) {
+        x->maint = old->maint;
+        x->maint_since_ms = old->maint_since_ms;
+        if ((old->maint_reason && !(x->maint_reason = strdup(old->maint_reason))) ||
+            (old->ttl_note && !(x->ttl_note = strdup(old->ttl_note))))
+            goto fail;
+    }
+    return x;
+fail:
+    reg_ext_free(x);
+    return NULL;
+}
+
+/* Store completion of a check added or removed: on success the instance
+ * it was asked for, if still there, takes its new checks (w->maint_ext
+ * holds the whole new ext), reported as a re-registration. */
+static void reg_checks_done(void *arg, int rc, const char *err)
+{
+    struct reg_write *w = arg;
+    struct reg_registry *r = w->r;
+    struct reg_instance *in = NULL;
+
+    r->pending_adv--;
+    HASH_FIND_STR(r->by_id, w->id, in);
+    if (in && w->pinned)
+        in->busy--;
+    if (rc == 0 && in && in->seq == w->seq) {
+        struct reg_ext *old = in->ext, *x = w->maint_ext;
+        int64_t now = reg_now(r);
+        size_t i;
+
+        if (old && old->reaped)
+            DL_DELETE2(r->reaped, in, ext->rprev, ext->rnext);
+        r->active_checks -= reg_active_count(in);
+        for (i = 0; i < x->n; i++)
+            if (x->checks[i].st.last_change_ms == 0)
+                x->checks[i].st.last_change_ms = now; /* the new one */
+        in->ext = x;
+        w->maint_ext = old;
+        r->active_checks += reg_active_count(in);
+        if (x->reaped)
+            DL_APPEND2(r->reaped, in, ext->rprev, ext->rnext);
+        (void)reg_refresh(r, in);
+        reg_emit(r, REG_EV_REGISTER, in, now);
+    }
+    if (w->done)
+        w->done(w->arg, rc, err);
+    reg_write_free(w);
+}
+
+/* Queue the document of in with ext x (taken) as in's new checks. */
+static int reg_checks_write(struct reg_registry *r, struct reg_instance *in, struct reg_ext *x,
+                            reg_done_fn done, void *arg, char *err, size_t errlen)
+{
+    struct reg_instance view = *in;
+    struct reg_write *w = calloc(1, sizeof(*w));
+    char *doc = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    view.ext = x;
+    doc = w ? r->opt.codec->encode_instance(&view, &len) : NULL;
+    if (!doc) {
+        errbuf_set(err, errlen, "out of memory");
+        reg_ext_free(x);
+        free(w);
+        return -1;
+    }
+    w->r = r;
+    snprintf(w->id, sizeof(w->id), "%s", in->id);
+    w->seq = in->seq;
+    w->done = done;
+    w->arg = arg;
+    w->maint_ext = x;
+    if (reg_adv_begin(r, err, errlen) != 0)
+        goto cleanup;
+    if (store_put(r->store, in->id, doc, len, reg_checks_done, w, err, errlen) != 0) {
+        r->pending_adv--;
+        goto cleanup;
+    }
+    in->busy++;
+    w->pinned = true;
+    w = NULL;
+    rc = 0;
+cleanup:
+    reg_write_free(w);
+    free(doc);
+    return rc;
+}
+
+int reg_check_add(struct reg_registry *r, const char *id, const struct reg_check_spec *cs,
+                  reg_done_fn done, void *arg, char *err, size_t errlen)
+{
+    struct reg_instance *in = NULL;
+    struct reg_ext *x = NULL;
+    size_t i, kept = 0;
+
+    HASH_FIND_STR(r->by_id, id, in);
+    if (!in)
+        return 1;
+    if (in->busy || in->removing)
+        return 2;
+    if (cs->kind == REG_CHECK_TTL || !cs->id[0]) {
+        errbuf_set(err, errlen, "%s",
+                   cs->id[0] ? "a ttl check comes with the registration" : "the check needs an id");
+        return 3;
+    }
+    if (in->ttl_ms > 0) {
+        char ttl_id[LIM_CHECK_ID_MAX + 1];
+
+        if (strcmp(reg_ttl_id(in, ttl_id, sizeof(ttl_id)), cs->id) == 0) {
+            errbuf_set(err, errlen, "check id '%s' is the instance's ttl check", cs->id);
+            return 3;
+        }
+        kept = 1;
+    }
+    for (i = 0; in->ext && i < in->ext->n; i++)
+        kept += in->ext->checks[i].rules.kind == REG_CHECK_TTL
+                    ? 0
+                    : strcmp(in->ext->checks[i].id, cs->id) != 0;
+    if (kept >= LIM_CHECKS_MAX) {
+        errbuf_set(err, errlen, "the instance has %zu checks; at most %d are allowed", kept,
+                   LIM_CHECKS_MAX);
+        return 3;
+    }
+    x = reg_ext_edit(in, cs, NULL);
+    if (!x) {
+        errbuf_set(err, errlen, "out of memory");
+        return -1;
+    }
+    return reg_checks_write(r, in, x, done, arg, err, errlen);
+}
+
+int reg_check_remove(struct reg_registry *r, const char *id, const char *check_id, reg_done_fn done,
+                     void *arg, char *err, size_t errlen)
+{
+    struct reg_instance *in = NULL;
+    struct reg_ext *x = NULL;
+    size_t i;
+
+    HASH_FIND_STR(r->by_id, id, in);
+    if (!in)
+        return 1;
+    if (in->busy || in->removing)
+        return 2;
+    for (i = 0; in->ext && i < in->ext->n; i++)
+        if (strcmp(in->ext->checks[i].id, check_id) == 0)
+            break;
+    if (!in->ext || i == in->ext->n)
+        return 3;
+    if (in->ext->checks[i].rules.kind == REG_CHECK_TTL) {
+        errbuf_set(err, errlen, "check '%s' is the instance's ttl check (its lease)", check_id);
+        return 4;
+    }
+    x = reg_ext_edit(in, NULL, check_id);
+    if (!x) {
+        errbuf_set(err, errlen, "out of memory");
+        return -1;
+    }
+    return reg_checks_write(r, in, x, done, arg, err, errlen);
+}
+
 const struct reg_instance *reg_get(const struct reg_registry *r, const char *id)
 {
     struct reg_instance *in = NULL;

@@ -200,6 +200,23 @@ int reg_maintenance(struct reg_registry *r, const char *id, bool enable, const c
                     reg_done_fn done, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Add the http or tcp check cs (borrowed; its id required) to instance
+ * id, replacing a given check of the same id (which starts again), or
+ * remove its given check check_id (borrowed; not its TTL check): a
+ * committed write like reg_maintenance's. The other checks keep their
+ * state; once committed the instance's health is the worst of its checks
+ * again and the observer hears REG_EV_REGISTER (its registration changed).
+ * Returns 0 (done will be called), 1 when id is unknown, 2 when another
+ * write of id is in flight, -1 with err (done is not called but for 0);
+ * reg_check_add 3 with err for a ttl check, no id, the TTL check's id or
+ * one check too many; reg_check_remove 3 for an unknown check, 4 with err
+ * for the TTL check. */
+int reg_check_add(struct reg_registry *r, const char *id, const struct reg_check_spec *cs,
+                  reg_done_fn done, void *arg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+int reg_check_remove(struct reg_registry *r, const char *id, const char *check_id, reg_done_fn done,
+                     void *arg, char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /* An update of id's TTL check (the Consul agent's pass, warn, fail and
  * update): like a heartbeat it starts a new ttl window (a lapsed check
  * comes back), and the check's status is status (until it lapses) with

@@ -230,6 +230,61 @@ class ConsulTestCase(svctest.ServiceTestCase):
         self.assertFalse(t.is_alive())
         self.assertEqual(result["answer"][1], {"consul": [], "web": ["v1"]})
 
+    def test_check_register_and_deregister_on_a_service(self):
+        self.register_web("web-1", 8080)
+        self.assertTrue(self.c.agent.check.ttl_pass("service:web-1"))
+        url = "http://127.0.0.1:%d/health" % self.reg.port
+        # python-consul's own call: name (the default CheckID), service_id
+        self.assertTrue(self.c.agent.check.register(
+            "web-http", consul.Check.http(url, "1s"), service_id="web-1"))
+        checks = self.c.agent.checks()
+        self.assertEqual(checks["web-http"]["ServiceID"], "web-1")
+        self.assertEqual(checks["web-http"]["Type"], "http")
+        # the TTL check kept its state: still passing, not back to critical
+        self.assertEqual(checks["service:web-1"]["Status"], "passing")
+        wait_until(lambda: "200 OK" in self.c.agent.checks()["web-http"]["Output"],
+                   message="the added HTTP check is not probed")
+        _, nodes = self.c.health.service("web", passing=True)
+        self.assertEqual([n["Service"]["ID"] for n in nodes], ["web-1"])
+        # a failing check added with an explicit CheckID takes the service out
+        status, _, body = self.raw("PUT", "/v1/agent/check/register", json.dumps(
+            {"Name": "Port 1", "CheckID": "port-1", "ServiceID": "web-1",
+             "TCP": "127.0.0.1:%d" % svctest.closed_port(), "Interval": "1s",
+             "Status": "passing"}))
+        self.assertEqual(status, 200, body)
+        wait_until(lambda: self.c.health.service("web", passing=True)[1] == [],
+                   message="a refused TCP check did not make web-1 critical")
+        self.assertEqual(self.c.agent.checks()["port-1"]["Status"], "critical")
+        # removing it brings the service back
+        self.assertTrue(self.c.agent.check.deregister("port-1"))
+        self.assertNotIn("port-1", self.c.agent.checks())
+        _, nodes = self.c.health.service("web", passing=True)
+        self.assertEqual([n["Service"]["ID"] for n in nodes], ["web-1"])
+        # the native view has the same checks
+        _, _, body = self.raw("GET", "/v1/services?name=web")
+        native = json.loads(body)["services"][0]["checks"]
+        self.assertEqual(sorted(ch["id"] for ch in native),
+                         sorted([native[0]["id"], "web-http"]))
+        # refusals: nothing changed
+        for body, code, words in [
+                ({"Name": "x", "HTTP": url, "Interval": "1s"}, 501, "ServiceID"),
+                ({"Name": "x", "ServiceID": "web-9", "HTTP": url, "Interval": "1s"}, 404,
+                 "web-9"),
+                ({"Name": "x", "ServiceID": "web-1", "TTL": "10s"}, 400, "ttl"),
+                ({"Name": "bad id", "ServiceID": "web-1", "HTTP": url, "Interval": "1s"}, 400,
+                 "id"),
+                ({"Name": "x", "ServiceID": "web-1", "HTTP": url, "Interval": "1ms"}, 400,
+                 "interval"),
+                ({"Name": "x", "ServiceID": "web-1", "Script": "/bin/true"}, 501, "Script")]:
+            status, _, reply = self.raw("PUT", "/v1/agent/check/register", json.dumps(body))
+            self.assertEqual(status, code, (body, reply))
+            self.assertIn(words, json.loads(reply)["error"], body)
+        for cid, code in [("service:web-1", 400), ("nope", 404),
+                          ("_service_maintenance:web-1", 400)]:
+            status, _, _ = self.raw("PUT", "/v1/agent/check/deregister/" + cid)
+            self.assertEqual(status, code, cid)
+        self.assertEqual(sorted(self.c.agent.checks()), ["service:web-1", "web-http"])
+
     def test_a_change_of_another_service_does_not_wake_the_query(self):
         self.register_web("web-1", 8080)
         index, _ = self.c.health.service("web")
@@ -503,9 +558,6 @@ class ConsulTestCase(svctest.ServiceTestCase):
         self.assertEqual(status, 400)
         self.assertIn("ttl", json.loads(body)["error"])
         self.register_web("web-1", 8080)
-        status, _, body = self.raw("PUT", "/v1/agent/check/deregister/service:web-1")
-        self.assertEqual(status, 501)
-        self.assertIn("not implemented", json.loads(body)["error"])
         for body in ("{", json.dumps({"Status": "fine"}), json.dumps({"Status": "passing",
                                                                       "Output": 7})):
             status, _, _ = self.raw("PUT", "/v1/agent/check/update/service:web-1", body)
