@@ -273,9 +273,11 @@ class PrometheusConsulTest(svctest.ServiceTestCase):
 
     def expected(self):
         """{host:port: (Consul service name, Consul service id or None)}:
-        every native instance, and the registry itself when the Consul
-        catalog lists a "consul" service."""
-        want = {addr: (i["name"], i["id"]) for addr, i in self.native().items()}
+        every native instance (its Consul id: the native id, or the
+        consul_id its Consul registration kept), and the registry itself
+        when the Consul catalog lists a "consul" service."""
+        want = {addr: (i["name"], (i.get("metadata") or {}).get("consul_id", i["id"]))
+                for addr, i in self.native().items()}
         status, _, catalog = self.reg.request("GET", "/v1/catalog/services")
         self.assertEqual(status, 200, catalog)
         if "consul" in catalog:
@@ -326,13 +328,17 @@ class PrometheusConsulTest(svctest.ServiceTestCase):
         for addr, (name, sid) in want.items():
             labels = got[addr]["discoveredLabels"]
             self.assertEqual(labels["__meta_consul_service"], name, labels)
-            if sid is not None:
-                self.assertEqual(labels["__meta_consul_service_id"], sid, labels)
             self.assertEqual(labels["__meta_consul_dc"], DATACENTER, labels)
             self.assertEqual(labels["__meta_consul_node"], NODE, labels)
             host, port = addr.rsplit(":", 1)
             self.assertEqual(labels["__meta_consul_service_port"], port, labels)
-            self.assertEqual(labels["__meta_consul_service_address"], host, labels)
+            if sid is not None:
+                self.assertEqual(labels["__meta_consul_service_id"], sid, labels)
+                self.assertEqual(labels["__meta_consul_service_address"], host, labels)
+            else:
+                # Consul's own "consul" entry may leave Service.Address empty
+                # (the node's address is then the target's).
+                self.assertIn(labels["__meta_consul_service_address"], (host, ""), labels)
             if "__meta_consul_health" in labels:
                 self.assertEqual(labels["__meta_consul_health"], "passing", labels)
             self.assertEqual(got[addr]["labels"]["instance"], addr, got[addr])
