@@ -23,8 +23,9 @@ scripts/deps.sh --test. With neither usable the test is skipped loudly
 (exit 77, ctest's SKIP_RETURN_CODE for it).
 
 Expected targets: every instance GET /v1/services lists (host:port), plus
-the registry itself if and only if GET /v1/catalog/services lists a
-"consul" service (Consul lists itself so; the registry may or may not).
+the registry itself, which the Consul catalog lists as the service
+"consul" at its HTTP port (as a Consul server lists itself), so its own
+/metrics is scraped too.
 
 Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_prometheus.py
 """
@@ -274,14 +275,14 @@ class PrometheusConsulTest(svctest.ServiceTestCase):
     def expected(self):
         """{host:port: (Consul service name, Consul service id or None)}:
         every native instance (its Consul id: the native id, or the
-        consul_id its Consul registration kept), and the registry itself
-        when the Consul catalog lists a "consul" service."""
+        consul_id its Consul registration kept), and the registry itself,
+        the "consul" service of the Consul catalog."""
         want = {addr: (i["name"], (i.get("metadata") or {}).get("consul_id", i["id"]))
                 for addr, i in self.native().items()}
         status, _, catalog = self.reg.request("GET", "/v1/catalog/services")
         self.assertEqual(status, 200, catalog)
-        if "consul" in catalog:
-            want["127.0.0.1:%d" % self.reg.port] = ("consul", None)
+        self.assertEqual(catalog.get("consul"), [], catalog)
+        want["127.0.0.1:%d" % self.reg.port] = ("consul", None)
         return want
 
     # --- what the scraper says -----------------------------------------------
@@ -336,9 +337,10 @@ class PrometheusConsulTest(svctest.ServiceTestCase):
                 self.assertEqual(labels["__meta_consul_service_id"], sid, labels)
                 self.assertEqual(labels["__meta_consul_service_address"], host, labels)
             else:
-                # Consul's own "consul" entry may leave Service.Address empty
-                # (the node's address is then the target's).
-                self.assertIn(labels["__meta_consul_service_address"], (host, ""), labels)
+                # the "consul" entry leaves Service.Address empty, as Consul
+                # does: the node's address is the target's
+                self.assertEqual(labels["__meta_consul_service_address"], "", labels)
+                self.assertEqual(labels["__meta_consul_address"], host, labels)
             if "__meta_consul_health" in labels:
                 self.assertEqual(labels["__meta_consul_health"], "passing", labels)
             self.assertEqual(got[addr]["labels"]["instance"], addr, got[addr])
@@ -373,7 +375,7 @@ class PrometheusConsulTest(svctest.ServiceTestCase):
                      "messages-service"]:
             self.assertIn(name, names)
             names.remove(name)
-        self.assertIn(names, ([], ["consul"]), "unexpected instances: %r" % want)
+        self.assertEqual(names, ["consul"], "unexpected instances: %r" % want)
 
         got = self.wait_settled(want, "the whole suite")
         self.check_labels(got, want)
