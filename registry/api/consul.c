@@ -38,6 +38,20 @@
 #define RCON_VERSION     "1.16.0"
 #define RCON_ADDR_MAX    (LIM_HOST_MAX + 16)
 #define RCON_STATE_ANY   (-1)
+#define RCON_CACHE_SLOTS 8            /* answers kept (see struct rcon_cached) */
+#define RCON_CACHE_BODY  (256 * 1024) /* bytes of the largest answer kept */
+#define RCON_CACHE_KEY   (LIM_NAME_MAX + LIM_TAG_LEN_MAX + 16)
+
+/* One answer of a per-service list, kept while the registry's generation
+ * (reg_generation) is the one it was built at: the same instances,
+ * checks and outputs give the same bytes, so a read that comes again
+ * (a scraper, a load balancer polling) costs a copy. */
+struct rcon_cached {
+    char key[RCON_CACHE_KEY]; /* "<route>|<passing>|<tag or none>|<name>"; "": empty slot */
+    uint64_t gen;
+    char *body; /* owned */
+    size_t len;
+};
 
 struct rcon_api {
     struct svc *svc;          /* borrowed */
@@ -47,6 +61,8 @@ struct rcon_api {
     char dc[RCON_NAME_MAX + 1];
     char node[RCON_NAME_MAX + 1];
     char addr[LIM_HOST_MAX + 1];
+    struct rcon_cached cache[RCON_CACHE_SLOTS];
+    size_t cache_next; /* the slot the next answer replaces */
 };
 
 /* A write waiting for its commit; freed by its completion. */
@@ -365,12 +381,60 @@ static json_t *rcon_service_array(struct rcon_api *c, struct hs_req *req, bool p
     return out;
 }
 
+/* Answer req with rcon_service_array's list, from the cache when the
+ * registry's generation has not moved since it was built (route: a letter
+ * naming the list). */
+static void
+rcon_reply_service_array(struct rcon_api *c, struct hs_req *req, char route, bool passing,
+                         json_t *(*enc)(const struct rcon_node *, const struct reg_instance *),
+                         json_t *(*self_enc)(const struct rcon_node *))
+{
+    const char *tag = hs_req_query(req, REGV1_Q_TAG);
+    uint64_t gen = reg_generation(c->reg);
+    struct rcon_cached *slot = NULL;
+    char key[RCON_CACHE_KEY];
+    char *text = NULL;
+    json_t *body = NULL;
+    size_t i, len;
+    int n;
+
+    rcon_headers(c, req);
+    n = snprintf(key, sizeof(key), "%c|%d|%s%s|%s", route, passing, tag ? "=" : "-", tag ? tag : "",
+                 hs_req_param(req, "{name}"));
+    if (n <= 0 || (size_t)n >= sizeof(key))
+        key[0] = '\0'; /* too long to keep */
+    for (i = 0; key[0] && i < RCON_CACHE_SLOTS; i++) {
+        if (c->cache[i].gen == gen && c->cache[i].body && strcmp(c->cache[i].key, key) == 0) {
+            hs_reply_raw(req, 200, "application/json", c->cache[i].body, c->cache[i].len);
+            return;
+        }
+    }
+    body = rcon_service_array(c, req, passing, enc, self_enc);
+    text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        hs_reply_oom(req);
+        return;
+    }
+    len = strlen(text);
+    hs_reply_raw(req, 200, "application/json", text, len);
+    if (!key[0] || len > RCON_CACHE_BODY) {
+        free(text);
+        return;
+    }
+    slot = &c->cache[c->cache_next];
+    c->cache_next = (c->cache_next + 1) % RCON_CACHE_SLOTS;
+    free(slot->body);
+    memcpy(slot->key, key, (size_t)n + 1);
+    slot->gen = gen;
+    slot->body = text;
+    slot->len = len;
+}
+
 /* GET /v1/catalog/service/{name}[?tag=] */
 static void rcon_catalog_service_answer(void *arg, struct hs_req *req)
 {
-    rcon_headers(arg, req);
-    rcon_reply(
-        req, rcon_service_array(arg, req, false, rcon_enc_catalog_service, rcon_enc_self_catalog));
+    rcon_reply_service_array(arg, req, 'c', false, rcon_enc_catalog_service, rcon_enc_self_catalog);
 }
 
 static void rcon_catalog_service(struct hs_req *req, void *arg)
@@ -468,9 +532,8 @@ static bool rcon_flag(struct hs_req *req, const char *key)
 /* GET /v1/health/service/{name}[?passing][&tag=] */
 static void rcon_health_service_answer(void *arg, struct hs_req *req)
 {
-    rcon_headers(arg, req);
-    rcon_reply(req, rcon_service_array(arg, req, rcon_flag(req, "passing"), rcon_enc_health_entry,
-                                       rcon_enc_self_health));
+    rcon_reply_service_array(arg, req, 'h', rcon_flag(req, "passing"), rcon_enc_health_entry,
+                             rcon_enc_self_health);
 }
 
 static void rcon_health_service(struct hs_req *req, void *arg)
@@ -1317,4 +1380,13 @@ struct rcon_api *rcon_new(struct svc *svc, struct reg_registry *r, struct rev_hu
     return c;
 }
 
-void rcon_free(struct rcon_api *c) { free(c); }
+void rcon_free(struct rcon_api *c)
+{
+    size_t i;
+
+    if (!c)
+        return;
+    for (i = 0; i < RCON_CACHE_SLOTS; i++)
+        free(c->cache[i].body);
+    free(c);
+}

@@ -179,6 +179,7 @@ struct reg_registry {
     reg_wake_fn wake;       /* NULL: nobody to tell of deadlines */
     void *wake_arg;
     int64_t wake_at; /* the deadline last told (INT64_MAX: none since the last tick) */
+    uint64_t gen;    /* see reg_generation */
 };
 
 /* A lease of the index waiting for its commit. */
@@ -229,6 +230,7 @@ static void reg_emit_check(struct reg_registry *r, enum reg_event_type type,
     struct reg_event ev;
 
     in->modify_index = ++r->index;
+    r->gen++;
     if (!r->opt.observer)
         return;
     memset(&ev, 0, sizeof(ev));
@@ -1222,27 +1224,31 @@ static const char *reg_ttl_id(const struct reg_instance *in, char *buf, size_t l
 
 /* Keep note (NULL: none) as the output of in's TTL check; when out of
  * memory the old one stays. */
-static void reg_ttl_note(struct reg_instance *in, const char *note)
+static bool reg_ttl_note(struct reg_instance *in, const char *note)
 {
     size_t n = note ? strnlen(note, LIM_CHECK_OUTPUT_MAX) : 0;
+    const char *old = in->ext ? in->ext->ttl_note : NULL;
     char *copy = NULL;
 
     if (n == 0) {
-        if (in->ext) {
-            free(in->ext->ttl_note);
-            in->ext->ttl_note = NULL;
-        }
-        return;
+        if (!old)
+            return false;
+        free(in->ext->ttl_note);
+        in->ext->ttl_note = NULL;
+        return true;
     }
+    if (old && strncmp(old, note, n) == 0 && old[n] == '\0')
+        return false;
     if (!in->ext && !(in->ext = calloc(1, sizeof(*in->ext))))
-        return;
+        return false;
     copy = malloc(n + 1);
     if (!copy)
-        return;
+        return false;
     memcpy(copy, note, n);
     copy[n] = '\0';
     free(in->ext->ttl_note);
     in->ext->ttl_note = copy;
+    return true;
 }
 
 int reg_ttl_update(struct reg_registry *r, const char *id, enum reg_health status, const char *note)
@@ -1270,7 +1276,8 @@ int reg_ttl_update(struct reg_registry *r, const char *id, enum reg_health statu
     DL_APPEND(in->bucket->passing, in);
     reg_wake(r, in->heartbeat_ms + in->ttl_ms); /* a revival may come first */
     in->ttl_set = (unsigned char)status;
-    reg_ttl_note(in, note);
+    if (reg_ttl_note(in, note))
+        r->gen++;
     r->stats.renewed++;
     now_status = reg_ttl_status(in);
     if (now_status == prev)
@@ -1306,21 +1313,22 @@ static struct reg_check *reg_check_find(struct reg_instance *in, const char *che
 }
 
 /* Keep output (cut at LIM_CHECK_OUTPUT_MAX bytes) as c's; when out of
- * memory the old one stays. */
-static void reg_check_output(struct reg_check *c, const char *output)
+ * memory the old one stays. Whether it changed. */
+static bool reg_check_output(struct reg_check *c, const char *output)
 {
     size_t n = strnlen(output, LIM_CHECK_OUTPUT_MAX);
     char *copy = NULL;
 
     if (c->output && strncmp(c->output, output, n) == 0 && c->output[n] == '\0')
-        return;
+        return false;
     copy = malloc(n + 1);
     if (!copy)
-        return;
+        return false;
     memcpy(copy, output, n);
     copy[n] = '\0';
     free(c->output);
     c->output = copy;
+    return true;
 }
 
 int reg_check_result(struct reg_registry *r, const char *id, const char *check_id,
@@ -1338,7 +1346,8 @@ int reg_check_result(struct reg_registry *r, const char *id, const char *check_i
     c = reg_check_find(in, check_id);
     if (!c || c->rules.kind == REG_CHECK_TTL)
         return 1;
-    reg_check_output(c, output ? output : "");
+    if (reg_check_output(c, output ? output : ""))
+        r->gen++;
     prev = (enum reg_health)c->st.status;
     now = reg_now(r);
     if (!chk_apply(&c->st, &c->rules.policy, result, now))
@@ -2023,6 +2032,8 @@ long reg_load(struct reg_registry *r, char *err, size_t errlen)
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out) { *out = r->stats; }
 
 uint64_t reg_index(const struct reg_registry *r) { return r->index; }
+
+uint64_t reg_generation(const struct reg_registry *r) { return r->gen; }
 
 void reg_set_wake(struct reg_registry *r, reg_wake_fn fn, void *arg)
 {

@@ -289,6 +289,13 @@ void reg_set_wake(struct reg_registry *r, reg_wake_fn fn, void *arg);
 
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out);
 
+/* A number that moves with everything an instance shows but the time of
+ * its last heartbeat: every change of the index that is an instance's,
+ * and a check's output (a probe's, a TTL update's note), which changes no
+ * index. Equal numbers: the same instances, checks and outputs, so an
+ * answer built from them may be served again. */
+uint64_t reg_generation(const struct reg_registry *r);
+
 /* The registry-wide index: the number of the last committed change
  * (register, deregister, expiry removal, health change). It never goes
  * back, also across restarts: the store keeps a lease of it (the record

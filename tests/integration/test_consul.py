@@ -285,6 +285,23 @@ class ConsulTestCase(svctest.ServiceTestCase):
             self.assertEqual(status, code, cid)
         self.assertEqual(sorted(self.c.agent.checks()), ["service:web-1", "web-http"])
 
+    def test_a_new_output_alone_is_seen_at_once(self):
+        """An output that changes while the status stays changes no index,
+        and still shows in the next read (the answers are kept only while
+        nothing they show has moved)."""
+        self.register_web("web-1", 8080)
+        outputs = []
+        for note in ("first", "second", "second", ""):
+            status, _, _ = self.raw("PUT", "/v1/agent/check/update/service:web-1", json.dumps(
+                {"Status": "passing", "Output": note}))
+            self.assertEqual(status, 200)
+            for _ in range(2):  # the second read may come from what the first built
+                _, nodes = self.c.health.service("web", passing=True)
+                check = [ch for ch in nodes[0]["Checks"] if ch["CheckID"] == "service:web-1"]
+                outputs.append(check[0]["Output"])
+        self.assertEqual(outputs, ["first", "first", "second", "second", "second", "second",
+                                   "", ""])
+
     def test_a_change_of_another_service_does_not_wake_the_query(self):
         self.register_web("web-1", 8080)
         index, _ = self.c.health.service("web")
