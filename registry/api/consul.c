@@ -71,6 +71,7 @@ struct rcon_wait {
     struct hs_req *req;
     char id[LIM_ID_MAX + 1];
     const char *what; /* for the log line: "registered", ... */
+    bool answer_true; /* the catalog's writes answer true, the agent's nothing */
 };
 
 /* The instances of one answer, sorted by Consul id. */
@@ -82,7 +83,7 @@ struct rcon_list {
 /* The node of c's answers, with the index now. */
 static struct rcon_node rcon_node_of(const struct rcon_api *c)
 {
-    struct rcon_node n = {c->node, c->dc, c->addr, svc_port(c->svc)};
+    struct rcon_node n = {c->node, c->dc, c->addr, svc_port(c->svc), false};
 
     return n;
 }
@@ -199,33 +200,56 @@ static int rcon_collect(const struct rcon_api *c, const struct reg_filter *f, st
 struct rcon_search {
     const char *id;                /* borrowed */
     const struct reg_instance *in; /* the match, or NULL */
+    const char *node;              /* on this external node (NULL: the registry's) */
 };
 
-/* reg_foreach callback: stop at the instance of Consul id s->id. */
+/* reg_foreach callback: stop at the instance of Consul id s->id on
+ * s->node. */
 static int rcon_search_service(const struct reg_instance *in, void *arg)
 {
     struct rcon_search *s = arg;
 
-    if (strcmp(rcon_enc_service_id(in), s->id) != 0)
+    if (!rcon_on_node(in, s->node) || strcmp(rcon_enc_service_id(in), s->id) != 0)
         return 0;
     s->in = in;
     return -1;
 }
 
-/* The instance of Consul id cid (borrowed): one whose Consul id it is, or
- * the one of that registry id. NULL when none. One pass over the
- * instances (no allocation): the core has no index on metadata. */
-static const struct reg_instance *rcon_find(const struct rcon_api *c, const char *cid)
+/* The instance of Consul id cid (borrowed) on node (NULL: the registry's
+ * own, the agent's services): one whose Consul id it is, or the one of
+ * that registry id. NULL when none. One pass over the instances (no
+ * allocation): the core has no index on metadata. */
+static const struct reg_instance *rcon_find_on(const struct rcon_api *c, const char *node,
+                                               const char *cid)
 {
     struct reg_filter all = {NULL, NULL, NULL, -1, false};
-    struct rcon_search s = {cid, NULL};
+    struct rcon_search s = {cid, NULL, node};
     const struct reg_instance *in = reg_get(c->reg, cid);
 
+    if (in && !rcon_on_node(in, node))
+        in = NULL;
     if (in && strcmp(rcon_enc_service_id(in), cid) == 0)
         return in;
     if (reg_foreach(c->reg, &all, rcon_search_service, &s) != 0 && s.in)
         return s.in; /* stopped at the match */
     return in;
+}
+
+/* The agent's service of Consul id cid: rcon_find_on the registry's node. */
+static const struct reg_instance *rcon_find(const struct rcon_api *c, const char *cid)
+{
+    return rcon_find_on(c, NULL, cid);
+}
+
+/* Keep in l only the instances on node (NULL: the registry's own). */
+static void rcon_keep_node(struct rcon_list *l, const char *node)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < l->n; i++)
+        if (rcon_on_node(l->v[i], node))
+            l->v[n++] = l->v[i];
+    l->n = n;
 }
 
 /* Whether the node name given is this node. */
@@ -445,13 +469,63 @@ static void rcon_catalog_service(struct hs_req *req, void *arg)
         rcon_read(c, req, hs_req_param(req, "{name}"), rcon_catalog_service_answer);
 }
 
-/* GET /v1/catalog/nodes: this node. */
+/* qsort order of Consul node objects: by Node. */
+static int rcon_node_cmp(const void *a, const void *b)
+{
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "Node")),
+                  json_string_value(json_object_get(*(json_t *const *)b, "Node")));
+}
+
+/* GET /v1/catalog/nodes: this node and the external nodes of the
+ * services registered through the catalog, by name. */
 static void rcon_catalog_nodes_answer(void *arg, struct hs_req *req)
 {
-    struct rcon_node node = rcon_node_of(arg);
+    struct rcon_api *c = arg;
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+    struct rcon_node node = rcon_node_of(c);
+    struct rcon_list l;
+    json_t *seen = json_object(), *out = NULL;
+    json_t **v = NULL;
+    const char *k;
+    json_t *o;
+    size_t i, n = 0;
 
-    rcon_headers(arg, req);
-    rcon_reply(req, json_pack("[o]", rcon_enc_node(&node)));
+    rcon_headers(c, req);
+    if (!seen || rcon_collect(c, &all, &l) != 0) {
+        json_decref(seen);
+        hs_reply_oom(req);
+        return;
+    }
+    if (json_object_set_new(seen, node.name, rcon_enc_node(&node)) != 0)
+        goto oom;
+    for (i = 0; i < l.n; i++) {
+        struct rcon_node ext = rcon_node_for(&node, l.v[i]);
+
+        if (ext.external && !json_object_get(seen, ext.name) &&
+            json_object_set_new(seen, ext.name, rcon_enc_node(&ext)) != 0)
+            goto oom;
+    }
+    v = malloc(json_object_size(seen) * sizeof(*v));
+    out = json_array();
+    if (!v || !out)
+        goto oom;
+    json_object_foreach (seen, k, o)
+        v[n++] = o;
+    qsort(v, n, sizeof(*v), rcon_node_cmp);
+    for (i = 0; i < n; i++)
+        if (json_array_append(out, v[i]) != 0)
+            goto oom;
+    free(v);
+    free(l.v);
+    json_decref(seen);
+    rcon_reply(req, out);
+    return;
+oom:
+    free(v);
+    free(l.v);
+    json_decref(seen);
+    json_decref(out);
+    hs_reply_oom(req);
 }
 
 static void rcon_catalog_nodes(struct hs_req *req, void *arg)
@@ -473,15 +547,22 @@ static void rcon_catalog_node_answer(void *arg, struct hs_req *req)
     json_t *services = NULL;
     size_t i;
 
+    const char *name = hs_req_param(req, "{node}");
+    bool mine = rcon_is_node(c, name);
+
     rcon_headers(c, req);
-    if (!rcon_is_node(c, hs_req_param(req, "{node}"))) {
-        hs_reply_raw(req, 200, "application/json", "null", 4);
-        return;
-    }
     if (rcon_collect(c, &all, &l) != 0) {
         hs_reply_oom(req);
         return;
     }
+    rcon_keep_node(&l, mine ? NULL : name);
+    if (!mine && l.n == 0) {
+        free(l.v);
+        hs_reply_raw(req, 200, "application/json", "null", 4); /* no such node */
+        return;
+    }
+    if (!mine)
+        node = rcon_node_for(&node, l.v[0]);
     services = json_object();
     for (i = 0; services && i < l.n; i++)
         if (json_object_set_new(services, rcon_enc_service_id(l.v[i]),
@@ -490,7 +571,7 @@ static void rcon_catalog_node_answer(void *arg, struct hs_req *req)
             services = NULL;
         }
     free(l.v);
-    if (services && !json_object_get(services, RCON_SELF_SERVICE) &&
+    if (mine && services && !json_object_get(services, RCON_SELF_SERVICE) &&
         json_object_set_new(services, RCON_SELF_SERVICE, rcon_enc_self_service(&node)) != 0) {
         json_decref(services);
         services = NULL;
@@ -544,11 +625,22 @@ static void rcon_health_service(struct hs_req *req, void *arg)
         rcon_read(c, req, hs_req_param(req, "{name}"), rcon_health_service_answer);
 }
 
+static json_t *rcon_checks_array_on(struct rcon_api *c, const struct reg_filter *f, int state,
+                                    bool with_node, bool on_node, const char *node_name);
+
 /* The checks of status state (RCON_STATE_ANY: all) of the instances of
  * f, with the node's own check when with_node, by CheckID. NULL when out
  * of memory. */
 static json_t *rcon_checks_array(struct rcon_api *c, const struct reg_filter *f, int state,
                                  bool with_node)
+{
+    return rcon_checks_array_on(c, f, state, with_node, false, NULL);
+}
+
+/* As rcon_checks_array, of the instances on node only (NULL: the
+ * registry's own) when on_node. */
+static json_t *rcon_checks_array_on(struct rcon_api *c, const struct reg_filter *f, int state,
+                                    bool with_node, bool on_node, const char *node_name)
 {
     struct rcon_node node = rcon_node_of(c);
     struct rcon_list l;
@@ -562,6 +654,8 @@ static json_t *rcon_checks_array(struct rcon_api *c, const struct reg_filter *f,
         goto fail;
     if (rcon_collect(c, f, &l) != 0)
         goto fail;
+    if (on_node)
+        rcon_keep_node(&l, node_name);
     for (i = 0; i < l.n; i++)
         if (rcon_enc_checks(&node, l.v[i], state, out) != 0) {
             free(l.v);
@@ -638,12 +732,13 @@ static void rcon_health_node_answer(void *arg, struct hs_req *req)
 {
     struct reg_filter all = {NULL, NULL, NULL, -1, false};
 
+    const char *name = hs_req_param(req, "{node}");
+    bool mine = rcon_is_node(arg, name);
+
     rcon_headers(arg, req);
-    if (!rcon_is_node(arg, hs_req_param(req, "{node}"))) {
-        rcon_reply(req, json_array());
-        return;
-    }
-    rcon_reply(req, rcon_checks_array(arg, &all, RCON_STATE_ANY, true));
+    /* an unknown node has no checks: [] */
+    rcon_reply(req,
+               rcon_checks_array_on(arg, &all, RCON_STATE_ANY, mine, true, mine ? NULL : name));
 }
 
 static void rcon_health_node(struct hs_req *req, void *arg)
@@ -672,6 +767,7 @@ static void rcon_agent_services(struct hs_req *req, void *arg)
         hs_reply_oom(req);
         return;
     }
+    rcon_keep_node(&l, NULL); /* the agent's own */
     out = json_object();
     for (i = 0; out && i < l.n; i++)
         if (json_object_set_new(out, rcon_enc_service_id(l.v[i]),
@@ -710,7 +806,7 @@ static void rcon_agent_checks(struct hs_req *req, void *arg)
 
     if (rcon_begin(c, req, ACL_READ, NULL) != 0)
         return;
-    arr = rcon_checks_array(c, &all, RCON_STATE_ANY, false);
+    arr = rcon_checks_array_on(c, &all, RCON_STATE_ANY, false, true, NULL);
     out = arr ? json_object() : NULL;
     json_array_foreach (arr, i, v) {
         if (!out)
@@ -807,7 +903,10 @@ static void rcon_write_done(void *arg, int rc, const char *err)
         hs_reply_error(w->req, 503, "could not change %s: %s", w->id, err ? err : "store failure");
     } else {
         log_info("consul: %s %s", w->what, w->id);
-        rcon_reply_empty(w->req);
+        if (w->answer_true)
+            hs_reply_raw(w->req, 200, "application/json", "true", 4);
+        else
+            rcon_reply_empty(w->req);
     }
     free(w);
 }
@@ -884,68 +983,332 @@ static void rcon_reply_refusal(struct hs_req *req, int rc, const char *err)
  * native registration it translates to. 200 with an empty body once
  * committed. A known Consul ID is replaced (Consul's rule), also at
  * another address. */
-static void rcon_register(struct hs_req *req, void *arg)
+/* A search for the given check of Consul id s->id (its Consul id or its
+ * own), which s->check then names (native id). */
+struct rcon_check_search {
+    const char *id;                /* borrowed */
+    const struct reg_instance *in; /* the match, or NULL */
+    char check[LIM_CHECK_ID_MAX + 1];
+    bool ttl;         /* the match is a TTL check */
+    const char *node; /* among the services of this external node (NULL: the agent's) */
+};
+
+/* reg_foreach callback of struct rcon_check_search. */
+static int rcon_search_check(const struct reg_instance *in, void *arg)
 {
-    struct rcon_api *c = arg;
-    json_error_t jerr;
-    json_t *body = NULL, *native = NULL;
-    struct reg_spec spec;
-    struct rcon_wait *w = NULL;
+    struct rcon_check_search *s = arg;
+    struct reg_check_view v;
+    char cid[RCONB_CHECK_ID_ROOM + LIM_CHECK_ID_MAX];
+    size_t j, n = reg_instance_check_count(in);
+
+    if (!rcon_on_node(in, s->node))
+        return 0;
+    for (j = 0; j < n; j++) {
+        reg_instance_check(in, j, &v);
+        rcon_check_id(in, &v, cid, sizeof(cid));
+        if (strcmp(cid, s->id) == 0 || strcmp(v.id, s->id) == 0) {
+            s->in = in;
+            s->ttl = v.kind == REG_CHECK_TTL;
+            snprintf(s->check, sizeof(s->check), "%s", v.id);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Register spec (the native registration a Consul body became) on node
+ * (NULL: the registry's own; else the external node it names), answering
+ * req once committed (true for the catalog's route). A known Consul ID on
+ * that node is replaced, also at another address. */
+static void rcon_register_spec(struct rcon_api *c, struct hs_req *req, const struct reg_spec *spec,
+                               const char *node, bool answer_true)
+{
     const struct reg_instance *old = NULL;
+    struct rcon_wait *w = NULL;
     char err[512];
     char id[LIM_ID_MAX + 1];
+    bool created = false;
+    int rc;
+
+    if (!guard_request(c->acl, req, ACL_WRITE_SERVICE, spec->name))
+        return;
+    old = rcon_find_on(c, node, rcon_spec_consul_id(spec));
+    if (old && strcmp(reg_instance_id(old), spec->id) != 0) {
+        /* the same Consul ID under another Name: Consul would move it to
+         * the new name; here the id is derived from the name too */
+        hs_reply_error(req, 409,
+                       "service ID '%.200s' is registered for service '%s'; deregister it "
+                       "first to use it for '%s'",
+                       rcon_spec_consul_id(spec), reg_instance_name(old), spec->name);
+        return;
+    }
+    old = reg_get(c->reg, spec->id);
+    if (old && strcmp(reg_instance_name(old), spec->name) != 0 &&
+        !guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(old)))
+        return;
+    w = rcon_wait_new(c, req, spec->id, old ? "re-registered" : "registered");
+    if (!w)
+        return;
+    w->answer_true = answer_true;
+    rc = reg_register(c->reg, spec, rcon_write_done, w, id, &created, err, sizeof(err));
+    if (rc != 0) {
+        free(w);
+        rcon_reply_refusal(req, rc, err);
+    }
+}
+
+/* The JSON body of req, or NULL after answering 400 with what is wrong. */
+static json_t *rcon_body(struct hs_req *req)
+{
+    json_error_t jerr;
+    json_t *body = hs_req_json(req, &jerr);
+    char err[512];
     const char *text;
     size_t len;
-    bool created = false;
-    int status = 400, rc;
 
-    if (rcon_begin(c, req, ACL_READ, NULL) != 0)
-        return;
-    body = hs_req_json(req, &jerr);
     if (!body) {
         text = hs_req_body(req, &len);
         hs_reply_error(req, 400, "%s",
                        jerr_describe(&jerr, text, len, "request body", err, sizeof(err)));
-        return;
     }
+    return body;
+}
+
+/* The native spec of native (taken), or -1 after answering req 400. */
+static int rcon_spec_of(struct hs_req *req, json_t *native, struct reg_spec *spec)
+{
+    char err[512];
+    int rc = reg_spec_parse(native, spec, err, sizeof(err));
+
+    json_decref(native);
+    if (rc != 0)
+        hs_reply_error(req, 400, "%s", err);
+    return rc;
+}
+
+/* PUT /v1/agent/service/register: the Consul service definition, as the
+ * native registration it translates to. 200 with an empty body once
+ * committed. */
+static void rcon_register(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    json_t *body = NULL, *native = NULL;
+    struct reg_spec spec;
+    char err[512];
+    int status = 400;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0 || !(body = rcon_body(req)))
+        return;
     native = rconb_to_native(body, c->addr, err, sizeof(err), &status);
     json_decref(body);
     if (!native) {
         hs_reply_error(req, status, "%s", err);
         return;
     }
-    rc = reg_spec_parse(native, &spec, err, sizeof(err));
-    json_decref(native);
-    if (rc != 0) {
-        hs_reply_error(req, 400, "%s", err);
+    if (rcon_spec_of(req, native, &spec) != 0)
+        return;
+    rcon_register_spec(c, req, &spec, NULL, false);
+    reg_spec_clear(&spec);
+}
+
+/* Whether the Datacenter member of body is missing, empty or this one;
+ * else req is answered Consul's 500. */
+static bool rcon_body_dc(struct rcon_api *c, struct hs_req *req, const json_t *body)
+{
+    static const char no_dc[] = "No path to datacenter";
+    const json_t *dc = rconb_get(body, "Datacenter");
+
+    if (!json_is_string(dc) || json_string_length(dc) == 0 ||
+        strcmp(json_string_value(dc), c->dc) == 0)
+        return true;
+    hs_reply_raw(req, 500, "text/plain; charset=utf-8", no_dc, sizeof(no_dc) - 1);
+    return false;
+}
+
+/* PUT /v1/catalog/register: a service of this node (as the agent's
+ * register) or of an external node (a service the registry does not run:
+ * a database, a SaaS endpoint), true once committed. */
+static void rcon_catalog_register(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    json_t *body = NULL, *native = NULL;
+    struct reg_spec spec;
+    char err[512];
+    char node[LIM_META_VALUE_MAX + 1];
+    bool external = false;
+    int status = 400;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0 || !(body = rcon_body(req)))
+        return;
+    if (!rcon_body_dc(c, req, body)) {
+        json_decref(body);
         return;
     }
-    if (!guard_request(c->acl, req, ACL_WRITE_SERVICE, spec.name))
+    native = rconb_catalog_to_native(body, c->node, c->addr, &external, err, sizeof(err), &status);
+    snprintf(node, sizeof(node), "%s", external ? json_string_value(rconb_get(body, "Node")) : "");
+    json_decref(body);
+    if (!native) {
+        hs_reply_error(req, status, "%s", err);
+        return;
+    }
+    if (rcon_spec_of(req, native, &spec) != 0)
+        return;
+    rcon_register_spec(c, req, &spec, external ? node : NULL, true);
+    reg_spec_clear(&spec);
+}
+
+/* Several deregistrations answered as one (the catalog's deregistration
+ * of a whole external node): true once all committed. */
+struct rcon_multi {
+    struct rcon_api *c;
+    struct hs_req *req;
+    size_t pending;
+    bool failed;
+};
+
+/* reg_done_fn of each write of a struct rcon_multi. */
+static void rcon_multi_done(void *arg, int rc, const char *err)
+{
+    struct rcon_multi *m = arg;
+
+    if (rc != 0) {
+        log_error("consul: could not deregister a service of a node: %s",
+                  err ? err : "store failure");
+        m->failed = true;
+    }
+    if (--m->pending > 0)
+        return;
+    rcon_headers(m->c, m->req);
+    if (m->failed)
+        hs_reply_error(m->req, 503, "could not deregister every service of the node");
+    else
+        hs_reply_raw(m->req, 200, "application/json", "true", 4);
+    free(m);
+}
+
+/* Deregister every service of the external node (its instances in l),
+ * each with the right to; true once all committed. */
+static void rcon_deregister_node(struct rcon_api *c, struct hs_req *req, struct rcon_list *l)
+{
+    struct rcon_multi *m = NULL;
+    char err[256];
+    size_t i;
+
+    for (i = 0; i < l->n; i++)
+        if (!guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(l->v[i])))
+            return;
+    if (l->n == 0) {
+        hs_reply_raw(req, 200, "application/json", "true", 4);
+        return;
+    }
+    m = calloc(1, sizeof(*m));
+    if (!m) {
+        hs_reply_oom(req);
+        return;
+    }
+    m->c = c;
+    m->req = req;
+    m->pending = 1; /* held until every write is queued */
+    for (i = 0; i < l->n; i++) {
+        m->pending++;
+        if (reg_deregister(c->reg, reg_instance_id(l->v[i]), rcon_multi_done, m, err,
+                           sizeof(err)) != 0) {
+            m->pending--;
+            m->failed = true;
+            break; /* the rest stay: the node is answered 503 */
+        }
+    }
+    rcon_multi_done(m, 0, NULL);
+}
+
+/* PUT /v1/catalog/deregister {Node, ServiceID | CheckID}: remove a
+ * service or a check of it, or (Node alone) an external node with its
+ * services; true once committed, and true when there was nothing to
+ * remove, as Consul answers. The registry's own node stays. */
+static void rcon_catalog_deregister(struct hs_req *req, void *arg)
+{
+    struct rcon_api *c = arg;
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+    json_t *body = NULL;
+    const json_t *node = NULL, *sid = NULL, *cid = NULL;
+    const char *name = NULL;
+    const struct reg_instance *in = NULL;
+    struct rcon_check_search s;
+    struct rcon_wait *w = NULL;
+    struct rcon_list l;
+    char err[256];
+    int rc;
+
+    if (rcon_begin(c, req, ACL_READ, NULL) != 0 || !(body = rcon_body(req)))
+        return;
+    if (!rcon_body_dc(c, req, body))
         goto done;
-    old = rcon_find(c, rcon_spec_consul_id(&spec));
-    if (old && strcmp(reg_instance_id(old), spec.id) != 0) {
-        /* the same Consul ID under another Name: Consul would move it to
-         * the new name; here the id is derived from the name too */
-        hs_reply_error(req, 409,
-                       "service ID '%.200s' is registered for service '%s'; deregister it "
-                       "first to use it for '%s'",
-                       rcon_spec_consul_id(&spec), reg_instance_name(old), spec.name);
+    node = rconb_get(body, "Node");
+    sid = rconb_get(body, "ServiceID");
+    cid = rconb_get(body, "CheckID");
+    if (!json_is_string(node) || json_string_length(node) == 0 || (sid && !json_is_string(sid)) ||
+        (cid && !json_is_string(cid))) {
+        hs_reply_error(req, 400,
+                       "the body must be {\"Node\": \"<node>\"} with an optional "
+                       "\"ServiceID\" or \"CheckID\" (strings)");
         goto done;
     }
-    old = reg_get(c->reg, spec.id);
-    if (old && strcmp(reg_instance_name(old), spec.name) != 0 &&
-        !guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(old)))
-        goto done;
-    w = rcon_wait_new(c, req, spec.id, old ? "re-registered" : "registered");
-    if (!w)
-        goto done;
-    rc = reg_register(c->reg, &spec, rcon_write_done, w, id, &created, err, sizeof(err));
-    if (rc != 0) {
+    name = rcon_is_node(c, json_string_value(node)) ? NULL : json_string_value(node);
+    if (sid) {
+        in = rcon_find_on(c, name, json_string_value(sid));
+        if (!in) {
+            hs_reply_raw(req, 200, "application/json", "true", 4);
+            goto done;
+        }
+        if (!guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(in)))
+            goto done;
+        w = rcon_wait_new(c, req, reg_instance_id(in), "deregistered");
+        if (!w)
+            goto done;
+        w->answer_true = true;
+        rc = reg_deregister(c->reg, w->id, rcon_write_done, w, err, sizeof(err));
+        if (rc == 0)
+            goto done;
         free(w);
-        rcon_reply_refusal(req, rc, err);
+        if (rc > 0)
+            hs_reply_raw(req, 200, "application/json", "true", 4);
+        else
+            hs_reply_error(req, 503, "could not deregister: %s", err);
+    } else if (cid) {
+        memset(&s, 0, sizeof(s));
+        s.id = json_string_value(cid);
+        s.node = name;
+        if (reg_foreach(c->reg, &all, rcon_search_check, &s) == 0 || !s.in) {
+            hs_reply_raw(req, 200, "application/json", "true", 4);
+            goto done;
+        }
+        if (!guard_request(c->acl, req, ACL_WRITE_SERVICE, reg_instance_name(s.in)))
+            goto done;
+        if (s.ttl) {
+            hs_reply_error(req, 400, "check '%.200s' is its service's TTL check (its lease)", s.id);
+            goto done;
+        }
+        w = rcon_wait_new(c, req, reg_instance_id(s.in), "check removed from");
+        if (!w)
+            goto done;
+        w->answer_true = true;
+        rc = reg_check_remove(c->reg, w->id, s.check, rcon_write_done, w, err, sizeof(err));
+        if (rc == 3)
+            rc = 1;
+        rcon_reply_write_rc(req, w, rc, err);
+    } else if (!name) {
+        hs_reply_error(req, 400,
+                       "node '%.200s' is the registry itself; give a ServiceID or CheckID",
+                       json_string_value(node));
+    } else if (rcon_collect(c, &all, &l) != 0) {
+        hs_reply_oom(req);
+    } else {
+        rcon_keep_node(&l, name);
+        rcon_deregister_node(c, req, &l);
+        free(l.v);
     }
 done:
-    reg_spec_clear(&spec);
+    json_decref(body);
 }
 
 /* The instance of path parameter {id} for a write, with the right to
@@ -1048,7 +1411,7 @@ static int rcon_search_ttl(const struct reg_instance *in, void *arg)
 static const struct reg_instance *rcon_find_ttl(const struct rcon_api *c, const char *cid)
 {
     struct reg_filter all = {NULL, NULL, NULL, -1, false};
-    struct rcon_search s = {cid, NULL};
+    struct rcon_search s = {cid, NULL, NULL};
     const struct reg_instance *in = NULL;
 
     if (strncmp(cid, "service:", 8) == 0) {
@@ -1085,36 +1448,6 @@ static void rcon_ttl_set(struct rcon_api *c, struct hs_req *req, const char *cid
         hs_reply_error(req, 404, "unknown check ID '%.200s'", cid);
         break;
     }
-}
-
-/* A search for the given check of Consul id s->id (its Consul id or its
- * own), which s->check then names (native id). */
-struct rcon_check_search {
-    const char *id;                /* borrowed */
-    const struct reg_instance *in; /* the match, or NULL */
-    char check[LIM_CHECK_ID_MAX + 1];
-    bool ttl; /* the match is a TTL check */
-};
-
-/* reg_foreach callback of struct rcon_check_search. */
-static int rcon_search_check(const struct reg_instance *in, void *arg)
-{
-    struct rcon_check_search *s = arg;
-    struct reg_check_view v;
-    char cid[RCONB_CHECK_ID_ROOM + LIM_CHECK_ID_MAX];
-    size_t j, n = reg_instance_check_count(in);
-
-    for (j = 0; j < n; j++) {
-        reg_instance_check(in, j, &v);
-        rcon_check_id(in, &v, cid, sizeof(cid));
-        if (strcmp(cid, s->id) == 0 || strcmp(v.id, s->id) == 0) {
-            s->in = in;
-            s->ttl = v.kind == REG_CHECK_TTL;
-            snprintf(s->check, sizeof(s->check), "%s", v.id);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* PUT /v1/agent/check/register: a Consul check definition (Name, CheckID
@@ -1343,7 +1676,9 @@ static int rcon_routes(struct rcon_api *c)
            hs_route(s, HS_GET, "/v1/agent/members", rcon_agent_members, c) ||
            hs_route(s, HS_GET, "/v1/status/leader", rcon_status_leader, c) ||
            hs_route(s, HS_GET, "/v1/status/peers", rcon_status_peers, c) ||
-           hs_route(s, HS_PUT, "/v1/agent/service/register", rcon_register, c);
+           hs_route(s, HS_PUT, "/v1/agent/service/register", rcon_register, c) ||
+           hs_route(s, HS_PUT, "/v1/catalog/register", rcon_catalog_register, c) ||
+           hs_route(s, HS_PUT, "/v1/catalog/deregister", rcon_catalog_deregister, c);
 }
 
 /* Copy s (borrowed) into dst (RCON_NAME_MAX + 1), or fallback when s is

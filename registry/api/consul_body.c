@@ -238,9 +238,10 @@ json_t *rconb_to_native(const json_t *in, const char *addr, char *err, size_t er
     meta = v && json_is_object(v) ? json_deep_copy(v) : json_object();
     if (!meta)
         goto oom;
-    if (json_object_get(meta, RCON_META_ID)) {
-        snprintf(err, errlen, "Meta key '%s' is the registry's own (the Consul service ID)",
-                 RCON_META_ID);
+    if (json_object_get(meta, RCON_META_ID) || json_object_get(meta, RCON_META_NODE) ||
+        json_object_get(meta, RCON_META_NODE_ADDR)) {
+        snprintf(err, errlen, "Meta keys '%s', '%s' and '%s' are the registry's own", RCON_META_ID,
+                 RCON_META_NODE, RCON_META_NODE_ADDR);
         goto fail;
     }
     if (rcon_native_id(json_string_value(name), cid, nid) == 1 &&
@@ -276,4 +277,186 @@ fail:
     json_decref(checks);
     json_decref(out);
     return NULL;
+}
+
+/* The checks of a catalog registration (Check, or Checks) as the agent's
+ * Checks into def: those with a Definition of an HTTP or TCP probe become
+ * that probe; one without a Definition is only a status, kept when it is
+ * passing (the service then has one check less) and refused when not (the
+ * registry runs its checks itself). 0, or -1 with err and *status. */
+static int rconb_catalog_checks(const json_t *in, const char *sid, json_t *def, char *err,
+                                size_t errlen, int *status)
+{
+    static const char *const keys[] = {"HTTP", "TCP", "Interval", "Timeout",
+                                       "DeregisterCriticalServiceAfter"};
+    const json_t *one = rconb_get(in, "Check");
+    const json_t *many = rconb_get(in, "Checks");
+    json_t *out = json_array(), *ch = NULL;
+    size_t i, j, n;
+
+    *status = 400;
+    if (!out)
+        goto oom;
+    if (many && !json_is_null(many) && !json_is_array(many)) {
+        snprintf(err, errlen, "Checks must be an array of check objects");
+        goto fail;
+    }
+    n = one && !json_is_null(one) ? 1 : many && !json_is_null(many) ? json_array_size(many) : 0;
+    for (i = 0; i < n; i++) {
+        const json_t *c = one && !json_is_null(one) ? one : json_array_get(many, i);
+        const json_t *d = NULL, *st = NULL, *csid = NULL;
+        json_t *v = NULL;
+
+        if (!json_is_object(c)) {
+            snprintf(err, errlen, "each check must be an object");
+            goto fail;
+        }
+        csid = rconb_get(c, "ServiceID");
+        if (csid && !(json_is_string(csid) && (json_string_length(csid) == 0 ||
+                                               strcmp(json_string_value(csid), sid) == 0))) {
+            snprintf(err, errlen,
+                     "check %zu names another ServiceID: a node's checks and another "
+                     "service's are not kept; register each check with its service",
+                     i + 1);
+            goto fail;
+        }
+        d = rconb_get(c, "Definition");
+        st = rconb_get(c, "Status");
+        if (!d || json_is_null(d) || !(rconb_get(d, "HTTP") || rconb_get(d, "TCP"))) {
+            if (st && !(json_is_string(st) && strcmp(json_string_value(st), "passing") == 0)) {
+                *status = 501;
+                snprintf(err, errlen,
+                         "a catalog check without an HTTP or TCP Definition is only a status; "
+                         "the registry keeps none but passing (it runs its checks itself)");
+                goto fail;
+            }
+            continue;
+        }
+        ch = json_object();
+        if (!ch)
+            goto oom;
+        for (j = 0; j < sizeof(keys) / sizeof(keys[0]); j++) {
+            v = rconb_get(d, keys[j]);
+            if (!v && j >= 2) {
+                char dur[64];
+
+                snprintf(dur, sizeof(dur), "%sDuration", keys[j]); /* Consul's older names */
+                v = rconb_get(d, dur);
+            }
+            if (v && json_object_set(ch, keys[j], v) != 0)
+                goto oom;
+        }
+        if ((rconb_get(c, "CheckID") &&
+             json_object_set(ch, "CheckID", rconb_get(c, "CheckID")) != 0) ||
+            (st && json_object_set(ch, "Status", (json_t *)st) != 0) ||
+            json_array_append_new(out, ch) != 0) {
+            ch = NULL;
+            goto oom;
+        }
+        ch = NULL;
+    }
+    if (json_object_set_new(def, "Checks", out) != 0) {
+        out = NULL;
+        goto oom;
+    }
+    return 0;
+oom:
+    *status = 503;
+    snprintf(err, errlen, "out of memory");
+fail:
+    json_decref(ch);
+    json_decref(out);
+    return -1;
+}
+
+json_t *rconb_catalog_to_native(const json_t *in, const char *this_node, const char *this_addr,
+                                bool *external, char *err, size_t errlen, int *status)
+{
+    static const char *const keys[] = {"ID", "Tags", "Port", "Meta"};
+    const json_t *node = rconb_get(in, "Node");
+    const json_t *addr = rconb_get(in, "Address");
+    const json_t *svc = rconb_get(in, "Service");
+    const json_t *sname = NULL, *saddr = NULL, *sid = NULL;
+    json_t *def = NULL, *out = NULL, *meta = NULL;
+    const char *node_addr = this_addr;
+    char key[LIM_META_VALUE_MAX * 2 + 2];
+    char nid[LIM_ID_MAX + 1];
+    size_t i;
+
+    *status = 400;
+    *external = false;
+    if (!json_is_object(in)) {
+        snprintf(err, errlen, "request body must be a JSON object");
+        return NULL;
+    }
+    if (!json_is_string(node) || json_string_length(node) == 0 ||
+        json_string_length(node) > LIM_META_VALUE_MAX ||
+        strlen(json_string_value(node)) != json_string_length(node) ||
+        strchr(json_string_value(node), '/')) {
+        snprintf(err, errlen, "Node must be a node name of 1 to %d bytes without '/' or NUL",
+                 LIM_META_VALUE_MAX);
+        return NULL;
+    }
+    *external = strcmp(json_string_value(node), this_node) != 0;
+    if (*external) {
+        if (!json_is_string(addr) || json_string_length(addr) == 0 ||
+            json_string_length(addr) > LIM_HOST_MAX) {
+            snprintf(err, errlen, "Address must be the node's address (1 to %d bytes)",
+                     LIM_HOST_MAX);
+            return NULL;
+        }
+        node_addr = json_string_value(addr);
+    }
+    if (!json_is_object(svc)) {
+        *status = 501;
+        snprintf(err, errlen,
+                 "a node without a Service is not kept: the registry keeps services (give "
+                 "Service)");
+        return NULL;
+    }
+    sname = rconb_get(svc, "Service");
+    saddr = rconb_get(svc, "Address");
+    sid = rconb_get(svc, "ID");
+    if (!json_is_string(sid) || json_string_length(sid) == 0)
+        sid = sname; /* Consul's default */
+    def = json_object();
+    if (!def || (sname && json_object_set(def, "Name", (json_t *)sname) != 0))
+        goto oom;
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const json_t *v = rconb_get(svc, keys[i]);
+
+        if (v && json_object_set(def, keys[i], (json_t *)v) != 0)
+            goto oom;
+    }
+    if (json_object_set_new(def, "Address",
+                            json_is_string(saddr) && json_string_length(saddr) > 0
+                                ? json_incref((json_t *)saddr)
+                                : json_string(node_addr)) != 0)
+        goto oom;
+    if (rconb_catalog_checks(in, json_is_string(sid) ? json_string_value(sid) : "", def, err,
+                             errlen, status) != 0)
+        goto fail;
+    out = rconb_to_native(def, node_addr, err, errlen, status);
+    if (!out || !*external)
+        goto done;
+    /* an external node's service: its id derived from node and ID, so the
+     * same ID on two nodes is two instances, as in Consul */
+    meta = json_object_get(out, REGV1_F_METADATA);
+    snprintf(key, sizeof(key), "%s/%s", json_string_value(node), json_string_value(sid));
+    (void)rcon_native_id(json_string_value(sname), key, nid);
+    if (json_object_set_new(out, REGV1_F_ID, json_string(nid)) != 0 ||
+        json_object_set_new(meta, RCON_META_ID, json_string(json_string_value(sid))) != 0 ||
+        json_object_set(meta, RCON_META_NODE, (json_t *)node) != 0 ||
+        json_object_set_new(meta, RCON_META_NODE_ADDR, json_string(node_addr)) != 0)
+        goto oom;
+    goto done;
+oom:
+    *status = 503;
+    snprintf(err, errlen, "out of memory");
+fail:
+    json_decref(out);
+    out = NULL;
+done:
+    json_decref(def);
+    return out;
 }

@@ -35,4 +35,16 @@ int rconb_check_to_native(const json_t *ch, size_t n, bool many, const char *cid
  * and *status (400, 501, 503). */
 json_t *rconb_to_native(const json_t *in, const char *addr, char *err, size_t errlen, int *status);
 
+/* The native registration body of a catalog registration (PUT
+ * /v1/catalog/register: Node, Address, Service {ID, Service, Tags,
+ * Address, Port, Meta}, Check or Checks). *external is whether Node is not
+ * this_node: an external node's service keeps the node's name and address
+ * in its metadata (RCON_META_NODE, RCON_META_NODE_ADDR) and its id is
+ * derived from node and ID; this node's is the agent's registration (its
+ * address this_addr by default). A check with a Definition of an HTTP or
+ * TCP probe is that probe; one without is a status, passing only. New
+ * reference, or NULL with err and *status (400, 501, 503). */
+json_t *rconb_catalog_to_native(const json_t *in, const char *this_node, const char *this_addr,
+                                bool *external, char *err, size_t errlen, int *status);
+
 #endif

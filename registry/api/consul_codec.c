@@ -8,14 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *rcon_enc_service_id(const struct reg_instance *in)
+/* The value of in's metadata key (borrowed), or NULL. */
+static const char *rcon_meta(const struct reg_instance *in, const char *key)
 {
     size_t i, n = reg_instance_meta_count(in);
 
     for (i = 0; i < n; i++)
-        if (strcmp(reg_instance_meta_key(in, i), RCON_META_ID) == 0)
+        if (strcmp(reg_instance_meta_key(in, i), key) == 0)
             return reg_instance_meta_value(in, i);
-    return reg_instance_id(in);
+    return NULL;
+}
+
+const char *rcon_enc_service_id(const struct reg_instance *in)
+{
+    const char *cid = rcon_meta(in, RCON_META_ID);
+
+    return cid ? cid : reg_instance_id(in);
 }
 
 /* 64-bit FNV-1a of s from seed h. */
@@ -72,14 +80,39 @@ static json_t *rcon_enc_tags(const struct reg_instance *in)
     return a;
 }
 
-/* Consul's Meta of in: its metadata but RCON_META_ID. */
+struct rcon_node rcon_node_for(const struct rcon_node *n, const struct reg_instance *in)
+{
+    struct rcon_node ext = *n;
+    const char *name = rcon_meta(in, RCON_META_NODE);
+    const char *addr = rcon_meta(in, RCON_META_NODE_ADDR);
+
+    if (!name)
+        return ext;
+    ext.name = name;
+    ext.address = addr ? addr : reg_instance_host(in);
+    ext.http_port = 0;
+    ext.external = true;
+    return ext;
+}
+
+bool rcon_on_node(const struct reg_instance *in, const char *node)
+{
+    const char *name = rcon_meta(in, RCON_META_NODE);
+
+    return node ? name && strcmp(name, node) == 0 : !name;
+}
+
+/* Consul's Meta of in: its metadata but the registry's own keys. */
 static json_t *rcon_enc_meta(const struct reg_instance *in)
 {
     json_t *o = json_object();
     size_t i, n = reg_instance_meta_count(in);
 
     for (i = 0; o && i < n; i++) {
-        if (strcmp(reg_instance_meta_key(in, i), RCON_META_ID) == 0)
+        const char *k = reg_instance_meta_key(in, i);
+
+        if (strcmp(k, RCON_META_ID) == 0 || strcmp(k, RCON_META_NODE) == 0 ||
+            strcmp(k, RCON_META_NODE_ADDR) == 0)
             continue;
         if (json_object_set_new(o, reg_instance_meta_key(in, i),
                                 json_string(reg_instance_meta_value(in, i))) != 0) {
@@ -181,9 +214,10 @@ static json_t *rcon_svc_agent(const struct rcon_node *n, struct rcon_svc *v, boo
 
 json_t *rcon_enc_catalog_service(const struct rcon_node *n, const struct reg_instance *in)
 {
+    struct rcon_node node = rcon_node_for(n, in);
     struct rcon_svc v = rcon_svc_of(in);
 
-    return rcon_svc_catalog(n, &v);
+    return rcon_svc_catalog(&node, &v);
 }
 
 json_t *rcon_enc_agent_service(const struct rcon_node *n, const struct reg_instance *in,
@@ -263,9 +297,11 @@ static json_t *rcon_enc_check(const struct rcon_node *n, const struct reg_instan
 /* Append o (stolen) to arr; -1 when o is NULL or out of memory. */
 static int rcon_append(json_t *arr, json_t *o) { return o ? json_array_append_new(arr, o) : -1; }
 
-int rcon_enc_checks(const struct rcon_node *n, const struct reg_instance *in, int state,
+int rcon_enc_checks(const struct rcon_node *this_node, const struct reg_instance *in, int state,
                     json_t *arr)
 {
+    struct rcon_node node = rcon_node_for(this_node, in);
+    const struct rcon_node *n = &node;
     size_t i, count = reg_instance_check_count(in);
     struct reg_check_view c;
     char id[LIM_CHECK_ID_MAX + LIM_META_VALUE_MAX + 32];
@@ -333,17 +369,19 @@ cleanup:
     return rc;
 }
 
-json_t *rcon_enc_health_entry(const struct rcon_node *n, const struct reg_instance *in)
+json_t *rcon_enc_health_entry(const struct rcon_node *this_node, const struct reg_instance *in)
 {
+    struct rcon_node node = rcon_node_for(this_node, in);
     json_t *checks = json_array();
 
-    if (!checks || rcon_append(checks, rcon_enc_node_check(n)) != 0 ||
-        rcon_enc_checks(n, in, -1, checks) != 0 || rcon_sort_checks(checks) != 0) {
+    /* an external node has no agent, so no serfHealth */
+    if (!checks || (!node.external && rcon_append(checks, rcon_enc_node_check(&node)) != 0) ||
+        rcon_enc_checks(this_node, in, -1, checks) != 0 || rcon_sort_checks(checks) != 0) {
         json_decref(checks);
         return NULL;
     }
-    return json_pack("{s:o, s:o, s:o}", "Node", rcon_enc_node(n), "Service",
-                     rcon_enc_agent_service(n, in, true), "Checks", checks);
+    return json_pack("{s:o, s:o, s:o}", "Node", rcon_enc_node(&node), "Service",
+                     rcon_enc_agent_service(&node, in, true), "Checks", checks);
 }
 
 json_t *rcon_enc_self_health(const struct rcon_node *n)

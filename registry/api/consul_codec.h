@@ -18,6 +18,12 @@
  * Consul views' Meta (the native API shows it). */
 #define RCON_META_ID "consul_id"
 
+/* The metadata keys an external service (PUT /v1/catalog/register of a
+ * node that is not the registry's) keeps its node's name and address
+ * under. Hidden from the Consul views' Meta too. */
+#define RCON_META_NODE      "consul_node"
+#define RCON_META_NODE_ADDR "consul_node_address"
+
 /* The one node the registry is, as Consul's answers name it (all
  * borrowed). */
 struct rcon_node {
@@ -25,7 +31,16 @@ struct rcon_node {
     const char *dc;      /* --datacenter */
     const char *address; /* the node's address (bind, or 127.0.0.1 for a wildcard) */
     int http_port;       /* the registry's HTTP port: its "consul" service's port */
+    bool external;       /* a node of external services (no serfHealth, no consul) */
 };
+
+/* The node of instance in: n (the registry's, borrowed), or the external
+ * node it was registered on (strings borrowed from in). */
+struct rcon_node rcon_node_for(const struct rcon_node *n, const struct reg_instance *in);
+
+/* Whether in was registered on the external node named node (NULL: on the
+ * registry's own). */
+bool rcon_on_node(const struct reg_instance *in, const char *node);
 
 /* The Create/ModifyIndex of the node, its serfHealth check and its
  * "consul" service: they are there from the start and never change. */

@@ -302,6 +302,80 @@ class ConsulTestCase(svctest.ServiceTestCase):
         self.assertEqual(outputs, ["first", "first", "second", "second", "second", "second",
                                    "", ""])
 
+    def test_catalog_register_of_an_external_service(self):
+        self.register_web("web-1", 8080)
+        url = "http://127.0.0.1:%d/health" % self.reg.port
+        # python-consul's catalog.register: a node the registry does not run
+        self.assertTrue(self.c.catalog.register(
+            "db-node", "10.9.8.7",
+            service={"Service": "db", "ID": "db-1", "Port": 5432, "Tags": ["primary"]},
+            check={"CheckID": "db-http", "Status": "passing",
+                   "Definition": {"HTTP": url, "Interval": "1s"}}))
+        # the same ID on another node is another instance
+        self.assertTrue(self.c.catalog.register(
+            "db-node-2", "10.9.8.6", service={"Service": "db", "ID": "db-1", "Port": 5433}))
+        _, nodes = self.c.catalog.nodes()
+        self.assertEqual([n["Node"] for n in nodes], ["db-node", "db-node-2", "node-a"])
+        _, entries = self.c.catalog.service("db")
+        self.assertEqual(sorted((e["Node"], e["Address"], e["ServiceID"], e["ServiceAddress"],
+                                 e["ServicePort"]) for e in entries),
+                         [("db-node", "10.9.8.7", "db-1", "10.9.8.7", 5432),
+                          ("db-node-2", "10.9.8.6", "db-1", "10.9.8.6", 5433)])
+        # its Definition is probed by the registry, like a check of its own
+        wait_until(lambda: any("200 OK" in ch["Output"]
+                               for ch in self.c.health.node("db-node")[1]),
+                   message="the external service's HTTP check is not probed")
+        _, healthy = self.c.health.service("db", passing=True)
+        entry = [n for n in healthy if n["Node"]["Node"] == "db-node"][0]
+        # an external node has no agent: no serfHealth
+        self.assertEqual([ch["CheckID"] for ch in entry["Checks"]], ["db-http"])
+        self.assertEqual(entry["Checks"][0]["Node"], "db-node")
+        _, node = self.c.catalog.node("db-node")
+        self.assertEqual(node["Node"]["Address"], "10.9.8.7")
+        self.assertEqual(list(node["Services"]), ["db-1"])
+        # the agent's own lists do not show them; the native API does
+        self.assertEqual(list(self.c.agent.services()), ["web-1"])
+        self.assertNotIn("db-http", self.c.agent.checks())
+        _, _, body = self.raw("GET", "/v1/services?name=db")
+        native = json.loads(body)["services"]
+        self.assertEqual(sorted(i["metadata"]["consul_node"] for i in native),
+                         ["db-node", "db-node-2"])
+        _, _, body = self.raw("GET", "/v1/discover?name=db")
+        self.assertIn(json.loads(body)["service"]["host"], ("10.9.8.7", "10.9.8.6"))
+        # refusals: nothing stored
+        for body, code in [
+                ({"Node": "x", "Address": "10.0.0.1"}, 501),
+                ({"Node": "x", "Service": {"Service": "s", "Port": 1}}, 400),
+                ({"Node": "x", "Address": "10.0.0.1", "Service": {"Service": "s", "Port": 1},
+                  "Check": {"Status": "critical"}}, 501),
+                ({"Node": "x", "Address": "10.0.0.1", "Service": {"Service": "s", "Port": 1},
+                  "Check": {"ServiceID": "other", "Definition": {"TCP": "h:1",
+                                                                 "Interval": "1s"}}}, 400),
+                ({"Node": "x", "Address": "10.0.0.1", "Service": {"Service": "s", "Port": 1,
+                                                                  "Meta": {"consul_node": "y"}}},
+                 400)]:
+            status, _, reply = self.raw("PUT", "/v1/catalog/register", json.dumps(body))
+            self.assertEqual(status, code, (body, reply))
+        status, _, reply = self.raw("PUT", "/v1/catalog/register", json.dumps(
+            {"Datacenter": "dc-other", "Node": "x", "Address": "10.0.0.1",
+             "Service": {"Service": "s", "Port": 1}}))
+        self.assertEqual((status, reply), (500, b"No path to datacenter"))
+        self.assertNotIn("s", self.c.catalog.services()[1])
+        # deregister: a check, a service, then a whole node
+        self.assertTrue(self.c.catalog.deregister("db-node", check_id="db-http"))
+        self.assertEqual(self.c.health.node("db-node")[1], [])
+        self.assertTrue(self.c.catalog.deregister("db-node-2", service_id="db-1"))
+        self.assertTrue(self.c.catalog.deregister("db-node-2", service_id="db-1"))  # gone: true
+        self.assertTrue(self.c.catalog.register(
+            "db-node", "10.9.8.7", service={"Service": "cache", "Port": 6379}))
+        self.assertTrue(self.c.catalog.deregister("db-node"))
+        _, nodes = self.c.catalog.nodes()
+        self.assertEqual([n["Node"] for n in nodes], ["node-a"])
+        self.assertEqual(self.c.catalog.services()[1], {"consul": [], "web": ["v1"]})
+        # the registry's own node stays
+        status, _, _ = self.raw("PUT", "/v1/catalog/deregister", json.dumps({"Node": "node-a"}))
+        self.assertEqual(status, 400)
+
     def test_a_change_of_another_service_does_not_wake_the_query(self):
         self.register_web("web-1", 8080)
         index, _ = self.c.health.service("web")
