@@ -261,6 +261,44 @@ static void fuzz_duration(const uint8_t *data, size_t size)
     }
 }
 
+/* The catalog registration path (PUT /v1/catalog/register):
+ * rconb_catalog_to_native, its contract (a refusal is proper; an external
+ * node's translation keeps the node in the metadata and has no TTL
+ * check), then reg_spec_parse. */
+static void fuzz_catalog(const json_t *body)
+{
+    json_t *native = NULL, *meta = NULL, *node = NULL;
+    struct reg_spec spec;
+    char err[512], spec_err[512];
+    bool external = true;
+    int status = 0;
+
+    err[0] = '\0';
+    native = rconb_catalog_to_native(body, "node-a", FZ_ADDR, &external, err, sizeof(err), &status);
+    if (!native) {
+        refusal_or_abort(err, sizeof(err), status);
+        return;
+    }
+    if (!json_is_object(native) || !json_is_array(json_object_get(native, "checks")))
+        abort();
+    meta = json_object_get(native, "metadata");
+    node = json_object_get(meta, RCON_META_NODE);
+    if (external != (node != NULL) || (node && !json_equal(node, rconb_get(body, "Node"))) ||
+        (external && !json_object_get(meta, RCON_META_ID)))
+        abort();
+    if (reg_spec_parse(native, &spec, spec_err, sizeof(spec_err)) == 0) {
+        size_t i;
+
+        for (i = 0; i < spec.check_count; i++)
+            if (spec.checks[i].kind == REG_CHECK_TTL)
+                abort(); /* nobody would renew it */
+        reg_spec_clear(&spec);
+    } else if (spec_err[0] == '\0') {
+        abort();
+    }
+    json_decref(native);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
@@ -272,6 +310,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     fuzz_service(body);
     fuzz_check(body);
+    fuzz_catalog(body);
     json_decref(body);
     return 0;
 }
