@@ -178,12 +178,14 @@ static uint64_t kva_state(const struct kv_api *a, const struct kva_read *r, bool
     return top > del ? top : del;
 }
 
-/* Append one entry's JSON object to out. 0 or -1. */
-static int kva_write_entry(struct evbuffer *out, const struct kv_entry *e)
+int kv_api_write_entry(struct evbuffer *out, const struct kv_entry *e, bool with_value)
 {
     const char *key = kv_entry_key(e);
     size_t klen = strlen(key), vlen = 0;
     const unsigned char *v = kv_entry_value(e, &vlen);
+
+    if (!with_value)
+        vlen = 0;
     size_t cap = jw_string_len(key, klen) + B64_ENCODED_LEN(vlen) + 160;
     struct evbuffer_iovec vec;
     char *p;
@@ -206,6 +208,11 @@ static int kva_write_entry(struct evbuffer *out, const struct kv_entry *e)
                  kv_entry_create_index(e), kv_entry_modify_index(e));
     vec.iov_len = (size_t)(p - (char *)vec.iov_base);
     return evbuffer_commit_space(out, &vec, 1);
+}
+
+static int kva_write_entry(struct evbuffer *out, const struct kv_entry *e)
+{
+    return kv_api_write_entry(out, e, true);
 }
 
 /* Append a JSON string of s[0..len) to out. 0 or -1. */
