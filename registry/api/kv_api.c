@@ -102,6 +102,8 @@ static void kva_index_header(struct hs_req *req, uint64_t index)
 
     snprintf(hdr, sizeof(hdr), "%" PRIu64, index);
     (void)hs_reply_header(req, REGV1_H_INDEX, hdr);
+    /* Consul's name of it: its clients (python3-consul's kv.get) need it */
+    (void)hs_reply_header(req, "X-Consul-Index", hdr);
 }
 
 /* A decimal uint64 query value (digits only) of name into *out; absent
