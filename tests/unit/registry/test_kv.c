@@ -32,6 +32,7 @@ struct failing_store {
     struct store *inner;
     struct event *kick;
     bool failing;
+    int refuse_in; /* >0: the write that brings it to 0 is refused at queue time */
     struct {
         store_done_fn done;
         void *arg;
@@ -76,6 +77,10 @@ static int failing_put(struct store *st, const char *id, const char *doc, size_t
 {
     struct failing_store *fs = (struct failing_store *)st;
 
+    if (fs->refuse_in > 0 && --fs->refuse_in == 0) {
+        snprintf(err, errlen, "injected queue refusal");
+        return -1;
+    }
     if (fs->failing)
         return failing_queue(fs, done, arg);
     return store_put(fs->inner, id, doc, doc_len, done, arg, err, errlen);
@@ -86,6 +91,10 @@ static int failing_del(struct store *st, const char *id, store_done_fn done, voi
 {
     struct failing_store *fs = (struct failing_store *)st;
 
+    if (fs->refuse_in > 0 && --fs->refuse_in == 0) {
+        snprintf(err, errlen, "injected queue refusal");
+        return -1;
+    }
     if (fs->failing)
         return failing_queue(fs, done, arg);
     return store_del(fs->inner, id, done, arg, err, errlen);
@@ -923,6 +932,51 @@ static void test_txn_load_back(void **state)
     assert_int_equal(kv_bytes(f->kv), 2);
 }
 
+/* The store refusing a write at queue time: the first one leaves
+ * nothing queued and nothing changed; a later one (the store took the
+ * writes before it, which commit) fails the transaction, and memory
+ * follows what the store committed, so a reload sees the same. */
+static void test_txn_queue_refusal(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_txn_op ops[3];
+    struct txn_outcome o = {0};
+    size_t failed = 99;
+    char err[256];
+    uint64_t idx;
+
+    assert_int_equal(put(f, "k", "old", 0, -1), 0); /* the index lease is queued here */
+    idx = reg_index(f->reg);
+    ops[0] = op_of(KV_TXN_SET, "a", "1", 0);
+    ops[1] = op_of(KV_TXN_DELETE, "k", NULL, 0);
+    ops[2] = op_of(KV_TXN_SET, "c", "3", 0);
+    f->fs->refuse_in = 1;
+    assert_int_equal(kv_txn(f->kv, ops, 3, txn_cb, &o, &failed, err, sizeof(err)), KV_E_FAILED);
+    assert_int_equal(failed, 3);
+    assert_int_equal(store_pending(f->store), 0);
+    settle(f);
+    assert_int_equal(o.calls, 0);
+    assert_null(kv_get(f->kv, "a"));
+    assert_non_null(kv_get(f->kv, "k"));
+    assert_int_equal(reg_index(f->reg), idx);
+    /* a plain write goes through after it: nothing was left counted */
+    assert_int_equal(put(f, "k", "v2", 0, -1), 0);
+    assert_int_equal(reg_index(f->reg), idx + 1);
+    idx = reg_index(f->reg);
+    f->fs->refuse_in = 3; /* the third write: "a" and the delete of "k" are queued */
+    assert_int_equal(txn(f, ops, 3, &o, &failed), 0);
+    assert_int_equal(o.rc, -1);
+    assert_non_null(kv_get(f->kv, "a"));
+    assert_null(kv_get(f->kv, "k"));
+    assert_null(kv_get(f->kv, "c"));
+    assert_int_equal(reg_index(f->reg), idx + 2);
+    kv_free(f->kv);
+    f->kv = make_kv(f, 0, 0);
+    assert_int_equal(kv_load(f->kv, err, sizeof(err)), 1);
+    assert_non_null(kv_get(f->kv, "a"));
+    assert_null(kv_get(f->kv, "k"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -942,6 +996,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_txn_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_load_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_queue_refusal, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
