@@ -713,6 +713,7 @@ struct kv_twrite {
     bool was_present;       /* its pend record's present before its kv_pend_add */
     bool counted_new;       /* counted in pend_new */
     int rc;                 /* its completion's */
+    uint64_t index;         /* the index it took when applied (0: it changed nothing) */
 };
 
 /* One op as the completion needs it. */
@@ -1058,7 +1059,8 @@ static void kv_titems_free(struct kv_titems *it)
 }
 
 /* The completion side of write w (queued) of t: its counts, and when
- * apply, the change in memory (as kv_set_done / kv_del_done do). */
+ * apply, the change in memory (as kv_set_done / kv_del_done do; the
+ * observer is told later, kv_txn_tell). */
 static void kv_txn_apply_write(struct kv_txn *t, struct kv_twrite *w, bool apply)
 {
     struct kv_store *kv = t->kv;
@@ -1076,7 +1078,7 @@ static void kv_txn_apply_write(struct kv_txn *t, struct kv_twrite *w, bool apply
             kv->n--;
             kv->bytes -= old->len;
             kv->last_delete = idx;
-            kv_tell(kv, KV_OP_DELETE, w->key, idx, NULL);
+            w->index = idx;
             kv_entry_free(old);
         }
         return;
@@ -1108,7 +1110,23 @@ static void kv_txn_apply_write(struct kv_txn *t, struct kv_twrite *w, bool apply
         w->entry = NULL;
         if (!busy && (stored_create != e->create_index || stored_modify != e->modify_index))
             kv_fixup(kv, e);
-        kv_tell(kv, KV_OP_SET, e->key, idx, e);
+        w->index = idx;
+    }
+}
+
+/* Tell the observer the changes of t's applied writes, in order, once all
+ * are applied: a reader it wakes sees the whole transaction. A set's entry
+ * is the key's as it is now (NULL when a later op deleted it). */
+static void kv_txn_tell(struct kv_txn *t)
+{
+    size_t i;
+
+    for (i = 0; i < t->queued; i++) {
+        const struct kv_twrite *w = &t->writes[i];
+
+        if (w->index)
+            kv_tell(t->kv, w->op, w->key, w->index,
+                    w->op == KV_OP_SET ? kv_get(t->kv, w->key) : NULL);
     }
 }
 
@@ -1156,6 +1174,7 @@ static void kv_txn_finish(struct kv_txn *t)
             break;
         }
     }
+    kv_txn_tell(t);
     if (failed || t->partial) {
         if (!t->err[0])
             errbuf_set(t->err, sizeof(t->err), "store failure");

@@ -56,7 +56,10 @@ typedef void (*kv_done_fn)(void *arg, int rc, const char *err);
 
 /* One committed change, told after it is applied: e is the entry as it is
  * now (NULL for a delete), key borrowed for the call, index the registry
- * index the change took (a set's ModifyIndex). */
+ * index the change took (a set's ModifyIndex). The changes of a
+ * transaction are told after all of them are applied, in order (a set's e
+ * is then the key's last state: another entry, or NULL when a later op of
+ * it deleted the key), so the registry index may be past ch->index. */
 struct kv_change {
     enum kv_op op;
     const char *key;

@@ -2,7 +2,8 @@
 """Integration tests of PUT /v1/txn, Consul's transaction endpoint, for KV
 operations: several sets seen together, a failed check (cas, check-index)
 answering 409 with nothing written, delete-tree, get and get-tree in a
-transaction, the results' shapes, the index and the "kv" events, the
+transaction, the results' shapes, the index and the "kv" events, a
+blocking read woken by a transaction seeing all of it, the
 rights of every key (one refusal is a 403 for all), ?dc=, and bad bodies
 (400 naming the op).
 
@@ -23,13 +24,14 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import consul  # noqa: E402  Debian's python3-consul (scripts/deps.sh --test)
 import svctest  # noqa: E402
-from svctest import Service  # noqa: E402
+from svctest import Service, wait_until  # noqa: E402
 
 T = svctest.timeout
 
@@ -84,7 +86,9 @@ class TxnTestCase(svctest.ServiceTestCase):
         return status, int(hdrs.get("X-Consul-Index")), json.loads(data)
 
     def client(self, svc, token=None):
-        return consul.Consul(host="127.0.0.1", port=svc.port, token=token)
+        c = consul.Consul(host="127.0.0.1", port=svc.port, token=token)
+        self.addCleanup(c.http.session.close)
+        return c
 
     def test_sets_seen_together(self):
         """Three sets in one transaction: 200 with one result per set (the
@@ -122,6 +126,37 @@ class TxnTestCase(svctest.ServiceTestCase):
         self.assertEqual([(e["index"], e["data"]["key"], e["data"]["op"]) for e in ev["events"]],
                          [(start + 1, "app/a", "set"), (start + 2, "app/b", "set"),
                           (start + 3, "app/c", "set")])
+
+    def test_blocking_read_sees_the_whole_transaction(self):
+        """A blocking read of the prefix, parked before the transaction, is
+        woken once it is applied whole: it answers every key of it."""
+        reg = self.start_registry()
+        c = self.client(reg)
+        self.assertTrue(c.kv.put("w/0", "x"))
+        index, _ = c.kv.get("w/", recurse=True)
+        answer = {}
+
+        def read():
+            answer["status"], _, answer["body"] = self.raw(
+                reg, "GET", "/v1/kv/w/?recurse&index=%s&wait=30s" % index)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        self.addCleanup(reader.join, T(30))
+        wait_until(lambda: self.metric(reg, "registry_kv_reads_parked") == 1, T(10))
+        status, _, body = self.txn(reg, [kv("set", "w/a", b"1"), kv("set", "w/b", b"2"),
+                                         kv("delete", "w/0")])
+        self.assertEqual(status, 200, body)
+        reader.join(T(30))
+        self.assertEqual(answer["status"], 200)
+        self.assertEqual([e["Key"] for e in json.loads(answer["body"])], ["w/a", "w/b"])
+
+    def metric(self, svc, name):
+        _, _, text = svc.request("GET", "/metrics")
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+        raise AssertionError("no %s in /metrics" % name)
 
     def test_failed_check_is_409_and_writes_nothing(self):
         """A stale cas or check-index (or a check-not-exists of a key that

@@ -144,17 +144,22 @@ struct fixture {
     int changes;         /* observer calls */
     struct kv_change ch; /* the last (key not kept) */
     char last_key[LIM_KV_KEY_MAX + 1];
+    size_t counts[8]; /* kv_count when change i (the first 8) was told */
 };
 
 static void observer(void *arg, const struct kv_change *ch)
 {
     struct fixture *f = arg;
 
+    if (f->kv && f->changes < 8)
+        f->counts[f->changes] = kv_count(f->kv);
     f->changes++;
-    f->ch = *ch;
     snprintf(f->last_key, sizeof(f->last_key), "%s", ch->key);
-    /* told after the change is applied, with the index it took */
-    assert_int_equal(ch->index, reg_index(f->reg));
+    /* told after the change is applied, with the index it took, in order
+     * (a transaction's after all of them, so the index may be past it) */
+    assert_true(ch->index <= reg_index(f->reg));
+    assert_true(ch->index > f->ch.index);
+    f->ch = *ch;
 }
 
 static struct kv_store *make_kv(struct fixture *f, size_t max_keys, size_t max_bytes)
@@ -672,6 +677,8 @@ static void test_txn_sets_commit_together(void **state)
     assert_int_equal(reg_index(f->reg), idx + 3);
     assert_int_equal(o.index, idx + 3);
     assert_int_equal(f->changes, 3);
+    /* the observer hears them once all are applied: a woken reader sees all */
+    assert_int_equal(f->counts[0], 3);
     assert_int_equal(o.n, 4);
     assert_int_equal(o.op[0], 0);
     assert_string_equal(o.key[0], "app/a");
