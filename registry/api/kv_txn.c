@@ -179,6 +179,8 @@ static int kvt_parse_op(struct kvt_body *b, size_t i, const json_t *v, char *why
     if (k == sizeof(kvt_verbs) / sizeof(kvt_verbs[0])) {
         if (!strcmp(name, "lock") || !strcmp(name, "unlock") || !strcmp(name, "check-session"))
             snprintf(why, len, "verb %s needs sessions, which are not supported", name);
+        else if (!strcmp(name, "get-or-empty"))
+            snprintf(why, len, "verb get-or-empty is not supported");
         else
             snprintf(why, len, "unknown verb '%.64s'", name);
         return -1;

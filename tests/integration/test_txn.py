@@ -274,6 +274,7 @@ class TxnTestCase(svctest.ServiceTestCase):
             (kv("frobnicate", "k"), "unknown verb"),
             (kv("lock", "k", b"1", Session="abc"), "sessions"),
             (kv("check-session", "k"), "sessions"),
+            (kv("get-or-empty", "k"), "not supported"),
             ({"KV": {"Verb": "set", "Key": "k", "Value": "@@not base64@@"}}, "base64"),
             (kv("set", "/abs", b"1"), "must not start with '/'"),
             (kv("set", "a/../b", b"1"), ".."),
