@@ -8,6 +8,7 @@
 #include "api/dns.h"
 #include "api/events.h"
 #include "api/kv_api.h"
+#include "api/kv_txn.h"
 #include "auth/acl.h"
 #include "core/catalog.h"
 #include "core/config.h"
@@ -110,6 +111,7 @@ int main(int argc, char **argv)
     struct rev_hub *hub = NULL;
     struct check_api *checks = NULL;
     struct kv_api *kapi = NULL;
+    struct kvt_api *ktxn = NULL;
     struct rcon_api *consul = NULL;
     struct rcon_options copt;
     struct rdns_server *dns = NULL;
@@ -263,6 +265,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: cannot set up the KV API\n");
         goto cleanup;
     }
+    ktxn = kvt_new(svc, reg, acl, datacenter);
+    if (!ktxn || kvt_start(ktxn, kv) != 0) {
+        fprintf(stderr, "registry: cannot set up the KV transactions\n");
+        goto cleanup;
+    }
     if (cka_start(checks, reg) != 0) {
         fprintf(stderr, "registry: cannot set up the health checks\n");
         goto cleanup;
@@ -318,6 +325,7 @@ cleanup:
     if (store)
         store_drain(store); /* also without the API: the KV writes complete first */
     rcon_free(consul);      /* after the drain: its waiting writes answer through it */
+    kvt_free(ktxn); /* after the drain: its waiting transactions answer through the server */
     kv_api_free(kapi);
     kv_free(kv);
     reg_free(reg);

@@ -88,6 +88,7 @@
 #define LIM_KV_KEYS_MAX      100000       /* keys in all, writes waiting counted; more 507 */
 #define LIM_KV_BYTES_MAX     (256 * 1024 * 1024) /* value bytes in all, counted the same; 507 */
 #define LIM_KV_SEED_FILE_MAX (64 * 1024 * 1024)  /* bytes of a --kv-seed file */
+#define LIM_KV_TXN_OPS_MAX   64 /* ops of one PUT /v1/txn (older Consul's cap; newer 128); more 400 */
 #define LIM_KV_WATCH_WAIT_S  60 /* wait= of a service's blocking read of its config key */
 
 /* Registry DNS interface (registry/api/dns.h) */

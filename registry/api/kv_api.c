@@ -102,6 +102,8 @@ static void kva_index_header(struct hs_req *req, uint64_t index)
 
     snprintf(hdr, sizeof(hdr), "%" PRIu64, index);
     (void)hs_reply_header(req, REGV1_H_INDEX, hdr);
+    /* Consul's name of it: its clients (python3-consul's kv.get) need it */
+    (void)hs_reply_header(req, "X-Consul-Index", hdr);
 }
 
 /* A decimal uint64 query value (digits only) of name into *out; absent
@@ -178,12 +180,14 @@ static uint64_t kva_state(const struct kv_api *a, const struct kva_read *r, bool
     return top > del ? top : del;
 }
 
-/* Append one entry's JSON object to out. 0 or -1. */
-static int kva_write_entry(struct evbuffer *out, const struct kv_entry *e)
+int kv_api_write_entry(struct evbuffer *out, const struct kv_entry *e, bool with_value)
 {
     const char *key = kv_entry_key(e);
     size_t klen = strlen(key), vlen = 0;
     const unsigned char *v = kv_entry_value(e, &vlen);
+
+    if (!with_value)
+        vlen = 0;
     size_t cap = jw_string_len(key, klen) + B64_ENCODED_LEN(vlen) + 160;
     struct evbuffer_iovec vec;
     char *p;
@@ -206,6 +210,11 @@ static int kva_write_entry(struct evbuffer *out, const struct kv_entry *e)
                  kv_entry_create_index(e), kv_entry_modify_index(e));
     vec.iov_len = (size_t)(p - (char *)vec.iov_base);
     return evbuffer_commit_space(out, &vec, 1);
+}
+
+static int kva_write_entry(struct evbuffer *out, const struct kv_entry *e)
+{
+    return kv_api_write_entry(out, e, true);
 }
 
 /* Append a JSON string of s[0..len) to out. 0 or -1. */

@@ -6,6 +6,7 @@
 #ifndef REG_API_KV_API_H
 #define REG_API_KV_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct svc;
@@ -16,6 +17,8 @@ struct rev_hub;
 struct acl;
 struct kv_api;
 struct store;
+struct kv_entry;
+struct evbuffer;
 
 /* An API with no routes yet (the KV core's observer needs it first: give
  * kv_api_observe with it as kv_options.observer). svc, reg, hub and acl
@@ -37,6 +40,14 @@ void kv_api_observe(void *arg, const struct kv_change *ch);
  * Every entry is checked before any is written. The number written, or -1
  * with err (one line). */
 long kv_api_seed(struct kv_store *kv, struct store *st, const char *path, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Append the JSON object of entry e to out, in Consul's shape
+ * ({"LockIndex":0,"Key":K,"Flags":F,"Value":<base64>|null,"CreateIndex":
+ * C,"ModifyIndex":M}); with_value false writes Value null (what Consul's
+ * transaction results give for verbs other than get). e and out borrowed.
+ * 0 or -1 (out of memory). */
+int kv_api_write_entry(struct evbuffer *out, const struct kv_entry *e, bool with_value)
     __attribute__((warn_unused_result));
 
 /* Answer the parked reads, free. After the store was drained (the KV

@@ -115,11 +115,11 @@ static bool kv_find(const struct kv_store *kv, const char *key, size_t *pos)
     return false;
 }
 
-/* Room in items for every committed key and every queued set, plus one.
- * 0 or -1 (unchanged). */
-static int kv_reserve(struct kv_store *kv)
+/* Room in items for every committed key and every queued set, plus
+ * extra. 0 or -1 (unchanged). */
+static int kv_reserve_n(struct kv_store *kv, size_t extra)
 {
-    size_t need = kv->n + kv->pend_sets + 1, cap;
+    size_t need = kv->n + kv->pend_sets + extra, cap;
     struct kv_entry **items = NULL;
 
     if (need <= kv->cap)
@@ -134,6 +134,9 @@ static int kv_reserve(struct kv_store *kv)
     kv->cap = cap;
     return 0;
 }
+
+/* Room for one more set (see kv_reserve_n). */
+static int kv_reserve(struct kv_store *kv) { return kv_reserve_n(kv, 1); }
 
 /* The stored document of a key (caller frees; NULL out of memory). */
 static char *kv_doc(const struct kv_entry *e, size_t *len)
@@ -688,6 +691,668 @@ cleanup:
         free(keys[i]);
     free(keys);
     free(g);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* transactions */
+
+/* A key as the writes of a transaction before the current op leave it. */
+struct kv_tkey {
+    char *key; /* owned */
+    bool present;
+    UT_hash_handle hh;
+};
+
+/* One write of a transaction. */
+struct kv_twrite {
+    enum kv_op op;
+    char *key;              /* owned */
+    struct kv_entry *entry; /* set: owned, prepared; NULL once applied */
+    bool keep_create;       /* set: the committed CreateIndex stays (no write of it before) */
+    bool was_present;       /* its pend record's present before its kv_pend_add */
+    bool counted_new;       /* counted in pend_new */
+    int rc;                 /* its completion's */
+    uint64_t index;         /* the index it took when applied (0: it changed nothing) */
+};
+
+/* One op as the completion needs it. */
+struct kv_tstep {
+    enum kv_txn_verb verb;
+    char *key;     /* owned */
+    size_t w0, w1; /* its writes: writes[w0..w1) */
+};
+
+struct kv_txn {
+    struct kv_store *kv; /* borrowed */
+    struct kv_tstep *steps;
+    size_t nsteps;
+    struct kv_twrite *writes;
+    size_t nwrites, capw;
+    size_t queued;    /* writes handed to the store (all, unless partial) */
+    size_t completed; /* of them, completed (they complete in order) */
+    bool partial;     /* the store refused a write after others were queued */
+    char err[256];
+    kv_txn_done_fn done;
+    void *arg;
+    struct kv_tkey *tkeys; /* uthash: keys the writes so far touch */
+};
+
+static void kv_txn_free(struct kv_txn *t)
+{
+    struct kv_tkey *k, *tmp;
+    size_t i;
+
+    if (!t)
+        return;
+    for (i = 0; i < t->nsteps; i++)
+        free(t->steps[i].key);
+    free(t->steps);
+    for (i = 0; i < t->nwrites; i++) {
+        free(t->writes[i].key);
+        kv_entry_free(t->writes[i].entry);
+    }
+    free(t->writes);
+    HASH_ITER (hh, t->tkeys, k, tmp) {
+        HASH_DEL(t->tkeys, k);
+        free(k->key);
+        free(k);
+    }
+    free(t);
+}
+
+/* Whether key exists after the committed state, the queued writes and
+ * the transaction's writes so far. */
+static bool kv_txn_present(const struct kv_txn *t, const char *key)
+{
+    struct kv_tkey *k = NULL;
+    struct kv_pend *p = NULL;
+
+    HASH_FIND_STR(t->tkeys, key, k);
+    if (k)
+        return k->present;
+    return kv_present_after(t->kv, key, &p);
+}
+
+/* Whether a write of key is queued or earlier in the transaction (its
+ * ModifyIndex will change). */
+static bool kv_txn_written(const struct kv_txn *t, const char *key)
+{
+    struct kv_tkey *k = NULL;
+
+    HASH_FIND_STR(t->tkeys, key, k);
+    return k || kv_pend_find(t->kv, key);
+}
+
+/* Add a write of key to t (a set of value when op is KV_OP_SET). 0 or -1
+ * (out of memory). */
+static int kv_txn_add_write(struct kv_txn *t, enum kv_op op, const char *key, const void *value,
+                            size_t len, uint64_t flags)
+{
+    struct kv_twrite *w;
+    struct kv_tkey *k = NULL;
+    const struct kv_entry *cur = kv_get(t->kv, key);
+
+    if (t->nwrites == t->capw) {
+        size_t cap = t->capw ? t->capw * 2 : 8;
+        struct kv_twrite *nw = realloc(t->writes, cap * sizeof(*nw));
+
+        if (!nw)
+            return -1;
+        t->writes = nw;
+        t->capw = cap;
+    }
+    w = &t->writes[t->nwrites];
+    memset(w, 0, sizeof(*w));
+    w->op = op;
+    w->key = strdup(key);
+    if (!w->key)
+        return -1;
+    w->keep_create = cur && !kv_txn_written(t, key);
+    if (op == KV_OP_SET) {
+        w->entry = calloc(1, sizeof(*w->entry));
+        if (w->entry) {
+            w->entry->key = strdup(key);
+            w->entry->value = len ? malloc(len) : NULL;
+        }
+        if (!w->entry || !w->entry->key || (len && !w->entry->value)) {
+            kv_entry_free(w->entry);
+            free(w->key);
+            return -1;
+        }
+        if (len)
+            memcpy(w->entry->value, value, len);
+        w->entry->len = len;
+        w->entry->flags = flags;
+    }
+    HASH_FIND_STR(t->tkeys, key, k);
+    if (!k) {
+        k = calloc(1, sizeof(*k));
+        if (k)
+            k->key = strdup(key);
+        if (!k || !k->key) {
+            free(k);
+            kv_entry_free(w->entry);
+            free(w->key);
+            return -1;
+        }
+        HASH_ADD_KEYPTR(hh, t->tkeys, k->key, strlen(k->key), k);
+    }
+    k->present = op == KV_OP_SET;
+    t->nwrites++;
+    return 0;
+}
+
+/* The keys under prefix as the transaction so far leaves them, each once,
+ * into a new array of borrowed strings (*n of them; caller frees the
+ * array). NULL with *n 0 when there are none or out of memory (*oom). */
+static const char **kv_txn_tree(const struct kv_txn *t, const char *prefix, size_t *n, bool *oom)
+{
+    const struct kv_store *kv = t->kv;
+    size_t first = 0, count = kv_range(kv, prefix, &first), i, cap;
+    struct kv_pend *p, *ptmp;
+    struct kv_tkey *k, *ktmp;
+    const char **keys;
+
+    *n = 0;
+    *oom = false;
+    cap = count + HASH_COUNT(kv->pend) + HASH_COUNT(t->tkeys);
+    if (cap == 0)
+        return NULL;
+    keys = calloc(cap, sizeof(*keys));
+    if (!keys) {
+        *oom = true;
+        return NULL;
+    }
+    for (i = first; i < first + count; i++) {
+        if (kv_txn_present(t, kv->items[i]->key))
+            keys[(*n)++] = kv->items[i]->key;
+    }
+    HASH_ITER (hh, kv->pend, p, ptmp) {
+        if (kv_has_prefix(p->key, prefix) && !kv_get(kv, p->key) && kv_txn_present(t, p->key))
+            keys[(*n)++] = p->key;
+    }
+    HASH_ITER (hh, t->tkeys, k, ktmp) {
+        if (kv_has_prefix(k->key, prefix) && !kv_get(kv, k->key) && !kv_pend_find(kv, k->key) &&
+            k->present)
+            keys[(*n)++] = k->key;
+    }
+    if (*n == 0) {
+        free(keys);
+        return NULL;
+    }
+    return keys;
+}
+
+/* Decide op i of t against the state so far and add its writes. 0, 1
+ * when a check fails (err), or a negative enum kv_refusal (err). */
+static int kv_txn_plan(struct kv_txn *t, const struct kv_txn_op *op, size_t *new_keys,
+                       size_t *new_bytes, char *err, size_t errlen)
+{
+    struct kv_store *kv = t->kv;
+    const struct kv_entry *cur = kv_get(kv, op->key);
+    bool present = kv_txn_present(t, op->key), written = kv_txn_written(t, op->key);
+    const char **keys = NULL;
+    size_t nkeys = 0, i;
+    bool oom = false;
+    int rc = 0;
+
+    switch (op->verb) {
+    case KV_TXN_CAS:
+        if (op->index == 0 ? present : (written || !cur || cur->modify_index != op->index)) {
+            errbuf_set(err, errlen, "failed to set key \"%.200s\", index is stale", op->key);
+            return 1;
+        }
+        /* fall through */
+    case KV_TXN_SET:
+        if (!present && kv->n + kv->pend_new + *new_keys >= kv->opt.max_keys) {
+            errbuf_set(err, errlen, "the KV store holds its maximum of %zu keys", kv->opt.max_keys);
+            return KV_E_FULL;
+        }
+        if (kv->bytes + kv->pend_bytes + *new_bytes + op->len > kv->opt.max_bytes) {
+            errbuf_set(err, errlen, "the KV store would pass its maximum of %zu value bytes",
+                       kv->opt.max_bytes);
+            return KV_E_FULL;
+        }
+        if (kv_txn_add_write(t, KV_OP_SET, op->key, op->value, op->len, op->flags) != 0)
+            goto oom;
+        t->writes[t->nwrites - 1].counted_new = !present;
+        *new_keys += !present;
+        *new_bytes += op->len;
+        return 0;
+    case KV_TXN_GET:
+        if (!present) {
+            errbuf_set(err, errlen, "key \"%.200s\" doesn't exist", op->key);
+            return 1;
+        }
+        return 0;
+    case KV_TXN_GET_TREE:
+        return 0;
+    case KV_TXN_CHECK_INDEX:
+        if (!present) {
+            errbuf_set(err, errlen, "key \"%.200s\" doesn't exist", op->key);
+            return 1;
+        }
+        if (written) {
+            errbuf_set(err, errlen,
+                       "key \"%.200s\" has a write waiting or earlier in the transaction: its "
+                       "modify index is not %" PRIu64 " once that is done",
+                       op->key, op->index);
+            return 1;
+        }
+        if (cur->modify_index != op->index) {
+            errbuf_set(err, errlen,
+                       "current modify index %" PRIu64 " != %" PRIu64 " for key \"%.200s\"",
+                       cur->modify_index, op->index, op->key);
+            return 1;
+        }
+        return 0;
+    case KV_TXN_CHECK_NOT_EXISTS:
+        if (present) {
+            errbuf_set(err, errlen, "key \"%.200s\" exists", op->key);
+            return 1;
+        }
+        return 0;
+    case KV_TXN_DELETE_CAS:
+        if (op->index == 0 || written || !cur || cur->modify_index != op->index) {
+            errbuf_set(err, errlen, "failed to delete key \"%.200s\", index is stale", op->key);
+            return 1;
+        }
+        /* fall through */
+    case KV_TXN_DELETE:
+        if (present && kv_txn_add_write(t, KV_OP_DELETE, op->key, NULL, 0, 0) != 0)
+            goto oom;
+        return 0;
+    case KV_TXN_DELETE_TREE:
+        keys = kv_txn_tree(t, op->key, &nkeys, &oom);
+        if (oom)
+            goto oom;
+        for (i = 0; i < nkeys && rc == 0; i++) {
+            /* the array borrows from the hashes an added write may grow:
+             * copy the key first */
+            char *key = strdup(keys[i]);
+
+            if (!key || kv_txn_add_write(t, KV_OP_DELETE, key, NULL, 0, 0) != 0)
+                rc = -1;
+            free(key);
+        }
+        free(keys);
+        if (rc != 0)
+            goto oom;
+        return 0;
+    }
+    errbuf_set(err, errlen, "unknown verb %d", (int)op->verb);
+    return KV_E_FAILED;
+oom:
+    errbuf_set(err, errlen, "out of memory");
+    return KV_E_FAILED;
+}
+
+/* A copy of e (the value only with with_value), or NULL. */
+static struct kv_entry *kv_entry_copy(const struct kv_entry *e, bool with_value)
+{
+    struct kv_entry *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    *c = *e;
+    c->value = NULL;
+    c->len = 0;
+    c->key = strdup(e->key);
+    if (with_value && e->len) {
+        c->value = malloc(e->len);
+        if (c->value) {
+            memcpy(c->value, e->value, e->len);
+            c->len = e->len;
+        }
+    }
+    if (!c->key || (with_value && e->len && !c->value)) {
+        kv_entry_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The results being collected in the completion. */
+struct kv_titems {
+    struct kv_txn_item *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void kv_titems_add(struct kv_titems *it, size_t op, const struct kv_entry *e,
+                          bool with_value)
+{
+    struct kv_entry *c = NULL;
+
+    if (it->oom || !e)
+        return;
+    if (it->n == it->cap) {
+        size_t cap = it->cap ? it->cap * 2 : 8;
+        struct kv_txn_item *v = realloc(it->v, cap * sizeof(*v));
+
+        if (!v) {
+            it->oom = true;
+            return;
+        }
+        it->v = v;
+        it->cap = cap;
+    }
+    c = kv_entry_copy(e, with_value);
+    if (!c) {
+        it->oom = true;
+        return;
+    }
+    it->v[it->n].op = op;
+    it->v[it->n].e = c;
+    it->v[it->n].with_value = with_value;
+    it->n++;
+}
+
+static void kv_titems_free(struct kv_titems *it)
+{
+    size_t i;
+
+    for (i = 0; i < it->n; i++)
+        kv_entry_free((struct kv_entry *)it->v[i].e);
+    free(it->v);
+}
+
+/* The completion side of write w (queued) of t: its counts, and when
+ * apply, the change in memory (as kv_set_done / kv_del_done do; the
+ * observer is told later, kv_txn_tell). */
+static void kv_txn_apply_write(struct kv_txn *t, struct kv_twrite *w, bool apply)
+{
+    struct kv_store *kv = t->kv;
+    size_t pos = 0;
+    bool found = kv_find(kv, w->key, &pos), busy;
+    uint64_t idx;
+
+    if (w->op == KV_OP_DELETE) {
+        idx = reg_change_end(kv->reg, apply && found);
+        (void)kv_pend_end(kv, w->key, apply ? 0 : -1);
+        if (apply && found) {
+            struct kv_entry *old = kv->items[pos];
+
+            memmove(kv->items + pos, kv->items + pos + 1, (kv->n - pos - 1) * sizeof(*kv->items));
+            kv->n--;
+            kv->bytes -= old->len;
+            kv->last_delete = idx;
+            w->index = idx;
+            kv_entry_free(old);
+        }
+        return;
+    }
+    idx = reg_change_end(kv->reg, apply);
+    kv->pend_sets--;
+    kv->pend_bytes -= w->entry->len;
+    if (w->counted_new)
+        kv->pend_new--;
+    busy = kv_pend_end(kv, w->key, apply ? 0 : -1);
+    if (apply) {
+        struct kv_entry *e = w->entry;
+        uint64_t stored_create = e->create_index, stored_modify = e->modify_index;
+
+        if (found) {
+            struct kv_entry *old = kv->items[pos];
+
+            e->create_index = old->create_index;
+            kv->bytes -= old->len;
+            kv_entry_free(old);
+        } else {
+            memmove(kv->items + pos + 1, kv->items + pos, (kv->n - pos) * sizeof(*kv->items));
+            kv->n++;
+            e->create_index = idx;
+        }
+        e->modify_index = idx;
+        kv->items[pos] = e;
+        kv->bytes += e->len;
+        w->entry = NULL;
+        if (!busy && (stored_create != e->create_index || stored_modify != e->modify_index))
+            kv_fixup(kv, e);
+        w->index = idx;
+    }
+}
+
+/* Tell the observer the changes of t's applied writes, in order, once all
+ * are applied: a reader it wakes sees the whole transaction. A set's entry
+ * is the key's as it is now (NULL when a later op deleted it). */
+static void kv_txn_tell(struct kv_txn *t)
+{
+    size_t i;
+
+    for (i = 0; i < t->queued; i++) {
+        const struct kv_twrite *w = &t->writes[i];
+
+        if (w->index)
+            kv_tell(t->kv, w->op, w->key, w->index,
+                    w->op == KV_OP_SET ? kv_get(t->kv, w->key) : NULL);
+    }
+}
+
+/* Every queued write of t completed (or none was queued): apply them in op
+ * order, or none, collect the results, tell the caller, free t. */
+static void kv_txn_finish(struct kv_txn *t)
+{
+    struct kv_store *kv = t->kv;
+    struct kv_titems it = {0};
+    bool failed = false, apply;
+    size_t i, j, first = 0, count;
+
+    for (i = 0; i < t->queued; i++)
+        failed = failed || t->writes[i].rc != 0;
+    /* one batch commits or fails as one: a partial one applies what
+     * committed, so memory stays what the store holds */
+    apply = !failed;
+    for (i = 0; i < t->nsteps; i++) {
+        const struct kv_tstep *s = &t->steps[i];
+        const struct kv_entry *e = NULL;
+
+        for (j = s->w0; j < s->w1 && j < t->queued; j++)
+            kv_txn_apply_write(t, &t->writes[j], apply);
+        if (failed || t->partial)
+            continue;
+        switch (s->verb) {
+        case KV_TXN_SET:
+        case KV_TXN_CAS:
+        case KV_TXN_CHECK_INDEX:
+            kv_titems_add(&it, i, kv_get(kv, s->key), false);
+            break;
+        case KV_TXN_GET:
+            /* absent only when a queued write it counted on failed, or
+             * (no write in the transaction) is not committed yet: no
+             * result then */
+            e = kv_get(kv, s->key);
+            kv_titems_add(&it, i, e, true);
+            break;
+        case KV_TXN_GET_TREE:
+            count = kv_range(kv, s->key, &first);
+            for (j = first; j < first + count; j++)
+                kv_titems_add(&it, i, kv->items[j], true);
+            break;
+        default:
+            break;
+        }
+    }
+    kv_txn_tell(t);
+    if (failed || t->partial) {
+        if (!t->err[0])
+            errbuf_set(t->err, sizeof(t->err), "store failure");
+        t->done(t->arg, -1, t->err, NULL, 0, reg_index(kv->reg));
+    } else if (it.oom) {
+        t->done(t->arg, 0, "out of memory for the results (the transaction is applied)", NULL, 0,
+                reg_index(kv->reg));
+    } else {
+        t->done(t->arg, 0, NULL, it.v, it.n, reg_index(kv->reg));
+    }
+    kv_titems_free(&it);
+    kv_txn_free(t);
+}
+
+/* Store completion of one write of a transaction: they come in the order
+ * they were queued; the last finishes the transaction. */
+static void kv_txn_write_done(void *arg, int rc, const char *err)
+{
+    struct kv_txn *t = arg;
+
+    t->writes[t->completed].rc = rc;
+    if (rc != 0 && !t->err[0])
+        errbuf_set(t->err, sizeof(t->err), "%s", err ? err : "store failure");
+    if (++t->completed == t->queued)
+        kv_txn_finish(t);
+}
+
+int kv_txn(struct kv_store *kv, const struct kv_txn_op *ops, size_t n, kv_txn_done_fn done,
+           void *arg, size_t *failed, char *err, size_t errlen)
+{
+    struct kv_txn *t = calloc(1, sizeof(*t));
+    size_t new_keys = 0, new_bytes = 0, nsets = 0, i, begun = 0, pended = 0;
+    char *id = NULL, *doc = NULL;
+    int rc = KV_E_FAILED;
+
+    *failed = n;
+    if (!t || (n && !(t->steps = calloc(n, sizeof(*t->steps))))) {
+        errbuf_set(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    t->kv = kv;
+    t->done = done;
+    t->arg = arg;
+    /* the keys and sizes of every op, then the checks in op order */
+    for (i = 0; i < n; i++) {
+        bool tree = ops[i].verb == KV_TXN_GET_TREE || ops[i].verb == KV_TXN_DELETE_TREE;
+
+        if (kv_key_check(ops[i].key, strlen(ops[i].key), tree, err, errlen) != 0) {
+            *failed = i;
+            rc = KV_E_BAD_KEY;
+            goto cleanup;
+        }
+        if ((ops[i].verb == KV_TXN_SET || ops[i].verb == KV_TXN_CAS) &&
+            ops[i].len > kv->opt.max_value) {
+            errbuf_set(err, errlen, "value of %zu bytes is over the limit of %zu bytes", ops[i].len,
+                       kv->opt.max_value);
+            *failed = i;
+            rc = KV_E_TOO_BIG;
+            goto cleanup;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        t->steps[i].verb = ops[i].verb;
+        t->steps[i].key = strdup(ops[i].key);
+        t->nsteps++;
+        if (!t->steps[i].key) {
+            errbuf_set(err, errlen, "out of memory");
+            goto cleanup;
+        }
+        t->steps[i].w0 = t->nwrites;
+        rc = kv_txn_plan(t, &ops[i], &new_keys, &new_bytes, err, errlen);
+        t->steps[i].w1 = t->nwrites;
+        if (rc != 0) {
+            *failed = i;
+            goto cleanup;
+        }
+    }
+    rc = KV_E_FAILED;
+    if (t->nwrites == 0) {
+        /* nothing to write: the committed state answers, now */
+        kv_txn_finish(t);
+        t = NULL;
+        rc = 0;
+        goto cleanup;
+    }
+    /* room first, so that queueing can fail only out of memory */
+    if (store_pending(kv->store) + t->nwrites + 1 > STORE_PENDING_MAX) {
+        errbuf_set(err, errlen, "%zu writes wait for the store: no room for %zu more",
+                   store_pending(kv->store), t->nwrites);
+        goto cleanup;
+    }
+    for (i = 0; i < t->nwrites; i++)
+        nsets += t->writes[i].op == KV_OP_SET;
+    if (kv_reserve_n(kv, nsets + 1) != 0) {
+        errbuf_set(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    for (i = 0; i < t->nwrites; i++, pended++) {
+        struct kv_twrite *w = &t->writes[i];
+        struct kv_pend *p = kv_pend_find(kv, w->key);
+
+        w->was_present = p && p->present;
+        if (kv_pend_add(kv, p, w->key, w->op == KV_OP_SET) != 0) {
+            errbuf_set(err, errlen, "out of memory");
+            goto unwind;
+        }
+    }
+    /* queued back to back in this call: one batch of the store */
+    for (i = 0; i < t->nwrites; i++) {
+        struct kv_twrite *w = &t->writes[i];
+        size_t doc_len = 0;
+        int qrc;
+
+        if (reg_change_begin(kv->reg, err, errlen) != 0)
+            goto stop;
+        begun++;
+        id = kv_record_id(w->key);
+        if (w->op == KV_OP_SET) {
+            const struct kv_entry *cur = kv_get(kv, w->key);
+            uint64_t predicted = reg_change_predict(kv->reg);
+
+            w->entry->modify_index = predicted;
+            w->entry->create_index = w->keep_create && cur ? cur->create_index : predicted;
+            doc = kv_doc(w->entry, &doc_len);
+        }
+        if (!id || (w->op == KV_OP_SET && !doc)) {
+            errbuf_set(err, errlen, "out of memory");
+            goto stop;
+        }
+        qrc = w->op == KV_OP_SET
+                  ? store_put(kv->store, id, doc, doc_len, kv_txn_write_done, t, err, errlen)
+                  : store_del(kv->store, id, kv_txn_write_done, t, err, errlen);
+        free(id);
+        free(doc);
+        id = doc = NULL;
+        if (qrc != 0)
+            goto stop;
+        if (w->op == KV_OP_SET) {
+            kv->pend_sets++;
+            kv->pend_bytes += w->entry->len;
+            if (w->counted_new)
+                kv->pend_new++;
+        }
+        t->queued++;
+    }
+    t = NULL;
+    rc = 0;
+    goto cleanup;
+stop:
+    /* write i was not queued: take back its count and those after it */
+    if (begun > t->queued)
+        reg_change_cancel(kv->reg);
+    if (t->queued > 0) {
+        /* the ones queued will commit: the completion applies them, and
+         * tells the caller the transaction failed */
+        t->partial = true;
+        errbuf_set(t->err, sizeof(t->err),
+                   "the store could not queue write %zu of %zu (%s): the %zu before it may "
+                   "have committed",
+                   t->queued + 1, t->nwrites, err, t->queued);
+        while (pended > t->queued) {
+            pended--;
+            kv_pend_undo(kv, kv_pend_find(kv, t->writes[pended].key),
+                         t->writes[pended].was_present);
+        }
+        t = NULL;
+        rc = 0;
+        goto cleanup;
+    }
+unwind:
+    while (pended > 0) {
+        pended--;
+        kv_pend_undo(kv, kv_pend_find(kv, t->writes[pended].key), t->writes[pended].was_present);
+    }
+cleanup:
+    free(id);
+    free(doc);
+    kv_txn_free(t);
     return rc;
 }
 

@@ -56,7 +56,10 @@ typedef void (*kv_done_fn)(void *arg, int rc, const char *err);
 
 /* One committed change, told after it is applied: e is the entry as it is
  * now (NULL for a delete), key borrowed for the call, index the registry
- * index the change took (a set's ModifyIndex). */
+ * index the change took (a set's ModifyIndex). The changes of a
+ * transaction are told after all of them are applied, in order (a set's e
+ * is then the key's last state: another entry, or NULL when a later op of
+ * it deleted the key), so the registry index may be past ch->index. */
 struct kv_change {
     enum kv_op op;
     const char *key;
@@ -112,6 +115,70 @@ int kv_put(struct kv_store *kv, const char *key, const void *value, size_t len, 
 int kv_delete(struct kv_store *kv, const char *key, bool recurse, bool has_cas, uint64_t cas,
               kv_done_fn done, void *arg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* Transactions (Consul's /v1/txn, KV verbs): a list of ops applied all or
+ * none. Every check is decided when kv_txn is called, in op order, against
+ * the committed state plus the writes already queued plus the writes of
+ * the ops before it (the CAS rules above: an index check needs the key's
+ * committed ModifyIndex and no write of the key queued or earlier in the
+ * transaction). If one fails nothing is queued. Otherwise every write is
+ * queued in the one call, so they land in one store batch, which the
+ * store commits in one transaction (store.h: one loop turn's writes), and
+ * they are applied to memory together in the completion of the last, in
+ * op order, or not at all when the commit failed. Each changed key takes
+ * its own index, consecutive ones (the observer's events have one index
+ * each); reads (get, get-tree) and check-index answer the state at that
+ * point of the transaction. A transaction with no write is answered from
+ * the committed state. */
+enum kv_txn_verb {
+    KV_TXN_SET,              /* key = value, flags */
+    KV_TXN_CAS,              /* set if index is the key's ModifyIndex (0: the key is absent) */
+    KV_TXN_GET,              /* the entry; fails when the key is absent */
+    KV_TXN_GET_TREE,         /* every entry under the prefix key (none is not a failure) */
+    KV_TXN_CHECK_INDEX,      /* fails unless the key's ModifyIndex is index */
+    KV_TXN_CHECK_NOT_EXISTS, /* fails when the key exists */
+    KV_TXN_DELETE,           /* the key, if it is there */
+    KV_TXN_DELETE_TREE,      /* every key under the prefix key */
+    KV_TXN_DELETE_CAS,       /* the key, if index is its ModifyIndex (0 never) */
+};
+
+/* One op of a transaction; everything borrowed for the kv_txn call. */
+struct kv_txn_op {
+    enum kv_txn_verb verb;
+    const char *key;   /* a key; a prefix (may be "") for the *_TREE verbs */
+    const void *value; /* set, cas: len bytes (NULL when len is 0) */
+    size_t len;
+    uint64_t flags; /* set, cas */
+    uint64_t index; /* cas, check-index, delete-cas */
+};
+
+/* One result of a committed transaction: the entry an op answers, in op
+ * order (get-tree: one per key; deletes and check-not-exists none). */
+struct kv_txn_item {
+    size_t op;                /* the op's position */
+    const struct kv_entry *e; /* a copy as it was at that op; borrowed for the done call */
+    bool with_value;          /* get, get-tree: the value counts; other verbs: Value null */
+};
+
+/* Completion of a transaction, on the event loop: rc 0 once its writes
+ * are durable and applied, items (n, borrowed for the call; NULL with n 0
+ * when out of memory after the commit: it is applied all the same, and
+ * err says so) and the registry index after it; -1 with err (borrowed)
+ * when the store failed and nothing changed. */
+typedef void (*kv_txn_done_fn)(void *arg, int rc, const char *err, const struct kv_txn_item *items,
+                               size_t n, uint64_t index);
+
+/* Run the transaction ops[0..n). Returns 0: done is called once (after
+ * the commit; from inside this call when no op writes); 1: a check failed,
+ * *failed the op and err what failed (Consul's words), nothing queued,
+ * done not called; a negative enum kv_refusal with *failed the op (or n
+ * when no one op is to blame) and err, nothing queued, done not called.
+ * Only if the store cannot queue a write after others of the transaction
+ * were queued (out of memory: the room is checked before) could part of
+ * it commit; done then gets -1 and the error says so, and memory follows
+ * what the store committed. */
+int kv_txn(struct kv_store *kv, const struct kv_txn_op *ops, size_t n, kv_txn_done_fn done,
+           void *arg, size_t *failed, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* The committed entry of key (borrowed, valid until the next change), or
  * NULL. */

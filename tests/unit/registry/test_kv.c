@@ -2,8 +2,10 @@
  * store: set, get, delete, the CAS rules (against committed state plus the
  * writes queued), prefixes in key order, the key rules and limits, the
  * index shared with the catalog, load back from the store (with the exact
- * indexes), and a failed commit that changes nothing. Writes complete on
- * the loop: the helpers run the test's base until the store is idle. */
+ * indexes), a failed commit that changes nothing, and transactions
+ * (kv_txn: all or nothing, checks against the writes before them). Writes
+ * complete on the loop: the helpers run the test's base until the store
+ * is idle. */
 #include "registry/api/codec.h"
 #include "registry/core/catalog.h"
 #include "registry/core/kv.h"
@@ -30,6 +32,7 @@ struct failing_store {
     struct store *inner;
     struct event *kick;
     bool failing;
+    int refuse_in; /* >0: the write that brings it to 0 is refused at queue time */
     struct {
         store_done_fn done;
         void *arg;
@@ -74,6 +77,10 @@ static int failing_put(struct store *st, const char *id, const char *doc, size_t
 {
     struct failing_store *fs = (struct failing_store *)st;
 
+    if (fs->refuse_in > 0 && --fs->refuse_in == 0) {
+        snprintf(err, errlen, "injected queue refusal");
+        return -1;
+    }
     if (fs->failing)
         return failing_queue(fs, done, arg);
     return store_put(fs->inner, id, doc, doc_len, done, arg, err, errlen);
@@ -84,6 +91,10 @@ static int failing_del(struct store *st, const char *id, store_done_fn done, voi
 {
     struct failing_store *fs = (struct failing_store *)st;
 
+    if (fs->refuse_in > 0 && --fs->refuse_in == 0) {
+        snprintf(err, errlen, "injected queue refusal");
+        return -1;
+    }
     if (fs->failing)
         return failing_queue(fs, done, arg);
     return store_del(fs->inner, id, done, arg, err, errlen);
@@ -133,17 +144,22 @@ struct fixture {
     int changes;         /* observer calls */
     struct kv_change ch; /* the last (key not kept) */
     char last_key[LIM_KV_KEY_MAX + 1];
+    size_t counts[8]; /* kv_count when change i (the first 8) was told */
 };
 
 static void observer(void *arg, const struct kv_change *ch)
 {
     struct fixture *f = arg;
 
+    if (f->kv && f->changes < 8)
+        f->counts[f->changes] = kv_count(f->kv);
     f->changes++;
-    f->ch = *ch;
     snprintf(f->last_key, sizeof(f->last_key), "%s", ch->key);
-    /* told after the change is applied, with the index it took */
-    assert_int_equal(ch->index, reg_index(f->reg));
+    /* told after the change is applied, with the index it took, in order
+     * (a transaction's after all of them, so the index may be past it) */
+    assert_true(ch->index <= reg_index(f->reg));
+    assert_true(ch->index > f->ch.index);
+    f->ch = *ch;
 }
 
 static struct kv_store *make_kv(struct fixture *f, size_t max_keys, size_t max_bytes)
@@ -565,6 +581,409 @@ static void test_exact_index_after_a_miss(void **state)
     assert_int_equal(kv_entry_create_index(kv_get(f->kv, "y")), mi);
 }
 
+/* ---------------------------------------------------------------------- */
+/* transactions */
+
+/* What a transaction's completion was given (keys and values copied). */
+struct txn_outcome {
+    int calls, rc;
+    uint64_t index;
+    size_t n;
+    size_t op[16];
+    char key[16][32];
+    char value[16][32]; /* "-" when the item has no value */
+    uint64_t modify[16];
+};
+
+static void txn_cb(void *arg, int rc, const char *err, const struct kv_txn_item *items, size_t n,
+                   uint64_t index)
+{
+    struct txn_outcome *o = arg;
+    size_t i, len = 0;
+
+    (void)err;
+    o->calls++;
+    o->rc = rc;
+    o->index = index;
+    o->n = n;
+    assert_true(n <= 16);
+    for (i = 0; i < n; i++) {
+        const unsigned char *v = kv_entry_value(items[i].e, &len);
+
+        o->op[i] = items[i].op;
+        snprintf(o->key[i], sizeof(o->key[i]), "%s", kv_entry_key(items[i].e));
+        if (items[i].with_value)
+            snprintf(o->value[i], sizeof(o->value[i]), "%.*s", (int)len, v ? (const char *)v : "");
+        else
+            snprintf(o->value[i], sizeof(o->value[i]), "-");
+        o->modify[i] = kv_entry_modify_index(items[i].e);
+    }
+}
+
+static struct kv_txn_op op_of(enum kv_txn_verb verb, const char *key, const char *value,
+                              uint64_t index)
+{
+    struct kv_txn_op op;
+
+    memset(&op, 0, sizeof(op));
+    op.verb = verb;
+    op.key = key;
+    op.value = value;
+    op.len = value ? strlen(value) : 0;
+    op.index = index;
+    return op;
+}
+
+/* Run ops and wait: kv_txn's return (failed op in *failed). */
+static int txn(struct fixture *f, const struct kv_txn_op *ops, size_t n, struct txn_outcome *o,
+               size_t *failed)
+{
+    char err[256];
+    size_t dummy = 0;
+    int rc = kv_txn(f->kv, ops, n, txn_cb, o, failed ? failed : &dummy, err, sizeof(err));
+
+    settle(f);
+    assert_int_equal(o->calls, rc == 0 ? 1 : 0);
+    return rc;
+}
+
+/* Three sets commit together: none is seen before the commit, all after,
+ * each with its own consecutive index, results in op order without values. */
+static void test_txn_sets_commit_together(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_txn_op ops[4];
+    struct txn_outcome o = {0};
+    char buf[16], err[256];
+    size_t failed = 99;
+    uint64_t idx = reg_index(f->reg);
+
+    ops[0] = op_of(KV_TXN_SET, "app/a", "1", 0);
+    ops[1] = op_of(KV_TXN_SET, "app/b", "2", 0);
+    ops[1].flags = 5;
+    ops[2] = op_of(KV_TXN_GET, "app/a", NULL, 0);
+    ops[3] = op_of(KV_TXN_SET, "app/c", "3", 0);
+    assert_int_equal(kv_txn(f->kv, ops, 4, txn_cb, &o, &failed, err, sizeof(err)), 0);
+    assert_int_equal(o.calls, 0); /* not before the commit */
+    assert_null(kv_get(f->kv, "app/a"));
+    assert_int_equal(store_pending(f->store), 3 + 1); /* and the index lease */
+    settle(f);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.rc, 0);
+    assert_string_equal(value_of(f, "app/a", buf, sizeof(buf)), "1");
+    assert_string_equal(value_of(f, "app/b", buf, sizeof(buf)), "2");
+    assert_string_equal(value_of(f, "app/c", buf, sizeof(buf)), "3");
+    assert_int_equal(kv_entry_flags(kv_get(f->kv, "app/b")), 5);
+    assert_int_equal(reg_index(f->reg), idx + 3);
+    assert_int_equal(o.index, idx + 3);
+    assert_int_equal(f->changes, 3);
+    /* the observer hears them once all are applied: a woken reader sees all */
+    assert_int_equal(f->counts[0], 3);
+    assert_int_equal(o.n, 4);
+    assert_int_equal(o.op[0], 0);
+    assert_string_equal(o.key[0], "app/a");
+    assert_string_equal(o.value[0], "-");
+    assert_int_equal(o.modify[0], idx + 1);
+    assert_int_equal(o.op[2], 2); /* the get: with its value */
+    assert_string_equal(o.value[2], "1");
+    assert_int_equal(o.op[3], 3);
+    assert_int_equal(o.modify[3], idx + 3);
+    assert_int_equal(kv_count(f->kv), 3);
+    assert_int_equal(kv_bytes(f->kv), 3);
+}
+
+/* A failing check refuses the whole transaction at once: nothing queued,
+ * nothing changed, the failing op named. */
+static void test_txn_failed_check_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_txn_op ops[3];
+    struct txn_outcome o = {0};
+    size_t failed = 99;
+    uint64_t idx, mi;
+    char buf[16];
+
+    assert_int_equal(put(f, "k", "old", 0, -1), 0);
+    mi = kv_entry_modify_index(kv_get(f->kv, "k"));
+    idx = reg_index(f->reg);
+    ops[0] = op_of(KV_TXN_SET, "a", "1", 0);
+    ops[2] = op_of(KV_TXN_SET, "b", "2", 0);
+    /* each failing op in the middle */
+    ops[1] = op_of(KV_TXN_CAS, "k", "new", mi + 1);
+    assert_int_equal(txn(f, ops, 3, &o, &failed), 1);
+    assert_int_equal(failed, 1);
+    ops[1] = op_of(KV_TXN_CAS, "k", "new", 0); /* 0: only an absent key */
+    assert_int_equal(txn(f, ops, 3, &o, &failed), 1);
+    ops[1] = op_of(KV_TXN_CHECK_INDEX, "k", NULL, mi + 1);
+    assert_int_equal(txn(f, ops, 3, &o, &failed), 1);
+    ops[1] = op_of(KV_TXN_CHECK_NOT_EXISTS, "k", NULL, 0);
+    assert_int_equal(txn(f, ops, 3, &o, &failed), 1);
+    ops[1] = op_of(KV_TXN_GET, "nope", NULL, 0);
+    assert_int_equal(txn(f, ops, 3, &o, &failed), 1);
+    ops[1] = op_of(KV_TXN_DELETE_CAS, "k", NULL, mi + 1);
+    assert_int_equal(txn(f, ops, 3, &o, &failed), 1);
+    ops[1] = op_of(KV_TXN_CHECK_INDEX, "nope", NULL, 0);
+    assert_int_equal(txn(f, ops, 3, &o, &failed), 1);
+    assert_int_equal(failed, 1);
+    assert_int_equal(store_pending(f->store), 0);
+    assert_null(kv_get(f->kv, "a"));
+    assert_null(kv_get(f->kv, "b"));
+    assert_string_equal(value_of(f, "k", buf, sizeof(buf)), "old");
+    assert_int_equal(reg_index(f->reg), idx);
+    assert_int_equal(f->changes, 1);
+    /* the checks that hold let it through */
+    ops[1] = op_of(KV_TXN_CHECK_INDEX, "k", NULL, mi);
+    assert_int_equal(txn(f, ops, 3, &o, &failed), 0);
+    assert_int_equal(o.rc, 0);
+    assert_non_null(kv_get(f->kv, "a"));
+    assert_non_null(kv_get(f->kv, "b"));
+}
+
+/* A commit that fails changes nothing: no key, no index, no event, and
+ * the keys work on afterwards. */
+static void test_txn_failed_commit_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_txn_op ops[3];
+    struct txn_outcome o = {0}, o2 = {0};
+    uint64_t idx, mi;
+    char buf[16];
+
+    assert_int_equal(put(f, "k", "old", 7, -1), 0);
+    assert_int_equal(put(f, "gone", "x", 0, -1), 0);
+    mi = kv_entry_modify_index(kv_get(f->kv, "k"));
+    idx = reg_index(f->reg);
+    ops[0] = op_of(KV_TXN_SET, "k", "new", 0);
+    ops[1] = op_of(KV_TXN_DELETE, "gone", NULL, 0);
+    ops[2] = op_of(KV_TXN_SET, "fresh", "y", 0);
+    f->fs->failing = true;
+    assert_int_equal(txn(f, ops, 3, &o, NULL), 0);
+    f->fs->failing = false;
+    assert_int_equal(o.rc, -1);
+    assert_int_equal(o.n, 0);
+    assert_string_equal(value_of(f, "k", buf, sizeof(buf)), "old");
+    assert_int_equal(kv_entry_flags(kv_get(f->kv, "k")), 7);
+    assert_int_equal(kv_entry_modify_index(kv_get(f->kv, "k")), mi);
+    assert_non_null(kv_get(f->kv, "gone"));
+    assert_null(kv_get(f->kv, "fresh"));
+    assert_int_equal(kv_count(f->kv), 2);
+    assert_int_equal(kv_bytes(f->kv), 4);
+    assert_int_equal(reg_index(f->reg), idx);
+    assert_int_equal(f->changes, 2);
+    /* nothing left queued behind: the same transaction goes through now,
+     * and a CAS on the old index still holds */
+    ops[0] = op_of(KV_TXN_CAS, "k", "new", mi);
+    assert_int_equal(txn(f, ops, 3, &o2, NULL), 0);
+    assert_int_equal(o2.rc, 0);
+    assert_string_equal(value_of(f, "k", buf, sizeof(buf)), "new");
+    assert_null(kv_get(f->kv, "gone"));
+    assert_non_null(kv_get(f->kv, "fresh"));
+    assert_int_equal(kv_bytes(f->kv), 4);
+}
+
+/* Checks see the transaction's own earlier writes and the writes queued
+ * before it; reads answer the state at their point of the transaction. */
+static void test_txn_checks_see_earlier_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_txn_op ops[4];
+    struct txn_outcome o = {0};
+    struct outcome q = {0};
+    size_t failed = 99;
+    char err[256];
+
+    assert_int_equal(put(f, "p/x", "1", 0, -1), 0);
+    assert_int_equal(put(f, "p/y", "2", 0, -1), 0);
+    assert_int_equal(put(f, "q", "3", 0, -1), 0);
+    /* a set earlier in the transaction: the key exists, its index is not known */
+    ops[0] = op_of(KV_TXN_SET, "n", "v", 0);
+    ops[1] = op_of(KV_TXN_CHECK_NOT_EXISTS, "n", NULL, 0);
+    assert_int_equal(txn(f, ops, 2, &o, &failed), 1);
+    assert_int_equal(failed, 1);
+    ops[1] = op_of(KV_TXN_CHECK_INDEX, "q", NULL, kv_entry_modify_index(kv_get(f->kv, "q")));
+    ops[0] = op_of(KV_TXN_SET, "q", "v", 0);
+    assert_int_equal(txn(f, ops, 2, &o, &failed), 1);
+    /* a delete-tree earlier: the keys under it are gone for what follows */
+    ops[0] = op_of(KV_TXN_DELETE_TREE, "p/", NULL, 0);
+    ops[1] = op_of(KV_TXN_GET, "p/x", NULL, 0);
+    assert_int_equal(txn(f, ops, 2, &o, &failed), 1);
+    ops[1] = op_of(KV_TXN_CHECK_NOT_EXISTS, "p/y", NULL, 0);
+    ops[2] = op_of(KV_TXN_SET, "p/z", "new", 0);
+    ops[3] = op_of(KV_TXN_GET_TREE, "p/", NULL, 0);
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(txn(f, ops, 4, &o, &failed), 0);
+    assert_int_equal(o.rc, 0);
+    assert_null(kv_get(f->kv, "p/x"));
+    assert_null(kv_get(f->kv, "p/y"));
+    assert_non_null(kv_get(f->kv, "q"));
+    /* results: the set (no value), then the tree as it is after it */
+    assert_int_equal(o.n, 2);
+    assert_string_equal(o.key[0], "p/z");
+    assert_string_equal(o.value[0], "-");
+    assert_int_equal(o.op[1], 3);
+    assert_string_equal(o.key[1], "p/z");
+    assert_string_equal(o.value[1], "new");
+    /* a write queued before (not committed): cas=0 sees it, as kv_put does */
+    assert_int_equal(kv_put(f->kv, "w", "1", 1, 0, false, 0, outcome_cb, &q, err, sizeof(err)), 0);
+    ops[0] = op_of(KV_TXN_CAS, "w", "2", 0);
+    assert_int_equal(kv_txn(f->kv, ops, 1, txn_cb, &o, &failed, err, sizeof(err)), 1);
+    ops[0] = op_of(KV_TXN_DELETE, "w", NULL, 0);
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(kv_txn(f->kv, ops, 1, txn_cb, &o, &failed, err, sizeof(err)), 0);
+    settle(f);
+    assert_int_equal(q.rc, 0);
+    assert_int_equal(o.rc, 0);
+    assert_null(kv_get(f->kv, "w")); /* the delete came after the set */
+}
+
+/* A read before a delete of the same key answers the value it had; a
+ * transaction without writes is answered at once from committed state. */
+static void test_txn_reads(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_txn_op ops[3];
+    struct txn_outcome o = {0};
+    size_t failed = 99;
+    char err[256];
+    uint64_t idx;
+
+    assert_int_equal(put(f, "cfg/a", "A", 0, -1), 0);
+    assert_int_equal(put(f, "cfg/b", "B", 0, -1), 0);
+    idx = reg_index(f->reg);
+    ops[0] = op_of(KV_TXN_GET_TREE, "cfg/", NULL, 0);
+    ops[1] = op_of(KV_TXN_GET, "cfg/b", NULL, 0);
+    ops[2] = op_of(KV_TXN_GET_TREE, "none/", NULL, 0);
+    assert_int_equal(kv_txn(f->kv, ops, 3, txn_cb, &o, &failed, err, sizeof(err)), 0);
+    assert_int_equal(o.calls, 1); /* read-only: inside the call */
+    assert_int_equal(store_pending(f->store), 0);
+    assert_int_equal(o.n, 3);
+    assert_string_equal(o.key[0], "cfg/a");
+    assert_string_equal(o.value[0], "A");
+    assert_string_equal(o.key[1], "cfg/b");
+    assert_int_equal(o.op[2], 1);
+    assert_string_equal(o.value[2], "B");
+    assert_int_equal(o.index, idx);
+    /* get, then delete the same key */
+    ops[0] = op_of(KV_TXN_GET, "cfg/a", NULL, 0);
+    ops[1] = op_of(KV_TXN_DELETE, "cfg/a", NULL, 0);
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(txn(f, ops, 2, &o, &failed), 0);
+    assert_int_equal(o.n, 1);
+    assert_string_equal(o.value[0], "A");
+    assert_null(kv_get(f->kv, "cfg/a"));
+    assert_int_equal(reg_index(f->reg), idx + 1);
+    assert_int_equal(kv_last_delete(f->kv), idx + 1);
+    /* deleting what is not there writes nothing: answered at once */
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(kv_txn(f->kv, ops + 1, 1, txn_cb, &o, &failed, err, sizeof(err)), 0);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(store_pending(f->store), 0);
+    assert_int_equal(o.n, 0);
+    assert_int_equal(reg_index(f->reg), idx + 1);
+}
+
+/* Bad keys and values are refused before anything, naming the op. */
+static void test_txn_refusals(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_txn_op ops[2];
+    struct txn_outcome o = {0};
+    size_t failed = 99;
+    char err[256];
+    static char big[LIM_KV_VALUE_MAX + 2];
+
+    ops[0] = op_of(KV_TXN_SET, "ok", "1", 0);
+    ops[1] = op_of(KV_TXN_SET, "/bad", "1", 0);
+    assert_int_equal(kv_txn(f->kv, ops, 2, txn_cb, &o, &failed, err, sizeof(err)), KV_E_BAD_KEY);
+    assert_int_equal(failed, 1);
+    ops[1] = op_of(KV_TXN_DELETE, "", NULL, 0); /* "" is only a prefix */
+    assert_int_equal(kv_txn(f->kv, ops, 2, txn_cb, &o, &failed, err, sizeof(err)), KV_E_BAD_KEY);
+    ops[1] = op_of(KV_TXN_DELETE_TREE, "", NULL, 0); /* ...which is fine for a tree */
+    assert_int_equal(txn(f, ops, 2, &o, &failed), 0);
+    assert_null(kv_get(f->kv, "ok")); /* set, then the whole tree deleted */
+    memset(big, 'x', sizeof(big) - 1);
+    ops[1] = op_of(KV_TXN_SET, "big", big, 0);
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(kv_txn(f->kv, ops, 2, txn_cb, &o, &failed, err, sizeof(err)), KV_E_TOO_BIG);
+    assert_int_equal(failed, 1);
+    assert_int_equal(store_pending(f->store), 0);
+    assert_int_equal(o.calls, 0);
+}
+
+/* Transaction writes store their exact indexes: they come back after a
+ * restart. */
+static void test_txn_load_back(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_txn_op ops[3];
+    struct txn_outcome o = {0};
+    char err[256];
+    uint64_t ma, mb;
+
+    assert_int_equal(put(f, "a", "0", 0, -1), 0);
+    ops[0] = op_of(KV_TXN_SET, "a", "1", 0);
+    ops[1] = op_of(KV_TXN_SET, "b", "2", 0);
+    ops[2] = op_of(KV_TXN_SET, "b", "3", 0); /* twice: the last wins */
+    assert_int_equal(txn(f, ops, 3, &o, NULL), 0);
+    assert_int_equal(o.rc, 0);
+    ma = kv_entry_modify_index(kv_get(f->kv, "a"));
+    mb = kv_entry_modify_index(kv_get(f->kv, "b"));
+    assert_int_equal(mb, ma + 2);
+    assert_int_equal(kv_entry_create_index(kv_get(f->kv, "a")), 1);
+    kv_free(f->kv);
+    f->kv = make_kv(f, 0, 0);
+    assert_int_equal(kv_load(f->kv, err, sizeof(err)), 2);
+    assert_int_equal(kv_entry_modify_index(kv_get(f->kv, "a")), ma);
+    assert_int_equal(kv_entry_create_index(kv_get(f->kv, "a")), 1);
+    assert_int_equal(kv_entry_modify_index(kv_get(f->kv, "b")), mb);
+    assert_int_equal(kv_bytes(f->kv), 2);
+}
+
+/* The store refusing a write at queue time: the first one leaves
+ * nothing queued and nothing changed; a later one (the store took the
+ * writes before it, which commit) fails the transaction, and memory
+ * follows what the store committed, so a reload sees the same. */
+static void test_txn_queue_refusal(void **state)
+{
+    struct fixture *f = *state;
+    struct kv_txn_op ops[3];
+    struct txn_outcome o = {0};
+    size_t failed = 99;
+    char err[256];
+    uint64_t idx;
+
+    assert_int_equal(put(f, "k", "old", 0, -1), 0); /* the index lease is queued here */
+    idx = reg_index(f->reg);
+    ops[0] = op_of(KV_TXN_SET, "a", "1", 0);
+    ops[1] = op_of(KV_TXN_DELETE, "k", NULL, 0);
+    ops[2] = op_of(KV_TXN_SET, "c", "3", 0);
+    f->fs->refuse_in = 1;
+    assert_int_equal(kv_txn(f->kv, ops, 3, txn_cb, &o, &failed, err, sizeof(err)), KV_E_FAILED);
+    assert_int_equal(failed, 3);
+    assert_int_equal(store_pending(f->store), 0);
+    settle(f);
+    assert_int_equal(o.calls, 0);
+    assert_null(kv_get(f->kv, "a"));
+    assert_non_null(kv_get(f->kv, "k"));
+    assert_int_equal(reg_index(f->reg), idx);
+    /* a plain write goes through after it: nothing was left counted */
+    assert_int_equal(put(f, "k", "v2", 0, -1), 0);
+    assert_int_equal(reg_index(f->reg), idx + 1);
+    idx = reg_index(f->reg);
+    f->fs->refuse_in = 3; /* the third write: "a" and the delete of "k" are queued */
+    assert_int_equal(txn(f, ops, 3, &o, &failed), 0);
+    assert_int_equal(o.rc, -1);
+    assert_non_null(kv_get(f->kv, "a"));
+    assert_null(kv_get(f->kv, "k"));
+    assert_null(kv_get(f->kv, "c"));
+    assert_int_equal(reg_index(f->reg), idx + 2);
+    kv_free(f->kv);
+    f->kv = make_kv(f, 0, 0);
+    assert_int_equal(kv_load(f->kv, err, sizeof(err)), 1);
+    assert_non_null(kv_get(f->kv, "a"));
+    assert_null(kv_get(f->kv, "k"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +996,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_commit_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exact_index_after_a_miss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_sets_commit_together, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_failed_check_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_failed_commit_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_checks_see_earlier_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_load_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_queue_refusal, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
