@@ -111,6 +111,8 @@ static CURL *sch_easy(const struct sch_opts *o, const char *url, const char *cty
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* the path as given: "a/../b" is a KV key the registry refuses, never "b" */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->timeout_ms);
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the string form; the bitmask is deprecated */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
