@@ -113,7 +113,7 @@ static int ckv_put(const struct sc_ctx *c, const char *key, const char *value, c
         if (c->json)
             sc_print_raw(r.body, r.len);
         else if (strncmp(r.body, "true", 4) == 0)
-            printf("set %s (%zu bytes)\n", key, len);
+            printf("set %s (%zu byte%s)\n", key, len, len == 1 ? "" : "s");
         else {
             snprintf(err, errlen, "%s: the registry answered %.20s", what, r.body);
             rc = SC_FAIL;
