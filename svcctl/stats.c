@@ -115,7 +115,7 @@ int cst_main(const struct sc_ctx *c, int argc, char **args, char *err, size_t er
         if (!stats)
             failed++;
         if (cst_rows(t, addr, stats, why) != 0 ||
-            json_array_append_new(out, json_pack("{s:O?, s:s, s:o?, s:s?}", REGV1_F_ID,
+            json_array_append_new(out, json_pack("{s:O*, s:s, s:o*, s:s*}", REGV1_F_ID,
                                                  json_object_get(inst, REGV1_F_ID), "address", addr,
                                                  "stats", stats, "error", stats ? NULL : why)) != 0)
             goto oom; /* stats is stolen by json_pack's "o" either way */
