@@ -376,6 +376,12 @@ class Watch(SvcctlTestCase):
         self.assertTrue(lines.empty(), "only the one event")
         self.interrupt(proc)
 
+    def test_registry_ends_the_stream_exit_3(self):
+        proc, _ = self.start_watch()
+        self.assertEqual(self.registry.stop(signal.SIGTERM), 0)
+        self.assertEqual(proc.wait(timeout=T(10)), 3)
+        self.assertEqual(proc.stderr.read(), "svcctl: watch: the registry ended the stream\n")
+
     def test_refused_filter_exit_1(self):
         self.assertIn("type must be", self.fails(1, "watch", "--type", "bogus"))
 
