@@ -1,6 +1,7 @@
 # Dockerfile: one image holding every svcmesh executable (registry,
 # facade-service, logging-service, messages-service) and the health probe
-# svc-probe. The compose service chooses which one runs:
+# svc-probe, and the command-line client svcctl. The compose service
+# chooses which one runs:
 #   docker run --rm svcmesh registry --help
 #
 # Stage 1 compiles on Debian bookworm with the -dev packages; stage 2 is
@@ -31,6 +32,7 @@ RUN apt-get update \
  && install -d -o svc -g svc -m 0750 /data
 COPY --from=build /build/bin/registry /build/bin/facade-service \
      /build/bin/logging-service /build/bin/messages-service /build/bin/svc-probe \
+     /build/bin/svcctl \
      /usr/local/bin/
 # /data is owned by svc, so a named volume mounted there starts owned by svc
 # too (Docker copies the ownership of the image's directory into a new volume).

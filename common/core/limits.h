@@ -118,4 +118,10 @@
 #define LIM_PAGE_BYTES   (4 * 1024 * 1024) /* a page ends once its records pass this many bytes */
 #define LIM_CHUNK_BYTES  (256 * 1024)      /* off-heap pieces a large answer is built from */
 
+/* The command-line client (svcctl/) */
+#define LIM_CLI_BODY_MAX           (256 * 1024 * 1024) /* bytes of an answer svcctl reads */
+#define LIM_CLI_TIMEOUT_DEFAULT_MS 10000               /* one call without --timeout */
+#define LIM_CLI_EVENT_MAX          (4 * 1024 * 1024)   /* bytes of one SSE event of svcctl watch */
+#define LIM_CLI_WATCH_IDLE_S       45 /* a watch stream silent this long (3 heartbeats) is dead */
+
 #endif
