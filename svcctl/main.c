@@ -48,7 +48,7 @@ static const char sc_help[] =
     "  -t, --token T       access token, sent as X-Registry-Token (env TOKEN)\n"
     "      --timeout D     bound of each call, e.g. 5s, 500ms (default 10s)\n"
     "      --type T        watch: only events of type T (register, deregister, expire,\n"
-    "                      health, kv)\n"
+    "                      health, maintenance, kv)\n"
     "      --name N        watch: only events of service N\n"
     "      --reason R      maint on: why\n"
     "  -h, --help          this text\n"

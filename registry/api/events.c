@@ -45,11 +45,15 @@
 #include <utlist.h>
 
 /* The event types a ?type= filter may name. */
+/* In the order of enum reg_event_type (rev_observe indexes it with one),
+ * then "kv", which must stay last. */
 static const char *const rev_types[] = {"register", "deregister",  "expire",
                                         "health",   "maintenance", "kv"};
 #define REV_NTYPES   (sizeof(rev_types) / sizeof(rev_types[0]))
-#define REV_TYPE_MAX 16   /* bytes of a type name with its NUL */
-#define REV_TYPE_KV  4    /* rev_types' "kv" */
+#define REV_TYPE_MAX 16               /* bytes of a type name with its NUL */
+#define REV_TYPE_KV  (REV_NTYPES - 1) /* rev_types' "kv", the last */
+_Static_assert(REG_EV_MAINTENANCE + 1 == REV_NTYPES - 1,
+               "rev_types: one name per enum reg_event_type, then kv");
 #define REV_INSTANCE (-2) /* a watcher's type: any event of an instance (all but "kv") */
 
 /* One event, shared by the history and the answers that hold it. */
@@ -797,7 +801,8 @@ void rev_watch(struct rev_hub *h, struct hs_req *req)
                 type = (int)i;
         if (type < 0) {
             hs_reply_error(req, 400,
-                           "type must be one of register, deregister, expire, health, kv");
+                           "type must be one of register, deregister, expire, health, "
+                           "maintenance, kv");
             return;
         }
     }

@@ -158,6 +158,27 @@ class CatalogWatchTestCase(WatchBase):
         self.assertEqual([s["id"] for s in body["services"]], [sid])
         self.assertEqual(int(headers["X-Registry-Index"]), index + 2)
 
+    def test_maintenance_wakes_a_list_and_kv_does_not(self):
+        """Without ?name= a list is woken by every instance event, a
+        maintenance change among them, and never by a KV write."""
+        reg = self.start_registry()
+        sid = self.register(reg, "web")
+        index = self.index_of(reg)
+        t, r = self.read_in_thread(reg, "/v1/services", index=index, wait="1s")
+        wait_until(lambda: self.watchers(reg) == 1, T(10))
+        self.assertEqual(reg.request("PUT", "/v1/kv/some/key", "v")[0], 200)
+        self.joined(t, r)
+        self.assertGreaterEqual(r["seconds"], 0.9, "a KV write woke a catalog read")
+        index = self.index_of(reg)
+        t, r = self.read_in_thread(reg, "/v1/services", index=index, wait="30s")
+        wait_until(lambda: self.watchers(reg) == 1, T(10))
+        status, _, _ = reg.request("PUT", "/v1/services/%s/maintenance" % sid,
+                                   {"enable": True, "reason": "upgrade"})
+        self.assertEqual(status, 200)
+        status, _, body = self.joined(t, r)
+        self.assertLess(r["seconds"], T(10), "maintenance did not wake the read")
+        self.assertEqual(body["services"][0]["health"], "critical")
+
     def test_change_already_after_index_answers_at_once(self):
         reg = self.start_registry()
         self.register(reg, "web")
