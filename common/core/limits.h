@@ -117,4 +117,9 @@
 #define LIM_PAGE_BYTES   (4 * 1024 * 1024) /* a page ends once its records pass this many bytes */
 #define LIM_CHUNK_BYTES  (256 * 1024)      /* off-heap pieces a large answer is built from */
 
+/* Registry dashboard (registry/api/ui.h): the relay of an instance's /stats or /metrics */
+#define LIM_UI_RELAY_TIMEOUT_MS 2000 /* a relayed GET must complete within this; else 504 */
+#define LIM_UI_RELAY_INFLIGHT   64   /* relayed GETs in flight at once; more: 503 */
+#define LIM_UI_RELAY_BODY_MAX   (1024 * 1024) /* bytes of a relayed answer; more: 502 */
+
 #endif
