@@ -25,8 +25,10 @@ static const struct {
     const char *name;
     const char *type;
 } expected[] = {
-    {"index.html", "text/html; charset=utf-8"},  {"app.js", "text/javascript; charset=utf-8"},
-    {"api.js", "text/javascript; charset=utf-8"}, {"style.css", "text/css; charset=utf-8"},
+    {"index.html", "text/html; charset=utf-8"},
+    {"app.js", "text/javascript; charset=utf-8"},
+    {"api.js", "text/javascript; charset=utf-8"},
+    {"style.css", "text/css; charset=utf-8"},
     {"icon.svg", "image/svg+xml"},
 };
 
