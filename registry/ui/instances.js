@@ -43,11 +43,13 @@ function checks(inst) {
     h('thead', {}, h('tr', {},
       ['Check', 'Type', 'Status', 'Output', 'Last change'].map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, list.map((c) => h('tr', {},
-      h('td.id', {}, c.id),
-      h('td', {}, c.type),
-      h('td', {}, badge(c.status)),
-      h('td.out', {}, c.output || '—'),
-      h('td', {}, when(c.last_change)))))));
+      // A check's id is mostly its instance's: show what differs.
+      h('td.id', { 'data-label': 'Check', title: c.id },
+        c.id.startsWith(inst.id) && c.id.length > inst.id.length ? '…' + c.id.slice(inst.id.length) : c.id),
+      h('td', { 'data-label': 'Type' }, c.type),
+      h('td', { 'data-label': 'Status' }, badge(c.status)),
+      h('td.out', { 'data-label': 'Output' }, c.output || '—'),
+      h('td', { 'data-label': 'Last change' }, when(c.last_change)))))));
 }
 
 function metadata(inst) {

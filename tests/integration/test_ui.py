@@ -190,6 +190,9 @@ class DashboardTest(ServiceTestCase):
         checks = self.js("return document.querySelectorAll('table.checks tbody tr').length;")
         self.assertGreaterEqual(checks, 4, "a TTL and an HTTP check per instance")
         self.shot("2-instances")
+        d.set_window_size(390, 844)  # a phone
+        self.shot("2-instances-phone")
+        d.set_window_size(1280, 900)
 
         # SIGTERM of one: it leaves the page without a reload.
         gone, frozen = ids[0], ids[1]
