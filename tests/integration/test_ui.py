@@ -25,6 +25,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -67,6 +68,11 @@ class DashboardTest(ServiceTestCase):
             self.start("logging-service", ["--port", "0", "--data-dir",
                                            tempfile.mkdtemp(dir=self.tmp)] + reg)
             for _ in range(2)]
+        # A third that only a TTL lease watches, long: SIGKILLed, it stays
+        # discoverable long enough for the facade's breaker to open on it.
+        self.killed = self.start("logging-service", [
+            "--port", "0", "--data-dir", tempfile.mkdtemp(dir=self.tmp),
+            "--registry", self.registry.url, "--ttl", "15s", "--check", "ttl"])
         self.messages = self.start("messages-service", ["--port", "0"] + reg)
         self.facade = self.start("facade-service", ["--port", "0"] + reg)
         self.stopped = None  # a SIGSTOPped service, continued at the end
@@ -156,7 +162,7 @@ class DashboardTest(ServiceTestCase):
 
     def test_dashboard(self):
         d = self.driver
-        wait_until(lambda: len(self.ids_of("logging-service")) == 2
+        wait_until(lambda: len(self.ids_of("logging-service")) == 3
                    and self.ids_of("facade-service") and self.ids_of("messages-service"),
                    timeout=15, message="the suite registered")
         self.put("hello")
@@ -171,7 +177,7 @@ class DashboardTest(ServiceTestCase):
         self.js("window.__sameDocument = true;")
         self.wait_js(
             "const r = document.querySelector('tr[data-service=\"logging-service\"] td.num');"
-            "return r && r.textContent === '2' &&"
+            "return r && r.textContent === '3' &&"
             " document.querySelector('tr[data-service=\"facade-service\"]') &&"
             " document.querySelector('tr[data-service=\"messages-service\"]') &&"
             " document.getElementById('live').textContent.includes('live');",
@@ -183,7 +189,9 @@ class DashboardTest(ServiceTestCase):
         # The instances of logging-service: both, passing, with checks.
         d.get(self.registry.url + "/ui/#/service/logging-service")
         self.js("window.__sameDocument = true;")
-        ids = self.ids_of("logging-service")
+        killed_id = next(i for i in self.ids_of("logging-service")
+                         if self.instance(i)["port"] == self.killed.port)
+        ids = [i for i in self.ids_of("logging-service") if i != killed_id]
         for inst in ids:
             wait_until(lambda inst=inst: self.card_health(inst) == "✓ passing",
                        timeout=10, message="%s shown passing" % inst)
@@ -227,6 +235,23 @@ class DashboardTest(ServiceTestCase):
         self.shot("5-callers")
         os.kill(other.pid, signal.SIGCONT)
         self.stopped = None
+
+        # SIGKILL of the third while messages come: its breaker opens on
+        # the page (its calls are refused; the registry still lists it).
+        self.killed.kill()
+        killed_addr = "127.0.0.1:%d" % self.killed.port
+        posts = [threading.Thread(target=request, daemon=True,
+                                  args=("POST", self.facade.url + "/facade", {"msg": "m%d" % i}),
+                                  kwargs={"timeout": 20}) for i in range(6)]
+        for t in posts:
+            t.start()
+        self.wait_js(
+            "const r = document.querySelector('table.breakers tr[data-upstream=\"' + '%s' + '\"] .badge');"
+            "return r && r.textContent === '✕ open';" % killed_addr,
+            "the killed instance's breaker shown open", seconds=15)
+        self.shot("5b-callers-breaker-open")
+        for t in posts:
+            t.join(timeout(25))
 
         # KV: open the key, edit it, save; the API reads the new value.
         d.get(self.registry.url + "/ui/#/kv/config/ui-test/")
