@@ -19,7 +19,12 @@ const live = document.getElementById('live');
 let current = null;
 
 function route() {
-  const hash = decodeURIComponent(location.hash.replace(/^#\/?/, ''));
+  let hash = location.hash.replace(/^#\/?/, '');
+  try {
+    hash = decodeURIComponent(hash);
+  } catch (err) {
+    // a malformed %-escape: take the hash as it is
+  }
   const [page, ...rest] = hash.split('/');
   const arg = rest.join('/');
   const pages = { services, service: instances, callers, kv, events };
@@ -108,5 +113,10 @@ subscribe((kind, detail) => {
 });
 setInterval(status, 1000);
 window.addEventListener('hashchange', route);
+// The skip link moves the focus to the page, not the route.
+document.querySelector('.skip').addEventListener('click', (ev) => {
+  ev.preventDefault();
+  view.focus();
+});
 route();
 start();
