@@ -9,6 +9,7 @@
 #include "api/events.h"
 #include "api/kv_api.h"
 #include "api/kv_txn.h"
+#include "api/ui.h"
 #include "auth/acl.h"
 #include "core/catalog.h"
 #include "core/config.h"
@@ -113,6 +114,7 @@ int main(int argc, char **argv)
     struct kv_api *kapi = NULL;
     struct kvt_api *ktxn = NULL;
     struct rcon_api *consul = NULL;
+    struct rui *ui = NULL;
     struct rcon_options copt;
     struct rdns_server *dns = NULL;
     struct rdns_options dopt;
@@ -261,6 +263,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: cannot set up the Consul API\n");
         goto cleanup;
     }
+    ui = rui_new(svc, reg, acl);
+    if (!ui) {
+        fprintf(stderr, "registry: cannot set up the dashboard\n");
+        goto cleanup;
+    }
     if (kv_api_start(kapi, kv) != 0) {
         fprintf(stderr, "registry: cannot set up the KV API\n");
         goto cleanup;
@@ -326,6 +333,7 @@ cleanup:
         store_drain(store); /* also without the API: the KV writes complete first */
     rcon_free(consul);      /* after the drain: its waiting writes answer through it */
     kvt_free(ktxn); /* after the drain: its waiting transactions answer through the server */
+    rui_free(ui);
     kv_api_free(kapi);
     kv_free(kv);
     reg_free(reg);

@@ -11,6 +11,7 @@ PACKAGES=(
 if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(clang libclang-rt-dev clang-format iproute2 dnsutils)   # fuzz harnesses (libFuzzer runtime), style check, ss, dig (test_dns)
   PACKAGES+=(python3-consul)   # tests/integration/test_consul.py: a real Consul client
+  PACKAGES+=(chromium chromium-driver python3-selenium)   # test_ui.py: the dashboard in headless chromium
   PACKAGES+=(prometheus victoria-metrics)   # test_prometheus.py: consul_sd_configs scrapers (bookworm's prometheus has Consul SD off)
 fi
 

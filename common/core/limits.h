@@ -124,4 +124,9 @@
 #define LIM_CLI_EVENT_MAX          (4 * 1024 * 1024)   /* bytes of one SSE event of svcctl watch */
 #define LIM_CLI_WATCH_IDLE_S       45 /* a watch stream silent this long (3 heartbeats) is dead */
 
+/* Registry dashboard (registry/api/ui.h): the relay of an instance's /stats or /metrics */
+#define LIM_UI_RELAY_TIMEOUT_MS 2000 /* a relayed GET must complete within this; else 504 */
+#define LIM_UI_RELAY_INFLIGHT   64   /* relayed GETs in flight at once; more: 503 */
+#define LIM_UI_RELAY_BODY_MAX   (1024 * 1024) /* bytes of a relayed answer; more: 502 */
+
 #endif

@@ -160,6 +160,10 @@ const char *hs_status_reason(int status)
         return "Accepted";
     case 204:
         return "No Content";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 404:

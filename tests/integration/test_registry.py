@@ -756,7 +756,7 @@ class ValidationTest(RegistryTestCase):
         svc = self.start_registry()
         sid = self.register(svc, name="routes")
         not_found = [
-            ("GET", "/"),
+            ("GET", "/ui/nope.js"),  # "/" redirects to the dashboard (test_ui)
             ("GET", "/nope"),
             ("GET", "/v1"),
             ("GET", "/v1/nope"),
@@ -766,6 +766,7 @@ class ValidationTest(RegistryTestCase):
             ("GET", "/v1/services/%s/other" % sid),
         ]
         wrong_method = [
+            ("POST", "/"),
             ("PATCH", "/v1/services"),
             ("DELETE", "/v1/services"),
             ("PUT", "/v1/services"),

@@ -1,0 +1,391 @@
+"""test_ui: the registry's dashboard (/ui/) in a real browser.
+
+Debian's chromium in headless mode, driven by Debian's python3-selenium and
+chromium-driver (scripts/deps.sh --test installs them), against a real
+registry and the suite (two logging instances, messages, facade) with short
+TTLs and HTTP check intervals. It checks what a person would look at:
+
+- /ui/ loads with no console error and no failed request (both show in the
+  browser's log), and lists the suite's instances;
+- SIGTERM of a logging instance: it leaves the page, without a reload;
+- SIGSTOP of the other: it is shown critical within a few seconds;
+- the callers' page shows the facade's breaker table (through the relay);
+- a KV edit made on the page is read back over the API;
+- a CAS conflict (the key changed over the API between opening and saving)
+  is shown, and nothing is overwritten;
+- the registry stopped: a banner says so and the last data stays.
+
+A screenshot of each state is saved under <build>/test-artifacts/ui/.
+Exits 77 (a skip for ctest) when chromium or chromedriver is missing.
+"""
+
+import base64
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from svctest import (Service, ServiceTestCase, bin_dir, closed_port, request,  # noqa: E402
+                     timeout, wait_until)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver") or (
+    "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+    from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
+    HAVE_SELENIUM = True
+except ImportError:
+    HAVE_SELENIUM = False
+
+ARTIFACTS = os.path.join(os.path.dirname(bin_dir()), "test-artifacts", "ui")
+KEY = "config/ui-test/greeting"
+
+
+def severe(entries):
+    """The browser log entries that are errors (console errors and failed
+    requests both come as SEVERE)."""
+    return [e for e in entries if e.get("level") == "SEVERE"]
+
+
+class HeadersTest(ServiceTestCase):
+    """What the registry answers for /ui/ over plain HTTP (no browser)."""
+
+    def test_files_and_relay(self):
+        reg = Service().start("registry", ["--port", "0", "--backend", "memory"])
+        self.addCleanup(self.finish_service, reg)
+        status, headers, _ = request("GET", reg.url + "/")
+        self.assertEqual((status, headers.get("Location")), (302, "/ui/"))
+        types = {"": "text/html", "index.html": "text/html", "app.js": "text/javascript",
+                 "style.css": "text/css", "icon.svg": "image/svg+xml"}
+        for name, ctype in types.items():
+            status, headers, body = request("GET", reg.url + "/ui/" + name)
+            self.assertEqual(status, 200, name)
+            self.assertEqual(headers["Content-Type"].split(";")[0], ctype, name)
+            self.assertEqual(headers["X-Content-Type-Options"], "nosniff")
+            csp = headers["Content-Security-Policy"]
+            self.assertIn("default-src 'none'", csp)
+            self.assertIn("script-src 'self'", csp)
+            self.assertNotIn("unsafe-inline", csp)
+            self.assertEqual(headers["Cache-Control"], "no-cache")
+            etag = headers["ETag"]
+            self.assertRegex(etag, r'^"[0-9a-f]{16}"$')
+            status, headers, body = request("GET", reg.url + "/ui/" + name,
+                                            headers={"If-None-Match": etag})
+            self.assertEqual((status, body), (304, ""), name)
+            status, _, _ = request("GET", reg.url + "/ui/" + name,
+                                   headers={"If-None-Match": '"0000000000000000"'})
+            self.assertEqual(status, 200, name)
+        self.assertJsonError(request("GET", reg.url + "/ui/nope.js"), 404)
+        self.assertJsonError(request("GET", reg.url + "/ui/relay?path=/stats"), 400)
+        self.assertJsonError(request("GET", reg.url + "/ui/relay?id=x&path=/v1/kv/x"), 400)
+        self.assertJsonError(request("GET", reg.url + "/ui/relay?id=x&path=/stats"), 404)
+        # A registered instance with nothing listening: 502 with why.
+        status, _, body = request("POST", reg.url + "/v1/services",
+                                  {"name": "gone", "host": "127.0.0.1", "port": closed_port()})
+        self.assertEqual(status, 201, body)
+        reply = request("GET", reg.url + "/ui/relay?id=%s&path=/metrics" % body["service_id"])
+        self.assertIn("refused", self.assertJsonError(reply, 502)["error"])
+
+
+class DashboardTest(ServiceTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix="test_ui-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        for old in os.listdir(ARTIFACTS):  # this run's screenshots only
+            if old.endswith(".png"):
+                os.unlink(os.path.join(ARTIFACTS, old))
+        self.registry = self.start("registry", [
+            "--port", "0", "--backend", "memory", "--cleanup-interval", "100ms"])
+        reg = ["--registry", self.registry.url, "--ttl", "2s", "--check-interval", "300ms"]
+        self.loggings = [
+            self.start("logging-service", ["--port", "0", "--data-dir",
+                                           tempfile.mkdtemp(dir=self.tmp)] + reg)
+            for _ in range(2)]
+        # A third that only a TTL lease watches, long: SIGKILLed, it stays
+        # discoverable long enough for the facade's breaker to open on it.
+        self.killed = self.start("logging-service", [
+            "--port", "0", "--data-dir", tempfile.mkdtemp(dir=self.tmp),
+            "--registry", self.registry.url, "--ttl", "15s", "--check", "ttl"])
+        self.messages = self.start("messages-service", ["--port", "0"] + reg)
+        self.facade = self.start("facade-service", ["--port", "0"] + reg)
+        self.stopped = None  # a SIGSTOPped service, continued at the end
+
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--disable-dev-shm-usage", "--window-size=1280,900",
+                    "--no-first-run", "--disable-extensions"):
+            options.add_argument(arg)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(service=DriverService(executable_path=DRIVER),
+                                       options=options)
+        self.addCleanup(self.driver.quit)
+        self.log = []  # every browser log entry read so far
+
+    def start(self, name, args):
+        svc = Service().start(name, args)
+        self.addCleanup(self.finish_service, svc)
+        return svc
+
+    def tearDown(self):
+        if self.stopped is not None and self.stopped.running():
+            os.kill(self.stopped.pid, signal.SIGCONT)
+
+    # --- helpers -------------------------------------------------------------
+
+    def read_log(self):
+        entries = self.driver.get_log("browser")
+        self.log.extend(entries)
+        return entries
+
+    def shot(self, name):
+        path = os.path.join(ARTIFACTS, name + ".png")
+        self.driver.save_screenshot(path)
+        return path
+
+    def js(self, script, *args):
+        return self.driver.execute_script(script, *args)
+
+    def wait_js(self, script, what, seconds=10.0):
+        """Wait until the script (a function's body) returns true; on a
+        timeout save a screenshot (fail-*.png) and the page's text."""
+        try:
+            wait_until(lambda: self.js(script), timeout=seconds, interval=0.1,
+                       message=what)
+        except AssertionError:
+            self.shot("fail-" + "".join(c if c.isalnum() else "-" for c in what))
+            sys.stderr.write("page text:\n%s\n" % self.js("return document.body.innerText;"))
+            raise
+
+    def act(self, css, fn):
+        """fn(element) on the element css selects, again when a live redraw
+        replaced it in between (a StaleElementReferenceException)."""
+        for _ in range(20):
+            try:
+                return fn(self.driver.find_element(By.CSS_SELECTOR, css))
+            except StaleElementReferenceException:
+                time.sleep(0.1)
+        self.fail("%s kept being replaced" % css)
+
+    def type_into(self, css, text):
+        self.act(css, lambda el: (el.clear(), el.send_keys(text)))
+
+    def card_health(self, inst_id):
+        """The health word in the card of instance inst_id, or None."""
+        return self.js(
+            "const c = document.querySelector('section.card[data-id=\"' + arguments[0] + '\"] h3 .badge');"
+            "return c ? c.textContent : null;", inst_id)
+
+    def ids_of(self, name):
+        status, _, body = request("GET", self.registry.url + "/v1/services?name=" + name)
+        self.assertEqual(status, 200, body)
+        return sorted(s["id"] for s in body["services"])
+
+    def kv_raw(self):
+        status, _, body = request("GET", self.registry.url + "/v1/kv/" + KEY)
+        self.assertEqual(status, 200, body)
+        return base64.b64decode(body[0]["Value"]).decode(), body[0]["ModifyIndex"]
+
+    def put(self, value):
+        status, _, body = request("PUT", self.registry.url + "/v1/kv/" + KEY,
+                                  value.encode())
+        self.assertEqual((status, body), (200, True))
+
+    # --- the test ------------------------------------------------------------
+
+    def test_dashboard(self):
+        d = self.driver
+        wait_until(lambda: len(self.ids_of("logging-service")) == 3
+                   and self.ids_of("facade-service") and self.ids_of("messages-service"),
+                   timeout=15, message="the suite registered")
+        self.put("hello")
+        # One message, so the facade has upstreams to show.
+        status, _, body = request("POST", self.facade.url + "/facade", {"msg": "ui"},
+                                  timeout=15)
+        self.assertIn(status, (200, 201), body)
+
+        # The root redirects to /ui/; the page lists every service.
+        d.get(self.registry.url + "/")
+        self.assertTrue(d.current_url.endswith("/ui/"), d.current_url)
+        self.js("window.__sameDocument = true;")
+        self.wait_js(
+            "const r = document.querySelector('tr[data-service=\"logging-service\"] td.num');"
+            "return r && r.textContent === '3' &&"
+            " document.querySelector('tr[data-service=\"facade-service\"]') &&"
+            " document.querySelector('tr[data-service=\"messages-service\"]') &&"
+            " document.getElementById('live').textContent.includes('live');",
+            "the services page lists the suite, live")
+        self.shot("1-services")
+        errors = severe(self.read_log())
+        self.assertEqual(errors, [], "console errors or failed requests on load")
+        # Idle, the page asks nothing: its stream stays open, no polling.
+        count = "return performance.getEntriesByType('resource').length;"
+        before = self.js(count)
+        time.sleep(3)
+        self.assertEqual(self.js(count), before, "the idle services page made requests")
+
+        # The instances of logging-service: both, passing, with checks.
+        d.get(self.registry.url + "/ui/#/service/logging-service")
+        self.js("window.__sameDocument = true;")
+        killed_id = next(i for i in self.ids_of("logging-service")
+                         if self.instance(i)["port"] == self.killed.port)
+        ids = [i for i in self.ids_of("logging-service") if i != killed_id]
+        for inst in ids:
+            wait_until(lambda inst=inst: self.card_health(inst) == "✓ passing",
+                       timeout=10, message="%s shown passing" % inst)
+        checks = self.js("return document.querySelectorAll('table.checks tbody tr').length;")
+        self.assertGreaterEqual(checks, 4, "a TTL and an HTTP check per instance")
+        self.shot("2-instances")
+        d.set_window_size(390, 844)  # a phone
+        self.shot("2-instances-phone")
+        d.set_window_size(1280, 900)
+
+        # SIGTERM of one: it leaves the page without a reload.
+        gone, frozen = ids[0], ids[1]
+        victim = next(s for s in self.loggings if s.port == self.instance(gone)["port"])
+        other = next(s for s in self.loggings if s is not victim)
+        self.assertEqual(victim.stop(signal.SIGTERM), 0)
+        wait_until(lambda: self.card_health(gone) is None, timeout=5,
+                   message="the stopped instance left the page")
+        self.assertTrue(self.js("return window.__sameDocument === true;"), "the page reloaded")
+        self.shot("3-sigterm-gone")
+
+        # SIGSTOP of the other: critical within a few seconds (its HTTP
+        # check times out every 300 ms), still without a reload.
+        os.kill(other.pid, signal.SIGSTOP)
+        self.stopped = other
+        t0 = time.monotonic()
+        wait_until(lambda: self.card_health(frozen) == "✕ critical", timeout=5,
+                   message="the frozen instance shown critical")
+        self.assertLess(time.monotonic() - t0, timeout(5))
+        self.assertTrue(self.js("return window.__sameDocument === true;"), "the page reloaded")
+        self.shot("4-sigstop-critical")
+
+        # The callers' side: the facade's upstream table, through the relay.
+        d.get(self.registry.url + "/ui/#/callers")
+        self.wait_js(
+            "return document.querySelectorAll('table.breakers tbody tr').length > 0;",
+            "the facade's breakers listed", seconds=10)
+        breakers = self.js("return [...document.querySelectorAll('table.breakers .badge')]"
+                           ".map(b => b.textContent);")
+        self.assertTrue(breakers and all(b in ("✓ closed", "! half-open", "✕ open")
+                                         for b in breakers), breakers)
+        self.shot("5-callers")
+        os.kill(other.pid, signal.SIGCONT)
+        self.stopped = None
+
+        # SIGKILL of the third while messages come: its breaker opens on
+        # the page (its calls are refused; the registry still lists it).
+        self.killed.kill()
+        killed_addr = "127.0.0.1:%d" % self.killed.port
+        posts = [threading.Thread(target=request, daemon=True,
+                                  args=("POST", self.facade.url + "/facade", {"msg": "m%d" % i}),
+                                  kwargs={"timeout": 20}) for i in range(6)]
+        for t in posts:
+            t.start()
+        self.wait_js(
+            "const r = document.querySelector('table.breakers tr[data-upstream=\"' + '%s' + '\"] .badge');"
+            "return r && r.textContent === '✕ open';" % killed_addr,
+            "the killed instance's breaker shown open", seconds=15)
+        self.shot("5b-callers-breaker-open")
+        for t in posts:
+            t.join(timeout(25))
+
+        # KV: open the key, edit it, save; the API reads the new value.
+        d.get(self.registry.url + "/ui/#/kv/config/ui-test/")
+        self.wait_js("return document.querySelector('tr[data-key=\"%s\"] button');" % KEY,
+                     "the key listed")
+        self.act('tr[data-key="%s"] button' % KEY, lambda el: el.click())
+        self.wait_js("const a = document.getElementById('kv-value'); return a && a.value === 'hello';",
+                     "the editor shows the value")
+        self.type_into("#kv-value", "edited from the page")
+        self.act("#kv-save", lambda el: el.click())
+        wait_until(lambda: self.kv_raw()[0] == "edited from the page", timeout=5,
+                   message="the page's edit read back over the API")
+        self.wait_js("return document.querySelector('p.note') &&"
+                     " document.querySelector('p.note').textContent.startsWith('Saved');",
+                     "the page says saved")
+        self.shot("6-kv-saved")
+
+        # CAS: open it, change it over the API, then save from the page.
+        self.act('tr[data-key="%s"] button' % KEY, lambda el: el.click())
+        self.wait_js("const a = document.getElementById('kv-value');"
+                     " return a && a.value === 'edited from the page';", "the editor reopened")
+        self.put("changed over the API")
+        # The kv event reaches the open editor before any save.
+        self.wait_js("return document.getElementById('kv-changed').textContent"
+                     ".includes('changed meanwhile');", "the editor told of the change")
+        self.type_into("#kv-value", "the page's late edit")
+        self.act("#kv-save", lambda el: el.click())
+        self.wait_js("const c = document.getElementById('kv-conflict');"
+                     " return c && c.textContent.includes('Conflict') &&"
+                     " c.textContent.includes('changed over the API');",
+                     "the conflict shown with their value")
+        self.assertEqual(self.kv_raw()[0], "changed over the API", "the CAS let a write through")
+        self.assertEqual(d.find_element(By.ID, "kv-value").get_attribute("value"),
+                         "the page's late edit", "the person's text was lost")
+        self.shot("7-kv-conflict")
+
+        # Errors so far: none but relays to the frozen instance (a 504 or
+        # 502 while it was stopped).
+        unexpected = [e for e in severe(self.read_log())
+                      if "/ui/relay" not in e.get("message", "")]
+        self.assertEqual(unexpected, [], "console errors or failed requests")
+
+        # The events feed: a KV write shows, newest first, and the type
+        # filter keeps it while hiding the others.
+        d.get(self.registry.url + "/ui/#/events")
+        self.put("for the feed")
+        self.wait_js("const li = document.querySelector('ol.feed li');"
+                     " return li && li.dataset.type === 'kv' && li.textContent.includes('%s');" % KEY,
+                     "the kv event first in the feed")
+        self.act("#ev-type", lambda el: el.send_keys("kv"))
+        self.wait_js("const types = [...document.querySelectorAll('ol.feed li')].map(li => li.dataset.type);"
+                     " return types.length > 0 && types.every(t => t === 'kv');",
+                     "the feed filtered to kv")
+        self.shot("7b-events")
+
+        # The registry gone: a banner, and the page keeps the last data.
+        d.get(self.registry.url + "/ui/#/services")
+        self.wait_js("return document.querySelector('tr[data-service=\"facade-service\"]') &&"
+                     " document.getElementById('live').textContent.includes('live');",
+                     "the services page again")
+        self.assertEqual(self.registry.stop(signal.SIGTERM), 0)
+        self.wait_js("const b = document.getElementById('banner');"
+                     " return !b.hidden && b.textContent.includes('unreachable');",
+                     "the banner says the registry is unreachable")
+        self.assertTrue(self.js("return !!document.querySelector('tr[data-service=\"facade-service\"]');"),
+                        "the last data was dropped")
+        time.sleep(1.2)  # the banner ages the data it shows
+        self.assertRegex(self.js("return document.getElementById('banner').textContent;"),
+                         r"from \d+ s ago")
+        self.shot("8-registry-down")
+
+    def instance(self, inst_id):
+        status, _, body = request("GET", self.registry.url + "/v1/services/" + inst_id)
+        self.assertEqual(status, 200, body)
+        return body["service"]
+
+
+if __name__ == "__main__":
+    missing = [what for what, have in (("chromium", CHROMIUM), ("chromedriver", DRIVER),
+                                       ("python3-selenium", HAVE_SELENIUM)) if not have]
+    if missing:
+        # The HTTP part still runs; the browser part is a loud skip.
+        result = unittest.TextTestRunner(verbosity=2).run(
+            unittest.defaultTestLoader.loadTestsFromTestCase(HeadersTest))
+        sys.stderr.write("SKIP test_ui: %s not installed (scripts/deps.sh --test installs "
+                         "chromium chromium-driver python3-selenium)\n" % ", ".join(missing))
+        sys.exit(77 if result.wasSuccessful() else 1)
+    unittest.main()
