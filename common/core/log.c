@@ -22,6 +22,9 @@
 /* Process-wide state, set at startup from main (not thread-safe to change). */
 static const char *log_service = ""; /* borrowed, see log_init */
 static enum log_level log_min = LOGL_INFO;
+/* The trace of the work running now ("" none): set and restored around a
+ * request's synchronous work by its handler (see log_trace_set). */
+static char log_trace[LOG_TRACE_MAX + 1];
 
 static const char *const log_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
@@ -51,6 +54,14 @@ int log_set_level_name(const char *name)
 void log_set_level(enum log_level level)
 {
     log_min = (unsigned)level > LOGL_ERROR ? LOGL_ERROR : level;
+}
+
+/* Set the trace printed on each line (copied); the previous into prev. */
+void log_trace_set(const char *id, char *prev)
+{
+    if (prev != NULL)
+        memcpy(prev, log_trace, sizeof(log_trace));
+    snprintf(log_trace, sizeof(log_trace), "%s", id != NULL ? id : "");
 }
 
 /* The current minimum level. */
@@ -118,7 +129,8 @@ void log_write(enum log_level level, const char *fmt, ...)
     len = log_timestamp(line, body_max);
     if (len == 0)
         len = (size_t)snprintf(line, body_max, "-");
-    n = snprintf(line + len, body_max - len, " %s %s ", log_names[level], log_service);
+    n = snprintf(line + len, body_max - len, " %s %s %s%s%s", log_names[level], log_service,
+                 log_trace[0] ? "trace=" : "", log_trace, log_trace[0] ? " " : "");
     if (n < 0)
         n = 0;
     len += (size_t)n;

@@ -126,6 +126,35 @@ static void test_format(void **state)
     free(out);
 }
 
+/* A trace set around some work is on those lines only, after the service
+ * name; restoring the previous one (none) takes it off again. */
+static void test_trace(void **state)
+{
+    char prev[LOG_TRACE_MAX + 1] = "x", inner[LOG_TRACE_MAX + 1];
+    char *out;
+
+    (void)state;
+    begin_capture();
+    log_trace_set("4bf92f3577b34da6a3ce929d0e0e4736", prev);
+    log_info("with");
+    log_trace_set("0af7651916cd43dd8448eb211c80319c", inner);
+    log_info("nested");
+    log_trace_set(inner, NULL);
+    log_info("outer again");
+    log_trace_set(prev, NULL);
+    log_info("without");
+    out = end_capture(NULL);
+    assert_string_equal(prev, "");
+    assert_string_equal(inner, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_non_null(strstr(out, " INFO " SERVICE " trace=4bf92f3577b34da6a3ce929d0e0e4736 with\n"));
+    assert_non_null(
+        strstr(out, " INFO " SERVICE " trace=0af7651916cd43dd8448eb211c80319c nested\n"));
+    assert_non_null(
+        strstr(out, " INFO " SERVICE " trace=4bf92f3577b34da6a3ce929d0e0e4736 outer again\n"));
+    assert_non_null(strstr(out, " INFO " SERVICE " without\n"));
+    free(out);
+}
+
 static void test_all_levels(void **state)
 {
     static const char *const names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
@@ -385,6 +414,7 @@ int main(void)
         cmocka_unit_test_setup(test_filtering, setup),
         cmocka_unit_test_setup(test_level_names, setup),
         cmocka_unit_test_setup(test_newlines_stripped, setup),
+        cmocka_unit_test_setup(test_trace, setup),
         cmocka_unit_test_setup(test_truncation, setup),
         cmocka_unit_test_setup(test_truncation_utf8, setup),
         cmocka_unit_test_setup(test_errno_preserved, setup),
