@@ -800,6 +800,8 @@ static void rep_attempt_now(struct rep_msg *m)
             continue;
         }
         if (up_is_open(r->ups, lane->up)) {
+            /* counted as a copy failed over: the breaker answered for it */
+            r->retries[REP_REASON_BREAKER]++;
             rep_unreachable(m, lane->up);
             snprintf(m->last_error, sizeof(m->last_error), "circuit breaker open for %.120s",
                      lane->up->key);

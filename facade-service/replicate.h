@@ -110,7 +110,7 @@ enum rep_reason {
     REP_REASON_5XX,         /* an HTTP 5xx answer */
     REP_REASON_429,         /* HTTP 429 */
     REP_REASON_BAD_ANSWER,  /* a 200 that was not a true answer for the item */
-    REP_REASON_BREAKER,     /* the instance's circuit breaker was open */
+    REP_REASON_BREAKER,     /* the breaker was open: the copy went elsewhere or waits */
     REP_REASON_STUCK,       /* a batch outstanding over REP_LANE_STUCK_MS */
     REP_REASON_NO_INSTANCE, /* a wait: no passing instance known */
     REP_REASON_OTHER,       /* any other transport failure */
