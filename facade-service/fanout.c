@@ -61,7 +61,8 @@ struct fan_entry {
     uint32_t len;
     uint32_t rank; /* index in order once placed */
     uint8_t uuid[16];
-    uint64_t holders; /* bit per source slot whose pages listed it */
+    uint8_t trace[16]; /* the trace id an instance listed it with; zero: none */
+    uint64_t holders;  /* bit per source slot whose pages listed it */
 };
 
 /* An immutable piece of the cached encoding, shared with replies. */
@@ -328,6 +329,41 @@ static int fan_cmp_idx(const void *a, const void *b)
                    &fan_sort_entries[*(const uint32_t *)b]);
 }
 
+/* The value of a lower-case hex digit, or -1. */
+static int fan_hex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The record's trace (PM_TRACE_LEN hex digits, borrowed, or NULL) into
+ * out[16]; all zero when there is none or it is not lower-case hex. */
+static void fan_trace_parse(const char *trace, uint8_t out[16])
+{
+    size_t i;
+
+    memset(out, 0, 16);
+    for (i = 0; trace && i < 16; i++) {
+        int hi = fan_hex(trace[2 * i]), lo = fan_hex(trace[2 * i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            memset(out, 0, 16);
+            return;
+        }
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+}
+
+/* Whether a trace id of 16 bytes is set. */
+static bool fan_trace_set(const uint8_t trace[16])
+{
+    size_t i;
+
+    for (i = 0; i < 16; i++)
+        if (trace[i])
+            return true;
+    return false;
+}
+
 /* Add (or fold in) one record read from an instance at position pos, held
  * by the source whose bit is holder (0: none). 0, or -1 when out of
  * memory. Records without a canonical uuid are skipped. */
@@ -344,6 +380,8 @@ static int fan_add(struct fan_view *v, const struct pm_record *r, uint64_t pos, 
     if (at >= 0) {
         e = &v->entries[at];
         e->holders |= holder;
+        if (!fan_trace_set(e->trace))
+            fan_trace_parse(r->trace, e->trace);
         if (pos < e->pos) {
             e->pos = pos;
             /* a placed entry may now belong before its neighbour */
@@ -383,6 +421,7 @@ static int fan_add(struct fan_view *v, const struct pm_record *r, uint64_t pos, 
     jw_string_put(v->text + v->text_len, r->msg, r->len);
     e = &v->entries[v->count];
     memcpy(e->uuid, uuid, 16);
+    fan_trace_parse(r->trace, e->trace);
     e->ts = r->ts;
     e->pos = pos;
     e->off = v->text_len;
@@ -1239,6 +1278,14 @@ int fan_under_next(const struct fan_view *v, size_t *cursor, struct fan_under *o
         out->uuid[k++] = hex[e->uuid[i] & 15];
     }
     out->uuid[k] = '\0';
+    out->trace[0] = '\0';
+    if (fan_trace_set(e->trace)) {
+        for (i = 0; i < 16; i++) {
+            out->trace[2 * i] = hex[e->trace[i] >> 4];
+            out->trace[2 * i + 1] = hex[e->trace[i] & 15];
+        }
+        out->trace[32] = '\0';
+    }
     out->ts = e->ts;
     out->holders = __builtin_popcountll(e->holders & v->last_listed);
     /* the literal is jw_string_put's encoding of the instance's text */

@@ -115,8 +115,9 @@ int fan_lookup(const struct fan_view *v, const char *uuid, const char *msg, size
 
 /* One under-replicated message (fan_under_next). */
 struct fan_under {
-    char uuid[37]; /* canonical, lower case */
-    char *msg;     /* its text, len bytes and a NUL: owned by the caller (free) */
+    char uuid[37];  /* canonical, lower case */
+    char trace[33]; /* the trace id it was stored with, "" when none is known */
+    char *msg;      /* its text, len bytes and a NUL: owned by the caller (free) */
     size_t len;
     int64_t ts;  /* the facade's timestamp it was stored with */
     int holders; /* instances of the last complete round that hold it */
