@@ -20,13 +20,12 @@ and a facade at --replicas 2.
 Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_trace.py
 """
 
+import http.client
 import os
 import re
-import signal
 import shutil
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -250,7 +249,17 @@ class TraceTest(ServiceTestCase):
         _, _, text = self.registry.request("GET", "/metrics")
         self.assertGreaterEqual(metric(text, "registry_events_streamed_total", {"via": "json"}),
                                 len(body["events"]))
-        self.assertIsNotNone(metric(text, "registry_events_streamed_total", {"via": "sse"}))
+        # an event stream from index 1: the history is written to it at once
+        conn = http.client.HTTPConnection("127.0.0.1", self.registry.port, timeout=10)
+        try:
+            conn.request("GET", "/v1/events?index=1", headers={"Accept": "text/event-stream"})
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertTrue(resp.readline().startswith(b"id: "))
+        finally:
+            conn.close()
+        _, _, text = self.registry.request("GET", "/metrics")
+        self.assertGreaterEqual(metric(text, "registry_events_streamed_total", {"via": "sse"}), 1)
         self.assertIsNotNone(metric(text, "registry_check_runs_total", {"result": "critical"}))
 
 
