@@ -111,9 +111,11 @@ struct fan_round {
     size_t nbefore;
     struct hc_call *msg_call; /* the messages-service call, or NULL */
     struct up_instance *msg_up;
-    char trace[TRC_TRACE_ID_LEN + 1]; /* the first waiter's trace (or a new
-                                         one): its calls' traceparent and
-                                         the trace of its log lines */
+    char trace[TRC_TRACE_ID_LEN + 1];      /* the first waiter's trace ("" none:
+                                              a repair tick's round): the trace
+                                              of its log lines */
+    char call_trace[TRC_TRACE_ID_LEN + 1]; /* trace, or a new one: its calls'
+                                              traceparent */
 };
 
 struct fan_view {
@@ -609,7 +611,7 @@ static int fan_page_ask(struct fan_view *v, struct fan_source *s)
     req.timeout_ms = v->opt.timeout_ms > 0 ? v->opt.timeout_ms : LIM_CALL_TIMEOUT_MS;
     req.connect_timeout_ms = LIM_CONNECT_TIMEOUT_MS;
     req.token = v->opt.token;
-    trc_format_child(v->round.trace, tp);
+    trc_format_child(v->round.call_trace, tp);
     req.traceparent = tp;
     s->asked = s->pos;
     s->call = hc_send(v->hc, &req, fan_page_done, s);
@@ -855,7 +857,7 @@ static void fan_message_ask(struct fan_view *v, const struct disc_instance *in)
     req.url = url;
     req.timeout_ms = v->opt.timeout_ms > 0 ? v->opt.timeout_ms : LIM_CALL_TIMEOUT_MS;
     req.connect_timeout_ms = LIM_CONNECT_TIMEOUT_MS;
-    trc_format_child(rd->trace, tp);
+    trc_format_child(rd->call_trace, tp);
     req.traceparent = tp;
     rd->msg_call = hc_send(v->hc, &req, fan_message_done, v);
     if (!rd->msg_call) {
@@ -885,8 +887,10 @@ static void fan_round_start(struct fan_view *v)
     rd->trace[0] = '\0';
     for (w = rd->waiters; w && !rd->trace[0]; w = w->next)
         memcpy(rd->trace, w->trace, sizeof(rd->trace));
-    if (!rd->trace[0])
-        trc_random_hex(rd->trace, TRC_TRACE_ID_LEN);
+    if (rd->trace[0])
+        memcpy(rd->call_trace, rd->trace, sizeof(rd->call_trace));
+    else
+        trc_random_hex(rd->call_trace, TRC_TRACE_ID_LEN);
     if (!insts) {
         fan_round_error(rd, "facade: out of memory");
         goto out;

@@ -70,7 +70,8 @@ void fan_free(struct fan_view *v);
 int fan_sync(struct fan_view *v, fan_synced_fn fn, void *arg) __attribute__((warn_unused_result));
 /* fan_sync for a request of trace (borrowed W3C trace id; NULL or invalid:
  * none): a round started for it sends its calls with a traceparent of that
- * trace and logs with it (a round started for no trace gets a new one). */
+ * trace and logs with it (a round started for no trace sends a new trace
+ * id on its calls and logs with none). */
 int fan_sync_traced(struct fan_view *v, fan_synced_fn fn, void *arg, const char *trace)
     __attribute__((warn_unused_result));
 

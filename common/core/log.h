@@ -4,9 +4,9 @@
  * end in "...", and newlines and other control characters in the message
  * become spaces. Process-wide state: the service name and the minimum
  * level (default info), set from main before logging starts. A request's
- * trace id, while a handler sets it around its synchronous work, is printed
- * after the service name:
- *   2026-11-22T05:46:27.123Z WARN facade-service trace=4bf9...4736 retrying ... */
+ * trace id, while a handler sets it around its synchronous work, ends the
+ * line (kept whole when the message is cut):
+ *   2026-11-22T05:46:27.123Z WARN facade-service retrying ... trace=4bf9...4736 */
 #ifndef SVC_CORE_LOG_H
 #define SVC_CORE_LOG_H
 
@@ -25,7 +25,7 @@ enum log_level log_get_level(void);
 /* Longest trace id printed (a W3C trace id: 32 hex digits). */
 #define LOG_TRACE_MAX 32
 
-/* Print " trace=<id>" on every line from now until the next call: id is
+/* End every line with " trace=<id>" from now until the next call: id is
  * copied (cut to LOG_TRACE_MAX bytes); NULL or "" prints none. When prev is
  * not NULL the id in force before the call is copied there (LOG_TRACE_MAX +
  * 1 bytes, "" for none), so a caller restores it with log_trace_set(prev,

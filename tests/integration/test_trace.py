@@ -138,10 +138,11 @@ class TraceTest(ServiceTestCase):
     def assert_traced_everywhere(self, uuid, trace):
         """trace is on the facade's line about uuid, on both logging
         instances' stored line for it, and with it in their GET /logging."""
-        self.facade.wait_for_log(r"trace=%s POST %s answered 200" % (trace, uuid),
+        self.facade.wait_for_log(r"INFO facade-service POST %s answered 200 .* trace=%s$" % (
+                                     uuid, trace),
                                  timeout=5)
         for svc in self.loggings:
-            svc.wait_for_log(r"INFO logging-service trace=%s stored %s: " % (trace, uuid),
+            svc.wait_for_log(r"INFO logging-service stored %s: .* trace=%s$" % (uuid, trace),
                              timeout=5)
             self.assertEqual(self.logging_trace(svc, uuid), trace)
 
@@ -155,7 +156,7 @@ class TraceTest(ServiceTestCase):
         for svc in [self.facade] + self.loggings:
             for line in svc.log_lines():
                 if uuid in line:
-                    self.assertIn("trace=" + GIVEN_TRACE, line)
+                    self.assertTrue(line.endswith(" trace=" + GIVEN_TRACE), line)
         # GET /facade: its own traceparent, and the message still listed
         status, hdrs, body = self.facade.request(
             "GET", "/facade", headers={"traceparent": GIVEN}, timeout=30)
@@ -163,7 +164,7 @@ class TraceTest(ServiceTestCase):
         self.assertIn("traced hello", body["logs"])
         self.assertEqual(trace_of(hdrs)[0], GIVEN_TRACE)
         # messages-service logs the trace of the call the facade made for it
-        self.messages.wait_for_log(r"trace=%s GET /messages answered" % GIVEN_TRACE,
+        self.messages.wait_for_log(r"GET /messages answered .* trace=%s$" % GIVEN_TRACE,
                                    timeout=5)
 
     def test_absent_or_invalid_trace_is_replaced(self):
@@ -213,8 +214,8 @@ class TraceTest(ServiceTestCase):
         # the refused copy is not owed (the survivor's is enough): the line
         # saying so is in the message's trace
         self.facade.wait_for_log(
-            r"WARN facade-service trace=%s message %s has 1 of 2 copies .*connection refused" % (
-                trace, uuid), timeout=5)
+            r"WARN facade-service message %s has 1 of 2 copies .*connection refused trace=%s$" % (
+                uuid, trace), timeout=5)
 
         _, _, text = self.facade.request("GET", "/metrics")
         self.assertGreaterEqual(metric(text, "facade_retries_total", {"reason": "connect"}), 1)

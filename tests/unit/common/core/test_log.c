@@ -126,8 +126,8 @@ static void test_format(void **state)
     free(out);
 }
 
-/* A trace set around some work is on those lines only, after the service
- * name; restoring the previous one (none) takes it off again. */
+/* A trace set around some work ends those lines only; restoring the
+ * previous one (none) takes it off again. A cut line keeps it whole. */
 static void test_trace(void **state)
 {
     char prev[LOG_TRACE_MAX + 1] = "x", inner[LOG_TRACE_MAX + 1];
@@ -146,13 +146,29 @@ static void test_trace(void **state)
     out = end_capture(NULL);
     assert_string_equal(prev, "");
     assert_string_equal(inner, "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert_non_null(strstr(out, " INFO " SERVICE " trace=4bf92f3577b34da6a3ce929d0e0e4736 with\n"));
+    assert_non_null(strstr(out, " INFO " SERVICE " with trace=4bf92f3577b34da6a3ce929d0e0e4736\n"));
     assert_non_null(
-        strstr(out, " INFO " SERVICE " trace=0af7651916cd43dd8448eb211c80319c nested\n"));
+        strstr(out, " INFO " SERVICE " nested trace=0af7651916cd43dd8448eb211c80319c\n"));
     assert_non_null(
-        strstr(out, " INFO " SERVICE " trace=4bf92f3577b34da6a3ce929d0e0e4736 outer again\n"));
+        strstr(out, " INFO " SERVICE " outer again trace=4bf92f3577b34da6a3ce929d0e0e4736\n"));
     assert_non_null(strstr(out, " INFO " SERVICE " without\n"));
     free(out);
+
+    /* a message longer than a line: cut with "...", the trace still whole */
+    {
+        static char big[2 * LINE_MAX_BYTES];
+        size_t len;
+
+        memset(big, 'x', sizeof(big) - 1);
+        begin_capture();
+        log_trace_set("4bf92f3577b34da6a3ce929d0e0e4736", prev);
+        log_info("%s", big);
+        log_trace_set(prev, NULL);
+        out = end_capture(&len);
+        assert_int_equal(len, LINE_MAX_BYTES);
+        assert_non_null(strstr(out, "x... trace=4bf92f3577b34da6a3ce929d0e0e4736\n"));
+        free(out);
+    }
 }
 
 static void test_all_levels(void **state)
