@@ -35,9 +35,9 @@
 #include <utlist.h>
 
 /* Tokens of the largest batch the fast path reads: the array, and per item
- * an object with three keys and their values. Bigger bodies (more keys)
- * take jansson's path. */
-#define LG_TOKS_MAX (1 + (size_t)LG_BATCH_MAX * 7)
+ * an object with four keys (uuid, msg, ts, trace: what the facade sends)
+ * and their values. Bigger bodies (more keys) take jansson's path. */
+#define LG_TOKS_MAX (1 + (size_t)LG_BATCH_MAX * 9)
 
 struct lg_stream;
 
