@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "http/trace.h"
 #include "proto/greeting.h"
 #include "proto/messages.h"
 #include "regclient/discovery.h"
@@ -60,7 +61,8 @@ struct fan_entry {
     uint32_t len;
     uint32_t rank; /* index in order once placed */
     uint8_t uuid[16];
-    uint64_t holders; /* bit per source slot whose pages listed it */
+    uint8_t trace[16]; /* the trace id an instance listed it with; zero: none */
+    uint64_t holders;  /* bit per source slot whose pages listed it */
 };
 
 /* An immutable piece of the cached encoding, shared with replies. */
@@ -92,6 +94,7 @@ struct fan_source {
 struct fan_waiter {
     fan_synced_fn fn;
     void *arg;
+    char trace[TRC_TRACE_ID_LEN + 1]; /* the trace of the request waiting, "" none */
     struct fan_waiter *next;
 };
 
@@ -108,6 +111,11 @@ struct fan_round {
     size_t nbefore;
     struct hc_call *msg_call; /* the messages-service call, or NULL */
     struct up_instance *msg_up;
+    char trace[TRC_TRACE_ID_LEN + 1];      /* the first waiter's trace ("" none:
+                                              a repair tick's round): the trace
+                                              of its log lines */
+    char call_trace[TRC_TRACE_ID_LEN + 1]; /* trace, or a new one: its calls'
+                                              traceparent */
 };
 
 struct fan_view {
@@ -323,6 +331,41 @@ static int fan_cmp_idx(const void *a, const void *b)
                    &fan_sort_entries[*(const uint32_t *)b]);
 }
 
+/* The value of a lower-case hex digit, or -1. */
+static int fan_hex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The record's trace (PM_TRACE_LEN hex digits, borrowed, or NULL) into
+ * out[16]; all zero when there is none or it is not lower-case hex. */
+static void fan_trace_parse(const char *trace, uint8_t out[16])
+{
+    size_t i;
+
+    memset(out, 0, 16);
+    for (i = 0; trace && i < 16; i++) {
+        int hi = fan_hex(trace[2 * i]), lo = fan_hex(trace[2 * i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            memset(out, 0, 16);
+            return;
+        }
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+}
+
+/* Whether a trace id of 16 bytes is set. */
+static bool fan_trace_set(const uint8_t trace[16])
+{
+    size_t i;
+
+    for (i = 0; i < 16; i++)
+        if (trace[i])
+            return true;
+    return false;
+}
+
 /* Add (or fold in) one record read from an instance at position pos, held
  * by the source whose bit is holder (0: none). 0, or -1 when out of
  * memory. Records without a canonical uuid are skipped. */
@@ -339,6 +382,8 @@ static int fan_add(struct fan_view *v, const struct pm_record *r, uint64_t pos, 
     if (at >= 0) {
         e = &v->entries[at];
         e->holders |= holder;
+        if (!fan_trace_set(e->trace))
+            fan_trace_parse(r->trace, e->trace);
         if (pos < e->pos) {
             e->pos = pos;
             /* a placed entry may now belong before its neighbour */
@@ -378,6 +423,7 @@ static int fan_add(struct fan_view *v, const struct pm_record *r, uint64_t pos, 
     jw_string_put(v->text + v->text_len, r->msg, r->len);
     e = &v->entries[v->count];
     memcpy(e->uuid, uuid, 16);
+    fan_trace_parse(r->trace, e->trace);
     e->ts = r->ts;
     e->pos = pos;
     e->off = v->text_len;
@@ -552,7 +598,7 @@ static void fan_page_done(const struct hc_response *resp, void *arg);
 static int fan_page_ask(struct fan_view *v, struct fan_source *s)
 {
     struct hc_request req;
-    char url[LIM_HOST_MAX + 96];
+    char url[LIM_HOST_MAX + 96], tp[TRC_PARENT_LEN + 1];
     size_t limit = v->opt.page_limit ? v->opt.page_limit : LIM_PAGE_MAX;
 
     snprintf(url, sizeof(url),
@@ -565,6 +611,8 @@ static int fan_page_ask(struct fan_view *v, struct fan_source *s)
     req.timeout_ms = v->opt.timeout_ms > 0 ? v->opt.timeout_ms : LIM_CALL_TIMEOUT_MS;
     req.connect_timeout_ms = LIM_CONNECT_TIMEOUT_MS;
     req.token = v->opt.token;
+    trc_format_child(v->round.call_trace, tp);
+    req.traceparent = tp;
     s->asked = s->pos;
     s->call = hc_send(v->hc, &req, fan_page_done, s);
     if (!s->call) {
@@ -628,10 +676,22 @@ static int fan_page_record(const struct pm_record *rec, size_t index, void *arg)
     return fan_add(c->v, rec, c->s->asked + index, fan_source_bit(c->s));
 }
 
-/* One page answer of a source. */
+static void fan_page_read(const struct hc_response *resp, struct fan_source *s);
+
+/* One page answer of a source: read in the round's trace. */
 static void fan_page_done(const struct hc_response *resp, void *arg)
 {
     struct fan_source *s = arg;
+    char prev[LOG_TRACE_MAX + 1];
+
+    log_trace_set(s->view->round.trace, prev);
+    fan_page_read(resp, s);
+    log_trace_set(prev, NULL);
+}
+
+/* fan_page_done's work. */
+static void fan_page_read(const struct hc_response *resp, struct fan_source *s)
+{
     struct fan_view *v = s->view;
     struct pm_page page;
     struct fan_page_ctx ctx = {v, s, &page, false, false};
@@ -693,7 +753,9 @@ static void fan_message_done(const struct hc_response *resp, void *arg)
     struct fan_view *v = arg;
     struct fan_round *rd = &v->round;
     json_t *root = NULL, *m = NULL;
+    char prev[LOG_TRACE_MAX + 1];
 
+    log_trace_set(rd->trace, prev);
     rd->msg_call = NULL;
     up_record(v->ups, rd->msg_up, resp->error == HC_OK && resp->status < 500, resp->elapsed_ms);
     if (resp->error == HC_OK && resp->status == 200) {
@@ -710,6 +772,7 @@ static void fan_message_done(const struct hc_response *resp, void *arg)
     }
     json_decref(root);
     fan_round_leg_done(v);
+    log_trace_set(prev, NULL);
 }
 
 /* Give s a holders slot if one is free, or can be freed by forgetting the
@@ -778,7 +841,7 @@ static void fan_message_ask(struct fan_view *v, const struct disc_instance *in)
 {
     struct fan_round *rd = &v->round;
     struct hc_request req;
-    char url[LIM_HOST_MAX + 64];
+    char url[LIM_HOST_MAX + 64], tp[TRC_PARENT_LEN + 1];
 
     rd->msg_up = up_get(v->ups, PG_SERVICE, in->host, in->port);
     if (!rd->msg_up)
@@ -794,6 +857,8 @@ static void fan_message_ask(struct fan_view *v, const struct disc_instance *in)
     req.url = url;
     req.timeout_ms = v->opt.timeout_ms > 0 ? v->opt.timeout_ms : LIM_CALL_TIMEOUT_MS;
     req.connect_timeout_ms = LIM_CONNECT_TIMEOUT_MS;
+    trc_format_child(rd->call_trace, tp);
+    req.traceparent = tp;
     rd->msg_call = hc_send(v->hc, &req, fan_message_done, v);
     if (!rd->msg_call) {
         up_record(v->ups, rd->msg_up, true, 0);
@@ -808,6 +873,7 @@ static void fan_round_start(struct fan_view *v)
 {
     struct fan_round *rd = &v->round;
     struct disc_instance *insts = malloc(DISC_INSTANCES_MAX * sizeof(*insts));
+    struct fan_waiter *w;
     size_t n = 0, i;
 
     rd->active = true;
@@ -818,6 +884,13 @@ static void fan_round_start(struct fan_view *v)
     rd->listed_mask = 0;
     rd->outstanding = 1; /* held until every call is out */
     v->rounds++;
+    rd->trace[0] = '\0';
+    for (w = rd->waiters; w && !rd->trace[0]; w = w->next)
+        memcpy(rd->trace, w->trace, sizeof(rd->trace));
+    if (rd->trace[0])
+        memcpy(rd->call_trace, rd->trace, sizeof(rd->call_trace));
+    else
+        trc_random_hex(rd->call_trace, TRC_TRACE_ID_LEN);
     if (!insts) {
         fan_round_error(rd, "facade: out of memory");
         goto out;
@@ -858,12 +931,19 @@ out:
 
 int fan_sync(struct fan_view *v, fan_synced_fn fn, void *arg)
 {
+    return fan_sync_traced(v, fn, arg, NULL);
+}
+
+int fan_sync_traced(struct fan_view *v, fan_synced_fn fn, void *arg, const char *trace)
+{
     struct fan_waiter *w = calloc(1, sizeof(*w));
 
     if (!w)
         return -1;
     w->fn = fn;
     w->arg = arg;
+    if (trc_trace_id_valid(trace))
+        memcpy(w->trace, trace, sizeof(w->trace));
     *v->next_tail = w;
     v->next_tail = &w->next;
     if (!v->round.active)
@@ -997,7 +1077,7 @@ static void fan_get_synced(const struct fan_round_info *info, void *arg)
     free(g);
 }
 
-void fan_serve(struct fan_view *v, struct hs_req *req)
+void fan_serve(struct fan_view *v, struct hs_req *req, const char *trace)
 {
     const char *after = hs_req_query(req, "after"), *limit = hs_req_query(req, "limit");
     struct fan_get *g = calloc(1, sizeof(*g));
@@ -1031,7 +1111,7 @@ void fan_serve(struct fan_view *v, struct hs_req *req)
         g->has_key = true;
     }
     v->pending_gets++;
-    if (fan_sync(v, fan_get_synced, g) != 0) {
+    if (fan_sync_traced(v, fan_get_synced, g, trace) != 0) {
         v->pending_gets--;
         free(g);
         hs_reply_oom(req);
@@ -1202,6 +1282,14 @@ int fan_under_next(const struct fan_view *v, size_t *cursor, struct fan_under *o
         out->uuid[k++] = hex[e->uuid[i] & 15];
     }
     out->uuid[k] = '\0';
+    out->trace[0] = '\0';
+    if (fan_trace_set(e->trace)) {
+        for (i = 0; i < 16; i++) {
+            out->trace[2 * i] = hex[e->trace[i] >> 4];
+            out->trace[2 * i + 1] = hex[e->trace[i] & 15];
+        }
+        out->trace[32] = '\0';
+    }
     out->ts = e->ts;
     out->holders = __builtin_popcountll(e->holders & v->last_listed);
     /* the literal is jw_string_put's encoding of the instance's text */

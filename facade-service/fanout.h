@@ -68,10 +68,17 @@ void fan_free(struct fan_view *v);
  * has ended (maybe before fan_sync returns, when nothing had to be asked).
  * 0, or -1 when out of memory (fn is then never called). */
 int fan_sync(struct fan_view *v, fan_synced_fn fn, void *arg) __attribute__((warn_unused_result));
+/* fan_sync for a request of trace (borrowed W3C trace id; NULL or invalid:
+ * none): a round started for it sends its calls with a traceparent of that
+ * trace and logs with it (a round started for no trace sends a new trace
+ * id on its calls and logs with none). */
+int fan_sync_traced(struct fan_view *v, fan_synced_fn fn, void *arg, const char *trace)
+    __attribute__((warn_unused_result));
 
 /* GET /facade on req (answered exactly once, now or from a later round):
- * sync, then the merged list, whole or the page ?limit=&after=. */
-void fan_serve(struct fan_view *v, struct hs_req *req);
+ * sync, then the merged list, whole or the page ?limit=&after=; trace as
+ * for fan_sync_traced. */
+void fan_serve(struct fan_view *v, struct hs_req *req, const char *trace);
 
 /* GET /facade requests waiting for a round (for the shutdown drain). */
 size_t fan_pending(const struct fan_view *v);
@@ -109,8 +116,9 @@ int fan_lookup(const struct fan_view *v, const char *uuid, const char *msg, size
 
 /* One under-replicated message (fan_under_next). */
 struct fan_under {
-    char uuid[37]; /* canonical, lower case */
-    char *msg;     /* its text, len bytes and a NUL: owned by the caller (free) */
+    char uuid[37];  /* canonical, lower case */
+    char trace[33]; /* the trace id it was stored with, "" when none is known */
+    char *msg;      /* its text, len bytes and a NUL: owned by the caller (free) */
     size_t len;
     int64_t ts;  /* the facade's timestamp it was stored with */
     int holders; /* instances of the last complete round that hold it */

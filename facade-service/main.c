@@ -56,11 +56,12 @@ struct fc_app {
     struct kvw *kv_deadline;           /* owned; NULL: --retry-deadline given */
 };
 
-/* rpr_store_fn: a repair re-send goes through the replicator (arg). */
+/* rpr_store_fn: a repair re-send goes through the replicator (arg), in
+ * the trace of the message's first POST when logging listed it with one. */
 static int fc_repair_store(void *arg, const char *uuid, const char *msg, size_t len, int64_t ts,
-                           rpr_done_fn done, void *done_arg)
+                           const char *trace, rpr_done_fn done, void *done_arg)
 {
-    return rep_store(arg, uuid, msg, len, ts, done, done_arg);
+    return rep_store_traced(arg, uuid, msg, len, ts, trace, done, done_arg);
 }
 
 /* rpr_options.stamp: what changes when copies may have gone missing:

@@ -111,7 +111,8 @@ static size_t rpr_walk(struct rpr_ctx *r)
             continue;
         }
         if (!rpr_is_conflict(r, u.uuid)) {
-            if (r->opt.store(r->opt.store_arg, u.uuid, u.msg, u.len, u.ts, rpr_done, r) == 0) {
+            if (r->opt.store(r->opt.store_arg, u.uuid, u.msg, u.len, u.ts, u.trace, rpr_done, r) ==
+                0) {
                 r->inflight++;
                 r->sent++;
             } else {

@@ -27,11 +27,12 @@ struct rpr_ctx;
 /* The verdict of one store (rep_done_fn's shape, replicate.h). */
 typedef void (*rpr_done_fn)(int status, int copies, const char *error, const char *uuid, void *arg);
 
-/* Store (uuid, msg of len bytes, ts), all borrowed for the call; done(arg)
+/* Store (uuid, msg of len bytes, ts, trace: the W3C trace id it was first
+ * stored with, "" when none is known), all borrowed for the call; done(arg)
  * runs later from the loop, exactly once, never before it returns. 0, or
- * -1 (done is then never called). rep_store fits. */
+ * -1 (done is then never called). rep_store_traced fits. */
 typedef int (*rpr_store_fn)(void *store_arg, const char *uuid, const char *msg, size_t len,
-                            int64_t ts, rpr_done_fn done, void *arg);
+                            int64_t ts, const char *trace, rpr_done_fn done, void *arg);
 
 struct rpr_options {
     int64_t interval_ms; /* between ticks; 0: repair is off (rpr_new still works) */

@@ -13,6 +13,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/client.h"
+#include "http/trace.h"
 #include "proto/messages.h"
 #include "regclient/discovery.h"
 #include "resilience/rendezvous.h"
@@ -44,12 +45,13 @@ struct rep_item {
 struct rep_msg {
     struct rep_ctx *ctx;
     char uuid[UID_STR_LEN + 1];
-    int64_t deadline; /* monotonic ms; rep_ctx's deadline timer enforces it */
-    int replicas;     /* copies it needs: opt.replicas when it was stored */
-    int64_t wait_ms;  /* its retry deadline: opt.deadline_ms when it was stored */
-    unsigned attempt; /* retries so far (failovers and waits) */
-    unsigned waits;   /* backoff waits so far: the backoff exponent */
-    bool failed;      /* a copy failed since the last retry was logged */
+    char trace[TRC_TRACE_ID_LEN + 1]; /* the POST's trace id, "" for none */
+    int64_t deadline;                 /* monotonic ms; rep_ctx's deadline timer enforces it */
+    int replicas;                     /* copies it needs: opt.replicas when it was stored */
+    int64_t wait_ms;                  /* its retry deadline: opt.deadline_ms when it was stored */
+    unsigned attempt;                 /* retries so far (failovers and waits) */
+    unsigned waits;                   /* backoff waits so far: the backoff exponent */
+    bool failed;                      /* a copy failed since the last retry was logged */
     int refs;
     bool finished;
     struct up_instance *stored[REP_REPLICAS_MAX];
@@ -130,7 +132,10 @@ struct rep_ctx {
     struct event *deadlines; /* owned: fires at (or after) the oldest deadline */
     struct rep_call *calls;  /* batches in flight (utlist DL) */
     size_t pending;
-    uint64_t under_replicated; /* messages answered with fewer copies than replicas */
+    uint64_t under_replicated;     /* messages answered with fewer copies than replicas */
+    uint64_t replicated;           /* messages answered 200 */
+    uint64_t copies;               /* copies stored (201) or found stored (200) */
+    uint64_t retries[REP_REASONS]; /* failed copies by cause (rep_reason_name) */
     struct rep_view view;
     struct disc_instance scratch[REP_INSTANCES_MAX]; /* for rebuilding the view */
     struct pm_reader *reader;                        /* owned: reads batch answers */
@@ -153,13 +158,16 @@ static void rep_msg_unref(struct rep_msg *m)
     free(m);
 }
 
-/* Finish m once: reply through done, forget it in the context. */
+/* Finish m once: reply through done, forget it in the context. Its lines
+ * carry its trace. */
 static void rep_finish(struct rep_msg *m, int status, const char *error)
 {
     struct rep_ctx *r = m->ctx;
+    char prev[LOG_TRACE_MAX + 1];
 
     if (m->finished)
         return;
+    log_trace_set(m->trace, prev);
     m->finished = true;
     clk_timers_disarm(r->opt.timers, m->timer);
     DL_DELETE(r->msgs, m);
@@ -171,7 +179,10 @@ static void rep_finish(struct rep_msg *m, int status, const char *error)
                                : "answered 503 at its deadline",
                  m->last_error[0] ? m->last_error : "fewer passing instances than replicas");
     }
+    if (status == 200)
+        r->replicated++;
     m->done(status, (int)m->nstored, error, m->uuid, m->done_arg);
+    log_trace_set(prev, NULL);
     rep_msg_unref(m);
 }
 
@@ -330,7 +341,8 @@ static void rep_mark_dirty(struct rep_lane *lane)
 /* The outcome of one item: a copy stored, or failed (retryable or not);
  * refused: the instance refused the connection (or its breaker is open),
  * so it is not counted as a place a copy is owed to this round. */
-static void rep_item_done(struct rep_item *it, int status, const char *error, bool refused)
+static void rep_item_done(struct rep_item *it, int status, const char *error, bool refused,
+                          enum rep_reason reason)
 {
     struct rep_msg *m = it->m;
     struct up_instance *u = it->lane->up;
@@ -346,8 +358,10 @@ static void rep_item_done(struct rep_item *it, int status, const char *error, bo
          * stuck: the failure was counted then */
     } else if (!m->finished) {
         if (status == 200 || status == 201) {
-            if (!rep_has(m->stored, m->nstored, u) && m->nstored < REP_REPLICAS_MAX)
+            if (!rep_has(m->stored, m->nstored, u) && m->nstored < REP_REPLICAS_MAX) {
                 m->stored[m->nstored++] = u;
+                m->ctx->copies++;
+            }
             rep_attempt(m);
         } else if (status == 409) {
             rep_finish(m, 409, "this uuid is already stored with a different message");
@@ -360,6 +374,7 @@ static void rep_item_done(struct rep_item *it, int status, const char *error, bo
         } else {
             /* rep_attempt logs the retry: a failover, or a wait. */
             u->retries++;
+            m->ctx->retries[reason]++;
             snprintf(m->last_error, sizeof(m->last_error), "%.150s", error ? error : "failed");
             m->last_target = u;
             m->failed = true;
@@ -375,12 +390,13 @@ static void rep_item_done(struct rep_item *it, int status, const char *error, bo
 
 /* Fail every item of c retryably with error (borrowed); refused as in
  * rep_item_done. */
-static void rep_call_fail_all(struct rep_call *c, const char *error, bool refused)
+static void rep_call_fail_all(struct rep_call *c, const char *error, bool refused,
+                              enum rep_reason reason)
 {
     size_t i;
 
     for (i = 0; i < c->n; i++)
-        rep_item_done(c->items[i], 503, error, refused);
+        rep_item_done(c->items[i], 503, error, refused, reason);
 }
 
 static void rep_send_lane(struct rep_lane *lane);
@@ -403,6 +419,7 @@ static void rep_item_move_on(struct rep_item *it)
     m->last_target = u;
     m->failed = true;
     u->retries++;
+    m->ctx->retries[REP_REASON_STUCK]++;
     rep_tried(m, u);
     rep_attempt(m);
 }
@@ -466,7 +483,7 @@ static int rep_result(const struct pm_result *res, size_t index, void *arg)
         c->bad++;
         snprintf(why, sizeof(why), "batch result %zu is for uuid %.40s, not %s", index,
                  res->uuid ? res->uuid : "(none)", it->m->uuid);
-        rep_item_done(it, 503, why, false);
+        rep_item_done(it, 503, why, false, REP_REASON_BAD_ANSWER);
         return 0;
     }
     switch (res->status) {
@@ -474,12 +491,12 @@ static int rep_result(const struct pm_result *res, size_t index, void *arg)
     case 201:
     case 400:
     case 409:
-        rep_item_done(it, res->status, res->error, false);
+        rep_item_done(it, res->status, res->error, false, REP_REASON_BAD_ANSWER);
         break;
     default:
         c->bad++;
         snprintf(why, sizeof(why), "batch result %zu has status %d", index, res->status);
-        rep_item_done(it, 503, why, false);
+        rep_item_done(it, 503, why, false, REP_REASON_BAD_ANSWER);
         break;
     }
     return 0;
@@ -498,6 +515,7 @@ static void rep_call_done(const struct hc_response *resp, void *arg)
     char why[200], err[160];
     size_t i;
     int status;
+    enum rep_reason reason = REP_REASON_BAD_ANSWER;
 
     DL_DELETE(r->calls, c);
     lane->calls--;
@@ -507,7 +525,10 @@ static void rep_call_done(const struct hc_response *resp, void *arg)
     }
     if (resp->error != HC_OK) {
         up_record(r->ups, lane->up, false, resp->elapsed_ms);
-        rep_call_fail_all(c, resp->error_msg, resp->error == HC_ECONNECT);
+        rep_call_fail_all(c, resp->error_msg, resp->error == HC_ECONNECT,
+                          resp->error == HC_ECONNECT   ? REP_REASON_CONNECT
+                          : resp->error == HC_ETIMEOUT ? REP_REASON_TIMEOUT
+                                                       : REP_REASON_OTHER);
         goto cleanup;
     }
     if (resp->status == 200) {
@@ -527,9 +548,10 @@ static void rep_call_done(const struct hc_response *resp, void *arg)
         snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, known ? ": " : "",
                  known ? err : "");
         status = resp->status >= 500 || resp->status == 429 ? 503 : 400;
+        reason = resp->status == 429 ? REP_REASON_429 : REP_REASON_5XX;
     }
     for (i = 0; i < c->n; i++)
-        rep_item_done(c->items[i], status, why, false);
+        rep_item_done(c->items[i], status, why, false, reason);
 cleanup:
     free(c->items);
     free(c);
@@ -565,6 +587,7 @@ static void rep_send_lane(struct rep_lane *lane)
         char *body = NULL;
         size_t bytes = 1, i;
         struct hc_request req;
+        char tp[TRC_PARENT_LEN + 1];
 
         if (!c || !(c->items = calloc(cap, sizeof(*c->items)))) {
             free(c);
@@ -595,7 +618,7 @@ static void rep_send_lane(struct rep_lane *lane)
         }
         if (!up_allow(r->ups, lane->up)) {
             free(body);
-            rep_call_fail_all(c, "circuit breaker open", true);
+            rep_call_fail_all(c, "circuit breaker open", true, REP_REASON_BREAKER);
             free(c->items);
             free(c);
             continue;
@@ -606,13 +629,19 @@ static void rep_send_lane(struct rep_lane *lane)
         req.body = body;
         req.body_len = body ? bytes : 0;
         req.token = r->opt.token;
+        /* one header per call: the first item's trace (each item carries
+         * its own in the body) */
+        if (c->n > 0 && c->items[0]->m->trace[0]) {
+            trc_format_child(c->items[0]->m->trace, tp);
+            req.traceparent = tp;
+        }
         req.timeout_ms = LIM_CALL_TIMEOUT_MS;
         req.connect_timeout_ms = LIM_CONNECT_TIMEOUT_MS;
         c->call = body ? hc_send(r->hc, &req, rep_call_done, c) : NULL;
         free(body);
         if (!c->call) {
             up_record(r->ups, lane->up, false, 0);
-            rep_call_fail_all(c, "could not start the request", false);
+            rep_call_fail_all(c, "could not start the request", false, REP_REASON_OTHER);
             free(c->items);
             free(c);
             continue;
@@ -712,8 +741,21 @@ static size_t rep_need(const struct rep_msg *m, const struct rep_view *v)
     return reachable < replicas ? reachable : replicas;
 }
 
-/* Decide what m needs now: finish, send copies, or wait and retry. */
+static void rep_attempt_now(struct rep_msg *m);
+
+/* Decide what m needs now: finish, send copies, or wait and retry; the
+ * lines logged meanwhile carry m's trace. */
 static void rep_attempt(struct rep_msg *m)
+{
+    char prev[LOG_TRACE_MAX + 1];
+
+    log_trace_set(m->trace, prev);
+    rep_attempt_now(m);
+    log_trace_set(prev, NULL);
+}
+
+/* rep_attempt's work. */
+static void rep_attempt_now(struct rep_msg *m)
 {
     struct rep_ctx *r = m->ctx;
     const struct rep_view *v = NULL;
@@ -758,6 +800,8 @@ static void rep_attempt(struct rep_msg *m)
             continue;
         }
         if (up_is_open(r->ups, lane->up)) {
+            /* counted as a copy failed over: the breaker answered for it */
+            r->retries[REP_REASON_BREAKER]++;
             rep_unreachable(m, lane->up);
             snprintf(m->last_error, sizeof(m->last_error), "circuit breaker open for %.120s",
                      lane->up->key);
@@ -788,8 +832,10 @@ static void rep_attempt(struct rep_msg *m)
         return;
     }
     /* Nothing can take a copy now: wait, then try every instance again. */
-    if (n == 0)
+    if (n == 0) {
         snprintf(m->last_error, sizeof(m->last_error), "no passing %s instance known", PM_SERVICE);
+        r->retries[REP_REASON_NO_INSTANCE]++;
+    }
     delay = bo_next_delay_ms(&r->opt.backoff, m->waits, now, m->deadline);
     m->waits++;
     m->attempt++;
@@ -840,15 +886,28 @@ struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc, struct di
 int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len, int64_t ts,
               rep_done_fn done, void *arg)
 {
+    return rep_store_traced(r, uuid, msg, msg_len, ts, NULL, done, arg);
+}
+
+int rep_store_traced(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len,
+                     int64_t ts, const char *trace, rep_done_fn done, void *arg)
+{
     /* One allocation holds the message, its copies and its encoding, which
      * is written by hand (jansson's pack and dump were ~10% of a POST). */
-    struct rep_msg *m = malloc(sizeof(*m) + jw_message_len(uuid, msg, msg_len));
+    bool traced = trc_trace_id_valid(trace);
+    struct rep_msg *m =
+        malloc(sizeof(*m) + jw_message_len(uuid, msg, msg_len) + (traced ? PM_TRACE_PUT_MAX : 0));
     struct rep_msg *before = NULL;
 
     if (!m)
         return -1;
     memset(m, 0, sizeof(*m));
     m->item_len = (size_t)(jw_message_put(m->item, uuid, msg, msg_len, ts) - m->item);
+    if (traced) {
+        /* the item's optional trace member goes before its closing brace */
+        m->item_len = m->item_len - 1 + pm_trace_put(m->item + m->item_len - 1, trace);
+        memcpy(m->trace, trace, sizeof(m->trace));
+    }
     snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
     m->ctx = r;
     m->replicas = r->opt.replicas;
@@ -894,6 +953,24 @@ int64_t rep_deadline(const struct rep_ctx *r) { return r->opt.deadline_ms; }
 size_t rep_pending(const struct rep_ctx *r) { return r->pending; }
 
 uint64_t rep_under_replicated(const struct rep_ctx *r) { return r->under_replicated; }
+
+uint64_t rep_replicated(const struct rep_ctx *r) { return r->replicated; }
+
+uint64_t rep_copies(const struct rep_ctx *r) { return r->copies; }
+
+uint64_t rep_retries(const struct rep_ctx *r, enum rep_reason reason)
+{
+    return (unsigned)reason < REP_REASONS ? r->retries[reason] : 0;
+}
+
+const char *rep_reason_name(enum rep_reason reason)
+{
+    static const char *const names[REP_REASONS] = {"connect", "timeout",     "5xx",
+                                                   "429",     "bad_answer",  "breaker_open",
+                                                   "stuck",   "no_instance", "other"};
+
+    return (unsigned)reason < REP_REASONS ? names[reason] : "other";
+}
 
 static void rep_lane_free(struct up_instance *u, void *arg)
 {

@@ -77,6 +77,15 @@ struct rep_ctx *rep_new(struct event_base *base, struct hc_client *hc, struct di
 int rep_store(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len, int64_t ts,
               rep_done_fn done, void *arg) __attribute__((warn_unused_result));
 
+/* rep_store for a message of a trace: trace (borrowed) is its W3C trace id
+ * (32 lower-case hex digits; anything else or NULL: none). The batch item
+ * carries it ("trace", proto/messages.h), a batch POST's traceparent names
+ * its first item's trace, and the lines logged about the message (retries,
+ * under-replication) carry trace=<id>. */
+int rep_store_traced(struct rep_ctx *r, const char *uuid, const char *msg, size_t msg_len,
+                     int64_t ts, const char *trace, rep_done_fn done, void *arg)
+    __attribute__((warn_unused_result));
+
 /* Messages not finished yet (for the shutdown drain). */
 size_t rep_pending(const struct rep_ctx *r);
 
@@ -93,6 +102,28 @@ int64_t rep_deadline(const struct rep_ctx *r);
 /* Messages answered 200 or 503 with at least one but fewer than replicas
  * copies, since rep_new (facade_under_replicated_total). */
 uint64_t rep_under_replicated(const struct rep_ctx *r);
+
+/* Why a copy failed and was retried (facade_retries_total{reason}). */
+enum rep_reason {
+    REP_REASON_CONNECT = 0, /* the connection was refused */
+    REP_REASON_TIMEOUT,     /* no answer within the call's timeout */
+    REP_REASON_5XX,         /* an HTTP 5xx answer */
+    REP_REASON_429,         /* HTTP 429 */
+    REP_REASON_BAD_ANSWER,  /* a 200 that was not a true answer for the item */
+    REP_REASON_BREAKER,     /* the breaker was open: the copy went elsewhere or waits */
+    REP_REASON_STUCK,       /* a batch outstanding over REP_LANE_STUCK_MS */
+    REP_REASON_NO_INSTANCE, /* a wait: no passing instance known */
+    REP_REASON_OTHER,       /* any other transport failure */
+    REP_REASONS
+};
+
+/* Messages answered 200, copies stored (each instance of a message once),
+ * and failed copies (or waits for an instance) of reason, since rep_new. */
+uint64_t rep_replicated(const struct rep_ctx *r);
+uint64_t rep_copies(const struct rep_ctx *r);
+uint64_t rep_retries(const struct rep_ctx *r, enum rep_reason reason);
+/* The label of reason ("connect", "timeout", "5xx", ...); a static string. */
+const char *rep_reason_name(enum rep_reason reason);
 
 /* Drop everything (callbacks are not called) and free. Accepts NULL. */
 void rep_free(struct rep_ctx *r);

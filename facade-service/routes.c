@@ -15,6 +15,7 @@
 #include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
+#include "http/trace.h"
 #include "idem.h"
 #include "proto/greeting.h"
 #include "proto/messages.h"
@@ -60,20 +61,24 @@ struct fc_keyed {
     char uuid[UID_STR_LEN + 1];
     const char *msg; /* borrowed from req's body or from body */
     size_t len;
-    json_t *body; /* owned, or NULL */
+    json_t *body;                     /* owned, or NULL */
+    char trace[TRC_TRACE_ID_LEN + 1]; /* the POST's trace id */
     struct fc_keyed *prev, *next;
 };
 
 /* ---------------------------------------------------------------------- */
 /* POST /facade */
 
-/* The replicator's verdict for one POST (arg: its request): the reply,
+/* The replicator's verdict for one POST (arg: its request): a log line and the reply,
  * which says how many copies were made ("replicas"); an error in the
  * facade's one error shape (reply.h), with the uuid to resend under. */
 static void fc_post_done(int status, int copies, const char *error, const char *uuid, void *arg)
 {
     struct hs_req *req = arg;
 
+    /* one line per POST, in its trace (the replicator or the keyed path
+     * set it): what to grep for with the traceparent of the answer */
+    log_info("POST %s answered %d with %d copies", uuid, status, copies);
     if (status == 200) {
         char body[128];
         int n = snprintf(body, sizeof(body),
@@ -92,16 +97,20 @@ static void fc_keyed_synced(const struct fan_round_info *info, void *arg)
     struct fc_keyed *k = arg;
     struct fc_routes *f = k->f;
     int found = fan_lookup(f->fo, k->uuid, k->msg, k->len);
+    char prev[LOG_TRACE_MAX + 1];
 
-    (void)info; /* an instance not read is not known to hold it: stored */
+    (void)info;
+    log_trace_set(k->trace, prev); /* an instance not read is not known to hold it: stored */
     DL_DELETE(f->keyed, k);
     f->nkeyed--;
     if (found == FAN_OTHER || idm_check(f->idem, k->uuid, k->msg, k->len) == IDM_OTHER)
         fc_post_done(409, 0, "this uuid is already stored with a different message", k->uuid,
                      k->req);
     else if (found == FAN_LOOKUP_ERROR || idm_take(f->idem, k->uuid, k->msg, k->len) != 0 ||
-             rep_store(f->rep, k->uuid, k->msg, k->len, clk_wall_ms(), fc_post_done, k->req) != 0)
+             rep_store_traced(f->rep, k->uuid, k->msg, k->len, clk_wall_ms(), k->trace,
+                              fc_post_done, k->req) != 0)
         hs_reply_oom(k->req);
+    log_trace_set(prev, NULL);
     json_decref(k->body);
     free(k);
 }
@@ -110,7 +119,7 @@ static void fc_keyed_synced(const struct fan_round_info *info, void *arg)
  * the reference, may be NULL) to a sync round first (fc_keyed_synced
  * answers it). */
 static void fc_post_keyed(struct fc_routes *f, struct hs_req *req, const char *uuid,
-                          const char *msg, size_t len, json_t *body)
+                          const char *msg, size_t len, json_t *body, const char *trace)
 {
     struct fc_keyed *k;
 
@@ -131,10 +140,11 @@ static void fc_post_keyed(struct fc_routes *f, struct hs_req *req, const char *u
     k->msg = msg;
     k->len = len;
     k->body = body;
+    snprintf(k->trace, sizeof(k->trace), "%s", trace);
     DL_APPEND(f->keyed, k);
     f->nkeyed++;
     /* the round may end (and answer) before fan_sync returns */
-    if (fan_sync(f->fo, fc_keyed_synced, k) != 0) {
+    if (fan_sync_traced(f->fo, fc_keyed_synced, k, k->trace) != 0) {
         DL_DELETE(f->keyed, k);
         f->nkeyed--;
         json_decref(k->body);
@@ -185,13 +195,39 @@ static bool fc_is_blank(const char *msg, size_t len)
     return true;
 }
 
-/* POST /facade: validate the body (JSON {"msg"} or text/plain), pick the
- * uuid (new, or the Idempotency-Key's) and hand the message to the
- * replicator (keyed: after a sync round); exactly one reply, errors in the
- * facade's one shape (reply.h). */
+/* Take the request's traceparent or start a trace (trace.h) into *tc, set
+ * the answer's traceparent header (this facade's span of it) and make the
+ * lines logged from now on carry its id; the previous id goes to prev. */
+static void fc_trace_begin(struct hs_req *req, struct trc_ctx *tc, char *prev)
+{
+    char tp[TRC_PARENT_LEN + 1];
+    const char *given = hs_req_header(req, TRC_HEADER);
+
+    trc_begin(tc, given);
+    trc_format(tc, tp);
+    (void)hs_reply_header(req, TRC_HEADER, tp); /* fails only when the client left */
+    log_trace_set(tc->trace_id, prev);
+}
+
+static void fc_post_traced(struct hs_req *req, struct fc_routes *f, const char *trace);
+
+/* POST /facade: in its trace (fc_trace_begin), validate the body (JSON
+ * {"msg"} or text/plain), pick the uuid (new, or the Idempotency-Key's)
+ * and hand the message to the replicator (keyed: after a sync round);
+ * exactly one reply, errors in the facade's one shape (reply.h). */
 static void fc_post(struct hs_req *req, void *arg)
 {
-    struct fc_routes *f = arg;
+    struct trc_ctx tc;
+    char prev[LOG_TRACE_MAX + 1];
+
+    fc_trace_begin(req, &tc, prev);
+    fc_post_traced(req, arg, tc.trace_id);
+    log_trace_set(prev, NULL);
+}
+
+/* fc_post's work; trace (borrowed) is the request's trace id. */
+static void fc_post_traced(struct hs_req *req, struct fc_routes *f, const char *trace)
+{
     const char *key = hs_req_header(req, "Idempotency-Key");
     char uuid[UID_STR_LEN + 1], err[300];
     const char *msg = NULL;
@@ -255,11 +291,11 @@ static void fc_post(struct hs_req *req, void *arg)
         return;
     }
     if (key) {
-        fc_post_keyed(f, req, uuid, msg, len, body);
+        fc_post_keyed(f, req, uuid, msg, len, body, trace);
         return;
     }
     /* req stays valid until its reply: fc_post_done answers it */
-    if (rep_store(f->rep, uuid, msg, len, clk_wall_ms(), fc_post_done, req) != 0) {
+    if (rep_store_traced(f->rep, uuid, msg, len, clk_wall_ms(), trace, fc_post_done, req) != 0) {
         json_decref(body);
         hs_reply_oom(req);
         return;
@@ -270,12 +306,17 @@ static void fc_post(struct hs_req *req, void *arg)
 /* ---------------------------------------------------------------------- */
 /* GET /facade: the merged view (fanout.c) */
 
-/* GET /facade: answered by the merged view (arg: the routes). */
+/* GET /facade: answered by the merged view (arg: the routes), in the
+ * request's trace. */
 static void fc_get(struct hs_req *req, void *arg)
 {
     struct fc_routes *f = arg;
+    struct trc_ctx tc;
+    char prev[LOG_TRACE_MAX + 1];
 
-    fan_serve(f->fo, req);
+    fc_trace_begin(req, &tc, prev);
+    fan_serve(f->fo, req, tc.trace_id);
+    log_trace_set(prev, NULL);
 }
 
 /* fan_list_fn over the discovery cache. */
@@ -290,13 +331,32 @@ static size_t fc_list(void *arg, const char *service, struct disc_instance *out,
 static void fc_collect(struct evbuffer *out, void *arg)
 {
     const struct fc_routes *f = arg;
+    int i;
 
     evbuffer_add_printf(out,
                         "# HELP facade_under_replicated_total POSTs answered with fewer copies "
                         "than --replicas (but at least one).\n"
                         "# TYPE facade_under_replicated_total counter\n"
-                        "facade_under_replicated_total %llu\n",
-                        (unsigned long long)rep_under_replicated(f->rep));
+                        "facade_under_replicated_total %llu\n"
+                        "# HELP facade_messages_replicated_total Messages answered 200: stored "
+                        "on every replica that could be reached.\n"
+                        "# TYPE facade_messages_replicated_total counter\n"
+                        "facade_messages_replicated_total %llu\n"
+                        "# HELP facade_copies_stored_total Copies of messages logging instances "
+                        "stored (or already held).\n"
+                        "# TYPE facade_copies_stored_total counter\n"
+                        "facade_copies_stored_total %llu\n"
+                        "# HELP facade_retries_total Failed copies retried (or waits for an "
+                        "instance), by reason.\n"
+                        "# TYPE facade_retries_total counter\n",
+                        (unsigned long long)rep_under_replicated(f->rep),
+                        (unsigned long long)rep_replicated(f->rep),
+                        (unsigned long long)rep_copies(f->rep));
+    for (i = 0; i < REP_REASONS; i++)
+        evbuffer_add_printf(out, "facade_retries_total{reason=\"%s\"} %llu\n",
+                            rep_reason_name((enum rep_reason)i),
+                            (unsigned long long)rep_retries(f->rep, (enum rep_reason)i));
+    up_metrics(f->ups, out);
 }
 
 /* {"id","host","port"} of each instance discovery holds for service, as

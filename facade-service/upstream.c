@@ -3,6 +3,8 @@
 
 #include "core/clock.h"
 
+#include <event2/buffer.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +101,26 @@ json_t *up_stats_json(struct up_table *t)
                       u->total ? u->latency_ms_sum / (double)u->total : 0.0));
     }
     return json_pack("{s:o}", "upstreams", arr);
+}
+
+void up_metrics(struct up_table *t, struct evbuffer *out)
+{
+    struct up_entry *e;
+    int64_t now = t->clock();
+
+    evbuffer_add_printf(out, "# HELP facade_breaker_state Circuit breaker of each upstream "
+                             "instance: 0 closed, 1 half-open, 2 open.\n"
+                             "# TYPE facade_breaker_state gauge\n");
+    for (e = t->entries; e; e = e->hh.next) {
+        enum brk_state st = brk_state_at(&e->u.breaker, now);
+
+        /* service names and host:port keys hold no quote or backslash */
+        evbuffer_add_printf(out, "facade_breaker_state{service=\"%s\",upstream=\"%s\"} %d\n",
+                            e->u.service, e->u.key,
+                            st == BRK_OPEN        ? 2
+                            : st == BRK_HALF_OPEN ? 1
+                                                  : 0);
+    }
 }
 
 void up_foreach(struct up_table *t, void (*fn)(struct up_instance *u, void *arg), void *arg)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct evbuffer;
 struct up_table;
 
 struct up_instance {
@@ -37,6 +38,10 @@ bool up_is_open(struct up_table *t, const struct up_instance *u);
 
 /* {"upstreams": [...]} for GET /stats; new reference. */
 json_t *up_stats_json(struct up_table *t);
+
+/* Append facade_breaker_state{service,upstream} (a gauge per record: 0
+ * closed, 1 half-open, 2 open, now) in Prometheus text format to out. */
+void up_metrics(struct up_table *t, struct evbuffer *out);
 
 /* Visit every record (for freeing the users' state). */
 void up_foreach(struct up_table *t, void (*fn)(struct up_instance *u, void *arg), void *arg);

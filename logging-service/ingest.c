@@ -10,6 +10,7 @@
 #include "core/errbuf.h"
 #include "core/log.h"
 #include "dedup/store.h"
+#include "http/trace.h"
 #include "journal.h"
 
 #include <inttypes.h>
@@ -22,7 +23,41 @@ struct ig_ingest {
     struct jn_journal *journal; /* borrowed */
     bool rewrite_pending;       /* the journal was deleted and is not whole again yet */
     struct ig_stats stats;
+    /* The trace id of each stored message by store position (the store
+     * keeps uuid, msg and ts only): traces[pos][0] '\0' when none. Owned;
+     * cap entries allocated, grown by doubling. */
+    char (*traces)[PM_TRACE_LEN];
+    size_t traces_cap;
 };
+
+/* Remember trace (borrowed, "" none) for store position pos. 0, or -1 out
+ * of memory. */
+static int ig_trace_keep(struct ig_ingest *ig, size_t pos, const char *trace)
+{
+    if (pos >= ig->traces_cap) {
+        size_t cap = ig->traces_cap ? ig->traces_cap * 2 : 1024;
+        char(*grown)[PM_TRACE_LEN] = NULL;
+
+        while (cap <= pos)
+            cap *= 2;
+        grown = realloc(ig->traces, cap * sizeof(*grown));
+        if (!grown)
+            return -1;
+        memset(grown + ig->traces_cap, 0, (cap - ig->traces_cap) * sizeof(*grown));
+        ig->traces = grown;
+        ig->traces_cap = cap;
+    }
+    if (trace[0])
+        memcpy(ig->traces[pos], trace, PM_TRACE_LEN);
+    else
+        ig->traces[pos][0] = '\0';
+    return 0;
+}
+
+const char *ig_trace_at(const struct ig_ingest *ig, size_t pos)
+{
+    return pos < ig->traces_cap && ig->traces[pos][0] ? ig->traces[pos] : NULL;
+}
 
 /* ---------------------------------------------------------------------- */
 
@@ -31,6 +66,7 @@ void ig_fields_json(const json_t *obj, struct ig_fields *f)
     const json_t *uuid = json_object_get(obj, "uuid");
     const json_t *msg = json_object_get(obj, "msg");
     const json_t *ts = json_object_get(obj, "ts");
+    const json_t *trace = json_object_get(obj, PM_F_TRACE);
 
     memset(f, 0, sizeof(*f));
     f->is_object = json_is_object(obj);
@@ -40,6 +76,11 @@ void ig_fields_json(const json_t *obj, struct ig_fields *f)
     if (f->uuid_kind == IG_STR) {
         f->uuid = json_string_value(uuid);
         f->uuid_len = json_string_length(uuid);
+    }
+    f->trace_kind = !trace ? IG_ABSENT : json_is_string(trace) ? IG_STR : IG_WRONG;
+    if (f->trace_kind == IG_STR) {
+        f->trace = json_string_value(trace);
+        f->trace_len = json_string_length(trace);
     }
     if (f->msg_kind == IG_STR) {
         f->msg = json_string_value(msg);
@@ -54,6 +95,7 @@ void ig_fields_flat(const struct jf_tok *toks, size_t obj, struct ig_fields *f)
     long uuid = jf_get(toks, obj, "uuid");
     long msg = jf_get(toks, obj, "msg");
     long ts = jf_get(toks, obj, "ts");
+    long trace = jf_get(toks, obj, PM_F_TRACE);
 
     memset(f, 0, sizeof(*f));
     f->is_object = toks[obj].type == JF_OBJECT;
@@ -64,12 +106,34 @@ void ig_fields_flat(const struct jf_tok *toks, size_t obj, struct ig_fields *f)
         f->uuid = toks[uuid].str;
         f->uuid_len = toks[uuid].len;
     }
+    f->trace_kind = trace < 0 ? IG_ABSENT : toks[trace].type == JF_STRING ? IG_STR : IG_WRONG;
+    if (f->trace_kind == IG_STR) {
+        f->trace = toks[trace].str;
+        f->trace_len = toks[trace].len;
+    }
     if (f->msg_kind == IG_STR) {
         f->msg = toks[msg].str;
         f->msg_len = toks[msg].len;
     }
     if (f->ts_kind == IG_INT)
         f->ts = toks[ts].num;
+}
+
+/* The item's optional trace into out ("" when absent). False, with out
+ * "", when it is given but is not a valid trace id (trace.h). */
+static bool ig_trace_take(const struct ig_fields *f, char out[PM_TRACE_LEN + 1])
+{
+    out[0] = '\0';
+    if (f->trace_kind == IG_ABSENT)
+        return true;
+    if (f->trace_kind != IG_STR || f->trace_len != PM_TRACE_LEN)
+        return false;
+    memcpy(out, f->trace, PM_TRACE_LEN);
+    out[PM_TRACE_LEN] = '\0';
+    if (trc_trace_id_valid(out))
+        return true;
+    out[0] = '\0';
+    return false;
 }
 
 int ig_check_item(const struct ig_fields *f, int64_t now, struct ig_item *it)
@@ -121,6 +185,9 @@ int ig_check_item(const struct ig_fields *f, int64_t now, struct ig_item *it)
                  "field 'ts' must be between 0 and %lld, "
                  "got %" PRId64,
                  LG_TS_MAX, f->ts);
+    } else if (!ig_trace_take(f, it->trace)) {
+        snprintf(it->error, sizeof(it->error),
+                 "field 'trace' must be a W3C trace id (32 lower-case hex digits, not all zero)");
     } else {
         it->msg = f->msg;
         it->len = f->msg_len;
@@ -145,7 +212,13 @@ struct ig_ingest *ig_new(struct ds_store *store, struct jn_journal *journal)
     return ig;
 }
 
-void ig_free(struct ig_ingest *ig) { free(ig); }
+void ig_free(struct ig_ingest *ig)
+{
+    if (!ig)
+        return;
+    free(ig->traces);
+    free(ig);
+}
 
 /* Undo what ig_apply decided about items[0..n): the store back to before
  * messages, the items' statuses back to 0. */
@@ -183,6 +256,7 @@ static int ig_rewrite(struct ig_ingest *ig, char *err, size_t errlen)
             recs[n].msg = v.msg;
             recs[n].len = v.len;
             recs[n].ts = v.ts;
+            recs[n].trace = ig_trace_at(ig, i + n);
         }
         if (n == 0)
             break;
@@ -217,6 +291,10 @@ int ig_apply(struct ig_ingest *ig, struct ig_item *items, size_t n, char *err, s
         it->decided = true;
         if (outcome == DS_STORED) {
             it->status = 201;
+            if (ig_trace_keep(ig, ds_count(ig->store) - 1, it->trace) != 0) {
+                errbuf_set(err, errlen, "out of memory");
+                goto cleanup;
+            }
         } else if (outcome == DS_DUPLICATE) {
             it->status = 200;
             dups++;
@@ -243,6 +321,7 @@ int ig_apply(struct ig_ingest *ig, struct ig_item *items, size_t n, char *err, s
             recs[i].msg = v.msg;
             recs[i].len = v.len;
             recs[i].ts = v.ts;
+            recs[i].trace = ig_trace_at(ig, before + i);
         }
         /* An fstat before and after the write: lines written to a deleted
          * file would vanish with the process, so they are not acknowledged
@@ -258,9 +337,18 @@ int ig_apply(struct ig_ingest *ig, struct ig_item *items, size_t n, char *err, s
         }
         if (ig->rewrite_pending && ig_rewrite(ig, err, errlen) != 0)
             goto cleanup;
-        for (i = 0; i < added; i++)
+        for (i = 0; i < added; i++) {
+            char prev[LOG_TRACE_MAX + 1], trace[PM_TRACE_LEN + 1] = "";
+
+            /* each line in its own message's trace (a batch mixes them) */
+            if (recs[i].trace)
+                snprintf(trace, sizeof(trace), "%.*s", PM_TRACE_LEN, recs[i].trace);
+            log_trace_set(trace[0] ? trace : NULL, prev);
             log_info("stored %s: %.*s", recs[i].uuid, (int)recs[i].len, recs[i].msg);
+            log_trace_set(prev, NULL);
+        }
     }
+    ig->stats.stored += added;
     ig->stats.duplicates += dups;
     ig->stats.conflicts += conflicts;
     for (i = 0; i < n; i++)
@@ -277,6 +365,7 @@ cleanup:
 
 /* What ig_replay's callback needs. */
 struct ig_replay_ctx {
+    struct ig_ingest *ig;   /* borrowed: keeps the traces */
     struct ds_store *store; /* borrowed */
     long duplicates;        /* lines that repeated a stored message */
 };
@@ -306,7 +395,11 @@ static int ig_replay_record(const struct jn_record *rec, void *arg, char *why, s
         errbuf_set(why, whylen, "%s", it.error);
         return JN_REPLAY_REJECT;
     }
+    if (rec->trace && trc_trace_id_valid(rec->trace))
+        memcpy(it.trace, rec->trace, sizeof(it.trace));
     if (ds_put(ctx->store, it.uuid, it.msg, it.len, it.ts, &outcome) != 0)
+        return -1;
+    if (outcome == DS_STORED && ig_trace_keep(ctx->ig, ds_count(ctx->store) - 1, it.trace) != 0)
         return -1;
     if (outcome == DS_DUPLICATE)
         ctx->duplicates++;
@@ -317,7 +410,7 @@ static int ig_replay_record(const struct jn_record *rec, void *arg, char *why, s
 
 long ig_replay(struct ig_ingest *ig, char *err, size_t errlen)
 {
-    struct ig_replay_ctx ctx = {ig->store, 0};
+    struct ig_replay_ctx ctx = {ig, ig->store, 0};
     size_t before = ds_count(ig->store);
 
     if (jn_replay(ig->journal, ig_replay_record, &ctx, err, errlen) < 0)

@@ -1,5 +1,6 @@
 /* ingest.h: the logging-service's own rule, apart from HTTP: what a posted
- * item must look like (uuid, msg, ts and the exact error texts, one set for
+ * item must look like (uuid, msg, ts, the optional trace and the exact
+ * error texts, one set for
  * both the jsonflat fast path and the jansson fallback), storing items in
  * the deduplicating store (common/dedup/store.h) with their journal lines
  * written in one append, taking them back out of the store when that write
@@ -11,6 +12,7 @@
 
 #include "codec/uid.h"
 #include "lg_limits.h"
+#include "proto/messages.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -29,12 +31,14 @@ enum ig_kind { IG_ABSENT, IG_STR, IG_INT, IG_WRONG };
  * both readers share one set of rules and error texts. */
 struct ig_fields {
     bool is_object;
-    enum ig_kind uuid_kind, msg_kind, ts_kind; /* uuid and msg: IG_STR or not */
+    enum ig_kind uuid_kind, msg_kind, ts_kind, trace_kind; /* uuid, msg, trace: IG_STR or not */
     const char *uuid; /* borrowed; uuid_len bytes, maybe not NUL-terminated */
     size_t uuid_len;
     const char *msg; /* borrowed; msg_len bytes of valid UTF-8 */
     size_t msg_len;
-    int64_t ts; /* when ts_kind is IG_INT */
+    int64_t ts;        /* when ts_kind is IG_INT */
+    const char *trace; /* borrowed; trace_len bytes, when trace_kind is IG_STR */
+    size_t trace_len;
 };
 
 /* One posted message on its way through validation and the store. */
@@ -44,13 +48,15 @@ struct ig_item {
     const char *msg;            /* borrowed from the request's JSON */
     size_t len;
     int64_t ts;
-    int status;               /* 0 until decided; then 201, 200, 409 or 400 */
-    bool decided;             /* status was set by ig_apply */
-    char error[LG_ERROR_MAX]; /* for 400 and 409; "" otherwise */
+    char trace[PM_TRACE_LEN + 1]; /* the W3C trace id it came with; "" none */
+    int status;                   /* 0 until decided; then 201, 200, 409 or 400 */
+    bool decided;                 /* status was set by ig_apply */
+    char error[LG_ERROR_MAX];     /* for 400 and 409; "" otherwise */
 };
 
 /* Counters since ig_new. */
 struct ig_stats {
+    uint64_t stored;         /* items stored (201) by ig_apply, replay not counted */
     uint64_t duplicates;     /* items answered "duplicate" */
     uint64_t conflicts;      /* items refused with 409 */
     uint64_t write_failures; /* ig_apply calls that failed: nothing kept */
@@ -97,6 +103,11 @@ int ig_apply(struct ig_ingest *ig, struct ig_item *items, size_t n, char *err, s
  * another msg is logged). Call once, before the first ig_apply. Returns the number of
  * messages stored, or -1 with err filled (read error, out of memory). */
 long ig_replay(struct ig_ingest *ig, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* The trace id of the message at store position pos: PM_TRACE_LEN hex
+ * digits borrowed from ig (not NUL-terminated; valid until the next
+ * ig_apply or ig_replay), or NULL when it came without one. */
+const char *ig_trace_at(const struct ig_ingest *ig, size_t pos);
 
 /* The store and journal given to ig_new (borrowed). */
 struct ds_store *ig_store(const struct ig_ingest *ig);

@@ -20,6 +20,7 @@
 #include "core/errbuf.h"
 #include "core/log.h"
 #include "lg_limits.h"
+#include "proto/messages.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -323,6 +324,7 @@ static int jn_parse_line(const char *line, size_t len, struct jn_record *rec, js
     json_t *uuid = NULL;
     json_t *msg = NULL;
     json_t *ts = NULL;
+    json_t *trace = NULL;
 
     *root = NULL;
     if (len > JN_LINE_MAX) {
@@ -337,6 +339,7 @@ static int jn_parse_line(const char *line, size_t len, struct jn_record *rec, js
     uuid = json_object_get(*root, "uuid");
     msg = json_object_get(*root, "msg");
     ts = json_object_get(*root, "ts");
+    trace = json_object_get(*root, PM_F_TRACE);
     if (!json_is_object(*root))
         errbuf_set(why, whylen, "not a JSON object");
     else if (!uid_is_valid(json_string_value(uuid)))
@@ -350,6 +353,10 @@ static int jn_parse_line(const char *line, size_t len, struct jn_record *rec, js
         rec->msg = json_string_value(msg);
         rec->len = json_string_length(msg);
         rec->ts = (int64_t)json_integer_value(ts);
+        /* optional: older lines have none, and a bad one only loses it */
+        rec->trace = json_is_string(trace) && json_string_length(trace) == PM_TRACE_LEN
+                         ? json_string_value(trace)
+                         : NULL;
         return 0;
     }
     json_decref(*root);
@@ -606,13 +613,15 @@ static int jn_encode(struct jn_buf *b, const struct jn_record *rec, char *err, s
         errbuf_set(err, errlen, "cannot encode message %.40s: not UTF-8", rec->uuid);
         return -1;
     }
-    need = jw_message_len(rec->uuid, rec->msg, rec->len) + 1;
+    need = jw_message_len(rec->uuid, rec->msg, rec->len) + 1 + PM_TRACE_PUT_MAX;
     if (jn_buf_reserve(b, need) != 0) {
         errbuf_set(err, errlen, "out of memory");
         return -1;
     }
     b->len = (size_t)(jw_message_put(b->data + b->len, rec->uuid, rec->msg, rec->len, rec->ts) -
                       b->data);
+    if (rec->trace)
+        b->len = b->len - 1 + pm_trace_put(b->data + b->len - 1, rec->trace);
     b->data[b->len++] = '\n';
     return 0;
 }

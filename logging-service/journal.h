@@ -1,5 +1,7 @@
 /* journal.h: the logging-service's durability: an append-only file of JSON
- * lines, one {"uuid": ..., "msg": ..., "ts": ...} object per line, written to
+ * lines, one {"uuid": ..., "msg": ..., "ts": ..., "trace"?: ...} object per
+ * line ("trace", the W3C trace id the message came with, is optional:
+ * journals written before it are read as they are), written to
  * the OS before a message is acknowledged, replayed on start. A torn tail (a
  * crash in the middle of a write) is skipped and cut off; other bad lines are
  * kept out of memory and copied to <journal>.rejected, never destroyed. A
@@ -31,7 +33,11 @@ struct jn_record {
     const char *uuid; /* NUL-terminated */
     const char *msg;  /* len bytes of valid UTF-8 */
     size_t len;
-    int64_t ts; /* milliseconds since the epoch */
+    int64_t ts;        /* milliseconds since the epoch */
+    const char *trace; /* PM_TRACE_LEN hex digits (proto/messages.h; not
+                          NUL-terminated when appended), or NULL: none. A
+                          replayed line's is NUL-terminated, NULL when the
+                          line had no string "trace" of that length */
 };
 
 /* Counters since jn_open. */

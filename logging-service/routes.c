@@ -19,6 +19,7 @@
 #include "http/server.h"
 #include "http/service.h"
 #include "http/stream.h"
+#include "http/trace.h"
 #include "ingest.h"
 #include "journal.h"
 #include "lg_limits.h"
@@ -34,9 +35,9 @@
 #include <utlist.h>
 
 /* Tokens of the largest batch the fast path reads: the array, and per item
- * an object with three keys and their values. Bigger bodies (more keys)
- * take jansson's path. */
-#define LG_TOKS_MAX (1 + (size_t)LG_BATCH_MAX * 7)
+ * an object with four keys (uuid, msg, ts, trace: what the facade sends)
+ * and their values. Bigger bodies (more keys) take jansson's path. */
+#define LG_TOKS_MAX (1 + (size_t)LG_BATCH_MAX * 9)
 
 struct lg_stream;
 
@@ -269,10 +270,32 @@ static bool lg_post_flat(struct lg_service *lg, struct hs_req *req)
     return true;
 }
 
-/* POST /logging: one message object or an array of them. */
+static void lg_post_traced(struct hs_req *req, struct lg_service *lg);
+
+/* The trace id of req's valid traceparent into trace ("" when it has
+ * none; logging does not start traces: its callers do). */
+static void lg_req_trace(const struct hs_req *req, char trace[TRC_TRACE_ID_LEN + 1])
+{
+    if (trc_parse(hs_req_header(req, TRC_HEADER), trace, NULL) != 0)
+        trace[0] = '\0';
+}
+
+/* POST /logging: one message object or an array of them; the lines about
+ * the request carry its traceparent's trace (each stored message's line
+ * its own item's, ingest.c). */
 static void lg_post(struct hs_req *req, void *arg)
 {
-    struct lg_service *lg = arg;
+    char trace[TRC_TRACE_ID_LEN + 1], prev[LOG_TRACE_MAX + 1];
+
+    lg_req_trace(req, trace);
+    log_trace_set(trace, prev);
+    lg_post_traced(req, arg);
+    log_trace_set(prev, NULL);
+}
+
+/* lg_post's work. */
+static void lg_post_traced(struct hs_req *req, struct lg_service *lg)
+{
     char err[256];
     json_t *root = NULL;
     json_error_t jerr;
@@ -346,6 +369,7 @@ static size_t lg_put_range(struct lg_service *lg, struct pm_out *o, size_t from,
         rec.msg = v.msg;
         rec.len = v.len;
         rec.ts = v.ts;
+        rec.trace = ig_trace_at(lg->ig, i);
         n = pm_record_put(o, &rec, !(first && i == from));
         if (n == 0)
             break;
@@ -418,7 +442,8 @@ static int lg_stream_piece(struct lg_stream *ls, struct pm_out *o)
             ls->count = ls->pos; /* cannot happen (the store only grows): end here */
             break;
         }
-        need = jw_message_len(v.uuid, v.msg, v.len) + 1;
+        rec.trace = ig_trace_at(ls->lg->ig, ls->pos);
+        need = jw_message_len(v.uuid, v.msg, v.len) + 1 + (rec.trace ? PM_TRACE_PUT_MAX : 0);
         if (wrote > 0 && (!o->chunk || o->cap - o->len < need))
             break; /* the next one starts the next piece, in the next round */
         rec.uuid = v.uuid;
@@ -578,6 +603,9 @@ static void lg_collect(struct evbuffer *out, void *arg)
         "# HELP logging_messages_stored Messages stored (replayed or posted).\n"
         "# TYPE logging_messages_stored gauge\n"
         "logging_messages_stored %zu\n"
+        "# HELP logging_messages_stored_total Messages posted and stored (201) since start.\n"
+        "# TYPE logging_messages_stored_total counter\n"
+        "logging_messages_stored_total %" PRIu64 "\n"
         "# HELP logging_duplicates_total Messages posted again with the same uuid and msg.\n"
         "# TYPE logging_duplicates_total counter\n"
         "logging_duplicates_total %" PRIu64 "\n"
@@ -596,8 +624,8 @@ static void lg_collect(struct evbuffer *out, void *arg)
         "# HELP logging_journal_degraded 1 while GET /health answers 503 (journal writes fail).\n"
         "# TYPE logging_journal_degraded gauge\n"
         "logging_journal_degraded %d\n",
-        ds_count(lg->store), ig.duplicates, ig.conflicts, ig.write_failures, st.writes, st.syncs,
-        degraded);
+        ds_count(lg->store), ig.stored, ig.duplicates, ig.conflicts, ig.write_failures, st.writes,
+        st.syncs, degraded);
 }
 
 struct lg_service *lg_new(struct svc *svc, struct ig_ingest *ig, const struct acl *acl)

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "http/server.h"
 #include "http/service.h"
+#include "http/trace.h"
 #include "proto/greeting.h"
 #include "regclient/kvwatch.h"
 #include "regclient/peer.h"
@@ -24,10 +25,19 @@ static const char *msg_text = "not implemented yet"; /* --message: the fallback 
 static char *msg_kv_text;                            /* owned: the key's value; NULL: none */
 static struct kvw *msg_watch;                        /* owned */
 
-/* GET /messages */
+/* GET /messages; a request of a trace (a valid traceparent: the facade
+ * always sends one) is logged with its trace id, so the trace shows which
+ * messages instance answered. */
 static void msg_get(struct hs_req *req, void *arg)
 {
+    char trace[TRC_TRACE_ID_LEN + 1], prev[LOG_TRACE_MAX + 1];
+
     (void)arg;
+    if (trc_parse(hs_req_header(req, TRC_HEADER), trace, NULL) == 0) {
+        log_trace_set(trace, prev);
+        log_info("GET %s answered from %s", PG_PATH, msg_kv_text ? MSG_KV_KEY : "--message");
+        log_trace_set(prev, NULL);
+    }
     hs_reply_json(req, 200, json_pack("{s:s}", PG_F_MESSAGE, msg_kv_text ? msg_kv_text : msg_text));
 }
 

@@ -22,6 +22,10 @@
 /* Process-wide state, set at startup from main (not thread-safe to change). */
 static const char *log_service = ""; /* borrowed, see log_init */
 static enum log_level log_min = LOGL_INFO;
+/* The trace of the work running now ("" none): set and restored around a
+ * request's synchronous work by its handler (see log_trace_set); printed
+ * at the end of each line, after the message (room is kept for it). */
+static char log_trace[LOG_TRACE_MAX + 1];
 
 static const char *const log_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
@@ -51,6 +55,14 @@ int log_set_level_name(const char *name)
 void log_set_level(enum log_level level)
 {
     log_min = (unsigned)level > LOGL_ERROR ? LOGL_ERROR : level;
+}
+
+/* Set the trace printed on each line (copied); the previous into prev. */
+void log_trace_set(const char *id, char *prev)
+{
+    if (prev != NULL)
+        memcpy(prev, log_trace, sizeof(log_trace));
+    snprintf(log_trace, sizeof(log_trace), "%s", id != NULL ? id : "");
 }
 
 /* The current minimum level. */
@@ -102,7 +114,9 @@ static void log_emit(const char *buf, size_t len)
 void log_write(enum log_level level, const char *fmt, ...)
 {
     char line[LOG_LINE_MAX];
-    const size_t body_max = sizeof line - 1; /* keep room for the '\n' */
+    char tail[sizeof(" trace=") + LOG_TRACE_MAX] = "";
+    size_t tail_len = 0;
+    size_t body_max; /* keep room for the trace and the '\n' */
     size_t len;
     size_t msg;
     size_t i;
@@ -114,6 +128,11 @@ void log_write(enum log_level level, const char *fmt, ...)
         level = LOGL_ERROR;
     if (level < log_min)
         return;
+    if (log_trace[0]) {
+        n = snprintf(tail, sizeof(tail), " trace=%s", log_trace);
+        tail_len = n > 0 ? (size_t)n : 0;
+    }
+    body_max = sizeof line - 1 - tail_len;
 
     len = log_timestamp(line, body_max);
     if (len == 0)
@@ -148,6 +167,9 @@ void log_write(enum log_level level, const char *fmt, ...)
         if ((c < 0x20 && c != '\t') || c == 0x7f)
             line[i] = ' ';
     }
+    /* the trace ends the line, also a cut one: it is what lines are grepped by */
+    memcpy(line + len, tail, tail_len);
+    len += tail_len;
     line[len++] = '\n';
     log_emit(line, len);
     errno = saved_errno;

@@ -577,6 +577,17 @@ static int hc_build_headers(const struct hc_request *req, int has_body, struct c
             return -1;
         *out = next;
     }
+    if (req->traceparent != NULL && req->traceparent[0] != '\0') {
+        if (strpbrk(req->traceparent, "\r\n") != NULL)
+            return -1;
+        n = snprintf(line, sizeof(line), "traceparent: %s", req->traceparent);
+        if (n < 0 || (size_t)n >= sizeof(line))
+            return -1;
+        next = curl_slist_append(*out, line);
+        if (next == NULL)
+            return -1;
+        *out = next;
+    }
     return 0;
 }
 
@@ -672,8 +683,8 @@ static int hc_setup_easy(struct hc_call *call, const struct hc_request *req)
  * owned by the client until done runs or hc_cancel. Never calls done from
  * here: curl_multi_add_handle only arms the timer (0 ms), and the transfer
  * starts from the loop. Returns NULL for bad arguments (NULL client, request
- * or url; a method other than GET/POST/PUT/DELETE; a content_type or token with CR or
- * LF) or when the request could not be set up. */
+ * or url; a method other than GET/POST/PUT/DELETE; a content_type, token or
+ * traceparent with CR or LF) or when the request could not be set up. */
 struct hc_call *hc_send(struct hc_client *c, const struct hc_request *req, hc_done_fn done,
                         void *arg)
 {

@@ -62,6 +62,9 @@ struct hc_request {
                                  the response carries (hc_response.header),
                                  e.g. X-Registry-Index; NULL: none; at most
                                  HC_HEADER_NAME_MAX bytes */
+    const char *traceparent;  /* sent as the W3C traceparent header
+                                 (http/trace.h formats it); NULL or "": none;
+                                 no CR/LF */
 };
 
 /* Create a client on base (borrowed; must outlive the client).

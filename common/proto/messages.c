@@ -136,14 +136,34 @@ int pm_page_end(struct pm_out *o, uint64_t next, bool more)
 size_t pm_record_put(struct pm_out *o, const struct pm_record *r, bool comma)
 {
     size_t max = jw_message_len(r->uuid, r->msg, r->len) + 1;
-    char *dst = pm_out_reserve(o, max), *p = dst;
+    char *dst = NULL, *p = NULL;
 
+    if (r->trace != NULL)
+        max += PM_TRACE_PUT_MAX;
+    dst = pm_out_reserve(o, max);
+    p = dst;
     if (!dst)
         return 0;
     if (comma)
         *p++ = ',';
     p = jw_message_put(p, r->uuid, r->msg, r->len, r->ts);
+    if (r->trace != NULL)
+        p = p - 1 + pm_trace_put(p - 1, r->trace);
     pm_out_commit(o, (size_t)(p - dst));
+    return (size_t)(p - dst);
+}
+
+size_t pm_trace_put(char *dst, const char *trace)
+{
+    static const char head[] = ",\"" PM_F_TRACE "\":\"";
+    char *p = dst;
+
+    memcpy(p, head, sizeof(head) - 1);
+    p += sizeof(head) - 1;
+    memcpy(p, trace, PM_TRACE_LEN);
+    p += PM_TRACE_LEN;
+    *p++ = '"';
+    *p++ = '}';
     return (size_t)(p - dst);
 }
 
@@ -206,10 +226,14 @@ int pm_page_decode(const char *body, size_t len, pm_record_fn fn, void *arg, str
         const json_t *uuid = json_object_get(item, "uuid");
         const json_t *msg = json_object_get(item, "msg");
         const json_t *ts = json_object_get(item, "ts");
+        const json_t *trace = json_object_get(item, PM_F_TRACE);
         struct pm_record rec;
 
         if (!json_is_string(uuid) || !json_is_string(msg))
             continue;
+        rec.trace = json_is_string(trace) && json_string_length(trace) == PM_TRACE_LEN
+                        ? json_string_value(trace)
+                        : NULL;
         rec.uuid = json_string_value(uuid);
         rec.msg = json_string_value(msg);
         rec.len = json_string_length(msg);

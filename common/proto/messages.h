@@ -1,6 +1,8 @@
 /* proto/messages.h: the wire contract between logging-service and its
  * clients (the facade), in one place for both sides: the service name and
- * path, the message record {"uuid","msg","ts"}, the batch answer
+ * path, the message record {"uuid","msg","ts","trace"?} (a batch item
+ * and a listed message alike; "trace" is optional: the W3C trace id of
+ * the request that posted it, 32 lower-case hex digits), the batch answer
  * {"success":true,"results":[{"uuid","status","duplicate","error"?}...]},
  * the full list {"success":true,"messages":[...]} and the page answer
  *   {"success":true,"epoch":"<store id>","messages":[...],"next":N,"more":B}
@@ -28,12 +30,18 @@ struct evbuffer;
     96 /* bytes of the longest result pm_result_put writes: a comma, a                          \
           36-character uuid, a three-digit status and "false" */
 
+#define PM_F_TRACE       "trace" /* the optional trace member of a record */
+#define PM_TRACE_LEN     32      /* its length: a W3C trace id in hex */
+#define PM_TRACE_PUT_MAX 48 /* bytes pm_trace_put writes: ,"trace":"<32 hex>"} (44) with room */
+
 /* One stored message; strings borrowed. msg holds len bytes of UTF-8. */
 struct pm_record {
     const char *uuid; /* NUL-terminated canonical UUID */
     const char *msg;
     size_t len;
-    int64_t ts; /* milliseconds since the epoch */
+    int64_t ts;        /* milliseconds since the epoch */
+    const char *trace; /* PM_TRACE_LEN hex digits (not NUL-terminated
+                          when decoded: at least that long), or NULL */
 };
 
 /* What a page answer says besides its records. */
@@ -79,10 +87,15 @@ int pm_page_begin(struct pm_out *o, const char *epoch) __attribute__((warn_unuse
 /* ],"next":<next>,"more":<more>} ; 0 or -1. */
 int pm_page_end(struct pm_out *o, uint64_t next, bool more) __attribute__((warn_unused_result));
 /* One record {"uuid","msg","ts"} (byte for byte jansson's compact text),
- * after a comma when comma. Returns the bytes written, or 0 when out of
+ * plus its "trace" when r->trace is not NULL, after a comma when comma. Returns the bytes written, or 0 when out of
  * memory. */
 size_t pm_record_put(struct pm_out *o, const struct pm_record *r, bool comma)
     __attribute__((warn_unused_result));
+/* Write the member ,"trace":"<trace>"} at dst (PM_TRACE_PUT_MAX bytes):
+ * put over the closing brace of a record to add its trace; trace
+ * (borrowed) is PM_TRACE_LEN valid hex digits. Returns the bytes written. */
+size_t pm_trace_put(char *dst, const char *trace);
+
 /* Write the result of a batch item {"uuid","status","duplicate"} (no
  * error) at dst (PM_RESULT_MAX bytes), after a comma when comma; returns its
  * length. uuid is a canonical UUID of 36 characters; duplicate is status 200. */

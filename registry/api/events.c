@@ -25,6 +25,7 @@
 #include "core/config.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
 #include "http/stream.h"
@@ -110,6 +111,8 @@ struct rev_hub {
     bool stopping; /* shutdown began: answer at once, park nothing */
     const struct timeval *ct[LIM_WATCH_JITTER_DIV]; /* common timeouts of the default wait */
     unsigned int seed;
+    uint64_t streamed_sse;  /* events written to SSE streams */
+    uint64_t streamed_poll; /* events in answers to GET /v1/events (long-poll or not) */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -301,6 +304,7 @@ static void rev_answer(struct rev_hub *h, struct hs_req *req, const struct rev_w
             goto oom;
         n++;
     }
+    h->streamed_poll += n;
     if (evbuffer_add_printf(out, "],\"index\":%" PRIu64 "}", index) < 0)
         goto oom;
     rev_index_header(h, req);
@@ -417,6 +421,7 @@ static void rev_sse_fill(struct rev_watch *w)
                 evbuffer_drain(buf, evbuffer_get_length(buf));
                 break;
             }
+            h->streamed_sse++;
         }
         w->after = ev->index;
     }
@@ -940,6 +945,20 @@ static void rev_on_stop(void *arg)
         log_info("answered %zu parked watches for the shutdown", n);
 }
 
+/* mtr_collect_fn: the events handed to watchers (arg: the hub). */
+static void rev_collect(struct evbuffer *out, void *arg)
+{
+    const struct rev_hub *h = arg;
+
+    evbuffer_add_printf(out,
+                        "# HELP registry_events_streamed_total Events sent to watchers of "
+                        "/v1/events, by how: SSE streams or JSON answers.\n"
+                        "# TYPE registry_events_streamed_total counter\n"
+                        "registry_events_streamed_total{via=\"sse\"} %" PRIu64 "\n"
+                        "registry_events_streamed_total{via=\"json\"} %" PRIu64 "\n",
+                        h->streamed_sse, h->streamed_poll);
+}
+
 struct rev_hub *rev_hub_new(struct svc *svc, const struct rev_options *opt)
 {
     struct rev_hub *h = calloc(1, sizeof(*h));
@@ -956,7 +975,8 @@ struct rev_hub *rev_hub_new(struct svc *svc, const struct rev_options *opt)
     h->index = h->opt.index;
     h->seed = (unsigned int)time(NULL) ^ (unsigned int)clock();
     h->ring = calloc(h->opt.history_max, sizeof(*h->ring));
-    if (!h->ring || (svc && svc_on_stop(svc, rev_on_stop, h) != 0)) {
+    if (!h->ring || (svc && (svc_on_stop(svc, rev_on_stop, h) != 0 ||
+                             mtr_add_collector(svc_metrics(svc), rev_collect, h) != 0))) {
         free(h->ring);
         free(h);
         return NULL;

@@ -9,7 +9,9 @@
 #      debian:bookworm-slim, the names the Dockerfile starts FROM;
 #   4. docker-compose config -q, up -d --build, wait for every container to
 #      be healthy and every instance registered;
-#   5. POST and GET through the facade's published port on 127.0.0.1;
+#   5. POST and GET through the facade's published port on 127.0.0.1, and
+#      across the two facades: a message POSTed to one is read back from
+#      the other (both ways), and both are registered;
 #   5b. the stack runs with tokens (scripts/compose-secrets.sh into the
 #      temporary directory): a register and a deregister without a token
 #      get 403 and change nothing, and a POST /logging sent from inside the
@@ -177,15 +179,16 @@ fi
 # Host ports: free ones on 127.0.0.1, so a suite already running there
 # (./run.sh) does not get in the way. TTL 4 s: the killed instance leaves
 # the registry within 4 x ttl.
-read -r FACADE_PORT REGISTRY_PORT < <(python3 -c '
+read -r FACADE_PORT FACADE2_PORT REGISTRY_PORT < <(python3 -c '
 import socket
-s = [socket.socket() for _ in range(2)]
+s = [socket.socket() for _ in range(3)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
-export FACADE_PORT REGISTRY_PORT TTL=4s
+export FACADE_PORT FACADE2_PORT REGISTRY_PORT TTL=4s
 export SVC_SECRETS_DIR="$WORK/secrets"
 scripts/compose-secrets.sh "$SVC_SECRETS_DIR" >/dev/null || fail "scripts/compose-secrets.sh"
 FACADE="http://127.0.0.1:$FACADE_PORT"
+FACADE2="http://127.0.0.1:$FACADE2_PORT"
 REGISTRY="http://127.0.0.1:$REGISTRY_PORT"
 
 "${DC[@]}" config -q || fail "docker-compose config -q"
@@ -217,11 +220,11 @@ all_healthy() {
     [ "$state" = healthy ] || return 1
     n=$((n + 1))
   done
-  [ "$n" -eq 7 ]
+  [ "$n" -eq 8 ]
 }
 t0=$SECONDS
-wait_for 120 "7 containers healthy" all_healthy
-ok "7 containers healthy $((SECONDS - t0)) s after up"
+wait_for 120 "8 containers healthy" all_healthy
+ok "8 containers healthy $((SECONDS - t0)) s after up"
 
 # count_passing NAME: passing instances of NAME in the registry.
 count_passing() {
@@ -231,16 +234,16 @@ count_passing() {
 registered() {
   [ "$(count_passing logging-service)" = 3 ] &&
     [ "$(count_passing messages-service)" = 2 ] &&
-    [ "$(count_passing facade-service)" = 1 ]
+    [ "$(count_passing facade-service)" = 2 ]
 }
-wait_for 30 "3 logging, 2 messages, 1 facade registered" registered
+wait_for 30 "3 logging, 2 messages, 2 facades registered" registered
 # Every instance advertises its container address, not loopback.
 hosts=$(curl -sf --max-time 5 "$REGISTRY/v1/services" |
   python3 -c 'import json, sys; print(" ".join(sorted(s["host"] for s in json.load(sys.stdin)["services"])))')
 case " $hosts " in
   *" 127."*|*" 0.0.0.0 "*) fail "an instance advertises a loopback/wildcard host: $hosts" ;;
 esac
-ok "registry lists 3 logging, 2 messages, 1 facade, at $hosts"
+ok "registry lists 3 logging, 2 messages, 2 facades, at $hosts"
 
 # --- 5. POST and GET through the published port ------------------------
 reply=$(curl -s --max-time 30 -X POST "$FACADE/facade" -H 'Content-Type: application/json' \
@@ -255,6 +258,31 @@ case "$reply" in
   *) fail "GET /facade answered: $reply" ;;
 esac
 ok "POST then GET through 127.0.0.1:$FACADE_PORT: $reply"
+
+# --- 5a. two facades: what one stored, the other reads -------------------
+# cross FROM TO TEXT: POST TEXT to facade FROM, then GET /facade of TO
+# must list it (TO syncs its merged view with every logging instance on
+# each GET, so no wait is needed).
+cross() {
+  local reply
+  reply=$(curl -s --max-time 30 -X POST "$1/facade" -H 'Content-Type: application/json' \
+    -d "{\"msg\": \"$3\"}")
+  case "$reply" in
+    *'"status":"success"'*) ;;
+    *) fail "POST /facade to $1 answered: $reply" ;;
+  esac
+  reply=$(curl -s --max-time 15 "$2/facade")
+  case "$reply" in
+    *"\"$3\""*) ;;
+    *) fail "GET /facade of $2 does not list \"$3\" POSTed to $1: $reply" ;;
+  esac
+}
+cross "$FACADE" "$FACADE2" "posted to facade 1, read from facade 2"
+cross "$FACADE2" "$FACADE" "posted to facade 2, read from facade 1"
+facade_hosts=$(curl -sf --max-time 5 "$REGISTRY/v1/services?name=facade-service" |
+  python3 -c 'import json, sys; print(len({s["host"] for s in json.load(sys.stdin)["services"]}))')
+[ "$facade_hosts" = 2 ] || fail "the two facades are not registered from two hosts: $facade_hosts"
+ok "two facades (127.0.0.1:$FACADE_PORT, 127.0.0.1:$FACADE2_PORT): each reads what the other stored"
 
 # --- 5b. writes without a token are refused ----------------------------
 # status METHOD URL [BODY]: the HTTP status of one call without a token; the
@@ -318,7 +346,7 @@ timeout 60 python3 tests/compose/traffic.py verify "$FACADE" "$WORK/batch.json" 
 ok "GET still returns every acknowledged message exactly once"
 
 # --- 7. stopping deregisters; down leaves nothing -----------------------
-"${DC[@]}" stop -t 10 facade-service logging-1 logging-3 messages-service >/dev/null 2>&1 ||
+"${DC[@]}" stop -t 10 facade-service facade-2 logging-1 logging-3 messages-service >/dev/null 2>&1 ||
   fail "docker-compose stop"
 left=$(curl -sf --max-time 5 "$REGISTRY/v1/services" |
   python3 -c 'import json, sys; print(" ".join(s["id"] for s in json.load(sys.stdin)["services"]))')

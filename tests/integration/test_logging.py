@@ -356,11 +356,11 @@ class StoreTest(LoggingTestCase):
         self.store(svc, uid, "the valid one")
 
     def test_unknown_members_are_ignored(self):
-        """Members other than uuid, msg and ts are ignored (newer facades
-        work with this service)."""
+        """Members other than uuid, msg, ts and trace are ignored (newer
+        facades work with this service); trace is checked, see test_trace."""
         svc = self.start_logging()
         uid = new_uuid()
-        self.store(svc, uid, "x", trace="abc", level="info")
+        self.store(svc, uid, "x", span="abc", level="info")
         self.assertEqual(sorted(self.messages(svc)[0]), ["msg", "ts", "uuid"])
 
 

@@ -59,6 +59,7 @@ struct call {
     char uuid[37];
     char msg[64];
     long long ts;
+    char trace[33];
     rpr_done_fn done;
     void *arg;
     int answered;
@@ -111,9 +112,13 @@ static void fake_handle(struct evhttp_request *req, void *arg)
     evbuffer_add_printf(out, "{\"success\":true,\"epoch\":\"%s\",\"messages\":[", f->epoch);
     end = (size_t)after;
     for (i = (size_t)after; i < f->n && (long long)(i - (size_t)after) < limit; i++) {
-        evbuffer_add_printf(out, "%s{\"uuid\":\"%s\",\"msg\":\"%s\",\"ts\":%lld}",
+        evbuffer_add_printf(out, "%s{\"uuid\":\"%s\",\"msg\":\"%s\",\"ts\":%lld",
                             i > (size_t)after ? "," : "", f->msgs[i].uuid, f->msgs[i].msg,
                             f->msgs[i].ts);
+        /* messages of odd n (ts 100 + n) are listed with a trace: n's ts in hex */
+        if (f->msgs[i].ts % 2)
+            evbuffer_add_printf(out, ",\"trace\":\"%032llx\"", f->msgs[i].ts);
+        evbuffer_add_printf(out, "}");
         end = i + 1;
     }
     evbuffer_add_printf(out, "],\"next\":%zu,\"more\":%s}", end, end < f->n ? "true" : "false");
@@ -154,7 +159,7 @@ static size_t env_list(void *arg, const char *service, struct disc_instance *out
 
 /* rpr_store_fn: record the call; the test answers it (release). */
 static int fake_store(void *store_arg, const char *uuid, const char *msg, size_t len, int64_t ts,
-                      rpr_done_fn done, void *arg)
+                      const char *trace, rpr_done_fn done, void *arg)
 {
     struct env *e = store_arg;
     struct call *c;
@@ -164,6 +169,7 @@ static int fake_store(void *store_arg, const char *uuid, const char *msg, size_t
     snprintf(c->uuid, sizeof(c->uuid), "%s", uuid);
     snprintf(c->msg, sizeof(c->msg), "%.*s", (int)len, msg);
     c->ts = (long long)ts;
+    snprintf(c->trace, sizeof(c->trace), "%s", trace);
     c->done = done;
     c->arg = arg;
     c->answered = 0;
@@ -299,6 +305,10 @@ static void test_tick_resends_what_is_below_its_copies(void **state)
         assert_int_equal(e->calls[n - 1].ts, 100 + n);
     }
     assert_string_equal(e->calls[0].msg, "m1");
+    /* each re-send in the trace logging listed its message with (or none) */
+    assert_string_equal(e->calls[0].trace, "00000000000000000000000000000065");
+    assert_string_equal(e->calls[1].trace, "");
+    assert_string_equal(e->calls[2].trace, "00000000000000000000000000000067");
     assert_non_null(strstr(log, "repair: 3 messages below 2 copies, re-sent 3"));
     assert_int_equal(rpr_inflight(e->rpr), 3);
     assert_int_equal(rpr_repaired(e->rpr), 0);

@@ -95,7 +95,9 @@ struct fake {
     size_t nstored;
     struct fake_held held[FAKE_HELD_MAX];
     size_t nheld;
-    int bad_requests; /* not a POST /logging of a JSON array */
+    int bad_requests;     /* not a POST /logging of a JSON array */
+    char traceparent[64]; /* the last batch's traceparent header ("" none) */
+    char trace[40];       /* the last item's "trace" member ("" none) */
 };
 
 struct env {
@@ -186,6 +188,11 @@ static void fake_handle(struct evhttp_request *req, void *arg)
     if (f->posts < FAKE_POSTS_MAX)
         f->items[f->posts] = json_array_size(batch);
     f->posts++;
+    {
+        const char *tp = evhttp_find_header(evhttp_request_get_input_headers(req), "traceparent");
+
+        snprintf(f->traceparent, sizeof(f->traceparent), "%s", tp ? tp : "");
+    }
     evbuffer_add_printf(out, "{\"success\":%s,\"results\":[",
                         f->lie == FAKE_LIE_FAILURE ? "false" : "true");
     json_array_foreach (batch, i, item) {
@@ -194,6 +201,10 @@ static void fake_handle(struct evhttp_request *req, void *arg)
         assert_non_null(uuid);
         assert_non_null(json_string_value(json_object_get(item, "msg")));
         assert_true(json_is_integer(json_object_get(item, "ts")));
+        snprintf(f->trace, sizeof(f->trace), "%s",
+                 json_is_string(json_object_get(item, "trace"))
+                     ? json_string_value(json_object_get(item, "trace"))
+                     : "");
         if (f->nseen < FAKE_SEEN_MAX)
             snprintf(f->seen[f->nseen++], sizeof(f->seen[0]), "%s", uuid);
         if (f->lie) {
@@ -584,6 +595,52 @@ static void test_failed_copy_moves_to_next_in_rank(void **state)
     assert_non_null(u);
     assert_int_equal(u->failed, 1);
     assert_int_equal(u->retries, 1);
+    assert_int_equal(rep_retries(e->rep, REP_REASON_5XX), 1); /* /metrics: reason="5xx" */
+    assert_int_equal(rep_retries(e->rep, REP_REASON_CONNECT), 0);
+    assert_int_equal(rep_replicated(e->rep), 1);
+    assert_int_equal(rep_copies(e->rep), 2);
+}
+
+/* A message of a trace: every copy's batch item carries its "trace", the
+ * batch its traceparent (of that trace, with a span of its own); one
+ * without a trace sends neither. */
+static void test_trace_travels_with_the_copies(void **state)
+{
+    static const char trace[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+    struct env *e = *state;
+    const char *keys[FAKES];
+    size_t order[FAKES], i;
+    char uuid[40];
+
+    fake_keys(e, keys);
+    list_fakes(e, FAKES);
+    uuid_of(3, uuid);
+    rv_rank(uuid, keys, FAKES, order);
+    assert_int_equal(
+        rep_store_traced(e->rep, uuid, "traced", 6, 1700000000000LL, trace, on_done, &outcomes[3]),
+        0);
+    settle(e);
+    assert_int_equal(outcomes[3].status, 200);
+    for (i = 0; i < 2; i++) {
+        const struct fake *f = &e->fakes[order[i]];
+
+        assert_string_equal(f->trace, trace);
+        assert_int_equal(strlen(f->traceparent), 55);
+        assert_memory_equal(f->traceparent, "00-", 3);
+        assert_memory_equal(f->traceparent + 3, trace, 32);
+        assert_string_equal(f->traceparent + 52, "-01");
+    }
+    assert_string_not_equal(e->fakes[order[0]].traceparent, e->fakes[order[1]].traceparent);
+    /* an invalid trace is no trace */
+    uuid_of(4, uuid);
+    rv_rank(uuid, keys, FAKES, order);
+    assert_int_equal(rep_store_traced(e->rep, uuid, "untraced", 8, 1700000000000LL,
+                                      "00000000000000000000000000000000", on_done, &outcomes[4]),
+                     0);
+    settle(e);
+    assert_int_equal(outcomes[4].status, 200);
+    assert_string_equal(e->fakes[order[0]].trace, "");
+    assert_string_equal(e->fakes[order[0]].traceparent, "");
 }
 
 /* An instance that refuses connections (nothing listens on its port) is
@@ -622,6 +679,7 @@ static void test_refused_instance_moves_on(void **state)
     assert_int_equal(fake_count(&e->fakes[0], uuid), 1);
     assert_int_equal(fake_count(&e->fakes[1], uuid), 1);
     assert_int_equal(up_get(e->ups, PM_SERVICE, "127.0.0.1", dead)->failed, 1);
+    assert_int_equal(rep_retries(e->rep, REP_REASON_CONNECT), 1); /* reason="connect" */
 }
 
 /* No instance known: the message waits with backoff (ceilings 100, 200,
@@ -1088,6 +1146,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_placement_by_rendezvous_rank, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_copy_moves_to_next_in_rank, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_travels_with_the_copies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_instance_moves_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_instance_waits_then_succeeds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_answers_503, setup, teardown),

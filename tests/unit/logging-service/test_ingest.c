@@ -189,6 +189,17 @@ static void test_rules_alike_for_both_readers(void **state)
          "field 'ts' must be between 0 and 253402300799999, got 253402300800000"},
         {"{\"uuid\":\"AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA\",\"msg\":\"m\"}", 0, ""},
         {"{\"uuid\":\"" UA "\",\"msg\":\"m\",\"ts\":5}", 0, ""},
+        /* the optional trace: a valid id is kept, anything else refused */
+        {"{\"uuid\":\"" UA "\",\"msg\":\"m\",\"trace\":\"4bf92f3577b34da6a3ce929d0e0e4736\"}", 0,
+         ""},
+        {"{\"uuid\":\"" UA "\",\"msg\":\"m\",\"trace\":7}", 400,
+         "field 'trace' must be a W3C trace id (32 lower-case hex digits, not all zero)"},
+        {"{\"uuid\":\"" UA "\",\"msg\":\"m\",\"trace\":\"4bf9\"}", 400,
+         "field 'trace' must be a W3C trace id (32 lower-case hex digits, not all zero)"},
+        {"{\"uuid\":\"" UA "\",\"msg\":\"m\",\"trace\":\"4BF92F3577B34DA6A3CE929D0E0E4736\"}", 400,
+         "field 'trace' must be a W3C trace id (32 lower-case hex digits, not all zero)"},
+        {"{\"uuid\":\"" UA "\",\"msg\":\"m\",\"trace\":\"00000000000000000000000000000000\"}", 400,
+         "field 'trace' must be a W3C trace id (32 lower-case hex digits, not all zero)"},
     };
     struct jf_tok toks[TOKS_MAX];
     struct ig_fields ff, fj;
@@ -220,6 +231,9 @@ static void test_rules_alike_for_both_readers(void **state)
             assert_int_equal(a.ts, strstr(body, "\"ts\"") ? 5 : NOW);
             assert_int_equal(b.ts, a.ts);
             assert_int_equal(a.len, 1);
+            assert_string_equal(
+                a.trace, strstr(body, "\"trace\"") ? "4bf92f3577b34da6a3ce929d0e0e4736" : "");
+            assert_string_equal(b.trace, a.trace);
         }
         json_decref(root);
     }
@@ -374,12 +388,12 @@ static void test_replay_with_duplicates(void **state)
 {
     struct fixture *fx = *state;
     const struct jn_record recs[] = {
-        {UA, "a", 1, 10},
-        {UB, "b", 1, 20},
-        {UA, "a", 1, 30},                                     /* the same again */
-        {UA, "changed", 7, 40},                               /* another msg */
-        {"BBBBBBBB-BBBB-4BBB-8BBB-BBBBBBBBBBBB", "b", 1, 50}, /* upper case */
-        {UC, "c", 1, 60},
+        {UA, "a", 1, 10, "4bf92f3577b34da6a3ce929d0e0e4736"}, /* with a trace */
+        {UB, "b", 1, 20, NULL},
+        {UA, "a", 1, 30, NULL},                                     /* the same again */
+        {UA, "changed", 7, 40, NULL},                               /* another msg */
+        {"BBBBBBBB-BBBB-4BBB-8BBB-BBBBBBBBBBBB", "b", 1, 50, NULL}, /* upper case */
+        {UC, "c", 1, 60, NULL},
     };
     struct ig_item post[2] = {item(UA, "a"), item(UC, "not c")};
     struct ds_view v;
@@ -399,6 +413,10 @@ static void test_replay_with_duplicates(void **state)
     assert_int_equal(v.ts, 10);
     assert_true(ds_get(fx->store, UB, &v));
     assert_int_equal(v.ts, 20);
+    /* the trace comes back with its message; a line without one has none */
+    assert_non_null(ig_trace_at(fx->ig, 0));
+    assert_memory_equal(ig_trace_at(fx->ig, 0), "4bf92f3577b34da6a3ce929d0e0e4736", 32);
+    assert_null(ig_trace_at(fx->ig, 1));
 
     apply_ok(fx, post, 2);
     assert_int_equal(post[0].status, 200);
@@ -416,11 +434,11 @@ static void test_replay_applies_the_post_rules(void **state)
     struct fixture *fx = *state;
     static char huge[70001];
     const struct jn_record recs[] = {
-        {UA, "good", 4, 10},
-        {UB, "ts below zero", 13, -5},
-        {UC, "ts far ahead", 12, 100000000000000000LL},
-        {UD, huge, sizeof(huge) - 1, 20},
-        {UB, "good too", 8, LG_TS_MAX},
+        {UA, "good", 4, 10, NULL},
+        {UB, "ts below zero", 13, -5, NULL},
+        {UC, "ts far ahead", 12, 100000000000000000LL, NULL},
+        {UD, huge, sizeof(huge) - 1, 20, NULL},
+        {UB, "good too", 8, LG_TS_MAX, NULL},
     };
     char rej[DIR_LEN + sizeof(FILE_NAME) + 16];
     char err[ERRLEN] = "";

@@ -147,7 +147,7 @@ static struct jn_journal *open_ok(struct fixture *fx, enum jn_fsync policy)
 
 static struct jn_record rec(const char *uuid, const char *msg, int64_t ts)
 {
-    struct jn_record r = {uuid, msg, strlen(msg), ts};
+    struct jn_record r = {uuid, msg, strlen(msg), ts, NULL};
 
     return r;
 }

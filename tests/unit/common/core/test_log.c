@@ -126,6 +126,51 @@ static void test_format(void **state)
     free(out);
 }
 
+/* A trace set around some work ends those lines only; restoring the
+ * previous one (none) takes it off again. A cut line keeps it whole. */
+static void test_trace(void **state)
+{
+    char prev[LOG_TRACE_MAX + 1] = "x", inner[LOG_TRACE_MAX + 1];
+    char *out;
+
+    (void)state;
+    begin_capture();
+    log_trace_set("4bf92f3577b34da6a3ce929d0e0e4736", prev);
+    log_info("with");
+    log_trace_set("0af7651916cd43dd8448eb211c80319c", inner);
+    log_info("nested");
+    log_trace_set(inner, NULL);
+    log_info("outer again");
+    log_trace_set(prev, NULL);
+    log_info("without");
+    out = end_capture(NULL);
+    assert_string_equal(prev, "");
+    assert_string_equal(inner, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_non_null(strstr(out, " INFO " SERVICE " with trace=4bf92f3577b34da6a3ce929d0e0e4736\n"));
+    assert_non_null(
+        strstr(out, " INFO " SERVICE " nested trace=0af7651916cd43dd8448eb211c80319c\n"));
+    assert_non_null(
+        strstr(out, " INFO " SERVICE " outer again trace=4bf92f3577b34da6a3ce929d0e0e4736\n"));
+    assert_non_null(strstr(out, " INFO " SERVICE " without\n"));
+    free(out);
+
+    /* a message longer than a line: cut with "...", the trace still whole */
+    {
+        static char big[2 * LINE_MAX_BYTES];
+        size_t len;
+
+        memset(big, 'x', sizeof(big) - 1);
+        begin_capture();
+        log_trace_set("4bf92f3577b34da6a3ce929d0e0e4736", prev);
+        log_info("%s", big);
+        log_trace_set(prev, NULL);
+        out = end_capture(&len);
+        assert_int_equal(len, LINE_MAX_BYTES);
+        assert_non_null(strstr(out, "x... trace=4bf92f3577b34da6a3ce929d0e0e4736\n"));
+        free(out);
+    }
+}
+
 static void test_all_levels(void **state)
 {
     static const char *const names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
@@ -385,6 +430,7 @@ int main(void)
         cmocka_unit_test_setup(test_filtering, setup),
         cmocka_unit_test_setup(test_level_names, setup),
         cmocka_unit_test_setup(test_newlines_stripped, setup),
+        cmocka_unit_test_setup(test_trace, setup),
         cmocka_unit_test_setup(test_truncation, setup),
         cmocka_unit_test_setup(test_truncation_utf8, setup),
         cmocka_unit_test_setup(test_errno_preserved, setup),

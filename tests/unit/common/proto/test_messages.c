@@ -39,6 +39,7 @@ struct seen {
     char msg[8][128];
     size_t len[8];
     int64_t ts[8];
+    char trace[8][33]; /* "" when the record had none */
     size_t n;
 };
 
@@ -51,6 +52,8 @@ static int collect(const struct pm_record *rec, size_t index, void *arg)
     memcpy(s->msg[s->n], rec->msg, rec->len);
     s->len[s->n] = rec->len;
     s->ts[s->n] = rec->ts;
+    if (rec->trace)
+        snprintf(s->trace[s->n], sizeof(s->trace[0]), "%.32s", rec->trace);
     s->n++;
     return 0;
 }
@@ -58,8 +61,9 @@ static int collect(const struct pm_record *rec, size_t index, void *arg)
 static void test_page_round_trip(void **state)
 {
     static const char tricky[] = "quote \" back \\ nl \n tab \t ctl \x01 caf\xc3\xa9 nul";
-    struct pm_record recs[2] = {{U1, "plain", 5, 1700000000000LL},
-                                {U2, tricky, sizeof(tricky) - 1, 0}};
+    struct pm_record recs[2] = {
+        {U1, "plain", 5, 1700000000000LL, "4bf92f3577b34da6a3ce929d0e0e4736"},
+        {U2, tricky, sizeof(tricky) - 1, 0, NULL}};
     struct evbuffer *buf = evbuffer_new();
     struct pm_out o;
     struct pm_page page;
@@ -85,6 +89,11 @@ static void test_page_round_trip(void **state)
     assert_int_equal(seen.ts[0], 1700000000000LL);
     assert_int_equal(seen.len[1], sizeof(tricky) - 1);
     assert_memory_equal(seen.msg[1], tricky, sizeof(tricky) - 1);
+    /* the optional trace: kept where given, absent where not */
+    assert_non_null(
+        strstr(text, ",\"ts\":1700000000000,\"trace\":\"4bf92f3577b34da6a3ce929d0e0e4736\"}"));
+    assert_string_equal(seen.trace[0], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_equal(seen.trace[1], "");
     /* the text is what jansson itself writes for the same page */
     {
         json_t *root = json_loads(text, 0, NULL);
@@ -103,7 +112,7 @@ static void test_list_in_many_pieces(void **state)
 {
     struct evbuffer *buf = evbuffer_new();
     char *big = malloc(300 * 1024), *text;
-    struct pm_record r = {U1, NULL, 0, 7};
+    struct pm_record r = {U1, NULL, 0, 7, NULL};
     struct pm_out o;
     json_t *root;
     size_t len, i;
