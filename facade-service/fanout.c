@@ -942,7 +942,7 @@ int fan_sync_traced(struct fan_view *v, fan_synced_fn fn, void *arg, const char 
         return -1;
     w->fn = fn;
     w->arg = arg;
-    if (trc_trace_id_valid(trace))
+    if (trace && trc_trace_id_valid(trace))
         memcpy(w->trace, trace, sizeof(w->trace));
     *v->next_tail = w;
     v->next_tail = &w->next;
