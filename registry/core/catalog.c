@@ -1365,12 +1365,12 @@ int reg_check_result(struct reg_registry *r, const char *id, const char *check_i
     return 0;
 }
 
-/* Store completion of a maintenance change: on success the instance it
- * was asked for, if still there, takes the change (w->maint_ext holds only
- * the maintenance part). */
-static void reg_maint_done(void *arg, int rc, const char *err)
+/* The start of the completion of a write of an instance's document
+ * queued by reg_queue_ext: the index's count and the instance's pin
+ * released, the instance it was asked for (NULL when it is gone or was
+ * replaced since). */
+static struct reg_instance *reg_ext_write_target(struct reg_write *w)
 {
-    struct reg_write *w = arg;
     struct reg_registry *r = w->r;
     struct reg_instance *in = NULL;
 
@@ -1378,7 +1378,64 @@ static void reg_maint_done(void *arg, int rc, const char *err)
     HASH_FIND_STR(r->by_id, w->id, in);
     if (in && w->pinned)
         in->busy--;
-    if (rc == 0 && in && in->seq == w->seq) {
+    return in && in->seq == w->seq ? in : NULL;
+}
+
+/* Queue the document of in as it would be with ext view (borrowed; the
+ * codec only reads it) to the store, done_cb completing it; w->maint_ext
+ * takes owned (what the completion applies; freed with the write when it
+ * is not queued, and on -1). done(arg, ...) runs once the completion
+ * applied it. 0, or -1 with err. */
+static int reg_queue_ext(struct reg_registry *r, struct reg_instance *in, struct reg_ext *view,
+                         struct reg_ext *owned, store_done_fn done_cb, reg_done_fn done, void *arg,
+                         char *err, size_t errlen)
+{
+    struct reg_instance shown = *in;
+    struct reg_write *w = calloc(1, sizeof(*w));
+    char *doc = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    shown.ext = view;
+    doc = w ? r->opt.codec->encode_instance(&shown, &len) : NULL;
+    if (!doc) {
+        errbuf_set(err, errlen, "out of memory");
+        reg_ext_free(owned);
+        free(w);
+        return -1;
+    }
+    w->r = r;
+    snprintf(w->id, sizeof(w->id), "%s", in->id);
+    w->seq = in->seq;
+    w->done = done;
+    w->arg = arg;
+    w->maint_ext = owned;
+    if (reg_adv_begin(r, err, errlen) != 0)
+        goto cleanup;
+    if (store_put(r->store, in->id, doc, len, done_cb, w, err, errlen) != 0) {
+        r->pending_adv--;
+        goto cleanup;
+    }
+    in->busy++;
+    w->pinned = true;
+    w = NULL;
+    rc = 0;
+cleanup:
+    reg_write_free(w);
+    free(doc);
+    return rc;
+}
+
+/* Store completion of a maintenance change: on success the instance it
+ * was asked for, if still there, takes the change (w->maint_ext holds only
+ * the maintenance part). */
+static void reg_maint_done(void *arg, int rc, const char *err)
+{
+    struct reg_write *w = arg;
+    struct reg_registry *r = w->r;
+    struct reg_instance *in = reg_ext_write_target(w);
+
+    if (rc == 0 && in) {
         struct reg_ext *x = w->maint_ext;
         bool was = in->ext && in->ext->maint;
         bool changed =
@@ -1409,22 +1466,17 @@ static void reg_maint_done(void *arg, int rc, const char *err)
 int reg_maintenance(struct reg_registry *r, const char *id, bool enable, const char *reason,
                     reg_done_fn done, void *arg, char *err, size_t errlen)
 {
-    struct reg_instance *in = NULL, view;
+    struct reg_instance *in = NULL;
     struct reg_ext shown;
-    struct reg_write *w = NULL;
     struct reg_ext *x = NULL;
-    char *doc = NULL;
-    size_t len = 0;
-    int rc = -1;
 
     HASH_FIND_STR(r->by_id, id, in);
     if (!in)
         return 1;
     if (in->busy || in->removing)
         return 2;
-    w = calloc(1, sizeof(*w));
     x = calloc(1, sizeof(*x));
-    if (!w || !x)
+    if (!x)
         goto oom;
     if (enable) {
         x->maint = true;
@@ -1433,45 +1485,19 @@ int reg_maintenance(struct reg_registry *r, const char *id, bool enable, const c
         if (!x->maint_reason)
             goto oom;
     }
-    /* the document the instance will have, encoded from a copy of it that
-     * sees the change (the codec only reads; the checks are the
-     * instance's) */
+    /* the document the instance will have, encoded from a copy of its ext
+     * that sees the change (the checks are the instance's) */
     memset(&shown, 0, sizeof(shown));
     if (in->ext)
         shown = *in->ext;
     shown.maint = x->maint;
     shown.maint_since_ms = x->maint_since_ms;
     shown.maint_reason = x->maint_reason;
-    view = *in;
-    view.ext = &shown;
-    doc = r->opt.codec->encode_instance(&view, &len);
-    if (!doc)
-        goto oom;
-    w->r = r;
-    snprintf(w->id, sizeof(w->id), "%s", id);
-    w->seq = in->seq;
-    w->done = done;
-    w->arg = arg;
-    w->maint_ext = x;
-    x = NULL;
-    if (reg_adv_begin(r, err, errlen) != 0)
-        goto cleanup;
-    if (store_put(r->store, id, doc, len, reg_maint_done, w, err, errlen) != 0) {
-        r->pending_adv--;
-        goto cleanup;
-    }
-    in->busy++;
-    w->pinned = true;
-    w = NULL;
-    rc = 0;
-    goto cleanup;
+    return reg_queue_ext(r, in, &shown, x, reg_maint_done, done, arg, err, errlen);
 oom:
     errbuf_set(err, errlen, "out of memory");
-cleanup:
     reg_ext_free(x);
-    reg_write_free(w);
-    free(doc);
-    return rc;
+    return -1;
 }
 
 /* A copy of in's ext (NULL: an empty one) with check cs (borrowed; NULL:
@@ -1536,13 +1562,9 @@ static void reg_checks_done(void *arg, int rc, const char *err)
 {
     struct reg_write *w = arg;
     struct reg_registry *r = w->r;
-    struct reg_instance *in = NULL;
+    struct reg_instance *in = reg_ext_write_target(w);
 
-    r->pending_adv--;
-    HASH_FIND_STR(r->by_id, w->id, in);
-    if (in && w->pinned)
-        in->busy--;
-    if (rc == 0 && in && in->seq == w->seq) {
+    if (rc == 0 && in) {
         struct reg_ext *old = in->ext, *x = w->maint_ext;
         int64_t now = reg_now(r);
         size_t i;
@@ -1564,46 +1586,6 @@ static void reg_checks_done(void *arg, int rc, const char *err)
     if (w->done)
         w->done(w->arg, rc, err);
     reg_write_free(w);
-}
-
-/* Queue the document of in with ext x (taken) as in's new checks. */
-static int reg_checks_write(struct reg_registry *r, struct reg_instance *in, struct reg_ext *x,
-                            reg_done_fn done, void *arg, char *err, size_t errlen)
-{
-    struct reg_instance view = *in;
-    struct reg_write *w = calloc(1, sizeof(*w));
-    char *doc = NULL;
-    size_t len = 0;
-    int rc = -1;
-
-    view.ext = x;
-    doc = w ? r->opt.codec->encode_instance(&view, &len) : NULL;
-    if (!doc) {
-        errbuf_set(err, errlen, "out of memory");
-        reg_ext_free(x);
-        free(w);
-        return -1;
-    }
-    w->r = r;
-    snprintf(w->id, sizeof(w->id), "%s", in->id);
-    w->seq = in->seq;
-    w->done = done;
-    w->arg = arg;
-    w->maint_ext = x;
-    if (reg_adv_begin(r, err, errlen) != 0)
-        goto cleanup;
-    if (store_put(r->store, in->id, doc, len, reg_checks_done, w, err, errlen) != 0) {
-        r->pending_adv--;
-        goto cleanup;
-    }
-    in->busy++;
-    w->pinned = true;
-    w = NULL;
-    rc = 0;
-cleanup:
-    reg_write_free(w);
-    free(doc);
-    return rc;
 }
 
 int reg_check_add(struct reg_registry *r, const char *id, const struct reg_check_spec *cs,
@@ -1646,7 +1628,7 @@ int reg_check_add(struct reg_registry *r, const char *id, const struct reg_check
         errbuf_set(err, errlen, "out of memory");
         return -1;
     }
-    return reg_checks_write(r, in, x, done, arg, err, errlen);
+    return reg_queue_ext(r, in, x, x, reg_checks_done, done, arg, err, errlen);
 }
 
 int reg_check_remove(struct reg_registry *r, const char *id, const char *check_id, reg_done_fn done,
@@ -1675,7 +1657,7 @@ int reg_check_remove(struct reg_registry *r, const char *id, const char *check_i
         errbuf_set(err, errlen, "out of memory");
         return -1;
     }
-    return reg_checks_write(r, in, x, done, arg, err, errlen);
+    return reg_queue_ext(r, in, x, x, reg_checks_done, done, arg, err, errlen);
 }
 
 const struct reg_instance *reg_get(const struct reg_registry *r, const char *id)
