@@ -320,6 +320,47 @@ cleanup:
     free(doc);
 }
 
+/* Applying a committed write to the sorted array. */
+
+/* Put e (taken) at pos, the place of its key (found: over the committed
+ * entry there, whose CreateIndex it keeps), as changed at idx; unless busy
+ * (another write of the key is queued, which will store it again), its
+ * record is rewritten when the indexes it was stored with are not these. */
+static void kv_install(struct kv_store *kv, struct kv_entry *e, size_t pos, bool found,
+                       uint64_t idx, bool busy)
+{
+    uint64_t stored_create = e->create_index, stored_modify = e->modify_index;
+
+    if (found) {
+        struct kv_entry *old = kv->items[pos];
+
+        e->create_index = old->create_index;
+        kv->bytes -= old->len;
+        kv_entry_free(old);
+    } else {
+        memmove(kv->items + pos + 1, kv->items + pos, (kv->n - pos) * sizeof(*kv->items));
+        kv->n++;
+        e->create_index = idx;
+    }
+    e->modify_index = idx;
+    kv->items[pos] = e;
+    kv->bytes += e->len;
+    if (!busy && (stored_create != e->create_index || stored_modify != e->modify_index))
+        kv_fixup(kv, e);
+}
+
+/* Remove the committed entry at pos, deleted at idx. */
+static void kv_remove_at(struct kv_store *kv, size_t pos, uint64_t idx)
+{
+    struct kv_entry *old = kv->items[pos];
+
+    memmove(kv->items + pos, kv->items + pos + 1, (kv->n - pos - 1) * sizeof(*kv->items));
+    kv->n--;
+    kv->bytes -= old->len;
+    kv->last_delete = idx;
+    kv_entry_free(old);
+}
+
 /* Store completion of a set: on success the prepared entry takes the key
  * (replacing the committed one, whose CreateIndex it keeps). */
 static void kv_set_done(void *arg, int rc, const char *err)
@@ -328,7 +369,6 @@ static void kv_set_done(void *arg, int rc, const char *err)
     struct kv_store *kv = w->kv;
     struct kv_entry *e = w->entry;
     uint64_t idx = reg_change_end(kv->reg, rc == 0);
-    uint64_t stored_create = e->create_index, stored_modify = e->modify_index;
     bool busy;
     size_t pos = 0;
 
@@ -338,23 +378,10 @@ static void kv_set_done(void *arg, int rc, const char *err)
         kv->pend_new--;
     busy = kv_pend_end(kv, w->key, rc);
     if (rc == 0) {
-        if (kv_find(kv, w->key, &pos)) {
-            struct kv_entry *old = kv->items[pos];
+        bool found = kv_find(kv, w->key, &pos);
 
-            e->create_index = old->create_index;
-            kv->bytes -= old->len;
-            kv_entry_free(old);
-        } else {
-            memmove(kv->items + pos + 1, kv->items + pos, (kv->n - pos) * sizeof(*kv->items));
-            kv->n++;
-            e->create_index = idx;
-        }
-        e->modify_index = idx;
-        kv->items[pos] = e;
-        kv->bytes += e->len;
         w->entry = NULL;
-        if (!busy && (stored_create != e->create_index || stored_modify != e->modify_index))
-            kv_fixup(kv, e);
+        kv_install(kv, e, pos, found, idx, busy);
         kv_tell(kv, KV_OP_SET, e->key, idx, e);
     }
     kv_group_end(w->group, rc, err);
@@ -373,14 +400,8 @@ static void kv_del_done(void *arg, int rc, const char *err)
 
     (void)kv_pend_end(kv, w->key, rc);
     if (rc == 0 && found) {
-        struct kv_entry *old = kv->items[pos];
-
-        memmove(kv->items + pos, kv->items + pos + 1, (kv->n - pos - 1) * sizeof(*kv->items));
-        kv->n--;
-        kv->bytes -= old->len;
-        kv->last_delete = idx;
+        kv_remove_at(kv, pos, idx);
         kv_tell(kv, KV_OP_DELETE, w->key, idx, NULL);
-        kv_entry_free(old);
     }
     kv_group_end(w->group, rc, err);
     kv_write_free(w);
@@ -1072,14 +1093,8 @@ static void kv_txn_apply_write(struct kv_txn *t, struct kv_twrite *w, bool apply
         idx = reg_change_end(kv->reg, apply && found);
         (void)kv_pend_end(kv, w->key, apply ? 0 : -1);
         if (apply && found) {
-            struct kv_entry *old = kv->items[pos];
-
-            memmove(kv->items + pos, kv->items + pos + 1, (kv->n - pos - 1) * sizeof(*kv->items));
-            kv->n--;
-            kv->bytes -= old->len;
-            kv->last_delete = idx;
+            kv_remove_at(kv, pos, idx);
             w->index = idx;
-            kv_entry_free(old);
         }
         return;
     }
@@ -1090,26 +1105,8 @@ static void kv_txn_apply_write(struct kv_txn *t, struct kv_twrite *w, bool apply
         kv->pend_new--;
     busy = kv_pend_end(kv, w->key, apply ? 0 : -1);
     if (apply) {
-        struct kv_entry *e = w->entry;
-        uint64_t stored_create = e->create_index, stored_modify = e->modify_index;
-
-        if (found) {
-            struct kv_entry *old = kv->items[pos];
-
-            e->create_index = old->create_index;
-            kv->bytes -= old->len;
-            kv_entry_free(old);
-        } else {
-            memmove(kv->items + pos + 1, kv->items + pos, (kv->n - pos) * sizeof(*kv->items));
-            kv->n++;
-            e->create_index = idx;
-        }
-        e->modify_index = idx;
-        kv->items[pos] = e;
-        kv->bytes += e->len;
+        kv_install(kv, w->entry, pos, found, idx, busy);
         w->entry = NULL;
-        if (!busy && (stored_create != e->create_index || stored_modify != e->modify_index))
-            kv_fixup(kv, e);
         w->index = idx;
     }
 }
