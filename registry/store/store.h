@@ -18,11 +18,19 @@
  *   - store_load is synchronous and meant for start-up, before the loop
  *     runs and before any write;
  *   - store_close (or store_drain) waits for every queued write and calls its
- *     completion, so nothing is lost or leaked at shutdown. */
+ *     completion, so nothing is lost or leaked at shutdown.
+ *
+ * A shared backend (etcd) is one store under several registries. Besides
+ * the above it can follow: after store_load, every commit anyone makes
+ * under the store reaches each follower in commit order, with the
+ * backend's revision of it (see store_follow). */
 #ifndef REG_STORE_STORE_H
 #define REG_STORE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 struct event_base;
 
@@ -44,8 +52,23 @@ typedef void (*store_done_fn)(void *arg, int rc, const char *err);
  * call put, del or load on the same store (they fail with -1). */
 typedef int (*store_load_fn)(const char *id, const char *doc, size_t doc_len, void *arg);
 
+/* What a following store reports (see store_follow). */
+enum store_change {
+    STORE_CH_PUT = 0, /* id now holds doc */
+    STORE_CH_DEL = 1, /* id was deleted (doc NULL, doc_len 0) */
+    /* the history since the follower's revision is gone (compacted): the
+     * whole state follows as STORE_CH_PUTs at one revision, then RESET_END */
+    STORE_CH_RESET = 2,
+    STORE_CH_RESET_END = 3 /* every id not put since STORE_CH_RESET is gone */
+};
+
+/* A commit another writer made, on the event loop: id and doc borrowed for
+ * the call (NULL for RESET and RESET_END; doc NULL for DEL). */
+typedef void (*store_change_fn)(void *arg, enum store_change kind, const char *id, const char *doc,
+                                size_t doc_len);
+
 struct store_ops {
-    const char *name; /* "sqlite", "memory" */
+    const char *name; /* "sqlite", "memory", "etcd" */
     int (*put)(struct store *st, const char *id, const char *doc, size_t doc_len,
                store_done_fn done, void *arg, char *err, size_t errlen);
     int (*del)(struct store *st, const char *id, store_done_fn done, void *arg, char *err,
@@ -54,6 +77,10 @@ struct store_ops {
     size_t (*pending)(const struct store *st);
     void (*drain)(struct store *st);
     void (*close)(struct store *st);
+    /* Shared backends only; NULL for the others (see the inline wrappers). */
+    int (*follow)(struct store *st, store_change_fn fn, void *arg, char *err, size_t errlen);
+    uint64_t (*revision)(const struct store *st);
+    bool (*writable)(const struct store *st);
 };
 
 /* Every backend's handle starts with this header. */
@@ -71,6 +98,21 @@ struct store *store_sqlite_open(const char *path, struct event_base *base, char 
 /* Open the in-memory backend (nothing survives the process); completions run
  * on base (borrowed, must outlive the store). NULL if out of memory. */
 struct store *store_memory_open(struct event_base *base) __attribute__((warn_unused_result));
+
+/* Options of the etcd backend. */
+struct store_etcd_options {
+    const char *endpoints; /* "http://host:port[,http://host:port...]" (copied) */
+    const char *prefix;    /* every key under it; NULL: "/svcmesh/" (copied) */
+    long timeout_ms;       /* one request to etcd; <= 0: 2000 */
+};
+
+/* Open the etcd backend (etcd's v3 JSON gateway over the asynchronous HTTP
+ * client on base, borrowed, must outlive the store), failing over between
+ * the endpoints. It is shared: several registries on the same prefix may
+ * follow it. NULL with err on bad options or out of memory (no etcd call is
+ * made here; store_load is the first). */
+struct store *store_etcd_open(const struct store_etcd_options *opt, struct event_base *base,
+                              char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Queue the write of id -> doc (both copied; the caller keeps its buffers).
  * Returns 0 and done(arg, ...) is called later on the loop; or -1 with err,
@@ -106,6 +148,43 @@ static inline size_t store_pending(const struct store *st) { return st->ops->pen
  * completion has run, on the calling thread. For shutdown and tests, never
  * on a running loop. */
 static inline void store_drain(struct store *st) { st->ops->drain(st); }
+
+/* Follow the shared store from the revision store_load read (call it once,
+ * after store_load, before any write). From then on every commit under the
+ * store reaches the caller in commit order, whoever made it: another
+ * writer's as fn(arg, ...), one per id it changed; each of the caller's own
+ * writes through that write's completion instead (fn never hears them).
+ * During either call store_revision is the revision of that commit. When
+ * the backend cannot follow (the history was compacted past the revision
+ * last delivered), it re-reads the whole state and reports it as
+ * STORE_CH_RESET, PUTs, STORE_CH_RESET_END. 0, or -1 with err: the backend
+ * is not shared (no follow op) or could not start. */
+static inline int store_follow(struct store *st, store_change_fn fn, void *arg, char *err,
+                               size_t errlen)
+{
+    if (!st->ops->follow) {
+        if (err && errlen)
+            snprintf(err, errlen, "the %s store is not shared", st->ops->name);
+        return -1;
+    }
+    return st->ops->follow(st, fn, arg, err, errlen);
+}
+
+/* The backend's revision: of the commit whose completion or change call is
+ * running, else of the last one delivered (or loaded). 0 for a backend that
+ * has none (sqlite, memory). Revisions only grow. */
+static inline uint64_t store_revision(const struct store *st)
+{
+    return st->ops->revision ? st->ops->revision(st) : 0;
+}
+
+/* false while the backend, as last seen, cannot commit (no endpoint
+ * answers, or the cluster has no quorum): what a follower holds may then
+ * be stale. Always true for a local backend. */
+static inline bool store_writable(const struct store *st)
+{
+    return st->ops->writable ? st->ops->writable(st) : true;
+}
 
 /* Drain, then free the store. Accepts NULL. */
 static inline void store_close(struct store *st)

@@ -131,8 +131,13 @@ static void failing_close(struct store *st)
 }
 
 static const struct store_ops failing_ops = {
-    "failing",       failing_put,   failing_del,   failing_load,
-    failing_pending, failing_drain, failing_close,
+    .name = "failing",
+    .put = failing_put,
+    .del = failing_del,
+    .load = failing_load,
+    .pending = failing_pending,
+    .drain = failing_drain,
+    .close = failing_close,
 };
 
 struct fixture {
