@@ -140,8 +140,7 @@ document.getElementById('token-forget').addEventListener('click', () => {
 subscribe((kind, detail) => {
   status();
   if (kind === 'auth') {
-    showAuth();
-    return;
+    showAuth(); // and the page, which may say that it waits for a token
   }
   if (kind !== 'status') {
     refresh(kind, detail);

@@ -508,6 +508,8 @@ class AclDashboardTest(BrowserTestCase):
                          "Registry token")
         self.assertFalse(self.js("return !!document.querySelector('tr[data-service]');"),
                          "the catalog shown without a token")
+        self.wait_js("return document.getElementById('view').textContent.includes('only with a token');",
+                     "the services page says it waits for a token")
         # A wrong one: it says so, and still lists nothing.
         self.type_into("#token", "not-a-token")
         self.act("#auth button[type=submit]", lambda el: el.click())
