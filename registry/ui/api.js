@@ -1,11 +1,15 @@
 // api.js: everything the dashboard says to the registry. It keeps the
 // catalog in memory (read once with GET /v1/services, then kept current by
 // the Server-Sent Events of GET /v1/events), a bounded list of the events
-// seen, and whether the registry is reachable; views read that state and
-// subscribe to its changes. No timer here asks the registry anything: new
-// data comes only when the registry sends an event.
+// (the registry's recent history read once, then the live ones), the access
+// token when the registry has ACLs, and whether the registry is reachable;
+// views read that state and subscribe to its changes. No timer here asks
+// the registry anything: new data comes only when the registry sends an
+// event.
 
 const EVENTS_KEPT = 500; // events the feed remembers (newest first)
+const HISTORY_READ = 100; // past events read at start (the registry may hold fewer)
+const TOKEN_KEY = 'registry-token'; // the token's sessionStorage key
 
 // The shared state. Views read it; only this module writes it.
 export const state = {
@@ -17,12 +21,15 @@ export const state = {
   lastOk: 0, // Date.now() of the last answer or event from the registry
   downSince: 0, // Date.now() when the stream was lost (0: not lost)
   error: '', // why it is down, for the banner
+  // ACLs: shown once the registry refused a request for want of a right;
+  // error is its refusal ('' when the last catalog read was allowed).
+  auth: { shown: token() !== '', error: '' }, // a kept token: the form shows, to change it
 };
 
 const listeners = new Set();
 
-// Call fn(kind, detail) on each change: kind is "catalog", "event", "kv"
-// or "status". Returns the function that unsubscribes it.
+// Call fn(kind, detail) on each change: kind is "catalog", "event", "kv",
+// "status" or "auth". Returns the function that unsubscribes it.
 export function subscribe(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
@@ -57,6 +64,10 @@ function markDown(why) {
 // cannot be reached (the banner then says so).
 export async function call(method, path, body) {
   const init = { method, headers: {} };
+  const tok = token();
+  if (tok) {
+    init.headers['X-Registry-Token'] = tok;
+  }
   if (body !== undefined) {
     init.body = body;
     init.headers['Content-Type'] = typeof body === 'string' ? 'text/plain' : 'application/json';
@@ -79,7 +90,37 @@ export async function call(method, path, body) {
       parsed = text;
     }
   }
-  return { status: resp.status, body: parsed, headers: resp.headers };
+  const reply = { status: resp.status, body: parsed, headers: resp.headers };
+  if (reply.status === 401 || reply.status === 403) {
+    state.auth = { shown: true, error: describe(reply) };
+    emit('auth');
+  }
+  return reply;
+}
+
+// The token the person gave (kept for this tab's session only), or ''.
+export function token() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  } catch (err) {
+    return ''; // storage disabled: no token
+  }
+}
+
+// Keep text as the token ('' forgets it) and read everything again with it.
+export function setToken(text) {
+  try {
+    if (text) {
+      sessionStorage.setItem(TOKEN_KEY, text);
+    } else {
+      sessionStorage.removeItem(TOKEN_KEY);
+    }
+  } catch (err) {
+    // storage disabled: the token lasts as long as this call
+  }
+  clearTimeout(retry);
+  retry = null;
+  reload();
 }
 
 // The error text of a failed answer, for a view to show.
@@ -91,26 +132,90 @@ export function describe(reply) {
 }
 
 let source = null;
+let retry = null; // the timer of the next reload after a failure
 
-// Read the whole catalog and (re)start the event stream after its index.
+function retryLater() {
+  clearTimeout(retry);
+  retry = setTimeout(reload, 3000);
+}
+
+// Read the whole catalog, the recent events before it, and (re)start the
+// event stream after its index. A refusal (401/403) waits for a token
+// (setToken) instead of asking again.
 async function reload() {
+  retry = null;
+  if (source) {
+    source.close();
+    source = null;
+  }
   let reply;
   try {
     reply = await call('GET', '/v1/services');
   } catch (err) {
-    setTimeout(reload, 3000); // the registry is away: try again, slowly
+    retryLater(); // the registry is away: try again, slowly
+    return;
+  }
+  if (reply.status === 401 || reply.status === 403) {
+    state.up = false;
+    emit('status');
     return;
   }
   if (reply.status !== 200) {
     markDown('GET /v1/services answered ' + describe(reply));
-    setTimeout(reload, 3000);
+    retryLater();
     return;
+  }
+  if (state.auth.error) {
+    state.auth = { shown: true, error: '' };
+    emit('auth');
   }
   state.instances = new Map(reply.body.services.map((s) => [s.id, s]));
   state.index = Number(reply.headers.get('X-Registry-Index') || 0);
   state.loaded = true;
   emit('catalog');
+  await readHistory(state.index);
   stream();
+}
+
+// The events up to index upTo that the registry's history still holds
+// (at most HISTORY_READ of them), into state.events; the stream then goes
+// on after upTo, so no event is listed twice. The history is bounded: an
+// index it no longer holds answers 410 with the oldest one it does. A
+// failure leaves the feed as it was (the live events still come).
+async function readHistory(upTo) {
+  let from = Math.max(1, upTo - HISTORY_READ);
+  for (let tries = 0; tries < 2 && from < upTo; tries++) {
+    let reply;
+    try {
+      reply = await call('GET', '/v1/events?wait=0&index=' + from);
+    } catch (err) {
+      return;
+    }
+    if (reply.status === 410 && reply.body && reply.body.oldest_index) {
+      from = Math.max(from + 1, reply.body.oldest_index - 1);
+      continue;
+    }
+    if (reply.status === 200 && Array.isArray(reply.body.events)) {
+      addEvents(reply.body.events.filter((ev) => ev.index <= upTo));
+    }
+    return;
+  }
+}
+
+// Merge events into state.events: newest first, one entry per index, at
+// most EVENTS_KEPT. Returns whether any was new.
+function addEvents(list) {
+  const have = new Set(state.events.map((ev) => ev.index));
+  const fresh = list.filter((ev) => !have.has(ev.index));
+  if (fresh.length === 0) {
+    return false;
+  }
+  state.events = state.events.concat(fresh).sort((a, b) => b.index - a.index);
+  if (state.events.length > EVENTS_KEPT) {
+    state.events.length = EVENTS_KEPT;
+  }
+  emit('event', fresh[0]);
+  return true;
 }
 
 // Follow GET /v1/events as Server-Sent Events from state.index. The
@@ -120,7 +225,10 @@ function stream() {
   if (source) {
     source.close();
   }
-  source = new EventSource('/v1/events?index=' + state.index);
+  // EventSource cannot send a header: the token goes as ?token=, which the
+  // registry reads when no header carries one.
+  const tok = token();
+  source = new EventSource('/v1/events?index=' + state.index + (tok ? '&token=' + encodeURIComponent(tok) : ''));
   source.onopen = () => {
     state.up = true;
     markOk();
@@ -132,7 +240,7 @@ function stream() {
       // An answer that was no stream (a 503, a 403): the browser gives up
       // on it, so start again from a fresh read, a few seconds later.
       source = null;
-      setTimeout(reload, 3000);
+      retryLater();
     }
   };
   for (const type of ['register', 'deregister', 'expire', 'health', 'maintenance', 'kv']) {
@@ -158,9 +266,12 @@ function onEvent(msg) {
     emit('status');
   }
   state.index = Math.max(state.index, ev.index || 0);
-  state.events.unshift(ev);
-  if (state.events.length > EVENTS_KEPT) {
-    state.events.length = EVENTS_KEPT;
+  const fresh = state.events.length === 0 || !state.events.some((e) => e.index === ev.index);
+  if (fresh) {
+    state.events.unshift(ev);
+    if (state.events.length > EVENTS_KEPT) {
+      state.events.length = EVENTS_KEPT;
+    }
   }
   const data = ev.data || {};
   if (ev.type === 'kv') {
@@ -173,7 +284,9 @@ function onEvent(msg) {
     }
     emit('catalog');
   }
-  emit('event', ev);
+  if (fresh) {
+    emit('event', ev);
+  }
 }
 
 // Start: read the catalog, then follow its events.

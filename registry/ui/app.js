@@ -1,8 +1,9 @@
 // app.js: the dashboard's entry point: the hash router (#/services,
 // #/service/<name>, #/callers, #/kv/<prefix>, #/events), the banner that
 // says when the registry is unreachable (the last data stays, with its
-// age), and re-rendering the page when the state changes.
-import { start, state, subscribe } from './api.js';
+// age), the token form when the registry has ACLs, and re-rendering the
+// page when the state changes.
+import { setToken, start, state, subscribe, token } from './api.js';
 import { ago } from './dom.js';
 import * as services from './services.js';
 import * as instances from './instances.js';
@@ -13,6 +14,9 @@ import * as events from './events.js';
 const view = document.getElementById('view');
 const banner = document.getElementById('banner');
 const live = document.getElementById('live');
+const auth = document.getElementById('auth');
+const authInput = document.getElementById('token');
+const authMsg = document.getElementById('auth-msg');
 
 // The current page: {module, arg}; a module has render(root, arg) and may
 // have update(kind, detail) (live changes) and leave().
@@ -105,8 +109,39 @@ function status() {
   }
 }
 
+// The token form: shown once the registry refused a request (401/403);
+// it says why, or that the token given was accepted.
+function showAuth() {
+  if (!state.auth.shown) {
+    auth.hidden = true;
+    return;
+  }
+  auth.hidden = false;
+  if (state.auth.error) {
+    authMsg.className = 'note error';
+    authMsg.textContent = (token() ? 'The registry refused this token: ' : 'The registry needs a token: ')
+      + state.auth.error + '.';
+  } else {
+    authMsg.className = 'note';
+    authMsg.textContent = token() ? 'Token accepted (kept for this tab only).' : '';
+  }
+}
+
+auth.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  setToken(authInput.value.trim());
+  authInput.value = '';
+});
+document.getElementById('token-forget').addEventListener('click', () => {
+  authInput.value = '';
+  setToken('');
+});
+
 subscribe((kind, detail) => {
   status();
+  if (kind === 'auth') {
+    showAuth(); // and the page, which may say that it waits for a token
+  }
   if (kind !== 'status') {
     refresh(kind, detail);
   }
@@ -119,4 +154,5 @@ document.querySelector('.skip').addEventListener('click', (ev) => {
   view.focus();
 });
 route();
+showAuth();
 start();

@@ -109,7 +109,10 @@ function draw() {
     h('thead', {}, h('tr', {}, ['Instance', 'Health', 'Messages held'].map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, logs.map((inst) => {
       const r = results.get(inst.id);
-      return h('tr', { 'data-id': inst.id }, h('td', {}, h('code', {}, inst.host + ':' + inst.port)),
+      // the id too: a restarted instance shares its address with the old
+      // entry until that one expires
+      return h('tr', { 'data-id': inst.id }, h('td', {}, h('code', {}, inst.host + ':' + inst.port),
+        h('br', {}), h('small.id', {}, inst.id)),
         h('td', {}, badge(inst.health)),
         h('td.num', {}, !r ? '…' : r.error ? r.error : String(r.count)));
     })))));

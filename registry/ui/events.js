@@ -1,7 +1,8 @@
 // events.js: the Events page: the registry's change events as they come
 // (register, deregister, expire, health, maintenance, kv), newest first,
-// filtered by type and by service name. The events are those api.js heard
-// since the page was opened (it keeps the last 500).
+// filtered by type and by service name. The events are those api.js keeps
+// (the registry's recent history, read when the page opened, then the live
+// ones; the last 500).
 import { state } from './api.js';
 import { badge, h } from './dom.js';
 
@@ -41,7 +42,7 @@ function matches(ev) {
 function rows() {
   const shown = state.events.filter(matches).slice(0, SHOWN);
   if (shown.length === 0) {
-    return h('p', {}, state.events.length ? 'No event matches the filter.' : 'No event since this page was opened.');
+    return h('p', {}, state.events.length ? 'No event matches the filter.' : 'No event in the registry\'s recent history.');
   }
   return h('ol.feed', { reversed: true }, shown.map((ev) => {
     const d = ev.data || {};

@@ -9,7 +9,8 @@ const HEALTHS = ['passing', 'warning', 'critical'];
 export function render(root) {
   root.append(h('h2', {}, 'Services'));
   if (!state.loaded) {
-    root.append(h('p', {}, 'Reading the catalog…'));
+    root.append(h('p', {}, state.auth.error ? 'The registry shows its catalog only with a token (above).'
+      : 'Reading the catalog…'));
     return;
   }
   const groups = byService();

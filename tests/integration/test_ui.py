@@ -10,16 +10,25 @@ TTLs and HTTP check intervals. It checks what a person would look at:
 - SIGTERM of a logging instance: it leaves the page, without a reload;
 - SIGSTOP of the other: it is shown critical within a few seconds;
 - the callers' page shows the facade's breaker table (through the relay);
+  a SIGKILLed logging instance's breaker shows open with its retries risen,
+  and once it is restarted on the same port, closed again and the instance
+  passing, without a reload;
 - a KV edit made on the page is read back over the API;
 - a CAS conflict (the key changed over the API between opening and saving)
   is shown, and nothing is overwritten;
-- the registry stopped: a banner says so and the last data stays.
+- the events feed, opened after some changes, lists them from the
+  registry's history, once each, and the live ones on top;
+- the registry stopped: a banner says so and the last data stays;
+- a registry with ACLs (AclDashboardTest): the page shows a token field,
+  says so when the token is wrong, and with a right one lists the
+  instances and follows the event stream (its token as ?token=).
 
 A screenshot of each state is saved under <build>/test-artifacts/ui/.
 Exits 77 (a skip for ctest) when chromium or chromedriver is missing.
 """
 
 import base64
+import json
 import os
 import shutil
 import signal
@@ -47,6 +56,14 @@ except ImportError:
 
 ARTIFACTS = os.path.join(os.path.dirname(bin_dir()), "test-artifacts", "ui")
 KEY = "config/ui-test/greeting"
+
+
+def setUpModule():
+    """This run's screenshots only: the old ones go first."""
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    for old in os.listdir(ARTIFACTS):
+        if old.endswith(".png"):
+            os.unlink(os.path.join(ARTIFACTS, old))
 
 
 def severe(entries):
@@ -95,32 +112,17 @@ class HeadersTest(ServiceTestCase):
         self.assertIn("refused", self.assertJsonError(reply, 502)["error"])
 
 
-class DashboardTest(ServiceTestCase):
+class BrowserTestCase(ServiceTestCase):
+    """A test with services and one headless chromium (start_browser), and
+    the helpers to look at the page."""
 
     def setUp(self):
         super().setUp()
         self.tmp = tempfile.mkdtemp(prefix="test_ui-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         os.makedirs(ARTIFACTS, exist_ok=True)
-        for old in os.listdir(ARTIFACTS):  # this run's screenshots only
-            if old.endswith(".png"):
-                os.unlink(os.path.join(ARTIFACTS, old))
-        self.registry = self.start("registry", [
-            "--port", "0", "--backend", "memory", "--cleanup-interval", "100ms"])
-        reg = ["--registry", self.registry.url, "--ttl", "2s", "--check-interval", "300ms"]
-        self.loggings = [
-            self.start("logging-service", ["--port", "0", "--data-dir",
-                                           tempfile.mkdtemp(dir=self.tmp)] + reg)
-            for _ in range(2)]
-        # A third that only a TTL lease watches, long: SIGKILLed, it stays
-        # discoverable long enough for the facade's breaker to open on it.
-        self.killed = self.start("logging-service", [
-            "--port", "0", "--data-dir", tempfile.mkdtemp(dir=self.tmp),
-            "--registry", self.registry.url, "--ttl", "15s", "--check", "ttl"])
-        self.messages = self.start("messages-service", ["--port", "0"] + reg)
-        self.facade = self.start("facade-service", ["--port", "0"] + reg)
-        self.stopped = None  # a SIGSTOPped service, continued at the end
 
+    def start_browser(self):
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
@@ -137,10 +139,6 @@ class DashboardTest(ServiceTestCase):
         svc = Service().start(name, args)
         self.addCleanup(self.finish_service, svc)
         return svc
-
-    def tearDown(self):
-        if self.stopped is not None and self.stopped.running():
-            os.kill(self.stopped.pid, signal.SIGCONT)
 
     # --- helpers -------------------------------------------------------------
 
@@ -180,6 +178,41 @@ class DashboardTest(ServiceTestCase):
 
     def type_into(self, css, text):
         self.act(css, lambda el: (el.clear(), el.send_keys(text)))
+
+
+class DashboardTest(BrowserTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.registry = self.start("registry", [
+            "--port", "0", "--backend", "memory", "--cleanup-interval", "100ms"])
+        reg = ["--registry", self.registry.url, "--ttl", "2s", "--check-interval", "300ms"]
+        self.loggings = [
+            self.start("logging-service", ["--port", "0", "--data-dir",
+                                           tempfile.mkdtemp(dir=self.tmp)] + reg)
+            for _ in range(2)]
+        # A third that only a TTL lease watches, long: SIGKILLed, it stays
+        # discoverable long enough for the facade's breaker to open on it.
+        self.killed_dir = tempfile.mkdtemp(dir=self.tmp)
+        self.killed = self.start("logging-service", [
+            "--port", "0", "--data-dir", self.killed_dir,
+            "--registry", self.registry.url, "--ttl", "15s", "--check", "ttl"])
+        self.messages = self.start("messages-service", ["--port", "0"] + reg)
+        self.facade = self.start("facade-service", ["--port", "0"] + reg)
+        self.stopped = None  # a SIGSTOPped service, continued at the end
+        self.start_browser()
+
+    def tearDown(self):
+        if self.stopped is not None and self.stopped.running():
+            os.kill(self.stopped.pid, signal.SIGCONT)
+
+    def retries_of(self, addr):
+        """The Retries the callers' page shows for upstream addr (0 while
+        the facade has no record of it)."""
+        text = self.js("const c = document.querySelector('table.breakers tr[data-upstream=\"'"
+                       " + arguments[0] + '\"] td:nth-child(7)'); return c ? c.textContent : '0';",
+                       addr)
+        return int(text)
 
     def card_health(self, inst_id):
         """The health word in the card of instance inst_id, or None."""
@@ -284,11 +317,13 @@ class DashboardTest(ServiceTestCase):
         self.shot("5-callers")
         os.kill(other.pid, signal.SIGCONT)
         self.stopped = None
+        killed_addr = "127.0.0.1:%d" % self.killed.port
+        retries_before = self.retries_of(killed_addr)
 
         # SIGKILL of the third while messages come: its breaker opens on
-        # the page (its calls are refused; the registry still lists it).
+        # the page (its calls are refused; the registry still lists it),
+        # and the retries the facade made around it have risen.
         self.killed.kill()
-        killed_addr = "127.0.0.1:%d" % self.killed.port
         posts = [threading.Thread(target=request, daemon=True,
                                   args=("POST", self.facade.url + "/facade", {"msg": "m%d" % i}),
                                   kwargs={"timeout": 20}) for i in range(6)]
@@ -298,9 +333,52 @@ class DashboardTest(ServiceTestCase):
             "const r = document.querySelector('table.breakers tr[data-upstream=\"' + '%s' + '\"] .badge');"
             "return r && r.textContent === '✕ open';" % killed_addr,
             "the killed instance's breaker shown open", seconds=15)
+        self.assertGreater(self.retries_of(killed_addr), retries_before,
+                           "the retries shown for the killed instance did not rise")
         self.shot("5b-callers-breaker-open")
         for t in posts:
             t.join(timeout(25))
+
+        # Restarted (a fresh process on the same port and data): reads
+        # through the facade (GET /facade asks every logging instance the
+        # breaker admits) are its half-open probes once the open time
+        # (BRK_OPEN_MS_DEFAULT, 5 s: the facade has no option for it) is
+        # over; the page shows the breaker closed again and the new
+        # instance passing, without a reload.
+        self.js("window.__sameDocument = true;")
+        restarted = self.start("logging-service", [
+            "--port", str(self.killed.port), "--data-dir", self.killed_dir,
+            "--registry", self.registry.url, "--ttl", "2s", "--check-interval", "300ms"])
+        new_id = wait_until(
+            lambda: next((i for i in self.ids_of("logging-service")
+                          if self.instance(i)["port"] == restarted.port
+                          and self.instance(i)["health"] == "passing"
+                          and i != killed_id), None),
+            timeout=10, message="the restarted instance registered and passing")
+        reading = threading.Event()
+
+        def read_loop():
+            while not reading.is_set():
+                try:
+                    request("GET", self.facade.url + "/facade", timeout=5)
+                except OSError:
+                    pass
+                reading.wait(0.3)
+        reader = threading.Thread(target=read_loop, daemon=True)
+        reader.start()
+        try:
+            self.wait_js(
+                "const r = document.querySelector('table.breakers tr[data-upstream=\"%s\"] .badge');"
+                "const i = document.querySelector('tr[data-id=\"%s\"] .badge');"
+                "return r && r.textContent === '✓ closed' && i && i.textContent === '✓ passing';"
+                % (killed_addr, new_id),
+                "the restarted instance's breaker shown closed, the instance passing",
+                seconds=20)
+        finally:
+            reading.set()
+            reader.join(timeout(10))
+        self.assertTrue(self.js("return window.__sameDocument === true;"), "the page reloaded")
+        self.shot("5c-callers-breaker-closed")
 
         # KV: open the key, edit it, save; the API reads the new value.
         d.get(self.registry.url + "/ui/#/kv/config/ui-test/")
@@ -343,13 +421,29 @@ class DashboardTest(ServiceTestCase):
                       if "/ui/relay" not in e.get("message", "")]
         self.assertEqual(unexpected, [], "console errors or failed requests")
 
-        # The events feed: a KV write shows, newest first, and the type
-        # filter keeps it while hiding the others.
+        # The events feed, opened afresh: what happened before it opened is
+        # listed from the registry's history (the write just made, the
+        # restarted instance's registration; a health change of the killed
+        # instance's lease may come in between); a live KV write then comes
+        # on top, the feed newest first, and no event is listed twice.
+        status, _, body = request("PUT", self.registry.url + "/v1/kv/config/ui-test/history",
+                                  b"before the page")
+        self.assertEqual((status, body), (200, True))
+        d.get("about:blank")
         d.get(self.registry.url + "/ui/#/events")
+        self.wait_js("const li = [...document.querySelectorAll('ol.feed li')];"
+                     " return li.some(l => l.dataset.type === 'kv' &&"
+                     " l.textContent.includes('config/ui-test/history')) &&"
+                     " li.some(l => l.dataset.type === 'register' && l.textContent.includes('%s'));"
+                     % new_id, "the feed lists the events from before it opened")
         self.put("for the feed")
         self.wait_js("const li = document.querySelector('ol.feed li');"
                      " return li && li.dataset.type === 'kv' && li.textContent.includes('%s');" % KEY,
                      "the kv event first in the feed")
+        indexes = self.js("return [...document.querySelectorAll('ol.feed li .idx')].map(e => e.textContent);")
+        self.assertEqual(len(indexes), len(set(indexes)), "an event listed twice")
+        numbers = [int(i.lstrip("#")) for i in indexes]
+        self.assertEqual(numbers, sorted(numbers, reverse=True), "the feed is not newest first")
         self.act("#ev-type", lambda el: el.send_keys("kv"))
         self.wait_js("const types = [...document.querySelectorAll('ol.feed li')].map(li => li.dataset.type);"
                      " return types.length > 0 && types.every(t => t === 'kv');",
@@ -376,6 +470,72 @@ class DashboardTest(ServiceTestCase):
         status, _, body = request("GET", self.registry.url + "/v1/services/" + inst_id)
         self.assertEqual(status, 200, body)
         return body["service"]
+
+
+
+class AclDashboardTest(BrowserTestCase):
+    """The dashboard of a registry started with --acl-tokens: the page asks
+    for a token, keeps it for the tab, sends it on every request (the event
+    stream's as ?token=)."""
+
+    WRITE = "ui-ops-5d1e"
+    READ = "ui-dash-77a0"
+
+    def register(self, name, port):
+        status, _, body = request("POST", self.registry.url + "/v1/services",
+                                  {"name": name, "host": "127.0.0.1", "port": port, "ttl": 60},
+                                  headers={"X-Registry-Token": self.WRITE})
+        self.assertEqual(status, 201, body)
+        return body["service_id"]
+
+    def test_token_field(self):
+        tokens = os.path.join(self.tmp, "tokens.json")
+        with open(tokens, "w") as f:
+            json.dump({self.WRITE: "write", self.READ: "read"}, f)
+        self.registry = self.start("registry", ["--port", "0", "--backend", "memory",
+                                                "--acl-tokens", tokens])
+        self.register("acl-probe", 9001)
+        self.start_browser()
+        d = self.driver
+        d.get(self.registry.url + "/ui/")
+        # Refused without a token: the field shows, labelled, a password.
+        self.wait_js("const f = document.getElementById('auth');"
+                     " return !f.hidden && document.getElementById('auth-msg').textContent"
+                     ".includes('no token');", "the token field shown with why")
+        field = d.find_element(By.ID, "token")
+        self.assertEqual(field.get_attribute("type"), "password")
+        self.assertEqual(d.find_element(By.CSS_SELECTOR, "label[for=token]").text,
+                         "Registry token")
+        self.assertFalse(self.js("return !!document.querySelector('tr[data-service]');"),
+                         "the catalog shown without a token")
+        self.wait_js("return document.getElementById('view').textContent.includes('only with a token');",
+                     "the services page says it waits for a token")
+        # A wrong one: it says so, and still lists nothing.
+        self.type_into("#token", "not-a-token")
+        self.act("#auth button[type=submit]", lambda el: el.click())
+        self.wait_js("return document.getElementById('auth-msg').textContent"
+                     ".includes('refused this token') &&"
+                     " document.getElementById('auth-msg').textContent.includes('unknown token');",
+                     "the page says the token is wrong")
+        self.shot("9-acl-wrong-token")
+        self.assertFalse(self.js("return !!document.querySelector('tr[data-service]');"),
+                         "the catalog shown with a wrong token")
+        # The right one: the instances, then the live stream.
+        self.type_into("#token", self.READ)
+        self.act("#auth button[type=submit]", lambda el: el.click())
+        self.wait_js("return !!document.querySelector('tr[data-service=\"acl-probe\"]') &&"
+                     " document.getElementById('auth-msg').textContent.includes('accepted') &&"
+                     " document.getElementById('live').textContent.includes('live');",
+                     "the instances listed with the token, live")
+        self.assertEqual(self.js("return sessionStorage.getItem('registry-token');"), self.READ)
+        self.register("acl-later", 9002)
+        self.wait_js("return !!document.querySelector('tr[data-service=\"acl-later\"]');",
+                     "a registration after the token came over the stream")
+        self.shot("9-acl-token")
+        # The token stays for the tab: a reload lists at once.
+        d.refresh()
+        self.wait_js("return !!document.querySelector('tr[data-service=\"acl-later\"]');",
+                     "the reloaded page used the kept token")
 
 
 if __name__ == "__main__":
