@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh [registry|facade|watch|dns|consul|all]: benchmark of the suite against
+# bench/run.sh [registry|facade|watch|dns|consul|ui|all]: benchmark of the suite against
 # an nginx ceiling (default: all).
 #
 #   registry  the service registry alone: discover (10 instances), register
@@ -38,6 +38,16 @@
 #             in turn, ?index=<X-Consul-Index>&wait=5m, parked), each woken
 #             by a registration of svc: time from sending it to the parked
 #             query's answer, median and max (target max < 100 ms).
+#   ui        the dashboard (bench/uiload.py, python3-selenium): the facade
+#             part's suite; the registry's CPU over BENCH_UI_DURATION s
+#             (default 30) with no browser (the reference), then with
+#             BENCH_UI_TABS (default 50) tabs of one headless chromium on
+#             /ui/, settled BENCH_UI_SETTLE s (default 10): CPU (target
+#             < 2 %), the pages' requests per tab per second from the
+#             registry's http_requests_total (target < 1), and the first
+#             load's transferred bytes with a cold cache (target < 100 kB).
+#             Skipped, with a line saying so, without chromium,
+#             chromedriver or python3-selenium.
 #
 # Builds every executable (Release) in build-bench/, starts nginx (one worker,
 # fixed 200 JSON answer shaped like a discover answer) and the services on
@@ -59,7 +69,8 @@
 # BENCH_MESSAGES (messages stored before GET /facade, default 1000),
 # BENCH_WATCH_POLLS (default 10000), BENCH_WATCH_STREAMS (default 1000),
 # BENCH_WATCH_ROUNDS (default 5), BENCH_CHECKS (default 1000),
-# BENCH_CONSUL_ROUNDS (default 20),
+# BENCH_CONSUL_ROUNDS (default 20), BENCH_UI_TABS (default 50),
+# BENCH_UI_DURATION (default 30), BENCH_UI_SETTLE (default 10),
 # BENCH_PIN (1: servers on CPU 1, load generator on CPU 0; default 1 when
 # there are 2+ CPUs).
 set -euo pipefail
@@ -1385,6 +1396,7 @@ ui_part() {
     for page in services instances callers kv events; do
         rows+=("| first load of the $page page, cache disabled: $(ui_get "load_${page}_files") entries | 1 | $(kbytes "$(ui_get "load_${page}_bytes")") kB transferred | information | - |")
     done
+    rows+=("| the callers page's own timer (relay reads of the facade's /stats and each logging /metrics), one tab shown | 1 | $(fmt "$(ui_get callers_rps)" %.3f) /s | information (not the default page) | - |")
     UI_TABLE=$(
         echo "| scenario | tabs | value | target | result |"
         echo "| --- | ---: | ---: | --- | --- |"
@@ -1402,8 +1414,11 @@ ui_part() {
 - requests: the registry's http_requests_total on the page's routes (/ui/*,
   /ui/relay, GET /v1/services, /v1/events) in the tab window, less those of
   the reference window; a stream is counted when it ends, so an open event
-  stream is not counted, one that broke and reopened is. All routes, less
-  the reference: $(fmt "$(ui_get rps_per_tab_all)" %.3f) /s per tab.
+  stream is not counted, one that broke and reopened is. The suite's own
+  blocking reads of GET /v1/services (the facade's and messages' discovery,
+  wait=60s) end in one window or the other, so a few of those counted
+  here are not the pages' (the browser's count has none of them). All
+  routes, less the reference: $(fmt "$(ui_get rps_per_tab_all)" %.3f) /s per tab.
   Routes in the tab window: $(ui_get routes_tabs | tr -d '[]"' | sed 's/,/; /g').
   Reference window: $(ui_get routes_ref | tr -d '[]"' | sed 's/,/; /g').
 - first load: Performance API transferSize (headers + body as received)

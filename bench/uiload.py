@@ -18,7 +18,9 @@ Run by bench/run.sh (part "ui") against a running suite; usable alone:
 4. The first load of /ui/ with a cold cache: the first tab of a fresh
    profile, Performance API transferSize (headers + body as received) of
    the navigation and every resource entry, summed; the other pages the
-   same way in a tab with the cache disabled (CDP Network.setCacheDisabled).
+   same way in a tab with the cache disabled (CDP Network.setCacheDisabled);
+   the callers page (the one with a timer) also gives its request rate
+   over CALLERS_S s in that one tab.
 
 Requests are counted twice: by the registry (its http_requests_total, by
 route; a stream is counted when it ends, so an event stream that stays
@@ -45,6 +47,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+CALLERS_S = 10  # the callers page's request rate is counted over this
 TAB_HOST = "tab{}.uibench.test"
 # Routes the page asks for (api.js, app.js): its files, the relay, the
 # catalog read and the event stream.
@@ -242,6 +245,16 @@ def main():
                   ("kv", "#/kv/"), ("events", "#/events"))
         for i, (name, page) in enumerate(others):
             loads[name] = page_load(driver, tab_url(args.tabs + 2 + i, page), True)
+            if name == "callers":
+                # The one page with a timer (callers.js reads the facades'
+                # and logging instances' counters through the relay): its
+                # rate in the one tab shown, for information.
+                t0 = driver.execute_script("return performance.now()")
+                time.sleep(CALLERS_S)
+                callers = driver.execute_script(
+                    "const t0 = arguments[0], t1 = performance.now();"
+                    "return [performance.getEntriesByType('resource')"
+                    ".filter((e) => e.startTime >= t0 && e.startTime < t1).length, t1 - t0];", t0)
     finally:
         if driver is not None:
             driver.quit()
@@ -278,6 +291,8 @@ def main():
     for name, load in loads.items():
         out["load_%s_bytes" % name] = load["bytes"]
         out["load_%s_files" % name] = load["n"]
+    out["callers_reqs"] = callers[0]
+    out["callers_rps"] = "%.4f" % (callers[0] / (callers[1] / 1000.0))
     out["load_services_names"] = json.dumps(first["names"], separators=(",", ":"))
     for k, v in out.items():
         print("%s=%s" % (k, v))
