@@ -1392,7 +1392,7 @@ ui_part() {
     rows+=("| registry CPU with the tabs open, nothing changing | $tabs | $(fmt "$ctabs" %.2f) % of a core | < 2 % | $(verdict lt "$ctabs" 2) |")
     rows+=("| the pages' requests to the registry (its http_requests_total, less the reference) | $tabs | $(fmt "$rps" %.3f) /s per tab | < 1 /s per tab | $(verdict lt "$rps" 1) |")
     rows+=("| the same seen by the browser (resource entries started in the window) | $tabs | $(fmt "$brps" %.3f) /s per tab | information | - |")
-    rows+=("| first load of /ui/ (services), cold cache: $(ui_get first_load_files) entries | 1 | $(kbytes "$first") kB transferred | < 100 kB | $(verdict lt "$first" 100000) |")
+    rows+=("| first load of /ui/ (services), cold cache: $(ui_get first_load_files) entries | 1 | $(kbytes "$first") kB transferred (bodies $(kbytes "$(ui_get first_load_body_bytes)") kB) | < 100 kB | $(verdict lt "$first" 100000) |")
     for page in services instances callers kv events; do
         rows+=("| first load of the $page page, cache disabled: $(ui_get "load_${page}_files") entries | 1 | $(kbytes "$(ui_get "load_${page}_bytes")") kB transferred | information | - |")
     done
@@ -1409,7 +1409,9 @@ ui_part() {
   (tab<i>.uibench.test mapped to 127.0.0.1 by --host-resolver-rules): chromium
   keeps at most 6 HTTP/1.1 connections per host and every tab holds an
   event stream open. $live of $tabs tabs showed "live" after settling;
-  registry_watchers: $(ui_get watchers_ref) without the browser, $(ui_get watchers_tabs) with the tabs.
+  registry_watchers: $(ui_get watchers_ref) without the browser, $(ui_get watchers_tabs_start) at the start
+  of the tab window and $(ui_get watchers_tabs) at its end ($([ "$(ui_get watchers_tabs_start)" = "$(ui_get watchers_tabs)" ] &&
+      echo "the same count" || echo "they differ: streams or long-polls opened or ended in the window")).
 - CPU: utime + stime of the registry (/proc/PID/stat) over $(ui_get window_s) s of wall time.
 - requests: the registry's http_requests_total on the page's routes (/ui/*,
   /ui/relay, GET /v1/services, /v1/events) in the tab window, less those of

@@ -154,15 +154,14 @@ return {bytes, body, decoded, n, names: res.map((e) => e.name.replace(/^[a-z]+:\
 """
 
 
-def page_load(driver, url, wait_for_live):
+def page_load(driver, url):
     """Cold first load of url in a new tab with the cache disabled;
     {bytes, body, decoded, n, names} from the Performance API."""
     driver.switch_to.new_window("tab")
     driver.execute_cdp_cmd("Network.enable", {})
     driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
     driver.get(url)
-    if wait_for_live:
-        wait_live(driver, 10)
+    wait_live(driver, 10)
     time.sleep(2.5)  # a page's own first fetches (the callers' relay reads)
     load = driver.execute_script(LOAD_JS)
     return load
@@ -240,11 +239,11 @@ def main():
         browser_rate /= len(handles)
 
         # The other pages' first loads, each in a tab with the cache disabled.
-        loads = {"services": page_load(driver, tab_url(args.tabs + 1), True)}
+        loads = {"services": page_load(driver, tab_url(args.tabs + 1))}
         others = (("instances", "#/service/logging-service"), ("callers", "#/callers"),
                   ("kv", "#/kv/"), ("events", "#/events"))
         for i, (name, page) in enumerate(others):
-            loads[name] = page_load(driver, tab_url(args.tabs + 2 + i, page), True)
+            loads[name] = page_load(driver, tab_url(args.tabs + 2 + i, page))
             if name == "callers":
                 # The one page with a timer (callers.js reads the facades'
                 # and logging instances' counters through the relay): its
@@ -272,6 +271,7 @@ def main():
         "cpu_ref_pct": "%.3f" % ref.cpu_pct,
         "cpu_tabs_pct": "%.3f" % win.cpu_pct,
         "watchers_ref": ref.w1,
+        "watchers_tabs_start": win.w0,
         "watchers_tabs": win.w1,
         "reg_page_reqs": win.total(True),
         "reg_page_reqs_ref": ref.total(True),
@@ -283,6 +283,7 @@ def main():
         "browser_rps_per_tab": "%.4f" % browser_rate,
         "first_load_bytes": first["bytes"],
         "first_load_files": first["n"],
+        "first_load_body_bytes": first["body"],  # the bodies alone, without headers
         "routes_tabs": json.dumps(sorted("%s %s %d" % (m, r, n) for (r, m), n in win.delta.items()),
                                   separators=(",", ":")),
         "routes_ref": json.dumps(sorted("%s %s %d" % (m, r, n) for (r, m), n in ref.delta.items()),
