@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh [registry|facade|watch|dns|consul|all]: benchmark of the suite against
+# bench/run.sh [registry|facade|watch|dns|consul|ui|all]: benchmark of the suite against
 # an nginx ceiling (default: all).
 #
 #   registry  the service registry alone: discover (10 instances), register
@@ -38,6 +38,16 @@
 #             in turn, ?index=<X-Consul-Index>&wait=5m, parked), each woken
 #             by a registration of svc: time from sending it to the parked
 #             query's answer, median and max (target max < 100 ms).
+#   ui        the dashboard (bench/uiload.py, python3-selenium): the facade
+#             part's suite; the registry's CPU over BENCH_UI_DURATION s
+#             (default 30) with no browser (the reference), then with
+#             BENCH_UI_TABS (default 50) tabs of one headless chromium on
+#             /ui/, settled BENCH_UI_SETTLE s (default 10): CPU (target
+#             < 2 %), the pages' requests per tab per second from the
+#             registry's http_requests_total (target < 1), and the first
+#             load's transferred bytes with a cold cache (target < 100 kB).
+#             Skipped, with a line saying so, without chromium,
+#             chromedriver or python3-selenium.
 #
 # Builds every executable (Release) in build-bench/, starts nginx (one worker,
 # fixed 200 JSON answer shaped like a discover answer) and the services on
@@ -59,20 +69,21 @@
 # BENCH_MESSAGES (messages stored before GET /facade, default 1000),
 # BENCH_WATCH_POLLS (default 10000), BENCH_WATCH_STREAMS (default 1000),
 # BENCH_WATCH_ROUNDS (default 5), BENCH_CHECKS (default 1000),
-# BENCH_CONSUL_ROUNDS (default 20),
+# BENCH_CONSUL_ROUNDS (default 20), BENCH_UI_TABS (default 50),
+# BENCH_UI_DURATION (default 30), BENCH_UI_SETTLE (default 10),
 # BENCH_PIN (1: servers on CPU 1, load generator on CPU 0; default 1 when
 # there are 2+ CPUs).
 set -euo pipefail
 
 MODE=${1:-all}
 case $MODE in
-registry | facade | facade-view | watch | dns | consul | all) ;;
+registry | facade | facade-view | watch | dns | consul | ui | all) ;;
 -h | --help)
     sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 *)
-    echo "usage: $0 [registry|facade|facade-view|watch|dns|consul|all]" >&2
+    echo "usage: $0 [registry|facade|facade-view|watch|dns|consul|ui|all]" >&2
     exit 2
     ;;
 esac
@@ -96,6 +107,9 @@ N_CHECKS=${BENCH_CHECKS:-1000}
 DNS_QPS=${BENCH_DNS_QPS:-60000}
 DNS_DURATION=${BENCH_DNS_DURATION:-10}
 CONSUL_ROUNDS=${BENCH_CONSUL_ROUNDS:-20}
+UI_TABS=${BENCH_UI_TABS:-50}
+UI_DURATION=${BENCH_UI_DURATION:-30}
+UI_SETTLE=${BENCH_UI_SETTLE:-10}
 
 # ---------------------------------------------------------------- setup --
 
@@ -1320,6 +1334,104 @@ NOTES
     )
 }
 
+# ============================================================ ui part ====
+
+# The dashboard's load on the registry (issue 12, Performance): the suite
+# of the facade part (so the pages have data and the callers page a
+# facade), then bench/uiload.py: the registry's CPU and requests over
+# UI_DURATION s with no browser (the reference), then with UI_TABS tabs of
+# one headless chromium on /ui/ settled UI_SETTLE s, and the first load's
+# transferred bytes. Servers on CPU 1, the browser on CPU 0 (as the other
+# parts' load generators). Skipped, with a line saying so, without
+# chromium, chromedriver or python3-selenium.
+UI_TABLE=
+UI_NOTES=
+ui_get() { sed -n "s/^$1=//p" "$TMP/uiload.out"; } # ui_get KEY: uiload's value of KEY
+kbytes() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1000 }'; }
+ui_part() {
+    local rc rows=() page ui_pid tabs live cref ctabs rps brps first
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 ||
+        ! /usr/bin/python3 -c 'import selenium' 2>/dev/null; then
+        echo "== [ui] skipped: no chromium, chromedriver or python3-selenium (scripts/deps.sh --test installs them)"
+        UI_TABLE="ui: skipped, no chromium, chromedriver or python3-selenium on this machine"
+        return 0
+    fi
+    if [ "$PIN" = 1 ]; then
+        SRV_PIN=(taskset -c 1)
+        GEN_PIN=(taskset -c 0)
+    else
+        SRV_PIN=()
+        GEN_PIN=()
+    fi
+    echo "== [ui] 1. the suite (registry, 2 logging, messages, facade)"
+    start_stack U
+    echo "== [ui] 2. uiload: reference ${UI_DURATION} s without a browser, then $UI_TABS tabs settled ${UI_SETTLE} s, measured ${UI_DURATION} s"
+    # Bounded: both windows, the settling, the tabs' loads and the page
+    # loads, with room. timeout passes its TERM on to uiload, which quits
+    # the browser on TERM.
+    "${GEN_PIN[@]}" timeout -k 10 $((2 * UI_DURATION + UI_SETTLE + 4 * UI_TABS + 120)) \
+        /usr/bin/python3 "$ROOT/bench/uiload.py" --registry "http://127.0.0.1:${STK_PORTS[0]}" \
+        --pid "${STK_PIDS[0]}" --tabs "$UI_TABS" --settle "$UI_SETTLE" --duration "$UI_DURATION" \
+        >"$TMP/uiload.out" 2>"$TMP/uiload.err" &
+    ui_pid=$!
+    PIDS+=("$ui_pid")
+    rc=0
+    wait "$ui_pid" || rc=$?
+    forget_pid "$ui_pid"
+    sed 's/^/   /' "$TMP/uiload.err" "$TMP/uiload.out"
+    stop_stack
+    if [ "$rc" != 0 ] || ! grep -qx 'ok=1' "$TMP/uiload.out"; then
+        echo "uiload failed (exit $rc)" >&2
+        return 1
+    fi
+    tabs=$(ui_get tabs) live=$(ui_get tabs_live) cref=$(ui_get cpu_ref_pct) ctabs=$(ui_get cpu_tabs_pct)
+    rps=$(ui_get rps_per_tab) brps=$(ui_get browser_rps_per_tab) first=$(ui_get first_load_bytes)
+    # every tab must follow the stream, or the figures are of fewer tabs
+    [ "$live" = "$tabs" ] || { echo "ui: only $live of $tabs tabs follow the event stream" >&2; return 1; }
+    rows+=("| registry CPU, the suite idle, no browser (reference) | 0 | $(fmt "$cref" %.2f) % of a core | reference | - |")
+    rows+=("| registry CPU with the tabs open, nothing changing | $tabs | $(fmt "$ctabs" %.2f) % of a core | < 2 % | $(verdict lt "$ctabs" 2) |")
+    rows+=("| the pages' requests to the registry (its http_requests_total, less the reference) | $tabs | $(fmt "$rps" %.3f) /s per tab | < 1 /s per tab | $(verdict lt "$rps" 1) |")
+    rows+=("| the same seen by the browser (resource entries started in the window) | $tabs | $(fmt "$brps" %.3f) /s per tab | information | - |")
+    rows+=("| first load of /ui/ (services), cold cache: $(ui_get first_load_files) entries | 1 | $(kbytes "$first") kB transferred (bodies $(kbytes "$(ui_get first_load_body_bytes)") kB) | < 100 kB | $(verdict lt "$first" 100000) |")
+    for page in services instances callers kv events; do
+        rows+=("| first load of the $page page, cache disabled: $(ui_get "load_${page}_files") entries | 1 | $(kbytes "$(ui_get "load_${page}_bytes")") kB transferred | information | - |")
+    done
+    rows+=("| the callers page's own timer (relay reads of the facade's /stats and each logging /metrics), one tab shown | 1 | $(fmt "$(ui_get callers_rps)" %.3f) /s | information (not the default page) | - |")
+    UI_TABLE=$(
+        echo "| scenario | tabs | value | target | result |"
+        echo "| --- | ---: | ---: | --- | --- |"
+        printf '%s\n' "${rows[@]}"
+    )
+    UI_NOTES=$(
+        cat <<NOTES
+- one headless chromium ($(chromium --version 2>/dev/null | awk '{print $2}'), one chromedriver,
+  $tabs tabs as window handles), every tab on a host name of its own
+  (tab<i>.uibench.test mapped to 127.0.0.1 by --host-resolver-rules): chromium
+  keeps at most 6 HTTP/1.1 connections per host and every tab holds an
+  event stream open. $live of $tabs tabs showed "live" after settling;
+  registry_watchers: $(ui_get watchers_ref) without the browser, $(ui_get watchers_tabs_start) at the start
+  of the tab window and $(ui_get watchers_tabs) at its end ($([ "$(ui_get watchers_tabs_start)" = "$(ui_get watchers_tabs)" ] &&
+      echo "the same count" || echo "they differ: streams or long-polls opened or ended in the window")).
+- CPU: utime + stime of the registry (/proc/PID/stat) over $(ui_get window_s) s of wall time.
+- requests: the registry's http_requests_total on the page's routes (/ui/*,
+  /ui/relay, GET /v1/services, /v1/events) in the tab window, less those of
+  the reference window; a stream is counted when it ends, so an open event
+  stream is not counted, one that broke and reopened is. The suite's own
+  blocking reads of GET /v1/services (the facade's and messages' discovery,
+  wait=60s) end in one window or the other, so a few of those counted
+  here are not the pages' (the browser's count has none of them). All
+  routes, less the reference: $(fmt "$(ui_get rps_per_tab_all)" %.3f) /s per tab.
+  Routes in the tab window: $(ui_get routes_tabs | tr -d '[]"' | sed 's/,/; /g').
+  Reference window: $(ui_get routes_ref | tr -d '[]"' | sed 's/,/; /g').
+- first load: Performance API transferSize (headers + body as received)
+  of the navigation and every resource entry, summed (the open event
+  stream is not an entry); services: the first tab of a fresh profile;
+  the other pages: a new tab each with CDP Network.setCacheDisabled.
+  Files of the services load: $(ui_get load_services_names | tr -d '[]"' | sed 's/,/, /g').
+NOTES
+    )
+}
+
 # ================================================================ run ====
 
 # (in an if, not after &&, so that set -e stays in force inside the parts)
@@ -1329,6 +1441,7 @@ if want facade || [ "$MODE" = facade-view ]; then facade_view_part; fi
 if want watch; then watch_part; fi
 if want dns; then dns_part; fi
 if want consul; then consul_part; fi
+if want ui; then ui_part; fi
 [ -z "$NGINX_PID" ] || stop_pid "$NGINX_PID"
 
 # ------------------------------------------------------------- machine --
@@ -1476,6 +1589,23 @@ Notes:
 $CONSUL_NOTES
 EOF
     fi
+    if want ui; then
+        cat <<EOF
+
+## Dashboard
+
+\`\`\`
+registry, 2 x logging-service, messages-service, facade-service as in the facade part (servers on CPU 1)
+bench/uiload.py --registry http://127.0.0.1:R --pid REGISTRY_PID --tabs $UI_TABS --settle $UI_SETTLE --duration $UI_DURATION
+                                          # python3-selenium, headless chromium and chromedriver on CPU 0
+\`\`\`
+
+$UI_TABLE
+
+Notes:
+$UI_NOTES
+EOF
+    fi
     cat <<EOF
 
 ## Build
@@ -1497,4 +1627,5 @@ if want facade; then printf '\nfacade:\n%s\n\n%s\n' "$FAC_TABLE" "$FAC_RSS_TABLE
 if want watch; then printf '\nwatch:\n%s\n' "$WATCH_TABLE"; fi
 if want dns; then printf '\ndns:\n%s\n' "$DNS_TABLE"; fi
 if want consul; then printf '\nconsul:\n%s\n' "$CONSUL_TABLE"; fi
+if want ui; then printf '\nui:\n%s\n' "$UI_TABLE"; fi
 if [ -n "$FAC_VIEW_TABLE" ]; then printf '\nfacade GET view:\n%s\n' "$FAC_VIEW_TABLE"; fi
