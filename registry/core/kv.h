@@ -25,11 +25,12 @@
 #ifndef REG_CORE_KV_H
 #define REG_CORE_KV_H
 
+#include "../store/store.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct store;
 struct reg_registry;
 struct kv_store;
 struct kv_entry;
@@ -83,6 +84,9 @@ struct kv_options {
 struct kv_store *kv_new(struct reg_registry *r, struct store *st, const struct kv_options *opt)
     __attribute__((warn_unused_result));
 
+/* The registry kv was made over (borrowed). */
+struct reg_registry *kv_registry(const struct kv_store *kv);
+
 /* Drain the store (the writes waiting complete), free. Accepts NULL. */
 void kv_free(struct kv_store *kv);
 
@@ -90,6 +94,27 @@ void kv_free(struct kv_store *kv);
  * registry's are lowered to it). Synchronous, at start-up. The number
  * loaded, or -1 with err. Bad records are skipped with a warning. */
 long kv_load(struct kv_store *kv, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* The two halves of kv_load, for a loader that reads the store once for
+ * several modules (registry/core/replica.h): one record (borrowed; ids
+ * not starting with KV_RECORD_PREFIX are skipped; on a shared store,
+ * called inside store_load, the key's ModifyIndex is the record's
+ * revision, and its CreateIndex too when the document has 0), 0 or -1
+ * when out of memory (stop loading); then, after the last record and
+ * after reg_load_finish, the finish. */
+int kv_load_record(struct kv_store *kv, const char *id, const char *doc, size_t doc_len)
+    __attribute__((warn_unused_result));
+void kv_load_finish(struct kv_store *kv);
+
+/* A commit of another replica on the shared store (store_follow's change,
+ * id and doc borrowed for the call): a PUT or DEL of a KV_RECORD_PREFIX
+ * record sets or deletes the key as a committed kv_put / kv_delete would,
+ * at the index store_revision, the observer told alike; other records are
+ * ignored. RESET starts a re-read; RESET_END deletes every key not put
+ * since RESET. A document that does not parse, or out of memory, is
+ * logged, and this replica's copy of the key lags until its next change. */
+void kv_apply_change(struct kv_store *kv, enum store_change kind, const char *id, const char *doc,
+                     size_t len);
 
 /* Whether key (len bytes) is a key (prefix: a prefix of keys, which may
  * also be empty): 1..LIM_KV_KEY_MAX bytes of UTF-8 without NUL, not
