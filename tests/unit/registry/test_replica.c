@@ -1,0 +1,349 @@
+/* test_replica.c: several registries on one shared state (registry/core
+ * replica.c, the shared paths of catalog.c and kv.c) over a group of shared
+ * memory stores (store_memory_open_shared): what one replica commits shows
+ * on the others at the same index (the group's revision), in commit order;
+ * a replica started later loads the same state; a reset drops what was not
+ * put again. Every store runs on one test base; the helpers run it until
+ * the group is quiet. */
+#include "registry/api/codec.h"
+#include "registry/api/spec_json.h"
+#include "registry/core/catalog.h"
+#include "registry/core/kv.h"
+#include "registry/core/replica.h"
+#include "registry/store/store.h"
+
+#include <event2/event.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define NODES_MAX  3
+#define EVENTS_MAX 64
+
+/* What one replica's observers heard. */
+struct heard {
+    size_t n;
+    struct {
+        int type; /* enum reg_event_type, or 100 + enum kv_op */
+        uint64_t index;
+        char id[LIM_ID_MAX + 1];
+    } ev[EVENTS_MAX];
+};
+
+struct node {
+    struct store *store;
+    struct reg_registry *reg;
+    struct kv_store *kv;
+    struct heard heard;
+};
+
+struct world {
+    struct event_base *base;
+    struct store_memory_group *group;
+    int64_t now_ms;
+    size_t n;
+    struct node nodes[NODES_MAX];
+};
+
+static int64_t world_clock(void *arg) { return ((struct world *)arg)->now_ms; }
+
+static void heard_add(struct heard *h, int type, uint64_t index, const char *id)
+{
+    assert_true(h->n < EVENTS_MAX);
+    h->ev[h->n].type = type;
+    h->ev[h->n].index = index;
+    snprintf(h->ev[h->n].id, sizeof(h->ev[h->n].id), "%s", id);
+    h->n++;
+}
+
+static void observe_reg(void *arg, const struct reg_event *ev)
+{
+    heard_add(arg, (int)ev->type, ev->index, reg_instance_id(ev->in));
+}
+
+static void observe_kv(void *arg, const struct kv_change *ch)
+{
+    heard_add(arg, 100 + (int)ch->op, ch->index, ch->key);
+}
+
+/* Start one more replica on the group: its store, registry and KV store,
+ * loaded (rpl_load) and following (rpl_follow). */
+static struct node *world_add(struct world *w)
+{
+    struct node *nd = &w->nodes[w->n++];
+    struct reg_options opt;
+    struct kv_options kopt;
+    char err[256];
+
+    nd->store = store_memory_open_shared(w->base, w->group);
+    assert_non_null(nd->store);
+    memset(&opt, 0, sizeof(opt));
+    opt.codec = &regc_codec;
+    opt.clock = world_clock;
+    opt.clock_arg = w;
+    opt.seed = 7;
+    opt.observer = observe_reg;
+    opt.observer_arg = &nd->heard;
+    nd->reg = reg_new(nd->store, &opt);
+    assert_non_null(nd->reg);
+    assert_true(reg_shared(nd->reg));
+    memset(&kopt, 0, sizeof(kopt));
+    kopt.observer = observe_kv;
+    kopt.observer_arg = &nd->heard;
+    nd->kv = kv_new(nd->reg, nd->store, &kopt);
+    assert_non_null(nd->kv);
+    assert_true(rpl_load(nd->store, nd->reg, nd->kv, err, sizeof(err)) >= 0);
+    assert_int_equal(rpl_follow(nd->store, nd->reg, nd->kv, err, sizeof(err)), 0);
+    return nd;
+}
+
+static int world_setup(void **state)
+{
+    struct world *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return -1;
+    w->now_ms = 1700000000000LL;
+    w->base = event_base_new();
+    w->group = store_memory_group_new();
+    if (!w->base || !w->group)
+        return -1;
+    *state = w;
+    return 0;
+}
+
+/* Run the loop until every store's writes completed and every change
+ * reached every replica. */
+static void world_settle(struct world *w)
+{
+    size_t i, rounds;
+    bool busy = true;
+
+    for (rounds = 0; busy && rounds < 1000; rounds++) {
+        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
+        busy = false;
+        for (i = 0; i < w->n; i++)
+            busy = busy || store_pending(w->nodes[i].store) > 0;
+    }
+    assert_false(busy);
+    /* the followers' turns after the last completion */
+    for (rounds = 0; rounds < 8; rounds++)
+        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
+}
+
+static int world_teardown(void **state)
+{
+    struct world *w = *state;
+    size_t i;
+
+    world_settle(w);
+    for (i = 0; i < w->n; i++) {
+        kv_free(w->nodes[i].kv);
+        reg_free(w->nodes[i].reg);
+        store_close(w->nodes[i].store);
+    }
+    store_memory_group_free(w->group);
+    event_base_free(w->base);
+    free(w);
+    return 0;
+}
+
+static void done_cb(void *arg, int rc, const char *err)
+{
+    (void)err;
+    *(int *)arg = rc == 0 ? 1 : -1;
+}
+
+/* Register the JSON text on nd and wait for everyone; its id into id. */
+static void do_register(struct world *w, struct node *nd, const char *json, char *id)
+{
+    struct reg_spec spec;
+    char err[256];
+    bool created = false;
+    int outcome = 0;
+
+    assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
+    assert_int_equal(
+        reg_register(nd->reg, &spec, done_cb, &outcome, id, &created, err, sizeof(err)), 0);
+    reg_spec_clear(&spec);
+    world_settle(w);
+    assert_int_equal(outcome, 1);
+}
+
+static const char *const SVC_A =
+    "{\"name\":\"alpha\",\"host\":\"10.0.0.1\",\"port\":8080,\"ttl\":10}";
+static const char *const SVC_B =
+    "{\"name\":\"beta\",\"host\":\"10.0.0.2\",\"port\":8081,\"ttl\":10}";
+
+/* The last event node heard. */
+static void assert_last(const struct node *nd, int type, uint64_t index, const char *id)
+{
+    assert_true(nd->heard.n > 0);
+    assert_int_equal(nd->heard.ev[nd->heard.n - 1].type, type);
+    assert_int_equal(nd->heard.ev[nd->heard.n - 1].index, index);
+    assert_string_equal(nd->heard.ev[nd->heard.n - 1].id, id);
+}
+
+/* A registration on A is on B at the same index, which is the revision;
+ * B's observer heard it at that index. */
+static void test_register_shows_on_other(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    const struct reg_instance *ia = NULL, *ib = NULL;
+    char id[LIM_ID_MAX + 1];
+
+    do_register(w, a, SVC_A, id);
+    ia = reg_get(a->reg, id);
+    ib = reg_get(b->reg, id);
+    assert_non_null(ia);
+    assert_non_null(ib);
+    assert_int_equal(reg_index(a->reg), 1);
+    assert_int_equal(reg_index(b->reg), reg_index(a->reg));
+    assert_int_equal(reg_index(a->reg), store_revision(a->store));
+    assert_int_equal(reg_instance_modify_index(ib), reg_instance_modify_index(ia));
+    assert_int_equal(reg_instance_create_index(ib), reg_instance_create_index(ia));
+    assert_string_equal(reg_instance_host(ib), "10.0.0.1");
+    assert_int_equal(reg_instance_health(ib), REG_PASSING);
+    assert_last(b, REG_EV_REGISTER, 1, id);
+    assert_last(a, REG_EV_REGISTER, 1, id);
+    assert_ptr_equal(reg_discover(b->reg, "alpha", NULL, REG_RANDOM), ib);
+}
+
+/* A deregistration on B removes the instance on A; a re-registration
+ * keeps its create index everywhere. */
+static void test_deregister_on_other(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    char id[LIM_ID_MAX + 1], id2[LIM_ID_MAX + 1];
+    char err[256];
+    int outcome = 0;
+
+    do_register(w, a, SVC_A, id);
+    do_register(w, a, SVC_B, id2);
+    assert_int_equal(reg_index(b->reg), 2);
+    assert_int_equal(reg_deregister(b->reg, id, done_cb, &outcome, err, sizeof(err)), 0);
+    world_settle(w);
+    assert_int_equal(outcome, 1);
+    assert_null(reg_get(a->reg, id));
+    assert_null(reg_get(b->reg, id));
+    assert_non_null(reg_get(a->reg, id2));
+    assert_int_equal(reg_index(a->reg), 3);
+    assert_int_equal(reg_index(b->reg), 3);
+    assert_last(a, REG_EV_DEREGISTER, 3, id);
+    assert_last(b, REG_EV_DEREGISTER, 3, id);
+}
+
+/* Maintenance turned on at A is a MAINTENANCE change on B, the instance
+ * out of B's discovery; turned off again likewise. */
+static void test_maintenance_on_other(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    char id[LIM_ID_MAX + 1], err[256];
+    const char *reason = NULL;
+    int outcome = 0;
+
+    do_register(w, a, SVC_A, id);
+    assert_int_equal(
+        reg_maintenance(a->reg, id, true, "upgrade", done_cb, &outcome, err, sizeof(err)), 0);
+    world_settle(w);
+    assert_int_equal(outcome, 1);
+    assert_true(reg_instance_maintenance(reg_get(b->reg, id), &reason, NULL));
+    assert_string_equal(reason, "upgrade");
+    assert_int_equal(reg_instance_health(reg_get(b->reg, id)), REG_CRITICAL);
+    assert_null(reg_discover(b->reg, "alpha", NULL, REG_RANDOM));
+    assert_last(b, REG_EV_MAINTENANCE, 2, id);
+    assert_int_equal(reg_instance_create_index(reg_get(b->reg, id)), 1);
+    assert_int_equal(reg_instance_modify_index(reg_get(b->reg, id)), 2);
+    outcome = 0;
+    assert_int_equal(reg_maintenance(a->reg, id, false, NULL, done_cb, &outcome, err, sizeof(err)),
+                     0);
+    world_settle(w);
+    assert_false(reg_instance_maintenance(reg_get(b->reg, id), NULL, NULL));
+    assert_int_equal(reg_instance_health(reg_get(b->reg, id)), REG_PASSING);
+    assert_last(b, REG_EV_MAINTENANCE, 3, id);
+    assert_last(a, REG_EV_MAINTENANCE, 3, id);
+}
+
+/* Writes on both replicas in one turn: every replica applies the same
+ * commits in the same order, the indexes never decrease and end at the
+ * revision on both. */
+static void test_interleaved_writes_one_order(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    struct reg_spec spec;
+    char ida[LIM_ID_MAX + 1], idb[LIM_ID_MAX + 1], err[256];
+    bool created = false;
+    int oa = 0, ob = 0;
+    size_t i, k;
+
+    assert_int_equal(reg_spec_parse_text(SVC_A, strlen(SVC_A), &spec, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(a->reg, &spec, done_cb, &oa, ida, &created, err, sizeof(err)), 0);
+    reg_spec_clear(&spec);
+    assert_int_equal(reg_spec_parse_text(SVC_B, strlen(SVC_B), &spec, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(b->reg, &spec, done_cb, &ob, idb, &created, err, sizeof(err)), 0);
+    reg_spec_clear(&spec);
+    world_settle(w);
+    assert_int_equal(oa, 1);
+    assert_int_equal(ob, 1);
+    assert_int_equal(reg_index(a->reg), 2);
+    assert_int_equal(reg_index(b->reg), 2);
+    assert_int_equal(a->heard.n, b->heard.n);
+    for (k = 0; k < 2; k++) {
+        const struct heard *h = k ? &b->heard : &a->heard;
+
+        for (i = 0; i < h->n; i++) {
+            assert_int_equal(h->ev[i].index, a->heard.ev[i].index);
+            assert_string_equal(h->ev[i].id, a->heard.ev[i].id);
+            if (i > 0)
+                assert_true(h->ev[i].index >= h->ev[i - 1].index);
+        }
+    }
+    assert_int_equal(reg_instance_modify_index(reg_get(a->reg, idb)),
+                     reg_instance_modify_index(reg_get(b->reg, idb)));
+}
+
+/* A health change stays local on a shared store: it does not move the
+ * index, and the other replica keeps the instance passing. */
+static void test_health_stays_local(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    char id[LIM_ID_MAX + 1];
+
+    do_register(w, a, SVC_A, id);
+    w->now_ms += 11000;
+    /* b heard of a's instance at its own "now": lapse on a only */
+    assert_true(reg_tick(a->reg) >= 1);
+    world_settle(w);
+    assert_int_equal(reg_instance_health(reg_get(a->reg, id)), REG_CRITICAL);
+    assert_int_equal(reg_index(a->reg), 1);
+    assert_int_equal(store_revision(a->store), 1); /* nothing was written */
+    assert_last(a, REG_EV_HEALTH, 1, id);
+    assert_int_equal(reg_renew(b->reg, id), 0);
+    assert_int_equal(reg_instance_health(reg_get(b->reg, id)), REG_PASSING);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_register_shows_on_other, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_deregister_on_other, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_maintenance_on_other, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_interleaved_writes_one_order, world_setup,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(test_health_stays_local, world_setup, world_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
