@@ -275,29 +275,37 @@ static void test_maintenance_on_other(void **state)
 }
 
 /* Writes on both replicas in one turn: every replica applies the same
- * commits in the same order, the indexes never decrease and end at the
- * revision on both. */
+ * commits in the same order, the changes of one batch share its index,
+ * the indexes never decrease and end at the revision on both. */
 static void test_interleaved_writes_one_order(void **state)
 {
     struct world *w = *state;
     struct node *a = world_add(w), *b = world_add(w);
     struct reg_spec spec;
-    char ida[LIM_ID_MAX + 1], idb[LIM_ID_MAX + 1], err[256];
+    char ida[LIM_ID_MAX + 1], ida2[LIM_ID_MAX + 1], idb[LIM_ID_MAX + 1], err[256];
     bool created = false;
-    int oa = 0, ob = 0;
+    int oa = 0, oa2 = 0, ob = 0;
     size_t i, k;
 
     assert_int_equal(reg_spec_parse_text(SVC_A, strlen(SVC_A), &spec, err, sizeof(err)), 0);
     assert_int_equal(reg_register(a->reg, &spec, done_cb, &oa, ida, &created, err, sizeof(err)), 0);
     reg_spec_clear(&spec);
+    /* a second write of A in the same turn: the same batch, one revision */
     assert_int_equal(reg_spec_parse_text(SVC_B, strlen(SVC_B), &spec, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(a->reg, &spec, done_cb, &oa2, ida2, &created, err, sizeof(err)),
+                     0);
     assert_int_equal(reg_register(b->reg, &spec, done_cb, &ob, idb, &created, err, sizeof(err)), 0);
     reg_spec_clear(&spec);
     world_settle(w);
     assert_int_equal(oa, 1);
+    assert_int_equal(oa2, 1);
     assert_int_equal(ob, 1);
     assert_int_equal(reg_index(a->reg), 2);
     assert_int_equal(reg_index(b->reg), 2);
+    assert_int_equal(a->heard.n, 3);
+    assert_int_equal(reg_instance_modify_index(reg_get(b->reg, ida)), 1);
+    assert_int_equal(reg_instance_modify_index(reg_get(b->reg, ida2)), 1);
+    assert_int_equal(reg_instance_modify_index(reg_get(b->reg, idb)), 2);
     assert_int_equal(a->heard.n, b->heard.n);
     for (k = 0; k < 2; k++) {
         const struct heard *h = k ? &b->heard : &a->heard;
@@ -334,6 +342,248 @@ static void test_health_stays_local(void **state)
     assert_int_equal(reg_instance_health(reg_get(b->reg, id)), REG_PASSING);
 }
 
+/* The records of the group as a new store on it reads them. */
+struct records {
+    size_t n;
+    bool has_index_lease;
+    char kv_doc[256]; /* the document of "!kv:" KEY_ONE, if read */
+    uint64_t kv_rev;  /* its revision during the load call */
+    struct store *st;
+};
+
+#define KEY_ONE "config/app/one"
+
+static int records_one(const char *id, const char *doc, size_t len, void *arg)
+{
+    struct records *rs = arg;
+
+    (void)len;
+    rs->n++;
+    if (strcmp(id, REG_META_INDEX_ID) == 0)
+        rs->has_index_lease = true;
+    if (strcmp(id, KV_RECORD_PREFIX KEY_ONE) == 0) {
+        snprintf(rs->kv_doc, sizeof(rs->kv_doc), "%s", doc);
+        rs->kv_rev = store_revision(rs->st);
+    }
+    return 0;
+}
+
+static void read_records(struct world *w, struct records *rs)
+{
+    char err[256];
+
+    memset(rs, 0, sizeof(*rs));
+    rs->st = store_memory_open_shared(w->base, w->group);
+    assert_non_null(rs->st);
+    assert_int_equal(store_load(rs->st, records_one, rs, err, sizeof(err)), 0);
+    store_close(rs->st);
+}
+
+static void kv_set(struct world *w, struct node *nd, const char *key, const char *value)
+{
+    char err[256];
+    int outcome = 0;
+
+    assert_int_equal(
+        kv_put(nd->kv, key, value, strlen(value), 0, false, 0, done_cb, &outcome, err, sizeof(err)),
+        0);
+    world_settle(w);
+    assert_int_equal(outcome, 1);
+}
+
+/* A KV set on A is on B with the same indexes; an update keeps its
+ * create index on both; the stored document carries no index it could
+ * not know (create 0 when new, modify 0), and no index lease is written. */
+static void test_kv_set_shows_on_other(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    const struct kv_entry *ea = NULL, *eb = NULL;
+    struct records rs;
+    char id[LIM_ID_MAX + 1];
+    size_t len = 0;
+
+    do_register(w, a, SVC_A, id);
+    kv_set(w, a, KEY_ONE, "v1");
+    read_records(w, &rs);
+    assert_false(rs.has_index_lease);
+    assert_string_equal(rs.kv_doc, "kv1 0 0 0 djE=");
+    assert_int_equal(rs.kv_rev, 2);
+    ea = kv_get(a->kv, KEY_ONE);
+    eb = kv_get(b->kv, KEY_ONE);
+    assert_non_null(ea);
+    assert_non_null(eb);
+    assert_int_equal(kv_entry_modify_index(ea), 2);
+    assert_int_equal(kv_entry_modify_index(eb), 2);
+    assert_int_equal(kv_entry_create_index(eb), 2);
+    assert_memory_equal(kv_entry_value(eb, &len), "v1", 2);
+    assert_int_equal(reg_index(b->reg), 2);
+    assert_last(b, 100 + KV_OP_SET, 2, KEY_ONE);
+    /* an update on B: the create index stays, A sees it */
+    kv_set(w, b, KEY_ONE, "v2");
+    read_records(w, &rs);
+    assert_string_equal(rs.kv_doc, "kv1 0 2 0 djI=");
+    ea = kv_get(a->kv, KEY_ONE);
+    eb = kv_get(b->kv, KEY_ONE);
+    assert_int_equal(kv_entry_modify_index(ea), 3);
+    assert_int_equal(kv_entry_modify_index(eb), 3);
+    assert_int_equal(kv_entry_create_index(ea), 2);
+    assert_int_equal(kv_entry_create_index(eb), 2);
+    assert_memory_equal(kv_entry_value(ea, &len), "v2", 2);
+    assert_last(a, 100 + KV_OP_SET, 3, KEY_ONE);
+    assert_int_equal(reg_index(a->reg), store_revision(a->store));
+}
+
+/* A KV delete on B leaves A too, at the same index (kv_last_delete). */
+static void test_kv_delete_on_other(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    char err[256];
+    int outcome = 0;
+
+    kv_set(w, a, KEY_ONE, "v1");
+    kv_set(w, a, "config/app/two", "v2");
+    assert_int_equal(kv_count(b->kv), 2);
+    assert_int_equal(
+        kv_delete(b->kv, "config/app/", true, false, 0, done_cb, &outcome, err, sizeof(err)), 0);
+    world_settle(w);
+    assert_int_equal(outcome, 1);
+    assert_int_equal(kv_count(a->kv), 0);
+    assert_int_equal(kv_count(b->kv), 0);
+    /* one batch: both deletions at one revision */
+    assert_int_equal(kv_last_delete(a->kv), 3);
+    assert_int_equal(kv_last_delete(b->kv), 3);
+    assert_int_equal(reg_index(a->reg), 3);
+    assert_last(a, 100 + KV_OP_DELETE, 3, "config/app/two");
+}
+
+/* A replica started later loads the same state, at the same index, with
+ * the same indexes per instance and key, and follows from there. */
+static void test_late_replica_same_state(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = NULL, *c = NULL;
+    char id1[LIM_ID_MAX + 1], id2[LIM_ID_MAX + 1], err[256];
+    int outcome = 0;
+
+    do_register(w, a, SVC_A, id1);
+    do_register(w, a, SVC_B, id2);
+    kv_set(w, a, KEY_ONE, "v1");
+    kv_set(w, a, KEY_ONE, "v2");
+    assert_int_equal(reg_maintenance(a->reg, id2, true, "", done_cb, &outcome, err, sizeof(err)),
+                     0);
+    world_settle(w);
+    b = world_add(w);
+    assert_int_equal(reg_index(b->reg), reg_index(a->reg));
+    assert_int_equal(reg_index(b->reg), 5);
+    assert_non_null(reg_get(b->reg, id1));
+    assert_int_equal(reg_instance_modify_index(reg_get(b->reg, id1)), 1);
+    assert_int_equal(reg_instance_modify_index(reg_get(b->reg, id2)), 5);
+    assert_true(reg_instance_maintenance(reg_get(b->reg, id2), NULL, NULL));
+    assert_int_equal(kv_entry_create_index(kv_get(b->kv, KEY_ONE)), 3);
+    assert_int_equal(kv_entry_modify_index(kv_get(b->kv, KEY_ONE)), 4);
+    assert_int_equal(kv_entry_create_index(kv_get(a->kv, KEY_ONE)), 3);
+    assert_int_equal(kv_last_delete(b->kv), 5);
+    /* and it follows: a change on the newcomer reaches A, and one more */
+    outcome = 0;
+    assert_int_equal(reg_deregister(b->reg, id1, done_cb, &outcome, err, sizeof(err)), 0);
+    world_settle(w);
+    assert_null(reg_get(a->reg, id1));
+    c = world_add(w);
+    assert_null(reg_get(c->reg, id1));
+    assert_int_equal(reg_index(c->reg), 6);
+    assert_int_equal(reg_index(a->reg), 6);
+}
+
+/* B deregisters an id while A re-registers it in the same turn: both
+ * replicas apply the two commits in commit order and agree. */
+static void test_local_write_in_flight(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    struct reg_spec spec;
+    char id[LIM_ID_MAX + 1], id2[LIM_ID_MAX + 1], err[256], json[256];
+    bool created = true;
+    int oa = 0, ob = 0;
+
+    do_register(w, a, SVC_A, id);
+    assert_int_equal(reg_deregister(b->reg, id, done_cb, &ob, err, sizeof(err)), 0);
+    snprintf(json, sizeof(json),
+             "{\"id\":\"%s\",\"name\":\"alpha\",\"host\":\"10.0.0.9\",\"port\":9,\"ttl\":10}", id);
+    assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(a->reg, &spec, done_cb, &oa, id2, &created, err, sizeof(err)), 0);
+    reg_spec_clear(&spec);
+    assert_false(created);
+    world_settle(w);
+    assert_int_equal(oa, 1);
+    assert_int_equal(ob, 1);
+    /* the deregistration committed first (rev 2), the registration after */
+    assert_non_null(reg_get(a->reg, id));
+    assert_non_null(reg_get(b->reg, id));
+    assert_string_equal(reg_instance_host(reg_get(a->reg, id)), "10.0.0.9");
+    assert_string_equal(reg_instance_host(reg_get(b->reg, id)), "10.0.0.9");
+    assert_int_equal(reg_instance_modify_index(reg_get(a->reg, id)), 3);
+    assert_int_equal(reg_instance_modify_index(reg_get(b->reg, id)), 3);
+    assert_int_equal(reg_instance_create_index(reg_get(a->reg, id)),
+                     reg_instance_create_index(reg_get(b->reg, id)));
+}
+
+/* RESET .. RESET_END (as a backend reports a re-read after compaction):
+ * what is put again stays without an event, what is put changed takes
+ * the change, and what is not put again is gone, instances and keys. */
+static void test_reset_drops_what_was_not_put(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    char id1[LIM_ID_MAX + 1], id2[LIM_ID_MAX + 1];
+    struct reg_spec spec;
+    char err[256];
+    char *doc = NULL;
+    size_t len = 0, heard;
+
+    do_register(w, a, SVC_A, id1);
+    do_register(w, a, SVC_B, id2);
+    kv_set(w, a, KEY_ONE, "v1");
+    kv_set(w, a, "config/app/two", "v2");
+    heard = b->heard.n;
+    assert_int_equal(reg_spec_parse_text(SVC_A, strlen(SVC_A), &spec, err, sizeof(err)), 0);
+    spec.has_id = true;
+    snprintf(spec.id, sizeof(spec.id), "%s", id1);
+    doc = regc_codec.encode(id1, &spec, &len);
+    reg_spec_clear(&spec);
+    assert_non_null(doc);
+    /* what a backend's follow would report; the revision stays 4 here */
+    reg_apply_change(b->reg, STORE_CH_RESET, NULL, NULL, 0);
+    kv_apply_change(b->kv, STORE_CH_RESET, NULL, NULL, 0);
+    reg_apply_change(b->reg, STORE_CH_PUT, id1, doc, len);
+    kv_apply_change(b->kv, STORE_CH_PUT, KV_RECORD_PREFIX KEY_ONE, "kv1 0 3 0 djE=", 14);
+    kv_apply_change(b->kv, STORE_CH_PUT, KV_RECORD_PREFIX "config/app/three", "kv1 0 0 0 djM=", 14);
+    assert_int_equal(b->heard.n, heard + 1); /* only the new key */
+    assert_non_null(reg_get(b->reg, id2));   /* not before the end */
+    reg_apply_change(b->reg, STORE_CH_RESET_END, NULL, NULL, 0);
+    kv_apply_change(b->kv, STORE_CH_RESET_END, NULL, NULL, 0);
+    free(doc);
+    assert_non_null(reg_get(b->reg, id1));
+    assert_null(reg_get(b->reg, id2));
+    assert_non_null(kv_get(b->kv, KEY_ONE));
+    assert_int_equal(kv_entry_modify_index(kv_get(b->kv, KEY_ONE)), 3);
+    assert_null(kv_get(b->kv, "config/app/two"));
+    assert_non_null(kv_get(b->kv, "config/app/three"));
+    assert_int_equal(kv_count(b->kv), 2);
+    assert_int_equal(b->heard.n, heard + 3);
+    assert_int_equal(b->heard.ev[heard + 1].type, REG_EV_DEREGISTER);
+    assert_string_equal(b->heard.ev[heard + 1].id, id2);
+    assert_int_equal(b->heard.ev[heard + 2].type, 100 + KV_OP_DELETE);
+    assert_string_equal(b->heard.ev[heard + 2].id, "config/app/two");
+    /* records not the core's or KV's are ignored */
+    reg_apply_change(b->reg, STORE_CH_PUT, KV_RECORD_PREFIX KEY_ONE, "kv1 0 0 0 djE=", 14);
+    reg_apply_change(b->reg, STORE_CH_DEL, REG_META_INDEX_ID, NULL, 0);
+    kv_apply_change(b->kv, STORE_CH_DEL, id1, NULL, 0);
+    assert_non_null(reg_get(b->reg, id1));
+    assert_int_equal(b->heard.n, heard + 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +593,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_interleaved_writes_one_order, world_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_health_stays_local, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_kv_set_shows_on_other, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_kv_delete_on_other, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_late_replica_same_state, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_local_write_in_flight, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_reset_drops_what_was_not_put, world_setup,
+                                        world_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
