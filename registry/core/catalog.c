@@ -153,7 +153,12 @@ struct reg_write {
     bool pinned;               /* counted in the busy of the id's instance */
     uint64_t seq;              /* maintenance: the instance it was asked for */
     struct reg_ext *maint_ext; /* owned: the maintenance part (no checks) to apply */
-    reg_done_fn done;          /* NULL for expiry removals */
+    char *doc;                 /* shared store, maintenance and checks: owned copy of the
+                                  document written, applied as such when the instance it
+                                  was asked for was replaced or removed by another replica
+                                  in between (commit order: the store holds this one) */
+    size_t doc_len;
+    reg_done_fn done; /* NULL for expiry removals */
     void *arg;
 };
 
@@ -899,6 +904,7 @@ static void reg_write_free(struct reg_write *w)
     if (!w)
         return;
     reg_ext_free(w->maint_ext);
+    free(w->doc);
     if (w->in) {
         if (w->in->by_name)
             reg_unreserve(w->r, w->in);
@@ -1407,6 +1413,8 @@ int reg_check_result(struct reg_registry *r, const char *id, const char *check_i
     return 0;
 }
 
+static void reg_apply_put(struct reg_registry *r, const char *id, const char *doc, size_t len);
+
 /* The start of the completion of a write of an instance's document
  * queued by reg_queue_ext: the index's count and the instance's pin
  * released, the instance it was asked for (NULL when it is gone or was
@@ -1460,6 +1468,12 @@ static int reg_queue_ext(struct reg_registry *r, struct reg_instance *in, struct
     }
     in->busy++;
     w->pinned = true;
+    if (r->shared) {
+        /* kept for the completion (see reg_write.doc) */
+        w->doc = doc;
+        w->doc_len = len;
+        doc = NULL;
+    }
     w = NULL;
     rc = 0;
 cleanup:
@@ -1507,6 +1521,8 @@ static void reg_maint_done(void *arg, int rc, const char *err)
     if (rc == 0 && in) {
         reg_maint_apply(r, in, w->maint_ext);
         w->maint_ext = NULL;
+    } else if (rc == 0 && w->doc) {
+        reg_apply_put(r, w->id, w->doc, w->doc_len);
     }
     if (w->done)
         w->done(w->arg, rc, err);
@@ -1632,6 +1648,8 @@ static void reg_checks_done(void *arg, int rc, const char *err)
             DL_APPEND2(r->reaped, in, ext->rprev, ext->rnext);
         (void)reg_refresh(r, in);
         reg_emit(r, REG_EV_REGISTER, in, now);
+    } else if (rc == 0 && w->doc) {
+        reg_apply_put(r, w->id, w->doc, w->doc_len);
     }
     if (w->done)
         w->done(w->arg, rc, err);
@@ -1984,7 +2002,7 @@ int reg_load_record(struct reg_registry *r, const char *id, const char *doc, siz
     char err[256];
     int rc = -1;
 
-    if (strcmp(id, REG_META_INDEX_ID) == 0) {
+    if (strcmp(id, REG_META_INDEX_ID) == 0 && !r->shared) {
         char *end = NULL;
         unsigned long long v = strtoull(doc, &end, 10);
 

@@ -57,7 +57,8 @@ typedef void (*kv_done_fn)(void *arg, int rc, const char *err);
 
 /* One committed change, told after it is applied: e is the entry as it is
  * now (NULL for a delete), key borrowed for the call, index the registry
- * index the change took (a set's ModifyIndex). The changes of a
+ * index the change took (a set's ModifyIndex; on a shared store the
+ * commit's revision, shared by the changes of one commit). The changes of a
  * transaction are told after all of them are applied, in order (a set's e
  * is then the key's last state: another entry, or NULL when a later op of
  * it deleted the key), so the registry index may be past ch->index. */
@@ -152,7 +153,8 @@ int kv_delete(struct kv_store *kv, const char *key, bool recurse, bool has_cas, 
  * they are applied to memory together in the completion of the last, in
  * op order, or not at all when the commit failed. Each changed key takes
  * its own index, consecutive ones (the observer's events have one index
- * each); reads (get, get-tree) and check-index answer the state at that
+ * each; on a shared store the index is the store's revision, which the
+ * changes of the one commit share); reads (get, get-tree) and check-index answer the state at that
  * point of the transaction. A transaction with no write is answered from
  * the committed state. */
 enum kv_txn_verb {

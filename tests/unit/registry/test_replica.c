@@ -584,6 +584,147 @@ static void test_reset_drops_what_was_not_put(void **state)
     assert_int_equal(b->heard.n, heard + 3);
 }
 
+/* A's maintenance of an id that B re-registers (changed) in the same
+ * turn, B's first: the store ends with A's document (the old registration
+ * in maintenance), and so do both replicas. */
+static void test_maintenance_after_other_replaced(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    struct reg_spec spec;
+    char id[LIM_ID_MAX + 1], id2[LIM_ID_MAX + 1], err[256], json[256];
+    bool created = true;
+    int oa = 0, ob = 0;
+    size_t k;
+
+    do_register(w, a, SVC_A, id);
+    snprintf(json, sizeof(json),
+             "{\"id\":\"%s\",\"name\":\"alpha\",\"host\":\"10.0.0.9\",\"port\":9,\"ttl\":10}", id);
+    assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(b->reg, &spec, done_cb, &ob, id2, &created, err, sizeof(err)), 0);
+    reg_spec_clear(&spec);
+    assert_int_equal(reg_maintenance(a->reg, id, true, "late", done_cb, &oa, err, sizeof(err)), 0);
+    world_settle(w);
+    assert_int_equal(oa, 1);
+    assert_int_equal(ob, 1);
+    for (k = 0; k < 2; k++) {
+        const struct reg_instance *in = reg_get(k ? b->reg : a->reg, id);
+        const char *reason = NULL;
+
+        assert_non_null(in);
+        assert_string_equal(reg_instance_host(in), "10.0.0.1");
+        assert_true(reg_instance_maintenance(in, &reason, NULL));
+        assert_string_equal(reason, "late");
+        assert_int_equal(reg_instance_modify_index(in), 3);
+        assert_int_equal(reg_instance_create_index(in), 1);
+    }
+}
+
+/* What a store of a group hears, for the store-level test. */
+struct follow_log {
+    size_t n;
+    struct {
+        enum store_change kind;
+        char id[64];
+        uint64_t rev;
+    } ch[256];
+    struct store *st;
+};
+
+static void follow_cb(void *arg, enum store_change kind, const char *id, const char *doc,
+                      size_t len)
+{
+    struct follow_log *fl = arg;
+
+    (void)doc;
+    (void)len;
+    assert_true(fl->n < 256);
+    fl->ch[fl->n].kind = kind;
+    snprintf(fl->ch[fl->n].id, sizeof(fl->ch[fl->n].id), "%s", id ? id : "");
+    fl->ch[fl->n].rev = store_revision(fl->st);
+    fl->n++;
+}
+
+struct own_done {
+    struct store *st;
+    uint64_t revs[256];
+    size_t n;
+};
+
+static void own_done_cb(void *arg, int rc, const char *err)
+{
+    struct own_done *od = arg;
+
+    (void)err;
+    assert_int_equal(rc, 0);
+    od->revs[od->n++] = store_revision(od->st);
+}
+
+/* The group itself: a turn's writes of one store commit at one revision,
+ * the next store's at the next; each store hears the others' commits in
+ * order (never its own), its own completions with their revision; a
+ * store opened later loads each record with its revision, and the log
+ * stays correct past its compaction. */
+static void test_memory_group(void **state)
+{
+    struct world *w = *state;
+    struct store *s1 = store_memory_open_shared(w->base, w->group);
+    struct store *s2 = store_memory_open_shared(w->base, w->group);
+    struct follow_log f1 = {0}, f2 = {0};
+    struct own_done d1 = {0}, d2 = {0};
+    struct records rs;
+    char err[256], id[32];
+    size_t i;
+
+    assert_non_null(s1);
+    assert_non_null(s2);
+    assert_true(s1->ops->follow != NULL);
+    assert_true(store_writable(s1));
+    f1.st = d1.st = s1;
+    f2.st = d2.st = s2;
+    assert_int_equal(store_follow(s1, follow_cb, &f1, err, sizeof(err)), 0);
+    assert_int_equal(store_follow(s2, follow_cb, &f2, err, sizeof(err)), 0);
+    assert_int_equal(store_put(s1, "x", "1", 1, own_done_cb, &d1, err, sizeof(err)), 0);
+    assert_int_equal(store_put(s1, "y", "1", 1, own_done_cb, &d1, err, sizeof(err)), 0);
+    assert_int_equal(store_put(s2, "x", "2", 1, own_done_cb, &d2, err, sizeof(err)), 0);
+    assert_int_equal(store_del(s1, "y", own_done_cb, &d1, err, sizeof(err)), 0);
+    assert_int_equal(store_pending(s1), 3);
+    for (i = 0; i < 8; i++)
+        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
+    assert_int_equal(store_pending(s1), 0);
+    assert_int_equal(d1.n, 3);
+    assert_int_equal(d1.revs[0], 1);
+    assert_int_equal(d1.revs[1], 1);
+    assert_int_equal(d1.revs[2], 3); /* s2 committed in between */
+    assert_int_equal(d2.n, 1);
+    assert_int_equal(d2.revs[0], 2);
+    assert_int_equal(f1.n, 1);
+    assert_string_equal(f1.ch[0].id, "x");
+    assert_int_equal(f1.ch[0].rev, 2);
+    assert_int_equal(f2.n, 3);
+    assert_int_equal(f2.ch[0].rev, 1);
+    assert_int_equal(f2.ch[1].rev, 1);
+    assert_int_equal(f2.ch[2].kind, STORE_CH_DEL);
+    assert_string_equal(f2.ch[2].id, "y");
+    assert_int_equal(f2.ch[2].rev, 3);
+    assert_int_equal(store_revision(s2), 3);
+    /* past the log's compaction: every commit still heard, in order */
+    for (i = 0; i < 150; i++) {
+        snprintf(id, sizeof(id), "k%zu", i);
+        assert_int_equal(store_put(s1, id, "v", 1, NULL, NULL, err, sizeof(err)), 0);
+        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
+    }
+    for (i = 0; i < 8; i++)
+        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
+    assert_int_equal(f2.n, 153);
+    assert_string_equal(f2.ch[152].id, "k149");
+    assert_int_equal(f2.ch[152].rev, 153);
+    read_records(w, &rs);
+    assert_int_equal(rs.n, 151); /* x and k0..k149 */
+    store_close(s1);
+    store_close(s2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -599,6 +740,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_local_write_in_flight, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_reset_drops_what_was_not_put, world_setup,
                                         world_teardown),
+        cmocka_unit_test_setup_teardown(test_maintenance_after_other_replaced, world_setup,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(test_memory_group, world_setup, world_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
