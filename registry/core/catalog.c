@@ -1953,8 +1953,12 @@ size_t reg_tick(struct reg_registry *r)
 
         /* Critical ones due for removal: the store deletes them first,
          * memory follows in reg_del_done. Those already on their way are
-         * skipped; a failed deletion is tried again on a later tick. */
-        for (in = b->critical; in && in->heartbeat_ms + ttl_ms + grace <= now; in = in->next) {
+         * skipped; a failed deletion is tried again on a later tick. Not
+         * on a shared store: this replica's view of health is its own (a
+         * renewal may reach another replica only), and a removal would be
+         * every replica's (catalog.h). */
+        for (in = r->shared ? NULL : b->critical; in && in->heartbeat_ms + ttl_ms + grace <= now;
+             in = in->next) {
             if (in->removing)
                 continue;
             log_info("removing instance %s: critical for longer than %lld ms", in->id,
@@ -1988,7 +1992,8 @@ size_t reg_tick(struct reg_registry *r)
             reg_emit_health(r, in, reg_ttl_id(in, cid, sizeof(cid)), prev, REG_CRITICAL, now);
         }
     }
-    changed += reg_reap(r, now);
+    if (!r->shared)
+        changed += reg_reap(r, now);
     reg_flush_health(r);
     r->wake_at = INT64_MAX;
     reg_wake(r, reg_next_deadline(r));

@@ -23,9 +23,11 @@
  * or a check result stays this replica's own, reported at the current
  * index (which it does not move; reg_generation moves), and no health
  * document is written (a full-document put would race the other replicas'
- * writes); a heartbeat counts only on the replica it reached. Only the
- * removal of an instance critical too long is a commit (a deletion) all
- * replicas apply, as a deregistration. */
+ * writes); a heartbeat counts only on the replica it reached. So no
+ * replica removes an instance critical too long (reg_tick, active checks'
+ * deregister_after): that deletion would be every replica's, decided on a
+ * view of health that is one replica's; it stays critical until it renews
+ * or deregisters. */
 #ifndef REG_CORE_CATALOG_H
 #define REG_CORE_CATALOG_H
 

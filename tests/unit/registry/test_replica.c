@@ -340,6 +340,14 @@ static void test_health_stays_local(void **state)
     assert_last(a, REG_EV_HEALTH, 1, id);
     assert_int_equal(reg_renew(b->reg, id), 0);
     assert_int_equal(reg_instance_health(reg_get(b->reg, id)), REG_PASSING);
+    /* critical on a for far longer than the grace (3 x ttl): a keeps it,
+     * since renewals may be reaching b, and nothing is deleted */
+    w->now_ms += 60000;
+    (void)reg_tick(a->reg);
+    world_settle(w);
+    assert_non_null(reg_get(a->reg, id));
+    assert_non_null(reg_get(b->reg, id));
+    assert_int_equal(store_revision(a->store), 1);
 }
 
 /* The records of the group as a new store on it reads them. */
