@@ -252,7 +252,11 @@ int main(int argc, char **argv)
         }
         log_info("--kv-seed %s: %ld keys written (those that existed were kept)", kv_seed, seeded);
     }
-    if (strcmp(backend, "sqlite") == 0)
+    if (shared)
+        log_info("store: %s (shared, followed), %ld registrations and %ld KV keys loaded at "
+                 "revision %llu",
+                 store->ops->name, loaded, loaded_kv, (unsigned long long)reg_index(reg));
+    else if (strcmp(backend, "sqlite") == 0)
         log_info("store: sqlite %s, %ld registrations and %ld KV keys loaded, index %llu", data,
                  loaded, loaded_kv, (unsigned long long)reg_index(reg));
     else

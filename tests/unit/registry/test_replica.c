@@ -733,6 +733,51 @@ static void test_memory_group(void **state)
     store_close(s2);
 }
 
+static void txn_done(void *arg, int rc, const char *err, const struct kv_txn_item *items, size_t n,
+                     uint64_t index)
+{
+    uint64_t *out = arg;
+
+    (void)err;
+    (void)items;
+    (void)n;
+    assert_int_equal(rc, 0);
+    *out = index;
+}
+
+/* A transaction's writes are one commit: on both replicas they share its
+ * revision, which the transaction answers as its index. */
+static void test_kv_txn_one_revision(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    struct kv_txn_op ops[2];
+    char err[256];
+    size_t failed = 0;
+    uint64_t index = 0;
+
+    kv_set(w, b, KEY_ONE, "v0");
+    memset(ops, 0, sizeof(ops));
+    ops[0].verb = KV_TXN_SET;
+    ops[0].key = KEY_ONE;
+    ops[0].value = "v1";
+    ops[0].len = 2;
+    ops[1].verb = KV_TXN_SET;
+    ops[1].key = "config/app/two";
+    ops[1].value = "v2";
+    ops[1].len = 2;
+    assert_int_equal(kv_txn(a->kv, ops, 2, txn_done, &index, &failed, err, sizeof(err)), 0);
+    world_settle(w);
+    assert_int_equal(index, 2);
+    assert_int_equal(reg_index(b->reg), 2);
+    assert_int_equal(kv_entry_modify_index(kv_get(b->kv, KEY_ONE)), 2);
+    assert_int_equal(kv_entry_create_index(kv_get(b->kv, KEY_ONE)), 1);
+    assert_int_equal(kv_entry_modify_index(kv_get(b->kv, "config/app/two")), 2);
+    assert_int_equal(kv_entry_create_index(kv_get(b->kv, "config/app/two")), 2);
+    assert_int_equal(kv_entry_modify_index(kv_get(a->kv, "config/app/two")), 2);
+    assert_last(b, 100 + KV_OP_SET, 2, "config/app/two");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -751,6 +796,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_maintenance_after_other_replaced, world_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_memory_group, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_kv_txn_one_revision, world_setup, world_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
