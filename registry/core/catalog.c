@@ -249,10 +249,11 @@ static uint64_t reg_take_index(struct reg_registry *r, enum reg_event_type type)
  * reg_take_index takes it): what a new instance's create_index is. */
 static uint64_t reg_next_index(const struct reg_registry *r)
 {
-    uint64_t rev = r->shared ? store_revision(r->store) : 0;
+    uint64_t rev = 0;
 
     if (!r->shared)
         return r->index + 1;
+    rev = store_revision(r->store);
     return rev > r->index ? rev : r->index;
 }
 
