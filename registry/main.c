@@ -17,6 +17,7 @@
 #include "core/kv.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/replica.h"
 #include "http/server.h"
 #include "http/service.h"
 #include "store/store.h"
@@ -125,7 +126,9 @@ int main(int argc, char **argv)
     struct acl *acl = NULL;
     struct reg_options ropt;
     char err[512];
-    long loaded, loaded_kv = 0;
+    long loaded = 0, loaded_kv = 0;
+    bool shared = false; /* the store follows (several replicas share it) */
+    struct reg_stats rstats;
     int rc = 1, cfg_rc;
 
     cfg_rc = svc_configure("registry", "The service registry: registration, TTL health, discovery.",
@@ -202,12 +205,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: out of memory\n");
         goto cleanup;
     }
-    loaded = reg_load(reg, err, sizeof(err));
-    if (loaded < 0) {
-        fprintf(stderr, "registry: cannot load %s: %s\n", data, err);
-        goto cleanup;
+    /* A shared store (one that follows, as etcd) is read once for the core
+     * and the KV store together, then followed (registry/core/replica.h). */
+    shared = store->ops->follow != NULL;
+    if (!shared) {
+        loaded = reg_load(reg, err, sizeof(err));
+        if (loaded < 0) {
+            fprintf(stderr, "registry: cannot load %s: %s\n", data, err);
+            goto cleanup;
+        }
     }
-    rev_hub_set_index(hub, reg_index(reg));
     /* The KV store shares the index and the store; its observer (the KV
      * API) publishes its changes to the hub. */
     kapi = kv_api_new(svc, reg, hub, acl);
@@ -219,11 +226,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: out of memory\n");
         goto cleanup;
     }
-    loaded_kv = kv_load(kv, err, sizeof(err));
-    if (loaded_kv < 0) {
-        fprintf(stderr, "registry: cannot load the KV keys of %s: %s\n", data, err);
-        goto cleanup;
+    if (shared) {
+        if (rpl_load(store, reg, kv, err, sizeof(err)) < 0 ||
+            rpl_follow(store, reg, kv, err, sizeof(err)) != 0) {
+            fprintf(stderr, "registry: cannot load the %s store: %s\n", store->ops->name, err);
+            goto cleanup;
+        }
+        reg_get_stats(reg, &rstats);
+        loaded = (long)rstats.instances;
+        loaded_kv = (long)kv_count(kv);
+    } else {
+        loaded_kv = kv_load(kv, err, sizeof(err));
+        if (loaded_kv < 0) {
+            fprintf(stderr, "registry: cannot load the KV keys of %s: %s\n", data, err);
+            goto cleanup;
+        }
     }
+    rev_hub_set_index(hub, reg_index(reg));
     if (kv_seed[0] != '\0') {
         seeded = kv_api_seed(kv, store, kv_seed, err, sizeof(err));
         if (seeded < 0) {
@@ -233,7 +252,11 @@ int main(int argc, char **argv)
         }
         log_info("--kv-seed %s: %ld keys written (those that existed were kept)", kv_seed, seeded);
     }
-    if (strcmp(backend, "sqlite") == 0)
+    if (shared)
+        log_info("store: %s (shared, followed), %ld registrations and %ld KV keys loaded at "
+                 "revision %llu",
+                 store->ops->name, loaded, loaded_kv, (unsigned long long)reg_index(reg));
+    else if (strcmp(backend, "sqlite") == 0)
         log_info("store: sqlite %s, %ld registrations and %ld KV keys loaded, index %llu", data,
                  loaded, loaded_kv, (unsigned long long)reg_index(reg));
     else

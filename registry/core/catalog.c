@@ -98,7 +98,8 @@ struct reg_instance {
     unsigned char removing;   /* an expiry removal waits for its commit */
     unsigned char stored;     /* the ttl_health the store has (or is queued), or
                                             REG_STORED_UNKNOWN after a failed write */
-    unsigned char dirty;      /* in r->dirty: its health is to be stored */
+    unsigned char dirty : 1;  /* in r->dirty: its health is to be stored */
+    unsigned char seen : 1;   /* shared store: put again since the running reset began */
     uint16_t busy; /* client writes of this id (re-registration, deregistration) in flight:
                       they decide what the store holds, so no health write meanwhile */
     struct reg_instance *dprev, *dnext;  /* in r->dirty */
@@ -152,7 +153,12 @@ struct reg_write {
     bool pinned;               /* counted in the busy of the id's instance */
     uint64_t seq;              /* maintenance: the instance it was asked for */
     struct reg_ext *maint_ext; /* owned: the maintenance part (no checks) to apply */
-    reg_done_fn done;          /* NULL for expiry removals */
+    char *doc;                 /* shared store, maintenance and checks: owned copy of the
+                                  document written, applied as such when the instance it
+                                  was asked for was replaced or removed by another replica
+                                  in between (commit order: the store holds this one) */
+    size_t doc_len;
+    reg_done_fn done; /* NULL for expiry removals */
     void *arg;
 };
 
@@ -180,6 +186,8 @@ struct reg_registry {
     void *wake_arg;
     int64_t wake_at; /* the deadline last told (INT64_MAX: none since the last tick) */
     uint64_t gen;    /* see reg_generation */
+    bool shared;     /* the store is shared (it follows): the index is its revision */
+    bool resetting;  /* a STORE_CH_RESET is running (see reg_apply_change) */
 };
 
 /* A lease of the index waiting for its commit. */
@@ -219,6 +227,36 @@ static int64_t reg_deregister_after(const struct reg_registry *r, int64_t ttl_ms
 /* ---------------------------------------------------------------------- */
 /* the index */
 
+/* The index a change applied now takes: the next number; on a shared
+ * store the revision of the commit being applied (several changes of one
+ * commit share it), and for a health change, which is this replica's own
+ * and no commit, the current index. */
+static uint64_t reg_take_index(struct reg_registry *r, enum reg_event_type type)
+{
+    uint64_t rev = 0;
+
+    if (!r->shared)
+        return ++r->index;
+    if (type != REG_EV_HEALTH) {
+        rev = store_revision(r->store);
+        if (rev > r->index)
+            r->index = rev;
+    }
+    return r->index;
+}
+
+/* The index the committed change being applied will take (before
+ * reg_take_index takes it): what a new instance's create_index is. */
+static uint64_t reg_next_index(const struct reg_registry *r)
+{
+    uint64_t rev = 0;
+
+    if (!r->shared)
+        return r->index + 1;
+    rev = store_revision(r->store);
+    return rev > r->index ? rev : r->index;
+}
+
 /* Take the next index for a change of in (applied already; its
  * modify_index becomes it) and tell the observer. For REG_EV_HEALTH,
  * check_id (borrowed), prev and status are the check's; for the others
@@ -229,7 +267,7 @@ static void reg_emit_check(struct reg_registry *r, enum reg_event_type type,
 {
     struct reg_event ev;
 
-    in->modify_index = ++r->index;
+    in->modify_index = reg_take_index(r, type);
     r->gen++;
     if (!r->opt.observer)
         return;
@@ -322,6 +360,8 @@ static int reg_lease_ensure(struct reg_registry *r, char *err, size_t errlen)
     char doc[32];
     int len;
 
+    if (r->shared)
+        return 0; /* the store's revision is the index: it needs no lease */
     if (r->index + head <= r->lease)
         return 0;
     w = calloc(1, sizeof(*w));
@@ -523,7 +563,9 @@ static void reg_unlink(struct reg_registry *r, struct reg_instance *in)
 /* Queue in's health to be stored by a later reg_tick (once in the list). */
 static void reg_mark_dirty(struct reg_registry *r, struct reg_instance *in)
 {
-    if (in->dirty)
+    /* on a shared store health stays local: a full document put from here
+     * would race the other replicas' writes (catalog.h) */
+    if (in->dirty || r->shared)
         return;
     DL_APPEND2(r->dirty, in, dprev, dnext);
     in->dirty = 1;
@@ -863,6 +905,7 @@ static void reg_write_free(struct reg_write *w)
     if (!w)
         return;
     reg_ext_free(w->maint_ext);
+    free(w->doc);
     if (w->in) {
         if (w->in->by_name)
             reg_unreserve(w->r, w->in);
@@ -893,7 +936,7 @@ static void reg_put_done(void *arg, int rc, const char *err)
         struct reg_instance *in = w->in;
         int64_t now = reg_now(r);
 
-        in->create_index = old ? old->create_index : r->index + 1;
+        in->create_index = old ? old->create_index : reg_next_index(r);
         if (old)
             reg_drop(r, old);
         reg_attach(r, in, now);
@@ -905,6 +948,17 @@ static void reg_put_done(void *arg, int rc, const char *err)
     if (w->done)
         w->done(w->arg, rc, err);
     reg_write_free(w);
+}
+
+/* A committed deletion of in: out of every index first, reported (type)
+ * as it was, then freed. */
+static void reg_remove(struct reg_registry *r, struct reg_instance *in, enum reg_event_type type)
+{
+    reg_unlink_all(r, in);
+    HASH_DEL(r->by_id, in);
+    r->stats.instances--;
+    reg_emit(r, type, in, reg_now(r));
+    reg_instance_free(r, in);
 }
 
 /* Store completion of a deletion (a deregistration or an expiry removal):
@@ -920,14 +974,8 @@ static void reg_del_done(void *arg, int rc, const char *err)
     if (in && w->pinned)
         in->busy--;
     if (rc == 0) {
-        if (in) {
-            /* out of every index first, reported as it was, then freed */
-            reg_unlink_all(r, in);
-            HASH_DEL(r->by_id, in);
-            r->stats.instances--;
-            reg_emit(r, w->expiry ? REG_EV_EXPIRE : REG_EV_DEREGISTER, in, reg_now(r));
-            reg_instance_free(r, in);
-        }
+        if (in)
+            reg_remove(r, in, w->expiry ? REG_EV_EXPIRE : REG_EV_DEREGISTER);
         if (w->expiry)
             r->stats.removed++;
         else
@@ -1070,6 +1118,7 @@ struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
     if (!r)
         return NULL;
     r->store = store;
+    r->shared = store && store->ops->follow != NULL;
     r->opt = *opt;
     if (!r->opt.clock)
         r->opt.clock = reg_real_clock;
@@ -1365,6 +1414,8 @@ int reg_check_result(struct reg_registry *r, const char *id, const char *check_i
     return 0;
 }
 
+static void reg_apply_put(struct reg_registry *r, const char *id, const char *doc, size_t len);
+
 /* The start of the completion of a write of an instance's document
  * queued by reg_queue_ext: the index's count and the instance's pin
  * released, the instance it was asked for (NULL when it is gone or was
@@ -1418,12 +1469,45 @@ static int reg_queue_ext(struct reg_registry *r, struct reg_instance *in, struct
     }
     in->busy++;
     w->pinned = true;
+    if (r->shared) {
+        /* kept for the completion (see reg_write.doc) */
+        w->doc = doc;
+        w->doc_len = len;
+        doc = NULL;
+    }
     w = NULL;
     rc = 0;
 cleanup:
     reg_write_free(w);
     free(doc);
     return rc;
+}
+
+/* A committed maintenance change: in takes the maintenance part x
+ * (taken; it has no checks) and, when that changed it, the observer hears
+ * REG_EV_MAINTENANCE. */
+static void reg_maint_apply(struct reg_registry *r, struct reg_instance *in, struct reg_ext *x)
+{
+    bool was = in->ext && in->ext->maint;
+    bool changed = was != x->maint || (was && strcmp(in->ext->maint_reason, x->maint_reason) != 0);
+
+    if (!in->ext) {
+        in->ext = x;
+        x = NULL;
+    } else {
+        free(in->ext->maint_reason);
+        in->ext->maint = x->maint;
+        in->ext->maint_since_ms = x->maint_since_ms;
+        in->ext->maint_reason = x->maint_reason;
+        x->maint_reason = NULL;
+    }
+    reg_ext_free(x);
+    (void)reg_refresh(r, in);
+    if (changed) {
+        log_info("instance %s: maintenance %s%s%s", in->id, in->ext->maint ? "on" : "off",
+                 in->ext->maint ? ": " : "", in->ext->maint ? in->ext->maint_reason : "");
+        reg_emit(r, REG_EV_MAINTENANCE, in, reg_now(r));
+    }
 }
 
 /* Store completion of a maintenance change: on success the instance it
@@ -1436,27 +1520,10 @@ static void reg_maint_done(void *arg, int rc, const char *err)
     struct reg_instance *in = reg_ext_write_target(w);
 
     if (rc == 0 && in) {
-        struct reg_ext *x = w->maint_ext;
-        bool was = in->ext && in->ext->maint;
-        bool changed =
-            was != x->maint || (was && strcmp(in->ext->maint_reason, x->maint_reason) != 0);
-
-        if (!in->ext) {
-            in->ext = x;
-            w->maint_ext = NULL;
-        } else {
-            free(in->ext->maint_reason);
-            in->ext->maint = x->maint;
-            in->ext->maint_since_ms = x->maint_since_ms;
-            in->ext->maint_reason = x->maint_reason;
-            x->maint_reason = NULL;
-        }
-        (void)reg_refresh(r, in);
-        if (changed) {
-            log_info("instance %s: maintenance %s%s%s", in->id, in->ext->maint ? "on" : "off",
-                     in->ext->maint ? ": " : "", in->ext->maint ? in->ext->maint_reason : "");
-            reg_emit(r, REG_EV_MAINTENANCE, in, reg_now(r));
-        }
+        reg_maint_apply(r, in, w->maint_ext);
+        w->maint_ext = NULL;
+    } else if (rc == 0 && w->doc) {
+        reg_apply_put(r, w->id, w->doc, w->doc_len);
     }
     if (w->done)
         w->done(w->arg, rc, err);
@@ -1582,6 +1649,8 @@ static void reg_checks_done(void *arg, int rc, const char *err)
             DL_APPEND2(r->reaped, in, ext->rprev, ext->rnext);
         (void)reg_refresh(r, in);
         reg_emit(r, REG_EV_REGISTER, in, now);
+    } else if (rc == 0 && w->doc) {
+        reg_apply_put(r, w->id, w->doc, w->doc_len);
     }
     if (w->done)
         w->done(w->arg, rc, err);
@@ -1885,8 +1954,12 @@ size_t reg_tick(struct reg_registry *r)
 
         /* Critical ones due for removal: the store deletes them first,
          * memory follows in reg_del_done. Those already on their way are
-         * skipped; a failed deletion is tried again on a later tick. */
-        for (in = b->critical; in && in->heartbeat_ms + ttl_ms + grace <= now; in = in->next) {
+         * skipped; a failed deletion is tried again on a later tick. Not
+         * on a shared store: this replica's view of health is its own (a
+         * renewal may reach another replica only), and a removal would be
+         * every replica's (catalog.h). */
+        for (in = r->shared ? NULL : b->critical; in && in->heartbeat_ms + ttl_ms + grace <= now;
+             in = in->next) {
             if (in->removing)
                 continue;
             log_info("removing instance %s: critical for longer than %lld ms", in->id,
@@ -1920,25 +1993,22 @@ size_t reg_tick(struct reg_registry *r)
             reg_emit_health(r, in, reg_ttl_id(in, cid, sizeof(cid)), prev, REG_CRITICAL, now);
         }
     }
-    changed += reg_reap(r, now);
+    if (!r->shared)
+        changed += reg_reap(r, now);
     reg_flush_health(r);
     r->wake_at = INT64_MAX;
     reg_wake(r, reg_next_deadline(r));
     return changed;
 }
 
-/* store_load callback: one stored registration back into memory. A
- * record that does not decode, or names another id, is skipped with a
- * warning; -1 (stop) only when out of memory. */
-static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *arg)
+int reg_load_record(struct reg_registry *r, const char *id, const char *doc, size_t doc_len)
 {
-    struct reg_registry *r = arg;
     struct reg_spec spec;
     struct reg_instance *in = NULL;
     char err[256];
     int rc = -1;
 
-    if (strcmp(id, REG_META_INDEX_ID) == 0) {
+    if (strcmp(id, REG_META_INDEX_ID) == 0 && !r->shared) {
         char *end = NULL;
         unsigned long long v = strtoull(doc, &end, 10);
 
@@ -1971,7 +2041,10 @@ static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *a
     if (!in || reg_instance_set(in, id, &spec) != 0 || reg_reserve(r, in) != 0)
         goto cleanup;
     reg_attach(r, in, reg_now(r));
-    if (spec.critical_since_ms > 0 && in->bucket) {
+    /* shared: the record's own revision (see store_load); else set by
+     * reg_load_finish to the index then */
+    in->create_index = in->modify_index = store_revision(r->store);
+    if (spec.critical_since_ms > 0 && in->bucket && !r->shared) {
         /* critical before the restart: critical since the same time */
         DL_DELETE(in->bucket->passing, in);
         in->ttl_health = in->stored = REG_CRITICAL;
@@ -1994,21 +2067,213 @@ static int reg_cmp_heartbeat(const struct reg_instance *a, const struct reg_inst
     return a->heartbeat_ms < b->heartbeat_ms ? -1 : a->heartbeat_ms > b->heartbeat_ms;
 }
 
-long reg_load(struct reg_registry *r, char *err, size_t errlen)
+/* store_load callback of reg_load: reg_load_record. */
+static int reg_load_one(const char *id, const char *doc, size_t doc_len, void *arg)
 {
-    size_t before = r->stats.instances;
+    return reg_load_record(arg, id, doc, doc_len);
+}
+
+void reg_load_finish(struct reg_registry *r)
+{
     struct reg_bucket *b, *btmp;
     struct reg_instance *in, *itmp;
 
-    if (store_load(r->store, reg_load_one, r, err, errlen) != 0)
-        return -1;
     /* The store's order is not the heartbeats': expiry reads list heads. */
     HASH_ITER (hh, r->buckets, b, btmp)
         DL_SORT(b->critical, reg_cmp_heartbeat);
+    if (r->shared) {
+        /* the revision the state was read at; each instance has its own */
+        (void)reg_change_remote(r);
+        return;
+    }
     /* the index record may come after the instances */
     HASH_ITER (hh, r->by_id, in, itmp)
         in->create_index = in->modify_index = r->index;
+}
+
+long reg_load(struct reg_registry *r, char *err, size_t errlen)
+{
+    size_t before = r->stats.instances;
+
+    if (store_load(r->store, reg_load_one, r, err, errlen) != 0)
+        return -1;
+    reg_load_finish(r);
     return (long)(r->stats.instances - before);
+}
+
+/* ---------------------------------------------------------------------- */
+/* other replicas' commits (a shared store) */
+
+/* The checks given in spec under id are in's given checks, the same
+ * rules in the same order. */
+static bool reg_same_checks(const struct reg_instance *in, const char *id,
+                            const struct reg_spec *spec)
+{
+    size_t i, n = in->ext ? in->ext->n : 0;
+
+    if (n != spec->check_count)
+        return false;
+    for (i = 0; i < n; i++) {
+        const struct reg_check *c = &in->ext->checks[i];
+        const struct reg_check_spec *cs = &spec->checks[i];
+        char def[LIM_CHECK_ID_MAX + 1];
+        const char *cid = cs->id;
+
+        if (!cid[0]) {
+            snprintf(def, sizeof(def), "%s:%zu", id, i + 1);
+            cid = def;
+        }
+        if (strcmp(c->id, cid) != 0 || strcmp(c->target, cs->target) != 0 ||
+            c->rules.kind != (unsigned char)cs->kind ||
+            c->rules.initial != (unsigned char)cs->status ||
+            c->rules.interval_ms != cs->interval_ms || c->rules.timeout_ms != cs->timeout_ms ||
+            c->rules.deregister_after_ms != cs->deregister_after_ms ||
+            c->rules.policy.failures_before_critical != cs->policy.failures_before_critical ||
+            c->rules.policy.successes_before_passing != cs->policy.successes_before_passing)
+            return false;
+    }
+    return true;
+}
+
+/* Whether spec registers what in (of id) is, leaving maintenance aside:
+ * a document that differs only there is a maintenance change. */
+static bool reg_same_registration(const struct reg_instance *in, const char *id,
+                                  const struct reg_spec *spec)
+{
+    size_t i;
+
+    if (strcmp(in->name, spec->name) != 0 || strcmp(in->host, spec->host) != 0 ||
+        strcmp(in->type, spec->type) != 0 || in->port != spec->port ||
+        in->ttl_ms != (int32_t)spec->ttl_ms || in->tag_count != spec->tag_count ||
+        in->meta_count != spec->meta_count)
+        return false;
+    for (i = 0; i < spec->tag_count; i++)
+        if (strcmp(reg_instance_tag(in, i), reg_spec_tag(spec, i)) != 0)
+            return false;
+    for (i = 0; i < spec->meta_count; i++)
+        if (strcmp(reg_instance_meta_key(in, i), reg_spec_meta_key(spec, i)) != 0 ||
+            strcmp(reg_instance_meta_value(in, i), reg_spec_meta_value(spec, i)) != 0)
+            return false;
+    return reg_same_checks(in, id, spec);
+}
+
+/* Memory could not follow a commit (out of memory, or a document that
+ * does not decode): it lags the store for that id until its next change. */
+static void reg_lag(struct reg_registry *r, const char *id, const char *why)
+{
+    log_warn("could not apply the change of %.200s from the store (%s): this replica's copy of "
+             "it lags until its next change",
+             id, why);
+    r->stats.lagged++;
+}
+
+/* Another replica's put of id: as a committed local registration (the
+ * instance replaced, its create_index kept, heartbeat now here), or, when
+ * only its maintenance differs, as a committed maintenance change. */
+static void reg_apply_put(struct reg_registry *r, const char *id, const char *doc, size_t len)
+{
+    struct reg_spec spec;
+    struct reg_instance *old = NULL, *in = NULL;
+    struct reg_ext *x = NULL;
+    char err[256];
+    uint16_t busy = 0;
+    int64_t now;
+
+    if (r->opt.codec->decode(doc, len, &spec, err, sizeof(err)) != 0) {
+        reg_lag(r, id, err);
+        return;
+    }
+    if (!spec.has_id || strcmp(spec.id, id) != 0) {
+        reg_lag(r, id, "its document names another id");
+        goto cleanup;
+    }
+    HASH_FIND_STR(r->by_id, id, old);
+    if (old && reg_same_registration(old, id, &spec)) {
+        bool was = old->ext && old->ext->maint;
+
+        old->seen = 1;
+        if (was == spec.maint && (!was || strcmp(old->ext->maint_reason, spec.maint_reason) == 0)) {
+            if (r->resetting)
+                goto cleanup; /* the reset read again what is here */
+        } else {
+            x = calloc(1, sizeof(*x));
+            if (!x || (spec.maint && !(x->maint_reason = strdup(spec.maint_reason)))) {
+                reg_ext_free(x);
+                reg_lag(r, id, "out of memory");
+                goto cleanup;
+            }
+            x->maint = spec.maint;
+            x->maint_since_ms = spec.maint_since_ms;
+            reg_maint_apply(r, old, x);
+            goto cleanup;
+        }
+    }
+    in = calloc(1, sizeof(*in));
+    if (!in || reg_instance_set(in, id, &spec) != 0 || reg_reserve(r, in) != 0) {
+        reg_instance_free(r, in);
+        reg_lag(r, id, "out of memory");
+        goto cleanup;
+    }
+    now = reg_now(r);
+    /* a local write of id in flight stays pinned to whoever holds the id:
+     * its completion comes after this commit and applies after it */
+    busy = old ? old->busy : 0;
+    in->create_index = old ? old->create_index : reg_next_index(r);
+    if (old)
+        reg_drop(r, old);
+    reg_attach(r, in, now);
+    in->busy = busy;
+    in->seen = 1;
+    r->stats.registered++;
+    reg_emit(r, REG_EV_REGISTER, in, now);
+cleanup:
+    reg_spec_clear(&spec);
+}
+
+/* RESET_END: every instance not put since RESET is gone. */
+static void reg_reset_end(struct reg_registry *r)
+{
+    struct reg_instance *in, *tmp;
+
+    HASH_ITER (hh, r->by_id, in, tmp) {
+        if (!in->seen) {
+            reg_remove(r, in, REG_EV_DEREGISTER);
+            r->stats.deregistered++;
+        } else {
+            in->seen = 0;
+        }
+    }
+    r->resetting = false;
+}
+
+void reg_apply_change(struct reg_registry *r, enum store_change kind, const char *id,
+                      const char *doc, size_t len)
+{
+    struct reg_instance *in = NULL, *tmp = NULL;
+
+    switch (kind) {
+    case STORE_CH_RESET:
+        HASH_ITER (hh, r->by_id, in, tmp)
+            in->seen = 0;
+        r->resetting = true;
+        return;
+    case STORE_CH_RESET_END:
+        reg_reset_end(r);
+        return;
+    case STORE_CH_PUT:
+        if (id && doc && id[0] != REG_META_PREFIX_CHAR)
+            reg_apply_put(r, id, doc, len);
+        return;
+    case STORE_CH_DEL:
+        if (!id || id[0] == REG_META_PREFIX_CHAR)
+            return;
+        HASH_FIND_STR(r->by_id, id, in);
+        if (in) {
+            reg_remove(r, in, REG_EV_DEREGISTER);
+            r->stats.deregistered++;
+        }
+        return;
+    }
 }
 
 void reg_get_stats(const struct reg_registry *r, struct reg_stats *out) { *out = r->stats; }
@@ -2035,10 +2300,26 @@ void reg_change_cancel(struct reg_registry *r) { r->pending_adv--; }
 uint64_t reg_change_end(struct reg_registry *r, bool applied)
 {
     r->pending_adv--;
-    return applied ? ++r->index : 0;
+    if (!applied)
+        return 0;
+    return r->shared ? reg_change_remote(r) : ++r->index;
 }
 
-uint64_t reg_change_predict(const struct reg_registry *r) { return r->index + r->pending_adv; }
+uint64_t reg_change_remote(struct reg_registry *r)
+{
+    uint64_t rev = store_revision(r->store);
+
+    if (rev > r->index)
+        r->index = rev;
+    return r->index;
+}
+
+uint64_t reg_change_predict(const struct reg_registry *r)
+{
+    return r->shared ? 0 : r->index + r->pending_adv;
+}
+
+bool reg_shared(const struct reg_registry *r) { return r->shared; }
 
 void reg_ttl_check_id(const struct reg_instance *in, char *buf, size_t len)
 {

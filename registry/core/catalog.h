@@ -12,10 +12,26 @@
  *
  * Expiry costs nothing per healthy instance: instances sit in one list per
  * ttl value ordered by last heartbeat (a renewal moves one to the tail), so a
- * tick looks only at list heads, and at the instances that are due. */
+ * tick looks only at list heads, and at the instances that are due.
+ *
+ * On a shared store (one that follows: several registry replicas on one
+ * state, registry/core/replica.h) memory applies commits only in the order
+ * the store delivers them: this replica's own through their completions,
+ * the others' through reg_apply_change, so every replica applies the same
+ * sequence. The index is then the store's revision (no lease is written).
+ * Limitation of this phase: health is not shared. A TTL lapse, a revival
+ * or a check result stays this replica's own, reported at the current
+ * index (which it does not move; reg_generation moves), and no health
+ * document is written (a full-document put would race the other replicas'
+ * writes); a heartbeat counts only on the replica it reached. So no
+ * replica removes an instance critical too long (reg_tick, active checks'
+ * deregister_after): that deletion would be every replica's, decided on a
+ * view of health that is one replica's; it stays critical until it renews
+ * or deregisters. */
 #ifndef REG_CORE_CATALOG_H
 #define REG_CORE_CATALOG_H
 
+#include "../store/store.h"
 #include "spec.h"
 
 #include <stdbool.h>
@@ -52,9 +68,11 @@ enum reg_event_type {
     REG_EV_MAINTENANCE = 4 /* maintenance was turned on or off (committed) */
 };
 
-/* One committed change, as the observer sees it: each index value is
- * reported exactly once, in index order, after the change is applied to
- * memory. */
+/* One committed change, as the observer sees it, after it is applied to
+ * memory: indexes never decrease. On a local store each index value is
+ * reported exactly once; on a shared store the changes of one commit share
+ * its index (the store's revision), and a health change (this replica's
+ * own) is reported at the current index. */
 struct reg_event {
     enum reg_event_type type;
     uint64_t index;                   /* the registry index this change made */
@@ -133,6 +151,8 @@ struct reg_filter {
 struct reg_stats {
     size_t instances, passing, warning, critical;
     uint64_t registered, deregistered, renewed, expired, removed;
+    uint64_t lagged; /* shared store: others' commits memory could not apply (out of memory,
+                        bad document): those ids lag the store until their next change */
 };
 
 /* Create a registry over store (borrowed; must outlive it). opt and its
@@ -151,6 +171,33 @@ void reg_free(struct reg_registry *r);
  * Returns the number loaded, or -1 with err. Bad records are skipped with a
  * warning in the log. */
 long reg_load(struct reg_registry *r, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* The two halves of reg_load, for a loader that reads the store once for
+ * several modules (registry/core/replica.h): one record (borrowed; records
+ * of other modules, ids starting with REG_META_PREFIX_CHAR, are skipped;
+ * on a shared store, called inside store_load, the instance's indexes are
+ * the record's revision), 0 or -1 when out of memory (stop loading); then,
+ * after the last record, the finish (on a shared store the index becomes
+ * the revision the state was read at). */
+int reg_load_record(struct reg_registry *r, const char *id, const char *doc, size_t doc_len)
+    __attribute__((warn_unused_result));
+void reg_load_finish(struct reg_registry *r);
+
+/* Whether the registry's store is shared (it has a follow op). */
+bool reg_shared(const struct reg_registry *r);
+
+/* A commit of another replica on the shared store (store_follow's change,
+ * id and doc borrowed for the call), applied as the same local commit
+ * would be: a PUT of an instance document replaces or creates the
+ * instance (REG_EV_REGISTER; REG_EV_MAINTENANCE when only its maintenance
+ * changed), a DEL removes it (REG_EV_DEREGISTER), at the index
+ * store_revision. A local write of that id still in flight applies after
+ * it, in commit order. Ids starting with REG_META_PREFIX_CHAR (KV keys)
+ * are not the core's: ignored. RESET starts a re-read; RESET_END removes
+ * every instance not put since RESET. What cannot be applied (out of
+ * memory, a bad document) is logged and counted in stats.lagged. */
+void reg_apply_change(struct reg_registry *r, enum store_change kind, const char *id,
+                      const char *doc, size_t len);
 
 /* Register spec (borrowed; everything is copied): queue its write to the
  * store; done(arg, ...) runs once it is committed and applied (the instance
@@ -301,7 +348,9 @@ uint64_t reg_generation(const struct reg_registry *r);
  * back, also across restarts: the store keeps a lease of it (the record
  * REG_META_INDEX_ID) and a restarted registry resumes from that lease,
  * which is at or above every index handed out before (a restart may skip
- * numbers; it never repeats one). */
+ * numbers; it never repeats one). On a shared store it is the store's
+ * revision of the last commit applied (health changes do not move it),
+ * the same on every replica. */
 uint64_t reg_index(const struct reg_registry *r);
 
 /* Other changes share the index: the KV store (registry/core/kv.h) takes
@@ -323,8 +372,14 @@ uint64_t reg_change_end(struct reg_registry *r, bool applied);
 
 /* The index a write counted just now takes if every counted write before
  * it commits and no health change comes between (the index plus the
- * counted writes): what a KV write stores before its commit. */
+ * counted writes): what a KV write stores before its commit. 0 on a
+ * shared store: the revision is not known before the commit. On a shared
+ * store reg_change_end returns store_revision (the commit's). */
 uint64_t reg_change_predict(const struct reg_registry *r);
+
+/* Another replica's commit (or a reset's) being applied on a shared store:
+ * the index takes the store's revision, returned (for kv.c). */
+uint64_t reg_change_remote(struct reg_registry *r);
 
 /* Store records whose id starts with this character are not
  * registrations (the index lease, KV keys): reg_load skips them. */

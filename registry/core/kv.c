@@ -12,7 +12,17 @@
  * the registry die before that rewrite commits, the key comes back with
  * the predicted indexes, which are still below every index handed out
  * after the restart (the lease covers them): a CAS with the old index then
- * answers false and a blocking read answers at once, nothing worse. */
+ * answers false and a blocking read answers at once, nothing worse.
+ *
+ * On a shared store (registry/core/replica.h) the index is the store's
+ * revision, not known before the commit: a new key's document carries
+ * create 0 ("not known"), an update the entry's known create index, and
+ * modify is always 0. Memory takes modify = the commit's revision and
+ * create = the entry's or, for a new key, the revision; a document loaded
+ * with create 0 takes its record's revision (store_load's contract), and
+ * its stored modify is not read. No rewrite is queued: the document is
+ * what another replica reads, and it is right as it is. Other replicas'
+ * commits of keys arrive through kv_apply_change. */
 #include "kv.h"
 
 #include "../store/store.h"
@@ -35,6 +45,7 @@ struct kv_entry {
     unsigned char *value; /* owned; NULL when len is 0 */
     size_t len;
     uint64_t flags, create_index, modify_index;
+    bool seen; /* shared store: put again since the running reset began */
 };
 
 /* The writes of one key waiting for their commit. */
@@ -79,6 +90,8 @@ struct kv_store {
     size_t pend_bytes;    /* their value bytes */
     struct kv_pend *pend; /* uthash by key */
     uint64_t last_delete; /* index of the last committed delete (the load's index after a start) */
+    bool shared;          /* the store is shared: indexes are its revisions */
+    bool resetting;       /* a STORE_CH_RESET is running (kv_apply_change) */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -345,7 +358,8 @@ static void kv_install(struct kv_store *kv, struct kv_entry *e, size_t pos, bool
     e->modify_index = idx;
     kv->items[pos] = e;
     kv->bytes += e->len;
-    if (!busy && (stored_create != e->create_index || stored_modify != e->modify_index))
+    if (!busy && !kv->shared &&
+        (stored_create != e->create_index || stored_modify != e->modify_index))
         kv_fixup(kv, e);
 }
 
@@ -417,6 +431,7 @@ struct kv_store *kv_new(struct reg_registry *r, struct store *st, const struct k
         return NULL;
     kv->reg = r;
     kv->store = st;
+    kv->shared = st && st->ops->follow != NULL;
     if (opt)
         kv->opt = *opt;
     if (!kv->opt.max_keys)
@@ -1353,35 +1368,31 @@ cleanup:
     return rc;
 }
 
-/* store_load callback: one stored key back into memory (other records
- * are skipped; a bad one with a warning). -1 only when out of memory. */
-static int kv_load_one(const char *id, const char *doc, size_t doc_len, void *arg)
+/* The entry a stored record id (borrowed; a KV key's, KV_RECORD_PREFIX
+ * checked by the caller) with document doc holds, with the indexes the
+ * document says, into *out (caller frees). 0; 1 when the record is not a
+ * key (*out NULL, logged with what, "stored" or "changed"); -1 when out of
+ * memory. */
+static int kv_entry_parse(const char *id, const char *doc, const char *what, struct kv_entry **out)
 {
-    struct kv_store *kv = arg;
     const char *key = id + sizeof(KV_RECORD_PREFIX) - 1;
     unsigned long long flags = 0, create = 0, modify = 0;
     struct kv_entry *e = NULL;
-    size_t pos = 0, b64len;
+    size_t b64len;
     int head = 0;
     char err[128];
     unsigned char empty[1];
 
-    (void)doc_len;
-    if (strncmp(id, KV_RECORD_PREFIX, sizeof(KV_RECORD_PREFIX) - 1) != 0)
-        return 0;
+    *out = NULL;
     if (kv_key_check(key, strlen(key), false, err, sizeof(err)) != 0) {
-        log_warn("skipping stored key %.200s: %s", key, err);
-        return 0;
+        log_warn("skipping %s key %.200s: %s", what, key, err);
+        return 1;
     }
     if (sscanf(doc, "kv1 %llu %llu %llu %n", &flags, &create, &modify, &head) != 3 || head == 0) {
-        log_warn("skipping stored key %.200s: not a KV document", key);
-        return 0;
+        log_warn("skipping %s key %.200s: not a KV document", what, key);
+        return 1;
     }
     b64len = strlen(doc + head);
-    if (kv_find(kv, key, &pos))
-        return 0; /* a store holds one record per id: cannot happen */
-    if (kv_reserve(kv) != 0)
-        return -1;
     e = calloc(1, sizeof(*e));
     if (!e)
         return -1;
@@ -1392,9 +1403,9 @@ static int kv_load_one(const char *id, const char *doc, size_t doc_len, void *ar
         return -1;
     }
     if (b64_decode(doc + head, b64len, e->value ? e->value : empty, &e->len) != 0) {
-        log_warn("skipping stored key %.200s: its value is not base64", key);
+        log_warn("skipping %s key %.200s: its value is not base64", what, key);
         kv_entry_free(e);
-        return 0;
+        return 1;
     }
     if (e->len == 0) {
         free(e->value);
@@ -1403,6 +1414,33 @@ static int kv_load_one(const char *id, const char *doc, size_t doc_len, void *ar
     e->flags = flags;
     e->create_index = create;
     e->modify_index = modify;
+    *out = e;
+    return 0;
+}
+
+int kv_load_record(struct kv_store *kv, const char *id, const char *doc, size_t doc_len)
+{
+    struct kv_entry *e = NULL;
+    size_t pos = 0;
+    int rc;
+
+    (void)doc_len;
+    if (strncmp(id, KV_RECORD_PREFIX, sizeof(KV_RECORD_PREFIX) - 1) != 0)
+        return 0;
+    if (kv_find(kv, id + sizeof(KV_RECORD_PREFIX) - 1, &pos))
+        return 0; /* a store holds one record per id: cannot happen */
+    if (kv_reserve(kv) != 0)
+        return -1;
+    rc = kv_entry_parse(id, doc, "stored", &e);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    if (kv->shared) {
+        /* the record's revision (store_load's contract); create 0: not
+         * known when it was written, so that revision too */
+        e->modify_index = store_revision(kv->store);
+        if (e->create_index == 0 || e->create_index > e->modify_index)
+            e->create_index = e->modify_index;
+    }
     memmove(kv->items + pos + 1, kv->items + pos, (kv->n - pos) * sizeof(*kv->items));
     kv->items[pos] = e;
     kv->n++;
@@ -1410,13 +1448,27 @@ static int kv_load_one(const char *id, const char *doc, size_t doc_len, void *ar
     return 0;
 }
 
+/* store_load callback of kv_load: kv_load_record. */
+static int kv_load_one(const char *id, const char *doc, size_t doc_len, void *arg)
+{
+    return kv_load_record(arg, id, doc, doc_len);
+}
+
 long kv_load(struct kv_store *kv, char *err, size_t errlen)
 {
-    size_t before = kv->n, i;
-    uint64_t top = reg_index(kv->reg);
+    size_t before = kv->n;
 
     if (store_load(kv->store, kv_load_one, kv, err, errlen) != 0)
         return -1;
+    kv_load_finish(kv);
+    return (long)(kv->n - before);
+}
+
+void kv_load_finish(struct kv_store *kv)
+{
+    size_t i;
+    uint64_t top = reg_index(kv->reg);
+
     kv->last_delete = top; /* deletions before the start are not known */
     /* the lease is at or above every index handed out: a larger one is a
      * record of another store's numbering, lowered so the index never
@@ -1427,7 +1479,107 @@ long kv_load(struct kv_store *kv, char *err, size_t errlen)
         if (kv->items[i]->create_index > kv->items[i]->modify_index)
             kv->items[i]->create_index = kv->items[i]->modify_index;
     }
-    return (long)(kv->n - before);
+}
+
+/* ---------------------------------------------------------------------- */
+/* other replicas' commits (a shared store) */
+
+/* Another replica's put of the key of record id: as a committed kv_set
+ * (CreateIndex kept, or the document's, or the revision for a new key). */
+static void kv_apply_put(struct kv_store *kv, const char *id, const char *doc)
+{
+    struct kv_entry *e = NULL;
+    const struct kv_entry *cur = NULL;
+    uint64_t idx, doc_create;
+    size_t pos = 0;
+    bool found;
+    int rc = kv_entry_parse(id, doc, "changed", &e);
+
+    if (rc != 0) {
+        if (rc < 0)
+            log_warn("out of memory applying the change of key %.200s: this replica's copy "
+                     "lags until its next change",
+                     id + sizeof(KV_RECORD_PREFIX) - 1);
+        return;
+    }
+    found = kv_find(kv, e->key, &pos);
+    cur = found ? kv->items[pos] : NULL;
+    if (kv->resetting && cur && cur->flags == e->flags && cur->len == e->len &&
+        (e->len == 0 || memcmp(cur->value, e->value, e->len) == 0)) {
+        kv->items[pos]->seen = true; /* the reset read again what is here */
+        kv_entry_free(e);
+        return;
+    }
+    if (!found && kv_reserve(kv) != 0) {
+        log_warn("out of memory applying the change of key %.200s: this replica's copy lags "
+                 "until its next change",
+                 e->key);
+        kv_entry_free(e);
+        return;
+    }
+    doc_create = e->create_index;
+    idx = reg_change_remote(kv->reg);
+    /* busy: no rewrite of the record (it is another replica's) */
+    kv_install(kv, e, pos, found, idx, true);
+    if (!found && doc_create != 0 && doc_create < idx)
+        e->create_index = doc_create; /* created before this replica saw it */
+    e->seen = true;
+    kv_tell(kv, KV_OP_SET, e->key, idx, e);
+}
+
+/* RESET_END: every key not put since RESET is gone. */
+static void kv_reset_end(struct kv_store *kv)
+{
+    size_t i = 0;
+    uint64_t idx = reg_change_remote(kv->reg);
+
+    while (i < kv->n) {
+        char *key = NULL;
+
+        if (kv->items[i]->seen) {
+            kv->items[i++]->seen = false;
+            continue;
+        }
+        key = strdup(kv->items[i]->key);
+        kv_remove_at(kv, i, idx);
+        kv_tell(kv, KV_OP_DELETE, key ? key : "", idx, NULL);
+        free(key);
+    }
+    kv->resetting = false;
+}
+
+void kv_apply_change(struct kv_store *kv, enum store_change kind, const char *id, const char *doc,
+                     size_t len)
+{
+    size_t pos = 0, i;
+
+    (void)len;
+    switch (kind) {
+    case STORE_CH_RESET:
+        for (i = 0; i < kv->n; i++)
+            kv->items[i]->seen = false;
+        kv->resetting = true;
+        return;
+    case STORE_CH_RESET_END:
+        kv_reset_end(kv);
+        return;
+    case STORE_CH_PUT:
+    case STORE_CH_DEL:
+        break;
+    }
+    if (!id || strncmp(id, KV_RECORD_PREFIX, sizeof(KV_RECORD_PREFIX) - 1) != 0)
+        return;
+    if (kind == STORE_CH_PUT) {
+        if (doc)
+            kv_apply_put(kv, id, doc);
+        return;
+    }
+    if (kv_find(kv, id + sizeof(KV_RECORD_PREFIX) - 1, &pos)) {
+        uint64_t idx = reg_change_remote(kv->reg);
+
+        kv_remove_at(kv, pos, idx);
+        kv_tell(kv, KV_OP_DELETE, id + sizeof(KV_RECORD_PREFIX) - 1, idx, NULL);
+    }
 }
 
 const struct kv_entry *kv_get(const struct kv_store *kv, const char *key)
@@ -1459,6 +1611,7 @@ size_t kv_range(const struct kv_store *kv, const char *prefix, size_t *first)
 
 const struct kv_entry *kv_at(const struct kv_store *kv, size_t i) { return kv->items[i]; }
 size_t kv_count(const struct kv_store *kv) { return kv->n; }
+struct reg_registry *kv_registry(const struct kv_store *kv) { return kv->reg; }
 uint64_t kv_last_delete(const struct kv_store *kv) { return kv->last_delete; }
 size_t kv_bytes(const struct kv_store *kv) { return kv->bytes; }
 

@@ -25,11 +25,12 @@
 #ifndef REG_CORE_KV_H
 #define REG_CORE_KV_H
 
+#include "../store/store.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct store;
 struct reg_registry;
 struct kv_store;
 struct kv_entry;
@@ -56,7 +57,8 @@ typedef void (*kv_done_fn)(void *arg, int rc, const char *err);
 
 /* One committed change, told after it is applied: e is the entry as it is
  * now (NULL for a delete), key borrowed for the call, index the registry
- * index the change took (a set's ModifyIndex). The changes of a
+ * index the change took (a set's ModifyIndex; on a shared store the
+ * commit's revision, shared by the changes of one commit). The changes of a
  * transaction are told after all of them are applied, in order (a set's e
  * is then the key's last state: another entry, or NULL when a later op of
  * it deleted the key), so the registry index may be past ch->index. */
@@ -83,6 +85,9 @@ struct kv_options {
 struct kv_store *kv_new(struct reg_registry *r, struct store *st, const struct kv_options *opt)
     __attribute__((warn_unused_result));
 
+/* The registry kv was made over (borrowed). */
+struct reg_registry *kv_registry(const struct kv_store *kv);
+
 /* Drain the store (the writes waiting complete), free. Accepts NULL. */
 void kv_free(struct kv_store *kv);
 
@@ -90,6 +95,27 @@ void kv_free(struct kv_store *kv);
  * registry's are lowered to it). Synchronous, at start-up. The number
  * loaded, or -1 with err. Bad records are skipped with a warning. */
 long kv_load(struct kv_store *kv, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* The two halves of kv_load, for a loader that reads the store once for
+ * several modules (registry/core/replica.h): one record (borrowed; ids
+ * not starting with KV_RECORD_PREFIX are skipped; on a shared store,
+ * called inside store_load, the key's ModifyIndex is the record's
+ * revision, and its CreateIndex too when the document has 0), 0 or -1
+ * when out of memory (stop loading); then, after the last record and
+ * after reg_load_finish, the finish. */
+int kv_load_record(struct kv_store *kv, const char *id, const char *doc, size_t doc_len)
+    __attribute__((warn_unused_result));
+void kv_load_finish(struct kv_store *kv);
+
+/* A commit of another replica on the shared store (store_follow's change,
+ * id and doc borrowed for the call): a PUT or DEL of a KV_RECORD_PREFIX
+ * record sets or deletes the key as a committed kv_put / kv_delete would,
+ * at the index store_revision, the observer told alike; other records are
+ * ignored. RESET starts a re-read; RESET_END deletes every key not put
+ * since RESET. A document that does not parse, or out of memory, is
+ * logged, and this replica's copy of the key lags until its next change. */
+void kv_apply_change(struct kv_store *kv, enum store_change kind, const char *id, const char *doc,
+                     size_t len);
 
 /* Whether key (len bytes) is a key (prefix: a prefix of keys, which may
  * also be empty): 1..LIM_KV_KEY_MAX bytes of UTF-8 without NUL, not
@@ -127,7 +153,8 @@ int kv_delete(struct kv_store *kv, const char *key, bool recurse, bool has_cas, 
  * they are applied to memory together in the completion of the last, in
  * op order, or not at all when the commit failed. Each changed key takes
  * its own index, consecutive ones (the observer's events have one index
- * each); reads (get, get-tree) and check-index answer the state at that
+ * each; on a shared store the index is the store's revision, which the
+ * changes of the one commit share); reads (get, get-tree) and check-index answer the state at that
  * point of the transaction. A transaction with no write is answered from
  * the committed state. */
 enum kv_txn_verb {

@@ -3,7 +3,17 @@
  * persistence. A write applies to the map at once and cannot fail after it
  * was accepted; its completion is queued and called from the event loop
  * (an event made active on the first write of a turn), never from inside
- * the write call, so callers see the same contract as with SQLite. */
+ * the write call, so callers see the same contract as with SQLite.
+ *
+ * Shared mode (store_memory_open_shared), for the tests of replicas:
+ * several stores on one group hold one map and one revision counter, as
+ * registries on one etcd prefix do. The writes a store queues in one turn
+ * are one batch, committed at the next revision (a new one as soon as
+ * another store of the group committed in between). Every commit is
+ * appended to the group's log; each store walks the log from its loop (its
+ * kick event), in commit order: its own writes through their completions,
+ * the others' through its follow function, store_revision then being the
+ * commit's. */
 #include "core/errbuf.h"
 #include "store.h"
 
@@ -22,7 +32,34 @@ struct mem_entry {
     char *id;  /* owned, NUL-terminated; the hash key */
     char *doc; /* owned, NUL-terminated at doc_len */
     size_t doc_len;
+    uint64_t rev; /* shared mode: the revision that last wrote it */
     UT_hash_handle hh;
+};
+
+struct mem_store;
+
+/* One committed write of a group, in its log. */
+struct mem_change {
+    uint64_t rev;
+    const struct mem_store *author; /* borrowed; compared only (may be closed since) */
+    enum store_change kind;         /* STORE_CH_PUT or STORE_CH_DEL */
+    char *id;                       /* owned */
+    char *doc;                      /* owned; NULL for a DEL */
+    size_t doc_len;
+};
+
+/* Below this many log entries every member has passed, the log is not
+ * compacted (a memmove per compaction). */
+#define MEM_LOG_SLACK 64
+
+struct store_memory_group {
+    struct mem_entry *entries; /* the one map */
+    uint64_t revision;         /* of the last commit */
+    struct mem_change *log;    /* owned array: the commits from log_first on */
+    size_t log_n, log_cap;
+    uint64_t log_first;         /* the position (from 0) of log[0] in the whole history */
+    struct mem_store **members; /* owned array of borrowed stores */
+    size_t nmembers, members_cap;
 };
 
 /* A completion waiting for the loop. */
@@ -39,6 +76,13 @@ struct mem_store {
     struct event *kick;                  /* owned: runs the queued completions */
     struct mem_done *dones, **dones_end; /* FIFO of completions to call */
     size_t pending;                      /* completions queued, not yet called */
+    /* shared mode only (group NULL otherwise) */
+    struct store_memory_group *group; /* borrowed; must outlive the store */
+    uint64_t cursor;                  /* log position of the next commit to walk */
+    uint64_t batch_rev;               /* revision of this turn's batch; 0: none open */
+    uint64_t cur_rev;                 /* what store_revision answers */
+    store_change_fn follow;           /* NULL: not following (others' commits skipped) */
+    void *follow_arg;
 };
 
 /* Queue the completion of a write that was applied, and make sure the loop
@@ -80,12 +124,26 @@ static void mem_store_run_dones(struct mem_store *st)
     }
 }
 
-/* The kick event: the loop's turn to call the completions. */
+static void mem_shared_walk(struct mem_store *st, uint64_t end, bool own_only);
+
+/* The kick event: the loop's turn to call the completions (shared mode:
+ * to walk the group's log as it is now). */
 static void mem_store_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct mem_store *st = arg;
+
     (void)fd;
     (void)what;
-    mem_store_run_dones(arg);
+    if (st->group)
+        mem_shared_walk(st, st->group->log_first + st->group->log_n, false);
+    else
+        mem_store_run_dones(st);
+}
+
+/* The map the store's records are in: its own, or its group's. */
+static struct mem_entry **mem_store_map(struct mem_store *st)
+{
+    return st->group ? &st->group->entries : &st->entries;
 }
 
 /* Free one entry (already out of the hash). Accepts NULL. */
@@ -130,6 +188,158 @@ static void mem_store_unqueue_last(struct mem_store *st)
     st->pending--;
 }
 
+/* ---------------------------------------------------------------------- */
+/* shared mode: the group's log */
+
+/* Free what a log entry owns. */
+static void mem_change_clear(struct mem_change *c)
+{
+    free(c->id);
+    free(c->doc);
+    c->id = c->doc = NULL;
+}
+
+/* Make the log entry after the last one ready for a write of id (doc:
+ * doc_len bytes, NULL for a deletion; both copied), so that committing it
+ * (mem_log_commit) cannot fail. An entry made ready before and never
+ * committed (its write failed) is reused. 0, or -1 when out of memory. */
+static int mem_log_prepare(struct store_memory_group *g, const char *id, const char *doc,
+                           size_t doc_len)
+{
+    struct mem_change *c = NULL;
+
+    if (g->log_n + 1 >= g->log_cap) {
+        size_t cap = g->log_cap ? 2 * g->log_cap : 64;
+        struct mem_change *log = realloc(g->log, cap * sizeof(*log));
+
+        if (!log)
+            return -1;
+        memset(log + g->log_cap, 0, (cap - g->log_cap) * sizeof(*log));
+        g->log = log;
+        g->log_cap = cap;
+    }
+    c = &g->log[g->log_n];
+    mem_change_clear(c);
+    c->id = strdup(id);
+    c->doc = doc ? mem_store_dup(doc, doc_len) : NULL;
+    c->doc_len = doc ? doc_len : 0;
+    if (!c->id || (doc && !c->doc)) {
+        mem_change_clear(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* The write made ready by mem_log_prepare was applied to the map: it is
+ * committed, in st's batch of this turn (a new revision when none is open
+ * or another store committed since), and e (the entry written; NULL for a
+ * deletion) has that revision. Every store of the group walks to it. */
+static void mem_log_commit(struct mem_store *st, enum store_change kind, struct mem_entry *e)
+{
+    struct store_memory_group *g = st->group;
+    struct mem_change *c = NULL;
+    size_t i;
+
+    if (!g)
+        return;
+    if (st->batch_rev == 0 || st->batch_rev != g->revision)
+        st->batch_rev = ++g->revision;
+    c = &g->log[g->log_n++];
+    c->rev = st->batch_rev;
+    c->author = st;
+    c->kind = kind;
+    if (e)
+        e->rev = c->rev;
+    for (i = 0; i < g->nmembers; i++) {
+        struct event *kick = g->members[i]->kick;
+
+        if (!event_pending(kick, EV_TIMEOUT, NULL))
+            event_active(kick, EV_TIMEOUT, 0);
+    }
+}
+
+/* Drop the log entries every store of g has walked past, once there are
+ * enough of them to be worth the move. */
+static void mem_log_trim(struct store_memory_group *g)
+{
+    uint64_t low = g->log_first + g->log_n;
+    size_t i, k;
+
+    for (i = 0; i < g->nmembers; i++)
+        if (g->members[i]->cursor < low)
+            low = g->members[i]->cursor;
+    k = (size_t)(low - g->log_first);
+    if (k < MEM_LOG_SLACK)
+        return;
+    for (i = 0; i < k; i++)
+        mem_change_clear(&g->log[i]);
+    /* the ready entry after the last one moves too */
+    memmove(g->log, g->log + k, (g->log_cap - k) * sizeof(*g->log));
+    memset(g->log + g->log_cap - k, 0, k * sizeof(*g->log));
+    g->log_n -= k;
+    g->log_first += k;
+}
+
+/* Walk st along the group's log up to position end (exclusive), in commit
+ * order: its own writes' completions, the others' commits to its follow
+ * function (skipped while it does not follow), store_revision being each
+ * one's during its call. own_only (a drain): stop after the last of its
+ * own, so nothing of the others is told past what it waits for. The batch
+ * of the turn is closed: later writes take a new revision. */
+static void mem_shared_walk(struct mem_store *st, uint64_t end, bool own_only)
+{
+    struct store_memory_group *g = st->group;
+    uint64_t p;
+
+    st->batch_rev = 0;
+    if (own_only) {
+        uint64_t last = st->cursor;
+
+        for (p = st->cursor; p < end; p++)
+            if (g->log[p - g->log_first].author == st)
+                last = p + 1;
+        end = last;
+    }
+    while (st->cursor < end) {
+        /* copied out: a callback may grow (move) the log */
+        struct mem_change c = g->log[st->cursor - g->log_first];
+
+        st->cursor++;
+        st->cur_rev = c.rev;
+        if (c.author == st) {
+            struct mem_done *d = st->dones;
+
+            if (!d)
+                continue; /* cannot happen: one completion per own commit */
+            st->dones = d->next;
+            if (!st->dones)
+                st->dones_end = &st->dones;
+            st->pending--;
+            if (d->done)
+                d->done(d->arg, 0, NULL);
+            free(d);
+        } else if (st->follow) {
+            st->follow(st->follow_arg, c.kind, c.id, c.doc, c.doc_len);
+        }
+    }
+    mem_log_trim(g);
+}
+
+/* Take st out of its group's members. */
+static void mem_group_leave(struct mem_store *st)
+{
+    struct store_memory_group *g = st->group;
+    size_t i;
+
+    for (i = 0; i < g->nmembers; i++) {
+        if (g->members[i] == st) {
+            g->members[i] = g->members[--g->nmembers];
+            break;
+        }
+    }
+    mem_log_trim(g);
+}
+
 /* Insert or replace id -> doc; both borrowed and copied; done(arg) is
  * queued for the loop. On failure the previous document, if any, stays and
  * done is not called. */
@@ -155,6 +365,10 @@ static int mem_store_put(struct store *base, const char *id, const char *doc, si
         errbuf_set(err, errlen, "memory store: out of memory");
         goto cleanup;
     }
+    if (st->group && mem_log_prepare(st->group, id, copy, doc_len) != 0) {
+        errbuf_set(err, errlen, "memory store: out of memory");
+        goto cleanup;
+    }
     /* Queued first: it is the step that may fail, and the map is not
      * changed yet. The completion runs on a later loop turn anyway. */
     if (mem_store_queue_done(st, done, arg) != 0) {
@@ -162,12 +376,13 @@ static int mem_store_put(struct store *base, const char *id, const char *doc, si
         goto cleanup;
     }
 
-    HASH_FIND_STR(st->entries, id, e);
+    HASH_FIND_STR(*mem_store_map(st), id, e);
     if (e) {
         free(e->doc);
         e->doc = copy;
         e->doc_len = doc_len;
         copy = NULL;
+        mem_log_commit(st, STORE_CH_PUT, e);
         rc = 0;
         goto cleanup;
     }
@@ -181,9 +396,10 @@ static int mem_store_put(struct store *base, const char *id, const char *doc, si
     fresh->doc = copy;
     fresh->doc_len = doc_len;
     copy = NULL;
-    HASH_ADD_KEYPTR(hh, st->entries, fresh->id, strlen(fresh->id), fresh);
+    HASH_ADD_KEYPTR(hh, *mem_store_map(st), fresh->id, strlen(fresh->id), fresh);
     if (!fresh->hh.tbl)
         goto oom;
+    mem_log_commit(st, STORE_CH_PUT, fresh);
     fresh = NULL;
     rc = 0;
     goto cleanup;
@@ -214,15 +430,20 @@ static int mem_store_del(struct store *base, const char *id, store_done_fn done,
         errbuf_set(err, errlen, "memory store: del called during load");
         return -1;
     }
+    if (st->group && mem_log_prepare(st->group, id, NULL, 0) != 0) {
+        errbuf_set(err, errlen, "memory store: out of memory");
+        return -1;
+    }
     if (mem_store_queue_done(st, done, arg) != 0) {
         errbuf_set(err, errlen, "memory store: out of memory or too many writes waiting");
         return -1;
     }
-    HASH_FIND_STR(st->entries, id, e);
-    if (e) {
-        HASH_DEL(st->entries, e);
-        mem_entry_free(e);
-    }
+    HASH_FIND_STR(*mem_store_map(st), id, e);
+    if (e)
+        HASH_DEL(*mem_store_map(st), e);
+    /* a deletion of an unknown id is a commit all the same (as on etcd) */
+    mem_log_commit(st, STORE_CH_DEL, NULL);
+    mem_entry_free(e);
     return 0;
 }
 
@@ -248,7 +469,8 @@ static int mem_store_load(struct store *base, store_load_fn fn, void *arg, char 
         return -1;
     }
     st->loading = 1;
-    HASH_ITER (hh, st->entries, e, tmp) {
+    HASH_ITER (hh, *mem_store_map(st), e, tmp) {
+        st->cur_rev = e->rev; /* shared mode: the record's revision during the call */
         if (fn(e->id, e->doc, e->doc_len, arg) != 0) {
             errbuf_set(err, errlen, "memory store: load stopped by callback at id %s", e->id);
             rc = -1;
@@ -256,6 +478,11 @@ static int mem_store_load(struct store *base, store_load_fn fn, void *arg, char 
         }
     }
     st->loading = 0;
+    if (st->group) {
+        /* what was read is the state at the group's revision: follow from there */
+        st->cur_rev = st->group->revision;
+        st->cursor = st->group->log_first + st->group->log_n;
+    }
     return rc;
 }
 
@@ -265,8 +492,18 @@ static size_t mem_store_pending(const struct store *base)
     return ((const struct mem_store *)base)->pending;
 }
 
-/* Call every queued completion now, on the caller's thread. */
-static void mem_store_drain(struct store *base) { mem_store_run_dones((struct mem_store *)base); }
+/* Call every queued completion now, on the caller's thread (shared mode:
+ * with the others' commits before them delivered first, in order; none
+ * after the last of its own). */
+static void mem_store_drain(struct store *base)
+{
+    struct mem_store *st = (struct mem_store *)base;
+
+    if (st->group)
+        mem_shared_walk(st, st->group->log_first + st->group->log_n, true);
+    else
+        mem_store_run_dones(st);
+}
 
 /* Call the queued completions, then free every entry and the store. */
 static void mem_store_close(struct store *base)
@@ -275,7 +512,14 @@ static void mem_store_close(struct store *base)
     struct mem_entry *e = NULL;
     struct mem_entry *tmp = NULL;
 
-    mem_store_run_dones(st);
+    mem_store_drain(base);
+    if (st->group) {
+        mem_group_leave(st);
+        if (st->kick)
+            event_free(st->kick);
+        free(st);
+        return;
+    }
     HASH_ITER (hh, st->entries, e, tmp) {
         HASH_DEL(st->entries, e);
         mem_entry_free(e);
@@ -284,6 +528,46 @@ static void mem_store_close(struct store *base)
         event_free(st->kick);
     free(st);
 }
+
+/* Shared mode: follow the group from the revision load read. */
+static int mem_store_follow(struct store *base, store_change_fn fn, void *arg, char *err,
+                            size_t errlen)
+{
+    struct mem_store *st = (struct mem_store *)base;
+
+    if (!fn) {
+        errbuf_set(err, errlen, "memory store: follow: NULL callback");
+        return -1;
+    }
+    st->follow = fn;
+    st->follow_arg = arg;
+    return 0;
+}
+
+static uint64_t mem_store_revision(const struct store *base)
+{
+    return ((const struct mem_store *)base)->cur_rev;
+}
+
+/* A memory group always commits. */
+static bool mem_store_writable(const struct store *base)
+{
+    (void)base;
+    return true;
+}
+
+static const struct store_ops mem_shared_ops = {
+    .name = "memory",
+    .put = mem_store_put,
+    .del = mem_store_del,
+    .load = mem_store_load,
+    .pending = mem_store_pending,
+    .drain = mem_store_drain,
+    .close = mem_store_close,
+    .follow = mem_store_follow,
+    .revision = mem_store_revision,
+    .writable = mem_store_writable,
+};
 
 static const struct store_ops mem_store_ops = {
     .name = "memory",
@@ -313,5 +597,53 @@ struct store *store_memory_open(struct event_base *base)
         free(st);
         return NULL;
     }
+    return &st->base;
+}
+
+struct store_memory_group *store_memory_group_new(void)
+{
+    return calloc(1, sizeof(struct store_memory_group));
+}
+
+void store_memory_group_free(struct store_memory_group *g)
+{
+    struct mem_entry *e = NULL;
+    struct mem_entry *tmp = NULL;
+    size_t i;
+
+    if (!g)
+        return;
+    HASH_ITER (hh, g->entries, e, tmp) {
+        HASH_DEL(g->entries, e);
+        mem_entry_free(e);
+    }
+    for (i = 0; i < g->log_cap; i++)
+        mem_change_clear(&g->log[i]);
+    free(g->log);
+    free(g->members);
+    free(g);
+}
+
+struct store *store_memory_open_shared(struct event_base *base, struct store_memory_group *g)
+{
+    struct mem_store *st = NULL;
+
+    if (!g || g->nmembers == g->members_cap) {
+        size_t cap = g && g->members_cap ? 2 * g->members_cap : 4;
+        struct mem_store **m = g ? realloc(g->members, cap * sizeof(*m)) : NULL;
+
+        if (!m)
+            return NULL;
+        g->members = m;
+        g->members_cap = cap;
+    }
+    st = (struct mem_store *)store_memory_open(base);
+    if (!st)
+        return NULL;
+    st->base.ops = &mem_shared_ops;
+    st->group = g;
+    st->cursor = g->log_first + g->log_n;
+    st->cur_rev = g->revision;
+    g->members[g->nmembers++] = st;
     return &st->base;
 }

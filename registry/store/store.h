@@ -99,6 +99,23 @@ struct store *store_sqlite_open(const char *path, struct event_base *base, char 
  * on base (borrowed, must outlive the store). NULL if out of memory. */
 struct store *store_memory_open(struct event_base *base) __attribute__((warn_unused_result));
 
+/* A group of shared memory stores (for the tests of several registries on
+ * one state, as on etcd): one map and one revision counter. Caller frees
+ * with store_memory_group_free, after closing every store of it. NULL if
+ * out of memory. */
+struct store_memory_group;
+struct store_memory_group *store_memory_group_new(void) __attribute__((warn_unused_result));
+void store_memory_group_free(struct store_memory_group *g);
+
+/* Open a memory store on group g (borrowed, must outlive it) whose
+ * completions and changes run on base (borrowed): a shared backend (it
+ * follows; store_revision counts the group's commits from 1). The writes
+ * one store queues in a turn commit together at the next revision; each
+ * store of the group hears the others' commits through store_follow in
+ * commit order. NULL if out of memory. */
+struct store *store_memory_open_shared(struct event_base *base, struct store_memory_group *g)
+    __attribute__((warn_unused_result));
+
 /* Options of the etcd backend. */
 struct store_etcd_options {
     const char *endpoints; /* "http://host:port[,http://host:port...]" (copied) */
@@ -134,7 +151,12 @@ static inline int store_del(struct store *st, const char *id, store_done_fn done
 
 /* Call fn for every committed record, in no particular order. Synchronous:
  * for start-up, with no write queued (then -1). 0, or -1 with err if the
- * store failed or fn asked to stop. */
+ * store failed or fn asked to stop. On a shared backend, during each call
+ * of fn store_revision(st) is that record's last-modified revision, and
+ * after the load the revision the whole state was read at (where
+ * store_follow starts); a document's own copy of an index is then not to
+ * be trusted (the registry writes 0 where it cannot know it before the
+ * commit, see registry/core/kv.c). */
 static inline int store_load(struct store *st, store_load_fn fn, void *arg, char *err,
                              size_t errlen)
 {
