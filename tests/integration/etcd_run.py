@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """etcd_run: run a test program against a real 3-member etcd cluster on
-loopback (etcdcluster.py), with ETCD_ENDPOINTS set to its client URLs, and
-exit with the program's code. Exits 77 (skipped) when etcd is not installed.
+loopback (etcdcluster.py), with ETCD_ENDPOINTS set to its client URLs and
+ETCD_PIDS to its members' process ids (in the same order; a test may kill
+one), and exit with the program's code. Exits 77 (skipped) when etcd is not installed.
 
 Run:  /usr/bin/python3 tests/integration/etcd_run.py build/bin/test_etcd_follow [args...]
 """
@@ -21,7 +22,8 @@ def main(argv):
         return 2
     skip_without_etcd()
     with EtcdCluster(3) as cluster:
-        env = dict(os.environ, ETCD_ENDPOINTS=cluster.endpoints)
+        env = dict(os.environ, ETCD_ENDPOINTS=cluster.endpoints,
+                   ETCD_PIDS=",".join(str(p.pid) for p in cluster.procs))
         try:
             code = subprocess.run(argv[1:], env=env, timeout=240).returncode
         except subprocess.TimeoutExpired:

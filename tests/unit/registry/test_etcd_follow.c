@@ -4,7 +4,8 @@
  * growing revisions and the revision A's completion saw; a handle never
  * hears its own writes through fn; a load after the writes gives the state
  * (and never the writer keys); following from a compacted revision gives
- * RESET, the whole state, RESET_END, then the later commits as usual.
+ * RESET, the whole state, RESET_END, then the later commits as usual; the
+ * loss of the member both handles talk to loses and repeats nothing.
  *
  * Needs ETCD_ENDPOINTS (tests/integration/etcd_run.py starts a 3-member
  * cluster and sets it; ctest runs it that way). Each test works under a
@@ -14,6 +15,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -170,17 +172,20 @@ static void del(struct store *st, const char *id, struct log *done)
         fail_msg("store_del %s: %s", id, err);
 }
 
-/* Blocking POST to the first endpoint (the test's own calls to etcd, off
- * any loop). Returns the HTTP status. */
-static long etcd_post(const char *path, const char *body)
+/* Blocking POST to endpoint number which (0: the first) of ETCD_ENDPOINTS
+ * (the test's own calls to etcd, off any loop). Returns the HTTP status. */
+static long etcd_post_to(int which, const char *path, const char *body)
 {
     char url[512];
     const char *eps = endpoints();
-    size_t n = strcspn(eps, ",");
+    size_t n = 0;
     CURL *e = curl_easy_init();
     long status = 0;
     FILE *sink = fopen("/dev/null", "w");
 
+    for (; which > 0 && strchr(eps, ','); which--)
+        eps = strchr(eps, ',') + 1;
+    n = strcspn(eps, ",");
     snprintf(url, sizeof(url), "%.*s%s", (int)n, eps, path);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
@@ -192,6 +197,8 @@ static long etcd_post(const char *path, const char *body)
     fclose(sink);
     return status;
 }
+
+static long etcd_post(const char *path, const char *body) { return etcd_post_to(0, path, body); }
 
 static int setup(void **state)
 {
@@ -356,12 +363,59 @@ static void test_compaction_resets(void **state)
     assert_int_equal(f->lb.s[3].rev, f->da.s[3].rev);
 }
 
+/* The first member (the endpoint both handles use) is killed while they
+ * follow: the writer fails over, both watches reopen on the next endpoint
+ * from the revision they had, and nothing is lost or heard twice. Last:
+ * the cluster keeps two members. */
+static void test_follow_survives_member_loss(void **state)
+{
+    struct fixture *f = *state;
+    const char *pids = getenv("ETCD_PIDS");
+    long pid = pids ? strtol(pids, NULL, 10) : 0;
+    struct timespec pause = {0, 100 * 1000 * 1000};
+    int i = 0;
+
+    if (pid <= 0)
+        skip();
+    f->a = open_store(f);
+    f->b = open_store(f);
+    f->da.st = f->a;
+    load_and_follow(f->a, &f->la);
+    load_and_follow(f->b, &f->lb);
+    put(f->a, "m1", "one", &f->da);
+    run_until(f, &f->lb.n, 1);
+
+    assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+    /* the other two elect a leader if the dead one was it */
+    for (i = 0; i < 100 && etcd_post_to(1, "/v3/kv/range", "{\"key\":\"eA==\"}") != 200; i++)
+        nanosleep(&pause, NULL);
+    put(f->a, "m2", "two", &f->da);
+    run_until(f, &f->da.n, 2);
+    put(f->a, "m3", "three", &f->da);
+    run_until(f, &f->da.n, 3);
+    run_until(f, &f->lb.n, 3);
+    run_for(f, 300);
+    assert_int_equal(f->lb.n, 3);
+    for (i = 0; i < 3; i++) {
+        char id[16];
+
+        snprintf(id, sizeof(id), "m%d", i + 1);
+        assert_int_equal(f->da.s[i].rc, 0);
+        assert_string_equal(f->lb.s[i].id, id);
+        assert_int_equal(f->lb.s[i].rev, f->da.s[i].rev);
+        if (i > 0)
+            assert_true(f->lb.s[i].rev > f->lb.s[i - 1].rev);
+    }
+    assert_int_equal(f->la.n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_writes_reach_the_other_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_gives_the_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_resets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follow_survives_member_loss, setup, teardown),
     };
 
     if (!endpoints() || !endpoints()[0]) {
