@@ -31,7 +31,7 @@
  * holds this key is recognised as our batch N: its completions run there,
  * with store_revision() = that revision, in their place among the other
  * writers' changes. The txn's HTTP answer then only reports failures. Keys
- * under "!writer/" never reach fn or load. A compacted watch is answered by
+ * under "!writer/" never reach fn or load; close deletes the handle's own. A compacted watch is answered by
  * a full range read (RESET, PUTs, RESET_END) and a new watch from that
  * revision; any other watch failure reconnects (next endpoint, backoff) from
  * the last revision delivered + 1. A watch silent for LIM_ETCD_WATCH_IDLE_MS
@@ -1188,6 +1188,26 @@ static void est_drain(struct store *base)
     est_settle(st);
 }
 
+/* Delete this handle's writer key (nobody needs it once the handle is
+ * gone), blocking: close runs after the loop. Best effort: a key left
+ * behind (etcd down) is a few bytes nobody reads. */
+static void est_drop_writer(struct est_store *st)
+{
+    char *key = est_key(st, st->writer_id);
+    char *k64 = key ? est_b64(key, strlen(key)) : NULL;
+    json_t *root = k64 ? json_pack("{s:s}", "key", k64) : NULL;
+    char *body = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_t *answer = NULL;
+    char err[EST_ERR_MAX];
+
+    if (body && est_post_sync(st, "/v3/kv/deleterange", body, &answer, err, sizeof(err)) == 0)
+        json_decref(answer);
+    free(body);
+    json_decref(root);
+    free(k64);
+    free(key);
+}
+
 static void est_close(struct store *base)
 {
     struct est_store *st = (struct est_store *)base;
@@ -1195,6 +1215,8 @@ static void est_close(struct store *base)
 
     est_drain(base);
     st->closing = 1;
+    if (st->writer_id)
+        est_drop_writer(st);
     st->following = 0;
     hc_client_free(st->hc); /* cancels the watch, probe and range calls */
     if (st->flush)

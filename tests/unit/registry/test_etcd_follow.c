@@ -10,6 +10,7 @@
  * Needs ETCD_ENDPOINTS (tests/integration/etcd_run.py starts a 3-member
  * cluster and sets it; ctest runs it that way). Each test works under a
  * fresh prefix. */
+#include "common/codec/b64.h"
 #include "registry/store/store.h"
 
 #include <curl/curl.h>
@@ -193,15 +194,18 @@ static void del(struct store *st, const char *id, struct log *done)
 }
 
 /* Blocking POST to endpoint number which (0: the first) of ETCD_ENDPOINTS
- * (the test's own calls to etcd, off any loop). Returns the HTTP status. */
-static long etcd_post_to(int which, const char *path, const char *body)
+ * (the test's own calls to etcd, off any loop); the answer into answer
+ * (NUL-terminated, cut at answer_len) unless NULL. Returns the HTTP
+ * status. */
+static long etcd_post_to(int which, const char *path, const char *body, char *answer,
+                         size_t answer_len)
 {
     char url[512];
     const char *eps = endpoints();
     size_t n = 0;
     CURL *e = curl_easy_init();
     long status = 0;
-    FILE *sink = fopen("/dev/null", "w");
+    FILE *sink = answer ? fmemopen(answer, answer_len, "w") : fopen("/dev/null", "w");
 
     for (; which > 0 && strchr(eps, ','); which--)
         eps = strchr(eps, ',') + 1;
@@ -218,7 +222,10 @@ static long etcd_post_to(int which, const char *path, const char *body)
     return status;
 }
 
-static long etcd_post(const char *path, const char *body) { return etcd_post_to(0, path, body); }
+static long etcd_post(const char *path, const char *body)
+{
+    return etcd_post_to(0, path, body, NULL, 0);
+}
 
 static int setup(void **state)
 {
@@ -304,6 +311,24 @@ static void test_writes_reach_the_other_in_order(void **state)
     assert_true(store_writable(f->a));
 }
 
+/* Keys under <prefix>!writer/ in etcd now. */
+static long writer_keys(const struct fixture *f)
+{
+    char from[PREFIX_MAX + 16], to[PREFIX_MAX + 16], body[512], answer[4096] = "";
+    char f64[B64_ENCODED_LEN(sizeof(from))], t64[B64_ENCODED_LEN(sizeof(to))];
+    const char *count = NULL;
+
+    snprintf(from, sizeof(from), "%s!writer/", f->prefix);
+    snprintf(to, sizeof(to), "%s!writer0", f->prefix); /* '/' + 1 */
+    b64_encode((const unsigned char *)from, strlen(from), f64);
+    b64_encode((const unsigned char *)to, strlen(to), t64);
+    snprintf(body, sizeof(body), "{\"key\":\"%s\",\"range_end\":\"%s\",\"count_only\":true}", f64,
+             t64);
+    assert_int_equal(etcd_post_to(0, "/v3/kv/range", body, answer, sizeof(answer)), 200);
+    count = strstr(answer, "\"count\":\"");
+    return count ? strtol(count + 9, NULL, 10) : 0; /* 0 is left out */
+}
+
 /* A load after the writes gives the state: what is put and not deleted,
  * without the writers' keys. */
 static void test_load_gives_the_state(void **state)
@@ -329,6 +354,12 @@ static void test_load_gives_the_state(void **state)
     assert_true((strcmp(loaded.s[0].id, "k2") == 0 && strcmp(loaded.s[1].id, "k3") == 0) ||
                 (strcmp(loaded.s[0].id, "k3") == 0 && strcmp(loaded.s[1].id, "k2") == 0));
     assert_int_equal(store_revision(f->b), f->da.s[3].rev);
+
+    /* A's writer key (under <prefix>!writer/) is gone once A is closed */
+    assert_int_equal(writer_keys(f), 1);
+    store_close(f->a);
+    f->a = NULL;
+    assert_int_equal(writer_keys(f), 0);
 }
 
 /* B loaded, then the history past its revision was compacted before it
@@ -425,7 +456,8 @@ static void test_follow_survives_member_loss(void **state)
 
     assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
     /* the other two elect a leader if the dead one was it */
-    for (i = 0; i < 100 && etcd_post_to(1, "/v3/kv/range", "{\"key\":\"eA==\"}") != 200; i++)
+    for (i = 0; i < 100 && etcd_post_to(1, "/v3/kv/range", "{\"key\":\"eA==\"}", NULL, 0) != 200;
+         i++)
         nanosleep(&pause, NULL);
     for (k = 2; k <= 6; k++) {
         snprintf(id, sizeof(id), "m%zu", k);
