@@ -911,8 +911,12 @@ static void est_watch_data(const char *chunk, size_t len, void *arg)
         return;
     }
     if (st->line_len + len + 1 > st->line_cap) {
-        size_t cap = st->line_len + len + 1;
-        char *grown = realloc(st->line, cap);
+        size_t cap = st->line_cap ? st->line_cap : 4096;
+        char *grown = NULL;
+
+        while (cap < st->line_len + len + 1)
+            cap *= 2;
+        grown = realloc(st->line, cap);
 
         if (!grown) {
             hc_cancel(st->watch);
