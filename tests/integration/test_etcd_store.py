@@ -11,7 +11,9 @@ Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_etcd_store.p
 """
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 import unittest
 import uuid
@@ -82,6 +84,26 @@ class EtcdStoreTest(svctest.ServiceTestCase):
                              sid, body)
         for key, value in keys.items():
             self.assertEqual(self.kv_get(svc, key), (200, value), key)
+
+    def test_bad_etcd_options_refused(self):
+        """--backend etcd needs endpoints that are http(s) URLs; a registry
+        whose endpoints all refuse does not start (it cannot load)."""
+        cwd = tempfile.mkdtemp(prefix="etcd-opts-")
+        self.addCleanup(shutil.rmtree, cwd, True)
+        cases = [
+            ([], 2, "needs --etcd-endpoints"),
+            (["--etcd-endpoints", "ftp://127.0.0.1:1"], 1, "not an http(s) URL"),
+            (["--etcd-endpoints", self.cluster.urls[0], "--etcd-prefix", ""], 1,
+             "prefix must be non-empty"),
+            (["--etcd-endpoints", "http://127.0.0.1:%d" % svctest.closed_port()], 1,
+             "cannot load"),
+        ]
+        for extra, code, text in cases:
+            with self.subTest(extra=extra):
+                done = svctest.run_cli("registry", ["--port", "0", "--backend", "etcd"] + extra,
+                                       cwd)
+                self.assertEqual(done.returncode, code, done.stderr)
+                self.assertIn(text, done.stderr)
 
     def test_restart_brings_everything_back(self):
         """Registrations and KV keys acknowledged before a SIGTERM are back,
