@@ -432,8 +432,9 @@ static int log_find(const struct log *l, const char *id)
  * outcome and fails (-1); every acknowledged write reaches B in order at
  * the revision A's completion had; a failed one reaches B only if etcd
  * applied it after all, and then A's fn hears it too (it is not A's any
- * more); once failed over, writes are acknowledged again. Last: the
- * cluster keeps two members. */
+ * more); once failed over, writes are acknowledged again. Then a second
+ * member is killed: the store turns unwritable and a write fails. Last:
+ * it leaves the cluster without quorum. */
 static void test_follow_survives_member_loss(void **state)
 {
     struct fixture *f = *state;
@@ -488,6 +489,20 @@ static void test_follow_survives_member_loss(void **state)
         }
     }
     assert_int_equal((size_t)last + 1, f->lb.n); /* nothing else, nothing twice */
+    assert_true(store_writable(f->a));
+
+    /* a second member gone: no quorum. The probe notices (writable false)
+     * and a write fails, never a yes. */
+    pid = strchr(pids, ',') ? strtol(strchr(pids, ',') + 1, NULL, 10) : 0;
+    assert_true(pid > 0);
+    assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+    for (i = 0; i < 50 && store_writable(f->a); i++)
+        run_for(f, 100);
+    assert_false(store_writable(f->a));
+    put(f->a, "m7", "no quorum", &f->da);
+    run_until(f, &f->da.n, 7);
+    assert_int_equal(f->da.s[6].rc, -1);
+    assert_non_null(strstr(f->da.s[6].doc, "etcd store"));
 }
 
 int main(void)
