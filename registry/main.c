@@ -57,6 +57,8 @@ int main(int argc, char **argv)
                                 .log_level = "info"};
     const char *data = "./registry.db";
     const char *backend = "sqlite";
+    const char *etcd_endpoints = "";
+    const char *etcd_prefix = "/svcmesh/";
     int64_t cleanup_ms = 1000, deregister_ms = 0;
     long max_instances = LIM_INSTANCES_MAX, max_per_name = LIM_PER_NAME_MAX;
     long events_history = LIM_EVENTS_HISTORY_MAX;
@@ -75,7 +77,11 @@ int main(int argc, char **argv)
         {"data", "DATA_PATH", CFG_STRING, &data, 0, 0, "PATH",
          "SQLite file (':memory:' keeps memory only)"},
         {"backend", "STORE_BACKEND", CFG_STRING, &backend, 0, 0, "NAME",
-         "store backend: sqlite or memory"},
+         "store backend: sqlite, memory or etcd"},
+        {"etcd-endpoints", "ETCD_ENDPOINTS", CFG_STRING, &etcd_endpoints, 0, 0, "URL[,URL...]",
+         "etcd's client URLs (--backend etcd)"},
+        {"etcd-prefix", "ETCD_PREFIX", CFG_STRING, &etcd_prefix, 0, 0, "PREFIX",
+         "every etcd key of the registry under it (--backend etcd)"},
         {"cleanup-interval", "CLEANUP_INTERVAL", CFG_DURATION, &cleanup_ms, 10, 3600 * 1000, "DUR",
          "how often expired instances are looked for"},
         {"deregister-after", "DEREGISTER_AFTER", CFG_DURATION, &deregister_ms, 0,
@@ -136,8 +142,13 @@ int main(int argc, char **argv)
     if (cfg_rc >= 0)
         return cfg_rc;
     if (strcmp(backend, "memory") != 0 && strcmp(data, ":memory:") != 0 &&
-        strcmp(backend, "sqlite") != 0) {
-        fprintf(stderr, "registry: --backend: unknown backend '%s' (sqlite or memory)\n", backend);
+        strcmp(backend, "sqlite") != 0 && strcmp(backend, "etcd") != 0) {
+        fprintf(stderr, "registry: --backend: unknown backend '%s' (sqlite, memory or etcd)\n",
+                backend);
+        return 2;
+    }
+    if (strcmp(backend, "etcd") == 0 && etcd_endpoints[0] == '\0') {
+        fprintf(stderr, "registry: --backend etcd needs --etcd-endpoints URL[,URL...]\n");
         return 2;
     }
     if (strcmp(acl_anonymous, "none") != 0 && strcmp(acl_anonymous, "read") != 0) {
@@ -166,7 +177,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: %s\n", err);
         goto cleanup;
     }
-    if (strcmp(backend, "memory") == 0 || strcmp(data, ":memory:") == 0) {
+    if (strcmp(backend, "etcd") == 0) {
+        struct store_etcd_options eopt = {.endpoints = etcd_endpoints, .prefix = etcd_prefix};
+
+        store = store_etcd_open(&eopt, svc_base(svc), err, sizeof(err));
+    } else if (strcmp(backend, "memory") == 0 || strcmp(data, ":memory:") == 0) {
         store = store_memory_open(svc_base(svc));
         backend = "memory";
         if (!store)
@@ -253,9 +268,10 @@ int main(int argc, char **argv)
         log_info("--kv-seed %s: %ld keys written (those that existed were kept)", kv_seed, seeded);
     }
     if (shared)
-        log_info("store: %s (shared, followed), %ld registrations and %ld KV keys loaded at "
-                 "revision %llu",
-                 store->ops->name, loaded, loaded_kv, (unsigned long long)reg_index(reg));
+        log_info("store: %s %s prefix %s (shared, followed), %ld registrations and %ld KV keys "
+                 "loaded at revision %llu",
+                 store->ops->name, etcd_endpoints, etcd_prefix, loaded, loaded_kv,
+                 (unsigned long long)reg_index(reg));
     else if (strcmp(backend, "sqlite") == 0)
         log_info("store: sqlite %s, %ld registrations and %ld KV keys loaded, index %llu", data,
                  loaded, loaded_kv, (unsigned long long)reg_index(reg));

@@ -129,4 +129,16 @@
 #define LIM_UI_RELAY_INFLIGHT   64   /* relayed GETs in flight at once; more: 503 */
 #define LIM_UI_RELAY_BODY_MAX   (1024 * 1024) /* bytes of a relayed answer; more: 502 */
 
+/* The etcd store backend (registry/store/etcd.c). etcd's own caps: 128 ops
+ * per txn (--max-txn-ops; one is the writer key), 1.5 MiB per request. */
+#define LIM_ETCD_TXN_OPS_MAX      127                /* writes in one txn */
+#define LIM_ETCD_TXN_BYTES_MAX    (1024 * 1024)      /* bytes of documents in one txn */
+#define LIM_ETCD_PAGE_KEYS        500                /* keys per range page (load, reset) */
+#define LIM_ETCD_LINE_MAX         (64 * 1024 * 1024) /* one watch message; more: reopen */
+#define LIM_ETCD_WATCH_IDLE_MS    30000              /* a silent watch is reopened */
+#define LIM_ETCD_PROBE_MS         500                /* the quorum probe's period */
+#define LIM_ETCD_PROBE_TIMEOUT_MS 1000               /* one probe */
+#define LIM_ETCD_ENDPOINTS_MAX    16                 /* --etcd-endpoints URLs */
+#define LIM_ETCD_DRAIN_MS         10000              /* close waits this long for writes */
+
 #endif

@@ -50,7 +50,10 @@ struct hc_call {
     CURL *easy;                 /* owned; back to the pool when done */
     struct curl_slist *headers; /* owned; libcurl borrows it meanwhile */
     hc_done_fn done;
+    hc_data_fn data; /* a stream: buf is handed to it from the loop */
     void *arg;
+    int in_data;                          /* data is running on this call */
+    int cancelled;                        /* hc_cancel during data: freed once data returns */
     char *buf;                            /* response body, NUL-terminated */
     size_t len;                           /* body bytes in buf */
     size_t cap;                           /* bytes allocated for buf */
@@ -338,10 +341,21 @@ static void hc_finish(struct hc_client *c, struct hc_call *call, CURLcode result
         os_errno = 0;
     curl_multi_remove_handle(c->multi, call->easy);
     hc_call_unlink(call);
+    call->finishing = 1;
+    if (call->data != NULL && call->len > 0) {
+        c->dispatching = 1;
+        call->data(call->buf, call->len, call->arg);
+        c->dispatching = 0;
+        call->len = 0;
+        if (c->freeing) {
+            hc_call_free(call);
+            return;
+        }
+    }
 
     hc_map_error(call, result, os_errno, &resp);
     resp.status = resp.error == HC_OK ? status : 0;
-    if (resp.error == HC_OK && call->buf != NULL) {
+    if (resp.error == HC_OK && call->buf != NULL && call->data == NULL) {
         resp.body = call->buf;
         resp.body_len = call->len;
     } else {
@@ -352,7 +366,6 @@ static void hc_finish(struct hc_client *c, struct hc_call *call, CURLcode result
     resp.header = resp.error == HC_OK && call->has_header ? call->header : NULL;
 
     if (call->done != NULL) {
-        call->finishing = 1;
         c->dispatching = 1;
         call->done(&resp, call->arg);
         c->dispatching = 0;
@@ -382,13 +395,44 @@ static void hc_client_destroy(struct hc_client *c)
     free(c);
 }
 
+/* Hand every stream's buffered bytes to its data callback, from the loop.
+ * The walk restarts after each callback (which may cancel or start calls);
+ * it ends because a delivered call has no bytes left. Stops when a callback
+ * freed the client (the caller checks c->freeing). */
+static void hc_deliver(struct hc_client *c)
+{
+    struct hc_call *call = c->calls;
+
+    while (call != NULL && !c->freeing) {
+        if (call->data == NULL || call->len == 0 || call->in_data) {
+            call = call->next;
+            continue;
+        }
+        call->in_data = 1;
+        c->dispatching = 1;
+        call->data(call->buf, call->len, call->arg);
+        c->dispatching = 0;
+        if (c->freeing)
+            return; /* hc_cancel_all freed the call */
+        call->in_data = 0;
+        call->len = 0;
+        if (call->cancelled) {
+            curl_multi_remove_handle(c->multi, call->easy);
+            hc_call_unlink(call);
+            hc_call_free(call);
+        }
+        call = c->calls;
+    }
+}
+
 /* Complete every transfer libcurl reports as done. Re-reads the message
  * queue each time, so callbacks that add or remove transfers are safe. When
  * a callback asked to free the client, stops and finishes that free; the
  * caller must not touch c afterwards. */
 static void hc_drain(struct hc_client *c)
 {
-    for (;;) {
+    hc_deliver(c);
+    while (!c->freeing) {
         int left = 0;
         CURLMsg *msg = curl_multi_info_read(c->multi, &left);
         char *priv = NULL;
@@ -627,7 +671,9 @@ static int hc_setup_easy(struct hc_call *call, const struct hc_request *req)
         req->connect_timeout_ms > 0 ? req->connect_timeout_ms : (long)LIM_CONNECT_DEFAULT_MS;
     int is_get = strcmp(method, "GET") == 0;
 
-    if (connect_timeout > timeout)
+    if (req->data != NULL)
+        timeout = 0; /* a stream: no whole-transfer limit (idle_ms instead) */
+    else if (connect_timeout > timeout)
         connect_timeout = timeout;
     int is_post = strcmp(method, "POST") == 0;
     int is_put = strcmp(method, "PUT") == 0;
@@ -656,6 +702,11 @@ static int hc_setup_easy(struct hc_call *call, const struct hc_request *req)
     bad |= curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout) != CURLE_OK;
+    if (req->data != NULL && req->idle_ms > 0) {
+        /* under 1 byte/s for idle_ms: libcurl ends it with a timeout */
+        bad |= curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK;
+        bad |= curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (req->idle_ms + 999) / 1000) != CURLE_OK;
+    }
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85.0 deprecated CURLOPT_PROTOCOLS */
     bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
 #else
@@ -697,6 +748,7 @@ struct hc_call *hc_send(struct hc_client *c, const struct hc_request *req, hc_do
         goto cleanup;
     call->client = c;
     call->done = done;
+    call->data = req->data;
     call->arg = arg;
     if (c->npool > 0) {
         call->easy = c->pool[--c->npool];
@@ -732,6 +784,10 @@ void hc_cancel(struct hc_call *call)
 
     if (call == NULL || call->finishing)
         return;
+    if (call->in_data) {
+        call->cancelled = 1; /* hc_deliver frees it when data returns */
+        return;
+    }
     c = call->client;
     curl_multi_remove_handle(c->multi, call->easy);
     hc_call_unlink(call);

@@ -46,6 +46,13 @@ struct hc_response {
  * finished and detached from libcurl. May start new requests. */
 typedef void (*hc_done_fn)(const struct hc_response *resp, void *arg);
 
+/* A streamed request's data (hc_request.data): the bytes of the answer's
+ * body that arrived since the last call, borrowed for the call, handed over
+ * from the event loop (never from inside libcurl) in arrival order, before
+ * done. arg is the request's. May hc_send, and hc_cancel any call
+ * including this one (done then never runs). */
+typedef void (*hc_data_fn)(const char *chunk, size_t len, void *arg);
+
 struct hc_request {
     const char *method; /* "GET", "POST", "PUT", "DELETE"; NULL: GET */
     const char *url;
@@ -65,6 +72,13 @@ struct hc_request {
     const char *traceparent;  /* sent as the W3C traceparent header
                                  (http/trace.h formats it); NULL or "": none;
                                  no CR/LF */
+    hc_data_fn data;          /* non-NULL: a stream: the body goes to data as
+                                 it arrives (done then gets body ""), and
+                                 timeout_ms does not apply: no whole-transfer
+                                 limit, only idle_ms */
+    long idle_ms;             /* a stream only: fail it (HC_ETIMEOUT) when no
+                                 byte arrived for this long (whole seconds,
+                                 rounded up); <= 0: no idle limit */
 };
 
 /* Create a client on base (borrowed; must outlive the client).

@@ -9,6 +9,7 @@
  *   /status/N      replies with status N
  *   /slow?ms=N     replies 200 "slow" after N ms
  *   /big?n=N[&chunked=1]  replies N bytes ('a'..'z' repeating)
+ *   /drip?n=N&ms=M sends "0\n" .. "N-1\n" as chunks, one every M ms
  * Every accepted connection is counted (evhttp_set_bevcb). */
 #include <setjmp.h>
 #include <signal.h>
@@ -213,6 +214,47 @@ static void srv_slow(struct fixture *fx, struct evhttp_request *req)
     evtimer_add(r->timer, &tv);
 }
 
+/* A /drip reply in progress. */
+struct drip {
+    struct evhttp_request *req;
+    struct event *timer;
+    long next, n, ms;
+};
+
+static void drip_fire(evutil_socket_t fd, short what, void *arg)
+{
+    struct drip *d = arg;
+    struct timeval tv = {d->ms / 1000, (d->ms % 1000) * 1000};
+    struct evbuffer *out = evbuffer_new();
+
+    (void)fd;
+    (void)what;
+    evbuffer_add_printf(out, "%ld\n", d->next++);
+    evhttp_send_reply_chunk(d->req, out);
+    evbuffer_free(out);
+    if (d->next < d->n) {
+        evtimer_add(d->timer, &tv);
+        return;
+    }
+    evhttp_send_reply_end(d->req);
+    event_free(d->timer);
+    free(d);
+}
+
+static void srv_drip(struct fixture *fx, struct evhttp_request *req)
+{
+    struct drip *d = calloc(1, sizeof(*d));
+
+    assert_non_null(d);
+    d->req = req;
+    d->n = query_long(req, "n", 3);
+    d->ms = query_long(req, "ms", 100);
+    d->timer = evtimer_new(fx->base, drip_fire, d);
+    assert_non_null(d->timer);
+    evhttp_send_reply_start(req, 200, "OK");
+    drip_fire(-1, 0, d);
+}
+
 static void srv_dispatch(struct evhttp_request *req, void *arg)
 {
     struct fixture *fx = arg;
@@ -233,6 +275,8 @@ static void srv_dispatch(struct evhttp_request *req, void *arg)
         srv_slow(fx, req);
     } else if (strcmp(path, "/big") == 0) {
         srv_big(req);
+    } else if (strcmp(path, "/drip") == 0) {
+        srv_drip(fx, req);
     } else {
         evhttp_send_error(req, 404, NULL);
     }
@@ -929,6 +973,104 @@ static void test_keep_header(void **state)
     assert_null(hc_send(fx->client, &req, on_done_forbidden, NULL));
 }
 
+/* What a stream's data callback saw. */
+struct streamed {
+    struct hc_call *call; /* cancelled from data when cancel is set */
+    int cancel;
+    int calls;
+    size_t len;
+    char text[BODY_COPY_MAX + 1];
+    int done_before; /* done had run when data was called */
+    struct result *res;
+};
+
+static void on_stream_data(const char *chunk, size_t len, void *arg)
+{
+    struct streamed *sd = arg;
+    size_t keep = len < BODY_COPY_MAX - sd->len ? len : BODY_COPY_MAX - sd->len;
+
+    sd->calls++;
+    sd->done_before |= sd->res->called;
+    memcpy(sd->text + sd->len, chunk, keep);
+    sd->len += keep;
+    sd->text[sd->len] = '\0';
+    if (sd->cancel) {
+        hc_cancel(sd->call);
+        sd->res->fx->done_count++; /* stands for the completion that never comes */
+    }
+}
+
+static void on_stream_done(const struct hc_response *resp, void *arg)
+{
+    struct streamed *sd = arg;
+
+    on_done(resp, sd->res);
+}
+
+/* Start a stream of path into sd, with res for its completion. */
+static void send_stream(struct fixture *fx, const char *path, long timeout_ms, long idle_ms,
+                        struct streamed *sd, struct result *res)
+{
+    struct hc_request req = {0};
+
+    res->fx = fx;
+    sd->res = res;
+    req.url = make_url(fx, path);
+    req.timeout_ms = timeout_ms;
+    req.idle_ms = idle_ms;
+    req.data = on_stream_data;
+    sd->call = hc_send(fx->client, &req, on_stream_done, sd);
+    assert_non_null(sd->call);
+}
+
+/* A stream's body goes to data as it arrives (several calls for chunks
+ * 150 ms apart), all of it before done, whose body is then empty; the
+ * request's timeout_ms (100 ms) does not end a stream. */
+static void test_stream_data_in_pieces_no_total_timeout(void **state)
+{
+    struct fixture *fx = *state;
+    struct result res = {0};
+    struct streamed sd = {0};
+
+    send_stream(fx, "/drip?n=4&ms=150", 100, 0, &sd, &res);
+    assert_int_equal(run_until(fx, 1), 0);
+    assert_int_equal(res.error, HC_OK);
+    assert_int_equal(res.status, 200);
+    assert_int_equal(res.body_len, 0);
+    assert_string_equal(sd.text, "0\n1\n2\n3\n");
+    assert_true(sd.calls >= 2);
+    assert_int_equal(sd.done_before, 0);
+}
+
+/* A stream that sends nothing for idle_ms fails with a timeout. */
+static void test_stream_idle_limit(void **state)
+{
+    struct fixture *fx = *state;
+    struct result res = {0};
+    struct streamed sd = {0};
+
+    send_stream(fx, "/slow?ms=4000", 100, 1000, &sd, &res);
+    assert_int_equal(run_until(fx, 1), 0);
+    assert_int_equal(res.error, HC_ETIMEOUT);
+    assert_int_equal(sd.calls, 0);
+}
+
+/* hc_cancel from inside data: done never runs, the call is gone. */
+static void test_stream_cancel_from_data(void **state)
+{
+    struct fixture *fx = *state;
+    struct result res = {0};
+    struct streamed sd = {.cancel = 1};
+
+    send_stream(fx, "/big?n=200000&chunked=1", 0, 0, &sd, &res);
+    assert_int_equal(run_until(fx, 1), 0);
+    assert_int_equal(sd.calls, 1);
+    assert_int_equal(res.called, 0);
+    assert_int_equal(hc_inflight(fx->client), 0);
+    run_for(fx, 100);
+    assert_int_equal(res.called, 0);
+}
+
 static void test_invalid_arguments(void **state)
 {
     struct fixture *fx = *state;
@@ -979,6 +1121,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_with_inflight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_data_in_pieces_no_total_timeout, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_idle_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_cancel_from_data, setup, teardown),
     };
 
     /* the server writes into connections the client dropped */

@@ -1,0 +1,1354 @@
+/* etcd.c: the etcd store backend (store.h), over etcd's v3 JSON gateway
+ * (etcd 3.4: /v3/kv/range, /v3/kv/txn, /v3/watch). Record id lives at key
+ * <prefix><id>; keys and values travel base64 in JSON. Every call made while
+ * the loop runs goes through the asynchronous client (http/client.h); only
+ * store_load, which runs before the loop, uses a blocking libcurl call.
+ *
+ * Writes: the writes queued during one loop turn form one batch (at most
+ * LIM_ETCD_TXN_OPS_MAX writes and LIM_ETCD_TXN_BYTES_MAX bytes, else the
+ * turn makes several), sent as one txn of puts and delete_ranges. One txn
+ * is in flight at a time; the next is sent when the previous answered, so
+ * completions keep the order of the writes. rc 0 is given only once etcd
+ * answered the txn with success (and, when following, once the watch
+ * delivered it: see below); every other outcome is rc -1 with the reason.
+ *
+ * Failover, the choice made: a txn that could not reach its endpoint
+ * (connection refused, name not resolved: nothing was sent) is retried on
+ * the next endpoint, until each was tried once. A txn that was sent and then
+ * timed out, lost its connection or got an etcd error is failed (-1), not
+ * retried: its outcome is unknown, and although a retried batch of puts is
+ * idempotent on its own, in a shared store it is not: another registry may
+ * have written the same id in between, and the retry would put the older
+ * document back over it. A failed batch that etcd did apply after all shows
+ * up in the watch (when following) and is then delivered to the follower as
+ * if another writer had made it, so the follower converges on etcd's state;
+ * without follow it is simply there at the next load. After any failure the
+ * next request goes to the next endpoint.
+ *
+ * Follow: a watch over the prefix from the loaded revision + 1. Each txn of
+ * a following store also puts <prefix>!writer/<uuid of this handle> = the
+ * batch's sequence number, so the watch event group (one revision) that
+ * holds this key is recognised as our batch N: its completions run there,
+ * with store_revision() = that revision, in their place among the other
+ * writers' changes. The txn's HTTP answer then only reports failures. Keys
+ * under "!writer/" never reach fn or load; close deletes the handle's own. A compacted watch is answered by
+ * a full range read (RESET, PUTs, RESET_END) and a new watch from that
+ * revision; any other watch failure reconnects (next endpoint, backoff) from
+ * the last revision delivered + 1. A watch silent for LIM_ETCD_WATCH_IDLE_MS
+ * (progress notifications are asked for) is reopened the same way.
+ *
+ * Writable: false after a txn failed for want of an answer or an etcd error
+ * of the server side (no leader, no quorum), or a probe failed; the probe
+ * is a linearizable range of one key every LIM_ETCD_PROBE_MS (it needs a
+ * quorum); true again when a probe or a txn succeeds. */
+#include "codec/b64.h"
+#include "codec/uid.h"
+#include "core/errbuf.h"
+#include "core/limits.h"
+#include "http/client.h"
+#include "resilience/backoff.h"
+#include "store.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EST_WRITER_DIR "!writer/" /* ids under it are the writers' keys */
+#define EST_ERR_MAX    256
+
+/* Where a batch is. */
+enum est_state {
+    EST_QUEUED,    /* waiting for its turn */
+    EST_SENT,      /* its txn is in flight */
+    EST_COMMITTED, /* etcd said yes; a follower waits for the watch */
+    EST_OK,        /* done: completions with rc 0 */
+    EST_FAILED     /* done: completions with rc -1 and err */
+};
+
+/* One queued write. */
+struct est_write {
+    struct est_write *next;
+    char *id;  /* owned */
+    char *doc; /* owned, NUL-terminated; NULL: a delete */
+    size_t doc_len;
+    store_done_fn done;
+    void *arg;
+};
+
+/* The writes of one txn. */
+struct est_batch {
+    struct est_batch *next;
+    struct est_write *writes, **writes_end; /* owned FIFO */
+    size_t n, bytes;
+    uint64_t seq; /* the writer key's value in its txn */
+    enum est_state state;
+    uint64_t revision;     /* of its commit, once known */
+    size_t tried;          /* endpoints that refused it */
+    char err[EST_ERR_MAX]; /* why it failed */
+};
+
+/* One record of a reset's range read. */
+struct est_kv {
+    struct est_kv *next;
+    char *id;  /* owned */
+    char *doc; /* owned, NUL-terminated */
+    size_t len;
+};
+
+struct est_store {
+    struct store base;                       /* must stay first */
+    struct event_base *ev;                   /* borrowed */
+    struct hc_client *hc;                    /* owned */
+    char *endpoints[LIM_ETCD_ENDPOINTS_MAX]; /* owned, without a trailing / */
+    size_t nendpoints;
+    size_t cur; /* the endpoint requests go to */
+    char *prefix;
+    size_t prefix_len;
+    char *prefix_b64, *end_b64; /* the range [prefix, prefix with last byte + 1) */
+    long timeout_ms;
+    char *writer_id; /* EST_WRITER_DIR<uuid>, once following */
+    /* writes */
+    struct est_batch *head, **tail; /* every batch not completed, in order */
+    struct est_batch *open;         /* the batch of this turn (the last) */
+    struct event *flush;            /* end of the turn: close open, send */
+    struct hc_call *txn;            /* in flight, for txn_batch */
+    struct est_batch *txn_batch;
+    size_t pending; /* writes queued, completion not run */
+    uint64_t seq;   /* of the last batch made */
+    uint64_t revision;
+    bool writable;
+    int loaded, loading, closing;
+    /* probe */
+    struct event *probe;
+    struct hc_call *probe_call;
+    /* follow */
+    store_change_fn fn;
+    void *fn_arg;
+    int following;
+    struct hc_call *watch;
+    char *line; /* owned: the watch stream's unfinished line */
+    size_t line_len, line_cap;
+    struct event *rewatch; /* the backoff before a watch or reset retry */
+    unsigned attempt;
+    /* reset (compaction) */
+    int resetting;
+    struct hc_call *range;
+    struct est_kv *reset_kvs; /* collected, newest first */
+    uint64_t reset_rev;
+    uint64_t reset_my_seq; /* our writer key's value in the range */
+    char *reset_next;      /* the next page's first key (raw), owned */
+    struct event *drain_wake;
+};
+
+static void est_pump(struct est_store *st);
+static void est_watch_start(struct est_store *st);
+static void est_reset_start(struct est_store *st);
+
+/* ---- small helpers ---- */
+
+/* base64 of n bytes of s; caller frees; NULL when out of memory. */
+static char *est_b64(const char *s, size_t n)
+{
+    char *out = malloc(B64_ENCODED_LEN(n));
+
+    if (out)
+        b64_encode((const unsigned char *)s, n, out);
+    return out;
+}
+
+/* Decode the base64 string v (NULL or missing: empty) into a new
+ * NUL-terminated buffer, its length in *len; caller frees; NULL when it is
+ * not base64 or out of memory. */
+static char *est_unb64(json_t *v, size_t *len)
+{
+    const char *s = json_is_string(v) ? json_string_value(v) : "";
+    size_t n = strlen(s);
+    char *out = malloc(n / 4 * 3 + 1);
+
+    if (!out)
+        return NULL;
+    if (b64_decode(s, n, (unsigned char *)out, len) != 0) {
+        free(out);
+        return NULL;
+    }
+    out[*len] = '\0';
+    return out;
+}
+
+/* An int64 of the gateway: a JSON string of digits, or a number; 0 else. */
+static uint64_t est_u64(json_t *v)
+{
+    if (json_is_string(v))
+        return strtoull(json_string_value(v), NULL, 10);
+    if (json_is_integer(v) && json_integer_value(v) > 0)
+        return (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+/* The message of an etcd error answer ({"error":"...","code":N} or
+ * {"error":{"message":...}}) into out, else the HTTP status. */
+static void est_error_text(json_t *root, long status, char *out, size_t outlen)
+{
+    json_t *e = json_object_get(root, "error");
+    json_t *m = json_object_get(root, "message");
+
+    if (json_is_object(e))
+        m = json_object_get(e, "message");
+    else if (json_is_string(e))
+        m = e;
+    if (json_is_string(m))
+        errbuf_set(out, outlen, "etcd: %s (HTTP %ld)", json_string_value(m), status);
+    else
+        errbuf_set(out, outlen, "etcd: HTTP %ld", status);
+}
+
+/* <prefix><id> (raw bytes, NUL-ended); caller frees; NULL when out of
+ * memory. */
+static char *est_key(const struct est_store *st, const char *id)
+{
+    size_t n = strlen(id);
+    char *k = malloc(st->prefix_len + n + 1);
+
+    if (!k)
+        return NULL;
+    memcpy(k, st->prefix, st->prefix_len);
+    memcpy(k + st->prefix_len, id, n + 1);
+    return k;
+}
+
+/* The id of a raw key (borrowed from key), or NULL when key is not under
+ * the prefix. */
+static const char *est_id_of(const struct est_store *st, const char *key, size_t len)
+{
+    if (len < st->prefix_len || memcmp(key, st->prefix, st->prefix_len) != 0)
+        return NULL;
+    return key + st->prefix_len;
+}
+
+static bool est_is_writer(const char *id)
+{
+    return strncmp(id, EST_WRITER_DIR, sizeof(EST_WRITER_DIR) - 1) == 0;
+}
+
+/* The URL of path on the current endpoint into out. */
+static void est_url(const struct est_store *st, const char *path, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s%s", st->endpoints[st->cur], path);
+}
+
+static void est_next_endpoint(struct est_store *st) { st->cur = (st->cur + 1) % st->nendpoints; }
+
+/* POST body (borrowed) to path on the current endpoint through the
+ * asynchronous client. NULL when it could not start. */
+static struct hc_call *est_post(struct est_store *st, const char *path, const char *body,
+                                long timeout_ms, hc_done_fn done, hc_data_fn data, void *arg)
+{
+    char url[512];
+    struct hc_request req;
+
+    est_url(st, path, url, sizeof(url));
+    memset(&req, 0, sizeof(req));
+    req.method = "POST";
+    req.url = url;
+    req.body = body;
+    req.body_len = strlen(body);
+    req.timeout_ms = timeout_ms;
+    req.connect_timeout_ms = timeout_ms;
+    req.data = data;
+    req.idle_ms = data ? LIM_ETCD_WATCH_IDLE_MS : 0;
+    return hc_send(st->hc, &req, done, arg);
+}
+
+/* ---- batches ---- */
+
+static void est_write_free(struct est_write *w)
+{
+    if (!w)
+        return;
+    free(w->id);
+    free(w->doc);
+    free(w);
+}
+
+/* Run the completions of every finished batch at the head, in order. A
+ * completion may queue writes: they join batches behind. */
+static void est_settle(struct est_store *st)
+{
+    while (st->head && (st->head->state == EST_OK || st->head->state == EST_FAILED)) {
+        struct est_batch *b = st->head;
+        struct est_write *w = NULL;
+        struct est_write *next = NULL;
+        int ok = b->state == EST_OK;
+
+        st->head = b->next;
+        if (!st->head)
+            st->tail = &st->head;
+        if (ok && b->revision > st->revision)
+            st->revision = b->revision;
+        for (w = b->writes; w; w = next) {
+            next = w->next;
+            st->pending--;
+            if (w->done)
+                w->done(w->arg, ok ? 0 : -1, ok ? NULL : b->err);
+            est_write_free(w);
+        }
+        free(b);
+    }
+}
+
+static void est_fail(struct est_batch *b, const char *msg)
+{
+    b->state = EST_FAILED;
+    errbuf_set(b->err, sizeof(b->err), "%s", msg);
+}
+
+/* The txn body of batch b; caller frees; NULL when out of memory. */
+static char *est_txn_body(struct est_store *st, const struct est_batch *b)
+{
+    json_t *root = json_object();
+    json_t *ops = json_array();
+    const struct est_write *w = NULL;
+    char *out = NULL;
+    int bad = !root || !ops;
+
+    if (!bad)
+        bad |= json_object_set(root, "success", ops) != 0;
+    for (w = b->writes; w && !bad; w = w->next) {
+        char *key = est_key(st, w->id);
+        char *k64 = key ? est_b64(key, strlen(key)) : NULL;
+        char *v64 = w->doc ? est_b64(w->doc, w->doc_len) : NULL;
+        json_t *op = NULL;
+
+        if (!k64 || (w->doc && !v64))
+            bad = 1;
+        else if (w->doc)
+            op = json_pack("{s:{s:s,s:s}}", "request_put", "key", k64, "value", v64);
+        else
+            op = json_pack("{s:{s:s}}", "request_delete_range", "key", k64);
+        if (!bad && (!op || json_array_append_new(ops, op) != 0))
+            bad = 1;
+        free(key);
+        free(k64);
+        free(v64);
+    }
+    if (!bad && st->writer_id) {
+        char seq[32];
+        char *key = est_key(st, st->writer_id);
+        char *k64 = key ? est_b64(key, strlen(key)) : NULL;
+        char *v64 = NULL;
+
+        snprintf(seq, sizeof(seq), "%" PRIu64, b->seq);
+        v64 = est_b64(seq, strlen(seq));
+        if (!k64 || !v64 ||
+            json_array_append_new(
+                ops, json_pack("{s:{s:s,s:s}}", "request_put", "key", k64, "value", v64)) != 0)
+            bad = 1;
+        free(key);
+        free(k64);
+        free(v64);
+    }
+    if (!bad)
+        out = json_dumps(root, JSON_COMPACT);
+    json_decref(ops);
+    json_decref(root);
+    return out;
+}
+
+static void est_txn_done(const struct hc_response *resp, void *arg);
+
+/* Send batch b's txn to the current endpoint. On failure to start, b
+ * fails. */
+static void est_send(struct est_store *st, struct est_batch *b)
+{
+    char *body = est_txn_body(st, b);
+
+    b->state = EST_SENT;
+    st->txn_batch = b;
+    st->txn =
+        body ? est_post(st, "/v3/kv/txn", body, st->timeout_ms, est_txn_done, NULL, st) : NULL;
+    free(body);
+    if (!st->txn) {
+        st->txn_batch = NULL;
+        est_fail(b, "etcd store: cannot start the txn (out of memory)");
+    }
+}
+
+/* The txn answered (see the file comment for what each outcome does). */
+static void est_txn_done(const struct hc_response *resp, void *arg)
+{
+    struct est_store *st = arg;
+    struct est_batch *b = st->txn_batch;
+    char msg[EST_ERR_MAX];
+    json_t *root = NULL;
+
+    st->txn = NULL;
+    st->txn_batch = NULL;
+    if (resp->error == HC_ECONNECT || resp->error == HC_ERESOLVE) {
+        /* nothing was sent: the next endpoint may take it */
+        b->tried++;
+        est_next_endpoint(st);
+        if (b->tried < st->nendpoints && !st->closing) {
+            est_send(st, b);
+            if (st->txn)
+                return;
+        } else {
+            errbuf_set(msg, sizeof(msg), "etcd store: no endpoint answered (%s)", resp->error_msg);
+            est_fail(b, msg);
+            st->writable = false;
+        }
+    } else if (resp->error != HC_OK) {
+        errbuf_set(msg, sizeof(msg), "etcd store: txn %s (outcome unknown, not retried)",
+                   resp->error_msg);
+        est_fail(b, msg);
+        st->writable = false;
+        est_next_endpoint(st);
+    } else {
+        root = json_loadb(resp->body, resp->body_len, 0, NULL);
+        if (resp->status != 200 || !json_is_object(root)) {
+            est_error_text(root, resp->status, msg, sizeof(msg));
+            est_fail(b, msg);
+            if (resp->status >= 500) {
+                st->writable = false;
+                est_next_endpoint(st);
+            }
+        } else if (!json_is_true(json_object_get(root, "succeeded"))) {
+            est_fail(b, "etcd store: txn not succeeded");
+        } else {
+            st->writable = true;
+            b->revision = est_u64(json_object_get(json_object_get(root, "header"), "revision"));
+            /* a follower's batch completes when the watch brings it (it may
+             * already have) */
+            if (b->state == EST_SENT)
+                b->state = st->following ? EST_COMMITTED : EST_OK;
+        }
+        json_decref(root);
+    }
+    est_settle(st);
+    est_pump(st);
+}
+
+/* Send the first queued batch that is closed, when no txn is in flight. */
+static void est_pump(struct est_store *st)
+{
+    struct est_batch *b = NULL;
+
+    while (!st->txn) {
+        for (b = st->head; b && (b->state != EST_QUEUED || b == st->open); b = b->next)
+            ;
+        if (!b)
+            return;
+        est_send(st, b);
+        if (!st->txn)
+            est_settle(st);
+    }
+}
+
+/* End of the turn: the open batch is closed and may be sent. */
+static void est_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct est_store *st = arg;
+
+    (void)fd;
+    (void)what;
+    st->open = NULL;
+    est_pump(st);
+}
+
+/* Queue one write (id and doc copied; doc NULL: a delete). */
+static int est_queue(struct est_store *st, const char *id, const char *doc, size_t doc_len,
+                     store_done_fn done, void *arg, char *err, size_t errlen)
+{
+    struct est_write *w = NULL;
+    struct est_batch *b = st->open;
+
+    if (!id || !id[0]) {
+        errbuf_set(err, errlen, "etcd store: empty id");
+        return -1;
+    }
+    if (est_is_writer(id)) {
+        errbuf_set(err, errlen, "etcd store: ids under %s are reserved", EST_WRITER_DIR);
+        return -1;
+    }
+    if (st->loading || st->closing) {
+        errbuf_set(err, errlen, "etcd store: write during %s", st->loading ? "load" : "close");
+        return -1;
+    }
+    if (st->pending >= STORE_PENDING_MAX) {
+        errbuf_set(err, errlen, "etcd store: too many writes waiting");
+        return -1;
+    }
+    if (doc && doc_len > LIM_ETCD_TXN_BYTES_MAX) {
+        errbuf_set(err, errlen, "etcd store: document of %zu bytes over %d", doc_len,
+                   LIM_ETCD_TXN_BYTES_MAX);
+        return -1;
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        goto oom;
+    w->id = strdup(id);
+    if (doc) {
+        w->doc = malloc(doc_len + 1);
+        if (w->doc) {
+            memcpy(w->doc, doc, doc_len);
+            w->doc[doc_len] = '\0';
+        }
+    }
+    if (!w->id || (doc && !w->doc))
+        goto oom;
+    w->doc_len = doc_len;
+    w->done = done;
+    w->arg = arg;
+    if (b && (b->n >= LIM_ETCD_TXN_OPS_MAX || b->bytes + doc_len > LIM_ETCD_TXN_BYTES_MAX))
+        b = NULL; /* full: this turn gets another */
+    if (!b) {
+        b = calloc(1, sizeof(*b));
+        if (!b)
+            goto oom;
+        b->writes_end = &b->writes;
+        b->seq = ++st->seq;
+        *st->tail = b;
+        st->tail = &b->next;
+        st->open = b;
+    }
+    *b->writes_end = w;
+    b->writes_end = &w->next;
+    b->n++;
+    b->bytes += doc_len + strlen(id);
+    st->pending++;
+    if (!event_pending(st->flush, EV_TIMEOUT, NULL))
+        event_active(st->flush, EV_TIMEOUT, 0);
+    return 0;
+oom:
+    est_write_free(w);
+    errbuf_set(err, errlen, "etcd store: out of memory");
+    return -1;
+}
+
+static int est_put(struct store *base, const char *id, const char *doc, size_t doc_len,
+                   store_done_fn done, void *arg, char *err, size_t errlen)
+{
+    if (!doc) {
+        errbuf_set(err, errlen, "etcd store: put: NULL doc");
+        return -1;
+    }
+    return est_queue((struct est_store *)base, id, doc, doc_len, done, arg, err, errlen);
+}
+
+static int est_del(struct store *base, const char *id, store_done_fn done, void *arg, char *err,
+                   size_t errlen)
+{
+    return est_queue((struct est_store *)base, id, NULL, 0, done, arg, err, errlen);
+}
+
+/* ---- load: blocking, before the loop runs ---- */
+
+/* Accumulates a blocking answer, bounded by HC_RESPONSE_MAX. */
+struct est_buf {
+    char *p;
+    size_t len;
+};
+
+static size_t est_buf_write(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct est_buf *b = userp;
+    size_t n = size * nmemb;
+    char *grown = NULL;
+
+    if (n > (size_t)HC_RESPONSE_MAX - b->len)
+        return 0;
+    grown = realloc(b->p, b->len + n + 1);
+    if (!grown)
+        return 0;
+    b->p = grown;
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return n;
+}
+
+/* POST body to path, blocking, trying each endpoint from the current one
+ * until one answers. The parsed answer in *out (caller decrefs) for an HTTP
+ * 200; else -1 with err. */
+static int est_post_sync(struct est_store *st, const char *path, const char *body, json_t **out,
+                         char *err, size_t errlen)
+{
+    size_t tries = 0;
+
+    *out = NULL;
+    for (tries = 0; tries < st->nendpoints; tries++) {
+        CURL *e = curl_easy_init();
+        struct est_buf buf = {NULL, 0};
+        struct curl_slist *hdr = NULL;
+        char url[512];
+        CURLcode rc;
+        long status = 0;
+
+        if (!e) {
+            errbuf_set(err, errlen, "etcd store: out of memory");
+            return -1;
+        }
+        est_url(st, path, url, sizeof(url));
+        hdr = curl_slist_append(NULL, "Content-Type: application/json");
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, st->timeout_ms);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, est_buf_write);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &buf);
+        rc = curl_easy_perform(e);
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        curl_slist_free_all(hdr);
+        curl_easy_cleanup(e);
+        if (rc != CURLE_OK) {
+            errbuf_set(err, errlen, "etcd store: %s: %s", url, curl_easy_strerror(rc));
+            free(buf.p);
+            est_next_endpoint(st);
+            continue;
+        }
+        *out = buf.p ? json_loads(buf.p, 0, NULL) : NULL;
+        free(buf.p);
+        if (status != 200 || !json_is_object(*out)) {
+            est_error_text(*out, status, err, errlen);
+            json_decref(*out);
+            *out = NULL;
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+/* The body of one range page: from key (raw, NULL: the prefix) to the end
+ * of the prefix, at revision rev (0: the current one). Caller frees. */
+static char *est_range_body(const struct est_store *st, const char *key, uint64_t rev)
+{
+    char *k64 = key ? est_b64(key, strlen(key) + 1) : NULL; /* with its "\0" */
+    json_t *root = json_pack("{s:s,s:s,s:I}", "key", k64 ? k64 : st->prefix_b64, "range_end",
+                             st->end_b64, "limit", (json_int_t)LIM_ETCD_PAGE_KEYS);
+    char *out = NULL;
+
+    if (root && rev)
+        json_object_set_new(root, "revision", json_integer((json_int_t)rev));
+    out = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    free(k64);
+    return out;
+}
+
+/* Call fn on every record of the prefix, read page by page at the first
+ * page's revision (which the store then remembers). */
+static int est_load(struct store *base, store_load_fn fn, void *arg, char *err, size_t errlen)
+{
+    struct est_store *st = (struct est_store *)base;
+    char *from = NULL;
+    uint64_t rev = 0;
+    int rc = -1, more = 1;
+
+    if (!fn || st->loading || st->pending > 0 || st->following) {
+        errbuf_set(err, errlen, "etcd store: load %s",
+                   !fn ? "without callback" : "with writes queued, or while loading or following");
+        return -1;
+    }
+    st->loading = 1;
+    while (more) {
+        char *body = est_range_body(st, from, rev);
+        json_t *root = NULL, *kvs = NULL, *kv = NULL;
+        size_t i = 0;
+
+        if (!body || est_post_sync(st, "/v3/kv/range", body, &root, err, errlen) != 0) {
+            if (!body)
+                errbuf_set(err, errlen, "etcd store: out of memory");
+            free(body);
+            goto cleanup;
+        }
+        free(body);
+        if (!rev)
+            rev = est_u64(json_object_get(json_object_get(root, "header"), "revision"));
+        more = json_is_true(json_object_get(root, "more"));
+        kvs = json_object_get(root, "kvs");
+        json_array_foreach (kvs, i, kv) {
+            size_t klen = 0, vlen = 0;
+            char *key = est_unb64(json_object_get(kv, "key"), &klen);
+            char *doc = est_unb64(json_object_get(kv, "value"), &vlen);
+            const char *id = key ? est_id_of(st, key, klen) : NULL;
+            int stop = 0;
+
+            if (!key || !doc || !id) {
+                errbuf_set(err, errlen, "etcd store: a record that is not base64 or not ours");
+                stop = 1;
+            } else if (!est_is_writer(id) && fn(id, doc, vlen, arg) != 0) {
+                errbuf_set(err, errlen, "etcd store: load stopped by callback at id %s", id);
+                stop = 1;
+            }
+            if (!stop && i + 1 == json_array_size(kvs)) {
+                free(from);
+                from = key;
+                key = NULL;
+            }
+            free(key);
+            free(doc);
+            if (stop) {
+                json_decref(root);
+                goto cleanup;
+            }
+        }
+        if (json_array_size(kvs) == 0)
+            more = 0;
+        json_decref(root);
+    }
+    if (rev > st->revision)
+        st->revision = rev;
+    st->loaded = 1;
+    st->writable = true;
+    rc = 0;
+cleanup:
+    st->loading = 0;
+    free(from);
+    return rc;
+}
+
+/* ---- probe ---- */
+
+static void est_probe_done(const struct hc_response *resp, void *arg)
+{
+    struct est_store *st = arg;
+
+    st->probe_call = NULL;
+    if (resp->error == HC_OK && resp->status == 200) {
+        st->writable = true;
+    } else {
+        st->writable = false;
+        est_next_endpoint(st);
+    }
+}
+
+static void est_probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct est_store *st = arg;
+    json_t *root = NULL;
+    char *body = NULL;
+
+    (void)fd;
+    (void)what;
+    if (st->probe_call || st->closing || !st->loaded)
+        return;
+    /* one key, linearizable (the default): it needs a quorum */
+    root = json_pack("{s:s,s:i}", "key", st->prefix_b64, "limit", 1);
+    body = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    if (body)
+        st->probe_call =
+            est_post(st, "/v3/kv/range", body, LIM_ETCD_PROBE_TIMEOUT_MS, est_probe_done, NULL, st);
+    free(body);
+    json_decref(root);
+}
+
+/* ---- follow ---- */
+
+/* Schedule the next watch (or reset) attempt on the next endpoint, after a
+ * backoff. */
+static void est_retry_later(struct est_store *st)
+{
+    struct timeval tv;
+    int64_t ms = bo_delay_ms(NULL, st->attempt);
+
+    if (st->closing)
+        return;
+    if (st->attempt < 100)
+        st->attempt++;
+    est_next_endpoint(st);
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    evtimer_add(st->rewatch, &tv);
+}
+
+static void est_rewatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct est_store *st = arg;
+
+    (void)fd;
+    (void)what;
+    if (st->resetting)
+        est_reset_start(st);
+    else
+        est_watch_start(st);
+}
+
+/* Mark our batch seq committed at rev (the watch or a reset showed it).
+ * Returns whether a batch of ours had that sequence number. */
+static bool est_mine_seen(struct est_store *st, uint64_t seq, uint64_t rev)
+{
+    struct est_batch *b = NULL;
+
+    for (b = st->head; b; b = b->next) {
+        if (b->seq == seq && (b->state == EST_SENT || b->state == EST_COMMITTED)) {
+            b->state = EST_OK;
+            b->revision = rev;
+            if (b == st->txn_batch) {
+                /* the watch was faster than the txn's answer: that answer
+                 * is not needed any more (it is the yes we just saw) */
+                hc_cancel(st->txn);
+                st->txn = NULL;
+                st->txn_batch = NULL;
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The events [from, to) of one watch message, all at revision rev (one
+ * txn): ours (our writer key among them) complete our batch; anyone else's
+ * go to fn. */
+static void est_watch_group(struct est_store *st, json_t *events, size_t from, size_t to,
+                            uint64_t rev)
+{
+    size_t i = 0;
+    bool mine = false;
+
+    for (i = from; i < to && !mine; i++) {
+        json_t *kv = json_object_get(json_array_get(events, i), "kv");
+        size_t klen = 0, vlen = 0;
+        char *key = est_unb64(json_object_get(kv, "key"), &klen);
+        char *val = est_unb64(json_object_get(kv, "value"), &vlen);
+        const char *id = key ? est_id_of(st, key, klen) : NULL;
+
+        /* a batch of ours we failed (unknown outcome) that etcd applied:
+         * not found, so delivered to fn like another writer's */
+        if (id && val && strcmp(id, st->writer_id) == 0)
+            mine = est_mine_seen(st, strtoull(val, NULL, 10), rev);
+        free(key);
+        free(val);
+    }
+    if (mine) {
+        est_settle(st);
+        est_pump(st);
+        return;
+    }
+    if (rev > st->revision)
+        st->revision = rev;
+    for (i = from; i < to && st->following; i++) {
+        json_t *ev = json_array_get(events, i);
+        json_t *kv = json_object_get(ev, "kv");
+        json_t *type = json_object_get(ev, "type");
+        bool del = json_is_string(type) && strcmp(json_string_value(type), "DELETE") == 0;
+        size_t klen = 0, vlen = 0;
+        char *key = est_unb64(json_object_get(kv, "key"), &klen);
+        char *val = del ? NULL : est_unb64(json_object_get(kv, "value"), &vlen);
+        const char *id = key ? est_id_of(st, key, klen) : NULL;
+
+        if (id && !est_is_writer(id) && (del || val))
+            st->fn(st->fn_arg, del ? STORE_CH_DEL : STORE_CH_PUT, id, val, vlen);
+        free(key);
+        free(val);
+    }
+}
+
+/* One message of the watch stream. */
+static void est_watch_line(struct est_store *st, const char *line, size_t len)
+{
+    json_t *root = json_loadb(line, len, 0, NULL);
+    json_t *res = json_object_get(root, "result");
+    json_t *events = json_object_get(res, "events");
+    size_t i = 0, from = 0, n = json_array_size(events);
+    uint64_t rev = 0;
+
+    if (!json_is_object(res)) {
+        /* an error message ({"error":...}) or garbage: reopen */
+        hc_cancel(st->watch);
+        st->watch = NULL;
+        est_retry_later(st);
+        goto cleanup;
+    }
+    if (est_u64(json_object_get(res, "compact_revision")) > 0) {
+        hc_cancel(st->watch);
+        st->watch = NULL;
+        est_reset_start(st);
+        goto cleanup;
+    }
+    if (json_is_true(json_object_get(res, "canceled"))) {
+        hc_cancel(st->watch);
+        st->watch = NULL;
+        est_retry_later(st);
+        goto cleanup;
+    }
+    st->attempt = 0;
+    for (i = 0; i < n && st->following; i++) {
+        json_t *kv = json_object_get(json_array_get(events, i), "kv");
+        uint64_t r = est_u64(json_object_get(kv, "mod_revision"));
+
+        if (i == from) {
+            rev = r;
+        } else if (r != rev) {
+            est_watch_group(st, events, from, i, rev);
+            from = i;
+            rev = r;
+        }
+    }
+    if (n > 0 && st->following)
+        est_watch_group(st, events, from, n, rev);
+cleanup:
+    json_decref(root);
+}
+
+/* Bytes of the watch stream: assembled into lines, each one message. */
+static void est_watch_data(const char *chunk, size_t len, void *arg)
+{
+    struct est_store *st = arg;
+    struct hc_call *me = st->watch;
+    size_t start = 0, i = 0;
+
+    if (st->line_len + len > LIM_ETCD_LINE_MAX) {
+        hc_cancel(st->watch);
+        st->watch = NULL;
+        st->line_len = 0;
+        est_retry_later(st);
+        return;
+    }
+    if (st->line_len + len + 1 > st->line_cap) {
+        size_t cap = st->line_cap ? st->line_cap : 4096;
+        char *grown = NULL;
+
+        while (cap < st->line_len + len + 1)
+            cap *= 2;
+        grown = realloc(st->line, cap);
+
+        if (!grown) {
+            hc_cancel(st->watch);
+            st->watch = NULL;
+            est_retry_later(st);
+            return;
+        }
+        st->line = grown;
+        st->line_cap = cap;
+    }
+    memcpy(st->line + st->line_len, chunk, len);
+    st->line_len += len;
+    for (i = 0; i < st->line_len && st->watch == me; i++) {
+        if (st->line[i] != '\n')
+            continue;
+        if (i > start)
+            est_watch_line(st, st->line + start, i - start);
+        start = i + 1;
+    }
+    if (st->watch != me) {
+        st->line_len = 0;
+        return;
+    }
+    memmove(st->line, st->line + start, st->line_len - start);
+    st->line_len -= start;
+}
+
+static void est_watch_done(const struct hc_response *resp, void *arg)
+{
+    struct est_store *st = arg;
+
+    (void)resp;
+    st->watch = NULL;
+    st->line_len = 0;
+    est_retry_later(st);
+}
+
+/* Open the watch from the last revision delivered + 1. */
+static void est_watch_start(struct est_store *st)
+{
+    json_t *root = json_pack("{s:{s:s,s:s,s:I,s:b}}", "create_request", "key", st->prefix_b64,
+                             "range_end", st->end_b64, "start_revision",
+                             (json_int_t)(st->revision + 1), "progress_notify", 1);
+    char *body = root ? json_dumps(root, JSON_COMPACT) : NULL;
+
+    json_decref(root);
+    st->line_len = 0;
+    if (body)
+        st->watch =
+            est_post(st, "/v3/watch", body, st->timeout_ms, est_watch_done, est_watch_data, st);
+    free(body);
+    if (!st->watch)
+        est_retry_later(st);
+}
+
+static void est_reset_free(struct est_store *st)
+{
+    while (st->reset_kvs) {
+        struct est_kv *k = st->reset_kvs;
+
+        st->reset_kvs = k->next;
+        free(k->id);
+        free(k->doc);
+        free(k);
+    }
+    free(st->reset_next);
+    st->reset_next = NULL;
+}
+
+/* The reset's range read is complete: report it, complete our batches it
+ * contains, watch on from its revision. */
+static void est_reset_deliver(struct est_store *st)
+{
+    struct est_kv *k = NULL;
+    struct est_batch *b = NULL;
+
+    st->resetting = 0;
+    if (st->reset_rev > st->revision)
+        st->revision = st->reset_rev;
+    st->fn(st->fn_arg, STORE_CH_RESET, NULL, NULL, 0);
+    for (k = st->reset_kvs; k && st->following; k = k->next)
+        st->fn(st->fn_arg, STORE_CH_PUT, k->id, k->doc, k->len);
+    if (st->following)
+        st->fn(st->fn_arg, STORE_CH_RESET_END, NULL, NULL, 0);
+    est_reset_free(st);
+    for (b = st->head; b; b = b->next) {
+        if (b->seq <= st->reset_my_seq && (b->state == EST_SENT || b->state == EST_COMMITTED)) {
+            b->state = EST_OK;
+            b->revision = st->reset_rev;
+        }
+    }
+    est_settle(st);
+    if (st->following)
+        est_watch_start(st);
+}
+
+static void est_range_done(const struct hc_response *resp, void *arg)
+{
+    struct est_store *st = arg;
+    json_t *root = NULL, *kvs = NULL, *kv = NULL;
+    size_t i = 0;
+
+    st->range = NULL;
+    if (resp->error == HC_OK && resp->status == 200)
+        root = json_loadb(resp->body, resp->body_len, 0, NULL);
+    if (!json_is_object(root)) {
+        est_reset_free(st);
+        est_retry_later(st);
+        return;
+    }
+    if (!st->reset_rev)
+        st->reset_rev = est_u64(json_object_get(json_object_get(root, "header"), "revision"));
+    kvs = json_object_get(root, "kvs");
+    json_array_foreach (kvs, i, kv) {
+        size_t klen = 0, vlen = 0;
+        char *key = est_unb64(json_object_get(kv, "key"), &klen);
+        char *doc = est_unb64(json_object_get(kv, "value"), &vlen);
+        const char *id = key ? est_id_of(st, key, klen) : NULL;
+        struct est_kv *k = NULL;
+
+        if (id && doc && strcmp(id, st->writer_id) == 0)
+            st->reset_my_seq = strtoull(doc, NULL, 10);
+        if (id && doc && !est_is_writer(id)) {
+            k = calloc(1, sizeof(*k));
+            if (k)
+                k->id = strdup(id);
+            if (k && k->id) {
+                k->doc = doc;
+                k->len = vlen;
+                doc = NULL;
+                k->next = st->reset_kvs;
+                st->reset_kvs = k;
+            } else if (k) {
+                free(k);
+            }
+        }
+        if (i + 1 == json_array_size(kvs)) {
+            free(st->reset_next);
+            st->reset_next = key;
+            key = NULL;
+        }
+        free(key);
+        free(doc);
+    }
+    if (json_is_true(json_object_get(root, "more")) && json_array_size(kvs) > 0) {
+        char *body = est_range_body(st, st->reset_next, st->reset_rev);
+
+        json_decref(root);
+        st->range =
+            body ? est_post(st, "/v3/kv/range", body, st->timeout_ms, est_range_done, NULL, st)
+                 : NULL;
+        free(body);
+        if (!st->range) {
+            est_reset_free(st);
+            est_retry_later(st);
+        }
+        return;
+    }
+    json_decref(root);
+    est_reset_deliver(st);
+}
+
+/* Read the whole state again (the history we needed was compacted). */
+static void est_reset_start(struct est_store *st)
+{
+    char *body = NULL;
+
+    est_reset_free(st);
+    st->resetting = 1;
+    st->reset_rev = 0;
+    st->reset_my_seq = 0;
+    body = est_range_body(st, NULL, 0);
+    st->range =
+        body ? est_post(st, "/v3/kv/range", body, st->timeout_ms, est_range_done, NULL, st) : NULL;
+    free(body);
+    if (!st->range)
+        est_retry_later(st);
+}
+
+static int est_follow(struct store *base, store_change_fn fn, void *arg, char *err, size_t errlen)
+{
+    struct est_store *st = (struct est_store *)base;
+    char uid[UID_STR_LEN + 1];
+    size_t n = sizeof(EST_WRITER_DIR) - 1;
+
+    if (!fn || !st->loaded || st->following || st->pending > 0) {
+        errbuf_set(err, errlen,
+                   "etcd store: follow needs a callback, a load before, no write "
+                   "queued, and is called once");
+        return -1;
+    }
+    uid_generate(uid);
+    st->writer_id = malloc(n + sizeof(uid));
+    if (!st->writer_id) {
+        errbuf_set(err, errlen, "etcd store: out of memory");
+        return -1;
+    }
+    memcpy(st->writer_id, EST_WRITER_DIR, n);
+    memcpy(st->writer_id + n, uid, sizeof(uid));
+    st->fn = fn;
+    st->fn_arg = arg;
+    st->following = 1;
+    est_watch_start(st);
+    return 0;
+}
+
+/* ---- the rest of the ops ---- */
+
+static size_t est_pending(const struct store *base)
+{
+    return ((const struct est_store *)base)->pending;
+}
+
+static uint64_t est_revision(const struct store *base)
+{
+    return ((const struct est_store *)base)->revision;
+}
+
+static bool est_writable(const struct store *base)
+{
+    return ((const struct est_store *)base)->writable;
+}
+
+static void est_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Run the loop until every write completed, at most LIM_ETCD_DRAIN_MS;
+ * what is left then completes now: a batch etcd said yes to with rc 0 (the
+ * watch did not bring it back in time), any other with -1. */
+static void est_drain(struct store *base)
+{
+    struct est_store *st = (struct est_store *)base;
+    struct timespec start, now;
+    struct timeval tv = {0, 100 * 1000};
+    struct est_batch *b = NULL;
+
+    if (st->pending == 0)
+        return;
+    if (event_pending(st->flush, EV_TIMEOUT, NULL) || st->open) {
+        event_del(st->flush);
+        st->open = NULL;
+    }
+    est_pump(st);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (st->pending > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >
+            LIM_ETCD_DRAIN_MS)
+            break;
+        evtimer_add(st->drain_wake, &tv);
+        if (event_base_loop(st->ev, EVLOOP_ONCE) < 0)
+            break;
+        st->open = NULL; /* writes the completions made: sent on */
+        est_pump(st);
+    }
+    evtimer_del(st->drain_wake);
+    if (st->pending == 0)
+        return;
+    hc_cancel(st->txn);
+    st->txn = NULL;
+    st->txn_batch = NULL;
+    for (b = st->head; b; b = b->next) {
+        if (b->state == EST_COMMITTED)
+            b->state = EST_OK;
+        else if (b->state != EST_OK)
+            est_fail(b, "etcd store: closed before etcd answered");
+    }
+    st->closing = 1; /* completions may not queue more */
+    est_settle(st);
+}
+
+/* Delete this handle's writer key (nobody needs it once the handle is
+ * gone), blocking: close runs after the loop. Best effort: a key left
+ * behind (etcd down) is a few bytes nobody reads. */
+static void est_drop_writer(struct est_store *st)
+{
+    char *key = est_key(st, st->writer_id);
+    char *k64 = key ? est_b64(key, strlen(key)) : NULL;
+    json_t *root = k64 ? json_pack("{s:s}", "key", k64) : NULL;
+    char *body = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_t *answer = NULL;
+    char err[EST_ERR_MAX];
+
+    if (body && est_post_sync(st, "/v3/kv/deleterange", body, &answer, err, sizeof(err)) == 0)
+        json_decref(answer);
+    free(body);
+    json_decref(root);
+    free(k64);
+    free(key);
+}
+
+static void est_close(struct store *base)
+{
+    struct est_store *st = (struct est_store *)base;
+    size_t i = 0;
+
+    est_drain(base);
+    st->closing = 1;
+    if (st->writer_id)
+        est_drop_writer(st);
+    st->following = 0;
+    hc_client_free(st->hc); /* cancels the watch, probe and range calls */
+    if (st->flush)
+        event_free(st->flush);
+    if (st->probe)
+        event_free(st->probe);
+    if (st->rewatch)
+        event_free(st->rewatch);
+    if (st->drain_wake)
+        event_free(st->drain_wake);
+    est_reset_free(st);
+    for (i = 0; i < st->nendpoints; i++)
+        free(st->endpoints[i]);
+    free(st->prefix);
+    free(st->prefix_b64);
+    free(st->end_b64);
+    free(st->writer_id);
+    free(st->line);
+    free(st);
+}
+
+static const struct store_ops est_ops = {
+    .name = "etcd",
+    .put = est_put,
+    .del = est_del,
+    .load = est_load,
+    .pending = est_pending,
+    .drain = est_drain,
+    .close = est_close,
+    .follow = est_follow,
+    .revision = est_revision,
+    .writable = est_writable,
+};
+
+/* Split the comma-separated endpoints into st (each http:// or https://,
+ * without a trailing /). 0, or -1 with err. */
+static int est_parse_endpoints(struct est_store *st, const char *list, char *err, size_t errlen)
+{
+    const char *p = list;
+
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+
+        while (n > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            n--;
+        }
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '/'))
+            n--;
+        if (n > 0) {
+            if (st->nendpoints >= LIM_ETCD_ENDPOINTS_MAX) {
+                errbuf_set(err, errlen, "etcd store: more than %d endpoints",
+                           LIM_ETCD_ENDPOINTS_MAX);
+                return -1;
+            }
+            if (n > 400 || (strncmp(p, "http://", 7) != 0 && strncmp(p, "https://", 8) != 0)) {
+                errbuf_set(err, errlen, "etcd store: endpoint '%.*s' is not an http(s) URL",
+                           (int)(n > 64 ? 64 : n), p);
+                return -1;
+            }
+            st->endpoints[st->nendpoints] = strndup(p, n);
+            if (!st->endpoints[st->nendpoints]) {
+                errbuf_set(err, errlen, "etcd store: out of memory");
+                return -1;
+            }
+            st->nendpoints++;
+        }
+        p = end ? end + 1 : p + strlen(p);
+    }
+    if (st->nendpoints == 0) {
+        errbuf_set(err, errlen, "etcd store: no endpoint given");
+        return -1;
+    }
+    return 0;
+}
+
+struct store *store_etcd_open(const struct store_etcd_options *opt, struct event_base *base,
+                              char *err, size_t errlen)
+{
+    struct est_store *st = NULL;
+    const char *prefix = opt && opt->prefix ? opt->prefix : "/svcmesh/";
+    char *end = NULL;
+    size_t n = strlen(prefix);
+    struct timeval probe = {LIM_ETCD_PROBE_MS / 1000, (LIM_ETCD_PROBE_MS % 1000) * 1000};
+
+    if (!opt || !opt->endpoints || !base) {
+        errbuf_set(err, errlen, "etcd store: no options, endpoints or event base");
+        return NULL;
+    }
+    if (n == 0 || (unsigned char)prefix[n - 1] == 0xff) {
+        errbuf_set(err, errlen, "etcd store: the prefix must be non-empty and not end in 0xff");
+        return NULL;
+    }
+    st = calloc(1, sizeof(*st));
+    if (!st)
+        goto oom;
+    st->base.ops = &est_ops;
+    st->ev = base;
+    st->tail = &st->head;
+    st->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : 2000;
+    st->writable = true;
+    if (est_parse_endpoints(st, opt->endpoints, err, errlen) != 0)
+        goto fail;
+    st->prefix = strdup(prefix);
+    st->prefix_len = n;
+    end = strdup(prefix);
+    if (!st->prefix || !end)
+        goto oom;
+    end[n - 1] = (char)((unsigned char)end[n - 1] + 1);
+    st->prefix_b64 = est_b64(prefix, n);
+    st->end_b64 = est_b64(end, n);
+    free(end);
+    end = NULL;
+    st->hc = hc_client_new(base);
+    st->flush = event_new(base, -1, 0, est_flush_cb, st);
+    st->probe = event_new(base, -1, EV_PERSIST, est_probe_cb, st);
+    st->rewatch = evtimer_new(base, est_rewatch_cb, st);
+    st->drain_wake = evtimer_new(base, est_wake_cb, st);
+    if (!st->prefix_b64 || !st->end_b64 || !st->hc || !st->flush || !st->probe || !st->rewatch ||
+        !st->drain_wake || event_add(st->probe, &probe) != 0)
+        goto oom;
+    return &st->base;
+oom:
+    errbuf_set(err, errlen, "etcd store: out of memory");
+fail:
+    free(end);
+    if (st)
+        est_close(&st->base);
+    return NULL;
+}
