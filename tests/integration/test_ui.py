@@ -23,6 +23,10 @@ TTLs and HTTP check intervals. It checks what a person would look at:
   says so when the token is wrong, and with a right one lists the
   instances and follows the event stream (its token as ?token=).
 
+Over plain HTTP (HeadersTest, which runs without a browser too): the
+files' headers, the relay's refusals, and its batch form against stand-in
+instances (per-id answers and errors, the id limit, shutdown).
+
 A screenshot of each state is saved under <build>/test-artifacts/ui/.
 Exits 77 (a skip for ctest) when chromium or chromedriver is missing.
 """
