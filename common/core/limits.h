@@ -128,6 +128,7 @@
 #define LIM_UI_RELAY_TIMEOUT_MS 2000 /* a relayed GET must complete within this; else 504 */
 #define LIM_UI_RELAY_INFLIGHT   64   /* relayed GETs in flight at once; more: 503 */
 #define LIM_UI_RELAY_BODY_MAX   (1024 * 1024) /* bytes of a relayed answer; more: 502 */
+#define LIM_UI_RELAY_IDS        64 /* instances in one batched relay (?stats=&metrics=); more: 400 */
 
 /* The etcd store backend (registry/store/etcd.c). etcd's own caps: 128 ops
  * per txn (--max-txn-ops; one is the writer key), 1.5 MiB per request. */

@@ -5,7 +5,10 @@
  * "/ui" redirect to /ui/. GET /ui/relay?id=<instance>&path=/stats|/metrics
  * fetches that path from a registered instance's address with the
  * asynchronous client and answers with it, so the page reads the callers'
- * side from its own origin. See the README, "Dashboard". */
+ * side from its own origin; GET /ui/relay?stats=<ids>&metrics=<ids> (comma
+ * lists, at most LIM_UI_RELAY_IDS ids in all) fetches them all at once and
+ * answers one JSON object keyed by id when the last has ended. See the
+ * README, "Dashboard". */
 #ifndef REG_API_UI_H
 #define REG_API_UI_H
 

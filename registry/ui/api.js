@@ -382,7 +382,26 @@ function decodeValue(b64) {
   return new TextDecoder().decode(bytes);
 }
 
-// An instance's /stats or /metrics through the registry's relay.
-export function relay(id, path) {
-  return call('GET', '/ui/relay?id=' + encodeURIComponent(id) + '&path=' + encodeURIComponent(path));
+// The most ids one relayBatch takes (LIM_UI_RELAY_IDS of common/core/limits.h).
+export const RELAY_IDS = 64;
+
+// The /stats of the instances statsIds and the /metrics of metricsIds (ids,
+// either list may be empty, not both) in one request through the relay.
+// The reply's body, when 200, maps each id to its /stats JSON, its
+// /metrics text (a string), or {error, status} for that instance alone.
+export function relayBatch(statsIds, metricsIds) {
+  const q = [];
+  if (statsIds.length) {
+    q.push('stats=' + statsIds.map(encodeURIComponent).join(','));
+  }
+  if (metricsIds.length) {
+    q.push('metrics=' + metricsIds.map(encodeURIComponent).join(','));
+  }
+  return call('GET', '/ui/relay?' + q.join('&'));
+}
+
+// Is v (an entry of a relayBatch reply) the relay's error for that
+// instance rather than its answer?
+export function relayFailed(v) {
+  return !!v && typeof v === 'object' && typeof v.error === 'string' && typeof v.status === 'number';
 }

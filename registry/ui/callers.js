@@ -4,8 +4,9 @@
 // GET /metrics), both read through the registry's relay (/ui/relay), so the
 // page never talks to another origin. These numbers change without any
 // registry event, so this page alone reads them on a timer: every
-// POLL_MS, only while it is shown and the tab is visible.
-import { byService, describe, relay, state } from './api.js';
+// POLL_MS, only while it is shown and the tab is visible, all of them in
+// one batched relay request a round, however many instances there are.
+import { RELAY_IDS, byService, describe, relayBatch, relayFailed, state } from './api.js';
 import { badge, h } from './dom.js';
 
 const POLL_MS = 2000;
@@ -24,20 +25,48 @@ async function poll() {
   }
   polling = true;
   const groups = byService();
-  const jobs = [];
-  for (const inst of groups.get(FACADE) || []) {
-    jobs.push(relay(inst.id, '/stats').then((r) => {
-      results.set(inst.id, r.status === 200 ? { stats: r.body, at: Date.now() } : { error: describe(r) });
-    }));
+  const facades = (groups.get(FACADE) || []).map((inst) => inst.id);
+  const logs = (groups.get(LOGGING) || []).map((inst) => inst.id);
+  // One batch a round; more instances than a batch takes: one per
+  // RELAY_IDS of them, sent together.
+  const batches = [];
+  const all = facades.map((id) => [id, false]).concat(logs.map((id) => [id, true]));
+  for (let i = 0; i < all.length; i += RELAY_IDS) {
+    const part = all.slice(i, i + RELAY_IDS);
+    batches.push({ stats: part.filter((p) => !p[1]).map((p) => p[0]), metrics: part.filter((p) => p[1]).map((p) => p[0]) });
   }
-  for (const inst of groups.get(LOGGING) || []) {
-    jobs.push(relay(inst.id, '/metrics').then((r) => {
-      const m = r.status === 200 ? /^logging_messages_stored(?:\{[^}]*\})? (\d+)/m.exec(r.body) : null;
-      results.set(inst.id, m ? { count: Number(m[1]), at: Date.now() }
-        : { error: r.status === 200 ? 'no logging_messages_stored in /metrics' : describe(r) });
-    }));
+  const entries = new Map(); // instance id -> {value} | {failed}
+  await Promise.all(batches.map(async (b) => {
+    let r;
+    try {
+      r = await relayBatch(b.stats, b.metrics);
+    } catch (err) {
+      return; // the registry is gone: the banner says so, the last numbers stay
+    }
+    const ok = r.status === 200 && r.body && typeof r.body === 'object';
+    for (const id of b.stats.concat(b.metrics)) {
+      // an entry's error reads as a single relay's did: "<status>: <why>"
+      entries.set(id, !ok ? { failed: describe(r) }
+        : !(id in r.body) ? { failed: 'not in the relay\'s answer' }
+          : relayFailed(r.body[id]) ? { failed: describe({ status: r.body[id].status, body: r.body[id] }) }
+            : { value: r.body[id] });
+    }
+  }));
+  for (const id of facades) {
+    const e = entries.get(id);
+    if (e) {
+      results.set(id, e.failed ? { error: e.failed } : { stats: e.value, at: Date.now() });
+    }
   }
-  await Promise.allSettled(jobs);
+  for (const id of logs) {
+    const e = entries.get(id);
+    if (e) {
+      const m = e.failed || typeof e.value !== 'string' ? null
+        : /^logging_messages_stored(?:\{[^}]*\})? (\d+)/m.exec(e.value);
+      results.set(id, m ? { count: Number(m[1]), at: Date.now() }
+        : { error: e.failed || 'no logging_messages_stored in /metrics' });
+    }
+  }
   polling = false;
   if (root) {
     draw();

@@ -23,11 +23,16 @@ TTLs and HTTP check intervals. It checks what a person would look at:
   says so when the token is wrong, and with a right one lists the
   instances and follows the event stream (its token as ?token=).
 
+Over plain HTTP (HeadersTest, which runs without a browser too): the
+files' headers, the relay's refusals, and its batch form against stand-in
+instances (per-id answers and errors, the id limit, shutdown).
+
 A screenshot of each state is saved under <build>/test-artifacts/ui/.
 Exits 77 (a skip for ctest) when chromium or chromedriver is missing.
 """
 
 import base64
+import http.server
 import json
 import os
 import shutil
@@ -110,6 +115,118 @@ class HeadersTest(ServiceTestCase):
         self.assertEqual(status, 201, body)
         reply = request("GET", reg.url + "/ui/relay?id=%s&path=/metrics" % body["service_id"])
         self.assertIn("refused", self.assertJsonError(reply, 502)["error"])
+
+    def start_fake(self, status=200, body=b"{}", ctype="application/json", hang=None, seen=None):
+        """A stand-in instance on loopback answering every GET with status,
+        body and ctype (with hang, an Event, holding the answer until it is
+        set; seen, an Event, is set when a GET arrives). Returns its port;
+        it stops with the test."""
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if seen is not None:
+                    seen.set()
+                if hang is not None:
+                    hang.wait(timeout(10))
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the relay gave up on it (the shutdown test)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        srv.daemon_threads = True
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        if hang is not None:
+            self.addCleanup(hang.set)
+        return srv.server_address[1]
+
+    def register_at(self, reg, name, port):
+        status, _, body = request("POST", reg.url + "/v1/services",
+                                  {"name": name, "host": "127.0.0.1", "port": port})
+        self.assertEqual(status, 201, body)
+        return body["service_id"]
+
+    def test_relay_batch(self):
+        """GET /ui/relay?stats=...&metrics=...: one answer keyed by instance
+        id, each entry the instance's answer or its own error."""
+        reg = Service().start("registry", ["--port", "0", "--backend", "memory"])
+        self.addCleanup(self.finish_service, reg)
+        one = self.register_at(reg, "facade-service", self.start_fake(body=b'{"upstreams": [1]}'))
+        two = self.register_at(reg, "facade-service", self.start_fake(body=b'{"upstreams": [2]}'))
+        text = self.register_at(reg, "facade-service", self.start_fake(body=b"<html>",
+                                                                       ctype="text/html"))
+        failing = self.register_at(reg, "facade-service", self.start_fake(status=500))
+        gone = self.register_at(reg, "facade-service", closed_port())
+        # The registry's own /metrics stands for a logging instance's.
+        own = self.register_at(reg, "logging-service", reg.port)
+        unknown = "facade-service-00000000-0000-4000-8000-000000000000"
+        status, headers, body = request(
+            "GET", reg.url + "/ui/relay?stats=%s&metrics=%s"
+            % (",".join((one, two, text, failing, gone, unknown)), own))
+        self.assertEqual(status, 200, body)
+        self.assertJsonContentType(headers)
+        self.assertEqual(headers["Cache-Control"], "no-store")
+        self.assertEqual(set(body), {one, two, text, failing, gone, unknown, own})
+        self.assertEqual(body[one], {"upstreams": [1]})
+        self.assertEqual(body[two], {"upstreams": [2]})
+        self.assertEqual(body[text]["status"], 502)
+        self.assertIn("not JSON", body[text]["error"])
+        self.assertEqual(body[failing]["status"], 502)
+        self.assertIn("500", body[failing]["error"])
+        self.assertEqual(body[gone]["status"], 502)
+        self.assertIn("refused", body[gone]["error"])
+        self.assertEqual(body[unknown]["status"], 404)
+        self.assertIn(unknown, body[unknown]["error"])
+        self.assertIsInstance(body[own], str)
+        self.assertRegex(body[own], r"(?m)^# TYPE ")
+        # Only unknown ids: answered at once, each with its 404.
+        status, _, body = request("GET", reg.url + "/ui/relay?metrics=" + unknown)
+        self.assertEqual((status, body[unknown]["status"]), (200, 404), body)
+        # The single form is still there, and answers as it came.
+        status, headers, body = request("GET", reg.url + "/ui/relay?id=%s&path=/stats" % one)
+        self.assertEqual((status, body), (200, {"upstreams": [1]}))
+        # The limit on ids, and the other refusals: 400 with why.
+        ids = ["facade-service-%08d-0000-4000-8000-000000000000" % i for i in range(65)]
+        reply = request("GET", reg.url + "/ui/relay?stats=" + ",".join(ids[:64]))
+        self.assertEqual(reply[0], 200, reply[2])
+        self.assertEqual(len(reply[2]), 64)
+        reply = request("GET", reg.url + "/ui/relay?stats=%s&metrics=%s"
+                        % (",".join(ids[:60]), ",".join(ids[60:])))
+        self.assertIn("at most 64", self.assertJsonError(reply, 400)["error"])
+        reply = request("GET", reg.url + "/ui/relay?stats=%s,%s" % (one, one))
+        self.assertIn("twice", self.assertJsonError(reply, 400)["error"])
+        reply = request("GET", reg.url + "/ui/relay?stats=%s&metrics=%s" % (one, one))
+        self.assertIn("twice", self.assertJsonError(reply, 400)["error"])
+        self.assertJsonError(request("GET", reg.url + "/ui/relay?stats=%s,,%s" % (one, two)), 400)
+        self.assertJsonError(request("GET", reg.url + "/ui/relay?stats="), 400)
+        self.assertJsonError(request("GET", reg.url + "/ui/relay?stats=x&id=x&path=/stats"), 400)
+
+    def test_relay_batch_shutdown(self):
+        """A batch still waiting for an instance when the registry stops is
+        answered 503, as a single relay is."""
+        reg = Service().start("registry", ["--port", "0", "--backend", "memory"])
+        self.addCleanup(self.finish_service, reg)
+        quick = self.register_at(reg, "facade-service", self.start_fake())
+        arrived = threading.Event()
+        slow = self.register_at(reg, "facade-service",
+                                self.start_fake(hang=threading.Event(), seen=arrived))
+        replies = []
+        asking = threading.Thread(target=lambda: replies.append(request(
+            "GET", reg.url + "/ui/relay?stats=%s,%s" % (quick, slow))))
+        asking.start()
+        self.assertTrue(arrived.wait(timeout(10)), "the batch's GET to the slow instance")
+        self.assertEqual(reg.stop(signal.SIGTERM), 0, reg.describe())
+        asking.join(timeout(10))
+        self.assertEqual(len(replies), 1)
+        self.assertIn("shutting down", self.assertJsonError(replies[0], 503)["error"])
 
 
 class BrowserTestCase(ServiceTestCase):
