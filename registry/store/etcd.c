@@ -642,12 +642,13 @@ static char *est_range_body(const struct est_store *st, const char *key, uint64_
 }
 
 /* Call fn on every record of the prefix, read page by page at the first
- * page's revision (which the store then remembers). */
+ * page's revision (which the store then remembers). During each call
+ * store_revision is that record's mod_revision (store.h's load contract). */
 static int est_load(struct store *base, store_load_fn fn, void *arg, char *err, size_t errlen)
 {
     struct est_store *st = (struct est_store *)base;
     char *from = NULL;
-    uint64_t rev = 0;
+    uint64_t rev = 0, before = st->revision;
     int rc = -1, more = 1;
 
     if (!fn || st->loading || st->pending > 0 || st->following) {
@@ -682,9 +683,12 @@ static int est_load(struct store *base, store_load_fn fn, void *arg, char *err, 
             if (!key || !doc || !id) {
                 errbuf_set(err, errlen, "etcd store: a record that is not base64 or not ours");
                 stop = 1;
-            } else if (!est_is_writer(id) && fn(id, doc, vlen, arg) != 0) {
-                errbuf_set(err, errlen, "etcd store: load stopped by callback at id %s", id);
-                stop = 1;
+            } else if (!est_is_writer(id)) {
+                st->revision = est_u64(json_object_get(kv, "mod_revision"));
+                if (fn(id, doc, vlen, arg) != 0) {
+                    errbuf_set(err, errlen, "etcd store: load stopped by callback at id %s", id);
+                    stop = 1;
+                }
             }
             if (!stop && i + 1 == json_array_size(kvs)) {
                 free(from);
@@ -702,12 +706,13 @@ static int est_load(struct store *base, store_load_fn fn, void *arg, char *err, 
             more = 0;
         json_decref(root);
     }
-    if (rev > st->revision)
-        st->revision = rev;
+    st->revision = rev > before ? rev : before;
     st->loaded = 1;
     st->writable = true;
     rc = 0;
 cleanup:
+    if (rc != 0)
+        st->revision = before;
     st->loading = 0;
     free(from);
     return rc;
