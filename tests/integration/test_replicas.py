@@ -236,7 +236,7 @@ class ReplicasTest(svctest.ServiceTestCase):
         lg = Service()
         self.addCleanup(lg.close)
         lg.start("logging-service", ["--port", "0", "--bind", "127.0.0.1", "--registry",
-                                     "%s,%s" % (a.url, b.url), "--ttl", "1s", "--check", "ttl",
+                                     "%s,%s" % (a.url, b.url), "--ttl", "2s", "--check", "ttl",
                                      "--data-dir", tmp], cwd=tmp)
         sid = []
 
@@ -247,7 +247,7 @@ class ReplicasTest(svctest.ServiceTestCase):
         wait_until(registered, timeout=T(5), message="logging-service registered, seen on B")
         a.kill()
         beats = set()
-        deadline = time.monotonic() + T(6)  # six ttls
+        deadline = time.monotonic() + T(8)  # four ttls
         while time.monotonic() < deadline:
             status, _, body = self.get(b, sid[0])
             self.assertEqual(status, 200, "the instance must stay registered on B")
