@@ -297,6 +297,7 @@ int main(int argc, char **argv)
     copt.datacenter = datacenter;
     copt.node_name = node_name;
     copt.bind = common.bind;
+    copt.store = store;
     consul = rcon_new(svc, reg, hub, acl, &copt);
     if (!consul) {
         fprintf(stderr, "registry: cannot set up the Consul API\n");

@@ -13,6 +13,7 @@ if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(python3-consul)   # tests/integration/test_consul.py: a real Consul client
   PACKAGES+=(chromium chromium-driver python3-selenium)   # test_ui.py: the dashboard in headless chromium
   PACKAGES+=(etcd-server etcd-client)   # test_etcd_store.py, test_etcd_follow: a real 3-member etcd cluster
+  PACKAGES+=(iptables)   # test_partition.py: cuts a replica off from etcd in its network namespace
   PACKAGES+=(prometheus victoria-metrics)   # test_prometheus.py: consul_sd_configs scrapers (bookworm's prometheus has Consul SD off)
 fi
 

@@ -15,6 +15,7 @@
 #define REGV1_PARAM_ID  "{id}"                 /* the path parameter of the two above */
 #define REGV1_EVENTS    "/v1/events"           /* GET: change events, long-poll or SSE */
 #define REGV1_H_INDEX   "X-Registry-Index"     /* the registry index, on reads */
+#define REGV1_H_STALE   "X-Registry-Stale"     /* "true" while the store cannot commit */
 #define REGV1_KV        "/v1/kv/{key*}"        /* GET, PUT, DELETE: the KV store (Consul's) */
 #define REGV1_KV_FMT    "/v1/kv/%s"
 #define REGV1_PARAM_KEY "{key}" /* the path parameter of REGV1_KV: the rest of the path */

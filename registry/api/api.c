@@ -9,7 +9,15 @@
  * refusal is 403 "permission denied: <reason>", the token never quoted and
  * never logged. Without a table everything is open. Either way an existing
  * id is only moved to another host:port by an explicit ?replace=true, so a
- * re-registration cannot silently take over another instance's entry. */
+ * re-registration cannot silently take over another instance's entry.
+ *
+ * On a shared store (etcd) a replica whose store cannot commit (no quorum,
+ * no endpoint answering: store_writable false) still answers reads from
+ * memory, each with X-Registry-Stale: true; it refuses registrations and
+ * deregistrations at once with 503 naming the reason, and answers a
+ * renewal 503 after recording it (the heartbeat is this replica's own, so
+ * nothing expires for the outage, but the client moves to a replica that
+ * can commit). GET /health, in place of the server's own, says the same. */
 #include "api.h"
 
 #include "../core/catalog.h"
@@ -88,13 +96,38 @@ static int api_allowed_on(struct reg_api *api, struct hs_req *req, const char *i
     return api_allowed(api, req, ACL_READ, NULL);
 }
 
-/* X-Registry-Index: the registry index, on a read's answer. */
+/* X-Registry-Stale: true on req's answer while the store cannot commit
+ * (what memory holds may then lag the shared state); absent otherwise. */
+static void api_stale_header(const struct reg_api *api, struct hs_req *req)
+{
+    if (!store_writable(api->store))
+        (void)hs_reply_header(req, REGV1_H_STALE, "true");
+}
+
+/* X-Registry-Index: the registry index, on a read's answer, with
+ * X-Registry-Stale when it applies. */
 static void api_index_header(struct reg_api *api, struct hs_req *req)
 {
     char hdr[32];
 
     snprintf(hdr, sizeof(hdr), "%" PRIu64, reg_index(api->reg));
     (void)hs_reply_header(req, REGV1_H_INDEX, hdr);
+    api_stale_header(api, req);
+}
+
+/* A write (what: "register", "deregister") on a store that cannot commit
+ * now: answer 503 saying why and return 1; else 0 (go on). The store
+ * would fail the write anyway, but only after its timeout. */
+static int api_store_down(const struct reg_api *api, struct hs_req *req, const char *what)
+{
+    if (store_writable(api->store))
+        return 0;
+    api_stale_header(api, req);
+    hs_reply_error(req, 503,
+                   "could not %s: the %s store cannot commit now (no quorum, or no endpoint "
+                   "reachable); this replica's reads may be stale, try another replica",
+                   what, api->store->ops->name);
+    return 1;
 }
 
 /* The expiry timer. */
@@ -277,6 +310,11 @@ static void api_register(struct hs_req *req, void *arg)
     snprintf(w->host, sizeof(w->host), "%s", spec.host);
     w->port = spec.port;
     w->ttl_ms = spec.ttl_ms;
+    if (api_store_down(api, req, "register")) {
+        reg_spec_clear(&spec);
+        free(w);
+        return;
+    }
     rc = reg_register(api->reg, &spec, api_register_done, w, w->id, &w->created, err, sizeof(err));
     if (rc != 0) {
         reg_spec_clear(&spec);
@@ -314,6 +352,8 @@ static void api_deregister(struct hs_req *req, void *arg)
     int rc = 0;
 
     if (!api_allowed_on(api, req, id, &in))
+        return;
+    if (api_store_down(api, req, "deregister"))
         return;
     w = calloc(1, sizeof(*w));
     if (!w) {
@@ -354,6 +394,14 @@ static void api_renew(struct hs_req *req, void *arg)
         return;
     default:
         hs_reply_error(req, 404, "service '%.200s' not found; register again", id);
+        return;
+    }
+    if (!store_writable(api->store)) {
+        api_stale_header(api, req);
+        hs_reply_error(req, 503,
+                       "renewed on this replica only: its %s store cannot commit now (no "
+                       "quorum, or no endpoint reachable); renew through another replica",
+                       api->store->ops->name);
         return;
     }
     api_reply_message(req, 200, "Service renewed successfully");
@@ -768,7 +816,28 @@ static void api_events(struct hs_req *req, void *arg)
 
     if (!api_allowed(api, req, ACL_READ, NULL))
         return;
+    api_stale_header(api, req);
     rev_watch(api->hub, req);
+}
+
+/* GET /health, in place of the server's own (open like it, no token):
+ * the same answer plus the store's state, {"store": {"backend",
+ * "shared", "writable", "revision"}}; "status" is "stale" instead of
+ * "ok" while the store cannot commit. 200 either way: reads still
+ * answer. */
+static void api_health(struct hs_req *req, void *arg)
+{
+    struct reg_api *api = arg;
+    bool writable = store_writable(api->store);
+
+    api_stale_header(api, req);
+    hs_reply_json(req, 200,
+                  json_pack("{s:b, s:s, s:I, s:{s:s, s:b, s:b, s:I}}", REGV1_F_SUCCESS, 1, "status",
+                            writable ? "ok" : "stale", "timestamp",
+                            (json_int_t)(clk_wall_ms() / 1000), "store", "backend",
+                            api->store->ops->name, "shared", api->store->ops->follow != NULL,
+                            "writable", writable, "revision",
+                            (json_int_t)store_revision(api->store)));
 }
 
 /* Registry gauges and counters for /metrics. */
@@ -851,6 +920,7 @@ struct reg_api *reg_api_new(struct svc *svc, struct reg_registry *r, struct stor
         hs_route(svc_http(svc), HS_PUT, REGV1_RENEW, api_renew, api) != 0 ||
         hs_route(svc_http(svc), HS_GET, REGV1_DISCOVER, api_discover, api) != 0 ||
         hs_route(svc_http(svc), HS_GET, REGV1_EVENTS, api_events, api) != 0 ||
+        hs_route(svc_http(svc), HS_GET | HS_HEAD, "/health", api_health, api) != 0 ||
         (acl && hs_route(svc_http(svc), HS_GET, "/metrics", api_metrics, api) != 0) ||
         mtr_add_collector(svc_metrics(svc), api_collect, api) != 0)
         goto fail;

@@ -5,7 +5,8 @@
  * the same core calls as the native routes, answered from their commit.
  *
  * Every answer carries X-Consul-Index (the registry index),
- * X-Consul-KnownLeader: true and X-Consul-LastContact: 0, errors too. Our
+ * X-Consul-KnownLeader (true; false while a shared store cannot commit,
+ * so what is read may be stale) and X-Consul-LastContact: 0, errors too. Our
  * 4xx bodies are the registry's JSON errors (Consul's clients read the
  * status code); a request for another datacenter is Consul's 500 "No path
  * to datacenter" as text. */
@@ -54,10 +55,11 @@ struct rcon_cached {
 };
 
 struct rcon_api {
-    struct svc *svc;          /* borrowed */
-    struct reg_registry *reg; /* borrowed */
-    struct rev_hub *hub;      /* borrowed */
-    const struct acl *acl;    /* borrowed; NULL: open */
+    struct svc *svc;           /* borrowed */
+    struct reg_registry *reg;  /* borrowed */
+    struct rev_hub *hub;       /* borrowed */
+    const struct acl *acl;     /* borrowed; NULL: open */
+    const struct store *store; /* borrowed; NULL: always writable */
     char dc[RCON_NAME_MAX + 1];
     char node[RCON_NAME_MAX + 1];
     char addr[LIM_HOST_MAX + 1];
@@ -104,7 +106,8 @@ static void rcon_headers(struct rcon_api *c, struct hs_req *req)
 
     snprintf(hdr, sizeof(hdr), "%" PRIu64, rcon_index(c));
     (void)hs_reply_header(req, "X-Consul-Index", hdr);
-    (void)hs_reply_header(req, "X-Consul-KnownLeader", "true");
+    (void)hs_reply_header(req, "X-Consul-KnownLeader",
+                          !c->store || store_writable(c->store) ? "true" : "false");
     (void)hs_reply_header(req, "X-Consul-LastContact", "0");
 }
 
@@ -1701,6 +1704,7 @@ struct rcon_api *rcon_new(struct svc *svc, struct reg_registry *r, struct rev_hu
     c->reg = r;
     c->hub = hub;
     c->acl = acl;
+    c->store = opt ? opt->store : NULL;
     if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
         snprintf(host, sizeof(host), "registry");
     rcon_set(c->dc, opt ? opt->datacenter : NULL, RCON_DC_DEFAULT);

@@ -14,12 +14,15 @@ struct acl;
 struct rev_hub;
 struct reg_registry;
 struct rcon_api;
+struct store;
 
 struct rcon_options {
-    const char *datacenter; /* --datacenter; NULL: "dc1" */
-    const char *node_name;  /* --node-name; NULL or "": the host name */
-    const char *bind;       /* the server's bind address (the node's address, the
+    const char *datacenter;    /* --datacenter; NULL: "dc1" */
+    const char *node_name;     /* --node-name; NULL or "": the host name */
+    const char *bind;          /* the server's bind address (the node's address, the
                                leader's "<addr>:8300"); a wildcard reads 127.0.0.1 */
+    const struct store *store; /* borrowed (must outlive the module): while it cannot
+                                  commit, X-Consul-KnownLeader is false; NULL: true */
 };
 
 /* Add the Consul routes to svc's server. svc, r, hub and acl (NULL: open)
