@@ -191,6 +191,7 @@ struct reg_registry {
     uint64_t gen;       /* see reg_generation */
     bool shared;        /* the store is shared (it follows): the index is its revision */
     bool resetting;     /* a STORE_CH_RESET is running (see reg_apply_change) */
+    bool leases;        /* shared, and the store has leases: they decide TTL checks */
     bool health_commit; /* the health change being emitted is a commit's (an alive record) */
     struct reg_alive_op *alive_ops;   /* utlist DL head: owned until their completion */
     struct reg_alive_orphan *orphans; /* uthash head, owned */
@@ -330,7 +331,7 @@ static void reg_emit_health(struct reg_registry *r, struct reg_instance *in, con
  * at the next regular tick. */
 static void reg_wake(struct reg_registry *r, int64_t at)
 {
-    if (!r->wake || at >= r->wake_at || r->shared)
+    if (!r->wake || at >= r->wake_at || r->leases)
         return;
     r->wake_at = at;
     r->wake(r->wake_arg, at);
@@ -343,7 +344,7 @@ static int64_t reg_next_deadline(const struct reg_registry *r)
     const struct reg_bucket *b, *btmp;
     int64_t at = INT64_MAX;
 
-    if (r->shared)
+    if (r->leases)
         return at; /* the leases decide (see "TTL leases") */
     HASH_ITER (hh, r->buckets, b, btmp)
         if (b->passing && b->passing->heartbeat_ms + b->key.ttl_ms < at)
@@ -1104,7 +1105,7 @@ static void reg_alive_start(struct reg_registry *r, struct reg_instance *in)
     struct reg_alive_op *op = NULL;
     char err[256];
 
-    if (!r->shared || in->ttl_ms <= 0 || in->lease_busy)
+    if (!r->leases || in->ttl_ms <= 0 || in->lease_busy)
         return;
     op = reg_alive_op_new(r, in);
     if (!op) {
@@ -1357,7 +1358,7 @@ static int reg_queue_del(struct reg_registry *r, const char *id, bool expiry, re
         ttl_in->busy++;
         w->pinned = true;
     }
-    if (r->shared && ttl_in && ttl_in->ttl_ms > 0) {
+    if (r->leases && ttl_in && ttl_in->ttl_ms > 0) {
         /* the alive record goes in the same batch (it lapses anyway else) */
         char rid[sizeof(REG_ALIVE_PREFIX) + LIM_ID_MAX], aerr[256];
 
@@ -1459,6 +1460,10 @@ struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
         return NULL;
     r->store = store;
     r->shared = store && store->ops->follow != NULL;
+    /* a shared backend without lease ops (etcd, until it has them) keeps
+     * the local TTL lapse of before */
+    r->leases = r->shared && store->ops->lease_grant && store->ops->put_leased &&
+                store->ops->lease_keepalive;
     r->opt = *opt;
     if (!r->opt.clock)
         r->opt.clock = reg_real_clock;
@@ -1693,7 +1698,7 @@ int reg_ttl_update(struct reg_registry *r, const char *id, enum reg_health statu
     if (in->ttl_ms == 0)
         return 2;
     prev = reg_ttl_status(in);
-    if (r->shared)
+    if (r->leases)
         return reg_ttl_update_shared(r, in, status, note, prev);
     revival = in->ttl_health == REG_CRITICAL && status == REG_PASSING;
     in->heartbeat_ms = reg_now(r);
@@ -2354,7 +2359,7 @@ size_t reg_tick(struct reg_registry *r)
             changed++;
         }
         /* on a shared store the leases decide the lapse, not this clock */
-        while (!r->shared && b->passing && b->passing->heartbeat_ms + ttl_ms <= now) {
+        while (!r->leases && b->passing && b->passing->heartbeat_ms + ttl_ms <= now) {
             char cid[LIM_CHECK_ID_MAX + 1];
 
             enum reg_health prev;
@@ -2475,7 +2480,7 @@ void reg_load_finish(struct reg_registry *r)
         /* a TTL check without an alive record: its lease lapsed (or the
          * record of a registration just made is still on its way) */
         HASH_ITER (hh, r->by_id, in, itmp) {
-            if (in->ttl_ms > 0 && in->lease == 0 && in->ttl_health == REG_PASSING) {
+            if (r->leases && in->ttl_ms > 0 && in->lease == 0 && in->ttl_health == REG_PASSING) {
                 DL_DELETE(in->bucket->passing, in);
                 DL_APPEND(in->bucket->critical, in);
                 in->ttl_health = REG_CRITICAL;
