@@ -57,6 +57,7 @@
 #define LIM_INSTANCES_MAX          200000 /* instances in all, default of --max-instances */
 #define LIM_PER_NAME_MAX           10000  /* instances of one name, default of --max-per-name */
 #define LIM_REG_DOC_MAX            (64 * 1024) /* bytes of one registration's stored document */
+#define LIM_REG_ALIVE_ORPHANS_MAX  4096 /* shared store: alive records kept for ids not here yet */
 #define LIM_HEALTH_WRITES_PER_TICK 1024 /* health changes the registry stores per expiry tick */
 #define LIM_REG_PAGE_DEFAULT       100  /* instances of a GET /v1/services page without limit= */
 #define LIM_REG_PAGE_MAX           1000 /* largest limit= of GET /v1/services */
@@ -141,5 +142,6 @@
 #define LIM_ETCD_PROBE_TIMEOUT_MS 1000               /* one probe */
 #define LIM_ETCD_ENDPOINTS_MAX    16                 /* --etcd-endpoints URLs */
 #define LIM_ETCD_DRAIN_MS         10000              /* close waits this long for writes */
+#define LIM_ETCD_KEEPALIVES_MAX   64                 /* lease keepalives in flight; more wait */
 
 #endif

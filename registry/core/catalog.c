@@ -84,22 +84,25 @@ struct reg_instance {
     int32_t ttl_ms; /* 0: no TTL check */
     void *cache;    /* the API's (reg_instance_cache); freed by the codec */
     int64_t heartbeat_ms;
-    int64_t ttl_change_ms;    /* since when ttl_health is what it is */
-    uint64_t seq;             /* registration order: larger for every attach */
-    uint64_t create_index;    /* the index of its id's first registration (kept by a
+    int64_t ttl_change_ms;        /* since when ttl_health is what it is */
+    uint64_t seq;                 /* registration order: larger for every attach */
+    uint64_t create_index;        /* the index of its id's first registration (kept by a
                                  re-registration); at load, the index then */
-    uint64_t modify_index;    /* the index of its last change (registration, health,
+    uint64_t modify_index;        /* the index of its last change (registration, health,
                                  maintenance) */
-    struct reg_ext *ext;      /* owned; NULL: no check but the TTL one, no maintenance */
-    unsigned char health;     /* enum reg_health: the worst of its checks and maintenance */
-    unsigned char ttl_health; /* REG_CRITICAL once the TTL lapsed, else REG_PASSING */
-    unsigned char ttl_set;    /* the TTL check's status while it has not lapsed: what its
+    struct reg_ext *ext;          /* owned; NULL: no check but the TTL one, no maintenance */
+    unsigned char health;         /* enum reg_health: the worst of its checks and maintenance */
+    unsigned char ttl_health;     /* REG_CRITICAL once the TTL lapsed, else REG_PASSING */
+    unsigned char ttl_set;        /* the TTL check's status while it has not lapsed: what its
                                  last update said (a renewal: passing) */
-    unsigned char removing;   /* an expiry removal waits for its commit */
-    unsigned char stored;     /* the ttl_health the store has (or is queued), or
+    unsigned char removing;       /* an expiry removal waits for its commit */
+    unsigned char stored;         /* the ttl_health the store has (or is queued), or
                                             REG_STORED_UNKNOWN after a failed write */
-    unsigned char dirty : 1;  /* in r->dirty: its health is to be stored */
-    unsigned char seen : 1;   /* shared store: put again since the running reset began */
+    unsigned char dirty : 1;      /* in r->dirty: its health is to be stored */
+    unsigned char seen : 1;       /* shared store: put again since the running reset began */
+    unsigned char lease_busy : 1; /* shared store: a grant or keepalive of its lease is out */
+    unsigned char alive_seen : 1; /* shared store: its alive record put since the reset began */
+    int64_t lease; /* shared store: the lease of its alive record (0: none known, or gone) */
     uint16_t busy; /* client writes of this id (re-registration, deregistration) in flight:
                       they decide what the store holds, so no health write meanwhile */
     struct reg_instance *dprev, *dnext;  /* in r->dirty */
@@ -184,10 +187,33 @@ struct reg_registry {
     size_t pending_adv;     /* queued writes that will advance the index */
     reg_wake_fn wake;       /* NULL: nobody to tell of deadlines */
     void *wake_arg;
-    int64_t wake_at; /* the deadline last told (INT64_MAX: none since the last tick) */
-    uint64_t gen;    /* see reg_generation */
-    bool shared;     /* the store is shared (it follows): the index is its revision */
-    bool resetting;  /* a STORE_CH_RESET is running (see reg_apply_change) */
+    int64_t wake_at;    /* the deadline last told (INT64_MAX: none since the last tick) */
+    uint64_t gen;       /* see reg_generation */
+    bool shared;        /* the store is shared (it follows): the index is its revision */
+    bool resetting;     /* a STORE_CH_RESET is running (see reg_apply_change) */
+    bool leases;        /* shared, and the store has leases: they decide TTL checks */
+    bool health_commit; /* the health change being emitted is a commit's (an alive record) */
+    struct reg_alive_op *alive_ops;   /* utlist DL head: owned until their completion */
+    struct reg_alive_orphan *orphans; /* uthash head, owned */
+    size_t norphans;
+};
+
+/* Shared store: a lease grant, keepalive or alive-record put in flight
+ * for the instance id (seq: the one it was asked for). */
+struct reg_alive_op {
+    struct reg_alive_op *prev, *next; /* in r->alive_ops */
+    struct reg_registry *r;           /* borrowed; NULL once reg_free ran (the op then only
+                                         frees itself when its completion comes) */
+    char id[LIM_ID_MAX + 1];
+    uint64_t seq;
+    int64_t lease; /* the put's */
+};
+
+/* Shared store: an alive record whose instance is not here (yet). */
+struct reg_alive_orphan {
+    char *id; /* owned; the hash key */
+    int64_t lease;
+    UT_hash_handle hh;
 };
 
 /* A lease of the index waiting for its commit. */
@@ -237,7 +263,7 @@ static uint64_t reg_take_index(struct reg_registry *r, enum reg_event_type type)
 
     if (!r->shared)
         return ++r->index;
-    if (type != REG_EV_HEALTH) {
+    if (type != REG_EV_HEALTH || r->health_commit) {
         rev = store_revision(r->store);
         if (rev > r->index)
             r->index = rev;
@@ -305,7 +331,7 @@ static void reg_emit_health(struct reg_registry *r, struct reg_instance *in, con
  * at the next regular tick. */
 static void reg_wake(struct reg_registry *r, int64_t at)
 {
-    if (!r->wake || at >= r->wake_at)
+    if (!r->wake || at >= r->wake_at || r->leases)
         return;
     r->wake_at = at;
     r->wake(r->wake_arg, at);
@@ -318,6 +344,8 @@ static int64_t reg_next_deadline(const struct reg_registry *r)
     const struct reg_bucket *b, *btmp;
     int64_t at = INT64_MAX;
 
+    if (r->leases)
+        return at; /* the leases decide (see "TTL leases") */
     HASH_ITER (hh, r->buckets, b, btmp)
         if (b->passing && b->passing->heartbeat_ms + b->key.ttl_ms < at)
             at = b->passing->heartbeat_ms + b->key.ttl_ms;
@@ -839,6 +867,311 @@ static void reg_unreserve(struct reg_registry *r, struct reg_instance *in)
     in->bucket = NULL;
 }
 
+/* ---------------------------------------------------------------------- */
+/* TTL leases (shared store): see catalog.h. The alive record
+ * REG_ALIVE_PREFIX<id> holds the lease id in decimal and is bound to that
+ * lease; its put makes the TTL check passing, its deletion (a lapse, or
+ * the deregistration) critical, on every replica at that revision. */
+
+static const char *reg_ttl_id(const struct reg_instance *in, char *buf, size_t len);
+static void reg_lag(struct reg_registry *r, const char *id, const char *why);
+
+/* The instance id an alive record's id names, or NULL when id is none. */
+static const char *reg_alive_target(const char *id)
+{
+    size_t n = sizeof(REG_ALIVE_PREFIX) - 1;
+
+    return id && strncmp(id, REG_ALIVE_PREFIX, n) == 0 ? id + n : NULL;
+}
+
+/* A new op for in, in r->alive_ops; NULL when out of memory. */
+static struct reg_alive_op *reg_alive_op_new(struct reg_registry *r, const struct reg_instance *in)
+{
+    struct reg_alive_op *op = calloc(1, sizeof(*op));
+
+    if (!op)
+        return NULL;
+    op->r = r;
+    snprintf(op->id, sizeof(op->id), "%s", in->id);
+    op->seq = in->seq;
+    DL_APPEND(r->alive_ops, op);
+    return op;
+}
+
+/* The op is done: out of the list (unless reg_free detached it), freed. */
+static void reg_alive_op_end(struct reg_alive_op *op)
+{
+    if (op->r)
+        DL_DELETE(op->r->alive_ops, op);
+    free(op);
+}
+
+/* The instance op was asked for, if it is still here (and not replaced). */
+static struct reg_instance *reg_alive_op_target(const struct reg_alive_op *op)
+{
+    struct reg_instance *in = NULL;
+
+    if (!op->r)
+        return NULL;
+    HASH_FIND_STR(op->r->by_id, op->id, in);
+    return in && in->seq == op->seq ? in : NULL;
+}
+
+/* Move in's TTL check to health h (REG_PASSING or REG_CRITICAL) as the
+ * commit being applied says, telling the observer at its revision when the
+ * check's status changes. */
+static void reg_alive_set(struct reg_registry *r, struct reg_instance *in, enum reg_health h)
+{
+    char cid[LIM_CHECK_ID_MAX + 1];
+    enum reg_health prev = reg_ttl_status(in);
+    int64_t now = reg_now(r);
+
+    if (in->ttl_health == (unsigned char)h)
+        return;
+    if (h == REG_CRITICAL) {
+        DL_DELETE(in->bucket->passing, in);
+        DL_APPEND(in->bucket->critical, in);
+        r->stats.expired++;
+        log_warn("instance %s is critical: its lease lapsed (no renewal within its ttl)", in->id);
+    } else {
+        DL_DELETE(in->bucket->critical, in);
+        DL_APPEND(in->bucket->passing, in);
+        log_info("instance %s: its ttl check is passing again (a new lease)", in->id);
+    }
+    in->ttl_health = (unsigned char)h;
+    if (reg_ttl_status(in) == prev)
+        return;
+    in->ttl_change_ms = now;
+    (void)reg_refresh(r, in);
+    r->health_commit = true;
+    reg_emit_health(r, in, reg_ttl_id(in, cid, sizeof(cid)), prev, reg_ttl_status(in), now);
+    r->health_commit = false;
+}
+
+/* Forget the orphan alive record of id, if any. */
+static void reg_orphan_drop(struct reg_registry *r, const char *id)
+{
+    struct reg_alive_orphan *o = NULL;
+
+    HASH_FIND_STR(r->orphans, id, o);
+    if (!o)
+        return;
+    HASH_DEL(r->orphans, o);
+    free(o->id);
+    free(o);
+    r->norphans--;
+}
+
+/* Forget every orphan alive record. */
+static void reg_orphans_clear(struct reg_registry *r)
+{
+    struct reg_alive_orphan *o, *tmp;
+
+    HASH_ITER (hh, r->orphans, o, tmp) {
+        HASH_DEL(r->orphans, o);
+        free(o->id);
+        free(o);
+    }
+    r->norphans = 0;
+}
+
+/* A newly attached instance takes the alive record that came before it. */
+static void reg_alive_adopt(struct reg_registry *r, struct reg_instance *in)
+{
+    struct reg_alive_orphan *o = NULL;
+
+    HASH_FIND_STR(r->orphans, in->id, o);
+    if (!o)
+        return;
+    in->lease = o->lease;
+    in->alive_seen = 1;
+    reg_orphan_drop(r, in->id);
+}
+
+/* The alive record of id (an instance id) holds lease (committed; own or
+ * another replica's): its instance knows the lease and its TTL check is
+ * passing. For an id not here, the record waits in the orphan table. */
+static void reg_alive_apply(struct reg_registry *r, const char *id, int64_t lease)
+{
+    struct reg_instance *in = NULL;
+    struct reg_alive_orphan *o = NULL;
+
+    HASH_FIND_STR(r->by_id, id, in);
+    if (in) {
+        in->lease = lease;
+        in->alive_seen = 1;
+        if (in->ttl_ms > 0)
+            reg_alive_set(r, in, REG_PASSING);
+        return;
+    }
+    HASH_FIND_STR(r->orphans, id, o);
+    if (o) {
+        o->lease = lease;
+        return;
+    }
+    if (r->norphans >= LIM_REG_ALIVE_ORPHANS_MAX)
+        return; /* its instance, if it comes, turns passing at its registration anyway */
+    o = calloc(1, sizeof(*o));
+    if (!o || !(o->id = strdup(id))) {
+        free(o);
+        reg_lag(r, id, "out of memory");
+        return;
+    }
+    o->lease = lease;
+    HASH_ADD_KEYPTR(hh, r->orphans, o->id, strlen(o->id), o);
+    r->norphans++;
+}
+
+/* The alive record of id is gone (its lease lapsed, or a deregistration):
+ * the TTL check of its instance, if here, is critical. */
+static void reg_alive_gone(struct reg_registry *r, const char *id)
+{
+    struct reg_instance *in = NULL;
+
+    reg_orphan_drop(r, id);
+    HASH_FIND_STR(r->by_id, id, in);
+    if (!in || in->ttl_ms == 0)
+        return;
+    in->lease = 0;
+    reg_alive_set(r, in, REG_CRITICAL);
+}
+
+/* An alive record's document: the lease id; 0 when it is none. */
+static int64_t reg_alive_parse(const char *doc, size_t len)
+{
+    char buf[32];
+    char *end = NULL;
+    long long v;
+
+    if (!doc || len == 0 || len >= sizeof(buf))
+        return 0;
+    memcpy(buf, doc, len);
+    buf[len] = '\0';
+    v = strtoll(buf, &end, 10);
+    return end && *end == '\0' && v > 0 ? (int64_t)v : 0;
+}
+
+/* Completion of the alive record's put (this replica's write). */
+static void reg_alive_put_done(void *arg, int rc, const char *err)
+{
+    struct reg_alive_op *op = arg;
+    struct reg_instance *in = reg_alive_op_target(op);
+
+    if (in)
+        in->lease_busy = 0;
+    if (op->r && rc == 0)
+        reg_alive_apply(op->r, op->id, op->lease);
+    else if (op->r)
+        log_warn("could not store the alive record of %s (the next renewal tries again): %s",
+                 op->id, err ? err : "unknown error");
+    reg_alive_op_end(op);
+}
+
+/* A lease was granted for op's instance: put its alive record bound to it. */
+static void reg_alive_granted(void *arg, int rc, int64_t lease, int64_t ttl_s, const char *err)
+{
+    struct reg_alive_op *op = arg;
+    struct reg_instance *in = reg_alive_op_target(op);
+    char rid[sizeof(REG_ALIVE_PREFIX) + LIM_ID_MAX], doc[32], perr[256];
+    int n;
+
+    (void)ttl_s;
+    if (!in) {
+        reg_alive_op_end(op); /* gone or replaced meanwhile: no record for it */
+        return;
+    }
+    if (rc != 0) {
+        log_warn("could not grant a lease for %s (the next renewal tries again): %s", op->id,
+                 err ? err : "unknown error");
+        in->lease_busy = 0;
+        reg_alive_op_end(op);
+        return;
+    }
+    op->lease = lease;
+    snprintf(rid, sizeof(rid), "%s%s", REG_ALIVE_PREFIX, op->id);
+    n = snprintf(doc, sizeof(doc), "%lld", (long long)lease);
+    if (store_put_leased(op->r->store, rid, doc, (size_t)n, lease, reg_alive_put_done, op, perr,
+                         sizeof(perr)) != 0) {
+        log_warn("could not queue the alive record of %s: %s", op->id, perr);
+        in->lease_busy = 0;
+        reg_alive_op_end(op);
+    }
+}
+
+/* Grant in a new lease of its ttl and put its alive record (unless a lease
+ * op of it is out already). */
+static void reg_alive_start(struct reg_registry *r, struct reg_instance *in)
+{
+    struct reg_alive_op *op = NULL;
+    char err[256];
+
+    if (!r->leases || in->ttl_ms <= 0 || in->lease_busy)
+        return;
+    op = reg_alive_op_new(r, in);
+    if (!op) {
+        log_warn("could not grant a lease for %s: out of memory", in->id);
+        return;
+    }
+    in->lease_busy = 1;
+    if (store_lease_grant(r->store, in->ttl_ms, reg_alive_granted, op, err, sizeof(err)) != 0) {
+        log_warn("could not grant a lease for %s: %s", in->id, err);
+        in->lease_busy = 0;
+        reg_alive_op_end(op);
+    }
+}
+
+/* The keepalive of op's lease answered: a lease gone gets a new one. */
+static void reg_alive_kept(void *arg, int rc, int64_t lease, int64_t ttl_s, const char *err)
+{
+    struct reg_alive_op *op = arg;
+    struct reg_instance *in = reg_alive_op_target(op);
+
+    (void)lease;
+    if (!in) {
+        reg_alive_op_end(op);
+        return;
+    }
+    in->lease_busy = 0;
+    if (rc != 0)
+        log_warn("could not keep the lease of %s alive (the next renewal tries again): %s", op->id,
+                 err ? err : "unknown error");
+    if (rc == 0 && ttl_s <= 0) {
+        /* lapsed: its deletion reaches every replica (or did); a new lease
+         * and record make it passing again */
+        if (in->lease == op->lease)
+            in->lease = 0;
+        reg_alive_start(op->r, in);
+    }
+    reg_alive_op_end(op);
+}
+
+/* A heartbeat of in on a shared store: keep its lease alive, or grant one
+ * when none is known. */
+static void reg_alive_keep(struct reg_registry *r, struct reg_instance *in)
+{
+    struct reg_alive_op *op = NULL;
+    char err[256];
+
+    if (in->ttl_ms <= 0 || in->lease_busy)
+        return;
+    if (in->lease == 0) {
+        reg_alive_start(r, in);
+        return;
+    }
+    op = reg_alive_op_new(r, in);
+    if (!op) {
+        log_warn("could not keep the lease of %s alive: out of memory", in->id);
+        return;
+    }
+    op->lease = in->lease;
+    in->lease_busy = 1;
+    if (store_lease_keepalive(r->store, in->lease, reg_alive_kept, op, err, sizeof(err)) != 0) {
+        log_warn("could not keep the lease of %s alive: %s", in->id, err);
+        in->lease_busy = 0;
+        reg_alive_op_end(op);
+    }
+}
+
 /* Link a reserved instance: its TTL check passing with a heartbeat at now
  * (at the tail of its bucket's passing list), its other checks at their
  * initial status, in its groups when that makes it passing, in the id
@@ -870,6 +1203,8 @@ static void reg_attach(struct reg_registry *r, struct reg_instance *in, int64_t 
     /* appended: the id table's own order is the order of seq */
     HASH_ADD_KEYPTR(hh, r->by_id, in->id, strlen(in->id), in);
     r->stats.instances++;
+    if (r->shared)
+        reg_alive_adopt(r, in);
 }
 
 /* Undo reg_attach: out of lists, groups and (when empty) the bucket; not
@@ -944,6 +1279,7 @@ static void reg_put_done(void *arg, int rc, const char *err)
         w->in = NULL;
         r->stats.registered++;
         reg_emit(r, REG_EV_REGISTER, in, now);
+        reg_alive_start(r, in); /* shared store, TTL check: its lease and alive record */
     }
     if (w->done)
         w->done(w->arg, rc, err);
@@ -997,6 +1333,7 @@ static int reg_queue_del(struct reg_registry *r, const char *id, bool expiry, re
                          void *arg, char *err, size_t errlen)
 {
     struct reg_write *w = calloc(1, sizeof(*w));
+    struct reg_instance *ttl_in = NULL;
 
     if (!w) {
         errbuf_set(err, errlen, "out of memory");
@@ -1016,14 +1353,18 @@ static int reg_queue_del(struct reg_registry *r, const char *id, bool expiry, re
         free(w);
         return -1;
     }
-    if (!expiry) {
-        struct reg_instance *in = NULL;
+    HASH_FIND_STR(r->by_id, id, ttl_in);
+    if (!expiry && ttl_in) {
+        ttl_in->busy++;
+        w->pinned = true;
+    }
+    if (r->leases && ttl_in && ttl_in->ttl_ms > 0) {
+        /* the alive record goes in the same batch (it lapses anyway else) */
+        char rid[sizeof(REG_ALIVE_PREFIX) + LIM_ID_MAX], aerr[256];
 
-        HASH_FIND_STR(r->by_id, id, in);
-        if (in) {
-            in->busy++;
-            w->pinned = true;
-        }
+        snprintf(rid, sizeof(rid), "%s%s", REG_ALIVE_PREFIX, id);
+        if (store_del(r->store, rid, NULL, NULL, aerr, sizeof(aerr)) != 0)
+            log_warn("could not queue the deletion of %s: %s", rid, aerr);
     }
     return 0;
 }
@@ -1119,6 +1460,10 @@ struct reg_registry *reg_new(struct store *store, const struct reg_options *opt)
         return NULL;
     r->store = store;
     r->shared = store && store->ops->follow != NULL;
+    /* a shared backend without lease ops (etcd, until it has them) keeps
+     * the local TTL lapse of before */
+    r->leases = r->shared && store->ops->lease_grant && store->ops->put_leased &&
+                store->ops->lease_keepalive;
     r->opt = *opt;
     if (!r->opt.clock)
         r->opt.clock = reg_real_clock;
@@ -1145,6 +1490,14 @@ void reg_free(struct reg_registry *r)
         HASH_DEL(r->by_id, in);
         reg_instance_free(r, in);
     }
+    /* lease ops still out free themselves when the store answers them */
+    while (r->alive_ops) {
+        struct reg_alive_op *op = r->alive_ops;
+
+        DL_DELETE(r->alive_ops, op);
+        op->r = NULL;
+    }
+    reg_orphans_clear(r);
     free(r);
 }
 
@@ -1300,6 +1653,38 @@ static bool reg_ttl_note(struct reg_instance *in, const char *note)
     return true;
 }
 
+/* reg_ttl_update on a shared store: the heartbeat keeps the lease alive
+ * (the lease, not this replica's clock, decides the lapse, and only a new
+ * lease revives); the status and note given stay this replica's own,
+ * reported at the current index. prev: the check's status before. */
+static int reg_ttl_update_shared(struct reg_registry *r, struct reg_instance *in,
+                                 enum reg_health status, const char *note, enum reg_health prev)
+{
+    char cid[LIM_CHECK_ID_MAX + 1];
+    enum reg_health now_status;
+
+    in->heartbeat_ms = reg_now(r); /* local information only */
+    if (in->ttl_health == REG_CRITICAL) {
+        DL_DELETE(in->bucket->critical, in);
+        DL_APPEND(in->bucket->critical, in);
+    } else {
+        DL_DELETE(in->bucket->passing, in);
+        DL_APPEND(in->bucket->passing, in);
+    }
+    in->ttl_set = (unsigned char)status;
+    if (reg_ttl_note(in, note))
+        r->gen++;
+    r->stats.renewed++;
+    reg_alive_keep(r, in);
+    now_status = reg_ttl_status(in);
+    if (now_status == prev)
+        return 0;
+    in->ttl_change_ms = in->heartbeat_ms;
+    (void)reg_refresh(r, in);
+    reg_emit_health(r, in, reg_ttl_id(in, cid, sizeof(cid)), prev, now_status, in->heartbeat_ms);
+    return 0;
+}
+
 int reg_ttl_update(struct reg_registry *r, const char *id, enum reg_health status, const char *note)
 {
     struct reg_instance *in = NULL;
@@ -1313,6 +1698,8 @@ int reg_ttl_update(struct reg_registry *r, const char *id, enum reg_health statu
     if (in->ttl_ms == 0)
         return 2;
     prev = reg_ttl_status(in);
+    if (r->leases)
+        return reg_ttl_update_shared(r, in, status, note, prev);
     revival = in->ttl_health == REG_CRITICAL && status == REG_PASSING;
     in->heartbeat_ms = reg_now(r);
     if (in->ttl_health == REG_CRITICAL) {
@@ -1971,7 +2358,8 @@ size_t reg_tick(struct reg_registry *r)
             in->removing = 1;
             changed++;
         }
-        while (b->passing && b->passing->heartbeat_ms + ttl_ms <= now) {
+        /* on a shared store the leases decide the lapse, not this clock */
+        while (!r->leases && b->passing && b->passing->heartbeat_ms + ttl_ms <= now) {
             char cid[LIM_CHECK_ID_MAX + 1];
 
             enum reg_health prev;
@@ -2018,6 +2406,13 @@ int reg_load_record(struct reg_registry *r, const char *id, const char *doc, siz
         }
         if (v > r->index)
             r->index = r->lease = r->lease_durable = (uint64_t)v;
+        return 0;
+    }
+    if (r->shared && reg_alive_target(id)) {
+        int64_t lease = reg_alive_parse(doc, doc_len);
+
+        if (lease > 0)
+            reg_alive_apply(r, reg_alive_target(id), lease);
         return 0;
     }
     if (id[0] == REG_META_PREFIX_CHAR)
@@ -2082,6 +2477,17 @@ void reg_load_finish(struct reg_registry *r)
     HASH_ITER (hh, r->buckets, b, btmp)
         DL_SORT(b->critical, reg_cmp_heartbeat);
     if (r->shared) {
+        /* a TTL check without an alive record: its lease lapsed (or the
+         * record of a registration just made is still on its way) */
+        HASH_ITER (hh, r->by_id, in, itmp) {
+            if (r->leases && in->ttl_ms > 0 && in->lease == 0 && in->ttl_health == REG_PASSING) {
+                DL_DELETE(in->bucket->passing, in);
+                DL_APPEND(in->bucket->critical, in);
+                in->ttl_health = REG_CRITICAL;
+                (void)reg_refresh(r, in);
+            }
+        }
+        reg_orphans_clear(r);
         /* the revision the state was read at; each instance has its own */
         (void)reg_change_remote(r);
         return;
@@ -2219,8 +2625,10 @@ static void reg_apply_put(struct reg_registry *r, const char *id, const char *do
      * its completion comes after this commit and applies after it */
     busy = old ? old->busy : 0;
     in->create_index = old ? old->create_index : reg_next_index(r);
-    if (old)
+    if (old) {
+        in->lease = old->lease; /* until the writer's new alive record comes */
         reg_drop(r, old);
+    }
     reg_attach(r, in, now);
     in->busy = busy;
     in->seen = 1;
@@ -2239,10 +2647,15 @@ static void reg_reset_end(struct reg_registry *r)
         if (!in->seen) {
             reg_remove(r, in, REG_EV_DEREGISTER);
             r->stats.deregistered++;
-        } else {
-            in->seen = 0;
+            continue;
         }
+        in->seen = 0;
+        /* its alive record was not read again: gone (lapsed) */
+        if (in->ttl_ms > 0 && !in->alive_seen && in->lease != 0)
+            reg_alive_gone(r, in->id);
+        in->alive_seen = 0;
     }
+    reg_orphans_clear(r);
     r->resetting = false;
 }
 
@@ -2254,17 +2667,29 @@ void reg_apply_change(struct reg_registry *r, enum store_change kind, const char
     switch (kind) {
     case STORE_CH_RESET:
         HASH_ITER (hh, r->by_id, in, tmp)
-            in->seen = 0;
+            in->seen = in->alive_seen = 0;
         r->resetting = true;
         return;
     case STORE_CH_RESET_END:
         reg_reset_end(r);
         return;
     case STORE_CH_PUT:
-        if (id && doc && id[0] != REG_META_PREFIX_CHAR)
+        if (reg_alive_target(id)) {
+            int64_t lease = reg_alive_parse(doc, len);
+
+            if (lease > 0)
+                reg_alive_apply(r, reg_alive_target(id), lease);
+            else
+                reg_lag(r, id, "its document is not a lease id");
+        } else if (id && doc && id[0] != REG_META_PREFIX_CHAR) {
             reg_apply_put(r, id, doc, len);
+        }
         return;
     case STORE_CH_DEL:
+        if (reg_alive_target(id)) {
+            reg_alive_gone(r, reg_alive_target(id));
+            return;
+        }
         if (!id || id[0] == REG_META_PREFIX_CHAR)
             return;
         HASH_FIND_STR(r->by_id, id, in);
@@ -2332,6 +2757,7 @@ const char *reg_instance_host(const struct reg_instance *in) { return in->host; 
 const char *reg_instance_type(const struct reg_instance *in) { return in->type; }
 int reg_instance_port(const struct reg_instance *in) { return in->port; }
 int64_t reg_instance_ttl_ms(const struct reg_instance *in) { return in->ttl_ms; }
+int64_t reg_instance_lease(const struct reg_instance *in) { return in->lease; }
 enum reg_health reg_instance_health(const struct reg_instance *in)
 {
     return (enum reg_health)in->health;

@@ -18,16 +18,33 @@
  * state, registry/core/replica.h) memory applies commits only in the order
  * the store delivers them: this replica's own through their completions,
  * the others' through reg_apply_change, so every replica applies the same
- * sequence. The index is then the store's revision (no lease is written).
- * Limitation of this phase: health is not shared. A TTL lapse, a revival
- * or a check result stays this replica's own, reported at the current
- * index (which it does not move; reg_generation moves), and no health
- * document is written (a full-document put would race the other replicas'
- * writes); a heartbeat counts only on the replica it reached. So no
- * replica removes an instance critical too long (reg_tick, active checks'
- * deregister_after): that deletion would be every replica's, decided on a
- * view of health that is one replica's; it stays critical until it renews
- * or deregisters. */
+ * sequence. The index is then the store's revision (no index lease is
+ * written).
+ *
+ * TTL checks on a shared store are decided by the store's leases, once for
+ * the whole cluster: an instance with a TTL check has the record
+ * REG_ALIVE_PREFIX<id>, whose document is a lease id (decimal), put bound
+ * to that lease. The replica that made a registration grants the lease
+ * (the instance's ttl rounded up to whole seconds; etcd may raise it to
+ * its minimum) and puts the record once the registration committed. A
+ * renewal through any replica keeps that lease alive (reg_renew still
+ * returns at once; one keepalive per lease at a time); when the lease is
+ * gone, or none is known yet, it grants a new one and puts the record
+ * again. The record's put makes the TTL check passing, its deletion (the
+ * lease lapsed: nobody's write, every replica hears it; or a
+ * deregistration, which deletes it in the same batch) critical, on every
+ * replica at that commit's revision, with a REG_EV_HEALTH at that index.
+ * Local heartbeat times are shown but never lapse anything. A replica
+ * loading the state finds an instance without its record critical.
+ *
+ * Still local in this phase: a TTL update's status and note (pass, warn,
+ * fail: reg_ttl_update) and active check results stay this replica's own,
+ * reported at the current index (which it does not move; reg_generation
+ * moves), and no health document is written (a full-document put would
+ * race the other replicas' writes). And no replica removes an instance
+ * critical too long (reg_tick, active checks' deregister_after): that
+ * deletion needs one decider (the elected leader, next phase); it stays
+ * critical until it renews or deregisters. */
 #ifndef REG_CORE_CATALOG_H
 #define REG_CORE_CATALOG_H
 
@@ -192,8 +209,10 @@ bool reg_shared(const struct reg_registry *r);
  * instance (REG_EV_REGISTER; REG_EV_MAINTENANCE when only its maintenance
  * changed), a DEL removes it (REG_EV_DEREGISTER), at the index
  * store_revision. A local write of that id still in flight applies after
- * it, in commit order. Ids starting with REG_META_PREFIX_CHAR (KV keys)
- * are not the core's: ignored. RESET starts a re-read; RESET_END removes
+ * it, in commit order. An alive record's PUT or DEL (REG_ALIVE_PREFIX)
+ * turns its instance's TTL check passing or critical (REG_EV_HEALTH at
+ * that index). Other ids starting with REG_META_PREFIX_CHAR (KV keys) are
+ * not the core's: ignored. RESET starts a re-read; RESET_END removes
  * every instance not put since RESET. What cannot be applied (out of
  * memory, a bad document) is logged and counted in stats.lagged. */
 void reg_apply_change(struct reg_registry *r, enum store_change kind, const char *id,
@@ -384,6 +403,15 @@ uint64_t reg_change_remote(struct reg_registry *r);
 /* Store records whose id starts with this character are not
  * registrations (the index lease, KV keys): reg_load skips them. */
 #define REG_META_PREFIX_CHAR '!'
+
+/* Shared store: the id of an instance's alive record is this prefix and
+ * the instance id (see the header comment); its document is the lease id
+ * in decimal. */
+#define REG_ALIVE_PREFIX "!alive/"
+
+/* Shared store: the lease of in's alive record as this replica last heard
+ * it; 0 when none is known (not granted yet, or lapsed). */
+int64_t reg_instance_lease(const struct reg_instance *in);
 
 /* The check id of an instance's TTL heartbeat in health events:
  * "<instance-id>:ttl" into buf (LIM_ID_MAX + 5 bytes). */

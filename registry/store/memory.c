@@ -13,7 +13,16 @@
  * appended to the group's log; each store walks the log from its loop (its
  * kick event), in commit order: its own writes through their completions,
  * the others' through its follow function, store_revision then being the
- * commit's. */
+ * commit's.
+ *
+ * Leases (shared mode): the group holds them, each with a timer on the
+ * base of the store that granted it (through the group's clk_timers, so a
+ * test may run them on virtual time). A lease lapses at its TTL unless
+ * kept alive; its records are then deleted as one commit of the group at a
+ * new revision, authored by no store, so every member, the granter too,
+ * hears the deletions through its follow function. Lease completions run
+ * from the store's kick, after the log walk of that turn. */
+#include "core/clock.h"
 #include "core/errbuf.h"
 #include "store.h"
 
@@ -32,8 +41,26 @@ struct mem_entry {
     char *id;  /* owned, NUL-terminated; the hash key */
     char *doc; /* owned, NUL-terminated at doc_len */
     size_t doc_len;
-    uint64_t rev; /* shared mode: the revision that last wrote it */
+    uint64_t rev;  /* shared mode: the revision that last wrote it */
+    int64_t lease; /* shared mode: the lease it is bound to; 0: none */
     UT_hash_handle hh;
+};
+
+/* A lease of a group. */
+struct mem_lease {
+    int64_t id;
+    int64_t ttl_s;
+    struct store_memory_group *g; /* borrowed */
+    struct event *timer;          /* owned: the lapse */
+    UT_hash_handle hh;
+};
+
+/* A lease completion waiting for the loop. */
+struct mem_lease_op {
+    struct mem_lease_op *next;
+    store_lease_fn done;
+    void *arg;
+    int64_t lease, ttl_s;
 };
 
 struct mem_store;
@@ -60,6 +87,9 @@ struct store_memory_group {
     uint64_t log_first;         /* the position (from 0) of log[0] in the whole history */
     struct mem_store **members; /* owned array of borrowed stores */
     size_t nmembers, members_cap;
+    struct mem_lease *leases;        /* uthash head, owned */
+    int64_t last_lease;              /* the id of the last lease granted */
+    const struct clk_timers *timers; /* borrowed; NULL: the real clock */
 };
 
 /* A completion waiting for the loop. */
@@ -83,6 +113,8 @@ struct mem_store {
     uint64_t cur_rev;                 /* what store_revision answers */
     store_change_fn follow;           /* NULL: not following (others' commits skipped) */
     void *follow_arg;
+    struct event_base *ev;                 /* borrowed */
+    struct mem_lease_op *lops, **lops_end; /* FIFO of lease completions to call */
 };
 
 /* Queue the completion of a write that was applied, and make sure the loop
@@ -126,18 +158,36 @@ static void mem_store_run_dones(struct mem_store *st)
 
 static void mem_shared_walk(struct mem_store *st, uint64_t end, bool own_only);
 
+/* Call every queued lease completion in order (those queued meanwhile
+ * wait for the next run). */
+static void mem_run_lease_ops(struct mem_store *st)
+{
+    struct mem_lease_op *op = st->lops;
+    struct mem_lease_op *next = NULL;
+
+    st->lops = NULL;
+    st->lops_end = &st->lops;
+    for (; op; op = next) {
+        next = op->next;
+        op->done(op->arg, 0, op->lease, op->ttl_s, NULL);
+        free(op);
+    }
+}
+
 /* The kick event: the loop's turn to call the completions (shared mode:
- * to walk the group's log as it is now). */
+ * to walk the group's log as it is now, then the lease completions). */
 static void mem_store_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct mem_store *st = arg;
 
     (void)fd;
     (void)what;
-    if (st->group)
+    if (st->group) {
         mem_shared_walk(st, st->group->log_first + st->group->log_n, false);
-    else
+        mem_run_lease_ops(st);
+    } else {
         mem_store_run_dones(st);
+    }
 }
 
 /* The map the store's records are in: its own, or its group's. */
@@ -340,11 +390,11 @@ static void mem_group_leave(struct mem_store *st)
     mem_log_trim(g);
 }
 
-/* Insert or replace id -> doc; both borrowed and copied; done(arg) is
- * queued for the loop. On failure the previous document, if any, stays and
- * done is not called. */
-static int mem_store_put(struct store *base, const char *id, const char *doc, size_t doc_len,
-                         store_done_fn done, void *arg, char *err, size_t errlen)
+/* Insert or replace id -> doc, bound to lease (0: none); both borrowed
+ * and copied; done(arg) is queued for the loop. On failure the previous
+ * document, if any, stays and done is not called. */
+static int mem_store_put_any(struct store *base, const char *id, const char *doc, size_t doc_len,
+                             int64_t lease, store_done_fn done, void *arg, char *err, size_t errlen)
 {
     struct mem_store *st = (struct mem_store *)base;
     struct mem_entry *e = NULL;
@@ -381,6 +431,7 @@ static int mem_store_put(struct store *base, const char *id, const char *doc, si
         free(e->doc);
         e->doc = copy;
         e->doc_len = doc_len;
+        e->lease = lease;
         copy = NULL;
         mem_log_commit(st, STORE_CH_PUT, e);
         rc = 0;
@@ -395,6 +446,7 @@ static int mem_store_put(struct store *base, const char *id, const char *doc, si
         goto oom;
     fresh->doc = copy;
     fresh->doc_len = doc_len;
+    fresh->lease = lease;
     copy = NULL;
     HASH_ADD_KEYPTR(hh, *mem_store_map(st), fresh->id, strlen(fresh->id), fresh);
     if (!fresh->hh.tbl)
@@ -412,6 +464,12 @@ cleanup:
     mem_entry_free(fresh);
     free(copy);
     return rc;
+}
+
+static int mem_store_put(struct store *base, const char *id, const char *doc, size_t doc_len,
+                         store_done_fn done, void *arg, char *err, size_t errlen)
+{
+    return mem_store_put_any(base, id, doc, doc_len, 0, done, arg, err, errlen);
 }
 
 /* Remove id if present (borrowed); an unknown id is not an error. done(arg)
@@ -514,6 +572,7 @@ static void mem_store_close(struct store *base)
 
     mem_store_drain(base);
     if (st->group) {
+        mem_run_lease_ops(st);
         mem_group_leave(st);
         if (st->kick)
             event_free(st->kick);
@@ -556,6 +615,157 @@ static bool mem_store_writable(const struct store *base)
     return true;
 }
 
+/* ---------------------------------------------------------------------- */
+/* shared mode: leases */
+
+/* Free a lease (already out of the group's table). */
+static void mem_lease_free(struct mem_lease *l)
+{
+    if (!l)
+        return;
+    if (l->timer) {
+        clk_timers_disarm(l->g->timers, l->timer);
+        event_free(l->timer);
+    }
+    free(l);
+}
+
+/* Kick every member of g: a commit is in the log. */
+static void mem_group_kick(struct store_memory_group *g)
+{
+    size_t i;
+
+    for (i = 0; i < g->nmembers; i++)
+        if (!event_pending(g->members[i]->kick, EV_TIMEOUT, NULL))
+            event_active(g->members[i]->kick, EV_TIMEOUT, 0);
+}
+
+/* The lease's TTL ran out: every record bound to it is deleted, one
+ * commit at a new revision that no store authored, and the lease is gone.
+ * A record whose log entry cannot be made (out of memory) stays, unbound. */
+static void mem_lease_lapse_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct mem_lease *l = arg;
+    struct store_memory_group *g = l->g;
+    struct mem_entry *e = NULL, *tmp = NULL;
+    uint64_t rev = 0;
+
+    (void)fd;
+    (void)what;
+    HASH_ITER (hh, g->entries, e, tmp) {
+        struct mem_change *c = NULL;
+
+        if (e->lease != l->id)
+            continue;
+        e->lease = 0;
+        if (mem_log_prepare(g, e->id, NULL, 0) != 0)
+            continue;
+        if (rev == 0)
+            rev = ++g->revision;
+        c = &g->log[g->log_n++];
+        c->rev = rev;
+        c->author = NULL;
+        c->kind = STORE_CH_DEL;
+        HASH_DEL(g->entries, e);
+        mem_entry_free(e);
+    }
+    if (rev)
+        mem_group_kick(g);
+    HASH_DEL(g->leases, l);
+    mem_lease_free(l);
+}
+
+/* Queue a lease completion on st's loop. 0, or -1 when out of memory. */
+static int mem_lease_queue(struct mem_store *st, store_lease_fn done, void *arg, int64_t lease,
+                           int64_t ttl_s)
+{
+    struct mem_lease_op *op = calloc(1, sizeof(*op));
+
+    if (!op)
+        return -1;
+    op->done = done;
+    op->arg = arg;
+    op->lease = lease;
+    op->ttl_s = ttl_s;
+    *st->lops_end = op;
+    st->lops_end = &op->next;
+    if (!event_pending(st->kick, EV_TIMEOUT, NULL))
+        event_active(st->kick, EV_TIMEOUT, 0);
+    return 0;
+}
+
+/* A new lease of ttl_ms rounded up to whole seconds, its timer on st's
+ * base. */
+static int mem_lease_grant(struct store *base, int64_t ttl_ms, store_lease_fn done, void *arg,
+                           char *err, size_t errlen)
+{
+    struct mem_store *st = (struct mem_store *)base;
+    struct store_memory_group *g = st->group;
+    struct mem_lease *l = NULL;
+
+    if (!done || ttl_ms <= 0) {
+        errbuf_set(err, errlen, "memory store: lease grant: %s",
+                   done ? "ttl must be positive" : "NULL callback");
+        return -1;
+    }
+    l = calloc(1, sizeof(*l));
+    if (!l) {
+        errbuf_set(err, errlen, "memory store: out of memory");
+        return -1;
+    }
+    l->g = g;
+    l->id = ++g->last_lease;
+    l->ttl_s = (ttl_ms + 999) / 1000;
+    l->timer = event_new(st->ev, -1, 0, mem_lease_lapse_cb, l);
+    if (!l->timer || clk_timers_arm(g->timers, l->timer, l->ttl_s * 1000) != 0 ||
+        mem_lease_queue(st, done, arg, l->id, l->ttl_s) != 0) {
+        mem_lease_free(l);
+        errbuf_set(err, errlen, "memory store: out of memory");
+        return -1;
+    }
+    HASH_ADD(hh, g->leases, id, sizeof(l->id), l);
+    return 0;
+}
+
+static int mem_store_put_leased(struct store *base, const char *id, const char *doc, size_t doc_len,
+                                int64_t lease, store_done_fn done, void *arg, char *err,
+                                size_t errlen)
+{
+    if (lease <= 0) {
+        errbuf_set(err, errlen, "memory store: put: no lease");
+        return -1;
+    }
+    return mem_store_put_any(base, id, doc, doc_len, lease, done, arg, err, errlen);
+}
+
+/* The lease's TTL starts again; the answer is its TTL, 0 when it is gone. */
+static int mem_lease_keepalive(struct store *base, int64_t lease, store_lease_fn done, void *arg,
+                               char *err, size_t errlen)
+{
+    struct mem_store *st = (struct mem_store *)base;
+    struct mem_lease *l = NULL;
+
+    if (!done) {
+        errbuf_set(err, errlen, "memory store: keepalive: NULL callback");
+        return -1;
+    }
+    HASH_FIND(hh, st->group->leases, &lease, sizeof(lease), l);
+    if (l && clk_timers_arm(st->group->timers, l->timer, l->ttl_s * 1000) != 0) {
+        errbuf_set(err, errlen, "memory store: keepalive: cannot arm the timer");
+        return -1;
+    }
+    if (mem_lease_queue(st, done, arg, lease, l ? l->ttl_s : 0) != 0) {
+        errbuf_set(err, errlen, "memory store: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+void store_memory_group_set_timers(struct store_memory_group *g, const struct clk_timers *t)
+{
+    g->timers = t;
+}
+
 static const struct store_ops mem_shared_ops = {
     .name = "memory",
     .put = mem_store_put,
@@ -567,6 +777,9 @@ static const struct store_ops mem_shared_ops = {
     .follow = mem_store_follow,
     .revision = mem_store_revision,
     .writable = mem_store_writable,
+    .lease_grant = mem_lease_grant,
+    .put_leased = mem_store_put_leased,
+    .lease_keepalive = mem_lease_keepalive,
 };
 
 static const struct store_ops mem_store_ops = {
@@ -592,6 +805,8 @@ struct store *store_memory_open(struct event_base *base)
         return NULL;
     st->base.ops = &mem_store_ops;
     st->dones_end = &st->dones;
+    st->lops_end = &st->lops;
+    st->ev = base;
     st->kick = event_new(base, -1, 0, mem_store_kick_cb, st);
     if (!st->kick) {
         free(st);
@@ -619,6 +834,12 @@ void store_memory_group_free(struct store_memory_group *g)
     }
     for (i = 0; i < g->log_cap; i++)
         mem_change_clear(&g->log[i]);
+    while (g->leases) {
+        struct mem_lease *l = g->leases;
+
+        HASH_DEL(g->leases, l);
+        mem_lease_free(l);
+    }
     free(g->log);
     free(g->members);
     free(g);

@@ -9,8 +9,10 @@
  * (a worker thread for SQLite, a network transaction for etcd):
  *   - store_put / store_del queue a write and return at once; its completion
  *     runs later on the event loop, never from inside the call, with rc 0
- *     once the write is durable, or -1 and the error when it is not (the
- *     write then did not happen);
+ *     once the write is durable, or -1 and the error when it was not
+ *     acknowledged: it may still have been applied (an etcd txn that timed
+ *     out after etcd committed it); a follower then hears it through its
+ *     follow function, as another writer's commit, if it was;
  *   - the writes queued during one event-loop turn form a batch committed in
  *     one transaction (group commit); batches are committed, and their
  *     completions called, in the order they were queued, so completions come
@@ -23,7 +25,11 @@
  * A shared backend (etcd) is one store under several registries. Besides
  * the above it can follow: after store_load, every commit anyone makes
  * under the store reaches each follower in commit order, with the
- * backend's revision of it (see store_follow). */
+ * backend's revision of it (see store_follow).
+ *
+ * A shared backend also has leases (store_lease_grant, store_put_leased,
+ * store_lease_keepalive): a record put bound to a lease disappears when
+ * the lease lapses, decided once by the backend for every follower. */
 #ifndef REG_STORE_STORE_H
 #define REG_STORE_STORE_H
 
@@ -51,6 +57,13 @@ typedef void (*store_done_fn)(void *arg, int rc, const char *err);
  * to go on, -1 to stop loading; store_load then returns -1 too. fn must not
  * call put, del or load on the same store (they fail with -1). */
 typedef int (*store_load_fn)(const char *id, const char *doc, size_t doc_len, void *arg);
+
+/* Completion of a lease grant or keepalive, on the event loop (never from
+ * inside the call): rc 0 with the lease id and its TTL in whole seconds
+ * (keepalive: the TTL left; 0 means the lease is gone, lapsed or never
+ * granted), or rc -1 with err (borrowed for the call; lease and ttl_s 0)
+ * when the backend did not answer. arg is the one given. */
+typedef void (*store_lease_fn)(void *arg, int rc, int64_t lease, int64_t ttl_s, const char *err);
 
 /* What a following store reports (see store_follow). */
 enum store_change {
@@ -81,6 +94,12 @@ struct store_ops {
     int (*follow)(struct store *st, store_change_fn fn, void *arg, char *err, size_t errlen);
     uint64_t (*revision)(const struct store *st);
     bool (*writable)(const struct store *st);
+    int (*lease_grant)(struct store *st, int64_t ttl_ms, store_lease_fn done, void *arg, char *err,
+                       size_t errlen);
+    int (*put_leased)(struct store *st, const char *id, const char *doc, size_t doc_len,
+                      int64_t lease, store_done_fn done, void *arg, char *err, size_t errlen);
+    int (*lease_keepalive)(struct store *st, int64_t lease, store_lease_fn done, void *arg,
+                           char *err, size_t errlen);
 };
 
 /* Every backend's handle starts with this header. */
@@ -115,6 +134,12 @@ void store_memory_group_free(struct store_memory_group *g);
  * commit order. NULL if out of memory. */
 struct store *store_memory_open_shared(struct event_base *base, struct store_memory_group *g)
     __attribute__((warn_unused_result));
+
+/* Run the group's lease timers through t (borrowed, must outlive the
+ * group; NULL: the real clock), so that a test lapses leases on virtual
+ * time. Set it before the first lease is granted. */
+struct clk_timers;
+void store_memory_group_set_timers(struct store_memory_group *g, const struct clk_timers *t);
 
 /* Options of the etcd backend. */
 struct store_etcd_options {
@@ -206,6 +231,57 @@ static inline uint64_t store_revision(const struct store *st)
 static inline bool store_writable(const struct store *st)
 {
     return st->ops->writable ? st->ops->writable(st) : true;
+}
+
+/* The error of a lease op on a backend without leases. */
+static inline int store_no_leases(const struct store *st, char *err, size_t errlen)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "the %s store has no leases", st->ops->name);
+    return -1;
+}
+
+/* Shared backends: grant a lease of ttl_ms > 0 milliseconds, rounded up to
+ * whole seconds (etcd's unit; etcd may raise it further to its minimum, a
+ * little over its election timeout: the TTL granted is what done gets).
+ * 0 and done(arg, ...) is called later on the loop; or -1 with err at once
+ * (no lease op, bad ttl, out of memory), done never called. A lease nobody
+ * keeps alive lapses after its TTL: every record bound to it is deleted,
+ * and each follower, the writer included, hears STORE_CH_DEL through its
+ * follow function at the revision the backend deleted it (a lapse is
+ * nobody's write). close calls the completions still waiting (rc -1 if
+ * their answer never came). */
+static inline int store_lease_grant(struct store *st, int64_t ttl_ms, store_lease_fn done,
+                                    void *arg, char *err, size_t errlen)
+{
+    if (!st->ops->lease_grant)
+        return store_no_leases(st, err, errlen);
+    return st->ops->lease_grant(st, ttl_ms, done, arg, err, errlen);
+}
+
+/* Shared backends: store_put, the record bound to lease (granted, > 0): it
+ * disappears when the lease lapses. A later put without a lease, or bound
+ * to another, unbinds it. Same contract as store_put otherwise (one batch
+ * with the turn's other writes). */
+static inline int store_put_leased(struct store *st, const char *id, const char *doc,
+                                   size_t doc_len, int64_t lease, store_done_fn done, void *arg,
+                                   char *err, size_t errlen)
+{
+    if (!st->ops->put_leased)
+        return store_no_leases(st, err, errlen);
+    return st->ops->put_leased(st, id, doc, doc_len, lease, done, arg, err, errlen);
+}
+
+/* Shared backends: keep lease alive (its TTL starts again). 0 and done is
+ * called later on the loop with the TTL left (0: the lease is gone), or -1
+ * with err at once, done never called. Keepalives of one lease asked while
+ * one is on its way may share its answer. */
+static inline int store_lease_keepalive(struct store *st, int64_t lease, store_lease_fn done,
+                                        void *arg, char *err, size_t errlen)
+{
+    if (!st->ops->lease_keepalive)
+        return store_no_leases(st, err, errlen);
+    return st->ops->lease_keepalive(st, lease, done, arg, err, errlen);
 }
 
 /* Drain, then free the store. Accepts NULL. */

@@ -5,6 +5,7 @@
  * a replica started later loads the same state; a reset drops what was not
  * put again. Every store runs on one test base; the helpers run it until
  * the group is quiet. */
+#include "core/clock.h"
 #include "registry/api/codec.h"
 #include "registry/api/spec_json.h"
 #include "registry/core/catalog.h"
@@ -178,9 +179,9 @@ static void do_register(struct world *w, struct node *nd, const char *json, char
 }
 
 static const char *const SVC_A =
-    "{\"name\":\"alpha\",\"host\":\"10.0.0.1\",\"port\":8080,\"ttl\":10}";
+    "{\"name\":\"alpha\",\"host\":\"10.0.0.1\",\"port\":8080,\"checks\":[]}";
 static const char *const SVC_B =
-    "{\"name\":\"beta\",\"host\":\"10.0.0.2\",\"port\":8081,\"ttl\":10}";
+    "{\"name\":\"beta\",\"host\":\"10.0.0.2\",\"port\":8081,\"checks\":[]}";
 
 /* The last event node heard. */
 static void assert_last(const struct node *nd, int type, uint64_t index, const char *id)
@@ -319,35 +320,6 @@ static void test_interleaved_writes_one_order(void **state)
     }
     assert_int_equal(reg_instance_modify_index(reg_get(a->reg, idb)),
                      reg_instance_modify_index(reg_get(b->reg, idb)));
-}
-
-/* A health change stays local on a shared store: it does not move the
- * index, and the other replica keeps the instance passing. */
-static void test_health_stays_local(void **state)
-{
-    struct world *w = *state;
-    struct node *a = world_add(w), *b = world_add(w);
-    char id[LIM_ID_MAX + 1];
-
-    do_register(w, a, SVC_A, id);
-    w->now_ms += 11000;
-    /* b heard of a's instance at its own "now": lapse on a only */
-    assert_true(reg_tick(a->reg) >= 1);
-    world_settle(w);
-    assert_int_equal(reg_instance_health(reg_get(a->reg, id)), REG_CRITICAL);
-    assert_int_equal(reg_index(a->reg), 1);
-    assert_int_equal(store_revision(a->store), 1); /* nothing was written */
-    assert_last(a, REG_EV_HEALTH, 1, id);
-    assert_int_equal(reg_renew(b->reg, id), 0);
-    assert_int_equal(reg_instance_health(reg_get(b->reg, id)), REG_PASSING);
-    /* critical on a for far longer than the grace (3 x ttl): a keeps it,
-     * since renewals may be reaching b, and nothing is deleted */
-    w->now_ms += 60000;
-    (void)reg_tick(a->reg);
-    world_settle(w);
-    assert_non_null(reg_get(a->reg, id));
-    assert_non_null(reg_get(b->reg, id));
-    assert_int_equal(store_revision(a->store), 1);
 }
 
 /* The records of the group as a new store on it reads them. */
@@ -518,7 +490,8 @@ static void test_local_write_in_flight(void **state)
     do_register(w, a, SVC_A, id);
     assert_int_equal(reg_deregister(b->reg, id, done_cb, &ob, err, sizeof(err)), 0);
     snprintf(json, sizeof(json),
-             "{\"id\":\"%s\",\"name\":\"alpha\",\"host\":\"10.0.0.9\",\"port\":9,\"ttl\":10}", id);
+             "{\"id\":\"%s\",\"name\":\"alpha\",\"host\":\"10.0.0.9\",\"port\":9,\"checks\":[]}",
+             id);
     assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
     assert_int_equal(reg_register(a->reg, &spec, done_cb, &oa, id2, &created, err, sizeof(err)), 0);
     reg_spec_clear(&spec);
@@ -607,7 +580,8 @@ static void test_maintenance_after_other_replaced(void **state)
 
     do_register(w, a, SVC_A, id);
     snprintf(json, sizeof(json),
-             "{\"id\":\"%s\",\"name\":\"alpha\",\"host\":\"10.0.0.9\",\"port\":9,\"ttl\":10}", id);
+             "{\"id\":\"%s\",\"name\":\"alpha\",\"host\":\"10.0.0.9\",\"port\":9,\"checks\":[]}",
+             id);
     assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
     assert_int_equal(reg_register(b->reg, &spec, done_cb, &ob, id2, &created, err, sizeof(err)), 0);
     reg_spec_clear(&spec);
@@ -778,6 +752,162 @@ static void test_kv_txn_one_revision(void **state)
     assert_last(b, 100 + KV_OP_SET, 2, "config/app/two");
 }
 
+/* Virtual timers for the group's leases (clk_timers): armed events wait
+ * here until vt_advance passes their due time. */
+#define VT_MAX 16
+static struct {
+    struct event *ev[VT_MAX];
+    int64_t due[VT_MAX];
+    int64_t now;
+} vt;
+
+static int vt_arm(void *arg, struct event *ev, int64_t ms)
+{
+    size_t i, free_slot = VT_MAX;
+
+    (void)arg;
+    for (i = 0; i < VT_MAX; i++) {
+        if (vt.ev[i] == ev) {
+            vt.due[i] = vt.now + ms;
+            return 0;
+        }
+        if (!vt.ev[i] && free_slot == VT_MAX)
+            free_slot = i;
+    }
+    if (free_slot == VT_MAX)
+        return -1;
+    vt.ev[free_slot] = ev;
+    vt.due[free_slot] = vt.now + ms;
+    return 0;
+}
+
+static void vt_disarm(void *arg, struct event *ev)
+{
+    size_t i;
+
+    (void)arg;
+    for (i = 0; i < VT_MAX; i++)
+        if (vt.ev[i] == ev)
+            vt.ev[i] = NULL;
+}
+
+static const struct clk_timers vt_timers = {vt_arm, vt_disarm, NULL};
+
+/* Move virtual time (the registries' clock too) by ms, firing what is due,
+ * and let every replica hear of it. */
+static void vt_advance(struct world *w, int64_t ms)
+{
+    size_t i;
+
+    vt.now += ms;
+    w->now_ms += ms;
+    for (i = 0; i < VT_MAX; i++) {
+        if (vt.ev[i] && vt.due[i] <= vt.now) {
+            struct event *ev = vt.ev[i];
+
+            vt.ev[i] = NULL;
+            event_active(ev, EV_TIMEOUT, 0);
+        }
+    }
+    world_settle(w);
+}
+
+static int has_alive_one(const char *id, const char *doc, size_t len, void *arg)
+{
+    (void)doc;
+    (void)len;
+    if (strncmp(id, REG_ALIVE_PREFIX, sizeof(REG_ALIVE_PREFIX) - 1) == 0)
+        (*(int *)arg)++;
+    return 0;
+}
+
+/* The number of alive records in the group. */
+static int alive_records(struct world *w)
+{
+    struct store *st = store_memory_open_shared(w->base, w->group);
+    char err[256];
+    int n = 0;
+
+    assert_non_null(st);
+    assert_int_equal(store_load(st, has_alive_one, &n, err, sizeof(err)), 0);
+    store_close(st);
+    return n;
+}
+
+static void assert_ttl_health(const struct node *nd, const char *id, enum reg_health h)
+{
+    const struct reg_instance *in = reg_get(nd->reg, id);
+
+    assert_non_null(in);
+    assert_int_equal(reg_instance_ttl_health(in), h);
+}
+
+/* TTL checks on a shared store follow the group's leases: a registration
+ * with a TTL on A makes the alive record; renewals on B only keep it
+ * passing on both past several TTLs (local heartbeat lists lapse nothing);
+ * no renewal: both critical at one index, by the same event; a renewal on
+ * A: passing again on both at one index; a deregistration deletes the
+ * alive record in the same commit. */
+static void test_ttl_lease_shared(void **state)
+{
+    struct world *w = *state;
+    struct node *a = NULL, *b = NULL;
+    char id[LIM_ID_MAX + 1];
+    uint64_t at;
+    int outcome = 0, i;
+    char err[256];
+
+    memset(&vt, 0, sizeof(vt));
+    store_memory_group_set_timers(w->group, &vt_timers);
+    a = world_add(w);
+    b = world_add(w);
+    do_register(w, a, "{\"name\":\"gamma\",\"host\":\"10.0.0.3\",\"port\":8082,\"ttl\":2}", id);
+    assert_int_equal(alive_records(w), 1);
+    assert_true(reg_instance_lease(reg_get(a->reg, id)) > 0);
+    assert_int_equal(reg_instance_lease(reg_get(a->reg, id)),
+                     reg_instance_lease(reg_get(b->reg, id)));
+    assert_ttl_health(a, id, REG_PASSING);
+    assert_ttl_health(b, id, REG_PASSING);
+
+    /* 6 s, three TTLs, of renewals through B only; ticks on A lapse nothing */
+    for (i = 0; i < 4; i++) {
+        vt_advance(w, 1500);
+        assert_int_equal(reg_renew(b->reg, id), 0);
+        (void)reg_tick(a->reg);
+        world_settle(w);
+        assert_ttl_health(a, id, REG_PASSING);
+        assert_ttl_health(b, id, REG_PASSING);
+    }
+
+    /* no renewal: the lease lapses, both critical at one index */
+    vt_advance(w, 2500);
+    assert_ttl_health(a, id, REG_CRITICAL);
+    assert_ttl_health(b, id, REG_CRITICAL);
+    assert_int_equal(alive_records(w), 0);
+    at = store_revision(a->store);
+    assert_last(a, REG_EV_HEALTH, at, id);
+    assert_last(b, REG_EV_HEALTH, at, id);
+    assert_int_equal(reg_index(a->reg), reg_index(b->reg));
+
+    /* a renewal on A: a new lease, passing again on both at one index */
+    assert_int_equal(reg_renew(a->reg, id), 0);
+    world_settle(w);
+    assert_ttl_health(a, id, REG_PASSING);
+    assert_ttl_health(b, id, REG_PASSING);
+    assert_true(store_revision(a->store) > at);
+    at = store_revision(a->store);
+    assert_last(a, REG_EV_HEALTH, at, id);
+    assert_last(b, REG_EV_HEALTH, at, id);
+    assert_int_equal(alive_records(w), 1);
+
+    /* deregistration: the alive record goes too */
+    assert_int_equal(reg_deregister(a->reg, id, done_cb, &outcome, err, sizeof(err)), 0);
+    world_settle(w);
+    assert_int_equal(outcome, 1);
+    assert_null(reg_get(b->reg, id));
+    assert_int_equal(alive_records(w), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,7 +916,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_maintenance_on_other, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_interleaved_writes_one_order, world_setup,
                                         world_teardown),
-        cmocka_unit_test_setup_teardown(test_health_stays_local, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_lease_shared, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_kv_set_shows_on_other, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_kv_delete_on_other, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_late_replica_same_state, world_setup, world_teardown),
