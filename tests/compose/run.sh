@@ -20,7 +20,7 @@
 #      after 50 answers; every acknowledged message comes back exactly once;
 #      the registry drops the killed instance after its ttl; stopping the
 #      services leaves no registration behind;
-#   7. docker-compose down -v, stop the engine, unmount and remove all it
+#   7. docker-compose down -v (then SVC_COMPOSE_NEXT, see step 8), stop the engine, unmount and remove all it
 #      made. Cleanup runs on failure too (trap), after the services' logs.
 # Ends with "compose: N passed, M failed" and a PASS or FAIL line; exit 0 on
 # PASS. Kept out of ctest: .ci/run calls it.
@@ -361,3 +361,12 @@ COMPOSE_UP=0
 [ -z "$("$DOCKER" volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] ||
   fail "volumes left after down -v"
 ok "docker-compose down -v removed containers, network and volumes"
+
+# --- 8. a further test on the same engine -------------------------------
+# SVC_COMPOSE_NEXT=SCRIPT runs SCRIPT now, with SVC_COMPOSE_DOCKER_HOST set
+# to this engine, so it reuses the images built above (.ci/run runs
+# tests/compose/run_ha.sh so); its failure fails this run.
+if [ -n "${SVC_COMPOSE_NEXT:-}" ]; then
+  SVC_COMPOSE_DOCKER_HOST=$DOCKER_HOST "$SVC_COMPOSE_NEXT" || fail "$SVC_COMPOSE_NEXT"
+  ok "$SVC_COMPOSE_NEXT"
+fi

@@ -9,6 +9,11 @@
       to OUT (JSON) and prints a one-line summary. Exits 0 when every POST
       got an HTTP answer (200 or not), CMD succeeded and some POSTs started
       after CMD had finished, else 1.
+  traffic.py batch URL OUT --count N --kill-at K1,K2 ... -- CMD1... -- CMD2...
+      The same with several commands, separated by a lone `--`: CMDj runs
+      once Kj POSTs have been answered (the HA test kills an etcd node, then
+      a registry replica). Exits 0 when every POST got an HTTP answer, every
+      CMDj succeeded and some POSTs started after the last one had finished.
   traffic.py verify URL OUT
       GET URL/facade and check that every message acknowledged in OUT (200)
       is returned exactly once, and that no message of the batch is returned
@@ -49,24 +54,27 @@ def post(url, text):
     return status, doc, time.monotonic() - t0
 
 
-def batch(url, out, count, kill_at, workers, interval, kill_cmd):
+def batch(url, out, count, kill_ats, workers, interval, kill_cmds):
+    """kill_ats[j]: after how many answers kill_cmds[j] runs (same lengths)."""
     tag = uuid.uuid4().hex[:8]
     texts = ["compose-test %s message %03d" % (tag, i) for i in range(count)]
     results = [None] * count
     lock = threading.Lock()
-    state = {"next": 0, "answered": 0, "killed": None, "kill_rc": None, "kill_end": None}
+    nkill = len(kill_cmds)
+    state = {"next": 0, "answered": 0, "killed": [None] * nkill, "kill_rc": [None] * nkill,
+             "kill_end": [None] * nkill}
 
-    def run_kill():
+    def run_kill(j):
         try:
-            proc = subprocess.run(kill_cmd, timeout=30, capture_output=True, text=True)
-            state["kill_rc"] = proc.returncode
+            proc = subprocess.run(kill_cmds[j], timeout=30, capture_output=True, text=True)
+            state["kill_rc"][j] = proc.returncode
             if proc.returncode != 0:
-                print("traffic: kill command failed: %s" % proc.stderr.strip(),
+                print("traffic: kill command %d failed: %s" % (j + 1, proc.stderr.strip()),
                       file=sys.stderr)
         except (OSError, subprocess.TimeoutExpired) as e:
-            state["kill_rc"] = -1
-            print("traffic: kill command failed: %s" % e, file=sys.stderr)
-        state["kill_end"] = time.monotonic()
+            state["kill_rc"][j] = -1
+            print("traffic: kill command %d failed: %s" % (j + 1, e), file=sys.stderr)
+        state["kill_end"][j] = time.monotonic()
 
     def worker():
         while True:
@@ -84,14 +92,18 @@ def batch(url, out, count, kill_at, workers, interval, kill_cmd):
                           "started": started,
                           "uuid": (doc or {}).get("uuid"),
                           "error": None if status == 200 else doc}
-            start_kill = False
+            start_kill = None
             with lock:
                 state["answered"] += 1
-                if state["answered"] == kill_at and state["killed"] is None:
-                    state["killed"] = threading.Thread(target=run_kill)
-                    start_kill = True
-            if start_kill:
-                state["killed"].start()
+                for j in range(nkill):
+                    if state["answered"] == kill_ats[j] and state["killed"][j] is None:
+                        state["killed"][j] = threading.Thread(target=run_kill, args=(j,))
+                        start_kill = state["killed"][j]
+                        print("traffic: %d answered, running %s" % (kill_ats[j],
+                                                                   " ".join(kill_cmds[j])),
+                              flush=True)
+            if start_kill is not None:
+                start_kill.start()
 
     start = time.monotonic()
     threads = [threading.Thread(target=worker) for _ in range(workers)]
@@ -99,10 +111,12 @@ def batch(url, out, count, kill_at, workers, interval, kill_cmd):
         t.start()
     for t in threads:
         t.join()
-    if state["killed"] is not None:
-        state["killed"].join()
+    for t in state["killed"]:
+        if t is not None:
+            t.join()
     elapsed = time.monotonic() - start
-    kill_end = state["kill_end"]
+    ends = state["kill_end"]
+    kill_end = None if None in ends else max(ends)
     after = sum(1 for r in results if kill_end is not None and r["started"] > kill_end)
 
     with open(out, "w") as f:
@@ -112,13 +126,14 @@ def batch(url, out, count, kill_at, workers, interval, kill_cmd):
     other = [r for r in results if r["status"] not in (None, 200)]
     slowest = max(r["seconds"] for r in results)
     print("traffic: %d POSTs in %.1f s: %d acknowledged, %d answered %s, %d unanswered; "
-          "slowest %.2f s; kill after %d answers exited %s, %d POSTs started after it"
+          "slowest %.2f s; kill after %s answers exited %s, %d POSTs started after it"
           % (count, elapsed, len(acked), len(other),
              sorted({r["status"] for r in other}) if other else "non-200",
-             len(unanswered), slowest, kill_at, state["kill_rc"], after))
+             len(unanswered), slowest, ",".join(str(k) for k in kill_ats),
+             ",".join(str(rc) for rc in state["kill_rc"]), after))
     for r in (other + unanswered)[:5]:
         print("traffic:   %s -> %s %s" % (r["msg"], r["status"], r["error"]))
-    if unanswered or state["kill_rc"] != 0 or after == 0:
+    if unanswered or any(rc != 0 for rc in state["kill_rc"]) or after == 0:
         return 1
     return 0
 
@@ -156,9 +171,19 @@ def main(argv):
     if len(argv) >= 3 and argv[0] == "batch" and "--" in argv:
         sep = argv.index("--")
         opts = dict(zip(argv[3:sep:2], argv[4:sep:2]))
-        return batch(argv[1], argv[2], int(opts.get("--count", 100)),
-                     int(opts.get("--kill-at", 50)), int(opts.get("--workers", 4)),
-                     float(opts.get("--interval", 0.05)), argv[sep + 1:])
+        kill_ats = [int(k) for k in opts.get("--kill-at", "50").split(",")]
+        cmds = [[]]
+        for a in argv[sep + 1:]:
+            if a == "--":
+                cmds.append([])
+            else:
+                cmds[-1].append(a)
+        if len(cmds) != len(kill_ats) or not all(cmds):
+            print("traffic: --kill-at names %d points for %d commands"
+                  % (len(kill_ats), len(cmds)), file=sys.stderr)
+            return 2
+        return batch(argv[1], argv[2], int(opts.get("--count", 100)), kill_ats,
+                     int(opts.get("--workers", 4)), float(opts.get("--interval", 0.05)), cmds)
     print(__doc__.strip().split("\n\n")[1], file=sys.stderr)
     return 2
 
