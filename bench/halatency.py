@@ -13,10 +13,13 @@ whose services list the new id. The latency is time.perf_counter() taken
 just before the registration is sent on A and just after B's answer was
 read in full (http.client, both sides; Python's own overhead is inside
 the figure, a few hundred microseconds). "ack" is the same clock to A's
-own 201.
+own 201, and "after_ack" the latency less it: how much later than A's
+own answer B's came (negative when B answered first: A's 201 waits for
+its commit to come back through A's watch too).
 
 Prints a line per round and a last line:
     rounds=N p50_ms=X p99_ms=X max_ms=X ack_p50_ms=X ack_p99_ms=X
+    after_ack_p50_ms=X after_ack_max_ms=X
 Exit 0 only if every round completed; 1 otherwise. Every call has a 10 s
 socket timeout and a round 30 s at most, so the run is bounded.
 """
@@ -112,12 +115,13 @@ def main():
     port_a, port_b, rounds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     name = sys.argv[4] if len(sys.argv) > 4 else "lat"
     conn_a = http.client.HTTPConnection("127.0.0.1", port_a, timeout=TIMEOUT)
-    lats, acks = [], []
+    lats, acks, afters = [], [], []
     try:
         for rnd in range(rounds):
             lat, ack, i0, i1 = one_round(port_a, port_b, name, rnd, conn_a)
             lats.append(lat * 1e3)
             acks.append(ack * 1e3)
+            afters.append((lat - ack) * 1e3)
             print("round=%d latency_ms=%.3f ack_ms=%.3f index=%s->%s" %
                   (rnd + 1, lat * 1e3, ack * 1e3, i0, i1))
     except (RuntimeError, OSError, ValueError, KeyError) as e:
@@ -127,9 +131,11 @@ def main():
         conn_a.close()
     lats.sort()
     acks.sort()
-    print("rounds=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f ack_p50_ms=%.3f ack_p99_ms=%.3f" %
+    afters.sort()
+    print("rounds=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f ack_p50_ms=%.3f ack_p99_ms=%.3f "
+          "after_ack_p50_ms=%.3f after_ack_max_ms=%.3f" %
           (len(lats), pct(lats, 0.5), pct(lats, 0.99), lats[-1], pct(acks, 0.5),
-           pct(acks, 0.99)))
+           pct(acks, 0.99), pct(afters, 0.5), afters[-1]))
     sys.stdout.flush()
     return 0
 
