@@ -277,6 +277,19 @@ int main(int argc, char **argv)
 
             if (got < 0 && (errno == EAGAIN || errno == EINTR))
                 continue;
+            if (got <= 0 && !c->busy) {
+                /* an idle keep-alive connection the server timed out (the
+                 * first free one is always taken, so some stay idle long):
+                 * open it again */
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                close(c->fd);
+                c->fd = connect_to(ports[c->replica]);
+                ev.events = EPOLLIN;
+                ev.data.u32 = evs[i].data.u32;
+                if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+                    die("epoll_ctl");
+                continue;
+            }
             if (got <= 0) {
                 fprintf(stderr, "renewload: connection closed by the server\n");
                 return 2;
