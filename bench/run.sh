@@ -198,7 +198,7 @@ cleanup() {
     # killed before it stopped them: those (still running on a data dir in
     # TMP, so surely ours) are killed here.
     for pid in "${ETCD_MEMBERS[@]}"; do
-        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--data-dir $TMP/" &&
+        { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "--data-dir $TMP/" &&
             kill -9 "$pid" 2>/dev/null || true
     done
     rm -rf "$TMP"
@@ -1644,11 +1644,11 @@ ha_part() {
     # run (bounded: 120 s).
     echo "-- waiting for the reference's leases to lapse (etcd deletes /bench-ref/*)"
     for i in $(seq 240); do
-        [ "$(etcdctl --endpoints="$ep1" get --prefix --count-only /bench-ref/ | awk '/^[0-9]+$/')" = 0 ] && break
+        [ -z "$(etcdctl --endpoints="$ep1" get --prefix --keys-only --limit 1 /bench-ref/)" ] && break
         sleep 0.5
     done
-    lapsed=$(etcdctl --endpoints="$ep1" get --prefix --count-only /bench-ref/ | awk '/^[0-9]+$/')
-    [ "$lapsed" = 0 ] || { echo "ha: $lapsed reference keys still there after 120 s" >&2; return 1; }
+    lapsed=$(etcdctl --endpoints="$ep1" get --prefix --keys-only --limit 1 /bench-ref/)
+    [ -z "$lapsed" ] || { echo "ha: reference keys still there after 120 s ($lapsed ...)" >&2; return 1; }
     echo "   gone after $(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
     rev1=$(ha_rev "$ep1")
     echo "-- regload: POST $HA_REG registrations to A"
