@@ -9,9 +9,10 @@
  * wrk cannot do this well: it always runs for its full -d duration even when
  * a script stops its thread early, so it cannot time "N requests".
  *
- * Usage: regload PORT N CONC IDS_FILE [NAMES] [DEADLINE_S]
- *   registration i has name "svc-<i % NAMES>" (NAMES defaults to 1000) and
- *   ttl 600; the run aborts after DEADLINE_S seconds (default 120).
+ * Usage: regload PORT N CONC IDS_FILE [NAMES] [DEADLINE_S] [TTL] [PREFIX]
+ *   registration i has name "<PREFIX>-<i % NAMES>" (NAMES defaults to 1000,
+ *   PREFIX to "svc") and ttl TTL (default 600); the run aborts after
+ *   DEADLINE_S seconds (default 120).
  * Prints one line:  ok=N fail=N elapsed_s=X rps=X p50_ms=X p99_ms=X
  * Exit status 0 only if all N requests got 201 and a service_id.
  *
@@ -83,17 +84,17 @@ static int connect_to(int port)
 
 /* Send registration i on c. The socket's send buffer is empty (one request
  * in flight at most), so a ~250-byte write completes at once. */
-static void send_req(struct conn *c, long i, int names, int port)
+static void send_req(struct conn *c, long i, int names, int port, int ttl, const char *prefix)
 {
     char body[512], req[1024];
     int blen, rlen;
     ssize_t w;
 
     blen = snprintf(body, sizeof(body),
-                    "{\"name\":\"svc-%ld\",\"host\":\"127.0.0.1\",\"port\":%ld,"
-                    "\"ttl\":600,\"tags\":[\"bench\",\"v1\"],"
+                    "{\"name\":\"%s-%ld\",\"host\":\"127.0.0.1\",\"port\":%ld,"
+                    "\"ttl\":%d,\"tags\":[\"bench\",\"v1\"],"
                     "\"metadata\":{\"zone\":\"local\",\"version\":\"1.0.0\"}}",
-                    i % names, 1024 + i % 60000);
+                    prefix, i % names, 1024 + i % 60000, ttl);
     rlen = snprintf(req, sizeof(req),
                     "POST /v1/services HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
                     "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
@@ -136,7 +137,8 @@ static long parse_resp(struct conn *c, int *status, const char **body, size_t *b
 
 int main(int argc, char **argv)
 {
-    int port, conc, names = 1000, ep, i;
+    int port, conc, names = 1000, ttl = 600, ep, i;
+    const char *prefix = "svc";
     long n, next = 0, done = 0, ok = 0, fail = 0;
     double deadline_s = 120, t0, t_end, *lat;
     FILE *ids;
@@ -144,7 +146,8 @@ int main(int argc, char **argv)
     struct epoll_event ev, evs[256];
 
     if (argc < 5) {
-        fprintf(stderr, "usage: regload PORT N CONC IDS_FILE [NAMES] [DEADLINE_S]\n");
+        fprintf(stderr,
+                "usage: regload PORT N CONC IDS_FILE [NAMES] [DEADLINE_S] [TTL] [PREFIX]\n");
         return 2;
     }
     port = atoi(argv[1]);
@@ -154,7 +157,12 @@ int main(int argc, char **argv)
         names = atoi(argv[5]);
     if (argc > 6)
         deadline_s = atof(argv[6]);
-    if (port <= 0 || n <= 0 || conc <= 0 || conc > 1024 || names <= 0)
+    if (argc > 7)
+        ttl = atoi(argv[7]);
+    if (argc > 8)
+        prefix = argv[8];
+    if (port <= 0 || n <= 0 || conc <= 0 || conc > 1024 || names <= 0 || ttl < 0 ||
+        strlen(prefix) > 100)
         return 2;
     ids = fopen(argv[4], "w");
     lat = calloc((size_t)n, sizeof(*lat));
@@ -175,7 +183,7 @@ int main(int argc, char **argv)
     }
     t0 = now_s();
     for (i = 0; i < conc && next < n; i++)
-        send_req(&conns[i], next++, names, port);
+        send_req(&conns[i], next++, names, port, ttl, prefix);
 
     /* Bounded: ends when all n are answered or at the deadline. */
     while (done < n) {
@@ -233,7 +241,7 @@ int main(int argc, char **argv)
             }
             c->req = -1;
             if (next < n)
-                send_req(c, next++, names, port);
+                send_req(c, next++, names, port, ttl, prefix);
         }
     }
     t_end = now_s();

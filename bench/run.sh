@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh [registry|facade|watch|dns|consul|ui|all]: benchmark of the suite against
+# bench/run.sh [registry|facade|watch|dns|consul|ui|ha|all]: benchmark of the suite against
 # an nginx ceiling (default: all).
 #
 #   registry  the service registry alone: discover (10 instances), register
@@ -48,6 +48,22 @@
 #             load's transferred bytes with a cold cache (target < 100 kB).
 #             Skipped, with a line saying so, without chromium,
 #             chromedriver or python3-selenium.
+#   ha        replicas on etcd: a 3-member etcd cluster on loopback
+#             (bench/etcdup.py) and two registry replicas A and B on one
+#             prefix. Discover on B (10 instances registered on A) against
+#             nginx serving B's answer as a static file (target >= 0.5 x);
+#             BENCH_HA_ROUNDS (default 50) registrations on A each waking a
+#             blocking read parked on B (bench/halatency.py): p50, p99
+#             (target p99 < 100 ms); BENCH_HA_RENEWS (default 10,000)
+#             instances at ttl 10, half registered on A and half on B,
+#             renewed every ttl/3 alternately through both replicas for
+#             BENCH_HA_RENEW_S s (default 30; bench/renewload.c): all
+#             passing on both at the end, with the CPU of the etcd members
+#             and of each replica; BENCH_HA_REGISTRATIONS (default 20,000)
+#             registrations (ttl 10) through A (regload) against etcd's own
+#             lease grant + put of the same records through the same v3
+#             gateway, as many in flight (bench/etcdload.c; target >= 0.8
+#             x). Skipped, with a line saying so, without etcd.
 #
 # Builds every executable (Release) in build-bench/, starts nginx (one worker,
 # fixed 200 JSON answer shaped like a discover answer) and the services on
@@ -71,19 +87,21 @@
 # BENCH_WATCH_ROUNDS (default 5), BENCH_CHECKS (default 1000),
 # BENCH_CONSUL_ROUNDS (default 20), BENCH_UI_TABS (default 50),
 # BENCH_UI_DURATION (default 30), BENCH_UI_SETTLE (default 10),
+# BENCH_HA_REGISTRATIONS (default 20000), BENCH_HA_ROUNDS (default 50),
+# BENCH_HA_RENEWS (default 10000), BENCH_HA_RENEW_S (default 30),
 # BENCH_PIN (1: servers on CPU 1, load generator on CPU 0; default 1 when
 # there are 2+ CPUs).
 set -euo pipefail
 
 MODE=${1:-all}
 case $MODE in
-registry | facade | facade-view | watch | dns | consul | ui | all) ;;
+registry | facade | facade-view | watch | dns | consul | ui | ha | all) ;;
 -h | --help)
     sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 *)
-    echo "usage: $0 [registry|facade|facade-view|watch|dns|consul|ui|all]" >&2
+    echo "usage: $0 [registry|facade|facade-view|watch|dns|consul|ui|ha|all]" >&2
     exit 2
     ;;
 esac
@@ -110,6 +128,10 @@ CONSUL_ROUNDS=${BENCH_CONSUL_ROUNDS:-20}
 UI_TABS=${BENCH_UI_TABS:-50}
 UI_DURATION=${BENCH_UI_DURATION:-30}
 UI_SETTLE=${BENCH_UI_SETTLE:-10}
+HA_REG=${BENCH_HA_REGISTRATIONS:-20000}
+HA_ROUNDS=${BENCH_HA_ROUNDS:-50}
+HA_RENEWS=${BENCH_HA_RENEWS:-10000}
+HA_RENEW_S=${BENCH_HA_RENEW_S:-30}
 
 # ---------------------------------------------------------------- setup --
 
@@ -158,6 +180,7 @@ need_pc cmocka libcmocka-dev
 # signals a pid the system may have given to someone else.
 TMP=$(mktemp -d /tmp/svc-bench.XXXXXX)
 PIDS=()
+ETCD_MEMBERS=() # the ha part's etcd members (its wrapper is in PIDS)
 cleanup() {
     local pid i
     for pid in "${PIDS[@]}"; do
@@ -170,6 +193,13 @@ cleanup() {
             sleep 0.1
         done
         kill -9 "$pid" 2>/dev/null || true
+    done
+    # etcd members of the ha part outlive their wrapper only if it was
+    # killed before it stopped them: those (still running on a data dir in
+    # TMP, so surely ours) are killed here.
+    for pid in "${ETCD_MEMBERS[@]}"; do
+        { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "--data-dir $TMP/" &&
+            kill -9 "$pid" 2>/dev/null || true
     done
     rm -rf "$TMP"
 }
@@ -234,6 +264,8 @@ gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I "$ROOT/common" -o "$TMP/storeloa
 gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/curlfloor" "$ROOT/bench/curlfloor.c" $(pkg-config --cflags --libs libcurl)
 gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/watchload" "$ROOT/bench/watchload.c" $(pkg-config --cflags --libs libevent)
 gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/consulwait" "$ROOT/bench/consulwait.c" $(pkg-config --cflags --libs libevent)
+gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/etcdload" "$ROOT/bench/etcdload.c"
+gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/renewload" "$ROOT/bench/renewload.c"
 
 # ------------------------------------------------------------- helpers --
 
@@ -1432,6 +1464,278 @@ NOTES
     )
 }
 
+# ============================================================ ha part ====
+
+# Replicas on etcd (issue 13, Performance): a 3-member etcd cluster on
+# loopback (bench/etcdup.py, members scheduled freely on every CPU), two
+# registry replicas A and B on one prefix (CPU 1, as the other parts'
+# servers; load generators on CPU 0). Discover on B against nginx serving
+# B's answer as a static file; the change-to-other-replica latency
+# (bench/halatency.py); HA_RENEWS instances at ttl 10 renewed over both
+# replicas for HA_RENEW_S s with the CPU of etcd and of each replica
+# (bench/renewload.c); then HA_REG registrations through A (regload, ttl 10)
+# against etcd's own lease grant + put of the same records through the same
+# gateway (bench/etcdload.c). Skipped, with a line saying so, without etcd.
+HA_TABLE=
+HA_NOTES=
+ha_rev() { # ha_rev ENDPOINT: etcd's current revision
+    curl -fsS --max-time 5 -X POST "$1/v3/kv/range" -d '{"key":"cmV2"}' | jq -r .header.revision
+}
+ha_etcd_ticks() { # the utime + stime of every etcd member, summed
+    local p s=0
+    for p in "${ETCD_MEMBERS[@]}"; do
+        s=$((s + $(cpu_ticks "$p")))
+    done
+    echo "$s"
+}
+ha_count() { # ha_count PORT NAME HEALTH: instances of NAME listed with health=HEALTH
+    curl -fsS --max-time 30 "http://127.0.0.1:$1/v1/services?name=$2&health=$3" | jq '.services | length'
+}
+both_eq() { [ "$1" = "$3" ] && [ "$2" = "$3" ]; } # both_eq A B N: A and B are N
+ha_pct() { # ha_pct TICKS SECONDS: percent of a core
+    awk -v t="$1" -v s="$2" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", 100 * t / hz / s }'
+}
+ha_part() {
+    local d=$TMP/ha up_pid eps ep1 ep1_port pa pb a_pid b_pid i n out line rows=()
+    local n1 n2 n3 p1 p2 p3 r1 r2 r1_99 r2_99 ngx ngx99 spread disc disc99 bytes
+    local lat_line lat50 lat99 latmax ack50
+    local ids_a ids_b ids cnt_a cnt_b cnt0_a cnt0_b e0 e1 a0 a1 b0 b1 t0 t1 win ren_out
+    local ref_out reg_out ref_rps reg_rps ref_s reg_s ref99 reg99 rev0 rev1 rev2 ref_txn reg_txn
+    local ref_cpu reg_cpu rega0 rega1 keys doc doc_bytes ref_doc
+    local period ren_e ren_a ren_b reg_a_cpu lapsed after50 aftermax
+    if ! command -v etcd >/dev/null 2>&1 && [ ! -x /usr/bin/etcd ]; then
+        echo "== [ha] skipped: etcd is not installed (apt-get install etcd-server etcd-client; scripts/deps.sh --test installs them)"
+        HA_TABLE="ha: skipped, etcd is not installed on this machine"
+        return 0
+    fi
+    need_cmd etcdctl etcd-client
+    if [ "$PIN" = 1 ]; then
+        SRV_PIN=(taskset -c 1)
+        GEN_PIN=(taskset -c 0)
+    else
+        SRV_PIN=()
+        GEN_PIN=()
+    fi
+    mkdir -p "$d"
+    echo "== [ha] 1. a 3-member etcd cluster on loopback (bench/etcdup.py)"
+    TMPDIR=$d python3 "$ROOT/bench/etcdup.py" 3 >"$d/etcdup.out" 2>"$d/etcdup.err" &
+    up_pid=$!
+    PIDS+=("$up_pid")
+    for i in $(seq 600); do # up to 60 s
+        grep -q '^pids=' "$d/etcdup.out" && break
+        kill -0 "$up_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q '^pids=' "$d/etcdup.out" || { echo "etcd cluster did not start:" >&2; cat "$d/etcdup.err" >&2; return 1; }
+    eps=$(sed -n 's/^endpoints=//p' "$d/etcdup.out")
+    read -r -a ETCD_MEMBERS <<<"$(sed -n 's/^pids=//p' "$d/etcdup.out")"
+    ep1=${eps%%,*}
+    ep1_port=${ep1##*:}
+    echo "   endpoints $eps, member pids ${ETCD_MEMBERS[*]}"
+
+    echo "== [ha] 2. replicas A and B on prefix /bench-ha/"
+    start_registry ha-a "$d/unused-a.db" --backend etcd --etcd-endpoints "$eps" --etcd-prefix /bench-ha/
+    a_pid=$REG_PID pa=$REG_PORT
+    start_registry ha-b "$d/unused-b.db" --backend etcd --etcd-endpoints "$eps" --etcd-prefix /bench-ha/
+    b_pid=$REG_PID pb=$REG_PORT
+    echo "   A :$pa (pid $a_pid), B :$pb (pid $b_pid)"
+
+    echo "== [ha] 3. discover on B: 10 instances of svc registered on A"
+    for i in $(seq 10); do
+        [ -n "$(register_one "$pa" svc $((9000 + i)))" ] || { echo "ha: registration $i on A failed" >&2; return 1; }
+    done
+    for i in $(seq 100); do # up to 10 s
+        [ "$(ha_count "$pb" svc passing)" = 10 ] && break
+        sleep 0.1
+    done
+    [ "$(ha_count "$pb" svc passing)" = 10 ] || { echo "ha: B does not list the 10 instances registered on A" >&2; return 1; }
+    static_nginx "$d/ngx"
+    mkdir -p "$d/ngx/www/v1"
+    curl -fsS --max-time 5 -o "$d/ngx/www/v1/discover" "http://127.0.0.1:$pb/v1/discover?name=svc"
+    bytes=$(stat -c %s "$d/ngx/www/v1/discover")
+    jq -e '.service.name == "svc"' "$d/ngx/www/v1/discover" >/dev/null ||
+        { echo "ha: B's discover answer is not an instance of svc" >&2; return 1; }
+    # one instance of the ten, picked at random: the same size each time
+    # (ids of one length, ports 9001-9010)
+    [ "$(curl -fsS --max-time 5 "$SNGX_URL/v1/discover?name=svc" | wc -c)" = "$bytes" ] ||
+        { echo "ha: nginx's answer differs in size from B's" >&2; return 1; }
+    echo "   discover answer: $bytes bytes"
+    echo "== [ha] nginx static file of B's answer, run 1 of 3"
+    run_wrk ha-nginx-1 "$SNGX_URL/v1/discover?name=svc"
+    n1=$RPS p1=$P99
+    echo "== [ha] discover on replica B, run 1 of 2"
+    run_wrk ha-discover-1 "http://127.0.0.1:$pb/v1/discover?name=svc"
+    r1=$RPS r1_99=$P99
+    echo "== [ha] nginx static file of B's answer, run 2 of 3"
+    run_wrk ha-nginx-2 "$SNGX_URL/v1/discover?name=svc"
+    n2=$RPS p2=$P99
+    echo "== [ha] discover on replica B, run 2 of 2"
+    run_wrk ha-discover-2 "http://127.0.0.1:$pb/v1/discover?name=svc"
+    r2=$RPS r2_99=$P99
+    echo "== [ha] nginx static file of B's answer, run 3 of 3"
+    run_wrk ha-nginx-3 "$SNGX_URL/v1/discover?name=svc"
+    n3=$RPS p3=$P99
+    stop_pid "$SNGX_PID"
+    ngx=$(median3 "$n1" "$n2" "$n3")
+    ngx99=$(median3 "$p1" "$p2" "$p3")
+    spread=$(spread3 "$n1" "$n2" "$n3")
+    disc=$(awk -v a="$r1" -v b="$r2" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+    disc99=$(awk -v a="$r1_99" -v b="$r2_99" 'BEGIN { printf "%.3f", (a > b ? a : b) }')
+
+    echo "== [ha] 4. change on A -> B's parked blocking read, $HA_ROUNDS rounds (bench/halatency.py)"
+    out=$("${GEN_PIN[@]}" timeout -k 5 $((30 * HA_ROUNDS + 30)) python3 "$ROOT/bench/halatency.py" "$pa" "$pb" "$HA_ROUNDS" lat 2>&1) ||
+        { echo "halatency failed:" >&2; echo "$out" >&2; return 1; }
+    lat_line=$(tail -n 1 <<<"$out")
+    echo "   $lat_line"
+    lat50=$(fmt "$(sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p' <<<"$lat_line")" %.2f)
+    lat99=$(fmt "$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$lat_line")" %.2f)
+    latmax=$(fmt "$(sed -n 's/.* max_ms=\([0-9.]*\).*/\1/p' <<<"$lat_line")" %.2f)
+    ack50=$(fmt "$(sed -n 's/.* ack_p50_ms=\([0-9.]*\).*/\1/p' <<<"$lat_line")" %.2f)
+    after50=$(fmt "$(sed -n 's/.* after_ack_p50_ms=\([-0-9.]*\).*/\1/p' <<<"$lat_line")" %.2f)
+    aftermax=$(fmt "$(sed -n 's/.* after_ack_max_ms=\([-0-9.]*\).*/\1/p' <<<"$lat_line")" %.2f)
+
+    echo "== [ha] 5. $HA_RENEWS instances at ttl 10, half registered on A, half on B"
+    ids_a=$d/ids-a.txt ids_b=$d/ids-b.txt ids=$d/ids-ren.txt
+    out=$("${GEN_PIN[@]}" "$TMP/regload" "$pa" $((HA_RENEWS / 2)) "$CONNS" "$ids_a" 1 120 10 ren) ||
+        { echo "regload (renew set, A) failed: $out" >&2; return 1; }
+    echo "   A: $out"
+    out=$("${GEN_PIN[@]}" "$TMP/regload" "$pb" $((HA_RENEWS - HA_RENEWS / 2)) "$CONNS" "$ids_b" 1 120 10 ren) ||
+        { echo "regload (renew set, B) failed: $out" >&2; return 1; }
+    echo "   B: $out"
+    cat "$ids_a" "$ids_b" >"$ids"
+    period=$(awk 'BEGIN { printf "%.3f", 10 / 3 }')
+    # Registering them takes longer than their ttl here, so the first ones
+    # may have lapsed: two rounds of renews (not measured; each id through
+    # both replicas, for a registry whose TTL lapses are each replica's
+    # own) bring every one back to passing before the window.
+    echo "-- renewload: warm-up, two rounds over both replicas"
+    out=$("${GEN_PIN[@]}" "$TMP/renewload" "$pa" "$pb" "$ids" "$period" "$(awk -v p="$period" 'BEGIN { print 2 * p + 0.5 }')" "$CONNS") ||
+        { echo "renewload (warm-up) failed: $out" >&2; return 1; }
+    echo "   $out"
+    cnt0_a=$(ha_count "$pa" ren-0 passing) cnt0_b=$(ha_count "$pb" ren-0 passing)
+    echo "   passing at the start of the window: A $cnt0_a, B $cnt0_b"
+    echo "-- renewload: every ${period} s each, ${HA_RENEW_S} s, $CONNS connections per replica"
+    e0=$(ha_etcd_ticks) a0=$(cpu_ticks "$a_pid") b0=$(cpu_ticks "$b_pid") t0=$(date +%s.%N)
+    ren_out=$("${GEN_PIN[@]}" "$TMP/renewload" "$pa" "$pb" "$ids" "$period" "$HA_RENEW_S" "$CONNS") ||
+        { echo "renewload failed: $ren_out" >&2; return 1; }
+    e1=$(ha_etcd_ticks) a1=$(cpu_ticks "$a_pid") b1=$(cpu_ticks "$b_pid") t1=$(date +%s.%N)
+    win=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    echo "   $ren_out"
+    cnt_a=$(ha_count "$pa" ren-0 passing) cnt_b=$(ha_count "$pb" ren-0 passing)
+    ren_e=$(ha_pct $((e1 - e0)) "$win") ren_a=$(ha_pct $((a1 - a0)) "$win") ren_b=$(ha_pct $((b1 - b0)) "$win")
+    echo "   passing at the end: A $cnt_a, B $cnt_b; CPU over ${win} s: etcd $ren_e %, A $ren_a %, B $ren_b % of a core"
+    echo "-- deregistering them (renewload's DELETE pass), so that none lapses during the register rows"
+    out=$("${GEN_PIN[@]}" "$TMP/renewload" "$pa" "$pb" "$ids" 0 120 "$CONNS") ||
+        { echo "renewload (DELETE pass) failed: $out" >&2; return 1; }
+    echo "   $out"
+
+    echo "== [ha] 6. register $HA_REG records, ttl 10, $CONNS in flight"
+    echo "-- etcdload: lease grant + put of each record on $ep1 (the first endpoint, as the replicas use)"
+    rev0=$(ha_rev "$ep1") e0=$(ha_etcd_ticks) t0=$(date +%s.%N)
+    ref_out=$("${GEN_PIN[@]}" "$TMP/etcdload" "$ep1_port" "$HA_REG" "$CONNS" /bench-ref/ "$N_NAMES" 10 120) ||
+        { echo "etcdload failed: $ref_out" >&2; return 1; }
+    rev1=$(ha_rev "$ep1") e1=$(ha_etcd_ticks) t1=$(date +%s.%N)
+    echo "   $ref_out"
+    ref_cpu=$(ha_pct $((e1 - e0)) "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+    ref_txn=$((rev1 - rev0))
+    # The reference's leases lapse from 10 s after their grant, and etcd
+    # then deletes their keys (a revision and a Raft round each): wait
+    # until all are gone, so that this work is not inside the registry's
+    # run (bounded: 120 s).
+    echo "-- waiting for the reference's leases to lapse (etcd deletes /bench-ref/*)"
+    for i in $(seq 240); do
+        [ -z "$(etcdctl --endpoints="$ep1" get --prefix --keys-only --limit 1 /bench-ref/)" ] && break
+        sleep 0.5
+    done
+    lapsed=$(etcdctl --endpoints="$ep1" get --prefix --keys-only --limit 1 /bench-ref/)
+    [ -z "$lapsed" ] || { echo "ha: reference keys still there after 120 s ($lapsed ...)" >&2; return 1; }
+    echo "   gone after $(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+    rev1=$(ha_rev "$ep1")
+    echo "-- regload: POST $HA_REG registrations to A"
+    e0=$(ha_etcd_ticks) rega0=$(cpu_ticks "$a_pid") t0=$(date +%s.%N)
+    reg_out=$("${GEN_PIN[@]}" "$TMP/regload" "$pa" "$HA_REG" "$CONNS" "$d/ids-reg.txt" "$N_NAMES" 120 10) ||
+        { echo "regload failed: $reg_out" >&2; return 1; }
+    rev2=$(ha_rev "$ep1") e1=$(ha_etcd_ticks) rega1=$(cpu_ticks "$a_pid") t1=$(date +%s.%N)
+    echo "   $reg_out"
+    reg_cpu=$(ha_pct $((e1 - e0)) "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+    reg_a_cpu=$(ha_pct $((rega1 - rega0)) "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+    reg_txn=$((rev2 - rev1))
+    # what the registry wrote: the kinds of keys under its prefix, and one record
+    keys=$(etcdctl --endpoints="$ep1" get --prefix --keys-only /bench-ha/ |
+        awk 'NF { k = substr($0, 11); if (k ~ /^!/) sub(/\/.*/, "", k); else k = "records"; c[k]++ }
+             END { for (k in c) printf "%s%s %d", (n++ ? ", " : ""), k, c[k] }')
+    doc=$(etcdctl --endpoints="$ep1" get --prefix --print-value-only --limit 1 /bench-ha/svc-)
+    doc_bytes=${#doc}
+    ref_doc=$(sed -n 's/.*doc_bytes=\([0-9.]*\).*/\1/p' <<<"$ref_out")
+    echo "   keys under /bench-ha/: $keys"
+    echo "   etcd revisions: +$ref_txn for etcdload's $HA_REG puts, +$reg_txn for the registry's $HA_REG registrations (one a txn)"
+    echo "   a record as the registry stores it ($doc_bytes bytes): $doc"
+    ref_rps=$(sed 's/.*rps=\([0-9.]*\).*/\1/' <<<"$ref_out")
+    reg_rps=$(sed 's/.*rps=\([0-9.]*\).*/\1/' <<<"$reg_out")
+    ref_s=$(sed 's/.*elapsed_s=\([0-9.]*\).*/\1/' <<<"$ref_out")
+    reg_s=$(sed 's/.*elapsed_s=\([0-9.]*\).*/\1/' <<<"$reg_out")
+    ref99=$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$ref_out")
+    reg99=$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$reg_out")
+
+    stop_pid "$b_pid"
+    stop_pid "$a_pid"
+    stop_pid "$up_pid"
+    ETCD_MEMBERS=()
+
+    rows+=("| etcd: lease grant + put of $HA_REG records (etcdload, $CONNS in flight, on one member's gateway): ${ref_s} s | $(fmt "$ref_rps" %.0f) | $(fmt "$ref99" %.2f) ms | 1.00 | reference | - |")
+    rows+=("| register $HA_REG (ttl 10) through replica A (regload, $CONNS in flight): ${reg_s} s | $(fmt "$reg_rps" %.0f) | $(fmt "$reg99" %.2f) ms | $(ratio "$reg_rps" "$ref_rps") | >= 0.8 x etcd | $(verdict ratio_ge "$reg_rps" "$ref_rps" 0.8) |")
+    rows+=("| nginx static file of B's discover answer ($bytes B; median of 3 runs: $(fmt "$n1" %.0f), $(fmt "$n2" %.0f), $(fmt "$n3" %.0f)) | $(fmt "$ngx" %.0f) | $(fmt "$ngx99" %.2f) ms | 1.00 | reference | - |")
+    rows+=("| discover svc on replica B, 10 instances registered on A (mean of 2 runs: $(fmt "$r1" %.0f), $(fmt "$r2" %.0f)) | $disc | $(fmt "$disc99" %.2f) ms | $(ratio "$disc" "$ngx") | >= 0.5 x nginx | $(verdict ratio_ge "$disc" "$ngx" 0.5) |")
+    rows+=("| registration on A -> B's parked blocking read answers ($HA_ROUNDS rounds): p50 $lat50 ms, p99 $lat99 ms (max $latmax; A's own 201: p50 $ack50 ms; B's answer after A's 201: p50 $after50 ms, max $aftermax ms) | - | - | - | p99 < 100 ms | $(verdict lt "$lat99" 100) |")
+    rows+=("| $HA_RENEWS instances (ttl 10) renewed every ${period} s over both replicas for ${HA_RENEW_S} s: passing at the end on A $cnt_a, on B $cnt_b | $(fmt "$(sed 's/.*rps=\([0-9.]*\).*/\1/' <<<"$ren_out")" %.0f) | $(fmt "$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$ren_out")" %.2f) ms | - | all passing on both (at the start: A $cnt0_a, B $cnt0_b) | $(verdict both_eq "$cnt_a" "$cnt_b" "$HA_RENEWS") |")
+    rows+=("| CPU over that renew window (${win} s), % of a core: etcd's 3 members together $ren_e %, replica A $ren_a %, replica B $ren_b % | - | - | - | information | - |")
+    rows+=("| CPU of etcd's 3 members while registering: etcdload $ref_cpu %, regload $reg_cpu % (replica A $reg_a_cpu %) of a core | - | - | - | information | - |")
+    HA_NOTES=$(
+        cat <<NOTES
+- layout: etcd 3.4 ($(etcd --version 2>/dev/null | awk '/^etcd Version/ {print $3}')), 3 members on loopback
+  (bench/etcdup.py over tests/integration/etcdcluster.py: heartbeat 50 ms,
+  election 500 ms, data in the benchmark's temp dir), scheduled freely on
+  every CPU; replicas A and B (--backend etcd, all three endpoints,
+  --etcd-prefix /bench-ha/)$([ "$PIN" = 1 ] && echo " on CPU 1, every load generator on CPU 0").
+- register: the reference does per record POST /v3/lease/grant {"TTL":10}
+  then POST /v3/kv/put {key, value, lease} on the first endpoint (the one
+  the replicas talk to first), key "/bench-ref/<name>-<uuid4>" and a
+  document shaped as the registry's ($(fmt "$ref_doc" %.0f) bytes on average; the
+  registry's record: $doc_bytes bytes). etcd's revision moved by $ref_txn for
+  the reference ($HA_REG puts) and by $reg_txn for the registry's $HA_REG
+  registrations (one revision per txn: $(awk -v n="$HA_REG" -v t="$reg_txn" 'BEGIN { printf "%.1f", (t > 0 ? n / t : 0) }') registrations per txn).
+  The reference's revisions include the deletions of its keys whose lease
+  lapsed during its run; the registry's run started only once all of them
+  were gone, so its revisions are its txns. Keys under the registry's
+  prefix after it: $keys.
+- etcdload: $ref_out
+- regload: $reg_out
+- discover: nginx serves B's answer to GET /v1/discover?name=svc (one of
+  the ten instances), fetched once, as a static file; ratio over the
+  median of its three runs (a spread of ${spread}% of the median).
+- change latency (bench/halatency.py, Python http.client): a blocking
+  GET /v1/services?name=lat&index=<B's X-Registry-Index>&wait=5m parked on B
+  (B's registry_watchers one higher), then POST /v1/services on A;
+  time.perf_counter() from just before the POST is sent to B's answer
+  read in full (200, a higher index, the new id listed). $lat_line
+- renews: bench/renewload.c sends PUT /v1/services/<id>/renew, paced, each
+  id once every ${period} s, alternating the replica from one round to the
+  next ($CONNS keep-alive connections to each). The $HA_RENEWS instances
+  (name ren-0) were registered just before, half on A and half on B, which
+  took longer than their ttl, so two rounds of renews ran before the window
+  (passing at its start: A $cnt0_a, B $cnt0_b); counts at the end are
+  GET /v1/services?name=ren-0&health=passing on each replica. CPU: utime +
+  stime (/proc/PID/stat) over the window's wall time. $ren_out
+  They were deregistered (DELETE, both replicas) before the register rows.
+NOTES
+    )
+    HA_TABLE=$(
+        echo "| scenario | requests/s | p99 | ratio | target | result |"
+        echo "| --- | ---: | ---: | ---: | --- | --- |"
+        printf '%s\n' "${rows[@]}"
+    )
+}
+
 # ================================================================ run ====
 
 # (in an if, not after &&, so that set -e stays in force inside the parts)
@@ -1442,6 +1746,7 @@ if want watch; then watch_part; fi
 if want dns; then dns_part; fi
 if want consul; then consul_part; fi
 if want ui; then ui_part; fi
+if want ha; then ha_part; fi
 [ -z "$NGINX_PID" ] || stop_pid "$NGINX_PID"
 
 # ------------------------------------------------------------- machine --
@@ -1606,6 +1911,34 @@ Notes:
 $UI_NOTES
 EOF
     fi
+    if want ha; then
+        cat <<EOF
+
+## Replicas on etcd
+
+\`\`\`
+TMPDIR=TMP bench/etcdup.py 3               # 3 etcd members on loopback (tests/integration/etcdcluster.py)
+registry --port 0 --bind 127.0.0.1 --cleanup-interval 1s --log-level info \\
+    --backend etcd --etcd-endpoints E1,E2,E3 --etcd-prefix /bench-ha/      # A and B
+  10 x POST /v1/services {"name":"svc",...,"ttl":$TTL} to A
+nginx (1 worker, static files) serving B's answer at /v1/discover
+wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:NGINX/v1/discover?name=svc     # 3 times
+wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:B/v1/discover?name=svc         # 2 times
+bench/halatency.py A B $HA_ROUNDS lat
+regload A $((HA_RENEWS / 2)) $CONNS ids-a.txt 1 120 10 ren; regload B $((HA_RENEWS - HA_RENEWS / 2)) $CONNS ids-b.txt 1 120 10 ren
+renewload A B ids.txt 3.333 7.167 $CONNS         # warm-up, two rounds
+renewload A B ids.txt 3.333 $HA_RENEW_S $CONNS          # the window
+renewload A B ids.txt 0 120 $CONNS               # DELETE pass
+etcdload E1 $HA_REG $CONNS /bench-ref/ $N_NAMES 10 120    # bench/etcdload.c
+regload A $HA_REG $CONNS ids-reg.txt $N_NAMES 120 10
+\`\`\`
+
+$HA_TABLE
+
+Notes:
+$HA_NOTES
+EOF
+    fi
     cat <<EOF
 
 ## Build
@@ -1628,4 +1961,5 @@ if want watch; then printf '\nwatch:\n%s\n' "$WATCH_TABLE"; fi
 if want dns; then printf '\ndns:\n%s\n' "$DNS_TABLE"; fi
 if want consul; then printf '\nconsul:\n%s\n' "$CONSUL_TABLE"; fi
 if want ui; then printf '\nui:\n%s\n' "$UI_TABLE"; fi
+if want ha; then printf '\nha:\n%s\n' "$HA_TABLE"; fi
 if [ -n "$FAC_VIEW_TABLE" ]; then printf '\nfacade GET view:\n%s\n' "$FAC_VIEW_TABLE"; fi
