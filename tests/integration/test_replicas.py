@@ -373,14 +373,10 @@ class ReplicasTest(svctest.ServiceTestCase):
         # the index is etcd's revision: it did not go back
         self.assertGreaterEqual(self.same_index(a, b), index)
 
-    @unittest.expectedFailure
     def test_key_modify_index_survives_restart(self):
-        """A key's ModifyIndex is the same after every process restarted.
-        Known bug (issue 13): the etcd store's load does not make
-        store_revision the record's mod_revision during the load callback
-        (registry/store/etcd.c est_load; store.h promises it), so a loaded
-        key reads ModifyIndex 0. Remove the decorator once that is fixed:
-        an unexpected success fails this file."""
+        """A key's ModifyIndex is the same after every process restarted:
+        the etcd store's load gives each record its mod_revision as
+        store_revision (store.h), so the loaded key keeps its index."""
         a = self.start_replica()
         self.assertEqual(a.request("PUT", "/v1/kv/kept/index", b"v")[0], 200)
         _, modify = self.kv(a, "kept/index")
