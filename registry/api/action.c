@@ -343,6 +343,7 @@ static void ract_get(struct ract *ra, struct hs_req *req, const char *id)
 
     snprintf(hdr, sizeof(hdr), "%" PRIu64, reg_index(ra->reg));
     (void)hs_reply_header(req, REGV1_H_INDEX, hdr);
+    reg_api_stale_header(ra->api, req);
     if (!in) {
         hs_reply_error(req, 404, "service '%.200s' not found", id);
         return;

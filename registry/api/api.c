@@ -96,9 +96,7 @@ static int api_allowed_on(struct reg_api *api, struct hs_req *req, const char *i
     return api_allowed(api, req, ACL_READ, NULL);
 }
 
-/* X-Registry-Stale: true on req's answer while the store cannot commit
- * (what memory holds may then lag the shared state); absent otherwise. */
-static void api_stale_header(const struct reg_api *api, struct hs_req *req)
+void reg_api_stale_header(const struct reg_api *api, struct hs_req *req)
 {
     if (!store_writable(api->store))
         (void)hs_reply_header(req, REGV1_H_STALE, "true");
@@ -112,7 +110,7 @@ static void api_index_header(struct reg_api *api, struct hs_req *req)
 
     snprintf(hdr, sizeof(hdr), "%" PRIu64, reg_index(api->reg));
     (void)hs_reply_header(req, REGV1_H_INDEX, hdr);
-    api_stale_header(api, req);
+    reg_api_stale_header(api, req);
 }
 
 /* A write (what: "register", "deregister") on a store that cannot commit
@@ -122,7 +120,7 @@ static int api_store_down(const struct reg_api *api, struct hs_req *req, const c
 {
     if (store_writable(api->store))
         return 0;
-    api_stale_header(api, req);
+    reg_api_stale_header(api, req);
     hs_reply_error(req, 503,
                    "could not %s: the %s store cannot commit now (no quorum, or no endpoint "
                    "reachable); this replica's reads may be stale, try another replica",
@@ -397,7 +395,7 @@ static void api_renew(struct hs_req *req, void *arg)
         return;
     }
     if (!store_writable(api->store)) {
-        api_stale_header(api, req);
+        reg_api_stale_header(api, req);
         hs_reply_error(req, 503,
                        "renewed on this replica only: its %s store cannot commit now (no "
                        "quorum, or no endpoint reachable); renew through another replica",
@@ -816,7 +814,7 @@ static void api_events(struct hs_req *req, void *arg)
 
     if (!api_allowed(api, req, ACL_READ, NULL))
         return;
-    api_stale_header(api, req);
+    reg_api_stale_header(api, req);
     rev_watch(api->hub, req);
 }
 
@@ -830,7 +828,7 @@ static void api_health(struct hs_req *req, void *arg)
     struct reg_api *api = arg;
     bool writable = store_writable(api->store);
 
-    api_stale_header(api, req);
+    reg_api_stale_header(api, req);
     hs_reply_json(req, 200,
                   json_pack("{s:b, s:s, s:I, s:{s:s, s:b, s:b, s:I}}", REGV1_F_SUCCESS, 1, "status",
                             writable ? "ok" : "stale", "timestamp",

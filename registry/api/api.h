@@ -55,6 +55,10 @@ int reg_api_register_check(struct reg_api *api, struct hs_req *req, const struct
  * document size, else 503. */
 void reg_api_reply_refusal(struct hs_req *req, int rc, const char *err);
 
+/* X-Registry-Stale: true on req's answer while the store cannot commit
+ * (memory may then lag the shared state); nothing otherwise. */
+void reg_api_stale_header(const struct reg_api *api, struct hs_req *req);
+
 /* Answer 200 {"success": true, "<key>": <instance>} (key and in
  * borrowed); 500 when out of memory. */
 void reg_api_reply_instance(struct hs_req *req, const char *key, const struct reg_instance *in);

@@ -96,7 +96,9 @@ static int kva_allowed(struct kv_api *a, struct hs_req *req, enum acl_action act
     return guard_request(a->acl, req, action, key);
 }
 
-static void kva_index_header(struct hs_req *req, uint64_t index)
+/* X-Registry-Index (and Consul's name of it) on an answer, with
+ * X-Registry-Stale while the store cannot commit. */
+static void kva_index_header(const struct kv_api *a, struct hs_req *req, uint64_t index)
 {
     char hdr[32];
 
@@ -104,6 +106,8 @@ static void kva_index_header(struct hs_req *req, uint64_t index)
     (void)hs_reply_header(req, REGV1_H_INDEX, hdr);
     /* Consul's name of it: its clients (python3-consul's kv.get) need it */
     (void)hs_reply_header(req, "X-Consul-Index", hdr);
+    if (a->kv && !kv_writable(a->kv))
+        (void)hs_reply_header(req, REGV1_H_STALE, "true");
 }
 
 /* A decimal uint64 query value (digits only) of name into *out; absent
@@ -241,7 +245,7 @@ static void kva_answer(struct kv_api *a, struct hs_req *req, const struct kva_re
     const char *last = NULL;
     size_t last_len = 0;
 
-    kva_index_header(req, found ? state : reg_index(a->reg));
+    kva_index_header(a, req, found ? state : reg_index(a->reg));
     if (!found) {
         hs_reply_error(req, 404, "%s '%.200s' not found",
                        r->recurse || r->keys ? "no key under" : "key", r->key);
@@ -392,7 +396,7 @@ static void kva_get(struct hs_req *req, void *arg)
     int64_t wait_ms = LIM_WATCH_WAIT_DEFAULT_MS;
     bool has_index = false, found = false;
 
-    kva_index_header(req, reg_index(a->reg)); /* on every answer (replaced by a later one) */
+    kva_index_header(a, req, reg_index(a->reg)); /* on every answer (replaced by a later one) */
     if (!kva_allowed(a, req, ACL_READ, NULL))
         return;
     if (kva_read_parse(req, &r) != 0)
@@ -466,7 +470,7 @@ void kv_api_observe(void *arg, const struct kv_change *ch)
 
 static void kva_reply_bool(struct kv_api *a, struct hs_req *req, bool v)
 {
-    kva_index_header(req, reg_index(a->reg));
+    kva_index_header(a, req, reg_index(a->reg));
     hs_reply_raw(req, 200, "application/json", v ? "true" : "false", v ? 4 : 5);
 }
 
@@ -477,7 +481,7 @@ static void kva_write_done(void *arg, int rc, const char *err)
 
     if (rc != 0) {
         log_error("KV write %s failed: %s", hs_req_path(w->req), err ? err : "store failure");
-        kva_index_header(w->req, reg_index(w->a->reg));
+        kva_index_header(w->a, w->req, reg_index(w->a->reg));
         hs_reply_error(w->req, 503, "could not write: %s", err ? err : "store failure");
     } else {
         kva_reply_bool(w->a, w->req, true);
@@ -488,7 +492,7 @@ static void kva_write_done(void *arg, int rc, const char *err)
 /* Answer a write kv_put or kv_delete did not queue (rc < 0). */
 static void kva_reply_refusal(struct kv_api *a, struct hs_req *req, int rc, const char *err)
 {
-    kva_index_header(req, reg_index(a->reg));
+    kva_index_header(a, req, reg_index(a->reg));
     switch (rc) {
     case KV_E_BAD_KEY:
         hs_reply_error(req, 400, "%s", err);
@@ -512,7 +516,7 @@ static const char *kva_write_begin(struct kv_api *a, struct hs_req *req, bool pr
     const char *key = hs_req_param(req, REGV1_PARAM_KEY);
     char err[256];
 
-    kva_index_header(req, reg_index(a->reg)); /* on every answer, errors too */
+    kva_index_header(a, req, reg_index(a->reg)); /* on every answer, errors too */
     if (kv_key_check(key, strlen(key), prefix, err, sizeof(err)) != 0) {
         /* the right first: a stranger learns nothing of the rules */
         if (kva_allowed(a, req, ACL_READ, NULL))

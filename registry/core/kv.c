@@ -1613,6 +1613,7 @@ const struct kv_entry *kv_at(const struct kv_store *kv, size_t i) { return kv->i
 size_t kv_count(const struct kv_store *kv) { return kv->n; }
 struct reg_registry *kv_registry(const struct kv_store *kv) { return kv->reg; }
 uint64_t kv_last_delete(const struct kv_store *kv) { return kv->last_delete; }
+bool kv_writable(const struct kv_store *kv) { return store_writable(kv->store); }
 size_t kv_bytes(const struct kv_store *kv) { return kv->bytes; }
 
 const char *kv_entry_key(const struct kv_entry *e) { return e->key; }

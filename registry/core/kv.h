@@ -225,6 +225,10 @@ size_t kv_count(const struct kv_store *kv);
  * tombstones: a blocking read of an absent key or of a prefix uses it so
  * that no deletion goes unseen. */
 uint64_t kv_last_delete(const struct kv_store *kv);
+
+/* Whether the store under kv can commit now (store_writable): false on a
+ * shared store without quorum, when reads may lag the shared state. */
+bool kv_writable(const struct kv_store *kv);
 size_t kv_bytes(const struct kv_store *kv);
 
 /* Accessors; strings and bytes borrowed from the entry. */

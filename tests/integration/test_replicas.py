@@ -299,6 +299,9 @@ class ReplicasTest(svctest.ServiceTestCase):
             self.assertIs(health["store"]["writable"], False)
             status, headers, _ = self.get(svc, sid)
             self.assertEqual((status, headers.get("X-Registry-Stale")), (200, "true"))
+            # the KV reads say it too (a key never written: 404, still stale)
+            status, headers, _ = svc.request("GET", "/v1/kv/never/written")
+            self.assertEqual((status, headers.get("X-Registry-Stale")), (404, "true"))
 
         self.cluster.start(1)
         self.cluster.start(2)
