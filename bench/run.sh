@@ -259,7 +259,7 @@ for b in "$REGISTRY" "$LOGGING" "$MESSAGES" "$FACADE"; do
 done
 gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/regload" "$ROOT/bench/regload.c"
 gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I "$ROOT/common" -o "$TMP/storeload" "$ROOT/bench/storeload.c" \
-    "$ROOT/registry/store/sqlite.c" "$ROOT/registry/store/memory.c" "$ROOT/common/core/errbuf.c" \
+    "$ROOT/registry/store/sqlite.c" "$ROOT/registry/store/memory.c" "$ROOT/common/core/errbuf.c" "$ROOT/common/core/clock.c" \
     $(pkg-config --cflags --libs sqlite3 libevent) -lpthread
 gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/curlfloor" "$ROOT/bench/curlfloor.c" $(pkg-config --cflags --libs libcurl)
 gcc -O2 -std=c11 -Wall -Wextra -o "$TMP/watchload" "$ROOT/bench/watchload.c" $(pkg-config --cflags --libs libevent)
