@@ -7,7 +7,9 @@
  * Writes: the writes queued during one loop turn form one batch (at most
  * LIM_ETCD_TXN_OPS_MAX writes and LIM_ETCD_TXN_BYTES_MAX bytes, else the
  * turn makes several), sent as one txn of puts and delete_ranges. One txn
- * is in flight at a time; the next is sent when the previous answered, so
+ * is in flight at a time; when it answers, every closed batch queued behind
+ * it (the turns meanwhile) goes in the next txn, as far as the same bounds
+ * allow, so a txn carries all the writes that waited, not one turn's; and
  * completions keep the order of the writes. rc 0 is given only once etcd
  * answered the txn with success (and, when following, once the watch
  * delivered it: see below); every other outcome is rc -1 with the reason.
@@ -473,7 +475,31 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
     est_pump(st);
 }
 
-/* Send the first queued batch that is closed, when no txn is in flight. */
+/* Move into b the closed batches queued right behind it, of its kind,
+ * while the whole fits one txn: the turns that queued writes while a txn
+ * was in flight then share the next one. Only neighbours are taken, so the
+ * writes (and their completions) keep their order; the merged batch keeps
+ * b's sequence number, smaller than those it took, so sequence numbers
+ * still grow along the queue. */
+static void est_coalesce(struct est_store *st, struct est_batch *b)
+{
+    struct est_batch *n = NULL;
+
+    while ((n = b->next) && n != st->open && n->state == EST_QUEUED && n->leased == b->leased &&
+           b->n + n->n <= LIM_ETCD_TXN_OPS_MAX && b->bytes + n->bytes <= LIM_ETCD_TXN_BYTES_MAX) {
+        *b->writes_end = n->writes;
+        b->writes_end = n->writes_end;
+        b->n += n->n;
+        b->bytes += n->bytes;
+        b->next = n->next;
+        if (st->tail == &n->next)
+            st->tail = &b->next;
+        free(n);
+    }
+}
+
+/* Send the first queued batch that is closed, with the closed ones behind
+ * it it can take (est_coalesce), when no txn is in flight. */
 static void est_pump(struct est_store *st)
 {
     struct est_batch *b = NULL;
@@ -483,6 +509,7 @@ static void est_pump(struct est_store *st)
             ;
         if (!b)
             return;
+        est_coalesce(st, b);
         est_send(st, b);
         if (!st->txn)
             est_settle(st);
