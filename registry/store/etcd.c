@@ -39,10 +39,20 @@
  * the last revision delivered + 1. A watch silent for LIM_ETCD_WATCH_IDLE_MS
  * (progress notifications are asked for) is reopened the same way.
  *
- * Writable: false after a txn failed for want of an answer or an etcd error
- * of the server side (no leader, no quorum), or a probe failed; the probe
- * is a linearizable range of one key every LIM_ETCD_PROBE_MS (it needs a
- * quorum); true again when a probe or a txn succeeds. */
+ * Writable: true while etcd shows it can commit: every answer that needs
+ * a quorum (a probe, a txn, a lease grant or keepalive) makes it true and
+ * starts a LIM_ETCD_QUORUM_MS timer (800 ms) that makes it false unless
+ * another such answer comes first; it is also false at once after a txn
+ * no endpoint took or an etcd error of the server side (no leader, no
+ * quorum). The probe is a linearizable range of one key (it needs a
+ * quorum) every LIM_ETCD_PROBE_MS (200 ms), LIM_ETCD_PROBE_TIMEOUT_MS
+ * (700 ms) each; a probe that waits two periods gets a second one on the
+ * next endpoint beside it (a hanging member must not hide the others).
+ * So a replica cut off from etcd stops acknowledging within 800 ms of its
+ * last answer, and does not flap on a loaded machine: one slow or failed
+ * request changes nothing while any other answer (a probe every 200 ms,
+ * or the writes) arrives within 800 ms; one endpoint that dies or times
+ * out a txn only moves the requests to the next one. */
 #include "codec/b64.h"
 #include "codec/uid.h"
 #include "core/errbuf.h"
@@ -128,6 +138,15 @@ struct est_kv {
     size_t len;
 };
 
+/* One quorum probe in flight (or a free slot: call NULL). */
+struct est_probe {
+    struct est_store *st; /* borrowed */
+    struct hc_call *call;
+    int64_t sent_ms; /* CLOCK_MONOTONIC */
+};
+
+#define EST_PROBES 2 /* probes in flight at most (see est_probe_cb) */
+
 struct est_store {
     struct store base;                       /* must stay first */
     struct event_base *ev;                   /* borrowed */
@@ -152,8 +171,9 @@ struct est_store {
     bool writable;
     int loaded, loading, closing;
     /* probe */
-    struct event *probe;
-    struct hc_call *probe_call;
+    struct event *probe;                 /* every LIM_ETCD_PROBE_MS */
+    struct est_probe probes[EST_PROBES]; /* in flight */
+    struct event *quorum;                /* LIM_ETCD_QUORUM_MS after an answer */
     /* follow */
     store_change_fn fn;
     void *fn_arg;
@@ -297,8 +317,34 @@ static struct hc_call *est_post(struct est_store *st, const char *path, const ch
     return hc_send(st->hc, &req, done, arg);
 }
 
-/* etcd answered a request that needs a quorum: it can commit. */
-static void est_quorum_ok(struct est_store *st) { st->writable = true; }
+/* etcd answered a request that needs a quorum: it can commit, and will be
+ * taken not to once LIM_ETCD_QUORUM_MS pass without another such answer. */
+static void est_quorum_ok(struct est_store *st)
+{
+    struct timeval tv = {LIM_ETCD_QUORUM_MS / 1000, (LIM_ETCD_QUORUM_MS % 1000) * 1000};
+
+    st->writable = true;
+    if (st->quorum && !st->closing)
+        evtimer_add(st->quorum, &tv);
+}
+
+/* No answer needing a quorum for LIM_ETCD_QUORUM_MS. */
+static void est_quorum_lost_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct est_store *st = arg;
+
+    (void)fd;
+    (void)what;
+    st->writable = false;
+}
+
+static int64_t est_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- batches ---- */
 
@@ -445,10 +491,12 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
             st->writable = false;
         }
     } else if (resp->error != HC_OK) {
+        /* one endpoint's trouble (it died mid-request, or is slow) says
+         * nothing of the others' quorum: the probe and the quorum timer
+         * decide writable */
         errbuf_set(msg, sizeof(msg), "etcd store: txn %s (outcome unknown, not retried)",
                    resp->error_msg);
         est_fail(b, msg);
-        st->writable = false;
         est_next_endpoint(st);
     } else {
         root = json_loadb(resp->body, resp->body_len, 0, NULL);
@@ -800,7 +848,7 @@ static int est_load(struct store *base, store_load_fn fn, void *arg, char *err, 
     }
     st->revision = rev > before ? rev : before;
     st->loaded = 1;
-    st->writable = true;
+    est_quorum_ok(st);
     rc = 0;
 cleanup:
     if (rc != 0)
@@ -814,33 +862,52 @@ cleanup:
 
 static void est_probe_done(const struct hc_response *resp, void *arg)
 {
-    struct est_store *st = arg;
+    struct est_probe *p = arg;
+    struct est_store *st = p->st;
 
-    st->probe_call = NULL;
-    if (resp->error == HC_OK && resp->status == 200) {
+    p->call = NULL;
+    if (resp->error == HC_OK && resp->status == 200)
         est_quorum_ok(st);
-    } else {
-        st->writable = false;
-        est_next_endpoint(st);
-    }
+    else
+        est_next_endpoint(st); /* the quorum timer decides whether it counts */
 }
 
+/* Every LIM_ETCD_PROBE_MS: a probe when none is in flight; a second one,
+ * on the next endpoint, when the one in flight has waited two periods (a
+ * member that hangs must not hide the others' quorum). */
 static void est_probe_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct est_store *st = arg;
+    struct est_probe *slot = NULL;
+    int64_t now = est_now_ms();
     json_t *root = NULL;
     char *body = NULL;
+    size_t i = 0, busy = 0, old = 0;
 
     (void)fd;
     (void)what;
-    if (st->probe_call || st->closing || !st->loaded)
+    if (st->closing || !st->loaded)
         return;
+    for (i = 0; i < EST_PROBES; i++) {
+        if (!st->probes[i].call)
+            slot = slot ? slot : &st->probes[i];
+        else if (now - st->probes[i].sent_ms < 2 * LIM_ETCD_PROBE_MS)
+            busy++;
+        else
+            old++;
+    }
+    if (!slot || busy > 0)
+        return;
+    if (old > 0)
+        est_next_endpoint(st); /* another is in flight: ask someone else */
     /* one key, linearizable (the default): it needs a quorum */
     root = json_pack("{s:s,s:i}", "key", st->prefix_b64, "limit", 1);
     body = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    slot->st = st;
+    slot->sent_ms = now;
     if (body)
-        st->probe_call =
-            est_post(st, "/v3/kv/range", body, LIM_ETCD_PROBE_TIMEOUT_MS, est_probe_done, NULL, st);
+        slot->call = est_post(st, "/v3/kv/range", body, LIM_ETCD_PROBE_TIMEOUT_MS, est_probe_done,
+                              NULL, slot);
     free(body);
     json_decref(root);
 }
@@ -1570,6 +1637,8 @@ static void est_close(struct store *base)
         event_free(st->flush);
     if (st->probe)
         event_free(st->probe);
+    if (st->quorum)
+        event_free(st->quorum);
     if (st->rewatch)
         event_free(st->rewatch);
     if (st->drain_wake)
@@ -1685,10 +1754,11 @@ struct store *store_etcd_open(const struct store_etcd_options *opt, struct event
     st->hc = hc_client_new(base);
     st->flush = event_new(base, -1, 0, est_flush_cb, st);
     st->probe = event_new(base, -1, EV_PERSIST, est_probe_cb, st);
+    st->quorum = evtimer_new(base, est_quorum_lost_cb, st);
     st->rewatch = evtimer_new(base, est_rewatch_cb, st);
     st->drain_wake = evtimer_new(base, est_wake_cb, st);
-    if (!st->prefix_b64 || !st->end_b64 || !st->hc || !st->flush || !st->probe || !st->rewatch ||
-        !st->drain_wake || event_add(st->probe, &probe) != 0)
+    if (!st->prefix_b64 || !st->end_b64 || !st->hc || !st->flush || !st->probe || !st->quorum ||
+        !st->rewatch || !st->drain_wake || event_add(st->probe, &probe) != 0)
         goto oom;
     return &st->base;
 oom:
