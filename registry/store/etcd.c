@@ -40,7 +40,8 @@
  * (progress notifications are asked for) is reopened the same way.
  *
  * Writable: true while etcd shows it can commit: every answer that needs
- * a quorum (a probe, a txn, a lease grant or keepalive) makes it true and
+ * a quorum (a probe, a txn, a lease grant; not a keepalive, which etcd's
+ * leader answers alone) makes it true and
  * starts a LIM_ETCD_QUORUM_MS timer (800 ms) that makes it false unless
  * another such answer comes first; it is also false at once after a txn
  * no endpoint took or an etcd error of the server side (no leader, no
@@ -1407,9 +1408,12 @@ static void est_lop_done(const struct hc_response *resp, void *arg)
                 errbuf_set(msg, sizeof(msg), "etcd store: the grant answer has no ID or TTL");
             } else {
                 rc = 0;
+                /* a grant went through Raft; a keepalive is the leader's
+                 * alone (no log entry), so it proves no quorum */
                 if (op->kind == EST_KEEPALIVE)
                     lease = op->lease;
-                est_quorum_ok(st);
+                else
+                    est_quorum_ok(st);
             }
         }
         json_decref(root);
