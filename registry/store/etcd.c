@@ -174,6 +174,7 @@ struct est_store {
     /* probe */
     struct event *probe;                 /* every LIM_ETCD_PROBE_MS */
     struct est_probe probes[EST_PROBES]; /* in flight */
+    size_t probe_fails;                  /* probes failed in a row */
     struct event *quorum;                /* LIM_ETCD_QUORUM_MS after an answer */
     /* follow */
     store_change_fn fn;
@@ -861,16 +862,25 @@ cleanup:
 
 /* ---- probe ---- */
 
+static void est_probe_cb(evutil_socket_t fd, short what, void *arg);
+
+/* A failed probe is followed at once by one on the next endpoint (so a
+ * dead member costs no period), until every endpoint failed in a row: then
+ * the period paces them. The quorum timer decides whether failures count. */
 static void est_probe_done(const struct hc_response *resp, void *arg)
 {
     struct est_probe *p = arg;
     struct est_store *st = p->st;
 
     p->call = NULL;
-    if (resp->error == HC_OK && resp->status == 200)
+    if (resp->error == HC_OK && resp->status == 200) {
+        st->probe_fails = 0;
         est_quorum_ok(st);
-    else
-        est_next_endpoint(st); /* the quorum timer decides whether it counts */
+        return;
+    }
+    est_next_endpoint(st);
+    if (++st->probe_fails < st->nendpoints)
+        est_probe_cb(-1, 0, st);
 }
 
 /* Every LIM_ETCD_PROBE_MS: a probe when none is in flight; a second one,
