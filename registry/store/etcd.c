@@ -175,6 +175,7 @@ struct est_store {
     struct event *probe;                 /* every LIM_ETCD_PROBE_MS */
     struct est_probe probes[EST_PROBES]; /* in flight */
     size_t probe_fails;                  /* probes failed in a row */
+    int64_t ok_ms, probe_ms;             /* last quorum answer, last probe sent */
     struct event *quorum;                /* LIM_ETCD_QUORUM_MS after an answer */
     /* follow */
     store_change_fn fn;
@@ -321,31 +322,48 @@ static struct hc_call *est_post(struct est_store *st, const char *path, const ch
 
 /* etcd answered a request that needs a quorum: it can commit, and will be
  * taken not to once LIM_ETCD_QUORUM_MS pass without another such answer. */
-static void est_quorum_ok(struct est_store *st)
-{
-    struct timeval tv = {LIM_ETCD_QUORUM_MS / 1000, (LIM_ETCD_QUORUM_MS % 1000) * 1000};
-
-    st->writable = true;
-    if (st->quorum && !st->closing)
-        evtimer_add(st->quorum, &tv);
-}
-
-/* No answer needing a quorum for LIM_ETCD_QUORUM_MS. */
-static void est_quorum_lost_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct est_store *st = arg;
-
-    (void)fd;
-    (void)what;
-    st->writable = false;
-}
-
 static int64_t est_now_ms(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void est_quorum_arm(struct est_store *st)
+{
+    struct timeval tv = {LIM_ETCD_QUORUM_MS / 1000, (LIM_ETCD_QUORUM_MS % 1000) * 1000};
+
+    if (st->quorum && !st->closing)
+        evtimer_add(st->quorum, &tv);
+}
+
+static void est_quorum_ok(struct est_store *st)
+{
+    st->writable = true;
+    st->ok_ms = est_now_ms();
+    est_quorum_arm(st);
+}
+
+static void est_probe_cb(evutil_socket_t fd, short what, void *arg);
+
+/* No answer needing a quorum for LIM_ETCD_QUORUM_MS: unwritable, unless no
+ * probe was even sent since the last answer (the loop itself was held up,
+ * as at start-up after a long load): then it is asked now, and has its
+ * own LIM_ETCD_QUORUM_MS. */
+static void est_quorum_lost_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct est_store *st = arg;
+
+    (void)fd;
+    (void)what;
+    if (st->probe_ms <= st->ok_ms && st->loaded && !st->closing) {
+        st->ok_ms = est_now_ms();
+        est_probe_cb(-1, 0, st);
+        est_quorum_arm(st);
+        return;
+    }
+    st->writable = false;
 }
 
 /* ---- batches ---- */
@@ -862,8 +880,6 @@ cleanup:
 
 /* ---- probe ---- */
 
-static void est_probe_cb(evutil_socket_t fd, short what, void *arg);
-
 /* A failed probe is followed at once by one on the next endpoint (so a
  * dead member costs no period), until every endpoint failed in a row: then
  * the period paces them. The quorum timer decides whether failures count. */
@@ -916,6 +932,7 @@ static void est_probe_cb(evutil_socket_t fd, short what, void *arg)
     body = root ? json_dumps(root, JSON_COMPACT) : NULL;
     slot->st = st;
     slot->sent_ms = now;
+    st->probe_ms = now;
     if (body)
         slot->call = est_post(st, "/v3/kv/range", body, LIM_ETCD_PROBE_TIMEOUT_MS, est_probe_done,
                               NULL, slot);
@@ -1384,7 +1401,7 @@ static void est_lop_done(const struct hc_response *resp, void *arg)
 {
     struct est_lop *op = arg;
     struct est_store *st = op->st;
-    char msg[EST_ERR_MAX];
+    char msg[EST_ERR_MAX] = "";
     json_t *root = NULL, *res = NULL;
     int64_t lease = 0, ttl = 0;
     int rc = -1;
