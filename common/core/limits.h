@@ -138,10 +138,11 @@
 #define LIM_ETCD_PAGE_KEYS        500                /* keys per range page (load, reset) */
 #define LIM_ETCD_LINE_MAX         (64 * 1024 * 1024) /* one watch message; more: reopen */
 #define LIM_ETCD_WATCH_IDLE_MS    30000              /* a silent watch is reopened */
-#define LIM_ETCD_PROBE_MS         500                /* the quorum probe's period */
-#define LIM_ETCD_PROBE_TIMEOUT_MS 1000               /* one probe */
+#define LIM_ETCD_PROBE_MS         200                /* the quorum probe's period */
+#define LIM_ETCD_PROBE_TIMEOUT_MS 700                /* one probe */
+#define LIM_ETCD_QUORUM_MS        800                /* no quorum answer this long: unwritable */
 #define LIM_ETCD_ENDPOINTS_MAX    16                 /* --etcd-endpoints URLs */
 #define LIM_ETCD_DRAIN_MS         10000              /* close waits this long for writes */
-#define LIM_ETCD_KEEPALIVES_MAX   64                 /* lease keepalives in flight; more wait */
+#define LIM_ETCD_KEEPALIVES_MAX   64                 /* lease requests in flight; more wait */
 
 #endif

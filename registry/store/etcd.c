@@ -7,7 +7,9 @@
  * Writes: the writes queued during one loop turn form one batch (at most
  * LIM_ETCD_TXN_OPS_MAX writes and LIM_ETCD_TXN_BYTES_MAX bytes, else the
  * turn makes several), sent as one txn of puts and delete_ranges. One txn
- * is in flight at a time; the next is sent when the previous answered, so
+ * is in flight at a time; when it answers, every closed batch queued behind
+ * it (the turns meanwhile) goes in the next txn, as far as the same bounds
+ * allow, so a txn carries all the writes that waited, not one turn's; and
  * completions keep the order of the writes. rc 0 is given only once etcd
  * answered the txn with success (and, when following, once the watch
  * delivered it: see below); every other outcome is rc -1 with the reason.
@@ -37,10 +39,21 @@
  * the last revision delivered + 1. A watch silent for LIM_ETCD_WATCH_IDLE_MS
  * (progress notifications are asked for) is reopened the same way.
  *
- * Writable: false after a txn failed for want of an answer or an etcd error
- * of the server side (no leader, no quorum), or a probe failed; the probe
- * is a linearizable range of one key every LIM_ETCD_PROBE_MS (it needs a
- * quorum); true again when a probe or a txn succeeds. */
+ * Writable: true while etcd shows it can commit: every answer that needs
+ * a quorum (a probe, a txn, a lease grant; not a keepalive, which etcd's
+ * leader answers alone) makes it true and
+ * starts a LIM_ETCD_QUORUM_MS timer (800 ms) that makes it false unless
+ * another such answer comes first; it is also false at once after a txn
+ * no endpoint took or an etcd error of the server side (no leader, no
+ * quorum). The probe is a linearizable range of one key (it needs a
+ * quorum) every LIM_ETCD_PROBE_MS (200 ms), LIM_ETCD_PROBE_TIMEOUT_MS
+ * (700 ms) each; a probe that waits two periods gets a second one on the
+ * next endpoint beside it (a hanging member must not hide the others).
+ * So a replica cut off from etcd stops acknowledging within 800 ms of its
+ * last answer, and does not flap on a loaded machine: one slow or failed
+ * request changes nothing while any other answer (a probe every 200 ms,
+ * or the writes) arrives within 800 ms; one endpoint that dies or times
+ * out a txn only moves the requests to the next one. */
 #include "codec/b64.h"
 #include "codec/uid.h"
 #include "core/errbuf.h"
@@ -56,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <uthash.h>
 
 #define EST_WRITER_DIR "!writer/" /* ids under it are the writers' keys */
 #define EST_ERR_MAX    256
@@ -75,6 +89,7 @@ struct est_write {
     char *id;  /* owned */
     char *doc; /* owned, NUL-terminated; NULL: a delete */
     size_t doc_len;
+    int64_t lease; /* bound to it (> 0), or 0 */
     store_done_fn done;
     void *arg;
 };
@@ -84,11 +99,36 @@ struct est_batch {
     struct est_batch *next;
     struct est_write *writes, **writes_end; /* owned FIFO */
     size_t n, bytes;
+    bool leased;  /* its writes are all put_leased (see est_queue) */
     uint64_t seq; /* the writer key's value in its txn */
     enum est_state state;
     uint64_t revision;     /* of its commit, once known */
     size_t tried;          /* endpoints that refused it */
     char err[EST_ERR_MAX]; /* why it failed */
+};
+
+/* A completion waiting for a lease request's answer. */
+struct est_lwait {
+    struct est_lwait *next;
+    store_lease_fn done;
+    void *arg;
+};
+
+enum est_lop_kind { EST_GRANT, EST_KEEPALIVE };
+
+/* One lease request to etcd: a grant, or a keepalive that every keepalive
+ * of the same lease asked before its answer joins (one request, several
+ * completions). */
+struct est_lop {
+    struct est_lop *next; /* st->lops, in the order asked */
+    UT_hash_handle hh;    /* keepalives only, in st->ka_by_lease */
+    struct est_store *st; /* borrowed */
+    enum est_lop_kind kind;
+    int64_t lease;                        /* keepalive: the lease; grant: 0 */
+    int64_t ttl_s;                        /* grant: the TTL asked */
+    struct est_lwait *waits, **waits_end; /* owned FIFO */
+    struct hc_call *call;                 /* in flight; NULL: queued */
+    size_t tried;                         /* endpoints that refused it */
 };
 
 /* One record of a reset's range read. */
@@ -98,6 +138,15 @@ struct est_kv {
     char *doc; /* owned, NUL-terminated */
     size_t len;
 };
+
+/* One quorum probe in flight (or a free slot: call NULL). */
+struct est_probe {
+    struct est_store *st; /* borrowed */
+    struct hc_call *call;
+    int64_t sent_ms; /* CLOCK_MONOTONIC */
+};
+
+#define EST_PROBES 2 /* probes in flight at most (see est_probe_cb) */
 
 struct est_store {
     struct store base;                       /* must stay first */
@@ -123,8 +172,11 @@ struct est_store {
     bool writable;
     int loaded, loading, closing;
     /* probe */
-    struct event *probe;
-    struct hc_call *probe_call;
+    struct event *probe;                 /* every LIM_ETCD_PROBE_MS */
+    struct est_probe probes[EST_PROBES]; /* in flight */
+    size_t probe_fails;                  /* probes failed in a row */
+    int64_t ok_ms, probe_ms;             /* last quorum answer, last probe sent */
+    struct event *quorum;                /* LIM_ETCD_QUORUM_MS after an answer */
     /* follow */
     store_change_fn fn;
     void *fn_arg;
@@ -142,6 +194,11 @@ struct est_store {
     uint64_t reset_my_seq; /* our writer key's value in the range */
     char *reset_next;      /* the next page's first key (raw), owned */
     struct event *drain_wake;
+    /* lease requests */
+    struct est_lop *lops, **lops_end; /* owned, every one not answered */
+    struct est_lop *ka_by_lease;      /* uthash of the keepalives in lops */
+    size_t lops_inflight;             /* of them sent */
+    size_t lwaits;                    /* completions waiting in them */
 };
 
 static void est_pump(struct est_store *st);
@@ -263,6 +320,52 @@ static struct hc_call *est_post(struct est_store *st, const char *path, const ch
     return hc_send(st->hc, &req, done, arg);
 }
 
+/* etcd answered a request that needs a quorum: it can commit, and will be
+ * taken not to once LIM_ETCD_QUORUM_MS pass without another such answer. */
+static int64_t est_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void est_quorum_arm(struct est_store *st)
+{
+    struct timeval tv = {LIM_ETCD_QUORUM_MS / 1000, (LIM_ETCD_QUORUM_MS % 1000) * 1000};
+
+    if (st->quorum && !st->closing)
+        evtimer_add(st->quorum, &tv);
+}
+
+static void est_quorum_ok(struct est_store *st)
+{
+    st->writable = true;
+    st->ok_ms = est_now_ms();
+    est_quorum_arm(st);
+}
+
+static void est_probe_cb(evutil_socket_t fd, short what, void *arg);
+
+/* No answer needing a quorum for LIM_ETCD_QUORUM_MS: unwritable, unless no
+ * probe was even sent since the last answer (the loop itself was held up,
+ * as at start-up after a long load): then it is asked now, and has its
+ * own LIM_ETCD_QUORUM_MS. */
+static void est_quorum_lost_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct est_store *st = arg;
+
+    (void)fd;
+    (void)what;
+    if (st->probe_ms <= st->ok_ms && st->loaded && !st->closing) {
+        st->ok_ms = est_now_ms();
+        est_probe_cb(-1, 0, st);
+        est_quorum_arm(st);
+        return;
+    }
+    st->writable = false;
+}
+
 /* ---- batches ---- */
 
 static void est_write_free(struct est_write *w)
@@ -325,7 +428,14 @@ static char *est_txn_body(struct est_store *st, const struct est_batch *b)
 
         if (!k64 || (w->doc && !v64))
             bad = 1;
-        else if (w->doc)
+        else if (w->doc && w->lease > 0) {
+            /* the gateway's int64: a JSON string of digits */
+            char lease[32];
+
+            snprintf(lease, sizeof(lease), "%" PRId64, w->lease);
+            op = json_pack("{s:{s:s,s:s,s:s}}", "request_put", "key", k64, "value", v64, "lease",
+                           lease);
+        } else if (w->doc)
             op = json_pack("{s:{s:s,s:s}}", "request_put", "key", k64, "value", v64);
         else
             op = json_pack("{s:{s:s}}", "request_delete_range", "key", k64);
@@ -401,10 +511,12 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
             st->writable = false;
         }
     } else if (resp->error != HC_OK) {
+        /* one endpoint's trouble (it died mid-request, or is slow) says
+         * nothing of the others' quorum: the probe and the quorum timer
+         * decide writable */
         errbuf_set(msg, sizeof(msg), "etcd store: txn %s (outcome unknown, not retried)",
                    resp->error_msg);
         est_fail(b, msg);
-        st->writable = false;
         est_next_endpoint(st);
     } else {
         root = json_loadb(resp->body, resp->body_len, 0, NULL);
@@ -418,7 +530,7 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
         } else if (!json_is_true(json_object_get(root, "succeeded"))) {
             est_fail(b, "etcd store: txn not succeeded");
         } else {
-            st->writable = true;
+            est_quorum_ok(st);
             b->revision = est_u64(json_object_get(json_object_get(root, "header"), "revision"));
             /* a follower's batch completes when the watch brings it (it may
              * already have) */
@@ -431,7 +543,31 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
     est_pump(st);
 }
 
-/* Send the first queued batch that is closed, when no txn is in flight. */
+/* Move into b the closed batches queued right behind it, of its kind,
+ * while the whole fits one txn: the turns that queued writes while a txn
+ * was in flight then share the next one. Only neighbours are taken, so the
+ * writes (and their completions) keep their order; the merged batch keeps
+ * b's sequence number, smaller than those it took, so sequence numbers
+ * still grow along the queue. */
+static void est_coalesce(struct est_store *st, struct est_batch *b)
+{
+    struct est_batch *n = NULL;
+
+    while ((n = b->next) && n != st->open && n->state == EST_QUEUED && n->leased == b->leased &&
+           b->n + n->n <= LIM_ETCD_TXN_OPS_MAX && b->bytes + n->bytes <= LIM_ETCD_TXN_BYTES_MAX) {
+        *b->writes_end = n->writes;
+        b->writes_end = n->writes_end;
+        b->n += n->n;
+        b->bytes += n->bytes;
+        b->next = n->next;
+        if (st->tail == &n->next)
+            st->tail = &b->next;
+        free(n);
+    }
+}
+
+/* Send the first queued batch that is closed, with the closed ones behind
+ * it it can take (est_coalesce), when no txn is in flight. */
 static void est_pump(struct est_store *st)
 {
     struct est_batch *b = NULL;
@@ -441,6 +577,7 @@ static void est_pump(struct est_store *st)
             ;
         if (!b)
             return;
+        est_coalesce(st, b);
         est_send(st, b);
         if (!st->txn)
             est_settle(st);
@@ -458,9 +595,19 @@ static void est_flush_cb(evutil_socket_t fd, short what, void *arg)
     est_pump(st);
 }
 
-/* Queue one write (id and doc copied; doc NULL: a delete). */
+/* Queue one write (id and doc copied; doc NULL: a delete), bound to lease
+ * when > 0 (a put).
+ *
+ * Leased puts never share a txn with other writes: a put bound to a lease
+ * etcd no longer has (it lapsed between the grant and the put) makes etcd
+ * refuse the whole txn ("requested lease not found"), nothing of it
+ * applied, and every completion of that batch then gets -1 with etcd's
+ * message. Kept apart, such a failure costs only other leased puts of the
+ * same txn (alive records, which the next renewal puts again), never a
+ * registration or a KV write. A turn that alternates the two kinds is cut
+ * into several batches, so the completions still come in write order. */
 static int est_queue(struct est_store *st, const char *id, const char *doc, size_t doc_len,
-                     store_done_fn done, void *arg, char *err, size_t errlen)
+                     int64_t lease, store_done_fn done, void *arg, char *err, size_t errlen)
 {
     struct est_write *w = NULL;
     struct est_batch *b = st->open;
@@ -500,15 +647,18 @@ static int est_queue(struct est_store *st, const char *id, const char *doc, size
     if (!w->id || (doc && !w->doc))
         goto oom;
     w->doc_len = doc_len;
+    w->lease = lease;
     w->done = done;
     w->arg = arg;
-    if (b && (b->n >= LIM_ETCD_TXN_OPS_MAX || b->bytes + doc_len > LIM_ETCD_TXN_BYTES_MAX))
-        b = NULL; /* full: this turn gets another */
+    if (b && (b->n >= LIM_ETCD_TXN_OPS_MAX || b->bytes + doc_len > LIM_ETCD_TXN_BYTES_MAX ||
+              b->leased != (lease > 0)))
+        b = NULL; /* full, or the other kind: this turn gets another */
     if (!b) {
         b = calloc(1, sizeof(*b));
         if (!b)
             goto oom;
         b->writes_end = &b->writes;
+        b->leased = lease > 0;
         b->seq = ++st->seq;
         *st->tail = b;
         st->tail = &b->next;
@@ -535,13 +685,23 @@ static int est_put(struct store *base, const char *id, const char *doc, size_t d
         errbuf_set(err, errlen, "etcd store: put: NULL doc");
         return -1;
     }
-    return est_queue((struct est_store *)base, id, doc, doc_len, done, arg, err, errlen);
+    return est_queue((struct est_store *)base, id, doc, doc_len, 0, done, arg, err, errlen);
+}
+
+static int est_put_leased(struct store *base, const char *id, const char *doc, size_t doc_len,
+                          int64_t lease, store_done_fn done, void *arg, char *err, size_t errlen)
+{
+    if (!doc || lease <= 0) {
+        errbuf_set(err, errlen, "etcd store: put_leased: NULL doc or no lease");
+        return -1;
+    }
+    return est_queue((struct est_store *)base, id, doc, doc_len, lease, done, arg, err, errlen);
 }
 
 static int est_del(struct store *base, const char *id, store_done_fn done, void *arg, char *err,
                    size_t errlen)
 {
-    return est_queue((struct est_store *)base, id, NULL, 0, done, arg, err, errlen);
+    return est_queue((struct est_store *)base, id, NULL, 0, 0, done, arg, err, errlen);
 }
 
 /* ---- load: blocking, before the loop runs ---- */
@@ -708,7 +868,7 @@ static int est_load(struct store *base, store_load_fn fn, void *arg, char *err, 
     }
     st->revision = rev > before ? rev : before;
     st->loaded = 1;
-    st->writable = true;
+    est_quorum_ok(st);
     rc = 0;
 cleanup:
     if (rc != 0)
@@ -720,35 +880,62 @@ cleanup:
 
 /* ---- probe ---- */
 
+/* A failed probe is followed at once by one on the next endpoint (so a
+ * dead member costs no period), until every endpoint failed in a row: then
+ * the period paces them. The quorum timer decides whether failures count. */
 static void est_probe_done(const struct hc_response *resp, void *arg)
 {
-    struct est_store *st = arg;
+    struct est_probe *p = arg;
+    struct est_store *st = p->st;
 
-    st->probe_call = NULL;
+    p->call = NULL;
     if (resp->error == HC_OK && resp->status == 200) {
-        st->writable = true;
-    } else {
-        st->writable = false;
-        est_next_endpoint(st);
+        st->probe_fails = 0;
+        est_quorum_ok(st);
+        return;
     }
+    est_next_endpoint(st);
+    if (++st->probe_fails < st->nendpoints)
+        est_probe_cb(-1, 0, st);
 }
 
+/* Every LIM_ETCD_PROBE_MS: a probe when none is in flight; a second one,
+ * on the next endpoint, when the one in flight has waited two periods (a
+ * member that hangs must not hide the others' quorum). */
 static void est_probe_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct est_store *st = arg;
+    struct est_probe *slot = NULL;
+    int64_t now = est_now_ms();
     json_t *root = NULL;
     char *body = NULL;
+    size_t i = 0, busy = 0, old = 0;
 
     (void)fd;
     (void)what;
-    if (st->probe_call || st->closing || !st->loaded)
+    if (st->closing || !st->loaded)
         return;
+    for (i = 0; i < EST_PROBES; i++) {
+        if (!st->probes[i].call)
+            slot = slot ? slot : &st->probes[i];
+        else if (now - st->probes[i].sent_ms < 2 * LIM_ETCD_PROBE_MS)
+            busy++;
+        else
+            old++;
+    }
+    if (!slot || busy > 0)
+        return;
+    if (old > 0)
+        est_next_endpoint(st); /* another is in flight: ask someone else */
     /* one key, linearizable (the default): it needs a quorum */
     root = json_pack("{s:s,s:i}", "key", st->prefix_b64, "limit", 1);
     body = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    slot->st = st;
+    slot->sent_ms = now;
+    st->probe_ms = now;
     if (body)
-        st->probe_call =
-            est_post(st, "/v3/kv/range", body, LIM_ETCD_PROBE_TIMEOUT_MS, est_probe_done, NULL, st);
+        slot->call = est_post(st, "/v3/kv/range", body, LIM_ETCD_PROBE_TIMEOUT_MS, est_probe_done,
+                              NULL, slot);
     free(body);
     json_decref(root);
 }
@@ -1128,6 +1315,252 @@ static int est_follow(struct store *base, store_change_fn fn, void *arg, char *e
     return 0;
 }
 
+/* ---- leases ----
+ *
+ * A grant is POST /v3/lease/grant {"TTL": s} (the TTL asked rounded up to
+ * whole seconds; etcd raises it to its minimum, about 1.5 x its election
+ * timeout, and answers the TTL granted). A keepalive is one POST
+ * /v3/lease/keepalive {"ID": "<id>"}: the gateway answers {"result":
+ * {"ID": .., "TTL": ".."}}, the TTL left, and for a lease it does not know
+ * (lapsed, revoked, never granted) the same without "TTL" (etcd 3.4,
+ * checked by hand): that is the TTL 0 of store.h. A keepalive of a lease
+ * that already has one asked (queued or in flight) joins it: its
+ * completion runs with that answer. At most LIM_ETCD_KEEPALIVES_MAX lease
+ * requests (grants and keepalives) are in flight; the others wait in the
+ * order asked, up to STORE_PENDING_MAX completions waiting in all, and one
+ * more is refused with -1 at once. Failover as for a txn: a request that
+ * reached no endpoint is tried on the next one until each was tried; any
+ * other failure is rc -1 (a keepalive asked again is harmless, a grant
+ * asked again would only leave a lease nobody uses to lapse, but the
+ * caller retries at the next renewal anyway). A lapse is etcd deleting the
+ * leased keys in a revision of their own: the watch brings it with no
+ * writer key, so each follower, the writer included, hears STORE_CH_DEL. */
+
+static void est_lop_done(const struct hc_response *resp, void *arg);
+
+/* Start op's request on the current endpoint; op->call NULL when it could
+ * not start. */
+static void est_lop_send(struct est_store *st, struct est_lop *op)
+{
+    char body[96];
+
+    if (op->kind == EST_GRANT)
+        snprintf(body, sizeof(body), "{\"TTL\":%" PRId64 "}", op->ttl_s);
+    else
+        snprintf(body, sizeof(body), "{\"ID\":\"%" PRId64 "\"}", op->lease);
+    op->call = est_post(st, op->kind == EST_GRANT ? "/v3/lease/grant" : "/v3/lease/keepalive", body,
+                        st->timeout_ms, est_lop_done, NULL, op);
+    if (op->call)
+        st->lops_inflight++;
+}
+
+/* Unlink op, call its completions in order, free it. */
+static void est_lop_finish(struct est_store *st, struct est_lop *op, int rc, int64_t lease,
+                           int64_t ttl_s, const char *err)
+{
+    struct est_lop **pp = &st->lops;
+    struct est_lwait *w = NULL, *next = NULL;
+
+    while (*pp && *pp != op)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = op->next;
+    if (st->lops_end == &op->next)
+        st->lops_end = pp;
+    if (op->kind == EST_KEEPALIVE)
+        HASH_DEL(st->ka_by_lease, op);
+    for (w = op->waits; w; w = next) {
+        next = w->next;
+        st->lwaits--;
+        if (w->done)
+            w->done(w->arg, rc, rc == 0 ? lease : 0, rc == 0 ? ttl_s : 0, rc == 0 ? NULL : err);
+        free(w);
+    }
+    free(op);
+}
+
+/* Send queued lease requests while fewer than LIM_ETCD_KEEPALIVES_MAX are
+ * in flight. */
+static void est_lop_pump(struct est_store *st)
+{
+    struct est_lop *op = st->lops;
+
+    while (op && st->lops_inflight < LIM_ETCD_KEEPALIVES_MAX && !st->closing) {
+        struct est_lop *next = op->next;
+
+        if (!op->call) {
+            est_lop_send(st, op);
+            if (!op->call)
+                est_lop_finish(st, op, -1, 0, 0, "etcd store: cannot start a lease request");
+        }
+        op = next;
+    }
+}
+
+static void est_lop_done(const struct hc_response *resp, void *arg)
+{
+    struct est_lop *op = arg;
+    struct est_store *st = op->st;
+    char msg[EST_ERR_MAX] = "";
+    json_t *root = NULL, *res = NULL;
+    int64_t lease = 0, ttl = 0;
+    int rc = -1;
+
+    op->call = NULL;
+    st->lops_inflight--;
+    if (resp->error == HC_ECONNECT || resp->error == HC_ERESOLVE) {
+        op->tried++;
+        est_next_endpoint(st);
+        if (op->tried < st->nendpoints && !st->closing) {
+            est_lop_send(st, op);
+            if (op->call)
+                return;
+        }
+        errbuf_set(msg, sizeof(msg), "etcd store: no endpoint answered the lease request (%s)",
+                   resp->error_msg);
+    } else if (resp->error != HC_OK) {
+        errbuf_set(msg, sizeof(msg), "etcd store: lease request %s", resp->error_msg);
+        est_next_endpoint(st);
+    } else {
+        root = json_loadb(resp->body, resp->body_len, 0, NULL);
+        res = op->kind == EST_KEEPALIVE ? json_object_get(root, "result") : root;
+        if (resp->status != 200 || !json_is_object(res) || json_object_get(res, "error") != NULL) {
+            est_error_text(json_is_object(res) ? res : root, resp->status, msg, sizeof(msg));
+            if (resp->status >= 500)
+                est_next_endpoint(st);
+        } else {
+            lease = (int64_t)est_u64(json_object_get(res, "ID"));
+            ttl = (int64_t)est_u64(json_object_get(res, "TTL"));
+            if (op->kind == EST_GRANT && (lease <= 0 || ttl <= 0)) {
+                errbuf_set(msg, sizeof(msg), "etcd store: the grant answer has no ID or TTL");
+            } else {
+                rc = 0;
+                /* a grant went through Raft; a keepalive is the leader's
+                 * alone (no log entry), so it proves no quorum */
+                if (op->kind == EST_KEEPALIVE)
+                    lease = op->lease;
+                else
+                    est_quorum_ok(st);
+            }
+        }
+        json_decref(root);
+    }
+    est_lop_finish(st, op, rc, lease, ttl, msg);
+    est_lop_pump(st);
+}
+
+/* A new lease request of kind for lease / ttl_s with its first completion,
+ * sent now when the limit allows. 0, or -1 with err (nothing queued). */
+static int est_lop_new(struct est_store *st, enum est_lop_kind kind, int64_t lease, int64_t ttl_s,
+                       store_lease_fn done, void *arg, char *err, size_t errlen)
+{
+    struct est_lop *op = calloc(1, sizeof(*op));
+    struct est_lwait *w = calloc(1, sizeof(*w));
+
+    if (!op || !w) {
+        free(op);
+        free(w);
+        errbuf_set(err, errlen, "etcd store: out of memory");
+        return -1;
+    }
+    op->st = st;
+    op->kind = kind;
+    op->lease = lease;
+    op->ttl_s = ttl_s;
+    w->done = done;
+    w->arg = arg;
+    op->waits = w;
+    op->waits_end = &w->next;
+    if (st->lops_inflight < LIM_ETCD_KEEPALIVES_MAX) {
+        est_lop_send(st, op);
+        if (!op->call) {
+            free(op);
+            free(w);
+            errbuf_set(err, errlen, "etcd store: cannot start a lease request");
+            return -1;
+        }
+    }
+    *st->lops_end = op;
+    st->lops_end = &op->next;
+    if (kind == EST_KEEPALIVE)
+        HASH_ADD(hh, st->ka_by_lease, lease, sizeof(op->lease), op);
+    st->lwaits++;
+    return 0;
+}
+
+/* Whether a lease op may be asked now; -1 with err if not. */
+static int est_lop_allowed(const struct est_store *st, char *err, size_t errlen)
+{
+    if (st->closing || st->loading || !st->loaded) {
+        errbuf_set(err, errlen, "etcd store: lease request %s",
+                   st->closing ? "during close" : "before the load");
+        return -1;
+    }
+    if (st->lwaits >= STORE_PENDING_MAX) {
+        errbuf_set(err, errlen, "etcd store: too many lease requests waiting");
+        return -1;
+    }
+    return 0;
+}
+
+static int est_lease_grant(struct store *base, int64_t ttl_ms, store_lease_fn done, void *arg,
+                           char *err, size_t errlen)
+{
+    struct est_store *st = (struct est_store *)base;
+
+    if (ttl_ms <= 0 || ttl_ms > INT64_MAX - 999) {
+        errbuf_set(err, errlen, "etcd store: lease TTL of %" PRId64 " ms", ttl_ms);
+        return -1;
+    }
+    if (est_lop_allowed(st, err, errlen) != 0)
+        return -1;
+    return est_lop_new(st, EST_GRANT, 0, (ttl_ms + 999) / 1000, done, arg, err, errlen);
+}
+
+static int est_lease_keepalive(struct store *base, int64_t lease, store_lease_fn done, void *arg,
+                               char *err, size_t errlen)
+{
+    struct est_store *st = (struct est_store *)base;
+    struct est_lop *op = NULL;
+    struct est_lwait *w = NULL;
+
+    if (lease <= 0) {
+        errbuf_set(err, errlen, "etcd store: keepalive of no lease");
+        return -1;
+    }
+    if (est_lop_allowed(st, err, errlen) != 0)
+        return -1;
+    HASH_FIND(hh, st->ka_by_lease, &lease, sizeof(lease), op);
+    if (!op)
+        return est_lop_new(st, EST_KEEPALIVE, lease, 0, done, arg, err, errlen);
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        errbuf_set(err, errlen, "etcd store: out of memory");
+        return -1;
+    }
+    w->done = done;
+    w->arg = arg;
+    *op->waits_end = w;
+    op->waits_end = &w->next;
+    st->lwaits++;
+    return 0;
+}
+
+/* Close: every lease request still out completes with -1. */
+static void est_lop_fail_all(struct est_store *st)
+{
+    while (st->lops) {
+        struct est_lop *op = st->lops;
+
+        if (op->call) {
+            hc_cancel(op->call);
+            op->call = NULL;
+            st->lops_inflight--;
+        }
+        est_lop_finish(st, op, -1, 0, 0, "etcd store: closed before etcd answered");
+    }
+}
+
 /* ---- the rest of the ops ---- */
 
 static size_t est_pending(const struct store *base)
@@ -1162,7 +1595,7 @@ static void est_drain(struct store *base)
     struct timeval tv = {0, 100 * 1000};
     struct est_batch *b = NULL;
 
-    if (st->pending == 0)
+    if (st->pending == 0 && !st->lops)
         return;
     if (event_pending(st->flush, EV_TIMEOUT, NULL) || st->open) {
         event_del(st->flush);
@@ -1170,7 +1603,7 @@ static void est_drain(struct store *base)
     }
     est_pump(st);
     clock_gettime(CLOCK_MONOTONIC, &start);
-    while (st->pending > 0) {
+    while (st->pending > 0 || st->lops) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >
             LIM_ETCD_DRAIN_MS)
@@ -1182,6 +1615,10 @@ static void est_drain(struct store *base)
         est_pump(st);
     }
     evtimer_del(st->drain_wake);
+    if (st->pending == 0 && !st->lops)
+        return;
+    st->closing = 1; /* completions may not queue more */
+    est_lop_fail_all(st);
     if (st->pending == 0)
         return;
     hc_cancel(st->txn);
@@ -1193,7 +1630,6 @@ static void est_drain(struct store *base)
         else if (b->state != EST_OK)
             est_fail(b, "etcd store: closed before etcd answered");
     }
-    st->closing = 1; /* completions may not queue more */
     est_settle(st);
 }
 
@@ -1232,6 +1668,8 @@ static void est_close(struct store *base)
         event_free(st->flush);
     if (st->probe)
         event_free(st->probe);
+    if (st->quorum)
+        event_free(st->quorum);
     if (st->rewatch)
         event_free(st->rewatch);
     if (st->drain_wake)
@@ -1258,6 +1696,9 @@ static const struct store_ops est_ops = {
     .follow = est_follow,
     .revision = est_revision,
     .writable = est_writable,
+    .lease_grant = est_lease_grant,
+    .put_leased = est_put_leased,
+    .lease_keepalive = est_lease_keepalive,
 };
 
 /* Split the comma-separated endpoints into st (each http:// or https://,
@@ -1326,6 +1767,7 @@ struct store *store_etcd_open(const struct store_etcd_options *opt, struct event
     st->base.ops = &est_ops;
     st->ev = base;
     st->tail = &st->head;
+    st->lops_end = &st->lops;
     st->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : 2000;
     st->writable = true;
     if (est_parse_endpoints(st, opt->endpoints, err, errlen) != 0)
@@ -1343,10 +1785,11 @@ struct store *store_etcd_open(const struct store_etcd_options *opt, struct event
     st->hc = hc_client_new(base);
     st->flush = event_new(base, -1, 0, est_flush_cb, st);
     st->probe = event_new(base, -1, EV_PERSIST, est_probe_cb, st);
+    st->quorum = evtimer_new(base, est_quorum_lost_cb, st);
     st->rewatch = evtimer_new(base, est_rewatch_cb, st);
     st->drain_wake = evtimer_new(base, est_wake_cb, st);
-    if (!st->prefix_b64 || !st->end_b64 || !st->hc || !st->flush || !st->probe || !st->rewatch ||
-        !st->drain_wake || event_add(st->probe, &probe) != 0)
+    if (!st->prefix_b64 || !st->end_b64 || !st->hc || !st->flush || !st->probe || !st->quorum ||
+        !st->rewatch || !st->drain_wake || event_add(st->probe, &probe) != 0)
         goto oom;
     return &st->base;
 oom:
