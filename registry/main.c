@@ -65,6 +65,9 @@ static void main_leader_changed(void *arg, bool leading)
     cka_set_leader(l->checks, leading);
 }
 
+/* rmb_options.on_commit: a member commit moves the index too. */
+static void main_member_commit(void *arg) { (void)reg_change_remote(arg); }
+
 int main(int argc, char **argv)
 {
     struct cfg_common common = {.port = REG_PORT_DEFAULT,
@@ -271,6 +274,8 @@ int main(int argc, char **argv)
     memset(&mopt, 0, sizeof(mopt));
     mopt.on_change = main_leader_changed;
     mopt.change_arg = &lead;
+    mopt.on_commit = main_member_commit;
+    mopt.commit_arg = reg;
     members = rmb_new(store, svc_base(svc), &mopt);
     if (!members) {
         fprintf(stderr, "registry: out of memory\n");

@@ -200,6 +200,8 @@ static void rmb_put_done(void *arg, int rc, const char *err)
             int n = snprintf(doc, sizeof(doc), "%s\n%" PRId64, m->url, m->started_ms);
 
             (void)rmb_put(m, m->self, store_revision(m->store), doc, (size_t)n);
+            if (m->opt.on_commit)
+                m->opt.on_commit(m->opt.commit_arg);
             rmb_elect(m);
         } else if (rc != 0) {
             log_warn("replicas: could not put this replica's member record (tried again): %s",
@@ -430,6 +432,8 @@ void rmb_apply_change(struct rmb_members *m, enum store_change kind, const char 
         }
         break;
     }
+    if ((kind == STORE_CH_PUT || kind == STORE_CH_DEL) && !m->resetting && m->opt.on_commit)
+        m->opt.on_commit(m->opt.commit_arg);
     if (!m->resetting)
         rmb_elect(m);
 }

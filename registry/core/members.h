@@ -50,6 +50,13 @@ struct rmb_options {
     void *clock_arg;
     rmb_change_fn on_change; /* NULL: nobody is told */
     void *change_arg;
+    /* Called after each member record commit is applied (this replica's
+     * put in its completion, another's or a lapse as followed), while
+     * store_revision is that commit's: the registry's index follows every
+     * commit, so that replicas that loaded at different revisions agree
+     * (main: reg_change_remote). NULL: nobody. */
+    void (*on_commit)(void *arg);
+    void *commit_arg;
 };
 
 /* Create the member set of this replica over st (borrowed, must outlive

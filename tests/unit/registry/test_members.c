@@ -84,6 +84,13 @@ static void on_change(void *arg, bool leading)
     reg_set_leader(nd->reg, leading);
 }
 
+static void on_commit(void *arg)
+{
+    struct node *nd = arg;
+
+    (void)reg_change_remote(nd->reg);
+}
+
 /* Run the loop until no store has writes waiting, and a few turns more
  * for the followers. */
 static void world_settle(struct world *w)
@@ -142,6 +149,8 @@ static struct node *world_add(struct world *w)
     mopt.clock_arg = w;
     mopt.on_change = on_change;
     mopt.change_arg = nd;
+    mopt.on_commit = on_commit;
+    mopt.commit_arg = nd;
     nd->mb = rmb_new(nd->store, w->base, &mopt);
     assert_non_null(nd->mb);
     assert_true(rmb_through_store(nd->mb));
@@ -284,6 +293,10 @@ static void test_first_started_leads(void **state)
     assert_int_equal(rmb_count(b->mb), 3);
     assert_int_equal(rmb_count(c->mb), 3);
     assert_string_equal(rmb_self_id(b->mb), "n2");
+    /* the member commits move every replica's index alike */
+    assert_int_equal(reg_index(a->reg), store_revision(a->store));
+    assert_int_equal(reg_index(b->reg), reg_index(a->reg));
+    assert_int_equal(reg_index(c->reg), reg_index(a->reg));
 
     /* the keepalives hold it well past several TTLs */
     world_advance(w, 4 * LIM_MEMBER_TTL_MS);
@@ -318,6 +331,8 @@ static void test_leader_lease_lapses(void **state)
     /* gained at the lapse's commit, which is the one revision since */
     assert_int_equal(b->lead_rev, before + 1);
     assert_int_equal(store_revision(c->store), store_revision(b->store));
+    assert_int_equal(reg_index(b->reg), before + 1);
+    assert_int_equal(reg_index(c->reg), before + 1);
 }
 
 /* A check result reported on the leader is put as its record and applied
