@@ -1350,21 +1350,27 @@ static void reg_del_done(void *arg, int rc, const char *err)
     reg_write_free(w);
 }
 
+/* Queue the deletion of the check record of instance id's check check_id
+ * (both borrowed) in the batch of the turn. */
+static void reg_checkrec_del(struct reg_registry *r, const char *id, const char *check_id)
+{
+    char rid[sizeof(REG_CHECK_PREFIX) + LIM_ID_MAX + 1 + LIM_CHECK_ID_MAX], err[256];
+
+    snprintf(rid, sizeof(rid), "%s%s/%s", REG_CHECK_PREFIX, id, check_id);
+    if (store_del(r->store, rid, NULL, NULL, err, sizeof(err)) != 0)
+        log_warn("could not queue the deletion of %s: %s", rid, err);
+}
+
 /* Queue the deletion of the check records of in's active checks (shared
  * store with leases), in the batch of the turn: its deregistration's, or
  * a re-registration's (whose checks start again). */
 static void reg_checkrecs_del(struct reg_registry *r, const struct reg_instance *in)
 {
-    char rid[sizeof(REG_CHECK_PREFIX) + LIM_ID_MAX + 1 + LIM_CHECK_ID_MAX], err[256];
     size_t i;
 
-    for (i = 0; in->ext && i < in->ext->n; i++) {
-        if (in->ext->checks[i].rules.kind == REG_CHECK_TTL)
-            continue;
-        snprintf(rid, sizeof(rid), "%s%s/%s", REG_CHECK_PREFIX, in->id, in->ext->checks[i].id);
-        if (store_del(r->store, rid, NULL, NULL, err, sizeof(err)) != 0)
-            log_warn("could not queue the deletion of %s: %s", rid, err);
-    }
+    for (i = 0; in->ext && i < in->ext->n; i++)
+        if (in->ext->checks[i].rules.kind != REG_CHECK_TTL)
+            reg_checkrec_del(r, in->id, in->ext->checks[i].id);
 }
 
 /* Queue the deletion of id in the store; reg_del_done applies it. 0, or -1
@@ -2262,6 +2268,7 @@ int reg_check_add(struct reg_registry *r, const char *id, const struct reg_check
     struct reg_instance *in = NULL;
     struct reg_ext *x = NULL;
     size_t i, kept = 0;
+    int rc;
 
     HASH_FIND_STR(r->by_id, id, in);
     if (!in)
@@ -2296,7 +2303,10 @@ int reg_check_add(struct reg_registry *r, const char *id, const struct reg_check
         errbuf_set(err, errlen, "out of memory");
         return -1;
     }
-    return reg_queue_ext(r, in, x, x, reg_checks_done, done, arg, err, errlen);
+    rc = reg_queue_ext(r, in, x, x, reg_checks_done, done, arg, err, errlen);
+    if (rc == 0 && r->leases)
+        reg_checkrec_del(r, id, cs->id); /* a replaced check starts again */
+    return rc;
 }
 
 int reg_check_remove(struct reg_registry *r, const char *id, const char *check_id, reg_done_fn done,
@@ -2305,6 +2315,7 @@ int reg_check_remove(struct reg_registry *r, const char *id, const char *check_i
     struct reg_instance *in = NULL;
     struct reg_ext *x = NULL;
     size_t i;
+    int rc;
 
     HASH_FIND_STR(r->by_id, id, in);
     if (!in)
@@ -2325,7 +2336,10 @@ int reg_check_remove(struct reg_registry *r, const char *id, const char *check_i
         errbuf_set(err, errlen, "out of memory");
         return -1;
     }
-    return reg_queue_ext(r, in, x, x, reg_checks_done, done, arg, err, errlen);
+    rc = reg_queue_ext(r, in, x, x, reg_checks_done, done, arg, err, errlen);
+    if (rc == 0 && r->leases)
+        reg_checkrec_del(r, id, check_id);
+    return rc;
 }
 
 const struct reg_instance *reg_get(const struct reg_registry *r, const char *id)

@@ -6,6 +6,7 @@ an instance with an HTTP check on a test server is probed by the leader
 only, and its status flips on both replicas when the server fails; the
 leader killed, the other leads within the member lease's TTL plus a check
 interval and the check keeps running there (its status flips back).
+svcctl replicas prints the same table.
 
 Needs the etcd store's lease ops: when GET /v1/replicas on an etcd replica
 says membership is local because the store has no leases, the test is
@@ -18,6 +19,7 @@ Run:  SVC_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_etcd_leader.
 import http.server
 import os
 import re
+import subprocess
 import sys
 import threading
 import unittest
@@ -155,6 +157,15 @@ class EtcdLeaderTest(svctest.ServiceTestCase):
         self.assertEqual(rb["self"], ra["replicas"][1]["id"])
         self.assertLess(ra["replicas"][0]["create_index"], ra["replicas"][1]["create_index"])
         self.assertEqual(ra["replicas"][1]["url"], b.url.rstrip("/"))
+        # svcctl replicas: both rows, a the leader, b the one that answered
+        out = subprocess.run([svctest.binary_path("svcctl"), "-r", b.url, "replicas"],
+                             capture_output=True, text=True, timeout=T(10))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = out.stdout.splitlines()
+        self.assertEqual(len(rows), 3, out.stdout)
+        self.assertTrue(rows[1].startswith(ra["self"]) and " leader" in rows[1], out.stdout)
+        self.assertTrue(rows[2].startswith(rb["self"]) and " follower" in rows[2]
+                        and rows[2].rstrip().endswith("*"), out.stdout)
 
         target = Target()
         self.addCleanup(target.close)

@@ -406,6 +406,44 @@ static void test_check_result_shared(void **state)
     assert_null(reg_get(a->reg, id));
 }
 
+/* A re-registration starts its checks again: the check records of the
+ * old registration go in its batch, and every replica shows the initial
+ * status; a check removed through reg_check_remove takes its record too. */
+static void test_reregistration_drops_records(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    struct reg_check_view v;
+    char id[LIM_ID_MAX + 1], again[LIM_ID_MAX + 1], json[512], err[256];
+    int outcome = 0;
+
+    do_register(w, b, SVC_WEB, id);
+    assert_int_equal(reg_check_result(a->reg, id, "web-http", REG_CRITICAL, "refused"), 0);
+    world_settle(w);
+    assert_int_equal(checkrecs(w).n, 1);
+    assert_int_equal(check_status(b, id, 0, &v), REG_CRITICAL);
+
+    snprintf(json, sizeof(json),
+             "{\"id\":\"%s\",\"name\":\"web\",\"host\":\"10.0.0.1\",\"port\":80,"
+             "\"checks\":[{\"id\":\"web-http\",\"http\":\"http://10.0.0.1:80/health\","
+             "\"interval\":\"10s\"}]}",
+             id);
+    do_register(w, b, json, again);
+    assert_string_equal(again, id);
+    assert_int_equal(checkrecs(w).n, 0);
+    assert_int_equal(check_status(a, id, 0, &v), REG_PASSING);
+    assert_int_equal(check_status(b, id, 0, &v), REG_PASSING);
+
+    assert_int_equal(reg_check_result(a->reg, id, "web-http", REG_CRITICAL, "refused"), 0);
+    world_settle(w);
+    assert_int_equal(checkrecs(w).n, 1);
+    assert_int_equal(reg_check_remove(b->reg, id, "web-http", done_cb, &outcome, err, sizeof(err)),
+                     0);
+    world_settle(w);
+    assert_int_equal(outcome, 1);
+    assert_int_equal(checkrecs(w).n, 0);
+}
+
 /* The leader removes an instance whose TTL check stayed critical past
  * its deregister-after; the others hear the deletion and never remove on
  * their own. */
@@ -457,6 +495,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_started_leads, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_leader_lease_lapses, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_check_result_shared, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_reregistration_drops_records, world_setup,
+                                        world_teardown),
         cmocka_unit_test_setup_teardown(test_removal_by_leader, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_local_store_single, world_setup, world_teardown),
     };
