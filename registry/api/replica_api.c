@@ -1,12 +1,15 @@
-/* replica_api.c: GET /v1/replicas (see replica_api.h). */
+/* replica_api.c: GET /v1/replicas and the replicas' gauges (see
+ * replica_api.h). */
 #include "replica_api.h"
 
 #include "../core/members.h"
 #include "auth/guard.h"
+#include "http/metrics.h"
 #include "http/server.h"
 #include "http/service.h"
 #include "proto/registry_v1.h"
 
+#include <event2/buffer.h>
 #include <jansson.h>
 #include <stdlib.h>
 
@@ -50,6 +53,22 @@ oom:
     hs_reply_oom(req);
 }
 
+/* Gauges for /metrics: live replicas, and whether this one leads. */
+static void rrp_collect(struct evbuffer *out, void *arg)
+{
+    struct rrp_api *a = arg;
+
+    evbuffer_add_printf(out,
+                        "# HELP registry_replicas Registry replicas live on the store.\n"
+                        "# TYPE registry_replicas gauge\n"
+                        "registry_replicas %zu\n"
+                        "# HELP registry_leader 1 while this replica leads (runs the active "
+                        "checks).\n"
+                        "# TYPE registry_leader gauge\n"
+                        "registry_leader %d\n",
+                        rmb_count(a->members), rmb_is_leader(a->members) ? 1 : 0);
+}
+
 struct rrp_api *rrp_new(struct svc *svc, struct rmb_members *members, const struct acl *acl)
 {
     struct rrp_api *a = calloc(1, sizeof(*a));
@@ -58,7 +77,8 @@ struct rrp_api *rrp_new(struct svc *svc, struct rmb_members *members, const stru
         return NULL;
     a->members = members;
     a->acl = acl;
-    if (hs_route(svc_http(svc), HS_GET, REGV1_REPLICAS, rrp_list, a) != 0) {
+    if (hs_route(svc_http(svc), HS_GET, REGV1_REPLICAS, rrp_list, a) != 0 ||
+        mtr_add_collector(svc_metrics(svc), rrp_collect, a) != 0) {
         free(a);
         return NULL;
     }

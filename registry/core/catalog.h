@@ -46,8 +46,8 @@
  * completion, applies it as the check's status at that commit's revision
  * (REG_EV_HEALTH at that index), and a replica loading the state applies
  * the records it reads. A deregistration (and a re-registration, whose
- * checks start again) deletes them in its batch. A non-leader's
- * reg_check_result changes nothing.
+ * checks start again, or a check replaced or removed) deletes them in its
+ * batch. A non-leader's reg_check_result changes nothing.
  *
  * Removals of instances critical too long (reg_tick: a TTL check critical
  * for its deregister-after since it lapsed; an active check's
@@ -274,8 +274,11 @@ int reg_renew(struct reg_registry *r, const char *id) __attribute__((warn_unused
  * with its output (borrowed; cut at LIM_CHECK_OUTPUT_MAX bytes): moves the
  * check by its thresholds (check.h) and, when its status changes, the
  * instance's health (a change, reported as REG_EV_HEALTH). Never writes to
- * the store: checks start again from their initial status after a restart.
- * 0, or 1 when the instance or the check is unknown (or is a TTL check). */
+ * a local store: checks start again from their initial status after a
+ * restart. On a shared store with leases only the leader's count, and a
+ * status change is written as the check's record first and applied at its
+ * commit (see the header comment). 0, or 1 when the instance or the check
+ * is unknown (or is a TTL check). */
 int reg_check_result(struct reg_registry *r, const char *id, const char *check_id,
                      enum reg_health result, const char *output);
 
