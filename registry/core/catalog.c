@@ -1862,6 +1862,8 @@ static void reg_checkrec_apply(struct reg_registry *r, const char *id, const cha
     struct reg_check *c = NULL;
     const char *nl = NULL;
     char *end = NULL;
+    char num[24], out[LIM_CHECK_OUTPUT_MAX + 1];
+    size_t n;
     long long since;
     enum reg_health prev, now;
 
@@ -1874,17 +1876,30 @@ static void reg_checkrec_apply(struct reg_registry *r, const char *id, const cha
     if (!c || c->rules.kind == REG_CHECK_TTL)
         return; /* gone, or replaced without that check, since */
     now = (enum reg_health)(doc[0] - '0');
-    since = strtoll(doc + 2, &end, 10);
+    /* the document is borrowed with its length, not always NUL-terminated */
     nl = memchr(doc, '\n', len);
+    n = (size_t)((nl ? nl : doc + len) - (doc + 2));
+    if (n >= sizeof(num))
+        n = sizeof(num) - 1;
+    memcpy(num, doc + 2, n);
+    num[n] = '\0';
+    since = strtoll(num, &end, 10);
     if (c->queued && c->want == (unsigned char)now)
         c->queued = 0;
-    if (nl && reg_check_output(c, nl + 1))
-        r->gen++;
+    if (nl) {
+        n = len - (size_t)(nl + 1 - doc);
+        if (n > LIM_CHECK_OUTPUT_MAX)
+            n = LIM_CHECK_OUTPUT_MAX;
+        memcpy(out, nl + 1, n);
+        out[n] = '\0';
+        if (reg_check_output(c, out))
+            r->gen++;
+    }
     prev = (enum reg_health)c->st.status;
     if (prev == now)
         return;
     c->st.status = (unsigned char)now;
-    c->st.last_change_ms = end && end != doc + 2 && since > 0 ? (int64_t)since : reg_now(r);
+    c->st.last_change_ms = end && end != num && since > 0 ? (int64_t)since : reg_now(r);
     (void)reg_refresh(r, in);
     if (!emit)
         return;
