@@ -9,6 +9,7 @@
 #include "api/events.h"
 #include "api/kv_api.h"
 #include "api/kv_txn.h"
+#include "api/replica_api.h"
 #include "api/ui.h"
 #include "auth/acl.h"
 #include "core/catalog.h"
@@ -17,6 +18,7 @@
 #include "core/kv.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/members.h"
 #include "core/replica.h"
 #include "http/server.h"
 #include "http/service.h"
@@ -47,6 +49,24 @@ static bool opt_given(int argc, char **argv, const char *flag, const char *env)
             return true;
     return false;
 }
+
+/* Who hears this replica's leadership change (registry/core/members.h). */
+struct main_lead {
+    struct reg_registry *reg; /* borrowed */
+    struct check_api *checks; /* borrowed */
+};
+
+/* rmb_change_fn: the leader runs the active checks and decides removals. */
+static void main_leader_changed(void *arg, bool leading)
+{
+    struct main_lead *l = arg;
+
+    reg_set_leader(l->reg, leading);
+    cka_set_leader(l->checks, leading);
+}
+
+/* rmb_options.on_commit: a member commit moves the index too. */
+static void main_member_commit(void *arg) { (void)reg_change_remote(arg); }
 
 int main(int argc, char **argv)
 {
@@ -127,6 +147,12 @@ int main(int argc, char **argv)
     struct rdns_options dopt;
     struct kv_store *kv = NULL;
     struct kv_options kopt;
+    struct rmb_members *members = NULL;
+    struct rmb_options mopt;
+    struct rrp_api *rapi = NULL;
+    struct rpl_routes routes = {NULL, NULL, NULL};
+    struct main_lead lead;
+    char url[LIM_MEMBER_URL_MAX + 1];
     long seeded = 0;
     struct rev_options hopt;
     struct acl *acl = NULL;
@@ -241,9 +267,31 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: out of memory\n");
         goto cleanup;
     }
+    /* The replicas on the store and their leader: the leader alone runs the
+     * active checks and removes instances critical too long. */
+    lead.reg = reg;
+    lead.checks = checks;
+    memset(&mopt, 0, sizeof(mopt));
+    mopt.on_change = main_leader_changed;
+    mopt.change_arg = &lead;
+    mopt.on_commit = main_member_commit;
+    mopt.commit_arg = reg;
+    members = rmb_new(store, svc_base(svc), &mopt);
+    if (!members) {
+        fprintf(stderr, "registry: out of memory\n");
+        goto cleanup;
+    }
+    if (rmb_through_store(members))
+        cka_set_leader(checks, false); /* until this replica is elected */
+    else
+        log_info("replicas: %s: this replica is the only one, and leads",
+                 rmb_local_reason(members));
+    routes.reg = reg;
+    routes.kv = kv;
+    routes.members = members;
     if (shared) {
-        if (rpl_load(store, reg, kv, err, sizeof(err)) < 0 ||
-            rpl_follow(store, reg, kv, err, sizeof(err)) != 0) {
+        if (rpl_load_routes(store, &routes, err, sizeof(err)) < 0 ||
+            rpl_follow_routes(store, &routes, err, sizeof(err)) != 0) {
             fprintf(stderr, "registry: cannot load the %s store: %s\n", store->ops->name, err);
             goto cleanup;
         }
@@ -321,10 +369,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "registry: cannot set up the health checks\n");
         goto cleanup;
     }
+    rapi = rrp_new(svc, members, acl);
+    if (!rapi) {
+        fprintf(stderr, "registry: cannot set up the replicas route\n");
+        goto cleanup;
+    }
     if (svc_listen(svc, common.bind, common.port, err, sizeof(err)) != 0) {
         fprintf(stderr, "registry: %s\n", err);
         goto cleanup;
     }
+    snprintf(url, sizeof(url), "http://%s:%d", common.advertise[0] ? common.advertise : common.bind,
+             svc_port(svc));
+    rmb_set_url(members, url);
+    if (rmb_start(members, err, sizeof(err)) != 0) {
+        fprintf(stderr, "registry: replicas: %s\n", err);
+        goto cleanup;
+    }
+    log_info("replicas: this replica is %s (%s)", rmb_self_id(members), url);
     if (dns_port > 0) {
         memset(&dopt, 0, sizeof(dopt));
         if (node_name[0] == '\0') {
@@ -371,8 +432,11 @@ cleanup:
     ract_free(ract); /* after the drain: its waiting writes need nothing of it */
     if (store)
         store_drain(store); /* also without the API: the KV writes complete first */
-    rcon_free(consul);      /* after the drain: its waiting writes answer through it */
-    kvt_free(ktxn); /* after the drain: its waiting transactions answer through the server */
+    rrp_free(rapi);
+    rmb_free(members); /* its lease lapses: another replica leads */
+    routes.members = NULL;
+    rcon_free(consul); /* after the drain: its waiting writes answer through it */
+    kvt_free(ktxn);    /* after the drain: its waiting transactions answer through the server */
     rui_free(ui);
     kv_api_free(kapi);
     kv_free(kv);

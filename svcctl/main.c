@@ -17,6 +17,7 @@
 #include "core/limits.h"
 #include "kv.h"
 #include "regclient/peer.h"
+#include "replicas.h"
 #include "stats.h"
 #include "watch.h"
 
@@ -37,6 +38,7 @@ static const char sc_help[] =
     "  kv ls [PREFIX]               list the keys under PREFIX\n"
     "  maint ID on|off [--reason R] take an instance out of discovery, or put it back\n"
     "  deregister ID                remove an instance\n"
+    "  replicas                     the registry replicas on its store and which one leads\n"
     "  health                       exit 0 only when every instance is passing; list the others\n"
     "  stats                        each facade-service's upstreams: breaker, counts, retries, "
     "latency\n"
@@ -75,6 +77,7 @@ static const struct sc_command sc_commands[] = {
     {"maint", ccat_maint},
     {"deregister", ccat_deregister},
     {"health", ccat_health},
+    {"replicas", crep_main},
     {"stats", cst_main},
 };
 

@@ -58,6 +58,9 @@
 #define LIM_PER_NAME_MAX           10000  /* instances of one name, default of --max-per-name */
 #define LIM_REG_DOC_MAX            (64 * 1024) /* bytes of one registration's stored document */
 #define LIM_REG_ALIVE_ORPHANS_MAX  4096 /* shared store: alive records kept for ids not here yet */
+#define LIM_MEMBER_TTL_MS          5000 /* shared store: a replica's member lease (etcd may raise it) */
+#define LIM_MEMBER_URL_MAX         256 /* bytes of a replica's advertised URL in its member record */
+#define LIM_MEMBERS_MAX            64  /* replicas known at once (more member records: ignored) */
 #define LIM_HEALTH_WRITES_PER_TICK 1024 /* health changes the registry stores per expiry tick */
 #define LIM_REG_PAGE_DEFAULT       100  /* instances of a GET /v1/services page without limit= */
 #define LIM_REG_PAGE_MAX           1000 /* largest limit= of GET /v1/services */

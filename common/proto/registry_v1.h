@@ -14,6 +14,7 @@
 #define REGV1_DISCOVER  "/v1/discover"         /* GET: one passing instance */
 #define REGV1_PARAM_ID  "{id}"                 /* the path parameter of the two above */
 #define REGV1_EVENTS    "/v1/events"           /* GET: change events, long-poll or SSE */
+#define REGV1_REPLICAS  "/v1/replicas"         /* GET: the registry replicas and their leader */
 #define REGV1_H_INDEX   "X-Registry-Index"     /* the registry index, on reads */
 #define REGV1_H_STALE   "X-Registry-Stale"     /* "true" while the store cannot commit */
 #define REGV1_KV        "/v1/kv/{key*}"        /* GET, PUT, DELETE: the KV store (Consul's) */

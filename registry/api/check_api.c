@@ -26,6 +26,7 @@ struct check_api {
     const struct acl *acl;    /* borrowed; NULL: open */
     struct reg_registry *reg; /* borrowed; NULL until cka_start */
     struct crun *run;         /* owned: the probes */
+    bool leading;             /* probes run (this replica leads) */
 };
 
 /* A maintenance request waiting for its commit; freed by its completion. */
@@ -75,7 +76,8 @@ void cka_observe(void *arg, const struct reg_event *ev)
     case REG_EV_REGISTER:
         /* a re-registration replaced the instance: its probes too */
         crun_remove_instance(a->run, reg_instance_id(ev->in));
-        cka_add_probes(a, ev->in);
+        if (a->leading)
+            cka_add_probes(a, ev->in);
         break;
     case REG_EV_DEREGISTER:
     case REG_EV_EXPIRE:
@@ -269,6 +271,7 @@ struct check_api *cka_new(struct svc *svc, struct rev_hub *hub, const struct acl
     a->svc = svc;
     a->hub = hub;
     a->acl = acl;
+    a->leading = true;
     a->run = crun_new(svc_base(svc), cka_report, a, 0);
     if (!a->run) {
         free(a);
@@ -293,7 +296,32 @@ int cka_start(struct check_api *a, struct reg_registry *r)
         hs_route(svc_http(a->svc), HS_PUT, REGV1_MAINT, cka_maint, a) != 0 ||
         mtr_add_collector(svc_metrics(a->svc), cka_collect, a) != 0)
         return -1;
-    return reg_foreach(r, &all, cka_load_one, a);
+    return a->leading ? reg_foreach(r, &all, cka_load_one, a) : 0;
+}
+
+/* reg_foreach callback: stop the probes of one instance. */
+static int cka_stop_one(const struct reg_instance *in, void *arg)
+{
+    crun_remove_instance(arg, reg_instance_id(in));
+    return 0;
+}
+
+void cka_set_leader(struct check_api *a, bool leading)
+{
+    struct reg_filter all = {NULL, NULL, NULL, -1, false};
+
+    if (leading == a->leading)
+        return;
+    a->leading = leading;
+    if (!a->reg)
+        return; /* cka_start starts them, or not */
+    if (reg_foreach(a->reg, &all, leading ? cka_load_one : cka_stop_one,
+                    leading ? (void *)a : (void *)a->run) != 0)
+        log_error("could not %s the probes", leading ? "start" : "stop");
+    log_info("health checks: %s (%zu probes)",
+             leading ? "this replica leads, probes started"
+                     : "no longer the leader, probes stopped",
+             crun_count(a->run));
 }
 
 size_t cka_probes(const struct check_api *a) { return crun_count(a->run); }

@@ -4,10 +4,13 @@
  *   PUT /v1/services/{id}/maintenance {"enable": bool, "reason": "..."}
  * and, as the core's observer (in front of the change events), the http and
  * tcp checks of every instance registered handed to the runner, dropped
- * when it leaves; the runner's results go back to the core. */
+ * when it leaves; the runner's results go back to the core. Probes run
+ * only while this replica leads (cka_set_leader; registry/core/members.h):
+ * on one registry, always. */
 #ifndef REG_API_CHECK_API_H
 #define REG_API_CHECK_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct svc;
@@ -31,6 +34,11 @@ void cka_observe(void *arg, const struct reg_event *ev);
 /* Once the registry r (borrowed, outlives the glue) is loaded: add the
  * routes and start the probes of the instances loaded. 0, or -1. */
 int cka_start(struct check_api *a, struct reg_registry *r) __attribute__((warn_unused_result));
+
+/* This replica leads (leading true; the default) or no longer does: the
+ * probes of every instance start, or all stop. Before cka_start it only
+ * sets what cka_start does. */
+void cka_set_leader(struct check_api *a, bool leading);
 
 /* Probes configured and running now (for the tests and /metrics). */
 size_t cka_probes(const struct check_api *a);

@@ -104,6 +104,9 @@ struct rev_hub {
     size_t head, count, bytes; /* oldest at ring[head] */
     uint64_t index;            /* the last event's (the registry's) */
     uint64_t lost;             /* events up to this were lost (out of memory) */
+    uint64_t dropped;          /* the last event dropped from the ring's index, or the index
+                                  the history began at: every event after it is held (on a
+                                  shared store indexes skip the commits that make no event) */
     struct rev_watch *all;     /* watchers of every name (DL) */
     struct rev_name *names;    /* uthash: watchers by name */
     struct rev_name *ids;      /* uthash: rev_park watchers by instance id */
@@ -166,13 +169,14 @@ static void rev_drop_oldest(struct rev_hub *h)
     h->head = (h->head + 1) % h->opt.history_max;
     h->count--;
     h->bytes -= ev->len;
+    h->dropped = ev->index;
     rev_event_unref(ev);
 }
 
 /* The lowest index N the history can give every event after. */
 static uint64_t rev_floor(const struct rev_hub *h)
 {
-    uint64_t f = h->count ? rev_at(h, 0)->index - 1 : h->index;
+    uint64_t f = h->count ? h->dropped : h->index;
 
     return f > h->lost ? f : h->lost;
 }
@@ -984,7 +988,7 @@ struct rev_hub *rev_hub_new(struct svc *svc, const struct rev_options *opt)
     return h;
 }
 
-void rev_hub_set_index(struct rev_hub *h, uint64_t index) { h->index = index; }
+void rev_hub_set_index(struct rev_hub *h, uint64_t index) { h->index = h->dropped = index; }
 
 uint64_t rev_hub_index(const struct rev_hub *h) { return h->index; }
 

@@ -125,7 +125,9 @@ struct reg_check {
         struct chk_policy policy;
         unsigned char kind, initial;
     } rules;
-    struct chk_state st; /* http and tcp; a TTL one reads the instance's */
+    struct chk_state st;  /* http and tcp; a TTL one reads the instance's */
+    unsigned char queued; /* shared store, leader: a status record of it is on its way */
+    unsigned char want;   /* its status (enum reg_health) */
 };
 
 /* What only some instances have: checks beyond the default TTL one, and
@@ -196,6 +198,27 @@ struct reg_registry {
     struct reg_alive_op *alive_ops;   /* utlist DL head: owned until their completion */
     struct reg_alive_orphan *orphans; /* uthash head, owned */
     size_t norphans;
+    bool leader; /* shared store with leases: this replica leads (reg_set_leader) */
+    struct reg_checkrec_load *loaded_checks; /* owned list: check records read by the load,
+                                                applied by reg_load_finish */
+};
+
+/* A check record read by the load (the store's order is not ours: it may
+ * come before its instance). */
+struct reg_checkrec_load {
+    struct reg_checkrec_load *next;
+    char *id;  /* owned */
+    char *doc; /* owned, NUL-terminated at len */
+    size_t len;
+};
+
+/* A check record put by this replica (the leader), waiting for its
+ * commit. */
+struct reg_checkrec_write {
+    struct reg_registry *r; /* borrowed */
+    char *id;               /* owned */
+    char *doc;              /* owned, NUL-terminated at len */
+    size_t len;
 };
 
 /* Shared store: a lease grant, keepalive or alive-record put in flight
@@ -1327,6 +1350,29 @@ static void reg_del_done(void *arg, int rc, const char *err)
     reg_write_free(w);
 }
 
+/* Queue the deletion of the check record of instance id's check check_id
+ * (both borrowed) in the batch of the turn. */
+static void reg_checkrec_del(struct reg_registry *r, const char *id, const char *check_id)
+{
+    char rid[sizeof(REG_CHECK_PREFIX) + LIM_ID_MAX + 1 + LIM_CHECK_ID_MAX], err[256];
+
+    snprintf(rid, sizeof(rid), "%s%s/%s", REG_CHECK_PREFIX, id, check_id);
+    if (store_del(r->store, rid, NULL, NULL, err, sizeof(err)) != 0)
+        log_warn("could not queue the deletion of %s: %s", rid, err);
+}
+
+/* Queue the deletion of the check records of in's active checks (shared
+ * store with leases), in the batch of the turn: its deregistration's, or
+ * a re-registration's (whose checks start again). */
+static void reg_checkrecs_del(struct reg_registry *r, const struct reg_instance *in)
+{
+    size_t i;
+
+    for (i = 0; in->ext && i < in->ext->n; i++)
+        if (in->ext->checks[i].rules.kind != REG_CHECK_TTL)
+            reg_checkrec_del(r, in->id, in->ext->checks[i].id);
+}
+
 /* Queue the deletion of id in the store; reg_del_done applies it. 0, or -1
  * with err and nothing changed. */
 static int reg_queue_del(struct reg_registry *r, const char *id, bool expiry, reg_done_fn done,
@@ -1366,6 +1412,8 @@ static int reg_queue_del(struct reg_registry *r, const char *id, bool expiry, re
         if (store_del(r->store, rid, NULL, NULL, aerr, sizeof(aerr)) != 0)
             log_warn("could not queue the deletion of %s: %s", rid, aerr);
     }
+    if (r->leases && ttl_in)
+        reg_checkrecs_del(r, ttl_in);
     return 0;
 }
 
@@ -1498,6 +1546,14 @@ void reg_free(struct reg_registry *r)
         op->r = NULL;
     }
     reg_orphans_clear(r);
+    while (r->loaded_checks) {
+        struct reg_checkrec_load *l = r->loaded_checks;
+
+        r->loaded_checks = l->next;
+        free(l->id);
+        free(l->doc);
+        free(l);
+    }
     free(r);
 }
 
@@ -1590,6 +1646,8 @@ int reg_register(struct reg_registry *r, const struct reg_spec *spec, reg_done_f
         HASH_FIND_STR(r->by_id, id, cur);
         cur->busy++;
         w->pinned = true;
+        if (r->leases)
+            reg_checkrecs_del(r, cur); /* its checks start again */
     }
     memcpy(id_out, id, sizeof(id));
     w = NULL;
@@ -1767,6 +1825,177 @@ static bool reg_check_output(struct reg_check *c, const char *output)
     return true;
 }
 
+/* ---------------------------------------------------------------------- */
+/* check records (shared store with leases): the leader puts a check's
+ * status change as REG_CHECK_PREFIX<instance-id>/<check-id>, document
+ * "<status digit> <since, Unix ms>\n<output>", and every replica (the
+ * leader in the put's completion) applies it at that commit's revision. */
+
+/* Split a check record's id into its instance id (into iid, LIM_ID_MAX +
+ * 1 bytes) and its check id (returned, into id); NULL when id is none. */
+static const char *reg_checkrec_split(const char *id, char *iid)
+{
+    size_t n = sizeof(REG_CHECK_PREFIX) - 1;
+    const char *rest = NULL, *slash = NULL;
+
+    if (!id || strncmp(id, REG_CHECK_PREFIX, n) != 0)
+        return NULL;
+    rest = id + n;
+    slash = strchr(rest, '/');
+    if (!slash || slash == rest || (size_t)(slash - rest) > LIM_ID_MAX || slash[1] == '\0')
+        return NULL;
+    memcpy(iid, rest, (size_t)(slash - rest));
+    iid[slash - rest] = '\0';
+    return slash + 1;
+}
+
+/* Apply the check record id -> doc (committed) to its check, if its
+ * instance and check are here: its status since the record's time, its
+ * output; a status change moves the instance's health and, when emit, is
+ * told to the observer at the commit's revision. */
+static void reg_checkrec_apply(struct reg_registry *r, const char *id, const char *doc, size_t len,
+                               bool emit)
+{
+    char iid[LIM_ID_MAX + 1];
+    const char *cid = reg_checkrec_split(id, iid);
+    struct reg_instance *in = NULL;
+    struct reg_check *c = NULL;
+    const char *nl = NULL;
+    char *end = NULL;
+    char num[24], out[LIM_CHECK_OUTPUT_MAX + 1];
+    size_t n;
+    long long since;
+    enum reg_health prev, now;
+
+    if (!cid || !doc || len < 3 || doc[0] < '0' || doc[0] > '2' || doc[1] != ' ') {
+        reg_lag(r, id ? id : "(null)", "not a check record");
+        return;
+    }
+    HASH_FIND_STR(r->by_id, iid, in);
+    c = in ? reg_check_find(in, cid) : NULL;
+    if (!c || c->rules.kind == REG_CHECK_TTL)
+        return; /* gone, or replaced without that check, since */
+    now = (enum reg_health)(doc[0] - '0');
+    /* the document is borrowed with its length, not always NUL-terminated */
+    nl = memchr(doc, '\n', len);
+    n = (size_t)((nl ? nl : doc + len) - (doc + 2));
+    if (n >= sizeof(num))
+        n = sizeof(num) - 1;
+    memcpy(num, doc + 2, n);
+    num[n] = '\0';
+    since = strtoll(num, &end, 10);
+    if (c->queued && c->want == (unsigned char)now)
+        c->queued = 0;
+    if (nl) {
+        n = len - (size_t)(nl + 1 - doc);
+        if (n > LIM_CHECK_OUTPUT_MAX)
+            n = LIM_CHECK_OUTPUT_MAX;
+        memcpy(out, nl + 1, n);
+        out[n] = '\0';
+        if (reg_check_output(c, out))
+            r->gen++;
+    }
+    prev = (enum reg_health)c->st.status;
+    if (prev == now)
+        return;
+    c->st.status = (unsigned char)now;
+    c->st.last_change_ms = end && end != num && since > 0 ? (int64_t)since : reg_now(r);
+    (void)reg_refresh(r, in);
+    if (!emit)
+        return;
+    if (now == REG_PASSING)
+        log_info("instance %s: check %s is passing again", in->id, c->id);
+    else
+        log_warn("instance %s: check %s is %s: %s", in->id, c->id,
+                 now == REG_WARNING ? "warning" : "critical", c->output ? c->output : "");
+    r->health_commit = true;
+    reg_emit_health(r, in, c->id, prev, now, reg_now(r));
+    r->health_commit = false;
+}
+
+static void reg_checkrec_write_free(struct reg_checkrec_write *w)
+{
+    if (!w)
+        return;
+    free(w->id);
+    free(w->doc);
+    free(w);
+}
+
+/* Completion of this replica's check record: applied as every replica
+ * applies it. */
+static void reg_checkrec_done(void *arg, int rc, const char *err)
+{
+    struct reg_checkrec_write *w = arg;
+    char iid[LIM_ID_MAX + 1];
+    const char *cid = reg_checkrec_split(w->id, iid);
+    struct reg_instance *in = NULL;
+    struct reg_check *c = NULL;
+
+    if (rc == 0) {
+        reg_checkrec_apply(w->r, w->id, w->doc, w->len, true);
+    } else {
+        log_warn("could not store the status of check %s (the next probe tries again): %s", w->id,
+                 err ? err : "unknown error");
+    }
+    HASH_FIND_STR(w->r->by_id, iid, in);
+    c = in && cid ? reg_check_find(in, cid) : NULL;
+    if (c)
+        c->queued = 0;
+    reg_checkrec_write_free(w);
+}
+
+/* reg_check_result on a shared store with leases: only the leader moves
+ * checks; a status change is put as the check's record (output changes
+ * alone are kept here, not written) and applied at its commit. */
+static int reg_checkrec_report(struct reg_registry *r, struct reg_instance *in, struct reg_check *c,
+                               enum reg_health result, int64_t now)
+{
+    struct chk_state next = c->st;
+    struct reg_checkrec_write *w = NULL;
+    unsigned char want;
+    char err[256];
+    int n;
+
+    if (!r->leader)
+        return 0; /* a late report: the leader's probes decide */
+    if (!chk_apply(&next, &c->rules.policy, result, now)) {
+        c->st = next; /* the run of results moves on */
+        return 0;
+    }
+    /* the run moves on; the status only when the record commits */
+    want = next.status;
+    next.status = c->st.status;
+    next.last_change_ms = c->st.last_change_ms;
+    c->st = next;
+    if (c->queued && c->want == want)
+        return 0;
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        goto oom;
+    w->r = r;
+    n = snprintf(NULL, 0, "%s%s/%s", REG_CHECK_PREFIX, in->id, c->id);
+    w->id = malloc((size_t)n + 1);
+    w->doc = malloc(LIM_CHECK_OUTPUT_MAX + 32);
+    if (!w->id || !w->doc)
+        goto oom;
+    snprintf(w->id, (size_t)n + 1, "%s%s/%s", REG_CHECK_PREFIX, in->id, c->id);
+    w->len = (size_t)snprintf(w->doc, LIM_CHECK_OUTPUT_MAX + 32, "%d %lld\n%s", (int)want,
+                              (long long)now, c->output ? c->output : "");
+    if (store_put(r->store, w->id, w->doc, w->len, reg_checkrec_done, w, err, sizeof(err)) != 0) {
+        log_warn("could not queue the status of check %s: %s", w->id, err);
+        reg_checkrec_write_free(w);
+        return 0;
+    }
+    c->queued = 1;
+    c->want = want;
+    return 0;
+oom:
+    log_warn("could not store the status of check %s of %s: out of memory", c->id, in->id);
+    reg_checkrec_write_free(w);
+    return 0;
+}
+
 int reg_check_result(struct reg_registry *r, const char *id, const char *check_id,
                      enum reg_health result, const char *output)
 {
@@ -1782,10 +2011,14 @@ int reg_check_result(struct reg_registry *r, const char *id, const char *check_i
     c = reg_check_find(in, check_id);
     if (!c || c->rules.kind == REG_CHECK_TTL)
         return 1;
+    if (r->leases && !r->leader)
+        return 0; /* a late report: the leader's probes decide */
     if (reg_check_output(c, output ? output : ""))
         r->gen++;
     prev = (enum reg_health)c->st.status;
     now = reg_now(r);
+    if (r->leases)
+        return reg_checkrec_report(r, in, c, result, now);
     if (!chk_apply(&c->st, &c->rules.policy, result, now))
         return 0;
     /* a change the next tick's lease may not cover yet */
@@ -2050,6 +2283,7 @@ int reg_check_add(struct reg_registry *r, const char *id, const struct reg_check
     struct reg_instance *in = NULL;
     struct reg_ext *x = NULL;
     size_t i, kept = 0;
+    int rc;
 
     HASH_FIND_STR(r->by_id, id, in);
     if (!in)
@@ -2084,7 +2318,10 @@ int reg_check_add(struct reg_registry *r, const char *id, const struct reg_check
         errbuf_set(err, errlen, "out of memory");
         return -1;
     }
-    return reg_queue_ext(r, in, x, x, reg_checks_done, done, arg, err, errlen);
+    rc = reg_queue_ext(r, in, x, x, reg_checks_done, done, arg, err, errlen);
+    if (rc == 0 && r->leases)
+        reg_checkrec_del(r, id, cs->id); /* a replaced check starts again */
+    return rc;
 }
 
 int reg_check_remove(struct reg_registry *r, const char *id, const char *check_id, reg_done_fn done,
@@ -2093,6 +2330,7 @@ int reg_check_remove(struct reg_registry *r, const char *id, const char *check_i
     struct reg_instance *in = NULL;
     struct reg_ext *x = NULL;
     size_t i;
+    int rc;
 
     HASH_FIND_STR(r->by_id, id, in);
     if (!in)
@@ -2113,7 +2351,10 @@ int reg_check_remove(struct reg_registry *r, const char *id, const char *check_i
         errbuf_set(err, errlen, "out of memory");
         return -1;
     }
-    return reg_queue_ext(r, in, x, x, reg_checks_done, done, arg, err, errlen);
+    rc = reg_queue_ext(r, in, x, x, reg_checks_done, done, arg, err, errlen);
+    if (rc == 0 && r->leases)
+        reg_checkrec_del(r, id, check_id);
+    return rc;
 }
 
 const struct reg_instance *reg_get(const struct reg_registry *r, const char *id)
@@ -2288,6 +2529,25 @@ size_t reg_page(const struct reg_registry *r, const struct reg_filter *f, const 
     return *more ? limit : n;
 }
 
+/* Whether this replica removes instances critical too long: on a local
+ * store always, on a shared one only the leader, and only when leases
+ * decide the TTL checks (then every replica agrees on who is critical). */
+static bool reg_removes(const struct reg_registry *r)
+{
+    return !r->shared || (r->leases && r->leader);
+}
+
+/* Whether the critical in is due for removal after grace: locally its
+ * last heartbeat plus ttl plus grace; on a shared store (heartbeats are
+ * each replica's own) since its TTL check turned critical. */
+static bool reg_removal_due(const struct reg_registry *r, const struct reg_instance *in,
+                            int64_t grace, int64_t now)
+{
+    if (r->shared)
+        return in->ttl_change_ms + grace <= now;
+    return in->heartbeat_ms + in->ttl_ms + grace <= now;
+}
+
 /* Queue the removal of the instances one of whose active checks has been
  * critical longer than its deregister_after_ms. The number queued. */
 static size_t reg_reap(struct reg_registry *r, int64_t now)
@@ -2345,7 +2605,7 @@ size_t reg_tick(struct reg_registry *r)
          * on a shared store: this replica's view of health is its own (a
          * renewal may reach another replica only), and a removal would be
          * every replica's (catalog.h). */
-        for (in = r->shared ? NULL : b->critical; in && in->heartbeat_ms + ttl_ms + grace <= now;
+        for (in = reg_removes(r) ? b->critical : NULL; in && reg_removal_due(r, in, grace, now);
              in = in->next) {
             if (in->removing)
                 continue;
@@ -2381,7 +2641,7 @@ size_t reg_tick(struct reg_registry *r)
             reg_emit_health(r, in, reg_ttl_id(in, cid, sizeof(cid)), prev, REG_CRITICAL, now);
         }
     }
-    if (!r->shared)
+    if (reg_removes(r))
         changed += reg_reap(r, now);
     reg_flush_health(r);
     r->wake_at = INT64_MAX;
@@ -2413,6 +2673,23 @@ int reg_load_record(struct reg_registry *r, const char *id, const char *doc, siz
 
         if (lease > 0)
             reg_alive_apply(r, reg_alive_target(id), lease);
+        return 0;
+    }
+    if (r->leases && strncmp(id, REG_CHECK_PREFIX, sizeof(REG_CHECK_PREFIX) - 1) == 0) {
+        /* applied by reg_load_finish: its instance may come later */
+        struct reg_checkrec_load *l = calloc(1, sizeof(*l));
+
+        if (!l || !(l->id = strdup(id)) || !(l->doc = malloc(doc_len + 1))) {
+            if (l)
+                free(l->id);
+            free(l);
+            return -1;
+        }
+        memcpy(l->doc, doc, doc_len);
+        l->doc[doc_len] = '\0';
+        l->len = doc_len;
+        l->next = r->loaded_checks;
+        r->loaded_checks = l;
         return 0;
     }
     if (id[0] == REG_META_PREFIX_CHAR)
@@ -2476,6 +2753,15 @@ void reg_load_finish(struct reg_registry *r)
     /* The store's order is not the heartbeats': expiry reads list heads. */
     HASH_ITER (hh, r->buckets, b, btmp)
         DL_SORT(b->critical, reg_cmp_heartbeat);
+    while (r->loaded_checks) {
+        struct reg_checkrec_load *l = r->loaded_checks;
+
+        r->loaded_checks = l->next;
+        reg_checkrec_apply(r, l->id, l->doc, l->len, false);
+        free(l->id);
+        free(l->doc);
+        free(l);
+    }
     if (r->shared) {
         /* a TTL check without an alive record: its lease lapsed (or the
          * record of a registration just made is still on its way) */
@@ -2681,6 +2967,9 @@ void reg_apply_change(struct reg_registry *r, enum store_change kind, const char
                 reg_alive_apply(r, reg_alive_target(id), lease);
             else
                 reg_lag(r, id, "its document is not a lease id");
+        } else if (r->leases && id &&
+                   strncmp(id, REG_CHECK_PREFIX, sizeof(REG_CHECK_PREFIX) - 1) == 0) {
+            reg_checkrec_apply(r, id, doc, len, true);
         } else if (id && doc && id[0] != REG_META_PREFIX_CHAR) {
             reg_apply_put(r, id, doc, len);
         }
@@ -2745,6 +3034,8 @@ uint64_t reg_change_predict(const struct reg_registry *r)
 }
 
 bool reg_shared(const struct reg_registry *r) { return r->shared; }
+
+void reg_set_leader(struct reg_registry *r, bool leader) { r->leader = leader; }
 
 void reg_ttl_check_id(const struct reg_instance *in, char *buf, size_t len)
 {

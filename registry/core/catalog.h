@@ -37,14 +37,30 @@
  * Local heartbeat times are shown but never lapse anything. A replica
  * loading the state finds an instance without its record critical.
  *
- * Still local in this phase: a TTL update's status and note (pass, warn,
- * fail: reg_ttl_update) and active check results stay this replica's own,
- * reported at the current index (which it does not move; reg_generation
- * moves), and no health document is written (a full-document put would
- * race the other replicas' writes). And no replica removes an instance
- * critical too long (reg_tick, active checks' deregister_after): that
- * deletion needs one decider (the elected leader, next phase); it stays
- * critical until it renews or deregisters. */
+ * Active checks on a shared store with leases run on the leader only
+ * (registry/core/members.h elects it; the caller says so with
+ * reg_set_leader): its reg_check_result moves a check's run of results,
+ * and a status change (not an output change alone) is put as the record
+ * REG_CHECK_PREFIX<instance-id>/<check-id> (document "<status digit>
+ * <since, Unix ms>\n<output>"); every replica, the leader in the put's
+ * completion, applies it as the check's status at that commit's revision
+ * (REG_EV_HEALTH at that index), and a replica loading the state applies
+ * the records it reads. A deregistration (and a re-registration, whose
+ * checks start again, or a check replaced or removed) deletes them in its
+ * batch. A non-leader's reg_check_result changes nothing.
+ *
+ * Removals of instances critical too long (reg_tick: a TTL check critical
+ * for its deregister-after since it lapsed; an active check's
+ * deregister_after) are decided on a shared store by the leader only,
+ * through the store like any deregistration (every replica hears the
+ * deletion); the others never remove. A shared store without leases
+ * removes nothing (health is each replica's own there).
+ *
+ * Still local: a TTL update's status and note (pass, warn, fail:
+ * reg_ttl_update) stay this replica's own, reported at the current index
+ * (which it does not move; reg_generation moves), and no health document
+ * is written (a full-document put would race the other replicas'
+ * writes). */
 #ifndef REG_CORE_CATALOG_H
 #define REG_CORE_CATALOG_H
 
@@ -203,6 +219,15 @@ void reg_load_finish(struct reg_registry *r);
 /* Whether the registry's store is shared (it has a follow op). */
 bool reg_shared(const struct reg_registry *r);
 
+/* Shared store with leases: whether this replica leads now (false until
+ * told). Only the leader moves active checks and removes instances
+ * critical too long (see the header comment). No effect elsewhere. */
+void reg_set_leader(struct reg_registry *r, bool leader);
+
+/* Shared store: the id of a check's status record is this prefix, the
+ * instance id, '/' and the check id (see the header comment). */
+#define REG_CHECK_PREFIX "!check/"
+
 /* A commit of another replica on the shared store (store_follow's change,
  * id and doc borrowed for the call), applied as the same local commit
  * would be: a PUT of an instance document replaces or creates the
@@ -249,8 +274,11 @@ int reg_renew(struct reg_registry *r, const char *id) __attribute__((warn_unused
  * with its output (borrowed; cut at LIM_CHECK_OUTPUT_MAX bytes): moves the
  * check by its thresholds (check.h) and, when its status changes, the
  * instance's health (a change, reported as REG_EV_HEALTH). Never writes to
- * the store: checks start again from their initial status after a restart.
- * 0, or 1 when the instance or the check is unknown (or is a TTL check). */
+ * a local store: checks start again from their initial status after a
+ * restart. On a shared store with leases only the leader's count, and a
+ * status change is written as the check's record first and applied at its
+ * commit (see the header comment). 0, or 1 when the instance or the check
+ * is unknown (or is a TTL check). */
 int reg_check_result(struct reg_registry *r, const char *id, const char *check_id,
                      enum reg_health result, const char *output);
 

@@ -12,6 +12,7 @@
 struct store;
 struct reg_registry;
 struct kv_store;
+struct rmb_members;
 
 /* Load st (borrowed) into reg and kv (borrowed; kv may be NULL: KV records
  * are then skipped) with ONE store_load: each record goes to the KV store
@@ -30,5 +31,22 @@ long rpl_load(struct store *st, struct reg_registry *reg, struct kv_store *kv, c
  * not start). */
 int rpl_follow(struct store *st, struct reg_registry *reg, struct kv_store *kv, char *err,
                size_t errlen) __attribute__((warn_unused_result));
+
+/* Who hears a replica's records: the catalog (required), the KV store and
+ * the member set (either NULL: their records are skipped). The caller owns
+ * it; for rpl_follow_routes it must outlive every loop turn and drain of
+ * the store. */
+struct rpl_routes {
+    struct reg_registry *reg;
+    struct kv_store *kv;         /* made over reg */
+    struct rmb_members *members; /* registry/core/members.h: RMB_RECORD_PREFIX ids */
+};
+
+/* rpl_load and rpl_follow with the member records routed too (to
+ * rmb_load_record and rmb_apply_change; a reset to all three). */
+long rpl_load_routes(struct store *st, const struct rpl_routes *rt, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+int rpl_follow_routes(struct store *st, struct rpl_routes *rt, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

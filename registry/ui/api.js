@@ -10,6 +10,7 @@
 const EVENTS_KEPT = 500; // events the feed remembers (newest first)
 const HISTORY_READ = 100; // past events read at start (the registry may hold fewer)
 const TOKEN_KEY = 'registry-token'; // the token's sessionStorage key
+const REPLICAS_EVERY_MS = 5000; // GET /v1/replicas again (leadership makes no event)
 
 // The shared state. Views read it; only this module writes it.
 export const state = {
@@ -24,6 +25,7 @@ export const state = {
   // ACLs: shown once the registry refused a request for want of a right;
   // error is its refusal ('' when the last catalog read was allowed).
   auth: { shown: token() !== '', error: '' }, // a kept token: the form shows, to change it
+  replicas: null, // GET /v1/replicas as last read; null: not read (yet)
 };
 
 const listeners = new Set();
@@ -289,9 +291,29 @@ function onEvent(msg) {
   }
 }
 
-// Start: read the catalog, then follow its events.
+// Read the replicas and their leader; a change redraws like the catalog.
+async function readReplicas() {
+  let reply;
+  try {
+    reply = await call('GET', '/v1/replicas');
+  } catch (err) {
+    return;
+  }
+  if (reply.status !== 200 || typeof reply.body !== 'object') {
+    return;
+  }
+  if (JSON.stringify(reply.body) !== JSON.stringify(state.replicas)) {
+    state.replicas = reply.body;
+    emit('catalog');
+  }
+}
+
+// Start: read the catalog, then follow its events; the replicas now and
+// every REPLICAS_EVERY_MS.
 export function start() {
   reload();
+  readReplicas();
+  setInterval(readReplicas, REPLICAS_EVERY_MS);
 }
 
 // The instances grouped by service name: Map name -> [instance], names

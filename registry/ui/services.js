@@ -1,13 +1,35 @@
 // services.js: the Services page: every service name with its instances
 // counted by health and the tags they carry, each linking to its
-// instances. Redrawn from the in-memory catalog on every change event.
+// instances, and the registry replicas with their leader. Redrawn from the
+// in-memory catalog on every change event.
 import { byService, state } from './api.js';
 import { badge, h } from './dom.js';
 
 const HEALTHS = ['passing', 'warning', 'critical'];
 
+// One line: the replicas (oldest first), the leader marked, and which one
+// this page talks to.
+function replicas() {
+  const r = state.replicas;
+  if (!r || !Array.isArray(r.replicas)) {
+    return null;
+  }
+  const items = r.replicas.map((m) => h('li', { 'data-replica': m.id },
+    h('code', {}, m.id), ' ', m.url || '', m.leader ? [' ', h('strong', {}, 'leader')] : null,
+    m.self ? ' (this page)' : null));
+  return h('section.replicas', { 'aria-label': 'Replicas' },
+    h('p', {}, r.replicas.length + (r.replicas.length === 1 ? ' replica' : ' replicas') +
+      (r.membership === 'local' && r.reason ? ' (' + r.reason + ')' : '') +
+      (r.leader ? '' : ', no leader yet')),
+    h('ul', {}, items));
+}
+
 export function render(root) {
   root.append(h('h2', {}, 'Services'));
+  const rep = replicas();
+  if (rep) {
+    root.append(rep);
+  }
   if (!state.loaded) {
     root.append(h('p', {}, state.auth.error ? 'The registry shows its catalog only with a token (above).'
       : 'Reading the catalog…'));

@@ -1,0 +1,505 @@
+/* test_members.c: the replicas' member set and leader (registry/core
+ * members.c) and the check records the leader writes (catalog.c's shared
+ * check path), over a group of shared memory stores whose leases and
+ * member keepalives run on one virtual clock: the first replica started
+ * leads on every replica; when its store closes its lease lapses and the
+ * next oldest leads, at the lapse's revision; a check result the leader
+ * reports is applied on every replica at the record's revision; a
+ * non-leader's report writes nothing; a deregistration deletes the record;
+ * a store that is not shared has one member, the leader. */
+#include "core/clock.h"
+#include "registry/api/codec.h"
+#include "registry/api/spec_json.h"
+#include "registry/core/catalog.h"
+#include "registry/core/members.h"
+#include "registry/core/replica.h"
+#include "registry/store/store.h"
+#include "vclock.h"
+
+#include <event2/event.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define NODES_MAX  3
+#define EVENTS_MAX 32
+#define START_MS   1700000000000LL
+
+struct node {
+    struct store *store;
+    struct reg_registry *reg;
+    struct rmb_members *mb;
+    struct rpl_routes routes;
+    char name[8];
+    int gained, lost;  /* leadership changes heard */
+    uint64_t lead_rev; /* the store revision of the last change */
+    size_t nev;
+    struct {
+        int type;
+        uint64_t index;
+        char check[LIM_CHECK_ID_MAX + 1];
+        int status;
+    } ev[EVENTS_MAX];
+};
+
+struct world {
+    struct event_base *base;
+    struct store_memory_group *group;
+    struct vclock vc; /* the group's leases and the member keepalives */
+    size_t n;
+    struct node nodes[NODES_MAX];
+};
+
+static int64_t world_clock(void *arg) { return ((struct world *)arg)->vc.now; }
+
+static void observe(void *arg, const struct reg_event *ev)
+{
+    struct node *nd = arg;
+
+    assert_true(nd->nev < EVENTS_MAX);
+    nd->ev[nd->nev].type = (int)ev->type;
+    nd->ev[nd->nev].index = ev->index;
+    snprintf(nd->ev[nd->nev].check, sizeof(nd->ev[0].check), "%s",
+             ev->check_id ? ev->check_id : "");
+    nd->ev[nd->nev].status = (int)ev->status;
+    nd->nev++;
+}
+
+static void on_change(void *arg, bool leading)
+{
+    struct node *nd = arg;
+
+    if (leading)
+        nd->gained++;
+    else
+        nd->lost++;
+    nd->lead_rev = store_revision(nd->store);
+    reg_set_leader(nd->reg, leading);
+}
+
+static void on_commit(void *arg)
+{
+    struct node *nd = arg;
+
+    (void)reg_change_remote(nd->reg);
+}
+
+/* Run the loop until no store has writes waiting, and a few turns more
+ * for the followers. */
+static void world_settle(struct world *w)
+{
+    size_t i, rounds;
+    bool busy = true;
+
+    for (rounds = 0; busy && rounds < 1000; rounds++) {
+        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
+        busy = false;
+        for (i = 0; i < w->n; i++)
+            busy = busy || (w->nodes[i].store && store_pending(w->nodes[i].store) > 0);
+    }
+    assert_false(busy);
+    for (rounds = 0; rounds < 8; rounds++)
+        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
+}
+
+/* Let ms of virtual time pass, firing the timers due in order. */
+static void world_advance(struct world *w, int64_t ms)
+{
+    int64_t until = w->vc.now + ms;
+
+    while (vc_fire_next(&w->vc, until) == 1)
+        world_settle(w);
+    w->vc.now = until;
+    world_settle(w);
+}
+
+/* One more replica on the group: store, registry, members, loaded and
+ * following, started. */
+static struct node *world_add(struct world *w)
+{
+    struct node *nd = &w->nodes[w->n];
+    struct reg_options opt;
+    struct rmb_options mopt;
+    char err[256];
+
+    snprintf(nd->name, sizeof(nd->name), "n%zu", ++w->n);
+    nd->store = store_memory_open_shared(w->base, w->group);
+    assert_non_null(nd->store);
+    memset(&opt, 0, sizeof(opt));
+    opt.codec = &regc_codec;
+    opt.clock = world_clock;
+    opt.clock_arg = w;
+    opt.seed = 7;
+    opt.observer = observe;
+    opt.observer_arg = nd;
+    nd->reg = reg_new(nd->store, &opt);
+    assert_non_null(nd->reg);
+    memset(&mopt, 0, sizeof(mopt));
+    mopt.self_id = nd->name;
+    mopt.url = "http://127.0.0.1:1";
+    mopt.timers = &w->vc.hook;
+    mopt.clock = world_clock;
+    mopt.clock_arg = w;
+    mopt.on_change = on_change;
+    mopt.change_arg = nd;
+    mopt.on_commit = on_commit;
+    mopt.commit_arg = nd;
+    nd->mb = rmb_new(nd->store, w->base, &mopt);
+    assert_non_null(nd->mb);
+    assert_true(rmb_through_store(nd->mb));
+    nd->routes.reg = nd->reg;
+    nd->routes.members = nd->mb;
+    assert_true(rpl_load_routes(nd->store, &nd->routes, err, sizeof(err)) >= 0);
+    assert_int_equal(rpl_follow_routes(nd->store, &nd->routes, err, sizeof(err)), 0);
+    assert_int_equal(rmb_start(nd->mb, err, sizeof(err)), 0);
+    world_settle(w);
+    return nd;
+}
+
+/* Stop nd as a crash would: nothing deleted, its lease left to lapse. */
+static void node_kill(struct node *nd)
+{
+    rmb_free(nd->mb);
+    nd->routes.members = NULL;
+    nd->mb = NULL;
+    reg_free(nd->reg);
+    nd->reg = NULL;
+    store_close(nd->store);
+    nd->store = NULL;
+}
+
+static int world_setup(void **state)
+{
+    struct world *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return -1;
+    w->base = event_base_new();
+    w->group = store_memory_group_new();
+    if (!w->base || !w->group)
+        return -1;
+    vc_init(&w->vc, START_MS);
+    store_memory_group_set_timers(w->group, &w->vc.hook);
+    *state = w;
+    return 0;
+}
+
+static int world_teardown(void **state)
+{
+    struct world *w = *state;
+    size_t i;
+
+    world_settle(w);
+    for (i = 0; i < w->n; i++)
+        if (w->nodes[i].store)
+            node_kill(&w->nodes[i]);
+    store_memory_group_free(w->group);
+    event_base_free(w->base);
+    free(w);
+    return 0;
+}
+
+/* store_load callback: count the check records, keep the last one's doc. */
+struct recs {
+    int n;
+    char doc[512];
+};
+
+static int count_checkrecs(const char *id, const char *doc, size_t len, void *arg)
+{
+    struct recs *r = arg;
+
+    if (strncmp(id, REG_CHECK_PREFIX, sizeof(REG_CHECK_PREFIX) - 1) == 0) {
+        r->n++;
+        snprintf(r->doc, sizeof(r->doc), "%.*s", (int)len, doc);
+    }
+    return 0;
+}
+
+/* The check records the group holds now (a fresh store of it reads them). */
+static struct recs checkrecs(struct world *w)
+{
+    struct store *st = store_memory_open_shared(w->base, w->group);
+    struct recs r;
+    char err[256];
+
+    memset(&r, 0, sizeof(r));
+    assert_non_null(st);
+    assert_int_equal(store_load(st, count_checkrecs, &r, err, sizeof(err)), 0);
+    store_close(st);
+    return r;
+}
+
+static void done_cb(void *arg, int rc, const char *err)
+{
+    (void)err;
+    *(int *)arg = rc == 0 ? 1 : -1;
+}
+
+static void do_register(struct world *w, struct node *nd, const char *json, char *id)
+{
+    struct reg_spec spec;
+    char err[256];
+    bool created = false;
+    int outcome = 0;
+
+    assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
+    assert_int_equal(
+        reg_register(nd->reg, &spec, done_cb, &outcome, id, &created, err, sizeof(err)), 0);
+    reg_spec_clear(&spec);
+    world_settle(w);
+    assert_int_equal(outcome, 1);
+}
+
+/* The status of instance id's check i on nd. */
+static enum reg_health check_status(const struct node *nd, const char *id, size_t i,
+                                    struct reg_check_view *out)
+{
+    const struct reg_instance *in = reg_get(nd->reg, id);
+
+    assert_non_null(in);
+    assert_true(i < reg_instance_check_count(in));
+    reg_instance_check(in, i, out);
+    return out->status;
+}
+
+static const char *const SVC_WEB =
+    "{\"name\":\"web\",\"host\":\"10.0.0.1\",\"port\":80,\"checks\":[{\"id\":\"web-http\","
+    "\"http\":\"http://10.0.0.1:80/health\",\"interval\":\"10s\"}]}";
+
+/* The first replica started leads, on every replica; the others know all
+ * three members in the same order. */
+static void test_first_started_leads(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w), *c = world_add(w);
+
+    assert_true(rmb_is_leader(a->mb));
+    assert_false(rmb_is_leader(b->mb));
+    assert_false(rmb_is_leader(c->mb));
+    assert_int_equal(a->gained, 1);
+    assert_int_equal(b->gained + c->gained, 0);
+    assert_string_equal(rmb_leader_id(a->mb), "n1");
+    assert_string_equal(rmb_leader_id(b->mb), "n1");
+    assert_string_equal(rmb_leader_id(c->mb), "n1");
+    assert_int_equal(rmb_count(a->mb), 3);
+    assert_int_equal(rmb_count(b->mb), 3);
+    assert_int_equal(rmb_count(c->mb), 3);
+    assert_string_equal(rmb_self_id(b->mb), "n2");
+    /* the member commits move every replica's index alike */
+    assert_int_equal(reg_index(a->reg), store_revision(a->store));
+    assert_int_equal(reg_index(b->reg), reg_index(a->reg));
+    assert_int_equal(reg_index(c->reg), reg_index(a->reg));
+
+    /* the keepalives hold it well past several TTLs */
+    world_advance(w, 4 * LIM_MEMBER_TTL_MS);
+    assert_string_equal(rmb_leader_id(c->mb), "n1");
+    assert_int_equal(rmb_count(c->mb), 3);
+    assert_int_equal(a->lost, 0);
+}
+
+/* The leader's store closes (a crash): its lease lapses after its TTL and
+ * the next oldest replica leads, on both remaining replicas at once, at
+ * the revision of the lapse. */
+static void test_leader_lease_lapses(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w), *c = world_add(w);
+    uint64_t before;
+
+    assert_true(rmb_is_leader(a->mb));
+    node_kill(a);
+    before = store_revision(b->store);
+    world_advance(w, LIM_MEMBER_TTL_MS / 2);
+    assert_string_equal(rmb_leader_id(b->mb), "n1"); /* not lapsed yet */
+    assert_false(rmb_is_leader(b->mb));
+    world_advance(w, LIM_MEMBER_TTL_MS);
+    assert_true(rmb_is_leader(b->mb));
+    assert_false(rmb_is_leader(c->mb));
+    assert_string_equal(rmb_leader_id(b->mb), "n2");
+    assert_string_equal(rmb_leader_id(c->mb), "n2");
+    assert_int_equal(rmb_count(b->mb), 2);
+    assert_int_equal(rmb_count(c->mb), 2);
+    assert_int_equal(b->gained, 1);
+    /* gained at the lapse's commit, which is the one revision since */
+    assert_int_equal(b->lead_rev, before + 1);
+    assert_int_equal(store_revision(c->store), store_revision(b->store));
+    assert_int_equal(reg_index(b->reg), before + 1);
+    assert_int_equal(reg_index(c->reg), before + 1);
+}
+
+/* A check result reported on the leader is put as its record and applied
+ * on both replicas at that record's revision, with a health event there;
+ * a report on the non-leader changes and writes nothing; a
+ * deregistration deletes the record in its batch. */
+static void test_check_result_shared(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    struct reg_check_view va, vb;
+    char id[LIM_ID_MAX + 1], err[256];
+    struct recs r;
+    uint64_t rev;
+    int outcome = 0;
+
+    do_register(w, b, SVC_WEB, id);
+    assert_int_equal(check_status(a, id, 0, &va), REG_PASSING);
+    a->nev = b->nev = 0;
+
+    /* the non-leader's report: nothing */
+    assert_int_equal(reg_check_result(b->reg, id, "web-http", REG_CRITICAL, "down"), 0);
+    world_settle(w);
+    assert_int_equal(checkrecs(w).n, 0);
+    assert_int_equal(check_status(b, id, 0, &vb), REG_PASSING);
+    assert_int_equal(b->nev, 0);
+
+    /* the leader's: one record, critical on both at its revision */
+    assert_int_equal(reg_check_result(a->reg, id, "web-http", REG_CRITICAL, "connection refused"),
+                     0);
+    assert_int_equal(check_status(a, id, 0, &va), REG_PASSING); /* not before its commit */
+    world_settle(w);
+    rev = store_revision(a->store);
+    r = checkrecs(w);
+    assert_int_equal(r.n, 1);
+    assert_true(r.doc[0] == '2');
+    assert_non_null(strstr(r.doc, "connection refused"));
+    assert_int_equal(check_status(a, id, 0, &va), REG_CRITICAL);
+    assert_int_equal(check_status(b, id, 0, &vb), REG_CRITICAL);
+    assert_string_equal(vb.output, "connection refused");
+    assert_int_equal(va.last_change_ms, vb.last_change_ms);
+    assert_int_equal(reg_instance_health(reg_get(b->reg, id)), REG_CRITICAL);
+    assert_int_equal(a->nev, 1);
+    assert_int_equal(b->nev, 1);
+    assert_int_equal(a->ev[0].type, REG_EV_HEALTH);
+    assert_int_equal(b->ev[0].type, REG_EV_HEALTH);
+    assert_int_equal(a->ev[0].index, rev);
+    assert_int_equal(b->ev[0].index, rev);
+    assert_string_equal(b->ev[0].check, "web-http");
+    assert_int_equal(reg_index(b->reg), rev);
+
+    /* the same status again writes nothing new */
+    assert_int_equal(reg_check_result(a->reg, id, "web-http", REG_CRITICAL, "still refused"), 0);
+    world_settle(w);
+    assert_int_equal(store_revision(a->store), rev);
+    assert_int_equal(b->nev, 1);
+
+    /* a replica started now reads the status from the record */
+    {
+        struct node *c = world_add(w);
+
+        assert_int_equal(check_status(c, id, 0, &vb), REG_CRITICAL);
+        assert_int_equal(reg_instance_health(reg_get(c->reg, id)), REG_CRITICAL);
+    }
+
+    /* deregistration (on the non-leader) deletes the record */
+    assert_int_equal(reg_deregister(b->reg, id, done_cb, &outcome, err, sizeof(err)), 0);
+    world_settle(w);
+    assert_int_equal(outcome, 1);
+    assert_int_equal(checkrecs(w).n, 0);
+    assert_null(reg_get(a->reg, id));
+}
+
+/* A re-registration starts its checks again: the check records of the
+ * old registration go in its batch, and every replica shows the initial
+ * status; a check removed through reg_check_remove takes its record too. */
+static void test_reregistration_drops_records(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    struct reg_check_view v;
+    char id[LIM_ID_MAX + 1], again[LIM_ID_MAX + 1], json[512], err[256];
+    int outcome = 0;
+
+    do_register(w, b, SVC_WEB, id);
+    assert_int_equal(reg_check_result(a->reg, id, "web-http", REG_CRITICAL, "refused"), 0);
+    world_settle(w);
+    assert_int_equal(checkrecs(w).n, 1);
+    assert_int_equal(check_status(b, id, 0, &v), REG_CRITICAL);
+
+    snprintf(json, sizeof(json),
+             "{\"id\":\"%s\",\"name\":\"web\",\"host\":\"10.0.0.1\",\"port\":80,"
+             "\"checks\":[{\"id\":\"web-http\",\"http\":\"http://10.0.0.1:80/health\","
+             "\"interval\":\"10s\"}]}",
+             id);
+    do_register(w, b, json, again);
+    assert_string_equal(again, id);
+    assert_int_equal(checkrecs(w).n, 0);
+    assert_int_equal(check_status(a, id, 0, &v), REG_PASSING);
+    assert_int_equal(check_status(b, id, 0, &v), REG_PASSING);
+
+    assert_int_equal(reg_check_result(a->reg, id, "web-http", REG_CRITICAL, "refused"), 0);
+    world_settle(w);
+    assert_int_equal(checkrecs(w).n, 1);
+    assert_int_equal(reg_check_remove(b->reg, id, "web-http", done_cb, &outcome, err, sizeof(err)),
+                     0);
+    world_settle(w);
+    assert_int_equal(outcome, 1);
+    assert_int_equal(checkrecs(w).n, 0);
+}
+
+/* The leader removes an instance whose TTL check stayed critical past
+ * its deregister-after; the others hear the deletion and never remove on
+ * their own. */
+static void test_removal_by_leader(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w);
+    char id[LIM_ID_MAX + 1];
+
+    do_register(w, b, "{\"name\":\"gamma\",\"host\":\"10.0.0.3\",\"port\":8082,\"ttl\":2}", id);
+    /* no renewal: the lease lapses, critical on both; 3 x ttl later due */
+    world_advance(w, 3000);
+    assert_int_equal(reg_instance_ttl_health(reg_get(b->reg, id)), REG_CRITICAL);
+    world_advance(w, 6500);
+    (void)reg_tick(b->reg);
+    world_settle(w);
+    assert_non_null(reg_get(b->reg, id)); /* not the leader: keeps it */
+    (void)reg_tick(a->reg);
+    world_settle(w);
+    assert_null(reg_get(a->reg, id));
+    assert_null(reg_get(b->reg, id));
+}
+
+/* A store that is not shared: one member, this replica, the leader. */
+static void test_local_store_single(void **state)
+{
+    struct world *w = *state;
+    struct store *st = store_memory_open(w->base);
+    struct rmb_members *m = NULL;
+    char err[256];
+
+    assert_non_null(st);
+    m = rmb_new(st, w->base, NULL);
+    assert_non_null(m);
+    assert_false(rmb_through_store(m));
+    assert_non_null(strstr(rmb_local_reason(m), "not shared"));
+    assert_int_equal(rmb_start(m, err, sizeof(err)), 0);
+    assert_true(rmb_is_leader(m));
+    assert_int_equal(rmb_count(m), 1);
+    assert_string_equal(rmb_leader_id(m), rmb_self_id(m));
+    assert_int_equal(strlen(rmb_self_id(m)), 36);
+    rmb_free(m);
+    store_close(st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_first_started_leads, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_leader_lease_lapses, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_check_result_shared, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_reregistration_drops_records, world_setup,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(test_removal_by_leader, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_local_store_single, world_setup, world_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
