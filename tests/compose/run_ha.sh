@@ -17,8 +17,8 @@
 #   4. 200 POSTs from 4 threads; after 50 answers `docker kill` of etcd-1
 #      (the first endpoint of both replicas), after 120 `docker kill` of
 #      registry-1 (the first URL of every service); registry-2 still lists
-#      the same ids; a GET at once is shown (a known gap while health is per
-#      replica; it fails the test only with SVC_HA_STRICT=1);
+#      the same ids; a GET at once returns every acknowledged message
+#      exactly once (health is shared through etcd leases);
 #   5. registry-2, the survivor, lists all of them passing again once their
 #      renewals fail over to it, and then every acknowledged message comes
 #      back exactly once from both facades; a register, a key write and a
@@ -211,20 +211,14 @@ after=$(ids "$REG2") || fail "GET /v1/services on registry-2"
   fail "registry-2 lists other ids than before the kills: before $BEFORE, after $after"
 ok "registry-2 lists the same 7 ids as before the kills"
 
-# Right after the kill, health is still per replica (README "Storage"): an
-# instance whose renewals went to registry-1 is critical on registry-2 until
-# a renewal reaches it (the one in flight to the dead replica times out
-# first), so a GET then can miss the messages of logging instances still
-# critical there. Shown here; a failure only with SVC_HA_STRICT=1 (for when
-# health is shared through etcd leases).
+# Right after the kills: health is shared through etcd leases (README
+# "Replicas on a shared store"), so an instance whose renewals went to
+# registry-1 keeps its lease while its client moves to registry-2, and a
+# GET at once already returns every acknowledged message.
 say "at once after the kills: passing on registry-2: $(ids "$REG2" passing | wc -w) of 7"
-if timeout 60 python3 tests/compose/traffic.py verify "$FACADE" "$WORK/batch.json"; then
-  ok "at once after the kills: every acknowledged message returned exactly once"
-elif [ "${SVC_HA_STRICT:-0}" = 1 ]; then
-  fail "GET /facade at once after the kills (SVC_HA_STRICT=1)"
-else
-  say "known gap - at once after the kills GET /facade misses messages (health per replica)"
-fi
+timeout 60 python3 tests/compose/traffic.py verify "$FACADE" "$WORK/batch.json" ||
+  fail "GET /facade at once after the kills"
+ok "at once after the kills: every acknowledged message returned exactly once"
 
 # --- 5. the survivor -------------------------------------------------------
 say "etcd after the kill:"
