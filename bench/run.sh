@@ -1627,8 +1627,10 @@ ha_part() {
     ren_e=$(ha_pct $((e1 - e0)) "$win") ren_a=$(ha_pct $((a1 - a0)) "$win") ren_b=$(ha_pct $((b1 - b0)) "$win")
     echo "   passing at the end: A $cnt_a, B $cnt_b; CPU over ${win} s: etcd $ren_e %, A $ren_a %, B $ren_b % of a core"
     echo "-- deregistering them (renewload's DELETE pass), so that none lapses during the register rows"
+    # deletes refused by an overloaded replica are reported, not fatal: those
+    # instances then lapse during the register rows
     out=$("${GEN_PIN[@]}" "$TMP/renewload" "$pa" "$pb" "$ids" 0 120 "$CONNS") ||
-        { echo "renewload (DELETE pass) failed: $out" >&2; return 1; }
+        echo "renewload (DELETE pass) failed: $out" >&2
     echo "   $out"
 
     echo "== [ha] 6. register $HA_REG records, ttl 10, $CONNS in flight"
