@@ -23,13 +23,13 @@ import subprocess
 import sys
 import threading
 import unittest
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import svctest  # noqa: E402
-from etcdcluster import EtcdCluster, skip_without_etcd  # noqa: E402
-from svctest import Service, wait_until  # noqa: E402
+from etcdcluster import skip_without_etcd  # noqa: E402
+from etcdreplicas import ReplicaTestCase  # noqa: E402
+from svctest import wait_until  # noqa: E402
 
 T = svctest.timeout
 
@@ -73,30 +73,12 @@ class Target:
         self.server.server_close()
 
 
-class EtcdLeaderTest(svctest.ServiceTestCase):
+class EtcdLeaderTest(ReplicaTestCase):
 
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = EtcdCluster(3).start_all()
+    PREFIX_NAME = "leader"
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.stop_all()
-
-    def setUp(self):
-        super().setUp()
-        self.cluster.wait_healthy()
-        self.prefix = "/leader-%s/" % uuid.uuid4().hex[:12]
-
-    def start_replica(self):
-        svc = Service()
-        self.addCleanup(svc.close)
-        self.addCleanup(self.finish_service, svc)
-        svc.start("registry", ["--port", "0", "--bind", "127.0.0.1", "--dns-port", "0",
-                               "--backend", "etcd", "--etcd-endpoints",
-                               self.cluster.endpoints, "--etcd-prefix", self.prefix,
-                               "--cleanup-interval", "100ms"])
-        return svc
+    def start_replica(self, port=0, extra=()):
+        return super().start_replica(port, ("--dns-port", "0", *extra))
 
     def replicas(self, svc):
         status, _, body = svc.request("GET", "/v1/replicas")

@@ -19,13 +19,13 @@ import os
 import sys
 import time
 import unittest
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import svctest  # noqa: E402
-from etcdcluster import EtcdCluster, post, skip_without_etcd  # noqa: E402
-from svctest import Service, wait_until  # noqa: E402
+from etcdcluster import post, skip_without_etcd  # noqa: E402
+from etcdreplicas import ReplicaTestCase  # noqa: E402
+from svctest import wait_until  # noqa: E402
 
 T = svctest.timeout
 TTL = 2  # seconds; above etcd's minimum TTL with etcdcluster's timings (1 s)
@@ -39,31 +39,10 @@ def index_of(headers):
     return int(headers.get("X-Registry-Index"))
 
 
-class EtcdLeaseTest(svctest.ServiceTestCase):
+class EtcdLeaseTest(ReplicaTestCase):
     """One cluster for the class; each test its own prefix and replicas."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = EtcdCluster(3).start_all()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.stop_all()
-
-    def setUp(self):
-        super().setUp()
-        self.cluster.wait_healthy()
-        self.prefix = "/lease-%s/" % uuid.uuid4().hex[:12]
-
-    def start_replica(self):
-        svc = Service()
-        self.addCleanup(svc.close)
-        self.addCleanup(self.finish_service, svc)
-        svc.start("registry", ["--port", "0", "--bind", "127.0.0.1",
-                               "--backend", "etcd", "--etcd-endpoints",
-                               self.cluster.endpoints, "--etcd-prefix", self.prefix,
-                               "--cleanup-interval", "100ms"])
-        return svc
+    PREFIX_NAME = "lease"
 
     # -- etcd, read directly through its gateway --------------------------
 

@@ -19,12 +19,12 @@ import sys
 import threading
 import time
 import unittest
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import svctest  # noqa: E402
-from etcdcluster import EtcdCluster, skip_without_etcd  # noqa: E402
+from etcdcluster import skip_without_etcd  # noqa: E402
+from etcdreplicas import ReplicaTestCase  # noqa: E402
 from svctest import Service, wait_until  # noqa: E402
 
 T = svctest.timeout
@@ -34,33 +34,10 @@ def index_of(headers):
     return int(headers.get("X-Registry-Index"))
 
 
-class ReplicasTest(svctest.ServiceTestCase):
+class ReplicasTest(ReplicaTestCase):
     """One cluster for the class; each test its own prefix and replicas."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = EtcdCluster(3).start_all()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.stop_all()
-
-    def setUp(self):
-        super().setUp()
-        for i in range(3):
-            self.cluster.start(i)
-        self.cluster.wait_healthy()
-        self.prefix = "/replicas-%s/" % uuid.uuid4().hex[:12]
-
-    def start_replica(self, port=0):
-        svc = Service()
-        self.addCleanup(svc.close)
-        self.addCleanup(self.finish_service, svc)
-        svc.start("registry", ["--port", str(port), "--bind", "127.0.0.1",
-                               "--backend", "etcd", "--etcd-endpoints",
-                               self.cluster.endpoints, "--etcd-prefix", self.prefix,
-                               "--cleanup-interval", "100ms"])
-        return svc
+    PREFIX_NAME = "replicas"
 
     def register(self, svc, name, expect=201, ttl=600, **extra):
         body = {"name": name, "host": "10.0.0.1", "port": 8080, "ttl": ttl}
