@@ -146,6 +146,8 @@
 #define LIM_ETCD_QUORUM_MS        800                /* no quorum answer this long: unwritable */
 #define LIM_ETCD_ENDPOINTS_MAX    16                 /* --etcd-endpoints URLs */
 #define LIM_ETCD_DRAIN_MS         10000              /* close waits this long for writes */
-#define LIM_ETCD_KEEPALIVES_MAX   64                 /* lease requests in flight; more wait */
+#define LIM_ETCD_GRANTS_MAX       64                 /* lease grants in flight; more wait */
+#define LIM_ETCD_KEEPALIVE_BATCH  256                /* leases in one keepalive request */
+#define LIM_ETCD_KEEPALIVE_STREAMS 4                 /* keepalive requests in flight */
 
 #endif

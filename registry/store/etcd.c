@@ -117,18 +117,29 @@ struct est_lwait {
 enum est_lop_kind { EST_GRANT, EST_KEEPALIVE };
 
 /* One lease request to etcd: a grant, or a keepalive that every keepalive
- * of the same lease asked before its answer joins (one request, several
+ * of the same lease asked before its answer joins (one lease, several
  * completions). */
 struct est_lop {
-    struct est_lop *next; /* st->lops, in the order asked */
+    struct est_lop *next; /* grants: st->lops; keepalives: st->kas while queued */
     UT_hash_handle hh;    /* keepalives only, in st->ka_by_lease */
     struct est_store *st; /* borrowed */
     enum est_lop_kind kind;
     int64_t lease;                        /* keepalive: the lease; grant: 0 */
     int64_t ttl_s;                        /* grant: the TTL asked */
     struct est_lwait *waits, **waits_end; /* owned FIFO */
-    struct hc_call *call;                 /* in flight; NULL: queued */
-    size_t tried;                         /* endpoints that refused it */
+    struct hc_call *call;                 /* grants: in flight; NULL: queued */
+    size_t tried;                         /* grants: endpoints that refused it */
+};
+
+/* One keepalive request in flight: a stream of up to
+ * LIM_ETCD_KEEPALIVE_BATCH leases (see "leases" below). */
+struct est_kab {
+    struct est_kab *next; /* st->kabs */
+    struct est_store *st; /* borrowed */
+    struct hc_call *call;
+    size_t tried; /* endpoints that refused it */
+    size_t n;
+    struct est_lop *ops[LIM_ETCD_KEEPALIVE_BATCH]; /* owned; NULL once answered */
 };
 
 /* One record of a reset's range read. */
@@ -195,10 +206,13 @@ struct est_store {
     char *reset_next;      /* the next page's first key (raw), owned */
     struct event *drain_wake;
     /* lease requests */
-    struct est_lop *lops, **lops_end; /* owned, every one not answered */
-    struct est_lop *ka_by_lease;      /* uthash of the keepalives in lops */
+    struct est_lop *lops, **lops_end; /* owned: the grants not answered */
     size_t lops_inflight;             /* of them sent */
-    size_t lwaits;                    /* completions waiting in them */
+    struct est_lop *kas, **kas_end;   /* owned: the keepalives queued */
+    struct est_kab *kabs;             /* owned: the keepalive requests out */
+    struct est_lop *ka_by_lease;      /* uthash of the keepalives (kas, kabs) */
+    struct event *ka_send;            /* sends the queue from the loop */
+    size_t lwaits;                    /* completions waiting in all */
 };
 
 static void est_pump(struct est_store *st);
@@ -1319,54 +1333,55 @@ static int est_follow(struct store *base, store_change_fn fn, void *arg, char *e
  *
  * A grant is POST /v3/lease/grant {"TTL": s} (the TTL asked rounded up to
  * whole seconds; etcd raises it to its minimum, about 1.5 x its election
- * timeout, and answers the TTL granted). A keepalive is one POST
- * /v3/lease/keepalive {"ID": "<id>"}: the gateway answers {"result":
- * {"ID": .., "TTL": ".."}}, the TTL left, and for a lease it does not know
- * (lapsed, revoked, never granted) the same without "TTL" (etcd 3.4,
- * checked by hand): that is the TTL 0 of store.h. A keepalive of a lease
- * that already has one asked (queued or in flight) joins it: its
- * completion runs with that answer. At most LIM_ETCD_KEEPALIVES_MAX lease
- * requests (grants and keepalives) are in flight; the others wait in the
- * order asked, up to STORE_PENDING_MAX completions waiting in all, and one
- * more is refused with -1 at once. Failover as for a txn: a request that
- * reached no endpoint is tried on the next one until each was tried; any
- * other failure is rc -1 (a keepalive asked again is harmless, a grant
- * asked again would only leave a lease nobody uses to lapse, but the
- * caller retries at the next renewal anyway). A lapse is etcd deleting the
- * leased keys in a revision of their own: the watch brings it with no
- * writer key, so each follower, the writer included, hears STORE_CH_DEL. */
+ * timeout, and answers the TTL granted). At most LIM_ETCD_GRANTS_MAX
+ * grants are in flight; the others wait in the order asked.
+ *
+ * Keepalives share requests. The gateway's /v3/lease/keepalive is a
+ * stream: the request body is a sequence of {"ID": "<id>"} objects and
+ * the answer one {"result": {"ID": .., "TTL": ".."}} line for each, in
+ * order, the TTL left; a lease etcd does not know (lapsed, revoked, never
+ * granted) is answered without "TTL" (etcd 3.4, checked by hand): that is
+ * the TTL 0 of store.h. So the keepalives asked while others are out wait
+ * in a queue, and each request carries up to LIM_ETCD_KEEPALIVE_BATCH of
+ * them (one request a batch, not one a lease: the gateway's cost is per
+ * request), at most LIM_ETCD_KEEPALIVE_STREAMS requests in flight. The
+ * queue is sent from the loop (est_ka_cb) once the current callbacks are
+ * done, so the renewals of one turn share a request. A keepalive of a
+ * lease that already has one asked (queued or in flight) joins it: its
+ * completion runs with that answer. A lease of a batch the answer does not
+ * name fails with -1 (asked again at the next renewal).
+ *
+ * Up to STORE_PENDING_MAX completions wait in all; one more is refused
+ * with -1 at once. Failover as for a txn: a request that reached no
+ * endpoint is tried on the next one until each was tried; any other
+ * failure is rc -1 (a keepalive asked again is harmless, a grant asked
+ * again would only leave a lease nobody uses to lapse, but the caller
+ * retries at the next renewal anyway). A lapse is etcd deleting the leased
+ * keys in a revision of their own: the watch brings it with no writer key,
+ * so each follower, the writer included, hears STORE_CH_DEL. */
 
 static void est_lop_done(const struct hc_response *resp, void *arg);
+static void est_kab_done(const struct hc_response *resp, void *arg);
 
-/* Start op's request on the current endpoint; op->call NULL when it could
- * not start. */
+/* Start grant op's request on the current endpoint; op->call NULL when it
+ * could not start. */
 static void est_lop_send(struct est_store *st, struct est_lop *op)
 {
-    char body[96];
+    char body[64];
 
-    if (op->kind == EST_GRANT)
-        snprintf(body, sizeof(body), "{\"TTL\":%" PRId64 "}", op->ttl_s);
-    else
-        snprintf(body, sizeof(body), "{\"ID\":\"%" PRId64 "\"}", op->lease);
-    op->call = est_post(st, op->kind == EST_GRANT ? "/v3/lease/grant" : "/v3/lease/keepalive", body,
-                        st->timeout_ms, est_lop_done, NULL, op);
+    snprintf(body, sizeof(body), "{\"TTL\":%" PRId64 "}", op->ttl_s);
+    op->call = est_post(st, "/v3/lease/grant", body, st->timeout_ms, est_lop_done, NULL, op);
     if (op->call)
         st->lops_inflight++;
 }
 
-/* Unlink op, call its completions in order, free it. */
+/* Call op's completions in order and free it (already out of every list
+ * but the keepalive table, which this leaves too). */
 static void est_lop_finish(struct est_store *st, struct est_lop *op, int rc, int64_t lease,
                            int64_t ttl_s, const char *err)
 {
-    struct est_lop **pp = &st->lops;
     struct est_lwait *w = NULL, *next = NULL;
 
-    while (*pp && *pp != op)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = op->next;
-    if (st->lops_end == &op->next)
-        st->lops_end = pp;
     if (op->kind == EST_KEEPALIVE)
         HASH_DEL(st->ka_by_lease, op);
     for (w = op->waits; w; w = next) {
@@ -1379,22 +1394,126 @@ static void est_lop_finish(struct est_store *st, struct est_lop *op, int rc, int
     free(op);
 }
 
-/* Send queued lease requests while fewer than LIM_ETCD_KEEPALIVES_MAX are
- * in flight. */
+/* Take grant op out of st->lops. */
+static void est_lop_unlink(struct est_store *st, struct est_lop *op)
+{
+    struct est_lop **pp = &st->lops;
+
+    while (*pp && *pp != op)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = op->next;
+    if (st->lops_end == &op->next)
+        st->lops_end = pp;
+}
+
+/* Body of kab's request: its leases as a stream of {"ID":"<id>"}; the
+ * caller frees; NULL when out of memory. */
+static char *est_kab_body(const struct est_kab *kab)
+{
+    size_t i, len = 0, cap = kab->n * 32 + 1;
+    char *body = malloc(cap);
+
+    if (!body)
+        return NULL;
+    body[0] = '\0';
+    for (i = 0; i < kab->n; i++)
+        len += (size_t)snprintf(body + len, cap - len, "{\"ID\":\"%" PRId64 "\"}",
+                                kab->ops[i]->lease);
+    return body;
+}
+
+/* Start kab's request on the current endpoint; kab->call NULL when it
+ * could not start. */
+static void est_kab_send(struct est_store *st, struct est_kab *kab)
+{
+    char *body = est_kab_body(kab);
+
+    kab->call = body ? est_post(st, "/v3/lease/keepalive", body, st->timeout_ms, est_kab_done,
+                                NULL, kab)
+                     : NULL;
+    free(body);
+}
+
+/* Take kab out of st->kabs, finish each of its leases not answered with
+ * -1 and err, free it. */
+static void est_kab_finish(struct est_store *st, struct est_kab *kab, const char *err)
+{
+    struct est_kab **pp = &st->kabs;
+    size_t i;
+
+    while (*pp && *pp != kab)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = kab->next;
+    for (i = 0; i < kab->n; i++)
+        if (kab->ops[i])
+            est_lop_finish(st, kab->ops[i], -1, 0, 0, err);
+    free(kab);
+}
+
+/* A request for the first LIM_ETCD_KEEPALIVE_BATCH keepalives queued, sent
+ * now. -1 when it could not start (its keepalives then failed). */
+static int est_kab_start(struct est_store *st)
+{
+    struct est_kab *kab = calloc(1, sizeof(*kab));
+
+    if (!kab)
+        return -1;
+    kab->st = st;
+    while (st->kas && kab->n < LIM_ETCD_KEEPALIVE_BATCH) {
+        struct est_lop *op = st->kas;
+
+        st->kas = op->next;
+        op->next = NULL;
+        kab->ops[kab->n++] = op;
+    }
+    if (!st->kas)
+        st->kas_end = &st->kas;
+    kab->next = st->kabs;
+    st->kabs = kab;
+    est_kab_send(st, kab);
+    if (!kab->call) {
+        est_kab_finish(st, kab, "etcd store: cannot start a keepalive request");
+        return -1;
+    }
+    return 0;
+}
+
+/* Send queued grants while fewer than LIM_ETCD_GRANTS_MAX are in flight,
+ * and queued keepalives while fewer than LIM_ETCD_KEEPALIVE_STREAMS of
+ * their requests are. */
 static void est_lop_pump(struct est_store *st)
 {
     struct est_lop *op = st->lops;
+    struct est_kab *k = NULL;
+    size_t streams = 0;
 
-    while (op && st->lops_inflight < LIM_ETCD_KEEPALIVES_MAX && !st->closing) {
+    while (op && st->lops_inflight < LIM_ETCD_GRANTS_MAX && !st->closing) {
         struct est_lop *next = op->next;
 
         if (!op->call) {
             est_lop_send(st, op);
-            if (!op->call)
+            if (!op->call) {
+                est_lop_unlink(st, op);
                 est_lop_finish(st, op, -1, 0, 0, "etcd store: cannot start a lease request");
+            }
         }
         op = next;
     }
+    for (k = st->kabs; k; k = k->next)
+        streams++;
+    while (st->kas && streams < LIM_ETCD_KEEPALIVE_STREAMS && !st->closing) {
+        if (est_kab_start(st) == 0)
+            streams++;
+    }
+}
+
+static void est_ka_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    est_lop_pump(arg);
 }
 
 static void est_lop_done(const struct hc_response *resp, void *arg)
@@ -1402,7 +1521,7 @@ static void est_lop_done(const struct hc_response *resp, void *arg)
     struct est_lop *op = arg;
     struct est_store *st = op->st;
     char msg[EST_ERR_MAX] = "";
-    json_t *root = NULL, *res = NULL;
+    json_t *root = NULL;
     int64_t lease = 0, ttl = 0;
     int rc = -1;
 
@@ -1423,34 +1542,111 @@ static void est_lop_done(const struct hc_response *resp, void *arg)
         est_next_endpoint(st);
     } else {
         root = json_loadb(resp->body, resp->body_len, 0, NULL);
-        res = op->kind == EST_KEEPALIVE ? json_object_get(root, "result") : root;
-        if (resp->status != 200 || !json_is_object(res) || json_object_get(res, "error") != NULL) {
-            est_error_text(json_is_object(res) ? res : root, resp->status, msg, sizeof(msg));
+        if (resp->status != 200 || !json_is_object(root) || json_object_get(root, "error") != NULL) {
+            est_error_text(root, resp->status, msg, sizeof(msg));
             if (resp->status >= 500)
                 est_next_endpoint(st);
         } else {
-            lease = (int64_t)est_u64(json_object_get(res, "ID"));
-            ttl = (int64_t)est_u64(json_object_get(res, "TTL"));
-            if (op->kind == EST_GRANT && (lease <= 0 || ttl <= 0)) {
+            lease = (int64_t)est_u64(json_object_get(root, "ID"));
+            ttl = (int64_t)est_u64(json_object_get(root, "TTL"));
+            if (lease <= 0 || ttl <= 0) {
                 errbuf_set(msg, sizeof(msg), "etcd store: the grant answer has no ID or TTL");
             } else {
                 rc = 0;
-                /* a grant went through Raft; a keepalive is the leader's
-                 * alone (no log entry), so it proves no quorum */
-                if (op->kind == EST_KEEPALIVE)
-                    lease = op->lease;
-                else
-                    est_quorum_ok(st);
+                est_quorum_ok(st); /* a grant went through Raft */
             }
         }
         json_decref(root);
     }
+    est_lop_unlink(st, op);
     est_lop_finish(st, op, rc, lease, ttl, msg);
     est_lop_pump(st);
 }
 
-/* A new lease request of kind for lease / ttl_s with its first completion,
- * sent now when the limit allows. 0, or -1 with err (nothing queued). */
+/* The answers of a keepalive stream: each {"result": {"ID", "TTL"}} line
+ * finishes its lease of kab (a keepalive is the leader's alone, no log
+ * entry: it proves no quorum); an {"error": ..} line, or text that is not
+ * JSON, ends the reading with its message in msg. */
+static void est_kab_answers(struct est_store *st, struct est_kab *kab, const char *body,
+                            size_t len, char *msg, size_t msglen)
+{
+    size_t pos = 0, i;
+
+    while (pos < len) {
+        json_error_t jerr;
+        json_t *root = NULL, *res = NULL;
+        int64_t id = 0;
+
+        while (pos < len && (body[pos] == '\n' || body[pos] == '\r' || body[pos] == ' '))
+            pos++;
+        if (pos == len)
+            break;
+        root = json_loadb(body + pos, len - pos, JSON_DISABLE_EOF_CHECK, &jerr);
+        if (!root) {
+            errbuf_set(msg, msglen, "etcd store: a keepalive answer is not JSON (%s)", jerr.text);
+            return;
+        }
+        pos += (size_t)jerr.position;
+        res = json_object_get(root, "result");
+        if (!json_is_object(res)) {
+            est_error_text(root, 200, msg, msglen);
+            json_decref(root);
+            return;
+        }
+        id = (int64_t)est_u64(json_object_get(res, "ID"));
+        for (i = 0; i < kab->n; i++) {
+            if (kab->ops[i] && kab->ops[i]->lease == id) {
+                struct est_lop *op = kab->ops[i];
+
+                kab->ops[i] = NULL;
+                est_lop_finish(st, op, 0, id, (int64_t)est_u64(json_object_get(res, "TTL")),
+                               NULL);
+                break;
+            }
+        }
+        json_decref(root);
+    }
+}
+
+static void est_kab_done(const struct hc_response *resp, void *arg)
+{
+    struct est_kab *kab = arg;
+    struct est_store *st = kab->st;
+    char msg[EST_ERR_MAX] = "";
+
+    kab->call = NULL;
+    if (resp->error == HC_ECONNECT || resp->error == HC_ERESOLVE) {
+        kab->tried++;
+        est_next_endpoint(st);
+        if (kab->tried < st->nendpoints && !st->closing) {
+            est_kab_send(st, kab);
+            if (kab->call)
+                return;
+        }
+        errbuf_set(msg, sizeof(msg), "etcd store: no endpoint answered the keepalive (%s)",
+                   resp->error_msg);
+    } else if (resp->error != HC_OK) {
+        errbuf_set(msg, sizeof(msg), "etcd store: keepalive %s", resp->error_msg);
+        est_next_endpoint(st);
+    } else if (resp->status != 200) {
+        json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
+
+        est_error_text(root, resp->status, msg, sizeof(msg));
+        json_decref(root);
+        if (resp->status >= 500)
+            est_next_endpoint(st);
+    } else {
+        est_kab_answers(st, kab, resp->body, resp->body_len, msg, sizeof(msg));
+        if (!msg[0])
+            errbuf_set(msg, sizeof(msg), "etcd store: the keepalive answer did not name the lease");
+    }
+    est_kab_finish(st, kab, msg);
+    est_lop_pump(st);
+}
+
+/* A new lease request of kind for lease / ttl_s with its first completion:
+ * a grant sent now when the limit allows, a keepalive queued for the
+ * loop's next turn. 0, or -1 with err (nothing queued). */
 static int est_lop_new(struct est_store *st, enum est_lop_kind kind, int64_t lease, int64_t ttl_s,
                        store_lease_fn done, void *arg, char *err, size_t errlen)
 {
@@ -1471,7 +1667,7 @@ static int est_lop_new(struct est_store *st, enum est_lop_kind kind, int64_t lea
     w->arg = arg;
     op->waits = w;
     op->waits_end = &w->next;
-    if (st->lops_inflight < LIM_ETCD_KEEPALIVES_MAX) {
+    if (kind == EST_GRANT && st->lops_inflight < LIM_ETCD_GRANTS_MAX) {
         est_lop_send(st, op);
         if (!op->call) {
             free(op);
@@ -1480,10 +1676,15 @@ static int est_lop_new(struct est_store *st, enum est_lop_kind kind, int64_t lea
             return -1;
         }
     }
-    *st->lops_end = op;
-    st->lops_end = &op->next;
-    if (kind == EST_KEEPALIVE)
+    if (kind == EST_GRANT) {
+        *st->lops_end = op;
+        st->lops_end = &op->next;
+    } else {
+        *st->kas_end = op;
+        st->kas_end = &op->next;
         HASH_ADD(hh, st->ka_by_lease, lease, sizeof(op->lease), op);
+        event_active(st->ka_send, EV_TIMEOUT, 1);
+    }
     st->lwaits++;
     return 0;
 }
@@ -1549,6 +1750,8 @@ static int est_lease_keepalive(struct store *base, int64_t lease, store_lease_fn
 /* Close: every lease request still out completes with -1. */
 static void est_lop_fail_all(struct est_store *st)
 {
+    const char *why = "etcd store: closed before etcd answered";
+
     while (st->lops) {
         struct est_lop *op = st->lops;
 
@@ -1557,9 +1760,26 @@ static void est_lop_fail_all(struct est_store *st)
             op->call = NULL;
             st->lops_inflight--;
         }
-        est_lop_finish(st, op, -1, 0, 0, "etcd store: closed before etcd answered");
+        est_lop_unlink(st, op);
+        est_lop_finish(st, op, -1, 0, 0, why);
     }
+    while (st->kabs) {
+        if (st->kabs->call)
+            hc_cancel(st->kabs->call);
+        st->kabs->call = NULL;
+        est_kab_finish(st, st->kabs, why);
+    }
+    while (st->kas) {
+        struct est_lop *op = st->kas;
+
+        st->kas = op->next;
+        est_lop_finish(st, op, -1, 0, 0, why);
+    }
+    st->kas_end = &st->kas;
 }
+
+/* Whether no lease request is out. */
+static bool est_lops_idle(const struct est_store *st) { return !st->lops && !st->kas && !st->kabs; }
 
 /* ---- the rest of the ops ---- */
 
@@ -1595,7 +1815,7 @@ static void est_drain(struct store *base)
     struct timeval tv = {0, 100 * 1000};
     struct est_batch *b = NULL;
 
-    if (st->pending == 0 && !st->lops)
+    if (st->pending == 0 && est_lops_idle(st))
         return;
     if (event_pending(st->flush, EV_TIMEOUT, NULL) || st->open) {
         event_del(st->flush);
@@ -1603,7 +1823,7 @@ static void est_drain(struct store *base)
     }
     est_pump(st);
     clock_gettime(CLOCK_MONOTONIC, &start);
-    while (st->pending > 0 || st->lops) {
+    while (st->pending > 0 || !est_lops_idle(st)) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >
             LIM_ETCD_DRAIN_MS)
@@ -1615,7 +1835,7 @@ static void est_drain(struct store *base)
         est_pump(st);
     }
     evtimer_del(st->drain_wake);
-    if (st->pending == 0 && !st->lops)
+    if (st->pending == 0 && est_lops_idle(st))
         return;
     st->closing = 1; /* completions may not queue more */
     est_lop_fail_all(st);
@@ -1674,6 +1894,8 @@ static void est_close(struct store *base)
         event_free(st->rewatch);
     if (st->drain_wake)
         event_free(st->drain_wake);
+    if (st->ka_send)
+        event_free(st->ka_send);
     est_reset_free(st);
     for (i = 0; i < st->nendpoints; i++)
         free(st->endpoints[i]);
@@ -1768,6 +1990,7 @@ struct store *store_etcd_open(const struct store_etcd_options *opt, struct event
     st->ev = base;
     st->tail = &st->head;
     st->lops_end = &st->lops;
+    st->kas_end = &st->kas;
     st->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : 2000;
     st->writable = true;
     if (est_parse_endpoints(st, opt->endpoints, err, errlen) != 0)
@@ -1788,8 +2011,9 @@ struct store *store_etcd_open(const struct store_etcd_options *opt, struct event
     st->quorum = evtimer_new(base, est_quorum_lost_cb, st);
     st->rewatch = evtimer_new(base, est_rewatch_cb, st);
     st->drain_wake = evtimer_new(base, est_wake_cb, st);
+    st->ka_send = event_new(base, -1, 0, est_ka_cb, st);
     if (!st->prefix_b64 || !st->end_b64 || !st->hc || !st->flush || !st->probe || !st->quorum ||
-        !st->rewatch || !st->drain_wake || event_add(st->probe, &probe) != 0)
+        !st->rewatch || !st->drain_wake || !st->ka_send || event_add(st->probe, &probe) != 0)
         goto oom;
     return &st->base;
 oom:

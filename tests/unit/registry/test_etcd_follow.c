@@ -5,12 +5,14 @@
  * hears its own writes through fn; a load after the writes gives the state
  * (and never the writer keys); following from a compacted revision gives
  * RESET, the whole state, RESET_END, then the later commits as usual; the
- * loss of the member both handles talk to loses and repeats nothing.
+ * loss of the member both handles talk to loses and repeats nothing;
+ * keepalives of many leases asked at once are each answered.
  *
  * Needs ETCD_ENDPOINTS (tests/integration/etcd_run.py starts a 3-member
  * cluster and sets it; ctest runs it that way). Each test works under a
  * fresh prefix. */
 #include "common/codec/b64.h"
+#include "common/core/limits.h"
 #include "registry/store/store.h"
 
 #include <curl/curl.h>
@@ -505,12 +507,96 @@ static void test_follow_survives_member_loss(void **state)
     assert_non_null(strstr(f->da.s[6].doc, "etcd store"));
 }
 
+/* Lease answers of one handle: leases[i] is the grant of lease i, and the
+ * keepalives of lease i land in kept[i] (each adds one, its TTL in ttl[i]
+ * and rc in rc[i]; a failure is counted in failed). */
+#define LEASES (LIM_ETCD_KEEPALIVE_BATCH + 44)
+
+struct leases {
+    int64_t id[LEASES + 1];
+    size_t granted, answers, failed;
+    int kept[LEASES + 1];
+    int64_t ttl[LEASES + 1];
+};
+
+struct lease_slot {
+    struct leases *l;
+    size_t i;
+};
+
+static struct lease_slot slots[LEASES + 1];
+
+static void on_granted(void *arg, int rc, int64_t lease, int64_t ttl_s, const char *err)
+{
+    struct lease_slot *s = arg;
+
+    (void)ttl_s;
+    if (rc != 0)
+        fail_msg("grant %zu: %s", s->i, err ? err : "?");
+    s->l->id[s->i] = lease;
+    s->l->granted++;
+}
+
+static void on_kept(void *arg, int rc, int64_t lease, int64_t ttl_s, const char *err)
+{
+    struct lease_slot *s = arg;
+
+    (void)err;
+    s->l->answers++;
+    if (rc != 0) {
+        s->l->failed++;
+        return;
+    }
+    assert_int_equal(lease, s->l->id[s->i]);
+    s->l->kept[s->i]++;
+    s->l->ttl[s->i] = ttl_s;
+}
+
+/* Keepalives asked in one turn, more than one request holds, each lease
+ * asked twice, and one lease revoked: every lease is answered on its own
+ * (the TTL left; 0 for the revoked one), the second asking of a lease
+ * joins the first (same answer), none fails. */
+static void test_keepalives_share_requests(void **state)
+{
+    struct fixture *f = *state;
+    static struct leases l;
+    char err[ERRLEN] = "", body[96];
+    size_t i = 0;
+
+    memset(&l, 0, sizeof(l));
+    f->a = open_store(f);
+    load_and_follow(f->a, &f->la);
+    for (i = 0; i <= LEASES; i++) {
+        slots[i] = (struct lease_slot){&l, i};
+        if (store_lease_grant(f->a, 30000, on_granted, &slots[i], err, sizeof(err)) != 0)
+            fail_msg("store_lease_grant: %s", err);
+    }
+    run_until(f, &l.granted, LEASES + 1);
+    snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)l.id[LEASES]);
+    assert_int_equal(etcd_post("/v3/lease/revoke", body), 200);
+
+    for (i = 0; i <= LEASES; i++)
+        if (store_lease_keepalive(f->a, l.id[i], on_kept, &slots[i], err, sizeof(err)) != 0 ||
+            (i < LEASES &&
+             store_lease_keepalive(f->a, l.id[i], on_kept, &slots[i], err, sizeof(err)) != 0))
+            fail_msg("store_lease_keepalive %zu: %s", i, err);
+    run_until(f, &l.answers, 2 * LEASES + 1);
+    assert_int_equal(l.failed, 0);
+    for (i = 0; i < LEASES; i++) {
+        assert_int_equal(l.kept[i], 2);
+        assert_true(l.ttl[i] > 0 && l.ttl[i] <= 30);
+    }
+    assert_int_equal(l.kept[LEASES], 1);
+    assert_int_equal(l.ttl[LEASES], 0); /* revoked: gone */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_writes_reach_the_other_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_gives_the_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_resets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalives_share_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow_survives_member_loss, setup, teardown),
     };
 
