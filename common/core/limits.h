@@ -147,7 +147,7 @@
 #define LIM_ETCD_ENDPOINTS_MAX    16                 /* --etcd-endpoints URLs */
 #define LIM_ETCD_DRAIN_MS         10000              /* close waits this long for writes */
 #define LIM_ETCD_GRANTS_MAX       64                 /* lease grants in flight; more wait */
-#define LIM_ETCD_KEEPALIVE_BATCH  256                /* leases in one keepalive request */
-#define LIM_ETCD_KEEPALIVE_STREAMS 4                 /* keepalive requests in flight */
+#define LIM_ETCD_KA_BATCH         256                /* leases in one keepalive request */
+#define LIM_ETCD_KA_REQUESTS      4                  /* keepalive requests in flight */
 
 #endif

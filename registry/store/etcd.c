@@ -132,14 +132,14 @@ struct est_lop {
 };
 
 /* One keepalive request in flight: a stream of up to
- * LIM_ETCD_KEEPALIVE_BATCH leases (see "leases" below). */
+ * LIM_ETCD_KA_BATCH leases (see "leases" below). */
 struct est_kab {
     struct est_kab *next; /* st->kabs */
     struct est_store *st; /* borrowed */
     struct hc_call *call;
     size_t tried; /* endpoints that refused it */
     size_t n;
-    struct est_lop *ops[LIM_ETCD_KEEPALIVE_BATCH]; /* owned; NULL once answered */
+    struct est_lop *ops[LIM_ETCD_KA_BATCH]; /* owned; NULL once answered */
 };
 
 /* One record of a reset's range read. */
@@ -1342,9 +1342,9 @@ static int est_follow(struct store *base, store_change_fn fn, void *arg, char *e
  * order, the TTL left; a lease etcd does not know (lapsed, revoked, never
  * granted) is answered without "TTL" (etcd 3.4, checked by hand): that is
  * the TTL 0 of store.h. So the keepalives asked while others are out wait
- * in a queue, and each request carries up to LIM_ETCD_KEEPALIVE_BATCH of
+ * in a queue, and each request carries up to LIM_ETCD_KA_BATCH of
  * them (one request a batch, not one a lease: the gateway's cost is per
- * request), at most LIM_ETCD_KEEPALIVE_STREAMS requests in flight. The
+ * request), at most LIM_ETCD_KA_REQUESTS requests in flight. The
  * queue is sent from the loop (est_ka_cb) once the current callbacks are
  * done, so the renewals of one turn share a request. A keepalive of a
  * lease that already has one asked (queued or in flight) joins it: its
@@ -1418,8 +1418,8 @@ static char *est_kab_body(const struct est_kab *kab)
         return NULL;
     body[0] = '\0';
     for (i = 0; i < kab->n; i++)
-        len += (size_t)snprintf(body + len, cap - len, "{\"ID\":\"%" PRId64 "\"}",
-                                kab->ops[i]->lease);
+        len +=
+            (size_t)snprintf(body + len, cap - len, "{\"ID\":\"%" PRId64 "\"}", kab->ops[i]->lease);
     return body;
 }
 
@@ -1429,9 +1429,9 @@ static void est_kab_send(struct est_store *st, struct est_kab *kab)
 {
     char *body = est_kab_body(kab);
 
-    kab->call = body ? est_post(st, "/v3/lease/keepalive", body, st->timeout_ms, est_kab_done,
-                                NULL, kab)
-                     : NULL;
+    kab->call =
+        body ? est_post(st, "/v3/lease/keepalive", body, st->timeout_ms, est_kab_done, NULL, kab)
+             : NULL;
     free(body);
 }
 
@@ -1452,7 +1452,7 @@ static void est_kab_finish(struct est_store *st, struct est_kab *kab, const char
     free(kab);
 }
 
-/* A request for the first LIM_ETCD_KEEPALIVE_BATCH keepalives queued, sent
+/* A request for the first LIM_ETCD_KA_BATCH keepalives queued, sent
  * now. -1 when it could not start (its keepalives then failed). */
 static int est_kab_start(struct est_store *st)
 {
@@ -1461,7 +1461,7 @@ static int est_kab_start(struct est_store *st)
     if (!kab)
         return -1;
     kab->st = st;
-    while (st->kas && kab->n < LIM_ETCD_KEEPALIVE_BATCH) {
+    while (st->kas && kab->n < LIM_ETCD_KA_BATCH) {
         struct est_lop *op = st->kas;
 
         st->kas = op->next;
@@ -1481,7 +1481,7 @@ static int est_kab_start(struct est_store *st)
 }
 
 /* Send queued grants while fewer than LIM_ETCD_GRANTS_MAX are in flight,
- * and queued keepalives while fewer than LIM_ETCD_KEEPALIVE_STREAMS of
+ * and queued keepalives while fewer than LIM_ETCD_KA_REQUESTS of
  * their requests are. */
 static void est_lop_pump(struct est_store *st)
 {
@@ -1503,7 +1503,7 @@ static void est_lop_pump(struct est_store *st)
     }
     for (k = st->kabs; k; k = k->next)
         streams++;
-    while (st->kas && streams < LIM_ETCD_KEEPALIVE_STREAMS && !st->closing) {
+    while (st->kas && streams < LIM_ETCD_KA_REQUESTS && !st->closing) {
         if (est_kab_start(st) == 0)
             streams++;
     }
@@ -1542,7 +1542,8 @@ static void est_lop_done(const struct hc_response *resp, void *arg)
         est_next_endpoint(st);
     } else {
         root = json_loadb(resp->body, resp->body_len, 0, NULL);
-        if (resp->status != 200 || !json_is_object(root) || json_object_get(root, "error") != NULL) {
+        if (resp->status != 200 || !json_is_object(root) ||
+            json_object_get(root, "error") != NULL) {
             est_error_text(root, resp->status, msg, sizeof(msg));
             if (resp->status >= 500)
                 est_next_endpoint(st);
@@ -1567,8 +1568,8 @@ static void est_lop_done(const struct hc_response *resp, void *arg)
  * finishes its lease of kab (a keepalive is the leader's alone, no log
  * entry: it proves no quorum); an {"error": ..} line, or text that is not
  * JSON, ends the reading with its message in msg. */
-static void est_kab_answers(struct est_store *st, struct est_kab *kab, const char *body,
-                            size_t len, char *msg, size_t msglen)
+static void est_kab_answers(struct est_store *st, struct est_kab *kab, const char *body, size_t len,
+                            char *msg, size_t msglen)
 {
     size_t pos = 0, i;
 
@@ -1599,8 +1600,7 @@ static void est_kab_answers(struct est_store *st, struct est_kab *kab, const cha
                 struct est_lop *op = kab->ops[i];
 
                 kab->ops[i] = NULL;
-                est_lop_finish(st, op, 0, id, (int64_t)est_u64(json_object_get(res, "TTL")),
-                               NULL);
+                est_lop_finish(st, op, 0, id, (int64_t)est_u64(json_object_get(res, "TTL")), NULL);
                 break;
             }
         }

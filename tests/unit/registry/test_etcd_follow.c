@@ -510,7 +510,7 @@ static void test_follow_survives_member_loss(void **state)
 /* Lease answers of one handle: leases[i] is the grant of lease i, and the
  * keepalives of lease i land in kept[i] (each adds one, its TTL in ttl[i]
  * and rc in rc[i]; a failure is counted in failed). */
-#define LEASES (LIM_ETCD_KEEPALIVE_BATCH + 44)
+#define LEASES (LIM_ETCD_KA_BATCH + 44)
 
 struct leases {
     int64_t id[LEASES + 1];
