@@ -149,5 +149,6 @@
 #define LIM_ETCD_GRANTS_MAX       64                 /* lease grants in flight; more wait */
 #define LIM_ETCD_KA_BATCH         256                /* leases in one keepalive request */
 #define LIM_ETCD_KA_REQUESTS      4                  /* keepalive requests in flight */
+#define LIM_ETCD_LEADER_MS        1000               /* how often keepalives seek the leader */
 
 #endif

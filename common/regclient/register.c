@@ -44,13 +44,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RC_RENEW_MIN_MS  100 /* floor of ttl/3 */
-#define RC_RETRY_BASE_MS BO_BASE_MS_DEFAULT
-#define RC_RETRY_CAP_MS  BO_CAP_MS_DEFAULT
-#define RC_ATTEMPT_MAX   32 /* the ceiling is at the cap long before */
-#define RC_URL_MAX       (RU_URL_MAX + LIM_ID_MAX + 32)
-#define RC_WHY_MAX       256 /* text describing one failure */
-#define RC_DUR_MAX       32  /* "3600000ms" */
+#define RC_RENEW_MIN_MS         100 /* floor of ttl/3 */
+#define RC_RENEW_TIMEOUT_MIN_MS 250 /* floor of a renewal's timeout (ttl/4) */
+#define RC_RETRY_BASE_MS        BO_BASE_MS_DEFAULT
+#define RC_RETRY_CAP_MS         BO_CAP_MS_DEFAULT
+#define RC_ATTEMPT_MAX          32 /* the ceiling is at the cap long before */
+#define RC_URL_MAX              (RU_URL_MAX + LIM_ID_MAX + 32)
+#define RC_WHY_MAX              256 /* text describing one failure */
+#define RC_DUR_MAX              32  /* "3600000ms" */
 
 /* The registry side of checks and maintenance (the registration's "check"
  * and "checks" members, PUT .../maintenance). They belong in
@@ -126,6 +127,22 @@ static int64_t rc_renew_ms(const struct rc_client *rc)
     int64_t ms = (int64_t)rc->ttl_s * 1000 / 3;
 
     return ms < RC_RENEW_MIN_MS ? RC_RENEW_MIN_MS : ms;
+}
+
+/* The timeout of one renewal: a quarter of the ttl, between
+ * RC_RENEW_TIMEOUT_MIN_MS and LIM_CALL_TIMEOUT_MS. A renewal sent ttl/3
+ * after the last one that was answered, to a registry that died without
+ * closing its connections, is then given up 7/12 of the ttl after that
+ * answer and sent to the next URL with a third of the ttl still left
+ * before the lease lapses (with the plain call timeout, 2 s, a ttl of 4 s
+ * left none on a loaded machine). */
+static long rc_renew_timeout_ms(const struct rc_client *rc)
+{
+    int64_t ms = (int64_t)rc->ttl_s * 1000 / 4;
+
+    if (ms < RC_RENEW_TIMEOUT_MIN_MS)
+        ms = RC_RENEW_TIMEOUT_MIN_MS;
+    return ms < LIM_CALL_TIMEOUT_MS ? (long)ms : LIM_CALL_TIMEOUT_MS;
 }
 
 /* Describe a failed response into why (cap bytes): the transport error, or
@@ -248,6 +265,7 @@ static void rc_send(struct rc_client *rc, enum rc_step step)
     } else {
         snprintf(url, sizeof(url), "%s" REGV1_RENEW_FMT, base, rc->id);
         req.method = "PUT";
+        req.timeout_ms = rc_renew_timeout_ms(rc);
     }
     req.url = url;
     req.token = rc->token;

@@ -137,7 +137,8 @@ struct est_kab {
     struct est_kab *next; /* st->kabs */
     struct est_store *st; /* borrowed */
     struct hc_call *call;
-    size_t tried; /* endpoints that refused it */
+    int to_leader; /* sent to st->ka_ep as etcd's leader */
+    size_t tried;  /* endpoints that refused it */
     size_t n;
     struct est_lop *ops[LIM_ETCD_KA_BATCH]; /* owned; NULL once answered */
 };
@@ -212,6 +213,11 @@ struct est_store {
     struct est_kab *kabs;             /* owned: the keepalive requests out */
     struct est_lop *ka_by_lease;      /* uthash of the keepalives (kas, kabs) */
     struct event *ka_send;            /* sends the queue from the loop */
+    size_t ka_ep;                     /* etcd's leader among the endpoints ... */
+    int ka_leader;                    /* ... when this is set; else keepalives go to cur */
+    struct hc_call *status;           /* the leader search's request in flight */
+    size_t status_ep, status_asked;   /* its endpoint; endpoints asked in this search */
+    struct event *leader_tick;        /* a search every LIM_ETCD_LEADER_MS */
     size_t lwaits;                    /* completions waiting in all */
 };
 
@@ -306,22 +312,19 @@ static bool est_is_writer(const char *id)
 }
 
 /* The URL of path on the current endpoint into out. */
-static void est_url(const struct est_store *st, const char *path, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "%s%s", st->endpoints[st->cur], path);
-}
 
 static void est_next_endpoint(struct est_store *st) { st->cur = (st->cur + 1) % st->nendpoints; }
 
-/* POST body (borrowed) to path on the current endpoint through the
- * asynchronous client. NULL when it could not start. */
-static struct hc_call *est_post(struct est_store *st, const char *path, const char *body,
-                                long timeout_ms, hc_done_fn done, hc_data_fn data, void *arg)
+/* POST body (borrowed) to path on endpoint ep through the asynchronous
+ * client. NULL when it could not start. */
+static struct hc_call *est_post_at(struct est_store *st, size_t ep, const char *path,
+                                   const char *body, long timeout_ms, hc_done_fn done,
+                                   hc_data_fn data, void *arg)
 {
     char url[512];
     struct hc_request req;
 
-    est_url(st, path, url, sizeof(url));
+    snprintf(url, sizeof(url), "%s%s", st->endpoints[ep], path);
     memset(&req, 0, sizeof(req));
     req.method = "POST";
     req.url = url;
@@ -332,6 +335,13 @@ static struct hc_call *est_post(struct est_store *st, const char *path, const ch
     req.data = data;
     req.idle_ms = data ? LIM_ETCD_WATCH_IDLE_MS : 0;
     return hc_send(st->hc, &req, done, arg);
+}
+
+/* est_post_at the current endpoint. */
+static struct hc_call *est_post(struct est_store *st, const char *path, const char *body,
+                                long timeout_ms, hc_done_fn done, hc_data_fn data, void *arg)
+{
+    return est_post_at(st, st->cur, path, body, timeout_ms, done, data, arg);
 }
 
 /* etcd answered a request that needs a quorum: it can commit, and will be
@@ -765,7 +775,7 @@ static int est_post_sync(struct est_store *st, const char *path, const char *bod
             errbuf_set(err, errlen, "etcd store: out of memory");
             return -1;
         }
-        est_url(st, path, url, sizeof(url));
+        snprintf(url, sizeof(url), "%s%s", st->endpoints[st->cur], path);
         hdr = curl_slist_append(NULL, "Content-Type: application/json");
         curl_easy_setopt(e, CURLOPT_URL, url);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
@@ -1329,6 +1339,71 @@ static int est_follow(struct store *base, store_change_fn fn, void *arg, char *e
     return 0;
 }
 
+/* ---- the keepalive endpoint ----
+ *
+ * Only etcd's leader renews a lease. A follower forwards each lease of a
+ * keepalive stream to the leader in a peer request of its own, one after
+ * the other (it reads the stream in order), so a batch sent to a follower
+ * costs a peer round trip per lease and, on a loaded cluster, times out.
+ * Keepalives therefore go to the endpoint that is etcd's leader when one
+ * of ours is: POST /v3/maintenance/status answers the member's own id
+ * (header.member_id) and the leader's (leader), and the search asks the
+ * endpoints in turn, from the one keepalives use now, until one names
+ * itself. It runs every LIM_ETCD_LEADER_MS once loaded, and at once when a
+ * keepalive request failed; until it finds the leader (and with one
+ * endpoint) keepalives go to the current endpoint as the rest. */
+
+static void est_status_done(const struct hc_response *resp, void *arg);
+
+static void est_status_send(struct est_store *st)
+{
+    st->status = est_post_at(st, st->status_ep, "/v3/maintenance/status", "{}",
+                             LIM_ETCD_PROBE_TIMEOUT_MS, est_status_done, NULL, st);
+}
+
+/* Start a search unless one is out (or there is nothing to choose from). */
+static void est_leader_search(struct est_store *st)
+{
+    if (st->status || st->closing || !st->loaded || st->nendpoints < 2)
+        return;
+    st->status_ep = st->ka_leader ? st->ka_ep : st->cur;
+    st->status_asked = 0;
+    est_status_send(st);
+}
+
+static void est_status_done(const struct hc_response *resp, void *arg)
+{
+    struct est_store *st = arg;
+    json_t *root = NULL;
+    uint64_t self = 0, leader = 0;
+
+    st->status = NULL;
+    if (resp->error == HC_OK && resp->status == 200) {
+        root = json_loadb(resp->body, resp->body_len, 0, NULL);
+        self = est_u64(json_object_get(json_object_get(root, "header"), "member_id"));
+        leader = est_u64(json_object_get(root, "leader"));
+        json_decref(root);
+    }
+    if (self != 0 && self == leader) {
+        st->ka_ep = st->status_ep;
+        st->ka_leader = 1;
+        return;
+    }
+    if (st->status_ep == st->ka_ep)
+        st->ka_leader = 0; /* it was, and is no more */
+    if (++st->status_asked < st->nendpoints && !st->closing) {
+        st->status_ep = (st->status_ep + 1) % st->nendpoints;
+        est_status_send(st);
+    }
+}
+
+static void est_leader_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    est_leader_search(arg);
+}
+
 /* ---- leases ----
  *
  * A grant is POST /v3/lease/grant {"TTL": s} (the TTL asked rounded up to
@@ -1429,9 +1504,10 @@ static void est_kab_send(struct est_store *st, struct est_kab *kab)
 {
     char *body = est_kab_body(kab);
 
-    kab->call =
-        body ? est_post(st, "/v3/lease/keepalive", body, st->timeout_ms, est_kab_done, NULL, kab)
-             : NULL;
+    kab->to_leader = st->ka_leader;
+    kab->call = body ? est_post_at(st, st->ka_leader ? st->ka_ep : st->cur, "/v3/lease/keepalive",
+                                   body, st->timeout_ms, est_kab_done, NULL, kab)
+                     : NULL;
     free(body);
 }
 
@@ -1615,9 +1691,16 @@ static void est_kab_done(const struct hc_response *resp, void *arg)
     char msg[EST_ERR_MAX] = "";
 
     kab->call = NULL;
+    if (resp->error != HC_OK || resp->status != 200) {
+        /* the leader may have moved, or this endpoint died: look again */
+        if (kab->to_leader)
+            st->ka_leader = 0;
+        est_leader_search(st);
+    }
     if (resp->error == HC_ECONNECT || resp->error == HC_ERESOLVE) {
         kab->tried++;
-        est_next_endpoint(st);
+        if (!kab->to_leader)
+            est_next_endpoint(st);
         if (kab->tried < st->nendpoints && !st->closing) {
             est_kab_send(st, kab);
             if (kab->call)
@@ -1627,7 +1710,8 @@ static void est_kab_done(const struct hc_response *resp, void *arg)
                    resp->error_msg);
     } else if (resp->error != HC_OK) {
         errbuf_set(msg, sizeof(msg), "etcd store: keepalive %s", resp->error_msg);
-        est_next_endpoint(st);
+        if (!kab->to_leader)
+            est_next_endpoint(st);
     } else if (resp->status != 200) {
         json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
 
@@ -1896,6 +1980,8 @@ static void est_close(struct store *base)
         event_free(st->drain_wake);
     if (st->ka_send)
         event_free(st->ka_send);
+    if (st->leader_tick)
+        event_free(st->leader_tick);
     est_reset_free(st);
     for (i = 0; i < st->nendpoints; i++)
         free(st->endpoints[i]);
@@ -1974,6 +2060,7 @@ struct store *store_etcd_open(const struct store_etcd_options *opt, struct event
     char *end = NULL;
     size_t n = strlen(prefix);
     struct timeval probe = {LIM_ETCD_PROBE_MS / 1000, (LIM_ETCD_PROBE_MS % 1000) * 1000};
+    struct timeval leader_tick = {LIM_ETCD_LEADER_MS / 1000, (LIM_ETCD_LEADER_MS % 1000) * 1000};
 
     if (!opt || !opt->endpoints || !base) {
         errbuf_set(err, errlen, "etcd store: no options, endpoints or event base");
@@ -2012,8 +2099,10 @@ struct store *store_etcd_open(const struct store_etcd_options *opt, struct event
     st->rewatch = evtimer_new(base, est_rewatch_cb, st);
     st->drain_wake = evtimer_new(base, est_wake_cb, st);
     st->ka_send = event_new(base, -1, 0, est_ka_cb, st);
+    st->leader_tick = event_new(base, -1, EV_PERSIST, est_leader_tick_cb, st);
     if (!st->prefix_b64 || !st->end_b64 || !st->hc || !st->flush || !st->probe || !st->quorum ||
-        !st->rewatch || !st->drain_wake || !st->ka_send || event_add(st->probe, &probe) != 0)
+        !st->rewatch || !st->drain_wake || !st->ka_send || !st->leader_tick ||
+        event_add(st->probe, &probe) != 0 || event_add(st->leader_tick, &leader_tick) != 0)
         goto oom;
     return &st->base;
 oom:

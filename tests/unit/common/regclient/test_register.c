@@ -116,6 +116,8 @@ struct fake {
     char maint_token[64];              /* its X-Registry-Token ("" for none) */
     int maint_hold;                    /* hold maintenance PUTs unanswered */
     struct evhttp_request *maint_held; /* the one held; answered at fake_close */
+    int renew_hold;                    /* hold renewals unanswered */
+    struct evhttp_request *renew_held; /* the last one held; answered at fake_close */
     char calls[64];                    /* order of calls: P post, R renew, M maint, D delete */
 };
 
@@ -226,6 +228,12 @@ static void fake_renew(struct fake *f, struct evhttp_request *req, const char *p
         ever |= strcmp(f->post_ids[i], f->renew_id) == 0;
     if (!ever)
         f->renew_wrong++;
+    if (f->renew_hold) {
+        if (f->renew_held != NULL)
+            fake_reply(f->renew_held, 503, "{\"success\":false,\"error\":\"held\"}");
+        f->renew_held = req;
+        return;
+    }
     if (fake_known(f, f->renew_id) < 0) {
         fake_reply(req, 404, "{\"success\":false,\"error\":\"unknown id\"}");
         return;
@@ -424,6 +432,9 @@ static void fake_close(struct fake *f)
     if (f->maint_held != NULL)
         fake_reply(f->maint_held, 503, "{\"success\":false,\"error\":\"closing\"}");
     f->maint_held = NULL;
+    if (f->renew_held != NULL)
+        fake_reply(f->renew_held, 503, "{\"success\":false,\"error\":\"closing\"}");
+    f->renew_held = NULL;
     if (f->http != NULL)
         evhttp_free(f->http);
     f->http = NULL;
@@ -670,6 +681,7 @@ static int is_registered(struct fixture *fx) { return rc_registered(fx->rc); }
 static int two_posts(struct fixture *fx) { return fx->fake.posts >= 2; }
 static int rc_idle(struct fixture *fx) { return rc_busy(fx->rc) == 0; }
 static int three_renews(struct fixture *fx) { return fx->fake.renews >= 3; }
+static int two_renews(struct fixture *fx) { return fx->fake.renews >= 2; }
 
 /* ---- regclient ---- */
 
@@ -1569,6 +1581,37 @@ static void test_maintenance_put(void **state)
     assert_int_equal(rc_maintenance(fx->rc, false, NULL, 500, on_maint, NULL), -1);
 }
 
+/* A renewal the registry never answers is given up after a quarter of the
+ * ttl (500 ms at ttl 2 s), not the 2 s of other calls, and retried after
+ * a backoff: a registry that died without closing its connections is left
+ * while the lease still has time. */
+static void test_renew_timeout_is_a_quarter_of_ttl(void **state)
+{
+    struct fixture *fx = *state;
+    struct timespec t0, t1;
+    int64_t waited_ms = 0;
+
+    make_rc(fx, 2); /* renew every 666 ms */
+    rc_start(fx->rc);
+    settle(fx);
+    assert_true(rc_registered(fx->rc));
+    fx->fake.renew_hold = 1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    run_for(fx, 666); /* the renewal goes out and is held; settle waits for its end */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    waited_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_int_equal(fx->fake.renews, 1);
+    assert_true(waited_ms >= 450);
+    assert_true(waited_ms < LIM_CALL_TIMEOUT_MS);
+    /* the retry is a backoff below the base, not the renewal period */
+    assert_int_equal(fx->vc.nlog, 2);
+    assert_true(fx->vc.log[1].ms <= BO_BASE_MS_DEFAULT);
+    fx->fake.renew_hold = 0;
+    assert_true(run_until(fx, two_renews, 200));
+    assert_true(rc_registered(fx->rc));
+    assert_int_equal(fx->fake.posts, 1);
+}
+
 /* The maintenance call's timeout is the one given: a registry that never
  * answers fails it (done with false) well before the 2 s default. */
 static void test_maintenance_timeout(void **state)
@@ -1958,6 +2001,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_check_none_no_renewals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rc_new_rejects_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maintenance_put, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renew_timeout_is_a_quarter_of_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maintenance_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_cancels_maintenance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discovery_cache, setup, teardown),
