@@ -99,8 +99,8 @@ struct est_batch {
     struct est_batch *next;
     struct est_write *writes, **writes_end; /* owned FIFO */
     size_t n, bytes;
-    bool leased;  /* its writes are all put_leased (see est_queue) */
-    uint64_t seq; /* the writer key's value in its txn */
+    size_t nleased; /* of its writes, puts bound to a lease (see est_unlease) */
+    uint64_t seq;   /* the writer key's value in its txn */
     enum est_state state;
     uint64_t revision;     /* of its commit, once known */
     size_t tried;          /* endpoints that refused it */
@@ -494,6 +494,42 @@ static char *est_txn_body(struct est_store *st, const struct est_batch *b)
 
 static void est_txn_done(const struct hc_response *resp, void *arg);
 
+/* A put bound to a lease etcd no longer has (it lapsed between the grant
+ * and the put) makes etcd refuse the whole txn, nothing of it applied
+ * (404, "requested lease not found"). The leased puts then leave batch b
+ * (returned, in order, for the caller to fail once b is on its way again)
+ * and the rest of b is sent again as it was: such a lapse costs only the
+ * leased puts of the txn (alive and member records, which their owners put
+ * again), never a registration or a KV write, and those puts complete
+ * with -1 ahead of their turn. NULL when b has no leased put or nothing
+ * else. */
+static struct est_write *est_unlease(struct est_store *st, struct est_batch *b)
+{
+    struct est_write *out = NULL, **out_end = &out, **pp = &b->writes;
+
+    (void)st;
+    if (b->nleased == 0 || b->nleased == b->n)
+        return NULL;
+    b->writes_end = &b->writes;
+    while (*pp) {
+        struct est_write *w = *pp;
+
+        if (w->lease > 0) {
+            *pp = w->next;
+            w->next = NULL;
+            *out_end = w;
+            out_end = &w->next;
+            b->n--;
+            b->bytes -= w->doc_len + strlen(w->id);
+        } else {
+            pp = &w->next;
+            b->writes_end = pp;
+        }
+    }
+    b->nleased = 0;
+    return out;
+}
+
 /* Send batch b's txn to the current endpoint. On failure to start, b
  * fails. */
 static void est_send(struct est_store *st, struct est_batch *b)
@@ -544,6 +580,25 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
         est_next_endpoint(st);
     } else {
         root = json_loadb(resp->body, resp->body_len, 0, NULL);
+        if (resp->status == 404 && b->nleased > 0 && b->nleased < b->n && !st->closing &&
+            memmem(resp->body, resp->body_len, "lease not found", 15)) {
+            struct est_write *lost = est_unlease(st, b), *w = NULL, *next = NULL;
+
+            est_error_text(root, resp->status, msg, sizeof(msg));
+            json_decref(root);
+            est_send(st, b); /* the rest, the same batch again */
+            for (w = lost; w; w = next) {
+                next = w->next;
+                st->pending--;
+                if (w->done)
+                    w->done(w->arg, -1, msg);
+                est_write_free(w);
+            }
+            if (!st->txn)
+                est_settle(st);
+            est_pump(st);
+            return;
+        }
         if (resp->status != 200 || !json_is_object(root)) {
             est_error_text(root, resp->status, msg, sizeof(msg));
             est_fail(b, msg);
@@ -567,8 +622,7 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
     est_pump(st);
 }
 
-/* Move into b the closed batches queued right behind it, of its kind,
- * while the whole fits one txn: the turns that queued writes while a txn
+/* Move into b the closed batches queued right behind it while the whole fits one txn: the turns that queued writes while a txn
  * was in flight then share the next one. Only neighbours are taken, so the
  * writes (and their completions) keep their order; the merged batch keeps
  * b's sequence number, smaller than those it took, so sequence numbers
@@ -577,11 +631,12 @@ static void est_coalesce(struct est_store *st, struct est_batch *b)
 {
     struct est_batch *n = NULL;
 
-    while ((n = b->next) && n != st->open && n->state == EST_QUEUED && n->leased == b->leased &&
+    while ((n = b->next) && n != st->open && n->state == EST_QUEUED &&
            b->n + n->n <= LIM_ETCD_TXN_OPS_MAX && b->bytes + n->bytes <= LIM_ETCD_TXN_BYTES_MAX) {
         *b->writes_end = n->writes;
         b->writes_end = n->writes_end;
         b->n += n->n;
+        b->nleased += n->nleased;
         b->bytes += n->bytes;
         b->next = n->next;
         if (st->tail == &n->next)
@@ -620,16 +675,9 @@ static void est_flush_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Queue one write (id and doc copied; doc NULL: a delete), bound to lease
- * when > 0 (a put).
- *
- * Leased puts never share a txn with other writes: a put bound to a lease
- * etcd no longer has (it lapsed between the grant and the put) makes etcd
- * refuse the whole txn ("requested lease not found"), nothing of it
- * applied, and every completion of that batch then gets -1 with etcd's
- * message. Kept apart, such a failure costs only other leased puts of the
- * same txn (alive records, which the next renewal puts again), never a
- * registration or a KV write. A turn that alternates the two kinds is cut
- * into several batches, so the completions still come in write order. */
+ * when > 0 (a put). Leased puts share txns with the other writes; a txn
+ * that etcd refuses for a lease it no longer has loses only them (see
+ * est_unlease). */
 static int est_queue(struct est_store *st, const char *id, const char *doc, size_t doc_len,
                      int64_t lease, store_done_fn done, void *arg, char *err, size_t errlen)
 {
@@ -674,15 +722,13 @@ static int est_queue(struct est_store *st, const char *id, const char *doc, size
     w->lease = lease;
     w->done = done;
     w->arg = arg;
-    if (b && (b->n >= LIM_ETCD_TXN_OPS_MAX || b->bytes + doc_len > LIM_ETCD_TXN_BYTES_MAX ||
-              b->leased != (lease > 0)))
-        b = NULL; /* full, or the other kind: this turn gets another */
+    if (b && (b->n >= LIM_ETCD_TXN_OPS_MAX || b->bytes + doc_len > LIM_ETCD_TXN_BYTES_MAX))
+        b = NULL; /* full: this turn gets another */
     if (!b) {
         b = calloc(1, sizeof(*b));
         if (!b)
             goto oom;
         b->writes_end = &b->writes;
-        b->leased = lease > 0;
         b->seq = ++st->seq;
         *st->tail = b;
         st->tail = &b->next;
@@ -691,6 +737,7 @@ static int est_queue(struct est_store *st, const char *id, const char *doc, size
     *b->writes_end = w;
     b->writes_end = &w->next;
     b->n++;
+    b->nleased += lease > 0;
     b->bytes += doc_len + strlen(id);
     st->pending++;
     if (!event_pending(st->flush, EV_TIMEOUT, NULL))

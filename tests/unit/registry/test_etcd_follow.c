@@ -6,7 +6,8 @@
  * (and never the writer keys); following from a compacted revision gives
  * RESET, the whole state, RESET_END, then the later commits as usual; the
  * loss of the member both handles talk to loses and repeats nothing;
- * keepalives of many leases asked at once are each answered.
+ * keepalives of many leases asked at once are each answered; a lapsed
+ * lease in a txn costs only its leased puts.
  *
  * Needs ETCD_ENDPOINTS (tests/integration/etcd_run.py starts a 3-member
  * cluster and sets it; ctest runs it that way). Each test works under a
@@ -590,6 +591,54 @@ static void test_keepalives_share_requests(void **state)
     assert_int_equal(l.ttl[LEASES], 0); /* revoked: gone */
 }
 
+/* Writes of one turn share a txn, leased puts among them. A put bound to
+ * a lease etcd no longer has makes etcd refuse the txn: that put alone
+ * fails (-1, etcd's message), the plain writes around it are committed
+ * (in one txn: one revision) and reach B; a put on a live lease in the
+ * same turn is lost with the revoked one (both leased), and that is all. */
+static void test_a_lapsed_lease_fails_only_leased_puts(void **state)
+{
+    struct fixture *f = *state;
+    static struct leases l;
+    char err[ERRLEN] = "", body[96];
+    size_t i = 0;
+
+    memset(&l, 0, sizeof(l));
+    f->a = open_store(f);
+    f->b = open_store(f);
+    f->da.st = f->a;
+    load_and_follow(f->a, &f->la);
+    load_and_follow(f->b, &f->lb);
+    for (i = 0; i < 2; i++) {
+        slots[i] = (struct lease_slot){&l, i};
+        if (store_lease_grant(f->a, 30000, on_granted, &slots[i], err, sizeof(err)) != 0)
+            fail_msg("store_lease_grant: %s", err);
+    }
+    run_until(f, &l.granted, 2);
+    snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)l.id[0]);
+    assert_int_equal(etcd_post("/v3/lease/revoke", body), 200);
+
+    put(f->a, "k1", "one", &f->da);
+    if (store_put_leased(f->a, "a1", "gone", 4, l.id[0], on_done, &f->da, err, sizeof(err)) != 0 ||
+        store_put_leased(f->a, "a2", "live", 4, l.id[1], on_done, &f->da, err, sizeof(err)) != 0)
+        fail_msg("store_put_leased: %s", err);
+    put(f->a, "k2", "two", &f->da);
+    run_until(f, &f->da.n, 4);
+    /* the leased ones fail first, ahead of their turn; then k1 and k2 */
+    assert_int_equal(f->da.s[0].rc, -1);
+    assert_non_null(strstr(f->da.s[0].doc, "lease not found"));
+    assert_int_equal(f->da.s[1].rc, -1);
+    assert_int_equal(f->da.s[2].rc, 0);
+    assert_int_equal(f->da.s[3].rc, 0);
+    assert_int_equal(f->da.s[2].rev, f->da.s[3].rev);
+    run_until(f, &f->lb.n, 2);
+    run_for(f, 300);
+    assert_int_equal(f->lb.n, 2);
+    assert_string_equal(f->lb.s[0].id, "k1");
+    assert_string_equal(f->lb.s[1].id, "k2");
+    assert_int_equal(f->lb.s[1].rev, f->da.s[3].rev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -597,6 +646,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_gives_the_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_resets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalives_share_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_lapsed_lease_fails_only_leased_puts, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_follow_survives_member_loss, setup, teardown),
     };
 
