@@ -429,7 +429,8 @@ cleanup:
     }
     rdns_free(dns); /* reads the core: before it goes */
     reg_api_free(api);
-    ract_free(ract); /* after the drain: its waiting writes need nothing of it */
+    ract_free(ract);    /* after the drain: its waiting writes need nothing of it */
+    rmb_leave(members); /* its record's deletion: another replica leads at once */
     if (store)
         store_drain(store); /* also without the API: the KV writes complete first */
     rrp_free(rapi);

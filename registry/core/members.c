@@ -57,6 +57,7 @@ struct rmb_members {
     int64_t keep_ms;             /* keepalive interval */
     int64_t lease;               /* this replica's member lease; 0: none held */
     bool busy;                   /* a grant, keepalive or put of it is on its way */
+    bool leaving;                /* rmb_leave ran: no lease or record any more */
     bool resetting;
     struct rmb_op *ops; /* utlist DL head: owned until their completion */
 };
@@ -224,6 +225,8 @@ static void rmb_granted(void *arg, int rc, int64_t lease, int64_t ttl_s, const c
     if (!m)
         return;
     m->busy = false;
+    if (m->leaving)
+        return; /* that lease lapses unused */
     if (rc != 0) {
         log_warn("replicas: could not grant the member lease (tried again): %s",
                  err ? err : "unknown error");
@@ -257,7 +260,7 @@ static void rmb_grant(struct rmb_members *m)
     struct rmb_op *op = NULL;
     char err[256];
 
-    if (m->busy)
+    if (m->busy || m->leaving)
         return;
     op = rmb_op_new(m);
     if (!op)
@@ -303,6 +306,8 @@ static void rmb_timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (m->leaving)
+        return;
     if (clk_timers_arm(m->opt.timers, m->timer, m->keep_ms) != 0)
         log_error("replicas: cannot arm the member keepalive timer");
     if (m->busy)
@@ -424,7 +429,7 @@ void rmb_apply_change(struct rmb_members *m, enum store_change kind, const char 
         at = rmb_find(m, who);
         if (at >= 0)
             rmb_drop_at(m, (size_t)at);
-        if (strcmp(who, m->self) == 0 && !m->busy && m->timer) {
+        if (strcmp(who, m->self) == 0 && !m->busy && m->timer && !m->leaving) {
             /* our lease lapsed (nobody's write): join again */
             log_warn("replicas: this replica's member record is gone; joining again");
             m->lease = 0;
@@ -436,6 +441,47 @@ void rmb_apply_change(struct rmb_members *m, enum store_change kind, const char 
         m->opt.on_commit(m->opt.commit_arg);
     if (!m->resetting)
         rmb_elect(m);
+}
+
+/* Completion of the record's deletion at rmb_leave. */
+static void rmb_left(void *arg, int rc, const char *err)
+{
+    struct rmb_op *op = arg;
+    struct rmb_members *m = op->m;
+    long at = m ? rmb_find(m, m->self) : -1;
+
+    if (rc != 0)
+        log_warn("replicas: could not delete this replica's member record (it lapses with its "
+                 "lease): %s",
+                 err ? err : "unknown error");
+    else if (m) {
+        /* our own write: the store does not bring it back through the follow */
+        if (at >= 0)
+            rmb_drop_at(m, (size_t)at);
+        if (m->opt.on_commit)
+            m->opt.on_commit(m->opt.commit_arg);
+        rmb_elect(m);
+    }
+    rmb_op_end(op);
+}
+
+void rmb_leave(struct rmb_members *m)
+{
+    struct rmb_op *op = NULL;
+    char rid[sizeof(RMB_RECORD_PREFIX) + RMB_ID_MAX], err[256];
+
+    if (!m || !m->through_store || !m->timer || m->leaving)
+        return;
+    m->leaving = true;
+    clk_timers_disarm(m->opt.timers, m->timer);
+    op = rmb_op_new(m);
+    if (!op)
+        return;
+    snprintf(rid, sizeof(rid), "%s%s", RMB_RECORD_PREFIX, m->self);
+    if (store_del(m->store, rid, rmb_left, op, err, sizeof(err)) != 0) {
+        log_warn("replicas: could not delete this replica's member record: %s", err);
+        rmb_op_end(op);
+    }
 }
 
 void rmb_set_url(struct rmb_members *m, const char *url)

@@ -94,6 +94,12 @@ void rmb_set_url(struct rmb_members *m, const char *url);
  * memory, or the timer could not be armed). */
 int rmb_start(struct rmb_members *m, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* A graceful stop: no more keepalives or grants, and this replica's member
+ * record is deleted (a store write, committed by the store's drain), so
+ * every replica sees it leave at that commit and the next oldest leads at
+ * once instead of after the lease's TTL. Accepts NULL; only once. */
+void rmb_leave(struct rmb_members *m);
+
 /* Whether membership goes through the store (shared, with leases); when
  * it does not, why (borrowed, "" when it does). */
 bool rmb_through_store(const struct rmb_members *m);

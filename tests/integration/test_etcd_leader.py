@@ -5,7 +5,9 @@ replicas on one prefix agree on /v1/replicas (the first started leads);
 an instance with an HTTP check on a test server is probed by the leader
 only, and its status flips on both replicas when the server fails; the
 leader killed, the other leads within the member lease's TTL plus a check
-interval and the check keeps running there (its status flips back).
+interval and the check keeps running there (its status flips back); the
+leader stopped with SIGTERM, the other leads at once (before the lease
+could lapse).
 svcctl replicas prints the same table.
 
 Needs the etcd store's lease ops: when GET /v1/replicas on an etcd replica
@@ -22,6 +24,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -180,6 +183,30 @@ class EtcdLeaderTest(ReplicaTestCase):
         self.wait_status([b], sid, "critical", timeout=3.0)
         target.set("ok")
         self.wait_status([b], sid, "passing", timeout=3.0)
+
+    def test_graceful_stop_moves_the_leader_at_once(self):
+        """SIGTERM on the leader deletes its member record as it drains:
+        the other leads at that commit, well before the lease's TTL (a
+        lapse would take MEMBER_TTL_S), and lists only itself."""
+        a = self.start_replica()
+        if self.replicas(a)["membership"] != "store":
+            raise unittest.SkipTest("etcd store without leases")
+        b = self.start_replica()
+
+        def agree():
+            ra, rb = self.replicas(a), self.replicas(b)
+            return len(rb["replicas"]) == 2 and ra["leader"] == rb["leader"] == ra["self"]
+        wait_until(agree, timeout=T(MEMBER_TTL_S), interval=0.05, message="a leads, b follows")
+        t0 = time.monotonic()
+        a.stop()
+
+        def b_leads():
+            rb = self.replicas(b)
+            return rb["leader"] == rb["self"] and len(rb["replicas"]) == 1
+        wait_until(b_leads, timeout=T(2 * MEMBER_TTL_S), interval=0.05,
+                   message="b leads once a left")
+        self.assertLess(time.monotonic() - t0, MEMBER_TTL_S,
+                        "b led only after a's lease lapsed: a did not leave")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
  * check path), over a group of shared memory stores whose leases and
  * member keepalives run on one virtual clock: the first replica started
  * leads on every replica; when its store closes its lease lapses and the
- * next oldest leads, at the lapse's revision; a check result the leader
+ * next oldest leads, at the lapse's revision; when it leaves gracefully,
+ * at once; a check result the leader
  * reports is applied on every replica at the record's revision; a
  * non-leader's report writes nothing; a deregistration deletes the record;
  * a store that is not shared has one member, the leader. */
@@ -335,6 +336,33 @@ static void test_leader_lease_lapses(void **state)
     assert_int_equal(reg_index(c->reg), before + 1);
 }
 
+/* The leader stops gracefully (rmb_leave): its record's deletion is one
+ * commit, and the next oldest leads at that commit on both remaining
+ * replicas, long before the lease's TTL; the one that left neither keeps
+ * its lease alive nor joins again. */
+static void test_leader_leaves(void **state)
+{
+    struct world *w = *state;
+    struct node *a = world_add(w), *b = world_add(w), *c = world_add(w);
+    uint64_t before = store_revision(b->store);
+
+    rmb_leave(a->mb);
+    world_settle(w);
+    assert_true(rmb_is_leader(b->mb));
+    assert_string_equal(rmb_leader_id(c->mb), "n2");
+    assert_int_equal(rmb_count(b->mb), 2);
+    assert_int_equal(rmb_count(c->mb), 2);
+    assert_int_equal(b->lead_rev, before + 1);
+    assert_false(rmb_is_leader(a->mb));
+    /* a stays out through several TTLs: no keepalive, no new record */
+    world_advance(w, 3 * LIM_MEMBER_TTL_MS);
+    assert_int_equal(rmb_count(b->mb), 2);
+    assert_string_equal(rmb_leader_id(c->mb), "n2");
+    rmb_leave(a->mb); /* once only: nothing more */
+    world_settle(w);
+    assert_int_equal(rmb_count(c->mb), 2);
+}
+
 /* A check result reported on the leader is put as its record and applied
  * on both replicas at that record's revision, with a health event there;
  * a report on the non-leader changes and writes nothing; a
@@ -494,6 +522,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_started_leads, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_leader_lease_lapses, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_leader_leaves, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_check_result_shared, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_reregistration_drops_records, world_setup,
                                         world_teardown),
