@@ -129,6 +129,7 @@ struct est_lop {
     struct est_lwait *waits, **waits_end; /* owned FIFO */
     struct hc_call *call;                 /* grants: in flight; NULL: queued */
     size_t tried;                         /* grants: endpoints that refused it */
+    unsigned unnamed;                     /* keepalives: answers that did not name it */
 };
 
 /* One keepalive request in flight: a stream of up to
@@ -159,6 +160,8 @@ struct est_probe {
 };
 
 #define EST_PROBES 2 /* probes in flight at most (see est_probe_cb) */
+
+#define EST_KA_UNNAMED_MAX 3 /* a lease not named in this many answers fails */
 
 struct est_store {
     struct store base;                       /* must stay first */
@@ -1471,7 +1474,8 @@ static void est_leader_tick_cb(evutil_socket_t fd, short what, void *arg)
  * done, so the renewals of one turn share a request. A keepalive of a
  * lease that already has one asked (queued or in flight) joins it: its
  * completion runs with that answer. A lease of a batch the answer does not
- * name fails with -1 (asked again at the next renewal).
+ * name is asked again in the next request (est_kab_requeue), and fails
+ * with -1 after EST_KA_UNNAMED_MAX such answers.
  *
  * Up to STORE_PENDING_MAX completions wait in all; one more is refused
  * with -1 at once. Failover as for a txn: a request that reached no
@@ -1573,6 +1577,35 @@ static void est_kab_finish(struct est_store *st, struct est_kab *kab, const char
         if (kab->ops[i])
             est_lop_finish(st, kab->ops[i], -1, 0, 0, err);
     free(kab);
+}
+
+/* The leases of kab that a complete answer did not name go back to the
+ * head of the queue, in order, up to EST_KA_UNNAMED_MAX times each. etcd's
+ * HTTP/1 server reads the rest of a request body away when it writes the
+ * first answer line (its handler does not read and write at once), so on
+ * a loaded member the last leases of a stream can go unread: asked again,
+ * they are answered in the next request. */
+static void est_kab_requeue(struct est_store *st, struct est_kab *kab)
+{
+    struct est_lop *head = NULL, **end = &head;
+    size_t i;
+
+    for (i = 0; i < kab->n; i++) {
+        struct est_lop *op = kab->ops[i];
+
+        if (!op || ++op->unnamed > EST_KA_UNNAMED_MAX)
+            continue;
+        kab->ops[i] = NULL;
+        *end = op;
+        end = &op->next;
+    }
+    if (!head)
+        return;
+    *end = st->kas;
+    if (!st->kas)
+        st->kas_end = end;
+    st->kas = head;
+    event_active(st->ka_send, EV_TIMEOUT, 1);
 }
 
 /* A request for the first LIM_ETCD_KA_BATCH keepalives queued, sent
@@ -1768,8 +1801,10 @@ static void est_kab_done(const struct hc_response *resp, void *arg)
             est_next_endpoint(st);
     } else {
         est_kab_answers(st, kab, resp->body, resp->body_len, msg, sizeof(msg));
-        if (!msg[0])
+        if (!msg[0]) {
             errbuf_set(msg, sizeof(msg), "etcd store: the keepalive answer did not name the lease");
+            est_kab_requeue(st, kab);
+        }
     }
     est_kab_finish(st, kab, msg);
     est_lop_pump(st);
