@@ -2,7 +2,7 @@
  * store: registration, re-registration, expiry to critical, removal,
  * renewal, filters, discovery strategies and reload from a store. Writes
  * complete on the event loop: the helpers run the test's base until the
- * store has nothing pending. A failing store (a backend of this file whose
+ * store has nothing pending. A failing store (support/failstore.h, whose
  * commits fail on demand) checks that a failed write changes nothing. */
 #include "registry/api/codec.h"
 #include "registry/api/spec_json.h"
@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "failstore.h"
 #include "support.h"
 
 struct fixture {
@@ -836,134 +837,27 @@ static void test_many_instances_churn(void **state)
     free(ids);
 }
 
-/* ---- a store whose commits fail on demand ---- */
-
-/* Wraps a memory store; while failing is set, every write is accepted and
- * then completes with -1 on the loop, and the inner store is not touched. */
-struct failing_store {
-    struct store base; /* first: struct store * casts to this */
-    struct store *inner;
-    struct event *kick;
-    bool failing;
-    struct failed_write {
-        store_done_fn done;
-        void *arg;
-    } queue[64];
-    size_t n;
-};
-
-static void failing_run(struct failing_store *fs)
-{
-    size_t i, n = fs->n;
-    struct failed_write q[64];
-
-    memcpy(q, fs->queue, n * sizeof(q[0]));
-    fs->n = 0;
-    for (i = 0; i < n; i++)
-        q[i].done(q[i].arg, -1, "injected commit failure");
-}
-
-static void failing_kick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    failing_run(arg);
-}
-
-static int failing_queue(struct failing_store *fs, store_done_fn done, void *arg)
-{
-    assert_true(fs->n < 64);
-    fs->queue[fs->n].done = done;
-    fs->queue[fs->n].arg = arg;
-    fs->n++;
-    event_active(fs->kick, EV_TIMEOUT, 0);
-    return 0;
-}
-
-static int failing_put(struct store *st, const char *id, const char *doc, size_t doc_len,
-                       store_done_fn done, void *arg, char *err, size_t errlen)
-{
-    struct failing_store *fs = (struct failing_store *)st;
-
-    if (fs->failing)
-        return failing_queue(fs, done, arg);
-    return store_put(fs->inner, id, doc, doc_len, done, arg, err, errlen);
-}
-
-static int failing_del(struct store *st, const char *id, store_done_fn done, void *arg, char *err,
-                       size_t errlen)
-{
-    struct failing_store *fs = (struct failing_store *)st;
-
-    if (fs->failing)
-        return failing_queue(fs, done, arg);
-    return store_del(fs->inner, id, done, arg, err, errlen);
-}
-
-static int failing_load(struct store *st, store_load_fn fn, void *arg, char *err, size_t errlen)
-{
-    return store_load(((struct failing_store *)st)->inner, fn, arg, err, errlen);
-}
-
-static size_t failing_pending(const struct store *st)
-{
-    const struct failing_store *fs = (const struct failing_store *)st;
-
-    return fs->n + store_pending(fs->inner);
-}
-
-static void failing_drain(struct store *st)
-{
-    struct failing_store *fs = (struct failing_store *)st;
-
-    failing_run(fs);
-    store_drain(fs->inner);
-}
-
-static void failing_close(struct store *st)
-{
-    struct failing_store *fs = (struct failing_store *)st;
-
-    failing_drain(st);
-    store_close(fs->inner);
-    event_free(fs->kick);
-    free(fs);
-}
-
-static const struct store_ops failing_ops = {
-    .name = "failing",
-    .put = failing_put,
-    .del = failing_del,
-    .load = failing_load,
-    .pending = failing_pending,
-    .drain = failing_drain,
-    .close = failing_close,
-};
-
-/* The fixture with the failing store in place of the memory store. */
+/* The fixture with a failing store (support/failstore.h) wrapping its
+ * memory store. */
 static int setup_failing(void **state)
 {
     struct fixture *f = NULL;
-    struct failing_store *fs = calloc(1, sizeof(*fs));
+    struct store *fs = NULL;
 
-    if (!fs || setup(state) != 0)
+    if (setup(state) != 0)
         return -1;
     f = *state;
     reg_free(f->reg);
-    fs->base.ops = &failing_ops;
-    fs->inner = f->store;
-    fs->kick = event_new(f->base, -1, 0, failing_kick_cb, fs);
-    if (!fs->kick)
+    f->reg = NULL;
+    fs = fstore_new(f->base, f->store);
+    if (!fs)
         return -1;
-    f->store = &fs->base;
+    f->store = fs;
     f->reg = make_registry(f, 0);
     return f->reg ? 0 : -1;
 }
 
-static void set_failing(struct fixture *f, bool on)
-{
-    ((struct failing_store *)f->store)->failing = on;
-}
+static void set_failing(struct fixture *f, bool on) { fstore_set_failing(f->store, on); }
 
 /* Register and expect the commit to fail; returns the id it would have had. */
 static void register_fails(struct fixture *f, const char *json)

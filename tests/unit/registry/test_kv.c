@@ -24,126 +24,11 @@
 #include <cmocka.h>
 
 #include "core/limits.h"
-
-/* A store wrapping the memory store whose commits fail while failing is
- * set (the inner store is then not touched). */
-struct failing_store {
-    struct store base; /* first */
-    struct store *inner;
-    struct event *kick;
-    bool failing;
-    int refuse_in; /* >0: the write that brings it to 0 is refused at queue time */
-    struct {
-        store_done_fn done;
-        void *arg;
-    } queue[64];
-    size_t n;
-};
-
-static void failing_run(struct failing_store *fs)
-{
-    size_t i, n = fs->n;
-    store_done_fn done[64];
-    void *arg[64];
-
-    for (i = 0; i < n; i++) {
-        done[i] = fs->queue[i].done;
-        arg[i] = fs->queue[i].arg;
-    }
-    fs->n = 0;
-    for (i = 0; i < n; i++)
-        done[i](arg[i], -1, "injected commit failure");
-}
-
-static void failing_kick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    failing_run(arg);
-}
-
-static int failing_queue(struct failing_store *fs, store_done_fn done, void *arg)
-{
-    assert_true(fs->n < 64);
-    fs->queue[fs->n].done = done;
-    fs->queue[fs->n].arg = arg;
-    fs->n++;
-    event_active(fs->kick, EV_TIMEOUT, 0);
-    return 0;
-}
-
-static int failing_put(struct store *st, const char *id, const char *doc, size_t doc_len,
-                       store_done_fn done, void *arg, char *err, size_t errlen)
-{
-    struct failing_store *fs = (struct failing_store *)st;
-
-    if (fs->refuse_in > 0 && --fs->refuse_in == 0) {
-        snprintf(err, errlen, "injected queue refusal");
-        return -1;
-    }
-    if (fs->failing)
-        return failing_queue(fs, done, arg);
-    return store_put(fs->inner, id, doc, doc_len, done, arg, err, errlen);
-}
-
-static int failing_del(struct store *st, const char *id, store_done_fn done, void *arg, char *err,
-                       size_t errlen)
-{
-    struct failing_store *fs = (struct failing_store *)st;
-
-    if (fs->refuse_in > 0 && --fs->refuse_in == 0) {
-        snprintf(err, errlen, "injected queue refusal");
-        return -1;
-    }
-    if (fs->failing)
-        return failing_queue(fs, done, arg);
-    return store_del(fs->inner, id, done, arg, err, errlen);
-}
-
-static int failing_load(struct store *st, store_load_fn fn, void *arg, char *err, size_t errlen)
-{
-    return store_load(((struct failing_store *)st)->inner, fn, arg, err, errlen);
-}
-
-static size_t failing_pending(const struct store *st)
-{
-    const struct failing_store *fs = (const struct failing_store *)st;
-
-    return fs->n + store_pending(fs->inner);
-}
-
-static void failing_drain(struct store *st)
-{
-    struct failing_store *fs = (struct failing_store *)st;
-
-    failing_run(fs);
-    store_drain(fs->inner);
-}
-
-static void failing_close(struct store *st)
-{
-    struct failing_store *fs = (struct failing_store *)st;
-
-    failing_drain(st);
-    store_close(fs->inner);
-    event_free(fs->kick);
-    free(fs);
-}
-
-static const struct store_ops failing_ops = {
-    .name = "failing",
-    .put = failing_put,
-    .del = failing_del,
-    .load = failing_load,
-    .pending = failing_pending,
-    .drain = failing_drain,
-    .close = failing_close,
-};
+#include "failstore.h"
 
 struct fixture {
     struct event_base *base;
-    struct failing_store *fs;
-    struct store *store;
+    struct store *store; /* a failing store (support/failstore.h) over the memory store */
     struct reg_registry *reg;
     struct kv_store *kv;
     int changes;         /* observer calls */
@@ -187,15 +72,9 @@ static int setup(void **state)
     if (!f)
         return -1;
     f->base = event_base_new();
-    f->fs = calloc(1, sizeof(*f->fs));
-    if (!f->base || !f->fs)
+    f->store = f->base ? fstore_new(f->base, store_memory_open(f->base)) : NULL;
+    if (!f->store)
         return -1;
-    f->fs->base.ops = &failing_ops;
-    f->fs->inner = store_memory_open(f->base);
-    f->fs->kick = event_new(f->base, -1, 0, failing_kick_cb, f->fs);
-    if (!f->fs->inner || !f->fs->kick)
-        return -1;
-    f->store = &f->fs->base;
     memset(&opt, 0, sizeof(opt));
     opt.codec = &regc_codec;
     f->reg = reg_new(f->store, &opt);
@@ -484,11 +363,11 @@ static void test_failed_commit_changes_nothing(void **state)
     assert_int_equal(put(f, "k", "old", 7, -1), 0);
     idx = reg_index(f->reg);
     mi = kv_entry_modify_index(kv_get(f->kv, "k"));
-    f->fs->failing = true;
+    fstore_set_failing(f->store, true);
     assert_int_equal(put(f, "k", "new", 8, -1), -1);
     assert_int_equal(put(f, "other", "x", 0, -1), -1);
     assert_int_equal(del(f, "k", false, -1), -1);
-    f->fs->failing = false;
+    fstore_set_failing(f->store, false);
     assert_string_equal(value_of(f, "k", buf, sizeof(buf)), "old");
     assert_int_equal(kv_entry_flags(kv_get(f->kv, "k")), 7);
     assert_int_equal(kv_entry_modify_index(kv_get(f->kv, "k")), mi);
@@ -566,9 +445,9 @@ static void test_exact_index_after_a_miss(void **state)
     uint64_t mi;
 
     assert_int_equal(put(f, "x", "1", 0, -1), 0);
-    f->fs->failing = true;
+    fstore_set_failing(f->store, true);
     assert_int_equal(kv_put(f->kv, "z", "0", 1, 0, false, 0, outcome_cb, &a, err, sizeof(err)), 0);
-    f->fs->failing = false;
+    fstore_set_failing(f->store, false);
     assert_int_equal(kv_put(f->kv, "y", "2", 1, 0, false, 0, outcome_cb, &b, err, sizeof(err)), 0);
     settle(f);
     assert_int_equal(a.rc, -1);
@@ -761,9 +640,9 @@ static void test_txn_failed_commit_changes_nothing(void **state)
     ops[0] = op_of(KV_TXN_SET, "k", "new", 0);
     ops[1] = op_of(KV_TXN_DELETE, "gone", NULL, 0);
     ops[2] = op_of(KV_TXN_SET, "fresh", "y", 0);
-    f->fs->failing = true;
+    fstore_set_failing(f->store, true);
     assert_int_equal(txn(f, ops, 3, &o, NULL), 0);
-    f->fs->failing = false;
+    fstore_set_failing(f->store, false);
     assert_int_equal(o.rc, -1);
     assert_int_equal(o.n, 0);
     assert_string_equal(value_of(f, "k", buf, sizeof(buf)), "old");
@@ -962,7 +841,7 @@ static void test_txn_queue_refusal(void **state)
     ops[0] = op_of(KV_TXN_SET, "a", "1", 0);
     ops[1] = op_of(KV_TXN_DELETE, "k", NULL, 0);
     ops[2] = op_of(KV_TXN_SET, "c", "3", 0);
-    f->fs->refuse_in = 1;
+    fstore_refuse_in(f->store, 1);
     assert_int_equal(kv_txn(f->kv, ops, 3, txn_cb, &o, &failed, err, sizeof(err)), KV_E_FAILED);
     assert_int_equal(failed, 3);
     assert_int_equal(store_pending(f->store), 0);
@@ -975,7 +854,7 @@ static void test_txn_queue_refusal(void **state)
     assert_int_equal(put(f, "k", "v2", 0, -1), 0);
     assert_int_equal(reg_index(f->reg), idx + 1);
     idx = reg_index(f->reg);
-    f->fs->refuse_in = 3; /* the third write: "a" and the delete of "k" are queued */
+    fstore_refuse_in(f->store, 3); /* the third write: "a" and the delete of "k" are queued */
     assert_int_equal(txn(f, ops, 3, &o, &failed), 0);
     assert_int_equal(o.rc, -1);
     assert_non_null(kv_get(f->kv, "a"));

@@ -8,14 +8,11 @@
  * reports is applied on every replica at the record's revision; a
  * non-leader's report writes nothing; a deregistration deletes the record;
  * a store that is not shared has one member, the leader. */
-#include "core/clock.h"
-#include "registry/api/codec.h"
-#include "registry/api/spec_json.h"
 #include "registry/core/catalog.h"
 #include "registry/core/members.h"
 #include "registry/core/replica.h"
 #include "registry/store/store.h"
-#include "vclock.h"
+#include "regworld.h"
 
 #include <event2/event.h>
 #include <setjmp.h>
@@ -31,7 +28,6 @@
 
 #define NODES_MAX  3
 #define EVENTS_MAX 32
-#define START_MS   1700000000000LL
 
 struct node {
     struct store *store;
@@ -50,15 +46,13 @@ struct node {
     } ev[EVENTS_MAX];
 };
 
+/* The replicas over the world (whose clock also runs the member
+ * keepalives). */
 struct world {
-    struct event_base *base;
-    struct store_memory_group *group;
-    struct vclock vc; /* the group's leases and the member keepalives */
+    struct rw_world *rw; /* owned */
     size_t n;
     struct node nodes[NODES_MAX];
 };
-
-static int64_t world_clock(void *arg) { return ((struct world *)arg)->vc.now; }
 
 static void observe(void *arg, const struct reg_event *ev)
 {
@@ -92,67 +86,28 @@ static void on_commit(void *arg)
     (void)reg_change_remote(nd->reg);
 }
 
-/* Run the loop until no store has writes waiting, and a few turns more
- * for the followers. */
-static void world_settle(struct world *w)
-{
-    size_t i, rounds;
-    bool busy = true;
-
-    for (rounds = 0; busy && rounds < 1000; rounds++) {
-        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
-        busy = false;
-        for (i = 0; i < w->n; i++)
-            busy = busy || (w->nodes[i].store && store_pending(w->nodes[i].store) > 0);
-    }
-    assert_false(busy);
-    for (rounds = 0; rounds < 8; rounds++)
-        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
-}
-
-/* Let ms of virtual time pass, firing the timers due in order. */
-static void world_advance(struct world *w, int64_t ms)
-{
-    int64_t until = w->vc.now + ms;
-
-    while (vc_fire_next(&w->vc, until) == 1)
-        world_settle(w);
-    w->vc.now = until;
-    world_settle(w);
-}
-
 /* One more replica on the group: store, registry, members, loaded and
  * following, started. */
 static struct node *world_add(struct world *w)
 {
     struct node *nd = &w->nodes[w->n];
-    struct reg_options opt;
     struct rmb_options mopt;
     char err[256];
 
     snprintf(nd->name, sizeof(nd->name), "n%zu", ++w->n);
-    nd->store = store_memory_open_shared(w->base, w->group);
-    assert_non_null(nd->store);
-    memset(&opt, 0, sizeof(opt));
-    opt.codec = &regc_codec;
-    opt.clock = world_clock;
-    opt.clock_arg = w;
-    opt.seed = 7;
-    opt.observer = observe;
-    opt.observer_arg = nd;
-    nd->reg = reg_new(nd->store, &opt);
-    assert_non_null(nd->reg);
+    nd->store = rw_store_open(w->rw);
+    nd->reg = rw_registry_new(w->rw, nd->store, observe, nd);
     memset(&mopt, 0, sizeof(mopt));
     mopt.self_id = nd->name;
     mopt.url = "http://127.0.0.1:1";
-    mopt.timers = &w->vc.hook;
-    mopt.clock = world_clock;
-    mopt.clock_arg = w;
+    mopt.timers = &w->rw->vc.hook;
+    mopt.clock = rw_clock;
+    mopt.clock_arg = w->rw;
     mopt.on_change = on_change;
     mopt.change_arg = nd;
     mopt.on_commit = on_commit;
     mopt.commit_arg = nd;
-    nd->mb = rmb_new(nd->store, w->base, &mopt);
+    nd->mb = rmb_new(nd->store, w->rw->base, &mopt);
     assert_non_null(nd->mb);
     assert_true(rmb_through_store(nd->mb));
     nd->routes.reg = nd->reg;
@@ -160,19 +115,19 @@ static struct node *world_add(struct world *w)
     assert_true(rpl_load_routes(nd->store, &nd->routes, err, sizeof(err)) >= 0);
     assert_int_equal(rpl_follow_routes(nd->store, &nd->routes, err, sizeof(err)), 0);
     assert_int_equal(rmb_start(nd->mb, err, sizeof(err)), 0);
-    world_settle(w);
+    rw_settle(w->rw);
     return nd;
 }
 
 /* Stop nd as a crash would: nothing deleted, its lease left to lapse. */
-static void node_kill(struct node *nd)
+static void node_kill(struct world *w, struct node *nd)
 {
     rmb_free(nd->mb);
     nd->routes.members = NULL;
     nd->mb = NULL;
     reg_free(nd->reg);
     nd->reg = NULL;
-    store_close(nd->store);
+    rw_store_close(w->rw, nd->store);
     nd->store = NULL;
 }
 
@@ -182,12 +137,9 @@ static int world_setup(void **state)
 
     if (!w)
         return -1;
-    w->base = event_base_new();
-    w->group = store_memory_group_new();
-    if (!w->base || !w->group)
+    w->rw = rw_new();
+    if (!w->rw)
         return -1;
-    vc_init(&w->vc, START_MS);
-    store_memory_group_set_timers(w->group, &w->vc.hook);
     *state = w;
     return 0;
 }
@@ -197,12 +149,11 @@ static int world_teardown(void **state)
     struct world *w = *state;
     size_t i;
 
-    world_settle(w);
+    rw_settle(w->rw);
     for (i = 0; i < w->n; i++)
         if (w->nodes[i].store)
-            node_kill(&w->nodes[i]);
-    store_memory_group_free(w->group);
-    event_base_free(w->base);
+            node_kill(w, &w->nodes[i]);
+    rw_free(w->rw);
     free(w);
     return 0;
 }
@@ -227,36 +178,11 @@ static int count_checkrecs(const char *id, const char *doc, size_t len, void *ar
 /* The check records the group holds now (a fresh store of it reads them). */
 static struct recs checkrecs(struct world *w)
 {
-    struct store *st = store_memory_open_shared(w->base, w->group);
     struct recs r;
-    char err[256];
 
     memset(&r, 0, sizeof(r));
-    assert_non_null(st);
-    assert_int_equal(store_load(st, count_checkrecs, &r, err, sizeof(err)), 0);
-    store_close(st);
+    rw_load(w->rw, count_checkrecs, &r, NULL);
     return r;
-}
-
-static void done_cb(void *arg, int rc, const char *err)
-{
-    (void)err;
-    *(int *)arg = rc == 0 ? 1 : -1;
-}
-
-static void do_register(struct world *w, struct node *nd, const char *json, char *id)
-{
-    struct reg_spec spec;
-    char err[256];
-    bool created = false;
-    int outcome = 0;
-
-    assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
-    assert_int_equal(
-        reg_register(nd->reg, &spec, done_cb, &outcome, id, &created, err, sizeof(err)), 0);
-    reg_spec_clear(&spec);
-    world_settle(w);
-    assert_int_equal(outcome, 1);
 }
 
 /* The status of instance id's check i on nd. */
@@ -300,7 +226,7 @@ static void test_first_started_leads(void **state)
     assert_int_equal(reg_index(c->reg), reg_index(a->reg));
 
     /* the keepalives hold it well past several TTLs */
-    world_advance(w, 4 * LIM_MEMBER_TTL_MS);
+    rw_advance(w->rw, 4 * LIM_MEMBER_TTL_MS);
     assert_string_equal(rmb_leader_id(c->mb), "n1");
     assert_int_equal(rmb_count(c->mb), 3);
     assert_int_equal(a->lost, 0);
@@ -316,12 +242,12 @@ static void test_leader_lease_lapses(void **state)
     uint64_t before;
 
     assert_true(rmb_is_leader(a->mb));
-    node_kill(a);
+    node_kill(w, a);
     before = store_revision(b->store);
-    world_advance(w, LIM_MEMBER_TTL_MS / 2);
+    rw_advance(w->rw, LIM_MEMBER_TTL_MS / 2);
     assert_string_equal(rmb_leader_id(b->mb), "n1"); /* not lapsed yet */
     assert_false(rmb_is_leader(b->mb));
-    world_advance(w, LIM_MEMBER_TTL_MS);
+    rw_advance(w->rw, LIM_MEMBER_TTL_MS);
     assert_true(rmb_is_leader(b->mb));
     assert_false(rmb_is_leader(c->mb));
     assert_string_equal(rmb_leader_id(b->mb), "n2");
@@ -347,7 +273,7 @@ static void test_leader_leaves(void **state)
     uint64_t before = store_revision(b->store);
 
     rmb_leave(a->mb);
-    world_settle(w);
+    rw_settle(w->rw);
     assert_true(rmb_is_leader(b->mb));
     assert_string_equal(rmb_leader_id(c->mb), "n2");
     assert_int_equal(rmb_count(b->mb), 2);
@@ -355,11 +281,11 @@ static void test_leader_leaves(void **state)
     assert_int_equal(b->lead_rev, before + 1);
     assert_false(rmb_is_leader(a->mb));
     /* a stays out through several TTLs: no keepalive, no new record */
-    world_advance(w, 3 * LIM_MEMBER_TTL_MS);
+    rw_advance(w->rw, 3 * LIM_MEMBER_TTL_MS);
     assert_int_equal(rmb_count(b->mb), 2);
     assert_string_equal(rmb_leader_id(c->mb), "n2");
     rmb_leave(a->mb); /* once only: nothing more */
-    world_settle(w);
+    rw_settle(w->rw);
     assert_int_equal(rmb_count(c->mb), 2);
 }
 
@@ -377,13 +303,13 @@ static void test_check_result_shared(void **state)
     uint64_t rev;
     int outcome = 0;
 
-    do_register(w, b, SVC_WEB, id);
+    rw_register(w->rw, b->reg, SVC_WEB, id);
     assert_int_equal(check_status(a, id, 0, &va), REG_PASSING);
     a->nev = b->nev = 0;
 
     /* the non-leader's report: nothing */
     assert_int_equal(reg_check_result(b->reg, id, "web-http", REG_CRITICAL, "down"), 0);
-    world_settle(w);
+    rw_settle(w->rw);
     assert_int_equal(checkrecs(w).n, 0);
     assert_int_equal(check_status(b, id, 0, &vb), REG_PASSING);
     assert_int_equal(b->nev, 0);
@@ -392,7 +318,7 @@ static void test_check_result_shared(void **state)
     assert_int_equal(reg_check_result(a->reg, id, "web-http", REG_CRITICAL, "connection refused"),
                      0);
     assert_int_equal(check_status(a, id, 0, &va), REG_PASSING); /* not before its commit */
-    world_settle(w);
+    rw_settle(w->rw);
     rev = store_revision(a->store);
     r = checkrecs(w);
     assert_int_equal(r.n, 1);
@@ -414,7 +340,7 @@ static void test_check_result_shared(void **state)
 
     /* the same status again writes nothing new */
     assert_int_equal(reg_check_result(a->reg, id, "web-http", REG_CRITICAL, "still refused"), 0);
-    world_settle(w);
+    rw_settle(w->rw);
     assert_int_equal(store_revision(a->store), rev);
     assert_int_equal(b->nev, 1);
 
@@ -427,8 +353,8 @@ static void test_check_result_shared(void **state)
     }
 
     /* deregistration (on the non-leader) deletes the record */
-    assert_int_equal(reg_deregister(b->reg, id, done_cb, &outcome, err, sizeof(err)), 0);
-    world_settle(w);
+    assert_int_equal(reg_deregister(b->reg, id, rw_done_cb, &outcome, err, sizeof(err)), 0);
+    rw_settle(w->rw);
     assert_int_equal(outcome, 1);
     assert_int_equal(checkrecs(w).n, 0);
     assert_null(reg_get(a->reg, id));
@@ -445,9 +371,9 @@ static void test_reregistration_drops_records(void **state)
     char id[LIM_ID_MAX + 1], again[LIM_ID_MAX + 1], json[512], err[256];
     int outcome = 0;
 
-    do_register(w, b, SVC_WEB, id);
+    rw_register(w->rw, b->reg, SVC_WEB, id);
     assert_int_equal(reg_check_result(a->reg, id, "web-http", REG_CRITICAL, "refused"), 0);
-    world_settle(w);
+    rw_settle(w->rw);
     assert_int_equal(checkrecs(w).n, 1);
     assert_int_equal(check_status(b, id, 0, &v), REG_CRITICAL);
 
@@ -456,18 +382,18 @@ static void test_reregistration_drops_records(void **state)
              "\"checks\":[{\"id\":\"web-http\",\"http\":\"http://10.0.0.1:80/health\","
              "\"interval\":\"10s\"}]}",
              id);
-    do_register(w, b, json, again);
+    rw_register(w->rw, b->reg, json, again);
     assert_string_equal(again, id);
     assert_int_equal(checkrecs(w).n, 0);
     assert_int_equal(check_status(a, id, 0, &v), REG_PASSING);
     assert_int_equal(check_status(b, id, 0, &v), REG_PASSING);
 
     assert_int_equal(reg_check_result(a->reg, id, "web-http", REG_CRITICAL, "refused"), 0);
-    world_settle(w);
+    rw_settle(w->rw);
     assert_int_equal(checkrecs(w).n, 1);
-    assert_int_equal(reg_check_remove(b->reg, id, "web-http", done_cb, &outcome, err, sizeof(err)),
-                     0);
-    world_settle(w);
+    assert_int_equal(
+        reg_check_remove(b->reg, id, "web-http", rw_done_cb, &outcome, err, sizeof(err)), 0);
+    rw_settle(w->rw);
     assert_int_equal(outcome, 1);
     assert_int_equal(checkrecs(w).n, 0);
 }
@@ -481,16 +407,17 @@ static void test_removal_by_leader(void **state)
     struct node *a = world_add(w), *b = world_add(w);
     char id[LIM_ID_MAX + 1];
 
-    do_register(w, b, "{\"name\":\"gamma\",\"host\":\"10.0.0.3\",\"port\":8082,\"ttl\":2}", id);
+    rw_register(w->rw, b->reg, "{\"name\":\"gamma\",\"host\":\"10.0.0.3\",\"port\":8082,\"ttl\":2}",
+                id);
     /* no renewal: the lease lapses, critical on both; 3 x ttl later due */
-    world_advance(w, 3000);
+    rw_advance(w->rw, 3000);
     assert_int_equal(reg_instance_ttl_health(reg_get(b->reg, id)), REG_CRITICAL);
-    world_advance(w, 6500);
+    rw_advance(w->rw, 6500);
     (void)reg_tick(b->reg);
-    world_settle(w);
+    rw_settle(w->rw);
     assert_non_null(reg_get(b->reg, id)); /* not the leader: keeps it */
     (void)reg_tick(a->reg);
-    world_settle(w);
+    rw_settle(w->rw);
     assert_null(reg_get(a->reg, id));
     assert_null(reg_get(b->reg, id));
 }
@@ -499,12 +426,12 @@ static void test_removal_by_leader(void **state)
 static void test_local_store_single(void **state)
 {
     struct world *w = *state;
-    struct store *st = store_memory_open(w->base);
+    struct store *st = store_memory_open(w->rw->base);
     struct rmb_members *m = NULL;
     char err[256];
 
     assert_non_null(st);
-    m = rmb_new(st, w->base, NULL);
+    m = rmb_new(st, w->rw->base, NULL);
     assert_non_null(m);
     assert_false(rmb_through_store(m));
     assert_non_null(strstr(rmb_local_reason(m), "not shared"));

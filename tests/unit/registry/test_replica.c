@@ -5,13 +5,13 @@
  * a replica started later loads the same state; a reset drops what was not
  * put again. Every store runs on one test base; the helpers run it until
  * the group is quiet. */
-#include "core/clock.h"
 #include "registry/api/codec.h"
 #include "registry/api/spec_json.h"
 #include "registry/core/catalog.h"
 #include "registry/core/kv.h"
 #include "registry/core/replica.h"
 #include "registry/store/store.h"
+#include "regworld.h"
 
 #include <event2/event.h>
 #include <setjmp.h>
@@ -45,15 +45,13 @@ struct node {
     struct heard heard;
 };
 
+/* The replicas over the world (whose virtual clock runs the group's
+ * leases and the registries' clock). */
 struct world {
-    struct event_base *base;
-    struct store_memory_group *group;
-    int64_t now_ms;
+    struct rw_world *rw; /* owned */
     size_t n;
     struct node nodes[NODES_MAX];
 };
-
-static int64_t world_clock(void *arg) { return ((struct world *)arg)->now_ms; }
 
 static void heard_add(struct heard *h, int type, uint64_t index, const char *id)
 {
@@ -79,21 +77,11 @@ static void observe_kv(void *arg, const struct kv_change *ch)
 static struct node *world_add(struct world *w)
 {
     struct node *nd = &w->nodes[w->n++];
-    struct reg_options opt;
     struct kv_options kopt;
     char err[256];
 
-    nd->store = store_memory_open_shared(w->base, w->group);
-    assert_non_null(nd->store);
-    memset(&opt, 0, sizeof(opt));
-    opt.codec = &regc_codec;
-    opt.clock = world_clock;
-    opt.clock_arg = w;
-    opt.seed = 7;
-    opt.observer = observe_reg;
-    opt.observer_arg = &nd->heard;
-    nd->reg = reg_new(nd->store, &opt);
-    assert_non_null(nd->reg);
+    nd->store = rw_store_open(w->rw);
+    nd->reg = rw_registry_new(w->rw, nd->store, observe_reg, &nd->heard);
     assert_true(reg_shared(nd->reg));
     memset(&kopt, 0, sizeof(kopt));
     kopt.observer = observe_kv;
@@ -111,32 +99,11 @@ static int world_setup(void **state)
 
     if (!w)
         return -1;
-    w->now_ms = 1700000000000LL;
-    w->base = event_base_new();
-    w->group = store_memory_group_new();
-    if (!w->base || !w->group)
+    w->rw = rw_new();
+    if (!w->rw)
         return -1;
     *state = w;
     return 0;
-}
-
-/* Run the loop until every store's writes completed and every change
- * reached every replica. */
-static void world_settle(struct world *w)
-{
-    size_t i, rounds;
-    bool busy = true;
-
-    for (rounds = 0; busy && rounds < 1000; rounds++) {
-        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
-        busy = false;
-        for (i = 0; i < w->n; i++)
-            busy = busy || store_pending(w->nodes[i].store) > 0;
-    }
-    assert_false(busy);
-    /* the followers' turns after the last completion */
-    for (rounds = 0; rounds < 8; rounds++)
-        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
 }
 
 static int world_teardown(void **state)
@@ -144,38 +111,14 @@ static int world_teardown(void **state)
     struct world *w = *state;
     size_t i;
 
-    world_settle(w);
+    rw_settle(w->rw);
     for (i = 0; i < w->n; i++) {
         kv_free(w->nodes[i].kv);
         reg_free(w->nodes[i].reg);
-        store_close(w->nodes[i].store);
     }
-    store_memory_group_free(w->group);
-    event_base_free(w->base);
+    rw_free(w->rw); /* closes the stores */
     free(w);
     return 0;
-}
-
-static void done_cb(void *arg, int rc, const char *err)
-{
-    (void)err;
-    *(int *)arg = rc == 0 ? 1 : -1;
-}
-
-/* Register the JSON text on nd and wait for everyone; its id into id. */
-static void do_register(struct world *w, struct node *nd, const char *json, char *id)
-{
-    struct reg_spec spec;
-    char err[256];
-    bool created = false;
-    int outcome = 0;
-
-    assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
-    assert_int_equal(
-        reg_register(nd->reg, &spec, done_cb, &outcome, id, &created, err, sizeof(err)), 0);
-    reg_spec_clear(&spec);
-    world_settle(w);
-    assert_int_equal(outcome, 1);
 }
 
 static const char *const SVC_A =
@@ -201,7 +144,7 @@ static void test_register_shows_on_other(void **state)
     const struct reg_instance *ia = NULL, *ib = NULL;
     char id[LIM_ID_MAX + 1];
 
-    do_register(w, a, SVC_A, id);
+    rw_register(w->rw, a->reg, SVC_A, id);
     ia = reg_get(a->reg, id);
     ib = reg_get(b->reg, id);
     assert_non_null(ia);
@@ -228,11 +171,11 @@ static void test_deregister_on_other(void **state)
     char err[256];
     int outcome = 0;
 
-    do_register(w, a, SVC_A, id);
-    do_register(w, a, SVC_B, id2);
+    rw_register(w->rw, a->reg, SVC_A, id);
+    rw_register(w->rw, a->reg, SVC_B, id2);
     assert_int_equal(reg_index(b->reg), 2);
-    assert_int_equal(reg_deregister(b->reg, id, done_cb, &outcome, err, sizeof(err)), 0);
-    world_settle(w);
+    assert_int_equal(reg_deregister(b->reg, id, rw_done_cb, &outcome, err, sizeof(err)), 0);
+    rw_settle(w->rw);
     assert_int_equal(outcome, 1);
     assert_null(reg_get(a->reg, id));
     assert_null(reg_get(b->reg, id));
@@ -253,10 +196,10 @@ static void test_maintenance_on_other(void **state)
     const char *reason = NULL;
     int outcome = 0;
 
-    do_register(w, a, SVC_A, id);
+    rw_register(w->rw, a->reg, SVC_A, id);
     assert_int_equal(
-        reg_maintenance(a->reg, id, true, "upgrade", done_cb, &outcome, err, sizeof(err)), 0);
-    world_settle(w);
+        reg_maintenance(a->reg, id, true, "upgrade", rw_done_cb, &outcome, err, sizeof(err)), 0);
+    rw_settle(w->rw);
     assert_int_equal(outcome, 1);
     assert_true(reg_instance_maintenance(reg_get(b->reg, id), &reason, NULL));
     assert_string_equal(reason, "upgrade");
@@ -266,9 +209,9 @@ static void test_maintenance_on_other(void **state)
     assert_int_equal(reg_instance_create_index(reg_get(b->reg, id)), 1);
     assert_int_equal(reg_instance_modify_index(reg_get(b->reg, id)), 2);
     outcome = 0;
-    assert_int_equal(reg_maintenance(a->reg, id, false, NULL, done_cb, &outcome, err, sizeof(err)),
-                     0);
-    world_settle(w);
+    assert_int_equal(
+        reg_maintenance(a->reg, id, false, NULL, rw_done_cb, &outcome, err, sizeof(err)), 0);
+    rw_settle(w->rw);
     assert_false(reg_instance_maintenance(reg_get(b->reg, id), NULL, NULL));
     assert_int_equal(reg_instance_health(reg_get(b->reg, id)), REG_PASSING);
     assert_last(b, REG_EV_MAINTENANCE, 3, id);
@@ -289,15 +232,17 @@ static void test_interleaved_writes_one_order(void **state)
     size_t i, k;
 
     assert_int_equal(reg_spec_parse_text(SVC_A, strlen(SVC_A), &spec, err, sizeof(err)), 0);
-    assert_int_equal(reg_register(a->reg, &spec, done_cb, &oa, ida, &created, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(a->reg, &spec, rw_done_cb, &oa, ida, &created, err, sizeof(err)),
+                     0);
     reg_spec_clear(&spec);
     /* a second write of A in the same turn: the same batch, one revision */
     assert_int_equal(reg_spec_parse_text(SVC_B, strlen(SVC_B), &spec, err, sizeof(err)), 0);
-    assert_int_equal(reg_register(a->reg, &spec, done_cb, &oa2, ida2, &created, err, sizeof(err)),
+    assert_int_equal(
+        reg_register(a->reg, &spec, rw_done_cb, &oa2, ida2, &created, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(b->reg, &spec, rw_done_cb, &ob, idb, &created, err, sizeof(err)),
                      0);
-    assert_int_equal(reg_register(b->reg, &spec, done_cb, &ob, idb, &created, err, sizeof(err)), 0);
     reg_spec_clear(&spec);
-    world_settle(w);
+    rw_settle(w->rw);
     assert_int_equal(oa, 1);
     assert_int_equal(oa2, 1);
     assert_int_equal(ob, 1);
@@ -350,13 +295,8 @@ static int records_one(const char *id, const char *doc, size_t len, void *arg)
 
 static void read_records(struct world *w, struct records *rs)
 {
-    char err[256];
-
     memset(rs, 0, sizeof(*rs));
-    rs->st = store_memory_open_shared(w->base, w->group);
-    assert_non_null(rs->st);
-    assert_int_equal(store_load(rs->st, records_one, rs, err, sizeof(err)), 0);
-    store_close(rs->st);
+    rw_load(w->rw, records_one, rs, &rs->st);
 }
 
 static void kv_set(struct world *w, struct node *nd, const char *key, const char *value)
@@ -364,10 +304,10 @@ static void kv_set(struct world *w, struct node *nd, const char *key, const char
     char err[256];
     int outcome = 0;
 
-    assert_int_equal(
-        kv_put(nd->kv, key, value, strlen(value), 0, false, 0, done_cb, &outcome, err, sizeof(err)),
-        0);
-    world_settle(w);
+    assert_int_equal(kv_put(nd->kv, key, value, strlen(value), 0, false, 0, rw_done_cb, &outcome,
+                            err, sizeof(err)),
+                     0);
+    rw_settle(w->rw);
     assert_int_equal(outcome, 1);
 }
 
@@ -383,7 +323,7 @@ static void test_kv_set_shows_on_other(void **state)
     char id[LIM_ID_MAX + 1];
     size_t len = 0;
 
-    do_register(w, a, SVC_A, id);
+    rw_register(w->rw, a->reg, SVC_A, id);
     kv_set(w, a, KEY_ONE, "v1");
     read_records(w, &rs);
     assert_false(rs.has_index_lease);
@@ -426,8 +366,8 @@ static void test_kv_delete_on_other(void **state)
     kv_set(w, a, "config/app/two", "v2");
     assert_int_equal(kv_count(b->kv), 2);
     assert_int_equal(
-        kv_delete(b->kv, "config/app/", true, false, 0, done_cb, &outcome, err, sizeof(err)), 0);
-    world_settle(w);
+        kv_delete(b->kv, "config/app/", true, false, 0, rw_done_cb, &outcome, err, sizeof(err)), 0);
+    rw_settle(w->rw);
     assert_int_equal(outcome, 1);
     assert_int_equal(kv_count(a->kv), 0);
     assert_int_equal(kv_count(b->kv), 0);
@@ -447,13 +387,13 @@ static void test_late_replica_same_state(void **state)
     char id1[LIM_ID_MAX + 1], id2[LIM_ID_MAX + 1], err[256];
     int outcome = 0;
 
-    do_register(w, a, SVC_A, id1);
-    do_register(w, a, SVC_B, id2);
+    rw_register(w->rw, a->reg, SVC_A, id1);
+    rw_register(w->rw, a->reg, SVC_B, id2);
     kv_set(w, a, KEY_ONE, "v1");
     kv_set(w, a, KEY_ONE, "v2");
-    assert_int_equal(reg_maintenance(a->reg, id2, true, "", done_cb, &outcome, err, sizeof(err)),
+    assert_int_equal(reg_maintenance(a->reg, id2, true, "", rw_done_cb, &outcome, err, sizeof(err)),
                      0);
-    world_settle(w);
+    rw_settle(w->rw);
     b = world_add(w);
     assert_int_equal(reg_index(b->reg), reg_index(a->reg));
     assert_int_equal(reg_index(b->reg), 5);
@@ -467,8 +407,8 @@ static void test_late_replica_same_state(void **state)
     assert_int_equal(kv_last_delete(b->kv), 5);
     /* and it follows: a change on the newcomer reaches A, and one more */
     outcome = 0;
-    assert_int_equal(reg_deregister(b->reg, id1, done_cb, &outcome, err, sizeof(err)), 0);
-    world_settle(w);
+    assert_int_equal(reg_deregister(b->reg, id1, rw_done_cb, &outcome, err, sizeof(err)), 0);
+    rw_settle(w->rw);
     assert_null(reg_get(a->reg, id1));
     c = world_add(w);
     assert_null(reg_get(c->reg, id1));
@@ -487,16 +427,17 @@ static void test_local_write_in_flight(void **state)
     bool created = true;
     int oa = 0, ob = 0;
 
-    do_register(w, a, SVC_A, id);
-    assert_int_equal(reg_deregister(b->reg, id, done_cb, &ob, err, sizeof(err)), 0);
+    rw_register(w->rw, a->reg, SVC_A, id);
+    assert_int_equal(reg_deregister(b->reg, id, rw_done_cb, &ob, err, sizeof(err)), 0);
     snprintf(json, sizeof(json),
              "{\"id\":\"%s\",\"name\":\"alpha\",\"host\":\"10.0.0.9\",\"port\":9,\"checks\":[]}",
              id);
     assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
-    assert_int_equal(reg_register(a->reg, &spec, done_cb, &oa, id2, &created, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(a->reg, &spec, rw_done_cb, &oa, id2, &created, err, sizeof(err)),
+                     0);
     reg_spec_clear(&spec);
     assert_false(created);
-    world_settle(w);
+    rw_settle(w->rw);
     assert_int_equal(oa, 1);
     assert_int_equal(ob, 1);
     /* the deregistration committed first (rev 2), the registration after */
@@ -523,8 +464,8 @@ static void test_reset_drops_what_was_not_put(void **state)
     char *doc = NULL;
     size_t len = 0, heard;
 
-    do_register(w, a, SVC_A, id1);
-    do_register(w, a, SVC_B, id2);
+    rw_register(w->rw, a->reg, SVC_A, id1);
+    rw_register(w->rw, a->reg, SVC_B, id2);
     kv_set(w, a, KEY_ONE, "v1");
     kv_set(w, a, "config/app/two", "v2");
     heard = b->heard.n;
@@ -578,15 +519,17 @@ static void test_maintenance_after_other_replaced(void **state)
     int oa = 0, ob = 0;
     size_t k;
 
-    do_register(w, a, SVC_A, id);
+    rw_register(w->rw, a->reg, SVC_A, id);
     snprintf(json, sizeof(json),
              "{\"id\":\"%s\",\"name\":\"alpha\",\"host\":\"10.0.0.9\",\"port\":9,\"checks\":[]}",
              id);
     assert_int_equal(reg_spec_parse_text(json, strlen(json), &spec, err, sizeof(err)), 0);
-    assert_int_equal(reg_register(b->reg, &spec, done_cb, &ob, id2, &created, err, sizeof(err)), 0);
+    assert_int_equal(reg_register(b->reg, &spec, rw_done_cb, &ob, id2, &created, err, sizeof(err)),
+                     0);
     reg_spec_clear(&spec);
-    assert_int_equal(reg_maintenance(a->reg, id, true, "late", done_cb, &oa, err, sizeof(err)), 0);
-    world_settle(w);
+    assert_int_equal(reg_maintenance(a->reg, id, true, "late", rw_done_cb, &oa, err, sizeof(err)),
+                     0);
+    rw_settle(w->rw);
     assert_int_equal(oa, 1);
     assert_int_equal(ob, 1);
     for (k = 0; k < 2; k++) {
@@ -650,8 +593,8 @@ static void own_done_cb(void *arg, int rc, const char *err)
 static void test_memory_group(void **state)
 {
     struct world *w = *state;
-    struct store *s1 = store_memory_open_shared(w->base, w->group);
-    struct store *s2 = store_memory_open_shared(w->base, w->group);
+    struct store *s1 = store_memory_open_shared(w->rw->base, w->rw->group);
+    struct store *s2 = store_memory_open_shared(w->rw->base, w->rw->group);
     struct follow_log f1 = {0}, f2 = {0};
     struct own_done d1 = {0}, d2 = {0};
     struct records rs;
@@ -672,7 +615,7 @@ static void test_memory_group(void **state)
     assert_int_equal(store_del(s1, "y", own_done_cb, &d1, err, sizeof(err)), 0);
     assert_int_equal(store_pending(s1), 3);
     for (i = 0; i < 8; i++)
-        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
+        assert_int_not_equal(event_base_loop(w->rw->base, EVLOOP_NONBLOCK), -1);
     assert_int_equal(store_pending(s1), 0);
     assert_int_equal(d1.n, 3);
     assert_int_equal(d1.revs[0], 1);
@@ -694,10 +637,10 @@ static void test_memory_group(void **state)
     for (i = 0; i < 150; i++) {
         snprintf(id, sizeof(id), "k%zu", i);
         assert_int_equal(store_put(s1, id, "v", 1, NULL, NULL, err, sizeof(err)), 0);
-        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
+        assert_int_not_equal(event_base_loop(w->rw->base, EVLOOP_NONBLOCK), -1);
     }
     for (i = 0; i < 8; i++)
-        assert_int_not_equal(event_base_loop(w->base, EVLOOP_NONBLOCK), -1);
+        assert_int_not_equal(event_base_loop(w->rw->base, EVLOOP_NONBLOCK), -1);
     assert_int_equal(f2.n, 153);
     assert_string_equal(f2.ch[152].id, "k149");
     assert_int_equal(f2.ch[152].rev, 153);
@@ -741,7 +684,7 @@ static void test_kv_txn_one_revision(void **state)
     ops[1].value = "v2";
     ops[1].len = 2;
     assert_int_equal(kv_txn(a->kv, ops, 2, txn_done, &index, &failed, err, sizeof(err)), 0);
-    world_settle(w);
+    rw_settle(w->rw);
     assert_int_equal(index, 2);
     assert_int_equal(reg_index(b->reg), 2);
     assert_int_equal(kv_entry_modify_index(kv_get(b->kv, KEY_ONE)), 2);
@@ -750,66 +693,6 @@ static void test_kv_txn_one_revision(void **state)
     assert_int_equal(kv_entry_create_index(kv_get(b->kv, "config/app/two")), 2);
     assert_int_equal(kv_entry_modify_index(kv_get(a->kv, "config/app/two")), 2);
     assert_last(b, 100 + KV_OP_SET, 2, "config/app/two");
-}
-
-/* Virtual timers for the group's leases (clk_timers): armed events wait
- * here until vt_advance passes their due time. */
-#define VT_MAX 16
-static struct {
-    struct event *ev[VT_MAX];
-    int64_t due[VT_MAX];
-    int64_t now;
-} vt;
-
-static int vt_arm(void *arg, struct event *ev, int64_t ms)
-{
-    size_t i, free_slot = VT_MAX;
-
-    (void)arg;
-    for (i = 0; i < VT_MAX; i++) {
-        if (vt.ev[i] == ev) {
-            vt.due[i] = vt.now + ms;
-            return 0;
-        }
-        if (!vt.ev[i] && free_slot == VT_MAX)
-            free_slot = i;
-    }
-    if (free_slot == VT_MAX)
-        return -1;
-    vt.ev[free_slot] = ev;
-    vt.due[free_slot] = vt.now + ms;
-    return 0;
-}
-
-static void vt_disarm(void *arg, struct event *ev)
-{
-    size_t i;
-
-    (void)arg;
-    for (i = 0; i < VT_MAX; i++)
-        if (vt.ev[i] == ev)
-            vt.ev[i] = NULL;
-}
-
-static const struct clk_timers vt_timers = {vt_arm, vt_disarm, NULL};
-
-/* Move virtual time (the registries' clock too) by ms, firing what is due,
- * and let every replica hear of it. */
-static void vt_advance(struct world *w, int64_t ms)
-{
-    size_t i;
-
-    vt.now += ms;
-    w->now_ms += ms;
-    for (i = 0; i < VT_MAX; i++) {
-        if (vt.ev[i] && vt.due[i] <= vt.now) {
-            struct event *ev = vt.ev[i];
-
-            vt.ev[i] = NULL;
-            event_active(ev, EV_TIMEOUT, 0);
-        }
-    }
-    world_settle(w);
 }
 
 static int has_alive_one(const char *id, const char *doc, size_t len, void *arg)
@@ -824,13 +707,9 @@ static int has_alive_one(const char *id, const char *doc, size_t len, void *arg)
 /* The number of alive records in the group. */
 static int alive_records(struct world *w)
 {
-    struct store *st = store_memory_open_shared(w->base, w->group);
-    char err[256];
     int n = 0;
 
-    assert_non_null(st);
-    assert_int_equal(store_load(st, has_alive_one, &n, err, sizeof(err)), 0);
-    store_close(st);
+    rw_load(w->rw, has_alive_one, &n, NULL);
     return n;
 }
 
@@ -857,11 +736,10 @@ static void test_ttl_lease_shared(void **state)
     int outcome = 0, i;
     char err[256];
 
-    memset(&vt, 0, sizeof(vt));
-    store_memory_group_set_timers(w->group, &vt_timers);
     a = world_add(w);
     b = world_add(w);
-    do_register(w, a, "{\"name\":\"gamma\",\"host\":\"10.0.0.3\",\"port\":8082,\"ttl\":2}", id);
+    rw_register(w->rw, a->reg, "{\"name\":\"gamma\",\"host\":\"10.0.0.3\",\"port\":8082,\"ttl\":2}",
+                id);
     assert_int_equal(alive_records(w), 1);
     assert_true(reg_instance_lease(reg_get(a->reg, id)) > 0);
     assert_int_equal(reg_instance_lease(reg_get(a->reg, id)),
@@ -871,16 +749,16 @@ static void test_ttl_lease_shared(void **state)
 
     /* 6 s, three TTLs, of renewals through B only; ticks on A lapse nothing */
     for (i = 0; i < 4; i++) {
-        vt_advance(w, 1500);
+        rw_advance(w->rw, 1500);
         assert_int_equal(reg_renew(b->reg, id), 0);
         (void)reg_tick(a->reg);
-        world_settle(w);
+        rw_settle(w->rw);
         assert_ttl_health(a, id, REG_PASSING);
         assert_ttl_health(b, id, REG_PASSING);
     }
 
     /* no renewal: the lease lapses, both critical at one index */
-    vt_advance(w, 2500);
+    rw_advance(w->rw, 2500);
     assert_ttl_health(a, id, REG_CRITICAL);
     assert_ttl_health(b, id, REG_CRITICAL);
     assert_int_equal(alive_records(w), 0);
@@ -891,7 +769,7 @@ static void test_ttl_lease_shared(void **state)
 
     /* a renewal on A: a new lease, passing again on both at one index */
     assert_int_equal(reg_renew(a->reg, id), 0);
-    world_settle(w);
+    rw_settle(w->rw);
     assert_ttl_health(a, id, REG_PASSING);
     assert_ttl_health(b, id, REG_PASSING);
     assert_true(store_revision(a->store) > at);
@@ -901,8 +779,8 @@ static void test_ttl_lease_shared(void **state)
     assert_int_equal(alive_records(w), 1);
 
     /* deregistration: the alive record goes too */
-    assert_int_equal(reg_deregister(a->reg, id, done_cb, &outcome, err, sizeof(err)), 0);
-    world_settle(w);
+    assert_int_equal(reg_deregister(a->reg, id, rw_done_cb, &outcome, err, sizeof(err)), 0);
+    rw_settle(w->rw);
     assert_int_equal(outcome, 1);
     assert_null(reg_get(b->reg, id));
     assert_int_equal(alive_records(w), 0);
