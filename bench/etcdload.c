@@ -20,34 +20,24 @@
  * (doc_bytes and key_bytes: the mean document and key, before base64).
  * Exit status 0 only if all N records were put.
  *
- * Built by bench/run.sh:  gcc -O2 -std=c11 -o etcdload bench/etcdload.c  */
+ * Built by bench/run.sh:  gcc -O2 -std=c11 -o etcdload bench/etcdload.c
+ * (the connections, the reading of responses and the percentiles are
+ * bench/loadconn.h's)  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#define BUF_CAP 16384
+#include "loadconn.h"
 
 enum step { STEP_IDLE, STEP_GRANT, STEP_PUT };
 
 struct conn {
-    int fd;
+    struct lc_conn lc; /* the keep-alive connection */
     long rec;          /* index of the record in progress, -1 if none */
     enum step step;    /* what the outstanding request is */
     double started_at; /* when the record's grant was sent (s) */
-    char buf[BUF_CAP]; /* response bytes received so far */
-    size_t len;
 };
 
 struct run {
@@ -56,27 +46,6 @@ struct run {
     double doc_bytes, key_bytes; /* sums over the records sent */
     uint64_t rng;                /* xorshift state for the uuids */
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static void die(const char *msg)
-{
-    perror(msg);
-    exit(2);
-}
 
 static uint64_t rng_next(struct run *r)
 {
@@ -130,32 +99,12 @@ static size_t b64(const char *in, size_t n, char *out)
     return o;
 }
 
-static int connect_to(int port)
-{
-    struct sockaddr_in sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-    if (fd < 0)
-        die("socket");
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((unsigned short)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* loopback only */
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-        die("connect");
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
-        die("fcntl");
-    return fd;
-}
-
 /* Write one POST of body to path on c (the send buffer is empty: one
  * request in flight at most, so a write of a few hundred bytes completes). */
 static void post(struct conn *c, int port, const char *path, const char *body, size_t blen)
 {
     char req[4096];
     int rlen;
-    ssize_t w;
 
     rlen = snprintf(req, sizeof(req),
                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
@@ -165,12 +114,7 @@ static void post(struct conn *c, int port, const char *path, const char *body, s
         fprintf(stderr, "etcdload: request too long\n");
         exit(2);
     }
-    w = write(c->fd, req, (size_t)rlen);
-    if (w != rlen) {
-        fprintf(stderr, "etcdload: short write (%zd of %d)\n", w, rlen);
-        exit(2);
-    }
-    c->len = 0;
+    lc_send(&c->lc, "etcdload", req, (size_t)rlen);
 }
 
 static void send_grant(struct conn *c, struct run *r, long i)
@@ -180,7 +124,7 @@ static void send_grant(struct conn *c, struct run *r, long i)
 
     c->rec = i;
     c->step = STEP_GRANT;
-    c->started_at = now_s();
+    c->started_at = lc_now_s();
     post(c, r->port, "/v3/lease/grant", body, (size_t)n);
 }
 
@@ -209,33 +153,6 @@ static void send_put(struct conn *c, struct run *r, const char *lease)
     post(c, r->port, "/v3/kv/put", body, (size_t)blen);
 }
 
-/* If c->buf holds a whole response, return its total length and set
- * *status, *body and *blen; 0 if more bytes are needed; -1 on garbage
- * (etcd's gateway sends Content-Length on these small answers). */
-static long parse_resp(struct conn *c, int *status, const char **body, size_t *blen)
-{
-    char *end, *p;
-    long clen = -1;
-
-    c->buf[c->len] = '\0';
-    end = strstr(c->buf, "\r\n\r\n");
-    if (!end)
-        return c->len >= BUF_CAP - 1 ? -1 : 0;
-    if (sscanf(c->buf, "HTTP/1.%*d %d", status) != 1)
-        return -1;
-    for (p = strstr(c->buf, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n")) {
-        if (strncasecmp(p + 2, "Content-Length:", 15) == 0)
-            clen = strtol(p + 17, NULL, 10);
-    }
-    if (clen < 0)
-        return -1;
-    if ((size_t)(end + 4 - c->buf) + (size_t)clen > c->len)
-        return (size_t)(end + 4 - c->buf) + (size_t)clen >= BUF_CAP ? -1 : 0;
-    *body = end + 4;
-    *blen = (size_t)clen;
-    return (long)(end + 4 - c->buf) + clen;
-}
-
 /* The lease ID of a grant's answer into out (digits only); 0, or -1. */
 static int grant_id(const char *body, size_t blen, char *out, size_t cap)
 {
@@ -261,7 +178,7 @@ int main(int argc, char **argv)
     long n, next = 0, done = 0, ok = 0, fail = 0;
     double deadline_s = 120, t0, t_end, *lat;
     struct conn *conns;
-    struct epoll_event ev, evs[256];
+    struct epoll_event evs[256];
 
     if (argc < 5) {
         fprintf(stderr, "usage: etcdload PORT N CONC PREFIX [NAMES] [TTL] [DEADLINE_S]\n");
@@ -284,19 +201,13 @@ int main(int argc, char **argv)
     lat = calloc((size_t)n, sizeof(*lat));
     conns = calloc((size_t)conc, sizeof(*conns));
     if (!lat || !conns)
-        die("setup");
-    ep = epoll_create1(0);
-    if (ep < 0)
-        die("epoll_create1");
+        lc_die("setup");
+    ep = lc_epoll_new();
     for (i = 0; i < conc; i++) {
-        conns[i].fd = connect_to(r.port);
+        lc_conn_open(&conns[i].lc, ep, r.port, (uint32_t)i);
         conns[i].rec = -1;
-        ev.events = EPOLLIN;
-        ev.data.u32 = (uint32_t)i;
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev) != 0)
-            die("epoll_ctl");
     }
-    t0 = now_s();
+    t0 = lc_now_s();
     for (i = 0; i < conc && next < n; i++)
         send_grant(&conns[i], &r, next++);
 
@@ -304,49 +215,36 @@ int main(int argc, char **argv)
     while (done < n) {
         int k, nev;
 
-        if (now_s() - t0 > deadline_s) {
+        if (lc_now_s() - t0 > deadline_s) {
             fprintf(stderr, "etcdload: deadline of %.0f s reached after %ld records\n", deadline_s,
                     done);
             break;
         }
-        nev = epoll_wait(ep, evs, 256, 1000);
-        if (nev < 0 && errno != EINTR)
-            die("epoll_wait");
+        nev = lc_epoll_wait(ep, evs, 256, 1000);
         for (k = 0; k < nev; k++) {
             struct conn *c = &conns[evs[k].data.u32];
-            ssize_t got = read(c->fd, c->buf + c->len, BUF_CAP - 1 - c->len);
-            int status = 0;
-            const char *body = NULL;
-            size_t blen = 0;
-            long used;
+            struct lc_resp resp;
+            enum lc_read_result got = lc_read(&c->lc, &resp);
             char lease[32];
 
-            if (got < 0 && (errno == EAGAIN || errno == EINTR))
+            if (got == LC_READ_MORE)
                 continue;
-            if (got <= 0) {
+            if (got == LC_READ_CLOSED) {
                 fprintf(stderr, "etcdload: connection closed by etcd\n");
                 return 2;
             }
-            c->len += (size_t)got;
-            used = parse_resp(c, &status, &body, &blen);
-            if (used < 0) {
-                fprintf(stderr, "etcdload: unparsable response\n");
+            if (got != LC_READ_DONE) {
+                fprintf(stderr, "etcdload: %s\n", lc_read_text(got));
                 return 2;
             }
-            if (used == 0)
-                continue;
-            if ((size_t)used != c->len) {
-                fprintf(stderr, "etcdload: unexpected extra bytes\n");
-                return 2;
-            }
-            if (c->step == STEP_GRANT && status == 200 &&
-                grant_id(body, blen, lease, sizeof(lease)) == 0) {
+            if (c->step == STEP_GRANT && resp.status == 200 &&
+                grant_id(resp.body, resp.blen, lease, sizeof(lease)) == 0) {
                 send_put(c, &r, lease);
                 continue;
             }
             /* a put answered, or a grant that failed: the record is done */
-            lat[done++] = now_s() - c->started_at;
-            if (c->step == STEP_PUT && status == 200)
+            lat[done++] = lc_now_s() - c->started_at;
+            if (c->step == STEP_PUT && resp.status == 200)
                 ok++;
             else
                 fail++;
@@ -356,16 +254,15 @@ int main(int argc, char **argv)
                 send_grant(c, &r, next++);
         }
     }
-    t_end = now_s();
+    t_end = lc_now_s();
     for (i = 0; i < conc; i++)
-        close(conns[i].fd);
+        lc_conn_close(&conns[i].lc);
     close(ep);
-    qsort(lat, (size_t)done, sizeof(*lat), cmp_double);
+    lc_lat_sort(lat, done);
     printf("ok=%ld fail=%ld elapsed_s=%.3f rps=%.0f p50_ms=%.3f p99_ms=%.3f doc_bytes=%.0f "
            "key_bytes=%.0f\n",
-           ok, fail, t_end - t0, (double)done / (t_end - t0), done ? lat[done / 2] * 1e3 : 0.0,
-           done ? lat[(size_t)((double)done * 0.99)] * 1e3 : 0.0, ok ? r.doc_bytes / ok : 0.0,
-           ok ? r.key_bytes / ok : 0.0);
+           ok, fail, t_end - t0, (double)done / (t_end - t0), lc_lat_ms(lat, done, 0.5),
+           lc_lat_ms(lat, done, 0.99), ok ? r.doc_bytes / ok : 0.0, ok ? r.key_bytes / ok : 0.0);
     free(lat);
     free(conns);
     return (ok == n && fail == 0) ? 0 : 1;

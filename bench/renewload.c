@@ -21,73 +21,25 @@
  * was sent after its due time). Exit status 0 only if every answer was
  * 200.
  *
- * Built by bench/run.sh:  gcc -O2 -std=c11 -o renewload bench/renewload.c  */
+ * Built by bench/run.sh:  gcc -O2 -std=c11 -o renewload bench/renewload.c
+ * (the connections, the reading of responses and the percentiles are
+ * bench/loadconn.h's)  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#define BUF_CAP 8192
-#define ID_MAX  200
+#define LC_BUF_CAP 8192 /* answers of renew and DELETE are small */
+#include "loadconn.h"
+
+#define ID_MAX 200
 
 struct conn {
-    int fd;
+    struct lc_conn lc; /* the keep-alive connection */
     int replica;       /* 0: A, 1: B */
     int busy;          /* a request is outstanding */
     double sent_at;    /* when it was sent (s) */
-    char buf[BUF_CAP]; /* response bytes received so far */
-    size_t len;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static void die(const char *msg)
-{
-    perror(msg);
-    exit(2);
-}
-
-static int connect_to(int port)
-{
-    struct sockaddr_in sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-    if (fd < 0)
-        die("socket");
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((unsigned short)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* loopback only */
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-        die("connect");
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
-        die("fcntl");
-    return fd;
-}
 
 /* Every id of path, one a line; *n their count. Caller frees the array and
  * each string. */
@@ -99,7 +51,7 @@ static char **read_ids(const char *path, long *n)
 
     *n = 0;
     if (!f)
-        die(path);
+        lc_die(path);
     while (fgets(line, sizeof(line), f)) {
         size_t l = strcspn(line, "\r\n");
 
@@ -110,11 +62,11 @@ static char **read_ids(const char *path, long *n)
             cap = cap ? cap * 2 : 1024;
             ids = realloc(ids, (size_t)cap * sizeof(*ids));
             if (!ids)
-                die("realloc");
+                lc_die("realloc");
         }
         ids[*n] = strdup(line);
         if (!ids[*n])
-            die("strdup");
+            lc_die("strdup");
         (*n)++;
     }
     fclose(f);
@@ -125,7 +77,6 @@ static void send_req(struct conn *c, const char *id, int port, int del)
 {
     char req[512];
     int rlen;
-    ssize_t w;
 
     if (del)
         rlen = snprintf(req, sizeof(req),
@@ -135,38 +86,9 @@ static void send_req(struct conn *c, const char *id, int port, int del)
                         "PUT /v1/services/%s/renew HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
                         "Content-Length: 0\r\n\r\n",
                         id, port);
-    w = write(c->fd, req, (size_t)rlen);
-    if (w != rlen) {
-        fprintf(stderr, "renewload: short write (%zd of %d)\n", w, rlen);
-        exit(2);
-    }
+    lc_send(&c->lc, "renewload", req, (size_t)rlen);
     c->busy = 1;
-    c->len = 0;
-    c->sent_at = now_s();
-}
-
-/* If c->buf holds a whole response, return its total length and set
- * *status; 0 if more bytes are needed; -1 on garbage. */
-static long parse_resp(struct conn *c, int *status)
-{
-    char *end, *p;
-    long clen = -1;
-
-    c->buf[c->len] = '\0';
-    end = strstr(c->buf, "\r\n\r\n");
-    if (!end)
-        return c->len >= BUF_CAP - 1 ? -1 : 0;
-    if (sscanf(c->buf, "HTTP/1.%*d %d", status) != 1)
-        return -1;
-    for (p = strstr(c->buf, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n")) {
-        if (strncasecmp(p + 2, "Content-Length:", 15) == 0)
-            clen = strtol(p + 17, NULL, 10);
-    }
-    if (clen < 0)
-        return -1; /* the registry always sends Content-Length */
-    if ((size_t)(end + 4 - c->buf) + (size_t)clen > c->len)
-        return (size_t)(end + 4 - c->buf) + (size_t)clen >= BUF_CAP ? -1 : 0;
-    return (long)(end + 4 - c->buf) + clen;
+    c->sent_at = lc_now_s();
 }
 
 /* A free connection to replica rep, or NULL. */
@@ -188,7 +110,7 @@ int main(int argc, char **argv)
     double period, duration, t0, t_end, step, late_max = 0, *lat;
     char **ids;
     struct conn *conns;
-    struct epoll_event ev, evs[256];
+    struct epoll_event evs[256];
 
     if (argc != 7) {
         fprintf(stderr, "usage: renewload PORT_A PORT_B IDS_FILE PERIOD_S DURATION_S CONC\n");
@@ -215,24 +137,18 @@ int main(int argc, char **argv)
     lat = calloc((size_t)lat_cap, sizeof(*lat));
     conns = calloc((size_t)total, sizeof(*conns));
     if (!lat || !conns)
-        die("setup");
-    ep = epoll_create1(0);
-    if (ep < 0)
-        die("epoll_create1");
+        lc_die("setup");
+    ep = lc_epoll_new();
     for (i = 0; i < total; i++) {
         conns[i].replica = i % 2;
-        conns[i].fd = connect_to(ports[i % 2]);
-        ev.events = EPOLLIN;
-        ev.data.u32 = (uint32_t)i;
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev) != 0)
-            die("epoll_ctl");
+        lc_conn_open(&conns[i].lc, ep, ports[i % 2], (uint32_t)i);
     }
 
     /* Bounded: sends stop at the window's end (or after one pass), then the
      * outstanding answers are awaited for at most 10 s more. */
-    t0 = now_s();
+    t0 = lc_now_s();
     for (;;) {
-        double t = now_s(), wait_s;
+        double t = lc_now_s(), wait_s;
         int nev, busy = 0;
 
         /* send what is due, while its replica has a free connection */
@@ -266,64 +182,47 @@ int main(int argc, char **argv)
             wait_s = 0.001;
         if (wait_s > 1.0)
             wait_s = 1.0;
-        nev = epoll_wait(ep, evs, 256, (int)(wait_s * 1000));
-        if (nev < 0 && errno != EINTR)
-            die("epoll_wait");
+        nev = lc_epoll_wait(ep, evs, 256, (int)(wait_s * 1000));
         for (i = 0; i < nev; i++) {
             struct conn *c = &conns[evs[i].data.u32];
-            ssize_t got = read(c->fd, c->buf + c->len, BUF_CAP - 1 - c->len);
-            int status = 0;
-            long used;
+            struct lc_resp resp;
+            enum lc_read_result got = lc_read(&c->lc, &resp);
 
-            if (got < 0 && (errno == EAGAIN || errno == EINTR))
+            if (got == LC_READ_MORE)
                 continue;
-            if (got <= 0 && !c->busy) {
+            if (got == LC_READ_CLOSED && !c->busy) {
                 /* an idle keep-alive connection the server timed out (the
                  * first free one is always taken, so some stay idle long):
                  * open it again */
-                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-                close(c->fd);
-                c->fd = connect_to(ports[c->replica]);
-                ev.events = EPOLLIN;
-                ev.data.u32 = evs[i].data.u32;
-                if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
-                    die("epoll_ctl");
+                lc_conn_close(&c->lc);
+                lc_conn_open(&c->lc, ep, ports[c->replica], evs[i].data.u32);
                 continue;
             }
-            if (got <= 0) {
+            if (got == LC_READ_CLOSED) {
                 fprintf(stderr, "renewload: connection closed by the server\n");
                 return 2;
             }
-            c->len += (size_t)got;
-            used = parse_resp(c, &status);
-            if (used < 0) {
-                fprintf(stderr, "renewload: unparsable response\n");
+            if (got != LC_READ_DONE) {
+                fprintf(stderr, "renewload: %s\n", lc_read_text(got));
                 return 2;
             }
-            if (used == 0)
-                continue;
-            if ((size_t)used != c->len) {
-                fprintf(stderr, "renewload: unexpected extra bytes\n");
-                return 2;
-            }
-            lat[done++] = now_s() - c->sent_at;
-            if (status == 200)
+            lat[done++] = lc_now_s() - c->sent_at;
+            if (resp.status == 200)
                 ok++;
             else
                 fail++;
             c->busy = 0;
         }
     }
-    t_end = now_s();
+    t_end = lc_now_s();
     for (i = 0; i < total; i++)
-        close(conns[i].fd);
+        lc_conn_close(&conns[i].lc);
     close(ep);
-    qsort(lat, (size_t)done, sizeof(*lat), cmp_double);
+    lc_lat_sort(lat, done);
     printf("sent=%ld ok=%ld fail=%ld to_a=%ld to_b=%ld elapsed_s=%.3f rps=%.0f p50_ms=%.3f "
            "p99_ms=%.3f late_max_ms=%.1f\n",
            k, ok, fail, to_rep[0], to_rep[1], t_end - t0, (double)done / (t_end - t0),
-           done ? lat[done / 2] * 1e3 : 0.0, done ? lat[(size_t)((double)done * 0.99)] * 1e3 : 0.0,
-           late_max * 1e3);
+           lc_lat_ms(lat, done, 0.5), lc_lat_ms(lat, done, 0.99), late_max * 1e3);
     for (i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
