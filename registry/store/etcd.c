@@ -1,5 +1,6 @@
 /* etcd.c: the etcd store backend (store.h), over etcd's v3 JSON gateway
- * (etcd 3.4: /v3/kv/range, /v3/kv/txn, /v3/watch). Record id lives at key
+ * (etcd 3.4: /v3/kv/range, /v3/kv/txn, /v3/watch, /v3/lease/grant and
+ * keepalive, /v3/maintenance/status). Record id lives at key
  * <prefix><id>; keys and values travel base64 in JSON. Every call made while
  * the loop runs goes through the asynchronous client (http/client.h); only
  * store_load, which runs before the loop, uses a blocking libcurl call.
@@ -314,8 +315,6 @@ static bool est_is_writer(const char *id)
     return strncmp(id, EST_WRITER_DIR, sizeof(EST_WRITER_DIR) - 1) == 0;
 }
 
-/* The URL of path on the current endpoint into out. */
-
 static void est_next_endpoint(struct est_store *st) { st->cur = (st->cur + 1) % st->nendpoints; }
 
 /* POST body (borrowed) to path on endpoint ep through the asynchronous
@@ -506,11 +505,10 @@ static void est_txn_done(const struct hc_response *resp, void *arg);
  * again), never a registration or a KV write, and those puts complete
  * with -1 ahead of their turn. NULL when b has no leased put or nothing
  * else. */
-static struct est_write *est_unlease(struct est_store *st, struct est_batch *b)
+static struct est_write *est_unlease(struct est_batch *b)
 {
     struct est_write *out = NULL, **out_end = &out, **pp = &b->writes;
 
-    (void)st;
     if (b->nleased == 0 || b->nleased == b->n)
         return NULL;
     b->writes_end = &b->writes;
@@ -585,7 +583,7 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
         root = json_loadb(resp->body, resp->body_len, 0, NULL);
         if (resp->status == 404 && b->nleased > 0 && b->nleased < b->n && !st->closing &&
             memmem(resp->body, resp->body_len, "lease not found", 15)) {
-            struct est_write *lost = est_unlease(st, b), *w = NULL, *next = NULL;
+            struct est_write *lost = est_unlease(b), *w = NULL, *next = NULL;
 
             est_error_text(root, resp->status, msg, sizeof(msg));
             json_decref(root);
@@ -625,11 +623,12 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
     est_pump(st);
 }
 
-/* Move into b the closed batches queued right behind it while the whole fits one txn: the turns that queued writes while a txn
- * was in flight then share the next one. Only neighbours are taken, so the
- * writes (and their completions) keep their order; the merged batch keeps
- * b's sequence number, smaller than those it took, so sequence numbers
- * still grow along the queue. */
+/* Move into b the closed batches queued right behind it while the whole
+ * fits one txn (leased puts and the rest alike: see est_unlease): the
+ * turns that queued writes while a txn was in flight then share the next
+ * one. Only neighbours are taken, so the writes (and their completions)
+ * keep their order; the merged batch keeps b's sequence number, smaller
+ * than those it took, so sequence numbers still grow along the queue. */
 static void est_coalesce(struct est_store *st, struct est_batch *b)
 {
     struct est_batch *n = NULL;
