@@ -553,6 +553,25 @@ static void on_kept(void *arg, int rc, int64_t lease, int64_t ttl_s, const char 
     s->l->ttl[s->i] = ttl_s;
 }
 
+/* Grant n leases of 30 s on f->a into l (slots 0..n-1, l reset first),
+ * waiting for every grant; then revoke lease number revoke through etcd
+ * itself, so that etcd no longer knows it. */
+static void grant_leases(struct fixture *f, struct leases *l, size_t n, size_t revoke)
+{
+    char err[ERRLEN] = "", body[96];
+    size_t i = 0;
+
+    memset(l, 0, sizeof(*l));
+    for (i = 0; i < n; i++) {
+        slots[i] = (struct lease_slot){l, i};
+        if (store_lease_grant(f->a, 30000, on_granted, &slots[i], err, sizeof(err)) != 0)
+            fail_msg("store_lease_grant: %s", err);
+    }
+    run_until(f, &l->granted, n);
+    snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)l->id[revoke]);
+    assert_int_equal(etcd_post("/v3/lease/revoke", body), 200);
+}
+
 /* Keepalives asked in one turn, more than one request holds, each lease
  * asked twice, and one lease revoked: every lease is answered on its own
  * (the TTL left; 0 for the revoked one), the second asking of a lease
@@ -561,20 +580,12 @@ static void test_keepalives_share_requests(void **state)
 {
     struct fixture *f = *state;
     static struct leases l;
-    char err[ERRLEN] = "", body[96];
+    char err[ERRLEN] = "";
     size_t i = 0;
 
-    memset(&l, 0, sizeof(l));
     f->a = open_store(f);
     load_and_follow(f->a, &f->la);
-    for (i = 0; i <= LEASES; i++) {
-        slots[i] = (struct lease_slot){&l, i};
-        if (store_lease_grant(f->a, 30000, on_granted, &slots[i], err, sizeof(err)) != 0)
-            fail_msg("store_lease_grant: %s", err);
-    }
-    run_until(f, &l.granted, LEASES + 1);
-    snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)l.id[LEASES]);
-    assert_int_equal(etcd_post("/v3/lease/revoke", body), 200);
+    grant_leases(f, &l, LEASES + 1, LEASES);
 
     for (i = 0; i <= LEASES; i++)
         if (store_lease_keepalive(f->a, l.id[i], on_kept, &slots[i], err, sizeof(err)) != 0 ||
@@ -600,23 +611,14 @@ static void test_a_lapsed_lease_fails_only_leased_puts(void **state)
 {
     struct fixture *f = *state;
     static struct leases l;
-    char err[ERRLEN] = "", body[96];
-    size_t i = 0;
+    char err[ERRLEN] = "";
 
-    memset(&l, 0, sizeof(l));
     f->a = open_store(f);
     f->b = open_store(f);
     f->da.st = f->a;
     load_and_follow(f->a, &f->la);
     load_and_follow(f->b, &f->lb);
-    for (i = 0; i < 2; i++) {
-        slots[i] = (struct lease_slot){&l, i};
-        if (store_lease_grant(f->a, 30000, on_granted, &slots[i], err, sizeof(err)) != 0)
-            fail_msg("store_lease_grant: %s", err);
-    }
-    run_until(f, &l.granted, 2);
-    snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)l.id[0]);
-    assert_int_equal(etcd_post("/v3/lease/revoke", body), 200);
+    grant_leases(f, &l, 2, 0);
 
     put(f->a, "k1", "one", &f->da);
     if (store_put_leased(f->a, "a1", "gone", 4, l.id[0], on_done, &f->da, err, sizeof(err)) != 0 ||
