@@ -11,9 +11,11 @@ from svctest import Service
 
 
 class ReplicaTestCase(svctest.ServiceTestCase):
-    """A subclass names its prefixes with PREFIX_NAME."""
+    """A subclass names its prefixes with PREFIX_NAME; REPLICA_ARGS are
+    the arguments every replica gets after the store's."""
 
     PREFIX_NAME = "replicas"
+    REPLICA_ARGS = ("--cleanup-interval", "100ms")
 
     @classmethod
     def setUpClass(cls):
@@ -39,5 +41,5 @@ class ReplicaTestCase(svctest.ServiceTestCase):
         svc.start("registry", ["--port", str(port), "--bind", "127.0.0.1",
                                "--backend", "etcd", "--etcd-endpoints",
                                self.cluster.endpoints, "--etcd-prefix", self.prefix,
-                               "--cleanup-interval", "100ms", *extra])
+                               *self.REPLICA_ARGS, *extra])
         return svc

@@ -16,43 +16,26 @@ import sys
 import tempfile
 import time
 import unittest
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import svctest  # noqa: E402
-from etcdcluster import EtcdCluster, skip_without_etcd  # noqa: E402
-from svctest import Service, wait_until  # noqa: E402
+from etcdcluster import skip_without_etcd  # noqa: E402
+from etcdreplicas import ReplicaTestCase  # noqa: E402
+from svctest import wait_until  # noqa: E402
 
 T = svctest.timeout
 
 
-class EtcdStoreTest(svctest.ServiceTestCase):
-    """One cluster for the class; each test its own key prefix."""
+class EtcdStoreTest(ReplicaTestCase):
+    """One cluster for the class; each test its own key prefix; registries
+    with the default cleanup interval."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = EtcdCluster(3).start_all()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.stop_all()
-
-    def setUp(self):
-        super().setUp()
-        for i in range(3):
-            self.cluster.start(i)
-        self.cluster.wait_healthy()
-        self.prefix = "/test-%s/" % uuid.uuid4().hex[:12]
+    PREFIX_NAME = "test"
+    REPLICA_ARGS = ()
 
     def start_registry(self):
-        svc = Service()
-        self.addCleanup(svc.close)
-        self.addCleanup(self.finish_service, svc)
-        svc.start("registry", ["--port", "0", "--bind", "127.0.0.1", "--backend", "etcd",
-                               "--etcd-endpoints", self.cluster.endpoints,
-                               "--etcd-prefix", self.prefix])
-        return svc
+        return self.start_replica()
 
     def register(self, svc, name, expect=201):
         status, _, body = svc.request("POST", "/v1/services",
