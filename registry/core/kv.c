@@ -742,6 +742,7 @@ struct kv_tkey {
 
 /* One write of a transaction. */
 struct kv_twrite {
+    struct kv_txn *t; /* borrowed: its transaction (set when queued) */
     enum kv_op op;
     char *key;              /* owned */
     struct kv_entry *entry; /* set: owned, prepared; NULL once applied */
@@ -766,7 +767,7 @@ struct kv_txn {
     struct kv_twrite *writes;
     size_t nwrites, capw;
     size_t queued;    /* writes handed to the store (all, unless partial) */
-    size_t completed; /* of them, completed (they complete in order) */
+    size_t completed; /* of them, completed (in any order: see kv_txn_write_done) */
     bool partial;     /* the store refused a write after others were queued */
     char err[256];
     kv_txn_done_fn done;
@@ -1201,13 +1202,15 @@ static void kv_txn_finish(struct kv_txn *t)
     kv_txn_free(t);
 }
 
-/* Store completion of one write of a transaction: they come in the order
- * they were queued; the last finishes the transaction. */
+/* Store completion of one write w of a transaction: writes of different
+ * keys may complete in any order (a store with several transactions in
+ * flight); the last finishes the transaction. */
 static void kv_txn_write_done(void *arg, int rc, const char *err)
 {
-    struct kv_txn *t = arg;
+    struct kv_twrite *w = arg;
+    struct kv_txn *t = w->t;
 
-    t->writes[t->completed].rc = rc;
+    w->rc = rc;
     if (rc != 0 && !t->err[0])
         errbuf_set(t->err, sizeof(t->err), "%s", err ? err : "store failure");
     if (++t->completed == t->queued)
@@ -1316,9 +1319,10 @@ int kv_txn(struct kv_store *kv, const struct kv_txn_op *ops, size_t n, kv_txn_do
             errbuf_set(err, errlen, "out of memory");
             goto stop;
         }
+        w->t = t;
         qrc = w->op == KV_OP_SET
-                  ? store_put(kv->store, id, doc, doc_len, kv_txn_write_done, t, err, errlen)
-                  : store_del(kv->store, id, kv_txn_write_done, t, err, errlen);
+                  ? store_put(kv->store, id, doc, doc_len, kv_txn_write_done, w, err, errlen)
+                  : store_del(kv->store, id, kv_txn_write_done, w, err, errlen);
         free(id);
         free(doc);
         id = doc = NULL;
