@@ -138,6 +138,7 @@
  * per txn (--max-txn-ops; one is the writer key), 1.5 MiB per request. */
 #define LIM_ETCD_TXN_OPS_MAX      127                /* writes in one txn */
 #define LIM_ETCD_TXN_BYTES_MAX    (1024 * 1024)      /* bytes of documents in one txn */
+#define LIM_ETCD_TXNS_MAX         4                  /* txns in flight (with disjoint ids) */
 #define LIM_ETCD_PAGE_KEYS        500                /* keys per range page (load, reset) */
 #define LIM_ETCD_LINE_MAX         (64 * 1024 * 1024) /* one watch message; more: reopen */
 #define LIM_ETCD_WATCH_IDLE_MS    30000              /* a silent watch is reopened */

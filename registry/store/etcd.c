@@ -7,13 +7,18 @@
  *
  * Writes: the writes queued during one loop turn form one batch (at most
  * LIM_ETCD_TXN_OPS_MAX writes and LIM_ETCD_TXN_BYTES_MAX bytes, else the
- * turn makes several), sent as one txn of puts and delete_ranges. One txn
- * is in flight at a time; when it answers, every closed batch queued behind
- * it (the turns meanwhile) goes in the next txn, as far as the same bounds
- * allow, so a txn carries all the writes that waited, not one turn's; and
- * completions keep the order of the writes. rc 0 is given only once etcd
- * answered the txn with success (and, when following, once the watch
- * delivered it: see below); every other outcome is rc -1 with the reason.
+ * turn makes several), sent as one txn of puts and delete_ranges. Up to
+ * LIM_ETCD_TXNS_MAX txns are in flight, and those in flight together
+ * write disjoint ids: a batch that writes an id a txn out writes waits
+ * for that txn's answer, with every batch behind it, and is then sent with
+ * the closed batches queued behind it (the turns meanwhile) as far as the
+ * same bounds allow (est_pump, est_coalesce). So the writes of one id
+ * reach etcd, and complete, in the order they were made, while writes of
+ * different ids may commit and complete in another order (etcd commits
+ * concurrent txns in the order its leader takes them). rc 0 is given only
+ * once etcd answered the txn with success (and, when following, once the
+ * watch delivered it: see below); every other outcome is rc -1 with the
+ * reason.
  *
  * Failover, the choice made: a txn that could not reach its endpoint
  * (connection refused, name not resolved: nothing was sent) is retried on
@@ -34,11 +39,16 @@
  * holds this key is recognised as our batch N: its completions run there,
  * with store_revision() = that revision, in their place among the other
  * writers' changes. The txn's HTTP answer then only reports failures. Keys
- * under "!writer/" never reach fn or load; close deletes the handle's own. A compacted watch is answered by
- * a full range read (RESET, PUTs, RESET_END) and a new watch from that
- * revision; any other watch failure reconnects (next endpoint, backoff) from
- * the last revision delivered + 1. A watch silent for LIM_ETCD_WATCH_IDLE_MS
- * (progress notifications are asked for) is reopened the same way.
+ * under "!writer/" never reach fn or load; close deletes the handle's own.
+ * A compacted watch is answered by a full range read (RESET, PUTs,
+ * RESET_END) and a new watch from that revision; the range shows one
+ * number of ours (the last commit's), so with several txns out it
+ * completes that batch and those etcd already said yes to at or below its
+ * revision, and a txn still out whose answer then names a revision at or
+ * below it completes on that answer. Any other watch failure reconnects
+ * (next endpoint, backoff) from the last revision delivered + 1. A watch
+ * silent for LIM_ETCD_WATCH_IDLE_MS (progress notifications are asked
+ * for) is reopened the same way.
  *
  * Writable: true while etcd shows it can commit: every answer that needs
  * a quorum (a probe, a txn, a lease grant; not a keepalive, which etcd's
@@ -98,14 +108,25 @@ struct est_write {
 /* The writes of one txn. */
 struct est_batch {
     struct est_batch *next;
+    struct est_store *st;                   /* borrowed */
     struct est_write *writes, **writes_end; /* owned FIFO */
     size_t n, bytes;
     size_t nleased; /* of its writes, puts bound to a lease (see est_unlease) */
     uint64_t seq;   /* the writer key's value in its txn */
     enum est_state state;
+    bool out;              /* taken to be sent, outcome not known (see est_out_begin) */
+    struct hc_call *call;  /* its txn while in flight */
+    size_t ep;             /* the endpoint it went to */
     uint64_t revision;     /* of its commit, once known */
     size_t tried;          /* endpoints that refused it */
     char err[EST_ERR_MAX]; /* why it failed */
+};
+
+/* An id that batches out write, with how many (see est_out_begin). */
+struct est_busy {
+    UT_hash_handle hh; /* st->busy, keyed by id */
+    unsigned n;
+    char id[]; /* NUL-terminated */
 };
 
 /* A completion waiting for a lease request's answer. */
@@ -180,11 +201,12 @@ struct est_store {
     struct est_batch *head, **tail; /* every batch not completed, in order */
     struct est_batch *open;         /* the batch of this turn (the last) */
     struct event *flush;            /* end of the turn: close open, send */
-    struct hc_call *txn;            /* in flight, for txn_batch */
-    struct est_batch *txn_batch;
-    size_t pending; /* writes queued, completion not run */
-    uint64_t seq;   /* of the last batch made */
+    size_t txns;                    /* batches out (est_out_begin) */
+    struct est_busy *busy;          /* owned: uthash of the ids they write */
+    size_t pending;                 /* writes queued, completion not run */
+    uint64_t seq;                   /* of the last batch made */
     uint64_t revision;
+    uint64_t seen_rev; /* following: the watch (or a reset) is at least here */
     bool writable;
     int loaded, loading, closing;
     /* probe */
@@ -403,19 +425,29 @@ static void est_write_free(struct est_write *w)
     free(w);
 }
 
-/* Run the completions of every finished batch at the head, in order. A
- * completion may queue writes: they join batches behind. */
+/* Run the completions of every finished batch, in queue order. Batches in
+ * flight together write disjoint ids (est_pump), so one may finish before
+ * an older one: its completions run then, not behind the older, which
+ * keeps a follower's completions at their revision among the other
+ * writers' changes. A completion may queue writes: they join batches at
+ * the tail. */
 static void est_settle(struct est_store *st)
 {
-    while (st->head && (st->head->state == EST_OK || st->head->state == EST_FAILED)) {
-        struct est_batch *b = st->head;
+    struct est_batch **pp = &st->head;
+
+    while (*pp) {
+        struct est_batch *b = *pp;
         struct est_write *w = NULL;
         struct est_write *next = NULL;
         int ok = b->state == EST_OK;
 
-        st->head = b->next;
-        if (!st->head)
-            st->tail = &st->head;
+        if (!ok && b->state != EST_FAILED) {
+            pp = &b->next;
+            continue;
+        }
+        *pp = b->next;
+        if (st->tail == &b->next)
+            st->tail = pp;
         if (ok && b->revision > st->revision)
             st->revision = b->revision;
         for (w = b->writes; w; w = next) {
@@ -531,40 +563,141 @@ static struct est_write *est_unlease(struct est_batch *b)
     return out;
 }
 
-/* Send batch b's txn to the current endpoint. On failure to start, b
- * fails. */
+/* ---- batches out ----
+ *
+ * A batch is out from the moment est_pump takes it to be sent until etcd
+ * gave its outcome (yes, no, or unknown), across the resends of
+ * est_txn_done; while out, its ids are counted in st->busy, and it is one
+ * of st->txns. */
+
+/* Whether a batch out writes id. */
+static bool est_busy_has(const struct est_store *st, const char *id)
+{
+    struct est_busy *e = NULL;
+
+    HASH_FIND_STR(st->busy, id, e);
+    return e != NULL;
+}
+
+/* Whether a batch out writes one of b's ids. */
+static bool est_busy_any(const struct est_store *st, const struct est_batch *b)
+{
+    const struct est_write *w = NULL;
+
+    if (!st->busy)
+        return false;
+    for (w = b->writes; w; w = w->next)
+        if (est_busy_has(st, w->id))
+            return true;
+    return false;
+}
+
+/* One write of id no longer out. */
+static void est_busy_drop(struct est_store *st, const char *id)
+{
+    struct est_busy *e = NULL;
+
+    HASH_FIND_STR(st->busy, id, e);
+    if (e && --e->n == 0) {
+        HASH_DEL(st->busy, e);
+        free(e);
+    }
+}
+
+/* Count b's writes as out; -1, none counted, when out of memory. */
+static int est_busy_add(struct est_store *st, const struct est_batch *b)
+{
+    const struct est_write *u = NULL, *w = NULL;
+
+    for (u = b->writes; u; u = u->next) {
+        struct est_busy *e = NULL;
+        size_t len = strlen(u->id);
+
+        HASH_FIND(hh, st->busy, u->id, len, e);
+        if (!e) {
+            e = calloc(1, sizeof(*e) + len + 1);
+            if (!e)
+                break;
+            memcpy(e->id, u->id, len + 1);
+            HASH_ADD(hh, st->busy, id, len, e);
+        }
+        e->n++;
+    }
+    if (!u)
+        return 0;
+    for (w = b->writes; w != u; w = w->next) /* take back those counted */
+        est_busy_drop(st, w->id);
+    return -1;
+}
+
+/* b is out; -1 (it is not) when out of memory. */
+static int est_out_begin(struct est_store *st, struct est_batch *b)
+{
+    if (est_busy_add(st, b) != 0)
+        return -1;
+    b->out = true;
+    st->txns++;
+    return 0;
+}
+
+/* b is no longer out: its txn (if one is in flight) cancelled, its ids
+ * free for the batches behind. */
+static void est_out_end(struct est_store *st, struct est_batch *b)
+{
+    const struct est_write *w = NULL;
+
+    if (!b->out)
+        return;
+    if (b->call) {
+        hc_cancel(b->call);
+        b->call = NULL;
+    }
+    for (w = b->writes; w; w = w->next)
+        est_busy_drop(st, w->id);
+    b->out = false;
+    st->txns--;
+}
+
+/* Send batch b's txn (b out) to the current endpoint. On failure to
+ * start, b fails and is no longer out. */
 static void est_send(struct est_store *st, struct est_batch *b)
 {
     char *body = est_txn_body(st, b);
 
     b->state = EST_SENT;
-    st->txn_batch = b;
-    st->txn =
-        body ? est_post(st, "/v3/kv/txn", body, st->timeout_ms, est_txn_done, NULL, st) : NULL;
+    b->ep = st->cur;
+    b->call = body ? est_post(st, "/v3/kv/txn", body, st->timeout_ms, est_txn_done, NULL, b) : NULL;
     free(body);
-    if (!st->txn) {
-        st->txn_batch = NULL;
+    if (!b->call) {
+        est_out_end(st, b);
         est_fail(b, "etcd store: cannot start the txn (out of memory)");
     }
+}
+
+/* After a failed request to endpoint ep: the next requests go to the next
+ * endpoint, unless another failure already moved them. */
+static void est_leave_endpoint(struct est_store *st, size_t ep)
+{
+    if (st->cur == ep)
+        est_next_endpoint(st);
 }
 
 /* The txn answered (see the file comment for what each outcome does). */
 static void est_txn_done(const struct hc_response *resp, void *arg)
 {
-    struct est_store *st = arg;
-    struct est_batch *b = st->txn_batch;
+    struct est_batch *b = arg;
+    struct est_store *st = b->st;
     char msg[EST_ERR_MAX];
     json_t *root = NULL;
 
-    st->txn = NULL;
-    st->txn_batch = NULL;
+    b->call = NULL;
     if (resp->error == HC_ECONNECT || resp->error == HC_ERESOLVE) {
         /* nothing was sent: the next endpoint may take it */
         b->tried++;
-        est_next_endpoint(st);
+        est_leave_endpoint(st, b->ep);
         if (b->tried < st->nendpoints && !st->closing) {
-            est_send(st, b);
-            if (st->txn)
+            est_send(st, b); /* still out */
+            if (b->call)
                 return;
         } else {
             errbuf_set(msg, sizeof(msg), "etcd store: no endpoint answered (%s)", resp->error_msg);
@@ -578,7 +711,7 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
         errbuf_set(msg, sizeof(msg), "etcd store: txn %s (outcome unknown, not retried)",
                    resp->error_msg);
         est_fail(b, msg);
-        est_next_endpoint(st);
+        est_leave_endpoint(st, b->ep);
     } else {
         root = json_loadb(resp->body, resp->body_len, 0, NULL);
         if (resp->status == 404 && b->nleased > 0 && b->nleased < b->n && !st->closing &&
@@ -587,16 +720,16 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
 
             est_error_text(root, resp->status, msg, sizeof(msg));
             json_decref(root);
-            est_send(st, b); /* the rest, the same batch again */
+            est_send(st, b); /* the rest, the same batch again, still out */
             for (w = lost; w; w = next) {
                 next = w->next;
+                est_busy_drop(st, w->id);
                 st->pending--;
                 if (w->done)
                     w->done(w->arg, -1, msg);
                 est_write_free(w);
             }
-            if (!st->txn)
-                est_settle(st);
+            est_settle(st);
             est_pump(st);
             return;
         }
@@ -605,7 +738,7 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
             est_fail(b, msg);
             if (resp->status >= 500) {
                 st->writable = false;
-                est_next_endpoint(st);
+                est_leave_endpoint(st, b->ep);
             }
         } else if (!json_is_true(json_object_get(root, "succeeded"))) {
             est_fail(b, "etcd store: txn not succeeded");
@@ -613,28 +746,31 @@ static void est_txn_done(const struct hc_response *resp, void *arg)
             est_quorum_ok(st);
             b->revision = est_u64(json_object_get(json_object_get(root, "header"), "revision"));
             /* a follower's batch completes when the watch brings it (it may
-             * already have) */
+             * already have); a reset that read past its revision (while the
+             * txn was out) will not bring it: done */
             if (b->state == EST_SENT)
-                b->state = st->following ? EST_COMMITTED : EST_OK;
+                b->state = st->following && b->revision > st->seen_rev ? EST_COMMITTED : EST_OK;
         }
         json_decref(root);
     }
+    est_out_end(st, b); /* its outcome is known */
     est_settle(st);
     est_pump(st);
 }
 
-/* Move into b the closed batches queued right behind it while the whole
- * fits one txn (leased puts and the rest alike: see est_unlease): the
- * turns that queued writes while a txn was in flight then share the next
- * one. Only neighbours are taken, so the writes (and their completions)
- * keep their order; the merged batch keeps b's sequence number, smaller
- * than those it took, so sequence numbers still grow along the queue. */
+/* Move into b (out) the closed batches queued right behind it while the
+ * whole fits one txn (leased puts and the rest alike: see est_unlease) and
+ * none writes an id of b or of another batch out (etcd refuses a txn that
+ * writes one key twice): the turns that queued writes while the txns were
+ * out then share the next one. Only neighbours are taken, so the writes
+ * keep their order; the merged batch keeps b's sequence number. */
 static void est_coalesce(struct est_store *st, struct est_batch *b)
 {
     struct est_batch *n = NULL;
 
     while ((n = b->next) && n != st->open && n->state == EST_QUEUED &&
-           b->n + n->n <= LIM_ETCD_TXN_OPS_MAX && b->bytes + n->bytes <= LIM_ETCD_TXN_BYTES_MAX) {
+           b->n + n->n <= LIM_ETCD_TXN_OPS_MAX && b->bytes + n->bytes <= LIM_ETCD_TXN_BYTES_MAX &&
+           !est_busy_any(st, n) && est_busy_add(st, n) == 0) {
         *b->writes_end = n->writes;
         b->writes_end = n->writes_end;
         b->n += n->n;
@@ -648,19 +784,28 @@ static void est_coalesce(struct est_store *st, struct est_batch *b)
 }
 
 /* Send the first queued batch that is closed, with the closed ones behind
- * it it can take (est_coalesce), when no txn is in flight. */
+ * it it can take (est_coalesce), while fewer than LIM_ETCD_TXNS_MAX txns
+ * are in flight. A batch that writes an id a txn in flight writes waits
+ * for it, and the batches behind it wait too: txns in flight together
+ * write disjoint ids, so etcd may commit them in any order, and the writes
+ * of one id reach etcd in the order they were made. */
 static void est_pump(struct est_store *st)
 {
     struct est_batch *b = NULL;
 
-    while (!st->txn) {
+    while (st->txns < LIM_ETCD_TXNS_MAX) {
         for (b = st->head; b && (b->state != EST_QUEUED || b == st->open); b = b->next)
             ;
-        if (!b)
+        if (!b || est_busy_any(st, b))
             return;
+        if (est_out_begin(st, b) != 0) {
+            est_fail(b, "etcd store: cannot start the txn (out of memory)");
+            est_settle(st);
+            continue;
+        }
         est_coalesce(st, b);
         est_send(st, b);
-        if (!st->txn)
+        if (!b->call)
             est_settle(st);
     }
 }
@@ -674,6 +819,17 @@ static void est_flush_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     st->open = NULL;
     est_pump(st);
+}
+
+/* Whether batch b writes id. */
+static bool est_batch_has(const struct est_batch *b, const char *id)
+{
+    const struct est_write *w = NULL;
+
+    for (w = b->writes; w; w = w->next)
+        if (strcmp(w->id, id) == 0)
+            return true;
+    return false;
 }
 
 /* Queue one write (id and doc copied; doc NULL: a delete), bound to lease
@@ -724,13 +880,15 @@ static int est_queue(struct est_store *st, const char *id, const char *doc, size
     w->lease = lease;
     w->done = done;
     w->arg = arg;
-    if (b && (b->n >= LIM_ETCD_TXN_OPS_MAX || b->bytes + doc_len > LIM_ETCD_TXN_BYTES_MAX))
-        b = NULL; /* full: this turn gets another */
+    if (b && (b->n >= LIM_ETCD_TXN_OPS_MAX || b->bytes + doc_len > LIM_ETCD_TXN_BYTES_MAX ||
+              est_batch_has(b, id)))
+        b = NULL; /* full, or the id twice (etcd refuses that txn): this turn gets another */
     if (!b) {
         b = calloc(1, sizeof(*b));
         if (!b)
             goto oom;
         b->writes_end = &b->writes;
+        b->st = st;
         b->seq = ++st->seq;
         *st->tail = b;
         st->tail = &b->next;
@@ -1054,13 +1212,9 @@ static bool est_mine_seen(struct est_store *st, uint64_t seq, uint64_t rev)
         if (b->seq == seq && (b->state == EST_SENT || b->state == EST_COMMITTED)) {
             b->state = EST_OK;
             b->revision = rev;
-            if (b == st->txn_batch) {
-                /* the watch was faster than the txn's answer: that answer
-                 * is not needed any more (it is the yes we just saw) */
-                hc_cancel(st->txn);
-                st->txn = NULL;
-                st->txn_batch = NULL;
-            }
+            /* the watch may be faster than the txn's answer: that answer
+             * is not needed any more (it is the yes we just saw) */
+            est_out_end(st, b);
             return true;
         }
     }
@@ -1090,6 +1244,8 @@ static void est_watch_group(struct est_store *st, json_t *events, size_t from, s
         free(key);
         free(val);
     }
+    if (rev > st->seen_rev)
+        st->seen_rev = rev;
     if (mine) {
         est_settle(st);
         est_pump(st);
@@ -1267,10 +1423,18 @@ static void est_reset_deliver(struct est_store *st)
     if (st->following)
         st->fn(st->fn_arg, STORE_CH_RESET_END, NULL, NULL, 0);
     est_reset_free(st);
+    if (st->reset_rev > st->seen_rev)
+        st->seen_rev = st->reset_rev;
+    /* ours that the range holds: the one whose number the writer key
+     * shows, and those etcd said yes to at or below its revision; one
+     * still out that committed below it is done when its answer comes */
     for (b = st->head; b; b = b->next) {
-        if (b->seq <= st->reset_my_seq && (b->state == EST_SENT || b->state == EST_COMMITTED)) {
+        if ((b->state == EST_SENT && b->seq == st->reset_my_seq) ||
+            (b->state == EST_COMMITTED && b->revision <= st->reset_rev)) {
+            est_out_end(st, b);
             b->state = EST_OK;
-            b->revision = st->reset_rev;
+            if (b->seq == st->reset_my_seq)
+                b->revision = st->reset_rev;
         }
     }
     est_settle(st);
@@ -1384,6 +1548,7 @@ static int est_follow(struct store *base, store_change_fn fn, void *arg, char *e
     st->fn = fn;
     st->fn_arg = arg;
     st->following = 1;
+    st->seen_rev = st->revision;
     est_watch_start(st);
     return 0;
 }
@@ -2006,10 +2171,8 @@ static void est_drain(struct store *base)
     est_lop_fail_all(st);
     if (st->pending == 0)
         return;
-    hc_cancel(st->txn);
-    st->txn = NULL;
-    st->txn_batch = NULL;
     for (b = st->head; b; b = b->next) {
+        est_out_end(st, b);
         if (b->state == EST_COMMITTED)
             b->state = EST_OK;
         else if (b->state != EST_OK)
@@ -2064,6 +2227,12 @@ static void est_close(struct store *base)
     if (st->leader_tick)
         event_free(st->leader_tick);
     est_reset_free(st);
+    while (st->busy) { /* none: est_drain ended every txn */
+        struct est_busy *e = st->busy;
+
+        HASH_DEL(st->busy, e);
+        free(e);
+    }
     for (i = 0; i < st->nendpoints; i++)
         free(st->endpoints[i]);
     free(st->prefix);

@@ -14,9 +14,11 @@
  *     out after etcd committed it); a follower then hears it through its
  *     follow function, as another writer's commit, if it was;
  *   - the writes queued during one event-loop turn form a batch committed in
- *     one transaction (group commit); batches are committed, and their
- *     completions called, in the order they were queued, so completions come
- *     in the order of the writes;
+ *     one transaction (group commit); the writes of one id are committed,
+ *     and their completions called, in the order they were queued. Writes
+ *     of different ids may complete in another order when the backend has
+ *     several transactions in flight (etcd: they then write disjoint ids);
+ *     SQLite and memory keep one order for all;
  *   - store_load is synchronous and meant for start-up, before the loop
  *     runs and before any write;
  *   - store_close (or store_drain) waits for every queued write and calls its

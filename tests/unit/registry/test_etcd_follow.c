@@ -7,7 +7,9 @@
  * RESET, the whole state, RESET_END, then the later commits as usual; the
  * loss of the member both handles talk to loses and repeats nothing;
  * keepalives of many leases asked at once are each answered; a lapsed
- * lease in a txn costs only its leased puts.
+ * lease in a txn costs only its leased puts; writes of different ids
+ * queued in turn go out in several txns at once, those of one id keep
+ * their order (and one turn may write an id twice).
  *
  * Needs ETCD_ENDPOINTS (tests/integration/etcd_run.py starts a 3-member
  * cluster and sets it; ctest runs it that way). Each test works under a
@@ -646,6 +648,120 @@ static void test_a_lapsed_lease_fails_only_leased_puts(void **state)
     assert_int_equal(f->lb.s[1].rev, f->da.s[3].rev);
 }
 
+/* Run what the loop has ready now, without waiting: the end of a turn
+ * (the store sends what the turn queued). */
+static void end_turn(struct fixture *f) { event_base_loop(f->base, EVLOOP_NONBLOCK); }
+
+#define TURNS 10
+
+/* One write of a different id in each of TURNS turns, queued faster than
+ * etcd answers: several txns go out together (the first
+ * LIM_ETCD_TXNS_MAX turns each in one of their own, the rest after them),
+ * so B hears more revisions than LIM_ETCD_TXNS_MAX; every write commits,
+ * and A's completions come in the order of their revisions, each at the
+ * revision B heard for some write. */
+static void test_txns_in_flight_write_disjoint_ids(void **state)
+{
+    struct fixture *f = *state;
+    size_t i = 0, j = 0, revs = 0;
+    char id[ID_MAX], doc[DOC_MAX];
+
+    f->a = open_store(f);
+    f->b = open_store(f);
+    f->da.st = f->a;
+    load_and_follow(f->a, &f->la);
+    load_and_follow(f->b, &f->lb);
+    for (i = 0; i < TURNS; i++) {
+        snprintf(id, sizeof(id), "d%zu", i);
+        snprintf(doc, sizeof(doc), "v%zu", i);
+        put(f->a, id, doc, &f->da);
+        end_turn(f);
+    }
+    run_until(f, &f->da.n, TURNS);
+    run_until(f, &f->lb.n, TURNS);
+    for (i = 0; i < TURNS; i++) {
+        bool heard = false;
+
+        assert_int_equal(f->da.s[i].rc, 0);
+        if (i > 0)
+            assert_true(f->da.s[i].rev >= f->da.s[i - 1].rev);
+        for (j = 0; j < TURNS; j++)
+            heard = heard || f->lb.s[j].rev == f->da.s[i].rev;
+        assert_true(heard);
+        snprintf(id, sizeof(id), "d%zu", i);
+        for (j = 0; j < TURNS && strcmp(f->lb.s[j].id, id) != 0; j++)
+            ;
+        assert_true(j < TURNS); /* each id heard */
+        snprintf(doc, sizeof(doc), "v%zu", i);
+        assert_string_equal(f->lb.s[j].doc, doc);
+        revs += i == 0 || f->lb.s[i].rev != f->lb.s[i - 1].rev;
+    }
+    if (revs <= LIM_ETCD_TXNS_MAX) {
+        dump(f);
+        fail_msg("%zu turns made %zu txns: they did not go out together", (size_t)TURNS, revs);
+    }
+}
+
+/* Writes of one id keep their order whatever else is out: two puts and
+ * a delete of x in one turn (etcd refuses a txn that names a key twice,
+ * so they take a txn each), then a put of x in each of the next turns
+ * beside a write of another id; every write of x commits, in order, at
+ * growing revisions, and B hears them in that order. */
+static void test_one_id_keeps_its_order(void **state)
+{
+    struct fixture *f = *state;
+    struct log others = {0};
+    size_t i = 0, j = 0;
+    char id[ID_MAX], doc[DOC_MAX];
+    const char *want[3 + TURNS];
+
+    f->a = open_store(f);
+    f->b = open_store(f);
+    f->da.st = f->a;
+    others.st = f->a;
+    load_and_follow(f->a, &f->la);
+    load_and_follow(f->b, &f->lb);
+    put(f->a, "x", "first", &f->da);
+    put(f->a, "x", "second", &f->da);
+    del(f->a, "x", &f->da);
+    want[0] = "first";
+    want[1] = "second";
+    want[2] = "";
+    end_turn(f);
+    for (i = 0; i < TURNS; i++) {
+        static char docs[TURNS][DOC_MAX];
+
+        snprintf(docs[i], sizeof(docs[i]), "x%zu", i);
+        want[3 + i] = docs[i];
+        put(f->a, "x", docs[i], &f->da);
+        snprintf(id, sizeof(id), "o%zu", i);
+        snprintf(doc, sizeof(doc), "o%zu", i);
+        put(f->a, id, doc, &others);
+        end_turn(f);
+    }
+    run_until(f, &f->da.n, 3 + TURNS);
+    run_until(f, &others.n, TURNS);
+    run_until(f, &f->lb.n, 3 + 2 * TURNS);
+    for (i = 0; i < 3 + TURNS; i++) {
+        assert_int_equal(f->da.s[i].rc, 0);
+        if (i > 0)
+            assert_true(f->da.s[i].rev > f->da.s[i - 1].rev);
+    }
+    for (i = 0; i < TURNS; i++)
+        assert_int_equal(others.s[i].rc, 0);
+    for (i = 0, j = 0; i < f->lb.n; i++) {
+        if (strcmp(f->lb.s[i].id, "x") != 0)
+            continue;
+        assert_true(j < 3 + TURNS);
+        assert_int_equal(f->lb.s[i].kind, j == 2 ? STORE_CH_DEL : STORE_CH_PUT);
+        if (j != 2)
+            assert_string_equal(f->lb.s[i].doc, want[j]);
+        assert_int_equal(f->lb.s[i].rev, f->da.s[j].rev);
+        j++;
+    }
+    assert_int_equal(j, 3 + TURNS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -655,6 +771,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keepalives_share_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_lapsed_lease_fails_only_leased_puts, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_txns_in_flight_write_disjoint_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_id_keeps_its_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow_survives_member_loss, setup, teardown),
     };
 
